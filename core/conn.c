@@ -1,0 +1,1 @@
+/* conn.c: not written yet */

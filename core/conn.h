@@ -1,0 +1,54 @@
+/*
+ * conn.h - client connections: buffered, limited input; queued output;
+ * TLS (implicit and STARTTLS).  The functions named like the host table's
+ * members (conn_read_line, conn_write, ...) are exactly those members.
+ *
+ * Every connection runs on loop_current (loop.h) of its process.
+ */
+#ifndef CORE_CONN_H
+#define CORE_CONN_H
+
+#include <postern/host.h>
+
+/* Wraps an accepted socket `fd` (nonblocking is set here) for listener
+ * `spec` (limits, TLS, name; the conn keeps a pointer: it must outlive
+ * the conn).  Starts the TLS handshake when spec->tls is set, and calls
+ * spec->ops->on_accept.  NULL after closing fd when over limits. */
+postern_conn_t *conn_accept(int fd, const struct postern_listen_spec *spec);
+
+void conn_set_ops(postern_conn_t *c, const struct postern_conn_ops *ops,
+                  void *arg);
+int conn_read_line(postern_conn_t *c, size_t max, struct postern_line *line);
+int conn_peek(postern_conn_t *c, const void **data, size_t *len);
+void conn_consume(postern_conn_t *c, size_t n);
+int conn_write(postern_conn_t *c, const void *data, size_t len);
+int conn_printf(postern_conn_t *c, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+size_t conn_output_pending(postern_conn_t *c);
+void conn_pause(postern_conn_t *c);
+void conn_resume(postern_conn_t *c);
+int conn_starttls(postern_conn_t *c, postern_tls_t *tls);
+void conn_close(postern_conn_t *c);
+void conn_set_idle(postern_conn_t *c, unsigned ms);
+uint64_t conn_id(postern_conn_t *c);
+const char *conn_peer(postern_conn_t *c);
+unsigned conn_peer_port(postern_conn_t *c);
+const struct sockaddr *conn_peer_addr(postern_conn_t *c, socklen_t *len);
+int conn_peer_is_loopback(postern_conn_t *c);
+unsigned conn_local_port(postern_conn_t *c);
+const char *conn_listener_name(postern_conn_t *c);
+int conn_tls_active(postern_conn_t *c);
+int conn_tls_info(postern_conn_t *c, struct postern_tls_info *info);
+postern_pool_t *conn_pool(postern_conn_t *c);
+void conn_log(postern_conn_t *c, int level, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+/* Open connections in this process. */
+size_t conn_count(void);
+/* Graceful stop: calls every connection's on_shutdown (or nothing). */
+void conn_shutdown_all(void);
+/* Closes every connection now (reason SHUTDOWN); on_close runs for each
+ * before this returns. */
+void conn_close_all(void);
+
+#endif /* CORE_CONN_H */

@@ -1,0 +1,47 @@
+/*
+ * listener.h - listening sockets: registered by modules at init, bound by
+ * the master, accepted on by every worker.
+ *
+ * Workers share each listening socket and watch it with EPOLLEXCLUSIVE, so
+ * one connection wakes one worker.  On reload (SIGHUP) the master re-execs
+ * itself and hands the bound sockets over, so no connection is refused
+ * while the new configuration starts.
+ */
+#ifndef CORE_LISTENER_H
+#define CORE_LISTENER_H
+
+#include <postern/host.h>
+
+struct loop;
+
+/* A socket inherited across a reload: its address key and fd. */
+struct inherited_fd {
+	char key[128]; /* listener_key() of the address */
+	int fd;
+	int used;
+};
+
+/* Registers (copies) a listener for module `owner`.  NULL after
+ * logging (bad address, duplicate address). */
+postern_listener_t *listener_add(const char *owner,
+                                 const struct postern_listen_spec *spec);
+/* "127.0.0.1:25", "[::1]:143", "unix:/run/x.sock".  Static buffer. */
+const char *listener_key(const postern_listener_t *l);
+
+/* Master: binds every registered listener, taking an inherited fd with a
+ * matching key when there is one (and marking it used).  -1 after logging
+ * the address that failed. */
+int listener_bind_all(struct inherited_fd *inherited, size_t n);
+/* Every bound listener, for handing over on reload. */
+size_t listener_count(void);
+postern_listener_t *listener_at(size_t i);
+int listener_fd(const postern_listener_t *l);
+
+/* Worker: starts accepting on loop `l`. */
+int listener_start_all(struct loop *l);
+/* Worker: stops accepting (graceful stop); sockets stay open. */
+void listener_stop_all(struct loop *l);
+/* Closes and frees every listener (exit; tests). */
+void listener_reset(void);
+
+#endif /* CORE_LISTENER_H */

@@ -1,0 +1,57 @@
+/*
+ * loader.h - finding, checking, ordering and initialising modules.
+ *
+ * loader_load() dlopens a module (RTLD_NOW | RTLD_LOCAL), finds the one
+ * symbol `postern_module`, and checks the descriptor before calling
+ * anything in it: magic, ABI major equal to the host's, ABI minor not newer
+ * than the host's, size large enough, a valid unique name, an init
+ * function.  Its dependencies are loaded by name from the module
+ * directory.  loader_init_all() then calls init in dependency order
+ * (dependencies first, otherwise in load order); a failure finalises every
+ * module already initialised, in reverse order.  Modules are never
+ * dlclosed while the process runs.
+ */
+#ifndef CORE_LOADER_H
+#define CORE_LOADER_H
+
+#include <postern/host.h>
+
+/* What the core knows about one module: this is postern_module_t. */
+struct postern_module_ctx {
+	const struct postern_module *desc;
+	char *name;        /* desc->name, copied */
+	char *path;        /* the file it came from */
+	void *dl;          /* dlopen handle */
+	int initialised;   /* init returned 0 (fini is due) */
+	/* Worker callbacks registered with host->worker_ops (or NULL). */
+	struct postern_worker_ops worker_ops;
+	void *worker_arg;
+	int has_worker_ops;
+};
+
+struct loader;
+
+/* `module_dir` is where names are looked up (copied). */
+struct loader *loader_create(const struct postern_host *host,
+                             const char *module_dir);
+/* Loads a module given by name ("smtp": module_dir/smtp.so) or by path
+ * (anything with a '/'), then its dependencies.  Loading a name twice is
+ * a no-op.  -1 after logging an error that names the file and, for ABI
+ * problems, both versions. */
+int loader_load(struct loader *ld, const char *name_or_path);
+/* Checks that every dependency is loaded and there is no cycle, then
+ * inits every module in dependency order.  -1 after logging (a cycle is
+ * named like "a -> b -> a"); modules already initialised are finalised in
+ * reverse order. */
+int loader_init_all(struct loader *ld);
+/* Calls fini of every initialised module in reverse init order. */
+void loader_fini_all(struct loader *ld);
+/* Finalises (if not done) and dlcloses everything; frees the loader. */
+void loader_destroy(struct loader *ld);
+
+size_t loader_count(struct loader *ld);
+/* Modules in init order (load order before loader_init_all). */
+postern_module_t *loader_module(struct loader *ld, size_t i);
+postern_module_t *loader_find(struct loader *ld, const char *name);
+
+#endif /* CORE_LOADER_H */

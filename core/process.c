@@ -1,0 +1,1 @@
+/* process.c: not written yet */

@@ -1,0 +1,17 @@
+/*
+ * service.h - the registry of named, versioned tables modules publish.
+ * Process-global, filled during init in the master.
+ */
+#ifndef CORE_SERVICE_H
+#define CORE_SERVICE_H
+
+/* -1 after logging if `name` is already published or `table` is NULL. */
+int service_publish(const char *owner, const char *name, unsigned major,
+                    unsigned minor, const void *table);
+/* NULL (logged at error level, naming `requester`) when absent or when
+ * the versions do not fit. */
+const void *service_lookup(const char *requester, const char *name,
+                           unsigned major, unsigned min_minor);
+void service_reset(void);
+
+#endif /* CORE_SERVICE_H */

@@ -1,0 +1,297 @@
+/*
+ * postern/host.h - the host table: every service posternd offers modules.
+ *
+ * A module receives `const struct postern_host *host` in init and keeps it
+ * for its lifetime; it calls the host only through this table (modules do
+ * not link against posternd).  The table starts with its size and only ever
+ * grows at the end, so a module checks that a member added after the minor
+ * it targets exists before calling it:
+ *
+ *	if (POSTERN_HOST_HAS(host, service_lookup))
+ *		storage = host->service_lookup(self, "storage", 1, 0);
+ *
+ * Threads: unless a member says otherwise, call it only on the event-loop
+ * thread of the process (the master during init, the worker afterwards).
+ * The log functions may be called from job threads too.
+ *
+ * Phases: "init" means during the module's init callback in the master;
+ * "worker" means in a worker process, from worker start on.
+ */
+#ifndef POSTERN_HOST_H
+#define POSTERN_HOST_H
+
+#include <stdarg.h>
+#include <sys/socket.h>
+
+#include <postern/types.h>
+#include <postern/module.h>
+#include <postern/config.h>
+#include <postern/conn.h>
+#include <postern/hook.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* True when the host table passed in is large enough to hold `member`. */
+#define POSTERN_HOST_HAS(host, member)                                      \
+	((host)->size >= offsetof(struct postern_host, member) +            \
+	                     sizeof((host)->member) &&                      \
+	 (host)->member != NULL)
+
+/* Directories the host knows about (host->dir). */
+enum postern_dir {
+	POSTERN_DIR_CONFIG = 0, /* directory of the main configuration file */
+	POSTERN_DIR_STATE,      /* `state_dir`: persistent data (queues...) */
+	POSTERN_DIR_RUN,        /* `run_dir`: pid file, sockets */
+	POSTERN_DIR_MODULES,    /* `module_dir` */
+};
+
+/* Lifecycle callbacks of a module in each worker process. */
+struct postern_worker_ops {
+	size_t size; /* sizeof(struct postern_worker_ops) */
+	/* The worker's loop exists; privileges are dropped.  Open files,
+	 * start timers here.  Return -1 (after logging) to stop the worker. */
+	int (*start)(void *arg);
+	/* A graceful stop began: no new connections will arrive. */
+	void (*stopping)(void *arg);
+	/* The loop has ended; release what start took.  Runs before fini. */
+	void (*exit)(void *arg);
+};
+
+/* Timer callback: return 0 to drop the timer, or N > 0 to fire again in
+ * N milliseconds.  The handle is invalid once the timer is dropped. */
+typedef unsigned (*postern_timer_fn)(void *arg);
+
+/* Watch events. */
+#define POSTERN_WATCH_READ 0x1u
+#define POSTERN_WATCH_WRITE 0x2u
+#define POSTERN_WATCH_ERROR 0x4u /* reported only: hang-up or error */
+
+typedef void (*postern_watch_fn)(postern_watch_t *w, int fd,
+                                 unsigned events, void *arg);
+
+/* Job callbacks.  `work` runs on a pool thread: it may block, and may call
+ * only the log functions of the host.  `done` runs afterwards on the
+ * event loop, exactly once, with cancelled = 1 if job_cancel came before
+ * `work` started (then `work` never ran).  Free `arg` in `done`. */
+typedef void (*postern_job_work_fn)(void *arg);
+typedef void (*postern_job_done_fn)(void *arg, int cancelled);
+
+struct postern_host {
+	size_t size;         /* sizeof(struct postern_host) in the host */
+	uint16_t abi_major;  /* the host's ABI */
+	uint16_t abi_minor;
+	const char *version; /* posternd's version, e.g. "0.1.0" */
+
+	/* ---- Logging (ABI 1.0) -------------------------------------- */
+
+	/* Logs a line prefixed with the module's name.  `m` may be NULL.
+	 * Any thread. */
+	void (*log)(postern_module_t *m, int level, const char *fmt, ...)
+		POSTERN_PRINTF(3, 4);
+	void (*vlog)(postern_module_t *m, int level, const char *fmt,
+	             va_list ap);
+	/* Logs a line carrying the connection's id and peer address. */
+	void (*conn_log)(postern_conn_t *c, int level, const char *fmt, ...)
+		POSTERN_PRINTF(3, 4);
+	/* 1 if a line at `level` would be written: skip costly formatting. */
+	int (*log_enabled)(int level);
+
+	/* ---- Configuration (ABI 1.0; postern/config.h) --------------- */
+
+	/* The top-level group named after the module, or NULL if the
+	 * configuration has none. */
+	postern_cfg_t *(*cfg_module)(postern_module_t *m);
+	/* A node below `node` by dotted path ("tls.cert"), or NULL.  A NULL
+	 * `node` means the root. */
+	postern_cfg_t *(*cfg_lookup)(postern_cfg_t *node, const char *path);
+	/* See POSTERN_CFG_PARSE in postern/config.h.  Init only. */
+	int (*cfg_parse)(postern_module_t *m, postern_cfg_t *node,
+	                 const struct postern_cfg_key *schema,
+	                 size_t key_size, void *out);
+	/* Elements of a list, array or group node (0 for a scalar). */
+	size_t (*cfg_count)(postern_cfg_t *node);
+	postern_cfg_t *(*cfg_elem)(postern_cfg_t *node, size_t i);
+	/* The node's full path, e.g. "smtp.listen.[1].port".  Host-owned. */
+	const char *(*cfg_path)(postern_cfg_t *node);
+	/* Reports a configuration problem as `FILE:LINE: key 'path': ...`
+	 * and makes the configuration check fail.  `node` may be NULL. */
+	void (*cfg_error)(postern_module_t *m, postern_cfg_t *node,
+	                  const char *fmt, ...) POSTERN_PRINTF(3, 4);
+	/* One of the host's directories (enum postern_dir).  Host-owned. */
+	const char *(*dir)(enum postern_dir which);
+
+	/* ---- Memory pools (ABI 1.0) ---------------------------------- */
+
+	/* A pool hands out memory that is freed all at once by
+	 * pool_clear (keeps the first block for reuse) or pool_destroy.
+	 * Allocations are aligned for any type.  Allocation failure aborts
+	 * the process (as every allocation in posternd does): a mail server
+	 * out of memory cannot promise anything it accepted. */
+	postern_pool_t *(*pool_create)(size_t block_size);
+	void *(*pool_alloc)(postern_pool_t *p, size_t n);    /* zeroed */
+	char *(*pool_strndup)(postern_pool_t *p, const char *s, size_t n);
+	char *(*pool_printf)(postern_pool_t *p, const char *fmt, ...)
+		POSTERN_PRINTF(2, 3);
+	void (*pool_clear)(postern_pool_t *p);
+	void (*pool_destroy)(postern_pool_t *p); /* NULL is a no-op */
+
+	/* ---- Worker lifecycle (ABI 1.0) ------------------------------ */
+
+	/* Registers callbacks run in every worker.  Init only. */
+	int (*worker_ops)(postern_module_t *m,
+	                  const struct postern_worker_ops *ops, void *arg);
+	/* 0..workers-1 in a worker, -1 in the master. */
+	int (*worker_id)(void);
+	/* 1 once this worker's graceful stop has begun. */
+	int (*stopping)(void);
+
+	/* ---- Event loop: timers, fd watches, deferred calls (ABI 1.0) - */
+
+	postern_timer_t *(*timer_add)(unsigned ms, postern_timer_fn fn,
+	                              void *arg);
+	/* Cancels a timer that is still armed.  Not from its own callback
+	 * (return 0 there instead). */
+	void (*timer_cancel)(postern_timer_t *t);
+	/* Monotonic milliseconds, cached once per loop iteration. */
+	uint64_t (*now_ms)(void);
+	/* Watches `fd` (owned by the caller, who closes it after
+	 * watch_remove). */
+	postern_watch_t *(*watch_add)(int fd, unsigned events,
+	                              postern_watch_fn fn, void *arg);
+	int (*watch_set)(postern_watch_t *w, unsigned events);
+	void (*watch_remove)(postern_watch_t *w);
+	/* Runs fn(arg) on the loop soon, after the current callback. */
+	void (*defer)(void (*fn)(void *arg), void *arg);
+
+	/* ---- Async jobs (ABI 1.0) ------------------------------------ */
+
+	/* Queues blocking work for the worker's thread pool (`job_threads`
+	 * setting).  The handle is valid until `done` runs. */
+	postern_job_t *(*job_submit)(postern_job_work_fn work,
+	                             postern_job_done_fn done, void *arg);
+	/* If the job has not started, it will not: done(arg, 1) follows on
+	 * the loop.  If it is running, it finishes and done(arg, 0) runs. */
+	void (*job_cancel)(postern_job_t *job);
+
+	/* ---- TLS (ABI 1.0) ------------------------------------------- */
+
+	/* Builds a server TLS context from a group with keys `cert` (PEM,
+	 * may hold the chain), `key`, `ca` (optional, to verify client
+	 * certificates), `min_version` ("TLSv1.2" default, or "TLSv1.3"),
+	 * `ciphers` (TLS 1.2) and `ciphersuites` (TLS 1.3).  Reports errors
+	 * through cfg_error and returns NULL.  Init only; host-owned. */
+	postern_tls_t *(*tls_create)(postern_module_t *m, postern_cfg_t *node);
+
+	/* ---- Listeners and connections (ABI 1.0; postern/conn.h) ----- */
+
+	/* Registers a listener; the master binds it.  Init only.  The spec
+	 * is copied (strings too); `ops` and `arg` must outlive the
+	 * process. */
+	postern_listener_t *(*listen)(postern_module_t *m,
+	                              const struct postern_listen_spec *spec);
+	/* Sets the connection's callbacks.  Call from on_accept. */
+	void (*conn_set_ops)(postern_conn_t *c,
+	                     const struct postern_conn_ops *ops, void *arg);
+	/* Takes the next line from the input buffer.  POSTERN_OK: *line is
+	 * set and consumed.  POSTERN_AGAIN: no complete line yet.
+	 * POSTERN_TOOLONG: a line longer than `max` bytes (terminator
+	 * excluded) arrived; the host discards it up to and including its
+	 * LF, so the next call returns the following line.  POSTERN_CLOSED:
+	 * the connection is closing. */
+	int (*conn_read_line)(postern_conn_t *c, size_t max,
+	                      struct postern_line *line);
+	/* Looks at buffered input without consuming it (for literals and
+	 * binary chunks).  POSTERN_OK with *len > 0, or POSTERN_AGAIN. */
+	int (*conn_peek)(postern_conn_t *c, const void **data, size_t *len);
+	/* Drops `n` bytes (at most what conn_peek returned). */
+	void (*conn_consume)(postern_conn_t *c, size_t n);
+	/* Queues output.  POSTERN_OK, or POSTERN_CLOSED (output dropped). */
+	int (*conn_write)(postern_conn_t *c, const void *data, size_t len);
+	int (*conn_printf)(postern_conn_t *c, const char *fmt, ...)
+		POSTERN_PRINTF(2, 3);
+	/* Bytes queued but not yet sent. */
+	size_t (*conn_output_pending)(postern_conn_t *c);
+	/* Stops calling on_read (and reading the socket) until conn_resume;
+	 * use while an async step of a command is in flight. */
+	void (*conn_pause)(postern_conn_t *c);
+	/* Resumes reading; on_read follows from the loop if input is
+	 * buffered. */
+	void (*conn_resume)(postern_conn_t *c);
+	/* Starts TLS on a plaintext connection: sends what is queued (the
+	 * protocol's "go ahead" reply) in plaintext, DISCARDS every input
+	 * byte already buffered or received before the handshake (RFC 3207
+	 * section 6, CVE-2011-0411), then handshakes.  on_read resumes with
+	 * data read inside TLS; a failed handshake closes the connection
+	 * (reason ERROR).  Returns POSTERN_OK or POSTERN_ERROR (already TLS). */
+	int (*conn_starttls)(postern_conn_t *c, postern_tls_t *tls);
+	/* Sends what is queued, then closes.  on_close follows. */
+	void (*conn_close)(postern_conn_t *c);
+	/* Sets the idle timeout (0: the listener's default). */
+	void (*conn_set_idle)(postern_conn_t *c, unsigned ms);
+	/* A process-unique id, also in every conn_log line. */
+	uint64_t (*conn_id)(postern_conn_t *c);
+	/* Peer address as text ("192.0.2.7", "2001:db8::1", "unix").
+	 * Host-owned, valid until on_close returns. */
+	const char *(*conn_peer)(postern_conn_t *c);
+	unsigned (*conn_peer_port)(postern_conn_t *c);
+	/* The raw peer address; *len set to its length. */
+	const struct sockaddr *(*conn_peer_addr)(postern_conn_t *c,
+	                                         socklen_t *len);
+	/* 1 for 127.0.0.0/8, ::1, ::ffff:127.0.0.0/104 and unix sockets. */
+	int (*conn_peer_is_loopback)(postern_conn_t *c);
+	/* The local port and listener name the connection came in on. */
+	unsigned (*conn_local_port)(postern_conn_t *c);
+	const char *(*conn_listener_name)(postern_conn_t *c);
+	/* 1 once TLS is established (implicit or after STARTTLS). */
+	int (*conn_tls_active)(postern_conn_t *c);
+	/* Fills `info` (set info->size first).  POSTERN_ERROR without TLS. */
+	int (*conn_tls_info)(postern_conn_t *c, struct postern_tls_info *info);
+	/* A pool freed after on_close returns. */
+	postern_pool_t *(*conn_pool)(postern_conn_t *c);
+
+	/* ---- Hooks (ABI 1.0; postern/hook.h) ------------------------- */
+
+	/* Defines a hook point owned by `m`.  Init only. */
+	postern_hook_t *(*hook_define)(postern_module_t *m, const char *name);
+	/* Registers a handler (copied).  Init only.  A handler on a hook no
+	 * loaded module defines is an error once all modules are
+	 * initialised. */
+	int (*hook_register)(postern_module_t *m,
+	                     const struct postern_hook_handler *handler);
+	/* 1 if any handler is registered on the hook. */
+	int (*hook_has_handlers)(postern_hook_t *hook);
+	/* Dispatches.  When every handler answers at once, done(arg, v) is
+	 * called before hook_run returns and the result is NULL.  Otherwise
+	 * returns the pending call, and done runs later on the loop. */
+	postern_hook_call_t *(*hook_run)(postern_hook_t *hook, void *payload,
+	                                 postern_hook_done_fn done, void *arg);
+	/* Cancels a pending call: done is not called. */
+	void (*hook_cancel)(postern_hook_call_t *call);
+	/* A pending handler's answer.  Only the first resume counts. */
+	void (*hook_resume)(postern_hook_call_t *call,
+	                    const struct postern_verdict *v);
+
+#if POSTERN_ABI_TARGET_MINOR >= 1
+	/* ---- Service registry (ABI 1.1) ------------------------------ */
+
+	/* Publishes a named table (e.g. "storage", version 1.0) that other
+	 * modules look up.  The table must start with its size and outlive
+	 * the process.  One publisher per name.  Init only. */
+	int (*service_publish)(postern_module_t *m, const char *name,
+	                       unsigned major, unsigned minor,
+	                       const void *table);
+	/* The table published under `name` when its major equals `major`
+	 * and its minor is at least `min_minor`; NULL otherwise (logged).
+	 * Declare the publisher in `depends` so it initialises first. */
+	const void *(*service_lookup)(postern_module_t *m, const char *name,
+	                              unsigned major, unsigned min_minor);
+#endif
+};
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* POSTERN_HOST_H */
