@@ -1,1 +1,1717 @@
-/* conn.c: not written yet */
+/*
+ * conn.c - client connections (see conn.h and postern/conn.h).
+ *
+ * A connection owns its socket, one contiguous input buffer (4 KiB,
+ * growing to the listener's max_input) and an output queue of chunks.
+ * Everything happens on loop_current:
+ *
+ *   - fd events read into the input buffer and call on_read, or write
+ *     out what the socket would not take before;
+ *   - module calls (conn_write, conn_consume, conn_close, ...) only change
+ *     state and put the connection on the "pending" list, which the
+ *     loop's before-wait callback works through: it flushes output (so
+ *     replies to pipelined commands leave in one syscall), calls on_drain
+ *     and adjusts which events the socket is watched for;
+ *   - on_read after conn_resume (or decrypted TLS input left stranded in
+ *     OpenSSL) comes from a deferred call working through the "ready"
+ *     list; on_close comes from one working through the "dead" list.
+ *
+ * The lists are global and nothing deferred ever holds a connection
+ * pointer, so a connection can be freed at any time without leaving a
+ * dangling callback behind.  Module callbacks therefore never nest: no
+ * host function the module calls ever calls back into it.
+ *
+ * A closed connection is first "released" (socket closed or handed to a
+ * short lingering drain, watch removed, limits uncounted), then
+ * "finalized" from the dead list: on_close, then free.  Its timer is
+ * only ever cancelled at finalize, never from its own callback.
+ */
+#include "conn.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/queue.h>
+#include <sys/random.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <sys/un.h>
+
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+
+#include "log.h"
+#include "loop.h"
+#include "pool.h"
+#include "tls.h"
+#include "xalloc.h"
+
+#define CONN_IN_INITIAL 4096
+#define CONN_MAX_INPUT_DEFAULT (64 * 1024)
+#define CONN_IDLE_DEFAULT_MS (5 * 60 * 1000)
+#define CONN_MAX_CONNS_DEFAULT 1024
+#define CONN_OUT_CHUNK 16384
+#define CONN_IOV_MAX 64
+#define CONN_POOL_BLOCK 4096
+/* Closing with output queued: give up when the peer has not read
+ * anything for this long. */
+#define CONN_CLOSE_LINGER_MS 5000
+/* After the last byte went out and our side was shut down, unread input
+ * is drained for this long, so closing does not turn into a RST that
+ * destroys the goodbye before the peer read it. */
+#define CONN_DRAIN_LINGER_MS 2000
+/* STARTTLS: at most this much is drained from the socket before the
+ * go-ahead; a client still sending is broken and fails the handshake. */
+#define CONN_STARTTLS_DRAIN_MAX (64 * 1024)
+/* Flush rounds (write, on_drain, write...) per call before yielding. */
+#define CONN_FLUSH_ROUNDS 16
+#define CONN_IP_BUCKETS 256
+
+enum conn_state {
+	CS_PLAIN = 0,
+	CS_STARTTLS,  /* sending the plaintext go-ahead; not reading */
+	CS_HANDSHAKE, /* SSL_accept in progress */
+	CS_TLS,
+};
+
+struct out_chunk {
+	struct out_chunk *next;
+	size_t start, end, cap;
+	char data[];
+};
+
+/* Connections counted per listener (spec) and per client address. */
+struct ip_count {
+	const struct postern_listen_spec *spec;
+	unsigned char addr[16]; /* IPv4 in the first 4 bytes */
+	int family;
+	unsigned n;
+	struct ip_count *next;
+};
+
+struct spec_count {
+	const struct postern_listen_spec *spec;
+	unsigned n;
+};
+
+struct postern_conn {
+	uint64_t id;
+	int fd;
+	enum conn_state state;
+	const struct postern_listen_spec *spec;
+	const struct postern_conn_ops *ops;
+	void *arg;
+	postern_pool_t *pool;
+	struct loop_watch *watch;
+	unsigned watch_events;
+	struct loop_timer *timer;
+
+	/* peer */
+	struct sockaddr_storage peer;
+	socklen_t peer_len;
+	char peer_text[INET6_ADDRSTRLEN];
+	unsigned peer_port, local_port;
+	char log_prefix[96];
+	struct ip_count *ipc;
+
+	/* input: [in_start, in_end) is buffered; in_scan bytes of it are
+	 * known to hold no LF */
+	char *in;
+	size_t in_start, in_end, in_cap, in_max, in_scan;
+	int skip_line; /* discarding the rest of an over-long line */
+
+	/* output */
+	struct out_chunk *out_head, *out_tail;
+	size_t out_len;
+	size_t plain_left; /* CS_STARTTLS: bytes still to go in plaintext */
+	postern_tls_t *starttls;
+
+	/* TLS */
+	SSL *ssl;
+	int hs_want_write;     /* handshake waits for writability */
+	int read_want_write;   /* SSL_read waits for writability */
+	int write_want_read;   /* SSL_write waits for readability */
+
+	/* idle timeout: the timer re-checks last_activity when it fires */
+	unsigned idle_ms;
+	uint64_t last_activity;
+
+	unsigned paused : 1;
+	unsigned closing : 1;     /* conn_close or timeout: flushing */
+	unsigned dead : 1;        /* released; on_close is due */
+	unsigned read_eof : 1;
+	unsigned write_blocked : 1;
+	unsigned drain_due : 1;   /* on_drain when the queue empties */
+	unsigned in_timer : 1;    /* inside our own timer callback */
+	unsigned shutdown_called : 1;
+	unsigned on_pending : 1, on_ready : 1;
+	enum postern_close_reason why;
+
+	TAILQ_ENTRY(postern_conn) all_link;
+	TAILQ_ENTRY(postern_conn) pending_link; /* also the dead list */
+	TAILQ_ENTRY(postern_conn) ready_link;
+};
+
+TAILQ_HEAD(conn_list, postern_conn);
+
+/* A socket drained for a moment after its connection was closed. */
+struct drain {
+	int fd;
+	struct loop_watch *watch;
+	struct loop_timer *timer;
+	int in_timer;
+	TAILQ_ENTRY(drain) link;
+};
+
+TAILQ_HEAD(drain_list, drain);
+
+static struct {
+	struct loop *loop; /* where the before-wait callback is installed */
+	uint64_t next_id;
+	size_t count;
+	struct conn_list all, pending, ready, dead;
+	size_t nready;
+	int ready_scheduled, dead_scheduled;
+	struct drain_list lingers;
+	struct ip_count *ip_buckets[CONN_IP_BUCKETS];
+	uint32_t ip_seed;
+	struct spec_count *specs;
+	size_t nspecs;
+} cs = {
+	.next_id = 1,
+	.all = TAILQ_HEAD_INITIALIZER(cs.all),
+	.pending = TAILQ_HEAD_INITIALIZER(cs.pending),
+	.ready = TAILQ_HEAD_INITIALIZER(cs.ready),
+	.dead = TAILQ_HEAD_INITIALIZER(cs.dead),
+	.lingers = TAILQ_HEAD_INITIALIZER(cs.lingers),
+};
+
+static void conn_before_wait(void *arg);
+static void conn_flush(postern_conn_t *c);
+static void conn_read_input(postern_conn_t *c);
+static void conn_update_watch(postern_conn_t *c);
+
+/* ---- small helpers ---------------------------------------------------- */
+
+static uint64_t
+now_ms(void)
+{
+	return loop_now_ms(loop_current);
+}
+
+static size_t
+in_buffered(const postern_conn_t *c)
+{
+	return c->in_end - c->in_start;
+}
+
+static void
+mark_pending(postern_conn_t *c)
+{
+	if (c->on_pending || c->dead)
+		return;
+	c->on_pending = 1;
+	TAILQ_INSERT_TAIL(&cs.pending, c, pending_link);
+}
+
+static void
+unmark_pending(postern_conn_t *c)
+{
+	if (!c->on_pending)
+		return;
+	c->on_pending = 0;
+	TAILQ_REMOVE(&cs.pending, c, pending_link);
+}
+
+static void conn_run_ready(void *arg);
+
+static void
+mark_ready(postern_conn_t *c)
+{
+	if (c->on_ready || c->dead)
+		return;
+	c->on_ready = 1;
+	cs.nready++;
+	TAILQ_INSERT_TAIL(&cs.ready, c, ready_link);
+	if (!cs.ready_scheduled) {
+		cs.ready_scheduled = 1;
+		loop_defer(loop_current, conn_run_ready, NULL);
+	}
+}
+
+static void
+unmark_ready(postern_conn_t *c)
+{
+	if (!c->on_ready)
+		return;
+	c->on_ready = 0;
+	cs.nready--;
+	TAILQ_REMOVE(&cs.ready, c, ready_link);
+}
+
+/* The OpenSSL error behind a failed call, for log lines; clears the
+ * queue. */
+static const char *
+ssl_reason(char *buf, size_t len, int sslerr)
+{
+	unsigned long e = ERR_peek_error();
+
+	if (e != 0)
+		ERR_error_string_n(e, buf, len);
+	else if (sslerr == SSL_ERROR_SYSCALL && errno != 0)
+		snprintf(buf, len, "%s", strerror(errno));
+	else if (sslerr == SSL_ERROR_SYSCALL || sslerr == SSL_ERROR_ZERO_RETURN)
+		snprintf(buf, len, "connection closed by peer");
+	else
+		snprintf(buf, len, "SSL error %d", sslerr);
+	ERR_clear_error();
+	return buf;
+}
+
+/* ---- per-listener and per-address counts ------------------------------ */
+
+static struct spec_count *
+spec_count(const struct postern_listen_spec *spec)
+{
+	size_t i;
+
+	for (i = 0; i < cs.nspecs; i++)
+		if (cs.specs[i].spec == spec)
+			return &cs.specs[i];
+	cs.specs = xreallocarray(cs.specs, cs.nspecs + 1, sizeof(*cs.specs));
+	cs.specs[cs.nspecs].spec = spec;
+	cs.specs[cs.nspecs].n = 0;
+	return &cs.specs[cs.nspecs++];
+}
+
+/* The address a client is counted under: IPv4-mapped IPv6 counts as the
+ * IPv4 address, so a dual-stack listener cannot be used to double the
+ * limit.  0 for unix sockets (not counted). */
+static int
+ip_key(const postern_conn_t *c, unsigned char addr[16])
+{
+	const struct sockaddr_in *sin;
+	const struct sockaddr_in6 *sin6;
+
+	memset(addr, 0, 16);
+	switch (c->peer.ss_family) {
+	case AF_INET:
+		sin = (const struct sockaddr_in *)&c->peer;
+		memcpy(addr, &sin->sin_addr, 4);
+		return AF_INET;
+	case AF_INET6:
+		sin6 = (const struct sockaddr_in6 *)&c->peer;
+		if (IN6_IS_ADDR_V4MAPPED(&sin6->sin6_addr)) {
+			memcpy(addr, &sin6->sin6_addr.s6_addr[12], 4);
+			return AF_INET;
+		}
+		memcpy(addr, &sin6->sin6_addr, 16);
+		return AF_INET6;
+	default:
+		return 0;
+	}
+}
+
+/* FNV-1a with a per-process random seed: clients choose their IPv6
+ * addresses and must not be able to pile them into one bucket. */
+static unsigned
+ip_hash(const struct postern_listen_spec *spec, const unsigned char *addr)
+{
+	uint32_t h = 2166136261u ^ cs.ip_seed;
+	uintptr_t p = (uintptr_t)spec;
+	size_t i;
+
+	for (i = 0; i < 16; i++)
+		h = (h ^ addr[i]) * 16777619u;
+	for (i = 0; i < sizeof(p); i++, p >>= 8)
+		h = (h ^ (p & 0xff)) * 16777619u;
+	return h % CONN_IP_BUCKETS;
+}
+
+static struct ip_count *
+ip_count_get(postern_conn_t *c)
+{
+	unsigned char addr[16];
+	int family = ip_key(c, addr);
+	struct ip_count *ic, **bucket;
+
+	if (family == 0)
+		return NULL;
+	bucket = &cs.ip_buckets[ip_hash(c->spec, addr)];
+	for (ic = *bucket; ic != NULL; ic = ic->next)
+		if (ic->spec == c->spec && ic->family == family &&
+		    memcmp(ic->addr, addr, 16) == 0)
+			return ic;
+	ic = xcalloc(1, sizeof(*ic));
+	ic->spec = c->spec;
+	ic->family = family;
+	memcpy(ic->addr, addr, 16);
+	ic->next = *bucket;
+	*bucket = ic;
+	return ic;
+}
+
+static void
+ip_count_put(struct ip_count *ic)
+{
+	struct ip_count **pp;
+
+	if (ic == NULL || --ic->n > 0)
+		return;
+	pp = &cs.ip_buckets[ip_hash(ic->spec, ic->addr)];
+	for (; *pp != NULL; pp = &(*pp)->next) {
+		if (*pp == ic) {
+			*pp = ic->next;
+			free(ic);
+			return;
+		}
+	}
+}
+
+/* Counts `c` against its listener's limits; -1 (logged) when over. */
+static int
+conn_limits_take(postern_conn_t *c)
+{
+	const struct postern_listen_spec *spec = c->spec;
+	unsigned max = spec->max_conns ? spec->max_conns
+	                               : CONN_MAX_CONNS_DEFAULT;
+	struct spec_count *sc = spec_count(spec);
+	struct ip_count *ic;
+
+	if (sc->n >= max) {
+		log_notice("listener %s: %u connections (max_conns), "
+		           "refusing %s port %u (fd %d)", spec->name, sc->n,
+		           c->peer_text, c->peer_port, c->fd);
+		return -1;
+	}
+	/* Addresses are only counted where a limit applies. */
+	ic = spec->max_per_ip > 0 ? ip_count_get(c) : NULL;
+	if (ic != NULL && ic->n >= spec->max_per_ip) {
+		log_notice("listener %s: %u connections from %s (max_per_ip), "
+		           "refusing port %u (fd %d)", spec->name, ic->n,
+		           c->peer_text, c->peer_port, c->fd);
+		return -1;
+	}
+	sc->n++;
+	if (ic != NULL)
+		ic->n++;
+	c->ipc = ic;
+	return 0;
+}
+
+static void
+conn_limits_put(postern_conn_t *c)
+{
+	struct spec_count *sc = spec_count(c->spec);
+
+	if (sc->n > 0)
+		sc->n--;
+	ip_count_put(c->ipc);
+	c->ipc = NULL;
+}
+
+/* ---- lingering close -------------------------------------------------- */
+
+static void
+linger_free(struct drain *lg)
+{
+	TAILQ_REMOVE(&cs.lingers, lg, link);
+	loop_watch_remove(loop_current, lg->watch);
+	if (lg->timer != NULL && !lg->in_timer)
+		loop_timer_cancel(loop_current, lg->timer);
+	close(lg->fd);
+	free(lg);
+}
+
+static void
+linger_io(struct loop_watch *w, int fd, unsigned events, void *arg)
+{
+	struct drain *lg = arg;
+	char buf[4096];
+	ssize_t n;
+
+	(void)w;
+	(void)events;
+	n = read(fd, buf, sizeof(buf));
+	if (n > 0 || (n < 0 && (errno == EAGAIN || errno == EINTR)))
+		return;
+	linger_free(lg);
+}
+
+static unsigned
+linger_timer(void *arg)
+{
+	struct drain *lg = arg;
+
+	lg->in_timer = 1;
+	lg->timer = NULL;
+	linger_free(lg);
+	return 0;
+}
+
+/* Takes over `fd`, whose write side is shut: reads and drops what the
+ * peer still sends until it closes or CONN_DRAIN_LINGER_MS passes. */
+static void
+linger_start(int fd)
+{
+	struct drain *lg = xcalloc(1, sizeof(*lg));
+
+	lg->fd = fd;
+	lg->watch = loop_watch_add(loop_current, fd, LOOP_READ, linger_io, lg);
+	if (lg->watch == NULL) {
+		close(fd);
+		free(lg);
+		return;
+	}
+	lg->timer = loop_timer_add(loop_current, CONN_DRAIN_LINGER_MS,
+	                           linger_timer, lg);
+	TAILQ_INSERT_TAIL(&cs.lingers, lg, link);
+}
+
+/* ---- closing ---------------------------------------------------------- */
+
+static void
+out_free(postern_conn_t *c)
+{
+	while (c->out_head != NULL) {
+		struct out_chunk *ch = c->out_head;
+		c->out_head = ch->next;
+		free(ch);
+	}
+	c->out_tail = NULL;
+	c->out_len = 0;
+}
+
+static void
+conn_free(postern_conn_t *c)
+{
+	if (c->timer != NULL && !c->in_timer)
+		loop_timer_cancel(loop_current, c->timer);
+	out_free(c);
+	free(c->in);
+	pool_destroy(c->pool);
+	free(c);
+}
+
+static void
+conn_finalize(postern_conn_t *c)
+{
+	TAILQ_REMOVE(&cs.dead, c, pending_link);
+	TAILQ_REMOVE(&cs.all, c, all_link);
+	cs.count--;
+	if (c->ops != NULL)
+		c->ops->on_close(c, c->arg, c->why);
+	conn_free(c);
+}
+
+static void
+conn_run_dead(void *arg)
+{
+	postern_conn_t *c;
+
+	(void)arg;
+	/* An on_close may close another connection: it joins this list
+	 * and is finalized in this same pass. */
+	while ((c = TAILQ_FIRST(&cs.dead)) != NULL)
+		conn_finalize(c);
+	cs.dead_scheduled = 0;
+}
+
+/*
+ * Releases everything tied to the socket and queues on_close.  With
+ * `graceful`, the write side is shut and the socket lingers to drain
+ * input; otherwise it is closed at once.
+ */
+static void
+conn_release(postern_conn_t *c, enum postern_close_reason why, int graceful)
+{
+	if (c->dead)
+		return;
+	c->dead = 1;
+	c->closing = 1;
+	c->why = why;
+	unmark_pending(c);
+	unmark_ready(c);
+	loop_watch_remove(loop_current, c->watch);
+	c->watch = NULL;
+	if (c->ssl != NULL) {
+		if (graceful && c->state == CS_TLS) {
+			ERR_clear_error();
+			SSL_shutdown(c->ssl); /* close_notify, best effort */
+			ERR_clear_error();
+		}
+		SSL_free(c->ssl);
+		c->ssl = NULL;
+	}
+	if (graceful && shutdown(c->fd, SHUT_WR) == 0)
+		linger_start(c->fd);
+	else
+		close(c->fd);
+	c->fd = -1;
+	conn_limits_put(c);
+	out_free(c);
+	TAILQ_INSERT_TAIL(&cs.dead, c, pending_link);
+	if (!cs.dead_scheduled) {
+		cs.dead_scheduled = 1;
+		loop_defer(loop_current, conn_run_dead, NULL);
+	}
+}
+
+static void
+conn_abort(postern_conn_t *c, enum postern_close_reason why)
+{
+	conn_release(c, why, 0);
+}
+
+/* Starts a graceful close: what is queued goes out first, for at most
+ * CONN_CLOSE_LINGER_MS without progress. */
+static void
+conn_begin_close(postern_conn_t *c, enum postern_close_reason why)
+{
+	if (c->closing || c->dead)
+		return;
+	c->closing = 1;
+	c->why = why;
+	c->last_activity = now_ms();
+	if (c->timer != NULL && !c->in_timer)
+		loop_timer_reset(loop_current, c->timer, CONN_CLOSE_LINGER_MS);
+	unmark_ready(c);
+	mark_pending(c);
+}
+
+/* A socket error: logged (the reason says what), then closed. */
+static void
+conn_fail(postern_conn_t *c, const char *what, const char *reason)
+{
+	conn_log(c, POSTERN_LOG_INFO, "%s: %s", what, reason);
+	conn_abort(c, POSTERN_CLOSE_ERROR);
+}
+
+/* ---- output ----------------------------------------------------------- */
+
+static void
+out_append(postern_conn_t *c, const void *data, size_t len)
+{
+	struct out_chunk *ch = c->out_tail;
+	const char *p = data;
+	size_t n;
+
+	c->out_len += len;
+	if (ch != NULL && ch->cap > ch->end) {
+		n = ch->cap - ch->end < len ? ch->cap - ch->end : len;
+		memcpy(ch->data + ch->end, p, n);
+		ch->end += n;
+		p += n;
+		len -= n;
+	}
+	if (len == 0)
+		return;
+	n = len > CONN_OUT_CHUNK ? len : CONN_OUT_CHUNK;
+	ch = xmalloc(sizeof(*ch) + n);
+	ch->next = NULL;
+	ch->start = 0;
+	ch->end = len;
+	ch->cap = n;
+	memcpy(ch->data, p, len);
+	if (c->out_tail != NULL)
+		c->out_tail->next = ch;
+	else
+		c->out_head = ch;
+	c->out_tail = ch;
+}
+
+/* Drops `n` bytes sent from the head of the queue. */
+static void
+out_advance(postern_conn_t *c, size_t n)
+{
+	c->out_len -= n;
+	while (n > 0) {
+		struct out_chunk *ch = c->out_head;
+		size_t len = ch->end - ch->start;
+
+		if (n < len) {
+			ch->start += n;
+			return;
+		}
+		n -= len;
+		c->out_head = ch->next;
+		if (c->out_head == NULL)
+			c->out_tail = NULL;
+		free(ch);
+	}
+}
+
+/* 1: all sent (or the plaintext part, in CS_STARTTLS); 0: would block;
+ * -1: failed (logged, closed). */
+static int
+send_plain(postern_conn_t *c)
+{
+	struct iovec iov[CONN_IOV_MAX];
+	struct msghdr msg;
+	struct out_chunk *ch;
+	size_t limit;
+	ssize_t n;
+	int i;
+
+	for (;;) {
+		limit = c->state == CS_STARTTLS ? c->plain_left : SIZE_MAX;
+		for (i = 0, ch = c->out_head;
+		     ch != NULL && i < CONN_IOV_MAX && limit > 0;
+		     ch = ch->next, i++) {
+			size_t len = ch->end - ch->start;
+			if (len > limit)
+				len = limit;
+			iov[i].iov_base = ch->data + ch->start;
+			iov[i].iov_len = len;
+			limit -= len;
+		}
+		if (i == 0)
+			return 1;
+		memset(&msg, 0, sizeof(msg));
+		msg.msg_iov = iov;
+		msg.msg_iovlen = (size_t)i;
+		/* MSG_NOSIGNAL: a peer gone away is an error, not SIGPIPE. */
+		n = sendmsg(c->fd, &msg, MSG_NOSIGNAL);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno == EAGAIN || errno == EWOULDBLOCK)
+				return 0;
+			conn_fail(c, "write", strerror(errno));
+			return -1;
+		}
+		out_advance(c, (size_t)n);
+		if (c->state == CS_STARTTLS)
+			c->plain_left -= (size_t)n;
+		c->last_activity = now_ms();
+	}
+}
+
+static int
+send_tls(postern_conn_t *c)
+{
+	char reason[256];
+	int n, err;
+
+	while (c->out_head != NULL) {
+		struct out_chunk *ch = c->out_head;
+		size_t len = ch->end - ch->start;
+
+		/* A retry after WANT_* must not be shorter than the first
+		 * try: the head chunk only ever grows, so it is not. */
+		if (len > INT_MAX / 2)
+			len = INT_MAX / 2;
+		ERR_clear_error();
+		errno = 0;
+		n = SSL_write(c->ssl, ch->data + ch->start, (int)len);
+		if (n > 0) {
+			c->write_want_read = 0;
+			out_advance(c, (size_t)n);
+			c->last_activity = now_ms();
+			continue;
+		}
+		err = SSL_get_error(c->ssl, n);
+		if (err == SSL_ERROR_WANT_WRITE) {
+			c->write_want_read = 0;
+			return 0;
+		}
+		if (err == SSL_ERROR_WANT_READ) {
+			c->write_want_read = 1;
+			return 0;
+		}
+		conn_fail(c, "TLS write", ssl_reason(reason, sizeof(reason), err));
+		return -1;
+	}
+	return 1;
+}
+
+static void conn_start_handshake(postern_conn_t *c);
+
+/*
+ * Sends what is queued until the socket blocks, calling on_drain each
+ * time the queue empties (the module may queue more there), then
+ * finishes a graceful close or a STARTTLS switch once everything is out.
+ */
+static void
+conn_flush(postern_conn_t *c)
+{
+	int round, r;
+
+	for (round = 0; round < CONN_FLUSH_ROUNDS; round++) {
+		if (c->dead)
+			return;
+		if (c->state == CS_HANDSHAKE) {
+			/* Nothing can go out yet; closing now has nothing to
+			 * say, so it does not wait for the handshake. */
+			if (c->closing)
+				conn_abort(c, c->why);
+			return;
+		}
+		r = c->state == CS_TLS ? send_tls(c) : send_plain(c);
+		if (r < 0)
+			return;
+		if (r == 0) {
+			c->write_blocked = 1;
+			return;
+		}
+		c->write_blocked = 0;
+		if (c->state == CS_STARTTLS && !c->closing) {
+			conn_start_handshake(c);
+			return;
+		}
+		if (c->closing) {
+			conn_release(c, c->why, 1);
+			return;
+		}
+		if (!c->drain_due || c->out_len > 0)
+			return;
+		c->drain_due = 0;
+		if (c->ops != NULL && c->ops->on_drain != NULL)
+			c->ops->on_drain(c, c->arg);
+		if (c->out_len == 0)
+			return;
+	}
+	/* Still writable with more to send: let the loop come back on
+	 * the WRITE event instead of starving everyone else. */
+	c->write_blocked = 1;
+}
+
+/* ---- input ------------------------------------------------------------ */
+
+/* Makes room at the end of the input buffer: reuses consumed space,
+ * grows up to in_max.  Returns the free bytes (0: back-pressure). */
+static size_t
+in_room(postern_conn_t *c)
+{
+	size_t have = in_buffered(c);
+
+	if (have == 0)
+		c->in_start = c->in_end = 0;
+	if (c->in_cap - c->in_end < c->in_cap / 4 && c->in_start > 0) {
+		memmove(c->in, c->in + c->in_start, have);
+		c->in_start = 0;
+		c->in_end = have;
+	}
+	if (c->in_end == c->in_cap && c->in_cap < c->in_max) {
+		size_t cap = c->in_cap * 2;
+		if (cap > c->in_max)
+			cap = c->in_max;
+		c->in = xrealloc(c->in, cap);
+		c->in_cap = cap;
+	}
+	return c->in_cap - c->in_end;
+}
+
+/* Drops `n` buffered bytes (at most what is buffered). */
+static void
+in_drop(postern_conn_t *c, size_t n)
+{
+	c->in_start += n;
+	c->in_scan = 0;
+	if (c->in_start == c->in_end)
+		c->in_start = c->in_end = 0;
+	/* Space freed may let reading resume after back-pressure. */
+	mark_pending(c);
+}
+
+static void
+in_discard_all(postern_conn_t *c)
+{
+	c->in_start = c->in_end = c->in_scan = 0;
+	c->skip_line = 0;
+}
+
+static int
+want_input(const postern_conn_t *c)
+{
+	return !c->dead && !c->closing && !c->paused && !c->read_eof &&
+	       (c->state == CS_PLAIN || c->state == CS_TLS) &&
+	       (in_buffered(c) < c->in_max);
+}
+
+static void
+conn_deliver(postern_conn_t *c)
+{
+	if (c->dead || c->closing || c->paused || c->ops == NULL)
+		return;
+	c->ops->on_read(c, c->arg);
+}
+
+static void
+read_plain(postern_conn_t *c)
+{
+	size_t room = in_room(c);
+	ssize_t n;
+
+	if (room == 0)
+		return;
+	n = read(c->fd, c->in + c->in_end, room);
+	if (n > 0) {
+		c->in_end += (size_t)n;
+		c->last_activity = now_ms();
+		conn_deliver(c);
+		return;
+	}
+	if (n == 0) {
+		c->read_eof = 1;
+		if (!c->closing)
+			conn_abort(c, POSTERN_CLOSE_PEER);
+		return;
+	}
+	if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+		return;
+	conn_fail(c, "read", strerror(errno));
+}
+
+static void
+read_tls(postern_conn_t *c)
+{
+	char reason[256];
+	size_t room;
+	int n, err = SSL_ERROR_NONE, got = 0;
+
+	/* Drain OpenSSL while there is room: decrypted bytes it holds are
+	 * invisible to epoll and would be stranded otherwise. */
+	while ((room = in_room(c)) > 0) {
+		if (room > INT_MAX)
+			room = INT_MAX;
+		ERR_clear_error();
+		errno = 0;
+		n = SSL_read(c->ssl, c->in + c->in_end, (int)room);
+		if (n > 0) {
+			c->in_end += (size_t)n;
+			got = 1;
+			continue;
+		}
+		err = SSL_get_error(c->ssl, n);
+		break;
+	}
+	c->read_want_write = err == SSL_ERROR_WANT_WRITE;
+	if (got) {
+		c->last_activity = now_ms();
+		conn_deliver(c);
+	}
+	if (c->dead || err == SSL_ERROR_NONE || err == SSL_ERROR_WANT_READ ||
+	    err == SSL_ERROR_WANT_WRITE)
+		return;
+	if (err == SSL_ERROR_ZERO_RETURN ||
+	    (err == SSL_ERROR_SYSCALL && ERR_peek_error() == 0 && errno == 0)) {
+		ERR_clear_error();
+		c->read_eof = 1;
+		if (!c->closing)
+			conn_abort(c, POSTERN_CLOSE_PEER);
+		return;
+	}
+	conn_fail(c, "TLS read", ssl_reason(reason, sizeof(reason), err));
+}
+
+static void
+conn_read_input(postern_conn_t *c)
+{
+	if (!want_input(c))
+		return;
+	if (c->state == CS_TLS)
+		read_tls(c);
+	else
+		read_plain(c);
+}
+
+/* ---- TLS -------------------------------------------------------------- */
+
+static void
+conn_handshake(postern_conn_t *c)
+{
+	char reason[256];
+	int r, err;
+
+	ERR_clear_error();
+	errno = 0;
+	r = SSL_accept(c->ssl);
+	if (r == 1) {
+		const SSL_CIPHER *cipher = SSL_get_current_cipher(c->ssl);
+		c->state = CS_TLS;
+		c->hs_want_write = 0;
+		c->last_activity = now_ms();
+		conn_log(c, POSTERN_LOG_DEBUG, "TLS established: %s %s",
+		         SSL_get_version(c->ssl),
+		         cipher != NULL ? SSL_CIPHER_get_name(cipher) : "?");
+		/* Output queued meanwhile (an implicit-TLS greeting, a
+		 * reply queued after conn_starttls) can go now. */
+		mark_pending(c);
+		conn_read_input(c);
+		return;
+	}
+	err = SSL_get_error(c->ssl, r);
+	if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) {
+		c->hs_want_write = err == SSL_ERROR_WANT_WRITE;
+		return;
+	}
+	conn_log(c, POSTERN_LOG_INFO, "TLS handshake failed: %s",
+	         ssl_reason(reason, sizeof(reason), err));
+	conn_abort(c, POSTERN_CLOSE_ERROR);
+}
+
+static int
+conn_ssl_new(postern_conn_t *c, postern_tls_t *tls)
+{
+	char reason[256];
+
+	ERR_clear_error();
+	c->ssl = SSL_new(tls->ctx);
+	if (c->ssl == NULL || SSL_set_fd(c->ssl, c->fd) != 1) {
+		conn_log(c, POSTERN_LOG_ERROR, "TLS setup (cert %s): %s",
+		         tls->cert_file,
+		         ssl_reason(reason, sizeof(reason), SSL_ERROR_SSL));
+		SSL_free(c->ssl);
+		c->ssl = NULL;
+		return -1;
+	}
+	c->state = CS_HANDSHAKE;
+	c->hs_want_write = 0;
+	return 0;
+}
+
+/* STARTTLS: the go-ahead is out; everything from here on is TLS. */
+static void
+conn_start_handshake(postern_conn_t *c)
+{
+	in_discard_all(c);
+	if (conn_ssl_new(c, c->starttls) < 0) {
+		conn_abort(c, POSTERN_CLOSE_ERROR);
+		return;
+	}
+	c->starttls = NULL;
+	conn_handshake(c);
+}
+
+/* ---- events ----------------------------------------------------------- */
+
+static void
+conn_update_watch(postern_conn_t *c)
+{
+	unsigned ev = 0;
+
+	if (c->dead)
+		return;
+	if (c->state == CS_HANDSHAKE) {
+		ev = c->hs_want_write ? LOOP_WRITE : LOOP_READ;
+	} else {
+		if (want_input(c))
+			ev |= c->state == CS_TLS && c->read_want_write
+			          ? LOOP_WRITE
+			          : LOOP_READ;
+		if (c->write_blocked)
+			ev |= c->state == CS_TLS && c->write_want_read
+			          ? LOOP_READ
+			          : LOOP_WRITE;
+		/* Decrypted input waiting in OpenSSL raises no event. */
+		if (c->state == CS_TLS && want_input(c) &&
+		    SSL_pending(c->ssl) > 0)
+			mark_ready(c);
+	}
+	if (ev != c->watch_events &&
+	    loop_watch_set(loop_current, c->watch, ev) == 0)
+		c->watch_events = ev;
+}
+
+/* A hang-up or error reported while we were not reading: nothing else
+ * would notice it, and the level-triggered event would spin. */
+static void
+conn_hangup(postern_conn_t *c)
+{
+	int soerr = 0;
+	socklen_t len = sizeof(soerr);
+
+	if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &soerr, &len) == 0 &&
+	    soerr != 0) {
+		conn_fail(c, "socket", strerror(soerr));
+		return;
+	}
+	conn_abort(c, POSTERN_CLOSE_PEER);
+}
+
+static void
+conn_io(struct loop_watch *w, int fd, unsigned events, void *arg)
+{
+	postern_conn_t *c = arg;
+	int tls = c->state == CS_TLS;
+
+	(void)w;
+	(void)fd;
+	if (c->dead)
+		return;
+	if (c->state == CS_HANDSHAKE) {
+		conn_handshake(c);
+	} else {
+		if (c->write_blocked &&
+		    ((events & (LOOP_WRITE | LOOP_ERROR)) ||
+		     (tls && c->write_want_read && (events & LOOP_READ)))) {
+			c->write_blocked = 0;
+			conn_flush(c);
+		}
+		if ((events & (LOOP_READ | LOOP_ERROR)) ||
+		    (tls && c->read_want_write && (events & LOOP_WRITE)))
+			conn_read_input(c);
+		if (!c->dead && (events & LOOP_ERROR) && !want_input(c) &&
+		    !c->write_blocked)
+			conn_hangup(c);
+	}
+	conn_update_watch(c);
+}
+
+static void
+conn_before_wait(void *arg)
+{
+	postern_conn_t *c;
+
+	(void)arg;
+	/* Entries added while working (an on_drain writing to another
+	 * connection) are handled in this same pass. */
+	while ((c = TAILQ_FIRST(&cs.pending)) != NULL) {
+		unmark_pending(c);
+		if (!c->write_blocked &&
+		    (c->out_len > 0 || c->closing || c->state == CS_STARTTLS))
+			conn_flush(c);
+		conn_update_watch(c);
+	}
+}
+
+static void
+conn_run_ready(void *arg)
+{
+	postern_conn_t *c;
+	size_t n;
+
+	(void)arg;
+	cs.ready_scheduled = 0;
+	/* Only those ready now: an on_read that pauses and resumes again
+	 * waits for the next pass instead of spinning here. */
+	n = cs.nready;
+	while (n-- > 0 && (c = TAILQ_FIRST(&cs.ready)) != NULL) {
+		unmark_ready(c);
+		if (c->state == CS_TLS && want_input(c) &&
+		    SSL_pending(c->ssl) > 0)
+			conn_read_input(c); /* delivers */
+		else if (in_buffered(c) > 0)
+			conn_deliver(c);
+		mark_pending(c);
+	}
+}
+
+static unsigned
+idle_ms(const postern_conn_t *c)
+{
+	if (c->idle_ms != 0)
+		return c->idle_ms;
+	if (c->spec->limits.idle_ms != 0)
+		return c->spec->limits.idle_ms;
+	return CONN_IDLE_DEFAULT_MS;
+}
+
+static unsigned
+conn_timer_check(postern_conn_t *c)
+{
+	uint64_t now = now_ms(), due;
+	int close_it = 1;
+
+	if (c->dead)
+		return 0;
+	if (c->closing) {
+		due = c->last_activity + CONN_CLOSE_LINGER_MS;
+		if (now < due)
+			return (unsigned)(due - now);
+		conn_log(c, POSTERN_LOG_INFO, "closing: peer read nothing "
+		         "for %u ms, %zu bytes unsent", CONN_CLOSE_LINGER_MS,
+		         c->out_len);
+		conn_abort(c, c->why);
+		return 0;
+	}
+	due = c->last_activity + idle_ms(c);
+	if (now < due) {
+		/* A quiet moment: give back a buffer grown by a burst. */
+		if (in_buffered(c) == 0 && c->in_cap > CONN_IN_INITIAL) {
+			c->in = xrealloc(c->in, CONN_IN_INITIAL);
+			c->in_cap = CONN_IN_INITIAL;
+			c->in_start = c->in_end = c->in_scan = 0;
+		}
+		return (unsigned)(due - now);
+	}
+	if (c->state == CS_HANDSHAKE || c->state == CS_STARTTLS ||
+	    c->ops == NULL) {
+		conn_log(c, POSTERN_LOG_INFO, "idle timeout during TLS setup");
+		conn_abort(c, POSTERN_CLOSE_TIMEOUT);
+		return 0;
+	}
+	if (c->ops->on_timeout != NULL)
+		close_it = c->ops->on_timeout(c, c->arg);
+	if (c->dead)
+		return 0;
+	if (!c->closing && close_it)
+		conn_begin_close(c, POSTERN_CLOSE_TIMEOUT);
+	if (c->closing)
+		return CONN_CLOSE_LINGER_MS;
+	c->last_activity = now;
+	return idle_ms(c);
+}
+
+static unsigned
+conn_timer(void *arg)
+{
+	postern_conn_t *c = arg;
+	unsigned again;
+
+	c->in_timer = 1;
+	again = conn_timer_check(c);
+	c->in_timer = 0;
+	if (again == 0)
+		c->timer = NULL; /* the loop frees it */
+	return again;
+}
+
+/* ---- setup ------------------------------------------------------------ */
+
+void
+conn_init(struct loop *l)
+{
+	if (cs.ip_seed == 0 &&
+	    getrandom(&cs.ip_seed, sizeof(cs.ip_seed), GRND_NONBLOCK) < 0)
+		cs.ip_seed = (uint32_t)getpid() * 2654435761u;
+	signal(SIGPIPE, SIG_IGN);
+	cs.loop = l;
+	/* Deferred calls scheduled on a previous loop died with it. */
+	cs.ready_scheduled = 0;
+	cs.dead_scheduled = 0;
+	loop_set_before_wait(l, conn_before_wait, NULL);
+}
+
+void
+conn_fini(void)
+{
+	size_t i;
+
+	conn_close_all();
+	while (!TAILQ_EMPTY(&cs.lingers))
+		linger_free(TAILQ_FIRST(&cs.lingers));
+	for (i = 0; i < CONN_IP_BUCKETS; i++) {
+		while (cs.ip_buckets[i] != NULL) {
+			struct ip_count *ic = cs.ip_buckets[i];
+			cs.ip_buckets[i] = ic->next;
+			free(ic);
+		}
+	}
+	free(cs.specs);
+	cs.specs = NULL;
+	cs.nspecs = 0;
+	if (cs.loop != NULL && cs.loop == loop_current)
+		loop_set_before_wait(cs.loop, NULL, NULL);
+	cs.loop = NULL;
+}
+
+static void
+peer_describe(postern_conn_t *c)
+{
+	const struct sockaddr_in *sin = (const struct sockaddr_in *)&c->peer;
+	const struct sockaddr_in6 *sin6 =
+		(const struct sockaddr_in6 *)&c->peer;
+	const char *open = "", *close = "";
+
+	switch (c->peer.ss_family) {
+	case AF_INET:
+		inet_ntop(AF_INET, &sin->sin_addr, c->peer_text,
+		          sizeof(c->peer_text));
+		c->peer_port = ntohs(sin->sin_port);
+		break;
+	case AF_INET6:
+		/* A dual-stack listener sees IPv4 clients as ::ffff:a.b.c.d;
+		 * they are shown (and logged) as plain IPv4. */
+		if (IN6_IS_ADDR_V4MAPPED(&sin6->sin6_addr)) {
+			inet_ntop(AF_INET, &sin6->sin6_addr.s6_addr[12],
+			          c->peer_text, sizeof(c->peer_text));
+		} else {
+			inet_ntop(AF_INET6, &sin6->sin6_addr, c->peer_text,
+			          sizeof(c->peer_text));
+			open = "[";
+			close = "]";
+		}
+		c->peer_port = ntohs(sin6->sin6_port);
+		break;
+	default:
+		snprintf(c->peer_text, sizeof(c->peer_text), "unix");
+		snprintf(c->log_prefix, sizeof(c->log_prefix),
+		         "conn=%llu peer=unix", (unsigned long long)c->id);
+		return;
+	}
+	snprintf(c->log_prefix, sizeof(c->log_prefix), "conn=%llu peer=%s%s%s:%u",
+	         (unsigned long long)c->id, open, c->peer_text, close,
+	         c->peer_port);
+}
+
+static unsigned
+local_port(int fd)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+
+	if (getsockname(fd, (struct sockaddr *)&ss, &len) < 0)
+		return 0;
+	if (ss.ss_family == AF_INET)
+		return ntohs(((struct sockaddr_in *)&ss)->sin_port);
+	if (ss.ss_family == AF_INET6)
+		return ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+	return 0;
+}
+
+/* Socket options, peer address, limits.  -1 (logged) to refuse. */
+static int
+conn_setup_socket(postern_conn_t *c)
+{
+	int flags, one = 1;
+
+	flags = fcntl(c->fd, F_GETFL);
+	if (flags < 0 || fcntl(c->fd, F_SETFL, flags | O_NONBLOCK) < 0) {
+		log_error("listener %s: fcntl(fd %d, O_NONBLOCK): %s",
+		          c->spec->name, c->fd, strerror(errno));
+		return -1;
+	}
+	c->peer_len = sizeof(c->peer);
+	if (getpeername(c->fd, (struct sockaddr *)&c->peer, &c->peer_len) < 0) {
+		/* ENOTCONN: the client is already gone. */
+		log_info("listener %s: getpeername(fd %d): %s", c->spec->name,
+		         c->fd, strerror(errno));
+		return -1;
+	}
+	peer_describe(c);
+	c->local_port = local_port(c->fd);
+	/* Replies are batched here; Nagle would only delay them. */
+	if (c->peer.ss_family != AF_UNIX)
+		setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	return conn_limits_take(c);
+}
+
+postern_conn_t *
+conn_accept(int fd, const struct postern_listen_spec *spec)
+{
+	postern_conn_t *c;
+
+	if (cs.loop != loop_current)
+		conn_init(loop_current);
+	c = xcalloc(1, sizeof(*c));
+	c->fd = fd;
+	c->spec = spec;
+	c->id = cs.next_id++;
+	if (conn_setup_socket(c) < 0) {
+		close(fd);
+		free(c);
+		return NULL;
+	}
+	c->in_max = spec->limits.max_input ? spec->limits.max_input
+	                                   : CONN_MAX_INPUT_DEFAULT;
+	c->in_cap = c->in_max < CONN_IN_INITIAL ? c->in_max : CONN_IN_INITIAL;
+	c->in = xmalloc(c->in_cap);
+	c->pool = pool_create(CONN_POOL_BLOCK);
+	c->last_activity = now_ms();
+	c->watch_events = LOOP_READ;
+	c->watch = loop_watch_add(loop_current, fd, LOOP_READ, conn_io, c);
+	if (c->watch == NULL || (spec->tls != NULL &&
+	                         conn_ssl_new(c, spec->tls) < 0)) {
+		if (c->watch != NULL)
+			loop_watch_remove(loop_current, c->watch);
+		conn_limits_put(c);
+		close(fd);
+		free(c->in);
+		pool_destroy(c->pool);
+		free(c);
+		return NULL;
+	}
+	c->timer = loop_timer_add(loop_current, idle_ms(c), conn_timer, c);
+	TAILQ_INSERT_TAIL(&cs.all, c, all_link);
+	cs.count++;
+	spec->ops->on_accept(c, spec->arg);
+	if (c->ops == NULL && !c->dead) {
+		conn_log(c, POSTERN_LOG_ERROR, "listener %s: on_accept did "
+		         "not set the connection's ops; closing", spec->name);
+		conn_abort(c, POSTERN_CLOSE_ERROR);
+	}
+	return c;
+}
+
+/* ---- the host functions ----------------------------------------------- */
+
+void
+conn_set_ops(postern_conn_t *c, const struct postern_conn_ops *ops,
+             void *arg)
+{
+	c->ops = ops;
+	c->arg = arg;
+}
+
+int
+conn_read_line(postern_conn_t *c, size_t max, struct postern_line *line)
+{
+	const char *p, *lf;
+	size_t have, n, len;
+	unsigned flags;
+
+	if (c->closing || c->dead)
+		return POSTERN_CLOSED;
+	for (;;) {
+		p = c->in + c->in_start;
+		have = in_buffered(c);
+		lf = memchr(p + c->in_scan, '\n', have - c->in_scan);
+		if (c->skip_line) {
+			if (lf == NULL) {
+				in_drop(c, have);
+				return POSTERN_AGAIN;
+			}
+			in_drop(c, (size_t)(lf - p) + 1);
+			c->skip_line = 0;
+			continue;
+		}
+		if (lf == NULL) {
+			c->in_scan = have;
+			/* Too long already, or the buffer cannot take the
+			 * rest: report once, drop the rest up to its LF. */
+			if (have >= c->in_max || (have >= 2 && have - 2 >= max)) {
+				in_drop(c, have);
+				c->skip_line = 1;
+				return POSTERN_TOOLONG;
+			}
+			return POSTERN_AGAIN;
+		}
+		n = (size_t)(lf - p);
+		len = n;
+		flags = POSTERN_LINE_BARE_LF;
+		if (n > 0 && p[n - 1] == '\r') {
+			len--;
+			flags = POSTERN_LINE_CRLF;
+		}
+		in_drop(c, n + 1);
+		if (len > max)
+			return POSTERN_TOOLONG;
+		if (memchr(p, '\0', len) != NULL)
+			flags |= POSTERN_LINE_NUL;
+		if (memchr(p, '\r', len) != NULL)
+			flags |= POSTERN_LINE_BARE_CR;
+		line->data = p;
+		line->len = len;
+		line->flags = flags;
+		return POSTERN_OK;
+	}
+}
+
+int
+conn_peek(postern_conn_t *c, const void **data, size_t *len)
+{
+	const char *lf;
+
+	if (c->closing || c->dead)
+		return POSTERN_CLOSED;
+	if (c->skip_line) {
+		/* The tail of an over-long line is nobody's data. */
+		lf = memchr(c->in + c->in_start, '\n', in_buffered(c));
+		if (lf == NULL) {
+			in_drop(c, in_buffered(c));
+			return POSTERN_AGAIN;
+		}
+		in_drop(c, (size_t)(lf - (c->in + c->in_start)) + 1);
+		c->skip_line = 0;
+	}
+	if (in_buffered(c) == 0)
+		return POSTERN_AGAIN;
+	*data = c->in + c->in_start;
+	*len = in_buffered(c);
+	return POSTERN_OK;
+}
+
+void
+conn_consume(postern_conn_t *c, size_t n)
+{
+	if (c->dead)
+		return;
+	if (n > in_buffered(c))
+		n = in_buffered(c);
+	in_drop(c, n);
+}
+
+int
+conn_write(postern_conn_t *c, const void *data, size_t len)
+{
+	if (c->closing || c->dead)
+		return POSTERN_CLOSED;
+	if (len == 0)
+		return POSTERN_OK;
+	out_append(c, data, len);
+	c->drain_due = 1;
+	mark_pending(c);
+	return POSTERN_OK;
+}
+
+int
+conn_printf(postern_conn_t *c, const char *fmt, ...)
+{
+	char buf[1024], *p = buf;
+	va_list ap;
+	int n, r;
+
+	va_start(ap, fmt);
+	n = vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return POSTERN_ERROR;
+	if ((size_t)n >= sizeof(buf)) {
+		p = xmalloc((size_t)n + 1);
+		va_start(ap, fmt);
+		vsnprintf(p, (size_t)n + 1, fmt, ap);
+		va_end(ap);
+	}
+	r = conn_write(c, p, (size_t)n);
+	if (p != buf)
+		free(p);
+	return r;
+}
+
+size_t
+conn_output_pending(postern_conn_t *c)
+{
+	return c->out_len;
+}
+
+void
+conn_pause(postern_conn_t *c)
+{
+	if (c->dead || c->paused)
+		return;
+	c->paused = 1;
+	unmark_ready(c);
+	mark_pending(c);
+}
+
+void
+conn_resume(postern_conn_t *c)
+{
+	if (c->dead || !c->paused)
+		return;
+	c->paused = 0;
+	if (in_buffered(c) > 0 ||
+	    (c->state == CS_TLS && SSL_pending(c->ssl) > 0))
+		mark_ready(c);
+	mark_pending(c);
+}
+
+/* Reads and drops what the client sent after STARTTLS and before our
+ * go-ahead: it was sent in plaintext, so it must not be taken as
+ * anything (CVE-2011-0411).  The go-ahead is not out yet, so a client
+ * that follows the protocol cannot have sent its ClientHello. */
+static void
+starttls_drain(postern_conn_t *c)
+{
+	char buf[4096];
+	size_t total = 0;
+	ssize_t n;
+
+	while (total < CONN_STARTTLS_DRAIN_MAX) {
+		n = read(c->fd, buf, sizeof(buf));
+		if (n <= 0)
+			break;
+		total += (size_t)n;
+	}
+	if (total > 0)
+		conn_log(c, POSTERN_LOG_INFO, "STARTTLS: discarded %zu bytes "
+		         "sent before the handshake", total);
+}
+
+int
+conn_starttls(postern_conn_t *c, postern_tls_t *tls)
+{
+	if (c->closing || c->dead)
+		return POSTERN_CLOSED;
+	if (c->state != CS_PLAIN || tls == NULL)
+		return POSTERN_ERROR;
+	if (in_buffered(c) > 0)
+		conn_log(c, POSTERN_LOG_INFO, "STARTTLS: discarded %zu "
+		         "buffered bytes", in_buffered(c));
+	in_discard_all(c);
+	starttls_drain(c);
+	/* Only what is queued now goes out in plaintext; anything written
+	 * after this call waits for the handshake. */
+	c->plain_left = c->out_len;
+	c->starttls = tls;
+	c->state = CS_STARTTLS;
+	unmark_ready(c);
+	mark_pending(c);
+	return POSTERN_OK;
+}
+
+void
+conn_close(postern_conn_t *c)
+{
+	conn_begin_close(c, POSTERN_CLOSE_LOCAL);
+}
+
+void
+conn_set_idle(postern_conn_t *c, unsigned ms)
+{
+	uint64_t now = now_ms(), due;
+
+	c->idle_ms = ms;
+	if (c->dead || c->closing || c->in_timer || c->timer == NULL)
+		return;
+	due = c->last_activity + idle_ms(c);
+	loop_timer_reset(loop_current, c->timer,
+	                 due > now ? (unsigned)(due - now) : 0);
+}
+
+uint64_t
+conn_id(postern_conn_t *c)
+{
+	return c->id;
+}
+
+const char *
+conn_peer(postern_conn_t *c)
+{
+	return c->peer_text;
+}
+
+unsigned
+conn_peer_port(postern_conn_t *c)
+{
+	return c->peer_port;
+}
+
+const struct sockaddr *
+conn_peer_addr(postern_conn_t *c, socklen_t *len)
+{
+	if (len != NULL)
+		*len = c->peer_len;
+	return (const struct sockaddr *)&c->peer;
+}
+
+int
+conn_peer_is_loopback(postern_conn_t *c)
+{
+	const struct sockaddr_in *sin = (const struct sockaddr_in *)&c->peer;
+	const struct sockaddr_in6 *sin6 =
+		(const struct sockaddr_in6 *)&c->peer;
+
+	switch (c->peer.ss_family) {
+	case AF_UNIX:
+		return 1;
+	case AF_INET:
+		return (ntohl(sin->sin_addr.s_addr) >> 24) == 127;
+	case AF_INET6:
+		if (IN6_IS_ADDR_LOOPBACK(&sin6->sin6_addr))
+			return 1;
+		return IN6_IS_ADDR_V4MAPPED(&sin6->sin6_addr) &&
+		       sin6->sin6_addr.s6_addr[12] == 127;
+	default:
+		return 0;
+	}
+}
+
+unsigned
+conn_local_port(postern_conn_t *c)
+{
+	return c->local_port;
+}
+
+const char *
+conn_listener_name(postern_conn_t *c)
+{
+	return c->spec->name;
+}
+
+int
+conn_tls_active(postern_conn_t *c)
+{
+	return c->state == CS_TLS && c->ssl != NULL;
+}
+
+/* True when `info` (of the caller's size) has room for `field`. */
+#define INFO_HAS(info, field)                                              \
+	((info)->size >= offsetof(struct postern_tls_info, field) +        \
+	                     sizeof((info)->field))
+
+int
+conn_tls_info(postern_conn_t *c, struct postern_tls_info *info)
+{
+	const SSL_CIPHER *cipher;
+
+	if (!conn_tls_active(c))
+		return POSTERN_ERROR;
+	cipher = SSL_get_current_cipher(c->ssl);
+	if (INFO_HAS(info, version))
+		info->version = SSL_get_version(c->ssl);
+	if (INFO_HAS(info, cipher))
+		info->cipher = cipher != NULL ? SSL_CIPHER_get_name(cipher)
+		                              : "";
+	if (INFO_HAS(info, bits))
+		info->bits = cipher != NULL ? SSL_CIPHER_get_bits(cipher, NULL)
+		                            : 0;
+	if (INFO_HAS(info, peer_cert_verified))
+		info->peer_cert_verified =
+			SSL_get0_peer_certificate(c->ssl) != NULL &&
+			SSL_get_verify_result(c->ssl) == X509_V_OK;
+	return POSTERN_OK;
+}
+
+postern_pool_t *
+conn_pool(postern_conn_t *c)
+{
+	return c->pool;
+}
+
+void
+conn_log(postern_conn_t *c, int level, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	log_vwrite(level, c->log_prefix, fmt, ap);
+	va_end(ap);
+}
+
+/* ---- all connections -------------------------------------------------- */
+
+size_t
+conn_count(void)
+{
+	return cs.count;
+}
+
+void
+conn_shutdown_all(void)
+{
+	postern_conn_t *c;
+
+	TAILQ_FOREACH(c, &cs.all, all_link) {
+		if (c->dead || c->shutdown_called || c->ops == NULL)
+			continue;
+		c->shutdown_called = 1;
+		if (c->ops->on_shutdown != NULL)
+			c->ops->on_shutdown(c, c->arg);
+	}
+}
+
+void
+conn_close_all(void)
+{
+	postern_conn_t *c;
+
+	TAILQ_FOREACH(c, &cs.all, all_link)
+		if (!c->dead)
+			conn_abort(c, POSTERN_CLOSE_SHUTDOWN);
+	conn_run_dead(NULL);
+	while (!TAILQ_EMPTY(&cs.lingers))
+		linger_free(TAILQ_FIRST(&cs.lingers));
+}

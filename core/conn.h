@@ -10,6 +10,8 @@
 
 #include <postern/host.h>
 
+struct loop;
+
 /* Wraps an accepted socket `fd` (nonblocking is set here) for listener
  * `spec` (limits, TLS, name; the conn keeps a pointer: it must outlive
  * the conn).  Starts the TLS handshake when spec->tls is set, and calls
@@ -42,6 +44,15 @@ int conn_tls_info(postern_conn_t *c, struct postern_tls_info *info);
 postern_pool_t *conn_pool(postern_conn_t *c);
 void conn_log(postern_conn_t *c, int level, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
+
+/* Makes `l` (loop_current) the connections' loop: installs the
+ * before-wait callback that flushes output, and ignores SIGPIPE (a peer
+ * that resets must not kill the worker).  conn_accept calls it itself
+ * when loop_current changed. */
+void conn_init(struct loop *l);
+/* Closes every connection (conn_close_all) and every socket still
+ * lingering after a close; detaches from the loop.  Before loop_destroy. */
+void conn_fini(void);
 
 /* Open connections in this process. */
 size_t conn_count(void);

@@ -4,6 +4,34 @@
  *
  * The registry is process-global: hook points are defined and handlers
  * registered during module init in the master; workers inherit it.
+ * Chains are kept sorted by priority (ties: registration order) as
+ * handlers arrive, also those registered before their hook is defined.
+ *
+ * Call handles.  A postern_hook_call_t is an opaque, generation-checked
+ * handle, never dereferenced: hook_run returns the dispatch's handle, and
+ * each handler invocation receives a handle of its own.
+ *  - The dispatch handle is live until done is called or hook_cancel.
+ *  - A handler's handle is live while its answer is outstanding: until fn
+ *    returns a verdict other than PENDING, or (after PENDING) until the
+ *    first hook_resume, its timeout, or the dispatch's cancellation.  A
+ *    handler's cancel callback receives its (already dead) handle, to
+ *    find the work it must drop.
+ *  - hook_resume and hook_cancel on a dead handle are ignored, safely, at
+ *    any later time: a job that finishes after its handler timed out may
+ *    still resume.  So only the first resume counts.
+ *  - hook_resume from inside the handler's own fn (before it returns) is
+ *    taken as the handler's answer, as if fn had returned it; whatever fn
+ *    then leaves in *v is ignored.  The chain continues after fn returns,
+ *    so done never runs inside fn.
+ *  - hook_resume from anywhere else runs the rest of the chain, and the
+ *    dispatcher's done, before it returns.  A handler must not touch the
+ *    payload after resuming.
+ *  - done runs after the dispatch handle died: it may start another
+ *    dispatch, and a hook_cancel of the finished call is a no-op.
+ *  - hook_cancel while a callback of that dispatch runs (say a handler's
+ *    fn closes the connection) takes effect when the callback returns.
+ * Verdict text and enhanced codes are copied when a handler returns or
+ * resumes; the done callback's verdict is valid only during the call.
  */
 #ifndef CORE_HOOK_H
 #define CORE_HOOK_H
@@ -25,14 +53,18 @@ int hook_has_handlers(postern_hook_t *hook);
 postern_hook_t *hook_find(const char *name);
 
 /* Dispatch on loop `l` (timers for pending handlers); see postern/hook.h
- * for the contract. */
+ * for the contract.  Returns NULL when done was already called (every
+ * handler answered at once), else the pending dispatch's handle.  With
+ * `l` NULL a PENDING answer times out at once (logged).  A NULL `hook`
+ * has no handlers: done(CONTINUE) at once. */
 postern_hook_call_t *hook_run(struct loop *l, postern_hook_t *hook,
                               void *payload, postern_hook_done_fn done,
                               void *arg);
 void hook_cancel(postern_hook_call_t *call);
 void hook_resume(postern_hook_call_t *call, const struct postern_verdict *v);
 
-/* Frees every hook and handler (process exit, tests). */
+/* Frees every hook and handler (process exit, tests).  Dispatches still
+ * pending are cancelled first, so their loop must still exist. */
 void hook_reset(void);
 
 #endif /* CORE_HOOK_H */

@@ -1,1 +1,435 @@
-/* host.c: not written yet */
+/*
+ * host.c - the host table handed to modules.
+ *
+ * Most members are the core functions themselves; the wrappers here add
+ * what a module's view needs: the module's name in log lines, the current
+ * configuration and loop, and the "init only" rule for registrations
+ * (a listener or hook registered in a worker would exist in one process
+ * only, silently).
+ */
+#include "host.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "conf.h"
+#include "conn.h"
+#include "hook.h"
+#include "job.h"
+#include "listener.h"
+#include "loader.h"
+#include "log.h"
+#include "loop.h"
+#include "pool.h"
+#include "service.h"
+#include "tls.h"
+#include "xalloc.h"
+
+#ifndef PACKAGE_VERSION
+#define PACKAGE_VERSION "0"
+#endif
+
+static struct {
+	struct conf *conf;
+	struct job_pool *jobs;
+	int worker_id;
+	int stopping;
+	int in_init;
+	char *dirs[POSTERN_DIR_MODULES + 1];
+} host = { .worker_id = -1 };
+
+void
+host_set_conf(struct conf *c)
+{
+	host.conf = c;
+}
+
+struct conf *
+host_conf(void)
+{
+	return host.conf;
+}
+
+void
+host_set_dir(enum postern_dir which, const char *path)
+{
+	free(host.dirs[which]);
+	host.dirs[which] = path != NULL ? xstrdup(path) : NULL;
+}
+
+void
+host_set_jobs(struct job_pool *jobs)
+{
+	host.jobs = jobs;
+}
+
+void
+host_set_worker(int worker_id)
+{
+	host.worker_id = worker_id;
+}
+
+void
+host_set_stopping(int stopping)
+{
+	host.stopping = stopping;
+}
+
+void
+host_set_init_phase(int in_init)
+{
+	host.in_init = in_init;
+}
+
+int
+host_in_init(void)
+{
+	return host.in_init;
+}
+
+void
+host_reset(void)
+{
+	size_t i;
+
+	for (i = 0; i <= POSTERN_DIR_MODULES; i++) {
+		free(host.dirs[i]);
+		host.dirs[i] = NULL;
+	}
+}
+
+/* ---- checks ----------------------------------------------------------- */
+
+static int
+init_only(postern_module_t *m, const char *what)
+{
+	if (host.in_init)
+		return 1;
+	log_write(POSTERN_LOG_ERROR, m != NULL ? m->name : NULL,
+	          "%s is only allowed during module init", what);
+	return 0;
+}
+
+/* ---- logging ---------------------------------------------------------- */
+
+static void
+h_vlog(postern_module_t *m, int level, const char *fmt, va_list ap)
+{
+	log_vwrite(level, m != NULL ? m->name : NULL, fmt, ap);
+}
+
+static void
+h_log(postern_module_t *m, int level, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	h_vlog(m, level, fmt, ap);
+	va_end(ap);
+}
+
+/* ---- configuration ---------------------------------------------------- */
+
+static postern_cfg_t *
+h_cfg_module(postern_module_t *m)
+{
+	return conf_lookup(conf_root(host.conf), m->name);
+}
+
+static postern_cfg_t *
+h_cfg_lookup(postern_cfg_t *node, const char *path)
+{
+	if (node == NULL)
+		node = conf_root(host.conf);
+	return conf_lookup(node, path);
+}
+
+static int
+h_cfg_parse(postern_module_t *m, postern_cfg_t *node,
+            const struct postern_cfg_key *schema, size_t key_size, void *out)
+{
+	if (!init_only(m, "cfg_parse"))
+		return -1;
+	return conf_parse(host.conf, node, m->name, schema, key_size, out, 0);
+}
+
+static void
+h_cfg_error(postern_module_t *m, postern_cfg_t *node, const char *fmt, ...)
+{
+	va_list ap;
+
+	(void)m;
+	va_start(ap, fmt);
+	conf_verror(host.conf, node, fmt, ap);
+	va_end(ap);
+}
+
+static const char *
+h_dir(enum postern_dir which)
+{
+	if ((unsigned)which > POSTERN_DIR_MODULES)
+		return NULL;
+	return host.dirs[which];
+}
+
+/* ---- worker lifecycle ------------------------------------------------- */
+
+static int
+h_worker_ops(postern_module_t *m, const struct postern_worker_ops *ops,
+             void *arg)
+{
+	size_t n;
+
+	if (!init_only(m, "worker_ops"))
+		return -1;
+	/* Copy what the module's SDK knew about; newer fields stay NULL. */
+	n = ops->size < sizeof(m->worker_ops) ? ops->size
+	                                      : sizeof(m->worker_ops);
+	memset(&m->worker_ops, 0, sizeof(m->worker_ops));
+	memcpy(&m->worker_ops, ops, n);
+	m->worker_ops.size = sizeof(m->worker_ops);
+	m->worker_arg = arg;
+	m->has_worker_ops = 1;
+	return 0;
+}
+
+static int
+h_worker_id(void)
+{
+	return host.worker_id;
+}
+
+static int
+h_stopping(void)
+{
+	return host.stopping;
+}
+
+/* ---- loop ------------------------------------------------------------- */
+
+static postern_timer_t *
+h_timer_add(unsigned ms, postern_timer_fn fn, void *arg)
+{
+	return (postern_timer_t *)loop_timer_add(loop_current, ms, fn, arg);
+}
+
+static void
+h_timer_cancel(postern_timer_t *t)
+{
+	loop_timer_cancel(loop_current, (struct loop_timer *)t);
+}
+
+static uint64_t
+h_now_ms(void)
+{
+	return loop_now_ms(loop_current);
+}
+
+/* The module's callback has its own handle type, so a small wrapper sits
+ * between the loop's watch and the module's. */
+struct postern_watch {
+	struct loop_watch *w;
+	postern_watch_fn fn;
+	void *arg;
+};
+
+static void
+watch_trampoline(struct loop_watch *w, int fd, unsigned events, void *arg)
+{
+	struct postern_watch *hw = arg;
+
+	(void)w;
+	hw->fn(hw, fd, events, hw->arg);
+}
+
+static postern_watch_t *
+h_watch_add(int fd, unsigned events, postern_watch_fn fn, void *arg)
+{
+	struct postern_watch *hw = xcalloc(1, sizeof(*hw));
+
+	hw->fn = fn;
+	hw->arg = arg;
+	hw->w = loop_watch_add(loop_current, fd, events, watch_trampoline, hw);
+	if (hw->w == NULL) {
+		free(hw);
+		return NULL;
+	}
+	return hw;
+}
+
+static int
+h_watch_set(postern_watch_t *hw, unsigned events)
+{
+	return loop_watch_set(loop_current, hw->w, events);
+}
+
+static void
+h_watch_remove(postern_watch_t *hw)
+{
+	if (hw == NULL)
+		return;
+	/* The loop skips events of removed watches, so the wrapper can go
+	 * now. */
+	loop_watch_remove(loop_current, hw->w);
+	free(hw);
+}
+
+static void
+h_defer(void (*fn)(void *arg), void *arg)
+{
+	loop_defer(loop_current, fn, arg);
+}
+
+/* ---- jobs, TLS, listeners --------------------------------------------- */
+
+static postern_job_t *
+h_job_submit(postern_job_work_fn work, postern_job_done_fn done, void *arg)
+{
+	if (host.jobs == NULL) {
+		log_error("job_submit called outside a worker");
+		return NULL;
+	}
+	return job_submit(host.jobs, work, done, arg);
+}
+
+static postern_tls_t *
+h_tls_create(postern_module_t *m, postern_cfg_t *node)
+{
+	if (!init_only(m, "tls_create"))
+		return NULL;
+	return tls_create(host.conf, node);
+}
+
+static postern_listener_t *
+h_listen(postern_module_t *m, const struct postern_listen_spec *spec)
+{
+	if (!init_only(m, "listen"))
+		return NULL;
+	return listener_add(m->name, spec);
+}
+
+/* ---- hooks and services ----------------------------------------------- */
+
+static postern_hook_t *
+h_hook_define(postern_module_t *m, const char *name)
+{
+	if (!init_only(m, "hook_define"))
+		return NULL;
+	return hook_define(m->name, name);
+}
+
+static int
+h_hook_register(postern_module_t *m, const struct postern_hook_handler *h)
+{
+	if (!init_only(m, "hook_register"))
+		return -1;
+	return hook_register(m->name, h);
+}
+
+static postern_hook_call_t *
+h_hook_run(postern_hook_t *hook, void *payload, postern_hook_done_fn done,
+           void *arg)
+{
+	return hook_run(loop_current, hook, payload, done, arg);
+}
+
+static int
+h_service_publish(postern_module_t *m, const char *name, unsigned major,
+                  unsigned minor, const void *table)
+{
+	if (!init_only(m, "service_publish"))
+		return -1;
+	return service_publish(m->name, name, major, minor, table);
+}
+
+static const void *
+h_service_lookup(postern_module_t *m, const char *name, unsigned major,
+                 unsigned min_minor)
+{
+	return service_lookup(m->name, name, major, min_minor);
+}
+
+static const struct postern_host host_table_v = {
+	.size = sizeof(struct postern_host),
+	.abi_major = POSTERN_ABI_MAJOR,
+	.abi_minor = POSTERN_ABI_MINOR,
+	.version = PACKAGE_VERSION,
+
+	.log = h_log,
+	.vlog = h_vlog,
+	.conn_log = conn_log,
+	.log_enabled = log_enabled,
+
+	.cfg_module = h_cfg_module,
+	.cfg_lookup = h_cfg_lookup,
+	.cfg_parse = h_cfg_parse,
+	.cfg_count = conf_count,
+	.cfg_elem = conf_elem,
+	.cfg_path = conf_path,
+	.cfg_error = h_cfg_error,
+	.dir = h_dir,
+
+	.pool_create = pool_create,
+	.pool_alloc = pool_alloc,
+	.pool_strndup = pool_strndup,
+	.pool_printf = pool_printf,
+	.pool_clear = pool_clear,
+	.pool_destroy = pool_destroy,
+
+	.worker_ops = h_worker_ops,
+	.worker_id = h_worker_id,
+	.stopping = h_stopping,
+
+	.timer_add = h_timer_add,
+	.timer_cancel = h_timer_cancel,
+	.now_ms = h_now_ms,
+	.watch_add = h_watch_add,
+	.watch_set = h_watch_set,
+	.watch_remove = h_watch_remove,
+	.defer = h_defer,
+
+	.job_submit = h_job_submit,
+	.job_cancel = job_cancel,
+
+	.tls_create = h_tls_create,
+
+	.listen = h_listen,
+	.conn_set_ops = conn_set_ops,
+	.conn_read_line = conn_read_line,
+	.conn_peek = conn_peek,
+	.conn_consume = conn_consume,
+	.conn_write = conn_write,
+	.conn_printf = conn_printf,
+	.conn_output_pending = conn_output_pending,
+	.conn_pause = conn_pause,
+	.conn_resume = conn_resume,
+	.conn_starttls = conn_starttls,
+	.conn_close = conn_close,
+	.conn_set_idle = conn_set_idle,
+	.conn_id = conn_id,
+	.conn_peer = conn_peer,
+	.conn_peer_port = conn_peer_port,
+	.conn_peer_addr = conn_peer_addr,
+	.conn_peer_is_loopback = conn_peer_is_loopback,
+	.conn_local_port = conn_local_port,
+	.conn_listener_name = conn_listener_name,
+	.conn_tls_active = conn_tls_active,
+	.conn_tls_info = conn_tls_info,
+	.conn_pool = conn_pool,
+
+	.hook_define = h_hook_define,
+	.hook_register = h_hook_register,
+	.hook_has_handlers = hook_has_handlers,
+	.hook_run = h_hook_run,
+	.hook_cancel = hook_cancel,
+	.hook_resume = hook_resume,
+
+	.service_publish = h_service_publish,
+	.service_lookup = h_service_lookup,
+};
+
+const struct postern_host *
+host_table(void)
+{
+	return &host_table_v;
+}

@@ -36,6 +36,9 @@ int listener_bind_all(struct inherited_fd *inherited, size_t n);
 size_t listener_count(void);
 postern_listener_t *listener_at(size_t i);
 int listener_fd(const postern_listener_t *l);
+/* The port actually bound (differs from the spec's for port 0, which
+ * tests use); 0 for unix sockets and before binding. */
+unsigned listener_port(const postern_listener_t *l);
 
 /* Worker: starts accepting on loop `l`. */
 int listener_start_all(struct loop *l);

@@ -10,6 +10,15 @@
  * (dependencies first, otherwise in load order); a failure finalises every
  * module already initialised, in reverse order.  Modules are never
  * dlclosed while the process runs.
+ *
+ * A failed loader_load unloads everything it loaded (dependencies too);
+ * errors are logged once, as one line naming the chain of files.  A file
+ * looked up by name must declare that name; a file given by path may
+ * declare any.  The same file reached twice (by name and by path) is one
+ * module; two files declaring one name is an error naming both.
+ *
+ * loader_destroy dlcloses: reset the hook and service registries first,
+ * as they point into modules' memory (handler functions, tables).
  */
 #ifndef CORE_LOADER_H
 #define CORE_LOADER_H
@@ -18,7 +27,13 @@
 
 /* What the core knows about one module: this is postern_module_t. */
 struct postern_module_ctx {
+	/* The descriptor as checked: a copy of the module's, with fields
+	 * past its `size` (optional ones an older module lacks) zeroed.
+	 * Read this, not the module's own. */
 	const struct postern_module *desc;
+	struct postern_module copy;       /* what desc points to */
+	const struct postern_module *orig; /* the module's own descriptor */
+	int mark;          /* loader_init_all's depth-first search state */
 	char *name;        /* desc->name, copied */
 	char *path;        /* the file it came from */
 	void *dl;          /* dlopen handle */

@@ -553,10 +553,11 @@ loop_destroy(struct loop *l)
 		l->defer_free = d->next;
 		free(d);
 	}
-	if (l->sigfd >= 0) {
-		sigprocmask(SIG_UNBLOCK, &l->sigmask, NULL);
+	/* Signals stay blocked: a forked worker destroys the master's loop
+	 * after making its own, and must not open a window in which a
+	 * SIGTERM kills it instead of starting a graceful stop. */
+	if (l->sigfd >= 0)
 		close(l->sigfd);
-	}
 	if (l->wakefd >= 0)
 		close(l->wakefd);
 	close(l->epfd);

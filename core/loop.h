@@ -58,7 +58,8 @@ void loop_watch_remove(struct loop *l, struct loop_watch *w);
 void loop_defer(struct loop *l, loop_defer_fn fn, void *arg);
 
 /* Delivers `signo` through a signalfd; the signal is blocked for the
- * process.  One handler per signal. */
+ * process (and stays blocked after loop_destroy).  One handler per
+ * signal. */
 int loop_signal(struct loop *l, int signo, loop_signal_fn fn, void *arg);
 
 /* Registers the function loop_wake() triggers, on the loop thread. */

@@ -1,1 +1,79 @@
-/* main.c: not written yet */
+/*
+ * main.c - posternd's command line.
+ */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <postern/module.h>
+
+#include "process.h"
+
+#ifndef POSTERN_SYSCONFDIR
+#define POSTERN_SYSCONFDIR "/etc/postern"
+#endif
+
+static void
+usage(FILE *out)
+{
+	fprintf(out,
+	        "usage: posternd [-c FILE] [-t | -n [-v]] [-f] [-V]\n"
+	        "  -c FILE  configuration file (default %s/postern.conf);\n"
+	        "           conf.d/*.conf beside it is read too\n"
+	        "  -t       check the configuration and every module's, "
+	        "then exit\n"
+	        "  -n       print the effective configuration (defaults "
+	        "included); -v adds docs\n"
+	        "  -f       stay in the foreground and log to stderr\n"
+	        "  -V       print the version and module ABI, then exit\n",
+	        POSTERN_SYSCONFDIR);
+}
+
+int
+main(int argc, char **argv)
+{
+	struct options opt = {
+		.config_path = POSTERN_SYSCONFDIR "/postern.conf",
+		.argv = argv,
+	};
+	int ch;
+
+	while ((ch = getopt(argc, argv, "c:tnvfVh")) != -1) {
+		switch (ch) {
+		case 'c':
+			opt.config_path = optarg;
+			break;
+		case 't':
+			opt.check_only = 1;
+			break;
+		case 'n':
+			opt.print_config = 1;
+			break;
+		case 'v':
+			opt.print_docs = 1;
+			break;
+		case 'f':
+			opt.foreground = 1;
+			break;
+		case 'V':
+			printf("posternd %s (module ABI %d.%d)\n",
+			       PACKAGE_VERSION, POSTERN_ABI_MAJOR,
+			       POSTERN_ABI_MINOR);
+			return 0;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (optind != argc) {
+		fprintf(stderr, "posternd: unexpected argument '%s'\n",
+		        argv[optind]);
+		usage(stderr);
+		return 2;
+	}
+	return process_main(&opt);
+}

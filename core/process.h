@@ -1,1 +1,27 @@
-/* process.h */
+/*
+ * process.h - posternd's life: configuration, modules, the master and its
+ * workers.
+ *
+ * The master parses and checks the whole configuration, loads and
+ * initialises the modules, binds the listeners, then forks `workers`
+ * processes that drop privileges and run one event loop each.  The master
+ * only supervises: it restarts a worker that dies, stops them all
+ * gracefully on SIGTERM/SIGINT, and reloads on SIGHUP by re-executing
+ * itself with the listening sockets handed over (see process.c).
+ */
+#ifndef CORE_PROCESS_H
+#define CORE_PROCESS_H
+
+struct options {
+	const char *config_path; /* -c */
+	int check_only;          /* -t */
+	int print_config;        /* -n */
+	int print_docs;          /* -n -v */
+	int foreground;          /* -f: no daemon, log to stderr */
+	char **argv;             /* for the re-exec on reload */
+};
+
+/* Runs posternd as the options say; returns the exit status. */
+int process_main(const struct options *opt);
+
+#endif /* CORE_PROCESS_H */

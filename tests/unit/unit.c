@@ -1,7 +1,6 @@
 /*
  * unit.c - the shared CUnit runner and file helpers (see unit.h).
  */
-#define _GNU_SOURCE
 #include "unit.h"
 
 #include <errno.h>

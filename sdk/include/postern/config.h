@@ -1,12 +1,12 @@
 /*
  * postern/config.h - how a module declares and reads its configuration.
  *
- * The configuration is libconfig syntax: the main file, then every
- * conf.d/*.conf in lexical order, merged (a later file's scalar replaces an
- * earlier one's; groups merge key by key).  Each module owns the top-level
- * group named after it.  A module describes its keys in a schema, a
- * NULL-terminated array of struct postern_cfg_key, and asks the host to
- * parse a group against it:
+ * The configuration is libconfig syntax: the main file, then each
+ * conf.d/NAME.conf in lexical order, merged (a later file's scalar
+ * replaces an earlier one's; groups merge key by key).  Each module owns
+ * the top-level group named after it.  A module describes its keys in a
+ * schema, a NULL-terminated array of struct postern_cfg_key, and asks
+ * the host to parse a group against it:
  *
  *	struct hello_settings { const char *greeting; long long timeout_ms; };
  *	static const struct postern_cfg_key hello_keys[] = {

@@ -1,0 +1,157 @@
+"""Shared helpers for the integration tests: run posternd on loopback,
+make certificates, count results.
+
+Every test prints one line per case and closes with "N passed, M failed";
+the exit status is 0 only when nothing failed.
+"""
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+
+TOP_BUILDDIR = os.environ.get("top_builddir", os.getcwd())
+TOP_SRCDIR = os.environ.get("top_srcdir", TOP_BUILDDIR)
+POSTERND = os.path.join(TOP_BUILDDIR, "core", "posternd")
+TEST_MODULES = os.path.join(TOP_BUILDDIR, "tests", "modules", ".libs")
+HELLO_SO = os.path.join(TOP_BUILDDIR, "sdk", "examples", "hello", ".libs",
+                        "hello.so")
+
+
+def free_port():
+    """A port that was free a moment ago on 127.0.0.1."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def make_cert(directory):
+    """A self-signed certificate for 127.0.0.1/localhost, made by openssl."""
+    cert = os.path.join(directory, "cert.pem")
+    key = os.path.join(directory, "key.pem")
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+         "ec_paramgen_curve:P-256", "-nodes", "-days", "2",
+         "-subj", "/CN=localhost", "-addext",
+         "subjectAltName=DNS:localhost,IP:127.0.0.1",
+         "-keyout", key, "-out", cert],
+        check=True, capture_output=True)
+    return cert, key
+
+
+class Daemon:
+    """posternd -f running a configuration; stopped by stop() or on exit."""
+
+    def __init__(self, conf_path, extra_args=()):
+        self.conf_path = conf_path
+        self.log_path = conf_path + ".log"
+        self.log = open(self.log_path, "w")
+        self.proc = subprocess.Popen(
+            [POSTERND, "-f", "-c", conf_path, *extra_args],
+            stdout=self.log, stderr=subprocess.STDOUT)
+
+    def wait_listening(self, port, timeout=10.0):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError("posternd exited early:\n" +
+                                     self.read_log())
+            try:
+                with socket.create_connection(("127.0.0.1", port), 0.5):
+                    return
+            except OSError:
+                time.sleep(0.05)
+        raise AssertionError("posternd did not listen on %d:\n%s" %
+                             (port, self.read_log()))
+
+    def read_log(self):
+        self.log.flush()
+        with open(self.log_path) as f:
+            return f.read()
+
+    def signal(self, signo):
+        self.proc.send_signal(signo)
+
+    def stop(self, timeout=20.0):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()
+        return self.proc.returncode
+
+    def workers(self):
+        """pids of the worker processes (children of the master)."""
+        out = subprocess.run(["ps", "-o", "pid=", "--ppid",
+                              str(self.proc.pid)],
+                             capture_output=True, text=True).stdout
+        return [int(p) for p in out.split()]
+
+
+def posternd(*args, timeout=30):
+    """Runs posternd to completion; returns (status, stdout+stderr)."""
+    p = subprocess.run([POSTERND, *args], capture_output=True, text=True,
+                       timeout=timeout)
+    return p.returncode, p.stdout + p.stderr
+
+
+class LineClient:
+    """A line-protocol client over a socket (plain or TLS)."""
+
+    def __init__(self, port, timeout=10.0):
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout)
+        self.buf = b""
+
+    def send(self, data):
+        self.sock.sendall(data)
+
+    def line(self):
+        while b"\n" not in self.buf:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise EOFError("connection closed; buffered %r" % self.buf)
+            self.buf += chunk
+        line, _, self.buf = self.buf.partition(b"\n")
+        return line.rstrip(b"\r").decode("utf-8", "replace")
+
+    def close(self):
+        self.sock.close()
+
+
+class Runner:
+    def __init__(self, name):
+        self.name = name
+        self.passed = 0
+        self.failed = 0
+        self.tmp = tempfile.mkdtemp(prefix="postern-%s." % name)
+
+    def run(self, fn):
+        label = fn.__name__.replace("_", " ")
+        try:
+            fn(self)
+        except Exception:  # report and go on with the next case
+            self.failed += 1
+            print("FAIL: %s\n%s" % (label, traceback.format_exc()),
+                  flush=True)
+        else:
+            self.passed += 1
+            print("PASS: %s" % label, flush=True)
+
+    def finish(self):
+        print("%d passed, %d failed" % (self.passed, self.failed))
+        if self.failed == 0:
+            subprocess.run(["rm", "-rf", self.tmp])
+        sys.exit(1 if self.failed else 0)
+
+    def write(self, name, text):
+        path = os.path.join(self.tmp, name)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "w") as f:
+            f.write(text)
+        return path
