@@ -729,7 +729,8 @@ send_tls(postern_conn_t *c)
 			c->write_want_read = 1;
 			return 0;
 		}
-		conn_fail(c, "TLS write", ssl_reason(reason, sizeof(reason), err));
+		conn_fail(c, "TLS write",
+		          ssl_reason(reason, sizeof(reason), err));
 		return -1;
 	}
 	return 1;
@@ -1037,7 +1038,8 @@ conn_hangup(postern_conn_t *c)
 		conn_fail(c, "socket", strerror(soerr));
 		return;
 	}
-	conn_abort(c, POSTERN_CLOSE_PEER);
+	/* After conn_close the module asked for it: keep its reason. */
+	conn_abort(c, c->closing ? c->why : POSTERN_CLOSE_PEER);
 }
 
 static void
@@ -1251,9 +1253,9 @@ peer_describe(postern_conn_t *c)
 		         "conn=%llu peer=unix", (unsigned long long)c->id);
 		return;
 	}
-	snprintf(c->log_prefix, sizeof(c->log_prefix), "conn=%llu peer=%s%s%s:%u",
-	         (unsigned long long)c->id, open, c->peer_text, close,
-	         c->peer_port);
+	snprintf(c->log_prefix, sizeof(c->log_prefix),
+	         "conn=%llu peer=%s%s%s:%u", (unsigned long long)c->id, open,
+	         c->peer_text, close, c->peer_port);
 }
 
 static unsigned
@@ -1381,7 +1383,8 @@ conn_read_line(postern_conn_t *c, size_t max, struct postern_line *line)
 			c->in_scan = have;
 			/* Too long already, or the buffer cannot take the
 			 * rest: report once, drop the rest up to its LF. */
-			if (have >= c->in_max || (have >= 2 && have - 2 >= max)) {
+			if (have >= c->in_max ||
+			    (have >= 2 && have - 2 >= max)) {
 				in_drop(c, have);
 				c->skip_line = 1;
 				return POSTERN_TOOLONG;

@@ -476,11 +476,18 @@ handler_timeout(struct dispatch *d)
 	return STEP_ANSWERED;
 }
 
+/* The timer's argument is the dispatch's handle, not its address: after
+ * hook_reset dropped the dispatch (without touching its loop, which may be
+ * gone), a timer left armed finds nothing and does nothing. */
 static unsigned
 on_timer(void *arg)
 {
-	struct dispatch *d = arg;
+	struct slot *s = slot_get((uintptr_t)arg);
+	struct dispatch *d;
 
+	if (s == NULL || s->kind != SLOT_DISPATCH)
+		return 0;
+	d = s->d;
 	d->timer = NULL; /* the loop frees it when we return 0 */
 	if (handler_timeout(d) == STEP_ANSWERED)
 		chain_run(d);
@@ -499,7 +506,7 @@ handler_wait(struct dispatch *d)
 		return handler_timeout(d);
 	}
 	d->timer = loop_timer_add(d->loop, d->current->h.timeout_ms,
-	                          on_timer, d);
+	                          on_timer, (void *)d->self);
 	return STEP_PENDING;
 }
 
@@ -643,12 +650,17 @@ hook_reset(void)
 {
 	size_t i, j;
 
-	/* Dispatches still pending are cancelled (their loop must still
-	 * exist); their handlers' cancel callbacks run. */
-	for (i = 0; i < reg.nslots; i++)
-		if (reg.slots[i].kind == SLOT_DISPATCH && !reg.slots[i].d->busy)
-			hook_cancel(handle_ptr((reg.slots[i].gen << HANDLE_BITS) |
-			                       (uintptr_t)(i + 1)));
+	/* Dispatches still pending are dropped without calling into
+	 * modules (they may be unloaded already) or their loop (it may be
+	 * destroyed already): see on_timer. */
+	for (i = 0; i < reg.nslots; i++) {
+		struct dispatch *d = reg.slots[i].d;
+
+		if (reg.slots[i].kind != SLOT_DISPATCH)
+			continue;
+		d->timer = NULL;
+		dispatch_free(d);
+	}
 	for (i = 0; i < reg.nhooks; i++) {
 		struct postern_hook *hook = reg.hooks[i];
 

@@ -64,7 +64,10 @@ void hook_cancel(postern_hook_call_t *call);
 void hook_resume(postern_hook_call_t *call, const struct postern_verdict *v);
 
 /* Frees every hook and handler (process exit, tests).  Dispatches still
- * pending are cancelled first, so their loop must still exist. */
+ * pending are dropped silently: neither done nor any handler's cancel
+ * callback runs, and their loop is not touched (it may be gone; a timer
+ * left armed on it finds the dispatch gone and does nothing).  So it may
+ * run before or after the modules are unloaded and the loop destroyed. */
 void hook_reset(void);
 
 #endif /* CORE_HOOK_H */

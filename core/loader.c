@@ -33,7 +33,8 @@
 #define DESC_MIN_SIZE                                                   \
 	(offsetof(struct postern_module, init) +                        \
 	 sizeof(((struct postern_module *)0)->init))
-#define DESC_HEAD_SIZE (offsetof(struct postern_module, size) + sizeof(uint32_t))
+#define DESC_HEAD_SIZE                                                  \
+	(offsetof(struct postern_module, size) + sizeof(uint32_t))
 
 struct loader {
 	const struct postern_host *host;

@@ -55,6 +55,7 @@ struct defer_item {
 struct loop {
 	int epfd;
 	int stop;
+	int inherited; /* a copy made by fork: the epoll set is not ours */
 	uint64_t now;
 	uint64_t timer_seq;
 
@@ -306,8 +307,11 @@ loop_watch_remove(struct loop *l, struct loop_watch *w)
 	if (w == NULL || w->dead)
 		return;
 	/* The fd may already be closed by a careless caller; ignore ENOENT
-	 * and EBADF, the kernel dropped it from the set then. */
-	epoll_ctl(l->epfd, EPOLL_CTL_DEL, w->fd, NULL);
+	 * and EBADF, the kernel dropped it from the set then.  A loop
+	 * inherited through fork shares its epoll set with the parent's:
+	 * deleting from it would pull the parent's fds out too. */
+	if (!l->inherited)
+		epoll_ctl(l->epfd, EPOLL_CTL_DEL, w->fd, NULL);
 	w->dead = 1;
 	w->next_dead = l->dead_watches;
 	l->dead_watches = w;
@@ -528,6 +532,15 @@ void
 loop_stop(struct loop *l)
 {
 	l->stop = 1;
+}
+
+void
+loop_destroy_inherited(struct loop *l)
+{
+	if (l == NULL)
+		return;
+	l->inherited = 1;
+	loop_destroy(l);
 }
 
 void

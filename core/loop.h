@@ -30,6 +30,10 @@ struct loop *loop_create(void);
 /* Frees the loop and its armed timers.  Owners remove their watches
  * first (loop_watch_remove); fds are never closed here. */
 void loop_destroy(struct loop *l);
+/* The same, in a child process for the copy of its parent's loop: it
+ * closes the child's fds without touching the epoll set, which the parent
+ * still uses (an epoll set is shared across fork, not copied). */
+void loop_destroy_inherited(struct loop *l);
 
 /* Runs until loop_stop.  Returns 0, or -1 on an epoll failure. */
 int loop_run(struct loop *l);

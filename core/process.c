@@ -14,14 +14,17 @@
  * Worker: drop privileges (refusing to run as root unless `allow_root`),
  * build its loop and thread pool, run the modules' worker start callbacks,
  * accept.  SIGTERM starts a graceful stop: stop accepting, tell the
- * modules and connections, wait for the connections to end up to
- * `shutdown_timeout`, then close what is left.
+ * modules, let every connection say goodbye (commands in flight finish),
+ * wait for them up to `shutdown_timeout`, then close what is left.
+ * SIGUSR2 (sent by the master after a reload) drains instead: stop
+ * accepting, serve the sessions until they end, and say goodbye only when
+ * `shutdown_timeout` runs out.
  *
  * Reload (SIGHUP): the master checks the new configuration with
  * `posternd -t` first; if it passes, it re-executes itself with the
  * listening sockets and the old workers' pids in its environment.  The new
  * image binds by taking over those sockets, starts new workers, and only
- * then asks the old workers to stop gracefully.  So everything reloads
+ * then asks the old workers to drain.  So everything reloads
  * (settings, certificates, modules) and no connection is refused.
  */
 #include "process.h"
@@ -35,6 +38,7 @@
 #include <spawn.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -156,7 +160,6 @@ static struct runtime {
 	/* worker */
 	struct job_pool *jobs;
 	uint64_t stop_deadline;
-	int worker_stopping;
 } rt;
 
 static int
@@ -234,6 +237,23 @@ init_modules(void)
 	return 0;
 }
 
+/* After a bad core setting the field is left unset; the check goes on
+ * with the built-in value so it can report the modules' problems too. */
+static void
+settings_fallbacks(void)
+{
+	if (rt.set.module_dir == NULL)
+		rt.set.module_dir = POSTERN_MODULEDIR;
+	if (rt.set.state_dir == NULL)
+		rt.set.state_dir = POSTERN_STATEDIR;
+	if (rt.set.run_dir == NULL)
+		rt.set.run_dir = POSTERN_RUNDIR;
+	if (rt.set.user == NULL)
+		rt.set.user = "postern";
+	if (rt.set.group == NULL)
+		rt.set.group = "";
+}
+
 static int
 setup(void)
 {
@@ -241,10 +261,12 @@ setup(void)
 	if (rt.conf == NULL)
 		return -1;
 	host_set_conf(rt.conf);
-	if (conf_parse(rt.conf, conf_root(rt.conf), "", core_schema,
-	               sizeof(core_schema[0]), &rt.set,
-	               CONF_ALLOW_UNKNOWN) < 0)
-		return -1;
+	/* A bad core setting does not stop the check here: the modules'
+	 * problems are reported in the same run, so one `posternd -t` shows
+	 * everything that needs fixing. */
+	conf_parse(rt.conf, conf_root(rt.conf), "", core_schema,
+	           sizeof(core_schema[0]), &rt.set, CONF_ALLOW_UNKNOWN);
+	settings_fallbacks();
 	log_set_level(log_level_of(rt.set.log_level));
 	host_set_dir(POSTERN_DIR_CONFIG, conf_dir(rt.conf));
 	host_set_dir(POSTERN_DIR_STATE, rt.set.state_dir);
@@ -386,6 +408,27 @@ modules_worker_start(void)
 	return 0;
 }
 
+/* How a worker leaves: a stop says goodbye to every session now and lets
+ * commands in flight finish; a drain (the old workers after a reload) lets
+ * sessions go on until they end by themselves, and only says goodbye when
+ * `shutdown_timeout` runs out. */
+enum worker_phase { WORKER_RUNNING, WORKER_DRAINING, WORKER_STOPPING };
+
+#define GOODBYE_GRACE_MS 2000
+
+static enum worker_phase worker_phase;
+
+static void
+worker_say_goodbye(void)
+{
+	uint64_t grace = loop_now_ms(loop_current) + GOODBYE_GRACE_MS;
+
+	worker_phase = WORKER_STOPPING;
+	conn_shutdown_all();
+	if (rt.stop_deadline > grace)
+		rt.stop_deadline = grace;
+}
+
 static unsigned
 worker_stop_poll(void *arg)
 {
@@ -394,36 +437,66 @@ worker_stop_poll(void *arg)
 		loop_stop(loop_current);
 		return 0;
 	}
-	if (loop_now_ms(loop_current) >= rt.stop_deadline) {
-		log_notice("worker: shutdown timeout: closing %zu "
-		           "connection(s)", conn_count());
-		conn_close_all();
-		loop_stop(loop_current);
-		return 0;
+	if (loop_now_ms(loop_current) < rt.stop_deadline)
+		return STOP_POLL_MS;
+	if (worker_phase == WORKER_DRAINING) {
+		log_info("worker: drain timeout: saying goodbye to %zu "
+		         "session(s)", conn_count());
+		rt.stop_deadline = UINT64_MAX;
+		worker_say_goodbye();
+		return STOP_POLL_MS;
 	}
-	return STOP_POLL_MS;
+	log_notice("worker: shutdown timeout: closing %zu connection(s)",
+	           conn_count());
+	conn_close_all();
+	loop_stop(loop_current);
+	return 0;
+}
+
+/* The common start of a stop and a drain: no new connections. */
+static void
+worker_leave(const char *why)
+{
+	log_info("worker %d: %s", host_table()->worker_id(), why);
+	host_set_stopping(1);
+	listener_stop_all(loop_current);
+	modules_worker_call(1);
+	rt.stop_deadline = loop_now_ms(loop_current) +
+	                   (uint64_t)rt.set.shutdown_timeout_ms;
+	loop_timer_add(loop_current, 0, worker_stop_poll, NULL);
 }
 
 static void
 worker_on_stop_signal(int signo, void *arg)
 {
+	(void)signo;
 	(void)arg;
-	if (rt.worker_stopping) {
+	switch (worker_phase) {
+	case WORKER_RUNNING:
+		worker_leave("stopping gracefully");
+		worker_phase = WORKER_STOPPING;
+		conn_shutdown_all();
+		break;
+	case WORKER_DRAINING:
+		worker_say_goodbye();
+		break;
+	case WORKER_STOPPING:
 		/* A second request means now. */
 		conn_close_all();
 		loop_stop(loop_current);
-		return;
+		break;
 	}
-	rt.worker_stopping = 1;
-	log_info("worker %d: %s: stopping gracefully", host_table()->worker_id(),
-	         strsignal(signo));
-	host_set_stopping(1);
-	listener_stop_all(loop_current);
-	modules_worker_call(1);
-	conn_shutdown_all();
-	rt.stop_deadline = loop_now_ms(loop_current) +
-	                   (uint64_t)rt.set.shutdown_timeout_ms;
-	loop_timer_add(loop_current, 0, worker_stop_poll, NULL);
+}
+
+static void
+worker_on_drain_signal(int signo, void *arg)
+{
+	(void)signo;
+	(void)arg;
+	if (worker_phase != WORKER_RUNNING)
+		return;
+	worker_phase = WORKER_DRAINING;
+	worker_leave("replaced by a reload: draining");
 }
 
 static void
@@ -446,9 +519,10 @@ worker_run(int id)
 		return 1;
 	loop_signal(loop_current, SIGTERM, worker_on_stop_signal, NULL);
 	loop_signal(loop_current, SIGINT, worker_on_stop_signal, NULL);
+	loop_signal(loop_current, SIGUSR2, worker_on_drain_signal, NULL);
 	loop_signal(loop_current, SIGHUP, worker_ignore_signal, NULL);
 	if (master_loop != NULL)
-		loop_destroy(master_loop);
+		loop_destroy_inherited(master_loop);
 	if (drop_privileges() < 0)
 		goto out;
 	rt.jobs = job_pool_create(loop_current, (unsigned)rt.set.job_threads);
@@ -885,10 +959,10 @@ master_run(void)
 	log_notice("posternd %s started: %u worker(s), %zu listener(s), "
 	           "%zu module(s)", PACKAGE_VERSION, rt.nworkers,
 	           listener_count(), loader_count(rt.loader));
-	/* After a reload the previous image's workers finish what they
-	 * have and leave; the new ones are already accepting. */
+	/* After a reload the previous image's workers serve their sessions
+	 * to the end and leave; the new ones are already accepting. */
 	for (i = 0; i < rt.nold; i++)
-		kill(rt.old[i], SIGTERM);
+		kill(rt.old[i], SIGUSR2);
 	loop_run(rt.loop);
 	log_notice("posternd stopped");
 	loop_destroy(rt.loop);

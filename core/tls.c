@@ -74,11 +74,13 @@ tls_verify_any(int ok, X509_STORE_CTX *store)
 }
 
 static int
-tls_load_ca(SSL_CTX *ctx, const char *ca, char *err, size_t errlen)
+tls_load_ca(SSL_CTX *ctx, const char *ca, char *err, size_t errlen,
+            const char **which)
 {
 	STACK_OF(X509_NAME) *names;
 	char what[600];
 
+	*which = "ca";
 	snprintf(what, sizeof(what), "cannot load CA file %s", ca);
 	if (SSL_CTX_load_verify_locations(ctx, ca, NULL) != 1) {
 		tls_err(err, errlen, what);
@@ -96,10 +98,11 @@ tls_load_ca(SSL_CTX *ctx, const char *ca, char *err, size_t errlen)
 
 static int
 tls_load_keys(SSL_CTX *ctx, const struct tls_settings *s, char *err,
-              size_t errlen)
+              size_t errlen, const char **which)
 {
 	char what[2200];
 
+	*which = "cert";
 	if (SSL_CTX_use_certificate_chain_file(ctx, s->cert) != 1) {
 		snprintf(what, sizeof(what), "cannot load certificate %s",
 		         s->cert);
@@ -108,6 +111,7 @@ tls_load_keys(SSL_CTX *ctx, const struct tls_settings *s, char *err,
 	}
 	/* OpenSSL refuses a key that does not match the certificate here
 	 * already; SSL_CTX_check_private_key below says so plainly. */
+	*which = "key";
 	if (SSL_CTX_use_PrivateKey_file(ctx, s->key, SSL_FILETYPE_PEM) != 1) {
 		unsigned long e = ERR_peek_last_error();
 		if (ERR_GET_REASON(e) == X509_R_KEY_VALUES_MISMATCH)
@@ -132,11 +136,12 @@ tls_load_keys(SSL_CTX *ctx, const struct tls_settings *s, char *err,
 
 static int
 tls_set_protocol(SSL_CTX *ctx, const struct tls_settings *s, char *err,
-                 size_t errlen)
+                 size_t errlen, const char **which)
 {
 	char what[600];
 	int version;
 
+	*which = "min_version";
 	if (tls_min_version(s->min_version, &version) < 0) {
 		snprintf(err, errlen,
 		         "min_version '%s': expected TLSv1.2 or TLSv1.3",
@@ -147,6 +152,7 @@ tls_set_protocol(SSL_CTX *ctx, const struct tls_settings *s, char *err,
 		tls_err(err, errlen, "cannot set the minimum TLS version");
 		return -1;
 	}
+	*which = "ciphers";
 	if (SSL_CTX_set_cipher_list(ctx, s->ciphers != NULL
 	                                     ? s->ciphers
 	                                     : TLS_DEFAULT_CIPHERS) != 1) {
@@ -155,6 +161,7 @@ tls_set_protocol(SSL_CTX *ctx, const struct tls_settings *s, char *err,
 		tls_err(err, errlen, what);
 		return -1;
 	}
+	*which = "ciphersuites";
 	if (s->ciphersuites != NULL &&
 	    SSL_CTX_set_ciphersuites(ctx, s->ciphersuites) != 1) {
 		snprintf(what, sizeof(what), "bad ciphersuites '%s'",
@@ -189,12 +196,16 @@ tls_set_options(SSL_CTX *ctx)
 	                               sizeof(tls_sid_ctx) - 1);
 }
 
-postern_tls_t *
-tls_create_ctx(const struct tls_settings *s, char *err, size_t errlen)
+/* tls_create_ctx, also saying which setting failed (`*which`, the
+ * configuration key's name; NULL when none in particular). */
+static postern_tls_t *
+tls_build(const struct tls_settings *s, char *err, size_t errlen,
+          const char **which)
 {
 	postern_tls_t *t;
 	SSL_CTX *ctx;
 
+	*which = NULL;
 	if (s->cert == NULL || s->key == NULL) {
 		snprintf(err, errlen, "a certificate and a key are required");
 		return NULL;
@@ -206,9 +217,10 @@ tls_create_ctx(const struct tls_settings *s, char *err, size_t errlen)
 		return NULL;
 	}
 	tls_set_options(ctx);
-	if (tls_set_protocol(ctx, s, err, errlen) < 0 ||
-	    tls_load_keys(ctx, s, err, errlen) < 0 ||
-	    (s->ca != NULL && tls_load_ca(ctx, s->ca, err, errlen) < 0)) {
+	if (tls_set_protocol(ctx, s, err, errlen, which) < 0 ||
+	    tls_load_keys(ctx, s, err, errlen, which) < 0 ||
+	    (s->ca != NULL && tls_load_ca(ctx, s->ca, err, errlen,
+	                                  which) < 0)) {
 		SSL_CTX_free(ctx);
 		return NULL;
 	}
@@ -218,6 +230,14 @@ tls_create_ctx(const struct tls_settings *s, char *err, size_t errlen)
 	t->next = tls_list;
 	tls_list = t;
 	return t;
+}
+
+postern_tls_t *
+tls_create_ctx(const struct tls_settings *s, char *err, size_t errlen)
+{
+	const char *which;
+
+	return tls_build(s, err, errlen, &which);
 }
 
 /* The group as conf_parse fills it: min_version is an enum index. */
@@ -260,6 +280,8 @@ tls_create(struct conf *c, postern_cfg_t *node)
 	struct tls_conf tc;
 	struct tls_settings s;
 	postern_tls_t *t;
+	postern_cfg_t *at;
+	const char *which;
 	char err[1024];
 
 	memset(&tc, 0, sizeof(tc));
@@ -278,9 +300,12 @@ tls_create(struct conf *c, postern_cfg_t *node)
 	                    : NULL;
 	s.ciphers = tc.ciphers;
 	s.ciphersuites = tc.ciphersuites;
-	t = tls_create_ctx(&s, err, sizeof(err));
-	if (t == NULL)
-		conf_error(c, node, "%s", err);
+	t = tls_build(&s, err, sizeof(err), &which);
+	if (t == NULL) {
+		/* Point at the key that failed when the file has it. */
+		at = which != NULL ? conf_lookup(node, which) : NULL;
+		conf_error(c, at != NULL ? at : node, "%s", err);
+	}
 	return t;
 }
 

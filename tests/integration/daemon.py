@@ -98,8 +98,8 @@ def test_confd_overrides_main_file(r):
 
 
 def test_effective_config_has_defaults_and_parses_back(r):
-    status, out = posternd("-n", "-c", MAIN)
-    assert status == 0, out
+    status, out, err = posternd("-n", "-c", MAIN, split=True)
+    assert status == 0, err
     assert "shutdown_timeout" in out and "job_threads" in out, out
     assert "idle_timeout" in out, out  # the module's default
     again = r.write("effective/postern.conf", out)
@@ -244,6 +244,7 @@ def test_reload_applies_new_settings_without_dropping_clients(r):
         assert old.line() == "+OK hello from postern"
         r.write("reload/postern.conf", config(greeting="reloaded"))
         d.signal(signal.SIGHUP)
+        reloaded = time.time()
         deadline = time.time() + 15
         greeting = None
         while time.time() < deadline:
@@ -256,9 +257,11 @@ def test_reload_applies_new_settings_without_dropping_clients(r):
         assert greeting == "+OK reloaded", d.read_log()
         assert d.proc.pid == master and d.proc.poll() is None
         # The connection from before the reload is still served by an
-        # old worker, which leaves once it is done.
+        # old worker (draining), until shutdown_timeout (3s) runs out.
         old.send(b"ECHO still here\r\n")
         assert old.line() == "+OK still here"
+        assert old.line() == "-ERR server shutting down"
+        assert time.time() - reloaded < 8
         # A broken configuration is refused and the server goes on.
         r.write("reload/postern.conf", config() + "\nbroken = ;\n")
         d.signal(signal.SIGHUP)

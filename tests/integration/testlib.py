@@ -94,10 +94,13 @@ class Daemon:
         return [int(p) for p in out.split()]
 
 
-def posternd(*args, timeout=30):
-    """Runs posternd to completion; returns (status, stdout+stderr)."""
+def posternd(*args, timeout=30, split=False):
+    """Runs posternd to completion; returns (status, stdout+stderr), or
+    (status, stdout, stderr) with split=True."""
     p = subprocess.run([POSTERND, *args], capture_output=True, text=True,
                        timeout=timeout)
+    if split:
+        return p.returncode, p.stdout, p.stderr
     return p.returncode, p.stdout + p.stderr
 
 

@@ -9,7 +9,7 @@ static int
 abi_major_init(const struct postern_host *host, postern_module_t *self)
 {
 	host->log(self, POSTERN_LOG_ERROR,
-	          "abi_major: init called (the loader must refuse this module)");
+	          "abi_major: init called (the loader must refuse it)");
 	return 0;
 }
 

@@ -16,7 +16,25 @@ struct pending {
 	postern_hook_call_t *call;
 	int spam;
 	postern_timer_t *timer;
+	struct pending *next;
 };
+
+/* Calls we still owe an answer, so a cancel can find its timer. */
+static struct pending *pending_calls;
+
+static void
+forget(struct pending *p)
+{
+	struct pending **pp;
+
+	for (pp = &pending_calls; *pp != NULL; pp = &(*pp)->next) {
+		if (*pp == p) {
+			*pp = p->next;
+			break;
+		}
+	}
+	free(p);
+}
 
 static unsigned
 answer(void *arg)
@@ -30,7 +48,7 @@ answer(void *arg)
 		v.text = "no spam here";
 	}
 	host->hook_resume(p->call, &v);
-	free(p);
+	forget(p);
 	return 0;
 }
 
@@ -48,6 +66,8 @@ on_line(postern_hook_call_t *call, void *payload, void *arg,
 	p->call = call;
 	p->spam = strstr(payload, "spam") != NULL;
 	p->timer = host->timer_add(10, answer, p);
+	p->next = pending_calls;
+	pending_calls = p;
 	v->kind = POSTERN_VERDICT_PENDING;
 }
 
@@ -55,9 +75,16 @@ on_line(postern_hook_call_t *call, void *payload, void *arg,
 static void
 on_cancel(postern_hook_call_t *call, void *arg)
 {
-	(void)call;
+	struct pending *p;
+
 	(void)arg;
-	host->log(self, POSTERN_LOG_DEBUG, "call cancelled");
+	for (p = pending_calls; p != NULL; p = p->next) {
+		if (p->call == call) {
+			host->timer_cancel(p->timer);
+			forget(p);
+			return;
+		}
+	}
 }
 
 static int

@@ -22,7 +22,7 @@
 struct hook_filter_wait {
 	postern_hook_call_t *call; /* NULL: slot free */
 	postern_timer_t *timer;
-	unsigned count;            /* the payload's count when we went pending */
+	unsigned count;            /* the payload's count when we waited */
 };
 
 static const struct postern_host *hf_host;

@@ -9,7 +9,7 @@ static int
 newer_minor_init(const struct postern_host *host, postern_module_t *self)
 {
 	host->log(self, POSTERN_LOG_ERROR,
-	          "newer_minor: init called (the loader must refuse this module)");
+	          "newer_minor: init called (the loader must refuse it)");
 	return 0;
 }
 

@@ -43,7 +43,8 @@ service_pub_init(const struct postern_host *host, postern_module_t *self)
 	}
 	if (host->service_publish(self, "test.svc", 1, 2, &sp_table) != 0)
 		return -1;
-	host->log(self, POSTERN_LOG_INFO, "service_pub: published test.svc 1.2");
+	host->log(self, POSTERN_LOG_INFO,
+	          "service_pub: published test.svc 1.2");
 	return 0;
 }
 

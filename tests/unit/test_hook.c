@@ -377,21 +377,35 @@ test_timeout_default_tempfail(void)
 	                .timeout_ms = 20, .resume_ms = 100,
 	                .resume = { .kind = POSTERN_VERDICT_ACCEPT } };
 	struct th r = { .name = "r", .kind = POSTERN_VERDICT_ACCEPT };
+	struct th q = { .name = "q", .kind = POSTERN_VERDICT_PENDING,
+	                .timeout_ms = 5000 };
 	postern_hook_t *hook = hook_define("owner", "t.timeout");
+	postern_hook_t *other = hook_define("owner", "t.other");
+	postern_hook_call_t *call;
 
 	reg("t.timeout", 0, &p);
 	reg("t.timeout", 1, &r);
+	reg("t.other", 0, &q);
 	CU_ASSERT_PTR_NOT_NULL(hook_run(loop, hook, NULL, on_done, NULL));
 	run_until_done(1000);
 	CU_ASSERT_EQUAL(got.count, 1);
 	CU_ASSERT_EQUAL(got.kind, POSTERN_VERDICT_TEMPFAIL);
 	CU_ASSERT_EQUAL(p.cancels, 1);
 	CU_ASSERT_EQUAL(r.calls, 0);
+	/* Another dispatch now waits on q, reusing what p's call used:
+	 * p's late resume must not be taken as q's answer. */
+	call = hook_run(loop, other, NULL, on_done, NULL);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(call);
+	CU_ASSERT_EQUAL(q.calls, 1);
 	run_for(150);
 	CU_ASSERT_EQUAL(got.count, 1);
 	CU_ASSERT_EQUAL(got.kind, POSTERN_VERDICT_TEMPFAIL);
 	/* And once more by hand, long after everything was freed. */
 	hook_resume(p.call, &p.resume);
+	CU_ASSERT_EQUAL(got.count, 1);
+	/* q lives on this stack frame: end its dispatch here. */
+	hook_cancel(call);
+	CU_ASSERT_EQUAL(q.cancels, 1);
 	CU_ASSERT_EQUAL(got.count, 1);
 }
 
@@ -476,6 +490,31 @@ test_cancel_from_inside_handler(void)
 	CU_ASSERT_STRING_EQUAL(trace, "px");
 	CU_ASSERT_EQUAL(got.count, 0);
 	CU_ASSERT_EQUAL(r.calls, 0);
+}
+
+static void
+test_reset_drops_pending(void)
+{
+	struct th p = { .name = "p", .kind = POSTERN_VERDICT_PENDING,
+	                .timeout_ms = 20 };
+	postern_hook_t *hook = hook_define("owner", "t.reset");
+	postern_hook_call_t *call;
+
+	reg("t.reset", 0, &p);
+	call = hook_run(loop, hook, NULL, on_done, NULL);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(call);
+	/* At exit the modules may be unloaded already: no callbacks. */
+	hook_reset();
+	CU_ASSERT_EQUAL(p.cancels, 0);
+	CU_ASSERT_EQUAL(got.count, 0);
+	/* The timeout timer is still on the loop; firing, it must find
+	 * nothing (ASan: no use after free). */
+	run_for(50);
+	CU_ASSERT_EQUAL(p.cancels, 0);
+	CU_ASSERT_EQUAL(got.count, 0);
+	hook_cancel(call);
+	hook_resume(p.call, &p.resume);
+	CU_ASSERT_EQUAL(p.cancels, 0);
 }
 
 /* ---- registry ---------------------------------------------------------- */
@@ -594,7 +633,7 @@ test_small_handler_defaults(void)
 	/* Not timed out after 50 ms: the default is 30 s, not 0. */
 	run_for(50);
 	CU_ASSERT_EQUAL(got.count, 0);
-	/* hook_reset cancels it; no cancel callback to call. */
+	/* teardown's hook_reset drops it. */
 
 	/* A size that does not even reach fn is refused. */
 	log = unit_capture_log(register_small, &tiny);
@@ -621,6 +660,8 @@ static CU_TestInfo hook_tests[] = {
 	{ "timeout: configured continue", test_timeout_configured_continue },
 	{ "cancel runs the handler's cancel, not done", test_cancel },
 	{ "cancel from inside a handler", test_cancel_from_inside_handler },
+	{ "reset drops pending dispatches quietly",
+	  test_reset_drops_pending },
 	{ "undefined hook reported by hook_check",
 	  test_undefined_hook_reported },
 	{ "duplicate hook_define rejected", test_duplicate_define },

@@ -539,6 +539,86 @@ test_services(void)
 	CU_ASSERT_PTR_NOT_NULL(service_lookup("test", "test.svc", 1, 2));
 }
 
+struct svc_table {
+	size_t size;
+	int answer;
+};
+
+static const struct svc_table svc_v2 = { sizeof(svc_v2), 42 };
+static const struct svc_table svc_nosize = { 0, 7 };
+
+struct publish_op {
+	const char *owner, *name;
+	unsigned major, minor;
+	const void *table;
+	int rc;
+};
+
+static void
+op_publish(void *arg)
+{
+	struct publish_op *o = arg;
+
+	o->rc = service_publish(o->owner, o->name, o->major, o->minor,
+	                        o->table);
+}
+
+static void
+op_lookups(void *arg)
+{
+	const void **got = arg;
+
+	got[0] = service_lookup("user", "nothing", 1, 0);
+	got[1] = service_lookup("user", "store", 1, 0);
+	got[2] = service_lookup("user", "store", 2, 3);
+	got[3] = service_lookup("user", "store", 2, 4);
+}
+
+static void
+test_service_rules(void)
+{
+	struct publish_op o = { "pub", "store", 2, 3, &svc_v2, 0 };
+	const void *got[4];
+	char *log;
+
+	log = unit_capture_log(op_publish, &o);
+	CU_ASSERT_EQUAL(o.rc, 0);
+	CU_ASSERT_STRING_EQUAL(log, "");
+	free(log);
+	/* One publisher per name. */
+	o.owner = "rival";
+	log = unit_capture_log(op_publish, &o);
+	CU_ASSERT_EQUAL(o.rc, -1);
+	CU_ASSERT(contains(log, "module 'rival' cannot publish service "
+	                        "'store': module 'pub' already publishes it "
+	                        "(version 2.3)"));
+	free(log);
+	/* Tables start with their size. */
+	o.name = "other";
+	o.table = &svc_nosize;
+	log = unit_capture_log(op_publish, &o);
+	CU_ASSERT_EQUAL(o.rc, -1);
+	CU_ASSERT(contains(log, "does not start with its size"));
+	free(log);
+	o.table = NULL;
+	free(unit_capture_log(op_publish, &o));
+	CU_ASSERT_EQUAL(o.rc, -1);
+
+	log = unit_capture_log(op_lookups, got);
+	CU_ASSERT_PTR_NULL(got[0]);
+	CU_ASSERT_PTR_NULL(got[1]);
+	CU_ASSERT_PTR_EQUAL(got[2], &svc_v2);
+	CU_ASSERT_PTR_NULL(got[3]);
+	CU_ASSERT(contains(log, "module 'user' needs service 'nothing' 1.0, "
+	                        "which no loaded module publishes"));
+	CU_ASSERT(contains(log, "module 'user' needs service 'store' 1.0, "
+	                        "but module 'pub' publishes 2.3 (major "
+	                        "differs)"));
+	CU_ASSERT(contains(log, "module 'user' needs service 'store' 2.4 or "
+	                        "newer, but module 'pub' publishes 2.3"));
+	free(log);
+}
+
 static struct {
 	int count;
 	struct postern_verdict v;
@@ -624,6 +704,7 @@ static CU_TestInfo loader_tests[] = {
 	{ "duplicate name from two files", test_duplicate_name },
 	{ "module given by explicit path", test_explicit_path },
 	{ "service publish and lookup", test_services },
+	{ "service registry rules", test_service_rules },
 	{ "hook_filter module: pending, resume, cancel", test_hook_filter },
 	CU_TEST_INFO_NULL,
 };
