@@ -50,6 +50,7 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 
+#include "listener.h"
 #include "log.h"
 #include "loop.h"
 #include "pool.h"
@@ -1258,21 +1259,6 @@ peer_describe(postern_conn_t *c)
 	         c->peer_text, close, c->peer_port);
 }
 
-static unsigned
-local_port(int fd)
-{
-	struct sockaddr_storage ss;
-	socklen_t len = sizeof(ss);
-
-	if (getsockname(fd, (struct sockaddr *)&ss, &len) < 0)
-		return 0;
-	if (ss.ss_family == AF_INET)
-		return ntohs(((struct sockaddr_in *)&ss)->sin_port);
-	if (ss.ss_family == AF_INET6)
-		return ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
-	return 0;
-}
-
 /* Socket options, peer address, limits.  -1 (logged) to refuse. */
 static int
 conn_setup_socket(postern_conn_t *c)
@@ -1293,7 +1279,7 @@ conn_setup_socket(postern_conn_t *c)
 		return -1;
 	}
 	peer_describe(c);
-	c->local_port = local_port(c->fd);
+	c->local_port = socket_local_port(c->fd);
 	/* Replies are batched here; Nagle would only delay them. */
 	if (c->peer.ss_family != AF_UNIX)
 		setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));

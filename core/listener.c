@@ -222,8 +222,8 @@ set_fd_flags(int fd)
 	return 0;
 }
 
-static unsigned
-bound_port(int fd)
+unsigned
+socket_local_port(int fd)
 {
 	struct sockaddr_storage ss;
 	socklen_t len = sizeof(ss);
@@ -286,7 +286,7 @@ listener_bind(postern_listener_t *l)
 	if (listen(fd, LISTEN_BACKLOG) < 0)
 		goto fail;
 	l->fd = fd;
-	l->port = bound_port(fd);
+	l->port = socket_local_port(fd);
 	return 0;
 fail:
 	log_error("listener %s (module %s): %s %s: %s", l->name, l->owner,
@@ -315,7 +315,7 @@ listener_inherit(postern_listener_t *l, struct inherited_fd *inherited,
 		}
 		inherited[i].used = 1;
 		l->fd = inherited[i].fd;
-		l->port = bound_port(l->fd);
+		l->port = socket_local_port(l->fd);
 		return 1;
 	}
 	return 0;

@@ -44,6 +44,9 @@ unsigned listener_port(const postern_listener_t *l);
 int listener_start_all(struct loop *l);
 /* Worker: stops accepting (graceful stop); sockets stay open. */
 void listener_stop_all(struct loop *l);
+/* The local TCP port of socket `fd` (0 for unix sockets or on error). */
+unsigned socket_local_port(int fd);
+
 /* Closes and frees every listener (exit; tests). */
 void listener_reset(void);
 

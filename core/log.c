@@ -16,7 +16,9 @@ static struct {
 	int to_syslog;
 	int level;
 	const char *ident;
-} log_state = { 0, POSTERN_LOG_INFO, "posternd" };
+	log_sink_fn sink;
+	void *sink_arg;
+} log_state = { 0, POSTERN_LOG_INFO, "posternd", NULL, NULL };
 
 static const char *const level_names[] = {
 	[POSTERN_LOG_ERROR] = "error",   [POSTERN_LOG_WARNING] = "warning",
@@ -38,6 +40,13 @@ void
 log_set_level(int level)
 {
 	log_state.level = level;
+}
+
+void
+log_set_sink(log_sink_fn fn, void *arg)
+{
+	log_state.sink = fn;
+	log_state.sink_arg = arg;
 }
 
 int
@@ -115,6 +124,10 @@ log_vwrite(int level, const char *prefix, const char *fmt, va_list ap)
 	if (len >= sizeof(line) - 1)
 		len = sizeof(line) - 2; /* truncated: keep room for '\n' */
 	sanitize(line + body, len - body);
+	if (log_state.sink != NULL) {
+		line[len] = '\0';
+		log_state.sink(level, prefix, line + body, log_state.sink_arg);
+	}
 	if (log_state.to_syslog) {
 		line[len] = '\0';
 		syslog(level, "%s", line);

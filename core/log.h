@@ -19,6 +19,13 @@ int log_enabled(int level);
 int log_level_parse(const char *name);
 const char *log_level_name(int level);
 
+/* Also hands every line written to `fn` (level, prefix or NULL, the
+ * message without prefix); NULL removes it.  For tests: the loader's tests
+ * record what modules log through the real host table this way. */
+typedef void (*log_sink_fn)(int level, const char *prefix, const char *msg,
+                            void *arg);
+void log_set_sink(log_sink_fn fn, void *arg);
+
 /* `prefix` (may be NULL) goes before the message, followed by ": ". */
 void log_vwrite(int level, const char *prefix, const char *fmt, va_list ap);
 void log_write(int level, const char *prefix, const char *fmt, ...)

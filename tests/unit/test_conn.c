@@ -68,22 +68,7 @@ static struct loop *L;
 static postern_listener_t *LS;
 static unsigned port;
 
-static uint64_t
-mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
-/* Turns the loop until `expr` holds or `ms` passed. */
-#define PUMP_UNTIL(expr, ms)                                               \
-	do {                                                               \
-		uint64_t end_ = mono_ms() + (ms);                          \
-		while (!(expr) && mono_ms() < end_)                        \
-			loop_run_once(L, 5);                               \
-	} while (0)
+#define PUMP_UNTIL(expr, ms) UNIT_PUMP_UNTIL(L, expr, ms)
 
 static void
 pump(unsigned ms)
@@ -98,10 +83,10 @@ pump(unsigned ms)
 static unsigned
 pump_count(unsigned ms)
 {
-	uint64_t end = mono_ms() + ms;
+	uint64_t end = unit_mono_ms() + ms;
 	unsigned n = 0;
 
-	while (mono_ms() < end) {
+	while (unit_mono_ms() < end) {
 		loop_run_once(L, 5);
 		n++;
 	}
@@ -419,11 +404,11 @@ client_sends(int fd, const char *s)
 static size_t
 client_read(int fd, char *buf, size_t want, int *eof, unsigned ms)
 {
-	uint64_t end = mono_ms() + ms;
+	uint64_t end = unit_mono_ms() + ms;
 	size_t got = 0;
 
 	*eof = 0;
-	while (got < want && mono_ms() < end) {
+	while (got < want && unit_mono_ms() < end) {
 		ssize_t n = recv(fd, buf + got, want - got, MSG_DONTWAIT);
 		if (n > 0) {
 			got += (size_t)n;
@@ -796,11 +781,11 @@ test_idle_timeout(void)
 	SETUP(.idle_ms = 100);
 	S.timeout_keep = 1; /* the first on_timeout keeps it open */
 	fd = client_connect();
-	start = mono_ms();
+	start = unit_mono_ms();
 	client_read_all(fd, buf, sizeof(buf), &eof, 5000);
 	CU_ASSERT(eof);
 	CU_ASSERT_STRING_EQUAL(buf, "BYE idle\r\n");
-	CU_ASSERT(mono_ms() - start >= 190);
+	CU_ASSERT(unit_mono_ms() - start >= 190);
 	PUMP_UNTIL(S.closes == 1, 2000);
 	CU_ASSERT_EQUAL(S.timeouts, 2);
 	CU_ASSERT_EQUAL(S.closes, 1);
@@ -884,11 +869,11 @@ test_close_linger_bounded(void)
 	SETUP(.max_input = 0);
 	fd = client_connect();
 	client_sends(fd, "BIGCLOSE\r\n");
-	start = mono_ms();
+	start = unit_mono_ms();
 	PUMP_UNTIL(S.closes >= 1, 15000);
 	CU_ASSERT_EQUAL(S.closes, 1);
 	CU_ASSERT_EQUAL(S.why, POSTERN_CLOSE_LOCAL);
-	CU_ASSERT(mono_ms() - start >= 3000);
+	CU_ASSERT(unit_mono_ms() - start >= 3000);
 	close(fd);
 	teardown();
 }

@@ -4,10 +4,10 @@
  * versions, dependencies, init order and failure, duplicate names, and the
  * hook and service registries as modules use them.
  *
- * The host table here is a thin layer over the core functions: its log
- * records the lines modules write into `modlog`, so a test can check what
- * ran and in which order; the core's own messages (the loader's errors)
- * go to stderr and are captured with unit_capture_log().
+ * Modules get the real host table (core/host.c).  A log sink records the
+ * lines modules write into `modlog`, so a test can check what ran and in
+ * which order; the core's own messages (the loader's errors) go to stderr
+ * and are captured with unit_capture_log().
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -16,6 +16,8 @@
 
 #include "unit.h"
 #include "hook.h"
+#include "host.h"
+#include "log.h"
 #include "loader.h"
 #include "loop.h"
 #include "service.h"
@@ -26,94 +28,18 @@
 
 static char modlog[8192];
 
-/* ---- the host table --------------------------------------------------- */
-
-static void __attribute__((format(printf, 3, 0)))
-h_vlog(postern_module_t *m, int level, const char *fmt, va_list ap)
+/* Modules log through the real host table; the sink keeps their lines
+ * (those with a module prefix) in `modlog`. */
+static void
+record_module_line(int level, const char *prefix, const char *msg, void *arg)
 {
 	size_t len = strlen(modlog);
 
-	vsnprintf(modlog + len, sizeof(modlog) - len, fmt, ap);
-	len = strlen(modlog);
-	if (len + 1 < sizeof(modlog)) {
-		modlog[len] = '\n';
-		modlog[len + 1] = '\0';
-	}
+	(void)level;
+	(void)arg;
+	if (prefix != NULL)
+		snprintf(modlog + len, sizeof(modlog) - len, "%s\n", msg);
 }
-
-static void POSTERN_PRINTF(3, 4)
-h_log(postern_module_t *m, int level, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	h_vlog(m, level, fmt, ap);
-	va_end(ap);
-}
-
-static postern_hook_t *
-h_hook_define(postern_module_t *m, const char *name)
-{
-	return hook_define(m->name, name);
-}
-
-static int
-h_hook_register(postern_module_t *m, const struct postern_hook_handler *h)
-{
-	return hook_register(m->name, h);
-}
-
-static postern_hook_call_t *
-h_hook_run(postern_hook_t *hook, void *payload, postern_hook_done_fn done,
-           void *arg)
-{
-	return hook_run(loop_current, hook, payload, done, arg);
-}
-
-static postern_timer_t *
-h_timer_add(unsigned ms, postern_timer_fn fn, void *arg)
-{
-	return (postern_timer_t *)loop_timer_add(loop_current, ms, fn, arg);
-}
-
-static void
-h_timer_cancel(postern_timer_t *t)
-{
-	loop_timer_cancel(loop_current, (struct loop_timer *)t);
-}
-
-static int
-h_service_publish(postern_module_t *m, const char *name, unsigned major,
-                  unsigned minor, const void *table)
-{
-	return service_publish(m->name, name, major, minor, table);
-}
-
-static const void *
-h_service_lookup(postern_module_t *m, const char *name, unsigned major,
-                 unsigned min_minor)
-{
-	return service_lookup(m->name, name, major, min_minor);
-}
-
-static const struct postern_host host = {
-	.size = sizeof(struct postern_host),
-	.abi_major = POSTERN_ABI_MAJOR,
-	.abi_minor = POSTERN_ABI_MINOR,
-	.version = "test",
-	.log = h_log,
-	.vlog = h_vlog,
-	.timer_add = h_timer_add,
-	.timer_cancel = h_timer_cancel,
-	.hook_define = h_hook_define,
-	.hook_register = h_hook_register,
-	.hook_has_handlers = hook_has_handlers,
-	.hook_run = h_hook_run,
-	.hook_cancel = hook_cancel,
-	.hook_resume = hook_resume,
-	.service_publish = h_service_publish,
-	.service_lookup = h_service_lookup,
-};
 
 /* ---- helpers ---------------------------------------------------------- */
 
@@ -124,7 +50,8 @@ static void
 setup(void)
 {
 	modlog[0] = '\0';
-	ld = loader_create(&host, TEST_MODULE_DIR);
+	ld = loader_create(host_table(), TEST_MODULE_DIR);
+	log_set_sink(record_module_line, NULL);
 	tmpdir = NULL;
 }
 
@@ -136,6 +63,7 @@ teardown(void)
 	service_reset();
 	loader_destroy(ld);
 	ld = NULL;
+	log_set_sink(NULL, NULL);
 	if (tmpdir != NULL) {
 		unit_rm_rf(tmpdir);
 		free(tmpdir);
@@ -161,7 +89,9 @@ op_init(void *arg)
 {
 	struct op *o = arg;
 
+	host_set_init_phase(1);
 	o->rc = loader_init_all(o->ld);
+	host_set_init_phase(0);
 }
 
 /* Loads, returning what the core logged (malloc'd); *rc gets the result. */
@@ -370,7 +300,7 @@ test_failed_dependency_unloads_chain(void)
 	sprintf(path, "%s/dep_b.so", tmpdir);
 	copy_file(TEST_MODULE_DIR "/newer_minor.so", path);
 	loader_destroy(ld);
-	ld = loader_create(&host, tmpdir);
+	ld = loader_create(host_table(), tmpdir);
 	log = load(ld, "dep_a", &rc);
 	CU_ASSERT_EQUAL(rc, -1);
 	CU_ASSERT(contains(log, "/dep_a.so) depends on 'dep_b', which is not "
@@ -488,7 +418,7 @@ test_explicit_path(void)
 	 * works, and dependencies of a module given by path still come
 	 * from the module directory. */
 	loader_destroy(ld);
-	ld = loader_create(&host, "/nonexistent");
+	ld = loader_create(host_table(), "/nonexistent");
 	log = load(ld, "good", &rc);
 	CU_ASSERT_EQUAL(rc, -1);
 	CU_ASSERT(contains(log, "module 'good' not found: /nonexistent/"
@@ -507,7 +437,7 @@ test_explicit_path(void)
 	sprintf(copy, "%s/renamed.so", tmpdir);
 	copy_file(TEST_MODULE_DIR "/good.so", copy);
 	loader_destroy(ld);
-	ld = loader_create(&host, tmpdir);
+	ld = loader_create(host_table(), tmpdir);
 	log = load(ld, "renamed", &rc);
 	CU_ASSERT_EQUAL(rc, -1);
 	CU_ASSERT(contains(log, "/renamed.so: the file is named for module "
@@ -658,7 +588,7 @@ test_hook_filter(void)
 	CU_ASSERT_EQUAL(hook_check(), 0);
 	CU_ASSERT_TRUE(hook_has_handlers(hook));
 
-	call = host.hook_run(hook, &count, filter_done, NULL);
+	call = host_table()->hook_run(hook, &count, filter_done, NULL);
 	CU_ASSERT_PTR_NOT_NULL(call);
 	CU_ASSERT_EQUAL(count, 1); /* the synchronous handler ran first */
 	CU_ASSERT_EQUAL(filter_got.count, 0);
@@ -673,9 +603,9 @@ test_hook_filter(void)
 	                       "rejected by hook_filter (count 1)");
 
 	/* Cancelled while pending: the module's cancel stops its timer. */
-	call = host.hook_run(hook, &count, filter_done, NULL);
+	call = host_table()->hook_run(hook, &count, filter_done, NULL);
 	CU_ASSERT_PTR_NOT_NULL_FATAL(call);
-	host.hook_cancel(call);
+	host_table()->hook_cancel(call);
 	CU_ASSERT(contains(modlog, "hook_filter: cancelled\n"));
 	end = loop_now_ms(l) + 50;
 	while (loop_now_ms(l) < end)

@@ -247,21 +247,7 @@ static struct loop *L;
 static postern_listener_t *LS;
 static unsigned port;
 
-static uint64_t
-mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
-#define PUMP_UNTIL(expr, ms)                                               \
-	do {                                                               \
-		uint64_t end_ = mono_ms() + (ms);                          \
-		while (!(expr) && mono_ms() < end_)                        \
-			loop_run_once(L, 5);                               \
-	} while (0)
+#define PUMP_UNTIL(expr, ms) UNIT_PUMP_UNTIL(L, expr, ms)
 
 static void
 record_info(postern_conn_t *c)

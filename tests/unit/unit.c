@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <CUnit/Basic.h>
@@ -136,4 +137,13 @@ unit_capture_log(void (*fn)(void *arg), void *arg)
 	text = unit_read_file(tmpl);
 	unlink(tmpl);
 	return text;
+}
+
+uint64_t
+unit_mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }

@@ -16,6 +16,7 @@
 #define TESTS_UNIT_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include <CUnit/CUnit.h>
 
@@ -32,6 +33,17 @@ void unit_rm_rf(const char *path);
 char *unit_write_file(const char *dir, const char *name, const char *text);
 /* Reads a whole file into a NUL-terminated malloc'd string, or NULL. */
 char *unit_read_file(const char *path);
+
+/* Monotonic milliseconds, read now (not the loop's cached time). */
+uint64_t unit_mono_ms(void);
+
+/* Turns loop `l` (core/loop.h) until `expr` holds or `ms` passed. */
+#define UNIT_PUMP_UNTIL(l, expr, ms)                                       \
+	do {                                                               \
+		uint64_t end_ = unit_mono_ms() + (ms);                     \
+		while (!(expr) && unit_mono_ms() < end_)                   \
+			loop_run_once((l), 5);                             \
+	} while (0)
 
 /* Captures what the core logs (stderr) while `fn(arg)` runs, into a
  * malloc'd NUL-terminated string. */
