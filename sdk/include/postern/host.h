@@ -28,6 +28,7 @@
 #include <postern/config.h>
 #include <postern/conn.h>
 #include <postern/hook.h>
+#include <postern/sasl.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -287,6 +288,30 @@ struct postern_host {
 	 * Declare the publisher in `depends` so it initialises first. */
 	const void *(*service_lookup)(postern_module_t *m, const char *name,
 	                              unsigned major, unsigned min_minor);
+#endif
+
+#if POSTERN_ABI_TARGET_MINOR >= 2
+	/* ---- SASL and logins (ABI 1.2; postern/sasl.h) --------------- */
+
+	/* The mechanisms offered, space separated ("PLAIN LOGIN"). */
+	const char *(*sasl_mechanisms)(void);
+	/* Starts an exchange.  `initial` is the initial response (base64,
+	 * "=" for an empty one), or NULL when the client sent none.  NULL
+	 * if the mechanism is unknown (nothing is called back).  Worker. */
+	postern_sasl_t *(*sasl_start)(postern_module_t *m, postern_conn_t *c,
+	                              const char *mech, const char *initial,
+	                              size_t initial_len, postern_sasl_fn cb,
+	                              void *arg);
+	/* The client's response to a CONTINUE (base64; "*" cancels). */
+	void (*sasl_step)(postern_sasl_t *s, const char *line, size_t len);
+	/* Ends the exchange; no callback follows.  NULL is a no-op. */
+	void (*sasl_free)(postern_sasl_t *s);
+	/* A plaintext login (IMAP LOGIN, POP3 USER/PASS) through the same
+	 * checks, callback and failure delay; free it with sasl_free. */
+	postern_sasl_t *(*login)(postern_module_t *m, postern_conn_t *c,
+	                         const char *user, const char *password,
+	                         size_t password_len, postern_sasl_fn cb,
+	                         void *arg);
 #endif
 };
 

@@ -16,5 +16,8 @@
 #include <postern/conn.h>
 #include <postern/hook.h>
 #include <postern/host.h>
+#include <postern/sasl.h>
+#include <postern/auth.h>
+#include <postern/storage.h>
 
 #endif /* POSTERN_POSTERN_H */

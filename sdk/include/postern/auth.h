@@ -1,0 +1,76 @@
+/*
+ * postern/auth.h - the auth backend interface: users, passwords, aliases.
+ *
+ * An auth module (auth_passwd, or a vendor's LDAP or SQL backend)
+ * publishes a `struct postern_auth` table as the service
+ * POSTERN_AUTH_SERVICE, version POSTERN_AUTH_MAJOR.MINOR.  Protocols do not
+ * call it for logins: they use the host's SASL functions (postern/sasl.h),
+ * which call `verify` on a job thread and add the failure delay.  SMTP
+ * calls `resolve` for recipients; storage receives `struct postern_user`.
+ *
+ * Every function is blocking: call it only from a job thread (see
+ * postern/storage.h for the rule and why).  Backends must be thread-safe.
+ * Strings returned come from the caller's pool.
+ */
+#ifndef POSTERN_AUTH_H
+#define POSTERN_AUTH_H
+
+#include <postern/types.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define POSTERN_AUTH_SERVICE "auth"
+#define POSTERN_AUTH_MAJOR 1
+#define POSTERN_AUTH_MINOR 0
+
+/* A user as the user database describes it. */
+struct postern_user {
+	size_t size;          /* sizeof(struct postern_user), set by caller */
+	const char *name;     /* canonical login, e.g. "alice@example.org" */
+	const char *home;     /* home directory, or NULL */
+	const char *mail;     /* mail location ("maildir:~/Maildir"), or
+	                         NULL for the storage's default */
+	uint32_t uid, gid;    /* from the database; informative: workers
+	                         run as one system user and own all mail */
+	const char *const *extra; /* "key=value" extra fields */
+	size_t nextra;
+};
+
+/* Results of lookup, verify and resolve. */
+enum postern_auth_status {
+	POSTERN_AUTH_TEMPFAIL = -1, /* the backend cannot answer now */
+	POSTERN_AUTH_NO = 0,        /* no such user, wrong password, disabled:
+	                               never said apart to a client */
+	POSTERN_AUTH_YES = 1,
+	POSTERN_AUTH_NOT_LOCAL = 2, /* resolve: the domain is not ours */
+};
+
+struct postern_auth {
+	size_t size;       /* sizeof(struct postern_auth) */
+	const char *name;  /* "passwd-file" */
+
+	/* Finds a user by login name (case rules are the backend's:
+	 * passwd-file folds the domain to lower case).  YES fills *out. */
+	int (*lookup)(const char *name, postern_pool_t *pool,
+	              struct postern_user *out);
+	/* Checks a password.  YES fills *out.  An unknown user costs as much
+	 * time as a wrong password, so timing does not tell them apart. */
+	int (*verify)(const char *name, const char *password, size_t len,
+	              postern_pool_t *pool, struct postern_user *out);
+	/* Every user's login name. */
+	int (*list)(postern_pool_t *pool, const char ***names, size_t *n);
+	/* Resolves a recipient address ("Bob@Example.org") through aliases
+	 * and catch-alls to local users: YES with *users (login names, at
+	 * least one), NO when the domain is ours but the address is not,
+	 * NOT_LOCAL when the domain is not ours. */
+	int (*resolve)(const char *address, postern_pool_t *pool,
+	               const char ***users, size_t *n);
+};
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* POSTERN_AUTH_H */

@@ -1,0 +1,371 @@
+/*
+ * postern/storage.h - the storage backend interface: users' mailboxes.
+ *
+ * A storage module (storage_maildir, or a vendor's network store)
+ * publishes a `struct postern_storage` table as the service
+ * POSTERN_STORAGE_SERVICE, version POSTERN_STORAGE_MAJOR.MINOR.  SMTP
+ * (local delivery), IMAP and POP3 look it up and reach mail only through
+ * it.
+ *
+ * How slow operations complete.  Every operation marked "blocking" may
+ * wait on a disk or a network, so it is called ONLY from a job thread
+ * (host->job_submit), never from the event loop; it returns when done.
+ * This keeps backends simple (a network store just blocks on its socket)
+ * and needs no ABI change whatever the backend talks to.  A protocol
+ * session keeps at most one job on a given store or mailbox handle at a
+ * time, so a handle is never used by two threads at once; different
+ * handles are used concurrently, so a backend's shared state must be
+ * thread-safe.  The few operations marked "loop" are memory-only (or
+ * register a watch) and are called on the event loop, while no job is
+ * using that mailbox.
+ *
+ * Views.  An open mailbox is a view: a numbered list of messages
+ * (sequence number = index + 1) that changes only when the session asks:
+ * through its own operations (append, store, expunge, copy/move) or
+ * through `sync`, which brings in what other sessions and deliveries did
+ * and reports it in the order a protocol must announce it (RFC 3501
+ * sections 5.5 and 7.4.1: EXPUNGE never shifts numbers under a client
+ * that has not been told).
+ *
+ * Names.  Mailbox names are UTF-8, with the hierarchy delimiter the store
+ * reports ("INBOX/Archive/2024").  "INBOX" is case-insensitive and always
+ * exists.  The protocol converts from and to modified UTF-7 where it has
+ * to.
+ *
+ * Messages.  A message is read as RFC 5322 octets with CRLF line endings,
+ * whatever the store keeps on disk; `size` is that length (IMAP
+ * RFC822.SIZE, POP3 LIST) and `header_size` the length of the header
+ * including the blank line.
+ *
+ * Memory.  Results are either copied into caller-provided structs, or
+ * allocated from a pool the caller passes (freed with the pool), or owned
+ * by the handle and valid until the next operation on it, as each
+ * function says.  Pools are not thread-safe, but a pool used by one job at
+ * a time needs no locking.
+ */
+#ifndef POSTERN_STORAGE_H
+#define POSTERN_STORAGE_H
+
+#include <postern/types.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define POSTERN_STORAGE_SERVICE "storage"
+#define POSTERN_STORAGE_MAJOR 1
+#define POSTERN_STORAGE_MINOR 0
+
+struct postern_user; /* postern/auth.h */
+
+/* One user's mail, opened for a session or a delivery. */
+typedef struct postern_store postern_store_t;
+/* An open mailbox view. */
+typedef struct postern_mailbox postern_mailbox_t;
+/* An open message, for reading. */
+typedef struct postern_msg postern_msg_t;
+
+/* ---- errors -------------------------------------------------------------
+ * Codes follow IMAP's response codes (RFC 5530) so a protocol can say
+ * exactly what went wrong. */
+enum postern_storage_error {
+	POSTERN_SE_OK = 0,
+	POSTERN_SE_TEMP,          /* UNAVAILABLE: try again later */
+	POSTERN_SE_NONEXISTENT,   /* no such mailbox */
+	POSTERN_SE_ALREADYEXISTS, /* the mailbox exists */
+	POSTERN_SE_NOPERM,        /* not allowed */
+	POSTERN_SE_OVERQUOTA,     /* quota exceeded */
+	POSTERN_SE_LIMIT,         /* a store limit was hit */
+	POSTERN_SE_INUSE,         /* locked by another session */
+	POSTERN_SE_EXPUNGED,      /* the message is gone */
+	POSTERN_SE_CORRUPT,       /* the store is damaged (logged) */
+	POSTERN_SE_CANNOT,        /* bad name, or not possible here */
+	POSTERN_SE_NOTSUPPORTED,  /* this backend does not do that */
+};
+
+struct postern_storage_err {
+	enum postern_storage_error code;
+	char text[200]; /* for the client: says what, never internal paths */
+};
+
+/* ---- flags --------------------------------------------------------------*/
+
+#define POSTERN_MSG_SEEN 0x01u
+#define POSTERN_MSG_ANSWERED 0x02u
+#define POSTERN_MSG_FLAGGED 0x04u
+#define POSTERN_MSG_DELETED 0x08u
+#define POSTERN_MSG_DRAFT 0x10u
+#define POSTERN_MSG_RECENT 0x20u /* this view got it first; read only */
+
+/* Mailbox attributes (LIST), RFC 3501, 3348, 5258, 6154. */
+#define POSTERN_MBOX_NOSELECT 0x0001u
+#define POSTERN_MBOX_NOINFERIORS 0x0002u
+#define POSTERN_MBOX_HASCHILDREN 0x0004u
+#define POSTERN_MBOX_HASNOCHILDREN 0x0008u
+#define POSTERN_MBOX_MARKED 0x0010u
+#define POSTERN_MBOX_UNMARKED 0x0020u
+#define POSTERN_MBOX_SUBSCRIBED 0x0040u
+#define POSTERN_MBOX_NONEXISTENT 0x0080u /* subscribed, but not there */
+#define POSTERN_MBOX_ALL 0x0100u
+#define POSTERN_MBOX_ARCHIVE 0x0200u
+#define POSTERN_MBOX_DRAFTS 0x0400u
+#define POSTERN_MBOX_FLAGGED 0x0800u
+#define POSTERN_MBOX_JUNK 0x1000u
+#define POSTERN_MBOX_SENT 0x2000u
+#define POSTERN_MBOX_TRASH 0x4000u
+#define POSTERN_MBOX_SPECIAL_USE_MASK 0x7f00u
+
+struct postern_mailbox_entry {
+	const char *name; /* full UTF-8 name */
+	unsigned attrs;   /* POSTERN_MBOX_* */
+};
+
+/* What `status` and `status_by_name` fill (the caller sets `size`). */
+struct postern_mailbox_status {
+	size_t size;
+	uint32_t uidvalidity;
+	uint32_t uidnext;
+	uint64_t highestmodseq;
+	uint32_t messages;
+	uint32_t recent;
+	uint32_t unseen;
+	uint32_t first_unseen_seq; /* 0: none (IMAP SELECT [UNSEEN n]) */
+	uint64_t total_size;       /* sum of message sizes (STATUS SIZE) */
+	int readonly;              /* the view cannot change the mailbox */
+	int modseq_supported;      /* 0: no CONDSTORE for this mailbox */
+	/* Keywords known in the mailbox (FLAGS, PERMANENTFLAGS); owned by
+	 * the view, valid until its next operation. */
+	const char *const *keywords;
+	uint32_t nkeywords;
+	int keywords_full;         /* no new keyword can be created */
+};
+
+/* One message of a view.  Owned by the view; valid until its next
+ * operation. */
+struct postern_message_info {
+	uint32_t uid;
+	uint32_t flags;           /* POSTERN_MSG_* */
+	const uint32_t *keywords; /* indexes into status.keywords */
+	uint32_t nkeywords;
+	uint64_t size;            /* octets with CRLF line endings */
+	int64_t internal_date;    /* seconds since the epoch */
+	int16_t internal_tz;      /* the date's zone, minutes east of UTC */
+	uint64_t modseq;
+	const char *guid;         /* stable, unique in the mailbox (POP3 UIDL) */
+	int expunged;             /* gone, still numbered until sync says so */
+};
+
+/* What `sync` reports, allocated from the caller's pool, in the order a
+ * protocol announces it. */
+struct postern_sync_changes {
+	/* Expunges: seqs[i] is the number of the i-th removed message at the
+	 * moment it is announced (after the earlier ones are gone), uids[i]
+	 * its UID (for VANISHED). */
+	uint32_t nexpunged;
+	const uint32_t *expunged_seqs;
+	const uint32_t *expunged_uids;
+	/* Messages whose flags or keywords changed (by sequence number after
+	 * the expunges above), for untagged FETCH FLAGS. */
+	uint32_t nchanged;
+	const uint32_t *changed_seqs;
+	/* The view's message and recent counts after the sync (EXISTS,
+	 * RECENT), and whether either grew. */
+	uint32_t messages;
+	uint32_t recent;
+	int new_messages;
+	uint64_t highestmodseq;
+};
+
+/* `sync` flags. */
+#define POSTERN_SYNC_NO_EXPUNGE 0x1u /* during FETCH, STORE, SEARCH: hold
+                                        back expunges (messages stay
+                                        numbered, marked `expunged`) */
+
+/* `open` modes. */
+#define POSTERN_OPEN_READONLY 0x1u  /* EXAMINE: no changes, no \Recent */
+#define POSTERN_OPEN_EXCLUSIVE 0x2u /* POP3: one exclusive view of the
+                                       mailbox at a time (else INUSE);
+                                       other views are not blocked */
+
+/* What `append` and `deliver` store. */
+struct postern_append {
+	size_t size;              /* sizeof(struct postern_append) */
+	/* The message: `fd` (read with pread from offset 0, `length`
+	 * octets; the backend does not close it), or, with fd < 0, `data`. */
+	int fd;
+	const void *data;
+	uint64_t length;
+	uint32_t flags;           /* POSTERN_MSG_* (RECENT ignored) */
+	const char *const *keywords;
+	uint32_t nkeywords;
+	int64_t internal_date;    /* 0: now */
+	int16_t internal_tz;
+};
+
+/* `store` operations. */
+enum postern_store_op {
+	POSTERN_STORE_SET = 0, /* FLAGS */
+	POSTERN_STORE_ADD,     /* +FLAGS */
+	POSTERN_STORE_REMOVE,  /* -FLAGS */
+};
+
+/* A set of UIDs as ascending, non-overlapping inclusive ranges. */
+struct postern_uid_range {
+	uint32_t first, last;
+};
+
+/* What the store offers about one open message. */
+struct postern_msg_size {
+	uint64_t size;        /* whole message, CRLF */
+	uint64_t header_size; /* header and the empty line after it */
+};
+
+struct postern_storage {
+	size_t size;        /* sizeof(struct postern_storage) */
+	const char *name;   /* "maildir" */
+	char delimiter;     /* hierarchy delimiter of mailbox names */
+
+	/* ---- stores ---------------------------------------------------- */
+
+	/* Opens `user`'s mail (creating what a first use needs, INBOX
+	 * included).  Blocking.  *out is freed by store_close. */
+	int (*store_open)(const struct postern_user *user,
+	                  postern_store_t **out,
+	                  struct postern_storage_err *err);
+	void (*store_close)(postern_store_t *st); /* blocking */
+
+	/* ---- the mailbox list ------------------------------------------ */
+
+	/* Every mailbox, and every subscribed name (existing or not, flagged
+	 * SUBSCRIBED / NONEXISTENT), in no particular order; pattern
+	 * matching is the protocol's.  Entries and names come from `pool`.
+	 * Blocking. */
+	int (*list)(postern_store_t *st, postern_pool_t *pool,
+	            struct postern_mailbox_entry **entries, size_t *n,
+	            struct postern_storage_err *err);
+	/* `special_use`: POSTERN_MBOX_SPECIAL_USE_MASK bits, or 0.  Parents
+	 * are created as needed.  Blocking. */
+	int (*create)(postern_store_t *st, const char *name,
+	              unsigned special_use, struct postern_storage_err *err);
+	/* INBOX cannot be deleted; a mailbox with children becomes
+	 * \Noselect (RFC 3501 6.3.4).  Blocking. */
+	int (*remove)(postern_store_t *st, const char *name,
+	              struct postern_storage_err *err);
+	/* Children move along; renaming INBOX moves its messages into a new
+	 * mailbox and leaves INBOX empty (RFC 3501 6.3.5).  Blocking. */
+	int (*rename)(postern_store_t *st, const char *from, const char *to,
+	              struct postern_storage_err *err);
+	int (*subscribe)(postern_store_t *st, const char *name, int on,
+	                 struct postern_storage_err *err); /* blocking */
+
+	/* STATUS without keeping the mailbox open.  Blocking. */
+	int (*status_by_name)(postern_store_t *st, const char *name,
+	                      struct postern_mailbox_status *out,
+	                      struct postern_storage_err *err);
+
+	/* ---- views ------------------------------------------------------ */
+
+	/* Opens a view (POSTERN_OPEN_* mode bits).  Blocking.  *out is
+	 * freed by close. */
+	int (*open)(postern_store_t *st, const char *name, unsigned mode,
+	            postern_mailbox_t **out, struct postern_storage_err *err);
+	void (*close)(postern_mailbox_t *mb); /* blocking */
+	/* The view's state now.  Loop. */
+	void (*status)(postern_mailbox_t *mb,
+	               struct postern_mailbox_status *out);
+	/* Number of messages in the view, and one of them (seq 1..count;
+	 * NULL outside).  Loop. */
+	uint32_t (*count)(postern_mailbox_t *mb);
+	const struct postern_message_info *(*message)(postern_mailbox_t *mb,
+	                                              uint32_t seq);
+	/* The sequence number of `uid`, or 0.  Loop. */
+	uint32_t (*seq_of_uid)(postern_mailbox_t *mb, uint32_t uid);
+	/* Brings in other sessions' changes (POSTERN_SYNC_* flags); `out`
+	 * from `pool`.  Blocking. */
+	int (*sync)(postern_mailbox_t *mb, unsigned flags,
+	            postern_pool_t *pool, struct postern_sync_changes *out,
+	            struct postern_storage_err *err);
+	/* Calls `changed(arg)` on the loop when another session or a
+	 * delivery may have changed the mailbox (IMAP IDLE, NOOP).  Spurious
+	 * calls are allowed; the session then syncs.  One watch per view;
+	 * `changed` NULL removes it.  Loop. */
+	int (*watch)(postern_mailbox_t *mb, void (*changed)(void *arg),
+	             void *arg);
+
+	/* ---- reading ---------------------------------------------------- */
+
+	/* Opens a message of the view for reading.  Blocking. */
+	int (*msg_open)(postern_mailbox_t *mb, uint32_t uid,
+	                postern_msg_t **out, struct postern_msg_size *sizes,
+	                struct postern_storage_err *err);
+	/* Reads up to `len` octets at `offset` (CRLF form); returns the
+	 * count, 0 at the end, -1 on error.  Blocking. */
+	ssize_t (*msg_read)(postern_msg_t *msg, uint64_t offset, void *buf,
+	                    size_t len, struct postern_storage_err *err);
+	void (*msg_close)(postern_msg_t *msg); /* blocking */
+
+	/* Per-message cache for what is costly to recompute (the parsed
+	 * MIME structure).  `field` names the entry ("mime.v1").  get
+	 * returns 1 with *data (from `pool`) or 0 when absent.  Blocking. */
+	int (*cache_get)(postern_mailbox_t *mb, uint32_t uid,
+	                 const char *field, postern_pool_t *pool,
+	                 const void **data, size_t *len);
+	int (*cache_set)(postern_mailbox_t *mb, uint32_t uid,
+	                 const char *field, const void *data, size_t len);
+
+	/* ---- changing --------------------------------------------------- */
+
+	/* Appends to the mailbox `name` (which need not be open); returns
+	 * the new UID and the mailbox's UIDVALIDITY (UIDPLUS).  Durable
+	 * (fsynced) when it returns.  Blocking. */
+	int (*append)(postern_store_t *st, const char *name,
+	              const struct postern_append *msg, uint32_t *uid,
+	              uint32_t *uidvalidity, struct postern_storage_err *err);
+	/* Changes flags of the UIDs in `uids` in the view.  Keywords not
+	 * yet known are created.  With unchangedsince > 0 (CONDSTORE), a
+	 * message whose modseq is higher is left alone and its UID added to
+	 * *failed (from `pool`).  The view reflects the result at once.
+	 * Blocking. */
+	int (*store)(postern_mailbox_t *mb,
+	             const struct postern_uid_range *uids, size_t nranges,
+	             enum postern_store_op op, uint32_t flags,
+	             const char *const *keywords, uint32_t nkeywords,
+	             uint64_t unchangedsince, postern_pool_t *pool,
+	             uint32_t **failed, size_t *nfailed,
+	             struct postern_storage_err *err);
+	/* Removes the view's \Deleted messages (uids NULL), or those of
+	 * them in `uids` (UID EXPUNGE).  `out` lists what went, as sync
+	 * does.  Blocking. */
+	int (*expunge)(postern_mailbox_t *mb,
+	               const struct postern_uid_range *uids, size_t nranges,
+	               postern_pool_t *pool, struct postern_sync_changes *out,
+	               struct postern_storage_err *err);
+	/* Copies (or moves, with `move`) messages to mailbox `dest`;
+	 * src_uids/dest_uids (from `pool`, in the same order) and the
+	 * destination's UIDVALIDITY are returned for COPYUID.  A move
+	 * expunges the sources from the view and reports it in `expunged`
+	 * (may be NULL for a copy).  Blocking. */
+	int (*copy)(postern_mailbox_t *mb,
+	            const struct postern_uid_range *uids, size_t nranges,
+	            const char *dest, int move, postern_pool_t *pool,
+	            uint32_t **src_uids, uint32_t **dest_uids, size_t *n,
+	            uint32_t *dest_uidvalidity,
+	            struct postern_sync_changes *expunged,
+	            struct postern_storage_err *err);
+
+	/* ---- delivery --------------------------------------------------- */
+
+	/* Delivers a spooled message into `user`'s mailbox `mailbox` (NULL:
+	 * INBOX), without an open store.  Durable (fsynced) when it
+	 * returns: the SMTP module answers "250" only then.  Backends may
+	 * group the fsyncs of concurrent deliveries.  Blocking. */
+	int (*deliver)(const struct postern_user *user, const char *mailbox,
+	               const struct postern_append *msg, uint32_t *uid,
+	               struct postern_storage_err *err);
+};
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* POSTERN_STORAGE_H */
