@@ -799,7 +799,11 @@ in_room(postern_conn_t *c)
 
 	if (have == 0)
 		c->in_start = c->in_end = 0;
-	if (c->in_cap - c->in_end < c->in_cap / 4 && c->in_start > 0) {
+	/* A full end always compacts: under 4 bytes in_cap / 4 is 0, and a
+	 * buffer that never did would have no room while still wanting
+	 * input, spinning on a readable socket (found by fuzz_lines). */
+	if (c->in_start > 0 && (c->in_end == c->in_cap ||
+	                        c->in_cap - c->in_end < c->in_cap / 4)) {
 		memmove(c->in, c->in + c->in_start, have);
 		c->in_start = 0;
 		c->in_end = have;
@@ -1665,8 +1669,9 @@ conn_log(postern_conn_t *c, int level, const char *fmt, ...)
 {
 	va_list ap;
 
+	/* NULL: a caller acting for no connection (a CLI, a test). */
 	va_start(ap, fmt);
-	log_vwrite(level, c->log_prefix, fmt, ap);
+	log_vwrite(level, c != NULL ? c->log_prefix : NULL, fmt, ap);
 	va_end(ap);
 }
 

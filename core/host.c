@@ -21,6 +21,7 @@
 #include "log.h"
 #include "loop.h"
 #include "pool.h"
+#include "sasl.h"
 #include "service.h"
 #include "tls.h"
 #include "xalloc.h"
@@ -61,6 +62,12 @@ void
 host_set_jobs(struct job_pool *jobs)
 {
 	host.jobs = jobs;
+}
+
+struct job_pool *
+host_jobs(void)
+{
+	return host.jobs;
 }
 
 void
@@ -426,6 +433,12 @@ static const struct postern_host host_table_v = {
 
 	.service_publish = h_service_publish,
 	.service_lookup = h_service_lookup,
+
+	.sasl_mechanisms = sasl_mechanisms,
+	.sasl_start = sasl_start,
+	.sasl_step = sasl_step,
+	.sasl_free = sasl_free,
+	.login = sasl_login,
 };
 
 const struct postern_host *

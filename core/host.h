@@ -18,6 +18,8 @@ void host_set_conf(struct conf *c);
 struct conf *host_conf(void);
 void host_set_dir(enum postern_dir which, const char *path); /* copied */
 void host_set_jobs(struct job_pool *jobs);
+/* The worker's job pool, or NULL outside a worker. */
+struct job_pool *host_jobs(void);
 void host_set_worker(int worker_id); /* -1: master */
 void host_set_stopping(int stopping);
 /* 1 while modules' init runs (host functions that are "init only"

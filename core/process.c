@@ -56,6 +56,7 @@
 #include "loader.h"
 #include "log.h"
 #include "loop.h"
+#include "sasl.h"
 #include "service.h"
 #include "tls.h"
 #include "xalloc.h"
@@ -92,6 +93,7 @@ struct core_settings {
 	long long workers;
 	long long job_threads;
 	long long shutdown_timeout_ms;
+	long long auth_failure_delay_ms;
 	int log_level; /* index into log_levels */
 };
 
@@ -126,6 +128,9 @@ static const struct postern_cfg_key core_schema[] = {
 	CORE_KEY("shutdown_timeout", POSTERN_CFG_DURATION, shutdown_timeout_ms,
 	         "30s", .min = 0, .max = 3600000,
 	         .doc = "how long a stop waits for connections to end"),
+	CORE_KEY("auth_failure_delay", POSTERN_CFG_DURATION,
+	         auth_failure_delay_ms, "2s", .min = 0, .max = 60000,
+	         .doc = "wait before answering a failed login"),
 	CORE_KEY("log_level", POSTERN_CFG_ENUM, log_level, "info",
 	         .choices = log_levels, .doc = "error ... debug"),
 	{ .name = NULL },
@@ -268,6 +273,7 @@ setup(void)
 	           sizeof(core_schema[0]), &rt.set, CONF_ALLOW_UNKNOWN);
 	settings_fallbacks();
 	log_set_level(log_level_of(rt.set.log_level));
+	sasl_set_failure_delay((unsigned)rt.set.auth_failure_delay_ms);
 	host_set_dir(POSTERN_DIR_CONFIG, conf_dir(rt.conf));
 	host_set_dir(POSTERN_DIR_STATE, rt.set.state_dir);
 	host_set_dir(POSTERN_DIR_RUN, rt.set.run_dir);

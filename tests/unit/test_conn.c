@@ -505,6 +505,31 @@ test_toolong_buffer_full(void)
 	teardown();
 }
 
+/* Regression (found by tests/fuzz/fuzz_lines): a buffer under 4 bytes
+ * never moved its unread tail to the front, so with the buffer's end
+ * reached it had no room to read into while still wanting input, and the
+ * loop spun on the readable socket without ever reading the rest. */
+static void
+test_tiny_max_input(void)
+{
+	int fd;
+
+	SETUP(.max_input = 3);
+	fd = client_connect();
+	client_sends(fd, "a\nb");
+	PUMP_UNTIL(S.n >= 1, 2000);
+	CU_ASSERT_EQUAL_FATAL(S.n, 1);
+	CU_ASSERT_STRING_EQUAL(S.text[0], "a");
+	client_sends(fd, "\n");
+	PUMP_UNTIL(S.n >= 2, 2000);
+	CU_ASSERT_EQUAL(S.n, 2);
+	CU_ASSERT_EQUAL(S.st[1], POSTERN_OK);
+	CU_ASSERT_STRING_EQUAL(S.text[1], "b");
+	CU_ASSERT(pump_count(100) <= IDLE_ITERATIONS_MAX);
+	close(fd);
+	teardown();
+}
+
 static void
 test_crlf_split(void)
 {
@@ -1196,6 +1221,7 @@ static CU_TestInfo conn_tests[] = {
 	{ "over-long line: TOOLONG once, next line fine", test_toolong_once },
 	{ "over-long line across reads", test_toolong_split },
 	{ "line filling the buffer is TOOLONG", test_toolong_buffer_full },
+	{ "max_input under 4 bytes still reads", test_tiny_max_input },
 	{ "CR LF split across reads", test_crlf_split },
 	{ "NUL, bare LF, bare CR flagged", test_line_flags },
 	{ "pipelined lines all delivered", test_pipelined },

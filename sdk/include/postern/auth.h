@@ -67,6 +67,27 @@ struct postern_auth {
 	 * NOT_LOCAL when the domain is not ours. */
 	int (*resolve)(const char *address, postern_pool_t *pool,
 	               const char ***users, size_t *n);
+
+	/* ---- administration (posternctl) ------------------------------
+	 * Optional: NULL in a read-only backend.  Each returns 0, or -1 with
+	 * a message for the administrator in err[errlen]. */
+
+	/* Adds a user, or changes one: `password` (NULL keeps it) is hashed
+	 * with the backend's default scheme (argon2id for passwd-file);
+	 * `fields` (NULL keeps them) gives home, mail, uid, gid, extra. */
+	int (*user_set)(const char *name, const char *password,
+	                const struct postern_user *fields, char *err,
+	                size_t errlen);
+	int (*user_delete)(const char *name, char *err, size_t errlen);
+	/* Sets `address` ("sales@example.org", or "@example.org" for a
+	 * domain's catch-all) to deliver to `targets` (local users or other
+	 * addresses). */
+	int (*alias_set)(const char *address, const char *const *targets,
+	                 size_t ntargets, char *err, size_t errlen);
+	int (*alias_delete)(const char *address, char *err, size_t errlen);
+	/* Every alias and its targets (space separated), from `pool`. */
+	int (*alias_list)(postern_pool_t *pool, const char ***addresses,
+	                  const char ***targets, size_t *n);
 };
 
 #ifdef __cplusplus

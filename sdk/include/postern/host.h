@@ -93,7 +93,8 @@ struct postern_host {
 		POSTERN_PRINTF(3, 4);
 	void (*vlog)(postern_module_t *m, int level, const char *fmt,
 	             va_list ap);
-	/* Logs a line carrying the connection's id and peer address. */
+	/* Logs a line carrying the connection's id and peer address (a NULL
+	 * connection logs without them). */
 	void (*conn_log)(postern_conn_t *c, int level, const char *fmt, ...)
 		POSTERN_PRINTF(3, 4);
 	/* 1 if a line at `level` would be written: skip costly formatting. */

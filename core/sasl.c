@@ -1,0 +1,615 @@
+/*
+ * sasl.c - SASL PLAIN and LOGIN, and plaintext logins, for every
+ * protocol (see sasl.h).
+ *
+ * An exchange answers through one path only: sasl_reply stores the status
+ * and arms a loop timer (0 ms, or the failure delay), whose callback calls
+ * the protocol.  So the callback never runs inside sasl_start, sasl_step
+ * or sasl_login, there is at most one answer in flight, and sasl_free
+ * stops it by cancelling the timer.
+ *
+ * Passwords are checked by the auth service on the job pool.  The job
+ * owns copies of the name and password and a pool for the user record,
+ * because sasl_free may come while the thread still reads them: the
+ * exchange then only clears the job's back pointer, and the job's done
+ * frees what the job took.
+ */
+#include "sasl.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <postern/auth.h>
+
+#include "conn.h"
+#include "host.h"
+#include "job.h"
+#include "loader.h"
+#include "log.h"
+#include "loop.h"
+#include "pool.h"
+#include "service.h"
+#include "xalloc.h"
+
+#define SASL_DEFAULT_DELAY_MS 2000
+#define SASL_USER_POOL 1024
+
+/* Base64 of the challenges the LOGIN mechanism sends. */
+#define LOGIN_ASK_USER "VXNlcm5hbWU6" /* "Username:" */
+#define LOGIN_ASK_PASS "UGFzc3dvcmQ6" /* "Password:" */
+
+enum sasl_mech {
+	MECH_PLAIN,
+	MECH_LOGIN,
+	MECH_PASSWORD, /* sasl_login: no exchange, name and password given */
+};
+
+static const char *const mech_names[] = {
+	[MECH_PLAIN] = "PLAIN",
+	[MECH_LOGIN] = "LOGIN",
+	[MECH_PASSWORD] = "password",
+};
+
+enum sasl_state {
+	ST_BUSY, /* an answer is scheduled or a verification runs */
+	ST_WAIT, /* CONTINUE was delivered: a response is expected */
+	ST_DONE, /* a final status was delivered */
+};
+
+struct sasl_verify;
+
+struct postern_sasl {
+	postern_module_t *m;
+	postern_conn_t *conn;
+	enum sasl_mech mech;
+	postern_sasl_fn cb;
+	void *arg;
+	enum sasl_state state;
+	int have_user;               /* LOGIN: the username arrived */
+	char *authcid;               /* LOGIN: the username, until used */
+	struct sasl_verify *verify;  /* in flight, or NULL */
+	struct loop_timer *timer;    /* answer scheduled, or NULL */
+	struct postern_sasl_result res; /* what the timer delivers */
+	postern_pool_t *pool;        /* OK: the user record's memory */
+	struct postern_user user;
+};
+
+/* One call of the backend's verify, on a pool thread. */
+struct sasl_verify {
+	struct postern_sasl *s; /* NULL once the exchange was freed */
+	postern_job_t *job;
+	const struct postern_auth *auth;
+	char *name;
+	char *password;
+	size_t len;
+	postern_pool_t *pool;
+	struct postern_user user;
+	int rc;
+};
+
+static struct {
+	unsigned delay_ms;
+	int looked_up;
+	const struct postern_auth *auth;
+} sasl_g = { .delay_ms = SASL_DEFAULT_DELAY_MS };
+
+void
+sasl_set_failure_delay(unsigned ms)
+{
+	sasl_g.delay_ms = ms;
+}
+
+void
+sasl_reset(void)
+{
+	sasl_g.looked_up = 0;
+	sasl_g.auth = NULL;
+}
+
+const char *
+sasl_mechanisms(void)
+{
+	return "PLAIN LOGIN";
+}
+
+/* ---- logging ---------------------------------------------------------- */
+
+static void
+sasl_log(struct postern_sasl *s, int level, const char *fmt, ...)
+	POSTERN_PRINTF(3, 4);
+
+/* conn_log needs a connection; tests run exchanges without one. */
+static void
+sasl_log(struct postern_sasl *s, int level, const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+
+	if (!log_enabled(level))
+		return;
+	va_start(ap, fmt);
+	if (s->conn == NULL) {
+		log_vwrite(level, s->m != NULL ? s->m->name : NULL, fmt, ap);
+		va_end(ap);
+		return;
+	}
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	conn_log(s->conn, level, "%s", msg);
+}
+
+/* ---- base64 (RFC 4648 section 4, strict) ------------------------------ */
+
+static int
+b64_value(unsigned char ch)
+{
+	if (ch >= 'A' && ch <= 'Z')
+		return ch - 'A';
+	if (ch >= 'a' && ch <= 'z')
+		return ch - 'a' + 26;
+	if (ch >= '0' && ch <= '9')
+		return ch - '0' + 52;
+	if (ch == '+')
+		return 62;
+	if (ch == '/')
+		return 63;
+	return -1;
+}
+
+/* Decodes one quantum of 4 characters into out[]; the number of octets,
+ * or -1.  Padding is allowed only in the last quantum, and the bits it
+ * leaves over must be zero: one text per octet string, nothing to smuggle. */
+static int
+b64_quantum(const unsigned char *in, int last, unsigned char *out)
+{
+	int v[4], i, pad = 0;
+
+	for (i = 0; i < 4; i++) {
+		if (in[i] == '=' && last && i >= 2 &&
+		    (i == 3 || in[3] == '=')) {
+			v[i] = 0;
+			pad++;
+		} else if ((v[i] = b64_value(in[i])) < 0)
+			return -1;
+	}
+	if ((pad == 1 && (v[2] & 0x03) != 0) ||
+	    (pad == 2 && (v[1] & 0x0f) != 0))
+		return -1;
+	out[0] = (unsigned char)(v[0] << 2 | v[1] >> 4);
+	out[1] = (unsigned char)((v[1] & 0x0f) << 4 | v[2] >> 2);
+	out[2] = (unsigned char)((v[2] & 0x03) << 6 | v[3]);
+	return 3 - pad;
+}
+
+/* Decodes `len` characters into a new NUL-terminated buffer (*out, *outlen
+ * octets before the NUL).  -1 for anything that is not canonical base64. */
+static int
+b64_decode(const char *in, size_t len, char **out, size_t *outlen)
+{
+	const unsigned char *p = (const unsigned char *)in;
+	unsigned char *buf;
+	size_t i, n = 0;
+	int k;
+
+	if (len % 4 != 0)
+		return -1;
+	buf = xmalloc(len / 4 * 3 + 1);
+	for (i = 0; i < len; i += 4) {
+		if ((k = b64_quantum(p + i, i + 4 == len, buf + n)) < 0) {
+			explicit_bzero(buf, len / 4 * 3 + 1);
+			free(buf);
+			return -1;
+		}
+		n += (size_t)k;
+	}
+	buf[n] = '\0';
+	*out = (char *)buf;
+	*outlen = n;
+	return 0;
+}
+
+/* Wipes and frees a decoded response (it may hold a password). */
+static void
+wipe_free(char *p, size_t len)
+{
+	if (p == NULL)
+		return;
+	explicit_bzero(p, len);
+	free(p);
+}
+
+/* ---- answers ---------------------------------------------------------- */
+
+static unsigned
+sasl_fire(void *arg)
+{
+	struct postern_sasl *s = arg;
+	struct postern_sasl_result r = s->res;
+
+	s->timer = NULL;
+	s->state = r.status == POSTERN_SASL_CONTINUE ? ST_WAIT : ST_DONE;
+	/* The callback may free the exchange: nothing touches it after. */
+	if (s->cb != NULL)
+		s->cb(s->arg, &r);
+	return 0;
+}
+
+/* Schedules the answer: the only way a status reaches the protocol. */
+static void
+sasl_reply(struct postern_sasl *s, enum postern_sasl_status status,
+           unsigned delay_ms)
+{
+	s->state = ST_BUSY;
+	s->res.status = status;
+	s->timer = loop_timer_add(loop_current, delay_ms, sasl_fire, s);
+}
+
+static void
+sasl_continue(struct postern_sasl *s, const char *challenge)
+{
+	s->res.challenge = challenge;
+	sasl_reply(s, POSTERN_SASL_CONTINUE, 0);
+}
+
+static void
+sasl_malformed(struct postern_sasl *s, const char *why)
+{
+	sasl_log(s, POSTERN_LOG_INFO, "authentication failed (%s): %s",
+	         mech_names[s->mech], why);
+	sasl_reply(s, POSTERN_SASL_MALFORMED, 0);
+}
+
+static void
+sasl_fail(struct postern_sasl *s)
+{
+	sasl_reply(s, POSTERN_SASL_FAIL, sasl_g.delay_ms);
+}
+
+/* ---- verification on the job pool ------------------------------------- */
+
+static const struct postern_auth *
+auth_service(void)
+{
+	const struct postern_auth *a;
+
+	/* Services are published during init, before the workers fork, so
+	 * one look-up per process is the final answer (and one log line). */
+	if (sasl_g.looked_up)
+		return sasl_g.auth;
+	sasl_g.looked_up = 1;
+	a = service_lookup("core", POSTERN_AUTH_SERVICE, POSTERN_AUTH_MAJOR,
+	                   0);
+	if (a == NULL)
+		return NULL;
+	if (a->size < offsetof(struct postern_auth, verify) +
+	    sizeof(a->verify) || a->verify == NULL) {
+		log_error("sasl: auth service '%s' has no verify function: "
+		          "every login will be refused (temporary failure)",
+		          a->name != NULL ? a->name : "?");
+		return NULL;
+	}
+	sasl_g.auth = a;
+	return a;
+}
+
+static void
+verify_free(struct sasl_verify *v)
+{
+	wipe_free(v->password, v->len);
+	free(v->name);
+	pool_destroy(v->pool);
+	free(v);
+}
+
+static void
+verify_work(void *arg)
+{
+	struct sasl_verify *v = arg;
+
+	v->user.size = sizeof(v->user);
+	v->rc = v->auth->verify(v->name, v->password, v->len, v->pool,
+	                        &v->user);
+	/* The thread's copy is no longer needed: do not keep it around
+	 * until the loop gets to done. */
+	explicit_bzero(v->password, v->len);
+}
+
+/* YES: the exchange takes the user record and its pool. */
+static void
+verify_yes(struct postern_sasl *s, struct sasl_verify *v)
+{
+	s->pool = v->pool;
+	v->pool = NULL;
+	s->user = v->user;
+	if (s->user.name == NULL)
+		s->user.name = pool_strdup(s->pool, v->name);
+	s->res.user = s->user.name;
+	s->res.userinfo = &s->user;
+	sasl_log(s, POSTERN_LOG_INFO, "login: user=%s (%s)", s->res.user,
+	         mech_names[s->mech]);
+	sasl_reply(s, POSTERN_SASL_OK, 0);
+}
+
+static void
+verify_result(struct postern_sasl *s, struct sasl_verify *v, int cancelled)
+{
+	if (!cancelled && v->rc == POSTERN_AUTH_YES) {
+		verify_yes(s, v);
+	} else if (!cancelled && v->rc == POSTERN_AUTH_NO) {
+		sasl_log(s, POSTERN_LOG_INFO,
+		         "authentication failed: user=%s (%s)", v->name,
+		         mech_names[s->mech]);
+		sasl_fail(s);
+	} else {
+		sasl_log(s, POSTERN_LOG_WARNING, "authentication of user=%s "
+		         "(%s): %s", v->name, mech_names[s->mech],
+		         cancelled ? "verification cancelled (shutdown)"
+		         : v->rc == POSTERN_AUTH_TEMPFAIL
+		         ? "the auth backend cannot answer now"
+		         : "the auth backend gave an invalid answer");
+		sasl_reply(s, POSTERN_SASL_TEMPFAIL, 0);
+	}
+}
+
+static void
+verify_done(void *arg, int cancelled)
+{
+	struct sasl_verify *v = arg;
+	struct postern_sasl *s = v->s;
+
+	if (s != NULL) {
+		s->verify = NULL;
+		verify_result(s, v, cancelled);
+	}
+	verify_free(v);
+}
+
+/* Checks `password` for `name` (both copied) on the job pool. */
+static void
+verify_start(struct postern_sasl *s, const char *name, const char *password,
+             size_t len)
+{
+	const struct postern_auth *auth = auth_service();
+	struct job_pool *jobs = host_jobs();
+	struct sasl_verify *v;
+
+	if (auth == NULL || jobs == NULL) {
+		sasl_log(s, auth == NULL ? POSTERN_LOG_DEBUG : POSTERN_LOG_ERROR,
+		         "authentication of user=%s (%s): %s", name,
+		         mech_names[s->mech], auth == NULL
+		         ? "no auth service" : "no job pool in this process");
+		sasl_reply(s, POSTERN_SASL_TEMPFAIL, 0);
+		return;
+	}
+	v = xcalloc(1, sizeof(*v));
+	v->s = s;
+	v->auth = auth;
+	v->name = xstrdup(name);
+	v->password = xmalloc(len + 1);
+	memcpy(v->password, password, len);
+	v->password[len] = '\0';
+	v->len = len;
+	v->pool = pool_create(SASL_USER_POOL);
+	s->state = ST_BUSY;
+	s->verify = v;
+	v->job = job_submit(jobs, verify_work, verify_done, v);
+}
+
+/* ---- mechanisms ------------------------------------------------------- */
+
+/* A name or password: no NUL inside, at most `max` octets. */
+static int
+valid_secret(const char *p, size_t len, size_t max)
+{
+	return len <= max && memchr(p, '\0', len) == NULL;
+}
+
+struct plain_msg {
+	const char *zid, *cid, *pw; /* zid and cid end at their NUL */
+	size_t zlen, clen, plen;
+};
+
+/* RFC 4616: [authzid] NUL authcid NUL passwd, authcid and passwd not
+ * empty.  A third NUL would sit inside the password.  NULL, or what is
+ * wrong. */
+static const char *
+plain_parse(const char *msg, size_t len, struct plain_msg *pm)
+{
+	const char *end = msg + len, *nul;
+
+	pm->zid = msg;
+	if ((nul = memchr(msg, '\0', len)) == NULL)
+		return "no NUL after the authorization id";
+	pm->zlen = (size_t)(nul - msg);
+	pm->cid = nul + 1;
+	if ((nul = memchr(pm->cid, '\0', (size_t)(end - pm->cid))) == NULL)
+		return "no NUL after the login name";
+	pm->clen = (size_t)(nul - pm->cid);
+	pm->pw = nul + 1;
+	pm->plen = (size_t)(end - pm->pw);
+	if (pm->zlen > SASL_MAX_AUTHZID)
+		return "authorization id too long";
+	if (pm->clen == 0 || pm->clen > SASL_MAX_AUTHCID)
+		return "login name empty or too long";
+	if (pm->plen == 0 ||
+	    !valid_secret(pm->pw, pm->plen, SASL_MAX_PASSWORD))
+		return "password empty, too long or with a NUL";
+	return NULL;
+}
+
+static void
+plain_response(struct postern_sasl *s, const char *msg, size_t len)
+{
+	struct plain_msg pm;
+	const char *err;
+
+	if ((err = plain_parse(msg, len, &pm)) != NULL)
+		sasl_malformed(s, err);
+	else if (pm.zlen != 0 && (pm.zlen != pm.clen ||
+	         memcmp(pm.zid, pm.cid, pm.clen) != 0)) {
+		sasl_log(s, POSTERN_LOG_INFO, "authentication failed: user=%s "
+		         "may not act as %s (PLAIN)", pm.cid, pm.zid);
+		sasl_fail(s);
+	} else
+		verify_start(s, pm.cid, pm.pw, pm.plen);
+}
+
+static void
+login_response(struct postern_sasl *s, const char *msg, size_t len)
+{
+	if (s->have_user) {
+		if (!valid_secret(msg, len, SASL_MAX_PASSWORD))
+			sasl_malformed(s, "password too long or with a NUL");
+		else
+			verify_start(s, s->authcid, msg, len);
+	} else if (!valid_secret(msg, len, SASL_MAX_AUTHCID))
+		sasl_malformed(s, "login name too long or with a NUL");
+	else {
+		s->authcid = xstrndup(msg, len);
+		s->have_user = 1;
+		sasl_continue(s, LOGIN_ASK_PASS);
+	}
+}
+
+/* A client's response, base64 or "*"; `initial`: it came with the
+ * mechanism's name, where "=" stands for an empty one. */
+static void
+sasl_response(struct postern_sasl *s, const char *line, size_t len,
+              int initial)
+{
+	char *msg;
+	size_t n;
+
+	if (len == 1 && line[0] == '*') {
+		sasl_log(s, POSTERN_LOG_DEBUG, "authentication cancelled by "
+		         "the client (%s)", mech_names[s->mech]);
+		sasl_reply(s, POSTERN_SASL_CANCELLED, 0);
+		return;
+	}
+	if (len > SASL_MAX_LINE) {
+		sasl_malformed(s, "response too long");
+		return;
+	}
+	if (initial && len == 1 && line[0] == '=')
+		len = 0;
+	if (b64_decode(line, len, &msg, &n) < 0) {
+		sasl_malformed(s, "response is not valid base64");
+		return;
+	}
+	if (s->mech == MECH_PLAIN)
+		plain_response(s, msg, n);
+	else
+		login_response(s, msg, n);
+	wipe_free(msg, n + 1);
+}
+
+/* ---- the host functions ----------------------------------------------- */
+
+static struct postern_sasl *
+sasl_new(postern_module_t *m, postern_conn_t *c, enum sasl_mech mech,
+         postern_sasl_fn cb, void *arg)
+{
+	struct postern_sasl *s;
+
+	/* Answers come from the loop's timers: without a loop (the master,
+	 * during init) there is no one to deliver them. */
+	if (loop_current == NULL) {
+		log_write(POSTERN_LOG_ERROR, m != NULL ? m->name : NULL,
+		          "sasl: authentication outside a worker's loop");
+		return NULL;
+	}
+	s = xcalloc(1, sizeof(*s));
+	s->m = m;
+	s->conn = c;
+	s->mech = mech;
+	s->cb = cb;
+	s->arg = arg;
+	s->state = ST_BUSY;
+	return s;
+}
+
+postern_sasl_t *
+sasl_start(postern_module_t *m, postern_conn_t *c, const char *mech,
+           const char *initial, size_t initial_len, postern_sasl_fn cb,
+           void *arg)
+{
+	struct postern_sasl *s;
+	enum sasl_mech which;
+
+	if (mech != NULL && strcasecmp(mech, "PLAIN") == 0)
+		which = MECH_PLAIN;
+	else if (mech != NULL && strcasecmp(mech, "LOGIN") == 0)
+		which = MECH_LOGIN;
+	else
+		return NULL;
+	if ((s = sasl_new(m, c, which, cb, arg)) == NULL)
+		return NULL;
+	if (initial != NULL)
+		sasl_response(s, initial, initial_len, 1);
+	else
+		sasl_continue(s, which == MECH_PLAIN ? "" : LOGIN_ASK_USER);
+	return s;
+}
+
+void
+sasl_step(postern_sasl_t *s, const char *line, size_t len)
+{
+	if (s == NULL)
+		return;
+	if (s->state != ST_WAIT) {
+		sasl_log(s, POSTERN_LOG_ERROR, "sasl_step called with no "
+		         "challenge outstanding (%s): ignored",
+		         mech_names[s->mech]);
+		return;
+	}
+	if (line == NULL) {
+		line = "";
+		len = 0;
+	}
+	s->res.challenge = NULL;
+	sasl_response(s, line, len, 0);
+}
+
+void
+sasl_free(postern_sasl_t *s)
+{
+	if (s == NULL)
+		return;
+	if (s->timer != NULL)
+		loop_timer_cancel(loop_current, s->timer);
+	if (s->verify != NULL) {
+		/* The job may be running: its done frees its copies. */
+		s->verify->s = NULL;
+		job_cancel(s->verify->job);
+	}
+	if (s->authcid != NULL)
+		wipe_free(s->authcid, strlen(s->authcid));
+	pool_destroy(s->pool);
+	free(s);
+}
+
+postern_sasl_t *
+sasl_login(postern_module_t *m, postern_conn_t *c, const char *user,
+           const char *password, size_t password_len, postern_sasl_fn cb,
+           void *arg)
+{
+	struct postern_sasl *s;
+
+	if ((s = sasl_new(m, c, MECH_PASSWORD, cb, arg)) == NULL)
+		return NULL;
+	if (user == NULL || strnlen(user, SASL_MAX_AUTHCID + 1) >
+	    SASL_MAX_AUTHCID)
+		sasl_malformed(s, "login name missing or too long");
+	else if (password == NULL && password_len > 0)
+		sasl_malformed(s, "password missing");
+	else if (password_len > 0 &&
+	         !valid_secret(password, password_len, SASL_MAX_PASSWORD))
+		sasl_malformed(s, "password too long or with a NUL");
+	else
+		verify_start(s, user, password != NULL ? password : "",
+		             password_len);
+	return s;
+}
