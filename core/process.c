@@ -165,6 +165,8 @@ static struct runtime {
 	/* worker */
 	struct job_pool *jobs;
 	uint64_t stop_deadline;
+
+	unsigned setup_flags; /* PROCESS_* of process_setup */
 } rt;
 
 static int
@@ -259,6 +261,17 @@ settings_fallbacks(void)
 		rt.set.group = "";
 }
 
+/* A command-line tool (PROCESS_QUIET) says only what went wrong. */
+static int
+setup_log_level(void)
+{
+	int level = log_level_of(rt.set.log_level);
+
+	if ((rt.setup_flags & PROCESS_QUIET) && level > POSTERN_LOG_WARNING)
+		level = POSTERN_LOG_WARNING;
+	return level;
+}
+
 static int
 setup(void)
 {
@@ -272,7 +285,7 @@ setup(void)
 	conf_parse(rt.conf, conf_root(rt.conf), "", core_schema,
 	           sizeof(core_schema[0]), &rt.set, CONF_ALLOW_UNKNOWN);
 	settings_fallbacks();
-	log_set_level(log_level_of(rt.set.log_level));
+	log_set_level(setup_log_level());
 	sasl_set_failure_delay((unsigned)rt.set.auth_failure_delay_ms);
 	host_set_dir(POSTERN_DIR_CONFIG, conf_dir(rt.conf));
 	host_set_dir(POSTERN_DIR_STATE, rt.set.state_dir);
@@ -307,6 +320,25 @@ teardown(void)
 	host_reset();
 	free(rt.user);
 	free(rt.workers);
+	rt.user = NULL;
+	rt.workers = NULL;
+}
+
+int
+process_setup(const char *config_path, unsigned flags)
+{
+	rt.setup_flags = flags;
+	if (realpath(config_path, rt.config_path) == NULL) {
+		log_error("%s: %s", config_path, strerror(errno));
+		return -1;
+	}
+	return setup();
+}
+
+void
+process_teardown(void)
+{
+	teardown();
 }
 
 /* ---- privileges ------------------------------------------------------- */
@@ -984,15 +1016,11 @@ process_main(const struct options *opt)
 
 	rt.opt = opt;
 	log_open("posternd", 0, POSTERN_LOG_INFO);
-	if (realpath(opt->config_path, rt.config_path) == NULL) {
-		log_error("%s: %s", opt->config_path, strerror(errno));
-		return 1;
-	}
 	n = readlink("/proc/self/exe", rt.self_exe, sizeof(rt.self_exe) - 1);
 	if (n > 0)
 		rt.self_exe[n] = '\0';
-	if (setup() < 0) {
-		teardown();
+	if (process_setup(opt->config_path, 0) < 0) {
+		process_teardown();
 		return 1;
 	}
 	if (opt->print_config) {
@@ -1005,6 +1033,6 @@ process_main(const struct options *opt)
 	} else {
 		rc = master_run();
 	}
-	teardown();
+	process_teardown();
 	return rc;
 }

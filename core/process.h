@@ -24,4 +24,19 @@ struct options {
 /* Runs posternd as the options say; returns the exit status. */
 int process_main(const struct options *opt);
 
+/* process_setup flags. */
+#define PROCESS_QUIET 0x1u /* log warnings and errors only (posternctl) */
+
+/*
+ * What `posternd -t` does, for tools that drive the modules directly
+ * (posternctl): loads the configuration at `config_path` and its conf.d,
+ * reads the core settings, loads and initialises the modules, and checks
+ * every top-level key.  No worker starts and no event loop runs.  Returns
+ * 0, or -1 after logging (naming the file, line and key); call
+ * process_teardown afterwards either way.
+ */
+int process_setup(const char *config_path, unsigned flags);
+/* Finalises and unloads the modules and frees the configuration. */
+void process_teardown(void);
+
 #endif /* CORE_PROCESS_H */

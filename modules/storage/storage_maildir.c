@@ -1,1 +1,170 @@
-/* not written yet */
+/*
+ * storage_maildir.c - the module: configuration, the storage table, and
+ * store_open/store_close.  The rest lives in maildir_*.c (README.md).
+ *
+ *	storage_maildir = {
+ *	  location = "~/Maildir";   # or "/var/vmail/%d/%n"
+ *	};
+ *
+ * A user's `mail` field ("maildir:~/Maildir") overrides `location`.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "maildir.h"
+
+struct md_settings {
+	const char *location;
+};
+
+const struct postern_host *md_host;
+postern_module_t *md_self;
+static struct md_settings settings;
+
+static const struct postern_cfg_key md_keys[] = {
+	{ .name = "location", .type = POSTERN_CFG_STRING,
+	  .offset = offsetof(struct md_settings, location), .def = "~/Maildir",
+	  .doc = "Maildir: ~ home, %u user, %d domain, %n local part" },
+	{ .name = NULL },
+};
+
+void
+md_log(int level, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	md_host->vlog(md_self, level, fmt, ap);
+	va_end(ap);
+}
+
+void
+md_err(struct postern_storage_err *err, enum postern_storage_error code,
+       const char *fmt, ...)
+{
+	va_list ap;
+
+	if (err == NULL)
+		return;
+	err->code = code;
+	va_start(ap, fmt);
+	vsnprintf(err->text, sizeof(err->text), fmt, ap);
+	va_end(ap);
+}
+
+static int
+md_store_open(const struct postern_user *user, postern_store_t **out,
+              struct postern_storage_err *err)
+{
+	postern_store_t *st;
+	char *root;
+
+	*out = NULL;
+	root = md_location(settings.location, user, err);
+	if (root == NULL)
+		return -1;
+	if (md_mkmaildir(root) < 0) {
+		md_err(err, POSTERN_SE_TEMP, "cannot create the mailbox");
+		free(root);
+		return -1;
+	}
+	st = calloc(1, sizeof(*st));
+	if (st == NULL ||
+	    (st->user = strdup(user->name != NULL ? user->name : "")) == NULL) {
+		free(st);
+		free(root);
+		md_err(err, POSTERN_SE_TEMP, "out of memory");
+		return -1;
+	}
+	st->root = root;
+	*out = st;
+	return 0;
+}
+
+static void
+md_store_close(postern_store_t *st)
+{
+	if (st == NULL)
+		return;
+	free(st->root);
+	free(st->user);
+	free(st);
+}
+
+int
+md_deliver(const struct postern_user *user, const char *mailbox,
+           const struct postern_append *msg, uint32_t *uid,
+           struct postern_storage_err *err)
+{
+	postern_store_t *st;
+	uint32_t uidv;
+	int rc;
+
+	if (md_store_open(user, &st, err) < 0)
+		return -1;
+	/* A delivery goes to new/: flags are the reader's business. */
+	rc = md_save(st, mailbox != NULL ? mailbox : "INBOX", msg, 1, uid,
+	             &uidv, err);
+	md_store_close(st);
+	return rc;
+}
+
+static const struct postern_storage md_table = {
+	.size = sizeof(struct postern_storage),
+	.name = "maildir",
+	.delimiter = '/',
+	.store_open = md_store_open,
+	.store_close = md_store_close,
+	.list = md_list,
+	.create = md_create,
+	.remove = md_remove,
+	.rename = md_rename,
+	.subscribe = md_subscribe,
+	.status_by_name = md_status_by_name,
+	.open = md_open,
+	.close = md_close,
+	.status = md_status,
+	.count = md_count,
+	.message = md_message,
+	.seq_of_uid = md_seq_of_uid,
+	.sync = md_sync,
+	.watch = md_watch,
+	.msg_open = md_msg_open,
+	.msg_read = md_msg_read,
+	.msg_close = md_msg_close,
+	.cache_get = md_cache_get,
+	.cache_set = md_cache_set,
+	.append = md_append,
+	.store = md_store,
+	.expunge = md_expunge,
+	.copy = md_copy,
+	.deliver = md_deliver,
+};
+
+static int
+md_init(const struct postern_host *h, postern_module_t *m)
+{
+	md_host = h;
+	md_self = m;
+	if (POSTERN_CFG_PARSE(h, m, h->cfg_module(m), md_keys, &settings) < 0)
+		return -1;
+	if (settings.location == NULL || settings.location[0] == '\0') {
+		h->cfg_error(m, h->cfg_lookup(h->cfg_module(m), "location"),
+		             "location must not be empty");
+		return -1;
+	}
+	if (!POSTERN_HOST_HAS(h, service_publish)) {
+		h->log(m, POSTERN_LOG_ERROR, "host has no service registry");
+		return -1;
+	}
+	return h->service_publish(m, POSTERN_STORAGE_SERVICE,
+	                          POSTERN_STORAGE_MAJOR, POSTERN_STORAGE_MINOR,
+	                          &md_table);
+}
+
+POSTERN_MODULE(.name = "storage_maildir", .version = "0.1",
+               .kind = POSTERN_KIND_STORAGE, .init = md_init);

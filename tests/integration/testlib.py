@@ -19,6 +19,18 @@ POSTERND = os.path.join(TOP_BUILDDIR, "core", "posternd")
 TEST_MODULES = os.path.join(TOP_BUILDDIR, "tests", "modules", ".libs")
 HELLO_SO = os.path.join(TOP_BUILDDIR, "sdk", "examples", "hello", ".libs",
                         "hello.so")
+POSTERNCTL = os.path.join(TOP_BUILDDIR, "core", "posternctl")
+
+
+def module_so(directory, name):
+    """Path of a module built in this tree, e.g. module_so("auth",
+    "auth_passwd")."""
+    return os.path.join(TOP_BUILDDIR, "modules", directory, ".libs",
+                        name + ".so")
+
+
+AUTH_PASSWD_SO = module_so("auth", "auth_passwd")
+STORAGE_MAILDIR_SO = module_so("storage", "storage_maildir")
 
 
 def free_port():
@@ -102,6 +114,15 @@ def posternd(*args, timeout=30, split=False):
     if split:
         return p.returncode, p.stdout, p.stderr
     return p.returncode, p.stdout + p.stderr
+
+
+def posternctl(*args, stdin=None, timeout=60):
+    """Runs posternctl; returns (status, stdout, stderr).  `stdin` is
+    text for its standard input (None: /dev/null)."""
+    p = subprocess.run([POSTERNCTL, *args], capture_output=True, text=True,
+                       input=stdin if stdin is not None else "",
+                       timeout=timeout)
+    return p.returncode, p.stdout, p.stderr
 
 
 class LineClient:

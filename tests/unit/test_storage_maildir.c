@@ -1,4 +1,1337 @@
+/*
+ * test_storage_maildir.c - the maildir storage module, loaded through the
+ * core loader with a configuration, driven through its published table
+ * on real Maildirs in a temporary directory: layout, delivery and append,
+ * UIDs across reopen and index loss, flags and keywords, expunge, copy
+ * and move, sync between views, the mailbox list, reading LF files as
+ * CRLF, two processes appending at once, crash leftovers, a Dovecot-made
+ * Maildir, the cache and the watch.
+ */
+#include <sys/stat.h>
+#include <sys/wait.h>
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <postern/auth.h>
+#include <postern/storage.h>
+
 #include "unit.h"
-static CU_TestInfo t[] = { CU_TEST_INFO_NULL };
-static CU_SuiteInfo s[] = { { "todo", NULL, NULL, NULL, NULL, t }, CU_SUITE_INFO_NULL };
-int main(void) { return unit_run(s); }
+#include "conf.h"
+#include "hook.h"
+#include "host.h"
+#include "loader.h"
+#include "log.h"
+#include "loop.h"
+#include "pool.h"
+#include "service.h"
+
+#ifndef STORAGE_MODULE_DIR
+#error "STORAGE_MODULE_DIR must name the directory of storage_maildir.so"
+#endif
+
+static struct loader *ld;
+static struct conf *cf;
+static const struct postern_storage *S;
+static char *tmp;
+static char modlog[16384];
+static postern_pool_t *pool;
+
+static void
+record_line(int level, const char *prefix, const char *msg, void *arg)
+{
+	size_t len = strlen(modlog);
+
+	(void)level;
+	(void)arg;
+	if (prefix != NULL)
+		snprintf(modlog + len, sizeof(modlog) - len, "%s\n", msg);
+}
+
+static int
+suite_init(void)
+{
+	char text[] = "storage_maildir = { location = \"~/Maildir\"; };";
+
+	tmp = unit_tmpdir();
+	if ((cf = conf_load_string(text, "test.conf")) == NULL)
+		return -1;
+	host_set_conf(cf);
+	log_set_sink(record_line, NULL);
+	ld = loader_create(host_table(), STORAGE_MODULE_DIR);
+	if (loader_load(ld, "storage_maildir") < 0)
+		return -1;
+	host_set_init_phase(1);
+	if (loader_init_all(ld) < 0) {
+		host_set_init_phase(0);
+		return -1;
+	}
+	host_set_init_phase(0);
+	S = service_lookup("test", POSTERN_STORAGE_SERVICE,
+	                   POSTERN_STORAGE_MAJOR, POSTERN_STORAGE_MINOR);
+	pool = pool_create(4096);
+	return S != NULL ? 0 : -1;
+}
+
+static int
+suite_clean(void)
+{
+	pool_destroy(pool);
+	hook_reset();
+	service_reset();
+	loader_destroy(ld);
+	log_set_sink(NULL, NULL);
+	host_set_conf(NULL);
+	conf_free(cf);
+	unit_rm_rf(tmp);
+	free(tmp);
+	return 0;
+}
+
+/* ---- helpers ---------------------------------------------------------- */
+
+struct tuser {
+	struct postern_user u;
+	char home[512];
+	char maildir[600];
+};
+
+static void
+make_user(struct tuser *t, const char *label)
+{
+	memset(t, 0, sizeof(*t));
+	snprintf(t->home, sizeof(t->home), "%s/%s", tmp, label);
+	snprintf(t->maildir, sizeof(t->maildir), "%s/Maildir", t->home);
+	mkdir(t->home, 0700);
+	t->u.size = sizeof(t->u);
+	t->u.name = "alice@example.org";
+	t->u.home = t->home;
+}
+
+static struct postern_append
+msg_of(const char *text)
+{
+	struct postern_append a = { .size = sizeof(a), .fd = -1 };
+
+	a.data = text;
+	a.length = strlen(text);
+	return a;
+}
+
+static uint32_t
+deliver(struct tuser *t, const char *text)
+{
+	struct postern_append a = msg_of(text);
+	struct postern_storage_err err = { 0 };
+	uint32_t uid = 0;
+
+	CU_ASSERT_EQUAL(S->deliver(&t->u, NULL, &a, &uid, &err), 0);
+	return uid;
+}
+
+static uint32_t
+append(postern_store_t *st, const char *box, const char *text,
+       uint32_t flags, const char *const *kw, uint32_t nkw, int64_t date)
+{
+	struct postern_append a = msg_of(text);
+	struct postern_storage_err err = { 0 };
+	uint32_t uid = 0, uidv = 0;
+
+	a.flags = flags;
+	a.keywords = kw;
+	a.nkeywords = nkw;
+	a.internal_date = date;
+	CU_ASSERT_EQUAL(S->append(st, box, &a, &uid, &uidv, &err), 0);
+	CU_ASSERT_NOT_EQUAL(uidv, 0);
+	return uid;
+}
+
+static postern_store_t *
+open_store(struct tuser *t)
+{
+	struct postern_storage_err err = { 0 };
+	postern_store_t *st = NULL;
+
+	CU_ASSERT_EQUAL(S->store_open(&t->u, &st, &err), 0);
+	return st;
+}
+
+static postern_mailbox_t *
+open_box(postern_store_t *st, const char *name, unsigned mode)
+{
+	struct postern_storage_err err = { 0 };
+	postern_mailbox_t *mb = NULL;
+
+	CU_ASSERT_EQUAL(S->open(st, name, mode, &mb, &err), 0);
+	return mb;
+}
+
+static uint32_t
+uid_at(postern_mailbox_t *mb, uint32_t seq)
+{
+	const struct postern_message_info *mi = S->message(mb, seq);
+
+	return mi != NULL ? mi->uid : 0;
+}
+
+static uint32_t
+flags_of(postern_mailbox_t *mb, uint32_t uid)
+{
+	uint32_t seq = S->seq_of_uid(mb, uid);
+	const struct postern_message_info *mi = S->message(mb, seq);
+
+	return mi != NULL ? mi->flags : 0xffffffffu;
+}
+
+static int
+store(postern_mailbox_t *mb, uint32_t first, uint32_t last,
+      enum postern_store_op op, uint32_t flags, const char *const *kw,
+      uint32_t nkw, uint64_t unchangedsince, size_t *nfailed)
+{
+	struct postern_uid_range r = { first, last };
+	struct postern_storage_err err = { 0 };
+	uint32_t *failed;
+	size_t nf;
+	int rc;
+
+	rc = S->store(mb, &r, 1, op, flags, kw, nkw, unchangedsince, pool,
+	              &failed, &nf, &err);
+	if (nfailed != NULL)
+		*nfailed = nf;
+	return rc < 0 ? -(int)err.code : rc;
+}
+
+static size_t
+count_files(const char *dir)
+{
+	struct dirent *de;
+	size_t n = 0;
+	DIR *d = opendir(dir);
+
+	if (d == NULL)
+		return 0;
+	while ((de = readdir(d)) != NULL)
+		n += de->d_name[0] != '.';
+	closedir(d);
+	return n;
+}
+
+static char *
+first_file(const char *dir)
+{
+	struct dirent *de;
+	char *name = NULL;
+	DIR *d = opendir(dir);
+
+	if (d == NULL)
+		return NULL;
+	while (name == NULL && (de = readdir(d)) != NULL)
+		if (de->d_name[0] != '.')
+			name = strdup(de->d_name);
+	closedir(d);
+	return name;
+}
+
+static void
+path_of(char *buf, size_t len, const char *a, const char *b)
+{
+	snprintf(buf, len, "%s/%s", a, b);
+}
+
+/* Renames the file of the message `guid` in cur/ to carry `flags`, as
+ * another maildir program would. */
+static int
+rename_flags(const char *maildir, const char *guid, const char *flags)
+{
+	char cur[1024], from[2048], to[2048];
+	struct dirent *de;
+	DIR *d;
+	int rc = -1;
+
+	path_of(cur, sizeof(cur), maildir, "cur");
+	if ((d = opendir(cur)) == NULL)
+		return -1;
+	while (rc < 0 && (de = readdir(d)) != NULL) {
+		if (strncmp(de->d_name, guid, strlen(guid)) != 0)
+			continue;
+		snprintf(from, sizeof(from), "%s/%s", cur, de->d_name);
+		snprintf(to, sizeof(to), "%s/%.*s:2,%s", cur,
+		         (int)strcspn(de->d_name, ":"), de->d_name, flags);
+		rc = rename(from, to);
+	}
+	closedir(d);
+	return rc;
+}
+
+/* ---- layout, delivery, open ------------------------------------------- */
+
+static void
+test_deliver_open(void)
+{
+	struct postern_mailbox_status ms = { .size = sizeof(ms) };
+	const struct postern_message_info *mi;
+	postern_mailbox_t *mb;
+	postern_store_t *st;
+	struct tuser t;
+	char path[1024], *name;
+	struct stat sb;
+
+	make_user(&t, "deliver");
+	st = open_store(&t);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(st);
+	path_of(path, sizeof(path), t.maildir, "tmp");
+	CU_ASSERT_EQUAL_FATAL(stat(path, &sb), 0);
+	CU_ASSERT_EQUAL(sb.st_mode & 0777, 0700);
+	CU_ASSERT_EQUAL(deliver(&t, "Subject: a\r\n\r\nbody\r\n"), 1);
+	CU_ASSERT_EQUAL(deliver(&t, "Subject: b\n\nbody\n"), 2);
+	/* Delivered into new/, with sizes in the name. */
+	path_of(path, sizeof(path), t.maildir, "new");
+	CU_ASSERT_EQUAL(count_files(path), 2);
+	name = first_file(path);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(name);
+	CU_ASSERT_PTR_NOT_NULL(strstr(name, ",S="));
+	CU_ASSERT_PTR_NOT_NULL(strstr(name, ",W="));
+	free(name);
+
+	mb = open_box(st, "inbox", 0);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(mb);
+	CU_ASSERT_EQUAL(S->count(mb), 2);
+	mi = S->message(mb, 2);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(mi);
+	CU_ASSERT_EQUAL(mi->uid, 2);
+	CU_ASSERT_EQUAL(mi->size, strlen("Subject: b\r\n\r\nbody\r\n"));
+	CU_ASSERT_EQUAL(mi->flags, POSTERN_MSG_RECENT);
+	CU_ASSERT_PTR_NOT_NULL(mi->guid);
+	CU_ASSERT_PTR_NULL(S->message(mb, 3));
+	CU_ASSERT_PTR_NULL(S->message(mb, 0));
+	CU_ASSERT_EQUAL(S->seq_of_uid(mb, 2), 2);
+	CU_ASSERT_EQUAL(S->seq_of_uid(mb, 9), 0);
+	S->status(mb, &ms);
+	CU_ASSERT_EQUAL(ms.messages, 2);
+	CU_ASSERT_EQUAL(ms.recent, 2);
+	CU_ASSERT_EQUAL(ms.unseen, 2);
+	CU_ASSERT_EQUAL(ms.first_unseen_seq, 1);
+	CU_ASSERT_EQUAL(ms.uidnext, 3);
+	CU_ASSERT_NOT_EQUAL(ms.uidvalidity, 0);
+	CU_ASSERT(ms.modseq_supported);
+	CU_ASSERT_FALSE(ms.readonly);
+	S->close(mb);
+	/* A read-write view took them from new/ to cur/. */
+	CU_ASSERT_EQUAL(count_files(path), 0);
+	path_of(path, sizeof(path), t.maildir, "cur");
+	CU_ASSERT_EQUAL(count_files(path), 2);
+	/* ...and \Recent went with the first view. */
+	mb = open_box(st, "INBOX", 0);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(mb);
+	S->status(mb, &ms);
+	CU_ASSERT_EQUAL(ms.recent, 0);
+	CU_ASSERT_EQUAL(S->count(mb), 2);
+	S->close(mb);
+	S->store_close(st);
+}
+
+static void
+test_location(void)
+{
+	struct postern_storage_err err = { 0 };
+	postern_store_t *st = NULL;
+	struct tuser t;
+	char mail[600], path[1024];
+	struct stat sb;
+
+	make_user(&t, "virtual");
+	snprintf(mail, sizeof(mail), "maildir:%s/vmail/%%d/%%n", tmp);
+	t.u.mail = mail;
+	CU_ASSERT_EQUAL_FATAL(S->store_open(&t.u, &st, &err), 0);
+	snprintf(path, sizeof(path), "%s/vmail/example.org/alice/cur", tmp);
+	CU_ASSERT_EQUAL(stat(path, &sb), 0);
+	S->store_close(st);
+	/* "~" without a home is refused, not guessed. */
+	t.u.mail = NULL;
+	t.u.home = NULL;
+	CU_ASSERT_EQUAL(S->store_open(&t.u, &st, &err), -1);
+	CU_ASSERT_EQUAL(err.code, POSTERN_SE_TEMP);
+}
+
+static void
+test_uid_stability(void)
+{
+	postern_mailbox_t *mb;
+	postern_store_t *st;
+	uint32_t uidv, recent;
+	uint64_t modseq;
+	struct tuser t;
+	char path[1024];
+	struct postern_sync_changes ch;
+	struct postern_storage_err err;
+	struct postern_mailbox_status ms = { .size = sizeof(ms) };
+
+	make_user(&t, "stable");
+	st = open_store(&t);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(st);
+	deliver(&t, "a\r\n");
+	deliver(&t, "b\r\n");
+	deliver(&t, "c\r\n");
+	mb = open_box(st, "INBOX", 0);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(mb);
+	S->status(mb, &ms);
+	uidv = ms.uidvalidity;
+	recent = ms.recent;
+	CU_ASSERT_EQUAL(recent, 3);
+	CU_ASSERT_EQUAL(store(mb, 2, 2, POSTERN_STORE_ADD,
+	                      POSTERN_MSG_DELETED, NULL, 0, 0, NULL), 0);
+	CU_ASSERT_EQUAL(S->expunge(mb, NULL, 0, pool, &ch, &err), 0);
+	S->close(mb);
+	CU_ASSERT_EQUAL(deliver(&t, "d\r\n"), 4);
+
+	mb = open_box(st, "INBOX", 0);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(mb);
+	CU_ASSERT_EQUAL(S->count(mb), 3);
+	CU_ASSERT_EQUAL(uid_at(mb, 1), 1);
+	CU_ASSERT_EQUAL(uid_at(mb, 2), 3);
+	CU_ASSERT_EQUAL(uid_at(mb, 3), 4);
+	S->status(mb, &ms);
+	CU_ASSERT_EQUAL(ms.uidvalidity, uidv);
+	CU_ASSERT_EQUAL(ms.recent, 1); /* only d is new to this view */
+	S->close(mb);
+
+	/* Without the index the UIDs come back from dovecot-uidlist, and
+	 * modseqs still only grow. */
+	path_of(path, sizeof(path), t.maildir, "postern.index");
+	CU_ASSERT_EQUAL(unlink(path), 0);
+	modseq = ms.highestmodseq;
+	modlog[0] = '\0';
+	mb = open_box(st, "INBOX", 0);
+	CU_ASSERT_PTR_NOT_NULL(strstr(modlog, "index rebuilt: 3 messages, "
+	                                      "UIDs kept"));
+	CU_ASSERT_PTR_NOT_NULL_FATAL(mb);
+	CU_ASSERT_EQUAL(S->count(mb), 3);
+	CU_ASSERT_EQUAL(uid_at(mb, 2), 3);
+	CU_ASSERT_EQUAL(uid_at(mb, 3), 4);
+	S->status(mb, &ms);
+	CU_ASSERT_EQUAL(ms.uidvalidity, uidv);
+	CU_ASSERT_EQUAL(ms.uidnext, 5);
+	CU_ASSERT(ms.highestmodseq > modseq);
+	CU_ASSERT(S->message(mb, 1)->modseq > modseq);
+	S->close(mb);
+	S->store_close(st);
+}
+
+/* ---- append, store ---------------------------------------------------- */
+
+static void
+test_append(void)
+{
+	static const char *const kw[] = { "$Label1", "work" };
+	struct postern_mailbox_status ms = { .size = sizeof(ms) };
+	struct postern_storage_err err = { 0 };
+	const struct postern_message_info *mi;
+	struct postern_append a = msg_of("x\r\n");
+	postern_mailbox_t *mb;
+	postern_store_t *st;
+	uint32_t uid, uidv;
+	struct tuser t;
+	char path[1024], *name;
+
+	make_user(&t, "append");
+	st = open_store(&t);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(st);
+	a.flags = POSTERN_MSG_SEEN | POSTERN_MSG_FLAGGED | POSTERN_MSG_RECENT;
+	a.keywords = kw;
+	a.nkeywords = 2;
+	a.internal_date = 1000000000;
+	a.internal_tz = 120;
+	CU_ASSERT_EQUAL_FATAL(S->append(st, "INBOX", &a, &uid, &uidv, &err),
+	                      0);
+	CU_ASSERT_EQUAL(uid, 1);
+	/* Appends go to cur/ with their flags in the name. */
+	path_of(path, sizeof(path), t.maildir, "cur");
+	name = first_file(path);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(name);
+	CU_ASSERT_PTR_NOT_NULL(strstr(name, ":2,FSab"));
+	free(name);
+	CU_ASSERT_EQUAL(S->append(st, "Nope", &a, &uid, &uidv, &err), -1);
+	CU_ASSERT_EQUAL(err.code, POSTERN_SE_NONEXISTENT);
+
+	mb = open_box(st, "INBOX", 0);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(mb);
+	S->status(mb, &ms);
+	CU_ASSERT_EQUAL(ms.uidvalidity, uidv);
+	CU_ASSERT_EQUAL_FATAL(ms.nkeywords, 2);
+	CU_ASSERT_STRING_EQUAL(ms.keywords[0], "$Label1");
+	CU_ASSERT_STRING_EQUAL(ms.keywords[1], "work");
+	mi = S->message(mb, 1);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(mi);
+	CU_ASSERT_EQUAL(mi->flags, POSTERN_MSG_SEEN | POSTERN_MSG_FLAGGED |
+	                           POSTERN_MSG_RECENT);
+	CU_ASSERT_EQUAL_FATAL(mi->nkeywords, 2);
+	CU_ASSERT_EQUAL(mi->keywords[0], 0);
+	CU_ASSERT_EQUAL(mi->keywords[1], 1);
+	CU_ASSERT_EQUAL(mi->internal_date, 1000000000);
+	CU_ASSERT_EQUAL(mi->internal_tz, 120);
+	CU_ASSERT_EQUAL(mi->size, 3);
+	S->close(mb);
+	S->store_close(st);
+}
+
+static void
+test_store(void)
+{
+	static const char *const kw[] = { "Junk" };
+	postern_mailbox_t *mb, *ro;
+	postern_store_t *st;
+	uint64_t m1, m2;
+	size_t nf;
+	struct tuser t;
+	char cur[1024];
+
+	make_user(&t, "store");
+	st = open_store(&t);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(st);
+	append(st, "INBOX", "a\r\n", 0, NULL, 0, 0);
+	append(st, "INBOX", "b\r\n", POSTERN_MSG_SEEN, NULL, 0, 0);
+	mb = open_box(st, "INBOX", 0);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(mb);
+	m1 = S->message(mb, 1)->modseq;
+	CU_ASSERT_EQUAL(store(mb, 1, 2, POSTERN_STORE_ADD,
+	                      POSTERN_MSG_FLAGGED, kw, 1, 0, &nf), 0);
+	CU_ASSERT_EQUAL(nf, 0);
+	CU_ASSERT_EQUAL(flags_of(mb, 1) & ~POSTERN_MSG_RECENT,
+	                POSTERN_MSG_FLAGGED);
+	CU_ASSERT_EQUAL(flags_of(mb, 2) & ~POSTERN_MSG_RECENT,
+	                POSTERN_MSG_FLAGGED | POSTERN_MSG_SEEN);
+	CU_ASSERT_EQUAL(S->message(mb, 1)->nkeywords, 1);
+	m2 = S->message(mb, 1)->modseq;
+	CU_ASSERT(m2 > m1);
+	CU_ASSERT_EQUAL(store(mb, 2, 2, POSTERN_STORE_REMOVE,
+	                      POSTERN_MSG_SEEN, kw, 1, 0, NULL), 0);
+	CU_ASSERT_EQUAL(flags_of(mb, 2) & ~POSTERN_MSG_RECENT,
+	                POSTERN_MSG_FLAGGED);
+	CU_ASSERT_EQUAL(S->message(mb, 2)->nkeywords, 0);
+	CU_ASSERT_EQUAL(store(mb, 1, 1, POSTERN_STORE_SET,
+	                      POSTERN_MSG_ANSWERED | POSTERN_MSG_DRAFT, NULL,
+	                      0, 0, NULL), 0);
+	CU_ASSERT_EQUAL(flags_of(mb, 1) & ~POSTERN_MSG_RECENT,
+	                POSTERN_MSG_ANSWERED | POSTERN_MSG_DRAFT);
+	CU_ASSERT_EQUAL(S->message(mb, 1)->nkeywords, 0);
+	/* CONDSTORE: changed since m1, so left alone and reported. */
+	CU_ASSERT_EQUAL(store(mb, 1, 1, POSTERN_STORE_ADD, POSTERN_MSG_SEEN,
+	                      NULL, 0, m1, &nf), 0);
+	CU_ASSERT_EQUAL(nf, 1);
+	CU_ASSERT_FALSE(flags_of(mb, 1) & POSTERN_MSG_SEEN);
+	CU_ASSERT_EQUAL(store(mb, 1, 1, POSTERN_STORE_ADD, POSTERN_MSG_SEEN,
+	                      NULL, 0, S->message(mb, 1)->modseq, &nf), 0);
+	CU_ASSERT_EQUAL(nf, 0);
+	CU_ASSERT(flags_of(mb, 1) & POSTERN_MSG_SEEN);
+	/* Flags survive reopening (they are in the file names). */
+	S->close(mb);
+	mb = open_box(st, "INBOX", 0);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(mb);
+	CU_ASSERT_EQUAL(flags_of(mb, 1), POSTERN_MSG_ANSWERED |
+	                                 POSTERN_MSG_DRAFT | POSTERN_MSG_SEEN);
+	/* Another program renamed the file under us: found, and its flags
+	 * (as renamed) are what the change applies to. */
+	CU_ASSERT_EQUAL(rename_flags(t.maildir, S->message(mb, 2)->guid, "T"),
+	                0);
+	CU_ASSERT_EQUAL(store(mb, 2, 2, POSTERN_STORE_ADD, POSTERN_MSG_SEEN,
+	                      NULL, 0, 0, NULL), 0);
+	CU_ASSERT_EQUAL(flags_of(mb, 2), POSTERN_MSG_DELETED |
+	                                 POSTERN_MSG_SEEN);
+	path_of(cur, sizeof(cur), t.maildir, "cur");
+	CU_ASSERT_EQUAL(count_files(cur), 2);
+	/* A read-only view changes nothing. */
+	ro = open_box(st, "INBOX", POSTERN_OPEN_READONLY);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(ro);
+	CU_ASSERT_EQUAL(store(ro, 1, 1, POSTERN_STORE_ADD,
+	                      POSTERN_MSG_DELETED, NULL, 0, 0, NULL),
+	                -POSTERN_SE_NOPERM);
+	S->close(ro);
+	S->close(mb);
+	S->store_close(st);
+}
+
+/* ---- expunge, sync ---------------------------------------------------- */
+
+static void
+test_expunge(void)
+{
+	struct postern_uid_range r = { 4, 4 };
+	struct postern_sync_changes ch;
+	struct postern_storage_err err;
+	postern_mailbox_t *mb;
+	postern_store_t *st;
+	struct tuser t;
+	int i;
+
+	make_user(&t, "expunge");
+	st = open_store(&t);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(st);
+	for (i = 0; i < 6; i++)
+		append(st, "INBOX", "m\r\n", 0, NULL, 0, 0);
+	mb = open_box(st, "INBOX", 0);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(mb);
+	store(mb, 1, 1, POSTERN_STORE_ADD, POSTERN_MSG_DELETED, NULL, 0, 0,
+	      NULL);
+	store(mb, 3, 4, POSTERN_STORE_ADD, POSTERN_MSG_DELETED, NULL, 0, 0,
+	      NULL);
+	store(mb, 6, 6, POSTERN_STORE_ADD, POSTERN_MSG_DELETED, NULL, 0, 0,
+	      NULL);
+	/* UID EXPUNGE 4: only that one. */
+	CU_ASSERT_EQUAL_FATAL(S->expunge(mb, &r, 1, pool, &ch, &err), 0);
+	CU_ASSERT_EQUAL_FATAL(ch.nexpunged, 1);
+	CU_ASSERT_EQUAL(ch.expunged_seqs[0], 4);
+	CU_ASSERT_EQUAL(ch.expunged_uids[0], 4);
+	CU_ASSERT_EQUAL(ch.messages, 5);
+	/* EXPUNGE: 1, 3, 6 at seqs 1, then 2 (3 moved up), then 3. */
+	CU_ASSERT_EQUAL_FATAL(S->expunge(mb, NULL, 0, pool, &ch, &err), 0);
+	CU_ASSERT_EQUAL_FATAL(ch.nexpunged, 3);
+	CU_ASSERT_EQUAL(ch.expunged_seqs[0], 1);
+	CU_ASSERT_EQUAL(ch.expunged_seqs[1], 2);
+	CU_ASSERT_EQUAL(ch.expunged_seqs[2], 3);
+	CU_ASSERT_EQUAL(ch.expunged_uids[0], 1);
+	CU_ASSERT_EQUAL(ch.expunged_uids[1], 3);
+	CU_ASSERT_EQUAL(ch.expunged_uids[2], 6);
+	CU_ASSERT_EQUAL(ch.messages, 2);
+	CU_ASSERT_EQUAL(uid_at(mb, 1), 2);
+	CU_ASSERT_EQUAL(uid_at(mb, 2), 5);
+	S->close(mb);
+	S->store_close(st);
+}
+
+static void
+test_sync(void)
+{
+	struct postern_sync_changes ch;
+	struct postern_storage_err err;
+	postern_mailbox_t *a, *b;
+	postern_store_t *st;
+	struct tuser t;
+
+	make_user(&t, "sync");
+	st = open_store(&t);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(st);
+	append(st, "INBOX", "1\r\n", 0, NULL, 0, 0);
+	append(st, "INBOX", "2\r\n", 0, NULL, 0, 0);
+	append(st, "INBOX", "3\r\n", 0, NULL, 0, 0);
+	a = open_box(st, "INBOX", 0);
+	b = open_box(st, "INBOX", 0);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(a);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(b);
+	/* Nothing happened: an empty sync. */
+	CU_ASSERT_EQUAL(S->sync(a, 0, pool, &ch, &err), 0);
+	CU_ASSERT_EQUAL(ch.nexpunged + ch.nchanged, 0);
+	CU_ASSERT_FALSE(ch.new_messages);
+	/* b flags 3, expunges 2; a delivery comes. */
+	store(b, 3, 3, POSTERN_STORE_ADD, POSTERN_MSG_SEEN, NULL, 0, 0, NULL);
+	store(b, 2, 2, POSTERN_STORE_ADD, POSTERN_MSG_DELETED, NULL, 0, 0,
+	      NULL);
+	CU_ASSERT_EQUAL(S->expunge(b, NULL, 0, pool, &ch, &err), 0);
+	CU_ASSERT_EQUAL(deliver(&t, "4\r\n"), 4);
+	/* During FETCH: no expunge yet; 2 stays numbered, marked. */
+	CU_ASSERT_EQUAL_FATAL(S->sync(a, POSTERN_SYNC_NO_EXPUNGE, pool, &ch,
+	                              &err), 0);
+	CU_ASSERT_EQUAL(ch.nexpunged, 0);
+	CU_ASSERT_EQUAL_FATAL(ch.nchanged, 1);
+	CU_ASSERT_EQUAL(ch.changed_seqs[0], 3);
+	CU_ASSERT(ch.new_messages);
+	CU_ASSERT_EQUAL(ch.messages, 4);
+	CU_ASSERT_EQUAL(ch.recent, 4); /* a was first for all of them */
+	CU_ASSERT(S->message(a, 2)->expunged);
+	CU_ASSERT(flags_of(a, 3) & POSTERN_MSG_SEEN);
+	/* Then the expunge is told, at seq 2, and numbers move. */
+	CU_ASSERT_EQUAL_FATAL(S->sync(a, 0, pool, &ch, &err), 0);
+	CU_ASSERT_EQUAL_FATAL(ch.nexpunged, 1);
+	CU_ASSERT_EQUAL(ch.expunged_seqs[0], 2);
+	CU_ASSERT_EQUAL(ch.expunged_uids[0], 2);
+	CU_ASSERT_EQUAL(ch.nchanged, 0);
+	CU_ASSERT_EQUAL(ch.messages, 3);
+	CU_ASSERT_EQUAL(ch.recent, 3);
+	CU_ASSERT_EQUAL(uid_at(a, 3), 4);
+	/* Another program (mutt, Dovecot) renames a file: a flag change
+	 * that sync reports with a new modseq. */
+	{
+		uint64_t before = S->message(a, 1)->modseq;
+
+		CU_ASSERT_EQUAL(rename_flags(t.maildir, S->message(a, 1)->guid,
+		                             "FT"), 0);
+		CU_ASSERT_EQUAL_FATAL(S->sync(a, 0, pool, &ch, &err), 0);
+		CU_ASSERT_EQUAL_FATAL(ch.nchanged, 1);
+		CU_ASSERT_EQUAL(ch.changed_seqs[0], 1);
+		CU_ASSERT_EQUAL(flags_of(a, 1) & ~POSTERN_MSG_RECENT,
+		                POSTERN_MSG_FLAGGED | POSTERN_MSG_DELETED);
+		CU_ASSERT(S->message(a, 1)->modseq > before);
+	}
+	/* b took no \Recent for 4: a had it first. */
+	CU_ASSERT_EQUAL(S->sync(b, 0, pool, &ch, &err), 0);
+	CU_ASSERT_EQUAL(ch.recent, 0);
+	CU_ASSERT(ch.new_messages);
+	S->close(a);
+	S->close(b);
+	S->store_close(st);
+}
+
+static void
+test_external_changes(void)
+{
+	struct postern_sync_changes ch;
+	struct postern_storage_err err;
+	postern_mailbox_t *mb;
+	postern_store_t *st;
+	struct tuser t;
+	char dir[1024], path[2048], *name;
+
+	/* Postfix delivers into new/, another program deletes a file, and
+	 * a postern delivery happens in between: all are seen. */
+	make_user(&t, "external");
+	st = open_store(&t);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(st);
+	CU_ASSERT_EQUAL(deliver(&t, "1\r\n"), 1);
+	mb = open_box(st, "INBOX", 0);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(mb);
+	path_of(dir, sizeof(dir), t.maildir, "new");
+	free(unit_write_file(dir, "1700000000.P1Q1.other", "2\n"));
+	CU_ASSERT_EQUAL(deliver(&t, "3\r\n"), 3);
+	path_of(dir, sizeof(dir), t.maildir, "cur");
+	name = first_file(dir);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(name);
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	free(name);
+	CU_ASSERT_EQUAL(unlink(path), 0);
+	CU_ASSERT_EQUAL_FATAL(S->sync(mb, 0, pool, &ch, &err), 0);
+	CU_ASSERT_EQUAL_FATAL(ch.nexpunged, 1);
+	CU_ASSERT_EQUAL(ch.expunged_uids[0], 1);
+	CU_ASSERT_EQUAL(ch.messages, 2);
+	CU_ASSERT_EQUAL(uid_at(mb, 1), 2);
+	CU_ASSERT_EQUAL(S->message(mb, 1)->size, 3);
+	CU_ASSERT_EQUAL(uid_at(mb, 2), 3);
+	S->close(mb);
+	S->store_close(st);
+}
+
+/* ---- copy, move ------------------------------------------------------- */
+
+static void
+test_copy_move(void)
+{
+	static const char *const kw[] = { "x", "y" };
+	struct postern_uid_range r12 = { 1, 2 }, r3 = { 3, 3 };
+	struct postern_sync_changes ch;
+	struct postern_storage_err err = { 0 };
+	postern_mailbox_t *mb, *dst, *other;
+	postern_store_t *st;
+	uint32_t *su, *du, uidv;
+	const struct postern_message_info *mi;
+	struct postern_mailbox_status ms = { .size = sizeof(ms) };
+	size_t n;
+	struct tuser t;
+
+	make_user(&t, "copy");
+	st = open_store(&t);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(st);
+	CU_ASSERT_EQUAL_FATAL(S->create(st, "Archive", 0, &err), 0);
+	append(st, "INBOX", "1\r\n", POSTERN_MSG_SEEN, &kw[1], 1, 0);
+	append(st, "INBOX", "2\r\n", 0, NULL, 0, 0);
+	append(st, "INBOX", "3\r\n", POSTERN_MSG_FLAGGED, NULL, 0, 0);
+	/* The destination has its own keyword letters: "y" is 'b' here. */
+	append(st, "Archive", "0\r\n", 0, kw, 1, 0);
+	mb = open_box(st, "INBOX", 0);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(mb);
+	CU_ASSERT_EQUAL_FATAL(S->copy(mb, &r12, 1, "Archive", 0, pool, &su,
+	                              &du, &n, &uidv, NULL, &err), 0);
+	CU_ASSERT_EQUAL_FATAL(n, 2);
+	CU_ASSERT_EQUAL(su[0], 1);
+	CU_ASSERT_EQUAL(su[1], 2);
+	CU_ASSERT_EQUAL(du[0], 2);
+	CU_ASSERT_EQUAL(du[1], 3);
+	CU_ASSERT_EQUAL(S->count(mb), 3);
+	CU_ASSERT_EQUAL_FATAL(S->copy(mb, &r3, 1, "Archive", 1, pool, &su,
+	                              &du, &n, &uidv, &ch, &err), 0);
+	CU_ASSERT_EQUAL_FATAL(n, 1);
+	CU_ASSERT_EQUAL(du[0], 4);
+	CU_ASSERT_EQUAL_FATAL(ch.nexpunged, 1);
+	CU_ASSERT_EQUAL(ch.expunged_seqs[0], 3);
+	CU_ASSERT_EQUAL(S->count(mb), 2);
+	CU_ASSERT_EQUAL(S->copy(mb, &r12, 1, "Nope", 0, pool, &su, &du, &n,
+	                        &uidv, NULL, &err), -1);
+	CU_ASSERT_EQUAL(err.code, POSTERN_SE_NONEXISTENT);
+	/* Another session expunged 2 (our view still shows it). */
+	other = open_box(st, "INBOX", 0);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(other);
+	store(other, 2, 2, POSTERN_STORE_ADD, POSTERN_MSG_DELETED, NULL, 0, 0,
+	      NULL);
+	CU_ASSERT_EQUAL(S->expunge(other, NULL, 0, pool, &ch, &err), 0);
+	S->close(other);
+	CU_ASSERT_EQUAL(S->copy(mb, &r12, 1, "Archive", 0, pool, &su, &du,
+	                        &n, &uidv, NULL, &err), -1);
+	CU_ASSERT_EQUAL(err.code, POSTERN_SE_EXPUNGED);
+
+	dst = open_box(st, "Archive", 0);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(dst);
+	S->status(dst, &ms);
+	CU_ASSERT_EQUAL(ms.uidvalidity, uidv);
+	CU_ASSERT_EQUAL(S->count(dst), 4);
+	mi = S->message(dst, 2);
+	CU_ASSERT_EQUAL(mi->flags & ~POSTERN_MSG_RECENT, POSTERN_MSG_SEEN);
+	CU_ASSERT_EQUAL_FATAL(mi->nkeywords, 1);
+	CU_ASSERT_STRING_EQUAL(ms.keywords[mi->keywords[0]], "y");
+	CU_ASSERT_EQUAL(flags_of(dst, 4) & ~POSTERN_MSG_RECENT,
+	                POSTERN_MSG_FLAGGED);
+	S->close(dst);
+	S->close(mb);
+	S->store_close(st);
+}
+
+/* ---- the mailbox list ------------------------------------------------- */
+
+static unsigned
+attrs_of(postern_store_t *st, const char *name)
+{
+	struct postern_mailbox_entry *e;
+	struct postern_storage_err err;
+	size_t n, i;
+
+	if (S->list(st, pool, &e, &n, &err) < 0)
+		return 0xffffffffu;
+	for (i = 0; i < n; i++)
+		if (strcmp(e[i].name, name) == 0)
+			return e[i].attrs;
+	return 0xdeadu; /* absent */
+}
+
+static void
+test_list(void)
+{
+	struct postern_storage_err err = { 0 };
+	postern_store_t *st;
+	struct postern_mailbox_status ms = { .size = sizeof(ms) };
+	struct tuser t;
+	char path[1024];
+	struct stat sb;
+
+	make_user(&t, "list");
+	st = open_store(&t);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(st);
+	CU_ASSERT_EQUAL(S->create(st, "Work/2024", 0, &err), 0);
+	CU_ASSERT_EQUAL(S->create(st, "Entwürfe", POSTERN_MBOX_DRAFTS, &err),
+	                0);
+	CU_ASSERT_EQUAL(S->create(st, "Entwürfe", 0, &err), -1);
+	CU_ASSERT_EQUAL(err.code, POSTERN_SE_ALREADYEXISTS);
+	CU_ASSERT_EQUAL(S->create(st, "a.b", 0, &err), -1);
+	CU_ASSERT_EQUAL(err.code, POSTERN_SE_CANNOT);
+	CU_ASSERT_EQUAL(S->create(st, "inbox", 0, &err), -1);
+	/* Modified UTF-7 on disk, as Dovecot names it. */
+	path_of(path, sizeof(path), t.maildir, ".Entw&APw-rfe/cur");
+	CU_ASSERT_EQUAL(stat(path, &sb), 0);
+	path_of(path, sizeof(path), t.maildir, ".Work.2024/cur");
+	CU_ASSERT_EQUAL(stat(path, &sb), 0);
+
+	CU_ASSERT_EQUAL(attrs_of(st, "INBOX"), POSTERN_MBOX_HASNOCHILDREN);
+	CU_ASSERT_EQUAL(attrs_of(st, "Work"), POSTERN_MBOX_NOSELECT |
+	                                      POSTERN_MBOX_HASCHILDREN);
+	CU_ASSERT_EQUAL(attrs_of(st, "Work/2024"), POSTERN_MBOX_HASNOCHILDREN);
+	CU_ASSERT_EQUAL(attrs_of(st, "Entwürfe"), POSTERN_MBOX_DRAFTS |
+	                                          POSTERN_MBOX_HASNOCHILDREN);
+
+	/* Subscriptions, existing or not. */
+	CU_ASSERT_EQUAL(S->subscribe(st, "Work/2024", 1, &err), 0);
+	CU_ASSERT_EQUAL(S->subscribe(st, "Gone", 1, &err), 0);
+	CU_ASSERT_EQUAL(S->subscribe(st, "Gone", 1, &err), 0);
+	CU_ASSERT(attrs_of(st, "Work/2024") & POSTERN_MBOX_SUBSCRIBED);
+	CU_ASSERT(attrs_of(st, "Gone") & POSTERN_MBOX_NONEXISTENT);
+	CU_ASSERT_EQUAL(S->subscribe(st, "Gone", 0, &err), 0);
+	CU_ASSERT_EQUAL(attrs_of(st, "Gone"), 0xdeadu);
+	path_of(path, sizeof(path), t.maildir, "subscriptions");
+	{
+		char *text = unit_read_file(path);
+
+		CU_ASSERT_PTR_NOT_NULL_FATAL(text);
+		CU_ASSERT_STRING_EQUAL(text, "Work/2024\n");
+		free(text);
+	}
+
+	/* Rename moves children, and messages keep their UIDs. */
+	CU_ASSERT_EQUAL(S->create(st, "Work", 0, &err), 0);
+	CU_ASSERT_EQUAL(append(st, "Work", "w\r\n", 0, NULL, 0, 0), 1);
+	CU_ASSERT_EQUAL(S->rename(st, "Work", "Job", &err), 0);
+	CU_ASSERT_EQUAL(attrs_of(st, "Job/2024"), POSTERN_MBOX_HASNOCHILDREN);
+	/* Subscriptions stay with the old name (RFC 3501 6.3.5 leaves it
+	 * to the server; Dovecot does the same). */
+	CU_ASSERT_EQUAL(attrs_of(st, "Work/2024"), POSTERN_MBOX_SUBSCRIBED |
+	                                           POSTERN_MBOX_NONEXISTENT |
+	                                           POSTERN_MBOX_NOSELECT);
+	CU_ASSERT_EQUAL(S->status_by_name(st, "Job", &ms, &err), 0);
+	CU_ASSERT_EQUAL(ms.messages, 1);
+	CU_ASSERT_EQUAL(ms.uidnext, 2);
+	CU_ASSERT_EQUAL(ms.recent, 1);
+	CU_ASSERT_EQUAL(S->rename(st, "Job", "Entwürfe", &err), -1);
+	CU_ASSERT_EQUAL(err.code, POSTERN_SE_ALREADYEXISTS);
+	CU_ASSERT_EQUAL(S->rename(st, "Nope", "X", &err), -1);
+	CU_ASSERT_EQUAL(err.code, POSTERN_SE_NONEXISTENT);
+
+	/* Renaming INBOX moves its messages and leaves it empty. */
+	deliver(&t, "i\r\n");
+	CU_ASSERT_EQUAL(S->rename(st, "INBOX", "Old", &err), 0);
+	CU_ASSERT_EQUAL(S->status_by_name(st, "Old", &ms, &err), 0);
+	CU_ASSERT_EQUAL(ms.messages, 1);
+	CU_ASSERT_EQUAL(S->status_by_name(st, "INBOX", &ms, &err), 0);
+	CU_ASSERT_EQUAL(ms.messages, 0);
+
+	/* Delete: a parent with children becomes \Noselect. */
+	CU_ASSERT_EQUAL(S->remove(st, "Job", &err), 0);
+	CU_ASSERT_EQUAL(attrs_of(st, "Job"), POSTERN_MBOX_NOSELECT |
+	                                     POSTERN_MBOX_HASCHILDREN);
+	CU_ASSERT_EQUAL(S->remove(st, "Job", &err), -1);
+	CU_ASSERT_EQUAL(err.code, POSTERN_SE_NONEXISTENT);
+	CU_ASSERT_EQUAL(S->remove(st, "INBOX", &err), -1);
+	CU_ASSERT_EQUAL(S->status_by_name(st, "Job", &ms, &err), -1);
+	CU_ASSERT_EQUAL(err.code, POSTERN_SE_NONEXISTENT);
+	S->store_close(st);
+}
+
+/* ---- reading ---------------------------------------------------------- */
+
+static void
+test_read_lf(void)
+{
+	static const char lf[] = "From: a\nSubject: lf\n\nline 1\nline 2\r\n"
+	                         "\nend\n";
+	static const char crlf[] = "From: a\r\nSubject: lf\r\n\r\nline 1\r\n"
+	                           "line 2\r\n\r\nend\r\n";
+	struct postern_storage_err err = { 0 };
+	struct postern_msg_size sz;
+	postern_mailbox_t *mb;
+	postern_store_t *st;
+	postern_msg_t *m;
+	char buf[256], one[4];
+	size_t got = 0, i;
+	ssize_t r;
+	struct tuser t;
+
+	make_user(&t, "read");
+	st = open_store(&t);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(st);
+	deliver(&t, lf);
+	mb = open_box(st, "INBOX", 0);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(mb);
+	CU_ASSERT_EQUAL(S->message(mb, 1)->size, strlen(crlf));
+	CU_ASSERT_EQUAL_FATAL(S->msg_open(mb, 1, &m, &sz, &err), 0);
+	CU_ASSERT_EQUAL(sz.size, strlen(crlf));
+	CU_ASSERT_EQUAL(sz.header_size, strstr(crlf, "\r\n\r\n") + 4 - crlf);
+	while ((r = S->msg_read(m, got, buf + got, 5, &err)) > 0)
+		got += (size_t)r;
+	CU_ASSERT_EQUAL(r, 0);
+	CU_ASSERT_EQUAL_FATAL(got, strlen(crlf));
+	CU_ASSERT_EQUAL(memcmp(buf, crlf, got), 0);
+	/* Any offset, backwards too, one octet at a time. */
+	for (i = strlen(crlf); i-- > 0;) {
+		CU_ASSERT_EQUAL_FATAL(S->msg_read(m, i, one, 1, &err), 1);
+		CU_ASSERT_EQUAL(one[0], crlf[i]);
+	}
+	S->msg_close(m);
+	CU_ASSERT_EQUAL(S->msg_open(mb, 9, &m, &sz, &err), -1);
+	CU_ASSERT_EQUAL(err.code, POSTERN_SE_EXPUNGED);
+	S->close(mb);
+	S->store_close(st);
+}
+
+static void
+test_read_renamed(void)
+{
+	struct postern_storage_err err = { 0 };
+	struct postern_msg_size sz;
+	postern_mailbox_t *a, *b;
+	postern_store_t *st;
+	postern_msg_t *m;
+	char buf[16];
+	struct tuser t;
+
+	/* Another view renames the file (a flag change): still readable. */
+	make_user(&t, "renamed");
+	st = open_store(&t);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(st);
+	append(st, "INBOX", "Subject: r\r\n\r\nhi\r\n", 0, NULL, 0, 0);
+	a = open_box(st, "INBOX", 0);
+	b = open_box(st, "INBOX", 0);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(a);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(b);
+	store(b, 1, 1, POSTERN_STORE_ADD, POSTERN_MSG_SEEN, NULL, 0, 0, NULL);
+	CU_ASSERT_EQUAL_FATAL(S->msg_open(a, 1, &m, &sz, &err), 0);
+	CU_ASSERT_EQUAL(sz.header_size, 14);
+	CU_ASSERT_EQUAL(S->msg_read(m, 14, buf, sizeof(buf), &err), 4);
+	S->msg_close(m);
+	S->close(a);
+	S->close(b);
+	S->store_close(st);
+}
+
+/* ---- two processes at once -------------------------------------------- */
+
+static int
+child_work(struct tuser *t, int id)
+{
+	struct postern_storage_err err;
+	postern_mailbox_t *mb;
+	postern_store_t *st;
+	uint32_t uid, uidv, *failed;
+	size_t nf;
+	char text[64];
+	int i;
+
+	if (S->store_open(&t->u, &st, &err) < 0)
+		return 1;
+	for (i = 0; i < 200; i++) {
+		struct postern_append a;
+		struct postern_uid_range r;
+
+		snprintf(text, sizeof(text), "Subject: %d-%d\r\n\r\nx\r\n", id,
+		         i);
+		a = msg_of(text);
+		if (S->append(st, "INBOX", &a, &uid, &uidv, &err) < 0)
+			return 2;
+		if (i % 10 != 0)
+			continue;
+		if (S->open(st, "INBOX", 0, &mb, &err) < 0)
+			return 3;
+		r.first = r.last = uid;
+		if (S->store(mb, &r, 1, POSTERN_STORE_ADD,
+		             POSTERN_MSG_FLAGGED, NULL, 0, 0, pool, &failed,
+		             &nf, &err) < 0)
+			return 4;
+		S->close(mb);
+	}
+	S->store_close(st);
+	return 0;
+}
+
+static void
+test_two_processes(void)
+{
+	postern_mailbox_t *mb;
+	postern_store_t *st;
+	pid_t pid[2];
+	int i, status, flagged = 0;
+	uint32_t seq;
+	struct tuser t;
+
+	make_user(&t, "concurrent");
+	st = open_store(&t);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(st);
+	for (i = 0; i < 2; i++) {
+		pid[i] = fork();
+		CU_ASSERT_FATAL(pid[i] >= 0);
+		if (pid[i] == 0) {
+			alarm(120); /* bounded even if something hangs */
+			_exit(child_work(&t, i));
+		}
+	}
+	for (i = 0; i < 2; i++) {
+		CU_ASSERT_EQUAL(waitpid(pid[i], &status, 0), pid[i]);
+		CU_ASSERT(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	}
+	mb = open_box(st, "INBOX", 0);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(mb);
+	CU_ASSERT_EQUAL(S->count(mb), 400);
+	/* UIDs ascend strictly (so they are distinct) from 1 to 400. */
+	for (seq = 1; seq <= S->count(mb); seq++) {
+		CU_ASSERT_EQUAL(uid_at(mb, seq), seq);
+		flagged += !!(S->message(mb, seq)->flags & POSTERN_MSG_FLAGGED);
+	}
+	CU_ASSERT_EQUAL(flagged, 40);
+	S->close(mb);
+	S->store_close(st);
+}
+
+/* ---- crash, Dovecot --------------------------------------------------- */
+
+static void
+test_crash_leftovers(void)
+{
+	postern_mailbox_t *mb;
+	postern_store_t *st;
+	struct postern_mailbox_status ms = { .size = sizeof(ms) };
+	uint32_t uidv;
+	struct stat sb;
+	char path[1024], *ul;
+	struct tuser t;
+	FILE *f;
+
+	make_user(&t, "crash");
+	st = open_store(&t);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(st);
+	deliver(&t, "1\r\n");
+	deliver(&t, "2\r\n");
+	deliver(&t, "3\r\n");
+	mb = open_box(st, "INBOX", 0);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(mb);
+	S->status(mb, &ms);
+	uidv = ms.uidvalidity;
+	S->close(mb);
+	/* A crash mid-delivery leaves tmp/ files; one mid-write of the
+	 * index leaves it short; one mid-append of the uid list, a torn
+	 * line. */
+	path_of(path, sizeof(path), t.maildir, "tmp");
+	free(unit_write_file(path, "1.M1P1.host", "half a messa"));
+	path_of(path, sizeof(path), t.maildir, "postern.index");
+	CU_ASSERT_EQUAL_FATAL(stat(path, &sb), 0);
+	CU_ASSERT_EQUAL(truncate(path, sb.st_size / 2), 0);
+	path_of(path, sizeof(path), t.maildir, "dovecot-uidlist");
+	f = fopen(path, "a");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+	fputs("4 :123.torn", f);
+	fclose(f);
+	modlog[0] = '\0';
+
+	mb = open_box(st, "INBOX", 0);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(mb);
+	CU_ASSERT_PTR_NOT_NULL(strstr(modlog, "corrupt or truncated index"));
+	CU_ASSERT_EQUAL(S->count(mb), 3);
+	CU_ASSERT_EQUAL(uid_at(mb, 1), 1);
+	CU_ASSERT_EQUAL(uid_at(mb, 3), 3);
+	S->status(mb, &ms);
+	CU_ASSERT_EQUAL(ms.uidvalidity, uidv);
+	S->close(mb);
+	/* Garbage instead of an index: the same. */
+	free(unit_write_file(t.maildir, "postern.index",
+	                     "PMDI garbage garbage garbage garbage garbage "
+	                     "garbage garbage garbage garbage garbage"));
+	mb = open_box(st, "INBOX", 0);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(mb);
+	CU_ASSERT_EQUAL(S->count(mb), 3);
+	CU_ASSERT_EQUAL(uid_at(mb, 2), 2);
+	S->close(mb);
+	CU_ASSERT_EQUAL(deliver(&t, "4\r\n"), 4);
+	/* The torn line was not taken for a message. */
+	path_of(path, sizeof(path), t.maildir, "dovecot-uidlist");
+	ul = unit_read_file(path);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(ul);
+	CU_ASSERT_PTR_NULL(strstr(ul, "123.torn\n"));
+	free(ul);
+	S->store_close(st);
+}
+
+static void
+test_dovecot_fixture(void)
+{
+	struct postern_mailbox_status ms = { .size = sizeof(ms) };
+	const struct postern_message_info *mi;
+	postern_mailbox_t *mb;
+	postern_store_t *st;
+	struct tuser t;
+	char cur[1024], newd[1024];
+
+	/* What Dovecot leaves: flags in names, its uid list with extension
+	 * fields, its keyword file. */
+	make_user(&t, "dovecot");
+	mkdir(t.maildir, 0700);
+	path_of(cur, sizeof(cur), t.maildir, "cur");
+	path_of(newd, sizeof(newd), t.maildir, "new");
+	mkdir(cur, 0700);
+	mkdir(newd, 0700);
+	free(unit_write_file(cur, "1700000000.M1P10.mx,S=19,W=22:2,FS",
+	                     "Subject: one\n\nbody\n"));
+	free(unit_write_file(cur, "1700000001.M2P10.mx,S=19:2,Sab",
+	                     "Subject: two\n\nbody\n"));
+	free(unit_write_file(newd, "1700000002.M3P10.mx",
+	                     "Subject: three\n\nbody\n"));
+	free(unit_write_file(t.maildir, "dovecot-uidlist",
+	                     "3 V1234567 N10 Gabcdef0123456789\n"
+	                     "5 :1700000000.M1P10.mx,S=19,W=22\n"
+	                     "7 W22 :1700000001.M2P10.mx,S=19\n"));
+	free(unit_write_file(t.maildir, "dovecot-keywords",
+	                     "0 $Forwarded\n1 Junk\n"));
+	st = open_store(&t);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(st);
+	mb = open_box(st, "INBOX", 0);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(mb);
+	S->status(mb, &ms);
+	CU_ASSERT_EQUAL(ms.uidvalidity, 1234567);
+	CU_ASSERT_EQUAL(ms.uidnext, 11);
+	CU_ASSERT_EQUAL_FATAL(S->count(mb), 3);
+	CU_ASSERT_EQUAL(uid_at(mb, 1), 5);
+	CU_ASSERT_EQUAL(uid_at(mb, 2), 7);
+	CU_ASSERT_EQUAL(uid_at(mb, 3), 10);
+	CU_ASSERT_EQUAL(flags_of(mb, 5) & ~POSTERN_MSG_RECENT,
+	                POSTERN_MSG_FLAGGED | POSTERN_MSG_SEEN);
+	mi = S->message(mb, 2);
+	CU_ASSERT_EQUAL(mi->flags & ~POSTERN_MSG_RECENT, POSTERN_MSG_SEEN);
+	CU_ASSERT_EQUAL(mi->size, 22);
+	CU_ASSERT_EQUAL_FATAL(mi->nkeywords, 2);
+	CU_ASSERT_EQUAL_FATAL(ms.nkeywords, 2);
+	CU_ASSERT_STRING_EQUAL(ms.keywords[mi->keywords[0]], "$Forwarded");
+	CU_ASSERT_STRING_EQUAL(ms.keywords[mi->keywords[1]], "Junk");
+	CU_ASSERT_EQUAL(S->message(mb, 3)->size, 24);
+	S->close(mb);
+	/* Reopened through the index: the same. */
+	mb = open_box(st, "INBOX", POSTERN_OPEN_READONLY);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(mb);
+	CU_ASSERT_EQUAL(uid_at(mb, 3), 10);
+	CU_ASSERT_EQUAL(flags_of(mb, 5), POSTERN_MSG_FLAGGED |
+	                                 POSTERN_MSG_SEEN);
+	S->close(mb);
+	S->store_close(st);
+}
+
+/* ---- cache, exclusive, watch ------------------------------------------ */
+
+static void
+test_cache(void)
+{
+	postern_mailbox_t *mb;
+	postern_store_t *st;
+	const void *data;
+	size_t len;
+	struct tuser t;
+	char field[16];
+	int i, bad;
+
+	make_user(&t, "cache");
+	st = open_store(&t);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(st);
+	append(st, "INBOX", "a\r\n", 0, NULL, 0, 0);
+	mb = open_box(st, "INBOX", 0);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(mb);
+	CU_ASSERT_EQUAL(S->cache_get(mb, 1, "mime.v1", pool, &data, &len), 0);
+	CU_ASSERT_EQUAL(S->cache_set(mb, 1, "mime.v1", "abc", 3), 0);
+	CU_ASSERT_EQUAL(S->cache_set(mb, 1, "mime.v1", "defg", 4), 0);
+	CU_ASSERT_EQUAL(S->cache_set(mb, 9, "mime.v1", "x", 1), -1);
+	CU_ASSERT_EQUAL_FATAL(S->cache_get(mb, 1, "mime.v1", pool, &data,
+	                                   &len), 1);
+	CU_ASSERT_EQUAL(len, 4);
+	CU_ASSERT_EQUAL(memcmp(data, "defg", 4), 0);
+	S->close(mb);
+	/* Another view reads it from the file. */
+	mb = open_box(st, "INBOX", POSTERN_OPEN_READONLY);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(mb);
+	CU_ASSERT_EQUAL_FATAL(S->cache_get(mb, 1, "mime.v1", pool, &data,
+	                                   &len), 1);
+	CU_ASSERT_EQUAL(len, 4);
+	CU_ASSERT_EQUAL(S->cache_get(mb, 1, "other", pool, &data, &len), 0);
+	S->close(mb);
+	/* Many entries: the table grows and finds each one. */
+	mb = open_box(st, "INBOX", 0);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(mb);
+	for (i = 0; i < 300; i++) {
+		snprintf(field, sizeof(field), "f%d", i);
+		CU_ASSERT_EQUAL(S->cache_set(mb, 1, field, field,
+		                             strlen(field)), 0);
+	}
+	for (i = 0, bad = 0; i < 300; i++) {
+		snprintf(field, sizeof(field), "f%d", i);
+		bad += S->cache_get(mb, 1, field, pool, &data, &len) != 1 ||
+		       len != strlen(field) || memcmp(data, field, len) != 0;
+	}
+	CU_ASSERT_EQUAL(bad, 0);
+	CU_ASSERT_EQUAL(S->cache_get(mb, 1, "mime.v1", pool, &data, &len), 1);
+	S->close(mb);
+	S->store_close(st);
+}
+
+static void
+test_exclusive(void)
+{
+	struct postern_storage_err err = { 0 };
+	postern_mailbox_t *a, *b = NULL, *c;
+	postern_store_t *st;
+	struct tuser t;
+
+	make_user(&t, "exclusive");
+	st = open_store(&t);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(st);
+	a = open_box(st, "INBOX", POSTERN_OPEN_EXCLUSIVE);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(a);
+	CU_ASSERT_EQUAL(S->open(st, "INBOX", POSTERN_OPEN_EXCLUSIVE, &b,
+	                        &err), -1);
+	CU_ASSERT_EQUAL(err.code, POSTERN_SE_INUSE);
+	CU_ASSERT_PTR_NULL(b);
+	c = open_box(st, "INBOX", 0); /* others are not blocked */
+	CU_ASSERT_PTR_NOT_NULL(c);
+	S->close(c);
+	S->close(a);
+	b = open_box(st, "INBOX", POSTERN_OPEN_EXCLUSIVE);
+	CU_ASSERT_PTR_NOT_NULL(b);
+	S->close(b);
+	S->store_close(st);
+}
+
+static int fired;
+
+static void
+on_changed(void *arg)
+{
+	(void)arg;
+	fired++;
+}
+
+static void
+test_watch(void)
+{
+	postern_mailbox_t *mb;
+	postern_store_t *st;
+	struct tuser t;
+
+	loop_current = loop_create();
+	CU_ASSERT_PTR_NOT_NULL_FATAL(loop_current);
+	make_user(&t, "watch");
+	st = open_store(&t);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(st);
+	mb = open_box(st, "INBOX", 0);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(mb);
+	fired = 0;
+	CU_ASSERT_EQUAL(S->watch(mb, on_changed, NULL), 0);
+	UNIT_PUMP_UNTIL(loop_current, 0, 50);
+	CU_ASSERT_EQUAL(fired, 0);
+	deliver(&t, "w\r\n");
+	UNIT_PUMP_UNTIL(loop_current, fired > 0, 2000);
+	CU_ASSERT(fired > 0);
+	CU_ASSERT_EQUAL(S->watch(mb, NULL, NULL), 0);
+	fired = 0;
+	deliver(&t, "w\r\n");
+	UNIT_PUMP_UNTIL(loop_current, 0, 50);
+	CU_ASSERT_EQUAL(fired, 0);
+	S->close(mb);
+	S->store_close(st);
+	loop_destroy(loop_current);
+	loop_current = NULL;
+}
+
+static CU_TestInfo maildir_tests[] = {
+	{ "deliver, open, message info", test_deliver_open },
+	{ "location from the user's mail field", test_location },
+	{ "UIDs stable across reopen and index loss", test_uid_stability },
+	{ "append with flags, keywords, date", test_append },
+	{ "store: set, add, remove, keywords, modseq", test_store },
+	{ "expunge: all deleted, and by UID", test_expunge },
+	{ "sync between views, expunges held back", test_sync },
+	{ "changes by other programs", test_external_changes },
+	{ "copy and move with UID mapping", test_copy_move },
+	{ "list, create, remove, rename, subscribe", test_list },
+	{ "LF files read as CRLF", test_read_lf },
+	{ "reading a file renamed by another view", test_read_renamed },
+	{ "two processes appending and flagging", test_two_processes },
+	{ "crash leftovers: tmp, short index, torn list",
+	  test_crash_leftovers },
+	{ "a Maildir made by Dovecot", test_dovecot_fixture },
+	{ "cache_get and cache_set", test_cache },
+	{ "exclusive views", test_exclusive },
+	{ "watch", test_watch },
+	CU_TEST_INFO_NULL,
+};
+
+static CU_SuiteInfo suites[] = {
+	{ "storage_maildir", suite_init, suite_clean, NULL, NULL,
+	  maildir_tests },
+	CU_SUITE_INFO_NULL,
+};
+
+int
+main(void)
+{
+	signal(SIGPIPE, SIG_IGN);
+	return unit_run(suites);
+}

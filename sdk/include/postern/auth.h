@@ -52,7 +52,8 @@ struct postern_auth {
 	const char *name;  /* "passwd-file" */
 
 	/* Finds a user by login name (case rules are the backend's:
-	 * passwd-file folds the domain to lower case).  YES fills *out. */
+	 * passwd-file compares whole names case-insensitively and reports
+	 * the lower-case form).  YES fills *out. */
 	int (*lookup)(const char *name, postern_pool_t *pool,
 	              struct postern_user *out);
 	/* Checks a password.  YES fills *out.  An unknown user costs as much
@@ -62,11 +63,13 @@ struct postern_auth {
 	/* Every user's login name. */
 	int (*list)(postern_pool_t *pool, const char ***names, size_t *n);
 	/* Resolves a recipient address ("Bob@Example.org") through aliases
-	 * and catch-alls to local users: YES with *users (login names, at
-	 * least one), NO when the domain is ours but the address is not,
-	 * NOT_LOCAL when the domain is not ours. */
+	 * and catch-alls: YES with *targets (at least one), NO when the
+	 * domain is ours but the address is not, NOT_LOCAL when the domain
+	 * is not ours.  A target is a local login name, or, for an alias
+	 * that forwards, an address in a domain that is not local (to
+	 * relay); `lookup` tells them apart. */
 	int (*resolve)(const char *address, postern_pool_t *pool,
-	               const char ***users, size_t *n);
+	               const char ***targets, size_t *n);
 
 	/* ---- administration (posternctl) ------------------------------
 	 * Optional: NULL in a read-only backend.  Each returns 0, or -1 with

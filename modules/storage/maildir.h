@@ -1,0 +1,264 @@
+/*
+ * maildir.h - what the files of storage_maildir share.  Private to the
+ * module; see README.md beside it for the on-disk design.
+ */
+#ifndef MAILDIR_H
+#define MAILDIR_H
+
+#include <stdint.h>
+#include <sys/types.h>
+
+#include <postern/postern.h>
+
+#define MD_MAX_KEYWORDS 26 /* 'a'..'z' in file names, as Dovecot */
+#define MD_UIDLIST "dovecot-uidlist"
+#define MD_KEYWORDS "dovecot-keywords"
+#define MD_INDEX "postern.index"
+#define MD_LOCK "postern.lock"
+#define MD_EXCL "postern.exclusive"
+#define MD_CACHE "postern.cache"
+#define MD_SUBS "subscriptions"
+
+/* Record flags beyond POSTERN_MSG_* (which use the low byte). */
+#define MD_REC_NEW 0x100u /* the file is in new/ (no info suffix) */
+
+/* One message in the index: fixed size, so the file is an array. */
+struct md_rec {
+	uint32_t uid;
+	uint32_t flags;     /* POSTERN_MSG_* without RECENT, MD_REC_* */
+	uint32_t kw;        /* keyword bit i = dovecot-keywords index i */
+	int16_t tz;         /* minutes east of UTC */
+	uint16_t name_len;  /* file name length (in the name area) */
+	uint64_t modseq;
+	uint64_t size;      /* CRLF size */
+	uint64_t rawsize;   /* size on disk */
+	uint64_t hdr_size;  /* CRLF header size; 0: not known yet */
+	int64_t idate;      /* internal date: seconds since the epoch */
+	uint32_t name_off;  /* offset in the name area (while on disk) */
+	uint32_t pad;
+};
+
+/* A mailbox's state as the index holds it, loaded under the lock. */
+struct md_state {
+	uint32_t uidvalidity;
+	uint32_t nextuid;
+	uint64_t highestmodseq;
+	uint32_t first_recent_uid; /* >= this: recent for the next RW view */
+	int64_t new_mtime, cur_mtime; /* ns, as stat'ed before the scan */
+	uint64_t uidlist_size;        /* what we last saw or wrote */
+	uint32_t nrec, cap;
+	struct md_rec *recs;  /* ascending UIDs */
+	char **names;         /* current file name of each record */
+	int dirty;            /* needs writing */
+	char *kwnames[MD_MAX_KEYWORDS];
+	uint32_t nkw;
+};
+
+/* ---- storage_maildir.c: module-wide -------------------------------- */
+
+extern const struct postern_host *md_host;
+extern postern_module_t *md_self;
+void md_log(int level, const char *fmt, ...) POSTERN_PRINTF(2, 3);
+void md_err(struct postern_storage_err *err, enum postern_storage_error code,
+            const char *fmt, ...) POSTERN_PRINTF(3, 4);
+
+/* ---- maildir_layout.c ---------------------------------------------- */
+
+struct postern_store {
+	char *root;      /* the Maildir (INBOX) */
+	char *user;
+};
+
+/* The Maildir of `user`, or NULL with *err set (malloc'd). */
+char *md_location(const char *def, const struct postern_user *user,
+                  struct postern_storage_err *err);
+/* Directory of mailbox `name` (malloc'd), or NULL (bad name, err set). */
+char *md_box_dir(const char *root, const char *name,
+                 struct postern_storage_err *err);
+/* Creates dir and cur/new/tmp (0700) when missing. */
+int md_mkmaildir(const char *dir);
+int md_list(postern_store_t *st, postern_pool_t *pool,
+            struct postern_mailbox_entry **entries, size_t *n,
+            struct postern_storage_err *err);
+int md_create(postern_store_t *st, const char *name, unsigned special_use,
+              struct postern_storage_err *err);
+int md_remove(postern_store_t *st, const char *name,
+              struct postern_storage_err *err);
+int md_rename(postern_store_t *st, const char *from, const char *to,
+              struct postern_storage_err *err);
+int md_subscribe(postern_store_t *st, const char *name, int on,
+                 struct postern_storage_err *err);
+/* Modified UTF-7 (as Dovecot writes folder names) from and to UTF-8;
+ * malloc'd, NULL if invalid. */
+char *md_utf8_to_mutf7(const char *s);
+char *md_mutf7_to_utf8(const char *s);
+
+/* ---- maildir_uidlist.c --------------------------------------------- */
+
+/* A uid list as read: basenames and their UIDs. */
+struct md_uidlist {
+	uint32_t uidvalidity, nextuid;
+	int torn;             /* the last line was cut short (crash) */
+	size_t n, cap;
+	uint32_t *uids;
+	char **bases;
+};
+
+/* 0 read, 1 absent, -1 unreadable or corrupt (logged). */
+int md_uidlist_read(const char *dir, struct md_uidlist *ul);
+void md_uidlist_free(struct md_uidlist *ul);
+/* Appends "uid :base" lines for recs[from..nrec); fsyncs.  Creates the
+ * file with a header when missing. */
+int md_uidlist_append(const char *dir, struct md_state *s, uint32_t from);
+/* Rewrites the whole list from `s` (tmp, fsync, rename). */
+int md_uidlist_rewrite(const char *dir, struct md_state *s);
+int md_keywords_read(const char *dir, struct md_state *s);
+int md_keywords_write(const char *dir, const struct md_state *s);
+/* Index of keyword `name`, adding it if `add`; -1 if absent or full. */
+int md_keyword_index(struct md_state *s, const char *name, int add);
+
+/* ---- maildir_index.c ----------------------------------------------- */
+
+/* The base of a file name (before ':'), its length. */
+size_t md_base_len(const char *name);
+/* Flags and keywords from a file name's ":2," suffix. */
+void md_name_flags(const char *name, uint32_t *flags, uint32_t *kw);
+/* The file name for `base` with `flags`/`kw` in cur/ (malloc'd). */
+char *md_name_make(const char *name, uint32_t flags, uint32_t kw);
+
+int md_lock(const char *dir);        /* flock fd, or -1 (logged) */
+void md_unlock(int fd);
+/* Brings `s` up to date from the disk (index, uid list, new/, cur/),
+ * writing what changed.  Call under the lock. */
+#define MD_REFRESH_RW 0x1    /* move new/ into cur/ as a read-write view */
+#define MD_REFRESH_LIGHT 0x2 /* for adding messages: read only new/, and
+                                leave vanished files to a full refresh */
+int md_refresh(const char *dir, struct md_state *s, unsigned how);
+int md_index_write(const char *dir, struct md_state *s);
+void md_state_free(struct md_state *s);
+/* Adds a record for the new file `name`; returns it (valid until the
+ * next add). */
+struct md_rec *md_state_add(struct md_state *s, const char *name);
+/* Keeps the records i with keep[i] != 0, in one pass. */
+void md_state_keep(struct md_state *s, const unsigned char *keep);
+/* Index of `uid` in s->recs, or -1. */
+long md_state_find(const struct md_state *s, uint32_t uid);
+/* Fills size/rawsize/idate of a file (from its name, else stat/read). */
+int md_file_info(const char *path, const char *name, struct md_rec *r);
+
+/* ---- maildir_deliver.c --------------------------------------------- */
+
+int md_append(postern_store_t *st, const char *name,
+              const struct postern_append *msg, uint32_t *uid,
+              uint32_t *uidvalidity, struct postern_storage_err *err);
+/* append (to cur/ with flags) or, with `to_new`, a delivery to new/. */
+int md_save(postern_store_t *st, const char *name,
+            const struct postern_append *msg, int to_new, uint32_t *uid,
+            uint32_t *uidvalidity, struct postern_storage_err *err);
+int md_deliver(const struct postern_user *user, const char *mailbox,
+               const struct postern_append *msg, uint32_t *uid,
+               struct postern_storage_err *err);
+/* A fresh unique base name "time.MusecPpid_Rrand.host" (malloc'd). */
+char *md_unique_base(void);
+int md_fsync_dir(const char *dir);
+
+/* ---- maildir_view.c ------------------------------------------------ */
+
+int md_open(postern_store_t *st, const char *name, unsigned mode,
+            postern_mailbox_t **out, struct postern_storage_err *err);
+void md_close(postern_mailbox_t *mb);
+void md_status(postern_mailbox_t *mb, struct postern_mailbox_status *out);
+uint32_t md_count(postern_mailbox_t *mb);
+const struct postern_message_info *md_message(postern_mailbox_t *mb,
+                                              uint32_t seq);
+uint32_t md_seq_of_uid(postern_mailbox_t *mb, uint32_t uid);
+int md_sync(postern_mailbox_t *mb, unsigned flags, postern_pool_t *pool,
+            struct postern_sync_changes *out,
+            struct postern_storage_err *err);
+int md_store(postern_mailbox_t *mb, const struct postern_uid_range *uids,
+             size_t nranges, enum postern_store_op op, uint32_t flags,
+             const char *const *keywords, uint32_t nkeywords,
+             uint64_t unchangedsince, postern_pool_t *pool,
+             uint32_t **failed, size_t *nfailed,
+             struct postern_storage_err *err);
+int md_expunge(postern_mailbox_t *mb, const struct postern_uid_range *uids,
+               size_t nranges, postern_pool_t *pool,
+               struct postern_sync_changes *out,
+               struct postern_storage_err *err);
+/* Removes the messages in `uids` whatever their flags (MOVE). */
+int md_expunge_uids(postern_mailbox_t *mb,
+                    const struct postern_uid_range *uids, size_t nranges,
+                    postern_pool_t *pool, struct postern_sync_changes *out,
+                    struct postern_storage_err *err);
+int md_copy(postern_mailbox_t *mb, const struct postern_uid_range *uids,
+            size_t nranges, const char *dest, int move, postern_pool_t *pool,
+            uint32_t **src_uids, uint32_t **dest_uids, size_t *n,
+            uint32_t *dest_uidvalidity,
+            struct postern_sync_changes *expunged,
+            struct postern_storage_err *err);
+int md_watch(postern_mailbox_t *mb, void (*changed)(void *arg), void *arg);
+int md_status_by_name(postern_store_t *st, const char *name,
+                      struct postern_mailbox_status *out,
+                      struct postern_storage_err *err);
+int md_uid_in(const struct postern_uid_range *r, size_t n, uint32_t uid);
+
+/* ---- maildir_read.c ------------------------------------------------ */
+
+int md_msg_open(postern_mailbox_t *mb, uint32_t uid, postern_msg_t **out,
+                struct postern_msg_size *sizes,
+                struct postern_storage_err *err);
+ssize_t md_msg_read(postern_msg_t *msg, uint64_t offset, void *buf,
+                    size_t len, struct postern_storage_err *err);
+void md_msg_close(postern_msg_t *msg);
+/* CRLF header size of the raw bytes. */
+uint64_t md_header_size(const unsigned char *p, size_t len);
+/* Opens the file of `uid` in the view (O_RDONLY), refreshing the view's
+ * file names once when it was renamed under us; -1 when gone. */
+int md_view_open_file(postern_mailbox_t *mb, uint32_t uid);
+/* Path of the view record's file. */
+void md_view_path(postern_mailbox_t *mb, uint32_t i, char *buf, size_t len);
+
+/* ---- maildir_cache.c ----------------------------------------------- */
+
+int md_cache_get(postern_mailbox_t *mb, uint32_t uid, const char *field,
+                 postern_pool_t *pool, const void **data, size_t *len);
+int md_cache_set(postern_mailbox_t *mb, uint32_t uid, const char *field,
+                 const void *data, size_t len);
+void md_cache_free(postern_mailbox_t *mb);
+
+/* The view (shared by maildir_view.c, maildir_read.c, maildir_cache.c). */
+struct md_vrec {
+	struct md_rec r;
+	char *name;
+	int recent;
+	int expunged;
+};
+
+struct md_cache;
+
+struct postern_mailbox {
+	postern_store_t *st;
+	char *dir;
+	unsigned mode;
+	int exclfd;
+	uint32_t uidvalidity, nextuid;
+	uint64_t highestmodseq;
+	struct md_vrec *v;
+	uint32_t n, cap;
+	uint32_t nrecent;
+	int hdr_dirty;    /* header sizes learnt, not yet in the index */
+	struct md_cache *cache; /* maildir_cache.c, loaded on first use */
+	char *kwnames[MD_MAX_KEYWORDS];
+	uint32_t nkw;
+	/* message() scratch */
+	struct postern_message_info info;
+	uint32_t kwidx[MD_MAX_KEYWORDS];
+	char guid[64];
+	/* watch */
+	int inofd;
+	postern_watch_t *watch;
+	void (*changed)(void *);
+	void *changed_arg;
+};
+
+#endif /* MAILDIR_H */

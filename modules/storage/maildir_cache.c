@@ -1,0 +1,287 @@
+/*
+ * maildir_cache.c - the per-message cache (cache_get, cache_set): what is
+ * costly to recompute, such as a parsed MIME structure.
+ *
+ * postern.cache is append-only: a 16-byte header (magic, version,
+ * UIDVALIDITY) then records { magic, uid, field length, data length,
+ * field, data }; the last record for a (uid, field) wins.  Writers append
+ * under flock on the file itself; a torn record at the end (a crash mid
+ * write) is cut off by the next writer and ignored by readers.  Each view
+ * keeps a table of what it has read, and reads only what was appended
+ * since.  A new UIDVALIDITY empties the file.
+ */
+#include <sys/file.h>
+#include <sys/stat.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "maildir.h"
+
+#define CACHE_MAGIC 0x43444d50u  /* "PMDC" */
+#define REC_MAGIC 0x43455243u    /* "CREC" */
+#define MAX_FIELD 255
+#define MAX_DATA (16u << 20)
+
+struct chdr {
+	uint32_t magic, version, uidvalidity, pad;
+};
+
+struct crec {
+	uint32_t magic, uid;
+	uint16_t flen, pad;
+	uint32_t dlen;
+};
+
+struct centry {
+	uint32_t uid;
+	char *field;
+	off_t data;
+	uint32_t len;
+};
+
+struct md_cache {
+	struct centry *e;
+	size_t n, cap;
+	uint32_t *slot;   /* open addressing: entry index + 1 */
+	size_t nslot;     /* a power of two, at least 2 * cap */
+	off_t end;        /* read up to here */
+};
+
+static uint32_t
+ckey(uint32_t uid, const char *field)
+{
+	uint32_t h = 2166136261u ^ uid;
+
+	while (*field != '\0')
+		h = (h ^ (unsigned char)*field++) * 16777619u;
+	return h;
+}
+
+static struct centry *
+cfind(struct md_cache *c, uint32_t uid, const char *field)
+{
+	size_t i;
+
+	if (c->nslot == 0)
+		return NULL;
+	for (i = ckey(uid, field) & (c->nslot - 1); c->slot[i] != 0;
+	     i = (i + 1) & (c->nslot - 1)) {
+		struct centry *e = &c->e[c->slot[i] - 1];
+
+		if (e->uid == uid && strcmp(e->field, field) == 0)
+			return e;
+	}
+	return NULL;
+}
+
+static void
+cslot_put(struct md_cache *c, size_t idx)
+{
+	size_t i = ckey(c->e[idx].uid, c->e[idx].field) & (c->nslot - 1);
+
+	while (c->slot[i] != 0)
+		i = (i + 1) & (c->nslot - 1);
+	c->slot[i] = idx + 1;
+}
+
+static int
+cgrow(struct md_cache *c)
+{
+	struct centry *ne;
+	uint32_t *ns;
+	size_t ncap = c->cap * 2 + 32, nslot = 64, i;
+
+	while (nslot < ncap * 2)
+		nslot *= 2;
+	if ((ne = realloc(c->e, ncap * sizeof(*ne))) == NULL)
+		return -1;
+	c->e = ne;
+	if ((ns = calloc(nslot, sizeof(*ns))) == NULL)
+		return -1;
+	free(c->slot);
+	c->slot = ns;
+	c->nslot = nslot;
+	c->cap = ncap;
+	for (i = 0; i < c->n; i++)
+		cslot_put(c, i);
+	return 0;
+}
+
+static int
+cadd(struct md_cache *c, uint32_t uid, const char *field, off_t data,
+     uint32_t len)
+{
+	struct centry *e = cfind(c, uid, field);
+
+	if (e == NULL) {
+		if (c->n == c->cap && cgrow(c) < 0)
+			return -1;
+		e = &c->e[c->n];
+		if ((e->field = strdup(field)) == NULL)
+			return -1;
+		e->uid = uid;
+		cslot_put(c, c->n++);
+	}
+	e->data = data;
+	e->len = len;
+	return 0;
+}
+
+void
+md_cache_free(postern_mailbox_t *mb)
+{
+	struct md_cache *c = mb->cache;
+	size_t i;
+
+	if (c == NULL)
+		return;
+	for (i = 0; i < c->n; i++)
+		free(c->e[i].field);
+	free(c->e);
+	free(c->slot);
+	free(c);
+	mb->cache = NULL;
+}
+
+static void
+cache_reset(struct md_cache *c)
+{
+	size_t i;
+
+	for (i = 0; i < c->n; i++)
+		free(c->e[i].field);
+	c->n = 0;
+	c->end = 0;
+	if (c->slot != NULL)
+		memset(c->slot, 0, c->nslot * sizeof(*c->slot));
+}
+
+/* Reads records from c->end on; stops at the first torn one. */
+static int
+cache_scan(postern_mailbox_t *mb, struct md_cache *c, int fd)
+{
+	char field[MAX_FIELD + 1];
+	struct chdr h;
+	struct crec r;
+	struct stat sb;
+
+	if (fstat(fd, &sb) < 0)
+		return -1;
+	if (sb.st_size < c->end)
+		cache_reset(c); /* emptied by a new UIDVALIDITY */
+	if (c->end == 0) {
+		if (pread(fd, &h, sizeof(h), 0) != sizeof(h) ||
+		    h.magic != CACHE_MAGIC || h.uidvalidity != mb->uidvalidity)
+			return 0;
+		c->end = sizeof(h);
+	}
+	while (c->end + (off_t)sizeof(r) <= sb.st_size) {
+		if (pread(fd, &r, sizeof(r), c->end) != sizeof(r) ||
+		    r.magic != REC_MAGIC || r.flen > MAX_FIELD ||
+		    c->end + (off_t)sizeof(r) + r.flen + r.dlen > sb.st_size ||
+		    pread(fd, field, r.flen, c->end + sizeof(r)) != r.flen)
+			break;
+		field[r.flen] = '\0';
+		if (cadd(c, r.uid, field, c->end + sizeof(r) + r.flen,
+		         r.dlen) < 0)
+			return -1;
+		c->end += sizeof(r) + r.flen + r.dlen;
+	}
+	return 0;
+}
+
+static int
+cache_open(postern_mailbox_t *mb, int flags)
+{
+	char path[4200];
+
+	if (mb->cache == NULL &&
+	    (mb->cache = calloc(1, sizeof(*mb->cache))) == NULL)
+		return -1;
+	snprintf(path, sizeof(path), "%s/%s", mb->dir, MD_CACHE);
+	return open(path, flags | O_CLOEXEC, 0600);
+}
+
+int
+md_cache_get(postern_mailbox_t *mb, uint32_t uid, const char *field,
+             postern_pool_t *pool, const void **data, size_t *len)
+{
+	struct centry *e;
+	void *buf;
+	int fd;
+
+	*data = NULL;
+	*len = 0;
+	if ((fd = cache_open(mb, O_RDONLY)) < 0)
+		return 0;
+	if (cache_scan(mb, mb->cache, fd) < 0 ||
+	    (e = cfind(mb->cache, uid, field)) == NULL) {
+		close(fd);
+		return 0;
+	}
+	buf = md_host->pool_alloc(pool, e->len + 1);
+	if (pread(fd, buf, e->len, e->data) != (ssize_t)e->len) {
+		close(fd);
+		return 0;
+	}
+	close(fd);
+	*data = buf;
+	*len = e->len;
+	return 1;
+}
+
+/* Under the file's flock: a header for this UIDVALIDITY, no torn tail. */
+static int
+cache_prepare(postern_mailbox_t *mb, int fd)
+{
+	struct chdr h = { CACHE_MAGIC, 1, 0, 0 };
+	struct chdr old;
+
+	h.uidvalidity = mb->uidvalidity;
+	if (pread(fd, &old, sizeof(old), 0) != sizeof(old) ||
+	    old.magic != CACHE_MAGIC || old.uidvalidity != mb->uidvalidity) {
+		cache_reset(mb->cache);
+		if (ftruncate(fd, 0) < 0 ||
+		    pwrite(fd, &h, sizeof(h), 0) != sizeof(h))
+			return -1;
+	}
+	if (cache_scan(mb, mb->cache, fd) < 0)
+		return -1;
+	return ftruncate(fd, mb->cache->end);
+}
+
+int
+md_cache_set(postern_mailbox_t *mb, uint32_t uid, const char *field,
+             const void *data, size_t len)
+{
+	struct crec r = { REC_MAGIC, uid, 0, 0, 0 };
+	size_t flen = strlen(field);
+	off_t at;
+	int fd, rc = -1;
+
+	if (flen == 0 || flen > MAX_FIELD || len > MAX_DATA ||
+	    md_seq_of_uid(mb, uid) == 0)
+		return -1;
+	if ((fd = cache_open(mb, O_RDWR | O_CREAT)) < 0)
+		return -1;
+	r.flen = flen;
+	r.dlen = len;
+	if (flock(fd, LOCK_EX) == 0 && cache_prepare(mb, fd) == 0) {
+		at = mb->cache->end;
+		if (pwrite(fd, &r, sizeof(r), at) == sizeof(r) &&
+		    pwrite(fd, field, flen, at + sizeof(r)) == (ssize_t)flen &&
+		    pwrite(fd, data, len, at + sizeof(r) + flen) ==
+		            (ssize_t)len)
+			rc = cache_scan(mb, mb->cache, fd);
+	}
+	if (rc < 0)
+		md_log(POSTERN_LOG_WARNING, "%s/%s: cannot write: %s", mb->dir,
+		       MD_CACHE, strerror(errno));
+	close(fd); /* drops the flock */
+	return rc;
+}

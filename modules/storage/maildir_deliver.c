@@ -1,0 +1,317 @@
+/*
+ * maildir_deliver.c - putting messages in: append (cur/, with flags) and
+ * delivery (new/), by the maildir rules.
+ *
+ * The message is written to tmp/ under a unique name and fsynced, with
+ * no lock held (a large message never blocks the mailbox); then, under
+ * the mailbox lock, it is renamed into new/ or cur/ with ",S=<size>,
+ * W=<CRLF size>" in its name (as Dovecot does, so sizes need no stat),
+ * the directory is fsynced, and it gets the next UID (uid list appended
+ * and fsynced).  Only then does the caller hear "done".
+ */
+#include <sys/random.h>
+#include <sys/stat.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "maildir.h"
+
+static unsigned md_counter;
+
+static void
+host_part(char *out, size_t len)
+{
+	char h[256];
+	size_t i, n = 0;
+
+	if (gethostname(h, sizeof(h)) < 0)
+		strcpy(h, "localhost");
+	h[sizeof(h) - 1] = '\0';
+	/* The maildir spec's escapes for '/' and ':'. */
+	for (i = 0; h[i] != '\0' && n + 5 < len; i++) {
+		if (h[i] == '/' || h[i] == ':' || h[i] == ',') {
+			n += snprintf(out + n, len - n, "\\%03o",
+			              (unsigned char)h[i]);
+		} else
+			out[n++] = h[i];
+	}
+	out[n] = '\0';
+}
+
+char *
+md_unique_base(void)
+{
+	struct timespec ts;
+	uint64_t rnd = 0;
+	char host[300], *out;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	if (getrandom(&rnd, sizeof(rnd), 0) != sizeof(rnd))
+		rnd = (uint64_t)ts.tv_nsec ^ ((uint64_t)getpid() << 32);
+	host_part(host, sizeof(host));
+	if (asprintf(&out, "%lld.M%ldP%ldQ%uR%016llx.%s", (long long)ts.tv_sec,
+	             ts.tv_nsec / 1000, (long)getpid(),
+	             __atomic_add_fetch(&md_counter, 1, __ATOMIC_RELAXED),
+	             (unsigned long long)rnd, host) < 0)
+		return NULL;
+	return out;
+}
+
+int
+md_fsync_dir(const char *dir)
+{
+	int fd, rc;
+
+	if ((fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
+		md_log(POSTERN_LOG_ERROR, "open %s: %s", dir, strerror(errno));
+		return -1;
+	}
+	if ((rc = fsync(fd)) < 0)
+		md_log(POSTERN_LOG_ERROR, "fsync %s: %s", dir, strerror(errno));
+	close(fd);
+	return rc;
+}
+
+/* What writing learns about the message. */
+struct wstat {
+	uint64_t raw, crlf, hdr;
+	int prev_cr, nl_run, in_hdr;
+};
+
+static void
+wstat_feed(struct wstat *w, const unsigned char *p, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		w->raw++;
+		w->crlf += p[i] == '\n' && !w->prev_cr ? 2 : 1;
+		if (w->in_hdr) {
+			if (p[i] == '\n') {
+				if (++w->nl_run == 2) {
+					w->in_hdr = 0;
+					w->hdr = w->crlf;
+				}
+			} else if (p[i] != '\r')
+				w->nl_run = 0;
+		}
+		w->prev_cr = p[i] == '\r';
+	}
+}
+
+static int
+write_body(int out, const struct postern_append *msg, struct wstat *w)
+{
+	unsigned char buf[65536];
+	const unsigned char *p;
+	uint64_t off = 0;
+	ssize_t r, n;
+
+	while (off < msg->length) {
+		n = (ssize_t)(msg->length - off);
+		if (msg->length - off > sizeof(buf))
+			n = (ssize_t)sizeof(buf);
+		if (msg->fd >= 0) {
+			if ((r = pread(msg->fd, buf, n, off)) <= 0)
+				return -1;
+			p = buf;
+			n = r;
+		} else
+			p = (const unsigned char *)msg->data + off;
+		wstat_feed(w, p, n);
+		if (write(out, p, n) != n)
+			return -1;
+		off += (uint64_t)n;
+	}
+	if (w->in_hdr)
+		w->hdr = w->crlf; /* no body: all header */
+	return 0;
+}
+
+/* Writes tmp/<base>; returns base with ",S=..,W=.." and sets *hdr. */
+static char *
+write_tmp(const char *dir, const struct postern_append *msg, char **tmp,
+          uint64_t *hdr)
+{
+	struct wstat w = { .in_hdr = 1, .nl_run = 1 };
+	struct timespec ts[2];
+	char *base, *sized = NULL;
+	int fd;
+
+	*tmp = NULL;
+	if ((base = md_unique_base()) == NULL ||
+	    asprintf(tmp, "%s/tmp/%s", dir, base) < 0) {
+		free(base);
+		*tmp = NULL;
+		return NULL;
+	}
+	fd = open(*tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd < 0 || write_body(fd, msg, &w) < 0 || fsync(fd) < 0) {
+		md_log(POSTERN_LOG_ERROR, "write %s: %s", *tmp,
+		       strerror(errno));
+		goto fail;
+	}
+	if (msg->internal_date != 0) {
+		ts[0].tv_sec = ts[1].tv_sec = msg->internal_date;
+		ts[0].tv_nsec = ts[1].tv_nsec = 0;
+		if (futimens(fd, ts) < 0)
+			md_log(POSTERN_LOG_WARNING, "futimens %s: %s", *tmp,
+			       strerror(errno));
+	}
+	if (asprintf(&sized, "%s,S=%llu,W=%llu", base,
+	             (unsigned long long)w.raw,
+	             (unsigned long long)w.crlf) < 0)
+		sized = NULL;
+	*hdr = w.hdr;
+fail:
+	if (fd >= 0)
+		close(fd);
+	if (sized == NULL) {
+		unlink(*tmp);
+		free(*tmp);
+		*tmp = NULL;
+	}
+	free(base);
+	return sized;
+}
+
+/* Letters for the keywords, created in the mailbox as needed. */
+static int
+keyword_bits(const char *dir, struct md_state *s, const char *const *kws,
+             uint32_t n, uint32_t *bits)
+{
+	uint32_t i, before = s->nkw;
+	int idx;
+
+	*bits = 0;
+	for (i = 0; i < n; i++) {
+		if ((idx = md_keyword_index(s, kws[i], 1)) < 0)
+			return -1;
+		*bits |= 1u << idx;
+	}
+	if (s->nkw != before && md_keywords_write(dir, s) < 0)
+		return -1;
+	return 0;
+}
+
+struct save {
+	const char *dir;
+	const struct postern_append *msg;
+	int to_new;
+	char *tmp, *sized;
+	uint64_t hdr;
+};
+
+/* Under the lock: rename into place, fsync, give it a UID. */
+static int
+save_locked(struct save *sv, struct md_state *s, uint32_t *uid,
+            struct postern_storage_err *err)
+{
+	const struct postern_append *msg = sv->msg;
+	char *final, path[8192], sub[4200];
+	uint32_t kw = 0, flags = msg->flags & 0x1fu;
+	struct md_rec *r;
+
+	if (md_refresh(sv->dir, s, MD_REFRESH_LIGHT) < 0 ||
+	    keyword_bits(sv->dir, s, msg->keywords, msg->nkeywords, &kw) < 0) {
+		md_err(err, s->nkw >= MD_MAX_KEYWORDS ? POSTERN_SE_LIMIT
+		                                      : POSTERN_SE_TEMP,
+		       "cannot update the mailbox");
+		return -1;
+	}
+	final = sv->to_new && flags == 0 && kw == 0
+	                ? strdup(sv->sized)
+	                : md_name_make(sv->sized, flags, kw);
+	if (final == NULL) {
+		md_err(err, POSTERN_SE_TEMP, "out of memory");
+		return -1;
+	}
+	snprintf(sub, sizeof(sub), "%s/%s", sv->dir,
+	         strchr(final, ':') == NULL ? "new" : "cur");
+	snprintf(path, sizeof(path), "%s/%s", sub, final);
+	if (rename(sv->tmp, path) < 0 || md_fsync_dir(sub) < 0) {
+		md_log(POSTERN_LOG_ERROR, "rename %s to %s: %s", sv->tmp, path,
+		       strerror(errno));
+		md_err(err, POSTERN_SE_TEMP, "cannot store the message");
+		free(final);
+		return -1;
+	}
+	if ((r = md_state_add(s, final)) == NULL) {
+		free(final);
+		md_err(err, POSTERN_SE_TEMP, "out of memory");
+		return -1;
+	}
+	r->uid = *uid = s->nextuid++;
+	r->flags = flags | (strchr(final, ':') == NULL ? MD_REC_NEW : 0);
+	r->kw = kw;
+	r->modseq = ++s->highestmodseq;
+	r->rawsize = msg->length;
+	md_file_info(path, final, r);
+	r->hdr_size = sv->hdr;
+	r->tz = msg->internal_tz;
+	free(final);
+	if (md_uidlist_append(sv->dir, s, s->nrec - 1) < 0 ||
+	    md_index_write(sv->dir, s) < 0) {
+		/* The message is safe in the maildir: the next scan gives it
+		 * a UID; what we would have said cannot be promised. */
+		md_err(err, POSTERN_SE_TEMP, "cannot record the message");
+		return -1;
+	}
+	return 0;
+}
+
+int
+md_save(postern_store_t *st, const char *name,
+        const struct postern_append *msg, int to_new, uint32_t *uid,
+        uint32_t *uidvalidity, struct postern_storage_err *err)
+{
+	struct md_state s = { 0 };
+	struct save sv = { .msg = msg, .to_new = to_new };
+	char path[4200];
+	struct stat sb;
+	char *dir;
+	int lk, rc = -1;
+
+	if ((dir = md_box_dir(st->root, name, err)) == NULL)
+		return -1;
+	sv.dir = dir;
+	snprintf(path, sizeof(path), "%s/cur", dir);
+	if (stat(path, &sb) < 0) {
+		md_err(err, POSTERN_SE_NONEXISTENT, "no such mailbox");
+		free(dir);
+		return -1;
+	}
+	if ((sv.sized = write_tmp(dir, msg, &sv.tmp, &sv.hdr)) == NULL) {
+		md_err(err, POSTERN_SE_TEMP, "cannot write the message");
+		free(dir);
+		return -1;
+	}
+	if ((lk = md_lock(dir)) < 0)
+		md_err(err, POSTERN_SE_TEMP, "cannot lock the mailbox");
+	else {
+		rc = save_locked(&sv, &s, uid, err);
+		*uidvalidity = s.uidvalidity;
+		md_unlock(lk);
+	}
+	if (rc < 0)
+		unlink(sv.tmp); /* no-op once renamed */
+	md_state_free(&s);
+	free(sv.tmp);
+	free(sv.sized);
+	free(dir);
+	return rc;
+}
+
+int
+md_append(postern_store_t *st, const char *name,
+          const struct postern_append *msg, uint32_t *uid,
+          uint32_t *uidvalidity, struct postern_storage_err *err)
+{
+	return md_save(st, name, msg, 0, uid, uidvalidity, err);
+}

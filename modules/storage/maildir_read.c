@@ -1,0 +1,189 @@
+/*
+ * maildir_read.c - reading messages: msg_open, msg_read, msg_close.
+ *
+ * Files are mapped read-only.  A file that already has CRLF line endings
+ * (its CRLF size equals its size on disk) is copied out as is; one with
+ * bare LFs is converted while reading, with a cursor so that sequential
+ * reads (the usual case: FETCH BODY[], POP3 RETR) cost one pass.
+ */
+#include <sys/mman.h>
+#include <sys/stat.h>
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "maildir.h"
+
+struct postern_msg {
+	unsigned char *map;
+	size_t rawlen;
+	uint64_t size;
+	int exact;             /* no bare LF: read the bytes as they are */
+	uint64_t out, raw;     /* cursor: output offset of raw byte `raw` */
+};
+
+uint64_t
+md_header_size(const unsigned char *p, size_t len)
+{
+	uint64_t out = 0;
+	int prev_cr = 0, nl_run = 1;
+	size_t i;
+
+	for (i = 0; i < len; i++) {
+		out += p[i] == '\n' && !prev_cr ? 2 : 1;
+		if (p[i] == '\n') {
+			if (++nl_run == 2)
+				return out;
+		} else if (p[i] != '\r')
+			nl_run = 0;
+		prev_cr = p[i] == '\r';
+	}
+	return out; /* no body: it is all header */
+}
+
+static uint64_t
+crlf_size(const unsigned char *p, size_t len)
+{
+	uint64_t out = len;
+	size_t i;
+
+	for (i = 0; i < len; i++)
+		if (p[i] == '\n' && (i == 0 || p[i - 1] != '\r'))
+			out++;
+	return out;
+}
+
+static int
+msg_map(struct postern_msg *m, int fd)
+{
+	struct stat sb;
+
+	if (fstat(fd, &sb) < 0)
+		return -1;
+	m->rawlen = (size_t)sb.st_size;
+	if (m->rawlen == 0)
+		return 0;
+	m->map = mmap(NULL, m->rawlen, PROT_READ, MAP_PRIVATE, fd, 0);
+	if (m->map == MAP_FAILED) {
+		m->map = NULL;
+		return -1;
+	}
+	return 0;
+}
+
+int
+md_msg_open(postern_mailbox_t *mb, uint32_t uid, postern_msg_t **out,
+            struct postern_msg_size *sizes, struct postern_storage_err *err)
+{
+	uint32_t seq = md_seq_of_uid(mb, uid);
+	struct postern_msg *m;
+	struct md_rec *r;
+	int fd;
+
+	*out = NULL;
+	if (seq == 0 || mb->v[seq - 1].expunged ||
+	    (fd = md_view_open_file(mb, uid)) < 0) {
+		md_err(err, POSTERN_SE_EXPUNGED, "message was expunged");
+		return -1;
+	}
+	if ((m = calloc(1, sizeof(*m))) == NULL || msg_map(m, fd) < 0) {
+		md_log(POSTERN_LOG_ERROR, "map message %u in %s: %s", uid,
+		       mb->dir, strerror(errno));
+		md_err(err, POSTERN_SE_TEMP, "cannot read the message");
+		close(fd);
+		free(m);
+		return -1;
+	}
+	close(fd);
+	r = &mb->v[seq - 1].r;
+	/* The name's sizes are trusted only while the file agrees. */
+	m->size = r->rawsize == m->rawlen ? r->size
+	                                  : crlf_size(m->map, m->rawlen);
+	m->exact = m->size == m->rawlen;
+	if (r->hdr_size == 0 || r->rawsize != m->rawlen) {
+		r->hdr_size = md_header_size(m->map, m->rawlen);
+		mb->hdr_dirty = 1;
+	}
+	sizes->size = m->size;
+	sizes->header_size = r->hdr_size;
+	*out = m;
+	return 0;
+}
+
+/* Moves the cursor to the raw byte whose output covers `offset`. */
+static void
+seek_out(struct postern_msg *m, uint64_t offset)
+{
+	const unsigned char *p = m->map;
+	unsigned w;
+
+	if (offset < m->out)
+		m->out = m->raw = 0;
+	while (m->raw < m->rawlen) {
+		w = p[m->raw] == '\n' && (m->raw == 0 || p[m->raw - 1] != '\r')
+		            ? 2 : 1;
+		if (m->out + w > offset)
+			break;
+		m->out += w;
+		m->raw++;
+	}
+}
+
+static size_t
+read_convert(struct postern_msg *m, uint64_t offset, unsigned char *buf,
+             size_t len)
+{
+	const unsigned char *p = m->map;
+	size_t n = 0;
+
+	seek_out(m, offset);
+	if (offset > m->out && m->raw < m->rawlen) {
+		/* Halfway through an expanded LF: its CR went last time. */
+		buf[n++] = '\n';
+		m->out += 2;
+		m->raw++;
+	}
+	while (n < len && m->raw < m->rawlen) {
+		if (p[m->raw] == '\n' &&
+		    (m->raw == 0 || p[m->raw - 1] != '\r')) {
+			buf[n++] = '\r';
+			if (n == len)
+				break; /* cursor stays before this LF */
+			buf[n++] = '\n';
+			m->out += 2;
+		} else {
+			buf[n++] = p[m->raw];
+			m->out++;
+		}
+		m->raw++;
+	}
+	return n;
+}
+
+ssize_t
+md_msg_read(postern_msg_t *msg, uint64_t offset, void *buf, size_t len,
+            struct postern_storage_err *err)
+{
+	(void)err;
+	if (offset >= msg->size || len == 0)
+		return 0;
+	if (msg->exact) {
+		if (len > msg->size - offset)
+			len = msg->size - offset;
+		memcpy(buf, msg->map + offset, len);
+		return (ssize_t)len;
+	}
+	return (ssize_t)read_convert(msg, offset, buf, len);
+}
+
+void
+md_msg_close(postern_msg_t *msg)
+{
+	if (msg == NULL)
+		return;
+	if (msg->map != NULL)
+		munmap(msg->map, msg->rawlen);
+	free(msg);
+}
