@@ -965,13 +965,32 @@ worker_count(void)
 	return cores > 0 ? (unsigned)cores : 1;
 }
 
+/* The workers keep queues and indexes in state_dir; they can no longer
+ * create it once privileges are gone, so the master makes it theirs. */
+static int
+prepare_state_dir(void)
+{
+	if (mkdir(rt.set.state_dir, 0750) < 0 && errno != EEXIST) {
+		log_error("cannot create state_dir %s: %s", rt.set.state_dir,
+		          strerror(errno));
+		return -1;
+	}
+	if (rt.drop && chown(rt.set.state_dir, rt.uid, rt.gid) < 0) {
+		log_error("cannot give state_dir %s to user '%s': %s",
+		          rt.set.state_dir, rt.user, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
 static int
 master_run(void)
 {
 	unsigned i;
 	int reexec = getenv(ENV_REEXEC) != NULL;
 
-	if (resolve_user() < 0 || bind_listeners() < 0)
+	if (resolve_user() < 0 || prepare_state_dir() < 0 ||
+	    bind_listeners() < 0)
 		return 1;
 	if (!rt.opt->foreground && !reexec) {
 		if (daemonize() < 0)
