@@ -6,6 +6,7 @@
 #define MAILDIR_H
 
 #include <stdint.h>
+#include <stdio.h>
 #include <sys/types.h>
 
 #include <postern/postern.h>
@@ -113,6 +114,11 @@ int md_uidlist_append(const char *dir, struct md_state *s, uint32_t from);
 /* Rewrites the whole list from `s` (tmp, fsync, rename). */
 int md_uidlist_rewrite(const char *dir, struct md_state *s);
 int md_keywords_read(const char *dir, struct md_state *s);
+/* Replaces `path` whole: `fill` writes a temporary file beside it, which
+ * is fsynced and renamed over `path`, so readers see the old file or the
+ * new one, never a part. */
+int md_replace_file(const char *path, int (*fill)(FILE *f, const void *arg),
+                    const void *arg);
 int md_keywords_write(const char *dir, const struct md_state *s);
 /* Index of keyword `name`, adding it if `add`; -1 if absent or full. */
 int md_keyword_index(struct md_state *s, const char *name, int add);

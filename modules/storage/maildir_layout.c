@@ -485,24 +485,20 @@ strv_free(char **v)
 	free(v);
 }
 
-static int
-subs_write(const char *root, char **v, size_t n)
+int
+md_replace_file(const char *path, int (*fill)(FILE *f, const void *arg),
+                const void *arg)
 {
-	char path[4096], tmp[4200];
-	size_t i;
+	char tmp[4200];
 	FILE *f;
 
-	snprintf(path, sizeof(path), "%s/%s", root, MD_SUBS);
 	snprintf(tmp, sizeof(tmp), "%s.tmp.%ld", path, (long)getpid());
 	if ((f = fopen(tmp, "w")) == NULL) {
 		md_log(POSTERN_LOG_ERROR, "create %s: %s", tmp,
 		       strerror(errno));
 		return -1;
 	}
-	for (i = 0; i < n; i++)
-		if (v[i] != NULL)
-			fprintf(f, "%s\n", v[i]);
-	if (fflush(f) != 0 || fsync(fileno(f)) != 0) {
+	if (fill(f, arg) < 0 || fflush(f) != 0 || fsync(fileno(f)) != 0) {
 		md_log(POSTERN_LOG_ERROR, "write %s: %s", tmp,
 		       strerror(errno));
 		fclose(f);
@@ -517,6 +513,33 @@ subs_write(const char *root, char **v, size_t n)
 		return -1;
 	}
 	return 0;
+}
+
+struct subs_list {
+	char **v;
+	size_t n;
+};
+
+static int
+subs_fill(FILE *f, const void *arg)
+{
+	const struct subs_list *l = arg;
+	size_t i;
+
+	for (i = 0; i < l->n; i++)
+		if (l->v[i] != NULL)
+			fprintf(f, "%s\n", l->v[i]);
+	return 0;
+}
+
+static int
+subs_write(const char *root, char **v, size_t n)
+{
+	char path[4096];
+	struct subs_list l = { v, n };
+
+	snprintf(path, sizeof(path), "%s/%s", root, MD_SUBS);
+	return md_replace_file(path, subs_fill, &l);
 }
 
 int

@@ -311,38 +311,25 @@ md_keywords_read(const char *dir, struct md_state *s)
 	return 0;
 }
 
-int
-md_keywords_write(const char *dir, const struct md_state *s)
+static int
+keywords_fill(FILE *f, const void *arg)
 {
-	char path[4096], tmp[4200];
+	const struct md_state *s = arg;
 	uint32_t i;
-	FILE *f;
 
-	snprintf(path, sizeof(path), "%s/%s", dir, MD_KEYWORDS);
-	snprintf(tmp, sizeof(tmp), "%s.tmp.%ld", path, (long)getpid());
-	if ((f = fopen(tmp, "w")) == NULL) {
-		md_log(POSTERN_LOG_ERROR, "create %s: %s", tmp,
-		       strerror(errno));
-		return -1;
-	}
 	for (i = 0; i < s->nkw; i++)
 		if (s->kwnames[i] != NULL)
 			fprintf(f, "%u %s\n", i, s->kwnames[i]);
-	if (fflush(f) != 0 || fsync(fileno(f)) != 0) {
-		md_log(POSTERN_LOG_ERROR, "write %s: %s", tmp,
-		       strerror(errno));
-		fclose(f);
-		unlink(tmp);
-		return -1;
-	}
-	fclose(f);
-	if (rename(tmp, path) < 0) {
-		md_log(POSTERN_LOG_ERROR, "rename %s: %s", tmp,
-		       strerror(errno));
-		unlink(tmp);
-		return -1;
-	}
 	return 0;
+}
+
+int
+md_keywords_write(const char *dir, const struct md_state *s)
+{
+	char path[4096];
+
+	snprintf(path, sizeof(path), "%s/%s", dir, MD_KEYWORDS);
+	return md_replace_file(path, keywords_fill, s);
 }
 
 int
