@@ -254,14 +254,29 @@ fail:
 
 /* ---- what the view shows ---------------------------------------------- */
 
-void
-md_status(postern_mailbox_t *mb, struct postern_mailbox_status *out)
+/* The caller's struct may come from an older SDK and be shorter than
+ * ours: fill a whole one, then copy only the part the caller has. */
+static void
+md_status_copy(struct postern_mailbox_status *caller,
+               const struct postern_mailbox_status *full)
 {
-	size_t size = out->size;
+	size_t size = caller->size;
+
+	if (size > sizeof(*full))
+		size = sizeof(*full);
+	if (size <= sizeof(caller->size))
+		return;
+	memcpy((char *)caller + sizeof(caller->size),
+	       (const char *)full + sizeof(full->size),
+	       size - sizeof(caller->size));
+}
+
+void
+md_status(postern_mailbox_t *mb, struct postern_mailbox_status *caller)
+{
+	struct postern_mailbox_status st = { .size = sizeof(st) }, *out = &st;
 	uint32_t i;
 
-	memset(out, 0, size < sizeof(*out) ? size : sizeof(*out));
-	out->size = size;
 	out->uidvalidity = mb->uidvalidity;
 	out->uidnext = mb->nextuid;
 	out->highestmodseq = mb->highestmodseq;
@@ -280,6 +295,7 @@ md_status(postern_mailbox_t *mb, struct postern_mailbox_status *out)
 	out->keywords = (const char *const *)mb->kwnames;
 	out->nkeywords = mb->nkw;
 	out->keywords_full = mb->nkw >= MD_MAX_KEYWORDS;
+	md_status_copy(caller, &st);
 }
 
 uint32_t
@@ -767,13 +783,11 @@ md_expunge_uids(postern_mailbox_t *mb, const struct postern_uid_range *uids,
 /* ---- status_by_name --------------------------------------------------- */
 
 static void
-state_status(const struct md_state *s, struct postern_mailbox_status *out)
+state_status(const struct md_state *s, struct postern_mailbox_status *caller)
 {
-	size_t size = out->size;
+	struct postern_mailbox_status st = { .size = sizeof(st) }, *out = &st;
 	uint32_t i;
 
-	memset(out, 0, size < sizeof(*out) ? size : sizeof(*out));
-	out->size = size;
 	out->uidvalidity = s->uidvalidity;
 	out->uidnext = s->nextuid;
 	out->highestmodseq = s->highestmodseq;
@@ -790,6 +804,7 @@ state_status(const struct md_state *s, struct postern_mailbox_status *out)
 		if (out->first_unseen_seq == 0)
 			out->first_unseen_seq = i + 1;
 	}
+	md_status_copy(caller, &st);
 }
 
 /* From the index alone: no view, no copy of the records. */

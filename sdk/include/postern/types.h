@@ -68,6 +68,17 @@ enum postern_log_level {
 	POSTERN_LOG_DEBUG = 7,
 };
 
+/*
+ * True when the size-first struct at `p` (its first member `size` set by
+ * whoever built it) is large enough to hold `member`.  A function that
+ * receives such a struct from another module checks every member added
+ * after the struct's first version before reading it, since the other
+ * module may have been built with an older SDK; a function that fills
+ * one copies at most `size` bytes.
+ */
+#define POSTERN_SIZED_HAS(p, member)                                        \
+	((p)->size >= offsetof(__typeof__(*(p)), member) + sizeof((p)->member))
+
 #if defined(__GNUC__)
 #define POSTERN_PRINTF(fmt, args) __attribute__((format(printf, fmt, args)))
 #else
