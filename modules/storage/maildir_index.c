@@ -626,15 +626,82 @@ add_found(const char *dir, struct md_state *s, const struct found *f,
 	return 0;
 }
 
-static uint32_t
-ul_find(const struct md_uidlist *ul, const char *name)
+/* The uid list by base name, for a rebuild that meets every file of a
+ * large mailbox: a linear search per file would make it quadratic. */
+struct ul_table {
+	uint32_t mask;
+	uint32_t *slot;      /* line index + 1, 0 empty */
+	unsigned char *used; /* a file already took this line's UID */
+};
+
+static int
+ul_table_build(struct ul_table *t, const struct md_uidlist *ul)
 {
+	uint32_t size = 64, h;
 	size_t i;
 
-	/* Only when rebuilding: linear is fine next to reading files. */
-	for (i = 0; ul != NULL && i < ul->n; i++)
-		if (same_base(ul->bases[i], name))
-			return ul->uids[i];
+	memset(t, 0, sizeof(*t));
+	if (ul == NULL)
+		return 0;
+	while (size < ul->n * 2)
+		size *= 2;
+	t->mask = size - 1;
+	t->slot = calloc(size, sizeof(*t->slot));
+	t->used = calloc(ul->n + 1, 1);
+	if (t->slot == NULL || t->used == NULL)
+		return -1;
+	for (i = 0; i < ul->n; i++) {
+		for (h = base_hash(ul->bases[i]) & t->mask; t->slot[h] != 0;)
+			h = (h + 1) & t->mask;
+		t->slot[h] = (uint32_t)i + 1;
+	}
+	return 0;
+}
+
+static void
+ul_table_free(struct ul_table *t)
+{
+	free(t->slot);
+	free(t->used);
+}
+
+/* The UID the uid list gives `name`, once: a second file with the same
+ * base (a crash between link and unlink) gets a fresh UID instead. */
+static uint32_t
+ul_take(struct ul_table *t, const struct md_uidlist *ul, const char *name)
+{
+	uint32_t h, line;
+
+	if (t->slot == NULL)
+		return 0;
+	for (h = base_hash(name) & t->mask; t->slot[h] != 0;
+	     h = (h + 1) & t->mask) {
+		line = t->slot[h] - 1;
+		if (!same_base(ul->bases[line], name))
+			continue;
+		if (t->used[line])
+			return 0;
+		t->used[line] = 1;
+		return ul->uids[line];
+	}
+	return 0;
+}
+
+/* md_state_find over the first `n` records only (sorted by UID). */
+static int
+uid_known(const struct md_state *s, uint32_t n, uint32_t uid)
+{
+	long lo = 0, hi = (long)n - 1, mid;
+
+	while (lo <= hi) {
+		mid = (lo + hi) / 2;
+		if (s->recs[mid].uid == uid)
+			return 1;
+		if (s->recs[mid].uid < uid)
+			lo = mid + 1;
+		else
+			hi = mid - 1;
+	}
 	return 0;
 }
 
@@ -681,19 +748,27 @@ static int
 assign_uids(const char *dir, struct md_state *s, struct scan *sc,
             const struct md_uidlist *ul)
 {
-	uint32_t uid, first_fresh;
+	struct ul_table t;
+	uint32_t uid, first_fresh, known = s->nrec;
 	size_t i;
 	int rc = 0;
 
 	if (sc->nf == 0)
 		return 0;
+	if (ul_table_build(&t, ul) < 0) {
+		ul_table_free(&t);
+		return -1;
+	}
 	qsort(sc->f, sc->nf, sizeof(*sc->f), found_cmp);
+	/* Records before `known` are sorted by UID; those added here are
+	 * not yet, but each uid list line is taken at most once. */
 	for (i = 0; rc == 0 && i < sc->nf; i++)
-		if ((uid = ul_find(ul, sc->f[i].name)) != 0 &&
-		    md_state_find(s, uid) < 0) {
+		if ((uid = ul_take(&t, ul, sc->f[i].name)) != 0 &&
+		    !uid_known(s, known, uid)) {
 			rc = add_found(dir, s, &sc->f[i], uid);
 			sc->f[i].in_new |= 2; /* done */
 		}
+	ul_table_free(&t);
 	if (rc == 0 && state_sort(s) < 0)
 		rc = -1;
 	first_fresh = s->nrec;
