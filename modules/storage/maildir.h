@@ -15,6 +15,7 @@
 #define MD_UIDLIST "dovecot-uidlist"
 #define MD_KEYWORDS "dovecot-keywords"
 #define MD_INDEX "postern.index"
+#define MD_INDEX_LOG "postern.index.log"
 #define MD_LOCK "postern.lock"
 #define MD_EXCL "postern.exclusive"
 #define MD_CACHE "postern.cache"
@@ -36,8 +37,12 @@ struct md_rec {
 	uint64_t hdr_size;  /* CRLF header size; 0: not known yet */
 	int64_t idate;      /* internal date: seconds since the epoch */
 	uint32_t name_off;  /* offset in the name area (while on disk) */
-	uint32_t pad;
+	uint32_t mark;      /* in memory: MD_MARK_*; 0 on disk */
 };
+
+/* md_rec.mark: what the next md_index_write puts in the change log. */
+#define MD_MARK_CHANGED 0x1u /* added or changed since the state was read */
+#define MD_MARK_GONE 0x2u    /* expunged by a log entry being replayed */
 
 /* A mailbox's state as the index holds it, loaded under the lock. */
 struct md_state {
@@ -51,6 +56,13 @@ struct md_state {
 	struct md_rec *recs;  /* ascending UIDs */
 	char **names;         /* current file name of each record */
 	int dirty;            /* needs writing */
+	/* The change log beside the index (maildir_index.c). */
+	uint64_t idx_size;    /* the index file read; 0: none, write whole */
+	uint32_t idx_sum;     /* its checksum, which the log names */
+	uint64_t log_size;    /* valid length of the log; 0: start it anew */
+	int full;             /* the next write rewrites the index whole */
+	uint32_t *gone;       /* UIDs expunged since the state was read */
+	uint32_t ngone, capgone;
 	char *kwnames[MD_MAX_KEYWORDS];
 	uint32_t nkw;
 };
@@ -140,12 +152,18 @@ void md_unlock(int fd);
 #define MD_REFRESH_LIGHT 0x2 /* for adding messages: read only new/, and
                                 leave vanished files to a full refresh */
 int md_refresh(const char *dir, struct md_state *s, unsigned how);
+/* Records what changed since the state was read: appended to the change
+ * log, or the index rewritten whole (and the log emptied) when the log
+ * grew too large or the state was rebuilt. */
 int md_index_write(const char *dir, struct md_state *s);
 void md_state_free(struct md_state *s);
 /* Adds a record for the new file `name`; returns it (valid until the
  * next add). */
 struct md_rec *md_state_add(struct md_state *s, const char *name);
-/* Keeps the records i with keep[i] != 0, in one pass. */
+/* Marks record i changed, for the change log. */
+#define md_rec_touch(s, i) ((s)->recs[(i)].mark |= MD_MARK_CHANGED)
+/* Keeps the records i with keep[i] != 0, in one pass; the others go in
+ * the change log as expunged. */
 void md_state_keep(struct md_state *s, const unsigned char *keep);
 /* Index of `uid` in s->recs, or -1. */
 long md_state_find(const struct md_state *s, uint32_t uid);

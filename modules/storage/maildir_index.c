@@ -9,8 +9,10 @@
  * else is read.  A checksum covers the whole file; a bad one (or a short
  * file) means "rebuild": the UIDs come back from dovecot-uidlist, and
  * only when that is gone too does the mailbox get a new UIDVALIDITY.
- * It is replaced whole (write tmp, rename) under the lock; it is a cache
- * of the uid list and the file names, so it needs no fsync.
+ * Changes go to a change log beside it (postern.index.log, below), and
+ * it is replaced whole (write tmp, rename) under the lock only when that
+ * log grows; both are a cache of the uid list and the file names, so
+ * they need no fsync.
  *
  * postern.lock is flock()ed exclusively by whoever reads or changes the
  * state (views syncing, appends, deliveries in several processes).
@@ -204,6 +206,7 @@ md_state_free(struct md_state *s)
 		free(s->kwnames[i]);
 	free(s->names);
 	free(s->recs);
+	free(s->gone);
 	memset(s, 0, sizeof(*s));
 }
 
@@ -239,6 +242,7 @@ md_state_add(struct md_state *s, const char *name)
 	s->names[s->nrec] = copy;
 	nr = &s->recs[s->nrec++];
 	memset(nr, 0, sizeof(*nr));
+	nr->mark = MD_MARK_CHANGED;
 	return nr;
 }
 
@@ -294,8 +298,10 @@ index_sum(const unsigned char *p, size_t n)
 	return (uint32_t)r;
 }
 
-int
-md_index_write(const char *dir, struct md_state *s)
+/* Writes the index whole (tmp, rename) and drops the change log, which
+ * followed the index replaced. */
+static int
+index_write_whole(const char *dir, struct md_state *s)
 {
 	char path[4096], tmp[4200];
 	struct md_ihdr h = { 0 };
@@ -324,6 +330,7 @@ md_index_write(const char *dir, struct md_state *s)
 	h.names_size = names;
 	off = sizeof(h) + s->nrec * sizeof(struct md_rec);
 	for (i = 0; i < s->nrec; i++) {
+		s->recs[i].mark = 0;
 		s->recs[i].name_off = off - sizeof(h) -
 		                      s->nrec * sizeof(struct md_rec);
 		s->recs[i].name_len = strlen(s->names[i]);
@@ -352,8 +359,20 @@ md_index_write(const char *dir, struct md_state *s)
 	}
 	if (rc < 0)
 		unlink(tmp);
-	else
+	else {
+		/* A crash before this unlink leaves a log that names the old
+		 * index (its checksum and size): it is not replayed. */
+		snprintf(tmp, sizeof(tmp), "%s/%s", dir, MD_INDEX_LOG);
+		if (unlink(tmp) < 0 && errno != ENOENT)
+			md_log(POSTERN_LOG_WARNING, "unlink %s: %s", tmp,
+			       strerror(errno));
 		s->dirty = 0;
+		s->full = 0;
+		s->ngone = 0;
+		s->idx_size = total;
+		s->idx_sum = h.checksum;
+		s->log_size = 0;
+	}
 	free(buf);
 	return rc;
 }
@@ -420,8 +439,383 @@ index_load_recs(struct md_state *s, const unsigned char *buf,
 		if (nr == NULL)
 			return -1;
 		*nr = r;
+		nr->mark = 0;
 	}
 	return 0;
+}
+
+/* ---- the change log --------------------------------------------------- */
+
+/*
+ * postern.index.log holds what changed since the index was written, so
+ * that an append or a flag change writes a few hundred bytes instead of
+ * the whole index: a header naming the index it follows (its checksum and
+ * size), then entries, each with its own checksum.  A change is one or
+ * more REC (a record, new or changed, and its file name) and EXPUNGE (the
+ * UIDs gone) entries closed by a COMMIT entry (the header fields); only
+ * changes with their COMMIT are replayed, so a torn tail (a crash in the
+ * middle of a write) is ignored whole.
+ */
+#define MD_LOG_MAGIC 0x4c444d50u /* "PMDL" */
+#define MD_LOG_VERSION 1u
+#define MD_LOG_REC 1u
+#define MD_LOG_EXPUNGE 2u
+#define MD_LOG_COMMIT 3u
+/* The index is rewritten whole once the log passes both a quarter of it
+ * (replaying costs no more than a quarter of a read again) and this. */
+#define MD_LOG_MIN (64 * 1024)
+
+struct md_lhdr {
+	uint32_t magic, version;
+	uint32_t idx_sum, pad;
+	uint64_t idx_size;
+};
+
+struct md_lent {
+	uint32_t type, len; /* len: the payload after this */
+	uint32_t sum, pad;  /* sum: of type, len and the payload */
+};
+
+struct md_lcommit {
+	uint32_t uidvalidity, nextuid;
+	uint64_t highestmodseq;
+	uint32_t first_recent_uid, pad;
+	int64_t new_mtime, cur_mtime;
+	uint64_t uidlist_size;
+};
+
+struct lbuf {
+	unsigned char *p;
+	size_t len, cap;
+	int failed;
+};
+
+static int state_sort(struct md_state *s);
+
+static uint32_t
+lent_sum(const struct md_lent *e, const void *payload)
+{
+	uint32_t h = fnv1a(2166136261u, &e->type, sizeof(e->type));
+
+	h = fnv1a(h, &e->len, sizeof(e->len));
+	return fnv1a(h, payload, e->len);
+}
+
+static void
+lbuf_put(struct lbuf *b, const void *p, size_t n)
+{
+	unsigned char *np;
+	size_t ncap;
+
+	if (b->failed || n == 0)
+		return;
+	if (b->len + n > b->cap) {
+		for (ncap = b->cap * 2 + 4096; ncap < b->len + n; ncap *= 2)
+			;
+		if ((np = realloc(b->p, ncap)) == NULL) {
+			b->failed = 1;
+			return;
+		}
+		b->p = np;
+		b->cap = ncap;
+	}
+	memcpy(b->p + b->len, p, n);
+	b->len += n;
+}
+
+/* One entry whose payload is a then b. */
+static void
+lbuf_entry(struct lbuf *b, uint32_t type, const void *a, size_t alen,
+           const void *c, size_t clen)
+{
+	struct md_lent e = { .type = type, .len = alen + clen };
+	size_t at = b->len;
+
+	lbuf_put(b, &e, sizeof(e));
+	lbuf_put(b, a, alen);
+	lbuf_put(b, c, clen);
+	if (b->failed)
+		return;
+	e.sum = lent_sum(&e, b->p + at + sizeof(e));
+	memcpy(b->p + at, &e, sizeof(e));
+}
+
+/* The entries for what changed since the state was read. */
+static int
+log_entries(struct md_state *s, struct lbuf *b)
+{
+	struct md_lcommit c = { 0 };
+	struct md_rec r;
+	uint32_t i;
+
+	for (i = 0; i < s->nrec; i++) {
+		if (!(s->recs[i].mark & MD_MARK_CHANGED))
+			continue;
+		r = s->recs[i];
+		r.mark = 0;
+		r.name_off = 0;
+		r.name_len = strlen(s->names[i]);
+		lbuf_entry(b, MD_LOG_REC, &r, sizeof(r), s->names[i],
+		           r.name_len);
+	}
+	if (s->ngone > 0)
+		lbuf_entry(b, MD_LOG_EXPUNGE, s->gone,
+		           s->ngone * sizeof(*s->gone), NULL, 0);
+	c.uidvalidity = s->uidvalidity;
+	c.nextuid = s->nextuid;
+	c.highestmodseq = s->highestmodseq;
+	c.first_recent_uid = s->first_recent_uid;
+	c.new_mtime = s->new_mtime;
+	c.cur_mtime = s->cur_mtime;
+	c.uidlist_size = s->uidlist_size;
+	lbuf_entry(b, MD_LOG_COMMIT, &c, sizeof(c), NULL, 0);
+	return b->failed ? -1 : 0;
+}
+
+/*
+ * Appends the changes to the log.  Called under the mailbox lock, like
+ * every reader, so nobody sees a half-written entry but after a crash.
+ *
+ * No fsync, as the index had none: the index and its log are a cache of
+ * what is durable elsewhere.  A message's file and its directory are
+ * fsynced before, and its UID is in dovecot-uidlist, fdatasynced before
+ * the log is written; flags are in the file names.  If a crash loses the
+ * log's tail, the COMMIT that recorded the uid list's size is lost with
+ * it, so the size the index knows differs from the list's and the next
+ * refresh merges the list (UIDs kept); the directory mtimes recorded are
+ * lost too, so new/ and cur/ are read again and renamed files found.
+ */
+static int
+log_append(const char *dir, struct md_state *s, const struct lbuf *b)
+{
+	struct md_lhdr h = { 0 };
+	char path[4096];
+	off_t at = (off_t)s->log_size;
+	int fd, rc = 0;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, MD_INDEX_LOG);
+	if ((fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0600)) < 0) {
+		md_log(POSTERN_LOG_ERROR, "open %s: %s", path,
+		       strerror(errno));
+		return -1;
+	}
+	if (at == 0) {
+		/* A log for another index (or none): start it over. */
+		h.magic = MD_LOG_MAGIC;
+		h.version = MD_LOG_VERSION;
+		h.idx_sum = s->idx_sum;
+		h.idx_size = s->idx_size;
+		if (ftruncate(fd, 0) < 0 ||
+		    pwrite(fd, &h, sizeof(h), 0) != (ssize_t)sizeof(h))
+			rc = -1;
+		at = sizeof(h);
+	}
+	/* Over a torn tail, if any; what stays after it is cut. */
+	if (rc == 0 && (pwrite(fd, b->p, b->len, at) != (ssize_t)b->len ||
+	                ftruncate(fd, at + (off_t)b->len) < 0))
+		rc = -1;
+	if (rc < 0)
+		md_log(POSTERN_LOG_ERROR, "write %s: %s", path,
+		       strerror(errno));
+	else
+		s->log_size = (uint64_t)at + b->len;
+	close(fd);
+	return rc;
+}
+
+int
+md_index_write(const char *dir, struct md_state *s)
+{
+	struct lbuf b = { 0 };
+	uint64_t after;
+	uint32_t i;
+	int rc;
+
+	if (s->full || s->idx_size == 0)
+		return index_write_whole(dir, s);
+	if (log_entries(s, &b) < 0) {
+		free(b.p);
+		return index_write_whole(dir, s);
+	}
+	after = (s->log_size > 0 ? s->log_size : sizeof(struct md_lhdr)) +
+	        b.len;
+	if (after > MD_LOG_MIN && after > s->idx_size / 4)
+		rc = index_write_whole(dir, s); /* compaction */
+	else if ((rc = log_append(dir, s, &b)) < 0)
+		rc = index_write_whole(dir, s); /* it drops the log */
+	else {
+		for (i = 0; i < s->nrec; i++)
+			s->recs[i].mark = 0;
+		s->ngone = 0;
+		s->dirty = 0;
+	}
+	free(b.p);
+	return rc;
+}
+
+/* Applies a REC entry: a new record, or one replacing its UID's. */
+static int
+replay_rec(struct md_state *s, const unsigned char *p, uint32_t len,
+           int *sorted)
+{
+	struct md_rec r, *nr;
+	char *name;
+	long i;
+
+	if (len <= sizeof(r))
+		return -1;
+	memcpy(&r, p, sizeof(r));
+	if (r.uid == 0 || r.name_len != len - sizeof(r))
+		return -1;
+	if ((name = strndup((const char *)p + sizeof(r), r.name_len)) == NULL)
+		return -1;
+	r.mark = 0;
+	if (!*sorted && state_sort(s) < 0) {
+		free(name);
+		return -1;
+	}
+	*sorted = 1;
+	if ((i = md_state_find(s, r.uid)) >= 0) {
+		free(s->names[i]);
+		s->names[i] = name;
+		s->recs[i] = r;
+		return 0;
+	}
+	nr = md_state_add(s, name);
+	free(name);
+	if (nr == NULL)
+		return -1;
+	if (s->nrec > 1 && r.uid < s->recs[s->nrec - 2].uid)
+		*sorted = 0;
+	*nr = r;
+	return 0;
+}
+
+/* Applies an EXPUNGE entry: marks the records, dropped at the end. */
+static int
+replay_expunge(struct md_state *s, const unsigned char *p, uint32_t len,
+               int *sorted)
+{
+	uint32_t uid, k;
+	long i;
+
+	if (len % sizeof(uid) != 0)
+		return -1;
+	if (!*sorted && state_sort(s) < 0)
+		return -1;
+	*sorted = 1;
+	for (k = 0; k < len / sizeof(uid); k++) {
+		memcpy(&uid, p + k * sizeof(uid), sizeof(uid));
+		if ((i = md_state_find(s, uid)) >= 0)
+			s->recs[i].mark |= MD_MARK_GONE;
+	}
+	return 0;
+}
+
+static void
+replay_commit(struct md_state *s, const unsigned char *p)
+{
+	struct md_lcommit c;
+
+	memcpy(&c, p, sizeof(c));
+	s->nextuid = c.nextuid;
+	s->highestmodseq = c.highestmodseq;
+	s->first_recent_uid = c.first_recent_uid;
+	s->new_mtime = c.new_mtime;
+	s->cur_mtime = c.cur_mtime;
+	s->uidlist_size = c.uidlist_size;
+}
+
+/* The length of the log up to its last whole change, entries checked. */
+static size_t
+log_valid_end(const struct md_state *s, const unsigned char *buf, size_t len)
+{
+	struct md_lcommit c;
+	struct md_lent e;
+	size_t off = sizeof(struct md_lhdr), end = off;
+
+	while (len - off >= sizeof(e)) {
+		memcpy(&e, buf + off, sizeof(e));
+		if (e.type < MD_LOG_REC || e.type > MD_LOG_COMMIT ||
+		    e.len > len - off - sizeof(e) ||
+		    lent_sum(&e, buf + off + sizeof(e)) != e.sum)
+			break;
+		if (e.type == MD_LOG_COMMIT) {
+			if (e.len != sizeof(c))
+				break;
+			memcpy(&c, buf + off + sizeof(e), sizeof(c));
+			if (c.uidvalidity != s->uidvalidity)
+				break;
+		}
+		off += sizeof(e) + e.len;
+		if (e.type == MD_LOG_COMMIT)
+			end = off;
+	}
+	return end;
+}
+
+/* Replays the log over the index just read: 0, or -1 (logged). */
+static int
+log_replay(const char *dir, struct md_state *s)
+{
+	char path[4096];
+	unsigned char *buf;
+	struct md_lhdr h;
+	struct md_lent e;
+	size_t len, off, end;
+	uint32_t i, k;
+	int sorted = 1, rc = 0, gone = 0;
+
+	s->log_size = 0;
+	snprintf(path, sizeof(path), "%s/%s", dir, MD_INDEX_LOG);
+	if ((buf = read_whole(path, &len)) == NULL) {
+		if (errno == ENOENT)
+			return 0;
+		md_log(POSTERN_LOG_ERROR, "read %s: %s", path,
+		       strerror(errno));
+		return -1;
+	}
+	if (len < sizeof(h))
+		goto done;
+	memcpy(&h, buf, sizeof(h));
+	if (h.magic != MD_LOG_MAGIC || h.version != MD_LOG_VERSION ||
+	    h.idx_sum != s->idx_sum || h.idx_size != s->idx_size)
+		goto done; /* it follows another index: ignored */
+	end = log_valid_end(s, buf, len);
+	for (off = sizeof(h); off < end; off += sizeof(e) + e.len) {
+		memcpy(&e, buf + off, sizeof(e));
+		if (e.type == MD_LOG_REC)
+			rc = replay_rec(s, buf + off + sizeof(e), e.len,
+			                &sorted);
+		else if (e.type == MD_LOG_EXPUNGE) {
+			rc = replay_expunge(s, buf + off + sizeof(e), e.len,
+			                    &sorted);
+			gone = 1;
+		} else
+			replay_commit(s, buf + off + sizeof(e));
+		if (rc < 0)
+			break;
+	}
+	if (rc == 0 && !sorted)
+		rc = state_sort(s);
+	for (i = k = 0; gone && i < s->nrec; i++) {
+		if (s->recs[i].mark & MD_MARK_GONE) {
+			free(s->names[i]);
+			continue;
+		}
+		s->recs[k] = s->recs[i];
+		s->names[k++] = s->names[i];
+	}
+	if (gone)
+		s->nrec = k;
+	if (rc < 0)
+		md_log(POSTERN_LOG_WARNING, "replay %s: bad entry at offset "
+		       "%zu", path, off);
+	else
+		s->log_size = end;
+done:
+	free(buf);
+	return rc;
 }
 
 /* 0 loaded, 1 absent, -1 corrupt (logged). */
@@ -435,6 +829,10 @@ index_read(const char *dir, struct md_state *s)
 	int rc = 0;
 
 	state_clear_recs(s);
+	s->idx_size = 0;
+	s->log_size = 0;
+	s->full = 0;
+	s->ngone = 0;
 	snprintf(path, sizeof(path), "%s/%s", dir, MD_INDEX);
 	if ((buf = read_whole(path, &len)) == NULL)
 		return errno == ENOENT ? 1 : -1;
@@ -451,6 +849,15 @@ index_read(const char *dir, struct md_state *s)
 		s->new_mtime = h.new_mtime;
 		s->cur_mtime = h.cur_mtime;
 		s->uidlist_size = h.uidlist_size;
+		s->idx_size = len;
+		s->idx_sum = h.checksum;
+		if (log_replay(dir, s) < 0) {
+			md_log(POSTERN_LOG_WARNING, "%s: unusable change log, "
+			       "rebuilding the index", path);
+			state_clear_recs(s);
+			s->idx_size = 0;
+			rc = -1;
+		}
 	}
 	free(buf);
 	return rc;
@@ -537,6 +944,7 @@ rec_renamed(struct md_state *s, uint32_t i, const char *name, int in_new)
 		s->recs[i].kw = kw;
 		s->recs[i].modseq = ++s->highestmodseq;
 	}
+	md_rec_touch(s, i);
 	s->dirty = 1;
 	return 0;
 }
@@ -792,6 +1200,27 @@ scan_free(struct scan *sc)
 	free(sc->seen);
 }
 
+/* Notes an expunged UID for the change log; without memory for it the
+ * index is rewritten whole instead. */
+static void
+state_gone(struct md_state *s, uint32_t uid)
+{
+	uint32_t *ng, ncap;
+
+	if (s->full)
+		return;
+	if (s->ngone == s->capgone) {
+		ncap = s->capgone * 2 + 64;
+		if ((ng = realloc(s->gone, ncap * sizeof(*ng))) == NULL) {
+			s->full = 1;
+			return;
+		}
+		s->gone = ng;
+		s->capgone = ncap;
+	}
+	s->gone[s->ngone++] = uid;
+}
+
 void
 md_state_keep(struct md_state *s, const unsigned char *seen)
 {
@@ -799,6 +1228,7 @@ md_state_keep(struct md_state *s, const unsigned char *seen)
 
 	for (i = 0; i < s->nrec; i++) {
 		if (!seen[i]) {
+			state_gone(s, s->recs[i].uid);
 			free(s->names[i]);
 			s->dirty = 1;
 			continue;
@@ -937,6 +1367,7 @@ rebuild(const char *dir, struct md_state *s, int had_index)
 		       "%s", dir, s->nrec, urc == 0 ? "UIDs kept from "
 		       MD_UIDLIST : "new UIDs");
 	s->dirty = 1;
+	s->full = 1; /* the log would repeat most of the index */
 	md_uidlist_free(&ul);
 	return rc;
 }
@@ -974,6 +1405,7 @@ move_new(const char *dir, struct md_state *s)
 			free(s->names[i]);
 			s->names[i] = name;
 			s->recs[i].flags &= ~MD_REC_NEW;
+			md_rec_touch(s, i);
 			s->dirty = 1;
 		} else
 			free(name);
@@ -997,8 +1429,12 @@ md_refresh(const char *dir, struct md_state *s, unsigned how)
 		return -1;
 	}
 	ulrc = uidlist_size(dir, &ulsize);
-	if (irc != 0 || ulrc < 0 || ulsize != s->uidlist_size)
+	if (irc != 0 || ulrc < 0 || ulsize != s->uidlist_size) {
+		/* The list as read now; rebuild's own writes to it update
+		 * this.  Without it every later refresh would merge again. */
+		s->uidlist_size = ulrc == 0 ? ulsize : 0;
 		rc = rebuild(dir, s, irc == 0);
+	}
 	else if (light) {
 		/* cur/'s recorded mtime stays, so the next full refresh still
 		 * reads what changed there. */

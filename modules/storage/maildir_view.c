@@ -91,6 +91,7 @@ merge_hdr_sizes(postern_mailbox_t *mb, struct md_state *s)
 		    (j = md_state_find(s, mb->v[i].r.uid)) >= 0 &&
 		    s->recs[j].hdr_size == 0) {
 			s->recs[j].hdr_size = mb->v[i].r.hdr_size;
+			md_rec_touch(s, j);
 			s->dirty = 1;
 		}
 	return s->dirty ? md_index_write(mb->dir, s) : 0;
@@ -555,6 +556,7 @@ store_one(postern_mailbox_t *mb, struct md_state *s, uint32_t j,
 	r->flags = nf;
 	r->kw = nk;
 	r->modseq = ++s->highestmodseq;
+	md_rec_touch(s, j);
 	s->dirty = 1;
 	return 0;
 }
@@ -872,7 +874,11 @@ watch_start(postern_mailbox_t *mb)
 	snprintf(path, sizeof(path), "%s/cur", mb->dir);
 	if (inotify_add_watch(mb->inofd, path, ev) < 0)
 		goto fail;
-	/* The index is replaced by rename: moves into the mailbox dir. */
+	/* The index is replaced by rename: moves into the mailbox dir.
+	 * Its change log is not watched: what it records that other views
+	 * show (messages, flags, expunges) comes with a rename or unlink in
+	 * new/ or cur/, and the rest (\Recent taken, mtimes, header sizes)
+	 * needs no wake-up. */
 	if (inotify_add_watch(mb->inofd, mb->dir, IN_MOVED_TO) < 0)
 		goto fail;
 	mb->watch = md_host->watch_add(mb->inofd, POSTERN_WATCH_READ,

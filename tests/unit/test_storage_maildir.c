@@ -4,8 +4,8 @@
  * on real Maildirs in a temporary directory: layout, delivery and append,
  * UIDs across reopen and index loss, flags and keywords, expunge, copy
  * and move, sync between views, the mailbox list, reading LF files as
- * CRLF, two processes appending at once, crash leftovers, a Dovecot-made
- * Maildir, the cache and the watch.
+ * CRLF, two processes appending at once, crash leftovers, the index's
+ * change log, a Dovecot-made Maildir, the cache and the watch.
  */
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -1115,6 +1115,256 @@ test_crash_leftovers(void)
 	S->store_close(st);
 }
 
+/* ---- the change log --------------------------------------------------- */
+
+struct snap {
+	uint32_t n, uidnext;
+	uint64_t highestmodseq;
+	struct {
+		uint32_t uid, flags, nkw;
+		uint64_t size, modseq;
+		int64_t idate;
+		char guid[128];
+	} m[256];
+};
+
+/* What a view shows, \Recent aside (it goes with the first view). */
+static void
+snap_of(postern_mailbox_t *mb, struct snap *sn)
+{
+	struct postern_mailbox_status ms = { .size = sizeof(ms) };
+	const struct postern_message_info *mi;
+	uint32_t i;
+
+	memset(sn, 0, sizeof(*sn));
+	S->status(mb, &ms);
+	sn->uidnext = ms.uidnext;
+	sn->highestmodseq = ms.highestmodseq;
+	sn->n = S->count(mb);
+	CU_ASSERT_FATAL(sn->n <= 256);
+	for (i = 0; i < sn->n; i++) {
+		mi = S->message(mb, i + 1);
+		CU_ASSERT_PTR_NOT_NULL_FATAL(mi);
+		sn->m[i].uid = mi->uid;
+		sn->m[i].flags = mi->flags & ~POSTERN_MSG_RECENT;
+		sn->m[i].nkw = mi->nkeywords;
+		sn->m[i].size = mi->size;
+		sn->m[i].modseq = mi->modseq;
+		sn->m[i].idate = mi->internal_date;
+		snprintf(sn->m[i].guid, sizeof(sn->m[i].guid), "%s", mi->guid);
+	}
+}
+
+static int
+snap_same(const struct snap *a, const struct snap *b)
+{
+	return memcmp(a, b, sizeof(*a)) == 0;
+}
+
+static void
+stat_of(const struct tuser *t, const char *name, struct stat *sb)
+{
+	char path[1024];
+
+	path_of(path, sizeof(path), t->maildir, name);
+	memset(sb, 0, sizeof(*sb));
+	if (stat(path, sb) < 0)
+		sb->st_ino = 0; /* absent */
+}
+
+static void
+test_log_torn(void)
+{
+	struct stat ix, ix2, lg, lg2;
+	struct snap before, after;
+	postern_mailbox_t *mb;
+	postern_store_t *st;
+	struct tuser t;
+	char path[1024];
+
+	make_user(&t, "logtorn");
+	st = open_store(&t);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(st);
+	append(st, "INBOX", "1\r\n", 0, NULL, 0, 0);
+	append(st, "INBOX", "2\r\n", 0, NULL, 0, 0);
+	append(st, "INBOX", "3\r\n", POSTERN_MSG_SEEN, NULL, 0, 0);
+	mb = open_box(st, "INBOX", 0);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(mb);
+	S->close(mb);
+	/* An append goes in the log; the index stays as it was. */
+	stat_of(&t, "postern.index", &ix);
+	stat_of(&t, "postern.index.log", &lg);
+	CU_ASSERT_EQUAL(append(st, "INBOX", "4\r\n", 0, NULL, 0, 0), 4);
+	stat_of(&t, "postern.index", &ix2);
+	stat_of(&t, "postern.index.log", &lg2);
+	CU_ASSERT_EQUAL(ix2.st_ino, ix.st_ino);
+	CU_ASSERT_EQUAL(ix2.st_size, ix.st_size);
+	CU_ASSERT(lg2.st_size > lg.st_size);
+	/* A crash in the middle of writing that entry: the UID is in the
+	 * uid list, so it comes back. */
+	path_of(path, sizeof(path), t.maildir, "postern.index.log");
+	CU_ASSERT_EQUAL(truncate(path, lg.st_size + (lg2.st_size -
+	                                             lg.st_size) / 2), 0);
+	modlog[0] = '\0';
+	mb = open_box(st, "INBOX", 0);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(mb);
+	CU_ASSERT_PTR_NULL(strstr(modlog, "corrupt"));
+	CU_ASSERT_PTR_NULL(strstr(modlog, "UIDVALIDITY"));
+	CU_ASSERT_EQUAL(S->count(mb), 4);
+	CU_ASSERT_EQUAL(uid_at(mb, 1), 1);
+	CU_ASSERT_EQUAL(uid_at(mb, 4), 4);
+	CU_ASSERT_EQUAL(flags_of(mb, 3) & ~POSTERN_MSG_RECENT,
+	                POSTERN_MSG_SEEN);
+	/* A flag change torn the same way: the name in cur/ says it. */
+	stat_of(&t, "postern.index.log", &lg);
+	CU_ASSERT_EQUAL(store(mb, 2, 2, POSTERN_STORE_ADD,
+	                      POSTERN_MSG_FLAGGED, NULL, 0, 0, NULL), 0);
+	stat_of(&t, "postern.index.log", &lg2);
+	CU_ASSERT(lg2.st_size > lg.st_size);
+	S->close(mb);
+	CU_ASSERT_EQUAL(truncate(path, lg.st_size + 10), 0);
+	mb = open_box(st, "INBOX", 0);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(mb);
+	CU_ASSERT_EQUAL(S->count(mb), 4);
+	CU_ASSERT_EQUAL(flags_of(mb, 2) & ~POSTERN_MSG_RECENT,
+	                POSTERN_MSG_FLAGGED);
+	CU_ASSERT_EQUAL(flags_of(mb, 1) & ~POSTERN_MSG_RECENT, 0);
+	snap_of(mb, &before);
+	S->close(mb);
+	/* Garbage after the last whole change is ignored, and cut by the
+	 * next write. */
+	CU_ASSERT_EQUAL(truncate(path, lg2.st_size + 100), 0);
+	mb = open_box(st, "INBOX", 0);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(mb);
+	snap_of(mb, &after);
+	CU_ASSERT(snap_same(&before, &after));
+	S->close(mb);
+	CU_ASSERT_EQUAL(append(st, "INBOX", "5\r\n", 0, NULL, 0, 0), 5);
+	mb = open_box(st, "INBOX", 0);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(mb);
+	CU_ASSERT_EQUAL(S->count(mb), 5);
+	CU_ASSERT_EQUAL(uid_at(mb, 5), 5);
+	S->close(mb);
+	S->store_close(st);
+}
+
+static void
+test_log_compact(void)
+{
+	struct snap before, after;
+	struct stat ix, ix2, lg;
+	postern_mailbox_t *mb;
+	postern_store_t *st;
+	struct tuser t;
+	char text[64];
+	uint32_t i, uid;
+	int compacted = 0;
+
+	make_user(&t, "logcompact");
+	st = open_store(&t);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(st);
+	for (i = 1; i <= 40; i++) {
+		snprintf(text, sizeof(text), "Subject: %u\r\n\r\nx\r\n", i);
+		append(st, "INBOX", text, 0, NULL, 0, 0);
+	}
+	mb = open_box(st, "INBOX", 0);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(mb);
+	/* Each store of all 40 logs 40 records: the log passes its limit
+	 * and the index is rewritten whole, the log emptied. */
+	stat_of(&t, "postern.index", &ix);
+	for (i = 0; i < 30 && !compacted; i++) {
+		CU_ASSERT_EQUAL(store(mb, 1, 40, i % 2 ? POSTERN_STORE_REMOVE
+		                                       : POSTERN_STORE_ADD,
+		                      POSTERN_MSG_SEEN, NULL, 0, 0, NULL), 0);
+		stat_of(&t, "postern.index", &ix2);
+		compacted = ix2.st_ino != ix.st_ino;
+	}
+	CU_ASSERT(compacted);
+	stat_of(&t, "postern.index.log", &lg);
+	CU_ASSERT(lg.st_ino == 0 || lg.st_size < 4096);
+	/* Expunges logged after the compaction. */
+	CU_ASSERT_EQUAL(store(mb, 5, 9, POSTERN_STORE_ADD, POSTERN_MSG_DELETED,
+	                      NULL, 0, 0, NULL), 0);
+	CU_ASSERT_EQUAL(S->expunge(mb, NULL, 0, pool,
+	                           &(struct postern_sync_changes){ 0 },
+	                           &(struct postern_storage_err){ 0 }), 0);
+	stat_of(&t, "postern.index", &ix);
+	CU_ASSERT_EQUAL(ix.st_ino, ix2.st_ino);
+	snap_of(mb, &before);
+	S->close(mb);
+	mb = open_box(st, "INBOX", 0);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(mb);
+	snap_of(mb, &after);
+	CU_ASSERT(snap_same(&before, &after));
+	CU_ASSERT_EQUAL(after.n, 35);
+	for (i = 0; i < after.n; i++) {
+		uid = after.m[i].uid;
+		CU_ASSERT(uid < 5 || uid > 9);
+		CU_ASSERT_EQUAL(after.m[i].flags, after.m[0].flags);
+	}
+	S->close(mb);
+	S->store_close(st);
+}
+
+static void
+test_log_many(void)
+{
+	static const char *const kw[] = { "Work" };
+	struct snap live, reopened, rebuilt;
+	postern_mailbox_t *mb, *mb2;
+	postern_store_t *st;
+	struct postern_sync_changes ch;
+	struct postern_storage_err err;
+	struct tuser t;
+	char text[64], path[1024];
+	uint32_t i;
+
+	make_user(&t, "logmany");
+	st = open_store(&t);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(st);
+	mb = open_box(st, "INBOX", 0);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(mb);
+	for (i = 1; i <= 200; i++) {
+		snprintf(text, sizeof(text), "Subject: %u\r\n\r\nbody %u\r\n",
+		         i, i);
+		CU_ASSERT_EQUAL(append(st, "INBOX", text,
+		                       i % 3 == 0 ? POSTERN_MSG_FLAGGED : 0,
+		                       i % 5 == 0 ? kw : NULL, i % 5 == 0,
+		                       1700000000 + i), i);
+	}
+	for (i = 0; i < 10; i++)
+		deliver(&t, "Subject: delivered\r\n\r\nx\r\n");
+	CU_ASSERT_EQUAL(S->sync(mb, 0, pool, &ch, &err), 0);
+	snap_of(mb, &live);
+	CU_ASSERT_EQUAL(live.n, 210);
+	CU_ASSERT_EQUAL(live.uidnext, 211);
+	mb2 = open_box(st, "INBOX", 0);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(mb2);
+	snap_of(mb2, &reopened);
+	S->close(mb2);
+	S->close(mb);
+	CU_ASSERT(snap_same(&live, &reopened));
+	CU_ASSERT_EQUAL(reopened.m[199].idate, 1700000200);
+	CU_ASSERT_EQUAL(reopened.m[14].flags, POSTERN_MSG_FLAGGED);
+	CU_ASSERT_EQUAL(reopened.m[14].nkw, 1);
+	/* Without the log the index alone is older: the uid list's size
+	 * differs, so it is merged, the same UIDs and flags. */
+	path_of(path, sizeof(path), t.maildir, "postern.index.log");
+	unlink(path);
+	mb = open_box(st, "INBOX", 0);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(mb);
+	snap_of(mb, &rebuilt);
+	S->close(mb);
+	CU_ASSERT_EQUAL(rebuilt.n, live.n);
+	for (i = 0; i < rebuilt.n; i++) {
+		CU_ASSERT_EQUAL(rebuilt.m[i].uid, live.m[i].uid);
+		CU_ASSERT_EQUAL(rebuilt.m[i].flags, live.m[i].flags);
+		CU_ASSERT_EQUAL(rebuilt.m[i].size, live.m[i].size);
+		CU_ASSERT_STRING_EQUAL(rebuilt.m[i].guid, live.m[i].guid);
+	}
+	S->store_close(st);
+}
+
 static void
 test_dovecot_fixture(void)
 {
@@ -1316,6 +1566,9 @@ static CU_TestInfo maildir_tests[] = {
 	{ "two processes appending and flagging", test_two_processes },
 	{ "crash leftovers: tmp, short index, torn list",
 	  test_crash_leftovers },
+	{ "change log: torn entries after a crash", test_log_torn },
+	{ "change log: compaction keeps records", test_log_compact },
+	{ "change log: many appends, reopen", test_log_many },
 	{ "a Maildir made by Dovecot", test_dovecot_fixture },
 	{ "cache_get and cache_set", test_cache },
 	{ "exclusive views", test_exclusive },
