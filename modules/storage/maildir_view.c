@@ -130,6 +130,28 @@ view_refresh(postern_mailbox_t *mb, struct md_state *s, uint32_t *recent)
 	return 0;
 }
 
+/* Locks the mailbox and reads its current state into *s: every view
+ * operation starts so.  Returns the lock, or -1 with *err set and nothing
+ * held. */
+static int
+view_begin(postern_mailbox_t *mb, struct md_state *s, uint32_t *recent,
+           struct postern_storage_err *err)
+{
+	int lk;
+
+	if ((lk = md_lock(mb->dir)) < 0) {
+		md_err(err, POSTERN_SE_TEMP, "cannot lock the mailbox");
+		return -1;
+	}
+	if (view_refresh(mb, s, recent) < 0) {
+		md_err(err, POSTERN_SE_TEMP, "cannot read the mailbox");
+		md_unlock(lk);
+		md_state_free(s);
+		return -1;
+	}
+	return lk;
+}
+
 static int
 vrec_set(struct md_vrec *v, const struct md_rec *r, const char *name)
 {
@@ -171,13 +193,9 @@ view_load(postern_mailbox_t *mb, struct postern_storage_err *err)
 	uint32_t recent, i;
 	int lk, rc = -1;
 
-	if ((lk = md_lock(mb->dir)) < 0) {
-		md_err(err, POSTERN_SE_TEMP, "cannot lock the mailbox");
+	if ((lk = view_begin(mb, &s, &recent, err)) < 0)
 		return -1;
-	}
-	if (view_refresh(mb, &s, &recent) < 0)
-		md_err(err, POSTERN_SE_TEMP, "cannot read the mailbox");
-	else if ((mb->v = calloc(s.nrec + 1, sizeof(*mb->v))) == NULL)
+	if ((mb->v = calloc(s.nrec + 1, sizeof(*mb->v))) == NULL)
 		md_err(err, POSTERN_SE_TEMP, "out of memory");
 	else {
 		for (rc = 0, i = 0; rc == 0 && i < s.nrec; i++, mb->n++) {
@@ -488,16 +506,10 @@ md_sync(postern_mailbox_t *mb, unsigned flags, postern_pool_t *pool,
 	uint32_t recent;
 	int lk, rc = -1;
 
-	if ((lk = md_lock(mb->dir)) < 0) {
-		md_err(err, POSTERN_SE_TEMP, "cannot lock the mailbox");
+	if ((lk = view_begin(mb, &s, &recent, err)) < 0)
 		return -1;
-	}
-	if (view_refresh(mb, &s, &recent) < 0)
-		md_err(err, POSTERN_SE_TEMP, "cannot read the mailbox");
-	else
-		rc = view_apply(mb, &s, recent,
-		                !!(flags & POSTERN_SYNC_NO_EXPUNGE), pool, out,
-		                err);
+	rc = view_apply(mb, &s, recent, !!(flags & POSTERN_SYNC_NO_EXPUNGE),
+	                pool, out, err);
 	md_unlock(lk);
 	md_state_free(&s);
 	return rc;
@@ -658,13 +670,9 @@ md_store(postern_mailbox_t *mb, const struct postern_uid_range *uids,
 		md_err(err, POSTERN_SE_NOPERM, "mailbox is read-only");
 		return -1;
 	}
-	if ((lk = md_lock(mb->dir)) < 0) {
-		md_err(err, POSTERN_SE_TEMP, "cannot lock the mailbox");
+	if ((lk = view_begin(mb, &s, NULL, err)) < 0)
 		return -1;
-	}
-	if (view_refresh(mb, &s, NULL) < 0)
-		md_err(err, POSTERN_SE_TEMP, "cannot read the mailbox");
-	else if (store_keywords(mb, &s, op, keywords, nkeywords, &rq.kw) < 0)
+	if (store_keywords(mb, &s, op, keywords, nkeywords, &rq.kw) < 0)
 		md_err(err, POSTERN_SE_LIMIT, "too many keywords");
 	else if ((rc = store_locked(mb, &s, uids, nranges, &rq, pool, failed,
 	                            nfailed)) < 0)
@@ -749,13 +757,9 @@ expunge(postern_mailbox_t *mb, const struct postern_uid_range *uids,
 		md_err(err, POSTERN_SE_NOPERM, "mailbox is read-only");
 		return -1;
 	}
-	if ((lk = md_lock(mb->dir)) < 0) {
-		md_err(err, POSTERN_SE_TEMP, "cannot lock the mailbox");
+	if ((lk = view_begin(mb, &s, &recent, err)) < 0)
 		return -1;
-	}
-	if (view_refresh(mb, &s, &recent) < 0)
-		md_err(err, POSTERN_SE_TEMP, "cannot read the mailbox");
-	else if (expunge_locked(mb, &s, uids, nranges, deleted_only) < 0)
+	if (expunge_locked(mb, &s, uids, nranges, deleted_only) < 0)
 		md_err(err, POSTERN_SE_TEMP, "cannot expunge");
 	else
 		rc = view_apply(mb, &s, recent, 0, pool, out, err);
