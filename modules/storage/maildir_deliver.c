@@ -110,20 +110,30 @@ write_body(int out, const struct postern_append *msg, struct wstat *w)
 {
 	unsigned char buf[65536];
 	const unsigned char *p;
-	uint64_t off = 0;
+	uint64_t off = 0, start = 0;
 	ssize_t r, n;
 
+	if (POSTERN_SIZED_HAS(msg, offset)) {
+		start = msg->offset;
+		if (msg->head_len > 0) {
+			wstat_feed(w, msg->head, msg->head_len);
+			if (write(out, msg->head, msg->head_len) !=
+			    (ssize_t)msg->head_len)
+				return -1;
+		}
+	}
 	while (off < msg->length) {
 		n = (ssize_t)(msg->length - off);
 		if (msg->length - off > sizeof(buf))
 			n = (ssize_t)sizeof(buf);
 		if (msg->fd >= 0) {
-			if ((r = pread(msg->fd, buf, n, off)) <= 0)
+			if ((r = pread(msg->fd, buf, n,
+			                (off_t)(start + off))) <= 0)
 				return -1;
 			p = buf;
 			n = r;
 		} else
-			p = (const unsigned char *)msg->data + off;
+			p = (const unsigned char *)msg->data + start + off;
 		wstat_feed(w, p, n);
 		if (write(out, p, n) != n)
 			return -1;

@@ -894,6 +894,62 @@ test_list(void)
 	S->store_close(st);
 }
 
+/* Storage 1.1: a head (trace headers) before content read from an offset
+ * of a spool file, as SMTP delivers; and from memory. */
+static void
+test_deliver_head(void)
+{
+	static const char head[] = "Return-Path: <a@b>\r\nReceived: x\r\n";
+	static const char spool[] = "JUNKSubject: s\r\n\r\nbody\r\nJUNK";
+	static const char want[] = "Return-Path: <a@b>\r\nReceived: x\r\n"
+	                           "Subject: s\r\n\r\nbody\r\n";
+	struct postern_append a = { .size = sizeof(a) };
+	struct postern_storage_err err = { 0 };
+	struct postern_msg_size sz;
+	postern_mailbox_t *mb;
+	postern_store_t *st;
+	postern_msg_t *m;
+	char path[1024], buf[256];
+	uint32_t uid = 0;
+	int fd, i;
+	ssize_t r;
+	struct tuser t;
+
+	make_user(&t, "head");
+	snprintf(path, sizeof(path), "%s/spool", t.home);
+	fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
+	CU_ASSERT_FATAL(fd >= 0);
+	CU_ASSERT_EQUAL_FATAL(write(fd, spool, strlen(spool)),
+	                      (ssize_t)strlen(spool));
+	a.head = head;
+	a.head_len = strlen(head);
+	a.offset = 4;
+	a.length = strlen(spool) - 8;
+	for (i = 0; i < 2; i++) {
+		a.fd = i == 0 ? fd : -1;
+		a.data = i == 0 ? NULL : spool;
+		CU_ASSERT_EQUAL(S->deliver(&t.u, NULL, &a, &uid, &err), 0);
+		CU_ASSERT_EQUAL(uid, (uint32_t)i + 1);
+	}
+	close(fd);
+	st = open_store(&t);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(st);
+	mb = open_box(st, "INBOX", 0);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(mb);
+	for (uid = 1; uid <= 2; uid++) {
+		CU_ASSERT_EQUAL_FATAL(S->msg_open(mb, uid, &m, &sz, &err), 0);
+		CU_ASSERT_EQUAL(sz.size, strlen(want));
+		CU_ASSERT_EQUAL(sz.header_size,
+		                strstr(want, "\r\n\r\n") + 4 - want);
+		r = S->msg_read(m, 0, buf, sizeof(buf), &err);
+		CU_ASSERT_EQUAL(r, (ssize_t)strlen(want));
+		CU_ASSERT_EQUAL(memcmp(buf, want, strlen(want)), 0);
+		S->msg_close(m);
+	}
+	S->close(mb);
+	S->store_close(st);
+}
+
 /* ---- reading ---------------------------------------------------------- */
 
 static void
@@ -1552,6 +1608,8 @@ test_watch(void)
 
 static CU_TestInfo maildir_tests[] = {
 	{ "deliver, open, message info", test_deliver_open },
+	{ "deliver a head and content from a spool offset",
+	  test_deliver_head },
 	{ "location from the user's mail field", test_location },
 	{ "UIDs stable across reopen and index loss", test_uid_stability },
 	{ "append with flags, keywords, date", test_append },

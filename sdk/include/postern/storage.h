@@ -54,7 +54,7 @@ extern "C" {
 
 #define POSTERN_STORAGE_SERVICE "storage"
 #define POSTERN_STORAGE_MAJOR 1
-#define POSTERN_STORAGE_MINOR 0
+#define POSTERN_STORAGE_MINOR 1
 
 struct postern_user; /* postern/auth.h */
 
@@ -190,7 +190,7 @@ struct postern_sync_changes {
 /* What `append` and `deliver` store. */
 struct postern_append {
 	size_t size;              /* sizeof(struct postern_append) */
-	/* The message: `fd` (read with pread from offset 0, `length`
+	/* The message: `fd` (read with pread from `offset`, `length`
 	 * octets; the backend does not close it), or, with fd < 0, `data`. */
 	int fd;
 	const void *data;
@@ -200,6 +200,15 @@ struct postern_append {
 	uint32_t nkeywords;
 	int64_t internal_date;    /* 0: now */
 	int16_t internal_tz;
+	/* Storage 1.1: octets stored before the fd or data content (trace
+	 * headers a protocol prepends: Return-Path, Received), and where in
+	 * `fd` the content starts.  The message is head[0..head_len)
+	 * followed by `length` octets of fd or data from `offset`.  A
+	 * backend checks POSTERN_SIZED_HAS(msg, offset) before reading them;
+	 * a caller that needs them looks the service up with minor >= 1. */
+	const void *head;
+	size_t head_len;
+	uint64_t offset;
 };
 
 /* `store` operations. */
