@@ -1,6 +1,9 @@
 #!/bin/sh
-# Runs the line-reader fuzzer (fuzz_lines) for a bounded time, so that
-# make check catches a regression the seed corpus or a short run finds.
+# Runs one libFuzzer harness, tests/fuzz/fuzz_NAME, for a bounded time
+# on a copy of its seed corpus tests/fuzz/corpus/NAME, so that make check
+# catches a regression the seeds or a short run find.  Each harness has a
+# two-line wrapper, tests/fuzz/fuzz_NAME.sh, that make check runs:
+#	exec "$(dirname "$0")/run_fuzz.sh" NAME
 # Fuzzing happens on a copy of the corpus in a scratch directory: the
 # source tree stays read-only (distcheck), and what libFuzzer learns is
 # thrown away.  A crashing input is kept in $top_builddir/tests/fuzz/.
@@ -8,21 +11,22 @@
 # FUZZ_TIME (seconds, default 10) and FUZZ_RUNS (default 200000) bound
 # the run, whichever comes first.
 set -u
+name=${1:?usage: run_fuzz.sh NAME}
 : "${top_srcdir:=$(dirname "$0")/../..}" "${top_builddir:=.}"
 
 if [ "${POSTERN_FUZZ:-no}" != yes ]; then
-	echo "fuzz_lines: skipped (configure found no clang that links" \
+	echo "fuzz_$name: skipped (configure found no clang that links" \
 	     "-fsanitize=fuzzer)"
 	exit 77
 fi
 
-fuzzer="$top_builddir/tests/fuzz/fuzz_lines"
+fuzzer="$top_builddir/tests/fuzz/fuzz_$name"
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/postern-fuzz.XXXXXX") || exit 99
 trap 'rm -rf "$tmp"' EXIT
 trap 'exit 1' HUP INT TERM
 
 mkdir "$tmp/corpus" "$tmp/crash" &&
-	cp "$top_srcdir"/tests/fuzz/corpus/lines/* "$tmp/corpus/" &&
+	cp "$top_srcdir"/tests/fuzz/corpus/"$name"/* "$tmp/corpus/" &&
 	chmod -R u+w "$tmp/corpus" || exit 99
 
 "$fuzzer" -max_total_time="${FUZZ_TIME:-10}" -runs="${FUZZ_RUNS:-200000}" \
@@ -32,7 +36,7 @@ rc=$?
 # The closing status line (runs, coverage, exec/s) and the stats.
 grep -E '^#[0-9]+[[:space:]]+(DONE|INITED)|^stat::' "$tmp/log"
 if [ "$rc" -eq 0 ]; then
-	echo "PASS: fuzz_lines"
+	echo "PASS: fuzz_$name"
 	echo "1 passed, 0 failed"
 	exit 0
 fi
@@ -43,6 +47,6 @@ for f in "$tmp"/crash/*; do
 		echo "kept $top_builddir/tests/fuzz/$(basename "$f");" \
 		     "reproduce: $fuzzer $top_builddir/tests/fuzz/$(basename "$f")"
 done
-echo "FAIL: fuzz_lines (exit $rc)"
+echo "FAIL: fuzz_$name (exit $rc)"
 echo "0 passed, 1 failed"
 exit 1

@@ -36,9 +36,7 @@
 #define HELLO_MAX_LINE 512
 
 struct hello_listen {
-	const char *address;
-	long long port;
-	int tls; /* implicit TLS */
+	struct postern_listen_cfg l; /* name, address, port, tls, limits */
 };
 
 struct hello_settings {
@@ -49,16 +47,7 @@ struct hello_settings {
 };
 
 static const struct postern_cfg_key listen_keys[] = {
-	{ .name = "address", .type = POSTERN_CFG_STRING,
-	  .offset = offsetof(struct hello_listen, address), .def = "127.0.0.1",
-	  .doc = "address to listen on" },
-	{ .name = "port", .type = POSTERN_CFG_INT,
-	  .offset = offsetof(struct hello_listen, port),
-	  .flags = POSTERN_CFG_REQUIRED, .min = 0, .max = 65535,
-	  .doc = "TCP port" },
-	{ .name = "tls", .type = POSTERN_CFG_BOOL,
-	  .offset = offsetof(struct hello_listen, tls), .def = "false",
-	  .doc = "implicit TLS on this port" },
+	POSTERN_LISTEN_KEYS(struct hello_listen, l, "hello"),
 	{ .name = NULL },
 };
 
@@ -303,21 +292,18 @@ static int
 add_listener(postern_cfg_t *node)
 {
 	struct hello_listen l;
-	struct postern_listen_spec spec = { .size = sizeof(spec) };
+	struct postern_listen_spec spec;
+	struct postern_conn_limits limits = { .size = sizeof(limits) };
 
 	if (POSTERN_CFG_PARSE(host, self, node, listen_keys, &l) < 0)
 		return -1;
-	if (l.tls && tls == NULL) {
+	if (l.l.tls && tls == NULL) {
 		host->cfg_error(self, node, "implicit TLS needs hello.tls");
 		return -1;
 	}
-	spec.name = l.tls ? "hello-tls" : "hello";
-	spec.address = l.address;
-	spec.port = (unsigned)l.port;
-	spec.tls = l.tls ? tls : NULL;
-	spec.limits.size = sizeof(spec.limits);
-	spec.limits.idle_ms = (unsigned)settings.idle_ms;
-	spec.ops = &listener_ops;
+	limits.idle_ms = (unsigned)settings.idle_ms;
+	postern_listen_spec_init(&spec, &l.l, tls, &limits, &listener_ops,
+	                         NULL);
 	return host->listen(self, &spec) != NULL ? 0 : -1;
 }
 

@@ -14,6 +14,7 @@
 #include <postern/module.h>
 #include <postern/config.h>
 #include <postern/conn.h>
+#include <postern/listen.h>
 #include <postern/hook.h>
 #include <postern/host.h>
 #include <postern/sasl.h>
