@@ -1,0 +1,83 @@
+/*
+ * imap_mime.h - what the IMAP module needs of a message's MIME structure:
+ * ENVELOPE, BODYSTRUCTURE, body sections by part number, and the decoded
+ * text SEARCH looks in.  Built on the host's MIME parser (postern/mime.h),
+ * with the parsed structure kept in the storage's per-message cache so a
+ * FETCH does not parse the message again.
+ *
+ * Threads: imap_mime_load and imap_mime_search_text read the message and
+ * are blocking (job threads only, with the session's one job on the
+ * mailbox); the rest are memory-only and may run anywhere.  Everything
+ * returned comes from the caller's pool.
+ */
+#ifndef IMAP_MIME_H
+#define IMAP_MIME_H
+
+#include <postern/postern.h>
+
+/* A message's parsed structure.  Opaque outside imap_mime.c. */
+struct imap_mime;
+
+/* Sets the host table the functions below use (call once in init). */
+void imap_mime_init(const struct postern_host *host,
+                    postern_module_t *self);
+
+/* The structure of message `uid` of the view: from the storage cache, or
+ * by reading and parsing the message (then cached).  NULL with *err set
+ * when the message cannot be read.  Blocking. */
+const struct imap_mime *imap_mime_load(const struct postern_storage *st,
+                                       postern_mailbox_t *mb, uint32_t uid,
+                                       postern_pool_t *pool,
+                                       struct postern_storage_err *err);
+
+/* FETCH ENVELOPE: the parenthesized list of RFC 3501 section 7.4.2
+ * (date, subject, from, sender, reply-to, to, cc, bcc, in-reply-to,
+ * message-id), NUL-terminated. */
+char *imap_mime_envelope(const struct imap_mime *m, postern_pool_t *pool);
+
+/* FETCH BODYSTRUCTURE (extended = 1) or BODY (extended = 0),
+ * NUL-terminated. */
+char *imap_mime_bodystructure(const struct imap_mime *m, int extended,
+                              postern_pool_t *pool);
+
+/* What of a part a body section names (RFC 3501 6.4.5). */
+enum imap_section_what {
+	IMAP_SECTION_ALL = 0, /* BODY[1.2]: the part's content */
+	IMAP_SECTION_HEADER,  /* BODY[HEADER], BODY[1.2.HEADER] */
+	IMAP_SECTION_TEXT,    /* BODY[TEXT], BODY[1.2.TEXT] */
+	IMAP_SECTION_MIME,    /* BODY[1.2.MIME]: the part's MIME header */
+};
+
+/* The octets of a body section within the message (CRLF form):
+ * `parts` are the part numbers (nparts 0: the message itself);
+ * HEADER and TEXT of a message/rfc822 part are those of the message it
+ * holds.  Returns 0 with *start and *len set, or -1 when there is no
+ * such part (FETCH then returns an empty string). */
+int imap_mime_section(const struct imap_mime *m, const uint32_t *parts,
+                      size_t nparts, enum imap_section_what what,
+                      uint64_t *start, uint64_t *len);
+
+/* The Date header as seconds since the epoch (SEARCH SENTBEFORE,
+ * SENTON, SENTSINCE), or -1 when missing or unparseable. */
+int64_t imap_mime_date(const struct imap_mime *m);
+
+/* SEARCH HEADER, FROM, TO, CC, BCC, SUBJECT: 1 if the value of header
+ * field `field` (case-insensitive name) in the header hdr[0..len)
+ * contains `needle` after RFC 2047 decoding to UTF-8, compared without
+ * regard to case.  An empty needle matches any message that has the
+ * field.  Memory-only. */
+int imap_mime_header_matches(const char *hdr, size_t len, const char *field,
+                             const char *needle, postern_pool_t *pool);
+
+/* SEARCH BODY (with_header 0) and TEXT (with_header 1): 1 if the
+ * decoded text (quoted-printable and base64 undone, charsets converted
+ * to UTF-8; headers RFC 2047 decoded) contains `needle`, compared without
+ * regard to case; 0 if not; -1 with *err set when the message cannot be
+ * read.  Blocking. */
+int imap_mime_search_text(const struct postern_storage *st,
+                          postern_mailbox_t *mb, uint32_t uid,
+                          const struct imap_mime *m, const char *needle,
+                          int with_header, postern_pool_t *pool,
+                          struct postern_storage_err *err);
+
+#endif /* IMAP_MIME_H */
