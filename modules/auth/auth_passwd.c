@@ -7,6 +7,7 @@
  *	  users = "users";            # relative: to the configuration dir
  *	  aliases = "aliases";        # "" for none
  *	  domains = [ "example.org" ]; # local besides users' and aliases'
+ *	  recipient_delimiter = "+";  # alice+lists@ reaches alice@; "": off
  *	  argon2_opslimit = 2;        # cost of new hashes and of the dummy
  *	  argon2_memlimit = "64M";
  *	};
@@ -72,6 +73,7 @@ struct settings {
 	const char *users;
 	const char *aliases;
 	struct postern_strlist domains;
+	const char *delimiters;
 	long long opslimit;
 	long long memlimit;
 };
@@ -88,6 +90,11 @@ static const struct postern_cfg_key ap_keys[] = {
 	{ .name = "domains", .type = POSTERN_CFG_STRLIST,
 	  .offset = offsetof(struct settings, domains), .def = "[]",
 	  .doc = "local domains besides those of users and aliases" },
+	{ .name = "recipient_delimiter", .type = POSTERN_CFG_STRING,
+	  .offset = offsetof(struct settings, delimiters), .def = "+",
+	  .doc = "characters that start an address extension (Postfix's "
+	         "recipient_delimiter): alice+tag@ resolves as alice@ when "
+	         "no user or alias has the whole name; \"\": off" },
 	{ .name = "argon2_opslimit", .type = POSTERN_CFG_INT,
 	  .offset = offsetof(struct settings, opslimit), .def = "2",
 	  .min = 1, .max = 100,
@@ -376,6 +383,24 @@ on_path(const struct expand *e, const char *addr)
 	return 0;
 }
 
+/* "alice+tag@example.org" -> "alice@example.org" in buf, or NULL when
+ * the local part has no extension (Postfix's recipient_delimiter; the
+ * first delimiter character found starts the extension). */
+static const char *
+strip_extension(const char *addr, char *buf, size_t size)
+{
+	const char *at = strchr(addr, '@');
+	size_t cut;
+
+	if (at == NULL || set.delimiters == NULL || set.delimiters[0] == '\0')
+		return NULL;
+	cut = strcspn(addr, set.delimiters);
+	if (cut == 0 || addr + cut >= at ||
+	    (size_t)snprintf(buf, size, "%.*s%s", (int)cut, addr, at) >= size)
+		return NULL;
+	return buf;
+}
+
 static const struct pf_alias *
 catchall(const struct pf_table *t, const char *addr)
 {
@@ -393,7 +418,8 @@ expand(struct expand *e, const char *addr)
 {
 	const struct pf_user *u = pf_find_user(e->t, addr);
 	const struct pf_alias *a;
-	const char *at = strchr(addr, '@');
+	const char *at = strchr(addr, '@'), *base;
+	char buf[KEY_MAX];
 	size_t i;
 
 	if (++e->steps > RESOLVE_STEPS) {
@@ -408,6 +434,12 @@ expand(struct expand *e, const char *addr)
 	a = pf_find_alias(e->t, addr);
 	if (a == NULL && u != NULL) {
 		add_result(e, u->name);
+		return;
+	}
+	if (a == NULL && at != NULL && pf_is_local_domain(e->t, at + 1) &&
+	    (base = strip_extension(addr, buf, sizeof(buf))) != NULL) {
+		/* Before the catch-all, as Postfix orders it. */
+		expand(e, base);
 		return;
 	}
 	if (a == NULL)

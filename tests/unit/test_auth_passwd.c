@@ -472,7 +472,8 @@ test_aliases(void)
 	}
 	strcat(aliases, "d25@example.org: bob@example.org\n");
 	CU_ASSERT_EQUAL_FATAL(boot("alice@example.org:\nbob@example.org:\n"
-	                           "carol@other.org:\n", aliases,
+	                           "carol@other.org:\nx+y@example.org:\n",
+	                           aliases,
 	                           "  domains = [ \"Extra.org\" ];\n"), 0);
 	CU_ASSERT_EQUAL(resolve("SALES@example.ORG", out, sizeof(out)), 1);
 	CU_ASSERT_STRING_EQUAL(out, "alice@example.org bob@example.org "
@@ -500,6 +501,46 @@ test_aliases(void)
 	                           "nest deeper than 20"));
 	CU_ASSERT_EQUAL(resolve("bad address@example.org", out,
 	                        sizeof(out)), 0);
+	/* Address extensions (recipient_delimiter "+"): the whole name
+	 * first, then without the extension, before the catch-all. */
+	CU_ASSERT_EQUAL(resolve("Bob+Lists@example.org", out, sizeof(out)), 1);
+	CU_ASSERT_STRING_EQUAL(out, "bob@example.org");
+	CU_ASSERT_EQUAL(resolve("x+y@example.org", out, sizeof(out)), 1);
+	CU_ASSERT_STRING_EQUAL(out, "x+y@example.org");
+	CU_ASSERT_EQUAL(resolve("sales+q4@example.org", out, sizeof(out)), 1);
+	CU_ASSERT_STRING_EQUAL(out, "alice@example.org bob@example.org "
+	                            "fwd@remote.net");
+	CU_ASSERT_EQUAL(resolve("carol+x@other.org", out, sizeof(out)), 1);
+	CU_ASSERT_STRING_EQUAL(out, "carol@other.org");
+	CU_ASSERT_EQUAL(resolve("nobody+x@example.org", out, sizeof(out)), 0);
+	CU_ASSERT_EQUAL(resolve("+x@example.org", out, sizeof(out)), 0);
+	CU_ASSERT_EQUAL(resolve("bob+x@remote.net", out, sizeof(out)), 2);
+}
+
+/* recipient_delimiter "" turns extensions off... */
+static void
+test_recipient_delimiter_off(void)
+{
+	char out[1024];
+
+	CU_ASSERT_EQUAL_FATAL(boot("bob@example.org:\n", "",
+	                           "  recipient_delimiter = \"\";\n"), 0);
+	CU_ASSERT_EQUAL(resolve("bob+x@example.org", out, sizeof(out)), 0);
+	CU_ASSERT_EQUAL(resolve("bob@example.org", out, sizeof(out)), 1);
+}
+
+/* ...and each of several characters starts one. */
+static void
+test_recipient_delimiters(void)
+{
+	char out[1024];
+
+	CU_ASSERT_EQUAL_FATAL(boot("bob@example.org:\n", "",
+	                           "  recipient_delimiter = \"-+\";\n"), 0);
+	CU_ASSERT_EQUAL(resolve("bob-x@example.org", out, sizeof(out)), 1);
+	CU_ASSERT_STRING_EQUAL(out, "bob@example.org");
+	CU_ASSERT_EQUAL(resolve("bob+x-y@example.org", out, sizeof(out)), 1);
+	CU_ASSERT_STRING_EQUAL(out, "bob@example.org");
 }
 
 /* ---- tests: administration -------------------------------------------- */
@@ -738,6 +779,9 @@ static CU_TestInfo auth_tests[] = {
 	{ "malformed lines are reported and skipped", test_malformed_lines },
 	{ "files are read again when they change", test_reload_after_change },
 	{ "aliases, catch-alls, loops, depth", test_aliases },
+	{ "recipient_delimiter off", test_recipient_delimiter_off },
+	{ "recipient_delimiter of two characters",
+	  test_recipient_delimiters },
 	{ "admin round trips keep other lines", test_admin_round_trips },
 	{ "two writers lose nothing", test_concurrent_user_set },
 	{ "readers on threads while the file changes",
