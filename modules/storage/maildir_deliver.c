@@ -7,13 +7,15 @@
  * the mailbox lock, it is renamed into new/ or cur/ with ",S=<size>,
  * W=<CRLF size>" in its name (as Dovecot does, so sizes need no stat),
  * the directory is fsynced, and it gets the next UID (uid list appended
- * and fsynced).  Only then does the caller hear "done".
+ * and fsynced).  Only then does the caller hear "done".  Concurrent saves
+ * into one mailbox share that locked part (group commit, below).
  */
 #include <sys/random.h>
 #include <sys/stat.h>
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -216,22 +218,27 @@ struct save {
 	int to_new;
 	char *tmp, *sized;
 	uint64_t hdr;
+	/* The commit's outcome, set by whichever thread commits it. */
+	struct save *next;
+	int done, rc;
+	int renamed_into;          /* 0 none, 'n' new/, 'c' cur/ */
+	uint32_t uid, uidvalidity;
+	struct postern_storage_err err;
 };
 
-/* Under the lock: rename into place, fsync, give it a UID. */
+/* Under the lock: rename one message into place and give it a UID.  The
+ * directory fsync and the uid list come after, once for the batch. */
 static int
-save_locked(struct save *sv, struct md_state *s, uint32_t *uid,
-            struct postern_storage_err *err)
+save_locked(struct save *sv, struct md_state *s)
 {
 	const struct postern_append *msg = sv->msg;
 	char *final, path[8192], sub[4200];
 	uint32_t kw = 0, flags = msg->flags & 0x1fu;
 	struct md_rec *r;
 
-	if (md_refresh(sv->dir, s, MD_REFRESH_LIGHT) < 0 ||
-	    keyword_bits(sv->dir, s, msg->keywords, msg->nkeywords, &kw) < 0) {
-		md_err(err, s->nkw >= MD_MAX_KEYWORDS ? POSTERN_SE_LIMIT
-		                                      : POSTERN_SE_TEMP,
+	if (keyword_bits(sv->dir, s, msg->keywords, msg->nkeywords, &kw) < 0) {
+		md_err(&sv->err, s->nkw >= MD_MAX_KEYWORDS ? POSTERN_SE_LIMIT
+		                                           : POSTERN_SE_TEMP,
 		       "cannot update the mailbox");
 		return -1;
 	}
@@ -239,26 +246,29 @@ save_locked(struct save *sv, struct md_state *s, uint32_t *uid,
 	                ? strdup(sv->sized)
 	                : md_name_make(sv->sized, flags, kw);
 	if (final == NULL) {
-		md_err(err, POSTERN_SE_TEMP, "out of memory");
+		md_err(&sv->err, POSTERN_SE_TEMP, "out of memory");
 		return -1;
 	}
+	sv->renamed_into = strchr(final, ':') == NULL ? 'n' : 'c';
 	snprintf(sub, sizeof(sub), "%s/%s", sv->dir,
-	         strchr(final, ':') == NULL ? "new" : "cur");
+	         sv->renamed_into == 'n' ? "new" : "cur");
 	snprintf(path, sizeof(path), "%s/%s", sub, final);
-	if (rename(sv->tmp, path) < 0 || md_fsync_dir(sub) < 0) {
+	if (rename(sv->tmp, path) < 0) {
 		md_log(POSTERN_LOG_ERROR, "rename %s to %s: %s", sv->tmp, path,
 		       strerror(errno));
-		md_err(err, POSTERN_SE_TEMP, "cannot store the message");
+		md_err(&sv->err, POSTERN_SE_TEMP, "cannot store the message");
+		sv->renamed_into = 0;
 		free(final);
 		return -1;
 	}
 	if ((r = md_state_add(s, final)) == NULL) {
+		/* Safe in the maildir; the next scan numbers it. */
 		free(final);
-		md_err(err, POSTERN_SE_TEMP, "out of memory");
+		md_err(&sv->err, POSTERN_SE_TEMP, "out of memory");
 		return -1;
 	}
-	r->uid = *uid = s->nextuid++;
-	r->flags = flags | (strchr(final, ':') == NULL ? MD_REC_NEW : 0);
+	r->uid = sv->uid = s->nextuid++;
+	r->flags = flags | (sv->renamed_into == 'n' ? MD_REC_NEW : 0);
 	r->kw = kw;
 	r->modseq = ++s->highestmodseq;
 	r->rawsize = msg->length;
@@ -266,14 +276,160 @@ save_locked(struct save *sv, struct md_state *s, uint32_t *uid,
 	r->hdr_size = sv->hdr;
 	r->tz = msg->internal_tz;
 	free(final);
-	if (md_uidlist_append(sv->dir, s, s->nrec - 1) < 0 ||
-	    md_index_write(sv->dir, s) < 0) {
-		/* The message is safe in the maildir: the next scan gives it
-		 * a UID; what we would have said cannot be promised. */
-		md_err(err, POSTERN_SE_TEMP, "cannot record the message");
-		return -1;
-	}
 	return 0;
+}
+
+/* Fails every message of the batch that has not failed yet. */
+static void
+batch_fail(struct save *batch, const char *text)
+{
+	struct save *sv;
+
+	for (sv = batch; sv != NULL; sv = sv->next)
+		if (sv->rc == 0) {
+			sv->rc = -1;
+			md_err(&sv->err, POSTERN_SE_TEMP, "%s", text);
+		}
+}
+
+/* One commit for a batch of messages to one mailbox: lock, rename each,
+ * fsync the directories once, append the UIDs to the uid list with one
+ * fdatasync, write the index once. */
+static void
+commit_batch(const char *dir, struct save *batch)
+{
+	struct md_state s = { 0 };
+	struct save *sv;
+	char sub[4200];
+	int lk, into_new = 0, into_cur = 0;
+	uint32_t from;
+
+	if ((lk = md_lock(dir)) < 0) {
+		batch_fail(batch, "cannot lock the mailbox");
+		return;
+	}
+	if (md_refresh(dir, &s, MD_REFRESH_LIGHT) < 0) {
+		batch_fail(batch, "cannot update the mailbox");
+		goto out;
+	}
+	from = s.nrec;
+	for (sv = batch; sv != NULL; sv = sv->next) {
+		sv->rc = save_locked(sv, &s);
+		into_new |= sv->renamed_into == 'n';
+		into_cur |= sv->renamed_into == 'c';
+		sv->uidvalidity = s.uidvalidity;
+	}
+	snprintf(sub, sizeof(sub), "%s/new", dir);
+	if (into_new && md_fsync_dir(sub) < 0) {
+		batch_fail(batch, "cannot store the message");
+		goto out;
+	}
+	snprintf(sub, sizeof(sub), "%s/cur", dir);
+	if (into_cur && md_fsync_dir(sub) < 0) {
+		batch_fail(batch, "cannot store the message");
+		goto out;
+	}
+	if (md_uidlist_append(dir, &s, from) < 0 ||
+	    md_index_write(dir, &s) < 0)
+		/* The messages are safe in the maildir: the next scan gives
+		 * them UIDs; what we would have said cannot be promised. */
+		batch_fail(batch, "cannot record the message");
+out:
+	md_unlock(lk);
+	md_state_free(&s);
+}
+
+/*
+ * Group commit.  Job threads of this process saving into the same
+ * mailbox at the same time share one lock turn, one directory fsync and
+ * one uid list fdatasync: the first to arrive commits everything queued
+ * for that mailbox while it works, the others wait for their result.
+ * Under load (SMTP deliveries to one mailbox) this turns N commits into
+ * a few; alone, a save costs what it did before.  Other processes are
+ * kept out by the mailbox lock as always.
+ */
+struct commit_group {
+	char *dir;
+	struct save *head, **tail;
+	int busy;
+	unsigned users;            /* threads inside group_commit */
+	struct commit_group *next;
+};
+
+static pthread_mutex_t group_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t group_cv = PTHREAD_COND_INITIALIZER;
+static struct commit_group *groups;
+
+static struct commit_group *
+group_get(const char *dir)
+{
+	struct commit_group *g;
+
+	for (g = groups; g != NULL; g = g->next)
+		if (strcmp(g->dir, dir) == 0)
+			return g;
+	if ((g = calloc(1, sizeof(*g))) == NULL ||
+	    (g->dir = strdup(dir)) == NULL) {
+		free(g);
+		return NULL;
+	}
+	g->tail = &g->head;
+	g->next = groups;
+	groups = g;
+	return g;
+}
+
+/* The last thread out frees the group. */
+static void
+group_leave(struct commit_group *g)
+{
+	struct commit_group **pp;
+
+	if (--g->users > 0)
+		return;
+	for (pp = &groups; *pp != NULL; pp = &(*pp)->next)
+		if (*pp == g) {
+			*pp = g->next;
+			break;
+		}
+	free(g->dir);
+	free(g);
+}
+
+static void
+group_commit(struct save *sv)
+{
+	struct commit_group *g;
+	struct save *batch;
+
+	pthread_mutex_lock(&group_mu);
+	if ((g = group_get(sv->dir)) == NULL) {
+		pthread_mutex_unlock(&group_mu);
+		commit_batch(sv->dir, sv); /* alone, without memory to share */
+		return;
+	}
+	g->users++;
+	*g->tail = sv;
+	g->tail = &sv->next;
+	while (!sv->done) {
+		if (g->busy) {
+			pthread_cond_wait(&group_cv, &group_mu);
+			continue;
+		}
+		g->busy = 1;
+		batch = g->head;
+		g->head = NULL;
+		g->tail = &g->head;
+		pthread_mutex_unlock(&group_mu);
+		commit_batch(g->dir, batch);
+		pthread_mutex_lock(&group_mu);
+		for (; batch != NULL; batch = batch->next)
+			batch->done = 1;
+		g->busy = 0;
+		pthread_cond_broadcast(&group_cv);
+	}
+	group_leave(g);
+	pthread_mutex_unlock(&group_mu);
 }
 
 int
@@ -281,12 +437,10 @@ md_save(postern_store_t *st, const char *name,
         const struct postern_append *msg, int to_new, uint32_t *uid,
         uint32_t *uidvalidity, struct postern_storage_err *err)
 {
-	struct md_state s = { 0 };
 	struct save sv = { .msg = msg, .to_new = to_new };
 	char path[4200];
 	struct stat sb;
 	char *dir;
-	int lk, rc = -1;
 
 	if ((dir = md_box_dir(st->root, name, err)) == NULL)
 		return -1;
@@ -302,20 +456,18 @@ md_save(postern_store_t *st, const char *name,
 		free(dir);
 		return -1;
 	}
-	if ((lk = md_lock(dir)) < 0)
-		md_err(err, POSTERN_SE_TEMP, "cannot lock the mailbox");
-	else {
-		rc = save_locked(&sv, &s, uid, err);
-		*uidvalidity = s.uidvalidity;
-		md_unlock(lk);
+	group_commit(&sv);
+	*uid = sv.uid;
+	*uidvalidity = sv.uidvalidity;
+	if (sv.rc < 0) {
+		*err = sv.err;
+		if (sv.renamed_into == 0)
+			unlink(sv.tmp);
 	}
-	if (rc < 0)
-		unlink(sv.tmp); /* no-op once renamed */
-	md_state_free(&s);
 	free(sv.tmp);
 	free(sv.sized);
 	free(dir);
-	return rc;
+	return sv.rc;
 }
 
 int

@@ -13,6 +13,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -950,6 +951,88 @@ test_deliver_head(void)
 	S->store_close(st);
 }
 
+/* Group commit: job threads delivering into one mailbox at once share
+ * lock turns and fsyncs; every message still gets its own UID, in the
+ * order the uid list records, and the mailbox reopens whole. */
+#define GC_THREADS 8
+#ifndef GC_EACH
+#define GC_EACH 40
+#endif
+
+struct gc_arg {
+	struct tuser *t;
+	int id;
+	uint32_t uids[GC_EACH];
+	int failed;
+};
+
+static void *
+gc_thread(void *arg)
+{
+	struct gc_arg *g = arg;
+	struct postern_storage_err err = { 0 };
+	struct postern_append a;
+	char text[64];
+	int i;
+
+	for (i = 0; i < GC_EACH; i++) {
+		snprintf(text, sizeof(text), "Subject: %d.%d\r\n\r\nx\r\n",
+		         g->id, i);
+		a = msg_of(text);
+		if (g->id % 2 == 1)
+			a.flags = POSTERN_MSG_SEEN; /* into cur/ */
+		if (S->deliver(&g->t->u, NULL, &a, &g->uids[i], &err) != 0)
+			g->failed++;
+	}
+	return NULL;
+}
+
+static void
+test_group_commit(void)
+{
+	struct gc_arg args[GC_THREADS];
+	pthread_t th[GC_THREADS];
+	static unsigned char seen[GC_THREADS * GC_EACH + 1];
+	postern_mailbox_t *mb;
+	postern_store_t *st;
+	struct tuser t;
+	uint32_t seq, uid;
+	int i, j, dup = 0, failed = 0;
+
+	make_user(&t, "group");
+	st = open_store(&t);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(st);
+	for (i = 0; i < GC_THREADS; i++) {
+		args[i] = (struct gc_arg){ .t = &t, .id = i };
+		CU_ASSERT_EQUAL_FATAL(pthread_create(&th[i], NULL, gc_thread,
+		                                     &args[i]), 0);
+	}
+	for (i = 0; i < GC_THREADS; i++)
+		pthread_join(th[i], NULL);
+	memset(seen, 0, sizeof(seen));
+	for (i = 0; i < GC_THREADS; i++) {
+		failed += args[i].failed;
+		for (j = 0; j < GC_EACH; j++) {
+			uid = args[i].uids[j];
+			if (uid == 0 || uid > GC_THREADS * GC_EACH ||
+			    seen[uid]++)
+				dup++;
+			/* A thread's own deliveries are in order. */
+			if (j > 0 && uid <= args[i].uids[j - 1])
+				dup++;
+		}
+	}
+	CU_ASSERT_EQUAL(failed, 0);
+	CU_ASSERT_EQUAL(dup, 0);
+	mb = open_box(st, "INBOX", 0);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(mb);
+	CU_ASSERT_EQUAL(S->count(mb), GC_THREADS * GC_EACH);
+	for (seq = 1; seq <= S->count(mb); seq++)
+		CU_ASSERT_EQUAL(S->message(mb, seq)->uid, seq);
+	S->close(mb);
+	S->store_close(st);
+}
+
 /* ---- reading ---------------------------------------------------------- */
 
 static void
@@ -1610,6 +1693,7 @@ static CU_TestInfo maildir_tests[] = {
 	{ "deliver, open, message info", test_deliver_open },
 	{ "deliver a head and content from a spool offset",
 	  test_deliver_head },
+	{ "group commit of concurrent deliveries", test_group_commit },
 	{ "location from the user's mail field", test_location },
 	{ "UIDs stable across reopen and index loss", test_uid_stability },
 	{ "append with flags, keywords, date", test_append },
