@@ -50,14 +50,8 @@ esac
 [ "$K" -le "$N" ] || K=$N
 [ "$SAMPLE" -le "$N" ] || SAMPLE=$N
 
-if ! command -v doveadm >/dev/null 2>&1; then
-	[ "$(id -u)" -eq 0 ] || die "doveadm missing: install dovecot-core"
-	echo "installing dovecot-core" >&2
-	export DEBIAN_FRONTEND=noninteractive
-	timeout 300 apt-get update -qq >&2
-	timeout 300 apt-get install -y -qq --no-install-recommends \
-		dovecot-core >&2
-fi
+. "$(dirname "$0")/peers.sh"
+peers_need dovecot-core
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/bench-storage.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
@@ -68,13 +62,7 @@ P=$tmp/postern/Maildir
 DV=$tmp/dovecot
 mkdir -p "$tmp/postern" "$DV/home" "$DV/run" "$DV/state" "$DV/sample"
 
-if [ "$(id -u)" -eq 0 ]; then
-	MUSER=nobody
-	MGROUP=$(id -gn nobody)
-else
-	MUSER=$(id -un)
-	MGROUP=$(id -gn)
-fi
+peers_mail_user
 
 ms_now() {
 	date +%s%N
