@@ -9,6 +9,12 @@
  * write) is cut off by the next writer and ignored by readers.  Each view
  * keeps a table of what it has read, and reads only what was appended
  * since.  A new UIDVALIDITY empties the file.
+ *
+ * Superseded records and those of expunged messages are dead weight; when
+ * they are most of a file over CACHE_COMPACT_MIN, the writer that notices
+ * rewrites it with the live records only (tmp, rename, under the flock).
+ * Readers see a new inode and read it from the start; a writer that
+ * locked the old file re-opens the new one.
  */
 #include <sys/file.h>
 #include <sys/stat.h>
@@ -26,6 +32,7 @@
 #define REC_MAGIC 0x43455243u    /* "CREC" */
 #define MAX_FIELD 255
 #define MAX_DATA (16u << 20)
+#define CACHE_COMPACT_MIN (1u << 20)
 
 struct chdr {
 	uint32_t magic, version, uidvalidity, pad;
@@ -50,6 +57,7 @@ struct md_cache {
 	uint32_t *slot;   /* open addressing: entry index + 1 */
 	size_t nslot;     /* a power of two, at least 2 * cap */
 	off_t end;        /* read up to here */
+	ino_t ino;        /* of the file read: compaction makes a new one */
 };
 
 static uint32_t
@@ -172,8 +180,11 @@ cache_scan(postern_mailbox_t *mb, struct md_cache *c, int fd)
 
 	if (fstat(fd, &sb) < 0)
 		return -1;
-	if (sb.st_size < c->end)
-		cache_reset(c); /* emptied by a new UIDVALIDITY */
+	if (sb.st_ino != c->ino || sb.st_size < c->end) {
+		/* Compacted, or emptied by a new UIDVALIDITY. */
+		cache_reset(c);
+		c->ino = sb.st_ino;
+	}
 	if (c->end == 0) {
 		if (pread(fd, &h, sizeof(h), 0) != sizeof(h) ||
 		    h.magic != CACHE_MAGIC || h.uidvalidity != mb->uidvalidity)
@@ -255,6 +266,121 @@ cache_prepare(postern_mailbox_t *mb, int fd)
 	return ftruncate(fd, mb->cache->end);
 }
 
+/* Bytes a record takes in the file. */
+static off_t
+rec_bytes(const struct centry *e)
+{
+	return (off_t)(sizeof(struct crec) + strlen(e->field) + e->len);
+}
+
+/* A record worth keeping: the last for its (uid, field), of a message
+ * the view has, or one newer than the view knows. */
+static int
+rec_live(postern_mailbox_t *mb, const struct centry *e)
+{
+	return e->uid >= mb->nextuid || md_seq_of_uid(mb, e->uid) != 0;
+}
+
+/* Copies the live records of `fd` into a new file and renames it over
+ * the cache.  Under the old file's flock. */
+static int
+cache_compact(postern_mailbox_t *mb, int fd)
+{
+	struct md_cache *c = mb->cache;
+	struct chdr h = { CACHE_MAGIC, 1, 0, 0 };
+	struct crec r = { REC_MAGIC, 0, 0, 0, 0 };
+	char path[4200], tmp[4300];
+	off_t at = sizeof(h);
+	void *buf = NULL;
+	size_t i;
+	int out, rc = -1;
+
+	snprintf(path, sizeof(path), "%s/%s", mb->dir, MD_CACHE);
+	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	if ((out = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
+	                0600)) < 0)
+		return -1;
+	h.uidvalidity = mb->uidvalidity;
+	if (pwrite(out, &h, sizeof(h), 0) != sizeof(h))
+		goto out;
+	for (i = 0; i < c->n; i++) {
+		const struct centry *e = &c->e[i];
+
+		if (!rec_live(mb, e))
+			continue;
+		free(buf);
+		if ((buf = malloc(e->len + 1)) == NULL ||
+		    pread(fd, buf, e->len, e->data) != (ssize_t)e->len)
+			goto out;
+		r.uid = e->uid;
+		r.flen = (uint16_t)strlen(e->field);
+		r.dlen = e->len;
+		if (pwrite(out, &r, sizeof(r), at) != sizeof(r) ||
+		    pwrite(out, e->field, r.flen, at + sizeof(r)) != r.flen ||
+		    pwrite(out, buf, e->len, at + sizeof(r) + r.flen) !=
+		            (ssize_t)e->len)
+			goto out;
+		at += rec_bytes(e);
+	}
+	rc = rename(tmp, path);
+out:
+	free(buf);
+	close(out);
+	if (rc < 0) {
+		md_log(POSTERN_LOG_WARNING, "%s: cannot compact: %s", path,
+		       strerror(errno));
+		unlink(tmp);
+	}
+	return rc;
+}
+
+/* Compacts when dead records are most of a big file.  Returns 1 when
+ * the file was replaced (the caller's fd is then the old one). */
+static int
+cache_maybe_compact(postern_mailbox_t *mb, int fd)
+{
+	struct md_cache *c = mb->cache;
+	off_t live = sizeof(struct chdr);
+	size_t i;
+
+	if (c->end < (off_t)CACHE_COMPACT_MIN)
+		return 0;
+	for (i = 0; i < c->n; i++)
+		if (rec_live(mb, &c->e[i]))
+			live += rec_bytes(&c->e[i]);
+	if (live * 2 > c->end || cache_compact(mb, fd) < 0)
+		return 0;
+	md_log(POSTERN_LOG_INFO, "%s/%s: compacted %lld to %lld bytes",
+	       mb->dir, MD_CACHE, (long long)c->end, (long long)live);
+	return 1;
+}
+
+/* Opens the cache for writing with its flock held, on the file that is
+ * current once locked (compaction may have replaced the one opened). */
+static int
+cache_lock(postern_mailbox_t *mb)
+{
+	char path[4200];
+	struct stat a, b;
+	int fd, tries;
+
+	snprintf(path, sizeof(path), "%s/%s", mb->dir, MD_CACHE);
+	for (tries = 0; tries < 10; tries++) {
+		if ((fd = cache_open(mb, O_RDWR | O_CREAT)) < 0)
+			return -1;
+		if (flock(fd, LOCK_EX) < 0) {
+			close(fd);
+			return -1;
+		}
+		if (fstat(fd, &a) == 0 && stat(path, &b) == 0 &&
+		    a.st_ino == b.st_ino)
+			return fd;
+		close(fd);
+	}
+	errno = EAGAIN;
+	return -1;
+}
+
 int
 md_cache_set(postern_mailbox_t *mb, uint32_t uid, const char *field,
              const void *data, size_t len)
@@ -267,21 +393,31 @@ md_cache_set(postern_mailbox_t *mb, uint32_t uid, const char *field,
 	if (flen == 0 || flen > MAX_FIELD || len > MAX_DATA ||
 	    md_seq_of_uid(mb, uid) == 0)
 		return -1;
-	if ((fd = cache_open(mb, O_RDWR | O_CREAT)) < 0)
+	if ((fd = cache_lock(mb)) < 0) {
+		md_log(POSTERN_LOG_WARNING, "%s/%s: cannot lock: %s", mb->dir,
+		       MD_CACHE, strerror(errno));
 		return -1;
+	}
 	r.flen = flen;
 	r.dlen = len;
-	if (flock(fd, LOCK_EX) == 0 && cache_prepare(mb, fd) == 0) {
-		at = mb->cache->end;
-		if (pwrite(fd, &r, sizeof(r), at) == sizeof(r) &&
-		    pwrite(fd, field, flen, at + sizeof(r)) == (ssize_t)flen &&
-		    pwrite(fd, data, len, at + sizeof(r) + flen) ==
-		            (ssize_t)len)
-			rc = cache_scan(mb, mb->cache, fd);
+	if (cache_prepare(mb, fd) < 0)
+		goto out;
+	if (cache_maybe_compact(mb, fd) == 1) {
+		/* Append to the new file, under its own lock. */
+		close(fd);
+		if ((fd = cache_lock(mb)) < 0 || cache_prepare(mb, fd) < 0)
+			goto out;
 	}
+	at = mb->cache->end;
+	if (pwrite(fd, &r, sizeof(r), at) == sizeof(r) &&
+	    pwrite(fd, field, flen, at + sizeof(r)) == (ssize_t)flen &&
+	    pwrite(fd, data, len, at + sizeof(r) + flen) == (ssize_t)len)
+		rc = cache_scan(mb, mb->cache, fd);
+out:
 	if (rc < 0)
 		md_log(POSTERN_LOG_WARNING, "%s/%s: cannot write: %s", mb->dir,
 		       MD_CACHE, strerror(errno));
-	close(fd); /* drops the flock */
+	if (fd >= 0)
+		close(fd); /* drops the flock */
 	return rc;
 }

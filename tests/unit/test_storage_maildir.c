@@ -1621,6 +1621,64 @@ test_cache(void)
 	S->store_close(st);
 }
 
+/* The cache file is compacted once dead records are most of it; views
+ * that read the old file find every live entry in the new one. */
+static void
+test_cache_compaction(void)
+{
+	enum { BIG = 300 * 1024 };
+	postern_mailbox_t *a, *b;
+	postern_store_t *st;
+	const void *data;
+	size_t len;
+	struct tuser t;
+	struct stat sb;
+	char path[1024], *buf;
+	int i;
+
+	make_user(&t, "compact");
+	st = open_store(&t);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(st);
+	append(st, "INBOX", "1\r\n", 0, NULL, 0, 0);
+	append(st, "INBOX", "2\r\n", 0, NULL, 0, 0);
+	a = open_box(st, "INBOX", 0);
+	b = open_box(st, "INBOX", POSTERN_OPEN_READONLY);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(a);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(b);
+	buf = malloc(BIG);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(buf);
+	memset(buf, 'u', BIG);
+	modlog[0] = '\0';
+	CU_ASSERT_EQUAL(S->cache_set(a, 2, "big", buf, BIG), 0);
+	CU_ASSERT_EQUAL(S->cache_get(b, 2, "big", pool, &data, &len), 1);
+	/* Five versions for uid 1: the fifth set finds 1.5 MB of which
+	 * 600 KB live, and compacts before appending. */
+	for (i = 0; i < 5; i++) {
+		memset(buf, 'a' + i, BIG);
+		CU_ASSERT_EQUAL(S->cache_set(a, 1, "big", buf, BIG), 0);
+	}
+	path_of(path, sizeof(path), t.maildir, "postern.cache");
+	CU_ASSERT_EQUAL_FATAL(stat(path, &sb), 0);
+	CU_ASSERT(sb.st_size < 1024 * 1024);
+	CU_ASSERT(sb.st_size >= 3 * BIG);
+	CU_ASSERT_PTR_NOT_NULL(strstr(modlog, "compacted"));
+	for (i = 0; i < 2; i++) {
+		postern_mailbox_t *v = i == 0 ? a : b;
+
+		CU_ASSERT_EQUAL_FATAL(S->cache_get(v, 1, "big", pool, &data,
+		                                   &len), 1);
+		CU_ASSERT_EQUAL(len, BIG);
+		CU_ASSERT_EQUAL(((const char *)data)[BIG - 1], 'e');
+		CU_ASSERT_EQUAL_FATAL(S->cache_get(v, 2, "big", pool, &data,
+		                                   &len), 1);
+		CU_ASSERT_EQUAL(((const char *)data)[0], 'u');
+	}
+	free(buf);
+	S->close(a);
+	S->close(b);
+	S->store_close(st);
+}
+
 static void
 test_exclusive(void)
 {
@@ -1713,6 +1771,7 @@ static CU_TestInfo maildir_tests[] = {
 	{ "change log: many appends, reopen", test_log_many },
 	{ "a Maildir made by Dovecot", test_dovecot_fixture },
 	{ "cache_get and cache_set", test_cache },
+	{ "cache compaction", test_cache_compaction },
 	{ "exclusive views", test_exclusive },
 	{ "watch", test_watch },
 	CU_TEST_INFO_NULL,
