@@ -1,0 +1,486 @@
+/*
+ * test_imap_mime.c - the IMAP module's MIME structure code
+ * (modules/imap/imap_mime.c, compiled in) over the core's host table and
+ * the maildir storage module: exact ENVELOPE and BODYSTRUCTURE / BODY
+ * strings for a corpus of messages, body sections' byte ranges, header
+ * matching through RFC 2047 words, text search in quoted-printable and
+ * base64 bodies in other charsets, and the structure cache round trip
+ * ("mime.v1"), a corrupt entry included.
+ */
+#include <sys/stat.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <postern/postern.h>
+
+#include "unit.h"
+#include "conf.h"
+#include "hook.h"
+#include "host.h"
+#include "loader.h"
+#include "log.h"
+#include "pool.h"
+#include "service.h"
+#include "imap_mime.h"
+
+#ifndef STORAGE_MODULE_DIR
+#error "STORAGE_MODULE_DIR must name the directory of storage_maildir.so"
+#endif
+
+static struct loader *ld;
+static struct conf *cf;
+static const struct postern_storage *S;
+static char *tmp;
+static postern_pool_t *pool;
+static postern_store_t *store;
+static postern_mailbox_t *inbox;
+static struct postern_user user;
+
+static void
+quiet(int level, const char *prefix, const char *msg, void *arg)
+{
+	(void)level;
+	(void)prefix;
+	(void)msg;
+	(void)arg;
+}
+
+static int
+suite_init(void)
+{
+	char text[] = "storage_maildir = { location = \"~/Maildir\"; };";
+	struct postern_storage_err err = { 0 };
+
+	tmp = unit_tmpdir();
+	if ((cf = conf_load_string(text, "test.conf")) == NULL)
+		return -1;
+	host_set_conf(cf);
+	log_set_sink(quiet, NULL);
+	ld = loader_create(host_table(), STORAGE_MODULE_DIR);
+	if (loader_load(ld, "storage_maildir") < 0)
+		return -1;
+	host_set_init_phase(1);
+	if (loader_init_all(ld) < 0) {
+		host_set_init_phase(0);
+		return -1;
+	}
+	host_set_init_phase(0);
+	S = service_lookup("test", POSTERN_STORAGE_SERVICE,
+	                   POSTERN_STORAGE_MAJOR, POSTERN_STORAGE_MINOR);
+	if (S == NULL)
+		return -1;
+	imap_mime_init(host_table(), NULL);
+	pool = pool_create(16384);
+	user.size = sizeof(user);
+	user.name = "alice@example.org";
+	user.home = tmp;
+	if (S->store_open(&user, &store, &err) < 0 ||
+	    S->open(store, "INBOX", 0, &inbox, &err) < 0)
+		return -1;
+	return 0;
+}
+
+static int
+suite_clean(void)
+{
+	if (inbox != NULL)
+		S->close(inbox);
+	if (store != NULL)
+		S->store_close(store);
+	pool_destroy(pool);
+	hook_reset();
+	service_reset();
+	loader_destroy(ld);
+	log_set_sink(NULL, NULL);
+	host_set_conf(NULL);
+	conf_free(cf);
+	unit_rm_rf(tmp);
+	free(tmp);
+	return 0;
+}
+
+/* ---- helpers ---------------------------------------------------------- */
+
+/* Appends `text` to INBOX and returns its UID, the view synced. */
+static uint32_t
+add(const char *text)
+{
+	struct postern_append a = { .size = sizeof(a), .fd = -1 };
+	struct postern_storage_err err = { 0 };
+	struct postern_sync_changes ch;
+	uint32_t uid = 0, uidv = 0;
+
+	a.data = text;
+	a.length = strlen(text);
+	CU_ASSERT_EQUAL(S->append(store, "INBOX", &a, &uid, &uidv, &err), 0);
+	CU_ASSERT_EQUAL(S->sync(inbox, 0, pool, &ch, &err), 0);
+	return uid;
+}
+
+static const struct imap_mime *
+load(uint32_t uid)
+{
+	struct postern_storage_err err = { 0 };
+	const struct imap_mime *m = imap_mime_load(S, inbox, uid, pool, &err);
+
+	CU_ASSERT_PTR_NOT_NULL(m);
+	return m;
+}
+
+static const struct imap_mime *
+load_text(const char *text)
+{
+	return load(add(text));
+}
+
+static void
+check_str(const char *got, const char *want)
+{
+	CU_ASSERT_STRING_EQUAL(got, want);
+	if (strcmp(got, want) != 0)
+		fprintf(stderr, "\n got: %s\nwant: %s\n", got, want);
+}
+
+/* ---- the corpus ------------------------------------------------------- */
+
+static const char simple[] =
+	"Date: Tue, 1 Jul 2003 10:52:37 +0200\r\n"
+	"From: \"Doe, John\" <john@example.org>\r\n"
+	"To: Friends: ann@a.example, Bob <bob@b.example>;, carl@c.example\r\n"
+	"Cc: undisclosed-recipients:;\r\n"
+	"Subject: =?iso-8859-1?q?caf=E9?= \"quoted\" \\ back\r\n"
+	"Message-ID: <1234@example.org>\r\n"
+	"In-Reply-To: <0@example.org>\r\n"
+	"\r\n"
+	"Hello\r\n"
+	"world\r\n";
+
+static const char mixed[] =
+	"From: a@example.org\r\n"
+	"Sender: \r\n"
+	"Reply-To: r@example.org\r\n"
+	"Subject: caf\xc3\xa9\r\n"
+	"Content-Type: multipart/mixed; boundary=\"XX\"\r\n"
+	"\r\n"
+	"--XX\r\n"
+	"Content-Type: text/plain; charset=iso-8859-1\r\n"
+	"Content-Transfer-Encoding: quoted-printable\r\n"
+	"\r\n"
+	"Le caf=E9 est tr=\r\n"
+	"=E8s chaud.\r\n"
+	"--XX\r\n"
+	"Content-Type: image/png; name=\"a.png\"\r\n"
+	"Content-Transfer-Encoding: base64\r\n"
+	"Content-ID: <img1>\r\n"
+	"Content-Description: a picture\r\n"
+	"Content-Disposition: attachment; filename*=utf-8''%E2%82%AC.png\r\n"
+	"Content-Language: en, de\r\n"
+	"Content-Location: http://x.example/a.png\r\n"
+	"Content-MD5: Q2hlY2s=\r\n"
+	"\r\n"
+	"iVBORw0KGgo=\r\n"
+	"--XX\r\n"
+	"Content-Type: message/rfc822\r\n"
+	"\r\n"
+	"From: inner@example.net\r\n"
+	"Subject: inside\r\n"
+	"Content-Type: text/plain; charset=koi8-r\r\n"
+	"Content-Transfer-Encoding: base64\r\n"
+	"\r\n"
+	"8NLJ18XU\r\n"
+	"--XX--\r\n";
+
+static void
+test_envelope(void)
+{
+	const struct imap_mime *m = load_text(simple);
+
+	check_str(imap_mime_envelope(m, pool),
+		"(\"Tue, 1 Jul 2003 10:52:37 +0200\" "
+		"\"=?iso-8859-1?q?caf=E9?= \\\"quoted\\\" \\\\ back\" "
+		"((\"Doe, John\" NIL \"john\" \"example.org\")) "
+		"((\"Doe, John\" NIL \"john\" \"example.org\")) "
+		"((\"Doe, John\" NIL \"john\" \"example.org\")) "
+		"((NIL NIL \"Friends\" NIL)(NIL NIL \"ann\" \"a.example\")"
+		"(\"Bob\" NIL \"bob\" \"b.example\")(NIL NIL NIL NIL)"
+		"(NIL NIL \"carl\" \"c.example\")) "
+		"((NIL NIL \"undisclosed-recipients\" NIL)(NIL NIL NIL NIL)) "
+		"NIL \"<0@example.org>\" \"<1234@example.org>\")");
+	CU_ASSERT_EQUAL(imap_mime_date(m), 1057049557);
+	check_str(imap_mime_bodystructure(m, 1, pool),
+		"(\"text\" \"plain\" (\"charset\" \"us-ascii\") NIL NIL "
+		"\"7bit\" 14 2 NIL NIL NIL NIL)");
+	check_str(imap_mime_bodystructure(m, 0, pool),
+		"(\"text\" \"plain\" (\"charset\" \"us-ascii\") NIL NIL "
+		"\"7bit\" 14 2)");
+}
+
+static void
+test_bodystructure(void)
+{
+	const struct imap_mime *m = load_text(mixed);
+
+	/* an empty Sender is From; 8-bit text is a literal */
+	check_str(imap_mime_envelope(m, pool),
+		"(NIL {5}\r\ncaf\xc3\xa9 "
+		"((NIL NIL \"a\" \"example.org\")) "
+		"((NIL NIL \"a\" \"example.org\")) "
+		"((NIL NIL \"r\" \"example.org\")) NIL NIL NIL NIL NIL)");
+	CU_ASSERT_EQUAL(imap_mime_date(m), -1);
+	check_str(imap_mime_bodystructure(m, 1, pool),
+		"((\"text\" \"plain\" (\"charset\" \"iso-8859-1\") NIL NIL "
+		"\"quoted-printable\" 30 2 NIL NIL NIL NIL)"
+		"(\"image\" \"png\" (\"name\" \"a.png\") \"<img1>\" "
+		"\"a picture\" \"base64\" 12 \"Q2hlY2s=\" (\"attachment\" "
+		"(\"filename*\" \"utf-8''%E2%82%AC.png\")) (\"en\" \"de\") "
+		"\"http://x.example/a.png\")"
+		"(\"message\" \"rfc822\" NIL NIL NIL \"7bit\" 129 "
+		"(NIL \"inside\" ((NIL NIL \"inner\" \"example.net\")) "
+		"((NIL NIL \"inner\" \"example.net\")) "
+		"((NIL NIL \"inner\" \"example.net\")) NIL NIL NIL NIL NIL) "
+		"(\"text\" \"plain\" (\"charset\" \"koi8-r\") NIL NIL "
+		"\"base64\" 8 1 NIL NIL NIL NIL) 6 NIL NIL NIL NIL) "
+		"\"mixed\" (\"boundary\" \"XX\") NIL NIL NIL)");
+	check_str(imap_mime_bodystructure(m, 0, pool),
+		"((\"text\" \"plain\" (\"charset\" \"iso-8859-1\") NIL NIL "
+		"\"quoted-printable\" 30 2)"
+		"(\"image\" \"png\" (\"name\" \"a.png\") \"<img1>\" "
+		"\"a picture\" \"base64\" 12)"
+		"(\"message\" \"rfc822\" NIL NIL NIL \"7bit\" 129 "
+		"(NIL \"inside\" ((NIL NIL \"inner\" \"example.net\")) "
+		"((NIL NIL \"inner\" \"example.net\")) "
+		"((NIL NIL \"inner\" \"example.net\")) NIL NIL NIL NIL NIL) "
+		"(\"text\" \"plain\" (\"charset\" \"koi8-r\") NIL NIL "
+		"\"base64\" 8 1) 6) \"mixed\")");
+}
+
+static void
+test_odd_structures(void)
+{
+	const struct imap_mime *m;
+
+	/* a multipart without parts shows one empty text/plain part */
+	m = load_text("Content-Type: multipart/mixed; boundary=b\r\n\r\n"
+	              "no parts\r\n");
+	check_str(imap_mime_bodystructure(m, 0, pool),
+		"((\"text\" \"plain\" (\"charset\" \"us-ascii\") NIL NIL "
+		"\"7bit\" 0 0) \"mixed\")");
+	/* a base64 message/rfc822 is opaque: a basic part */
+	m = load_text("Content-Type: message/rfc822\r\n"
+	              "Content-Transfer-Encoding: base64\r\n\r\n"
+	              "U3ViamVjdDogeA0KDQp5DQo=\r\n");
+	check_str(imap_mime_bodystructure(m, 0, pool),
+		"(\"message\" \"rfc822\" NIL NIL NIL \"base64\" 26)");
+	/* no header at all, an address without a domain, a long value */
+	m = load_text("To: Mary <mary>\r\n\r\n");
+	check_str(imap_mime_envelope(m, pool),
+		"(NIL NIL NIL NIL NIL ((\"Mary\" NIL \"mary\" "
+		"\"MISSING_DOMAIN\")) NIL NIL NIL NIL)");
+	/* a name with a line break inside a quoted string stays quoted
+	 * once unfolded */
+	m = load_text("From: \"a\r\n b\" <x@y>\r\nSubject: two\r\n words\r\n"
+	              "\r\nbody");
+	check_str(imap_mime_envelope(m, pool),
+		"(NIL \"two words\" ((\"a b\" NIL \"x\" \"y\")) "
+		"((\"a b\" NIL \"x\" \"y\")) ((\"a b\" NIL \"x\" \"y\")) "
+		"NIL NIL NIL NIL NIL)");
+	check_str(imap_mime_bodystructure(m, 1, pool),
+		"(\"text\" \"plain\" (\"charset\" \"us-ascii\") NIL NIL "
+		"\"7bit\" 4 1 NIL NIL NIL NIL)");
+}
+
+/* The section's octets as a string, or "-1". */
+static const char *
+section(const char *msg, const struct imap_mime *m, const char *spec,
+        enum imap_section_what what)
+{
+	uint32_t parts[8];
+	size_t n = 0;
+	uint64_t start, len;
+	char *end;
+
+	while (*spec != '\0' && n < 8) {
+		parts[n++] = (uint32_t)strtoul(spec, &end, 10);
+		spec = *end == '.' ? end + 1 : end;
+	}
+	if (imap_mime_section(m, parts, n, what, &start, &len) < 0)
+		return "-1";
+	return pool_strndup(pool, msg + start, (size_t)len);
+}
+
+static void
+test_sections(void)
+{
+	const struct imap_mime *m = load_text(mixed);
+	const char *hdr_end = strstr(mixed, "\r\n\r\n") + 4, *inner;
+
+	check_str(section(mixed, m, "", IMAP_SECTION_ALL), mixed);
+	CU_ASSERT_EQUAL(strlen(section(mixed, m, "", IMAP_SECTION_HEADER)),
+	                (size_t)(hdr_end - mixed));
+	check_str(section(mixed, m, "", IMAP_SECTION_TEXT), hdr_end);
+	check_str(section(mixed, m, "1", IMAP_SECTION_ALL),
+	          "Le caf=E9 est tr=\r\n=E8s chaud.");
+	check_str(section(mixed, m, "1", IMAP_SECTION_MIME),
+	          "Content-Type: text/plain; charset=iso-8859-1\r\n"
+	          "Content-Transfer-Encoding: quoted-printable\r\n\r\n");
+	check_str(section(mixed, m, "2", IMAP_SECTION_ALL), "iVBORw0KGgo=");
+	check_str(section(mixed, m, "3", IMAP_SECTION_MIME),
+	          "Content-Type: message/rfc822\r\n\r\n");
+	check_str(section(mixed, m, "3", IMAP_SECTION_HEADER),
+	          "From: inner@example.net\r\nSubject: inside\r\n"
+	          "Content-Type: text/plain; charset=koi8-r\r\n"
+	          "Content-Transfer-Encoding: base64\r\n\r\n");
+	check_str(section(mixed, m, "3", IMAP_SECTION_TEXT), "8NLJ18XU");
+	/* 3.1: the single part of the attached message: its body, with
+	 * the message header as MIME header */
+	check_str(section(mixed, m, "3.1", IMAP_SECTION_ALL), "8NLJ18XU");
+	check_str(section(mixed, m, "3.1", IMAP_SECTION_MIME),
+	          section(mixed, m, "3", IMAP_SECTION_HEADER));
+	inner = strstr(mixed, "From: inner");
+	check_str(section(mixed, m, "3", IMAP_SECTION_ALL),
+	          pool_strndup(pool, inner, (size_t)(strstr(inner,
+	                       "\r\n--XX--") - inner)));
+	/* no such parts */
+	check_str(section(mixed, m, "4", IMAP_SECTION_ALL), "-1");
+	check_str(section(mixed, m, "0", IMAP_SECTION_ALL), "-1");
+	check_str(section(mixed, m, "1.1", IMAP_SECTION_ALL), "-1");
+	check_str(section(mixed, m, "3.2", IMAP_SECTION_ALL), "-1");
+	check_str(section(mixed, m, "1", IMAP_SECTION_HEADER), "-1");
+	check_str(section(mixed, m, "", IMAP_SECTION_MIME), "-1");
+
+	/* a non-multipart message: part 1 is its body */
+	m = load_text(simple);
+	check_str(section(simple, m, "1", IMAP_SECTION_ALL),
+	          "Hello\r\nworld\r\n");
+	check_str(section(simple, m, "2", IMAP_SECTION_ALL), "-1");
+}
+
+static void
+test_header_match(void)
+{
+	static const char hdr[] =
+		"Subject: =?iso-8859-1?q?CAF=C9?= au lait\r\n"
+		"From: =?utf-8?B?w4lsaXNl?= <e@x>\r\n"
+		"X-Empty:\r\n"
+		"\r\n"
+		"Body: nope\r\n";
+	size_t len = sizeof(hdr) - 1;
+
+	CU_ASSERT_EQUAL(imap_mime_header_matches(hdr, len, "subject",
+	                "caf\xc3\xa9 AU", pool), 1);
+	CU_ASSERT_EQUAL(imap_mime_header_matches(hdr, len, "SUBJECT",
+	                "th\xc3\xa9", pool), 0);
+	CU_ASSERT_EQUAL(imap_mime_header_matches(hdr, len, "from",
+	                "\xc3\xa9lise", pool), 1);
+	CU_ASSERT_EQUAL(imap_mime_header_matches(hdr, len, "from", "e@X",
+	                pool), 1);
+	/* an empty needle matches a present field, even an empty one */
+	CU_ASSERT_EQUAL(imap_mime_header_matches(hdr, len, "x-empty", "",
+	                pool), 1);
+	CU_ASSERT_EQUAL(imap_mime_header_matches(hdr, len, "cc", "", pool),
+	                0);
+	/* the body is not the header */
+	CU_ASSERT_EQUAL(imap_mime_header_matches(hdr, len, "body", "",
+	                pool), 0);
+}
+
+static int
+search(uint32_t uid, const struct imap_mime *m, const char *needle,
+       int with_header)
+{
+	struct postern_storage_err err = { 0 };
+
+	return imap_mime_search_text(S, inbox, uid, m, needle, with_header,
+	                             pool, &err);
+}
+
+static void
+test_search_text(void)
+{
+	uint32_t uid = add(mixed);
+	const struct imap_mime *m = load(uid);
+
+	/* quoted-printable Latin-1, across a soft line break */
+	CU_ASSERT_EQUAL(search(uid, m, "TR\xc3\x88S CHAUD", 0), 1);
+	CU_ASSERT_EQUAL(search(uid, m, "caf\xc3\xa9 est", 0), 1);
+	/* base64 KOI8-R in the attached message, case folded */
+	CU_ASSERT_EQUAL(search(uid, m, "\xd0\xbf\xd1\x80\xd0\xb8\xd0\xb2"
+	                       "\xd0\x95\xd0\xa2", 0), 1);
+	/* the attached message's header is body text of this one */
+	CU_ASSERT_EQUAL(search(uid, m, "inside", 0), 1);
+	/* the top header only with TEXT */
+	CU_ASSERT_EQUAL(search(uid, m, "r@example.org", 0), 0);
+	CU_ASSERT_EQUAL(search(uid, m, "r@example.org", 1), 1);
+	/* encoded octets are not text; a PNG is not searched */
+	CU_ASSERT_EQUAL(search(uid, m, "=E9", 0), 0);
+	CU_ASSERT_EQUAL(search(uid, m, "iVBOR", 0), 0);
+	CU_ASSERT_EQUAL(search(uid, m, "not there", 1), 0);
+	CU_ASSERT_EQUAL(search(uid, m, "", 0), 1);
+
+	uid = add(simple);
+	m = load(uid);
+	CU_ASSERT_EQUAL(search(uid, m, "CAF\xc3\x89 \"QUOTED\"", 1), 1);
+	CU_ASSERT_EQUAL(search(uid, m, "hello\r\nWORLD", 0), 1);
+	CU_ASSERT_EQUAL(search(uid, m, "caf", 0), 0);
+}
+
+static void
+test_cache(void)
+{
+	uint32_t uid = add(mixed);
+	const void *data;
+	size_t len;
+	char *first;
+	const struct imap_mime *m;
+
+	CU_ASSERT_EQUAL(S->cache_get(inbox, uid, "mime.v1", pool, &data,
+	                             &len), 0);
+	m = load(uid);
+	first = pool_strndup(pool, imap_mime_bodystructure(m, 1, pool),
+	                     100000);
+	/* the first load cached the structure */
+	CU_ASSERT_EQUAL_FATAL(S->cache_get(inbox, uid, "mime.v1", pool,
+	                                   &data, &len), 1);
+	CU_ASSERT(len > 4 && memcmp(data, "PMT", 3) == 0);
+	check_str(imap_mime_bodystructure(load(uid), 1, pool), first);
+	/* a corrupt entry is absent: parsed again, and replaced */
+	CU_ASSERT_EQUAL(S->cache_set(inbox, uid, "mime.v1", "PMT\001junk",
+	                             8), 0);
+	check_str(imap_mime_bodystructure(load(uid), 1, pool), first);
+	CU_ASSERT_EQUAL_FATAL(S->cache_get(inbox, uid, "mime.v1", pool,
+	                                   &data, &len), 1);
+	CU_ASSERT(len > 8);
+	/* a message that is gone cannot be loaded */
+	{
+		struct postern_storage_err err = { 0 };
+
+		CU_ASSERT_PTR_NULL(imap_mime_load(S, inbox, 99999, pool,
+		                                  &err));
+		CU_ASSERT_NOT_EQUAL(err.code, POSTERN_SE_OK);
+	}
+}
+
+static CU_TestInfo tests[] = {
+	{ "ENVELOPE with groups, quoting, Date", test_envelope },
+	{ "BODYSTRUCTURE and BODY of a mixed message", test_bodystructure },
+	{ "empty multipart, encoded message, broken addresses",
+	  test_odd_structures },
+	{ "body sections by part number", test_sections },
+	{ "header match through RFC 2047", test_header_match },
+	{ "text search in QP and base64 bodies", test_search_text },
+	{ "structure cache round trip through maildir", test_cache },
+	CU_TEST_INFO_NULL,
+};
+
+static CU_SuiteInfo suites[] = {
+	{ "imap_mime", suite_init, suite_clean, NULL, NULL, tests },
+	CU_SUITE_INFO_NULL,
+};
+
+int
+main(void)
+{
+	return unit_run(suites);
+}
