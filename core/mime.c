@@ -229,6 +229,10 @@ end_below(postern_mime_parser_t *p, struct node *upto)
 
 	while (p->cur != upto) {
 		node_end(p, p->cur, end, p->prev_lf_before, p->prev_start);
+		/* an empty part right after a boundary line cannot end
+		 * before it starts; its parent then takes it in whole */
+		if (p->cur->part.end > end)
+			end = p->cur->part.end;
 		p->cur = parent_of(p->cur);
 	}
 }

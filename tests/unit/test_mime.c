@@ -291,7 +291,26 @@ test_broken_boundaries(void)
 	static const char padding[] =
 		"Content-Type: multipart/mixed; boundary=b\r\n\r\n"
 		"--b \t\r\n\r\n--bx\r\n--b\r\n\r\ntwo\r\n--b--  \r\n";
+	/* empty parts: a boundary right after a boundary, or after a
+	 * header's empty line (found by fuzz_mime) */
+	static const char empty[] =
+		"Content-Type: multipart/mixed; boundary=b\r\n\r\n"
+		"--b\r\n--b\r\nX: y\r\n\r\n--b\r\n\r\n--b--\r\n";
 	struct postern_mime_part *r;
+	const struct postern_mime_part *c;
+	size_t len;
+	void *ser;
+
+	r = parse(empty);
+	CU_ASSERT_EQUAL_FATAL(r->nchildren, 3);
+	for (c = r->children; c != NULL; c = c->next) {
+		CU_ASSERT_EQUAL(c->end, c->body_start);
+		CU_ASSERT_EQUAL(c->body_lines, 0);
+		CU_ASSERT(c->end <= r->end);
+	}
+	CU_ASSERT_STRING_EQUAL(child(r, 2)->type, "text");
+	ser = mime_serialize(r, pool, &len);
+	CU_ASSERT_PTR_NOT_NULL(mime_deserialize(ser, len, pool));
 
 	r = parse(nofinal);
 	CU_ASSERT(r->flags & POSTERN_MIME_NO_END);
