@@ -372,43 +372,62 @@ join_sections(struct raw_param *raw, size_t nraw, size_t first,
 		joined;
 }
 
-/* Parameters of s[i..len) into an array from the pool.  A name given
- * both plainly and in RFC 2231 form keeps the RFC 2231 value. */
+/* The slot for parameter `name` in out[0..*n): the one holding it, or a
+ * new one at the end. */
+static struct postern_mime_param *
+param_slot(struct postern_mime_param *out, size_t *n, const char *name,
+           int *existed)
+{
+	size_t k;
+
+	for (k = 0; k < *n; k++)
+		if (strcmp(out[k].name, name) == 0) {
+			*existed = 1;
+			return &out[k];
+		}
+	*existed = 0;
+	return &out[(*n)++];
+}
+
+/* Parameters of s[i..len) into an array from the pool.  The first
+ * occurrence of a name wins, except that an RFC 2231 value (name*= or
+ * continuations) replaces a plain one: a mailer sends both so that old
+ * readers get the plain one. */
 static void
 parse_params(const char *s, size_t len, size_t i, postern_pool_t *pool,
              const struct postern_mime_param **params, uint32_t *nparams)
 {
 	struct raw_param *raw = xcalloc(MAX_PARAMS * 2, sizeof(*raw));
-	struct postern_mime_param *out;
-	size_t nraw, j, k, n = 0;
-	int dup;
+	struct postern_mime_param *out, *slot;
+	size_t nraw, j, n = 0;
+	int existed;
 
 	nraw = read_raw_params(s, len, i, pool, raw, MAX_PARAMS * 2);
 	out = pool_alloc(pool, (nraw + 1) * sizeof(*out));
 	for (j = 0; j < nraw && n < MAX_PARAMS; j++) {
 		if (raw[j].used)
 			continue;
-		for (dup = 0, k = 0; k < n && !dup; k++)
-			dup = strcmp(out[k].name, raw[j].base) == 0;
+		slot = param_slot(out, &n, raw[j].base, &existed);
+		if (existed && (slot->extended || (raw[j].section < 0 &&
+		                                   !raw[j].extended))) {
+			raw[j].used = 1;
+			continue;   /* a repeated name: the first counts */
+		}
 		if (raw[j].section >= 0) {
-			if (dup)   /* replace a plain value given earlier */
-				n--;
-			join_sections(raw, nraw, j, pool, &out[n++]);
-		} else if (raw[j].extended && !dup) {
+			join_sections(raw, nraw, j, pool, slot);
+		} else if (raw[j].extended) {
 			const char *charset = NULL;
 			char *v = split_charset(raw[j].value, pool, &charset);
 
 			percent_decode(v);
-			out[n].name = raw[j].base;
-			out[n].extended = 1;
-			out[n].value = charset != NULL ?
+			slot->name = raw[j].base;
+			slot->extended = 1;
+			slot->value = charset != NULL ?
 				mime_to_utf8(charset, v, strlen(v), pool,
 				             NULL) : v;
-			n++;
-		} else if (!dup) {
-			out[n].name = raw[j].base;
-			out[n].value = raw[j].value;
-			n++;
+		} else {
+			slot->name = raw[j].base;
+			slot->value = raw[j].value;
 		}
 		raw[j].used = 1;
 	}

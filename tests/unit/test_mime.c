@@ -379,8 +379,8 @@ test_params(void)
 		" title*0*=us-ascii'en'This%20is%20; title*1=\" even more\";\r\n"
 		" title*2*=%2A%2A%2Afun%2A%2A%2A; junk; x=y;\r\n"
 		" latin*=iso-8859-1''caf%E9\r\n"
-		"Content-Disposition: ATTACHMENT; filename*=utf-8''%E2%82%AC.txt;\r\n"
-		"  size=10\r\n"
+		"Content-Disposition: ATTACHMENT; filename=\"fallback.txt\";\r\n"
+		" filename*=utf-8''%E2%82%AC.txt; size=1; SIZE=2;\r\n"
 		"Content-Language: en-US, (c) fr\r\n"
 		"Content-ID: <id@x>\r\n"
 		"Content-Description: =?utf-8?q?desc?=\r\n"
@@ -402,9 +402,13 @@ test_params(void)
 	CU_ASSERT_FALSE(r->params[0].extended);
 	CU_ASSERT_STRING_EQUAL(r->disposition, "attachment");
 	CU_ASSERT_EQUAL(r->ndisposition_params, 2);
+	/* the RFC 2231 value replaces the plain one; a repeated name
+	 * keeps its first value */
 	CU_ASSERT_STRING_EQUAL(postern_mime_param_get(r->disposition_params,
 	                       r->ndisposition_params, "FILENAME"),
 	                       "\xe2\x82\xac.txt");
+	CU_ASSERT_STRING_EQUAL(postern_mime_param_get(r->disposition_params,
+	                       r->ndisposition_params, "size"), "1");
 	CU_ASSERT_EQUAL_FATAL(r->nlanguages, 2);
 	CU_ASSERT_STRING_EQUAL(r->languages[0], "en-US");
 	CU_ASSERT_STRING_EQUAL(r->languages[1], "fr");
