@@ -102,7 +102,7 @@ static char *
 join(const struct tok *t, size_t a, size_t b, int spaces,
      postern_pool_t *pool)
 {
-	size_t i, len = 0;
+	size_t i, n, len = 0;
 	char *d;
 
 	if (a >= b)
@@ -110,13 +110,16 @@ join(const struct tok *t, size_t a, size_t b, int spaces,
 	for (i = a; i < b; i++)
 		len += (t[i].kind == T_SPECIAL ? 1 : strlen(t[i].text)) + 1;
 	d = pool_alloc(pool, len + 1);
-	for (i = a; i < b; i++) {
+	for (len = 0, i = a; i < b; i++) {
 		if (spaces && i > a && t[i].space_before)
-			strcat(d, " ");
-		if (t[i].kind == T_SPECIAL)
-			strncat(d, &t[i].ch, 1);
-		else
-			strcat(d, t[i].text);
+			d[len++] = ' ';
+		if (t[i].kind == T_SPECIAL) {
+			d[len++] = t[i].ch;
+		} else {
+			n = strlen(t[i].text);
+			memcpy(d + len, t[i].text, n);
+			len += n;
+		}
 	}
 	return d;
 }

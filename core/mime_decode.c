@@ -22,6 +22,9 @@
 #define CONV_STAGE 4096   /* input octets converted per iconv pass */
 #define CONV_CARRY 16     /* longest incomplete character kept */
 #define QP_MAX_WS 256     /* trailing white space held back by QP */
+/* Longest encoded word looked for: RFC 2047 says 75 octets, mailers
+ * write longer ones. */
+#define MAX_WORD 1024
 
 static const char utf8_replacement[] = "\xef\xbf\xbd"; /* U+FFFD */
 
@@ -532,6 +535,8 @@ encoded_word_parse(const char *s, size_t len, struct encoded_word *w)
 	if (w->enc != 'B' && w->enc != 'Q')
 		return 0;
 	q2 = q1 + 3;
+	if (len > MAX_WORD)
+		len = MAX_WORD;   /* bounds the scans: no quadratic time */
 	for (end = q2; end + 1 < s + len; end++) {
 		if (end[0] == '?' && end[1] == '=')
 			break;

@@ -22,6 +22,7 @@
 #define CACHE_FIELD "mime.v1"
 #define READ_BLOCK 65536
 #define MAX_SEARCH_HEADER (1024 * 1024)   /* header octets searched */
+#define MATCH_STEP 16384   /* folded text collected per substring scan */
 
 struct imap_mime {
 	const struct postern_mime_part *root;
@@ -681,11 +682,31 @@ struct matcher {
 	int found;
 };
 
+/* Looks for the needle in the window, then keeps only the octets a
+ * match starting there could still need. */
+static void
+matcher_scan(struct matcher *mt)
+{
+	size_t keep;
+
+	if (mt->window.len < mt->nlen)
+		return;
+	if (memmem(mt->window.data, mt->window.len, mt->needle,
+	           mt->nlen) != NULL) {
+		mt->found = 1;
+		return;
+	}
+	keep = mt->nlen > 0 ? mt->nlen - 1 : 0;
+	memmove(mt->window.data, mt->window.data + mt->window.len - keep,
+	        keep);
+	mt->window.len = keep;
+}
+
 static void
 matcher_feed(void *arg, const char *data, size_t len)
 {
 	struct matcher *mt = arg;
-	size_t used, keep;
+	size_t used;
 	const unsigned char *in = (const unsigned char *)data;
 
 	while (len > 0 && !mt->found) {
@@ -710,17 +731,10 @@ matcher_feed(void *arg, const char *data, size_t len)
 		}
 		len = 0;
 	}
-	if (mt->found || mt->window.len < mt->nlen)
-		return;
-	if (memmem(mt->window.data, mt->window.len, mt->needle,
-	           mt->nlen) != NULL) {
-		mt->found = 1;
-		return;
-	}
-	keep = mt->nlen > 0 ? mt->nlen - 1 : 0;
-	memmove(mt->window.data, mt->window.data + mt->window.len - keep,
-	        keep);
-	mt->window.len = keep;
+	/* scan in large steps: the kept tail is rescanned each time */
+	if (!mt->found && mt->window.len >= 2 * mt->nlen &&
+	    mt->window.len >= MATCH_STEP)
+		matcher_scan(mt);
 }
 
 /* Fold-aware substring test on a whole string. */
@@ -919,6 +933,8 @@ imap_mime_search_text(const struct postern_storage *st,
 	if ((s.buf = malloc(READ_BLOCK)) == NULL)
 		abort();
 	rc = search_part(&s, m->root, with_header);
+	if (rc == 0 && !s.mt.found)
+		matcher_scan(&s.mt);
 	free(s.buf);
 	free(s.header.data);
 	free(s.mt.window.data);

@@ -426,6 +426,36 @@ test_search_text(void)
 	CU_ASSERT_EQUAL(search(uid, m, "caf", 0), 0);
 }
 
+/* A needle across the read blocks and scan steps of a large body. */
+static void
+test_search_large(void)
+{
+	size_t i, n = 200000;
+	char *msg = malloc(n + 200), *p = msg;
+	const struct imap_mime *m;
+	uint32_t uid;
+
+	p += sprintf(p, "Subject: big\r\n\r\n");
+	for (i = 0; i < n; i++) {
+		/* lines of 76 octets */
+		if (i % 78 == 76) {
+			*p++ = '\r';
+			*p++ = '\n';
+			i++;
+		} else {
+			*p++ = (char)('a' + i % 7);
+		}
+	}
+	*p = '\0';
+	/* across the first 64 KiB read of the body (it starts at 16) */
+	memcpy(msg + 16 + 65536 - 3, "NeEdLe", 6);
+	uid = add(msg);
+	m = load(uid);
+	CU_ASSERT_EQUAL(search(uid, m, "needle", 0), 1);
+	CU_ASSERT_EQUAL(search(uid, m, "needles", 0), 0);
+	free(msg);
+}
+
 static void
 test_cache(void)
 {
@@ -470,6 +500,7 @@ static CU_TestInfo tests[] = {
 	{ "body sections by part number", test_sections },
 	{ "header match through RFC 2047", test_header_match },
 	{ "text search in QP and base64 bodies", test_search_text },
+	{ "text search in a large body", test_search_large },
 	{ "structure cache round trip through maildir", test_cache },
 	CU_TEST_INFO_NULL,
 };
