@@ -267,6 +267,23 @@ test_odd_structures(void)
 	check_str(imap_mime_bodystructure(m, 0, pool),
 		"((\"text\" \"plain\" (\"charset\" \"us-ascii\") NIL NIL "
 		"\"7bit\" 0 0) \"mixed\")");
+	/* nested alternative closed by the outer boundary, a digest, no
+	 * final outer boundary */
+	m = load_text("Content-Type: multipart/mixed; boundary=o\r\n\r\n"
+	              "--o\r\n"
+	              "Content-Type: multipart/alternative; boundary=i\r\n"
+	              "\r\n--i\r\n\r\nplain\r\n--i\r\n"
+	              "Content-Type: text/html; charset=\"utf-8\"\r\n\r\n"
+	              "<p>\r\n--o\r\n"
+	              "Content-Type: multipart/digest; boundary=d\r\n\r\n"
+	              "--d\r\n\r\nSubject: d1\r\n\r\nx\r\n--d--\r\n");
+	check_str(imap_mime_bodystructure(m, 0, pool),
+		"(((\"text\" \"plain\" (\"charset\" \"us-ascii\") NIL NIL "
+		"\"7bit\" 5 1)(\"text\" \"html\" (\"charset\" \"utf-8\") NIL "
+		"NIL \"7bit\" 3 1) \"alternative\")((\"message\" \"rfc822\" "
+		"NIL NIL NIL \"7bit\" 16 (NIL \"d1\" NIL NIL NIL NIL NIL NIL "
+		"NIL NIL) (\"text\" \"plain\" (\"charset\" \"us-ascii\") NIL "
+		"NIL \"7bit\" 1 1) 3) \"digest\") \"mixed\")");
 	/* a base64 message/rfc822 is opaque: a basic part */
 	m = load_text("Content-Type: message/rfc822\r\n"
 	              "Content-Transfer-Encoding: base64\r\n\r\n"
