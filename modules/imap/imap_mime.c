@@ -7,8 +7,9 @@
  *
  * Output follows what Dovecot sends for the same messages: lower-case
  * type names and parameter names as the host parser gives them, full
- * extension data in BODYSTRUCTURE, a 0-length text/plain part standing in
- * for a multipart without parts (the grammar needs one), and
+ * extension data in BODYSTRUCTURE, ("charset" "us-ascii") for a text part
+ * without parameters, a 0-length text/plain part standing in for a
+ * multipart without parts (the grammar needs one), and
  * "MISSING_MAILBOX" / "MISSING_DOMAIN" for address parts a broken
  * address lacks (a NIL host would turn it into a group marker).
  */
@@ -378,7 +379,11 @@ out_body(struct out *o, const struct postern_mime_part *p, int extended,
 	out_add(o, " ", 1);
 	out_string(o, p->subtype);
 	out_add(o, " ", 1);
-	out_params(o, p->params, p->nparams);
+	if (p->nparams == 0 && strcmp(p->type, "text") == 0)
+		/* RFC 2046 4.1.2's default, spelt out as Dovecot does */
+		out_str(o, "(\"charset\" \"us-ascii\")");
+	else
+		out_params(o, p->params, p->nparams);
 	out_add(o, " ", 1);
 	out_nstring(o, p->id);
 	out_add(o, " ", 1);

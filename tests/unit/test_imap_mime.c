@@ -256,6 +256,98 @@ test_bodystructure(void)
 		"\"base64\" 8 1) 6) \"mixed\")");
 }
 
+/* The shape of Dovecot's own BODYSTRUCTURE test (lib-imap): a folded
+ * boundary, an unknown text subtype with every extension field, a
+ * message/rfc822 holding a multipart with prologue and epilogue, a text
+ * part without parameters, an invalid transfer encoding. */
+static const char dovecot_like[] =
+	"From: user@example.org\r\n"
+	"Date: Mon, 2 Jan 2023 10:00:00 +0100\r\n"
+	"MIME-Version: 1.0\r\n"
+	"Content-Type: multipart/mixed; boundary=\"part\r\n"
+	" one\"\r\n"
+	"\r\n"
+	"Prologue text\r\n"
+	"\r\n"
+	"--part one\r\n"
+	"Content-Type: text/x-custom; charset=us-ascii; opt=\"with\\\"quote\"\r\n"
+	"Content-ID: <c1@example.org>\r\n"
+	"Content-MD5: Zm9vYmFy\r\n"
+	"Content-Disposition: inline; size=5\r\n"
+	"Content-Description: some description\r\n"
+	"Content-Language: en, fi\r\n"
+	"Content-Location: http://example.org/c.txt\r\n"
+	"\r\n"
+	"howdy\r\n"
+	"\r\n"
+	"--part one\r\n"
+	"Content-Type: message/rfc822\r\n"
+	"\r\n"
+	"From: inner@example.org\r\n"
+	"To: t1@example.org, t2@example.org\r\n"
+	"Date: Tue, 3 Jan 2023 11:00:00 +0000\r\n"
+	"Subject: inner msg\r\n"
+	"Content-Type: multipart/alternative; boundary=\"alt\"\r\n"
+	"\r\n"
+	"Inner prologue\r\n"
+	"--alt\r\n"
+	"Content-Type: text/html\r\n"
+	"Content-Transfer-Encoding: 8bit\r\n"
+	"\r\n"
+	"<p>hi there</p>\r\n"
+	"\r\n"
+	"--alt\r\n"
+	"Content-Type: text/plain\r\n"
+	"Content-Transfer-Encoding: ?bogus\r\n"
+	"\r\n"
+	"hi there again\r\n"
+	"\r\n"
+	"--alt--\r\n"
+	"Inner epilogue\r\n"
+	"\r\n"
+	"--part one--\r\n"
+	"Epilogue\r\n";
+
+static void
+test_dovecot_shape(void)
+{
+	const struct imap_mime *m = load_text(dovecot_like);
+
+	check_str(imap_mime_bodystructure(m, 1, pool),
+		"((\"text\" \"x-custom\" (\"charset\" \"us-ascii\" \"opt\" "
+		"\"with\\\"quote\") \"<c1@example.org>\" \"some description\" "
+		"\"7bit\" 7 1 \"Zm9vYmFy\" (\"inline\" (\"size\" \"5\")) "
+		"(\"en\" \"fi\") \"http://example.org/c.txt\")"
+		"(\"message\" \"rfc822\" NIL NIL NIL \"7bit\" 389 "
+		"(\"Tue, 3 Jan 2023 11:00:00 +0000\" \"inner msg\" "
+		"((NIL NIL \"inner\" \"example.org\")) "
+		"((NIL NIL \"inner\" \"example.org\")) "
+		"((NIL NIL \"inner\" \"example.org\")) "
+		"((NIL NIL \"t1\" \"example.org\")(NIL NIL \"t2\" "
+		"\"example.org\")) NIL NIL NIL NIL) "
+		"((\"text\" \"html\" (\"charset\" \"us-ascii\") NIL NIL "
+		"\"8bit\" 17 1 NIL NIL NIL NIL)"
+		"(\"text\" \"plain\" (\"charset\" \"us-ascii\") NIL NIL "
+		"\"7bit\" 16 1 NIL NIL NIL NIL) \"alternative\" "
+		"(\"boundary\" \"alt\") NIL NIL NIL) 21 NIL NIL NIL NIL) "
+		"\"mixed\" (\"boundary\" \"part one\") NIL NIL NIL)");
+	check_str(imap_mime_bodystructure(m, 0, pool),
+		"((\"text\" \"x-custom\" (\"charset\" \"us-ascii\" \"opt\" "
+		"\"with\\\"quote\") \"<c1@example.org>\" \"some description\" "
+		"\"7bit\" 7 1)"
+		"(\"message\" \"rfc822\" NIL NIL NIL \"7bit\" 389 "
+		"(\"Tue, 3 Jan 2023 11:00:00 +0000\" \"inner msg\" "
+		"((NIL NIL \"inner\" \"example.org\")) "
+		"((NIL NIL \"inner\" \"example.org\")) "
+		"((NIL NIL \"inner\" \"example.org\")) "
+		"((NIL NIL \"t1\" \"example.org\")(NIL NIL \"t2\" "
+		"\"example.org\")) NIL NIL NIL NIL) "
+		"((\"text\" \"html\" (\"charset\" \"us-ascii\") NIL NIL "
+		"\"8bit\" 17 1)"
+		"(\"text\" \"plain\" (\"charset\" \"us-ascii\") NIL NIL "
+		"\"7bit\" 16 1) \"alternative\") 21) \"mixed\")");
+}
+
 static void
 test_odd_structures(void)
 {
@@ -512,6 +604,7 @@ test_cache(void)
 static CU_TestInfo tests[] = {
 	{ "ENVELOPE with groups, quoting, Date", test_envelope },
 	{ "BODYSTRUCTURE and BODY of a mixed message", test_bodystructure },
+	{ "the shape of Dovecot's BODYSTRUCTURE test", test_dovecot_shape },
 	{ "empty multipart, encoded message, broken addresses",
 	  test_odd_structures },
 	{ "body sections by part number", test_sections },
