@@ -387,6 +387,16 @@ test_odd_structures(void)
 	check_str(imap_mime_envelope(m, pool),
 		"(NIL NIL NIL NIL NIL ((\"Mary\" NIL \"mary\" "
 		"\"MISSING_DOMAIN\")) NIL NIL NIL NIL)");
+	/* a comment as the name, empty groups, an obsolete route */
+	m = load_text("From: u@d (Real Name)\r\nCc: team:;, list: (c) ;\r\n"
+	              "To: <@hop:x@y>\r\n\r\n");
+	check_str(imap_mime_envelope(m, pool),
+		"(NIL NIL ((\"Real Name\" NIL \"u\" \"d\")) "
+		"((\"Real Name\" NIL \"u\" \"d\")) "
+		"((\"Real Name\" NIL \"u\" \"d\")) "
+		"((NIL \"@hop\" \"x\" \"y\")) "
+		"((NIL NIL \"team\" NIL)(NIL NIL NIL NIL)"
+		"(NIL NIL \"list\" NIL)(NIL NIL NIL NIL)) NIL NIL NIL)");
 	/* a name with a line break inside a quoted string stays quoted
 	 * once unfolded */
 	m = load_text("From: \"a\r\n b\" <x@y>\r\nSubject: two\r\n words\r\n"
