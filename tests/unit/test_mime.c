@@ -515,6 +515,46 @@ test_limits(void)
 	CU_ASSERT_EQUAL(child(r, 3)->end - child(r, 3)->body_start, 6);
 }
 
+/* Fields past max_header are not parsed; the offsets stay exact. */
+static void
+test_header_limit(void)
+{
+	struct postern_mime_limits lim = { sizeof(lim), 0, 0, 100 };
+	static char msg[4096];
+	postern_mime_parser_t *parser;
+	struct postern_mime_part *r;
+	char *p = msg;
+	int i;
+
+	p += sprintf(p, "Content-Type: text/html\r\n");
+	for (i = 0; i < 20; i++)
+		p += sprintf(p, "X-Filler-%02d: some text\r\n", i);
+	p += sprintf(p, "Subject: too late\r\n\r\nbody\r\n");
+	parser = mime_parser_create(pool, &lim);
+	mime_parser_feed(parser, msg, (size_t)(p - msg));
+	r = mime_parser_finish(parser);
+	CU_ASSERT_STRING_EQUAL(r->subtype, "html");
+	CU_ASSERT_PTR_NULL(r->envelope->subject);
+	CU_ASSERT_EQUAL(r->body_start, (uint64_t)(strstr(msg, "body") - msg));
+	CU_ASSERT_EQUAL(r->end - r->body_start, 6);
+	/* the default keeps them */
+	CU_ASSERT_STRING_EQUAL(parse(msg)->envelope->subject, "too late");
+}
+
+/* Input is CRLF, but bare LF line ends still give a sound tree. */
+static void
+test_bare_lf(void)
+{
+	static const char msg[] =
+		"Content-Type: multipart/mixed; boundary=b\n\n"
+		"--b\n\none\n--b\nContent-Type: text/html\n\ntwo\n--b--\n";
+	struct postern_mime_part *r = parse(msg);
+
+	CU_ASSERT_STRING_EQUAL(describe(r),
+		"multipart/mixed[0,43,91,8](text/plain[47,48,51,1] "
+		"text/html[56,81,84,1])");
+}
+
 /* ---- helpers ---------------------------------------------------------- */
 
 static void
@@ -802,6 +842,8 @@ static CU_TestInfo parser_tests[] = {
 	{ "8-bit, NUL, long headers and lines", test_eightbit_nul_long },
 	{ "chunking at every offset", test_chunking },
 	{ "depth and part limits", test_limits },
+	{ "header size limit", test_header_limit },
+	{ "bare LF line ends", test_bare_lf },
 	CU_TEST_INFO_NULL,
 };
 
