@@ -23,6 +23,13 @@
  * postern_storage's msg_read returns).  A bare LF is accepted as a line
  * end; offsets always count the octets as given.
  *
+ * Standards.  RFC 5322 (header fields, addresses, dates, with the
+ * obsolete syntax of its section 4), RFC 2045 and 2046 (structure,
+ * defaults, transfer encodings, boundaries), RFC 2047 (encoded words),
+ * RFC 2231 (parameter continuations, charsets and languages), RFC 2183
+ * (Content-Disposition), RFC 3282 (Content-Language), RFC 2557
+ * (Content-Location), RFC 1864 (Content-MD5), RFC 6532 (message/global).
+ *
  * Robustness.  Nothing a message contains makes the parser fail: missing
  * or broken headers, a boundary that never comes, a missing final
  * boundary, NUL bytes and 8-bit text all yield the best structure (as
