@@ -607,6 +607,9 @@ test_encoded_words(void)
 	                             "=?iso-8859-7?Q?=E1?= end"),
 	                       "Re: \xd0\x9f\xd1\x80\xd0\xb8\xd0\xb2\xd0\xb5"
 	                       "\xd1\x82 and \xce\xb1 end");
+	/* a stateful charset */
+	CU_ASSERT_STRING_EQUAL(words("=?ISO-2022-JP?B?GyRCJEgbKEI=?="),
+	                       "\xe3\x81\xa8");
 	/* RFC 2231 language in the charset; lower-case encoding letter */
 	CU_ASSERT_STRING_EQUAL(words("=?US-ASCII*EN?q?Keith?="), "Keith");
 	/* not encoded words: kept as they are */
