@@ -300,10 +300,12 @@ read_raw_params(const char *s, size_t len, size_t i, postern_pool_t *pool,
 		if (i < len && s[i] == '"') {
 			value = mime_quoted_string(s, len, &i, pool);
 		} else {
-			/* a token, or (leniently) anything up to ';' */
+			/* a token, or (leniently) anything up to ';', white
+			 * space or a comment */
 			size_t start = i;
 
-			while (i < len && s[i] != ';' && !is_space(s[i]))
+			while (i < len && s[i] != ';' && s[i] != '(' &&
+			       !is_space(s[i]))
 				i++;
 			value = pool_strndup(pool, s + start, i - start);
 		}

@@ -378,7 +378,7 @@ test_params(void)
 		"Content-Type: Application/X-Stuff; (comment) NAME=\"a \\\"q\\\" b\";\r\n"
 		" title*0*=us-ascii'en'This%20is%20; title*1=\" even more\";\r\n"
 		" title*2*=%2A%2A%2Afun%2A%2A%2A; junk; x=y;\r\n"
-		" latin*=iso-8859-1''caf%E9\r\n"
+		" latin*=iso-8859-1''caf%E9; c=v(comment)\r\n"
 		"Content-Disposition: ATTACHMENT; filename=\"fallback.txt\";\r\n"
 		" filename*=utf-8''%E2%82%AC.txt; size=1; SIZE=2;\r\n"
 		"Content-Language: en-US, (c) fr\r\n"
@@ -392,7 +392,8 @@ test_params(void)
 
 	CU_ASSERT_STRING_EQUAL(r->type, "application");
 	CU_ASSERT_STRING_EQUAL(r->subtype, "x-stuff");
-	CU_ASSERT_EQUAL(r->nparams, 4);
+	CU_ASSERT_EQUAL(r->nparams, 5);
+	CU_ASSERT_STRING_EQUAL(param(r, "c"), "v");
 	CU_ASSERT_STRING_EQUAL(param(r, "name"), "a \"q\" b");
 	CU_ASSERT_STRING_EQUAL(param(r, "title"),
 	                       "This is  even more***fun***");
