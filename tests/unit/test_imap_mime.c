@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <postern/postern.h>
 
@@ -611,6 +612,300 @@ test_cache(void)
 	}
 }
 
+/* ---- an IMAP grammar check of the output ------------------------------ */
+
+/* The output parsed back: a list or an atom (NIL, a number, a string). */
+enum sx_kind { SX_LIST, SX_NIL, SX_NUMBER, SX_STRING };
+
+struct sx {
+	enum sx_kind kind;
+	const char *at;        /* where it starts in the output */
+	struct sx *items[64];
+	size_t n;
+};
+
+static struct sx *
+sx_parse(const char **p, int *bad)
+{
+	struct sx *x = pool_alloc(pool, sizeof(*x));
+	const char *s = *p;
+
+	x->at = s;
+	if (*s == '(') {
+		x->kind = SX_LIST;
+		s++;
+		while (*s != ')' && !*bad) {
+			if (*s == '\0' || x->n == 64) {
+				*bad = 1;
+				break;
+			}
+			x->items[x->n++] = sx_parse(&s, bad);
+			if (*s == ' ')
+				s++;
+			else if (*s != ')' && *s != '(' &&
+			         x->items[x->n - 1]->kind != SX_LIST)
+				*bad = 1;
+		}
+		if (*s == ')')
+			s++;
+	} else if (strncmp(s, "NIL", 3) == 0) {
+		x->kind = SX_NIL;
+		s += 3;
+	} else if (*s >= '0' && *s <= '9') {
+		x->kind = SX_NUMBER;
+		while (*s >= '0' && *s <= '9')
+			s++;
+	} else if (*s == '"') {
+		x->kind = SX_STRING;
+		for (s++; *s != '"'; s++) {
+			if (*s == '\0' || *s == '\r' || *s == '\n' ||
+			    (unsigned char)*s >= 0x80) {
+				*bad = 1;
+				break;
+			}
+			if (*s == '\\' && (s[1] == '"' || s[1] == '\\'))
+				s++;
+			else if (*s == '\\')
+				*bad = 1;
+		}
+		if (*s == '"')
+			s++;
+	} else if (*s == '{') {
+		char *end;
+		unsigned long n = strtoul(s + 1, &end, 10);
+
+		x->kind = SX_STRING;
+		if (strncmp(end, "}\r\n", 3) != 0 || strlen(end + 3) < n)
+			*bad = 1;
+		else
+			s = end + 3 + n;
+	} else {
+		*bad = 1;
+	}
+	*p = s;
+	return x;
+}
+
+static int
+is_nstring(const struct sx *x)
+{
+	return x->kind == SX_NIL || x->kind == SX_STRING;
+}
+
+static int
+is_params(const struct sx *x)
+{
+	size_t i;
+
+	if (x->kind == SX_NIL)
+		return 1;
+	if (x->kind != SX_LIST || x->n == 0 || x->n % 2 != 0)
+		return 0;
+	for (i = 0; i < x->n; i++)
+		if (x->items[i]->kind != SX_STRING)
+			return 0;
+	return 1;
+}
+
+static int
+is_address_list(const struct sx *x)
+{
+	size_t i, j;
+
+	if (x->kind == SX_NIL)
+		return 1;
+	if (x->kind != SX_LIST || x->n == 0)
+		return 0;
+	for (i = 0; i < x->n; i++) {
+		if (x->items[i]->kind != SX_LIST || x->items[i]->n != 4)
+			return 0;
+		for (j = 0; j < 4; j++)
+			if (!is_nstring(x->items[i]->items[j]))
+				return 0;
+	}
+	return 1;
+}
+
+static int
+is_envelope(const struct sx *x)
+{
+	size_t i;
+
+	if (x->kind != SX_LIST || x->n != 10)
+		return 0;
+	for (i = 2; i < 8; i++)
+		if (!is_address_list(x->items[i]))
+			return 0;
+	return is_nstring(x->items[0]) && is_nstring(x->items[1]) &&
+	       is_nstring(x->items[8]) && is_nstring(x->items[9]);
+}
+
+/* Extension data from item i: the optional, in-order fields [first]
+ * (md5 or params) then disposition, language, location; any prefix of
+ * them may be present (RFC 3501 body-ext-1part, body-ext-mpart). */
+static int
+is_extension(const struct sx *x, size_t i, int first_is_params)
+{
+	const struct sx *d, *l;
+	size_t k;
+
+	if (i >= x->n)
+		return 1;
+	if (first_is_params ? !is_params(x->items[i]) :
+	                      !is_nstring(x->items[i]))
+		return 0;
+	if (++i >= x->n)
+		return 1;
+	d = x->items[i];
+	if (d->kind != SX_NIL && (d->kind != SX_LIST || d->n != 2 ||
+	    d->items[0]->kind != SX_STRING || !is_params(d->items[1])))
+		return 0;
+	if (++i >= x->n)
+		return 1;
+	l = x->items[i];
+	if (l->kind == SX_LIST) {
+		for (k = 0; k < l->n; k++)
+			if (l->items[k]->kind != SX_STRING)
+				return 0;
+	} else if (!is_nstring(l)) {
+		return 0;
+	}
+	if (++i >= x->n)
+		return 1;
+	return is_nstring(x->items[i]) && i + 1 == x->n;
+}
+
+static int
+is_quoted(const struct sx *x, const char *word)
+{
+	size_t n = strlen(word);
+
+	return x->kind == SX_STRING && x->at[0] == '"' &&
+	       strncasecmp(x->at + 1, word, n) == 0 && x->at[n + 1] == '"';
+}
+
+/* RFC 3501's body; without `extended` (BODY) no extension data. */
+static int
+is_body(const struct sx *x, int extended)
+{
+	size_t i = 0, need;
+	int msg;
+
+	if (x->kind != SX_LIST || x->n == 0)
+		return 0;
+	if (x->items[0]->kind == SX_LIST) {
+		while (i < x->n && x->items[i]->kind == SX_LIST)
+			if (!is_body(x->items[i++], extended))
+				return 0;
+		if (i == x->n || x->items[i]->kind != SX_STRING)
+			return 0;
+		i++;
+		return extended ? is_extension(x, i, 1) : i == x->n;
+	}
+	if (x->n < 7 || x->items[0]->kind != SX_STRING ||
+	    x->items[1]->kind != SX_STRING || !is_params(x->items[2]) ||
+	    !is_nstring(x->items[3]) || !is_nstring(x->items[4]) ||
+	    x->items[5]->kind != SX_STRING || x->items[6]->kind != SX_NUMBER)
+		return 0;
+	msg = is_quoted(x->items[0], "message") &&
+	      (is_quoted(x->items[1], "rfc822") ||
+	       is_quoted(x->items[1], "global")) &&
+	      x->n >= 10 && x->items[7]->kind == SX_LIST;
+	if (msg) {
+		if (!is_envelope(x->items[7]) ||
+		    !is_body(x->items[8], extended) ||
+		    x->items[9]->kind != SX_NUMBER)
+			return 0;
+		need = 10;
+	} else if (is_quoted(x->items[0], "text")) {
+		if (x->n < 8 || x->items[7]->kind != SX_NUMBER)
+			return 0;
+		need = 8;
+	} else {
+		need = 7;
+	}
+	return extended ? is_extension(x, need, 0) : x->n == need;
+}
+
+static int
+check_grammar(const char *bs, int extended, const char *env)
+{
+	const char *p = bs;
+	int bad = 0;
+	struct sx *x = sx_parse(&p, &bad);
+
+	if (bad || *p != '\0' || !is_body(x, extended))
+		return 0;
+	p = env;
+	x = sx_parse(&p, &bad);
+	return !bad && *p == '\0' && is_envelope(x);
+}
+
+static uint32_t
+next_rand(uint32_t *s)
+{
+	*s ^= *s << 13;
+	*s ^= *s >> 17;
+	*s ^= *s << 5;
+	return *s;
+}
+
+/* Damaged copies of the corpus: whatever the parser makes of them, the
+ * output is valid IMAP (balanced, well-formed strings and literals, the
+ * fields RFC 3501 7.4.2 lists in their places). */
+static void
+test_grammar_on_damaged_input(void)
+{
+	static const char *const corpus[] = { simple, mixed, dovecot_like };
+	static const char noise[] = "\r\n-\"\\;=:<>@,()\x80\xff\0 ";
+	uint32_t seed = 12345, uid;
+	const struct imap_mime *m;
+	char *msg;
+	size_t c, len, k, pos;
+	int round;
+
+	for (round = 0; round < 150; round++) {
+		c = (size_t)round % 3;
+		len = strlen(corpus[c]);
+		msg = pool_alloc(pool, len + 1);
+		memcpy(msg, corpus[c], len);
+		for (k = 0; k < 1 + next_rand(&seed) % 8; k++) {
+			pos = next_rand(&seed) % len;
+			switch (next_rand(&seed) % 3) {
+			case 0:   /* an octet of noise */
+				msg[pos] = noise[next_rand(&seed) %
+				                 (sizeof(noise) - 1)];
+				break;
+			case 1:   /* cut the message short */
+				len = pos + 1;
+				break;
+			default:  /* drop a stretch */
+				memmove(msg + pos, msg + pos + (len - pos) / 4,
+				        len - pos - (len - pos) / 4);
+				len -= (len - pos) / 4;
+				break;
+			}
+		}
+		msg[len] = '\0';
+		if (strlen(msg) == 0)
+			continue;
+		uid = add(msg);
+		if ((m = load(uid)) == NULL)
+			continue;
+		if (!check_grammar(imap_mime_bodystructure(m, 1, pool), 1,
+		                   imap_mime_envelope(m, pool)) ||
+		    !check_grammar(imap_mime_bodystructure(m, 0, pool), 0,
+		                   imap_mime_envelope(m, pool))) {
+			CU_FAIL("invalid IMAP output");
+			fprintf(stderr, "round %d: %s\n", round,
+			        imap_mime_bodystructure(m, 1, pool));
+			return;
+		}
+		CU_PASS("valid");
+		pool_clear(pool);
+	}
+}
+
 static CU_TestInfo tests[] = {
 	{ "ENVELOPE with groups, quoting, Date", test_envelope },
 	{ "BODYSTRUCTURE and BODY of a mixed message", test_bodystructure },
@@ -622,6 +917,8 @@ static CU_TestInfo tests[] = {
 	{ "text search in QP and base64 bodies", test_search_text },
 	{ "text search in a large body", test_search_large },
 	{ "structure cache round trip through maildir", test_cache },
+	{ "valid IMAP output for damaged messages",
+	  test_grammar_on_damaged_input },
 	CU_TEST_INFO_NULL,
 };
 
