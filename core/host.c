@@ -20,6 +20,7 @@
 #include "loader.h"
 #include "log.h"
 #include "loop.h"
+#include "mime.h"
 #include "pool.h"
 #include "sasl.h"
 #include "service.h"
@@ -439,6 +440,21 @@ static const struct postern_host host_table_v = {
 	.sasl_step = sasl_step,
 	.sasl_free = sasl_free,
 	.login = sasl_login,
+
+	.mime_parser_create = mime_parser_create,
+	.mime_parser_feed = mime_parser_feed,
+	.mime_parser_finish = mime_parser_finish,
+	.mime_header_next = mime_header_next,
+	.mime_decode_words = mime_decode_words,
+	.mime_parse_addresses = mime_parse_addresses,
+	.mime_parse_date = mime_parse_date,
+	.mime_to_utf8 = mime_to_utf8,
+	.mime_decoder_create = mime_decoder_create,
+	.mime_decoder_feed = mime_decoder_feed,
+	.mime_decoder_finish = mime_decoder_finish,
+	.mime_decoder_free = mime_decoder_free,
+	.mime_serialize = mime_serialize,
+	.mime_deserialize = mime_deserialize,
 };
 
 const struct postern_host *

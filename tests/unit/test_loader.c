@@ -475,6 +475,28 @@ test_services(void)
 	CU_ASSERT_PTR_NOT_NULL(service_lookup("test", "test.svc", 1, 2));
 }
 
+/* The MIME functions of ABI 1.3, called from a module. */
+static void
+test_mime_module(void)
+{
+	char *log;
+	int rc;
+
+	free(load(ld, "mime_use", &rc));
+	CU_ASSERT_EQUAL_FATAL(rc, 0);
+	log = init_all(ld, &rc);
+	CU_ASSERT_EQUAL(rc, 0);
+	CU_ASSERT_STRING_EQUAL(modlog,
+	                       "mime_use: multipart/alternative, 2 parts: "
+	                       "text/plain (5 octets, 1 line), text/html "
+	                       "charset=utf-8\n"
+	                       "mime_use: subject 'caf\xc3\xa9 menu', 4 "
+	                       "address entries, date 1717243200\n"
+	                       "mime_use: html body '<b>hi</b>', round trip "
+	                       "ok\n");
+	free(log);
+}
+
 struct svc_table {
 	size_t size;
 	int answer;
@@ -641,6 +663,8 @@ static CU_TestInfo loader_tests[] = {
 	{ "module given by explicit path", test_explicit_path },
 	{ "service publish and lookup", test_services },
 	{ "service registry rules", test_service_rules },
+	{ "mime_use module: the MIME functions (ABI 1.3)",
+	  test_mime_module },
 	{ "hook_filter module: pending, resume, cancel", test_hook_filter },
 	CU_TEST_INFO_NULL,
 };

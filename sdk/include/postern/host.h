@@ -29,6 +29,7 @@
 #include <postern/conn.h>
 #include <postern/hook.h>
 #include <postern/sasl.h>
+#include <postern/mime.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -313,6 +314,78 @@ struct postern_host {
 	                         const char *user, const char *password,
 	                         size_t password_len, postern_sasl_fn cb,
 	                         void *arg);
+#endif
+
+#if POSTERN_ABI_TARGET_MINOR >= 3
+	/* ---- MIME (ABI 1.3; postern/mime.h) -------------------------- */
+	/* Pure computation: callable from any thread, job threads included
+	 * (unlike the rest of this table).  Everything returned comes from
+	 * the pool passed in. */
+
+	/* A streaming parser whose tree and buffers come from `pool`.
+	 * `limits` may be NULL (defaults). */
+	postern_mime_parser_t *(*mime_parser_create)(
+		postern_pool_t *pool, const struct postern_mime_limits *limits);
+	/* Feeds the next octets of the message, in any chunking. */
+	void (*mime_parser_feed)(postern_mime_parser_t *p, const void *data,
+	                         size_t len);
+	/* Ends the input and returns the root of the tree (never NULL; an
+	 * empty message is a text/plain root of length 0).  The parser may
+	 * not be fed afterwards. */
+	struct postern_mime_part *(*mime_parser_finish)(
+		postern_mime_parser_t *p);
+
+	/* The next field of a header: 1 with *field set (name and value
+	 * from `pool`), 0 at the end.  Lines without a colon are skipped. */
+	int (*mime_header_next)(struct postern_mime_header_iter *it,
+	                        postern_pool_t *pool,
+	                        struct postern_mime_field *field);
+	/* RFC 2047: the value with its encoded words decoded and converted
+	 * to UTF-8 (white space between adjacent words dropped), other text
+	 * kept as it is.  NUL-terminated; *out_len (may be NULL) set. */
+	char *(*mime_decode_words)(const char *value, size_t len,
+	                           postern_pool_t *pool, size_t *out_len);
+	/* An RFC 5322 address list (obsolete syntax tolerated) into an
+	 * array from `pool`; *n set (0 and NULL for no address). */
+	struct postern_mime_address *(*mime_parse_addresses)(
+		const char *value, size_t len, postern_pool_t *pool, size_t *n);
+	/* An RFC 5322 date-time (obsolete forms tolerated): 0 with *when
+	 * (seconds since the epoch, UTC) and *tz_minutes (east of UTC; may
+	 * be NULL) set, or -1 when it is not a date. */
+	int (*mime_parse_date)(const char *value, size_t len, int64_t *when,
+	                       int *tz_minutes);
+	/* Converts `len` octets in `charset` to UTF-8 (NUL-terminated, from
+	 * `pool`, *out_len set).  Invalid sequences become U+FFFD; an unknown
+	 * charset passes the octets through as they are. */
+	char *(*mime_to_utf8)(const char *charset, const void *data,
+	                      size_t len, postern_pool_t *pool,
+	                      size_t *out_len);
+
+	/* A streaming body decoder: undoes `encoding` (base64,
+	 * quoted-printable; anything else passes through) then converts
+	 * from `charset` to UTF-8 (NULL: no conversion), sending the output
+	 * to out(arg, ...) in pieces as it goes.  Free with
+	 * mime_decoder_free. */
+	postern_mime_decoder_t *(*mime_decoder_create)(
+		const char *encoding, const char *charset,
+		postern_mime_out_fn out, void *arg);
+	void (*mime_decoder_feed)(postern_mime_decoder_t *d, const void *data,
+	                          size_t len);
+	/* Flushes what is held back (a partial base64 quantum, pending
+	 * white space, an incomplete character). */
+	void (*mime_decoder_finish)(postern_mime_decoder_t *d);
+	void (*mime_decoder_free)(postern_mime_decoder_t *d); /* NULL: no-op */
+
+	/* A part tree as a compact, versioned byte string (from `pool`), to
+	 * keep in a cache. */
+	void *(*mime_serialize)(const struct postern_mime_part *root,
+	                        postern_pool_t *pool, size_t *len);
+	/* The tree back, or NULL when the data is not a valid serialization
+	 * of this version (every length, offset and count is checked: a
+	 * corrupt cache entry is "absent", never a crash). */
+	struct postern_mime_part *(*mime_deserialize)(const void *data,
+	                                              size_t len,
+	                                              postern_pool_t *pool);
 #endif
 };
 

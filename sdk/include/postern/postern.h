@@ -20,5 +20,6 @@
 #include <postern/sasl.h>
 #include <postern/auth.h>
 #include <postern/storage.h>
+#include <postern/mime.h>
 
 #endif /* POSTERN_POSTERN_H */

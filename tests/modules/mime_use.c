@@ -1,0 +1,127 @@
+/*
+ * mime_use.c - the MIME functions of the host table (ABI 1.3) as a module
+ * sees them: checks that the host has them, parses a multipart message
+ * fed in 7-octet pieces, decodes an RFC 2047 subject, an address list, a
+ * date and a base64 body, round-trips the tree through the serialized
+ * form, and logs what it found for test_loader to compare.
+ */
+#include <string.h>
+
+#include <postern/postern.h>
+
+static const struct postern_host *mu_host;
+
+static const char mu_message[] =
+	"From: Alice <alice@example.org>, team: bob@example.com;\r\n"
+	"Subject: =?utf-8?q?caf=C3=A9?= menu\r\n"
+	"Date: Sat, 1 Jun 2024 12:00:00 +0000\r\n"
+	"Content-Type: multipart/alternative; boundary=\"b1\"\r\n"
+	"\r\n"
+	"--b1\r\n"
+	"\r\n"
+	"plain\r\n"
+	"--b1\r\n"
+	"Content-Type: text/html; charset=utf-8\r\n"
+	"Content-Transfer-Encoding: base64\r\n"
+	"\r\n"
+	"PGI+aGk8L2I+\r\n"
+	"--b1--\r\n";
+
+struct mu_text {
+	char buf[64];
+	size_t len;
+};
+
+static void
+mu_collect(void *arg, const char *data, size_t len)
+{
+	struct mu_text *t = arg;
+
+	if (t->len + len < sizeof(t->buf)) {
+		memcpy(t->buf + t->len, data, len);
+		t->len += len;
+		t->buf[t->len] = '\0';
+	}
+}
+
+static void
+mu_report(postern_module_t *self, postern_pool_t *pool)
+{
+	const struct postern_host *h = mu_host;
+	postern_mime_parser_t *p = h->mime_parser_create(pool, NULL);
+	struct postern_mime_part *root, *back, *html;
+	postern_mime_decoder_t *d;
+	struct mu_text text = { "", 0 };
+	size_t i, n, len;
+	int64_t when;
+	void *ser;
+	char *subject;
+
+	for (i = 0; i < sizeof(mu_message) - 1; i += 7) {
+		n = sizeof(mu_message) - 1 - i < 7 ?
+		    sizeof(mu_message) - 1 - i : 7;
+		h->mime_parser_feed(p, mu_message + i, n);
+	}
+	root = h->mime_parser_finish(p);
+	html = root->children != NULL ? root->children->next : NULL;
+	if (html == NULL) {
+		h->log(self, POSTERN_LOG_ERROR, "mime_use: no second part");
+		return;
+	}
+	h->log(self, POSTERN_LOG_INFO,
+	       "mime_use: %s/%s, %u parts: %s/%s (%llu octets, %llu line), "
+	       "%s/%s charset=%s", root->type, root->subtype,
+	       (unsigned)root->nchildren, root->children->type,
+	       root->children->subtype,
+	       (unsigned long long)(root->children->end -
+	                            root->children->body_start),
+	       (unsigned long long)root->children->body_lines, html->type,
+	       html->subtype,
+	       postern_mime_param_get(html->params, html->nparams,
+	                              "charset"));
+	subject = h->mime_decode_words(root->envelope->subject,
+	                               strlen(root->envelope->subject), pool,
+	                               NULL);
+	h->mime_parse_addresses(root->envelope->from,
+	                        strlen(root->envelope->from), pool, &n);
+	if (h->mime_parse_date(root->envelope->date,
+	                       strlen(root->envelope->date), &when, NULL) < 0)
+		when = -1;
+	h->log(self, POSTERN_LOG_INFO,
+	       "mime_use: subject '%s', %zu address entries, date %lld",
+	       subject, n, (long long)when);
+	d = h->mime_decoder_create(html->encoding, "utf-8", mu_collect,
+	                           &text);
+	h->mime_decoder_feed(d, mu_message + html->body_start,
+	                     html->end - html->body_start);
+	h->mime_decoder_finish(d);
+	h->mime_decoder_free(d);
+	ser = h->mime_serialize(root, pool, &len);
+	back = h->mime_deserialize(ser, len, pool);
+	h->log(self, POSTERN_LOG_INFO,
+	       "mime_use: html body '%s', round trip %s", text.buf,
+	       back != NULL && back->nchildren == 2 &&
+	       back->children->next->end == html->end ? "ok" : "FAILED");
+}
+
+static int
+mime_use_init(const struct postern_host *host, postern_module_t *self)
+{
+	postern_pool_t *pool;
+
+	mu_host = host;
+	if (!POSTERN_HOST_HAS(host, mime_deserialize)) {
+		host->log(self, POSTERN_LOG_ERROR,
+		          "mime_use: host ABI %u.%u has no MIME functions",
+		          (unsigned)host->abi_major,
+		          (unsigned)host->abi_minor);
+		return -1;
+	}
+	pool = host->pool_create(4096);
+	mu_report(self, pool);
+	host->pool_destroy(pool);
+	return 0;
+}
+
+POSTERN_MODULE(.name = "mime_use", .version = "1.0",
+               .kind = POSTERN_KIND_FILTER, .init = mime_use_init);

@@ -1,0 +1,874 @@
+/*
+ * test_mime.c - the core MIME parser (core/mime*.c) on a corpus of
+ * messages built here: simple and nested multiparts, message/rfc822,
+ * digests, preamble and epilogue, broken, missing and final-less
+ * boundaries, missing headers, 8-bit and NUL octets, long headers and
+ * lines, RFC 2231 parameters; chunking at every offset gives the same
+ * tree; limits.  Then the helpers: header fields, RFC 2047 words, body
+ * decoders and charsets, address lists, dates, and the serialized form
+ * (round trip; truncated and corrupted input refused without a crash).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "unit.h"
+#include "mime.h"
+#include "pool.h"
+
+static postern_pool_t *pool;
+
+/* ---- helpers ---------------------------------------------------------- */
+
+static struct postern_mime_part *
+parse_chunked(const char *msg, size_t len, size_t chunk)
+{
+	postern_mime_parser_t *p = mime_parser_create(pool, NULL);
+	size_t i, n;
+
+	for (i = 0; i < len; i += n) {
+		n = len - i < chunk ? len - i : chunk;
+		mime_parser_feed(p, msg + i, n);
+	}
+	return mime_parser_finish(p);
+}
+
+static struct postern_mime_part *
+parse(const char *msg)
+{
+	return parse_chunked(msg, strlen(msg), strlen(msg) + 1);
+}
+
+/* "type/subtype[hs,bs,end,lines](children)" for the whole tree. */
+static void
+describe_into(const struct postern_mime_part *p, char *buf, size_t size)
+{
+	const struct postern_mime_part *c;
+	size_t len = strlen(buf);
+
+	snprintf(buf + len, size - len, "%s/%s[%llu,%llu,%llu,%llu]",
+	         p->type, p->subtype, (unsigned long long)p->header_start,
+	         (unsigned long long)p->body_start,
+	         (unsigned long long)p->end,
+	         (unsigned long long)p->body_lines);
+	if (p->children == NULL)
+		return;
+	strncat(buf, "(", size - strlen(buf) - 1);
+	for (c = p->children; c != NULL; c = c->next) {
+		describe_into(c, buf, size);
+		if (c->next != NULL)
+			strncat(buf, " ", size - strlen(buf) - 1);
+	}
+	strncat(buf, ")", size - strlen(buf) - 1);
+}
+
+static const char *
+describe(const struct postern_mime_part *p)
+{
+	static char buf[4096];
+
+	buf[0] = '\0';
+	describe_into(p, buf, sizeof(buf));
+	return buf;
+}
+
+static const struct postern_mime_part *
+child(const struct postern_mime_part *p, unsigned n)
+{
+	const struct postern_mime_part *c = p->children;
+
+	while (c != NULL && --n > 0)
+		c = c->next;
+	return c;
+}
+
+static const char *
+param(const struct postern_mime_part *p, const char *name)
+{
+	return postern_mime_param_get(p->params, p->nparams, name);
+}
+
+/* The serialized bytes, to compare two trees field by field. */
+static int
+same_tree(const struct postern_mime_part *a, const struct postern_mime_part *b)
+{
+	size_t la, lb;
+	void *sa = mime_serialize(a, pool, &la);
+	void *sb = mime_serialize(b, pool, &lb);
+
+	return la == lb && memcmp(sa, sb, la) == 0;
+}
+
+/* ---- the corpus ------------------------------------------------------- */
+
+static const char simple[] =
+	"From: Alice <alice@example.org>\r\n"
+	"To: bob@example.com\r\n"
+	"Subject: hello\r\n"
+	"Date: Tue, 1 Jul 2003 10:52:37 +0200\r\n"
+	"Message-ID: <1@example.org>\r\n"
+	"\r\n"
+	"line one\r\n"
+	"line two\r\n";
+
+static const char mixed[] =
+	"Subject: mixed\r\n"
+	"Content-Type: multipart/mixed; boundary=\"XX\"\r\n"
+	"\r\n"
+	"preamble\r\n"
+	"--XX\r\n"
+	"\r\n"
+	"first\r\n"
+	"--XX\r\n"
+	"Content-Type: text/html; charset=UTF-8\r\n"
+	"Content-Transfer-Encoding: Quoted-Printable\r\n"
+	"\r\n"
+	"<p>x</p>\r\n"
+	"\r\n"
+	"--XX--\r\n"
+	"epilogue\r\n";
+
+static const char nested[] =
+	"Content-Type: multipart/mixed; boundary=outer\r\n"
+	"\r\n"
+	"--outer\r\n"
+	"Content-Type: multipart/alternative; boundary=inner\r\n"
+	"\r\n"
+	"--inner\r\n"
+	"Content-Type: text/plain\r\n"
+	"\r\n"
+	"plain\r\n"
+	"--inner\r\n"
+	"Content-Type: text/html\r\n"
+	"\r\n"
+	"<b>html</b>\r\n"
+	"--inner--\r\n"
+	"--outer\r\n"
+	"Content-Type: message/rfc822\r\n"
+	"\r\n"
+	"Subject: inside\r\n"
+	"From: Carol <carol@example.net>\r\n"
+	"Content-Type: multipart/mixed; boundary=deep\r\n"
+	"\r\n"
+	"--deep\r\n"
+	"\r\n"
+	"deep text\r\n"
+	"--deep--\r\n"
+	"--outer--\r\n";
+
+static void
+test_simple(void)
+{
+	struct postern_mime_part *r = parse(simple);
+
+	CU_ASSERT_STRING_EQUAL(describe(r), "text/plain[0,139,159,2]");
+	CU_ASSERT_STRING_EQUAL(param(r, "charset"), "us-ascii");
+	CU_ASSERT_STRING_EQUAL(r->encoding, "7bit");
+	CU_ASSERT(r->flags & POSTERN_MIME_MESSAGE);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(r->envelope);
+	CU_ASSERT_STRING_EQUAL(r->envelope->subject, "hello");
+	CU_ASSERT_STRING_EQUAL(r->envelope->from, "Alice <alice@example.org>");
+	CU_ASSERT_STRING_EQUAL(r->envelope->message_id, "<1@example.org>");
+	CU_ASSERT_PTR_NULL(r->envelope->cc);
+	CU_ASSERT_PTR_NULL(r->envelope->in_reply_to);
+}
+
+static void
+test_mixed(void)
+{
+	struct postern_mime_part *r = parse(mixed);
+	const struct postern_mime_part *a, *b;
+
+	/* the CRLF before each boundary belongs to the boundary; the
+	 * preamble and epilogue belong to no child */
+	CU_ASSERT_STRING_EQUAL(describe(r),
+		"multipart/mixed[0,64,212,12]("
+		"text/plain[80,82,87,1] "
+		"text/html[95,182,192,1])");
+	a = child(r, 1);
+	b = child(r, 2);
+	CU_ASSERT_EQUAL(r->nchildren, 2);
+	CU_ASSERT_EQUAL(memcmp(mixed + a->body_start, "first\r\n--XX", 11),
+	                0);
+	CU_ASSERT_EQUAL(a->body_lines, 1);
+	CU_ASSERT_STRING_EQUAL(param(a, "charset"), "us-ascii");
+	CU_ASSERT_EQUAL(memcmp(mixed + b->header_start, "Content-Type: text/html",
+	                       23), 0);
+	CU_ASSERT_EQUAL(memcmp(mixed + b->body_start, "<p>x</p>\r\n\r\n--",
+	                       14), 0);
+	CU_ASSERT_EQUAL(b->end - b->body_start, strlen("<p>x</p>\r\n"));
+	CU_ASSERT_EQUAL(b->body_lines, 1);
+	CU_ASSERT_STRING_EQUAL(b->subtype, "html");
+	CU_ASSERT_STRING_EQUAL(param(b, "charset"), "UTF-8");
+	CU_ASSERT_STRING_EQUAL(b->encoding, "quoted-printable");
+	CU_ASSERT_EQUAL(r->end, strlen(mixed));
+	CU_ASSERT_FALSE(r->flags & POSTERN_MIME_NO_END);
+}
+
+static void
+test_nested(void)
+{
+	struct postern_mime_part *r = parse(nested);
+	const struct postern_mime_part *alt, *msg, *inner, *deep;
+
+	CU_ASSERT_EQUAL_FATAL(r->nchildren, 2);
+	alt = child(r, 1);
+	msg = child(r, 2);
+	CU_ASSERT_STRING_EQUAL(alt->subtype, "alternative");
+	CU_ASSERT_EQUAL(alt->nchildren, 2);
+	CU_ASSERT_STRING_EQUAL(child(alt, 1)->subtype, "plain");
+	CU_ASSERT_EQUAL(child(alt, 1)->end - child(alt, 1)->body_start, 5);
+	CU_ASSERT_STRING_EQUAL(child(alt, 2)->subtype, "html");
+	CU_ASSERT_STRING_EQUAL(msg->type, "message");
+	CU_ASSERT_EQUAL_FATAL(msg->nchildren, 1);
+	inner = msg->children;
+	CU_ASSERT(inner->flags & POSTERN_MIME_MESSAGE);
+	CU_ASSERT_EQUAL(inner->header_start, msg->body_start);
+	CU_ASSERT_EQUAL(inner->end, msg->end);
+	CU_ASSERT_STRING_EQUAL(inner->envelope->subject, "inside");
+	CU_ASSERT_STRING_EQUAL(inner->subtype, "mixed");
+	CU_ASSERT_EQUAL_FATAL(inner->nchildren, 1);
+	deep = inner->children;
+	CU_ASSERT_EQUAL(memcmp(nested + deep->body_start, "deep text", 9), 0);
+	CU_ASSERT_EQUAL(deep->end - deep->body_start, 9);
+	/* message/rfc822 lines: the whole embedded message */
+	CU_ASSERT_EQUAL(msg->body_lines, 8);
+	CU_ASSERT_EQUAL(msg->end, (uint64_t)(strstr(nested, "\r\n--outer--") -
+	                                     nested));
+}
+
+static void
+test_digest(void)
+{
+	static const char msg[] =
+		"Content-Type: multipart/digest; boundary=d\r\n"
+		"\r\n"
+		"--d\r\n"
+		"\r\n"
+		"Subject: one\r\n"
+		"\r\n"
+		"body one\r\n"
+		"--d\r\n"
+		"Content-Type: text/plain\r\n"
+		"\r\n"
+		"not a message\r\n"
+		"--d--\r\n";
+	struct postern_mime_part *r = parse(msg);
+	const struct postern_mime_part *a = child(r, 1), *b = child(r, 2);
+
+	CU_ASSERT_STRING_EQUAL(a->type, "message");
+	CU_ASSERT_STRING_EQUAL(a->subtype, "rfc822");
+	CU_ASSERT_EQUAL(a->nparams, 0);
+	CU_ASSERT_EQUAL_FATAL(a->nchildren, 1);
+	CU_ASSERT_STRING_EQUAL(a->children->envelope->subject, "one");
+	CU_ASSERT_STRING_EQUAL(a->children->type, "text");
+	CU_ASSERT_STRING_EQUAL(b->type, "text");
+	CU_ASSERT_EQUAL(b->nchildren, 0);
+}
+
+static void
+test_broken_boundaries(void)
+{
+	/* no final boundary: the parts end where the input ends */
+	static const char nofinal[] =
+		"Content-Type: multipart/mixed; boundary=b\r\n\r\n"
+		"--b\r\n\r\nonly\r\n";
+	/* the boundary never comes: no children, all preamble */
+	static const char never[] =
+		"Content-Type: multipart/mixed; boundary=b\r\n\r\n"
+		"text\r\n--c\r\nmore\r\n";
+	/* multipart without a boundary parameter */
+	static const char noparam[] =
+		"Content-Type: multipart/mixed\r\n\r\n--b\r\ntext\r\n";
+	/* an outer boundary closes the inner multipart */
+	static const char outer[] =
+		"Content-Type: multipart/mixed; boundary=o\r\n\r\n"
+		"--o\r\n"
+		"Content-Type: multipart/mixed; boundary=i\r\n\r\n"
+		"--i\r\n\r\ninner\r\n"
+		"--o\r\n\r\nsecond\r\n--o--\r\n";
+	/* "--b" followed by text is not a boundary; padding is */
+	static const char padding[] =
+		"Content-Type: multipart/mixed; boundary=b\r\n\r\n"
+		"--b \t\r\n\r\n--bx\r\n--b\r\n\r\ntwo\r\n--b--  \r\n";
+	/* empty parts: a boundary right after a boundary, or after a
+	 * header's empty line (found by fuzz_mime) */
+	static const char empty[] =
+		"Content-Type: multipart/mixed; boundary=b\r\n\r\n"
+		"--b\r\n--b\r\nX: y\r\n\r\n--b\r\n\r\n--b--\r\n";
+	struct postern_mime_part *r;
+	const struct postern_mime_part *c;
+	size_t len;
+	void *ser;
+
+	r = parse(empty);
+	CU_ASSERT_EQUAL_FATAL(r->nchildren, 3);
+	for (c = r->children; c != NULL; c = c->next) {
+		CU_ASSERT_EQUAL(c->end, c->body_start);
+		CU_ASSERT_EQUAL(c->body_lines, 0);
+		CU_ASSERT(c->end <= r->end);
+	}
+	CU_ASSERT_STRING_EQUAL(child(r, 2)->type, "text");
+	ser = mime_serialize(r, pool, &len);
+	CU_ASSERT_PTR_NOT_NULL(mime_deserialize(ser, len, pool));
+
+	r = parse(nofinal);
+	CU_ASSERT(r->flags & POSTERN_MIME_NO_END);
+	CU_ASSERT_EQUAL_FATAL(r->nchildren, 1);
+	CU_ASSERT_EQUAL(r->children->end, strlen(nofinal));
+	CU_ASSERT_EQUAL(r->children->body_lines, 1);
+
+	r = parse(never);
+	CU_ASSERT_EQUAL(r->nchildren, 0);
+	CU_ASSERT(r->flags & POSTERN_MIME_NO_END);
+	CU_ASSERT_EQUAL(r->body_lines, 3);
+
+	r = parse(noparam);
+	CU_ASSERT_EQUAL(r->nchildren, 0);
+	CU_ASSERT(r->flags & POSTERN_MIME_NO_BOUNDARY);
+
+	r = parse(outer);
+	CU_ASSERT_EQUAL_FATAL(r->nchildren, 2);
+	CU_ASSERT_EQUAL(child(r, 1)->nchildren, 1);
+	CU_ASSERT(child(r, 1)->flags & POSTERN_MIME_NO_END);
+	CU_ASSERT_EQUAL(memcmp(outer + child(r, 2)->body_start, "second", 6),
+	                0);
+
+	r = parse(padding);
+	CU_ASSERT_EQUAL_FATAL(r->nchildren, 2);
+	CU_ASSERT_EQUAL(child(r, 1)->body_lines, 1);   /* "--bx" */
+	CU_ASSERT_FALSE(r->flags & POSTERN_MIME_NO_END);
+}
+
+static void
+test_missing_headers(void)
+{
+	struct postern_mime_part *r;
+
+	r = parse("");
+	CU_ASSERT_STRING_EQUAL(describe(r), "text/plain[0,0,0,0]");
+	CU_ASSERT_PTR_NULL(r->envelope->subject);
+
+	/* header only, no empty line, no final CRLF */
+	r = parse("Subject: x\r\nFrom: y");
+	CU_ASSERT_STRING_EQUAL(describe(r), "text/plain[0,19,19,0]");
+	CU_ASSERT_STRING_EQUAL(r->envelope->from, "y");
+
+	/* no header at all */
+	r = parse("\r\nbody\r\nmore");
+	CU_ASSERT_STRING_EQUAL(describe(r), "text/plain[0,2,12,2]");
+
+	/* a part cut short by a boundary in its header */
+	r = parse("Content-Type: multipart/mixed; boundary=b\r\n\r\n"
+	          "--b\r\nContent-Type: text/html\r\n--b--\r\n");
+	CU_ASSERT_EQUAL_FATAL(r->nchildren, 1);
+	CU_ASSERT_STRING_EQUAL(r->children->subtype, "html");
+	CU_ASSERT_EQUAL(r->children->end, r->children->body_start);
+
+	/* an invalid Content-Type is text/plain; charset=us-ascii */
+	r = parse("Content-Type: garbage\r\n\r\nx");
+	CU_ASSERT_STRING_EQUAL(r->type, "text");
+	CU_ASSERT_STRING_EQUAL(param(r, "charset"), "us-ascii");
+}
+
+static void
+test_params(void)
+{
+	static const char msg[] =
+		"Content-Type: Application/X-Stuff; (comment) NAME=\"a \\\"q\\\" b\";\r\n"
+		" title*0*=us-ascii'en'This%20is%20; title*1=\" even more\";\r\n"
+		" title*2*=%2A%2A%2Afun%2A%2A%2A; junk; x=y;\r\n"
+		" latin*=iso-8859-1''caf%E9; c=v(comment)\r\n"
+		"Content-Disposition: ATTACHMENT; filename=\"fallback.txt\";\r\n"
+		" filename*=utf-8''%E2%82%AC.txt; size=1; SIZE=2;\r\n"
+		"Content-Language: en-US, (c) fr\r\n"
+		"Content-ID: <id@x>\r\n"
+		"Content-Description: =?utf-8?q?desc?=\r\n"
+		"Content-Location: http://x/y\r\n"
+		"Content-MD5: Q2hlY2s=\r\n"
+		"Content-Transfer-Encoding: BASE64 (c)\r\n"
+		"\r\n";
+	struct postern_mime_part *r = parse(msg);
+
+	CU_ASSERT_STRING_EQUAL(r->type, "application");
+	CU_ASSERT_STRING_EQUAL(r->subtype, "x-stuff");
+	CU_ASSERT_EQUAL(r->nparams, 5);
+	CU_ASSERT_STRING_EQUAL(param(r, "c"), "v");
+	CU_ASSERT_STRING_EQUAL(param(r, "name"), "a \"q\" b");
+	CU_ASSERT_STRING_EQUAL(param(r, "title"),
+	                       "This is  even more***fun***");
+	CU_ASSERT_STRING_EQUAL(param(r, "x"), "y");
+	CU_ASSERT_STRING_EQUAL(param(r, "latin"), "caf\xc3\xa9");
+	CU_ASSERT(r->params[1].extended);
+	CU_ASSERT_FALSE(r->params[0].extended);
+	CU_ASSERT_STRING_EQUAL(r->disposition, "attachment");
+	CU_ASSERT_EQUAL(r->ndisposition_params, 2);
+	/* the RFC 2231 value replaces the plain one; a repeated name
+	 * keeps its first value */
+	CU_ASSERT_STRING_EQUAL(postern_mime_param_get(r->disposition_params,
+	                       r->ndisposition_params, "FILENAME"),
+	                       "\xe2\x82\xac.txt");
+	CU_ASSERT_STRING_EQUAL(postern_mime_param_get(r->disposition_params,
+	                       r->ndisposition_params, "size"), "1");
+	CU_ASSERT_EQUAL_FATAL(r->nlanguages, 2);
+	CU_ASSERT_STRING_EQUAL(r->languages[0], "en-US");
+	CU_ASSERT_STRING_EQUAL(r->languages[1], "fr");
+	CU_ASSERT_STRING_EQUAL(r->id, "<id@x>");
+	CU_ASSERT_STRING_EQUAL(r->description, "=?utf-8?q?desc?=");
+	CU_ASSERT_STRING_EQUAL(r->location, "http://x/y");
+	CU_ASSERT_STRING_EQUAL(r->md5, "Q2hlY2s=");
+	CU_ASSERT_STRING_EQUAL(r->encoding, "base64");
+}
+
+static void
+test_eightbit_nul_long(void)
+{
+	char *msg = malloc(200000), *p = msg;
+	struct postern_mime_part *r;
+	int i;
+
+	p += sprintf(p, "Subject: caf\xc3\xa9 \x01\r\nX-Long: a");
+	for (i = 0; i < 3000; i++)
+		p += sprintf(p, "\r\n b%d", i);   /* 3000 folded lines */
+	p += sprintf(p, "\r\nContent-Type: multipart/mixed; boundary=b\r\n"
+	             "\r\n--b\r\n\r\n");
+	/* a body line far longer than any boundary, starting like one */
+	*p++ = '-';
+	*p++ = '-';
+	*p++ = 'b';
+	for (i = 0; i < 5000; i++)
+		*p++ = ' ';
+	*p++ = 'x';
+	p += sprintf(p, "\r\n8bit \xff\xfe and a NUL:");
+	*p++ = '\0';
+	p += sprintf(p, "!\r\n--b--\r\n");
+	r = parse_chunked(msg, (size_t)(p - msg), 4096);
+	CU_ASSERT_STRING_EQUAL(r->subtype, "mixed");
+	CU_ASSERT_EQUAL_FATAL(r->nchildren, 1);
+	CU_ASSERT_EQUAL(r->children->body_lines, 2);
+	CU_ASSERT_STRING_EQUAL(r->envelope->subject, "caf\xc3\xa9 \x01");
+	free(msg);
+}
+
+/* Every split point, and octet by octet: the same tree. */
+static void
+test_chunking(void)
+{
+	const char *corpus[] = { simple, mixed, nested,
+		"Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n"
+		"\r\nx\r\n--b--", "a\r\n\r\r\n\n--b\r\n" };
+	size_t c, i, len;
+
+	for (c = 0; c < sizeof(corpus) / sizeof(corpus[0]); c++) {
+		struct postern_mime_part *whole = parse(corpus[c]);
+
+		len = strlen(corpus[c]);
+		CU_ASSERT(same_tree(whole, parse_chunked(corpus[c], len, 1)));
+		for (i = 1; i < len; i++) {
+			postern_mime_parser_t *p =
+				mime_parser_create(pool, NULL);
+
+			mime_parser_feed(p, corpus[c], i);
+			mime_parser_feed(p, corpus[c] + i, len - i);
+			if (!same_tree(whole, mime_parser_finish(p))) {
+				CU_FAIL("split changes the tree");
+				fprintf(stderr, "corpus %zu split %zu\n", c,
+				        i);
+				break;
+			}
+		}
+		pool_clear(pool);
+	}
+}
+
+static void
+test_limits(void)
+{
+	struct postern_mime_limits lim = { sizeof(lim), 3, 4, 0 };
+	char msg[4096], *p = msg;
+	postern_mime_parser_t *parser;
+	struct postern_mime_part *r, *q;
+	int i, depth;
+
+	for (i = 0; i < 6; i++)
+		p += sprintf(p, "Content-Type: multipart/mixed; boundary=b%d"
+		             "\r\n\r\n--b%d\r\n", i, i);
+	p += sprintf(p, "\r\nleaf\r\n");
+	parser = mime_parser_create(pool, &lim);
+	mime_parser_feed(parser, msg, (size_t)(p - msg));
+	r = mime_parser_finish(parser);
+	for (depth = 0, q = r; q->children != NULL; q = q->children)
+		depth++;
+	CU_ASSERT_EQUAL(depth, 3);
+	CU_ASSERT(q->flags & POSTERN_MIME_TRUNCATED);
+
+	p = msg;
+	p += sprintf(p, "Content-Type: multipart/mixed; boundary=b\r\n\r\n");
+	for (i = 0; i < 10; i++)
+		p += sprintf(p, "--b\r\n\r\npart %d\r\n", i);
+	p += sprintf(p, "--b--\r\n");
+	parser = mime_parser_create(pool, &lim);
+	mime_parser_feed(parser, msg, (size_t)(p - msg));
+	r = mime_parser_finish(parser);
+	CU_ASSERT_EQUAL(r->nchildren, 3);   /* 4 parts with the root */
+	CU_ASSERT(r->flags & POSTERN_MIME_TRUNCATED);
+	CU_ASSERT_FALSE(r->flags & POSTERN_MIME_NO_END);
+	CU_ASSERT_EQUAL(child(r, 3)->end - child(r, 3)->body_start, 6);
+}
+
+/* Fields past max_header are not parsed; the offsets stay exact. */
+static void
+test_header_limit(void)
+{
+	struct postern_mime_limits lim = { sizeof(lim), 0, 0, 100 };
+	static char msg[4096];
+	postern_mime_parser_t *parser;
+	struct postern_mime_part *r;
+	char *p = msg;
+	int i;
+
+	p += sprintf(p, "Content-Type: text/html\r\n");
+	for (i = 0; i < 20; i++)
+		p += sprintf(p, "X-Filler-%02d: some text\r\n", i);
+	p += sprintf(p, "Subject: too late\r\n\r\nbody\r\n");
+	parser = mime_parser_create(pool, &lim);
+	mime_parser_feed(parser, msg, (size_t)(p - msg));
+	r = mime_parser_finish(parser);
+	CU_ASSERT_STRING_EQUAL(r->subtype, "html");
+	CU_ASSERT_PTR_NULL(r->envelope->subject);
+	CU_ASSERT_EQUAL(r->body_start, (uint64_t)(strstr(msg, "body") - msg));
+	CU_ASSERT_EQUAL(r->end - r->body_start, 6);
+	/* the default keeps them */
+	CU_ASSERT_STRING_EQUAL(parse(msg)->envelope->subject, "too late");
+}
+
+/* Input is CRLF, but bare LF line ends still give a sound tree. */
+static void
+test_bare_lf(void)
+{
+	static const char msg[] =
+		"Content-Type: multipart/mixed; boundary=b\n\n"
+		"--b\n\none\n--b\nContent-Type: text/html\n\ntwo\n--b--\n";
+	struct postern_mime_part *r = parse(msg);
+
+	CU_ASSERT_STRING_EQUAL(describe(r),
+		"multipart/mixed[0,43,91,8](text/plain[47,48,51,1] "
+		"text/html[56,81,84,1])");
+}
+
+/* ---- helpers ---------------------------------------------------------- */
+
+static void
+test_header_iter(void)
+{
+	static const char hdr[] =
+		"Subject: a\r\n  folded\r\n\tagain \r\n"
+		"no colon here\r\n"
+		"X-Empty:\r\n"
+		"Name  : spaced\r\n"
+		"\r\n"
+		"Body: not a field\r\n";
+	struct postern_mime_header_iter it = { hdr, sizeof(hdr) - 1, 0 };
+	struct postern_mime_field f;
+
+	CU_ASSERT_EQUAL_FATAL(mime_header_next(&it, pool, &f), 1);
+	CU_ASSERT_STRING_EQUAL(f.name, "Subject");
+	CU_ASSERT_STRING_EQUAL(f.value, "a  folded\tagain");
+	CU_ASSERT_EQUAL(f.offset, 0);
+	CU_ASSERT_EQUAL_FATAL(mime_header_next(&it, pool, &f), 1);
+	CU_ASSERT_STRING_EQUAL(f.name, "X-Empty");
+	CU_ASSERT_STRING_EQUAL(f.value, "");
+	CU_ASSERT_EQUAL_FATAL(mime_header_next(&it, pool, &f), 1);
+	CU_ASSERT_STRING_EQUAL(f.name, "Name");
+	CU_ASSERT_STRING_EQUAL(f.value, "spaced");
+	CU_ASSERT_EQUAL(mime_header_next(&it, pool, &f), 0);
+}
+
+static const char *
+words(const char *s)
+{
+	return mime_decode_words(s, strlen(s), pool, NULL);
+}
+
+static void
+test_encoded_words(void)
+{
+	CU_ASSERT_STRING_EQUAL(words("=?utf-8?B?w6l0w6k=?="),
+	                       "\xc3\xa9t\xc3\xa9");
+	CU_ASSERT_STRING_EQUAL(words("=?ISO-8859-1?Q?caf=E9_cr=E8me?="),
+	                       "caf\xc3\xa9 cr\xc3\xa8me");
+	/* adjacent words join; the space between them goes */
+	CU_ASSERT_STRING_EQUAL(words("=?utf-8?q?a?= \r\n =?utf-8?q?b?= c"),
+	                       "ab c");
+	/* a character split between two words of one charset */
+	CU_ASSERT_STRING_EQUAL(words("=?utf-8?B?ww==?= =?utf-8?q?=A4?="),
+	                       "\xc3\xa4");
+	/* several charsets in one value, with text around */
+	CU_ASSERT_STRING_EQUAL(words("Re: =?koi8-r?B?8NLJ18XU?= and "
+	                             "=?iso-8859-7?Q?=E1?= end"),
+	                       "Re: \xd0\x9f\xd1\x80\xd0\xb8\xd0\xb2\xd0\xb5"
+	                       "\xd1\x82 and \xce\xb1 end");
+	/* a stateful charset */
+	CU_ASSERT_STRING_EQUAL(words("=?ISO-2022-JP?B?GyRCJEgbKEI=?="),
+	                       "\xe3\x81\xa8");
+	/* RFC 2231 language in the charset; lower-case encoding letter */
+	CU_ASSERT_STRING_EQUAL(words("=?US-ASCII*EN?q?Keith?="), "Keith");
+	/* not encoded words: kept as they are */
+	CU_ASSERT_STRING_EQUAL(words("=?utf-8?x?abc?="), "=?utf-8?x?abc?=");
+	CU_ASSERT_STRING_EQUAL(words("=?utf-8?q?a b?="), "=?utf-8?q?a b?=");
+	CU_ASSERT_STRING_EQUAL(words("a =?bogus-charset?q?x?= b"), "a x b");
+	CU_ASSERT_STRING_EQUAL(words("plain"), "plain");
+}
+
+struct collect {
+	char buf[8192];
+	size_t len;
+};
+
+static void
+collect(void *arg, const char *data, size_t len)
+{
+	struct collect *c = arg;
+
+	if (c->len + len < sizeof(c->buf)) {
+		memcpy(c->buf + c->len, data, len);
+		c->len += len;
+		c->buf[c->len] = '\0';
+	}
+}
+
+/* Decodes `in` fed in pieces of `chunk` octets. */
+static const char *
+decode(const char *enc, const char *charset, const char *in, size_t chunk,
+       struct collect *c)
+{
+	postern_mime_decoder_t *d;
+	size_t i, n, len = strlen(in);
+
+	c->len = 0;
+	c->buf[0] = '\0';
+	d = mime_decoder_create(enc, charset, collect, c);
+	for (i = 0; i < len; i += n) {
+		n = len - i < chunk ? len - i : chunk;
+		mime_decoder_feed(d, in + i, n);
+	}
+	mime_decoder_finish(d);
+	mime_decoder_free(d);
+	return c->buf;
+}
+
+static void
+test_decoders(void)
+{
+	static struct collect c;
+	size_t chunk;
+
+	for (chunk = 1; chunk <= 64; chunk *= 4) {
+		CU_ASSERT_STRING_EQUAL(decode("base64", NULL,
+		                       "aGVsbG8g\r\nd29y\r\nbGQ=\r\n", chunk,
+		                       &c), "hello world");
+		CU_ASSERT_STRING_EQUAL(decode("BASE64", "iso-8859-1",
+		                       "Y2Fm6Q", chunk, &c),
+		                       "caf\xc3\xa9");
+		CU_ASSERT_STRING_EQUAL(decode("quoted-printable", "utf-8",
+		                       "soft=\r\nbreak =3D x  \r\n"
+		                       "pad= \t\r\nded =C3=A9\r\nend=", chunk,
+		                       &c),
+		                       "softbreak = x\r\npadded \xc3\xa9\r\n"
+		                       "end=");
+		CU_ASSERT_STRING_EQUAL(decode("quoted-printable",
+		                       "windows-1252", "=80 =zz =4", chunk,
+		                       &c), "\xe2\x82\xac =zz =4");
+		/* an unknown charset passes through */
+		CU_ASSERT_STRING_EQUAL(decode("7bit", "x-no-such", "ab\xff",
+		                       chunk, &c), "ab\xff");
+		/* invalid input in a known charset: U+FFFD */
+		CU_ASSERT_STRING_EQUAL(decode("8bit", "shift_jis",
+		                       "a\x81\x20z", chunk, &c),
+		                       "a\xef\xbf\xbd z");
+		/* a UTF-16 character split across feeds */
+		CU_ASSERT_STRING_EQUAL(decode("base64", "utf-16be",
+		                       "AGEgrA==", chunk, &c),
+		                       "a\xe2\x82\xac");
+	}
+	CU_ASSERT_STRING_EQUAL(mime_to_utf8("iso-8859-15", "\xa4", 1, pool,
+	                                    NULL), "\xe2\x82\xac");
+}
+
+static void
+test_addresses(void)
+{
+	static const char list[] =
+		"\"Doe, John\" <john@example.org>, plain@example.com,\r\n"
+		" Friends: ann@a.example, \"Bob B.\" <bob@b.example>;,"
+		" undisclosed-recipients:;, <@r1.example,@r2.example:x@y>,"
+		" joe@host (Joe Q. Public), Mary Smith <mary>, , <>, "
+		"Pete(A nice \\) chap) <pete(his account)@silly.test(his host)>";
+	struct postern_mime_address *a;
+	size_t n;
+
+	a = mime_parse_addresses(list, strlen(list), pool, &n);
+	CU_ASSERT_EQUAL_FATAL(n, 12);   /* "<>" and the empty item go */
+	CU_ASSERT_STRING_EQUAL(a[0].name, "Doe, John");
+	CU_ASSERT_STRING_EQUAL(a[0].mailbox, "john");
+	CU_ASSERT_STRING_EQUAL(a[0].host, "example.org");
+	CU_ASSERT_PTR_NULL(a[1].name);
+	CU_ASSERT_STRING_EQUAL(a[1].mailbox, "plain");
+	CU_ASSERT(a[2].group);
+	CU_ASSERT_STRING_EQUAL(a[2].mailbox, "Friends");
+	CU_ASSERT_PTR_NULL(a[2].host);
+	CU_ASSERT_STRING_EQUAL(a[3].host, "a.example");
+	CU_ASSERT_STRING_EQUAL(a[4].name, "Bob B.");
+	CU_ASSERT(a[5].group);
+	CU_ASSERT_PTR_NULL(a[5].mailbox);
+	CU_ASSERT_STRING_EQUAL(a[6].mailbox, "undisclosed-recipients");
+	CU_ASSERT(a[7].group && a[7].mailbox == NULL);
+	CU_ASSERT_STRING_EQUAL(a[8].route, "@r1.example,@r2.example");
+	CU_ASSERT_STRING_EQUAL(a[8].mailbox, "x");
+	CU_ASSERT_STRING_EQUAL(a[8].host, "y");
+	CU_ASSERT_STRING_EQUAL(a[9].name, "Joe Q. Public");
+	CU_ASSERT_STRING_EQUAL(a[9].host, "host");
+	CU_ASSERT_STRING_EQUAL(a[10].name, "Mary Smith");
+	CU_ASSERT_STRING_EQUAL(a[10].mailbox, "mary");
+	CU_ASSERT_PTR_NULL(a[10].host);
+	CU_ASSERT_STRING_EQUAL(a[11].name, "Pete");
+	CU_ASSERT_STRING_EQUAL(a[11].mailbox, "pete");
+	CU_ASSERT_STRING_EQUAL(a[11].host, "silly.test");
+	CU_ASSERT_FALSE(a[11].group);
+	CU_ASSERT_PTR_NULL(mime_parse_addresses("", 0, pool, &n));
+	CU_ASSERT_EQUAL(n, 0);
+	/* a group never closed is closed at the end */
+	a = mime_parse_addresses("g: a@b", 6, pool, &n);
+	CU_ASSERT_EQUAL_FATAL(n, 3);
+	CU_ASSERT(a[2].group && a[2].mailbox == NULL);
+}
+
+static int64_t
+date(const char *s, int *tz)
+{
+	int64_t t;
+
+	if (mime_parse_date(s, strlen(s), &t, tz) < 0)
+		return -1;
+	return t;
+}
+
+static void
+test_dates(void)
+{
+	int tz;
+
+	CU_ASSERT_EQUAL(date("Tue, 1 Jul 2003 10:52:37 +0200", &tz),
+	                1057049557);
+	CU_ASSERT_EQUAL(tz, 120);
+	CU_ASSERT_EQUAL(date("1 Jul 03 08:52 GMT", &tz), 1057049520);
+	CU_ASSERT_EQUAL(date("Thu, 13 Feb 69 23:32:54 -0330", &tz),
+	                -27723426);
+	CU_ASSERT_EQUAL(tz, -210);
+	CU_ASSERT_EQUAL(date(" Fri (c), 21 Nov 1997 09 : 55 : 06 EST", &tz),
+	                880124106);
+	CU_ASSERT_EQUAL(tz, -300);
+	CU_ASSERT_EQUAL(date("29 Feb 2024 00:00:00 +0000", NULL), 1709164800);
+	CU_ASSERT_EQUAL(date("30 Feb 2024 00:00:00 +0000", NULL), -1);
+	CU_ASSERT_EQUAL(date("Mon, 32 Jan 2024 00:00 +0000", NULL), -1);
+	CU_ASSERT_EQUAL(date("yesterday", NULL), -1);
+	CU_ASSERT_EQUAL(date("1 Jan 2024 25:00 +0000", NULL), -1);
+	CU_ASSERT_EQUAL(date("", NULL), -1);
+}
+
+static void
+test_serialize(void)
+{
+	const char *corpus[] = { simple, mixed, nested };
+	struct postern_mime_part *r, *back;
+	unsigned char *data, *copy;
+	char *expect;
+	size_t c, len, i;
+	int bit;
+
+	for (c = 0; c < sizeof(corpus) / sizeof(corpus[0]); c++) {
+		r = parse(corpus[c]);
+		data = mime_serialize(r, pool, &len);
+		back = mime_deserialize(data, len, pool);
+		CU_ASSERT_PTR_NOT_NULL_FATAL(back);
+		CU_ASSERT(same_tree(r, back));
+		expect = strdup(describe(r));
+		CU_ASSERT_STRING_EQUAL(describe(back), expect);
+		free(expect);
+		/* every truncation is refused */
+		for (i = 0; i < len; i++)
+			CU_ASSERT_PTR_NULL(mime_deserialize(data, i, pool));
+		/* any flipped bit: refused or a valid tree, never a crash
+		 * (ASan watches) */
+		copy = malloc(len);
+		for (i = 0; i < len; i++) {
+			for (bit = 0; bit < 8; bit++) {
+				memcpy(copy, data, len);
+				copy[i] ^= (unsigned char)(1u << bit);
+				back = mime_deserialize(copy, len, pool);
+				if (back != NULL)
+					(void)describe(back);
+			}
+		}
+		free(copy);
+		/* another version is absent */
+		data[3]++;
+		CU_ASSERT_PTR_NULL(mime_deserialize(data, len, pool));
+		pool_clear(pool);
+	}
+	CU_ASSERT_PTR_NULL(mime_deserialize(NULL, 0, pool));
+	CU_ASSERT_PTR_NULL(mime_deserialize("PMT\001", 4, pool));
+}
+
+static int
+suite_init(void)
+{
+	pool = pool_create(16384);
+	return 0;
+}
+
+static int
+suite_clean(void)
+{
+	pool_destroy(pool);
+	return 0;
+}
+
+static CU_TestInfo parser_tests[] = {
+	{ "simple message and its envelope fields", test_simple },
+	{ "multipart: offsets, preamble, epilogue", test_mixed },
+	{ "nested multiparts and message/rfc822", test_nested },
+	{ "multipart/digest defaults", test_digest },
+	{ "broken, missing and final-less boundaries",
+	  test_broken_boundaries },
+	{ "missing headers, empty message", test_missing_headers },
+	{ "parameters: RFC 2231, comments, quoting", test_params },
+	{ "8-bit, NUL, long headers and lines", test_eightbit_nul_long },
+	{ "chunking at every offset", test_chunking },
+	{ "depth and part limits", test_limits },
+	{ "header size limit", test_header_limit },
+	{ "bare LF line ends", test_bare_lf },
+	CU_TEST_INFO_NULL,
+};
+
+static CU_TestInfo helper_tests[] = {
+	{ "header fields and unfolding", test_header_iter },
+	{ "RFC 2047 encoded words", test_encoded_words },
+	{ "base64, quoted-printable, charsets", test_decoders },
+	{ "address lists with groups", test_addresses },
+	{ "dates", test_dates },
+	{ "serialization round trip and corruption", test_serialize },
+	CU_TEST_INFO_NULL,
+};
+
+static CU_SuiteInfo suites[] = {
+	{ "mime parser", suite_init, suite_clean, NULL, NULL, parser_tests },
+	{ "mime helpers", suite_init, suite_clean, NULL, NULL, helper_tests },
+	CU_SUITE_INFO_NULL,
+};
+
+int
+main(void)
+{
+	return unit_run(suites);
+}
