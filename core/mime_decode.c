@@ -15,6 +15,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "base64.h"
 #include "mime.h"
 #include "pool.h"
 #include "xalloc.h"
@@ -195,22 +196,6 @@ mime_to_utf8(const char *charset, const void *data, size_t len,
 }
 
 /* ---- base64 ------------------------------------------------------------ */
-
-static int
-b64_value(unsigned char ch)
-{
-	if (ch >= 'A' && ch <= 'Z')
-		return ch - 'A';
-	if (ch >= 'a' && ch <= 'z')
-		return ch - 'a' + 26;
-	if (ch >= '0' && ch <= '9')
-		return ch - '0' + 52;
-	if (ch == '+')
-		return 62;
-	if (ch == '/')
-		return 63;
-	return -1;
-}
 
 struct b64 {
 	uint32_t acc;   /* sextets of the current quantum */

@@ -24,6 +24,7 @@
 
 #include <postern/auth.h>
 
+#include "base64.h"
 #include "conn.h"
 #include "host.h"
 #include "job.h"
@@ -142,22 +143,6 @@ sasl_log(struct postern_sasl *s, int level, const char *fmt, ...)
 }
 
 /* ---- base64 (RFC 4648 section 4, strict) ------------------------------ */
-
-static int
-b64_value(unsigned char ch)
-{
-	if (ch >= 'A' && ch <= 'Z')
-		return ch - 'A';
-	if (ch >= 'a' && ch <= 'z')
-		return ch - 'a' + 26;
-	if (ch >= '0' && ch <= '9')
-		return ch - '0' + 52;
-	if (ch == '+')
-		return 62;
-	if (ch == '/')
-		return 63;
-	return -1;
-}
 
 /* Decodes one quantum of 4 characters into out[]; the number of octets,
  * or -1.  Padding is allowed only in the last quantum, and the bits it
