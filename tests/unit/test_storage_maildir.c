@@ -358,6 +358,25 @@ test_location(void)
 	t.u.home = NULL;
 	CU_ASSERT_EQUAL(S->store_open(&t.u, &st, &err), -1);
 	CU_ASSERT_EQUAL(err.code, POSTERN_SE_TEMP);
+	/* A location that cannot be made (a file stands in the way): a
+	 * clear error for the client and a log line naming the path, for
+	 * a session and for a delivery alike; never a crash. */
+	snprintf(path, sizeof(path), "%s/blocker", tmp);
+	free(unit_write_file(tmp, "blocker", "not a directory\n"));
+	snprintf(mail, sizeof(mail), "maildir:%s/blocker/%%n", tmp);
+	t.u.mail = mail;
+	modlog[0] = '\0';
+	CU_ASSERT_EQUAL(S->store_open(&t.u, &st, &err), -1);
+	CU_ASSERT_EQUAL(err.code, POSTERN_SE_TEMP);
+	CU_ASSERT_PTR_NULL(strstr(err.text, tmp));
+	CU_ASSERT_PTR_NOT_NULL(strstr(modlog, path));
+	{
+		struct postern_append a = msg_of("x\r\n");
+		uint32_t uid = 0;
+
+		CU_ASSERT_EQUAL(S->deliver(&t.u, NULL, &a, &uid, &err), -1);
+		CU_ASSERT_EQUAL(err.code, POSTERN_SE_TEMP);
+	}
 }
 
 static void
