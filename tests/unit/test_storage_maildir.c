@@ -1098,6 +1098,75 @@ test_read_lf(void)
 	S->store_close(st);
 }
 
+/* Reading a big message with bare LFs (and some CRLFs) in pieces of every
+ * size from 1 to 4099 octets gives the CRLF form, for a file read whole
+ * at open and for one mapped (over 256 KiB). */
+static void
+test_read_lf_big(void)
+{
+	struct postern_storage_err err = { 0 };
+	struct postern_msg_size sz;
+	postern_mailbox_t *mb;
+	postern_store_t *st;
+	postern_msg_t *m;
+	size_t sizes[2] = { 100 * 1000, 400 * 1000 }, raw, want, i, got, step;
+	char *lf, *crlf, *buf;
+	struct tuser t;
+	uint32_t uid;
+	ssize_t r;
+	int k, bad;
+
+	make_user(&t, "readbig");
+	st = open_store(&t);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(st);
+	for (k = 0; k < 2; k++) {
+		lf = malloc(sizes[k] + 1);
+		crlf = malloc(2 * sizes[k] + 1);
+		buf = malloc(2 * sizes[k] + 1);
+		CU_ASSERT_FATAL(lf != NULL && crlf != NULL && buf != NULL);
+		/* Lines of 0 to 96 octets; every seventh ends in CRLF. */
+		for (raw = 0, want = 0, i = 0; raw + 100 < sizes[k]; i++) {
+			size_t n = (i * 37) % 97;
+
+			memset(lf + raw, 'a' + (int)(i % 26), n);
+			memset(crlf + want, 'a' + (int)(i % 26), n);
+			raw += n;
+			want += n;
+			if (i % 7 == 0)
+				lf[raw++] = '\r';
+			lf[raw++] = '\n';
+			crlf[want++] = '\r';
+			crlf[want++] = '\n';
+		}
+		lf[raw] = '\0';
+		uid = deliver(&t, lf);
+		mb = open_box(st, "INBOX", 0);
+		CU_ASSERT_PTR_NOT_NULL_FATAL(mb);
+		CU_ASSERT_EQUAL_FATAL(S->msg_open(mb, uid, &m, &sz, &err), 0);
+		CU_ASSERT_EQUAL(sz.size, want);
+		for (step = 1, bad = 0; step < 4100; step += step < 20 ? 1 : 409) {
+			for (got = 0; (r = S->msg_read(m, got, buf + got,
+			                               step, &err)) > 0;)
+				got += (size_t)r;
+			bad += r != 0 || got != want ||
+			       memcmp(buf, crlf, want) != 0;
+		}
+		CU_ASSERT_EQUAL(bad, 0);
+		/* A jump backwards and into the middle of a CR LF pair. */
+		for (i = want - 1; i > want - 200; i -= 3) {
+			CU_ASSERT_EQUAL(S->msg_read(m, i, buf, 2, &err),
+			                i + 2 <= want ? 2 : 1);
+			CU_ASSERT_EQUAL(buf[0], crlf[i]);
+		}
+		S->msg_close(m);
+		S->close(mb);
+		free(lf);
+		free(crlf);
+		free(buf);
+	}
+	S->store_close(st);
+}
+
 static void
 test_read_renamed(void)
 {
@@ -1781,6 +1850,8 @@ static CU_TestInfo maildir_tests[] = {
 	{ "copy and move with UID mapping", test_copy_move },
 	{ "list, create, remove, rename, subscribe", test_list },
 	{ "LF files read as CRLF", test_read_lf },
+	{ "big LF files read as CRLF in pieces of any size",
+	  test_read_lf_big },
 	{ "reading a file renamed by another view", test_read_renamed },
 	{ "two processes appending and flagging", test_two_processes },
 	{ "crash leftovers: tmp, short index, torn list",
