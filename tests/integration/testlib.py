@@ -61,6 +61,7 @@ class Daemon:
         self.conf_path = conf_path
         self.log_path = conf_path + ".log"
         self.log = open(self.log_path, "w")
+        self.terminated = False
         self.proc = subprocess.Popen(
             [POSTERND, "-f", "-c", conf_path, *extra_args],
             stdout=self.log, stderr=subprocess.STDOUT)
@@ -85,11 +86,16 @@ class Daemon:
             return f.read()
 
     def signal(self, signo):
+        if signo == signal.SIGTERM:
+            self.terminated = True
         self.proc.send_signal(signo)
 
     def stop(self, timeout=20.0):
         if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
+            # A second SIGTERM means "now": the master kills the
+            # workers.  After a test's own SIGTERM, only wait.
+            if not self.terminated:
+                self.proc.send_signal(signal.SIGTERM)
             try:
                 self.proc.wait(timeout)
             except subprocess.TimeoutExpired:
