@@ -30,11 +30,12 @@ parse_lines(const uint8_t *data, size_t size, struct pop3_maildrop *d)
 	struct pop3_command c;
 	const char *why;
 	enum pop3_lookup lk;
+	size_t len;
 	int st;
 
 	while (p < end) {
 		nl = memchr(p, '\n', (size_t)(end - p));
-		size_t len = (size_t)((nl != NULL ? nl : end) - p);
+		len = (size_t)((nl != NULL ? nl : end) - p);
 
 		for (st = POP3_STATE_AUTHORIZATION; st <= POP3_STATE_UPDATE;
 		     st++) {
@@ -110,10 +111,14 @@ stuff(const uint8_t *data, size_t size, int top, uint32_t lines)
 	free(out);
 }
 
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct pop3_maildrop d;
+	struct postern_uid_range *r;
+	size_t nr;
 	uint32_t i;
 	char guid[16];
 
@@ -124,8 +129,6 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			pop3_maildrop_set(&d, i, i * 3, i, 0, guid);
 		}
 		parse_lines(data, size, &d);
-		struct postern_uid_range *r;
-		size_t nr;
 		if (pop3_maildrop_deleted_ranges(&d, &r, &nr) == 0)
 			free(r);
 		pop3_maildrop_free(&d);
