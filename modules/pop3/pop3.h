@@ -76,6 +76,7 @@ struct pop3_session {
 	int busy;                 /* a job or a SASL answer is in flight:
 	                             the connection is paused */
 	int closing;              /* conn_close called: read nothing more */
+	int shutting_down;        /* the worker stops: bye after the job */
 	int sasl_reading;         /* AUTH waits for the client's next line */
 	int have_user;            /* USER given, PASS may follow */
 	char user[POP3_MAX_COMMAND + 1];

@@ -57,8 +57,17 @@ void
 pop3_resume(struct pop3_session *s)
 {
 	s->busy = 0;
-	if (s->conn != NULL && !s->closing)
-		H->conn_resume(s->conn);
+	if (s->conn == NULL || s->closing)
+		return;
+	if (s->shutting_down) {
+		/* The worker is stopping: the step in flight is done, and
+		 * leaving now deletes nothing (no UPDATE state). */
+		pop3_reply(s, "-ERR [SYS/TEMP] server shutting down, try "
+		              "again later");
+		pop3_close(s);
+		return;
+	}
+	H->conn_resume(s->conn);
 }
 
 /* An invalid command: counted, and too many end the session. */
@@ -444,8 +453,11 @@ on_shutdown(postern_conn_t *conn, void *arg)
 	struct pop3_session *s = arg;
 
 	(void)conn;
-	if (s->job != NULL)
-		return; /* closed at the shutdown timeout if still going */
+	if (s->busy) {
+		/* A job or a login in flight: goodbye when it is done. */
+		s->shutting_down = 1;
+		return;
+	}
 	pop3_reply(s, "-ERR [SYS/TEMP] server shutting down, try again "
 	              "later");
 	pop3_close(s);
