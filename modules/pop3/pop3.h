@@ -97,6 +97,12 @@ struct pop3_session {
 	int job_failed;
 
 	struct pop3_retr *retr;   /* RETR/TOP state, reused (pop3_retr.c) */
+	/* A line read while gathering pipelined RETRs that was not one:
+	 * handled first when the batch is done (pop3_resume). */
+	int held;
+	int held_rc;              /* conn_read_line's result for it */
+	struct postern_line held_line; /* data points into held_buf */
+	char *held_buf;           /* malloc'd, POP3_MAX_LINE octets */
 	struct pop3_update *update; /* QUIT's job, or NULL */
 };
 
@@ -108,6 +114,11 @@ void pop3_reply(struct pop3_session *s, const char *fmt, ...)
 	POSTERN_PRINTF(2, 3);
 /* Ends the session after what is queued is sent. */
 void pop3_close(struct pop3_session *s);
+/* Keeps a line read ahead (rc and line as conn_read_line gave them) to
+ * be handled before anything else once the session resumes; 0, or -1
+ * when out of memory (the caller answers it). */
+int pop3_hold_line(struct pop3_session *s, int rc,
+                   const struct postern_line *l);
 /* Stops reading while a job or a SASL answer is in flight, and goes on. */
 void pop3_pause(struct pop3_session *s);
 void pop3_resume(struct pop3_session *s);
@@ -125,7 +136,12 @@ void pop3_transaction(struct pop3_session *s, const struct pop3_command *c);
 /* Closes whatever the session holds (a job when the store is open) and
  * frees it.  Called once the connection is gone and no job is running. */
 void pop3_session_teardown(struct pop3_session *s);
-/* "-ERR [code] text" for a storage error. */
+/* "-ERR [code] what: text" for a storage error, into buf (NUL-terminated,
+ * cut to fit); returns its length.  Any thread. */
+#define POP3_ERROR_LINE_MAX 320
+size_t pop3_format_storage_error(char *buf, size_t cap, const char *what,
+                                 const struct postern_storage_err *err);
+/* The same, sent as a reply. */
 void pop3_reply_storage_error(struct pop3_session *s, const char *what,
                               const struct postern_storage_err *err);
 

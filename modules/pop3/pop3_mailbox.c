@@ -12,6 +12,7 @@
  *     and expunges exactly those UIDs, so messages another client marked
  *     \Deleted stay where they are; any other end deletes nothing.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -65,11 +66,12 @@ pop3_job_start(struct pop3_session *s, postern_job_work_fn work,
 	s->job = H->job_submit(work, job_finished, s);
 }
 
-void
-pop3_reply_storage_error(struct pop3_session *s, const char *what,
-                         const struct postern_storage_err *err)
+size_t
+pop3_format_storage_error(char *buf, size_t cap, const char *what,
+                          const struct postern_storage_err *err)
 {
 	const char *code;
+	int n;
 
 	switch (err->code) {
 	case POSTERN_SE_INUSE:
@@ -87,8 +89,22 @@ pop3_reply_storage_error(struct pop3_session *s, const char *what,
 		code = "[SYS/PERM] ";
 		break;
 	}
-	pop3_reply(s, "-ERR %s%s: %s", code, what,
-	           err->text[0] != '\0' ? err->text : "storage error");
+	n = snprintf(buf, cap, "-ERR %s%s: %.*s", code, what,
+	             (int)sizeof(err->text),
+	             err->text[0] != '\0' ? err->text : "storage error");
+	if (n < 0)
+		return 0;
+	return (size_t)n < cap ? (size_t)n : cap - 1;
+}
+
+void
+pop3_reply_storage_error(struct pop3_session *s, const char *what,
+                         const struct postern_storage_err *err)
+{
+	char line[POP3_ERROR_LINE_MAX];
+
+	pop3_format_storage_error(line, sizeof(line), what, err);
+	pop3_reply(s, "%s", line);
 }
 
 /* ---- login: open INBOX exclusively (AUTHORIZATION -> TRANSACTION) ------- */
@@ -398,6 +414,7 @@ session_free(struct pop3_session *s)
 		free(s->update->ranges);
 	free(s->update);
 	free(s->login);
+	free(s->held_buf);
 	free(s);
 }
 

@@ -1,17 +1,25 @@
 /*
- * pop3_retr.c - RETR and TOP: a message streamed from the store to the
+ * pop3_retr.c - RETR and TOP: messages streamed from the store to the
  * client, one job per piece.
  *
- * Each job (on a pool thread) opens the message the first time, reads up
- * to RETR_OUT_BUDGET octets of it and byte-stuffs them into the session's
- * output buffer; the completion (on the loop) queues that buffer and, if
- * the client keeps up (less than RETR_HIGH_WATER octets still unsent),
- * starts the next job at once, else on the next on_drain.  The message is
- * closed by the job that reaches its end (or TOP's last line), so a small
- * message costs one job: open, read, close.  A read error before the
- * "+OK" is an -ERR; after it the client already has part of the message,
- * so the connection is closed (RFC 1939 has no way to say "truncated").
+ * A RETR (or TOP) queues its message, then takes every further RETR and
+ * TOP the client has already pipelined (up to RETR_BATCH; RFC 2449
+ * PIPELINING), so that one job serves many small messages: handing work
+ * to a pool thread and back costs more than reading a small message.  The
+ * first line read ahead that is something else is held and handled when
+ * the batch is done, so replies keep the order of the commands.
+ *
+ * Each job (on a pool thread) goes through the queue: it opens a message,
+ * writes its "+OK" line (or "-ERR" when the store cannot open it, and
+ * goes on with the next), reads it in RETR_CHUNK pieces and byte-stuffs
+ * them (pop3_stuff.c), adds the terminating ".", closes it, and stops
+ * after RETR_IN_BUDGET octets of input.  The completion (on the loop)
+ * queues the output and starts the next job at once if the client keeps
+ * up (less than RETR_HIGH_WATER octets unsent), else on the next on_drain.
+ * A read error in the middle of a message closes the connection: the
+ * client already has part of it, and POP3 cannot say "truncated".
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -20,26 +28,36 @@
 #define H pop3_host
 #define S pop3_storage
 
-/* What one read from the store asks for. */
-#define RETR_CHUNK (64 * 1024)
-/* Octets of input one job handles at most before handing back. */
-#define RETR_IN_BUDGET (64 * 1024)
+/* Messages one batch takes at most. */
+#define RETR_BATCH 64
+/* What one read from the store asks for at most. */
+#define RETR_CHUNK (32 * 1024)
+/* Octets of message one job reads at most before handing back. */
+#define RETR_IN_BUDGET (128 * 1024)
 /* Stop producing while this much output waits for the socket. */
 #define RETR_HIGH_WATER (512 * 1024)
+/* Each message adds one status line (POP3_ERROR_LINE_MAX at most) and a
+ * tail to what its octets become. */
+#define RETR_OUT_CAP                                                        \
+	(POP3_STUFF_OUT_MAX(RETR_IN_BUDGET) +                               \
+	 RETR_BATCH * (POP3_ERROR_LINE_MAX + POP3_STUFF_TAIL_MAX))
 
-#define RETR_OUT_CAP (POP3_STUFF_OUT_MAX(RETR_IN_BUDGET) + POP3_STUFF_TAIL_MAX)
-
-struct pop3_retr {
-	uint32_t number;        /* message number (for replies) */
+struct retr_item {
+	uint32_t number;  /* message number, for replies and logs */
 	uint32_t uid;
 	int top;
-	int mark_seen;          /* set \Seen when opening */
+	uint32_t lines;   /* TOP's body lines */
+	int mark_seen;    /* set \Seen when opening */
+};
+
+struct pop3_retr {
+	struct retr_item q[RETR_BATCH];
+	unsigned qhead, qlen;   /* q[qhead] is being sent */
+	/* The message at q[qhead], once opened. */
+	postern_msg_t *msg;
 	struct pop3_stuffer st;
-	postern_msg_t *msg;     /* open message, or NULL */
-	uint64_t offset;        /* next octet of the message to read */
-	uint64_t size;          /* from msg_open */
-	int started;            /* "+OK" sent */
-	int finished;           /* the terminating "." is in `out` */
+	uint64_t offset;        /* its next octet to read */
+	int fatal;              /* a read failed mid-message */
 	int waiting_drain;      /* the next job waits for on_drain */
 	char in[RETR_CHUNK];
 	char out[RETR_OUT_CAP];
@@ -57,33 +75,57 @@ close_msg(struct pop3_retr *r)
 	}
 }
 
-/* Opens the message; \Seen first when configured, so that the flag is
- * set whether or not the client reads to the end. */
+static void
+out_line(struct pop3_retr *r, const char *text, size_t len)
+{
+	memcpy(r->out + r->out_len, text, len);
+	r->out_len += len;
+	r->out[r->out_len++] = '\r';
+	r->out[r->out_len++] = '\n';
+}
+
+/* Opens q[qhead] and writes its "+OK" line, or its "-ERR" line. */
 static int
-open_msg(struct pop3_session *s, struct pop3_retr *r)
+open_item(struct pop3_session *s, struct pop3_retr *r,
+          const struct retr_item *it)
 {
 	struct postern_msg_size sizes;
-	struct postern_uid_range one = { r->uid, r->uid };
+	struct postern_uid_range one = { it->uid, it->uid };
+	struct postern_storage_err err = { 0 };
+	char line[POP3_ERROR_LINE_MAX];
 	uint32_t *failed;
-	size_t nfailed;
+	size_t nfailed, n;
 	postern_pool_t *pool;
 
-	if (S->msg_open(s->mbox, r->uid, &r->msg, &sizes, &s->err) < 0) {
+	if (S->msg_open(s->mbox, it->uid, &r->msg, &sizes, &err) < 0) {
 		r->msg = NULL;
+		H->log(pop3_self, POSTERN_LOG_NOTICE,
+		       "%s: cannot open message %u (uid %u): %s", s->login,
+		       it->number, it->uid, err.text);
+		n = pop3_format_storage_error(line, sizeof(line),
+		                              "cannot read the message", &err);
+		out_line(r, line, n);
 		return -1;
 	}
-	r->size = sizes.size;
-	if (r->mark_seen) {
+	if (it->mark_seen) {
 		pool = H->pool_create(1024);
 		if (S->store(s->mbox, &one, 1, POSTERN_STORE_ADD,
 		             POSTERN_MSG_SEEN, NULL, 0, 0, pool, &failed,
-		             &nfailed, &s->err) < 0)
+		             &nfailed, &err) < 0)
 			H->log(pop3_self, POSTERN_LOG_WARNING,
 			       "%s: cannot mark uid %u \\Seen: %s", s->login,
-			       r->uid, s->err.text);
+			       it->uid, err.text);
 		H->pool_destroy(pool);
-		memset(&s->err, 0, sizeof(s->err));
 	}
+	if (it->top)
+		n = (size_t)snprintf(line, sizeof(line),
+		                     "+OK top of message follows");
+	else
+		n = (size_t)snprintf(line, sizeof(line), "+OK %llu octets",
+		                     (unsigned long long)sizes.size);
+	out_line(r, line, n);
+	pop3_stuffer_init(&r->st, it->top, it->lines);
+	r->offset = 0;
 	return 0;
 }
 
@@ -93,33 +135,38 @@ retr_work(void *arg)
 	struct pop3_session *s = arg;
 	struct pop3_retr *r = s->retr;
 	size_t budget = RETR_IN_BUDGET, want;
-	ssize_t n;
+	ssize_t n = 0;
 
 	r->out_len = 0;
-	if (r->msg == NULL && open_msg(s, r) < 0) {
-		s->job_failed = 1;
-		return;
-	}
-	while (budget > 0 && !r->st.done) {
-		want = budget < RETR_CHUNK ? budget : RETR_CHUNK;
-		n = S->msg_read(r->msg, r->offset, r->in, want, &s->err);
+	while (r->qhead < r->qlen && budget > 0) {
+		const struct retr_item *it = &r->q[r->qhead];
+
+		if (r->msg == NULL && open_item(s, r, it) < 0) {
+			r->qhead++;
+			continue;
+		}
+		while (budget > 0 && !r->st.done) {
+			want = budget < RETR_CHUNK ? budget : RETR_CHUNK;
+			n = S->msg_read(r->msg, r->offset, r->in, want,
+			                &s->err);
+			if (n <= 0)
+				break;
+			r->out_len += pop3_stuff(&r->st, r->in, (size_t)n,
+			                         r->out + r->out_len);
+			r->offset += (uint64_t)n;
+			budget -= (size_t)n;
+		}
 		if (n < 0) {
-			s->job_failed = 1;
+			r->fatal = 1;
 			close_msg(r);
 			return;
 		}
-		if (n == 0)
-			break;
-		r->out_len += pop3_stuff(&r->st, r->in, (size_t)n,
-		                         r->out + r->out_len);
-		r->offset += (uint64_t)n;
-		budget -= (size_t)n;
-	}
-	if (budget > 0 || r->st.done) {
+		if (n > 0 && !r->st.done)
+			return; /* budget spent mid-message: the next job */
 		/* The end of the message, or all TOP wanted. */
 		r->out_len += pop3_stuff_finish(&r->st, r->out + r->out_len);
-		r->finished = 1;
 		close_msg(r);
+		r->qhead++;
 	}
 }
 
@@ -139,34 +186,20 @@ retr_done(struct pop3_session *s)
 {
 	struct pop3_retr *r = s->retr;
 
-	if (s->job_failed) {
-		if (!r->started) {
-			H->conn_log(s->conn, POSTERN_LOG_NOTICE,
-			            "pop3: %s: cannot read message %u (uid %u): "
-			            "%s", s->login, r->number, r->uid,
-			            s->err.text);
-			pop3_reply_storage_error(s, "cannot read the message",
-			                         &s->err);
-			pop3_resume(s);
-			return;
-		}
+	if (r->out_len > 0)
+		H->conn_write(s->conn, r->out, r->out_len);
+	if (r->fatal || s->job_failed) {
 		H->conn_log(s->conn, POSTERN_LOG_ERROR,
 		            "pop3: %s: reading message %u (uid %u) failed at "
-		            "octet %llu: %s; closing", s->login, r->number,
-		            r->uid, (unsigned long long)r->offset, s->err.text);
+		            "octet %llu: %s; closing", s->login,
+		            r->q[r->qhead].number, r->q[r->qhead].uid,
+		            (unsigned long long)r->offset, s->err.text);
 		pop3_close(s);
 		return;
 	}
-	if (!r->started) {
-		r->started = 1;
-		if (r->top)
-			pop3_reply(s, "+OK top of message follows");
-		else
-			pop3_reply(s, "+OK %llu octets",
-			           (unsigned long long)r->size);
-	}
-	H->conn_write(s->conn, r->out, r->out_len);
-	if (r->finished) {
+	if (r->qhead == r->qlen) {
+		/* Its buffers are large: an idle session does not keep them. */
+		pop3_retr_free(s);
 		pop3_resume(s);
 		return;
 	}
@@ -185,44 +218,88 @@ pop3_retr_on_drain(struct pop3_session *s)
 		next_piece(s);
 }
 
+/* Queues message n, or answers -ERR and returns -1. */
+static int
+enqueue(struct pop3_session *s, uint32_t n, int top, uint32_t lines,
+        int reply)
+{
+	struct pop3_retr *r = s->retr;
+	enum pop3_lookup why;
+	struct pop3_msg *m = pop3_maildrop_get(&s->drop, n, &why);
+	struct retr_item *it;
+
+	if (m == NULL) {
+		if (reply)
+			pop3_reply(s, why == POP3_MSG_DELETED
+			                  ? "-ERR message %u is deleted"
+			                  : "-ERR no such message %u", n);
+		return -1;
+	}
+	it = &r->q[r->qlen++];
+	it->number = n;
+	it->uid = m->uid;
+	it->top = top;
+	it->lines = lines;
+	it->mark_seen = !top && pop3_set.mark_seen && !m->seen;
+	if (!top) {
+		m->retrieved = 1;
+		if (it->mark_seen)
+			m->seen = 1;
+		s->retrieved++;
+	}
+	return 0;
+}
+
+/* Takes the RETRs and TOPs the client has already sent after this one.
+ * The first other line (or one that would be an error) is held. */
+static void
+gather_pipelined(struct pop3_session *s)
+{
+	struct pop3_retr *r = s->retr;
+	struct postern_line l;
+	struct pop3_command c;
+	const char *why;
+	int rc;
+
+	while (r->qlen < RETR_BATCH) {
+		rc = H->conn_read_line(s->conn, POP3_MAX_LINE, &l);
+		if (rc == POSTERN_AGAIN || rc == POSTERN_CLOSED)
+			return;
+		if (rc == POSTERN_OK && !(l.flags & POSTERN_LINE_NUL) &&
+		    pop3_parse(l.data, l.len, s->state, &c, &why) ==
+		        POP3_PARSE_OK &&
+		    (c.cmd == POP3_CMD_RETR || c.cmd == POP3_CMD_TOP) &&
+		    enqueue(s, c.msg, c.cmd == POP3_CMD_TOP, c.lines, 0) == 0)
+			continue;
+		if (pop3_hold_line(s, rc, &l) < 0) {
+			H->conn_log(s->conn, POSTERN_LOG_ERROR,
+			            "pop3: out of memory for a pipelined "
+			            "command");
+			pop3_reply(s, "-ERR [SYS/TEMP] out of memory");
+			pop3_close(s);
+		}
+		return;
+	}
+}
+
 void
 pop3_retr_start(struct pop3_session *s, uint32_t n, int top, uint32_t lines)
 {
-	enum pop3_lookup why;
-	struct pop3_msg *m = pop3_maildrop_get(&s->drop, n, &why);
-	struct pop3_retr *r;
-
-	if (m == NULL) {
-		pop3_reply(s, why == POP3_MSG_DELETED
-		                  ? "-ERR message %u is deleted"
-		                  : "-ERR no such message %u", n);
-		return;
-	}
 	if (s->retr == NULL && (s->retr = malloc(sizeof(*s->retr))) == NULL) {
 		H->conn_log(s->conn, POSTERN_LOG_ERROR,
 		            "pop3: out of memory for RETR");
 		pop3_reply(s, "-ERR [SYS/TEMP] out of memory");
 		return;
 	}
-	r = s->retr;
-	r->number = n;
-	r->uid = m->uid;
-	r->top = top;
-	r->mark_seen = !top && pop3_set.mark_seen && !m->seen;
-	pop3_stuffer_init(&r->st, top, lines);
-	r->msg = NULL;
-	r->offset = 0;
-	r->size = 0;
-	r->started = 0;
-	r->finished = 0;
-	r->waiting_drain = 0;
-	r->out_len = 0;
-	if (!top) {
-		m->retrieved = 1;
-		if (r->mark_seen)
-			m->seen = 1;
-		s->retrieved++;
-	}
+	s->retr->qhead = s->retr->qlen = 0;
+	s->retr->msg = NULL;
+	s->retr->fatal = 0;
+	s->retr->waiting_drain = 0;
+	if (enqueue(s, n, top, lines, 1) < 0)
+		return;
+	gather_pipelined(s);
+	if (s->closing)
+		return;
 	pop3_job_start(s, retr_work, retr_done);
 }
 

@@ -53,6 +53,9 @@ pop3_pause(struct pop3_session *s)
 		H->conn_pause(s->conn);
 }
 
+static void handle_input(struct pop3_session *s, int rc,
+                         const struct postern_line *l);
+
 void
 pop3_resume(struct pop3_session *s)
 {
@@ -66,6 +69,13 @@ pop3_resume(struct pop3_session *s)
 		              "again later");
 		pop3_close(s);
 		return;
+	}
+	if (s->held) {
+		/* The line read ahead while gathering pipelined RETRs. */
+		s->held = 0;
+		handle_input(s, s->held_rc, &s->held_line);
+		if (s->busy || s->closing || s->conn == NULL)
+			return;
 	}
 	H->conn_resume(s->conn);
 }
@@ -370,6 +380,28 @@ command(struct pop3_session *s, const struct postern_line *l)
 
 /* ---- connection callbacks ---------------------------------------------- */
 
+/* One result of conn_read_line (POSTERN_OK or POSTERN_TOOLONG). */
+static void
+handle_input(struct pop3_session *s, int rc, const struct postern_line *l)
+{
+	if (rc == POSTERN_TOOLONG || (l->flags & POSTERN_LINE_NUL)) {
+		if (s->sasl_reading) {
+			/* The exchange cannot go on (RFC 5034 section 4:
+			 * reject with -ERR). */
+			s->sasl_reading = 0;
+			H->sasl_free(s->sasl);
+			s->sasl = NULL;
+		}
+		bad_command(s, rc == POSTERN_TOOLONG ? "line too long"
+		                                     : "NUL byte in command");
+		return;
+	}
+	if (s->sasl_reading)
+		sasl_response(s, l);
+	else
+		command(s, l);
+}
+
 static void
 on_read(postern_conn_t *conn, void *arg)
 {
@@ -381,24 +413,24 @@ on_read(postern_conn_t *conn, void *arg)
 		rc = H->conn_read_line(conn, POP3_MAX_LINE, &l);
 		if (rc == POSTERN_AGAIN || rc == POSTERN_CLOSED)
 			return;
-		if (rc == POSTERN_TOOLONG || (l.flags & POSTERN_LINE_NUL)) {
-			if (s->sasl_reading) {
-				/* The exchange cannot go on (RFC 5034
-				 * section 4: reject with -ERR). */
-				s->sasl_reading = 0;
-				H->sasl_free(s->sasl);
-				s->sasl = NULL;
-			}
-			bad_command(s, rc == POSTERN_TOOLONG
-			                   ? "line too long"
-			                   : "NUL byte in command");
-			continue;
-		}
-		if (s->sasl_reading)
-			sasl_response(s, &l);
-		else
-			command(s, &l);
+		handle_input(s, rc, &l);
 	}
+}
+
+int
+pop3_hold_line(struct pop3_session *s, int rc, const struct postern_line *l)
+{
+	if (s->held_buf == NULL &&
+	    (s->held_buf = malloc(POP3_MAX_LINE)) == NULL)
+		return -1;
+	s->held = 1;
+	s->held_rc = rc;
+	s->held_line.flags = rc == POSTERN_OK ? l->flags : 0;
+	s->held_line.len = rc == POSTERN_OK ? l->len : 0;
+	if (s->held_line.len > 0)
+		memcpy(s->held_buf, l->data, s->held_line.len);
+	s->held_line.data = s->held_buf;
+	return 0;
 }
 
 static void

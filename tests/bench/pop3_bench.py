@@ -307,4 +307,5 @@ pop3 = { listen = ( { port = %(pop3)d; } ); };
     shutil.rmtree(b.tmp, ignore_errors=True)
 
 
-main()
+if __name__ == "__main__":
+    main()
