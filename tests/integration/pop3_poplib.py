@@ -352,6 +352,52 @@ def test_pipelining(R):
     c.close()
 
 
+def test_pipelined_retr_batch(R):
+    """A burst of RETRs and TOPs goes to the store in batches; a deleted
+    or missing message in the middle answers -ERR in its place, and the
+    first other command waits for the batch."""
+    p = login()
+    n = p.stat()[0]
+    assert n >= 2, n
+    want = [b"\r\n".join(p.retr(i)[1]) for i in (1, 2)]
+    p.dele(2)
+    st = p.stat()
+    burst = (["RETR 1", "RETR 2", "TOP 1 0", "RETR %d" % (n + 5)] +
+             ["RETR 1"] * 70 + ["STAT", "RETR 1", "NOOP"])
+    p.sock.sendall(("\r\n".join(burst) + "\r\n").encode())
+    assert b"\r\n".join(p._getlongresp()[1]) == want[0]
+    expect_err(p._getresp)                  # RETR 2: deleted
+    assert p._getlongresp()[0].startswith(b"+OK")
+    expect_err(p._getresp)                  # no such message
+    for _ in range(70):
+        assert b"\r\n".join(p._getlongresp()[1]) == want[0]
+    assert p._getresp() == b"+OK %d %d" % st   # STAT
+    assert b"\r\n".join(p._getlongresp()[1]) == want[0]
+    assert p._getresp() == b"+OK"           # NOOP
+    p.stat()
+    p.rset()
+    p.quit()
+
+
+def test_large_message_streams(R):
+    """A message of several MB goes out in many pieces (jobs, and waits
+    for the socket to drain) with dots stuffed across piece boundaries."""
+    line = b"." + b"x" * 1021 + b"\n"     # 1 KiB lines starting with '.'
+    big = (b"From: big@example.net\nSubject: big\n\n" + line * 6000 +
+           b"end")
+    deliver(srv, BOB, big)
+    p = login(BOB, BOB_PW)
+    n = p.stat()[0]
+    s = p.sock
+    s.sendall(b"RETR %d\r\n" % n)
+    time.sleep(0.5)                         # let the server fill up
+    resp, lines, octets = p._getlongresp()
+    assert resp == b"+OK %d octets" % len(crlf(big)), resp
+    assert b"\r\n".join(lines) + b"\r\n" == crlf(big) + b"\r\n"
+    p.dele(n)
+    p.quit()
+
+
 def sasl_plain(user, pw):
     return base64.b64encode(b"\0" + user.encode() + b"\0" +
                             pw.encode()).decode()
@@ -554,6 +600,7 @@ for t in (test_greeting_and_capa, test_wrong_password_and_auth_code,
           test_dele_rset_noop_and_quit_deletes, test_in_use,
           test_snapshot_and_other_clients,
           test_deleted_over_pop3_is_gone_on_disk, test_pipelining,
+          test_pipelined_retr_batch, test_large_message_streams,
           test_sasl_plain_initial_response,
           test_sasl_plain_continuation_and_failure, test_sasl_login,
           test_auth_lists_mechanisms, test_stls,
