@@ -117,7 +117,8 @@ do_capa(struct pop3_session *s)
 	pop3_reply(s, "PIPELINING");
 	if (auth && plaintext_ok(s)) {
 		pop3_reply(s, "USER");
-		pop3_reply(s, "SASL %s", H->sasl_mechanisms());
+		if (*H->sasl_mechanisms() != '\0')
+			pop3_reply(s, "SASL %s", H->sasl_mechanisms());
 	}
 	if (auth && pop3_tls != NULL && !H->conn_tls_active(s->conn))
 		pop3_reply(s, "STLS");
