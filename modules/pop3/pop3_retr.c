@@ -18,6 +18,15 @@
  * up (less than RETR_HIGH_WATER octets unsent), else on the next on_drain.
  * A read error in the middle of a message closes the connection: the
  * client already has part of it, and POP3 cannot say "truncated".
+ *
+ * Read-ahead: clients download in order, one RETR after the other.  When
+ * a job has served its queue it also reads the next message (if it is
+ * small, not deleted, and RETR need not set \Seen) into the rest of the
+ * output buffer, ready to send; the next "RETR n+1" is then answered on
+ * the loop at once, and the job that reads n+2 runs while the client is
+ * busy with n+1, instead of after its command arrives.  Messages never
+ * change once delivered, so what was read ahead is what RETR would read;
+ * DELE, RSET and the rest are checked when the RETR comes.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,6 +43,8 @@
 #define RETR_CHUNK (32 * 1024)
 /* Octets of message one job reads at most before handing back. */
 #define RETR_IN_BUDGET (128 * 1024)
+/* Messages larger than this are not read ahead. */
+#define RETR_AHEAD_MAX (64 * 1024)
 /* Stop producing while this much output waits for the socket. */
 #define RETR_HIGH_WATER (512 * 1024)
 /* Each message adds one status line (POP3_ERROR_LINE_MAX at most) and a
@@ -58,6 +69,13 @@ struct pop3_retr {
 	struct pop3_stuffer st;
 	uint64_t offset;        /* its next octet to read */
 	int fatal;              /* a read failed mid-message */
+	/* Read-ahead: ahead_number > 0 asks the job for it (ahead_uid);
+	 * `ahead` says out[ahead_off, ahead_off + ahead_len) holds the
+	 * whole RETR response for it. */
+	uint32_t ahead_number;
+	uint32_t ahead_uid;
+	int ahead;
+	size_t ahead_off, ahead_len;
 	int waiting_drain;      /* the next job waits for on_drain */
 	char in[RETR_CHUNK];
 	char out[RETR_OUT_CAP];
@@ -129,6 +147,53 @@ open_item(struct pop3_session *s, struct pop3_retr *r,
 	return 0;
 }
 
+/* After the queue: the whole response for message ahead_number, kept
+ * after the output in `out`.  Any failure just means no read-ahead (the
+ * RETR, if it comes, reads the message itself and reports). */
+static void
+read_ahead(struct pop3_session *s, struct pop3_retr *r)
+{
+	struct postern_msg_size sizes;
+	struct postern_storage_err err = { 0 };
+	char line[64];
+	size_t start = r->out_len, n;
+	ssize_t got;
+
+	if (S->msg_open(s->mbox, r->ahead_uid, &r->msg, &sizes, &err) < 0) {
+		r->msg = NULL;
+		return;
+	}
+	if (sizes.size > RETR_AHEAD_MAX ||
+	    start + POP3_STUFF_OUT_MAX(sizes.size) + sizeof(line) +
+	            POP3_STUFF_TAIL_MAX > RETR_OUT_CAP) {
+		close_msg(r);
+		return;
+	}
+	n = (size_t)snprintf(line, sizeof(line), "+OK %llu octets",
+	                     (unsigned long long)sizes.size);
+	out_line(r, line, n);
+	pop3_stuffer_init(&r->st, 0, 0);
+	r->offset = 0;
+	while (r->offset < sizes.size) {
+		got = S->msg_read(r->msg, r->offset, r->in, RETR_CHUNK, &err);
+		if (got <= 0)
+			break;
+		r->out_len += pop3_stuff(&r->st, r->in, (size_t)got,
+		                         r->out + r->out_len);
+		r->offset += (uint64_t)got;
+	}
+	close_msg(r);
+	if (r->offset != sizes.size) {
+		r->out_len = start;
+		return;
+	}
+	r->out_len += pop3_stuff_finish(&r->st, r->out + r->out_len);
+	r->ahead = 1;
+	r->ahead_off = start;
+	r->ahead_len = r->out_len - start;
+	r->out_len = start;
+}
+
 static void
 retr_work(void *arg)
 {
@@ -168,6 +233,8 @@ retr_work(void *arg)
 		close_msg(r);
 		r->qhead++;
 	}
+	if (r->qhead == r->qlen && r->ahead_number > 0)
+		read_ahead(s, r);
 }
 
 /* ---- on the loop -------------------------------------------------------- */
@@ -192,14 +259,17 @@ retr_done(struct pop3_session *s)
 		H->conn_log(s->conn, POSTERN_LOG_ERROR,
 		            "pop3: %s: reading message %u (uid %u) failed at "
 		            "octet %llu: %s; closing", s->login,
-		            r->q[r->qhead].number, r->q[r->qhead].uid,
+		            r->qhead < r->qlen ? r->q[r->qhead].number : 0,
+		            r->qhead < r->qlen ? r->q[r->qhead].uid : 0,
 		            (unsigned long long)r->offset, s->err.text);
 		pop3_close(s);
 		return;
 	}
 	if (r->qhead == r->qlen) {
-		/* Its buffers are large: an idle session does not keep them. */
-		pop3_retr_free(s);
+		/* Its buffers are large: an idle session keeps them only
+		 * for a message read ahead. */
+		if (!r->ahead)
+			pop3_retr_free(s);
 		pop3_resume(s);
 		return;
 	}
@@ -282,24 +352,82 @@ gather_pipelined(struct pop3_session *s)
 	}
 }
 
+/* Which message the job should read ahead, after the last one queued:
+ * the next number, when RETR (not TOP) came last, it exists and is not
+ * deleted, and RETR need not set \Seen (that is a change the client has
+ * not asked for yet). */
+static void
+choose_ahead(struct pop3_session *s, uint32_t last, int last_top)
+{
+	struct pop3_retr *r = s->retr;
+	enum pop3_lookup why;
+	struct pop3_msg *m;
+
+	r->ahead_number = 0;
+	if (pop3_set.mark_seen || last_top || last >= POP3_MAX_NUMBER)
+		return;
+	m = pop3_maildrop_get(&s->drop, last + 1, &why);
+	if (m == NULL || m->size > RETR_AHEAD_MAX)
+		return;
+	r->ahead_number = last + 1;
+	r->ahead_uid = m->uid;
+}
+
+/* RETR n when n was read ahead: sends it now.  1 if it did. */
+static int
+send_ahead(struct pop3_session *s, uint32_t n)
+{
+	struct pop3_retr *r = s->retr;
+	enum pop3_lookup why;
+	struct pop3_msg *m;
+
+	if (r == NULL || !r->ahead || r->ahead_number != n)
+		return 0;
+	if ((m = pop3_maildrop_get(&s->drop, n, &why)) == NULL ||
+	    m->uid != r->ahead_uid)
+		return 0;
+	H->conn_write(s->conn, r->out + r->ahead_off, r->ahead_len);
+	m->retrieved = 1;
+	s->retrieved++;
+	r->ahead = 0;
+	return 1;
+}
+
 void
 pop3_retr_start(struct pop3_session *s, uint32_t n, int top, uint32_t lines)
 {
+	struct pop3_retr *r;
+	int served = !top && send_ahead(s, n);
+
 	if (s->retr == NULL && (s->retr = malloc(sizeof(*s->retr))) == NULL) {
 		H->conn_log(s->conn, POSTERN_LOG_ERROR,
 		            "pop3: out of memory for RETR");
 		pop3_reply(s, "-ERR [SYS/TEMP] out of memory");
 		return;
 	}
-	s->retr->qhead = s->retr->qlen = 0;
-	s->retr->msg = NULL;
-	s->retr->fatal = 0;
-	s->retr->waiting_drain = 0;
-	if (enqueue(s, n, top, lines, 1) < 0)
+	r = s->retr;
+	r->qhead = r->qlen = 0;
+	r->msg = NULL;
+	r->fatal = 0;
+	r->waiting_drain = 0;
+	r->ahead = 0;
+	r->ahead_number = 0;
+	r->out_len = 0;
+	if (!served && enqueue(s, n, top, lines, 1) < 0) {
+		pop3_retr_free(s);
 		return;
+	}
+	/* What the client has pipelined meanwhile joins the job, which
+	 * then reads the message after the last one ahead.  (After a
+	 * read-ahead hit the job may have nothing else to do; its
+	 * completion still hands over a line gather_pipelined held.) */
 	gather_pipelined(s);
 	if (s->closing)
 		return;
+	if (r->qlen > 0)
+		choose_ahead(s, r->q[r->qlen - 1].number, r->q[r->qlen - 1].top);
+	else
+		choose_ahead(s, n, 0);
 	pop3_job_start(s, retr_work, retr_done);
 }
 

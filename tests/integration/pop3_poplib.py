@@ -379,6 +379,28 @@ def test_pipelined_retr_batch(R):
     p.quit()
 
 
+def test_read_ahead_respects_dele_and_rset(R):
+    """RETR n reads n+1 ahead; DELE, RSET and TOP in between still
+    count, and what comes from the read-ahead is the message itself."""
+    for i in range(3):
+        deliver(srv, ALICE, message(40 + i))
+    p = login()
+    n = p.stat()[0]
+    assert n >= 3, n
+    first = [p.retr(i)[1] for i in range(1, n + 1)]
+    p.quit()
+    p = login()
+    assert p.retr(1)[1] == first[0]
+    p.dele(2)                                # 2 was read ahead
+    expect_err(lambda: p.retr(2))
+    p.rset()
+    assert p.retr(2)[1] == first[1]          # read again, not ahead
+    assert p.top(3, 0)[1] == first[2][:first[2].index(b"") + 1]
+    assert p.retr(3)[1] == first[2]
+    assert p.list(3).startswith(b"+OK 3 ")
+    p.quit()
+
+
 def test_large_message_streams(R):
     """A message of several MB goes out in many pieces (jobs, and waits
     for the socket to drain) with dots stuffed across piece boundaries."""
@@ -600,7 +622,8 @@ for t in (test_greeting_and_capa, test_wrong_password_and_auth_code,
           test_dele_rset_noop_and_quit_deletes, test_in_use,
           test_snapshot_and_other_clients,
           test_deleted_over_pop3_is_gone_on_disk, test_pipelining,
-          test_pipelined_retr_batch, test_large_message_streams,
+          test_pipelined_retr_batch, test_read_ahead_respects_dele_and_rset,
+          test_large_message_streams,
           test_sasl_plain_initial_response,
           test_sasl_plain_continuation_and_failure, test_sasl_login,
           test_auth_lists_mechanisms, test_stls,
