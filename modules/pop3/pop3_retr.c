@@ -386,6 +386,9 @@ send_ahead(struct pop3_session *s, uint32_t n)
 	if ((m = pop3_maildrop_get(&s->drop, n, &why)) == NULL ||
 	    m->uid != r->ahead_uid)
 		return 0;
+	if (H->log_enabled(POSTERN_LOG_DEBUG))
+		H->conn_log(s->conn, POSTERN_LOG_DEBUG,
+		            "pop3: RETR %u answered from the read-ahead", n);
 	H->conn_write(s->conn, r->out + r->ahead_off, r->ahead_len);
 	m->retrieved = 1;
 	s->retrieved++;
