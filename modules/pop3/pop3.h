@@ -96,7 +96,8 @@ struct pop3_session {
 	struct postern_storage_err err; /* the job's error */
 	int job_failed;
 
-	struct pop3_retr *retr;   /* RETR/TOP state, reused (pop3_retr.c) */
+	struct pop3_retr *retr;   /* RETR/TOP state while retrieving, or
+	                             holding a read-ahead (pop3_retr.c) */
 	/* A line read while gathering pipelined RETRs that was not one:
 	 * handled first when the batch is done (pop3_resume). */
 	int held;
