@@ -1,0 +1,161 @@
+/*
+ * pop3.h - what the files of the POP3 module share: settings, the
+ * session, and the functions each file offers the others.
+ *
+ *	pop3.c          descriptor, configuration, listeners, worker start
+ *	pop3_session.c  connections, command dispatch, AUTHORIZATION state
+ *	                (USER/PASS, AUTH, STLS, CAPA), the session's end
+ *	pop3_mailbox.c  jobs on the store: login (open), UPDATE (QUIT),
+ *	                teardown; the TRANSACTION commands
+ *	pop3_retr.c     RETR and TOP, streamed chunk by chunk from jobs
+ *	pop3_parser.c   command lines and states (pure)
+ *	pop3_maildrop.c the numbered snapshot and deletion marks (pure)
+ *	pop3_stuff.c    byte-stuffing and TOP's line counting (pure)
+ *
+ * Threads: everything runs on the worker's event loop except the `work`
+ * functions of jobs, which touch only the store, the mailbox and the
+ * buffers of the session's one job in flight.
+ */
+#ifndef POP3_H
+#define POP3_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <postern/postern.h>
+
+#include "pop3_maildrop.h"
+#include "pop3_parser.h"
+#include "pop3_stuff.h"
+
+/* Longest line read at all (an AUTH initial response or a SASL reply
+ * can pass POP3_MAX_COMMAND); longer ones are refused and discarded. */
+#define POP3_MAX_LINE 8192
+
+struct pop3_settings {
+	postern_cfg_t *listen;
+	postern_cfg_t *tls;
+	int plaintext_auth;     /* USER/PASS, AUTH without TLS off loopback */
+	int apop;               /* refused at config check (README) */
+	int mark_seen;          /* RETR sets \Seen */
+	const char *expire;     /* "" (not advertised), "NEVER" or days */
+	long long login_delay_ms; /* advertised LOGIN-DELAY; 0: none */
+	long long max_failed_logins;
+	long long max_bad_commands;
+	long long idle_ms;
+	const char *implementation; /* CAPA IMPLEMENTATION; "" hides it */
+};
+
+/* Module-wide state, set in init (pop3.c). */
+extern const struct postern_host *pop3_host;
+extern postern_module_t *pop3_self;
+extern struct pop3_settings pop3_set;
+extern postern_tls_t *pop3_tls;                /* NULL: no STLS */
+extern const struct postern_storage *pop3_storage; /* from worker start */
+extern int pop3_expire_zero;                   /* EXPIRE 0: RETR deletes */
+
+struct pop3_session;
+struct pop3_retr;
+
+/* What QUIT removes in the UPDATE state (pop3_mailbox.c). */
+struct pop3_update {
+	struct postern_uid_range *ranges; /* malloc'd */
+	size_t nranges;
+	uint32_t expunged;
+};
+
+typedef void (*pop3_job_done_fn)(struct pop3_session *s);
+
+/* One client.  malloc'd at accept and freed only when the connection has
+ * closed AND the store is closed (which may need a job after on_close),
+ * so a job's completion can always reach its session. */
+struct pop3_session {
+	postern_conn_t *conn;     /* NULL once on_close has run */
+	enum pop3_state state;
+	int busy;                 /* a job or a SASL answer is in flight:
+	                             the connection is paused */
+	int closing;              /* conn_close called: read nothing more */
+	int shutting_down;        /* the worker stops: bye after the job */
+	int sasl_reading;         /* AUTH waits for the client's next line */
+	int have_user;            /* USER given, PASS may follow */
+	char user[POP3_MAX_COMMAND + 1];
+	postern_sasl_t *sasl;     /* the login in progress, or NULL */
+	const struct postern_user *userinfo; /* valid while `sasl` is */
+	char *login;              /* canonical login name once logged in */
+	unsigned failed_logins;
+	unsigned bad_commands;
+
+	postern_store_t *store;   /* TRANSACTION: the user's store... */
+	postern_mailbox_t *mbox;  /* ...and INBOX, opened exclusively */
+	struct pop3_maildrop drop;
+	uint32_t retrieved;       /* RETRs answered, for the logout line */
+
+	postern_job_t *job;       /* the one job in flight, or NULL */
+	pop3_job_done_fn job_done;
+	struct postern_storage_err err; /* the job's error */
+	int job_failed;
+
+	struct pop3_retr *retr;   /* RETR/TOP state while retrieving, or
+	                             holding a read-ahead (pop3_retr.c) */
+	/* A line read while gathering pipelined RETRs that was not one:
+	 * handled first when the batch is done (pop3_resume). */
+	int held;
+	int held_rc;              /* conn_read_line's result for it */
+	struct postern_line held_line; /* data points into held_buf */
+	char *held_buf;           /* malloc'd, POP3_MAX_LINE octets */
+	struct pop3_update *update; /* QUIT's job, or NULL */
+};
+
+/* ---- pop3_session.c ---------------------------------------------------- */
+
+void pop3_on_accept(postern_conn_t *c, void *arg);
+/* Sends a line: the text, then CRLF. */
+void pop3_reply(struct pop3_session *s, const char *fmt, ...)
+	POSTERN_PRINTF(2, 3);
+/* Ends the session after what is queued is sent. */
+void pop3_close(struct pop3_session *s);
+/* Keeps a line read ahead (rc and line as conn_read_line gave them) to
+ * be handled before anything else once the session resumes; 0, or -1
+ * when out of memory (the caller answers it). */
+int pop3_hold_line(struct pop3_session *s, int rc,
+                   const struct postern_line *l);
+/* Stops reading while a job or a SASL answer is in flight, and goes on. */
+void pop3_pause(struct pop3_session *s);
+void pop3_resume(struct pop3_session *s);
+
+/* ---- pop3_mailbox.c ---------------------------------------------------- */
+
+/* Runs `work` on a job thread, then `done` on the loop (not when the
+ * connection has closed in between: then the session is torn down). */
+void pop3_job_start(struct pop3_session *s, postern_job_work_fn work,
+                    pop3_job_done_fn done);
+/* After a successful SASL or USER/PASS: opens INBOX, enters TRANSACTION. */
+void pop3_mailbox_open(struct pop3_session *s);
+/* A TRANSACTION command other than RETR and TOP. */
+void pop3_transaction(struct pop3_session *s, const struct pop3_command *c);
+/* Closes whatever the session holds (a job when the store is open) and
+ * frees it.  Called once the connection is gone and no job is running. */
+void pop3_session_teardown(struct pop3_session *s);
+/* "-ERR [code] what: text" for a storage error, into buf (NUL-terminated,
+ * cut to fit); returns its length.  Any thread. */
+#define POP3_ERROR_LINE_MAX 320
+size_t pop3_format_storage_error(char *buf, size_t cap, const char *what,
+                                 const struct postern_storage_err *err);
+/* The same, sent as a reply. */
+void pop3_reply_storage_error(struct pop3_session *s, const char *what,
+                              const struct postern_storage_err *err);
+
+/* ---- pop3_retr.c ------------------------------------------------------- */
+
+/* RETR n (top = 0) or TOP n lines. */
+void pop3_retr_start(struct pop3_session *s, uint32_t n, int top,
+                     uint32_t lines);
+/* The connection drained: stream the next piece if one is waiting. */
+void pop3_retr_on_drain(struct pop3_session *s);
+/* Blocking: closes the open message, if any (teardown's job). */
+void pop3_retr_close_msg(struct pop3_session *s);
+/* Frees the RETR state (after pop3_retr_close_msg). */
+void pop3_retr_free(struct pop3_session *s);
+
+#endif /* POP3_H */
