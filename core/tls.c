@@ -274,6 +274,20 @@ static const struct postern_cfg_key tls_keys[] = {
 	{ .name = NULL },
 };
 
+/* A relative path names a file in the configuration's directory, as
+ * every path a module reads does (auth_passwd's users, for one). */
+static const char *
+conf_relative(struct conf *c, const char *path, char *buf, size_t size)
+{
+	const char *dir = conf_dir(c);
+
+	if (path == NULL || path[0] == '/' || dir == NULL)
+		return path;
+	if ((size_t)snprintf(buf, size, "%s/%s", dir, path) >= size)
+		return path; /* too long: fails to load, naming the key */
+	return buf;
+}
+
 postern_tls_t *
 tls_create(struct conf *c, postern_cfg_t *node)
 {
@@ -282,7 +296,7 @@ tls_create(struct conf *c, postern_cfg_t *node)
 	postern_tls_t *t;
 	postern_cfg_t *at;
 	const char *which;
-	char err[1024];
+	char err[1024], cert[4096], key[4096], ca[4096];
 
 	memset(&tc, 0, sizeof(tc));
 	if (node == NULL) {
@@ -292,9 +306,9 @@ tls_create(struct conf *c, postern_cfg_t *node)
 	if (conf_parse(c, node, NULL, tls_keys, sizeof(struct postern_cfg_key),
 	               &tc, 0) != 0)
 		return NULL;
-	s.cert = tc.cert;
-	s.key = tc.key;
-	s.ca = tc.ca;
+	s.cert = conf_relative(c, tc.cert, cert, sizeof(cert));
+	s.key = conf_relative(c, tc.key, key, sizeof(key));
+	s.ca = conf_relative(c, tc.ca, ca, sizeof(ca));
 	s.min_version = tc.min_version >= 0 && tc.min_version < 2
 	                    ? tls_versions[tc.min_version]
 	                    : NULL;

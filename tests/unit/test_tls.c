@@ -28,6 +28,7 @@
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 
+#include "conf.h"
 #include "conn.h"
 #include "listener.h"
 #include "log.h"
@@ -776,6 +777,31 @@ test_starttls_twice(void)
 	teardown();
 }
 
+/* tls_create: relative file names are in the configuration's directory
+ * (a file named there, as posternd -c DIR/postern.conf loads it). */
+static void
+test_create_relative_paths(void)
+{
+	char *text, *name;
+	struct conf *c;
+	postern_tls_t *t;
+
+	if (asprintf(&name, "%s/postern.conf", tmpdir) < 0)
+		abort();
+	text = "tls = { cert = \"cert.pem\"; key = \"key.pem\"; };\n"
+	       "bad = { cert = \"cert.pem\"; key = \"absent.pem\"; };\n";
+	c = conf_load_string(text, name);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+	t = tls_create(c, conf_lookup(conf_root(c), "tls"));
+	CU_ASSERT_PTR_NOT_NULL(t);
+	CU_ASSERT_EQUAL(conf_errors(c), 0);
+	CU_ASSERT_PTR_NULL(tls_create(c, conf_lookup(conf_root(c), "bad")));
+	CU_ASSERT_EQUAL(conf_errors(c), 1);
+	conf_free(c);
+	free(name);
+	/* t is left for tls_free_all (suite cleanup) */
+}
+
 static CU_TestInfo tls_tests[] = {
 	{ "context: defaults and options", test_ctx_ok },
 	{ "context: missing certificate named", test_ctx_missing_cert },
@@ -784,6 +810,8 @@ static CU_TestInfo tls_tests[] = {
 	{ "context: key not matching the certificate", test_ctx_key_mismatch },
 	{ "context: bad version, ciphers, missing cert",
 	  test_ctx_bad_settings },
+	{ "tls_create: relative paths in the configuration's directory",
+	  test_create_relative_paths },
 	{ "implicit TLS 1.3: lines both ways, info", test_implicit_tls13 },
 	{ "implicit TLS 1.2 client", test_implicit_tls12 },
 	{ "STARTTLS discards plaintext sent with it", test_starttls_injection },

@@ -183,7 +183,8 @@ struct postern_host {
 	/* Builds a server TLS context from a group with keys `cert` (PEM,
 	 * may hold the chain), `key`, `ca` (optional, to verify client
 	 * certificates), `min_version` ("TLSv1.2" default, or "TLSv1.3"),
-	 * `ciphers` (TLS 1.2) and `ciphersuites` (TLS 1.3).  Reports errors
+	 * `ciphers` (TLS 1.2) and `ciphersuites` (TLS 1.3).  Relative file
+	 * names are in the configuration's directory.  Reports errors
 	 * through cfg_error and returns NULL.  Init only; host-owned. */
 	postern_tls_t *(*tls_create)(postern_module_t *m, postern_cfg_t *node);
 
