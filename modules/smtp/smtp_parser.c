@@ -190,7 +190,8 @@ scan_domain(const unsigned char *s, size_t len, int utf8)
 
 	while (i < len) {
 		if (is_ldh(s[i])) {
-			if (label == 0 && s[i] == '-')
+			/* RFC 1035: labels of 63 octets at most. */
+			if ((label == 0 && s[i] == '-') || label == 63)
 				return 0;
 			last_hyphen = s[i] == '-';
 			i++;

@@ -119,7 +119,11 @@ struct postern_smtp_payload {
 
 	/* From MAIL on: the transaction and its envelope (sender, MAIL
 	 * parameters, the recipients accepted so far); NULL before MAIL and
-	 * in connect, helo, starttls, auth and disconnect. */
+	 * in connect, helo, starttls, auth, reset and disconnect (the
+	 * cleanup stages run detached from the session: key per-session
+	 * state on session->id).  The txn handle stays a valid pointer
+	 * until the session ends, but the service refuses it (-1) outside
+	 * a live call. */
 	postern_smtp_txn_t *txn;
 	const struct postern_relay_envelope *envelope;
 
