@@ -48,7 +48,8 @@ job_done(void *arg, int cancelled)
 
 struct smtp_job *
 smtp_job_start(struct smtp_session *s, void (*work)(struct smtp_job *j),
-               void (*done)(struct smtp_job *j), void *ctx)
+               void (*done)(struct smtp_job *j), void *ctx,
+               postern_pool_t *pool)
 {
 	struct smtp_job *j = calloc(1, sizeof(*j));
 
@@ -58,6 +59,8 @@ smtp_job_start(struct smtp_session *s, void (*work)(struct smtp_job *j),
 	j->work = work;
 	j->done = done;
 	j->ctx = ctx;
+	/* Set before the submit: the thread may start at once. */
+	j->pool = pool;
 	s->job = j;
 	s->wait = SMTP_WAIT_JOB;
 	smtp_host->conn_pause(s->conn);
@@ -139,7 +142,6 @@ smtp_resolve_rcpt(struct smtp_session *s,
 {
 	postern_pool_t *pool;
 	struct resolve_ctx *r = job_ctx(&pool, sizeof(*r));
-	struct smtp_job *j;
 
 	/* <Postmaster> without a domain is ours (RFC 5321 4.5.1). */
 	if (s->rcpt_args.postmaster)
@@ -150,8 +152,7 @@ smtp_resolve_rcpt(struct smtp_session *s,
 		    pool, s->rcpt_args.address, strlen(s->rcpt_args.address));
 	r->status = POSTERN_AUTH_TEMPFAIL;
 	r->next = next;
-	j = smtp_job_start(s, resolve_work, resolve_done, r);
-	j->pool = pool;
+	smtp_job_start(s, resolve_work, resolve_done, r, pool);
 }
 
 /* ---- spool: write and read -------------------------------------------- */
@@ -195,7 +196,6 @@ smtp_spool_sync(struct smtp_session *s, int force,
 {
 	postern_pool_t *pool;
 	struct spool_ctx *c;
-	struct smtp_job *j;
 	struct smtp_spool *sp = s->txn.spool;
 
 	/* Small messages stay in memory; a message that went to a file
@@ -209,8 +209,7 @@ smtp_spool_sync(struct smtp_session *s, int force,
 	c = job_ctx(&pool, sizeof(*c));
 	c->spool = sp;
 	c->next_sync = next;
-	j = smtp_job_start(s, sync_work, sync_done, c);
-	j->pool = pool;
+	smtp_job_start(s, sync_work, sync_done, c, pool);
 }
 
 static void
@@ -244,7 +243,6 @@ smtp_spool_read(struct smtp_session *s, uint64_t off, char *buf, size_t len,
 {
 	postern_pool_t *pool;
 	struct spool_ctx *c;
-	struct smtp_job *j;
 	struct smtp_spool *sp = s->txn.spool;
 
 	if (sp->fd < 0) {
@@ -259,8 +257,7 @@ smtp_spool_read(struct smtp_session *s, uint64_t off, char *buf, size_t len,
 	c->len = len;
 	c->n = -1;
 	c->next_read = next;
-	j = smtp_job_start(s, read_work, read_done, c);
-	j->pool = pool;
+	smtp_job_start(s, read_work, read_done, c, pool);
 }
 
 /* ---- the Received header ---------------------------------------------- */
@@ -596,7 +593,6 @@ smtp_deliver(struct smtp_session *s, void (*next)(struct smtp_session *s))
 	struct deliver_ctx *d = job_ctx(&pool, sizeof(*d));
 	const char *received = smtp_received_header(s), *hdr = NULL;
 	size_t hdr_len = 0, i;
-	struct smtp_job *j;
 
 	smtp_filter_apply_rcpt_edits(t);
 	d->offset = 0;
@@ -620,6 +616,5 @@ smtp_deliver(struct smtp_session *s, void (*next)(struct smtp_session *s))
 	d->relay_held = t->outcome == SMTP_OUT_QUARANTINE;
 	d->id = t->id;
 	d->next = next;
-	j = smtp_job_start(s, deliver_work, deliver_done, d);
-	j->pool = pool;
+	smtp_job_start(s, deliver_work, deliver_done, d, pool);
 }

@@ -104,21 +104,30 @@ smtp_reply_verdict(struct smtp_session *s, const struct postern_verdict *v,
 
 /* ---- the payload filters see ------------------------------------------ */
 
+/* TLS comes up inside the host (implicit, or after STARTTLS): notice it
+ * before each command. */
+static void
+check_tls(struct smtp_session *s)
+{
+	struct postern_tls_info ti = { .size = sizeof(ti) };
+
+	if (s->tls || !smtp_host->conn_tls_active(s->conn) ||
+	    smtp_host->conn_tls_info(s->conn, &ti) != POSTERN_OK)
+		return;
+	s->tls = 1;
+	snprintf(s->tls_version, sizeof(s->tls_version), "%s",
+	         ti.version != NULL ? ti.version : "TLS");
+	snprintf(s->tls_cipher, sizeof(s->tls_cipher), "%s",
+	         ti.cipher != NULL ? ti.cipher : "unknown");
+	s->tls_bits = ti.bits;
+}
+
 void
 smtp_session_update_info(struct smtp_session *s)
 {
-	struct postern_tls_info ti = { .size = sizeof(ti) };
 	struct postern_smtp_session_info *i = &s->info;
 
-	if (!s->tls && smtp_host->conn_tls_active(s->conn) &&
-	    smtp_host->conn_tls_info(s->conn, &ti) == POSTERN_OK) {
-		s->tls = 1;
-		snprintf(s->tls_version, sizeof(s->tls_version), "%s",
-		         ti.version != NULL ? ti.version : "TLS");
-		snprintf(s->tls_cipher, sizeof(s->tls_cipher), "%s",
-		         ti.cipher != NULL ? ti.cipher : "unknown");
-		s->tls_bits = ti.bits;
-	}
+	check_tls(s);
 	i->size = sizeof(*i);
 	i->id = smtp_host->conn_id(s->conn);
 	i->peer = smtp_host->conn_peer(s->conn);
@@ -396,6 +405,7 @@ on_read(postern_conn_t *c, void *arg)
 
 	(void)c;
 	while (!s->closing && s->wait == SMTP_WAIT_NONE) {
+		check_tls(s);
 		if (s->tls_hook_due) {
 			s->tls_hook_due = 0;
 			smtp_stage_run(s, POSTERN_SMTP_STARTTLS,

@@ -335,7 +335,7 @@ struct smtp_job {
 struct smtp_job *smtp_job_start(struct smtp_session *s,
                                 void (*work)(struct smtp_job *j),
                                 void (*done)(struct smtp_job *j),
-                                void *ctx);
+                                void *ctx, postern_pool_t *pool);
 /* on_close: the job outlives the session and owns its transaction. */
 void smtp_job_orphan(struct smtp_session *s);
 
