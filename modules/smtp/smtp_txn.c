@@ -207,6 +207,17 @@ after_resolve(struct smtp_session *s, int status)
 	const char *domain;
 	size_t local_len;
 
+	if (s->rcpt_args.postmaster && status != POSTERN_AUTH_YES &&
+	    status != POSTERN_AUTH_TEMPFAIL) {
+		/* RFC 5321 4.5.1 wants <Postmaster> taken: it is delivered
+		 * to postmaster@hostname, which must then exist. */
+		smtp_host->conn_log(s->conn, POSTERN_LOG_WARNING,
+		                    "smtp: <Postmaster> refused: no user or "
+		                    "alias postmaster@%s", smtp_cfg.hostname);
+		smtp_reply_error(s, 550, "5.1.1", "mailbox unavailable");
+		smtp_session_resume(s);
+		return;
+	}
 	switch (status) {
 	case POSTERN_AUTH_YES:
 		p->route = SMTP_ROUTE_LOCAL;

@@ -9,8 +9,8 @@ import shutil
 import smtplib
 import subprocess
 
-from smtp_common import (Raw, relayed, smtp_server, strip_trace,
-                         tls_context, wait_messages)
+from smtp_common import (Raw, relayed, smtp_server, stop_clean,
+                         strip_trace, tls_context, wait_messages)
 from testlib import Runner
 
 R = Runner("smtp_basic")
@@ -185,11 +185,12 @@ def test_smtputf8(r):
     assert b"with UTF8SMTP " in got, got
     assert strip_trace(got) == body
     # Without SMTPUTF8 the same sender is refused.
-    with smtplib.SMTP("127.0.0.1", MX, timeout=10) as s:
-        s.ehlo("client.example")
-        s.putcmd("MAIL FROM:<j\u00f8rgen@b\u00e6r.example>")
-        code, _ = s.getreply()
-        assert code == 553, code
+    c = Raw(MX)
+    c.reply()
+    c.cmd("EHLO client.example")
+    code, _ = c.cmd("MAIL FROM:<j\u00f8rgen@b\u00e6r.example>")
+    assert code == 553, code
+    c.close()
 
 
 def test_size_limit(r):
@@ -199,14 +200,26 @@ def test_size_limit(r):
         # Declared too big: refused at MAIL.
         code, msg = s.mail("c@remote.example", ["SIZE=%d" % len(big)])
         assert code == 552, (code, msg)
-        s.rset()
-        # Not declared: refused after the data, session goes on.
-        try:
-            s.sendmail("c@remote.example", ["alice@example.org"], big)
-            raise AssertionError("a message over the limit was accepted")
-        except smtplib.SMTPDataError as e:
-            assert e.smtp_code == 552, e
-        assert s.noop()[0] == 250
+    # Not declared: refused after the data, and the session goes on.
+    c = Raw(MX)
+    c.reply()
+    c.cmd("EHLO client.example")
+    assert c.cmd("MAIL FROM:<c@remote.example>")[0] == 250
+    assert c.cmd("RCPT TO:<alice@example.org>")[0] == 250
+    assert c.cmd("DATA")[0] == 354
+    c.send(big + b".\r\n")
+    code, text = c.reply()
+    assert code == 552 and text[0].startswith("5.3.4"), (code, text)
+    assert c.cmd("NOOP")[0] == 250
+    # The same over BDAT: refused at the chunk that goes over.
+    assert c.cmd("MAIL FROM:<c@remote.example>")[0] == 250
+    assert c.cmd("RCPT TO:<alice@example.org>")[0] == 250
+    c.send(b"BDAT %d\r\n" % len(big) + big)
+    assert c.reply()[0] == 552
+    c.send(b"BDAT 3 LAST\r\nabc")
+    assert c.reply()[0] == 503
+    assert c.cmd("RSET")[0] == 250
+    c.close()
 
 
 def test_bdat(r):
@@ -314,5 +327,11 @@ for t in (test_ehlo_capabilities, test_delivery_byte_identical,
     R.run(t)
 if R.failed:
     print(SRV.log())
-SRV.stop()
+
+
+def test_server_stops_cleanly(r):
+    stop_clean(SRV)
+
+
+R.run(test_server_stops_cleanly)
 R.finish()

@@ -3,6 +3,7 @@ module on three listeners (mx, submission, submissions), two users, and
 optionally the relay_spool test relay and the smtp_filter test filter.
 """
 import os
+import re
 import socket
 import ssl
 import time
@@ -166,3 +167,17 @@ def tls_context():
     ctx.check_hostname = False
     ctx.verify_mode = ssl.CERT_NONE
     return ctx
+
+
+def stop_clean(srv):
+    """Stops the server; fails on a crash, a sanitizer report or an exit
+    status other than 0."""
+    daemon = srv.daemon
+    rc = srv.stop()
+    with open(daemon.log_path) as f:
+        log = f.read()
+    for bad in ("AddressSanitizer", "LeakSanitizer", "runtime error",
+                "killed by signal"):
+        assert bad not in log, "%s in the log:\n%s" % (bad, log[-4000:])
+    assert not re.search(r"exited with status [1-9]", log), log[-4000:]
+    assert rc == 0, (rc, log[-4000:])
