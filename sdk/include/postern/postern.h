@@ -20,5 +20,7 @@
 #include <postern/sasl.h>
 #include <postern/auth.h>
 #include <postern/storage.h>
+#include <postern/relay.h>
+#include <postern/smtp.h>
 
 #endif /* POSTERN_POSTERN_H */
