@@ -16,6 +16,8 @@
  *	  add_header = "X-Filtered: yes";      # eod: header_add (end)
  *	  change_subject = "[tagged]";         # eod: Subject 1 replaced
  *	  remove_header = "X-Remove-Me";       # eod: first such field removed
+ *	  edit_sender = "edit@x.org";          # the two below only for
+ *	                                       # messages from this sender:
  *	  add_rcpt = "carol@example.org";      # eod: rcpt_add
  *	  remove_rcpt = "bob@example.org";     # eod: rcpt_remove
  *	  disconnect_sender = "bye@x.org";     # mail: 421 and close
@@ -45,6 +47,7 @@ struct filter_settings {
 	const char *remove_header;
 	const char *add_rcpt;
 	const char *remove_rcpt;
+	const char *edit_sender;
 	const char *disconnect_sender;
 };
 
@@ -58,7 +61,7 @@ static const struct postern_cfg_key keys[] = {
 	KEY(reject_helo), KEY(tempfail_sender), KEY(reject_rcpt),
 	KEY(reject_header), KEY(discard_subject), KEY(quarantine_subject),
 	KEY(reject_body), KEY(add_header), KEY(change_subject),
-	KEY(remove_header), KEY(add_rcpt), KEY(remove_rcpt),
+	KEY(remove_header), KEY(add_rcpt), KEY(remove_rcpt), KEY(edit_sender),
 	KEY(disconnect_sender),
 	{ .name = NULL },
 };
@@ -107,6 +110,9 @@ edit(const struct postern_smtp_payload *p)
 		svc->header_change(p->txn, "Subject", 1, cfg.change_subject);
 	if (set(cfg.remove_header))
 		svc->header_change(p->txn, cfg.remove_header, 1, NULL);
+	if (!set(cfg.edit_sender) ||
+	    strcasecmp(p->envelope->sender, cfg.edit_sender) != 0)
+		return;
 	if (set(cfg.add_rcpt))
 		svc->rcpt_add(p->txn, cfg.add_rcpt);
 	if (set(cfg.remove_rcpt))
