@@ -39,8 +39,9 @@
  * REJECT answers 5xx (the handler's code, enhanced code and text, or
  * 550 5.7.1); TEMPFAIL answers 4xx (451 4.7.1 by default); DISCARD makes
  * the message vanish after a success reply (no recipient gets it);
- * QUARANTINE accepts it but delivers it to the recipients' mailbox
- * "Quarantine" (and withholds it from the relay) instead of INBOX.  A
+ * QUARANTINE accepts it but delivers it to the local recipients'
+ * mailbox "Quarantine" instead of INBOX (relayed recipients' copies are
+ * dropped, as with DISCARD: there is no quarantine store for them).  A
  * handler's reply code must agree with its verdict (5xx for REJECT, 4xx
  * for TEMPFAIL), else the default is used.  The DISCONNECT flag closes
  * the connection after the reply (421 for TEMPFAIL, as RFC 5321 wants).
