@@ -266,7 +266,8 @@ message_verdict(struct smtp_session *s, const struct postern_verdict *v)
 		t->outcome = SMTP_OUT_DISCARD;
 		break;
 	case POSTERN_VERDICT_QUARANTINE:
-		t->outcome = SMTP_OUT_QUARANTINE;
+		if (t->outcome != SMTP_OUT_DISCARD)
+			t->outcome = SMTP_OUT_QUARANTINE;
 		break;
 	default:
 		if (v->flags & POSTERN_VERDICT_DISCONNECT)

@@ -89,6 +89,15 @@ smtp_reply_verdict(struct smtp_session *s, const struct postern_verdict *v,
 		if (disconnect)
 			code = 421;
 	} else {
+		/* DISCARD and QUARANTINE from mail on decide the message's
+		 * fate (discard wins); before MAIL there is no message. */
+		if (s->txn.pool != NULL &&
+		    v->kind == POSTERN_VERDICT_DISCARD)
+			s->txn.outcome = SMTP_OUT_DISCARD;
+		else if (s->txn.pool != NULL &&
+		         v->kind == POSTERN_VERDICT_QUARANTINE &&
+		         s->txn.outcome == SMTP_OUT_DELIVER)
+			s->txn.outcome = SMTP_OUT_QUARANTINE;
 		if (disconnect) {
 			smtp_reply(s, 421, "4.7.0", "%s closing",
 			           smtp_cfg.hostname);
@@ -152,8 +161,17 @@ void
 smtp_session_resume(struct smtp_session *s)
 {
 	s->wait = SMTP_WAIT_NONE;
-	if (!s->closing)
-		smtp_host->conn_resume(s->conn);
+	if (s->closing)
+		return;
+	/* A stop began while a transaction was in flight: it is over. */
+	if (s->shutting && s->txn.pool == NULL &&
+	    s->phase == SMTP_PHASE_COMMAND) {
+		smtp_reply(s, 421, "4.3.2", "%s shutting down",
+		           smtp_cfg.hostname);
+		smtp_session_close(s);
+		return;
+	}
+	smtp_host->conn_resume(s->conn);
 }
 
 /* ---- HELO / EHLO ---------------------------------------------------- */
