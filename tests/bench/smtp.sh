@@ -59,9 +59,13 @@ now() {
 	date +%s.%N
 }
 
-# Files in a Maildir's new/ and cur/.
+# Messages in a Maildir's new/ and cur/, or in relay_spool's directory.
 count() {
-	find "$1/new" "$1/cur" -type f 2>/dev/null | wc -l
+	if [ -d "$1/new" ] || [ -d "$1/cur" ]; then
+		find "$1/new" "$1/cur" -type f 2>/dev/null | wc -l
+	else
+		find "$1" -name '*.env' 2>/dev/null | wc -l
+	fi
 }
 
 # Waits until $1 holds $2 messages (or T seconds): prints the time.
@@ -76,6 +80,7 @@ wait_delivered() {
 
 cleanup() {
 	[ -n "${PID:-}" ] && kill "$PID" 2>/dev/null && wait "$PID" 2>/dev/null
+	[ -n "${RPID:-}" ] && kill "$RPID" 2>/dev/null && wait "$RPID" 2>/dev/null
 	postfix -c "$PF/etc" stop >/dev/null 2>&1 || true
 }
 trap cleanup EXIT
@@ -98,6 +103,7 @@ run_dir = "$W/run";
 user = "root";
 allow_root = true;
 log_level = "warning";
+job_threads = 32;
 auth_passwd = { users = "$W/etc/users"; aliases = "$W/etc/aliases"; };
 storage_maildir = { location = "$W/mail/%d/%n"; };
 smtp = {
@@ -112,6 +118,35 @@ echo "bench-pw" | "$top_builddir/core/posternctl" -c "$W/etc/postern.conf" \
 "$top_builddir/core/posternd" -f -c "$W/etc/postern.conf" \
 	>"$W/postern.log" 2>&1 &
 PID=$!
+
+# The same SMTP module into a durable queue with no per-mailbox lock
+# (the relay_spool test relay: write, fsync, rename), to show what the
+# SMTP side sustains apart from the storage backend.  Needs `make check`
+# to have built tests/modules.
+RELAY_SO=$top_builddir/tests/modules/.libs/relay_spool.so
+RPORT=
+if [ -f "$RELAY_SO" ]; then
+	RPORT=$(free_port)
+	mkdir -p "$W/r/etc" "$W/r/state" "$W/r/run" "$W/r/queue"
+	cat >"$W/r/etc/postern.conf" <<EOF
+modules = [ "$top_builddir/modules/smtp/.libs/smtp.so", "$RELAY_SO" ];
+state_dir = "$W/r/state";
+run_dir = "$W/r/run";
+user = "root";
+allow_root = true;
+log_level = "warning";
+job_threads = 32;
+relay_spool = { dir = "$W/r/queue"; };
+smtp = {
+  hostname = "bench.example";
+  trusted_networks = [ "127.0.0.0/8" ];
+  listen = ( { port = $RPORT; mode = "mx"; max_conns = 4096; } );
+};
+EOF
+	"$top_builddir/core/posternd" -f -c "$W/r/etc/postern.conf" \
+		>"$W/relay.log" 2>&1 &
+	RPID=$!
+fi
 
 # ---- Postfix: smtpd, then virtual(8) into a Maildir -----------------------
 
@@ -129,6 +164,7 @@ compatibility_level = 3.6
 queue_directory = $PF/queue
 data_directory = $PF/data
 maillog_file = $PF/maillog
+maillog_file_prefixes = $PF
 inet_interfaces = 127.0.0.1
 inet_protocols = ipv4
 myhostname = postfix.bench.example
@@ -146,10 +182,11 @@ smtpd_client_connection_count_limit = 0
 smtpd_client_connection_rate_limit = 0
 EOF
 chown nobody:nogroup "$PF/mail"
+chown postfix:postfix "$PF/data"
 postfix -c "$PF/etc" check >/dev/null 2>&1 || true
 postfix -c "$PF/etc" start >/dev/null 2>&1 || die "postfix did not start"
 
-for p in "$PPORT" "$FPORT"; do
+for p in "$PPORT" "$FPORT" $RPORT; do
 	i=0
 	until python3 -c "import socket; socket.create_connection(('127.0.0.1', $p), 1)" 2>/dev/null
 	do
@@ -167,7 +204,7 @@ run() {
 	want=$((before + N))
 	t0=$(now)
 	timeout "$T" smtp-source -s "$4" -m "$N" -l "$SIZE" \
-		-f sender@src.example -t bench@bench.example \
+		-f sender@src.example -t "${5:-bench@bench.example}" \
 		"127.0.0.1:$2" >/dev/null 2>&1 || echo "$1: smtp-source failed" >&2
 	t1=$(now)
 	t2=$(wait_delivered "$3" "$want")
@@ -191,4 +228,11 @@ for c in $CONCS; do
 	printf '%-6s %-10s %12s %12s\n' "$c" postfix "$fa" "$fd"
 	echo "$c $pa $fa $pd $fd" | awk '{ printf "%-6s %-10s %12.2f %12.2f\n",
 		$1, "ratio", $2 / $3, $4 / $5 }'
+	if [ -n "$RPORT" ]; then
+		set -- $(run postern-relay "$RPORT" "$W/r/queue" "$c" \
+			bench@far.example)
+		printf '%-6s %-10s %12s %12s\n' "$c" "p-relayq" "$1" "$2"
+	fi
 done
+[ -z "$RPORT" ] || echo "p-relayq: posternd's smtp into the relay_spool" \
+	"test queue (fsync per message, no mailbox lock)"
