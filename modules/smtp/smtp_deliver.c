@@ -104,11 +104,6 @@ resolve_work(struct smtp_job *j)
 {
 	struct resolve_ctx *r = j->ctx;
 
-	if (smtp_auth == NULL) {
-		/* No user database: nothing is local. */
-		r->status = POSTERN_AUTH_NOT_LOCAL;
-		return;
-	}
 	r->status = smtp_auth->resolve(r->address, j->pool, &r->targets,
 	                               &r->ntargets);
 }
@@ -141,8 +136,17 @@ smtp_resolve_rcpt(struct smtp_session *s,
                   void (*next)(struct smtp_session *s, int status))
 {
 	postern_pool_t *pool;
-	struct resolve_ctx *r = job_ctx(&pool, sizeof(*r));
+	struct resolve_ctx *r;
 
+	/* No user database (a gateway): nothing is local, and there is
+	 * nothing to wait for. */
+	if (smtp_auth == NULL) {
+		s->pending_rcpt.targets = NULL;
+		s->pending_rcpt.ntargets = 0;
+		next(s, POSTERN_AUTH_NOT_LOCAL);
+		return;
+	}
+	r = job_ctx(&pool, sizeof(*r));
 	/* <Postmaster> without a domain is ours (RFC 5321 4.5.1). */
 	if (s->rcpt_args.postmaster)
 		r->address = smtp_host->pool_printf(pool, "postmaster@%s",

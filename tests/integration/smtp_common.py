@@ -18,7 +18,7 @@ USERS = {"alice@example.org": "alice-pw", "bob@example.org": "bob-pw"}
 
 
 def smtp_server(runner, name="srv", relay=True, smtp_extra="",
-                filter_conf=None, extra_conf=""):
+                filter_conf=None, extra_conf="", mx_extra=""):
     """A started MailServer.  srv.relay_dir is where relay_spool writes
     (None without relay)."""
     modules = ["smtp"]
@@ -38,14 +38,14 @@ smtp = {
   tls = %%(tls)s;
   %s
   listen = (
-    { name = "mx"; port = %%(mx)d; mode = "mx"; },
+    { name = "mx"; port = %%(mx)d; mode = "mx"; %s },
     { name = "submission"; port = %%(sub)d; mode = "submission"; },
     { name = "submissions"; port = %%(subs)d; mode = "submissions";
       tls = true; }
   );
 };
 %s
-""" % (smtp_extra, extra_conf)
+""" % (smtp_extra, mx_extra, extra_conf)
     srv = MailServer(runner, modules, conf=conf,
                      ports=["mx", "sub", "subs"], name=name)
     srv.relay_dir = relay_dir

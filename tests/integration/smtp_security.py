@@ -212,7 +212,8 @@ def test_too_many_errors(r):
 def test_timeouts(r):
     srv = smtp_server(R, name="timeouts", relay=False,
                       smtp_extra='idle_timeout = "1s"; '
-                                 'data_timeout = "1s";')
+                                 'data_timeout = "1s";',
+                      mx_extra="max_per_ip = 2;")
     try:
         c = Raw(srv.port("mx"))
         c.reply()
@@ -233,6 +234,18 @@ def test_timeouts(r):
         assert code == 421, code
         time.sleep(0.2)
         assert srv.messages("alice@example.org") == []
+        # max_per_ip = 2: a third connection from 127.0.0.1 is refused
+        # (closed unanswered), and taken again once one has gone.
+        a, b = Raw(srv.port("mx")), Raw(srv.port("mx"))
+        assert a.reply()[0] == 220 and b.reply()[0] == 220
+        c = Raw(srv.port("mx"))
+        assert c.closed() and c.buf == b""
+        a.cmd("QUIT")
+        assert a.closed()
+        d = Raw(srv.port("mx"))
+        assert d.reply()[0] == 220
+        for x in (b, c, d):
+            x.close()
     finally:
         stop_clean(srv)
 
