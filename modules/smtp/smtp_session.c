@@ -262,6 +262,7 @@ cmd_starttls(struct smtp_session *s, const struct smtp_command *cmd)
 	s->greeted = 0;
 	s->esmtp = 0;
 	s->helo[0] = '\0';
+	s->auth_user = NULL;
 	if (smtp_host->conn_starttls(s->conn, smtp_tls) != POSTERN_OK) {
 		smtp_host->conn_log(s->conn, POSTERN_LOG_ERROR,
 		                    "smtp: STARTTLS could not start");
