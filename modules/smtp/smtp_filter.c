@@ -12,6 +12,10 @@
 #include "smtp_session.h"
 
 #define SMTP_BODY_CHUNK 65536
+/* Header fields a message may have when filters look at them: finding
+ * each field's index among its namesakes is quadratic, and no real
+ * message comes near. */
+#define SMTP_MAX_HEADER_FIELDS 1000
 
 /* ---- stages the session waits for ----------------------------------- */
 
@@ -180,6 +184,7 @@ struct collect {
 	struct postern_smtp_txn *t;
 	struct smtp_hfield *v;
 	size_t n, cap;
+	int overflow;        /* more than SMTP_MAX_HEADER_FIELDS */
 };
 
 static void
@@ -190,6 +195,10 @@ collect_field(void *arg, const char *name, size_t name_len,
 	struct smtp_hfield *f;
 	size_t i, same = 0;
 
+	if (c->n == SMTP_MAX_HEADER_FIELDS) {
+		c->overflow = 1;
+		return;
+	}
 	if (c->n == c->cap) {
 		size_t cap = c->cap ? c->cap * 2 : 32;
 		struct smtp_hfield *v = smtp_host->pool_alloc(
@@ -422,6 +431,14 @@ smtp_filter_message(struct smtp_session *s,
 		                   collect_field, &c);
 		s->hfields = c.v;
 		s->nhfields = c.n;
+		if (c.overflow) {
+			s->txn.outcome = SMTP_OUT_REFUSE;
+			s->txn.refuse_code = 552;
+			s->txn.refuse_enhanced = "5.3.4";
+			s->txn.refuse_text = "too many header fields";
+			message_end(s);
+			return;
+		}
 	}
 	message_header(s);
 }
@@ -589,6 +606,13 @@ smtp_filter_apply_header_edits(struct postern_smtp_txn *t, const char **hdr,
 	if (!changed)
 		return 0;
 	smtp_header_fields(t->header, t->header_len, collect_field, &c);
+	if (c.overflow) {
+		smtp_host->log(smtp_self, POSTERN_LOG_WARNING,
+		               "smtp: message %s has more than %d header "
+		               "fields: the filters' header changes are not "
+		               "applied", t->id, SMTP_MAX_HEADER_FIELDS);
+		return 0;
+	}
 	fields_text(c.v, c.n, t->header, t->header_len);
 	/* Room for every add. */
 	cap = c.n;

@@ -5,6 +5,7 @@ pipelined after STARTTLS gets no reply inside TLS, AUTH before TLS on
 submission is refused, a wrong password is 535 without saying which part
 was wrong, limits (NUL, long lines, errors, recipients, timeouts), and
 200 rapid connects leave the server answering."""
+import signal
 import smtplib
 import socket
 import time
@@ -250,6 +251,32 @@ def test_timeouts(r):
         stop_clean(srv)
 
 
+def test_shutdown_says_421(r):
+    srv = smtp_server(R, name="shutdown", relay=False)
+    try:
+        idle = Raw(srv.port("mx"))
+        assert idle.reply()[0] == 220
+        busy = Raw(srv.port("mx"))
+        busy.reply()
+        busy.cmd("EHLO client.example")
+        assert busy.cmd("MAIL FROM:<a@remote.example>")[0] == 250
+        assert busy.cmd("RCPT TO:<alice@example.org>")[0] == 250
+        assert busy.cmd("DATA")[0] == 354
+        srv.daemon.signal(signal.SIGTERM)
+        # The idle session is told at once...
+        code, text = idle.reply()
+        assert code == 421 and text[0].startswith("4.3.2"), (code, text)
+        assert idle.closed()
+        # ... the one in a transaction may finish it first.
+        busy.send("Subject: last\r\n\r\nin flight\r\n.\r\n")
+        assert busy.reply()[0] == 250
+        code, _ = busy.reply()
+        assert code == 421, code
+        assert len(wait_messages(srv, "alice@example.org", 1)) == 1
+    finally:
+        stop_clean(srv)
+
+
 def test_rapid_connects(r):
     deadline = time.time() + 60
     opened = 0
@@ -269,7 +296,7 @@ for t in (test_open_relay_refused, test_no_relay_module_refuses_foreign,
           test_smuggling_rejected, test_smuggling_normalised,
           test_starttls_injection, test_command_limits,
           test_too_many_recipients, test_too_many_errors, test_timeouts,
-          test_rapid_connects):
+          test_shutdown_says_421, test_rapid_connects):
     R.run(t)
 if R.failed:
     print(SRV.log())
