@@ -273,6 +273,9 @@ def test_shutdown_says_421(r):
         code, _ = busy.reply()
         assert code == 421, code
         assert len(wait_messages(srv, "alice@example.org", 1)) == 1
+        busy.close()
+        # Then it stops by itself (a second signal would kill workers).
+        srv.daemon.proc.wait(15)
     finally:
         stop_clean(srv)
 
