@@ -37,7 +37,7 @@
  * Verdicts: CONTINUE goes on to the next handler; ACCEPT ends that stage's
  * chain (the rest of its handlers are skipped), not the later stages;
  * REJECT answers 5xx (the handler's code, enhanced code and text, or
- * 550 5.7.1); TEMPFAIL answers 4xx (451 4.7.1 by default); DISCARD makes
+ * 550 5.7.1; 554 at connect and data); TEMPFAIL answers 4xx (451 4.7.1 by default); DISCARD makes
  * the message vanish after a success reply (no recipient gets it);
  * QUARANTINE accepts it but delivers it to the local recipients'
  * mailbox "Quarantine" instead of INBOX (relayed recipients' copies are
