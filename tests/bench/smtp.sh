@@ -68,14 +68,25 @@ count() {
 	fi
 }
 
-# Waits until $1 holds $2 messages (or T seconds): prints the time.
+# Waits until $1 holds $2 messages, or nothing arrived for 10 seconds,
+# or T seconds passed: prints the time of the last arrival.
 wait_delivered() {
 	end=$(( $(date +%s) + T ))
-	while [ "$(count "$1")" -lt "$2" ] && [ "$(date +%s)" -lt "$end" ]
+	last=$(count "$1")
+	seen=$(now)
+	idle=$(date +%s)
+	while [ "$last" -lt "$2" ] && [ "$(date +%s)" -lt "$end" ] &&
+	      [ $(( $(date +%s) - idle )) -lt 10 ]
 	do
 		sleep 0.05
+		n=$(count "$1")
+		if [ "$n" -ne "$last" ]; then
+			last=$n
+			seen=$(now)
+			idle=$(date +%s)
+		fi
 	done
-	now
+	echo "$seen"
 }
 
 cleanup() {
@@ -113,8 +124,12 @@ smtp = {
 EOF
 : >"$W/etc/users"
 : >"$W/etc/aliases"
-echo "bench-pw" | "$top_builddir/core/posternctl" -c "$W/etc/postern.conf" \
-	user add bench@bench.example --password-stdin >/dev/null
+# One mailbox per run, so each run starts from an empty one.
+for c in $CONCS; do
+	echo "bench-pw" | "$top_builddir/core/posternctl" \
+		-c "$W/etc/postern.conf" user add "c$c@bench.example" \
+		--password-stdin >/dev/null
+done
 "$top_builddir/core/posternd" -f -c "$W/etc/postern.conf" \
 	>"$W/postern.log" 2>&1 &
 PID=$!
@@ -158,7 +173,10 @@ fi
 cp /etc/postfix/master.cf "$PF/etc/master.cf"
 sed -i '/^smtp  *inet/d' "$PF/etc/master.cf"
 echo "127.0.0.1:$FPORT inet n - n - - smtpd" >>"$PF/etc/master.cf"
-echo "bench@bench.example bench.example/bench/" >"$PF/etc/vmailbox"
+: >"$PF/etc/vmailbox"
+for c in $CONCS; do
+	echo "c$c@bench.example bench.example/c$c/" >>"$PF/etc/vmailbox"
+done
 cat >"$PF/etc/main.cf" <<EOF
 compatibility_level = 3.6
 queue_directory = $PF/queue
@@ -198,32 +216,34 @@ done
 
 # ---- runs ------------------------------------------------------------------
 
-# run NAME PORT MAILDIR CONC: prints "accepted/s delivered/s".
+# run NAME PORT MAILDIR CONC RCPT: prints "accepted/s delivered/s".
 run() {
 	before=$(count "$3")
 	want=$((before + N))
 	t0=$(now)
 	timeout "$T" smtp-source -s "$4" -m "$N" -l "$SIZE" \
-		-f sender@src.example -t "${5:-bench@bench.example}" \
+		-f sender@src.example -t "$5" \
 		"127.0.0.1:$2" >/dev/null 2>&1 || echo "$1: smtp-source failed" >&2
 	t1=$(now)
 	t2=$(wait_delivered "$3" "$want")
+	# Delivery cannot end before acceptance did.
+	t2=$(echo "$t1 $t2" | awk '{ print ($2 < $1) ? $1 : $2 }')
 	got=$(( $(count "$3") - before ))
 	[ "$got" -eq "$N" ] || echo "$1: $got of $N delivered" >&2
 	echo "$t0 $t1 $t2 $got" | awk '{ printf "%.0f %.0f\n",
 		$4 / ($2 - $1), $4 / ($3 - $1) }'
 }
 
-PMAIL=$W/mail/bench.example/bench
-FMAIL=$PF/mail/bench.example/bench
 echo "SMTP ingest: $N messages of $SIZE octets, one per connection," \
 	"durable delivery into Maildir"
 printf '%-6s %-10s %12s %12s\n' conc server accepted/s delivered/s
 for c in $CONCS; do
-	set -- $(run postern "$PPORT" "$PMAIL" "$c")
+	set -- $(run postern "$PPORT" "$W/mail/bench.example/c$c" "$c" \
+		"c$c@bench.example")
 	pa=$1 pd=$2
 	printf '%-6s %-10s %12s %12s\n' "$c" postern "$pa" "$pd"
-	set -- $(run postfix "$FPORT" "$FMAIL" "$c")
+	set -- $(run postfix "$FPORT" "$PF/mail/bench.example/c$c" "$c" \
+		"c$c@bench.example")
 	fa=$1 fd=$2
 	printf '%-6s %-10s %12s %12s\n' "$c" postfix "$fa" "$fd"
 	echo "$c $pa $fa $pd $fd" | awk '{ printf "%-6s %-10s %12.2f %12.2f\n",
