@@ -11,9 +11,6 @@
 
 #include "smtp_session.h"
 
-void smtp_cmd_auth(struct smtp_session *s, const struct smtp_command *cmd);
-void smtp_auth_response(struct smtp_session *s, const char *line,
-                        size_t len);
 
 static void
 auth_end(struct smtp_session *s)

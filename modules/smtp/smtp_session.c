@@ -18,9 +18,6 @@
 /* RFC 4954 section 4: an AUTH response line may be 12288 octets. */
 #define SMTP_AUTH_LINE_MAX 12288
 
-void smtp_cmd_auth(struct smtp_session *s, const struct smtp_command *cmd);
-void smtp_auth_response(struct smtp_session *s, const char *line,
-                        size_t len);
 
 /* ---- replies -------------------------------------------------------- */
 
@@ -28,12 +25,17 @@ void
 smtp_reply(struct smtp_session *s, unsigned code, const char *enhanced,
            const char *fmt, ...)
 {
-	char text[512];
+	char text[512], *p;
 	va_list ap;
 
 	va_start(ap, fmt);
 	vsnprintf(text, sizeof(text), fmt, ap);
 	va_end(ap);
+	/* Texts from filters and clients (an address) must not break the
+	 * reply into lines of their own. */
+	for (p = text; *p != '\0'; p++)
+		if ((unsigned char)*p < 0x20 || *p == 0x7f)
+			*p = ' ';
 	/* Enhanced codes are for clients that said EHLO (RFC 2034). */
 	if (enhanced != NULL && !(s->greeted && !s->esmtp))
 		smtp_host->conn_printf(s->conn, "%u %s %s\r\n", code, enhanced,

@@ -259,6 +259,14 @@ void smtp_session_close(struct smtp_session *s);
 void smtp_session_resume(struct smtp_session *s);
 void smtp_session_update_info(struct smtp_session *s);
 
+/* ---- smtp_auth.c ---------------------------------------------------- */
+
+void smtp_cmd_auth(struct smtp_session *s, const struct smtp_command *cmd);
+/* A response line in the AUTH phase; NULL for a line that was too long
+ * or held a NUL (it fails the exchange). */
+void smtp_auth_response(struct smtp_session *s, const char *line,
+                        size_t len);
+
 /* ---- smtp_txn.c ----------------------------------------------------- */
 
 void smtp_cmd_mail(struct smtp_session *s, const struct smtp_command *cmd);
