@@ -1,0 +1,144 @@
+/*
+ * smtp_auth.c - AUTH (RFC 4954) through the host's shared SASL (PLAIN,
+ * LOGIN; initial responses), then the smtp.auth filter stage.
+ *
+ * Policy: AUTH only on listeners that allow it, only outside a
+ * transaction, once per session, and only over TLS unless the listener
+ * says plaintext_auth (538 5.7.11 otherwise).  A failure says 535 5.7.8
+ * and never which part was wrong; the host adds the failure delay.
+ */
+#include <string.h>
+
+#include "smtp_session.h"
+
+
+static void
+auth_end(struct smtp_session *s)
+{
+	smtp_host->sasl_free(s->sasl);
+	s->sasl = NULL;
+	s->phase = SMTP_PHASE_COMMAND;
+}
+
+static void
+after_auth_hook(struct smtp_session *s, const struct postern_verdict *v)
+{
+	if (v->kind == POSTERN_VERDICT_REJECT ||
+	    v->kind == POSTERN_VERDICT_TEMPFAIL) {
+		smtp_host->conn_log(s->conn, POSTERN_LOG_NOTICE,
+		                    "smtp: AUTH as %s refused by a filter",
+		                    s->auth_user);
+		s->auth_user = NULL;
+		smtp_reply_verdict(s, v, 535, "5.7.8",
+		                   "authentication refused");
+		s->errors++;
+	} else {
+		smtp_host->conn_log(s->conn, POSTERN_LOG_INFO,
+		                    "smtp: authenticated as %s", s->auth_user);
+		smtp_reply(s, 235, "2.7.0", "Authentication successful");
+	}
+	smtp_session_resume(s);
+}
+
+static void
+on_sasl(void *arg, const struct postern_sasl_result *r)
+{
+	struct smtp_session *s = arg;
+
+	switch (r->status) {
+	case POSTERN_SASL_CONTINUE:
+		smtp_reply(s, 334, NULL, "%s", r->challenge);
+		s->phase = SMTP_PHASE_AUTH;
+		smtp_session_resume(s);
+		return;
+	case POSTERN_SASL_OK:
+		s->auth_user = smtp_host->pool_strndup(s->pool, r->user,
+		                                       strlen(r->user));
+		auth_end(s);
+		s->wait = SMTP_WAIT_NONE;
+		smtp_stage_run(s, POSTERN_SMTP_AUTH, after_auth_hook);
+		return;
+	case POSTERN_SASL_FAIL:
+		smtp_host->conn_log(s->conn, POSTERN_LOG_NOTICE,
+		                    "smtp: AUTH failed");
+		smtp_reply_error(s, 535, "5.7.8",
+		                 "authentication credentials invalid");
+		break;
+	case POSTERN_SASL_MALFORMED:
+		smtp_reply_error(s, 501, "5.5.2",
+		                 "cannot decode the response");
+		break;
+	case POSTERN_SASL_CANCELLED:
+		smtp_reply_error(s, 501, "5.0.0", "authentication cancelled");
+		break;
+	case POSTERN_SASL_TEMPFAIL:
+		smtp_reply(s, 454, "4.7.0",
+		           "temporary authentication failure");
+		break;
+	}
+	auth_end(s);
+	smtp_session_resume(s);
+}
+
+void
+smtp_cmd_auth(struct smtp_session *s, const struct smtp_command *cmd)
+{
+	struct smtp_error err;
+	char mech[32];
+	const char *ir;
+	size_t irlen;
+
+	if (s->lst->auth == SMTP_AUTH_OFF) {
+		smtp_reply_error(s, 503, "5.5.1", "AUTH not available here");
+		return;
+	}
+	if (!s->greeted || !s->esmtp) {
+		smtp_reply_error(s, 503, "5.5.1", "send EHLO first");
+		return;
+	}
+	if (s->auth_user != NULL) {
+		smtp_reply_error(s, 503, "5.5.1", "already authenticated");
+		return;
+	}
+	if (s->txn.pool != NULL) {
+		smtp_reply_error(s, 503, "5.5.1",
+		                 "AUTH not allowed during a transaction");
+		return;
+	}
+	if (!s->tls && !s->lst->plaintext_auth) {
+		smtp_reply_error(s, 538, "5.7.11", "encryption required for "
+		                 "requested authentication mechanism");
+		return;
+	}
+	if (smtp_parse_auth(cmd->arg, cmd->arg_len, mech, sizeof(mech), &ir,
+	                    &irlen, &err) < 0) {
+		smtp_reply_error(s, err.code, err.enhanced, err.text);
+		return;
+	}
+	s->sasl = smtp_host->sasl_start(smtp_self, s->conn, mech, ir, irlen,
+	                                on_sasl, s);
+	if (s->sasl == NULL) {
+		smtp_reply_error(s, 504, "5.5.4",
+		                 "unrecognized authentication type");
+		return;
+	}
+	s->wait = SMTP_WAIT_SASL;
+	smtp_host->conn_pause(s->conn);
+}
+
+/* A response line in the AUTH phase; NULL for a line that was too long
+ * or held a NUL (it fails the exchange). */
+void
+smtp_auth_response(struct smtp_session *s, const char *line, size_t len)
+{
+	if (line == NULL) {
+		smtp_reply_error(s, 500, "5.5.6", "authentication exchange "
+		                 "line too long or malformed");
+		auth_end(s);
+		return;
+	}
+	s->phase = SMTP_PHASE_COMMAND;
+	s->wait = SMTP_WAIT_SASL;
+	smtp_host->conn_pause(s->conn);
+	smtp_host->sasl_step(s->sasl, line, len);
+}

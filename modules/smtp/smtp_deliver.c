@@ -1,0 +1,624 @@
+/*
+ * smtp_deliver.c - everything a session does on job threads: recipient
+ * lookups (auth resolve), spool writes and reads, and the delivery of a
+ * finished message to the storage backend and the relay queue.
+ *
+ * A job reads only what it was given (its own pool, the transaction's
+ * pool, the spool), never the session, which may close while the job
+ * runs: the job then takes over the transaction's pool and spool and
+ * frees them when it is done (smtp_job_orphan).  Outputs default to
+ * failure, so a job cancelled before it ran fails safe.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "smtp_session.h"
+
+/* ---- jobs bound to a session ------------------------------------------ */
+
+static void
+job_work(void *arg)
+{
+	struct smtp_job *j = arg;
+
+	j->work(j);
+}
+
+static void
+job_done(void *arg, int cancelled)
+{
+	struct smtp_job *j = arg;
+	struct smtp_session *s = j->s;
+
+	j->cancelled = cancelled;
+	if (s != NULL) {
+		s->job = NULL;
+		s->wait = SMTP_WAIT_NONE;
+		j->done(j);
+	}
+	smtp_host->pool_destroy(j->pool);
+	smtp_host->pool_destroy(j->orphan_pool);
+	smtp_spool_free(j->orphan_spool);
+	free(j);
+}
+
+struct smtp_job *
+smtp_job_start(struct smtp_session *s, void (*work)(struct smtp_job *j),
+               void (*done)(struct smtp_job *j), void *ctx,
+               postern_pool_t *pool)
+{
+	struct smtp_job *j = calloc(1, sizeof(*j));
+
+	if (j == NULL)
+		abort(); /* as every allocation in posternd */
+	j->s = s;
+	j->work = work;
+	j->done = done;
+	j->ctx = ctx;
+	/* Set before the submit: the thread may start at once. */
+	j->pool = pool;
+	s->job = j;
+	s->wait = SMTP_WAIT_JOB;
+	smtp_host->conn_pause(s->conn);
+	j->handle = smtp_host->job_submit(job_work, job_done, j);
+	return j;
+}
+
+/* A job with its context allocated from its own pool. */
+static void *
+job_ctx(postern_pool_t **pool, size_t size)
+{
+	*pool = smtp_host->pool_create(4096);
+	return smtp_host->pool_alloc(*pool, size);
+}
+
+void
+smtp_job_orphan(struct smtp_session *s)
+{
+	struct smtp_job *j = s->job;
+
+	j->s = NULL;
+	j->orphan_pool = s->txn.pool;
+	j->orphan_spool = s->txn.spool;
+	s->txn.pool = NULL;
+	s->txn.spool = NULL;
+	s->job = NULL;
+}
+
+/* ---- RCPT: resolve ---------------------------------------------------- */
+
+struct resolve_ctx {
+	const char *address;
+	int status;
+	const char **targets;
+	size_t ntargets;
+	void (*next)(struct smtp_session *s, int status);
+};
+
+static void
+resolve_work(struct smtp_job *j)
+{
+	struct resolve_ctx *r = j->ctx;
+
+	r->status = smtp_auth->resolve(r->address, j->pool, &r->targets,
+	                               &r->ntargets);
+}
+
+static void
+resolve_done(struct smtp_job *j)
+{
+	struct resolve_ctx *r = j->ctx;
+	struct smtp_session *s = j->s;
+	struct smtp_rcpt *p = &s->pending_rcpt;
+	size_t i;
+
+	if (j->cancelled)
+		r->status = POSTERN_AUTH_TEMPFAIL;
+	p->targets = NULL;
+	p->ntargets = 0;
+	if (r->status == POSTERN_AUTH_YES && r->ntargets > 0) {
+		p->targets = smtp_host->pool_alloc(
+		    s->txn.pool, r->ntargets * sizeof(*p->targets));
+		for (i = 0; i < r->ntargets; i++)
+			p->targets[i] = smtp_host->pool_strndup(
+			    s->txn.pool, r->targets[i], strlen(r->targets[i]));
+		p->ntargets = r->ntargets;
+	}
+	r->next(s, r->status);
+}
+
+void
+smtp_resolve_rcpt(struct smtp_session *s,
+                  void (*next)(struct smtp_session *s, int status))
+{
+	postern_pool_t *pool;
+	struct resolve_ctx *r;
+
+	/* No user database (a gateway): nothing is local, and there is
+	 * nothing to wait for. */
+	if (smtp_auth == NULL) {
+		s->pending_rcpt.targets = NULL;
+		s->pending_rcpt.ntargets = 0;
+		next(s, POSTERN_AUTH_NOT_LOCAL);
+		return;
+	}
+	r = job_ctx(&pool, sizeof(*r));
+	/* <Postmaster> without a domain is ours (RFC 5321 4.5.1). */
+	if (s->rcpt_args.postmaster)
+		r->address = smtp_host->pool_printf(pool, "postmaster@%s",
+		                                    smtp_cfg.hostname);
+	else
+		r->address = smtp_host->pool_strndup(
+		    pool, s->rcpt_args.address, strlen(s->rcpt_args.address));
+	r->status = POSTERN_AUTH_TEMPFAIL;
+	r->next = next;
+	smtp_job_start(s, resolve_work, resolve_done, r, pool);
+}
+
+/* ---- spool: write and read -------------------------------------------- */
+
+struct spool_ctx {
+	struct smtp_spool *spool;
+	int ok;
+	int err;
+	char *buf;
+	uint64_t off;
+	size_t len;
+	ssize_t n;
+	void (*next_sync)(struct smtp_session *s, int ok);
+	void (*next_read)(struct smtp_session *s, ssize_t n);
+};
+
+static void
+sync_work(struct smtp_job *j)
+{
+	struct spool_ctx *c = j->ctx;
+
+	c->ok = smtp_spool_flush(c->spool,
+	                         smtp_host->dir(POSTERN_DIR_STATE)) == 0;
+	if (!c->ok)
+		smtp_host->log(smtp_self, POSTERN_LOG_ERROR,
+		               "smtp: cannot write the spool file in %s: %m",
+		               smtp_host->dir(POSTERN_DIR_STATE));
+}
+
+static void
+sync_done(struct smtp_job *j)
+{
+	struct spool_ctx *c = j->ctx;
+
+	c->next_sync(j->s, c->ok && !j->cancelled);
+}
+
+void
+smtp_spool_sync(struct smtp_session *s, int force,
+                void (*next)(struct smtp_session *s, int ok))
+{
+	postern_pool_t *pool;
+	struct spool_ctx *c;
+	struct smtp_spool *sp = s->txn.spool;
+
+	/* Small messages stay in memory; a message that went to a file
+	 * goes there whole at the end (force), so it is in one place. */
+	if (sp->mem_len == 0 ||
+	    (sp->mem_len < (size_t)smtp_cfg.spool_memory &&
+	     !(force && sp->fd >= 0))) {
+		next(s, 1);
+		return;
+	}
+	c = job_ctx(&pool, sizeof(*c));
+	c->spool = sp;
+	c->next_sync = next;
+	smtp_job_start(s, sync_work, sync_done, c, pool);
+}
+
+static void
+read_work(struct smtp_job *j)
+{
+	struct spool_ctx *c = j->ctx;
+	size_t got = 0;
+	ssize_t n;
+
+	while (got < c->len) {
+		n = pread(c->spool->fd, c->buf + got, c->len - got,
+		          (off_t)(c->off + got));
+		if (n <= 0)
+			break;
+		got += (size_t)n;
+	}
+	c->n = got == c->len ? (ssize_t)got : -1;
+}
+
+static void
+read_done(struct smtp_job *j)
+{
+	struct spool_ctx *c = j->ctx;
+
+	c->next_read(j->s, j->cancelled ? -1 : c->n);
+}
+
+void
+smtp_spool_read(struct smtp_session *s, uint64_t off, char *buf, size_t len,
+                void (*next)(struct smtp_session *s, ssize_t n))
+{
+	postern_pool_t *pool;
+	struct spool_ctx *c;
+	struct smtp_spool *sp = s->txn.spool;
+
+	if (sp->fd < 0) {
+		memcpy(buf, sp->mem + off, len);
+		next(s, (ssize_t)len);
+		return;
+	}
+	c = job_ctx(&pool, sizeof(*c));
+	c->spool = sp;
+	c->buf = buf;
+	c->off = off;
+	c->len = len;
+	c->n = -1;
+	c->next_read = next;
+	smtp_job_start(s, read_work, read_done, c, pool);
+}
+
+/* ---- the Received header ---------------------------------------------- */
+
+/* RFC 3848 and RFC 6531 section 3.7.3: the "with" protocol. */
+static const char *
+with_protocol(const struct smtp_session *s)
+{
+	static const char *const names[2][2][2][2] = {
+		/* [utf8][esmtp][tls][auth] */
+		{ { { "SMTP", "SMTP" }, { "SMTP", "SMTP" } },
+		  { { "ESMTP", "ESMTPA" }, { "ESMTPS", "ESMTPSA" } } },
+		{ { { "UTF8SMTP", "UTF8SMTPA" }, { "UTF8SMTPS", "UTF8SMTPSA" } },
+		  { { "UTF8SMTP", "UTF8SMTPA" },
+		    { "UTF8SMTPS", "UTF8SMTPSA" } } },
+	};
+
+	return names[s->txn.mail.smtputf8 != 0][s->esmtp != 0][s->tls != 0]
+	            [s->auth_user != NULL];
+}
+
+char *
+smtp_received_header(struct smtp_session *s)
+{
+	struct postern_smtp_txn *t = &s->txn;
+	char date[64], tls[192] = "", auth[320] = "", rcpt[300] = "";
+	struct tm tm;
+	time_t now = time(NULL);
+	size_t i, live = 0;
+	const char *only = NULL;
+
+	localtime_r(&now, &tm);
+	strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S %z", &tm);
+	if (s->tls)
+		snprintf(tls, sizeof(tls), "\r\n\t(using %s with cipher %s "
+		         "(%d bits))", s->tls_version, s->tls_cipher,
+		         s->tls_bits);
+	if (s->auth_user != NULL)
+		snprintf(auth, sizeof(auth), "\r\n\t(Authenticated sender: %s)",
+		         s->auth_user);
+	/* "for" only with one recipient: never disclose the others. */
+	for (i = 0; i < t->nrcpts; i++)
+		if (!t->rcpts[i].removed) {
+			live++;
+			only = t->rcpts[i].r.address;
+		}
+	if (live == 1)
+		snprintf(rcpt, sizeof(rcpt), "\r\n\tfor <%s>", only);
+	return smtp_host->pool_printf(
+	    t->pool, "Received: from %s ([%s])\r\n\tby %s (postern) with %s "
+	    "id %s%s%s%s;\r\n\t%s\r\n",
+	    s->helo[0] != '\0' ? s->helo : "unknown",
+	    smtp_host->conn_peer(s->conn), smtp_cfg.hostname,
+	    with_protocol(s), t->id, tls, auth, rcpt, date);
+}
+
+/* ---- delivery --------------------------------------------------------- */
+
+struct deliver_ctx {
+	struct postern_relay_envelope env;
+	struct smtp_rcpt *rcpts;
+	size_t nrcpts;
+	struct smtp_spool *spool;
+	uint64_t offset;             /* where the content starts */
+	const char *head_local;      /* Return-Path + Received + header */
+	size_t head_local_len;
+	const char *head_relay;      /* Received + header */
+	size_t head_relay_len;
+	const char *mailbox;         /* NULL: INBOX; "Quarantine" */
+	int relay_held;              /* quarantine: keep off the relay */
+	const char *id;
+	char queue_id[64];
+	void (*next)(struct smtp_session *s);
+};
+
+static void
+set_result(struct smtp_rcpt *r, unsigned code, const char *text)
+{
+	/* A recipient keeps its worst outcome: permanent beats temporary
+	 * beats success. */
+	if (code == 0 && r->result != 0)
+		return;
+	if (r->result >= 500 && code < 500)
+		return;
+	r->result = code;
+	r->result_text = text;
+}
+
+static void
+content_of(const struct deliver_ctx *d, int *fd, const void **data,
+           uint64_t *offset, uint64_t *length)
+{
+	uint64_t total = smtp_spool_size(d->spool);
+
+	*offset = d->offset;
+	*length = total - d->offset;
+	if (d->spool->fd >= 0) {
+		*fd = d->spool->fd;
+		*data = NULL;
+	} else {
+		*fd = -1;
+		*data = d->spool->mem + d->offset;
+		*offset = 0;
+	}
+}
+
+/* Delivers to one local login; NONEXISTENT for the quarantine mailbox
+ * creates it once. */
+static void
+deliver_local(struct deliver_ctx *d, struct smtp_rcpt *r,
+              const struct postern_user *user)
+{
+	struct postern_append msg = { .size = sizeof(msg) };
+	struct postern_storage_err err = { 0 };
+	postern_store_t *st;
+	uint32_t uid;
+	int rc;
+
+	content_of(d, &msg.fd, &msg.data, &msg.offset, &msg.length);
+	msg.head = d->head_local;
+	msg.head_len = d->head_local_len;
+	rc = smtp_storage->deliver(user, d->mailbox, &msg, &uid, &err);
+	if (rc < 0 && err.code == POSTERN_SE_NONEXISTENT &&
+	    d->mailbox != NULL &&
+	    smtp_storage->store_open(user, &st, &err) == 0) {
+		smtp_storage->create(st, d->mailbox, POSTERN_MBOX_JUNK, &err);
+		smtp_storage->store_close(st);
+		memset(&err, 0, sizeof(err));
+		rc = smtp_storage->deliver(user, d->mailbox, &msg, &uid,
+		                           &err);
+	}
+	if (rc == 0) {
+		set_result(r, 0, NULL);
+		return;
+	}
+	smtp_host->log(smtp_self, POSTERN_LOG_ERROR,
+	               "smtp: message %s: delivery to %s failed: %s", d->id,
+	               user->name, err.text);
+	switch (err.code) {
+	case POSTERN_SE_OVERQUOTA:
+		set_result(r, 452, "4.2.2 mailbox full");
+		break;
+	case POSTERN_SE_NOPERM:
+	case POSTERN_SE_CANNOT:
+	case POSTERN_SE_NOTSUPPORTED:
+		set_result(r, 550, "5.2.0 mailbox cannot take the message");
+		break;
+	default:
+		set_result(r, 451, "4.3.0 local delivery failed, try later");
+		break;
+	}
+}
+
+/* What goes to the relay: one envelope entry per address, with the
+ * index of the recipient it came from (for its result). */
+struct relay_list {
+	struct postern_relay_rcpt *v;
+	size_t *from;
+	size_t n;
+};
+
+static void
+relay_add(struct relay_list *l, const struct smtp_rcpt *r, size_t from,
+          const char *address)
+{
+	l->v[l->n] = r->r;
+	l->v[l->n].address = address;
+	l->from[l->n] = from;
+	l->n++;
+}
+
+static int
+seen_login(const char **done, size_t n, const char *login)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (strcasecmp(done[i], login) == 0)
+			return 1;
+	return 0;
+}
+
+/* A recipient a filter added: routed now (the session decided the
+ * others at RCPT). */
+static void
+route_added(struct smtp_rcpt *r, postern_pool_t *pool)
+{
+	int rc = smtp_auth != NULL
+	             ? smtp_auth->resolve(r->r.address, pool, &r->targets,
+	                                  &r->ntargets)
+	             : POSTERN_AUTH_NOT_LOCAL;
+
+	if (rc == POSTERN_AUTH_YES)
+		r->route = SMTP_ROUTE_LOCAL;
+	else if (rc == POSTERN_AUTH_NOT_LOCAL && smtp_relay != NULL)
+		r->route = SMTP_ROUTE_RELAY;
+	else {
+		r->ntargets = 0;
+		r->route = SMTP_ROUTE_LOCAL;
+		set_result(r, rc == POSTERN_AUTH_TEMPFAIL ? 451 : 550,
+		           rc == POSTERN_AUTH_TEMPFAIL
+		               ? "4.3.0 recipient lookup failed"
+		               : "5.1.1 added recipient unavailable");
+	}
+}
+
+static void
+deliver_relay(struct deliver_ctx *d, struct relay_list *l)
+{
+	struct postern_relay_message msg = { .size = sizeof(msg) };
+	struct postern_relay_envelope env = d->env;
+	char err[256] = "";
+	size_t i;
+	int rc;
+
+	if (l->n == 0)
+		return;
+	if (d->relay_held) {
+		smtp_host->log(smtp_self, POSTERN_LOG_NOTICE,
+		               "smtp: message %s quarantined: %zu relayed "
+		               "recipient(s) held back", d->id, l->n);
+		for (i = 0; i < l->n; i++)
+			set_result(&d->rcpts[l->from[i]], 0, NULL);
+		return;
+	}
+	env.rcpts = l->v;
+	env.nrcpts = l->n;
+	content_of(d, &msg.fd, &msg.data, &msg.offset, &msg.length);
+	msg.head = d->head_relay;
+	msg.head_len = d->head_relay_len;
+	rc = smtp_relay->enqueue(&env, &msg, d->queue_id,
+	                         sizeof(d->queue_id), err, sizeof(err));
+	for (i = 0; i < l->n; i++) {
+		struct smtp_rcpt *r = &d->rcpts[l->from[i]];
+
+		if (rc == POSTERN_RELAY_OK)
+			set_result(r, 0, NULL);
+		else if (rc == POSTERN_RELAY_REJECT)
+			set_result(r, 554, "5.7.1 relay refused the message");
+		else
+			set_result(r, 451, "4.3.0 relay queue unavailable");
+	}
+	if (rc != POSTERN_RELAY_OK)
+		smtp_host->log(smtp_self, POSTERN_LOG_ERROR,
+		               "smtp: message %s: relay %s: %s", d->id,
+		               rc == POSTERN_RELAY_REJECT ? "refused it"
+		                                          : "failed",
+		               err);
+}
+
+static void
+deliver_work(struct smtp_job *j)
+{
+	struct deliver_ctx *d = j->ctx;
+	struct relay_list relay = { 0 };
+	const char **done;
+	size_t i, k, ndone = 0, cap = 0;
+	int rc;
+	struct postern_user u = { .size = sizeof(u) };
+
+	for (i = 0; i < d->nrcpts; i++)
+		if (d->rcpts[i].added && !d->rcpts[i].removed)
+			route_added(&d->rcpts[i], j->pool);
+	for (i = 0; i < d->nrcpts; i++)
+		cap += d->rcpts[i].route == SMTP_ROUTE_RELAY
+		           ? 1 : d->rcpts[i].ntargets;
+	relay.v = smtp_host->pool_alloc(j->pool, (cap + 1) *
+	                                         sizeof(*relay.v));
+	relay.from = smtp_host->pool_alloc(j->pool, (cap + 1) *
+	                                            sizeof(*relay.from));
+	done = smtp_host->pool_alloc(j->pool, (cap + 1) * sizeof(*done));
+	for (i = 0; i < d->nrcpts; i++) {
+		struct smtp_rcpt *r = &d->rcpts[i];
+
+		if (r->removed || r->result != 0)
+			continue;
+		if (r->route == SMTP_ROUTE_RELAY) {
+			relay_add(&relay, r, i, r->r.address);
+			continue;
+		}
+		for (k = 0; k < r->ntargets; k++) {
+			const char *t = r->targets[k];
+
+			/* A target that is no user is an alias forward. */
+			rc = smtp_auth->lookup(t, j->pool, &u);
+			if (rc == POSTERN_AUTH_NO) {
+				if (smtp_relay != NULL)
+					relay_add(&relay, r, i, t);
+				else
+					set_result(r, 550, "5.7.1 forwarding "
+					           "not available");
+				continue;
+			}
+			if (rc != POSTERN_AUTH_YES) {
+				set_result(r, 451, "4.3.0 user lookup failed, "
+				           "try later");
+				continue;
+			}
+			if (seen_login(done, ndone, u.name)) {
+				set_result(r, 0, NULL);
+				continue;
+			}
+			if (smtp_storage == NULL) {
+				set_result(r, 451, "4.3.0 no local storage");
+				continue;
+			}
+			deliver_local(d, r, &u);
+			if (r->result == 0)
+				done[ndone++] = u.name;
+		}
+	}
+	deliver_relay(d, &relay);
+}
+
+static void
+deliver_done(struct smtp_job *j)
+{
+	struct deliver_ctx *d = j->ctx;
+	size_t i;
+
+	if (j->cancelled)
+		for (i = 0; i < d->nrcpts; i++)
+			set_result(&d->rcpts[i], 451,
+			           "4.3.0 delivery interrupted");
+	d->next(j->s);
+}
+
+void
+smtp_deliver(struct smtp_session *s, void (*next)(struct smtp_session *s))
+{
+	struct postern_smtp_txn *t = &s->txn;
+	postern_pool_t *pool;
+	struct deliver_ctx *d = job_ctx(&pool, sizeof(*d));
+	const char *received = smtp_received_header(s), *hdr = NULL;
+	size_t hdr_len = 0, i;
+
+	smtp_filter_apply_rcpt_edits(t);
+	d->offset = 0;
+	if (smtp_filter_apply_header_edits(t, &hdr, &hdr_len))
+		d->offset = t->header_len;
+	d->head_relay = smtp_host->pool_printf(t->pool, "%s%.*s", received,
+	                                       (int)hdr_len,
+	                                       hdr != NULL ? hdr : "");
+	d->head_relay_len = strlen(received) + hdr_len;
+	d->head_local = smtp_host->pool_printf(t->pool,
+	                                       "Return-Path: <%s>\r\n%s",
+	                                       t->env.sender, d->head_relay);
+	d->head_local_len = strlen(d->head_local);
+	d->env = t->env;
+	d->rcpts = t->rcpts;
+	d->nrcpts = t->nrcpts;
+	for (i = 0; i < t->nrcpts; i++)
+		t->rcpts[i].result = 0;
+	d->spool = t->spool;
+	d->mailbox = t->outcome == SMTP_OUT_QUARANTINE ? "Quarantine" : NULL;
+	d->relay_held = t->outcome == SMTP_OUT_QUARANTINE;
+	d->id = t->id;
+	d->next = next;
+	smtp_job_start(s, deliver_work, deliver_done, d, pool);
+}

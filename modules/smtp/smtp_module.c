@@ -1,0 +1,391 @@
+/*
+ * smtp_module.c - the SMTP module's descriptor, configuration, listeners,
+ * hook points and the services it uses (auth, storage, relay) or offers
+ * ("smtp", the filters' edit table).
+ */
+#include <arpa/inet.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include "smtp_session.h"
+
+const struct postern_host *smtp_host;
+postern_module_t *smtp_self;
+struct smtp_settings smtp_cfg;
+postern_tls_t *smtp_tls;
+postern_hook_t *smtp_hooks[POSTERN_SMTP_DISCONNECT + 1];
+const struct postern_auth *smtp_auth;
+const struct postern_storage *smtp_storage;
+const struct postern_relay *smtp_relay;
+
+static const char *const mode_names[] = {
+	"mx", "submission", "submissions", NULL,
+};
+static const char *const auth_names[] = {
+	"auto", "off", "optional", "required", NULL,
+};
+static const char *const bare_newline_names[] = {
+	"reject", "normalise", NULL,
+};
+
+static const struct postern_cfg_key listen_keys[] = {
+	POSTERN_LISTEN_KEYS(struct smtp_listener, l, "smtp"),
+	{ .name = "mode", .type = POSTERN_CFG_ENUM,
+	  .offset = offsetof(struct smtp_listener, mode), .def = "mx",
+	  .choices = mode_names,
+	  .doc = "mx (25: mail for our domains), submission (587: "
+	         "STARTTLS and AUTH), submissions (465: implicit TLS)" },
+	{ .name = "auth", .type = POSTERN_CFG_ENUM,
+	  .offset = offsetof(struct smtp_listener, auth), .def = "auto",
+	  .choices = auth_names,
+	  .doc = "AUTH: auto (off for mx, required for submission), off, "
+	         "optional, required" },
+	{ .name = "plaintext_auth", .type = POSTERN_CFG_BOOL,
+	  .offset = offsetof(struct smtp_listener, plaintext_auth),
+	  .def = "false",
+	  .doc = "allow AUTH without TLS (538 5.7.11 otherwise)" },
+	{ .name = NULL },
+};
+
+static const struct postern_cfg_key smtp_keys[] = {
+	{ .name = "hostname", .type = POSTERN_CFG_STRING,
+	  .offset = offsetof(struct smtp_settings, hostname), .def = "",
+	  .doc = "name in the greeting and Received (empty: the system's)" },
+	{ .name = "relay_domains", .type = POSTERN_CFG_STRLIST,
+	  .offset = offsetof(struct smtp_settings, relay_domains),
+	  .doc = "domains accepted from anyone and relayed (backup MX, "
+	         "gateway)" },
+	{ .name = "trusted_networks", .type = POSTERN_CFG_STRLIST,
+	  .offset = offsetof(struct smtp_settings, trusted_networks),
+	  .doc = "client networks (CIDR) allowed to relay without AUTH" },
+	{ .name = "max_message_size", .type = POSTERN_CFG_SIZE,
+	  .offset = offsetof(struct smtp_settings, max_message_size),
+	  .def = "25M", .min = 1024, .max = 4LL << 30,
+	  .doc = "largest message accepted (SIZE)" },
+	{ .name = "max_recipients", .type = POSTERN_CFG_INT,
+	  .offset = offsetof(struct smtp_settings, max_recipients),
+	  .def = "100", .min = 1, .max = 100000,
+	  .doc = "recipients per message (452 4.5.3 beyond)" },
+	{ .name = "max_errors", .type = POSTERN_CFG_INT,
+	  .offset = offsetof(struct smtp_settings, max_errors),
+	  .def = "10", .min = 1, .max = 1000,
+	  .doc = "client errors before the session is closed (421)" },
+	{ .name = "idle_timeout", .type = POSTERN_CFG_DURATION,
+	  .offset = offsetof(struct smtp_settings, idle_ms), .def = "5m",
+	  .min = 1000, .max = 3600000,
+	  .doc = "wait for a command at most (RFC 5321 4.5.3.2: 5m)" },
+	{ .name = "data_timeout", .type = POSTERN_CFG_DURATION,
+	  .offset = offsetof(struct smtp_settings, data_ms), .def = "10m",
+	  .min = 1000, .max = 3600000,
+	  .doc = "wait for message data at most (RFC 5321: 10m)" },
+	{ .name = "bare_newline", .type = POSTERN_CFG_ENUM,
+	  .offset = offsetof(struct smtp_settings, bare_newline),
+	  .def = "reject", .choices = bare_newline_names,
+	  .doc = "bare LF or CR in a message: reject it, or normalise "
+	         "to CRLF" },
+	{ .name = "max_line_length", .type = POSTERN_CFG_SIZE,
+	  .offset = offsetof(struct smtp_settings, max_line), .def = "1000",
+	  .min = 1000, .max = 1 << 20,
+	  .doc = "message line length with CRLF (RFC 5321: 1000)" },
+	{ .name = "spool_memory", .type = POSTERN_CFG_SIZE,
+	  .offset = offsetof(struct smtp_settings, spool_memory),
+	  .def = "256K", .min = 4096, .max = 64 << 20,
+	  .doc = "message octets kept in memory before spooling to a file; "
+	         "also the largest header section" },
+	{ .name = "listen", .type = POSTERN_CFG_LIST,
+	  .offset = offsetof(struct smtp_settings, listen),
+	  .schema = listen_keys, .doc = "listeners" },
+	{ .name = "tls", .type = POSTERN_CFG_GROUP,
+	  .offset = offsetof(struct smtp_settings, tls),
+	  .doc = "certificate for STARTTLS and implicit TLS" },
+	{ .name = NULL },
+};
+
+/* ---- networks and domains ------------------------------------------- */
+
+static int
+parse_network(const char *text, struct smtp_network *out)
+{
+	char buf[64];
+	const char *slash = strchr(text, '/');
+	size_t n = slash != NULL ? (size_t)(slash - text) : strlen(text);
+	unsigned max;
+	char *end;
+	long prefix;
+
+	if (n == 0 || n >= sizeof(buf))
+		return -1;
+	memcpy(buf, text, n);
+	buf[n] = '\0';
+	memset(out, 0, sizeof(*out));
+	if (inet_pton(AF_INET, buf, out->addr) == 1) {
+		out->family = AF_INET;
+		max = 32;
+	} else if (inet_pton(AF_INET6, buf, out->addr) == 1) {
+		out->family = AF_INET6;
+		max = 128;
+	} else
+		return -1;
+	out->prefix = max;
+	if (slash != NULL) {
+		prefix = strtol(slash + 1, &end, 10);
+		if (*end != '\0' || end == slash + 1 || prefix < 0 ||
+		    prefix > (long)max)
+			return -1;
+		out->prefix = (unsigned)prefix;
+	}
+	return 0;
+}
+
+static int
+prefix_match(const unsigned char *a, const unsigned char *b, unsigned bits)
+{
+	unsigned full = bits / 8, rest = bits % 8;
+	unsigned char mask;
+
+	if (memcmp(a, b, full) != 0)
+		return 0;
+	if (rest == 0)
+		return 1;
+	mask = (unsigned char)(0xff << (8 - rest));
+	return (a[full] & mask) == (b[full] & mask);
+}
+
+int
+smtp_peer_trusted(postern_conn_t *c)
+{
+	const struct sockaddr *sa;
+	const unsigned char *addr;
+	socklen_t len;
+	int family;
+	size_t i;
+
+	sa = smtp_host->conn_peer_addr(c, &len);
+	if (sa == NULL)
+		return 0;
+	if (sa->sa_family == AF_INET) {
+		addr = (const unsigned char *)&((const struct sockaddr_in *)
+		                                sa)->sin_addr;
+		family = AF_INET;
+	} else if (sa->sa_family == AF_INET6) {
+		addr = ((const struct sockaddr_in6 *)sa)->sin6_addr.s6_addr;
+		family = AF_INET6;
+		/* An IPv4-mapped address matches IPv4 networks. */
+		if (IN6_IS_ADDR_V4MAPPED(
+		        &((const struct sockaddr_in6 *)sa)->sin6_addr)) {
+			addr += 12;
+			family = AF_INET;
+		}
+	} else
+		return 0;
+	for (i = 0; i < smtp_cfg.nnetworks; i++)
+		if (smtp_cfg.networks[i].family == family &&
+		    prefix_match(addr, smtp_cfg.networks[i].addr,
+		                 smtp_cfg.networks[i].prefix))
+			return 1;
+	return 0;
+}
+
+int
+smtp_domain_relayable(const char *domain)
+{
+	size_t i;
+
+	if (domain == NULL)
+		return 0;
+	for (i = 0; i < smtp_cfg.relay_domains.count; i++)
+		if (strcasecmp(domain, smtp_cfg.relay_domains.items[i]) == 0)
+			return 1;
+	return 0;
+}
+
+static int
+load_networks(postern_cfg_t *root)
+{
+	size_t i, n = smtp_cfg.trusted_networks.count;
+
+	if (n == 0)
+		return 0;
+	smtp_cfg.networks = calloc(n, sizeof(*smtp_cfg.networks));
+	if (smtp_cfg.networks == NULL)
+		return -1;
+	for (i = 0; i < n; i++) {
+		if (parse_network(smtp_cfg.trusted_networks.items[i],
+		                  &smtp_cfg.networks[i]) < 0) {
+			smtp_host->cfg_error(
+			    smtp_self, smtp_host->cfg_lookup(root,
+			                                 "trusted_networks"),
+			    "'%s' is not an address or a CIDR network",
+			    smtp_cfg.trusted_networks.items[i]);
+			return -1;
+		}
+	}
+	smtp_cfg.nnetworks = n;
+	return 0;
+}
+
+/* ---- listeners ------------------------------------------------------ */
+
+static const struct postern_listener_ops listener_ops = {
+	.size = sizeof(struct postern_listener_ops),
+	.on_accept = smtp_on_accept,
+};
+
+/* Listener settings outlive the process's listeners; fini frees them. */
+#define SMTP_MAX_LISTENERS 32
+static struct smtp_listener *listeners[SMTP_MAX_LISTENERS];
+static size_t nlisteners;
+
+static int
+add_listener(postern_cfg_t *node)
+{
+	struct smtp_listener *l;
+	struct postern_listen_spec spec;
+	struct postern_conn_limits limits = { .size = sizeof(limits) };
+
+	if (nlisteners == SMTP_MAX_LISTENERS) {
+		smtp_host->cfg_error(smtp_self, node, "more than %d listeners",
+		                     SMTP_MAX_LISTENERS);
+		return -1;
+	}
+	if ((l = calloc(1, sizeof(*l))) == NULL)
+		return -1;
+	listeners[nlisteners++] = l;
+	if (POSTERN_CFG_PARSE(smtp_host, smtp_self, node, listen_keys, l) < 0)
+		return -1;
+	if (l->mode == SMTP_MODE_SUBMISSIONS && !l->l.tls) {
+		smtp_host->cfg_error(smtp_self, node,
+		                     "mode submissions needs tls = true "
+		                     "(RFC 8314 implicit TLS)");
+		return -1;
+	}
+	if (l->l.tls && smtp_tls == NULL) {
+		smtp_host->cfg_error(smtp_self, node,
+		                     "implicit TLS needs smtp.tls");
+		return -1;
+	}
+	if (l->auth == SMTP_AUTH_AUTO)
+		l->auth = l->mode == SMTP_MODE_MX ? SMTP_AUTH_OFF
+		                                  : SMTP_AUTH_REQUIRED;
+	/* Lines are read by the session itself; the input buffer must hold
+	 * an AUTH response (12288 octets, RFC 4954) and a BDAT piece. */
+	limits.max_input = 64 * 1024;
+	limits.idle_ms = (unsigned)smtp_cfg.idle_ms;
+	postern_listen_spec_init(&spec, &l->l, smtp_tls, &limits,
+	                         &listener_ops, l);
+	if (smtp_host->listen(smtp_self, &spec) == NULL)
+		return -1;
+	return 0;
+}
+
+/* ---- worker: the services ------------------------------------------- */
+
+static int
+worker_start(void *arg)
+{
+	(void)arg;
+	/* Looked up here, not in init: every module is initialised by now,
+	 * whatever the order of `modules`, and each of them is optional (a
+	 * gateway has no storage, an access-less relay has no auth). */
+	smtp_auth = smtp_host->service_lookup(smtp_self, POSTERN_AUTH_SERVICE,
+	                                      POSTERN_AUTH_MAJOR, 0);
+	smtp_storage = smtp_host->service_lookup(smtp_self,
+	                                         POSTERN_STORAGE_SERVICE,
+	                                         POSTERN_STORAGE_MAJOR, 1);
+	smtp_relay = smtp_host->service_lookup(smtp_self,
+	                                       POSTERN_RELAY_SERVICE,
+	                                       POSTERN_RELAY_MAJOR, 0);
+	if (smtp_relay == NULL)
+		smtp_host->log(smtp_self, POSTERN_LOG_INFO,
+		               "no relay service: recipients in other domains "
+		               "are refused (550 5.7.1)");
+	if (smtp_auth == NULL || smtp_storage == NULL)
+		smtp_host->log(smtp_self, POSTERN_LOG_INFO,
+		               "no %s service: no local delivery",
+		               smtp_auth == NULL ? "auth" : "storage");
+	return 0;
+}
+
+static const struct postern_worker_ops worker_ops = {
+	.size = sizeof(struct postern_worker_ops),
+	.start = worker_start,
+};
+
+/* ---- init ----------------------------------------------------------- */
+
+static const char *const hook_names[] = {
+	[POSTERN_SMTP_CONNECT] = POSTERN_SMTP_HOOK_CONNECT,
+	[POSTERN_SMTP_HELO] = POSTERN_SMTP_HOOK_HELO,
+	[POSTERN_SMTP_STARTTLS] = POSTERN_SMTP_HOOK_STARTTLS,
+	[POSTERN_SMTP_AUTH] = POSTERN_SMTP_HOOK_AUTH,
+	[POSTERN_SMTP_MAIL] = POSTERN_SMTP_HOOK_MAIL,
+	[POSTERN_SMTP_RCPT] = POSTERN_SMTP_HOOK_RCPT,
+	[POSTERN_SMTP_DATA] = POSTERN_SMTP_HOOK_DATA,
+	[POSTERN_SMTP_HEADER] = POSTERN_SMTP_HOOK_HEADER,
+	[POSTERN_SMTP_EOH] = POSTERN_SMTP_HOOK_EOH,
+	[POSTERN_SMTP_BODY] = POSTERN_SMTP_HOOK_BODY,
+	[POSTERN_SMTP_EOD] = POSTERN_SMTP_HOOK_EOD,
+	[POSTERN_SMTP_RESET] = POSTERN_SMTP_HOOK_RESET,
+	[POSTERN_SMTP_DISCONNECT] = POSTERN_SMTP_HOOK_DISCONNECT,
+};
+
+static char system_hostname[256];
+
+static int
+smtp_init(const struct postern_host *h, postern_module_t *m)
+{
+	postern_cfg_t *root;
+	size_t i;
+
+	smtp_host = h;
+	smtp_self = m;
+	if (!POSTERN_HOST_HAS(h, sasl_start) ||
+	    !POSTERN_HOST_HAS(h, service_lookup)) {
+		h->log(m, POSTERN_LOG_ERROR, "this posternd is too old for "
+		       "the smtp module (needs ABI 1.2)");
+		return -1;
+	}
+	root = h->cfg_module(m);
+	if (POSTERN_CFG_PARSE(h, m, root, smtp_keys, &smtp_cfg) < 0)
+		return -1;
+	if (*smtp_cfg.hostname == '\0') {
+		if (gethostname(system_hostname, sizeof(system_hostname) - 1) <
+		        0 ||
+		    system_hostname[0] == '\0')
+			strcpy(system_hostname, "localhost");
+		smtp_cfg.hostname = system_hostname;
+	}
+	if (load_networks(root) < 0)
+		return -1;
+	if (smtp_cfg.tls != NULL &&
+	    (smtp_tls = h->tls_create(m, smtp_cfg.tls)) == NULL)
+		return -1;
+	for (i = 0; i <= POSTERN_SMTP_DISCONNECT; i++)
+		if ((smtp_hooks[i] = h->hook_define(m, hook_names[i])) == NULL)
+			return -1;
+	if (h->service_publish(m, POSTERN_SMTP_SERVICE, POSTERN_SMTP_MAJOR,
+	                       POSTERN_SMTP_MINOR, &smtp_service) < 0)
+		return -1;
+	for (i = 0; i < h->cfg_count(smtp_cfg.listen); i++)
+		if (add_listener(h->cfg_elem(smtp_cfg.listen, i)) < 0)
+			return -1;
+	if (h->worker_ops(m, &worker_ops, NULL) < 0)
+		return -1;
+	return 0;
+}
+
+static void
+smtp_fini(postern_module_t *m)
+{
+	(void)m;
+	while (nlisteners > 0)
+		free(listeners[--nlisteners]);
+	free(smtp_cfg.networks);
+	smtp_cfg.networks = NULL;
+}
+
+POSTERN_MODULE(.name = "smtp", .version = "1.0",
+               .kind = POSTERN_KIND_PROTOCOL, .init = smtp_init,
+               .fini = smtp_fini);

@@ -1,0 +1,373 @@
+/*
+ * smtp_session.h - what the SMTP module's files share: settings,
+ * listeners, the session and its transaction.
+ *
+ * Ownership.  A session lives in its connection's pool (freed after
+ * on_close).  Its transaction struct too, reused from one MAIL to the
+ * next; what a transaction accumulates (envelope strings, recipients,
+ * header edits) lives in the transaction's own pool, and the message in
+ * its spool (malloc'd memory, then an unlinked file).  Both are released
+ * when the transaction ends, except while a job still uses them: if the
+ * client goes away then, the job takes them over and frees them when it
+ * is done (smtp_job_*).
+ *
+ * One async step at a time per session: a hook dispatch, a job or a SASL
+ * exchange (s->wait).  The connection is paused while it runs, so
+ * pipelined commands wait their turn.
+ */
+#ifndef SMTP_SESSION_H
+#define SMTP_SESSION_H
+
+#include <stdint.h>
+
+#include <postern/postern.h>
+#include <postern/relay.h>
+#include <postern/smtp.h>
+
+#include "smtp_data.h"
+#include "smtp_parser.h"
+
+/* ---- settings ------------------------------------------------------- */
+
+enum smtp_mode {
+	SMTP_MODE_MX = 0,
+	SMTP_MODE_SUBMISSION,
+	SMTP_MODE_SUBMISSIONS,
+};
+
+enum smtp_auth_policy {
+	SMTP_AUTH_AUTO = 0, /* mx: off; submission(s): required */
+	SMTP_AUTH_OFF,
+	SMTP_AUTH_OPTIONAL,
+	SMTP_AUTH_REQUIRED,
+};
+
+struct smtp_listener {
+	struct postern_listen_cfg l;
+	int mode;            /* enum smtp_mode */
+	int auth;            /* enum smtp_auth_policy, AUTO resolved */
+	int plaintext_auth;  /* AUTH allowed without TLS */
+};
+
+struct smtp_network {
+	int family;          /* AF_INET or AF_INET6 */
+	unsigned char addr[16];
+	unsigned prefix;
+};
+
+struct smtp_settings {
+	const char *hostname;
+	struct postern_strlist relay_domains;
+	struct postern_strlist trusted_networks;
+	long long max_message_size;
+	long long max_recipients;
+	long long max_errors;
+	long long idle_ms;
+	long long data_ms;
+	int bare_newline;      /* 0 reject, 1 normalise */
+	long long max_line;
+	long long spool_memory;
+	postern_cfg_t *listen;
+	postern_cfg_t *tls;
+	/* derived */
+	struct smtp_network *networks;
+	size_t nnetworks;
+};
+
+/* Module-wide state (smtp_module.c). */
+extern const struct postern_host *smtp_host;
+extern postern_module_t *smtp_self;
+extern struct smtp_settings smtp_cfg;
+extern postern_tls_t *smtp_tls;
+extern postern_hook_t *smtp_hooks[POSTERN_SMTP_DISCONNECT + 1];
+/* Looked up at worker start; NULL when no module publishes them. */
+extern const struct postern_auth *smtp_auth;
+extern const struct postern_storage *smtp_storage;
+extern const struct postern_relay *smtp_relay;
+extern const struct postern_smtp_service smtp_service;
+
+/* ---- the transaction ------------------------------------------------ */
+
+enum smtp_route {
+	SMTP_ROUTE_LOCAL = 0, /* targets: local logins or alias forwards */
+	SMTP_ROUTE_RELAY,     /* to the relay queue */
+};
+
+struct smtp_rcpt {
+	struct postern_relay_rcpt r;
+	enum smtp_route route;
+	const char **targets;  /* LOCAL: what auth resolve returned */
+	size_t ntargets;
+	int added;             /* added by a filter: resolved at delivery */
+	int removed;           /* removed by a filter */
+	/* delivery outcome: 0 ok, 4xx/5xx code */
+	unsigned result;
+	const char *result_text;
+};
+
+enum smtp_edit_kind {
+	SMTP_EDIT_HEADER_ADD,
+	SMTP_EDIT_HEADER_CHANGE,
+	SMTP_EDIT_RCPT_ADD,      /* name: the address */
+	SMTP_EDIT_RCPT_REMOVE,
+};
+
+struct smtp_edit {
+	enum smtp_edit_kind kind;
+	const char *name;
+	const char *value;    /* NULL: remove (change) */
+	size_t index;         /* change: 1-based among fields of `name` */
+	int at_top;           /* add */
+	struct smtp_edit *next;
+};
+
+struct smtp_spool {
+	char *mem;            /* malloc'd, the part not yet in the file */
+	size_t mem_len, mem_cap;
+	int fd;               /* -1 until the message outgrows memory */
+	uint64_t file_len;    /* octets in the file */
+};
+
+/* What a filter verdict left for the message. */
+enum smtp_outcome {
+	SMTP_OUT_DELIVER = 0,
+	SMTP_OUT_QUARANTINE,
+	SMTP_OUT_DISCARD,
+	SMTP_OUT_REFUSE,      /* reply stored in refuse_* */
+};
+
+struct postern_smtp_txn {
+	struct smtp_session *s;
+	postern_pool_t *pool;        /* per transaction; NULL when none */
+	unsigned seq;                /* transactions in this session */
+	int live;                    /* a hook call may edit it now */
+	struct smtp_mail_args mail;
+	struct postern_relay_envelope env;
+	struct smtp_rcpt *rcpts;     /* nrcpts accepted ones */
+	size_t nrcpts, caprcpts;
+	struct postern_relay_rcpt *env_rcpts; /* env.rcpts, rebuilt */
+	struct smtp_edit *edits, **edits_tail;
+	/* the message */
+	int data_started;            /* DATA or a first BDAT was accepted */
+	int bdat;                    /* BDAT was used (DATA now refused) */
+	int bdat_failed;             /* a BDAT chunk was refused */
+	struct smtp_data reader;
+	struct smtp_spool *spool;     /* malloc'd at DATA; NULL before */
+	uint64_t size;               /* octets received (after cleaning) */
+	int too_big;
+	char *header;                /* header section copy (txn pool) */
+	size_t header_len;
+	int header_lost;             /* header outgrew spool memory */
+	/* filters' decision for the message */
+	enum smtp_outcome outcome;
+	unsigned refuse_code;
+	const char *refuse_enhanced, *refuse_text;
+	int refuse_disconnect;
+	char id[32];                 /* for logs and Received */
+};
+
+/* ---- the session ---------------------------------------------------- */
+
+enum smtp_wait {
+	SMTP_WAIT_NONE = 0,
+	SMTP_WAIT_HOOK,
+	SMTP_WAIT_JOB,
+	SMTP_WAIT_SASL,
+};
+
+enum smtp_phase {
+	SMTP_PHASE_COMMAND = 0,
+	SMTP_PHASE_AUTH,     /* a SASL response line is expected */
+	SMTP_PHASE_DATA,     /* reading DATA */
+	SMTP_PHASE_BDAT,     /* reading a BDAT chunk */
+	SMTP_PHASE_REFUSED,  /* connect refused: only QUIT/NOOP/RSET */
+};
+
+struct smtp_job;
+
+/* One header field of the received message (for the header stage). */
+struct smtp_hfield {
+	const char *text;    /* the whole field with its CRLF */
+	size_t len;
+	const char *name;    /* NUL-terminated copies (txn pool) */
+	const char *value;
+	size_t index;        /* 1-based among fields of that name */
+};
+
+typedef void (*smtp_stage_next)(struct smtp_session *s,
+                                const struct postern_verdict *v);
+
+struct smtp_session {
+	postern_conn_t *conn;
+	postern_pool_t *pool;        /* the connection's */
+	const struct smtp_listener *lst;
+	enum smtp_phase phase;
+	enum smtp_wait wait;
+	int closing;                 /* conn_close called or on_close ran */
+	int shutting;                /* worker stopping: 421 when idle */
+	postern_hook_call_t *hook_call;
+	smtp_stage_next hook_next;
+	struct smtp_job *job;
+	postern_sasl_t *sasl;
+	unsigned errors;
+	char helo[SMTP_DOMAIN_MAX + 3];
+	int esmtp;                   /* EHLO (not HELO) */
+	int greeted;                 /* HELO or EHLO done */
+	int tls;                     /* TLS active */
+	int tls_hook_due;            /* run smtp.starttls before the next
+	                                command */
+	char tls_version[32], tls_cipher[96];
+	int tls_bits;
+	char *auth_user;             /* session pool */
+	int trusted;                 /* peer in trusted_networks */
+	struct postern_smtp_session_info info;
+	struct postern_smtp_payload payload;
+	struct postern_smtp_txn txn;  /* txn.pool NULL: no transaction */
+	unsigned ntxn;
+	/* BDAT in progress */
+	uint64_t bdat_left;
+	int bdat_last;
+	struct smtp_error bdat_refusal; /* code 0: chunk accepted */
+	/* the end-of-message chain */
+	void (*msg_done)(struct smtp_session *s);
+	struct smtp_hfield *hfields;  /* txn pool */
+	size_t nhfields, hfield_next;
+	uint64_t body_off;            /* body stage: next chunk */
+	char *body_buf;               /* txn pool, one chunk */
+	/* the rcpt being checked */
+	struct smtp_rcpt_args rcpt_args;
+	struct smtp_rcpt pending_rcpt;
+};
+
+/* ---- smtp_session.c ------------------------------------------------- */
+
+void smtp_on_accept(postern_conn_t *c, void *arg);
+/* Queues a reply.  `enhanced` may be NULL; it is left out after HELO. */
+void smtp_reply(struct smtp_session *s, unsigned code, const char *enhanced,
+                const char *fmt, ...) POSTERN_PRINTF(4, 5);
+/* A reply to a client mistake: counts toward max_errors (and closes the
+ * session past it). */
+void smtp_reply_error(struct smtp_session *s, unsigned code,
+                      const char *enhanced, const char *text);
+/* Replies with a filter's verdict (defaults for missing parts), closes
+ * when it says so.  Returns 1 if the verdict refused. */
+int smtp_reply_verdict(struct smtp_session *s,
+                       const struct postern_verdict *v, unsigned def5,
+                       const char *def5x, const char *deftext);
+void smtp_session_close(struct smtp_session *s);
+/* The async step is over: read commands again. */
+void smtp_session_resume(struct smtp_session *s);
+void smtp_session_update_info(struct smtp_session *s);
+
+/* ---- smtp_auth.c ---------------------------------------------------- */
+
+void smtp_cmd_auth(struct smtp_session *s, const struct smtp_command *cmd);
+/* A response line in the AUTH phase; NULL for a line that was too long
+ * or held a NUL (it fails the exchange). */
+void smtp_auth_response(struct smtp_session *s, const char *line,
+                        size_t len);
+
+/* ---- smtp_txn.c ----------------------------------------------------- */
+
+void smtp_cmd_mail(struct smtp_session *s, const struct smtp_command *cmd);
+void smtp_cmd_rcpt(struct smtp_session *s, const struct smtp_command *cmd);
+void smtp_cmd_data(struct smtp_session *s, const struct smtp_command *cmd);
+void smtp_cmd_bdat(struct smtp_session *s, const struct smtp_command *cmd);
+/* Reads message octets in the DATA or BDAT phase; returns 1 when the
+ * phase went on (more to read or an async step started), 0 when it
+ * is waiting for input. */
+int smtp_read_message(struct smtp_session *s);
+/* Ends the transaction (runs smtp.reset detached). */
+void smtp_txn_reset(struct smtp_session *s);
+void smtp_txn_rebuild_envelope(struct postern_smtp_txn *t);
+
+/* ---- smtp_filter.c -------------------------------------------------- */
+
+/* Runs a stage's chain over s->payload and calls next(s, verdict),
+ * now or later; the session waits meanwhile. */
+void smtp_stage_run(struct smtp_session *s, enum postern_smtp_stage stage,
+                    smtp_stage_next next);
+/* The same, with the stage's own payload fields (rcpt, header, chunk,
+ * message_size) taken from `extra`. */
+void smtp_stage_run_with(struct smtp_session *s,
+                         enum postern_smtp_stage stage,
+                         const struct postern_smtp_payload *extra,
+                         smtp_stage_next next);
+/* Runs reset or disconnect detached: the session does not wait. */
+void smtp_stage_cleanup(struct smtp_session *s,
+                        enum postern_smtp_stage stage);
+/* The end-of-message chain: header, eoh, body, eod; then done(s). */
+void smtp_filter_message(struct smtp_session *s,
+                         void (*done)(struct smtp_session *s));
+/* The header section after the filters' edits (txn pool); 1 if it
+ * changed, 0 if not (then *hdr is untouched). */
+int smtp_filter_apply_header_edits(struct postern_smtp_txn *t,
+                                   const char **hdr, size_t *len);
+/* Applies the filters' recipient changes to t->rcpts. */
+void smtp_filter_apply_rcpt_edits(struct postern_smtp_txn *t);
+/* Splits a header section into fields; calls fn for each. */
+void smtp_header_fields(const char *hdr, size_t len,
+                        void (*fn)(void *arg, const char *name,
+                                   size_t name_len, const char *value,
+                                   size_t value_len),
+                        void *arg);
+
+/* ---- smtp_spool.c --------------------------------------------------- */
+
+/* A new, empty spool (malloc'd; freed by smtp_spool_free). */
+struct smtp_spool *smtp_spool_new(void);
+/* Appends octets in memory (the caller flushes past the threshold). */
+void smtp_spool_append(struct smtp_spool *sp, const char *data, size_t len);
+/* Moves the in-memory part to the file, opening it first (O_TMPFILE in
+ * dir).  Blocking: job thread.  0 or -1 (errno kept). */
+int smtp_spool_flush(struct smtp_spool *sp, const char *dir);
+void smtp_spool_free(struct smtp_spool *sp);
+uint64_t smtp_spool_size(const struct smtp_spool *sp);
+
+/* ---- smtp_deliver.c ------------------------------------------------- */
+
+/* A job bound to a session (see the ownership note above). */
+struct smtp_job {
+	struct smtp_session *s;      /* NULL once the session is gone */
+	postern_job_t *handle;
+	void (*work)(struct smtp_job *j);
+	void (*done)(struct smtp_job *j);  /* on the loop, session alive */
+	postern_pool_t *pool;        /* the job's own */
+	/* taken over from a transaction whose session went away */
+	postern_pool_t *orphan_pool;
+	struct smtp_spool *orphan_spool;
+	int cancelled;               /* work never ran */
+	void *ctx;                   /* the job kind's own, in `pool` */
+};
+
+struct smtp_job *smtp_job_start(struct smtp_session *s,
+                                void (*work)(struct smtp_job *j),
+                                void (*done)(struct smtp_job *j),
+                                void *ctx, postern_pool_t *pool);
+/* on_close: the job outlives the session and owns its transaction. */
+void smtp_job_orphan(struct smtp_session *s);
+
+/* RCPT: resolve pending_rcpt's address, then next(s, status). */
+void smtp_resolve_rcpt(struct smtp_session *s,
+                       void (*next)(struct smtp_session *s, int status));
+/* Writes the spool's memory part to its file if it outgrew the limit
+ * (or `force`), then next(s, ok). */
+void smtp_spool_sync(struct smtp_session *s, int force,
+                     void (*next)(struct smtp_session *s, int ok));
+/* Reads body[off..off+len) of the spooled message into buf (for the
+ * body stage), then next(s, n). */
+void smtp_spool_read(struct smtp_session *s, uint64_t off, char *buf,
+                     size_t len, void (*next)(struct smtp_session *s,
+                                              ssize_t n));
+/* Delivers the finished message to every recipient, then next(s). */
+void smtp_deliver(struct smtp_session *s,
+                  void (*next)(struct smtp_session *s));
+/* The Received header for the transaction (txn pool). */
+char *smtp_received_header(struct smtp_session *s);
+
+/* ---- smtp_module.c -------------------------------------------------- */
+
+int smtp_peer_trusted(postern_conn_t *c);
+int smtp_domain_relayable(const char *domain);
+
+#endif /* SMTP_SESSION_H */

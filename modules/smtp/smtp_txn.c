@@ -1,0 +1,700 @@
+/*
+ * smtp_txn.c - the mail transaction: MAIL, RCPT, DATA and BDAT, reading
+ * the message into the spool, and what happens at its end (filters,
+ * delivery, the one reply).
+ *
+ * Relaying: a recipient the auth service calls NOT_LOCAL is accepted only
+ * for an authenticated client, a client in trusted_networks, or a domain
+ * in relay_domains, and only when a relay service exists.  Nothing else
+ * is ever relayed: no open relay, whatever the configuration omits.
+ *
+ * One reply for the message (RFC 5321 has no per-recipient reply after
+ * DATA): 250 when every recipient has a durable copy; 554 when every one
+ * failed for good; otherwise 451, so the client retries: recipients that
+ * did get it may then get it twice, which beats losing it for the others
+ * (RFC 5321 section 6.1: never lose a message after 250).
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "smtp_session.h"
+
+/* ---- the transaction -------------------------------------------------- */
+
+static void
+txn_begin(struct smtp_session *s)
+{
+	struct postern_smtp_txn *t = &s->txn;
+
+	memset(t, 0, sizeof(*t));
+	t->s = s;
+	t->pool = smtp_host->pool_create(8192);
+	t->seq = ++s->ntxn;
+	t->edits_tail = &t->edits;
+	t->outcome = SMTP_OUT_DELIVER;
+	snprintf(t->id, sizeof(t->id), "%llX.%u",
+	         (unsigned long long)smtp_host->conn_id(s->conn), t->seq);
+}
+
+void
+smtp_txn_reset(struct smtp_session *s)
+{
+	struct postern_smtp_txn *t = &s->txn;
+
+	if (t->pool != NULL) {
+		smtp_stage_cleanup(s, POSTERN_SMTP_RESET);
+		smtp_host->pool_destroy(t->pool);
+	}
+	smtp_spool_free(t->spool);
+	memset(t, 0, sizeof(*t));
+	t->s = s;
+	s->hfields = NULL;
+	s->nhfields = 0;
+	s->body_buf = NULL;
+}
+
+static char *
+txn_strdup(struct postern_smtp_txn *t, const char *s)
+{
+	return s != NULL ? smtp_host->pool_strndup(t->pool, s, strlen(s))
+	                 : NULL;
+}
+
+void
+smtp_txn_rebuild_envelope(struct postern_smtp_txn *t)
+{
+	struct postern_relay_rcpt *v;
+	size_t i, n = 0;
+
+	v = smtp_host->pool_alloc(t->pool, (t->nrcpts + 1) * sizeof(*v));
+	for (i = 0; i < t->nrcpts; i++)
+		if (!t->rcpts[i].removed)
+			v[n++] = t->rcpts[i].r;
+	t->env_rcpts = v;
+	t->env.rcpts = v;
+	t->env.nrcpts = n;
+}
+
+/* Replies "CODE X.Y.Z text" from a result text that starts with its
+ * enhanced code. */
+static void
+reply_coded(struct smtp_session *s, unsigned code, const char *text)
+{
+	const char *sp = strchr(text, ' ');
+	char enh[16];
+
+	if (sp == NULL || (size_t)(sp - text) >= sizeof(enh)) {
+		smtp_reply(s, code, NULL, "%s", text);
+		return;
+	}
+	memcpy(enh, text, (size_t)(sp - text));
+	enh[sp - text] = '\0';
+	smtp_reply(s, code, enh, "%s", sp + 1);
+}
+
+/* ---- MAIL ------------------------------------------------------------- */
+
+static struct smtp_param_policy
+param_policy(void)
+{
+	struct smtp_param_policy p = {
+		.utf8 = 1,
+		/* DSN is the relay's to honour: offered only with one. */
+		.dsn = smtp_relay != NULL,
+		.binary = 0,
+	};
+
+	return p;
+}
+
+static void
+after_mail(struct smtp_session *s, const struct postern_verdict *v)
+{
+	if (smtp_reply_verdict(s, v, 550, "5.7.1", "sender refused"))
+		smtp_txn_reset(s);
+	else
+		smtp_reply(s, 250, "2.1.0", "Sender <%s> OK", s->txn.env.sender);
+	smtp_session_resume(s);
+}
+
+void
+smtp_cmd_mail(struct smtp_session *s, const struct smtp_command *cmd)
+{
+	struct smtp_param_policy pol = param_policy();
+	struct smtp_mail_args args;
+	struct smtp_error err;
+	struct postern_smtp_txn *t = &s->txn;
+
+	if (!s->greeted) {
+		smtp_reply_error(s, 503, "5.5.1", "send HELO or EHLO first");
+		return;
+	}
+	if (t->pool != NULL) {
+		smtp_reply_error(s, 503, "5.5.1", "nested MAIL command");
+		return;
+	}
+	if (s->lst->auth == SMTP_AUTH_REQUIRED && s->auth_user == NULL) {
+		smtp_reply_error(s, 530, "5.7.0", "authentication required");
+		return;
+	}
+	if (smtp_parse_mail(cmd->arg, cmd->arg_len, &pol, &args, &err) < 0) {
+		smtp_reply_error(s, err.code, err.enhanced, err.text);
+		return;
+	}
+	if (args.size > (uint64_t)smtp_cfg.max_message_size) {
+		smtp_reply_error(s, 552, "5.3.4", "message size exceeds fixed "
+		                 "maximum message size");
+		return;
+	}
+	txn_begin(s);
+	t->mail = args;
+	t->env.size = sizeof(t->env);
+	t->env.sender = t->mail.sender;
+	t->env.size_param = args.size;
+	t->env.body = args.body;
+	t->env.smtputf8 = args.smtputf8;
+	t->env.ret = args.ret;
+	t->env.envid = args.has_envid ? t->mail.envid : NULL;
+	/* Copies: a delivery job may outlive the session. */
+	t->env.auth_user = txn_strdup(t, s->auth_user);
+	t->env.client_addr = txn_strdup(t, smtp_host->conn_peer(s->conn));
+	t->env.client_helo = txn_strdup(t, s->helo);
+	smtp_txn_rebuild_envelope(t);
+	smtp_stage_run(s, POSTERN_SMTP_MAIL, after_mail);
+}
+
+/* ---- RCPT ------------------------------------------------------------- */
+
+static void
+after_rcpt_hook(struct smtp_session *s, const struct postern_verdict *v)
+{
+	struct postern_smtp_txn *t = &s->txn;
+
+	if (smtp_reply_verdict(s, v, 550, "5.7.1", "recipient refused")) {
+		smtp_session_resume(s);
+		return;
+	}
+	if (t->nrcpts == t->caprcpts) {
+		size_t cap = t->caprcpts ? t->caprcpts * 2 : 8;
+		struct smtp_rcpt *nv = smtp_host->pool_alloc(t->pool,
+		                                             cap * sizeof(*nv));
+
+		if (t->nrcpts > 0)
+			memcpy(nv, t->rcpts, t->nrcpts * sizeof(*nv));
+		t->rcpts = nv;
+		t->caprcpts = cap;
+	}
+	t->rcpts[t->nrcpts++] = s->pending_rcpt;
+	smtp_txn_rebuild_envelope(t);
+	smtp_reply(s, 250, "2.1.5", "Recipient <%s> OK",
+	           s->pending_rcpt.r.address);
+	smtp_session_resume(s);
+}
+
+/* May this session send to a domain that is not ours? */
+static int
+may_relay(const struct smtp_session *s, const char *domain)
+{
+	return s->auth_user != NULL || s->trusted ||
+	       smtp_domain_relayable(domain);
+}
+
+static void
+after_resolve(struct smtp_session *s, int status)
+{
+	struct smtp_rcpt *p = &s->pending_rcpt;
+	struct postern_smtp_payload extra = { 0 };
+	const char *domain;
+	size_t local_len;
+
+	if (s->rcpt_args.postmaster && status != POSTERN_AUTH_YES &&
+	    status != POSTERN_AUTH_TEMPFAIL) {
+		/* RFC 5321 4.5.1 wants <Postmaster> taken: it is delivered
+		 * to postmaster@hostname, which must then exist. */
+		smtp_host->conn_log(s->conn, POSTERN_LOG_WARNING,
+		                    "smtp: <Postmaster> refused: no user or "
+		                    "alias postmaster@%s", smtp_cfg.hostname);
+		smtp_reply_error(s, 550, "5.1.1", "mailbox unavailable");
+		smtp_session_resume(s);
+		return;
+	}
+	switch (status) {
+	case POSTERN_AUTH_YES:
+		p->route = SMTP_ROUTE_LOCAL;
+		break;
+	case POSTERN_AUTH_NO:
+		smtp_reply_error(s, 550, "5.1.1", "mailbox unavailable");
+		smtp_session_resume(s);
+		return;
+	case POSTERN_AUTH_NOT_LOCAL:
+		smtp_address_split(p->r.address, &local_len, &domain);
+		if (!may_relay(s, domain)) {
+			smtp_host->conn_log(s->conn, POSTERN_LOG_NOTICE,
+			                    "smtp: relay to <%s> denied",
+			                    p->r.address);
+			smtp_reply_error(s, 554, "5.7.1",
+			                 "relay access denied");
+			smtp_session_resume(s);
+			return;
+		}
+		if (smtp_relay == NULL) {
+			smtp_reply_error(s, 550, "5.7.1", "relaying not "
+			                 "available: no relay configured");
+			smtp_session_resume(s);
+			return;
+		}
+		p->route = SMTP_ROUTE_RELAY;
+		break;
+	default:
+		smtp_reply(s, 451, "4.3.0",
+		           "temporary recipient lookup failure");
+		smtp_session_resume(s);
+		return;
+	}
+	extra.rcpt = &p->r;
+	smtp_stage_run_with(s, POSTERN_SMTP_RCPT, &extra, after_rcpt_hook);
+}
+
+void
+smtp_cmd_rcpt(struct smtp_session *s, const struct smtp_command *cmd)
+{
+	struct smtp_param_policy pol = param_policy();
+	struct postern_smtp_txn *t = &s->txn;
+	struct smtp_rcpt_args *a = &s->rcpt_args;
+	struct smtp_rcpt *p = &s->pending_rcpt;
+	struct smtp_error err;
+
+	if (t->pool == NULL) {
+		smtp_reply_error(s, 503, "5.5.1", "need MAIL first");
+		return;
+	}
+	if (t->data_started) {
+		smtp_reply_error(s, 503, "5.5.1", "RCPT after message data");
+		return;
+	}
+	if (t->nrcpts >= (size_t)smtp_cfg.max_recipients) {
+		/* RFC 5321 4.5.3.1.10: 452, and no error counted. */
+		smtp_reply(s, 452, "4.5.3", "too many recipients");
+		return;
+	}
+	if (smtp_parse_rcpt(cmd->arg, cmd->arg_len, &pol, t->mail.smtputf8, a,
+	                    &err) < 0) {
+		smtp_reply_error(s, err.code, err.enhanced, err.text);
+		return;
+	}
+	memset(p, 0, sizeof(*p));
+	p->r.size = sizeof(p->r);
+	p->r.address = txn_strdup(t, a->address);
+	p->r.notify = a->notify;
+	p->r.orcpt = a->has_orcpt ? txn_strdup(t, a->orcpt) : NULL;
+	smtp_resolve_rcpt(s, after_resolve);
+}
+
+/* ---- reading the message ---------------------------------------------- */
+
+static void
+emit_content(void *arg, const char *data, size_t len)
+{
+	struct smtp_session *s = arg;
+	struct postern_smtp_txn *t = &s->txn;
+
+	t->size += len;
+	if (t->too_big || t->outcome == SMTP_OUT_REFUSE)
+		return;
+	if (t->size > (uint64_t)smtp_cfg.max_message_size) {
+		t->too_big = 1;
+		return;
+	}
+	smtp_spool_append(t->spool, data, len);
+}
+
+static void
+begin_message(struct smtp_session *s, enum smtp_data_mode mode)
+{
+	struct postern_smtp_txn *t = &s->txn;
+
+	t->spool = smtp_spool_new();
+	smtp_data_init(&t->reader, mode, smtp_cfg.bare_newline,
+	               (size_t)smtp_cfg.max_line, emit_content, s);
+	t->data_started = 1;
+}
+
+/* Keeps a copy of the header section before memory goes to the file:
+ * filters and header edits need it whole. */
+static void
+keep_header(struct postern_smtp_txn *t)
+{
+	if (t->header != NULL || t->header_lost)
+		return;
+	if (t->reader.in_header || t->spool->file_len > 0) {
+		t->header_lost = 1;
+		return;
+	}
+	t->header_len = (size_t)t->reader.header_len;
+	t->header = smtp_host->pool_strndup(t->pool, t->spool->mem,
+	                                    t->header_len);
+}
+
+static void end_message(struct smtp_session *s);
+
+static void
+after_sync(struct smtp_session *s, int ok)
+{
+	/* A write error is reported when the message ends; until then the
+	 * data is read and dropped. */
+	if (!ok) {
+		s->txn.outcome = SMTP_OUT_REFUSE;
+		s->txn.refuse_code = 451;
+		s->txn.refuse_enhanced = "4.3.0";
+		s->txn.refuse_text = "local error writing the message";
+	}
+	smtp_session_resume(s);
+}
+
+/* After a piece of message data: spill memory to the file if needed. */
+static void
+spill_if_needed(struct smtp_session *s)
+{
+	struct postern_smtp_txn *t = &s->txn;
+
+	if (t->too_big || t->outcome == SMTP_OUT_REFUSE ||
+	    t->spool->mem_len < (size_t)smtp_cfg.spool_memory)
+		return;
+	keep_header(t);
+	smtp_spool_sync(s, 0, after_sync);
+}
+
+static void
+leave_data_phase(struct smtp_session *s)
+{
+	s->phase = SMTP_PHASE_COMMAND;
+	smtp_host->conn_set_idle(s->conn, 0);
+}
+
+static void bdat_chunk_end(struct smtp_session *s);
+
+int
+smtp_read_message(struct smtp_session *s)
+{
+	struct postern_smtp_txn *t = &s->txn;
+	const void *data;
+	size_t len, used;
+
+	if (smtp_host->conn_peek(s->conn, &data, &len) != POSTERN_OK) {
+		if (s->phase == SMTP_PHASE_BDAT && s->bdat_left == 0) {
+			bdat_chunk_end(s);
+			return 1;
+		}
+		return 0;
+	}
+	if (s->phase == SMTP_PHASE_DATA) {
+		used = smtp_data_feed(&t->reader, data, len);
+		smtp_host->conn_consume(s->conn, used);
+		if (t->reader.done) {
+			leave_data_phase(s);
+			end_message(s);
+			return 1;
+		}
+		spill_if_needed(s);
+		return 1;
+	}
+	used = len < s->bdat_left ? len : (size_t)s->bdat_left;
+	/* A refused chunk is read and dropped: it is not commands. */
+	if (s->bdat_refusal.code == 0)
+		smtp_data_feed(&t->reader, data, used);
+	smtp_host->conn_consume(s->conn, used);
+	s->bdat_left -= used;
+	if (s->bdat_left == 0) {
+		bdat_chunk_end(s);
+		return 1;
+	}
+	if (s->bdat_refusal.code == 0)
+		spill_if_needed(s);
+	return 1;
+}
+
+/* ---- DATA ------------------------------------------------------------- */
+
+static void
+after_data(struct smtp_session *s, const struct postern_verdict *v)
+{
+	if (!smtp_reply_verdict(s, v, 554, "5.7.1", "message refused")) {
+		begin_message(s, SMTP_DATA_DOT);
+		smtp_reply(s, 354, NULL, "End data with <CR><LF>.<CR><LF>");
+		s->phase = SMTP_PHASE_DATA;
+		smtp_host->conn_set_idle(s->conn, (unsigned)smtp_cfg.data_ms);
+	}
+	smtp_session_resume(s);
+}
+
+/* Checks common to DATA and BDAT; 0 or an error reply's parts. */
+static int
+message_allowed(struct smtp_session *s, struct smtp_error *err)
+{
+	struct postern_smtp_txn *t = &s->txn;
+
+	if (t->pool == NULL) {
+		err->code = 503;
+		err->enhanced = "5.5.1";
+		err->text = "need MAIL first";
+		return 0;
+	}
+	if (t->nrcpts == 0) {
+		err->code = 554;
+		err->enhanced = "5.5.1";
+		err->text = "no valid recipients";
+		return 0;
+	}
+	return 1;
+}
+
+void
+smtp_cmd_data(struct smtp_session *s, const struct smtp_command *cmd)
+{
+	struct smtp_error err;
+
+	if (cmd->arg_len > 0) {
+		smtp_reply_error(s, 501, "5.5.4", "DATA takes no argument");
+		return;
+	}
+	if (!message_allowed(s, &err)) {
+		smtp_reply_error(s, err.code, err.enhanced, err.text);
+		return;
+	}
+	if (s->txn.bdat) {
+		smtp_reply_error(s, 503, "5.5.1", "DATA after BDAT");
+		return;
+	}
+	smtp_stage_run(s, POSTERN_SMTP_DATA, after_data);
+}
+
+/* ---- BDAT (RFC 3030) -------------------------------------------------- */
+
+static void
+refuse_chunk(struct smtp_session *s, unsigned code, const char *enhanced,
+             const char *text)
+{
+	s->bdat_refusal.code = code;
+	s->bdat_refusal.enhanced = enhanced;
+	s->bdat_refusal.text = text;
+}
+
+static void
+after_bdat_data(struct smtp_session *s, const struct postern_verdict *v)
+{
+	struct postern_smtp_txn *t = &s->txn;
+
+	if (v->kind == POSTERN_VERDICT_REJECT ||
+	    v->kind == POSTERN_VERDICT_TEMPFAIL) {
+		int temp = v->kind == POSTERN_VERDICT_TEMPFAIL;
+		unsigned code = v->code;
+
+		if (temp ? (code < 400 || code > 499)
+		         : (code < 500 || code > 599))
+			code = temp ? 451 : 554;
+		refuse_chunk(s, code, temp ? "4.7.1" : "5.7.1",
+		             v->text != NULL
+		                 ? smtp_host->pool_strndup(t->pool, v->text,
+		                                           strlen(v->text))
+		                 : "message refused");
+		t->bdat_failed = 1;
+	} else {
+		begin_message(s, SMTP_DATA_CHUNK);
+		t->bdat = 1;
+	}
+	s->phase = SMTP_PHASE_BDAT;
+	smtp_host->conn_set_idle(s->conn, (unsigned)smtp_cfg.data_ms);
+	smtp_session_resume(s);
+}
+
+void
+smtp_cmd_bdat(struct smtp_session *s, const struct smtp_command *cmd)
+{
+	struct postern_smtp_txn *t = &s->txn;
+	struct smtp_error err;
+
+	if (smtp_parse_bdat(cmd->arg, cmd->arg_len, &s->bdat_left,
+	                    &s->bdat_last, &err) < 0) {
+		/* Without a size the chunk cannot be skipped: whatever
+		 * follows is read as commands, and errors add up. */
+		smtp_reply_error(s, err.code, err.enhanced, err.text);
+		return;
+	}
+	s->bdat_refusal.code = 0;
+	s->phase = SMTP_PHASE_BDAT;
+	smtp_host->conn_set_idle(s->conn, (unsigned)smtp_cfg.data_ms);
+	if (!message_allowed(s, &err)) {
+		refuse_chunk(s, err.code, err.enhanced, err.text);
+		return;
+	}
+	if (t->bdat_failed) {
+		refuse_chunk(s, 503, "5.5.1", "an earlier chunk failed; RSET");
+		return;
+	}
+	if (!t->data_started) {
+		smtp_stage_run(s, POSTERN_SMTP_DATA, after_bdat_data);
+		return;
+	}
+}
+
+static void
+bdat_chunk_end(struct smtp_session *s)
+{
+	struct postern_smtp_txn *t = &s->txn;
+
+	leave_data_phase(s);
+	if (s->bdat_refusal.code != 0) {
+		smtp_reply_error(s, s->bdat_refusal.code,
+		                 s->bdat_refusal.enhanced,
+		                 s->bdat_refusal.text);
+		/* The last chunk ends the transaction either way. */
+		if (s->bdat_last && t->pool != NULL)
+			smtp_txn_reset(s);
+		return;
+	}
+	if (s->bdat_last) {
+		smtp_data_finish(&t->reader);
+		end_message(s);
+		return;
+	}
+	if (t->too_big) {
+		t->bdat_failed = 1;
+		smtp_reply_error(s, 552, "5.3.4", "message exceeds fixed "
+		                 "maximum message size");
+		return;
+	}
+	smtp_reply(s, 250, "2.0.0", "%llu octets received",
+	           (unsigned long long)t->size);
+}
+
+/* ---- the end of the message ------------------------------------------- */
+
+static void
+message_replied(struct smtp_session *s)
+{
+	int disconnect = s->txn.refuse_disconnect;
+
+	smtp_txn_reset(s);
+	if (disconnect)
+		smtp_session_close(s);
+	smtp_session_resume(s);
+}
+
+static void
+after_delivery(struct smtp_session *s)
+{
+	struct postern_smtp_txn *t = &s->txn;
+	size_t i, ok = 0, temp = 0, perm = 0;
+	const struct smtp_rcpt *first_perm = NULL;
+
+	for (i = 0; i < t->nrcpts; i++) {
+		const struct smtp_rcpt *r = &t->rcpts[i];
+
+		if (r->removed)
+			continue;
+		if (r->result == 0)
+			ok++;
+		else if (r->result >= 500) {
+			perm++;
+			if (first_perm == NULL)
+				first_perm = r;
+		} else
+			temp++;
+	}
+	smtp_host->conn_log(s->conn, POSTERN_LOG_INFO,
+	                    "smtp: message %s from=<%s> size=%llu: %zu "
+	                    "delivered, %zu deferred, %zu failed%s", t->id,
+	                    t->env.sender, (unsigned long long)t->size, ok,
+	                    temp, perm,
+	                    t->outcome == SMTP_OUT_QUARANTINE
+	                        ? " (quarantined)" : "");
+	if (temp == 0 && perm == 0)
+		smtp_reply(s, 250, "2.0.0", "Ok: queued as %s", t->id);
+	else if (temp == 0 && ok == 0)
+		reply_coded(s, first_perm->result, first_perm->result_text);
+	else {
+		if (ok > 0)
+			smtp_host->conn_log(s->conn, POSTERN_LOG_WARNING,
+			                    "smtp: message %s: %zu recipient(s) "
+			                    "got it but others failed: the "
+			                    "client's retry will reach them "
+			                    "again", t->id, ok);
+		smtp_reply(s, 451, "4.3.0", "temporary local problem, "
+		           "try again later");
+	}
+	message_replied(s);
+}
+
+static void
+after_filters(struct smtp_session *s)
+{
+	struct postern_smtp_txn *t = &s->txn;
+
+	switch (t->outcome) {
+	case SMTP_OUT_REFUSE:
+		smtp_reply(s, t->refuse_code, t->refuse_enhanced, "%s",
+		           t->refuse_text);
+		if (t->refuse_code >= 500)
+			s->errors++;
+		message_replied(s);
+		return;
+	case SMTP_OUT_DISCARD:
+		smtp_host->conn_log(s->conn, POSTERN_LOG_NOTICE,
+		                    "smtp: message %s discarded by a filter",
+		                    t->id);
+		smtp_reply(s, 250, "2.0.0", "Ok: queued as %s", t->id);
+		message_replied(s);
+		return;
+	default:
+		smtp_deliver(s, after_delivery);
+		return;
+	}
+}
+
+static void
+after_final_sync(struct smtp_session *s, int ok)
+{
+	if (!ok || s->txn.outcome == SMTP_OUT_REFUSE) {
+		smtp_reply(s, 451, "4.3.0", "local error writing the message");
+		message_replied(s);
+		return;
+	}
+	smtp_filter_message(s, after_filters);
+}
+
+static void
+end_message(struct smtp_session *s)
+{
+	struct postern_smtp_txn *t = &s->txn;
+
+	if (t->reader.errors != 0) {
+		smtp_host->conn_log(s->conn, POSTERN_LOG_NOTICE,
+		                    "smtp: message %s refused: %s", t->id,
+		                    smtp_data_error_text(t->reader.errors));
+		smtp_reply_error(s, 550, "5.6.0",
+		                 smtp_data_error_text(t->reader.errors));
+		message_replied(s);
+		return;
+	}
+	if (t->too_big) {
+		smtp_reply_error(s, 552, "5.3.4", "message exceeds fixed "
+		                 "maximum message size");
+		message_replied(s);
+		return;
+	}
+	if (t->header == NULL && t->spool->fd < 0) {
+		/* Whole in memory: the header is its start (a message
+		 * without an empty line is all header). */
+		t->header_len = t->reader.in_header ? (size_t)t->size
+		                                    : (size_t)t->reader.header_len;
+		t->header = smtp_host->pool_strndup(
+		    t->pool, t->spool->mem != NULL ? t->spool->mem : "",
+		    t->header_len);
+	}
+	if (t->header == NULL || t->header_lost) {
+		smtp_reply_error(s, 552, "5.3.4", "header section too large");
+		message_replied(s);
+		return;
+	}
+	smtp_spool_sync(s, 1, after_final_sync);
+}

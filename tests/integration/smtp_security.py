@@ -1,0 +1,313 @@
+#!/usr/bin/env python3
+"""SMTP security cases: no open relay (and no relaying at all without a
+relay module), SMTP smuggling delivers at most one message, plaintext
+pipelined after STARTTLS gets no reply inside TLS, AUTH before TLS on
+submission is refused, a wrong password is 535 without saying which part
+was wrong, limits (NUL, long lines, errors, recipients, timeouts), and
+200 rapid connects leave the server answering."""
+import signal
+import smtplib
+import socket
+import time
+
+from smtp_common import (Raw, relayed, smtp_server, stop_clean, strip_trace,
+                         tls_context, wait_messages)
+from testlib import Runner
+
+R = Runner("smtp_security")
+SRV = smtp_server(R, smtp_extra="""
+  max_recipients = 3;
+  max_errors = 5;
+  relay_domains = [ "partner.example" ];
+  trusted_networks = [ "10.0.0.0/8", "192.0.2.0/24" ];
+""")
+MX = SRV.port("mx")
+SUB = SRV.port("sub")
+
+
+def session(port=None):
+    c = Raw(port or MX)
+    assert c.reply()[0] == 220
+    assert c.cmd("EHLO client.example")[0] == 250
+    return c
+
+
+def test_open_relay_refused(r):
+    n = len(relayed(SRV))
+    c = session()
+    assert c.cmd("MAIL FROM:<spammer@evil.example>")[0] == 250
+    code, text = c.cmd("RCPT TO:<victim@far.example>")
+    assert code == 554 and text[0].startswith("5.7.1"), (code, text)
+    # Source-routed and percent-hack forms go nowhere either.
+    assert c.cmd("RCPT TO:<@example.org:victim@far.example>")[0] == 554
+    code, _ = c.cmd("RCPT TO:<victim%far.example@example.org>")
+    assert code == 550, code
+    # A relay domain is accepted from anyone.
+    assert c.cmd("RCPT TO:<friend@partner.example>")[0] == 250
+    assert c.cmd("DATA")[0] == 354
+    c.send("Subject: to partner\r\n\r\nhi\r\n.\r\n")
+    assert c.reply()[0] == 250
+    c.close()
+    out = relayed(SRV)
+    assert len(out) == n + 1, out
+    assert "rcpt friend@partner.example" in out[-1][0]
+    assert "far.example" not in out[-1][0]
+
+
+def test_no_relay_module_refuses_foreign(r):
+    srv = smtp_server(R, name="norelay", relay=False)
+    try:
+        with smtplib.SMTP("127.0.0.1", srv.port("sub"), timeout=10) as s:
+            s.starttls(context=tls_context())
+            s.ehlo("laptop.example")
+            s.login("alice@example.org", "alice-pw")
+            assert s.mail("alice@example.org")[0] == 250
+            code, msg = s.rcpt("dave@far.example")
+            assert code == 550 and msg.startswith(b"5.7.1"), (code, msg)
+            # Local mail still flows.
+            assert s.rcpt("bob@example.org")[0] == 250
+        # DSN is the relay's to honour: not offered without one.
+        with smtplib.SMTP("127.0.0.1", srv.port("mx"), timeout=10) as s:
+            s.ehlo("client.example")
+            assert not s.has_extn("dsn")
+    finally:
+        stop_clean(srv)
+
+
+def test_auth_before_tls_refused(r):
+    c = session(SUB)
+    code, text = c.cmd("AUTH PLAIN AGFsaWNlQGV4YW1wbGUub3JnAGFsaWNlLXB3")
+    assert code == 538 and text[0].startswith("5.7.11"), (code, text)
+    c.close()
+    # On the MX listener AUTH is not offered at all.
+    c = session(MX)
+    assert c.cmd("AUTH LOGIN")[0] == 503
+    c.close()
+
+
+def test_wrong_password(r):
+    texts = []
+    for user, password in (("alice@example.org", "wrong"),
+                           ("nobody@example.org", "alice-pw")):
+        with smtplib.SMTP("127.0.0.1", SUB, timeout=10) as s:
+            s.starttls(context=tls_context())
+            s.ehlo("laptop.example")
+            try:
+                s.login(user, password)
+                raise AssertionError("login succeeded")
+            except smtplib.SMTPAuthenticationError as e:
+                assert e.smtp_code == 535, e
+                texts.append(e.smtp_error)
+    # Same answer whichever part was wrong; it names neither.
+    assert texts[0] == texts[1], texts
+    assert b"password" not in texts[0].lower(), texts
+    assert b"user" not in texts[0].lower(), texts
+
+
+def smuggle(c, data):
+    assert c.cmd("MAIL FROM:<a@remote.example>")[0] == 250
+    assert c.cmd("RCPT TO:<alice@example.org>")[0] == 250
+    assert c.cmd("DATA")[0] == 354
+    c.send(data)
+    return c.reply()
+
+
+SMUGGLED = ("MAIL FROM:<admin@example.org>\r\nRCPT TO:<bob@example.org>\r\n"
+            "DATA\r\nSubject: smuggled\r\n\r\nowned\r\n.\r\n")
+
+
+def test_smuggling_rejected(r):
+    alice = len(SRV.messages("alice@example.org"))
+    bob = len(SRV.messages("bob@example.org"))
+    for end in ("\n.\n", "\n.\r\n", "\r.\r", "\r\n.\n", "\r.\r\n"):
+        c = session()
+        code, text = smuggle(c, "Subject: first\r\n\r\nhello" + end +
+                             SMUGGLED)
+        # The whole thing is one message with a bare newline: refused.
+        assert code == 550 and text[0].startswith("5.6.0"), (end, code)
+        assert c.cmd("NOOP")[0] == 250
+        c.close()
+    time.sleep(0.3)
+    assert len(SRV.messages("alice@example.org")) == alice
+    assert len(SRV.messages("bob@example.org")) == bob
+
+
+def test_smuggling_normalised(r):
+    srv = smtp_server(R, name="normalise", relay=False,
+                      smtp_extra='bare_newline = "normalise";')
+    try:
+        c = Raw(srv.port("mx"))
+        c.reply()
+        c.cmd("EHLO client.example")
+        code, _ = smuggle(c, "Subject: first\r\n\r\nhello\n.\n" + SMUGGLED)
+        assert code == 250, code
+        c.close()
+        msgs = wait_messages(srv, "alice@example.org", 1)
+        assert len(msgs) == 1
+        # One message: the smuggled commands are its text, with CRLF.
+        body = strip_trace(msgs[0])
+        assert body.startswith(b"Subject: first\r\n\r\nhello\r\n.\r\n"
+                               b"MAIL FROM:<admin@example.org>\r\n"), body
+        assert b"\n" not in body.replace(b"\r\n", b"")
+        time.sleep(0.3)
+        assert srv.messages("bob@example.org") == []
+    finally:
+        stop_clean(srv)
+
+
+def test_starttls_injection(r):
+    c = Raw(SUB)
+    c.reply()
+    c.cmd("EHLO client.example")
+    # Pipelined plaintext after STARTTLS must be thrown away.
+    c.send("STARTTLS\r\nMAIL FROM:<evil@example.org>\r\nNOOP\r\n")
+    code, _ = c.reply()
+    assert code == 220, code
+    c.starttls()
+    # The first reply inside TLS is for what we send now: nothing of the
+    # injected commands is answered.
+    code, text = c.cmd("RSET")
+    assert code == 250 and text[0].startswith("2.0.0 OK"), (code, text)
+    # And the session starts over: EHLO is needed again.
+    assert c.cmd("MAIL FROM:<a@example.org>")[0] == 503
+    assert c.cmd("EHLO client.example")[0] == 250
+    c.close()
+
+
+def test_command_limits(r):
+    c = session()
+    code, text = c.cmd("NOOP \x00")
+    assert code == 500 and text[0].startswith("5.5.2"), (code, text)
+    code, text = c.cmd("NOOP " + "x" * 600)
+    assert code == 500 and text[0].startswith("5.5.6"), (code, text)
+    assert c.cmd("NOOP")[0] == 250
+    # Over-long line in DATA and a NUL in DATA: refused, session lives.
+    code, text = smuggle(c, "Subject: long\r\n\r\n" + "y" * 1200 +
+                         "\r\n.\r\n")
+    assert code == 550, (code, text)
+    code, text = smuggle(c, "Subject: nul\r\n\r\na\x00b\r\n.\r\n")
+    assert code == 550 and "NUL" in text[0], (code, text)
+    c.close()
+
+
+def test_too_many_recipients(r):
+    c = session()
+    assert c.cmd("MAIL FROM:<a@remote.example>")[0] == 250
+    for _ in range(3):
+        assert c.cmd("RCPT TO:<bob@example.org>")[0] == 250
+    code, text = c.cmd("RCPT TO:<alice@example.org>")
+    assert code == 452 and text[0].startswith("4.5.3"), (code, text)
+    c.close()
+
+
+def test_too_many_errors(r):
+    c = session()
+    for _ in range(4):
+        assert c.cmd("BOGUS")[0] == 500
+    code, _ = c.cmd("BOGUS")
+    assert code == 500
+    assert c.reply()[0] == 421
+    assert c.closed()
+
+
+def test_timeouts(r):
+    srv = smtp_server(R, name="timeouts", relay=False,
+                      smtp_extra='idle_timeout = "1s"; '
+                                 'data_timeout = "1s";',
+                      mx_extra="max_per_ip = 2;")
+    try:
+        c = Raw(srv.port("mx"))
+        c.reply()
+        t0 = time.time()
+        code, text = c.reply()
+        assert code == 421 and text[0].startswith("4.4.2"), (code, text)
+        assert time.time() - t0 < 5
+        assert c.closed()
+        c = Raw(srv.port("mx"))
+        c.reply()
+        c.cmd("EHLO client.example")
+        assert smuggle is not None
+        assert c.cmd("MAIL FROM:<a@remote.example>")[0] == 250
+        assert c.cmd("RCPT TO:<alice@example.org>")[0] == 250
+        assert c.cmd("DATA")[0] == 354
+        c.send("Subject: slow\r\n")
+        code, _ = c.reply()
+        assert code == 421, code
+        time.sleep(0.2)
+        assert srv.messages("alice@example.org") == []
+        # max_per_ip = 2: a third connection from 127.0.0.1 is refused
+        # (closed unanswered), and taken again once one has gone.
+        a, b = Raw(srv.port("mx")), Raw(srv.port("mx"))
+        assert a.reply()[0] == 220 and b.reply()[0] == 220
+        c = Raw(srv.port("mx"))
+        assert c.closed() and c.buf == b""
+        a.cmd("QUIT")
+        assert a.closed()
+        d = Raw(srv.port("mx"))
+        assert d.reply()[0] == 220
+        for x in (b, c, d):
+            x.close()
+    finally:
+        stop_clean(srv)
+
+
+def test_shutdown_says_421(r):
+    srv = smtp_server(R, name="shutdown", relay=False)
+    try:
+        idle = Raw(srv.port("mx"))
+        assert idle.reply()[0] == 220
+        busy = Raw(srv.port("mx"))
+        busy.reply()
+        busy.cmd("EHLO client.example")
+        assert busy.cmd("MAIL FROM:<a@remote.example>")[0] == 250
+        assert busy.cmd("RCPT TO:<alice@example.org>")[0] == 250
+        assert busy.cmd("DATA")[0] == 354
+        srv.daemon.signal(signal.SIGTERM)
+        # The idle session is told at once...
+        code, text = idle.reply()
+        assert code == 421 and text[0].startswith("4.3.2"), (code, text)
+        assert idle.closed()
+        # ... the one in a transaction may finish it first.
+        busy.send("Subject: last\r\n\r\nin flight\r\n.\r\n")
+        assert busy.reply()[0] == 250
+        code, _ = busy.reply()
+        assert code == 421, code
+        assert len(wait_messages(srv, "alice@example.org", 1)) == 1
+        busy.close()
+        # Then it stops by itself (a second signal would kill workers).
+        srv.daemon.proc.wait(15)
+    finally:
+        stop_clean(srv)
+
+
+def test_rapid_connects(r):
+    deadline = time.time() + 60
+    opened = 0
+    for _ in range(200):
+        assert time.time() < deadline
+        s = socket.create_connection(("127.0.0.1", MX), 5)
+        s.close()
+        opened += 1
+    assert opened == 200
+    with smtplib.SMTP("127.0.0.1", MX, timeout=10) as s:
+        assert s.ehlo("client.example")[0] == 250
+        assert s.noop()[0] == 250
+
+
+for t in (test_open_relay_refused, test_no_relay_module_refuses_foreign,
+          test_auth_before_tls_refused, test_wrong_password,
+          test_smuggling_rejected, test_smuggling_normalised,
+          test_starttls_injection, test_command_limits,
+          test_too_many_recipients, test_too_many_errors, test_timeouts,
+          test_shutdown_says_421, test_rapid_connects):
+    R.run(t)
+if R.failed:
+    print(SRV.log())
+
+
+def test_server_stops_cleanly(r):
+    stop_clean(SRV)
+
+
+R.run(test_server_stops_cleanly)
+R.finish()
