@@ -354,7 +354,14 @@ static const void *
 h_service_lookup(postern_module_t *m, const char *name, unsigned major,
                  unsigned min_minor)
 {
-	return service_lookup(m->name, name, major, min_minor);
+	return service_lookup(m->name, name, major, min_minor, 0);
+}
+
+static const void *
+h_service_find(postern_module_t *m, const char *name, unsigned major,
+               unsigned min_minor)
+{
+	return service_lookup(m->name, name, major, min_minor, 1);
 }
 
 static const struct postern_host host_table_v = {
@@ -455,6 +462,7 @@ static const struct postern_host host_table_v = {
 	.mime_decoder_free = mime_decoder_free,
 	.mime_serialize = mime_serialize,
 	.mime_deserialize = mime_deserialize,
+	.service_find = h_service_find,
 };
 
 const struct postern_host *

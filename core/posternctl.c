@@ -207,7 +207,7 @@ static int
 need_auth(struct ctx *c, int admin)
 {
 	c->auth = service_lookup(ME, POSTERN_AUTH_SERVICE, POSTERN_AUTH_MAJOR,
-	                         POSTERN_AUTH_MINOR);
+	                         POSTERN_AUTH_MINOR, 1);
 	if (c->auth == NULL) {
 		fail("%s: no auth module is loaded (add one, e.g. "
 		     "\"auth_passwd\", to `modules`)", c->config);
@@ -475,7 +475,7 @@ mailbox_list(struct ctx *c)
 
 	c->storage = service_lookup(ME, POSTERN_STORAGE_SERVICE,
 	                            POSTERN_STORAGE_MAJOR,
-	                            POSTERN_STORAGE_MINOR);
+	                            POSTERN_STORAGE_MINOR, 1);
 	if (c->storage == NULL) {
 		fail("%s: no storage module is loaded (add one, e.g. "
 		     "\"storage_maildir\", to `modules`)", c->config);

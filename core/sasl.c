@@ -266,7 +266,7 @@ auth_service(void)
 		return sasl_g.auth;
 	sasl_g.looked_up = 1;
 	a = service_lookup("core", POSTERN_AUTH_SERVICE, POSTERN_AUTH_MAJOR,
-	                   0);
+	                   0, 0);
 	if (a == NULL)
 		return NULL;
 	if (a->size < offsetof(struct postern_auth, verify) +

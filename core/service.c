@@ -82,13 +82,15 @@ service_publish(const char *owner, const char *name, unsigned major,
 
 const void *
 service_lookup(const char *requester, const char *name, unsigned major,
-               unsigned min_minor)
+               unsigned min_minor, int optional)
 {
 	const struct service *s;
 
 	if (name == NULL)
 		name = "(null)";
 	if ((s = service_find(name)) == NULL) {
+		if (optional)
+			return NULL; /* the caller can do without: no error */
 		log_error("module '%s' needs service '%s' %u.%u, which no "
 		          "loaded module publishes", requester, name, major,
 		          min_minor);

@@ -289,14 +289,13 @@ worker_start(void *arg)
 	/* Looked up here, not in init: every module is initialised by now,
 	 * whatever the order of `modules`, and each of them is optional (a
 	 * gateway has no storage, an access-less relay has no auth). */
-	smtp_auth = smtp_host->service_lookup(smtp_self, POSTERN_AUTH_SERVICE,
-	                                      POSTERN_AUTH_MAJOR, 0);
-	smtp_storage = smtp_host->service_lookup(smtp_self,
-	                                         POSTERN_STORAGE_SERVICE,
-	                                         POSTERN_STORAGE_MAJOR, 1);
-	smtp_relay = smtp_host->service_lookup(smtp_self,
-	                                       POSTERN_RELAY_SERVICE,
-	                                       POSTERN_RELAY_MAJOR, 0);
+	smtp_auth = smtp_host->service_find(smtp_self, POSTERN_AUTH_SERVICE,
+	                                    POSTERN_AUTH_MAJOR, 0);
+	smtp_storage = smtp_host->service_find(smtp_self,
+	                                       POSTERN_STORAGE_SERVICE,
+	                                       POSTERN_STORAGE_MAJOR, 1);
+	smtp_relay = smtp_host->service_find(smtp_self, POSTERN_RELAY_SERVICE,
+	                                     POSTERN_RELAY_MAJOR, 0);
 	if (smtp_relay == NULL)
 		smtp_host->log(smtp_self, POSTERN_LOG_INFO,
 		               "no relay service: recipients in other domains "
@@ -342,9 +341,9 @@ smtp_init(const struct postern_host *h, postern_module_t *m)
 	smtp_host = h;
 	smtp_self = m;
 	if (!POSTERN_HOST_HAS(h, sasl_start) ||
-	    !POSTERN_HOST_HAS(h, service_lookup)) {
+	    !POSTERN_HOST_HAS(h, service_find)) {
 		h->log(m, POSTERN_LOG_ERROR, "this posternd is too old for "
-		       "the smtp module (needs ABI 1.2)");
+		       "the smtp module (needs ABI 1.3)");
 		return -1;
 	}
 	root = h->cfg_module(m);

@@ -643,7 +643,7 @@ main(int argc, char **argv)
 		return 1;
 	host_set_init_phase(0);
 	S = service_lookup("bench", POSTERN_STORAGE_SERVICE,
-	                   POSTERN_STORAGE_MAJOR, POSTERN_STORAGE_MINOR);
+	                   POSTERN_STORAGE_MAJOR, POSTERN_STORAGE_MINOR, 0);
 	if (S == NULL)
 		return 1;
 

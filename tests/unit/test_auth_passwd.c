@@ -137,7 +137,7 @@ boot(const char *users, const char *aliases, const char *extra)
 	    mod->worker_ops.start(mod->worker_arg) < 0)
 		return -1;
 	auth = service_lookup("test", POSTERN_AUTH_SERVICE,
-	                      POSTERN_AUTH_MAJOR, POSTERN_AUTH_MINOR);
+	                      POSTERN_AUTH_MAJOR, POSTERN_AUTH_MINOR, 0);
 	return auth != NULL ? 0 : -1;
 }
 

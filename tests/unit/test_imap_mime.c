@@ -69,7 +69,7 @@ suite_init(void)
 	}
 	host_set_init_phase(0);
 	S = service_lookup("test", POSTERN_STORAGE_SERVICE,
-	                   POSTERN_STORAGE_MAJOR, POSTERN_STORAGE_MINOR);
+	                   POSTERN_STORAGE_MAJOR, POSTERN_STORAGE_MINOR, 0);
 	if (S == NULL)
 		return -1;
 	imap_mime_init(host_table(), NULL);

@@ -472,7 +472,7 @@ test_services(void)
 	                        "'service_pub' publishes 1.2"));
 	free(log);
 	/* The core's own view. */
-	CU_ASSERT_PTR_NOT_NULL(service_lookup("test", "test.svc", 1, 2));
+	CU_ASSERT_PTR_NOT_NULL(service_lookup("test", "test.svc", 1, 2, 0));
 }
 
 /* The MIME functions of ABI 1.3, called from a module. */
@@ -526,10 +526,21 @@ op_lookups(void *arg)
 {
 	const void **got = arg;
 
-	got[0] = service_lookup("user", "nothing", 1, 0);
-	got[1] = service_lookup("user", "store", 1, 0);
-	got[2] = service_lookup("user", "store", 2, 3);
-	got[3] = service_lookup("user", "store", 2, 4);
+	got[0] = service_lookup("user", "nothing", 1, 0, 0);
+	got[1] = service_lookup("user", "store", 1, 0, 0);
+	got[2] = service_lookup("user", "store", 2, 3, 0);
+	got[3] = service_lookup("user", "store", 2, 4, 0);
+}
+
+/* service_find: optional lookups. */
+static void
+op_finds(void *arg)
+{
+	const void **got = arg;
+
+	got[0] = service_lookup("user", "nothing", 1, 0, 1);
+	got[1] = service_lookup("user", "store", 1, 0, 1);
+	got[2] = service_lookup("user", "store", 2, 3, 1);
 }
 
 static void
@@ -574,6 +585,14 @@ test_service_rules(void)
 	                        "differs)"));
 	CU_ASSERT(contains(log, "module 'user' needs service 'store' 2.4 or "
 	                        "newer, but module 'pub' publishes 2.3"));
+	free(log);
+	/* Optional: absent is quiet, a misfit is not. */
+	log = unit_capture_log(op_finds, got);
+	CU_ASSERT_PTR_NULL(got[0]);
+	CU_ASSERT_PTR_NULL(got[1]);
+	CU_ASSERT_PTR_EQUAL(got[2], &svc_v2);
+	CU_ASSERT(!contains(log, "'nothing'"));
+	CU_ASSERT(contains(log, "(major differs)"));
 	free(log);
 }
 

@@ -75,7 +75,7 @@ suite_init(void)
 	}
 	host_set_init_phase(0);
 	S = service_lookup("test", POSTERN_STORAGE_SERVICE,
-	                   POSTERN_STORAGE_MAJOR, POSTERN_STORAGE_MINOR);
+	                   POSTERN_STORAGE_MAJOR, POSTERN_STORAGE_MINOR, 0);
 	pool = pool_create(4096);
 	return S != NULL ? 0 : -1;
 }

@@ -387,6 +387,15 @@ struct postern_host {
 	struct postern_mime_part *(*mime_deserialize)(const void *data,
 	                                              size_t len,
 	                                              postern_pool_t *pool);
+
+	/* ---- Optional services (ABI 1.3) ----------------------------- */
+
+	/* As service_lookup, for a service the module can do without (SMTP
+	 * without a relay, a gateway without storage): NULL when no module
+	 * publishes it, and nothing logged.  A version that does not fit is
+	 * still logged as an error. */
+	const void *(*service_find)(postern_module_t *m, const char *name,
+	                            unsigned major, unsigned min_minor);
 #endif
 };
 
