@@ -61,6 +61,12 @@ struct md_state {
 	uint32_t idx_sum;     /* its checksum, which the log names */
 	uint64_t log_size;    /* valid length of the log; 0: start it anew */
 	int full;             /* the next write rewrites the index whole */
+	/* What the state was last read from or written to, so that the
+	 * next refresh reads only the log's new entries (maildir_index.c). */
+	int loaded;           /* in step with the files as of log_size */
+	uint64_t idx_dev, idx_ino; /* the index file's identity */
+	uint64_t log_ino;     /* the log's inode; 0: none seen */
+	uint32_t log_last_sum; /* checksum of the COMMIT ending log_size */
 	uint32_t *gone;       /* UIDs expunged since the state was read */
 	uint32_t ngone, capgone;
 	char *kwnames[MD_MAX_KEYWORDS];
@@ -147,7 +153,10 @@ char *md_name_make(const char *name, uint32_t flags, uint32_t kw);
 int md_lock(const char *dir);        /* flock fd, or -1 (logged) */
 void md_unlock(int fd);
 /* Brings `s` up to date from the disk (index, uid list, new/, cur/),
- * writing what changed.  Call under the lock. */
+ * writing what changed.  Call under the lock.  `s` is empty ({ 0 }) or
+ * the state of an earlier refresh of the same mailbox: when the index is
+ * the file read then, only the log's new entries are read.  After a
+ * failure `s` must be freed (or refreshed again: it is then read whole). */
 #define MD_REFRESH_RW 0x1    /* move new/ into cur/ as a read-write view */
 #define MD_REFRESH_LIGHT 0x2 /* for adding messages: read only new/, and
                                 leave vanished files to a full refresh */
@@ -271,6 +280,10 @@ struct postern_mailbox {
 	uint32_t n, cap;
 	uint32_t nrecent;
 	int hdr_dirty;    /* header sizes learnt, not yet in the index */
+	/* The index as the last operation left it, kept so the next one
+	 * reads only what changed (md_refresh); read and changed only
+	 * under the mailbox lock, freed after a failure. */
+	struct md_state state;
 	struct md_cache *cache; /* maildir_cache.c, loaded on first use */
 	char *kwnames[MD_MAX_KEYWORDS];
 	uint32_t nkw;

@@ -307,6 +307,7 @@ index_write_whole(const char *dir, struct md_state *s)
 	struct md_ihdr h = { 0 };
 	size_t names = 0, off, total;
 	unsigned char *buf;
+	struct stat sb;
 	uint32_t i;
 	int fd, rc = 0;
 
@@ -345,7 +346,8 @@ index_write_whole(const char *dir, struct md_state *s)
 	snprintf(path, sizeof(path), "%s/%s", dir, MD_INDEX);
 	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
 	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	if (fd < 0 || write(fd, buf, total) != (ssize_t)total) {
+	if (fd < 0 || write(fd, buf, total) != (ssize_t)total ||
+	    fstat(fd, &sb) < 0) {
 		md_log(POSTERN_LOG_ERROR, "write %s: %s", tmp,
 		       strerror(errno));
 		rc = -1;
@@ -371,30 +373,59 @@ index_write_whole(const char *dir, struct md_state *s)
 		s->ngone = 0;
 		s->idx_size = total;
 		s->idx_sum = h.checksum;
+		s->idx_dev = (uint64_t)sb.st_dev;
+		s->idx_ino = (uint64_t)sb.st_ino;
 		s->log_size = 0;
+		s->log_ino = 0;
 	}
 	free(buf);
 	return rc;
 }
 
+/* The file whole, and its stat (*sb), or NULL with errno set. */
 static unsigned char *
-read_whole(const char *path, size_t *len)
+read_whole(const char *path, size_t *len, struct stat *sb)
 {
 	unsigned char *buf = NULL;
-	struct stat sb;
 	ssize_t r;
 	size_t got = 0;
-	int fd;
+	int fd, saved;
 
 	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
 		return NULL;
-	if (fstat(fd, &sb) == 0 && (buf = malloc(sb.st_size + 1)) != NULL)
-		while (got < (size_t)sb.st_size &&
-		       (r = read(fd, buf + got, sb.st_size - got)) > 0)
+	if (fstat(fd, sb) == 0 && (buf = malloc(sb->st_size + 1)) != NULL)
+		while (got < (size_t)sb->st_size &&
+		       (r = read(fd, buf + got, sb->st_size - got)) > 0)
 			got += (size_t)r;
+	saved = errno;
 	close(fd);
+	errno = saved;
 	*len = got;
 	return buf;
+}
+
+/* Whether the index is still the file the state was read from or wrote
+ * last: same inode, same size, same checksum in its header.  Replacing
+ * it is the only way the index changes (write a new file, rename). */
+static int
+index_same(const char *dir, const struct md_state *s)
+{
+	char path[4096];
+	struct md_ihdr h;
+	struct stat sb;
+	int fd, same;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, MD_INDEX);
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+		return 0;
+	same = fstat(fd, &sb) == 0 && (uint64_t)sb.st_dev == s->idx_dev &&
+	       (uint64_t)sb.st_ino == s->idx_ino &&
+	       (uint64_t)sb.st_size == s->idx_size &&
+	       pread(fd, &h, sizeof(h), 0) == (ssize_t)sizeof(h) &&
+	       h.magic == MD_INDEX_MAGIC && h.version == MD_INDEX_VERSION &&
+	       h.checksum == s->idx_sum && h.uidvalidity == s->uidvalidity;
+	close(fd);
+	return same;
 }
 
 /* Checks the header and the sizes against the file's length. */
@@ -483,6 +514,10 @@ struct md_lcommit {
 	int64_t new_mtime, cur_mtime;
 	uint64_t uidlist_size;
 };
+
+/* A COMMIT entry's length: every change ends with one, so the state's
+ * log_size is always just past one (or the log's header). */
+#define MD_LOG_COMMIT_LEN (sizeof(struct md_lent) + sizeof(struct md_lcommit))
 
 struct lbuf {
 	unsigned char *p;
@@ -589,6 +624,8 @@ static int
 log_append(const char *dir, struct md_state *s, const struct lbuf *b)
 {
 	struct md_lhdr h = { 0 };
+	struct md_lent last;
+	struct stat sb;
 	char path[4096];
 	off_t at = (off_t)s->log_size;
 	int fd, rc = 0;
@@ -612,13 +649,20 @@ log_append(const char *dir, struct md_state *s, const struct lbuf *b)
 	}
 	/* Over a torn tail, if any; what stays after it is cut. */
 	if (rc == 0 && (pwrite(fd, b->p, b->len, at) != (ssize_t)b->len ||
-	                ftruncate(fd, at + (off_t)b->len) < 0))
+	                ftruncate(fd, at + (off_t)b->len) < 0 ||
+	                fstat(fd, &sb) < 0))
 		rc = -1;
 	if (rc < 0)
 		md_log(POSTERN_LOG_ERROR, "write %s: %s", path,
 		       strerror(errno));
-	else
+	else {
+		/* Where the next refresh goes on reading, and what it checks
+		 * is still there. */
+		memcpy(&last, b->p + b->len - MD_LOG_COMMIT_LEN, sizeof(last));
 		s->log_size = (uint64_t)at + b->len;
+		s->log_ino = (uint64_t)sb.st_ino;
+		s->log_last_sum = last.sum;
+	}
 	close(fd);
 	return rc;
 }
@@ -632,24 +676,26 @@ md_index_write(const char *dir, struct md_state *s)
 	int rc;
 
 	if (s->full || s->idx_size == 0)
-		return index_write_whole(dir, s);
-	if (log_entries(s, &b) < 0) {
-		free(b.p);
-		return index_write_whole(dir, s);
-	}
-	after = (s->log_size > 0 ? s->log_size : sizeof(struct md_lhdr)) +
-	        b.len;
-	if (after > MD_LOG_MIN && after > s->idx_size / 4)
-		rc = index_write_whole(dir, s); /* compaction */
-	else if ((rc = log_append(dir, s, &b)) < 0)
-		rc = index_write_whole(dir, s); /* it drops the log */
+		rc = index_write_whole(dir, s);
+	else if (log_entries(s, &b) < 0)
+		rc = index_write_whole(dir, s);
 	else {
-		for (i = 0; i < s->nrec; i++)
-			s->recs[i].mark = 0;
-		s->ngone = 0;
-		s->dirty = 0;
+		after = (s->log_size > 0 ? s->log_size :
+		                           sizeof(struct md_lhdr)) + b.len;
+		if (after > MD_LOG_MIN && after > s->idx_size / 4)
+			rc = index_write_whole(dir, s); /* compaction */
+		else if ((rc = log_append(dir, s, &b)) < 0)
+			rc = index_write_whole(dir, s); /* it drops the log */
+		else {
+			for (i = 0; i < s->nrec; i++)
+				s->recs[i].mark = 0;
+			s->ngone = 0;
+			s->dirty = 0;
+		}
 	}
 	free(b.p);
+	if (rc < 0)
+		s->loaded = 0; /* what is on disk is not this state */
 	return rc;
 }
 
@@ -726,13 +772,15 @@ replay_commit(struct md_state *s, const unsigned char *p)
 	s->uidlist_size = c.uidlist_size;
 }
 
-/* The length of the log up to its last whole change, entries checked. */
+/* Where the entries from `start` in buf end, up to the last whole change,
+ * entries checked. */
 static size_t
-log_valid_end(const struct md_state *s, const unsigned char *buf, size_t len)
+log_valid_end(const struct md_state *s, const unsigned char *buf, size_t len,
+              size_t start)
 {
 	struct md_lcommit c;
 	struct md_lent e;
-	size_t off = sizeof(struct md_lhdr), end = off;
+	size_t off = start, end = off;
 
 	while (len - off >= sizeof(e)) {
 		memcpy(&e, buf + off, sizeof(e));
@@ -754,35 +802,18 @@ log_valid_end(const struct md_state *s, const unsigned char *buf, size_t len)
 	return end;
 }
 
-/* Replays the log over the index just read: 0, or -1 (logged). */
+/* Applies the whole changes in buf from `start` (buf holds the log from
+ * file offset `base`): 0, or -1 on a bad entry (logged). */
 static int
-log_replay(const char *dir, struct md_state *s)
+log_apply(const char *path, struct md_state *s, const unsigned char *buf,
+          size_t len, size_t start, uint64_t base)
 {
-	char path[4096];
-	unsigned char *buf;
-	struct md_lhdr h;
 	struct md_lent e;
-	size_t len, off, end;
+	size_t off, end = log_valid_end(s, buf, len, start);
 	uint32_t i, k;
 	int sorted = 1, rc = 0, gone = 0;
 
-	s->log_size = 0;
-	snprintf(path, sizeof(path), "%s/%s", dir, MD_INDEX_LOG);
-	if ((buf = read_whole(path, &len)) == NULL) {
-		if (errno == ENOENT)
-			return 0;
-		md_log(POSTERN_LOG_ERROR, "read %s: %s", path,
-		       strerror(errno));
-		return -1;
-	}
-	if (len < sizeof(h))
-		goto done;
-	memcpy(&h, buf, sizeof(h));
-	if (h.magic != MD_LOG_MAGIC || h.version != MD_LOG_VERSION ||
-	    h.idx_sum != s->idx_sum || h.idx_size != s->idx_size)
-		goto done; /* it follows another index: ignored */
-	end = log_valid_end(s, buf, len);
-	for (off = sizeof(h); off < end; off += sizeof(e) + e.len) {
+	for (off = start; off < end; off += sizeof(e) + e.len) {
 		memcpy(&e, buf + off, sizeof(e));
 		if (e.type == MD_LOG_REC)
 			rc = replay_rec(s, buf + off + sizeof(e), e.len,
@@ -808,33 +839,150 @@ log_replay(const char *dir, struct md_state *s)
 	}
 	if (gone)
 		s->nrec = k;
-	if (rc < 0)
+	if (rc < 0) {
 		md_log(POSTERN_LOG_WARNING, "replay %s: bad entry at offset "
-		       "%zu", path, off);
-	else
-		s->log_size = end;
-done:
+		       "%llu", path, (unsigned long long)(base + off));
+		return -1;
+	}
+	s->log_size = base + end;
+	if (end > start) {
+		memcpy(&e, buf + end - MD_LOG_COMMIT_LEN, sizeof(e));
+		s->log_last_sum = e.sum;
+	}
+	return 0;
+}
+
+/* The log from file offset `from` to `size`; NULL with errno set. */
+static unsigned char *
+log_read_from(int fd, uint64_t from, uint64_t size, size_t *len)
+{
+	unsigned char *buf;
+	size_t want = size - from, got = 0;
+	ssize_t r = 0;
+
+	if ((buf = malloc(want + 1)) == NULL)
+		return NULL;
+	while (got < want &&
+	       (r = pread(fd, buf + got, want - got, from + got)) > 0)
+		got += (size_t)r;
+	if (r < 0) {
+		free(buf);
+		return NULL;
+	}
+	*len = got;
+	return buf;
+}
+
+/* Whether buf starts with the COMMIT entry whose checksum is `sum`. */
+static int
+log_commit_at(const unsigned char *buf, size_t len, uint32_t sum)
+{
+	struct md_lent e;
+
+	if (len < MD_LOG_COMMIT_LEN)
+		return 0;
+	memcpy(&e, buf, sizeof(e));
+	return e.type == MD_LOG_COMMIT && e.sum == sum &&
+	       e.len == sizeof(struct md_lcommit) &&
+	       lent_sum(&e, buf + sizeof(e)) == sum;
+}
+
+/*
+ * Replays the log over the state.  With log_size 0 (an index just read
+ * whole) the whole log, when its header names that index.  Otherwise the
+ * state is in step with the log up to log_size: only what follows is
+ * read, once the log is checked to be the one read then (same inode and
+ * header, no shorter, the COMMIT ending at log_size still there).
+ * Returns 0, 1 when it is not (the index must be read again whole), or
+ * -1 (logged).
+ */
+static int
+log_replay(const char *dir, struct md_state *s)
+{
+	char path[4096];
+	unsigned char *buf;
+	struct md_lhdr h;
+	struct stat sb;
+	uint64_t from = sizeof(h);
+	size_t len, skip = 0;
+	int fd, rc, tail = s->log_size > 0;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, MD_INDEX_LOG);
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0) {
+		if (errno == ENOENT)
+			return tail;
+		md_log(POSTERN_LOG_ERROR, "open %s: %s", path,
+		       strerror(errno));
+		return -1;
+	}
+	if (fstat(fd, &sb) < 0) {
+		md_log(POSTERN_LOG_ERROR, "fstat %s: %s", path,
+		       strerror(errno));
+		close(fd);
+		return -1;
+	}
+	rc = tail;
+	if (tail && ((uint64_t)sb.st_ino != s->log_ino ||
+	             (uint64_t)sb.st_size < s->log_size ||
+	             s->log_size < sizeof(h)))
+		goto done; /* another log, or cut: not the one we followed */
+	if (pread(fd, &h, sizeof(h), 0) != (ssize_t)sizeof(h) ||
+	    h.magic != MD_LOG_MAGIC || h.version != MD_LOG_VERSION ||
+	    h.idx_sum != s->idx_sum || h.idx_size != s->idx_size)
+		goto done; /* it follows another index: ignored */
+	if (tail && s->log_size > sizeof(h)) {
+		from = s->log_size - MD_LOG_COMMIT_LEN;
+		skip = MD_LOG_COMMIT_LEN;
+	}
+	if ((buf = log_read_from(fd, from, (uint64_t)sb.st_size, &len)) ==
+	    NULL) {
+		md_log(POSTERN_LOG_ERROR, "read %s: %s", path,
+		       strerror(errno));
+		close(fd);
+		return -1;
+	}
+	if (skip > 0 && !log_commit_at(buf, len, s->log_last_sum))
+		rc = 1; /* rewritten since */
+	else {
+		if (!tail)
+			s->log_size = sizeof(h);
+		s->log_ino = (uint64_t)sb.st_ino;
+		rc = log_apply(path, s, buf, len, skip, from);
+		if (rc < 0 && tail)
+			rc = 1; /* a full read decides what to rebuild */
+	}
 	free(buf);
+done:
+	close(fd);
 	return rc;
 }
 
-/* 0 loaded, 1 absent, -1 corrupt (logged). */
+/*
+ * Brings the state in step with the index and its log: 0 loaded, 1
+ * absent, -1 corrupt (logged).  A state that was in step before (loaded,
+ * nothing unwritten) whose index is still the same file reads only the
+ * log's new entries; anything else reads both whole, into a fresh state,
+ * as the first refresh of a mailbox does.
+ */
 static int
 index_read(const char *dir, struct md_state *s)
 {
 	char path[4096];
 	unsigned char *buf;
 	struct md_ihdr h;
+	struct stat sb;
 	size_t len;
 	int rc = 0;
 
-	state_clear_recs(s);
-	s->idx_size = 0;
-	s->log_size = 0;
-	s->full = 0;
-	s->ngone = 0;
+	if (s->loaded && !s->dirty && index_same(dir, s)) {
+		s->full = 0;
+		s->ngone = 0;
+		if (log_replay(dir, s) == 0)
+			return 0;
+	}
+	md_state_free(s);
 	snprintf(path, sizeof(path), "%s/%s", dir, MD_INDEX);
-	if ((buf = read_whole(path, &len)) == NULL)
+	if ((buf = read_whole(path, &len, &sb)) == NULL)
 		return errno == ENOENT ? 1 : -1;
 	if (!index_valid(buf, len, &h) || (s->uidvalidity = h.uidvalidity,
 	                                   index_load_recs(s, buf, &h)) < 0) {
@@ -851,6 +999,8 @@ index_read(const char *dir, struct md_state *s)
 		s->uidlist_size = h.uidlist_size;
 		s->idx_size = len;
 		s->idx_sum = h.checksum;
+		s->idx_dev = (uint64_t)sb.st_dev;
+		s->idx_ino = (uint64_t)sb.st_ino;
 		if (log_replay(dir, s) < 0) {
 			md_log(POSTERN_LOG_WARNING, "%s: unusable change log, "
 			       "rebuilding the index", path);
@@ -1412,8 +1562,8 @@ move_new(const char *dir, struct md_state *s)
 	}
 }
 
-int
-md_refresh(const char *dir, struct md_state *s, unsigned how)
+static int
+refresh(const char *dir, struct md_state *s, unsigned how)
 {
 	int64_t nm, cm;
 	uint64_t ulsize;
@@ -1464,4 +1614,15 @@ md_refresh(const char *dir, struct md_state *s, unsigned how)
 	if (s->dirty && md_index_write(dir, s) < 0)
 		return -1;
 	return 0;
+}
+
+int
+md_refresh(const char *dir, struct md_state *s, unsigned how)
+{
+	int rc = refresh(dir, s, how);
+
+	/* After a failure part of the state may be unwritten or half
+	 * read: the next refresh reads everything again. */
+	s->loaded = rc == 0;
+	return rc;
 }

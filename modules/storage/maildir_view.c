@@ -130,11 +130,11 @@ view_refresh(postern_mailbox_t *mb, struct md_state *s, uint32_t *recent)
 	return 0;
 }
 
-/* Locks the mailbox and reads its current state into *s: every view
- * operation starts so.  Returns the lock, or -1 with *err set and nothing
- * held. */
+/* Locks the mailbox and brings the view's state (mb->state) up to date:
+ * every view operation starts so.  Returns the lock, or -1 with *err set
+ * and nothing held. */
 static int
-view_begin(postern_mailbox_t *mb, struct md_state *s, uint32_t *recent,
+view_begin(postern_mailbox_t *mb, uint32_t *recent,
            struct postern_storage_err *err)
 {
 	int lk;
@@ -143,13 +143,23 @@ view_begin(postern_mailbox_t *mb, struct md_state *s, uint32_t *recent,
 		md_err(err, POSTERN_SE_TEMP, "cannot lock the mailbox");
 		return -1;
 	}
-	if (view_refresh(mb, s, recent) < 0) {
+	if (view_refresh(mb, &mb->state, recent) < 0) {
 		md_err(err, POSTERN_SE_TEMP, "cannot read the mailbox");
 		md_unlock(lk);
-		md_state_free(s);
+		md_state_free(&mb->state);
 		return -1;
 	}
 	return lk;
+}
+
+/* Unlocks; after a failure the state may not be what the files hold,
+ * so it goes and the next operation reads everything again. */
+static void
+view_end(postern_mailbox_t *mb, int lk, int rc)
+{
+	if (rc < 0)
+		md_state_free(&mb->state);
+	md_unlock(lk);
 }
 
 static int
@@ -189,24 +199,23 @@ excl_lock(postern_mailbox_t *mb, struct postern_storage_err *err)
 static int
 view_load(postern_mailbox_t *mb, struct postern_storage_err *err)
 {
-	struct md_state s = { 0 };
+	const struct md_state *s = &mb->state;
 	uint32_t recent, i;
 	int lk, rc = -1;
 
-	if ((lk = view_begin(mb, &s, &recent, err)) < 0)
+	if ((lk = view_begin(mb, &recent, err)) < 0)
 		return -1;
-	if ((mb->v = calloc(s.nrec + 1, sizeof(*mb->v))) == NULL)
+	if ((mb->v = calloc(s->nrec + 1, sizeof(*mb->v))) == NULL)
 		md_err(err, POSTERN_SE_TEMP, "out of memory");
 	else {
-		for (rc = 0, i = 0; rc == 0 && i < s.nrec; i++, mb->n++) {
-			rc = vrec_set(&mb->v[i], &s.recs[i], s.names[i]);
-			mb->v[i].recent = s.recs[i].uid >= recent;
+		for (rc = 0, i = 0; rc == 0 && i < s->nrec; i++, mb->n++) {
+			rc = vrec_set(&mb->v[i], &s->recs[i], s->names[i]);
+			mb->v[i].recent = s->recs[i].uid >= recent;
 			mb->nrecent += mb->v[i].recent;
 		}
-		mb->cap = s.nrec + 1;
+		mb->cap = s->nrec + 1;
 	}
 	md_unlock(lk);
-	md_state_free(&s);
 	return rc;
 }
 
@@ -214,18 +223,16 @@ void
 md_close(postern_mailbox_t *mb)
 {
 	uint32_t i;
-
-	struct md_state s = { 0 };
 	int lk;
 
 	if (mb == NULL)
 		return;
 	if (mb->hdr_dirty && (lk = md_lock(mb->dir)) >= 0) {
-		if (md_refresh(mb->dir, &s, 0) == 0)
-			merge_hdr_sizes(mb, &s);
+		if (md_refresh(mb->dir, &mb->state, 0) == 0)
+			merge_hdr_sizes(mb, &mb->state);
 		md_unlock(lk);
-		md_state_free(&s);
 	}
+	md_state_free(&mb->state);
 	md_watch(mb, NULL, NULL);
 	md_cache_free(mb);
 	if (mb->exclfd >= 0)
@@ -502,16 +509,14 @@ int
 md_sync(postern_mailbox_t *mb, unsigned flags, postern_pool_t *pool,
         struct postern_sync_changes *out, struct postern_storage_err *err)
 {
-	struct md_state s = { 0 };
 	uint32_t recent;
-	int lk, rc = -1;
+	int lk, rc;
 
-	if ((lk = view_begin(mb, &s, &recent, err)) < 0)
+	if ((lk = view_begin(mb, &recent, err)) < 0)
 		return -1;
-	rc = view_apply(mb, &s, recent, !!(flags & POSTERN_SYNC_NO_EXPUNGE),
-	                pool, out, err);
-	md_unlock(lk);
-	md_state_free(&s);
+	rc = view_apply(mb, &mb->state, recent,
+	                !!(flags & POSTERN_SYNC_NO_EXPUNGE), pool, out, err);
+	view_end(mb, lk, rc);
 	return rc;
 }
 
@@ -661,7 +666,7 @@ md_store(postern_mailbox_t *mb, const struct postern_uid_range *uids,
          size_t *nfailed, struct postern_storage_err *err)
 {
 	struct store_req rq = { op, flags & FLAG_MASK, 0, unchangedsince };
-	struct md_state s = { 0 };
+	struct md_state *s = &mb->state;
 	int lk, rc = -1;
 
 	*failed = NULL;
@@ -670,16 +675,15 @@ md_store(postern_mailbox_t *mb, const struct postern_uid_range *uids,
 		md_err(err, POSTERN_SE_NOPERM, "mailbox is read-only");
 		return -1;
 	}
-	if ((lk = view_begin(mb, &s, NULL, err)) < 0)
+	if ((lk = view_begin(mb, NULL, err)) < 0)
 		return -1;
-	if (store_keywords(mb, &s, op, keywords, nkeywords, &rq.kw) < 0)
+	if (store_keywords(mb, s, op, keywords, nkeywords, &rq.kw) < 0)
 		md_err(err, POSTERN_SE_LIMIT, "too many keywords");
-	else if ((rc = store_locked(mb, &s, uids, nranges, &rq, pool, failed,
+	else if ((rc = store_locked(mb, s, uids, nranges, &rq, pool, failed,
 	                            nfailed)) < 0)
 		md_err(err, POSTERN_SE_TEMP, "cannot change flags");
-	view_set_keywords(mb, &s);
-	md_unlock(lk);
-	md_state_free(&s);
+	view_set_keywords(mb, s);
+	view_end(mb, lk, rc);
 	return rc;
 }
 
@@ -748,7 +752,6 @@ expunge(postern_mailbox_t *mb, const struct postern_uid_range *uids,
         size_t nranges, int deleted_only, postern_pool_t *pool,
         struct postern_sync_changes *out, struct postern_storage_err *err)
 {
-	struct md_state s = { 0 };
 	uint32_t recent;
 	int lk, rc = -1;
 
@@ -757,14 +760,13 @@ expunge(postern_mailbox_t *mb, const struct postern_uid_range *uids,
 		md_err(err, POSTERN_SE_NOPERM, "mailbox is read-only");
 		return -1;
 	}
-	if ((lk = view_begin(mb, &s, &recent, err)) < 0)
+	if ((lk = view_begin(mb, &recent, err)) < 0)
 		return -1;
-	if (expunge_locked(mb, &s, uids, nranges, deleted_only) < 0)
+	if (expunge_locked(mb, &mb->state, uids, nranges, deleted_only) < 0)
 		md_err(err, POSTERN_SE_TEMP, "cannot expunge");
 	else
-		rc = view_apply(mb, &s, recent, 0, pool, out, err);
-	md_unlock(lk);
-	md_state_free(&s);
+		rc = view_apply(mb, &mb->state, recent, 0, pool, out, err);
+	view_end(mb, lk, rc);
 	return rc;
 }
 
@@ -931,26 +933,25 @@ md_view_path(postern_mailbox_t *mb, uint32_t i, char *buf, size_t len)
 static int
 view_renames(postern_mailbox_t *mb)
 {
-	struct md_state s = { 0 };
+	const struct md_state *s = &mb->state;
 	uint32_t i;
 	long j;
 	int lk, rc;
 
 	if ((lk = md_lock(mb->dir)) < 0)
 		return -1;
-	rc = md_refresh(mb->dir, &s, 0);
+	rc = md_refresh(mb->dir, &mb->state, 0);
 	for (i = 0; rc == 0 && i < mb->n; i++) {
-		if ((j = md_state_find(&s, mb->v[i].r.uid)) < 0 ||
-		    strcmp(s.names[j], mb->v[i].name) == 0)
+		if ((j = md_state_find(s, mb->v[i].r.uid)) < 0 ||
+		    strcmp(s->names[j], mb->v[i].name) == 0)
 			continue;
 		free(mb->v[i].name);
-		if ((mb->v[i].name = strdup(s.names[j])) == NULL)
+		if ((mb->v[i].name = strdup(s->names[j])) == NULL)
 			rc = -1;
 		mb->v[i].r.flags = (mb->v[i].r.flags & ~MD_REC_NEW) |
-		                   (s.recs[j].flags & MD_REC_NEW);
+		                   (s->recs[j].flags & MD_REC_NEW);
 	}
-	md_unlock(lk);
-	md_state_free(&s);
+	view_end(mb, lk, rc);
 	return rc;
 }
 
