@@ -5,6 +5,7 @@
 #ifndef MAILDIR_H
 #define MAILDIR_H
 
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <sys/types.h>
@@ -86,8 +87,21 @@ void md_err(struct postern_storage_err *err, enum postern_storage_error code,
 struct postern_store {
 	char *root;      /* the Maildir (INBOX) */
 	char *user;
+	/* The state of the mailbox this handle last saved or copied into
+	 * (appends in a row read only what changed since the last one).
+	 * `saving` is held while a save uses it: a handle used by two
+	 * threads at once gives the second a state of its own. */
+	pthread_mutex_t saving;
+	char *save_dir;
+	struct md_state save_state;
 };
 
+/* The store's kept state for mailbox directory `dir`, to refresh under
+ * the lock and give back with md_store_state_put; NULL when another
+ * thread uses it (the caller then takes a state of its own). */
+struct md_state *md_store_state_get(postern_store_t *st, const char *dir);
+/* Gives it back; after a failure (rc < 0) it is dropped. */
+void md_store_state_put(postern_store_t *st, int rc);
 /* The Maildir of `user`, or NULL with *err set (malloc'd). */
 char *md_location(const char *def, const struct postern_user *user,
                   struct postern_storage_err *err);

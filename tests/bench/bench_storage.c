@@ -574,6 +574,87 @@ bench_rebuild(uint32_t n)
 	print_index_size("after rebuild");
 }
 
+static void
+sync_once(postern_mailbox_t *mb, struct postern_sync_changes *ch)
+{
+	struct postern_storage_err err = { 0 };
+	postern_pool_t *pool = pool_create(4096);
+
+	if (S->sync(mb, 0, pool, ch, &err) < 0)
+		fail("sync", &err);
+	pool_destroy(pool); /* ch's arrays go: callers use the counts */
+}
+
+/*
+ * What an IMAP session pays between commands, with its view open: a
+ * sync with nothing new (after most commands), a STORE of one flag and
+ * the sync after it, and a sync that finds a message another session
+ * appended (the append itself not timed).  Medians of SESSION_RUNS.
+ */
+#define SESSION_RUNS 21
+static void
+bench_session(uint32_t n)
+{
+	struct postern_storage_err err = { 0 };
+	struct postern_append a = { .size = sizeof(a), .fd = -1 };
+	struct postern_sync_changes ch;
+	struct postern_uid_range r;
+	double idle[SESSION_RUNS], store[SESSION_RUNS], grew[SESSION_RUNS];
+	static char buf[8192];
+	postern_pool_t *pool;
+	postern_mailbox_t *mb;
+	postern_store_t *st, *st2;
+	uint32_t *failed, uid, uidv, i;
+	size_t nfailed;
+	double t0;
+
+	settle();
+	st = store_open();
+	st2 = store_open();
+	mb = box_open(st, 0);
+	r.first = r.last = S->message(mb, 1 + rnd(S->count(mb)))->uid;
+	for (i = 0; i < SESSION_RUNS; i++) {
+		t0 = now_ms();
+		sync_once(mb, &ch);
+		idle[i] = now_ms() - t0;
+		if (ch.nexpunged != 0 || ch.nchanged != 0 || ch.new_messages)
+			fail("sync with nothing new reported changes", NULL);
+		pool = pool_create(4096);
+		t0 = now_ms();
+		if (S->store(mb, &r, 1, i % 2 ? POSTERN_STORE_REMOVE :
+		             POSTERN_STORE_ADD, POSTERN_MSG_DELETED, NULL, 0, 0,
+		             pool, &failed, &nfailed, &err) < 0)
+			fail("store", &err);
+		sync_once(mb, &ch);
+		store[i] = now_ms() - t0;
+		pool_destroy(pool);
+		a.data = buf;
+		a.length = make_message(buf, sizeof(buf), n + i + 1,
+		                        (int64_t)time(NULL));
+		if (S->append(st2, BOX, &a, &uid, &uidv, &err) < 0)
+			fail("append", &err);
+		t0 = now_ms();
+		sync_once(mb, &ch);
+		grew[i] = now_ms() - t0;
+		if (ch.messages != n + i + 1 || !ch.new_messages)
+			fail("sync did not see the appended message", NULL);
+	}
+	S->close(mb);
+	S->store_close(st);
+	S->store_close(st2);
+	qsort(idle, SESSION_RUNS, sizeof(idle[0]), cmp_double);
+	qsort(store, SESSION_RUNS, sizeof(store[0]), cmp_double);
+	qsort(grew, SESSION_RUNS, sizeof(grew[0]), cmp_double);
+	printf("postern sync idle: %.2f ms (open view, nothing new; median "
+	       "of %d)\n", idle[SESSION_RUNS / 2], SESSION_RUNS);
+	printf("postern store one: %.2f ms (open view, +/-FLAGS on one "
+	       "message, then sync; median of %d)\n",
+	       store[SESSION_RUNS / 2], SESSION_RUNS);
+	printf("postern sync after append: %.2f ms (open view, another "
+	       "store appended one; median of %d)\n",
+	       grew[SESSION_RUNS / 2], SESSION_RUNS);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -664,6 +745,8 @@ main(int argc, char **argv)
 		print_index_size("after store");
 		bench_open("open warm after store", (uint32_t)n, 0);
 		bench_rebuild((uint32_t)n);
+		/* Last: it appends to the mailbox. */
+		bench_session((uint32_t)n);
 	}
 
 	hook_reset();
