@@ -68,6 +68,8 @@ struct md_state {
 	uint64_t idx_dev, idx_ino; /* the index file's identity */
 	uint64_t log_ino;     /* the log's inode; 0: none seen */
 	uint32_t log_last_sum; /* checksum of the COMMIT ending log_size */
+	uint64_t gen;         /* new (md_state_gen) whenever the records may
+	                         have changed: read, replayed or written */
 	uint32_t *gone;       /* UIDs expunged since the state was read */
 	uint32_t ngone, capgone;
 	char *kwnames[MD_MAX_KEYWORDS];
@@ -180,6 +182,8 @@ int md_refresh(const char *dir, struct md_state *s, unsigned how);
  * grew too large or the state was rebuilt. */
 int md_index_write(const char *dir, struct md_state *s);
 void md_state_free(struct md_state *s);
+/* A number no state had before (process-wide, never reused). */
+uint64_t md_state_gen(void);
 /* Adds a record for the new file `name`; returns it (valid until the
  * next add). */
 struct md_rec *md_state_add(struct md_state *s, const char *name);
@@ -298,6 +302,8 @@ struct postern_mailbox {
 	 * reads only what changed (md_refresh); read and changed only
 	 * under the mailbox lock, freed after a failure. */
 	struct md_state state;
+	uint64_t state_gen; /* state.gen the records were last compared at */
+	int held;           /* records kept, marked expunged (NO_EXPUNGE) */
 	struct md_cache *cache; /* maildir_cache.c, loaded on first use */
 	char *kwnames[MD_MAX_KEYWORDS];
 	uint32_t nkw;

@@ -195,6 +195,14 @@ md_unlock(int fd)
 
 /* ---- state ------------------------------------------------------------ */
 
+uint64_t
+md_state_gen(void)
+{
+	static uint64_t last;
+
+	return __atomic_add_fetch(&last, 1, __ATOMIC_RELAXED);
+}
+
 void
 md_state_free(struct md_state *s)
 {
@@ -694,6 +702,7 @@ md_index_write(const char *dir, struct md_state *s)
 		}
 	}
 	free(b.p);
+	s->gen = md_state_gen(); /* it was written because it changed */
 	if (rc < 0)
 		s->loaded = 0; /* what is on disk is not this state */
 	return rc;
@@ -846,6 +855,7 @@ log_apply(const char *path, struct md_state *s, const unsigned char *buf,
 	}
 	s->log_size = base + end;
 	if (end > start) {
+		s->gen = md_state_gen();
 		memcpy(&e, buf + end - MD_LOG_COMMIT_LEN, sizeof(e));
 		s->log_last_sum = e.sum;
 	}
@@ -1001,6 +1011,7 @@ index_read(const char *dir, struct md_state *s)
 		s->idx_sum = h.checksum;
 		s->idx_dev = (uint64_t)sb.st_dev;
 		s->idx_ino = (uint64_t)sb.st_ino;
+		s->gen = md_state_gen();
 		if (log_replay(dir, s) < 0) {
 			md_log(POSTERN_LOG_WARNING, "%s: unusable change log, "
 			       "rebuilding the index", path);

@@ -214,6 +214,7 @@ view_load(postern_mailbox_t *mb, struct postern_storage_err *err)
 			mb->nrecent += mb->v[i].recent;
 		}
 		mb->cap = s->nrec + 1;
+		mb->state_gen = s->gen;
 	}
 	md_unlock(lk);
 	return rc;
@@ -407,6 +408,7 @@ view_diff(postern_mailbox_t *mb, const struct md_state *s, uint32_t recent,
 		return -1;
 	}
 	mb->nrecent = 0;
+	mb->held = 0;
 	while (i < mb->n) {
 		while (j < s->nrec && s->recs[j].uid < mb->v[i].r.uid)
 			j++; /* unknown to the view: only after a rebuild */
@@ -424,6 +426,7 @@ view_diff(postern_mailbox_t *mb, const struct md_state *s, uint32_t recent,
 		} else if (hold) {
 			nv[k] = mb->v[i];
 			nv[k].expunged = 1;
+			mb->held = 1;
 		} else {
 			d->exp_seqs[d->nexp] = k + 1;
 			d->exp_uids[d->nexp++] = mb->v[i].r.uid;
@@ -466,7 +469,8 @@ pool_copy(postern_pool_t *pool, const uint32_t *v, uint32_t n)
 {
 	uint32_t *out = md_host->pool_alloc(pool, (n + 1) * sizeof(*out));
 
-	memcpy(out, v, n * sizeof(*out));
+	if (n > 0)
+		memcpy(out, v, n * sizeof(*out));
 	return out;
 }
 
@@ -496,11 +500,21 @@ view_apply(postern_mailbox_t *mb, const struct md_state *s, uint32_t recent,
 	struct diff d = { 0 };
 	int rc = 0;
 
+	/* Nothing read, replayed or written since the last comparison:
+	 * the records are the view's (most syncs, on a large mailbox). */
+	if (s->gen != 0 && s->gen == mb->state_gen && (!mb->held || hold)) {
+		if (out != NULL)
+			diff_out(mb, &d, pool, out);
+		return 0;
+	}
 	if (view_diff(mb, s, recent, hold, &d) < 0) {
 		md_err(err, POSTERN_SE_TEMP, "out of memory");
 		rc = -1;
-	} else if (out != NULL)
-		diff_out(mb, &d, pool, out);
+	} else {
+		mb->state_gen = s->gen;
+		if (out != NULL)
+			diff_out(mb, &d, pool, out);
+	}
 	diff_free(&d);
 	return rc;
 }
