@@ -829,13 +829,15 @@ state_status(const struct md_state *s, struct postern_mailbox_status *caller)
 	md_status_copy(caller, &st);
 }
 
-/* From the index alone: no view, no copy of the records. */
+/* From the index alone: no view, no copy of the records.  The state is
+ * the one the store handle keeps (as for saves), so a client polling
+ * STATUS on one mailbox reads only what changed since its last poll. */
 int
 md_status_by_name(postern_store_t *st, const char *name,
                   struct postern_mailbox_status *out,
                   struct postern_storage_err *err)
 {
-	struct md_state s = { 0 };
+	struct md_state own = { 0 }, *s = NULL;
 	char *dir, path[4200];
 	struct stat sb;
 	int lk, rc = -1;
@@ -843,20 +845,28 @@ md_status_by_name(postern_store_t *st, const char *name,
 	if ((dir = md_box_dir(st->root, name, err)) == NULL)
 		return -1;
 	snprintf(path, sizeof(path), "%s/cur", dir);
-	if (stat(path, &sb) < 0)
+	if (stat(path, &sb) < 0) {
 		md_err(err, POSTERN_SE_NONEXISTENT, "no such mailbox");
-	else if ((lk = md_lock(dir)) < 0)
+		free(dir);
+		return -1;
+	}
+	if ((s = md_store_state_get(st, dir)) == NULL)
+		s = &own;
+	if ((lk = md_lock(dir)) < 0)
 		md_err(err, POSTERN_SE_TEMP, "cannot lock the mailbox");
 	else {
-		if (md_refresh(dir, &s, 0) < 0)
+		if (md_refresh(dir, s, 0) < 0)
 			md_err(err, POSTERN_SE_TEMP, "cannot read the mailbox");
 		else {
-			state_status(&s, out);
+			state_status(s, out);
 			rc = 0;
 		}
 		md_unlock(lk);
 	}
-	md_state_free(&s);
+	if (s == &own)
+		md_state_free(&own);
+	else
+		md_store_state_put(st, rc);
 	free(dir);
 	return rc;
 }

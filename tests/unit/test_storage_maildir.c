@@ -2056,6 +2056,7 @@ static void
 test_view_alternating(void)
 {
 	static const char *const kws[] = { "A", "B", "C" };
+	struct postern_mailbox_status ms, vs;
 	struct postern_sync_changes ch;
 	struct postern_storage_err err;
 	struct postern_uid_range r;
@@ -2131,6 +2132,15 @@ test_view_alternating(void)
 			break; /* a sync alone */
 		}
 		if (!sync_matches_fresh(&t, mb[v], &ch))
+			mismatches++;
+		/* STATUS from the state the store handle keeps agrees. */
+		vs.size = ms.size = sizeof(ms);
+		S->status(mb[v], &vs);
+		CU_ASSERT_EQUAL(S->status_by_name(st[v], "INBOX", &ms, &err),
+		                0);
+		if (ms.messages != vs.messages || ms.uidnext != vs.uidnext ||
+		    ms.highestmodseq != vs.highestmodseq ||
+		    ms.unseen != vs.unseen)
 			mismatches++;
 		if (mismatches > 0)
 			break;
