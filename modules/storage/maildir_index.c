@@ -14,6 +14,10 @@
  * log grows; both are a cache of the uid list and the file names, so
  * they need no fsync.
  *
+ * A state kept between refreshes (a view's, a store handle's) is not
+ * read again while the index is the same file: only the log's entries
+ * after the point the last refresh reached (index_read, log_replay).
+ *
  * postern.lock is flock()ed exclusively by whoever reads or changes the
  * state (views syncing, appends, deliveries in several processes).
  */

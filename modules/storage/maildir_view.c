@@ -8,6 +8,9 @@
  * disk and compares it with the copy, UID by UID, reporting expunges
  * first (with the sequence numbers a client sees as they are announced),
  * then flag changes (the records whose modseq moved), then new messages.
+ * The view also keeps the index state itself (mb->state) between
+ * operations, so a refresh reads only the change log's new entries, and
+ * the comparison is skipped when that state did not change.
  */
 #include <sys/file.h>
 #include <sys/inotify.h>
