@@ -1798,18 +1798,19 @@ delete_range(postern_mailbox_t *mb, uint32_t first, uint32_t last)
  * then stores once more, so a new, short log follows the new index.
  * 0 when that happened. */
 static int
-force_rewrite(struct tuser *t, postern_mailbox_t *mb, uint32_t last)
+force_rewrite_index(struct tuser *t, postern_mailbox_t *mb, uint32_t last,
+                    const char *index)
 {
 	struct stat ix, ix2;
 	int i, rc = -1;
 
-	stat_of(t, "postern.index", &ix);
-	for (i = 0; i < 100 && rc < 0; i++) {
+	stat_of(t, index, &ix);
+	for (i = 0; i < 400 && rc < 0; i++) {
 		if (store(mb, 1, last, i % 2 ? POSTERN_STORE_REMOVE
 		                              : POSTERN_STORE_ADD,
 		          POSTERN_MSG_ANSWERED, NULL, 0, 0, NULL) != 0)
 			return -1;
-		stat_of(t, "postern.index", &ix2);
+		stat_of(t, index, &ix2);
 		if (ix2.st_ino != ix.st_ino)
 			rc = 0;
 	}
@@ -1817,6 +1818,13 @@ force_rewrite(struct tuser *t, postern_mailbox_t *mb, uint32_t last)
 	                     NULL, 0, 0, NULL) != 0)
 		rc = -1;
 	return rc;
+}
+
+/* The same for INBOX. */
+static int
+force_rewrite(struct tuser *t, postern_mailbox_t *mb, uint32_t last)
+{
+	return force_rewrite_index(t, mb, last, "postern.index");
 }
 
 /* What another process does between two operations of the test's view
@@ -2154,6 +2162,136 @@ test_view_alternating(void)
 	}
 }
 
+/* A store handle keeps the state of the mailbox it copies or appends
+ * into: between its saves another handle appends, expunges and rewrites
+ * that mailbox's index, and the UIDs it gives stay new and distinct. */
+static void
+test_store_kept_state(void)
+{
+	struct postern_storage_err err = { 0 };
+	struct postern_mailbox_status ms = { .size = sizeof(ms) };
+	struct postern_uid_range r = { 1, 1 };
+	postern_mailbox_t *mb, *arch;
+	postern_store_t *st, *st2;
+	uint32_t *su, *du, uidv, round, uid, last = 0;
+	size_t n;
+	struct tuser t;
+	char text[64];
+
+	make_user(&t, "keptstate");
+	st = open_store(&t);
+	st2 = open_store(&t);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(st);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(st2);
+	CU_ASSERT_EQUAL_FATAL(S->create(st, "Archive", 0, &err), 0);
+	append(st, "INBOX", "Subject: src\r\n\r\nx\r\n", 0, NULL, 0, 0);
+	mb = open_box(st, "INBOX", 0);
+	arch = open_box(st2, "Archive", 0);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(mb);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(arch);
+	for (round = 0; round < 6; round++) {
+		/* This handle: a copy, then an append. */
+		CU_ASSERT_EQUAL_FATAL(S->copy(mb, &r, 1, "Archive", 0, pool,
+		                              &su, &du, &n, &uidv, NULL, &err),
+		                      0);
+		CU_ASSERT_EQUAL(n, 1);
+		CU_ASSERT(du[0] > last);
+		last = du[0];
+		snprintf(text, sizeof(text), "Subject: a%u\r\n\r\nx\r\n",
+		         round);
+		uid = append(st, "Archive", text, 0, NULL, 0, 0);
+		CU_ASSERT(uid > last);
+		last = uid;
+		/* The other handle, between them: appends, expunges one,
+		 * and every other round rewrites the index. */
+		uid = append(st2, "Archive", text, 0, NULL, 0, 0);
+		CU_ASSERT(uid > last);
+		last = uid;
+		CU_ASSERT_EQUAL(S->sync(arch, 0, pool,
+		                        &(struct postern_sync_changes){ 0 },
+		                        &err), 0);
+		CU_ASSERT_EQUAL(delete_range(arch, uid_at(arch, 1),
+		                             uid_at(arch, 1)), 0);
+		if (round % 2 == 1)
+			CU_ASSERT_EQUAL(force_rewrite_index(&t, arch, 1000,
+			                                    ".Archive/postern.index"),
+			                0);
+	}
+	CU_ASSERT_EQUAL(S->status_by_name(st, "Archive", &ms, &err), 0);
+	CU_ASSERT_EQUAL(ms.messages, 12);
+	CU_ASSERT_EQUAL(ms.uidnext, last + 1);
+	S->close(arch);
+	S->close(mb);
+	S->store_close(st2);
+	S->store_close(st);
+}
+
+/* Stores on all until the index is rewritten whole, nothing after: the
+ * view's state then follows an index with no log. */
+static int
+rewrite_no_log(struct tuser *t, postern_mailbox_t *mb)
+{
+	struct stat ix, ix2;
+	int i;
+
+	stat_of(t, "postern.index", &ix);
+	for (i = 0; i < 400; i++) {
+		if (store(mb, 1, 1000, i % 2 ? POSTERN_STORE_REMOVE
+		                              : POSTERN_STORE_ADD,
+		          POSTERN_MSG_ANSWERED, NULL, 0, 0, NULL) != 0)
+			return -1;
+		stat_of(t, "postern.index", &ix2);
+		if (ix2.st_ino != ix.st_ino)
+			return 0;
+	}
+	return -1;
+}
+
+/* Both views last wrote the index whole (no log after it): the view
+ * whose index was replaced under it reads the new one, though no log
+ * tells it so. */
+static void
+test_view_index_replaced(void)
+{
+	struct postern_sync_changes ch;
+	postern_mailbox_t *mb, *other;
+	postern_store_t *st, *st2;
+	struct stat lg;
+	struct tuser t;
+	char text[64];
+	uint32_t i;
+
+	make_user(&t, "viewreplaced");
+	st = open_store(&t);
+	st2 = open_store(&t);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(st);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(st2);
+	for (i = 1; i <= 20; i++) {
+		snprintf(text, sizeof(text), "Subject: %u\r\n\r\nx\r\n", i);
+		append(st, "INBOX", text, 0, NULL, 0, 0);
+	}
+	mb = open_box(st, "INBOX", 0);
+	other = open_box(st2, "INBOX", 0);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(mb);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(other);
+	CU_ASSERT_EQUAL(rewrite_no_log(&t, mb), 0);
+	CU_ASSERT(sync_matches_fresh(&t, mb, &ch));
+	/* The other view's flag changes (modseqs move, names may come
+	 * back as they were) end in a rewrite too. */
+	CU_ASSERT_EQUAL(store(other, 3, 3, POSTERN_STORE_ADD,
+	                      POSTERN_MSG_FLAGGED, NULL, 0, 0, NULL), 0);
+	CU_ASSERT_EQUAL(store(other, 3, 3, POSTERN_STORE_REMOVE,
+	                      POSTERN_MSG_FLAGGED, NULL, 0, 0, NULL), 0);
+	CU_ASSERT_EQUAL(rewrite_no_log(&t, other), 0);
+	stat_of(&t, "postern.index.log", &lg);
+	CU_ASSERT_EQUAL(lg.st_ino, 0); /* no log */
+	CU_ASSERT(sync_matches_fresh(&t, mb, &ch));
+	S->close(other);
+	S->close(mb);
+	S->store_close(st2);
+	S->store_close(st);
+}
+
 static CU_TestInfo maildir_tests[] = {
 	{ "deliver, open, message info", test_deliver_open },
 	{ "deliver a head and content from a spool offset",
@@ -2189,6 +2327,10 @@ static CU_TestInfo maildir_tests[] = {
 	  test_view_reads_tail_only },
 	{ "view: two views, 1000 operations, each checked",
 	  test_view_alternating },
+	{ "store handle: saves between another's changes",
+	  test_store_kept_state },
+	{ "view: the index replaced, no log after it",
+	  test_view_index_replaced },
 	CU_TEST_INFO_NULL,
 };
 
