@@ -5,7 +5,9 @@
  * UIDs across reopen and index loss, flags and keywords, expunge, copy
  * and move, sync between views, the mailbox list, reading LF files as
  * CRLF, two processes appending at once, crash leftovers, the index's
- * change log, a Dovecot-made Maildir, the cache and the watch.
+ * change log, a Dovecot-made Maildir, the cache and the watch; views and
+ * store handles that keep their state between operations while other
+ * processes and views change, rewrite or cut the index and its log.
  */
 #include <sys/stat.h>
 #include <sys/wait.h>
