@@ -5,6 +5,7 @@
 #ifndef MAILDIR_H
 #define MAILDIR_H
 
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <sys/types.h>
@@ -61,6 +62,14 @@ struct md_state {
 	uint32_t idx_sum;     /* its checksum, which the log names */
 	uint64_t log_size;    /* valid length of the log; 0: start it anew */
 	int full;             /* the next write rewrites the index whole */
+	/* What the state was last read from or written to, so that the
+	 * next refresh reads only the log's new entries (maildir_index.c). */
+	int loaded;           /* in step with the files as of log_size */
+	uint64_t idx_dev, idx_ino; /* the index file's identity */
+	uint64_t log_ino;     /* the log's inode; 0: none seen */
+	uint32_t log_last_sum; /* checksum of the COMMIT ending log_size */
+	uint64_t gen;         /* new (md_state_gen) whenever the records may
+	                         have changed: read, replayed or written */
 	uint32_t *gone;       /* UIDs expunged since the state was read */
 	uint32_t ngone, capgone;
 	char *kwnames[MD_MAX_KEYWORDS];
@@ -80,8 +89,21 @@ void md_err(struct postern_storage_err *err, enum postern_storage_error code,
 struct postern_store {
 	char *root;      /* the Maildir (INBOX) */
 	char *user;
+	/* The state of the mailbox this handle last saved or copied into
+	 * (appends in a row read only what changed since the last one).
+	 * `saving` is held while a save uses it: a handle used by two
+	 * threads at once gives the second a state of its own. */
+	pthread_mutex_t saving;
+	char *save_dir;
+	struct md_state save_state;
 };
 
+/* The store's kept state for mailbox directory `dir`, to refresh under
+ * the lock and give back with md_store_state_put; NULL when another
+ * thread uses it (the caller then takes a state of its own). */
+struct md_state *md_store_state_get(postern_store_t *st, const char *dir);
+/* Gives it back; after a failure (rc < 0) it is dropped. */
+void md_store_state_put(postern_store_t *st, int rc);
 /* The Maildir of `user`, or NULL with *err set (malloc'd). */
 char *md_location(const char *def, const struct postern_user *user,
                   struct postern_storage_err *err);
@@ -147,7 +169,10 @@ char *md_name_make(const char *name, uint32_t flags, uint32_t kw);
 int md_lock(const char *dir);        /* flock fd, or -1 (logged) */
 void md_unlock(int fd);
 /* Brings `s` up to date from the disk (index, uid list, new/, cur/),
- * writing what changed.  Call under the lock. */
+ * writing what changed.  Call under the lock.  `s` is empty ({ 0 }) or
+ * the state of an earlier refresh of the same mailbox: when the index is
+ * the file read then, only the log's new entries are read.  After a
+ * failure `s` must be freed (or refreshed again: it is then read whole). */
 #define MD_REFRESH_RW 0x1    /* move new/ into cur/ as a read-write view */
 #define MD_REFRESH_LIGHT 0x2 /* for adding messages: read only new/, and
                                 leave vanished files to a full refresh */
@@ -157,6 +182,8 @@ int md_refresh(const char *dir, struct md_state *s, unsigned how);
  * grew too large or the state was rebuilt. */
 int md_index_write(const char *dir, struct md_state *s);
 void md_state_free(struct md_state *s);
+/* A number no state had before (process-wide, never reused). */
+uint64_t md_state_gen(void);
 /* Adds a record for the new file `name`; returns it (valid until the
  * next add). */
 struct md_rec *md_state_add(struct md_state *s, const char *name);
@@ -271,6 +298,12 @@ struct postern_mailbox {
 	uint32_t n, cap;
 	uint32_t nrecent;
 	int hdr_dirty;    /* header sizes learnt, not yet in the index */
+	/* The index as the last operation left it, kept so the next one
+	 * reads only what changed (md_refresh); read and changed only
+	 * under the mailbox lock, freed after a failure. */
+	struct md_state state;
+	uint64_t state_gen; /* state.gen the records were last compared at */
+	int held;           /* records kept, marked expunged (NO_EXPUNGE) */
 	struct md_cache *cache; /* maildir_cache.c, loaded on first use */
 	char *kwnames[MD_MAX_KEYWORDS];
 	uint32_t nkw;

@@ -151,32 +151,40 @@ place_one(struct cp *c, struct md_state *ds, struct cp_item *it)
 	return 0;
 }
 
-/* Under the destination's lock: into cur/, UIDs, uid list, index. */
+/* Under the destination's lock: into cur/, UIDs, uid list, index.  The
+ * destination's state is the one the store handle keeps for its saves. */
 static int
 place_all(struct cp *c, uint32_t *uidvalidity)
 {
-	struct md_state ds = { 0 };
+	struct md_state own = { 0 }, *ds;
 	char cur[4200];
 	uint32_t first;
 	size_t i;
 	int lk, rc;
 
+	if ((ds = md_store_state_get(c->mb->st, c->ddir)) == NULL)
+		ds = &own;
 	if ((lk = md_lock(c->ddir)) < 0)
-		return -1;
-	rc = md_refresh(c->ddir, &ds, MD_REFRESH_LIGHT);
-	first = ds.nrec;
-	for (i = 0; rc == 0 && i < c->n; i++)
-		rc = place_one(c, &ds, &c->it[i]);
-	snprintf(cur, sizeof(cur), "%s/cur", c->ddir);
-	if (rc == 0)
-		rc = md_fsync_dir(cur);
-	if (rc == 0)
-		rc = md_uidlist_append(c->ddir, &ds, first);
-	if (rc == 0)
-		rc = md_index_write(c->ddir, &ds);
-	*uidvalidity = ds.uidvalidity;
-	md_unlock(lk);
-	md_state_free(&ds);
+		rc = -1;
+	else {
+		rc = md_refresh(c->ddir, ds, MD_REFRESH_LIGHT);
+		first = ds->nrec;
+		for (i = 0; rc == 0 && i < c->n; i++)
+			rc = place_one(c, ds, &c->it[i]);
+		snprintf(cur, sizeof(cur), "%s/cur", c->ddir);
+		if (rc == 0)
+			rc = md_fsync_dir(cur);
+		if (rc == 0)
+			rc = md_uidlist_append(c->ddir, ds, first);
+		if (rc == 0)
+			rc = md_index_write(c->ddir, ds);
+		*uidvalidity = ds->uidvalidity;
+		md_unlock(lk);
+	}
+	if (ds == &own)
+		md_state_free(&own);
+	else
+		md_store_state_put(c->mb->st, rc);
 	return rc;
 }
 

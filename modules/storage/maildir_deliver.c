@@ -213,6 +213,7 @@ keyword_bits(const char *dir, struct md_state *s, const char *const *kws,
 }
 
 struct save {
+	postern_store_t *st;
 	const char *dir;
 	const struct postern_append *msg;
 	int to_new;
@@ -292,32 +293,46 @@ batch_fail(struct save *batch, const char *text)
 		}
 }
 
+/* Whether every save of the batch went through. */
+static int
+batch_ok(const struct save *batch)
+{
+	for (; batch != NULL; batch = batch->next)
+		if (batch->rc != 0)
+			return 0;
+	return 1;
+}
+
 /* One commit for a batch of messages to one mailbox: lock, rename each,
  * fsync the directories once, append the UIDs to the uid list with one
- * fdatasync, write the index once. */
+ * fdatasync, write the index once.  The state is the one the committing
+ * thread's store handle keeps (`st`), so saves in a row read only the
+ * index's change log, not the whole index. */
 static void
-commit_batch(const char *dir, struct save *batch)
+commit_batch(const char *dir, struct save *batch, postern_store_t *st)
 {
-	struct md_state s = { 0 };
+	struct md_state own = { 0 }, *s = md_store_state_get(st, dir);
 	struct save *sv;
 	char sub[4200];
 	int lk, into_new = 0, into_cur = 0;
 	uint32_t from;
 
+	if (s == NULL)
+		s = &own;
 	if ((lk = md_lock(dir)) < 0) {
 		batch_fail(batch, "cannot lock the mailbox");
-		return;
+		goto out;
 	}
-	if (md_refresh(dir, &s, MD_REFRESH_LIGHT) < 0) {
+	if (md_refresh(dir, s, MD_REFRESH_LIGHT) < 0) {
 		batch_fail(batch, "cannot update the mailbox");
 		goto out;
 	}
-	from = s.nrec;
+	from = s->nrec;
 	for (sv = batch; sv != NULL; sv = sv->next) {
-		sv->rc = save_locked(sv, &s);
+		sv->rc = save_locked(sv, s);
 		into_new |= sv->renamed_into == 'n';
 		into_cur |= sv->renamed_into == 'c';
-		sv->uidvalidity = s.uidvalidity;
+		sv->uidvalidity = s->uidvalidity;
 	}
 	snprintf(sub, sizeof(sub), "%s/new", dir);
 	if (into_new && md_fsync_dir(sub) < 0) {
@@ -329,14 +344,17 @@ commit_batch(const char *dir, struct save *batch)
 		batch_fail(batch, "cannot store the message");
 		goto out;
 	}
-	if (md_uidlist_append(dir, &s, from) < 0 ||
-	    md_index_write(dir, &s) < 0)
+	if (md_uidlist_append(dir, s, from) < 0 ||
+	    md_index_write(dir, s) < 0)
 		/* The messages are safe in the maildir: the next scan gives
 		 * them UIDs; what we would have said cannot be promised. */
 		batch_fail(batch, "cannot record the message");
 out:
 	md_unlock(lk);
-	md_state_free(&s);
+	if (s == &own)
+		md_state_free(&own);
+	else
+		md_store_state_put(st, batch_ok(batch) ? 0 : -1);
 }
 
 /*
@@ -405,7 +423,7 @@ group_commit(struct save *sv)
 	pthread_mutex_lock(&group_mu);
 	if ((g = group_get(sv->dir)) == NULL) {
 		pthread_mutex_unlock(&group_mu);
-		commit_batch(sv->dir, sv); /* alone, without memory to share */
+		commit_batch(sv->dir, sv, sv->st); /* alone, no memory */
 		return;
 	}
 	g->users++;
@@ -421,7 +439,9 @@ group_commit(struct save *sv)
 		g->head = NULL;
 		g->tail = &g->head;
 		pthread_mutex_unlock(&group_mu);
-		commit_batch(g->dir, batch);
+		/* Our own save is in the batch: we hold the queue's head
+		 * until it is done. */
+		commit_batch(g->dir, batch, sv->st);
 		pthread_mutex_lock(&group_mu);
 		for (; batch != NULL; batch = batch->next)
 			batch->done = 1;
@@ -437,7 +457,7 @@ md_save(postern_store_t *st, const char *name,
         const struct postern_append *msg, int to_new, uint32_t *uid,
         uint32_t *uidvalidity, struct postern_storage_err *err)
 {
-	struct save sv = { .msg = msg, .to_new = to_new };
+	struct save sv = { .st = st, .msg = msg, .to_new = to_new };
 	char path[4200];
 	struct stat sb;
 	char *dir;

@@ -8,6 +8,9 @@
  * disk and compares it with the copy, UID by UID, reporting expunges
  * first (with the sequence numbers a client sees as they are announced),
  * then flag changes (the records whose modseq moved), then new messages.
+ * The view also keeps the index state itself (mb->state) between
+ * operations, so a refresh reads only the change log's new entries, and
+ * the comparison is skipped when that state did not change.
  */
 #include <sys/file.h>
 #include <sys/inotify.h>
@@ -130,11 +133,11 @@ view_refresh(postern_mailbox_t *mb, struct md_state *s, uint32_t *recent)
 	return 0;
 }
 
-/* Locks the mailbox and reads its current state into *s: every view
- * operation starts so.  Returns the lock, or -1 with *err set and nothing
- * held. */
+/* Locks the mailbox and brings the view's state (mb->state) up to date:
+ * every view operation starts so.  Returns the lock, or -1 with *err set
+ * and nothing held. */
 static int
-view_begin(postern_mailbox_t *mb, struct md_state *s, uint32_t *recent,
+view_begin(postern_mailbox_t *mb, uint32_t *recent,
            struct postern_storage_err *err)
 {
 	int lk;
@@ -143,13 +146,23 @@ view_begin(postern_mailbox_t *mb, struct md_state *s, uint32_t *recent,
 		md_err(err, POSTERN_SE_TEMP, "cannot lock the mailbox");
 		return -1;
 	}
-	if (view_refresh(mb, s, recent) < 0) {
+	if (view_refresh(mb, &mb->state, recent) < 0) {
 		md_err(err, POSTERN_SE_TEMP, "cannot read the mailbox");
 		md_unlock(lk);
-		md_state_free(s);
+		md_state_free(&mb->state);
 		return -1;
 	}
 	return lk;
+}
+
+/* Unlocks; after a failure the state may not be what the files hold,
+ * so it goes and the next operation reads everything again. */
+static void
+view_end(postern_mailbox_t *mb, int lk, int rc)
+{
+	if (rc < 0)
+		md_state_free(&mb->state);
+	md_unlock(lk);
 }
 
 static int
@@ -189,24 +202,24 @@ excl_lock(postern_mailbox_t *mb, struct postern_storage_err *err)
 static int
 view_load(postern_mailbox_t *mb, struct postern_storage_err *err)
 {
-	struct md_state s = { 0 };
+	const struct md_state *s = &mb->state;
 	uint32_t recent, i;
 	int lk, rc = -1;
 
-	if ((lk = view_begin(mb, &s, &recent, err)) < 0)
+	if ((lk = view_begin(mb, &recent, err)) < 0)
 		return -1;
-	if ((mb->v = calloc(s.nrec + 1, sizeof(*mb->v))) == NULL)
+	if ((mb->v = calloc(s->nrec + 1, sizeof(*mb->v))) == NULL)
 		md_err(err, POSTERN_SE_TEMP, "out of memory");
 	else {
-		for (rc = 0, i = 0; rc == 0 && i < s.nrec; i++, mb->n++) {
-			rc = vrec_set(&mb->v[i], &s.recs[i], s.names[i]);
-			mb->v[i].recent = s.recs[i].uid >= recent;
+		for (rc = 0, i = 0; rc == 0 && i < s->nrec; i++, mb->n++) {
+			rc = vrec_set(&mb->v[i], &s->recs[i], s->names[i]);
+			mb->v[i].recent = s->recs[i].uid >= recent;
 			mb->nrecent += mb->v[i].recent;
 		}
-		mb->cap = s.nrec + 1;
+		mb->cap = s->nrec + 1;
+		mb->state_gen = s->gen;
 	}
 	md_unlock(lk);
-	md_state_free(&s);
 	return rc;
 }
 
@@ -214,18 +227,16 @@ void
 md_close(postern_mailbox_t *mb)
 {
 	uint32_t i;
-
-	struct md_state s = { 0 };
 	int lk;
 
 	if (mb == NULL)
 		return;
 	if (mb->hdr_dirty && (lk = md_lock(mb->dir)) >= 0) {
-		if (md_refresh(mb->dir, &s, 0) == 0)
-			merge_hdr_sizes(mb, &s);
+		if (md_refresh(mb->dir, &mb->state, 0) == 0)
+			merge_hdr_sizes(mb, &mb->state);
 		md_unlock(lk);
-		md_state_free(&s);
 	}
+	md_state_free(&mb->state);
 	md_watch(mb, NULL, NULL);
 	md_cache_free(mb);
 	if (mb->exclfd >= 0)
@@ -400,6 +411,7 @@ view_diff(postern_mailbox_t *mb, const struct md_state *s, uint32_t recent,
 		return -1;
 	}
 	mb->nrecent = 0;
+	mb->held = 0;
 	while (i < mb->n) {
 		while (j < s->nrec && s->recs[j].uid < mb->v[i].r.uid)
 			j++; /* unknown to the view: only after a rebuild */
@@ -417,6 +429,7 @@ view_diff(postern_mailbox_t *mb, const struct md_state *s, uint32_t recent,
 		} else if (hold) {
 			nv[k] = mb->v[i];
 			nv[k].expunged = 1;
+			mb->held = 1;
 		} else {
 			d->exp_seqs[d->nexp] = k + 1;
 			d->exp_uids[d->nexp++] = mb->v[i].r.uid;
@@ -459,7 +472,8 @@ pool_copy(postern_pool_t *pool, const uint32_t *v, uint32_t n)
 {
 	uint32_t *out = md_host->pool_alloc(pool, (n + 1) * sizeof(*out));
 
-	memcpy(out, v, n * sizeof(*out));
+	if (n > 0)
+		memcpy(out, v, n * sizeof(*out));
 	return out;
 }
 
@@ -489,11 +503,21 @@ view_apply(postern_mailbox_t *mb, const struct md_state *s, uint32_t recent,
 	struct diff d = { 0 };
 	int rc = 0;
 
+	/* Nothing read, replayed or written since the last comparison:
+	 * the records are the view's (most syncs, on a large mailbox). */
+	if (s->gen != 0 && s->gen == mb->state_gen && (!mb->held || hold)) {
+		if (out != NULL)
+			diff_out(mb, &d, pool, out);
+		return 0;
+	}
 	if (view_diff(mb, s, recent, hold, &d) < 0) {
 		md_err(err, POSTERN_SE_TEMP, "out of memory");
 		rc = -1;
-	} else if (out != NULL)
-		diff_out(mb, &d, pool, out);
+	} else {
+		mb->state_gen = s->gen;
+		if (out != NULL)
+			diff_out(mb, &d, pool, out);
+	}
 	diff_free(&d);
 	return rc;
 }
@@ -502,16 +526,14 @@ int
 md_sync(postern_mailbox_t *mb, unsigned flags, postern_pool_t *pool,
         struct postern_sync_changes *out, struct postern_storage_err *err)
 {
-	struct md_state s = { 0 };
 	uint32_t recent;
-	int lk, rc = -1;
+	int lk, rc;
 
-	if ((lk = view_begin(mb, &s, &recent, err)) < 0)
+	if ((lk = view_begin(mb, &recent, err)) < 0)
 		return -1;
-	rc = view_apply(mb, &s, recent, !!(flags & POSTERN_SYNC_NO_EXPUNGE),
-	                pool, out, err);
-	md_unlock(lk);
-	md_state_free(&s);
+	rc = view_apply(mb, &mb->state, recent,
+	                !!(flags & POSTERN_SYNC_NO_EXPUNGE), pool, out, err);
+	view_end(mb, lk, rc);
 	return rc;
 }
 
@@ -661,7 +683,7 @@ md_store(postern_mailbox_t *mb, const struct postern_uid_range *uids,
          size_t *nfailed, struct postern_storage_err *err)
 {
 	struct store_req rq = { op, flags & FLAG_MASK, 0, unchangedsince };
-	struct md_state s = { 0 };
+	struct md_state *s = &mb->state;
 	int lk, rc = -1;
 
 	*failed = NULL;
@@ -670,16 +692,15 @@ md_store(postern_mailbox_t *mb, const struct postern_uid_range *uids,
 		md_err(err, POSTERN_SE_NOPERM, "mailbox is read-only");
 		return -1;
 	}
-	if ((lk = view_begin(mb, &s, NULL, err)) < 0)
+	if ((lk = view_begin(mb, NULL, err)) < 0)
 		return -1;
-	if (store_keywords(mb, &s, op, keywords, nkeywords, &rq.kw) < 0)
+	if (store_keywords(mb, s, op, keywords, nkeywords, &rq.kw) < 0)
 		md_err(err, POSTERN_SE_LIMIT, "too many keywords");
-	else if ((rc = store_locked(mb, &s, uids, nranges, &rq, pool, failed,
+	else if ((rc = store_locked(mb, s, uids, nranges, &rq, pool, failed,
 	                            nfailed)) < 0)
 		md_err(err, POSTERN_SE_TEMP, "cannot change flags");
-	view_set_keywords(mb, &s);
-	md_unlock(lk);
-	md_state_free(&s);
+	view_set_keywords(mb, s);
+	view_end(mb, lk, rc);
 	return rc;
 }
 
@@ -748,7 +769,6 @@ expunge(postern_mailbox_t *mb, const struct postern_uid_range *uids,
         size_t nranges, int deleted_only, postern_pool_t *pool,
         struct postern_sync_changes *out, struct postern_storage_err *err)
 {
-	struct md_state s = { 0 };
 	uint32_t recent;
 	int lk, rc = -1;
 
@@ -757,14 +777,13 @@ expunge(postern_mailbox_t *mb, const struct postern_uid_range *uids,
 		md_err(err, POSTERN_SE_NOPERM, "mailbox is read-only");
 		return -1;
 	}
-	if ((lk = view_begin(mb, &s, &recent, err)) < 0)
+	if ((lk = view_begin(mb, &recent, err)) < 0)
 		return -1;
-	if (expunge_locked(mb, &s, uids, nranges, deleted_only) < 0)
+	if (expunge_locked(mb, &mb->state, uids, nranges, deleted_only) < 0)
 		md_err(err, POSTERN_SE_TEMP, "cannot expunge");
 	else
-		rc = view_apply(mb, &s, recent, 0, pool, out, err);
-	md_unlock(lk);
-	md_state_free(&s);
+		rc = view_apply(mb, &mb->state, recent, 0, pool, out, err);
+	view_end(mb, lk, rc);
 	return rc;
 }
 
@@ -813,13 +832,15 @@ state_status(const struct md_state *s, struct postern_mailbox_status *caller)
 	md_status_copy(caller, &st);
 }
 
-/* From the index alone: no view, no copy of the records. */
+/* From the index alone: no view, no copy of the records.  The state is
+ * the one the store handle keeps (as for saves), so a client polling
+ * STATUS on one mailbox reads only what changed since its last poll. */
 int
 md_status_by_name(postern_store_t *st, const char *name,
                   struct postern_mailbox_status *out,
                   struct postern_storage_err *err)
 {
-	struct md_state s = { 0 };
+	struct md_state own = { 0 }, *s = NULL;
 	char *dir, path[4200];
 	struct stat sb;
 	int lk, rc = -1;
@@ -827,20 +848,28 @@ md_status_by_name(postern_store_t *st, const char *name,
 	if ((dir = md_box_dir(st->root, name, err)) == NULL)
 		return -1;
 	snprintf(path, sizeof(path), "%s/cur", dir);
-	if (stat(path, &sb) < 0)
+	if (stat(path, &sb) < 0) {
 		md_err(err, POSTERN_SE_NONEXISTENT, "no such mailbox");
-	else if ((lk = md_lock(dir)) < 0)
+		free(dir);
+		return -1;
+	}
+	if ((s = md_store_state_get(st, dir)) == NULL)
+		s = &own;
+	if ((lk = md_lock(dir)) < 0)
 		md_err(err, POSTERN_SE_TEMP, "cannot lock the mailbox");
 	else {
-		if (md_refresh(dir, &s, 0) < 0)
+		if (md_refresh(dir, s, 0) < 0)
 			md_err(err, POSTERN_SE_TEMP, "cannot read the mailbox");
 		else {
-			state_status(&s, out);
+			state_status(s, out);
 			rc = 0;
 		}
 		md_unlock(lk);
 	}
-	md_state_free(&s);
+	if (s == &own)
+		md_state_free(&own);
+	else
+		md_store_state_put(st, rc);
 	free(dir);
 	return rc;
 }
@@ -931,26 +960,25 @@ md_view_path(postern_mailbox_t *mb, uint32_t i, char *buf, size_t len)
 static int
 view_renames(postern_mailbox_t *mb)
 {
-	struct md_state s = { 0 };
+	const struct md_state *s = &mb->state;
 	uint32_t i;
 	long j;
 	int lk, rc;
 
 	if ((lk = md_lock(mb->dir)) < 0)
 		return -1;
-	rc = md_refresh(mb->dir, &s, 0);
+	rc = md_refresh(mb->dir, &mb->state, 0);
 	for (i = 0; rc == 0 && i < mb->n; i++) {
-		if ((j = md_state_find(&s, mb->v[i].r.uid)) < 0 ||
-		    strcmp(s.names[j], mb->v[i].name) == 0)
+		if ((j = md_state_find(s, mb->v[i].r.uid)) < 0 ||
+		    strcmp(s->names[j], mb->v[i].name) == 0)
 			continue;
 		free(mb->v[i].name);
-		if ((mb->v[i].name = strdup(s.names[j])) == NULL)
+		if ((mb->v[i].name = strdup(s->names[j])) == NULL)
 			rc = -1;
 		mb->v[i].r.flags = (mb->v[i].r.flags & ~MD_REC_NEW) |
-		                   (s.recs[j].flags & MD_REC_NEW);
+		                   (s->recs[j].flags & MD_REC_NEW);
 	}
-	md_unlock(lk);
-	md_state_free(&s);
+	view_end(mb, lk, rc);
 	return rc;
 }
 

@@ -81,8 +81,33 @@ md_store_open(const struct postern_user *user, postern_store_t **out,
 		return -1;
 	}
 	st->root = root;
+	pthread_mutex_init(&st->saving, NULL);
 	*out = st;
 	return 0;
+}
+
+struct md_state *
+md_store_state_get(postern_store_t *st, const char *dir)
+{
+	if (pthread_mutex_trylock(&st->saving) != 0)
+		return NULL;
+	if (st->save_dir == NULL || strcmp(st->save_dir, dir) != 0) {
+		md_state_free(&st->save_state);
+		free(st->save_dir);
+		if ((st->save_dir = strdup(dir)) == NULL) {
+			pthread_mutex_unlock(&st->saving);
+			return NULL;
+		}
+	}
+	return &st->save_state;
+}
+
+void
+md_store_state_put(postern_store_t *st, int rc)
+{
+	if (rc < 0)
+		md_state_free(&st->save_state);
+	pthread_mutex_unlock(&st->saving);
 }
 
 static void
@@ -90,6 +115,9 @@ md_store_close(postern_store_t *st)
 {
 	if (st == NULL)
 		return;
+	md_state_free(&st->save_state);
+	free(st->save_dir);
+	pthread_mutex_destroy(&st->saving);
 	free(st->root);
 	free(st->user);
 	free(st);

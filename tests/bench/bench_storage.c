@@ -525,18 +525,23 @@ bench_flag_all(uint32_t n)
 	postern_mailbox_t *mb;
 	postern_store_t *st;
 	postern_pool_t *pool = pool_create(4096);
-	uint32_t *failed, seq, flagged = 0;
+	uint32_t *failed, seq, flagged = 0, want;
 	size_t nfailed = 0;
 	double t0, t1, t2;
+	int add;
 
 	t0 = now_ms();
 	st = store_open();
 	mb = box_open(st, 0);
 	r.first = S->message(mb, 1)->uid;
 	r.last = S->message(mb, S->count(mb))->uid;
+	/* Flagged by an earlier run on this Maildir: unflag them all. */
+	add = !(S->message(mb, 1)->flags & POSTERN_MSG_FLAGGED);
+	want = add ? n : 0;
 	t1 = now_ms();
-	if (S->store(mb, &r, 1, POSTERN_STORE_ADD, POSTERN_MSG_FLAGGED, NULL,
-	             0, 0, pool, &failed, &nfailed, &err) < 0)
+	if (S->store(mb, &r, 1, add ? POSTERN_STORE_ADD : POSTERN_STORE_REMOVE,
+	             POSTERN_MSG_FLAGGED, NULL, 0, 0, pool, &failed, &nfailed,
+	             &err) < 0)
 		fail("store", &err);
 	t2 = now_ms();
 	S->close(mb);
@@ -551,11 +556,11 @@ bench_flag_all(uint32_t n)
 	S->close(mb);
 	S->store_close(st);
 	pool_destroy(pool);
-	if (flagged != n || nfailed != 0)
-		fail("store: not every message flagged", NULL);
-	printf("postern set \\Flagged on all: %.0f ms (open, store +FLAGS "
+	if (flagged != want || nfailed != 0)
+		fail("store: not every message (un)flagged", NULL);
+	printf("postern set \\Flagged on all: %.0f ms (open, store %sFLAGS "
 	       "1:*, close; the store alone %.0f ms; %u flagged)\n", t0,
-	       t2 - t1, flagged);
+	       add ? "+" : "-", t2 - t1, flagged);
 }
 
 static void
@@ -572,6 +577,104 @@ bench_rebuild(uint32_t n)
 	unlink(path);
 	bench_open("index build (no postern.index, cold)", n, 1);
 	print_index_size("after rebuild");
+}
+
+static void
+sync_once(postern_mailbox_t *mb, struct postern_sync_changes *ch)
+{
+	struct postern_storage_err err = { 0 };
+	postern_pool_t *pool = pool_create(4096);
+
+	if (S->sync(mb, 0, pool, ch, &err) < 0)
+		fail("sync", &err);
+	pool_destroy(pool); /* ch's arrays go: callers use the counts */
+}
+
+/*
+ * What an IMAP session pays between commands, with its view open: a
+ * sync with nothing new (after most commands; cur/ unchanged for two
+ * seconds, so its mtime is trusted), a STORE of one flag and the sync
+ * after it (the rename moves cur/'s mtime: that sync reads cur/ again,
+ * as Dovecot does), and a sync that finds a message another session
+ * appended (the append not timed).  Medians of SESSION_RUNS.
+ */
+#define SESSION_RUNS 21
+static void
+bench_session(uint32_t n)
+{
+	struct postern_storage_err err = { 0 };
+	struct postern_append a = { .size = sizeof(a), .fd = -1 };
+	struct postern_sync_changes ch;
+	struct postern_uid_range r;
+	double idle[SESSION_RUNS], store[SESSION_RUNS], grew[SESSION_RUNS];
+	static char buf[8192];
+	postern_pool_t *pool;
+	postern_mailbox_t *mb;
+	postern_store_t *st, *st2;
+	uint32_t *failed, uid, uidv, i;
+	size_t nfailed;
+	double t0;
+
+	st = store_open();
+	st2 = store_open();
+	mb = box_open(st, 0);
+	settle();
+	sync_once(mb, &ch); /* records the now trusted mtimes */
+	for (i = 0; i < SESSION_RUNS; i++) {
+		t0 = now_ms();
+		sync_once(mb, &ch);
+		idle[i] = now_ms() - t0;
+		if (ch.nexpunged != 0 || ch.nchanged != 0 || ch.new_messages)
+			fail("sync with nothing new reported changes", NULL);
+	}
+	r.first = r.last = S->message(mb, 1 + rnd(S->count(mb)))->uid;
+	for (i = 0; i < SESSION_RUNS; i++) {
+		pool = pool_create(4096);
+		t0 = now_ms();
+		if (S->store(mb, &r, 1, i % 2 ? POSTERN_STORE_REMOVE :
+		             POSTERN_STORE_ADD, POSTERN_MSG_DELETED, NULL, 0, 0,
+		             pool, &failed, &nfailed, &err) < 0)
+			fail("store", &err);
+		sync_once(mb, &ch);
+		store[i] = now_ms() - t0;
+		pool_destroy(pool);
+	}
+	for (i = 0; i < SESSION_RUNS; i++) {
+		a.data = buf;
+		a.length = make_message(buf, sizeof(buf), n + i + 1,
+		                        (int64_t)time(NULL));
+		if (S->append(st2, BOX, &a, &uid, &uidv, &err) < 0)
+			fail("append", &err);
+		t0 = now_ms();
+		sync_once(mb, &ch);
+		grew[i] = now_ms() - t0;
+		if (ch.messages != n + i + 1 || !ch.new_messages)
+			fail("sync did not see the appended message", NULL);
+	}
+	/* Leaves the Maildir as it found it (n messages), so the read
+	 * phase can run again on it, with another build of the module. */
+	r.first = S->message(mb, n + 1)->uid;
+	r.last = S->message(mb, n + SESSION_RUNS)->uid;
+	pool = pool_create(4096);
+	if (S->store(mb, &r, 1, POSTERN_STORE_ADD, POSTERN_MSG_DELETED, NULL,
+	             0, 0, pool, &failed, &nfailed, &err) < 0 ||
+	    S->expunge(mb, &r, 1, pool, &ch, &err) < 0 || S->count(mb) != n)
+		fail("expunge the appended messages", &err);
+	pool_destroy(pool);
+	S->close(mb);
+	S->store_close(st);
+	S->store_close(st2);
+	qsort(idle, SESSION_RUNS, sizeof(idle[0]), cmp_double);
+	qsort(store, SESSION_RUNS, sizeof(store[0]), cmp_double);
+	qsort(grew, SESSION_RUNS, sizeof(grew[0]), cmp_double);
+	printf("postern sync idle: %.2f ms (open view, nothing new; median "
+	       "of %d)\n", idle[SESSION_RUNS / 2], SESSION_RUNS);
+	printf("postern store one: %.2f ms (open view, +/-FLAGS on one "
+	       "message, then sync; median of %d)\n",
+	       store[SESSION_RUNS / 2], SESSION_RUNS);
+	printf("postern sync after append: %.2f ms (open view, another "
+	       "store appended one; median of %d)\n",
+	       grew[SESSION_RUNS / 2], SESSION_RUNS);
 }
 
 int
@@ -664,6 +767,8 @@ main(int argc, char **argv)
 		print_index_size("after store");
 		bench_open("open warm after store", (uint32_t)n, 0);
 		bench_rebuild((uint32_t)n);
+		/* Last: it appends to the mailbox. */
+		bench_session((uint32_t)n);
 	}
 
 	hook_reset();

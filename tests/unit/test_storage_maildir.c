@@ -5,7 +5,9 @@
  * UIDs across reopen and index loss, flags and keywords, expunge, copy
  * and move, sync between views, the mailbox list, reading LF files as
  * CRLF, two processes appending at once, crash leftovers, the index's
- * change log, a Dovecot-made Maildir, the cache and the watch.
+ * change log, a Dovecot-made Maildir, the cache and the watch; views and
+ * store handles that keep their state between operations while other
+ * processes and views change, rewrite or cut the index and its log.
  */
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -1835,6 +1837,551 @@ test_watch(void)
 	loop_current = NULL;
 }
 
+/* ---- views that keep their state between operations -------------------- */
+
+/* What a fresh read-only view of INBOX shows (from a store of its own,
+ * so nothing kept by the caller's handles is used). */
+static void
+snap_fresh(struct tuser *t, struct snap *sn)
+{
+	postern_mailbox_t *mb;
+	postern_store_t *st;
+
+	st = open_store(t);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(st);
+	mb = open_box(st, "INBOX", POSTERN_OPEN_READONLY);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(mb);
+	snap_of(mb, sn);
+	S->close(mb);
+	S->store_close(st);
+}
+
+/* Syncs `mb` and checks it shows what a fresh view shows. */
+static int
+sync_matches_fresh(struct tuser *t, postern_mailbox_t *mb,
+                   struct postern_sync_changes *ch)
+{
+	struct postern_storage_err err = { 0 };
+	struct snap live, fresh;
+
+	CU_ASSERT_EQUAL(S->sync(mb, 0, pool, ch, &err), 0);
+	snap_of(mb, &live);
+	snap_fresh(t, &fresh);
+	return snap_same(&live, &fresh);
+}
+
+/* Sets \Deleted on [first, last] and expunges them, from `mb`. */
+static int
+delete_range(postern_mailbox_t *mb, uint32_t first, uint32_t last)
+{
+	struct postern_uid_range r = { first, last };
+	struct postern_storage_err err = { 0 };
+	struct postern_sync_changes ch;
+
+	if (store(mb, first, last, POSTERN_STORE_ADD, POSTERN_MSG_DELETED,
+	          NULL, 0, 0, NULL) != 0)
+		return -1;
+	return S->expunge(mb, &r, 1, pool, &ch, &err);
+}
+
+/* Stores until the index is rewritten whole (the log passed its limit),
+ * then stores once more, so a new, short log follows the new index.
+ * 0 when that happened. */
+static int
+force_rewrite_index(struct tuser *t, postern_mailbox_t *mb, uint32_t last,
+                    const char *index)
+{
+	struct stat ix, ix2;
+	int i, rc = -1;
+
+	stat_of(t, index, &ix);
+	for (i = 0; i < 400 && rc < 0; i++) {
+		if (store(mb, 1, last, i % 2 ? POSTERN_STORE_REMOVE
+		                              : POSTERN_STORE_ADD,
+		          POSTERN_MSG_ANSWERED, NULL, 0, 0, NULL) != 0)
+			return -1;
+		stat_of(t, index, &ix2);
+		if (ix2.st_ino != ix.st_ino)
+			rc = 0;
+	}
+	if (rc == 0 && store(mb, 1, 1, POSTERN_STORE_ADD, POSTERN_MSG_SEEN,
+	                     NULL, 0, 0, NULL) != 0)
+		rc = -1;
+	return rc;
+}
+
+/* The same for INBOX. */
+static int
+force_rewrite(struct tuser *t, postern_mailbox_t *mb, uint32_t last)
+{
+	return force_rewrite_index(t, mb, last, "postern.index");
+}
+
+/* What another process does between two operations of the test's view
+ * (the child's exit code: 0 done). */
+static int
+other_process(struct tuser *t, int step)
+{
+	static const char *const kw[] = { "Work" };
+	struct postern_storage_err err;
+	struct postern_append a;
+	postern_mailbox_t *mb;
+	postern_store_t *st;
+	uint32_t uid, uidv;
+	int rc = 0;
+
+	if (S->store_open(&t->u, &st, &err) < 0)
+		return 1;
+	if (S->open(st, "INBOX", 0, &mb, &err) < 0)
+		return 2;
+	switch (step) {
+	case 0: /* appends and a delivery */
+		a = msg_of("Subject: other 1\r\n\r\nx\r\n");
+		rc |= S->append(st, "INBOX", &a, &uid, &uidv, &err);
+		a = msg_of("Subject: other 2\r\n\r\nx\r\n");
+		rc |= S->append(st, "INBOX", &a, &uid, &uidv, &err);
+		a = msg_of("Subject: other 3\r\n\r\nx\r\n");
+		rc |= S->deliver(&t->u, NULL, &a, &uid, &err);
+		break;
+	case 1: /* flags and a keyword */
+		rc |= store(mb, 1, 3, POSTERN_STORE_ADD, POSTERN_MSG_FLAGGED,
+		            NULL, 0, 0, NULL);
+		rc |= store(mb, 4, 4, POSTERN_STORE_ADD, 0, kw, 1, 0, NULL);
+		break;
+	case 2: /* expunges */
+		rc |= delete_range(mb, 5, 6);
+		break;
+	case 3: /* the index rewritten, a new log after it */
+		rc |= force_rewrite(t, mb, 12);
+		break;
+	}
+	S->close(mb);
+	S->store_close(st);
+	return rc != 0 ? 3 : 0;
+}
+
+static void
+test_view_other_process(void)
+{
+	struct postern_sync_changes ch;
+	postern_mailbox_t *mb;
+	postern_store_t *st;
+	struct stat ix, ix2;
+	struct tuser t;
+	char text[64];
+	int step, status;
+	uint32_t i;
+	pid_t pid;
+
+	make_user(&t, "viewother");
+	st = open_store(&t);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(st);
+	for (i = 1; i <= 10; i++) {
+		snprintf(text, sizeof(text), "Subject: %u\r\n\r\nx\r\n", i);
+		append(st, "INBOX", text, 0, NULL, 0, 0);
+	}
+	mb = open_box(st, "INBOX", 0);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(mb);
+	for (step = 0; step < 4; step++) {
+		stat_of(&t, "postern.index", &ix);
+		pid = fork();
+		CU_ASSERT_FATAL(pid >= 0);
+		if (pid == 0) {
+			alarm(60);
+			_exit(other_process(&t, step));
+		}
+		CU_ASSERT_EQUAL(waitpid(pid, &status, 0), pid);
+		CU_ASSERT(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+		stat_of(&t, "postern.index", &ix2);
+		/* Only the last step replaces the index; the others are
+		 * read from the log's tail. */
+		CU_ASSERT_EQUAL(ix2.st_ino != ix.st_ino, step == 3);
+		CU_ASSERT(sync_matches_fresh(&t, mb, &ch));
+		switch (step) {
+		case 0:
+			CU_ASSERT(ch.new_messages);
+			CU_ASSERT_EQUAL(ch.messages, 13);
+			CU_ASSERT_EQUAL(uid_at(mb, 13), 13);
+			break;
+		case 1:
+			CU_ASSERT_EQUAL(ch.nchanged, 4);
+			CU_ASSERT(flags_of(mb, 3) & POSTERN_MSG_FLAGGED);
+			CU_ASSERT_EQUAL(S->message(mb, 4)->nkeywords, 1);
+			break;
+		case 2:
+			CU_ASSERT_EQUAL(ch.nexpunged, 2);
+			CU_ASSERT_EQUAL(ch.messages, 11);
+			CU_ASSERT_EQUAL(S->seq_of_uid(mb, 5), 0);
+			break;
+		case 3:
+			CU_ASSERT(ch.nchanged > 0);
+			CU_ASSERT(flags_of(mb, 1) & POSTERN_MSG_SEEN);
+			break;
+		}
+		/* The view's own change after the other's, then a fresh
+		 * view agrees with it. */
+		CU_ASSERT_EQUAL(store(mb, 7, 7, step % 2 ? POSTERN_STORE_REMOVE
+		                                         : POSTERN_STORE_ADD,
+		                      POSTERN_MSG_DRAFT, NULL, 0, 0, NULL), 0);
+		CU_ASSERT(sync_matches_fresh(&t, mb, &ch));
+	}
+	S->close(mb);
+	S->store_close(st);
+}
+
+/* Another view's rewrite leaves a log shorter than where the view had
+ * read to; a log cut (a crash) under where it had read. */
+static void
+test_view_log_cut(void)
+{
+	struct postern_sync_changes ch;
+	struct stat lg, lg2;
+	postern_mailbox_t *mb, *other;
+	postern_store_t *st, *st2;
+	struct tuser t;
+	char text[64], path[1024];
+	uint32_t i;
+
+	make_user(&t, "viewcut");
+	st = open_store(&t);
+	st2 = open_store(&t);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(st);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(st2);
+	for (i = 1; i <= 30; i++) {
+		snprintf(text, sizeof(text), "Subject: %u\r\n\r\nx\r\n", i);
+		append(st, "INBOX", text, 0, NULL, 0, 0);
+	}
+	mb = open_box(st, "INBOX", 0);
+	other = open_box(st2, "INBOX", 0);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(mb);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(other);
+	/* The view reads far into a long log. */
+	for (i = 0; i < 3; i++)
+		CU_ASSERT_EQUAL(store(other, 1, 30, i % 2 ? POSTERN_STORE_REMOVE
+		                                          : POSTERN_STORE_ADD,
+		                      POSTERN_MSG_SEEN, NULL, 0, 0, NULL), 0);
+	CU_ASSERT(sync_matches_fresh(&t, mb, &ch));
+	CU_ASSERT_EQUAL(ch.nchanged, 30);
+	stat_of(&t, "postern.index.log", &lg);
+	/* The other view rewrites the index: the new log is shorter. */
+	CU_ASSERT_EQUAL(force_rewrite(&t, other, 30), 0);
+	CU_ASSERT_EQUAL(delete_range(other, 2, 2), 0);
+	stat_of(&t, "postern.index.log", &lg2);
+	CU_ASSERT(lg2.st_size < lg.st_size);
+	CU_ASSERT(sync_matches_fresh(&t, mb, &ch));
+	CU_ASSERT_EQUAL(ch.nexpunged, 1);
+	CU_ASSERT_EQUAL(S->count(mb), 29);
+	/* A crash cuts the log inside the change the view read last; the
+	 * other view then writes over the cut. */
+	CU_ASSERT_EQUAL(store(other, 3, 3, POSTERN_STORE_ADD,
+	                      POSTERN_MSG_FLAGGED, NULL, 0, 0, NULL), 0);
+	CU_ASSERT(sync_matches_fresh(&t, mb, &ch));
+	stat_of(&t, "postern.index.log", &lg);
+	path_of(path, sizeof(path), t.maildir, "postern.index.log");
+	CU_ASSERT_EQUAL(truncate(path, lg.st_size - 20), 0);
+	S->close(other);
+	S->store_close(st2);
+	st2 = open_store(&t);
+	other = open_box(st2, "INBOX", 0);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(other);
+	CU_ASSERT_EQUAL(store(other, 4, 4, POSTERN_STORE_ADD,
+	                      POSTERN_MSG_FLAGGED, NULL, 0, 0, NULL), 0);
+	CU_ASSERT(sync_matches_fresh(&t, mb, &ch));
+	CU_ASSERT(flags_of(mb, 3) & POSTERN_MSG_FLAGGED);
+	CU_ASSERT(flags_of(mb, 4) & POSTERN_MSG_FLAGGED);
+	/* Entries rewritten in place, same length: the view notices its
+	 * last COMMIT is not there and reads everything again. */
+	stat_of(&t, "postern.index.log", &lg);
+	CU_ASSERT_EQUAL(truncate(path, 24), 0);
+	CU_ASSERT_EQUAL(truncate(path, lg.st_size), 0);
+	CU_ASSERT(sync_matches_fresh(&t, mb, &ch));
+	CU_ASSERT_EQUAL(S->count(mb), 29);
+	S->close(other);
+	S->close(mb);
+	S->store_close(st2);
+	S->store_close(st);
+}
+
+/* A sync with nothing new reads no more than the index's header: a byte
+ * changed inside the index (same size, same file) goes unseen until a
+ * fresh open checks the whole file and rebuilds it. */
+static void
+test_view_reads_tail_only(void)
+{
+	struct postern_sync_changes ch;
+	struct postern_storage_err err;
+	postern_mailbox_t *mb;
+	postern_store_t *st;
+	struct stat ix;
+	struct tuser t;
+	char path[1024], x = 'X';
+	int fd;
+
+	make_user(&t, "viewtail");
+	st = open_store(&t);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(st);
+	append(st, "INBOX", "Subject: 1\r\n\r\nx\r\n", 0, NULL, 0, 0);
+	append(st, "INBOX", "Subject: 2\r\n\r\nx\r\n", 0, NULL, 0, 0);
+	/* The appends went to the log: without the index, the open
+	 * rebuilds it whole, records and names in it. */
+	path_of(path, sizeof(path), t.maildir, "postern.index");
+	CU_ASSERT_EQUAL(unlink(path), 0);
+	mb = open_box(st, "INBOX", 0);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(mb);
+	stat_of(&t, "postern.index", &ix);
+	CU_ASSERT(ix.st_size > 200);
+	fd = open(path, O_WRONLY);
+	CU_ASSERT_FATAL(fd >= 0);
+	CU_ASSERT_EQUAL(pwrite(fd, &x, 1, ix.st_size - 1), 1);
+	close(fd);
+	modlog[0] = '\0';
+	CU_ASSERT_EQUAL(S->sync(mb, 0, pool, &ch, &err), 0);
+	CU_ASSERT_PTR_NULL(strstr(modlog, "corrupt"));
+	CU_ASSERT_EQUAL(S->count(mb), 2);
+	S->close(mb);
+	mb = open_box(st, "INBOX", 0);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(mb);
+	CU_ASSERT_PTR_NOT_NULL(strstr(modlog, "corrupt"));
+	CU_ASSERT_EQUAL(S->count(mb), 2);
+	CU_ASSERT_EQUAL(uid_at(mb, 2), 2);
+	S->close(mb);
+	S->store_close(st);
+}
+
+/* Two views (two store handles) take turns at 1000 operations; after
+ * each, the view that acted shows what a fresh view shows. */
+static void
+test_view_alternating(void)
+{
+	static const char *const kws[] = { "A", "B", "C" };
+	struct postern_mailbox_status ms, vs;
+	struct postern_sync_changes ch;
+	struct postern_storage_err err;
+	struct postern_uid_range r;
+	postern_mailbox_t *mb[2];
+	postern_store_t *st[2];
+	uint32_t i, n, op, uid, seed = 12345, mismatches = 0, *su, *du;
+	size_t ncp;
+	struct tuser t;
+	char text[64];
+	int v;
+
+	make_user(&t, "alternating");
+	for (v = 0; v < 2; v++) {
+		st[v] = open_store(&t);
+		CU_ASSERT_PTR_NOT_NULL_FATAL(st[v]);
+	}
+	for (i = 1; i <= 20; i++) {
+		snprintf(text, sizeof(text), "Subject: %u\r\n\r\nx\r\n", i);
+		append(st[0], "INBOX", text, 0, NULL, 0, 0);
+	}
+	for (v = 0; v < 2; v++) {
+		mb[v] = open_box(st[v], "INBOX", 0);
+		CU_ASSERT_PTR_NOT_NULL_FATAL(mb[v]);
+	}
+	for (i = 0; i < 1000; i++) {
+		v = i % 2;
+		seed = seed * 1103515245u + 12345u;
+		n = S->count(mb[v]);
+		uid = n > 0 ? uid_at(mb[v], 1 + (seed >> 8) % n) : 0;
+		snprintf(text, sizeof(text), "Subject: op %u\r\n\r\nx\r\n", i);
+		op = (seed >> 20) % 8;
+		if (n >= 60 && (op == 0 || op == 1 || op == 6))
+			op = 5; /* keeps the mailbox small */
+		switch (op) {
+		case 0:
+			append(st[v], "INBOX", text, POSTERN_MSG_SEEN, NULL, 0,
+			       0);
+			break;
+		case 1:
+			deliver(&t, text);
+			break;
+		case 2:
+		case 3:
+			if (uid != 0)
+				CU_ASSERT_EQUAL(store(mb[v], uid, uid,
+				                      (seed >> 4) % 3, 1u <<
+				                      ((seed >> 12) % 5), NULL, 0,
+				                      0, NULL), 0);
+			break;
+		case 4:
+			if (uid != 0)
+				CU_ASSERT_EQUAL(store(mb[v], uid, uid,
+				                      POSTERN_STORE_ADD, 0,
+				                      &kws[(seed >> 4) % 3], 1, 0,
+				                      NULL), 0);
+			break;
+		case 5:
+			if (uid != 0 && n > 15)
+				CU_ASSERT_EQUAL(delete_range(mb[v], uid, uid),
+				                0);
+			break;
+		case 6:
+			if (uid != 0) {
+				r.first = r.last = uid;
+				/* The other view may have expunged it. */
+				if (S->copy(mb[v], &r, 1, "INBOX", 0, pool, &su,
+				            &du, &ncp, &uid, NULL, &err) < 0)
+					CU_ASSERT_EQUAL(err.code,
+					                POSTERN_SE_EXPUNGED);
+			}
+			break;
+		default:
+			break; /* a sync alone */
+		}
+		if (!sync_matches_fresh(&t, mb[v], &ch))
+			mismatches++;
+		/* STATUS from the state the store handle keeps agrees. */
+		vs.size = ms.size = sizeof(ms);
+		S->status(mb[v], &vs);
+		CU_ASSERT_EQUAL(S->status_by_name(st[v], "INBOX", &ms, &err),
+		                0);
+		if (ms.messages != vs.messages || ms.uidnext != vs.uidnext ||
+		    ms.highestmodseq != vs.highestmodseq ||
+		    ms.unseen != vs.unseen)
+			mismatches++;
+		if (mismatches > 0)
+			break;
+		CU_ASSERT_FATAL(S->count(mb[v]) < 200); /* a snap holds 256 */
+	}
+	CU_ASSERT_EQUAL(mismatches, 0);
+	CU_ASSERT_EQUAL(i, 1000);
+	for (v = 0; v < 2; v++) {
+		S->close(mb[v]);
+		S->store_close(st[v]);
+	}
+}
+
+/* A store handle keeps the state of the mailbox it copies or appends
+ * into: between its saves another handle appends, expunges and rewrites
+ * that mailbox's index, and the UIDs it gives stay new and distinct. */
+static void
+test_store_kept_state(void)
+{
+	struct postern_storage_err err = { 0 };
+	struct postern_mailbox_status ms = { .size = sizeof(ms) };
+	struct postern_uid_range r = { 1, 1 };
+	postern_mailbox_t *mb, *arch;
+	postern_store_t *st, *st2;
+	uint32_t *su, *du, uidv, round, uid, last = 0;
+	size_t n;
+	struct tuser t;
+	char text[64];
+
+	make_user(&t, "keptstate");
+	st = open_store(&t);
+	st2 = open_store(&t);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(st);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(st2);
+	CU_ASSERT_EQUAL_FATAL(S->create(st, "Archive", 0, &err), 0);
+	append(st, "INBOX", "Subject: src\r\n\r\nx\r\n", 0, NULL, 0, 0);
+	mb = open_box(st, "INBOX", 0);
+	arch = open_box(st2, "Archive", 0);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(mb);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(arch);
+	for (round = 0; round < 6; round++) {
+		/* This handle: a copy, then an append. */
+		CU_ASSERT_EQUAL_FATAL(S->copy(mb, &r, 1, "Archive", 0, pool,
+		                              &su, &du, &n, &uidv, NULL, &err),
+		                      0);
+		CU_ASSERT_EQUAL(n, 1);
+		CU_ASSERT(du[0] > last);
+		last = du[0];
+		snprintf(text, sizeof(text), "Subject: a%u\r\n\r\nx\r\n",
+		         round);
+		uid = append(st, "Archive", text, 0, NULL, 0, 0);
+		CU_ASSERT(uid > last);
+		last = uid;
+		/* The other handle, between them: appends, expunges one,
+		 * and every other round rewrites the index. */
+		uid = append(st2, "Archive", text, 0, NULL, 0, 0);
+		CU_ASSERT(uid > last);
+		last = uid;
+		CU_ASSERT_EQUAL(S->sync(arch, 0, pool,
+		                        &(struct postern_sync_changes){ 0 },
+		                        &err), 0);
+		CU_ASSERT_EQUAL(delete_range(arch, uid_at(arch, 1),
+		                             uid_at(arch, 1)), 0);
+		if (round % 2 == 1)
+			CU_ASSERT_EQUAL(force_rewrite_index(&t, arch, 1000,
+			                                    ".Archive/postern.index"),
+			                0);
+	}
+	CU_ASSERT_EQUAL(S->status_by_name(st, "Archive", &ms, &err), 0);
+	CU_ASSERT_EQUAL(ms.messages, 12);
+	CU_ASSERT_EQUAL(ms.uidnext, last + 1);
+	S->close(arch);
+	S->close(mb);
+	S->store_close(st2);
+	S->store_close(st);
+}
+
+/* Stores on all until the index is rewritten whole, nothing after: the
+ * view's state then follows an index with no log. */
+static int
+rewrite_no_log(struct tuser *t, postern_mailbox_t *mb)
+{
+	struct stat ix, ix2;
+	int i;
+
+	stat_of(t, "postern.index", &ix);
+	for (i = 0; i < 400; i++) {
+		if (store(mb, 1, 1000, i % 2 ? POSTERN_STORE_REMOVE
+		                              : POSTERN_STORE_ADD,
+		          POSTERN_MSG_ANSWERED, NULL, 0, 0, NULL) != 0)
+			return -1;
+		stat_of(t, "postern.index", &ix2);
+		if (ix2.st_ino != ix.st_ino)
+			return 0;
+	}
+	return -1;
+}
+
+/* Both views last wrote the index whole (no log after it): the view
+ * whose index was replaced under it reads the new one, though no log
+ * tells it so. */
+static void
+test_view_index_replaced(void)
+{
+	struct postern_sync_changes ch;
+	postern_mailbox_t *mb, *other;
+	postern_store_t *st, *st2;
+	struct stat lg;
+	struct tuser t;
+	char text[64];
+	uint32_t i;
+
+	make_user(&t, "viewreplaced");
+	st = open_store(&t);
+	st2 = open_store(&t);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(st);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(st2);
+	for (i = 1; i <= 20; i++) {
+		snprintf(text, sizeof(text), "Subject: %u\r\n\r\nx\r\n", i);
+		append(st, "INBOX", text, 0, NULL, 0, 0);
+	}
+	mb = open_box(st, "INBOX", 0);
+	other = open_box(st2, "INBOX", 0);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(mb);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(other);
+	CU_ASSERT_EQUAL(rewrite_no_log(&t, mb), 0);
+	CU_ASSERT(sync_matches_fresh(&t, mb, &ch));
+	/* The other view's flag changes (modseqs move, names may come
+	 * back as they were) end in a rewrite too. */
+	CU_ASSERT_EQUAL(store(other, 3, 3, POSTERN_STORE_ADD,
+	                      POSTERN_MSG_FLAGGED, NULL, 0, 0, NULL), 0);
+	CU_ASSERT_EQUAL(store(other, 3, 3, POSTERN_STORE_REMOVE,
+	                      POSTERN_MSG_FLAGGED, NULL, 0, 0, NULL), 0);
+	CU_ASSERT_EQUAL(rewrite_no_log(&t, other), 0);
+	stat_of(&t, "postern.index.log", &lg);
+	CU_ASSERT_EQUAL(lg.st_ino, 0); /* no log */
+	CU_ASSERT(sync_matches_fresh(&t, mb, &ch));
+	S->close(other);
+	S->close(mb);
+	S->store_close(st2);
+	S->store_close(st);
+}
+
 static CU_TestInfo maildir_tests[] = {
 	{ "deliver, open, message info", test_deliver_open },
 	{ "deliver a head and content from a spool offset",
@@ -1864,6 +2411,18 @@ static CU_TestInfo maildir_tests[] = {
 	{ "cache compaction", test_cache_compaction },
 	{ "exclusive views", test_exclusive },
 	{ "watch", test_watch },
+	{ "view: another process's changes between operations",
+	  test_view_other_process },
+	{ "view: the log shortened by a rewrite, cut by a crash",
+	  test_view_log_cut },
+	{ "view: a sync with nothing new reads only the log's tail",
+	  test_view_reads_tail_only },
+	{ "view: two views, 1000 operations, each checked",
+	  test_view_alternating },
+	{ "store handle: saves between another's changes",
+	  test_store_kept_state },
+	{ "view: the index replaced, no log after it",
+	  test_view_index_replaced },
 	CU_TEST_INFO_NULL,
 };
 
