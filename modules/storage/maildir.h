@@ -174,8 +174,9 @@ void md_unlock(int fd);
  * the file read then, only the log's new entries are read.  After a
  * failure `s` must be freed (or refreshed again: it is then read whole). */
 #define MD_REFRESH_RW 0x1    /* move new/ into cur/ as a read-write view */
-#define MD_REFRESH_LIGHT 0x2 /* for adding messages: read only new/, and
-                                leave vanished files to a full refresh */
+#define MD_REFRESH_LIGHT 0x2 /* for adding messages: read no directory;
+                                a full refresh later finds what others
+                                added or removed */
 int md_refresh(const char *dir, struct md_state *s, unsigned how);
 /* Records what changed since the state was read: appended to the change
  * log, or the index rewritten whole (and the log emptied) when the log

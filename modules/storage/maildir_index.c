@@ -1611,13 +1611,13 @@ refresh(const char *dir, struct md_state *s, unsigned how)
 		rc = rebuild(dir, s, irc == 0);
 	}
 	else if (light) {
-		/* cur/'s recorded mtime stays, so the next full refresh still
-		 * reads what changed there. */
-		if (nm != s->new_mtime &&
-		    (rc = scan(dir, s, NULL, SCAN_NEW | SCAN_KEEP)) == 1) {
-			nm = 0; /* files left new/: a full refresh sees where */
-			rc = 0;
-		}
+		/* Adding a message reads no directory: a delivery into a
+		 * mailbox nobody reads would otherwise read all of new/ each
+		 * time.  What other programs put in new/ or cur/ gets its UID
+		 * from the next full refresh, after ours (UIDs follow
+		 * discovery, as in Dovecot).  Both recorded mtimes stay, so
+		 * that refresh reads both directories. */
+		nm = s->new_mtime;
 		cm = s->cur_mtime;
 	} else if (nm != s->new_mtime || cm != s->cur_mtime)
 		rc = scan(dir, s, NULL, (nm != s->new_mtime ? SCAN_NEW : 0) |
@@ -1627,8 +1627,10 @@ refresh(const char *dir, struct md_state *s, unsigned how)
 	/* Compared as stored: an mtime that stays untrusted (0) is no
 	 * change, so concurrent syncs do not rewrite the index for it (and
 	 * wake each other's watches). */
-	nm = trusted(nm);
-	cm = light ? cm : trusted(cm);
+	if (!light) {
+		nm = trusted(nm);
+		cm = trusted(cm);
+	}
 	if (nm != s->new_mtime || cm != s->cur_mtime) {
 		s->new_mtime = nm;
 		s->cur_mtime = cm;

@@ -709,7 +709,9 @@ test_external_changes(void)
 	char dir[1024], path[2048], *name;
 
 	/* Postfix delivers into new/, another program deletes a file, and
-	 * a postern delivery happens in between: all are seen. */
+	 * a postern delivery happens in between: all are seen.  The
+	 * delivery reads no directory, so Postfix's file gets its UID when
+	 * a sync finds it, after the delivery's. */
 	make_user(&t, "external");
 	st = open_store(&t);
 	CU_ASSERT_PTR_NOT_NULL_FATAL(st);
@@ -718,7 +720,7 @@ test_external_changes(void)
 	CU_ASSERT_PTR_NOT_NULL_FATAL(mb);
 	path_of(dir, sizeof(dir), t.maildir, "new");
 	free(unit_write_file(dir, "1700000000.P1Q1.other", "2\n"));
-	CU_ASSERT_EQUAL(deliver(&t, "3\r\n"), 3);
+	CU_ASSERT_EQUAL(deliver(&t, "3\r\n"), 2);
 	path_of(dir, sizeof(dir), t.maildir, "cur");
 	name = first_file(dir);
 	CU_ASSERT_PTR_NOT_NULL_FATAL(name);
@@ -730,8 +732,8 @@ test_external_changes(void)
 	CU_ASSERT_EQUAL(ch.expunged_uids[0], 1);
 	CU_ASSERT_EQUAL(ch.messages, 2);
 	CU_ASSERT_EQUAL(uid_at(mb, 1), 2);
-	CU_ASSERT_EQUAL(S->message(mb, 1)->size, 3);
 	CU_ASSERT_EQUAL(uid_at(mb, 2), 3);
+	CU_ASSERT_EQUAL(S->message(mb, 2)->size, 3); /* "2\n" as CRLF */
 	S->close(mb);
 	S->store_close(st);
 }
