@@ -278,7 +278,9 @@ struct postern_storage {
 	 * freed by close. */
 	int (*open)(postern_store_t *st, const char *name, unsigned mode,
 	            postern_mailbox_t **out, struct postern_storage_err *err);
-	void (*close)(postern_mailbox_t *mb); /* blocking */
+	/* Blocking, so on a job thread: remove a watch first (watch with
+	 * `changed` NULL, on the loop), as a watch lives on the loop. */
+	void (*close)(postern_mailbox_t *mb);
 	/* The view's state now.  Loop. */
 	void (*status)(postern_mailbox_t *mb,
 	               struct postern_mailbox_status *out);
