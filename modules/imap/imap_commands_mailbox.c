@@ -162,7 +162,8 @@ format_status(struct imap_buf *out, const char *name, unsigned items,
 	ITEM(STATUS_UIDVALIDITY, "UIDVALIDITY %u", st->uidvalidity);
 	ITEM(STATUS_UNSEEN, "UNSEEN %u", st->unseen);
 	ITEM(STATUS_HIGHESTMODSEQ, "HIGHESTMODSEQ %llu",
-	     (unsigned long long)st->highestmodseq);
+	     (unsigned long long)(st->highestmodseq > 0 ? st->highestmodseq
+	                                                : 1));
 	ITEM(STATUS_SIZE, "SIZE %llu", (unsigned long long)st->total_size);
 #undef ITEM
 	imap_buf_str(out, ")\r\n");
@@ -759,8 +760,11 @@ select_work(struct imap_job *j)
 	                         "* OK [UIDNEXT %u] Predicted next UID\r\n",
 	                st.uidvalidity, st.uidnext);
 	if (st.modseq_supported)
+		/* Mod-sequences are positive (RFC 7162 7): an empty,
+		 * never-changed mailbox says 1. */
 		imap_buf_printf(&j->out, "* OK [HIGHESTMODSEQ %llu] Highest\r\n",
-		                (unsigned long long)st.highestmodseq);
+		                (unsigned long long)(st.highestmodseq > 0
+		                                     ? st.highestmodseq : 1));
 	else
 		imap_buf_str(&j->out, "* OK [NOMODSEQ] No permanent "
 		                      "modsequences\r\n");

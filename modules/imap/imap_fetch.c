@@ -143,6 +143,18 @@ keyword:
 	return 0;
 }
 
+static int
+is_atom(const char *s)
+{
+	if (*s == '\0')
+		return 0;
+	for (; *s != '\0'; s++)
+		if ((unsigned char)*s <= 0x20 || (unsigned char)*s >= 0x7f ||
+		    strchr("(){%*\"\\]", *s) != NULL)
+			return 0;
+	return 1;
+}
+
 /* The response's name for a section item: BODY[1.HEADER.FIELDS (A B)]. */
 static void
 section_label(struct imap_cmd *c, struct fetch_item *it)
@@ -166,8 +178,11 @@ section_label(struct imap_cmd *c, struct fetch_item *it)
 		for (i = 0; i < it->nnames; i++) {
 			if (i > 0)
 				imap_buf_str(&b, " ");
-			imap_buf_string(&b, it->names[i],
-			                strlen(it->names[i]));
+			if (is_atom(it->names[i]))
+				imap_buf_str(&b, it->names[i]);
+			else
+				imap_buf_string(&b, it->names[i],
+				                strlen(it->names[i]));
 		}
 		imap_buf_str(&b, ")");
 	}
@@ -519,6 +534,15 @@ fetch_one(struct imap_job *j, struct fetch_arg *fa, uint32_t seq,
 	int first = 1, rc = 0, uid_done = 0, flags_done = 0, modseq_done = 0;
 	char *text;
 
+	struct postern_message_info info = *mi;
+	uint32_t *kw = imap_host->pool_alloc(j->pool, (mi->nkeywords + 1) *
+	                                             sizeof(*kw));
+
+	/* message() reuses one struct: keep a copy while the store is
+	 * called for the content. */
+	memcpy(kw, mi->keywords, mi->nkeywords * sizeof(*kw));
+	info.keywords = kw;
+	mi = &info;
 	if (fa->needs_msg &&
 	    imap_storage->msg_open(s->mb, mi->uid, &msg, &sz, &j->err) < 0)
 		return j->err.code == POSTERN_SE_EXPUNGED ? 1 : -1;

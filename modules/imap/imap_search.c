@@ -472,10 +472,12 @@ search_work(struct imap_job *j)
 	struct imap_session *s = j->s;
 	struct postern_mailbox_status st = { .size = sizeof(st) };
 	struct msg_ctx m;
-	uint32_t seq, count = imap_storage->count(s->mb);
+	struct postern_message_info info;
+	uint32_t seq, count = imap_storage->count(s->mb), uidmax;
 	int r;
 
 	imap_storage->status(s->mb, &st);
+	uidmax = count > 0 ? imap_storage->message(s->mb, count)->uid : 0;
 	a->hits = imap_host->pool_alloc(j->pool, (count + 1) *
 	                                         sizeof(*a->hits));
 	for (seq = 1; seq <= count; seq++) {
@@ -484,8 +486,16 @@ search_work(struct imap_job *j)
 		m.seq = seq;
 		m.count = count;
 		m.st = &st;
-		m.mi = imap_storage->message(s->mb, seq);
-		m.uidmax = imap_storage->message(s->mb, count)->uid;
+		/* message() reuses one struct: keep a copy, the keys below
+		 * may call the store again. */
+		info = *imap_storage->message(s->mb, seq);
+		info.keywords = imap_host->pool_alloc(
+			j->pool, (info.nkeywords + 1) * sizeof(uint32_t));
+		memcpy((uint32_t *)info.keywords,
+		       imap_storage->message(s->mb, seq)->keywords,
+		       info.nkeywords * sizeof(uint32_t));
+		m.mi = &info;
+		m.uidmax = uidmax;
 		if (m.mi->expunged)
 			continue;
 		r = eval(&m, a->root);
