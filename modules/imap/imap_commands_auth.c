@@ -68,7 +68,8 @@ login_done(struct imap_job *j)
 	if (s->user == NULL)
 		abort();
 	s->state = IMAP_AUTH;
-	imap_host->conn_log(s->conn, POSTERN_LOG_INFO, "login %s%s", s->user,
+	imap_host->conn_log(s->conn, POSTERN_LOG_DEBUG, "store of %s open%s",
+	                    s->user,
 	                    imap_host->conn_tls_active(s->conn) ? " (TLS)" :
 	                                                          "");
 	imap_reply(s, j->tag, "OK", "[CAPABILITY %s] Logged in",
