@@ -137,7 +137,8 @@ ranges_copy(struct imap_job *j, const struct postern_uid_range *r, size_t n)
 	struct postern_uid_range *c = imap_host->pool_alloc(
 		j->pool, (n + 1) * sizeof(*c));
 
-	memcpy(c, r, n * sizeof(*c));
+	if (n > 0)
+		memcpy(c, r, n * sizeof(*c));
 	return c;
 }
 

@@ -540,7 +540,8 @@ fetch_one(struct imap_job *j, struct fetch_arg *fa, uint32_t seq,
 
 	/* message() reuses one struct: keep a copy while the store is
 	 * called for the content. */
-	memcpy(kw, mi->keywords, mi->nkeywords * sizeof(*kw));
+	if (mi->nkeywords > 0)
+		memcpy(kw, mi->keywords, mi->nkeywords * sizeof(*kw));
 	info.keywords = kw;
 	mi = &info;
 	if (fa->needs_msg &&
@@ -855,7 +856,8 @@ imap_cmd_fetch(struct imap_cmd *c)
 	fa = j->arg;
 	*fa = tmp;
 	fa->uids = imap_host->pool_alloc(j->pool, (n + 1) * sizeof(*u));
-	memcpy(fa->uids, u, n * sizeof(*u));
+	if (n > 0)
+		memcpy(fa->uids, u, n * sizeof(*u));
 	fa->nuids = n;
 	/* The items stay in the command's pool, which lives until the
 	 * command is finished (after the last step). */

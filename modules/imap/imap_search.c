@@ -491,9 +491,10 @@ search_work(struct imap_job *j)
 		info = *imap_storage->message(s->mb, seq);
 		info.keywords = imap_host->pool_alloc(
 			j->pool, (info.nkeywords + 1) * sizeof(uint32_t));
-		memcpy((uint32_t *)info.keywords,
-		       imap_storage->message(s->mb, seq)->keywords,
-		       info.nkeywords * sizeof(uint32_t));
+		if (info.nkeywords > 0)
+			memcpy((uint32_t *)info.keywords,
+			       imap_storage->message(s->mb, seq)->keywords,
+			       info.nkeywords * sizeof(uint32_t));
 		m.mi = &info;
 		m.uidmax = uidmax;
 		if (m.mi->expunged)

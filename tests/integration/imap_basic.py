@@ -8,7 +8,8 @@ import imaplib
 import re
 import time
 
-from imaptest import deliver, login, message, start_server, Raw
+from imaptest import (finish, deliver, login, message, start_server,
+                      Raw)
 from testlib import Runner
 
 R = Runner("imap_basic")
@@ -457,8 +458,4 @@ for t in (test_capability_before_and_after_login,
           test_idle_woken_by_delivery_and_append,
           test_noop_check_namespace_id_enable, test_pipelined_commands):
     R.run(t)
-rc = srv.stop()
-if rc != 0:
-    print("posternd exit status %s; log:\n%s" % (rc, srv.log()[-3000:]))
-    R.failed += 1
-R.finish()
+finish(R, srv)

@@ -6,7 +6,8 @@ mailbox to a local Maildir and back, flags included.
 import os
 import subprocess
 
-from imaptest import PASSWORDS, deliver, login, message, start_server
+from imaptest import (finish, PASSWORDS, deliver, login, message,
+                      start_server)
 from testlib import Runner
 
 R = Runner("imap_clients")
@@ -166,8 +167,4 @@ def test_mbsync_both_ways(R):
 for t in (test_curl_list_fetch_search, test_curl_upload_and_custom_request,
           test_mbsync_both_ways):
     R.run(t)
-rc = srv.stop()
-if rc != 0:
-    print("posternd exit status %s; log:\n%s" % (rc, srv.log()[-3000:]))
-    R.failed += 1
-R.finish()
+finish(R, srv)

@@ -6,7 +6,7 @@ SPECIAL-USE, LIST-STATUS), LSUB, STATUS, and modified UTF-7 names.
 import imaplib
 import re
 
-from imaptest import login, message, start_server, Raw
+from imaptest import finish, login, message, start_server, Raw
 from testlib import Runner
 
 R = Runner("imap_mailbox")
@@ -207,8 +207,4 @@ for t in (test_create_list_delete, test_rename, test_subscribe_lsub,
           test_utf7_names, test_select_nonexistent_leaves_no_mailbox,
           test_commands_in_wrong_state):
     R.run(t)
-rc = srv.stop()
-if rc != 0:
-    print("posternd exit status %s; log:\n%s" % (rc, srv.log()[-3000:]))
-    R.failed += 1
-R.finish()
+finish(R, srv)

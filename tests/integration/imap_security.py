@@ -13,7 +13,8 @@ import imaplib
 import ssl
 import time
 
-from imaptest import PASSWORDS, login, start_server, tls_context, Raw
+from imaptest import (finish, PASSWORDS, login, start_server, tls_context,
+                      Raw)
 from testlib import Runner
 
 R = Runner("imap_security")
@@ -221,8 +222,4 @@ for t in (test_logindisabled_without_tls, test_starttls_then_login,
           test_failed_logins_disconnect, test_idle_timeout,
           test_idle_command_outlives_idle_timeout):
     R.run(t)
-rc = srv.stop()
-if rc != 0:
-    print("posternd exit status %s; log:\n%s" % (rc, srv.log()[-3000:]))
-    R.failed += 1
-R.finish()
+finish(R, srv)

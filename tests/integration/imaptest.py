@@ -107,3 +107,16 @@ class Raw(LineClient):
                     return True
         except (ConnectionResetError, socket.timeout):
             return False
+
+
+def finish(runner, srv):
+    """Stops the server; a bad exit status or a sanitizer report in its
+    log (workers' leaks and UB included) is one more failure."""
+    rc = srv.stop()
+    with open(srv.conf_path + ".log") as f:
+        log = f.read()
+    if rc != 0 or "Sanitizer" in log or "runtime error" in log:
+        print("FAIL: posternd exit status %s or sanitizer report; log:\n%s"
+              % (rc, log[-5000:]))
+        runner.failed += 1
+    runner.finish()
