@@ -63,6 +63,9 @@ struct imap_buf {
 
 void imap_buf_add(struct imap_buf *b, const void *data, size_t len);
 void imap_buf_str(struct imap_buf *b, const char *s);
+/* Room for n more octets (written by the caller, then committed). */
+char *imap_buf_room(struct imap_buf *b, size_t n);
+void imap_buf_commit(struct imap_buf *b, size_t n);
 void imap_buf_printf(struct imap_buf *b, const char *fmt, ...)
 	POSTERN_PRINTF(2, 3);
 /* An IMAP string: quoted when it can be, else a literal. */
@@ -198,9 +201,12 @@ void imap_sync_format(struct imap_session *s, struct imap_buf *out,
                       const struct postern_sync_changes *ch,
                       postern_pool_t *pool);
 /* Untagged FETCH (FLAGS ...) for message `seq` with UID / MODSEQ as the
- * session wants them. */
+ * session wants them.  `st` is the view's status (its keywords), taken
+ * once by a caller that formats many messages: the store's status()
+ * walks the whole view. */
 void imap_format_flags_fetch(struct imap_session *s, struct imap_buf *out,
-                             uint32_t seq, int with_uid);
+                             uint32_t seq, int with_uid,
+                             const struct postern_mailbox_status *st);
 /* A set of UIDs as "1:3,7". */
 void imap_buf_uidset(struct imap_buf *b, const uint32_t *uids, size_t n);
 

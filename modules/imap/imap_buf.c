@@ -35,6 +35,20 @@ imap_buf_add(struct imap_buf *b, const void *data, size_t len)
 	b->p[b->len] = '\0';
 }
 
+char *
+imap_buf_room(struct imap_buf *b, size_t n)
+{
+	buf_reserve(b, n);
+	return b->p + b->len;
+}
+
+void
+imap_buf_commit(struct imap_buf *b, size_t n)
+{
+	b->len += n;
+	b->p[b->len] = '\0';
+}
+
 void
 imap_buf_str(struct imap_buf *b, const char *s)
 {

@@ -773,13 +773,14 @@ select_work(struct imap_job *j)
 		return;
 	format_vanished(s, &j->out, a, j->pool);
 	count = imap_storage->count(a->mb);
+	imap_storage->status(a->mb, &st);
 	for (i = 1; i <= count; i++) {
 		const struct postern_message_info *mi;
 		mi = imap_storage->message(a->mb, i);
 		if (mi->modseq > a->modseq &&
 		    (a->known.n == 0 ||
 		     imap_seqset_contains(&a->known, mi->uid, st.uidnext)))
-			imap_format_flags_fetch(s, &j->out, i, 1);
+			imap_format_flags_fetch(s, &j->out, i, 1, &st);
 	}
 }
 

@@ -316,6 +316,7 @@ store_work(struct imap_job *j)
 {
 	struct store_arg *a = j->arg;
 	struct imap_session *s = j->s;
+	struct postern_mailbox_status st = { .size = sizeof(st) };
 	uint32_t count, seq;
 	const struct postern_message_info *mi;
 
@@ -325,6 +326,7 @@ store_work(struct imap_job *j)
 	if (j->rc < 0)
 		return;
 	count = imap_storage->count(s->mb);
+	imap_storage->status(s->mb, &st);
 	for (seq = 1; seq <= count; seq++) {
 		mi = imap_storage->message(s->mb, seq);
 		if (mi->expunged || !uid_in(a->uids, a->n, mi->uid))
@@ -339,7 +341,7 @@ store_work(struct imap_job *j)
 			if (k < a->nfailed)
 				continue;
 		}
-		imap_format_flags_fetch(s, &j->out, seq, a->by_uid);
+		imap_format_flags_fetch(s, &j->out, seq, a->by_uid, &st);
 	}
 }
 

@@ -382,14 +382,16 @@ static int
 emit_range(struct imap_job *j, postern_msg_t *msg, uint64_t start,
            uint64_t len)
 {
-	char buf[65536];
+	size_t chunk;
+	char *room;
 	ssize_t n;
 
 	imap_buf_printf(&j->out, "{%llu}\r\n", (unsigned long long)len);
 	while (len > 0) {
-		n = imap_storage->msg_read(msg, start, buf,
-		                           len < sizeof(buf) ? len : sizeof(buf),
-		                           &j->err);
+		/* Straight into the output buffer, at most 1 MiB a read. */
+		chunk = len < (1u << 20) ? (size_t)len : (1u << 20);
+		room = imap_buf_room(&j->out, chunk);
+		n = imap_storage->msg_read(msg, start, room, chunk, &j->err);
 		if (n <= 0) {
 			if (n == 0) {
 				j->err.code = POSTERN_SE_CORRUPT;
@@ -398,7 +400,7 @@ emit_range(struct imap_job *j, postern_msg_t *msg, uint64_t start,
 			}
 			return -1;
 		}
-		imap_buf_add(&j->out, buf, (size_t)n);
+		imap_buf_commit(&j->out, (size_t)n);
 		start += (uint64_t)n;
 		len -= (uint64_t)n;
 	}
@@ -522,10 +524,11 @@ emit_section(struct imap_job *j, const struct fetch_item *it,
  * 1 means the message had gone (skipped). */
 static int
 fetch_one(struct imap_job *j, struct fetch_arg *fa, uint32_t seq,
-          const struct postern_message_info *mi)
+          const struct postern_message_info *mi,
+          const struct postern_mailbox_status *stp)
 {
 	struct imap_session *s = j->s;
-	struct postern_mailbox_status st = { .size = sizeof(st) };
+	struct postern_mailbox_status st = *stp;
 	struct postern_msg_size sz = { 0 };
 	postern_msg_t *msg = NULL;
 	const struct imap_mime *m = NULL;
@@ -555,7 +558,6 @@ fetch_one(struct imap_job *j, struct fetch_arg *fa, uint32_t seq,
 			goto out;
 		}
 	}
-	imap_storage->status(s->mb, &st);
 	imap_buf_printf(&j->out, "* %u FETCH (", seq);
 #define SEP() do { if (!first) imap_buf_str(&j->out, " "); first = 0; } while (0)
 	for (it = fa->items; it != NULL; it = it->next) {
@@ -734,6 +736,7 @@ fetch_work(struct imap_job *j)
 	uint32_t count = imap_storage->count(s->mb), seq;
 	const struct postern_message_info *mi;
 	struct postern_sync_changes ch;
+	struct postern_mailbox_status st = { .size = sizeof(st) };
 	int rc;
 
 	if (fa->next_seq == 0) {
@@ -743,6 +746,8 @@ fetch_work(struct imap_job *j)
 		if (fa->sets_seen && !s->readonly)
 			set_seen(j, fa);
 	}
+	/* Once per step: the store's status() walks the whole view. */
+	imap_storage->status(s->mb, &st);
 	for (seq = fa->next_seq; seq <= count; seq++) {
 		if (j->out.len >= (size_t)imap_cfg.fetch_batch) {
 			fa->next_seq = seq;
@@ -758,7 +763,7 @@ fetch_work(struct imap_job *j)
 			fa->expunged_seen = 1;
 			continue;
 		}
-		rc = fetch_one(j, fa, seq, mi);
+		rc = fetch_one(j, fa, seq, mi, &st);
 		if (rc < 0) {
 			j->rc = -1;
 			fa->finished = 1;

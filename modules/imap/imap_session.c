@@ -234,15 +234,16 @@ imap_job_run(struct imap_job *j, void (*work)(struct imap_job *),
 
 void
 imap_format_flags_fetch(struct imap_session *s, struct imap_buf *out,
-                        uint32_t seq, int with_uid)
+                        uint32_t seq, int with_uid,
+                        const struct postern_mailbox_status *stp)
 {
-	struct postern_mailbox_status st = { .size = sizeof(st) };
 	const struct postern_message_info *mi;
+	struct postern_mailbox_status st;
 
+	st = *stp;
 	mi = imap_storage->message(s->mb, seq);
 	if (mi == NULL)
 		return;
-	imap_storage->status(s->mb, &st);
 	imap_buf_printf(out, "* %u FETCH (", seq);
 	if (with_uid || (s->enabled & IMAP_ENABLED_QRESYNC))
 		imap_buf_printf(out, "UID %u ", mi->uid);
@@ -312,8 +313,14 @@ imap_sync_format(struct imap_session *s, struct imap_buf *out,
 			                ch->expunged_seqs[i]);
 	}
 	format_keywords(s, out, 0);
-	for (i = 0; i < ch->nchanged; i++)
-		imap_format_flags_fetch(s, out, ch->changed_seqs[i], 0);
+	if (ch->nchanged > 0) {
+		struct postern_mailbox_status st = { .size = sizeof(st) };
+
+		imap_storage->status(s->mb, &st);
+		for (i = 0; i < ch->nchanged; i++)
+			imap_format_flags_fetch(s, out, ch->changed_seqs[i], 0,
+			                        &st);
+	}
 	if (ch->new_messages || ch->nexpunged > 0) {
 		imap_buf_printf(out, "* %u EXISTS\r\n", ch->messages);
 		imap_buf_printf(out, "* %u RECENT\r\n", ch->recent);
