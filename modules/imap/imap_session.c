@@ -560,7 +560,7 @@ idle_line(struct imap_session *s, const char *line, size_t len)
 static void
 special_line(struct imap_session *s)
 {
-	char *line = s->reader.buf;
+	const char *line = s->reader.buf != NULL ? s->reader.buf : "";
 	size_t len = s->reader.len;
 
 	s->in_command = 1;
@@ -660,8 +660,18 @@ on_read(postern_conn_t *c, void *arg)
 			                          "data\r\n");
 			break;
 		case IMAP_READ_BAD:
-			if (s->idling || s->sasl_wait_line) {
-				/* Not a command: end what waited. */
+			if (s->sasl_wait_line) {
+				/* An unreadable SASL response (too long, NUL):
+				 * cancel the exchange, as "*" would. */
+				s->reader.len = 0;
+				imap_reader_reset(&s->reader);
+				(void)imap_reader_feed(&s->reader, "*\n", 2,
+				                       &used);
+				special_line(s);
+				break;
+			}
+			if (s->idling) {
+				/* Not DONE: IDLE ends with a BAD. */
 				special_line(s);
 				break;
 			}

@@ -143,6 +143,42 @@ def test_long_line(R):
     r.close()
 
 
+def test_authenticate_bad_response(R):
+    r = Raw(srv.port("imaps"), greet=False)
+    r.sock = tls_context().wrap_socket(r.sock, server_hostname="localhost")
+    r.line()
+    r.send(b"a AUTHENTICATE PLAIN\r\n")
+    assert r.line().startswith("+"), "no SASL continuation"
+    r.send(b"x" * 5000 + b"\r\n")           # over max_line_length
+    out = r.until("a")
+    assert out[-1].startswith("a BAD"), out
+    r.send(b"b AUTHENTICATE PLAIN\r\n")
+    assert r.line().startswith("+")
+    r.send(b"*\r\n")                        # the client cancels
+    out = r.until("b")
+    assert out[-1] == "b BAD Authentication cancelled", out
+    out = r.cmd("c", "AUTHENTICATE PLAIN "
+                     "AGFsaWNlQGV4YW1wbGUub3JnAGFsaWNlLXNlY3JldA==")
+    assert out[-1].startswith("c OK"), out
+    r.close()
+
+
+def test_idle_bad_line(R):
+    r = Raw(srv.port("imaps"), greet=False)
+    r.sock = tls_context().wrap_socket(r.sock, server_hostname="localhost")
+    r.line()
+    r.login()
+    r.cmd("s", "SELECT INBOX")
+    r.send(b"i IDLE\r\n")
+    assert r.line().startswith("+ ")
+    r.send(b"DO\0NE\r\n")
+    out = r.until("i")
+    assert out[-1].startswith("i BAD"), out
+    out = r.cmd("n", "NOOP")
+    assert out[-1] == "n OK NOOP completed", out
+    r.close()
+
+
 def test_bad_syntax_keeps_connection(R):
     r = Raw(srv.port("imap"))
     for cmd in ("FOO", "LOGIN", 'LOGIN "unterminated', "FETCH 1:2 FLAGS"):
@@ -218,6 +254,7 @@ for t in (test_logindisabled_without_tls, test_starttls_then_login,
           test_imaplib_starttls_and_implicit_tls,
           test_huge_literal_refused_connection_usable,
           test_literal_within_limit, test_nul_byte, test_long_line,
+          test_authenticate_bad_response, test_idle_bad_line,
           test_bad_syntax_keeps_connection, test_too_many_bad_commands,
           test_failed_logins_disconnect, test_idle_timeout,
           test_idle_command_outlives_idle_timeout):
