@@ -812,6 +812,12 @@ fetch_done(struct imap_job *j)
 	if (imap_host->conn_output_pending(s->conn) >
 	    (size_t)imap_cfg.fetch_batch) {
 		/* Not submitted yet (handle NULL): on_close frees it. */
+		if (imap_host->log_enabled(POSTERN_LOG_DEBUG))
+			imap_host->conn_log(s->conn, POSTERN_LOG_DEBUG,
+			                    "FETCH waits for the client to "
+			                    "read %zu octets",
+			                    imap_host->conn_output_pending(
+			                            s->conn));
 		s->on_drain = fetch_next;
 		/* Keep the session busy: no command runs meanwhile. */
 		s->job = next;

@@ -437,6 +437,55 @@ def test_noop_check_namespace_id_enable(R):
     m.logout()
 
 
+def test_large_fetch_in_steps_slow_reader(R):
+    # More than fetch_batch (256K) of output: the FETCH runs in steps,
+    # and waits for the output to drain while the client does not read.
+    m = login(srv)
+    m.create("Big")
+    bodies = []
+    for i in range(40):
+        body = ("%04d " % i + "z" * 70 + "\r\n") * 1500   # ~115 KB each
+        bodies.append(message("big %d" % i, body))
+        m.append("Big", None, None, bodies[-1])
+    m.logout()
+    r = Raw(srv.port("imap"))
+    r.login()
+    r.cmd("s", "SELECT Big")
+    r.sock.setsockopt(__import__("socket").SOL_SOCKET,
+                      __import__("socket").SO_RCVBUF, 4096)
+    r.send(b"f FETCH 1:* (BODY.PEEK[])\r\n")
+    time.sleep(1.5)                 # the server fills the socket and waits
+    got = []
+    for i in range(40):
+        line = r.line()
+        assert line.startswith("* %d FETCH (BODY[] {" % (i + 1)), line
+        n = int(line.split("{")[1].rstrip("}"))
+        while len(r.buf) < n:
+            chunk = r.sock.recv(65536)
+            assert chunk, "closed mid-literal"
+            r.buf += chunk
+        got.append(r.buf[:n])
+        r.buf = r.buf[n:]
+        assert r.line() == ")", "literal not followed by )"
+    out = r.until("f")
+    assert out[-1] == "f OK Fetch completed", out
+    assert got == bodies
+    # The session goes on after the big reply.
+    out = r.cmd("n", "NOOP")
+    assert out[-1].startswith("n OK"), out
+    r.close()
+
+
+def test_login_with_literals(R):
+    r = Raw(srv.port("imap"))
+    r.send(b"l LOGIN {17}\r\n")
+    assert r.line().startswith("+ "), "no continuation"
+    r.send(b"alice@example.org {12+}\r\nalice-secret\r\n")
+    out = r.until("l")
+    assert out[-1].startswith("l OK"), out
+    r.close()
+
+
 def test_pipelined_commands(R):
     r = Raw(srv.port("imap"))
     r.login()
@@ -456,6 +505,8 @@ for t in (test_capability_before_and_after_login,
           test_expunge_close_unselect, test_condstore, test_qresync,
           test_two_sessions_see_each_other,
           test_idle_woken_by_delivery_and_append,
-          test_noop_check_namespace_id_enable, test_pipelined_commands):
+          test_noop_check_namespace_id_enable,
+          test_large_fetch_in_steps_slow_reader, test_login_with_literals,
+          test_pipelined_commands):
     R.run(t)
 finish(R, srv)
