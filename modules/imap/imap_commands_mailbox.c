@@ -285,6 +285,58 @@ list_one(struct imap_job *j, struct list_arg *a,
 	}
 }
 
+/* 1 if `name` is subscribed (an entry with SUBSCRIBED). */
+static int
+is_subscribed(struct postern_mailbox_entry *e, size_t n, const char *name)
+{
+	size_t k;
+
+	for (k = 0; k < n; k++)
+		if ((e[k].attrs & POSTERN_MBOX_SUBSCRIBED) &&
+		    strcmp(e[k].name, name) == 0)
+			return 1;
+	return 0;
+}
+
+/* RFC 3501 6.3.9: a "%" that stops at a level above a subscribed
+ * mailbox lists that level, \Noselect, when it is not subscribed
+ * itself.  Each such parent once. */
+static void
+lsub_parents(struct imap_job *j, struct list_arg *a,
+             struct postern_mailbox_entry *e, size_t n)
+{
+	char delim = imap_storage->delimiter;
+	char **shown = imap_host->pool_alloc(j->pool, (n + 1) * sizeof(char *));
+	size_t nshown = 0, i, k;
+	char *parent, *cut;
+
+	for (i = 0; i < n; i++) {
+		/* A child the pattern reaches is listed itself. */
+		if (!(e[i].attrs & POSTERN_MBOX_SUBSCRIBED) ||
+		    any_pattern(a, e[i].name, delim))
+			continue;
+		parent = imap_host->pool_strndup(j->pool, e[i].name,
+		                                 strlen(e[i].name));
+		while ((cut = strrchr(parent, delim)) != NULL) {
+			*cut = '\0';
+			if (!any_pattern(a, parent, delim) ||
+			    is_subscribed(e, n, parent))
+				continue;
+			for (k = 0; k < nshown; k++)
+				if (strcmp(shown[k], parent) == 0)
+					break;
+			if (k < nshown || nshown == n)
+				continue;
+			shown[nshown++] = imap_host->pool_strndup(
+				j->pool, parent, strlen(parent));
+			imap_buf_printf(&j->out, "* LSUB (\\Noselect) \"%s%c\" ",
+			                delim == '\\' ? "\\" : "", delim);
+			imap_buf_mailbox(&j->out, parent);
+			imap_buf_str(&j->out, "\r\n");
+		}
+	}
+}
+
 static void
 list_work(struct imap_job *j)
 {
@@ -315,6 +367,8 @@ list_work(struct imap_job *j)
 			continue; /* subscribed only: not in a plain LIST */
 		list_one(j, a, e, n, i, 0);
 	}
+	if (a->opts & L_LSUB)
+		lsub_parents(j, a, e, n);
 }
 
 static void

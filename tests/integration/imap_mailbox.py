@@ -101,6 +101,14 @@ def test_subscribe_lsub(R):
     # A plain LIST does not show subscribed names that do not exist.
     typ, data = m.list()
     assert "Gone" not in names(data)
+    # RFC 3501 6.3.9: "%" stopping above a subscribed mailbox gives its
+    # unsubscribed parent as \Noselect; "*" does not.
+    m.create("Par/Kid")
+    m.subscribe("Par/Kid")
+    typ, data = m.lsub('""', "%")
+    assert "\\Noselect" in attrs(data, "Par"), data
+    typ, data = m.lsub('""', "*")
+    assert "Par" not in names(data) and "Par/Kid" in names(data), data
     assert m.unsubscribe("Sub1")[0] == "OK"
     typ, data = m.lsub('""', "*")
     assert "Sub1" not in names(data), data
