@@ -224,15 +224,14 @@ void imap_session_login(struct imap_session *s, const char *tag,
                         const char *user,
                         const struct postern_user *userinfo,
                         postern_sasl_t *sasl);
-/* Closes the selected mailbox (on a job, with its own tag reply done by
- * `then`). */
-void imap_session_unselect(struct imap_session *s);
 /* Resolves a mailbox argument (modified UTF-7 unless UTF8=ACCEPT) to a
  * UTF-8 name in the command's pool; INBOX is case-insensitive.  NULL
  * with a BAD already sent when invalid. */
 char *imap_mailbox_arg(struct imap_cmd *c, const struct imap_str *arg);
 
-/* Bounds of the keyword list and storage flags. */
+/* A flag list "(\\Seen kw ...)" (or, for STORE, flags without the
+ * parentheses) into system flag bits and keywords (from the command's
+ * pool).  \\Recent only with allow_recent.  -1 with a BAD sent. */
 int imap_parse_flag_list(struct imap_cmd *c, uint32_t *flags,
                          const char ***keywords, uint32_t *nkeywords,
                          int allow_recent);

@@ -306,6 +306,7 @@ struct store_arg {
 	const char **kw;
 	uint32_t nkw;
 	uint64_t unchangedsince;
+	int unchanged_zero;  /* UNCHANGEDSINCE 0: every message fails */
 	int silent, by_uid;
 	uint32_t *failed;
 	size_t nfailed;
@@ -320,12 +321,25 @@ store_work(struct imap_job *j)
 	uint32_t count, seq;
 	const struct postern_message_info *mi;
 
+	count = imap_storage->count(s->mb);
+	if (a->unchanged_zero) {
+		/* RFC 7162 3.1.3: every mod-sequence is above 0, so nothing
+		 * is stored and every message of the set is MODIFIED. */
+		a->failed = imap_host->pool_alloc(j->pool, (count + 1) *
+		                                           sizeof(uint32_t));
+		for (seq = 1; seq <= count; seq++) {
+			mi = imap_storage->message(s->mb, seq);
+			if (!mi->expunged && uid_in(a->uids, a->n, mi->uid))
+				a->failed[a->nfailed++] = mi->uid;
+		}
+		j->rc = 0;
+		return;
+	}
 	j->rc = imap_storage->store(s->mb, a->uids, a->n, a->op, a->flags,
 	                            a->kw, a->nkw, a->unchangedsince, j->pool,
 	                            &a->failed, &a->nfailed, &j->err);
 	if (j->rc < 0)
 		return;
-	count = imap_storage->count(s->mb);
 	imap_storage->status(s->mb, &st);
 	for (seq = 1; seq <= count; seq++) {
 		mi = imap_storage->message(s->mb, seq);
@@ -390,6 +404,7 @@ imap_cmd_store(struct imap_cmd *c)
 	struct postern_uid_range *u;
 	size_t n, i;
 	uint64_t unch = 0;
+	int has_unch = 0;
 	uint32_t flags, nkw;
 	const char **kw;
 	enum postern_store_op op = POSTERN_STORE_SET;
@@ -405,8 +420,7 @@ imap_cmd_store(struct imap_cmd *c)
 		    imap_arg_char(ar, ')') < 0 || imap_arg_sp(ar) < 0)
 			goto bad;
 		c->s->condstore = 1;
-		if (unch == 0)
-			unch = 0; /* 0 fails every message with a modseq */
+		has_unch = 1;
 	}
 	if (imap_arg_atom(ar, &item) < 0 || imap_arg_sp(ar) < 0)
 		goto bad;
@@ -438,6 +452,7 @@ imap_cmd_store(struct imap_cmd *c)
 		a->kw[i] = imap_host->pool_strndup(j->pool, kw[i],
 		                                   strlen(kw[i]));
 	a->unchangedsince = unch;
+	a->unchanged_zero = has_unch && unch == 0;
 	a->silent = item.len == 12;
 	a->by_uid = c->uid;
 	j->sync = 1;
@@ -469,7 +484,6 @@ static void
 copy_work(struct imap_job *j)
 {
 	struct copy_arg *a = j->arg;
-	struct imap_buf b = { 0 };
 
 	j->rc = imap_storage->copy(j->s->mb, a->uids, a->n, a->dest, a->move,
 	                           j->pool, &a->src, &a->dst, &a->ncopied,
@@ -486,7 +500,6 @@ copy_work(struct imap_job *j)
 		imap_buf_str(&j->out, "] Moved\r\n");
 	}
 	imap_sync_format(j->s, &j->out, &a->expunged, j->pool);
-	imap_buf_free(&b);
 }
 
 static void

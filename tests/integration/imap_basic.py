@@ -314,6 +314,13 @@ def test_condstore(R):
     assert typ == "OK", data
     typ, data = m._untagged_response(typ, data, "MODIFIED")
     assert data == [b"1"], data
+    # UNCHANGEDSINCE 0 fails every message (RFC 7162 3.1.3).
+    typ, data = m._simple_command("STORE", "1:2", "(UNCHANGEDSINCE 0)",
+                                  "+FLAGS", "(\\Answered)")
+    typ, data = m._untagged_response(typ, data, "MODIFIED")
+    assert data == [b"1:2"], data
+    typ, data = m.search(None, "ANSWERED")
+    assert data == [b""], data
     typ, data = m.search(None, "MODSEQ", str(hms + 1))
     assert data[0].startswith(b"1"), data
     typ, data = m.status("Cond", "(HIGHESTMODSEQ)")
