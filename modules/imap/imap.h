@@ -133,6 +133,8 @@ struct imap_session {
 	/* IDLE. */
 	int idling;
 	int idle_dirty;               /* a change came while a job ran */
+	postern_timer_t *idle_poll;   /* polling when the store cannot
+	                                 watch (out of inotify instances) */
 	char idle_tag[IMAP_TAG_MAX];
 
 	/* Command rate: a token bucket refilled commands_per_sec. */

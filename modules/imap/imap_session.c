@@ -492,6 +492,31 @@ idle_changed(void *arg)
 	idle_sync(s);
 }
 
+/* Without a watch, IDLE looks for changes every IDLE_POLL_MS. */
+#define IDLE_POLL_MS 15000
+
+static unsigned
+idle_poll_fired(void *arg)
+{
+	struct imap_session *s = arg;
+
+	if (!s->idling || s->closed) {
+		s->idle_poll = NULL;
+		return 0;
+	}
+	idle_changed(s);
+	return IDLE_POLL_MS;
+}
+
+static void
+idle_stop_poll(struct imap_session *s)
+{
+	if (s->idle_poll != NULL) {
+		imap_host->timer_cancel(s->idle_poll);
+		s->idle_poll = NULL;
+	}
+}
+
 void
 imap_cmd_idle(struct imap_cmd *c)
 {
@@ -514,11 +539,14 @@ imap_cmd_idle(struct imap_cmd *c)
 	imap_host->conn_set_idle(s->conn, ms);
 	imap_host->conn_printf(s->conn, "+ idling\r\n");
 	if (s->mb != NULL) {
-		if (imap_storage->watch(s->mb, idle_changed, s) < 0)
+		if (imap_storage->watch(s->mb, idle_changed, s) < 0) {
 			imap_host->conn_log(s->conn, POSTERN_LOG_WARNING,
 			                    "IDLE: cannot watch the mailbox "
-			                    "of %s; updates come with DONE",
-			                    s->user);
+			                    "of %s; checking every %u s instead",
+			                    s->user, IDLE_POLL_MS / 1000);
+			s->idle_poll = imap_host->timer_add(
+				IDLE_POLL_MS, idle_poll_fired, s);
+		}
 		/* What changed since the last command comes at once. */
 		idle_sync(s);
 	}
@@ -537,6 +565,7 @@ idle_line(struct imap_session *s, const char *line, size_t len)
 	struct imap_job *j;
 
 	s->idling = 0;
+	idle_stop_poll(s);
 	imap_host->conn_set_idle(s->conn, (unsigned)imap_cfg.idle_ms);
 	if (s->mb != NULL)
 		imap_storage->watch(s->mb, NULL, NULL);
@@ -752,6 +781,7 @@ session_release(struct imap_session *s)
 		imap_host->timer_cancel(s->throttle);
 		s->throttle = NULL;
 	}
+	idle_stop_poll(s);
 	imap_reader_free(&s->reader);
 	imap_host->pool_destroy(s->cmd_pool);
 	s->cmd_pool = NULL;

@@ -25,6 +25,7 @@ srv = start_server(R, '''
   max_line_length = "2K";
   max_literal_size = "100K";
   idle_timeout = "3s";
+  commands_per_second = 50;
 ''')
 
 
@@ -221,6 +222,20 @@ def test_failed_logins_disconnect(R):
     assert r.closed()
 
 
+def test_command_rate_limit(R):
+    # 50 a second with bursts of 200: 300 pipelined NOOPs take about
+    # (300 - 200) / 50 = 2 s, and every one is answered.
+    r = Raw(srv.port("imap"))
+    t0 = time.time()
+    r.send(b"".join(b"r%d NOOP\r\n" % i for i in range(300)))
+    for i in range(300):
+        line = r.line()
+        assert line == "r%d OK NOOP completed" % i, line
+    took = time.time() - t0
+    assert 1.5 <= took < 10, took
+    r.close()
+
+
 def test_idle_timeout(R):
     r = Raw(srv.port("imap"))
     t0 = time.time()
@@ -256,7 +271,8 @@ for t in (test_logindisabled_without_tls, test_starttls_then_login,
           test_literal_within_limit, test_nul_byte, test_long_line,
           test_authenticate_bad_response, test_idle_bad_line,
           test_bad_syntax_keeps_connection, test_too_many_bad_commands,
-          test_failed_logins_disconnect, test_idle_timeout,
+          test_failed_logins_disconnect, test_command_rate_limit,
+          test_idle_timeout,
           test_idle_command_outlives_idle_timeout):
     R.run(t)
 finish(R, srv)
