@@ -601,6 +601,7 @@ enum mbox_op { OP_CREATE, OP_DELETE, OP_RENAME, OP_SUBSCRIBE, OP_UNSUBSCRIBE };
 struct mbox_arg {
 	enum mbox_op op;
 	char *name, *to;
+	unsigned special_use;  /* CREATE ... (USE (...)), RFC 6154 3 */
 	const char *what;
 };
 
@@ -612,7 +613,8 @@ mbox_work(struct imap_job *j)
 
 	switch (a->op) {
 	case OP_CREATE:
-		j->rc = imap_storage->create(st, a->name, 0, &j->err);
+		j->rc = imap_storage->create(st, a->name, a->special_use,
+		                             &j->err);
 		break;
 	case OP_DELETE:
 		j->rc = imap_storage->remove(st, a->name, &j->err);
@@ -640,6 +642,49 @@ mbox_done(struct imap_job *j)
 		imap_reply(j->s, j->tag, "OK", "%s completed", a->what);
 }
 
+/* CREATE's " (USE (\\Sent \\Archive))" (RFC 6154 section 3). */
+static int
+create_params(struct imap_cmd *c, unsigned *use)
+{
+	static const struct {
+		const char *name;
+		unsigned bit;
+	} names[] = {
+		{ "\\All", POSTERN_MBOX_ALL },
+		{ "\\Archive", POSTERN_MBOX_ARCHIVE },
+		{ "\\Drafts", POSTERN_MBOX_DRAFTS },
+		{ "\\Flagged", POSTERN_MBOX_FLAGGED },
+		{ "\\Junk", POSTERN_MBOX_JUNK },
+		{ "\\Sent", POSTERN_MBOX_SENT },
+		{ "\\Trash", POSTERN_MBOX_TRASH },
+	};
+	struct imap_args *a = &c->args;
+	struct imap_str w, f;
+	size_t i;
+
+	if (imap_arg_char(a, '(') < 0 || imap_arg_atom(a, &w) < 0 ||
+	    !imap_str_is(&w, "USE") || imap_arg_sp(a) < 0 ||
+	    imap_arg_char(a, '(') < 0) {
+		a->error = "expected (USE (...))";
+		return -1;
+	}
+	do {
+		if (imap_arg_flag(a, &f) < 0)
+			return -1;
+		for (i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+			if (imap_str_is(&f, names[i].name))
+				break;
+		if (i == sizeof(names) / sizeof(names[0])) {
+			a->error = "unknown special-use attribute";
+			return -1;
+		}
+		*use |= names[i].bit;
+	} while (imap_arg_try_char(a, ' '));
+	if (imap_arg_char(a, ')') < 0 || imap_arg_char(a, ')') < 0)
+		return -1;
+	return 0;
+}
+
 static void
 mbox_command(struct imap_cmd *c, enum mbox_op op)
 {
@@ -647,10 +692,13 @@ mbox_command(struct imap_cmd *c, enum mbox_op op)
 	struct imap_job *j;
 	struct mbox_arg *a;
 	char *n1, *n2 = NULL;
+	unsigned use = 0;
 
 	if (imap_arg_sp(&c->args) < 0 || imap_arg_astring(&c->args, &from) < 0 ||
 	    (op == OP_RENAME && (imap_arg_sp(&c->args) < 0 ||
 	                         imap_arg_astring(&c->args, &to) < 0)) ||
+	    (op == OP_CREATE && imap_arg_try_char(&c->args, ' ') &&
+	     create_params(c, &use) < 0) ||
 	    imap_arg_end(&c->args) < 0) {
 		imap_reply(c->s, c->tag, "BAD", "%s: %s", c->name,
 		           c->args.error);
@@ -668,6 +716,7 @@ mbox_command(struct imap_cmd *c, enum mbox_op op)
 	j = imap_job_new(c->s, c->tag, sizeof(*a));
 	a = j->arg;
 	a->op = op;
+	a->special_use = use;
 	a->what = c->name;
 	a->name = imap_host->pool_strndup(j->pool, n1, strlen(n1));
 	if (n2 != NULL)

@@ -137,7 +137,8 @@ imap_capabilities(struct imap_session *s)
 	}
 	snprintf(buf, sizeof(buf),
 	         "IMAP4rev1 SASL-IR ID ENABLE IDLE %s NAMESPACE UIDPLUS "
-	         "MOVE UNSELECT CHILDREN SPECIAL-USE LIST-EXTENDED "
+	         "MOVE UNSELECT CHILDREN SPECIAL-USE CREATE-SPECIAL-USE "
+	         "LIST-EXTENDED "
 	         "LIST-STATUS ESEARCH CONDSTORE QRESYNC STATUS=SIZE", lit);
 	return buf;
 }

@@ -127,8 +127,21 @@ def test_list_extended_status_and_special_use(R):
     statuses = m.untagged_responses.pop("STATUS", [])
     assert names(lists) == ["Stat"], lists
     assert re.search(rb"MESSAGES 2 UNSEEN 1", statuses[0]), statuses
+    # CREATE-SPECIAL-USE, then LIST (SPECIAL-USE) shows only those.
+    typ, data = m._simple_command("CREATE", "Sent", "(USE (\\Sent))")
+    assert typ == "OK", data
+    typ, data = m._simple_command("CREATE", "Bin", "(USE (\\Trash "
+                                  "\\Junk))")
+    assert typ == "OK", data
     typ, data = m._simple_command("LIST", "(SPECIAL-USE)", '""', '"*"')
     assert typ == "OK", data
+    lists = m.untagged_responses.pop("LIST", [])
+    assert names(lists) == ["Bin", "Sent"], lists
+    assert "\\Sent" in attrs(lists, "Sent"), lists
+    assert "\\Trash" in attrs(lists, "Bin") and \
+        "\\Junk" in attrs(lists, "Bin"), lists
+    typ, data = m.list('""', "Sent")
+    assert "\\Sent" in attrs(data, "Sent"), data
     typ, data = m._simple_command("LIST", '""', '("Stat" "INBOX")')
     lists = m.untagged_responses.pop("LIST", [])
     assert names(lists) == ["INBOX", "Stat"], lists
