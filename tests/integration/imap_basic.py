@@ -427,6 +427,43 @@ def test_idle_woken_by_delivery_and_append(R):
     r.close()
 
 
+def test_idle_sees_flags_and_expunge_from_another_session(R):
+    other = login(srv)
+    other.create("IdleBox")
+    for i in range(3):
+        other.append("IdleBox", None, None, message("idlebox %d" % i))
+    other.select("IdleBox")
+    r = Raw(srv.port("imap"))
+    r.login()
+    r.cmd("s", "SELECT IdleBox")
+    r.send(b"i IDLE\r\n")
+    assert r.line().startswith("+ ")
+
+    def wait_for(pred, what):
+        deadline = time.time() + 10
+        seen = []
+        while time.time() < deadline:
+            line = r.line()
+            seen.append(line)
+            if pred(line):
+                return seen
+        raise AssertionError("no %s in %r" % (what, seen))
+
+    other.store("2", "+FLAGS", "(\\Flagged)")
+    wait_for(lambda l: l.startswith("* 2 FETCH (FLAGS (")
+             and "\\Flagged" in l, "FETCH FLAGS")
+    other.store("1", "+FLAGS", "(\\Deleted)")
+    other.expunge()
+    wait_for(lambda l: l == "* 1 EXPUNGE", "EXPUNGE")
+    r.send(b"DONE\r\n")
+    out = r.until("i")
+    assert out[-1] == "i OK IDLE terminated", out
+    out = r.cmd("f", "FETCH 1:* (FLAGS)")
+    assert len(out) == 3 and "\\Flagged" in out[0], out
+    other.logout()
+    r.close()
+
+
 def test_noop_check_namespace_id_enable(R):
     m = login(srv)
     typ, data = m.namespace()
@@ -512,6 +549,7 @@ for t in (test_capability_before_and_after_login,
           test_expunge_close_unselect, test_condstore, test_qresync,
           test_two_sessions_see_each_other,
           test_idle_woken_by_delivery_and_append,
+          test_idle_sees_flags_and_expunge_from_another_session,
           test_noop_check_namespace_id_enable,
           test_large_fetch_in_steps_slow_reader, test_login_with_literals,
           test_pipelined_commands):
