@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Real IMAP clients against posternd: curl (imap:// and imaps://: list,
-fetch by UID, search, upload) and mbsync (isync) synchronising a
-mailbox to a local Maildir and back, flags included.
+fetch by UID, search, upload), mbsync (isync) synchronising a
+mailbox to a local Maildir and back, flags included, and fetchmail
+taking the unseen messages of a folder.
 """
 import os
 import subprocess
@@ -164,7 +165,40 @@ def test_mbsync_both_ways(R):
     assert b"mbsync near" in list(proj.values())[0]
 
 
+def test_fetchmail(R):
+    # fetchmail over IMAPS takes every unseen message of INBOX, hands it
+    # to an MDA, and marks it seen (--keep leaves it on the server).
+    m = login(srv)
+    m.create("Fetch")
+    m.append("Fetch", None, None, message("for fetchmail 1"))
+    m.append("Fetch", None, None, message("for fetchmail 2"))
+    m.append("Fetch", "(\\Seen)", None, message("already seen"))
+    out = os.path.join(R.tmp, "fetched")
+    rc = os.path.join(R.tmp, "fetchmailrc")
+    with open(rc, "w") as f:
+        f.write('poll 127.0.0.1 service %d protocol IMAP\n'
+                '  user "%s" password "%s" is "%s" here\n'
+                '  folder "Fetch" ssl no sslcertck keep\n'
+                '  mda "cat >> %s"\n'
+                % (srv.port("imaps"), USER, PASSWORDS[USER],
+                   os.environ.get("USER", "root"), out))
+    os.chmod(rc, 0o600)
+    p = subprocess.run(["fetchmail", "-f", rc, "--nosyslog",
+                        "--pidfile", os.path.join(R.tmp, "fm.pid")],
+                       capture_output=True, text=True, timeout=120,
+                       env=dict(os.environ, HOME=R.tmp))
+    assert p.returncode == 0, (p.returncode, p.stdout, p.stderr)
+    with open(out, "rb") as f:
+        got = f.read()
+    assert b"for fetchmail 1" in got and b"for fetchmail 2" in got, got
+    assert b"already seen" not in got, got
+    m.select("Fetch")
+    typ, data = m.search(None, "UNSEEN")
+    assert data == [b""], data
+    m.logout()
+
+
 for t in (test_curl_list_fetch_search, test_curl_upload_and_custom_request,
-          test_mbsync_both_ways):
+          test_mbsync_both_ways, test_fetchmail):
     R.run(t)
 finish(R, srv)
