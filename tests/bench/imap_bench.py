@@ -5,7 +5,7 @@ messages, on loopback, driven by the same raw-socket client.
     tests/bench/imap_bench.py [N [CONNS]]     (run by tests/bench/imap.sh)
 
 Figures (median of RUNS runs, interleaved): login + SELECT, FETCH 1:*
-(FLAGS RFC822.SIZE ENVELOPE), FETCH 1:* BODY.PEEK[], SEARCH TEXT on a
+(FLAGS RFC822.SIZE), the same with ENVELOPE, FETCH 1:* BODY.PEEK[], SEARCH TEXT on a
 word; then the RSS of posternd's worker with CONNS idle logged-in IMAP
 connections.  A figure a server cannot give (postern's ENVELOPE and
 SEARCH TEXT need imap_mime.c) is shown as "n/a" with its answer.
@@ -127,6 +127,7 @@ def run_suite(port):
     assert " OK" in st, st
     out["login+select"] = (t + t2 + t3, st)
     for name, cmd in (
+            ("fetch flags+size", "FETCH 1:* (FLAGS RFC822.SIZE)"),
             ("fetch flags+size+envelope",
              "FETCH 1:* (FLAGS RFC822.SIZE ENVELOPE)"),
             ("fetch all bodies", "FETCH 1:* BODY.PEEK[]"),
