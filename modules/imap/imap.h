@@ -214,6 +214,11 @@ void imap_buf_uidset(struct imap_buf *b, const uint32_t *uids, size_t n);
 
 /* The listener's on_accept. */
 void imap_session_accept(postern_conn_t *c, void *arg);
+/* The reader's limits for the session's state: literals before login
+ * are at most IMAP_PREAUTH_LITERAL octets. */
+#define IMAP_PREAUTH_LITERAL 8192
+void imap_session_limits(struct imap_session *s,
+                         struct imap_reader_limits *lim);
 /* Forgets the command in the reader (it was answered). */
 void imap_command_finish(struct imap_session *s);
 

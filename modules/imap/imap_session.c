@@ -863,6 +863,25 @@ static const struct postern_conn_ops conn_ops = {
 };
 
 void
+imap_session_limits(struct imap_session *s,
+                    struct imap_reader_limits *lim)
+{
+	lim->max_line = (size_t)imap_cfg.max_line;
+	lim->literal_plus = imap_cfg.literal_plus;
+	if (s->state == IMAP_NOTAUTH) {
+		/* Before login nothing needs more than a password: a
+		 * stranger must not make us hold max_literal_size. */
+		lim->max_literal = IMAP_PREAUTH_LITERAL;
+		lim->max_command = (size_t)imap_cfg.max_line * 2 +
+		                   IMAP_PREAUTH_LITERAL * 2;
+		return;
+	}
+	lim->max_literal = (uint64_t)imap_cfg.max_literal;
+	lim->max_command = (size_t)imap_cfg.max_literal +
+	                   (size_t)imap_cfg.max_line * 4;
+}
+
+void
 imap_session_accept(postern_conn_t *c, void *arg)
 {
 	struct imap_session *s = calloc(1, sizeof(*s));
@@ -874,11 +893,7 @@ imap_session_accept(postern_conn_t *c, void *arg)
 		return;
 	}
 	s->conn = c;
-	lim.max_line = (size_t)imap_cfg.max_line;
-	lim.max_literal = (uint64_t)imap_cfg.max_literal;
-	lim.max_command = (size_t)imap_cfg.max_literal +
-	                  (size_t)imap_cfg.max_line * 4;
-	lim.literal_plus = imap_cfg.literal_plus;
+	imap_session_limits(s, &lim);
 	imap_reader_init(&s->reader, &lim);
 	s->cmd_pool = imap_host->pool_create(1024);
 	s->tokens = (double)imap_cfg.commands_per_sec * 4;

@@ -109,6 +109,17 @@ def test_huge_literal_refused_connection_usable(R):
     assert r.closed()
 
 
+def test_preauth_literal_limit(R):
+    # Before login a literal holds a password at most: 8 KiB, whatever
+    # max_literal_size allows afterwards.
+    r = Raw(srv.port("imap"))
+    out = r.cmd("a", "LOGIN {9000}")
+    assert out[-1].startswith("a BAD [TOOBIG]"), out
+    out = r.cmd("b", "NOOP")
+    assert out[-1] == "b OK NOOP completed", out
+    r.close()
+
+
 def test_literal_within_limit(R):
     r = Raw(srv.port("imaps"), greet=False)
     r.sock = tls_context().wrap_socket(r.sock, server_hostname="localhost")
@@ -268,7 +279,8 @@ for t in (test_logindisabled_without_tls, test_starttls_then_login,
           test_starttls_injection_discarded,
           test_imaplib_starttls_and_implicit_tls,
           test_huge_literal_refused_connection_usable,
-          test_literal_within_limit, test_nul_byte, test_long_line,
+          test_preauth_literal_limit, test_literal_within_limit,
+          test_nul_byte, test_long_line,
           test_authenticate_bad_response, test_idle_bad_line,
           test_bad_syntax_keeps_connection, test_too_many_bad_commands,
           test_failed_logins_disconnect, test_command_rate_limit,
