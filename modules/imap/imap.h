@@ -109,6 +109,8 @@ struct imap_session {
 	postern_pool_t *cmd_pool;     /* the current command's memory */
 	struct imap_job *job;         /* the one job in flight, or NULL */
 	int closed;                   /* on_close ran */
+	int stopping;                 /* the worker stops: BYE after the
+	                                 job in flight */
 	int in_command;               /* a command is being answered */
 
 	/* Logging in. */

@@ -215,6 +215,12 @@ job_done(void *arg, int cancelled)
 		return;
 	if (s->in_command && s->sasl == NULL)
 		imap_command_finish(s);
+	if (s->stopping) {
+		imap_host->conn_printf(s->conn, "* BYE Server shutting "
+		                                "down\r\n");
+		imap_host->conn_close(s->conn);
+		return;
+	}
 	imap_host->conn_resume(s->conn);
 }
 
@@ -834,8 +840,12 @@ on_shutdown(postern_conn_t *c, void *arg)
 {
 	struct imap_session *s = arg;
 
-	if (s->job != NULL)
-		return; /* let it finish; the shutdown timeout bounds it */
+	if (s->job != NULL) {
+		/* Let it finish and answer; BYE follows (job_done).  The
+		 * shutdown timeout bounds the wait. */
+		s->stopping = 1;
+		return;
+	}
 	imap_host->conn_printf(c, "* BYE Server shutting down\r\n");
 	imap_host->conn_close(c);
 }

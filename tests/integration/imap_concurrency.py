@@ -110,5 +110,27 @@ def test_many_sessions_one_mailbox(R):
     m.logout()
 
 
+def test_shutdown_says_bye(R):
+    # A graceful stop: an idle session and one in IDLE both get BYE.
+    from imaptest import Raw
+    idle = Raw(srv.port("imap"))
+    idle.login()
+    idle.cmd("s", "SELECT Busy")
+    idle.send(b"i IDLE\r\n")
+    assert idle.line().startswith("+ ")
+    plain = Raw(srv.port("imap"))
+    rc = srv.stop()
+    assert rc == 0, rc
+    for r in (idle, plain):
+        lines = []
+        try:
+            for _ in range(20):
+                lines.append(r.line())
+        except EOFError:
+            pass
+        assert any(l.startswith("* BYE") for l in lines), lines
+
+
 R.run(test_many_sessions_one_mailbox)
+R.run(test_shutdown_says_bye)
 finish(R, srv)
