@@ -1,0 +1,153 @@
+/*
+ * imap.c - the IMAP module: configuration, listeners, and the storage
+ * service every session reads mail through.  Sessions live in
+ * imap_session.c; see imap.h for the map of the module.
+ */
+#include <stddef.h>
+#include <string.h>
+
+#include <postern/postern.h>
+
+#include "imap.h"
+#include "imap_mime.h"
+
+const struct postern_host *imap_host;
+postern_module_t *imap_self;
+struct imap_settings imap_cfg;
+const struct postern_storage *imap_storage;
+postern_tls_t *imap_tls;
+
+struct imap_listen {
+	struct postern_listen_cfg l;
+};
+
+static const struct postern_cfg_key listen_keys[] = {
+	POSTERN_LISTEN_KEYS(struct imap_listen, l, "imap"),
+	{ .name = NULL },
+};
+
+static const struct postern_cfg_key imap_keys[] = {
+	{ .name = "listen", .type = POSTERN_CFG_LIST,
+	  .offset = offsetof(struct imap_settings, listen),
+	  .schema = listen_keys, .doc = "listeners (143, and 993 with tls)" },
+	{ .name = "tls", .type = POSTERN_CFG_GROUP,
+	  .offset = offsetof(struct imap_settings, tls),
+	  .doc = "certificate for STARTTLS and implicit TLS" },
+	{ .name = "max_line_length", .type = POSTERN_CFG_SIZE,
+	  .offset = offsetof(struct imap_settings, max_line), .def = "64K",
+	  .min = 1024, .max = 1048576,
+	  .doc = "longest command line, literals excluded" },
+	{ .name = "max_literal_size", .type = POSTERN_CFG_SIZE,
+	  .offset = offsetof(struct imap_settings, max_literal), .def = "50M",
+	  .min = 1024, .max = 1073741824LL,
+	  .doc = "largest literal, so the largest APPEND" },
+	{ .name = "idle_timeout", .type = POSTERN_CFG_DURATION,
+	  .offset = offsetof(struct imap_settings, idle_ms), .def = "30m",
+	  .min = 1000, .max = 86400000,
+	  .doc = "close a silent client after (IDLE: 30m at least)" },
+	{ .name = "max_bad_commands", .type = POSTERN_CFG_INT,
+	  .offset = offsetof(struct imap_settings, max_bad_commands),
+	  .def = "20", .min = 1, .max = 100000,
+	  .doc = "BAD replies in a row before disconnecting" },
+	{ .name = "max_auth_failures", .type = POSTERN_CFG_INT,
+	  .offset = offsetof(struct imap_settings, max_auth_failures),
+	  .def = "3", .min = 1, .max = 1000,
+	  .doc = "failed logins before disconnecting" },
+	{ .name = "commands_per_second", .type = POSTERN_CFG_INT,
+	  .offset = offsetof(struct imap_settings, commands_per_sec),
+	  .def = "1000", .min = 0, .max = 1000000,
+	  .doc = "sustained commands per connection, 0: no limit" },
+	{ .name = "plaintext_auth", .type = POSTERN_CFG_BOOL,
+	  .offset = offsetof(struct imap_settings, plaintext_auth),
+	  .def = "false",
+	  .doc = "allow LOGIN and AUTHENTICATE without TLS" },
+	{ .name = "loopback_is_secure", .type = POSTERN_CFG_BOOL,
+	  .offset = offsetof(struct imap_settings, loopback_secure),
+	  .def = "true",
+	  .doc = "allow logins without TLS from loopback" },
+	{ .name = "literal_plus", .type = POSTERN_CFG_BOOL,
+	  .offset = offsetof(struct imap_settings, literal_plus),
+	  .def = "true",
+	  .doc = "LITERAL+ (true) or LITERAL- (false), RFC 7888" },
+	{ .name = "fetch_batch", .type = POSTERN_CFG_SIZE,
+	  .offset = offsetof(struct imap_settings, fetch_batch),
+	  .def = "256K", .min = 4096, .max = 67108864LL,
+	  .doc = "FETCH output produced per step (back-pressure)" },
+	{ .name = NULL },
+};
+
+static const struct postern_listener_ops listener_ops = {
+	.size = sizeof(struct postern_listener_ops),
+	.on_accept = imap_session_accept,
+};
+
+static int
+add_listener(postern_cfg_t *node)
+{
+	struct imap_listen l;
+	struct postern_listen_spec spec;
+	struct postern_conn_limits limits = { .size = sizeof(limits) };
+
+	if (POSTERN_CFG_PARSE(imap_host, imap_self, node, listen_keys, &l) < 0)
+		return -1;
+	if (l.l.tls && imap_tls == NULL) {
+		imap_host->cfg_error(imap_self, node,
+		                     "implicit TLS needs imap.tls");
+		return -1;
+	}
+	limits.idle_ms = (unsigned)imap_cfg.idle_ms;
+	limits.max_input = (size_t)imap_cfg.max_line + 4096;
+	if (limits.max_input < 65536)
+		limits.max_input = 65536;
+	postern_listen_spec_init(&spec, &l.l, imap_tls, &limits,
+	                         &listener_ops, NULL);
+	return imap_host->listen(imap_self, &spec) != NULL ? 0 : -1;
+}
+
+/* Services are all published before the workers fork. */
+static int
+worker_start(void *arg)
+{
+	(void)arg;
+	imap_storage = imap_host->service_lookup(imap_self,
+	                                         POSTERN_STORAGE_SERVICE,
+	                                         POSTERN_STORAGE_MAJOR, 1);
+	if (imap_storage == NULL) {
+		imap_host->log(imap_self, POSTERN_LOG_ERROR,
+		               "no storage service 1.1: load a storage module "
+		               "(storage_maildir)");
+		return -1;
+	}
+	return 0;
+}
+
+static const struct postern_worker_ops worker_ops = {
+	.size = sizeof(struct postern_worker_ops),
+	.start = worker_start,
+};
+
+static int
+imap_init(const struct postern_host *h, postern_module_t *m)
+{
+	size_t i;
+
+	imap_host = h;
+	imap_self = m;
+	if (!POSTERN_HOST_HAS(h, login) || !POSTERN_HOST_HAS(h, service_lookup)) {
+		h->log(m, POSTERN_LOG_ERROR, "the host has no SASL (ABI 1.2)");
+		return -1;
+	}
+	if (POSTERN_CFG_PARSE(h, m, h->cfg_module(m), imap_keys, &imap_cfg) < 0)
+		return -1;
+	if (imap_cfg.tls != NULL &&
+	    (imap_tls = h->tls_create(m, imap_cfg.tls)) == NULL)
+		return -1;
+	imap_mime_init(h, m);
+	for (i = 0; i < h->cfg_count(imap_cfg.listen); i++)
+		if (add_listener(h->cfg_elem(imap_cfg.listen, i)) < 0)
+			return -1;
+	return h->worker_ops(m, &worker_ops, NULL);
+}
+
+POSTERN_MODULE(.name = "imap", .version = "1.0",
+               .kind = POSTERN_KIND_PROTOCOL, .init = imap_init);

@@ -1,0 +1,273 @@
+/*
+ * imap.h - what the files of the IMAP module share: settings, the
+ * session, jobs, output buffers and the command handlers.
+ *
+ * Files:
+ *	imap.c                  module init, configuration, listeners
+ *	imap_parser.c           the command reader and argument scanner
+ *	imap_session.c          connections, states, command dispatch, jobs,
+ *	                        untagged updates (sync), IDLE
+ *	imap_commands_any.c     CAPABILITY NOOP LOGOUT ID ENABLE NAMESPACE
+ *	imap_commands_auth.c    STARTTLS LOGIN AUTHENTICATE
+ *	imap_commands_mailbox.c CREATE DELETE RENAME (UN)SUBSCRIBE LIST LSUB
+ *	                        STATUS SELECT EXAMINE APPEND
+ *	imap_commands_selected.c CHECK CLOSE UNSELECT EXPUNGE STORE COPY MOVE
+ *	imap_fetch.c            FETCH
+ *	imap_search.c           SEARCH (parsing and evaluation)
+ *	imap_utf7.c             modified UTF-7 mailbox names (RFC 3501 5.1.3)
+ *	imap_buf.c              growable output buffers, IMAP string quoting
+ */
+#ifndef IMAP_H
+#define IMAP_H
+
+#include <stdarg.h>
+
+#include <postern/postern.h>
+#include <postern/storage.h>
+
+#include "imap_parser.h"
+
+#define IMAP_TAG_MAX 64
+
+/* ---- settings ----------------------------------------------------------*/
+
+struct imap_settings {
+	postern_cfg_t *listen;
+	postern_cfg_t *tls;
+	long long max_line;
+	long long max_literal;       /* APPEND message size too */
+	long long idle_ms;           /* between commands */
+	long long max_bad_commands;  /* BAD replies in a row before BYE */
+	long long max_auth_failures; /* failed logins before BYE */
+	long long commands_per_sec;  /* sustained rate; bursts of 4x */
+	int plaintext_auth;          /* LOGIN/AUTHENTICATE PLAIN without
+	                                TLS from anywhere */
+	int loopback_secure;         /* loopback counts as secure */
+	int literal_plus;            /* LITERAL+ (else LITERAL-) */
+	long long fetch_batch;       /* output octets per FETCH job */
+};
+
+extern const struct postern_host *imap_host;
+extern postern_module_t *imap_self;
+extern struct imap_settings imap_cfg;
+extern const struct postern_storage *imap_storage;
+extern postern_tls_t *imap_tls;
+
+/* ---- output buffers ----------------------------------------------------*/
+
+/* A growable, malloc'd byte buffer (usable on job threads). */
+struct imap_buf {
+	char *p;
+	size_t len, cap;
+};
+
+void imap_buf_add(struct imap_buf *b, const void *data, size_t len);
+void imap_buf_str(struct imap_buf *b, const char *s);
+/* Room for n more octets (written by the caller, then committed). */
+char *imap_buf_room(struct imap_buf *b, size_t n);
+void imap_buf_commit(struct imap_buf *b, size_t n);
+void imap_buf_printf(struct imap_buf *b, const char *fmt, ...)
+	POSTERN_PRINTF(2, 3);
+/* An IMAP string: quoted when it can be, else a literal. */
+void imap_buf_string(struct imap_buf *b, const char *s, size_t len);
+/* NIL for NULL. */
+void imap_buf_nstring(struct imap_buf *b, const char *s);
+/* A mailbox name (UTF-8) in modified UTF-7, as an IMAP string. */
+void imap_buf_mailbox(struct imap_buf *b, const char *name);
+/* Message flags and keywords as a parenthesised list. */
+void imap_buf_flags(struct imap_buf *b, uint32_t flags,
+                    const uint32_t *kw, uint32_t nkw,
+                    const char *const *keywords, uint32_t nkeywords);
+void imap_buf_free(struct imap_buf *b);
+
+/* ---- modified UTF-7 ----------------------------------------------------*/
+
+/* UTF-8 -> modified UTF-7, malloc'd (NULL on bad UTF-8). */
+char *imap_utf7_encode(const char *utf8);
+/* modified UTF-7 -> UTF-8, malloc'd (NULL when not valid mUTF-7). */
+char *imap_utf7_decode(const char *s, size_t len);
+
+/* ---- the session ------------------------------------------------------*/
+
+enum imap_state {
+	IMAP_NOTAUTH = 0,
+	IMAP_AUTH,
+	IMAP_SELECTED,
+	IMAP_LOGOUT,
+};
+
+#define IMAP_ENABLED_CONDSTORE 0x1u
+#define IMAP_ENABLED_QRESYNC 0x2u
+#define IMAP_ENABLED_UTF8 0x4u
+
+struct imap_job;
+
+struct imap_session {
+	postern_conn_t *conn;         /* NULL once the connection closed */
+	struct imap_reader reader;
+	enum imap_state state;
+	postern_pool_t *cmd_pool;     /* the current command's memory */
+	struct imap_job *job;         /* the one job in flight, or NULL */
+	int closed;                   /* on_close ran */
+	int stopping;                 /* the worker stops: BYE after the
+	                                 job in flight */
+	int in_command;               /* a command is being answered */
+
+	/* Logging in. */
+	postern_sasl_t *sasl;
+	int sasl_wait_line;           /* a "+" was sent: next line is
+	                                 the client's SASL response */
+	char sasl_tag[IMAP_TAG_MAX];
+	unsigned auth_failures;
+	unsigned bad_in_row;
+
+	/* Authenticated. */
+	char *user;                   /* malloc'd */
+	postern_store_t *store;
+	unsigned enabled;             /* IMAP_ENABLED_* */
+	int condstore;                /* CONDSTORE in use (RFC 7162 3.1) */
+
+	/* Selected. */
+	postern_mailbox_t *mb;
+	int readonly;
+	uint32_t nkeywords_sent;      /* keywords announced in FLAGS */
+
+	/* IDLE. */
+	int idling;
+	int idle_dirty;               /* a change came while a job ran */
+	postern_timer_t *idle_poll;   /* polling when the store cannot
+	                                 watch (out of inotify instances) */
+	char idle_tag[IMAP_TAG_MAX];
+
+	/* Command rate: a token bucket refilled commands_per_sec. */
+	double tokens;
+	uint64_t tokens_ms;
+	postern_timer_t *throttle;
+
+	/* A long reply waits for the output queue to drain. */
+	void (*on_drain)(struct imap_session *s);
+};
+
+/* One command being run: what the handlers get. */
+struct imap_cmd {
+	struct imap_session *s;
+	char tag[IMAP_TAG_MAX];
+	const char *name;            /* upper case, static */
+	int uid;                     /* UID prefix */
+	struct imap_args args;
+	postern_pool_t *pool;        /* = s->cmd_pool */
+};
+
+/* ---- jobs --------------------------------------------------------------*/
+
+/* Blocking work of a command on a pool thread.  `work` runs there and
+ * writes untagged output to `out` and its result to rc / err;
+ * `done` runs on the loop afterwards (only if the session is still
+ * there), after `out` was sent, and answers the command (or starts the
+ * next job of it). */
+struct imap_job {
+	struct imap_session *s;      /* NULL once detached (session gone) */
+	postern_job_t *handle;
+	postern_pool_t *pool;        /* the job's own memory */
+	char tag[IMAP_TAG_MAX];
+	struct imap_buf out;
+	int rc;
+	struct postern_storage_err err;
+	void (*work)(struct imap_job *j);
+	void (*done)(struct imap_job *j);
+	void *arg;                   /* the command's state (in pool) */
+	unsigned sync_flags;         /* sync after work (selected state) */
+	int sync;                    /* 1: sync after work */
+};
+
+/* A job for the command `tag`, with its own pool; arg from that pool
+ * of `argsize` octets (zeroed). */
+struct imap_job *imap_job_new(struct imap_session *s, const char *tag,
+                              size_t argsize);
+/* Runs it: the connection pauses until its done. */
+void imap_job_run(struct imap_job *j, void (*work)(struct imap_job *),
+                  void (*done)(struct imap_job *));
+
+/* Replies. */
+void imap_reply(struct imap_session *s, const char *tag, const char *status,
+                const char *fmt, ...) POSTERN_PRINTF(4, 5);
+/* The tagged NO for a storage error, with its RFC 5530 code. */
+void imap_reply_storage_err(struct imap_session *s, const char *tag,
+                            const struct postern_storage_err *err);
+const char *imap_storage_code(enum postern_storage_error code);
+void imap_untagged(struct imap_session *s, const char *fmt, ...)
+	POSTERN_PRINTF(2, 3);
+void imap_write_buf(struct imap_session *s, const struct imap_buf *b);
+
+/* Appends the untagged responses of a sync (EXPUNGE or VANISHED,
+ * FETCH FLAGS, EXISTS, RECENT) to `out`.  Job threads. */
+void imap_sync_format(struct imap_session *s, struct imap_buf *out,
+                      const struct postern_sync_changes *ch,
+                      postern_pool_t *pool);
+/* Untagged FETCH (FLAGS ...) for message `seq` with UID / MODSEQ as the
+ * session wants them.  `st` is the view's status (its keywords), taken
+ * once by a caller that formats many messages: the store's status()
+ * walks the whole view. */
+void imap_format_flags_fetch(struct imap_session *s, struct imap_buf *out,
+                             uint32_t seq, int with_uid,
+                             const struct postern_mailbox_status *st);
+/* A set of UIDs as "1:3,7". */
+void imap_buf_uidset(struct imap_buf *b, const uint32_t *uids, size_t n);
+
+/* The listener's on_accept. */
+void imap_session_accept(postern_conn_t *c, void *arg);
+/* The reader's limits for the session's state: literals before login
+ * are at most IMAP_PREAUTH_LITERAL octets. */
+#define IMAP_PREAUTH_LITERAL 8192
+void imap_session_limits(struct imap_session *s,
+                         struct imap_reader_limits *lim);
+/* Forgets the command in the reader (it was answered). */
+void imap_command_finish(struct imap_session *s);
+
+/* CAPABILITY text for the session's state. */
+const char *imap_capabilities(struct imap_session *s);
+/* 1 when LOGIN / plaintext SASL may be used on this connection. */
+int imap_plaintext_ok(struct imap_session *s);
+/* After a successful login: opens the store on a job, answers OK. */
+void imap_session_login(struct imap_session *s, const char *tag,
+                        const char *user,
+                        const struct postern_user *userinfo,
+                        postern_sasl_t *sasl);
+/* Resolves a mailbox argument (modified UTF-7 unless UTF8=ACCEPT) to a
+ * UTF-8 name in the command's pool; INBOX is case-insensitive.  NULL
+ * with a BAD already sent when invalid. */
+char *imap_mailbox_arg(struct imap_cmd *c, const struct imap_str *arg);
+
+/* A flag list "(\\Seen kw ...)" (or, for STORE, flags without the
+ * parentheses) into system flag bits and keywords (from the command's
+ * pool).  \\Recent only with allow_recent.  -1 with a BAD sent. */
+int imap_parse_flag_list(struct imap_cmd *c, uint32_t *flags,
+                         const char ***keywords, uint32_t *nkeywords,
+                         int allow_recent);
+
+/* Resolves a sequence or UID set against the selected mailbox into
+ * UID ranges (pool).  -1 with a BAD sent when a sequence number is not
+ * in the mailbox. */
+int imap_set_to_uids(struct imap_cmd *c, const struct imap_seqset *set,
+                     int uid, struct postern_uid_range **out, size_t *n);
+
+/* ---- command handlers --------------------------------------------------*/
+
+typedef void imap_cmd_fn(struct imap_cmd *c);
+
+imap_cmd_fn imap_cmd_capability, imap_cmd_noop, imap_cmd_logout,
+	imap_cmd_id, imap_cmd_enable, imap_cmd_namespace, imap_cmd_idle;
+imap_cmd_fn imap_cmd_starttls, imap_cmd_login, imap_cmd_authenticate;
+imap_cmd_fn imap_cmd_create, imap_cmd_delete, imap_cmd_rename,
+	imap_cmd_subscribe, imap_cmd_unsubscribe, imap_cmd_list,
+	imap_cmd_lsub, imap_cmd_status, imap_cmd_select, imap_cmd_examine,
+	imap_cmd_append;
+imap_cmd_fn imap_cmd_check, imap_cmd_close, imap_cmd_unselect,
+	imap_cmd_expunge, imap_cmd_store, imap_cmd_copy, imap_cmd_move;
+imap_cmd_fn imap_cmd_fetch;
+imap_cmd_fn imap_cmd_search;
+
+/* SASL response line while AUTHENTICATE waits for one. */
+void imap_auth_line(struct imap_session *s, const char *line, size_t len);
+
+#endif /* IMAP_H */

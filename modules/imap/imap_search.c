@@ -1,0 +1,662 @@
+/*
+ * imap_search.c - SEARCH and UID SEARCH (RFC 3501 6.4.4) with every
+ * search key, ESEARCH results (RFC 4731) and MODSEQ (RFC 7162).
+ *
+ * The keys are parsed on the loop into a tree (AND of a list, OR, NOT,
+ * leaves); the tree is evaluated on a job thread, message by message,
+ * cheapest facts first: flags, sizes, dates and sets come from the
+ * view; a header key reads the message's header once; BODY and TEXT go
+ * through imap_mime_search_text (decoded text).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "imap.h"
+#include "imap_mime.h"
+
+/* Nesting of parentheses, NOT and OR (a stack bound for the parser). */
+#define SEARCH_MAX_DEPTH 64
+
+enum skind {
+	SK_ALL,
+	SK_FLAG_SET,    /* flag bit set */
+	SK_FLAG_UNSET,
+	SK_KEYWORD,
+	SK_UNKEYWORD,
+	SK_NEW,         /* RECENT and UNSEEN */
+	SK_OLD,         /* not RECENT */
+	SK_SEQSET,
+	SK_UIDSET,
+	SK_LARGER,
+	SK_SMALLER,
+	SK_BEFORE,      /* internal date */
+	SK_ON,
+	SK_SINCE,
+	SK_SENTBEFORE,  /* Date: header */
+	SK_SENTON,
+	SK_SENTSINCE,
+	SK_HEADER,      /* field contains */
+	SK_BODY,
+	SK_TEXT,
+	SK_MODSEQ,
+	SK_NOT,
+	SK_OR,
+	SK_AND,
+};
+
+struct skey {
+	enum skind kind;
+	uint32_t flag;
+	uint64_t num;          /* sizes, modseq */
+	int64_t day;           /* days since the epoch */
+	const char *field, *str;
+	struct imap_seqset set;
+	struct skey *a, *b;    /* NOT: a; OR: a, b; AND: list in a */
+	struct skey *next;     /* siblings in an AND list */
+};
+
+#define RET_MIN 0x1u
+#define RET_MAX 0x2u
+#define RET_ALL 0x4u
+#define RET_COUNT 0x8u
+
+struct search_arg {
+	struct skey *root;
+	int by_uid;
+	int esearch;
+	unsigned ret;
+	int uses_modseq;
+	uint32_t *hits;       /* sequence numbers (or UIDs) found */
+	size_t nhits;
+	uint64_t max_modseq;
+};
+
+/* ---- parsing ----------------------------------------------------------*/
+
+static int parse_key(struct imap_cmd *c, struct skey **out, int depth);
+
+static struct skey *
+key_new(struct imap_cmd *c, enum skind kind)
+{
+	struct skey *k = imap_host->pool_alloc(c->pool, sizeof(*k));
+
+	k->kind = kind;
+	return k;
+}
+
+static int
+search_string(struct imap_cmd *c, const char **out)
+{
+	struct imap_str s;
+
+	if (imap_arg_sp(&c->args) < 0 || imap_arg_astring(&c->args, &s) < 0)
+		return -1;
+	if (memchr(s.s, '\0', s.len) != NULL) {
+		c->args.error = "NUL in search string";
+		return -1;
+	}
+	*out = imap_host->pool_strndup(c->pool, s.s, s.len);
+	return 0;
+}
+
+/* date = d-Mon-yyyy, quoted or not; as days since the epoch. */
+static int
+search_date(struct imap_cmd *c, int64_t *day)
+{
+	static const char *const months[] = { "Jan", "Feb", "Mar", "Apr",
+		"May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec" };
+	struct imap_str s;
+	char buf[32], mon[4];
+	struct tm tm = { 0 };
+	int d, y, i;
+
+	if (imap_arg_sp(&c->args) < 0 || imap_arg_astring(&c->args, &s) < 0)
+		return -1;
+	if (s.len >= sizeof(buf))
+		goto bad;
+	memcpy(buf, s.s, s.len);
+	buf[s.len] = '\0';
+	if (sscanf(buf, "%2d-%3s-%4d", &d, mon, &y) != 3)
+		goto bad;
+	for (i = 0; i < 12; i++)
+		if (strcasecmp(mon, months[i]) == 0)
+			break;
+	if (i == 12 || d < 1 || d > 31 || y < 1900 || y > 9999)
+		goto bad;
+	tm.tm_mday = d;
+	tm.tm_mon = i;
+	tm.tm_year = y - 1900;
+	*day = (int64_t)timegm(&tm) / 86400;
+	return 0;
+bad:
+	c->args.error = "invalid date";
+	return -1;
+}
+
+static const struct {
+	const char *name;
+	enum skind kind;
+	uint32_t flag;
+} simple_keys[] = {
+	{ "ALL", SK_ALL, 0 },
+	{ "ANSWERED", SK_FLAG_SET, POSTERN_MSG_ANSWERED },
+	{ "DELETED", SK_FLAG_SET, POSTERN_MSG_DELETED },
+	{ "DRAFT", SK_FLAG_SET, POSTERN_MSG_DRAFT },
+	{ "FLAGGED", SK_FLAG_SET, POSTERN_MSG_FLAGGED },
+	{ "RECENT", SK_FLAG_SET, POSTERN_MSG_RECENT },
+	{ "SEEN", SK_FLAG_SET, POSTERN_MSG_SEEN },
+	{ "UNANSWERED", SK_FLAG_UNSET, POSTERN_MSG_ANSWERED },
+	{ "UNDELETED", SK_FLAG_UNSET, POSTERN_MSG_DELETED },
+	{ "UNDRAFT", SK_FLAG_UNSET, POSTERN_MSG_DRAFT },
+	{ "UNFLAGGED", SK_FLAG_UNSET, POSTERN_MSG_FLAGGED },
+	{ "UNSEEN", SK_FLAG_UNSET, POSTERN_MSG_SEEN },
+	{ "NEW", SK_NEW, 0 },
+	{ "OLD", SK_OLD, 0 },
+};
+
+static const struct {
+	const char *name;
+	enum skind kind;
+} date_keys[] = {
+	{ "BEFORE", SK_BEFORE }, { "ON", SK_ON }, { "SINCE", SK_SINCE },
+	{ "SENTBEFORE", SK_SENTBEFORE }, { "SENTON", SK_SENTON },
+	{ "SENTSINCE", SK_SENTSINCE },
+};
+
+static const char *const header_keys[] = { "FROM", "TO", "CC", "BCC",
+	"SUBJECT" };
+
+/* A parenthesised list or the rest of the command: an AND. */
+static int
+parse_list(struct imap_cmd *c, struct skey **out, int depth, int paren)
+{
+	struct skey *and = key_new(c, SK_AND), **tail = &and->a, *k;
+
+	do {
+		if (parse_key(c, &k, depth + 1) < 0)
+			return -1;
+		*tail = k;
+		tail = &k->next;
+	} while (imap_arg_try_char(&c->args, ' ') &&
+	         !(paren && imap_arg_peek(&c->args) == ')'));
+	if (paren && imap_arg_char(&c->args, ')') < 0)
+		return -1;
+	*out = and;
+	return 0;
+}
+
+static int
+parse_key(struct imap_cmd *c, struct skey **out, int depth)
+{
+	struct imap_args *a = &c->args;
+	struct imap_str w;
+	struct skey *k;
+	size_t i;
+	int ch;
+
+	if (depth > SEARCH_MAX_DEPTH) {
+		a->error = "search keys nested too deeply";
+		return -1;
+	}
+	if (imap_arg_try_char(a, '('))
+		return parse_list(c, out, depth, 1);
+	ch = imap_arg_peek(a);
+	if ((ch >= '1' && ch <= '9') || ch == '*') {
+		k = key_new(c, SK_SEQSET);
+		if (imap_arg_seqset(a, &k->set) < 0)
+			return -1;
+		*out = k;
+		return 0;
+	}
+	if (imap_arg_atom(a, &w) < 0)
+		return -1;
+	for (i = 0; i < sizeof(simple_keys) / sizeof(simple_keys[0]); i++)
+		if (imap_str_is(&w, simple_keys[i].name)) {
+			k = key_new(c, simple_keys[i].kind);
+			k->flag = simple_keys[i].flag;
+			*out = k;
+			return 0;
+		}
+	for (i = 0; i < sizeof(date_keys) / sizeof(date_keys[0]); i++)
+		if (imap_str_is(&w, date_keys[i].name)) {
+			k = key_new(c, date_keys[i].kind);
+			*out = k;
+			return search_date(c, &k->day);
+		}
+	for (i = 0; i < sizeof(header_keys) / sizeof(header_keys[0]); i++)
+		if (imap_str_is(&w, header_keys[i])) {
+			k = key_new(c, SK_HEADER);
+			k->field = header_keys[i];
+			*out = k;
+			return search_string(c, &k->str);
+		}
+	if (imap_str_is(&w, "HEADER")) {
+		k = key_new(c, SK_HEADER);
+		*out = k;
+		if (search_string(c, &k->field) < 0)
+			return -1;
+		return search_string(c, &k->str);
+	}
+	if (imap_str_is(&w, "BODY") || imap_str_is(&w, "TEXT")) {
+		k = key_new(c, w.len == 4 && strncasecmp(w.s, "BODY", 4) == 0
+		                   ? SK_BODY : SK_TEXT);
+		*out = k;
+		return search_string(c, &k->str);
+	}
+	if (imap_str_is(&w, "KEYWORD") || imap_str_is(&w, "UNKEYWORD")) {
+		struct imap_str f;
+		k = key_new(c, w.len == 7 ? SK_KEYWORD : SK_UNKEYWORD);
+		if (imap_arg_sp(a) < 0 || imap_arg_atom(a, &f) < 0)
+			return -1;
+		k->str = imap_host->pool_strndup(c->pool, f.s, f.len);
+		*out = k;
+		return 0;
+	}
+	if (imap_str_is(&w, "LARGER") || imap_str_is(&w, "SMALLER")) {
+		k = key_new(c, w.len == 6 ? SK_LARGER : SK_SMALLER);
+		*out = k;
+		return imap_arg_sp(a) < 0 ? -1 : imap_arg_number64(a, &k->num);
+	}
+	if (imap_str_is(&w, "UID")) {
+		k = key_new(c, SK_UIDSET);
+		*out = k;
+		return imap_arg_sp(a) < 0 ? -1 : imap_arg_seqset(a, &k->set);
+	}
+	if (imap_str_is(&w, "NOT")) {
+		k = key_new(c, SK_NOT);
+		*out = k;
+		return imap_arg_sp(a) < 0 ? -1 : parse_key(c, &k->a, depth + 1);
+	}
+	if (imap_str_is(&w, "OR")) {
+		k = key_new(c, SK_OR);
+		*out = k;
+		if (imap_arg_sp(a) < 0 || parse_key(c, &k->a, depth + 1) < 0 ||
+		    imap_arg_sp(a) < 0)
+			return -1;
+		return parse_key(c, &k->b, depth + 1);
+	}
+	if (imap_str_is(&w, "MODSEQ")) {
+		/* MODSEQ ["/flags/\\Seen" priv|shared|all] n */
+		struct imap_str entry, type;
+		k = key_new(c, SK_MODSEQ);
+		*out = k;
+		c->s->condstore = 1;
+		if (imap_arg_sp(a) < 0)
+			return -1;
+		if (imap_arg_peek(a) == '"') {
+			if (imap_arg_string(a, &entry) < 0 ||
+			    imap_arg_sp(a) < 0 || imap_arg_atom(a, &type) < 0 ||
+			    imap_arg_sp(a) < 0)
+				return -1;
+		}
+		return imap_arg_number64(a, &k->num);
+	}
+	a->error = "unknown search key";
+	return -1;
+}
+
+/* ---- evaluation -------------------------------------------------------*/
+
+/* What is known of the message being tested; loaded on first need. */
+struct msg_ctx {
+	struct imap_job *j;
+	uint32_t seq, count, uidmax;
+	const struct postern_message_info *mi;
+	const struct postern_mailbox_status *st;
+	char *header;            /* the header, NUL-terminated */
+	size_t header_len;
+	int header_loaded;
+	const struct imap_mime *mime;
+	int mime_loaded;
+};
+
+static int
+load_header(struct msg_ctx *m)
+{
+	struct imap_job *j = m->j;
+	postern_msg_t *msg;
+	struct postern_msg_size sz;
+	uint64_t got = 0;
+	ssize_t n;
+
+	if (m->header_loaded)
+		return m->header != NULL ? 0 : -1;
+	m->header_loaded = 1;
+	if (imap_storage->msg_open(j->s->mb, m->mi->uid, &msg, &sz,
+	                           &j->err) < 0)
+		return -1;
+	m->header = imap_host->pool_alloc(j->pool, sz.header_size + 1);
+	while (got < sz.header_size) {
+		n = imap_storage->msg_read(msg, got, m->header + got,
+		                           sz.header_size - got, &j->err);
+		if (n <= 0)
+			break;
+		got += (uint64_t)n;
+	}
+	imap_storage->msg_close(msg);
+	if (got < sz.header_size) {
+		m->header = NULL;
+		return -1;
+	}
+	m->header_len = got;
+	return 0;
+}
+
+static const struct imap_mime *
+load_mime(struct msg_ctx *m)
+{
+	if (!m->mime_loaded) {
+		m->mime_loaded = 1;
+		m->mime = imap_mime_load(imap_storage, m->j->s->mb, m->mi->uid,
+		                         m->j->pool, &m->j->err);
+	}
+	return m->mime;
+}
+
+static int
+has_keyword(const struct msg_ctx *m, const char *kw)
+{
+	uint32_t i;
+
+	for (i = 0; i < m->mi->nkeywords; i++) {
+		uint32_t idx = m->mi->keywords[i];
+		if (idx < m->st->nkeywords &&
+		    strcasecmp(m->st->keywords[idx], kw) == 0)
+			return 1;
+	}
+	return 0;
+}
+
+static int64_t
+internal_day(const struct postern_message_info *mi)
+{
+	int64_t t = mi->internal_date + (int64_t)mi->internal_tz * 60;
+
+	return t >= 0 ? t / 86400 : (t - 86399) / 86400;
+}
+
+/* 1 match, 0 no match, -1 error (j->err set). */
+static int
+eval(struct msg_ctx *m, const struct skey *k)
+{
+	const struct postern_message_info *mi = m->mi;
+	const struct skey *c;
+	int r;
+	int64_t day, sent;
+
+	switch (k->kind) {
+	case SK_ALL:
+		return 1;
+	case SK_FLAG_SET:
+		return (mi->flags & k->flag) != 0;
+	case SK_FLAG_UNSET:
+		return (mi->flags & k->flag) == 0;
+	case SK_KEYWORD:
+		return has_keyword(m, k->str);
+	case SK_UNKEYWORD:
+		return !has_keyword(m, k->str);
+	case SK_NEW:
+		return (mi->flags & POSTERN_MSG_RECENT) &&
+		       !(mi->flags & POSTERN_MSG_SEEN);
+	case SK_OLD:
+		return !(mi->flags & POSTERN_MSG_RECENT);
+	case SK_SEQSET:
+		return imap_seqset_contains(&k->set, m->seq, m->count);
+	case SK_UIDSET:
+		return imap_seqset_contains(&k->set, mi->uid, m->uidmax);
+	case SK_LARGER:
+		return mi->size > k->num;
+	case SK_SMALLER:
+		return mi->size < k->num;
+	case SK_MODSEQ:
+		return mi->modseq >= k->num;
+	case SK_BEFORE:
+		return internal_day(mi) < k->day;
+	case SK_ON:
+		return internal_day(mi) == k->day;
+	case SK_SINCE:
+		return internal_day(mi) >= k->day;
+	case SK_SENTBEFORE:
+	case SK_SENTON:
+	case SK_SENTSINCE:
+		if (load_mime(m) == NULL)
+			return -1;
+		if ((sent = imap_mime_date(m->mime)) < 0)
+			return 0;
+		day = sent / 86400;
+		return k->kind == SK_SENTBEFORE ? day < k->day :
+		       k->kind == SK_SENTON ? day == k->day : day >= k->day;
+	case SK_HEADER:
+		if (load_header(m) < 0)
+			return -1;
+		r = imap_mime_header_matches(m->header, m->header_len,
+		                             k->field, k->str, m->j->pool);
+		if (r < 0) {
+			m->j->err.code = POSTERN_SE_NOTSUPPORTED;
+			snprintf(m->j->err.text, sizeof(m->j->err.text),
+			         "header search is not available");
+		}
+		return r;
+	case SK_BODY:
+	case SK_TEXT:
+		if (load_mime(m) == NULL)
+			return -1;
+		return imap_mime_search_text(imap_storage, m->j->s->mb, mi->uid,
+		                             m->mime, k->str,
+		                             k->kind == SK_TEXT, m->j->pool,
+		                             &m->j->err);
+	case SK_NOT:
+		r = eval(m, k->a);
+		return r < 0 ? r : !r;
+	case SK_OR:
+		r = eval(m, k->a);
+		if (r != 0)
+			return r;
+		return eval(m, k->b);
+	case SK_AND:
+		for (c = k->a; c != NULL; c = c->next)
+			if ((r = eval(m, c)) <= 0)
+				return r;
+		return 1;
+	}
+	return 0;
+}
+
+static void
+search_work(struct imap_job *j)
+{
+	struct search_arg *a = j->arg;
+	struct imap_session *s = j->s;
+	struct postern_mailbox_status st = { .size = sizeof(st) };
+	struct msg_ctx m;
+	struct postern_message_info info;
+	uint32_t seq, count = imap_storage->count(s->mb), uidmax;
+	int r;
+
+	imap_storage->status(s->mb, &st);
+	uidmax = count > 0 ? imap_storage->message(s->mb, count)->uid : 0;
+	a->hits = imap_host->pool_alloc(j->pool, (count + 1) *
+	                                         sizeof(*a->hits));
+	for (seq = 1; seq <= count; seq++) {
+		memset(&m, 0, sizeof(m));
+		m.j = j;
+		m.seq = seq;
+		m.count = count;
+		m.st = &st;
+		/* message() reuses one struct: keep a copy, the keys below
+		 * may call the store again. */
+		info = *imap_storage->message(s->mb, seq);
+		info.keywords = imap_host->pool_alloc(
+			j->pool, (info.nkeywords + 1) * sizeof(uint32_t));
+		if (info.nkeywords > 0)
+			memcpy((uint32_t *)info.keywords,
+			       imap_storage->message(s->mb, seq)->keywords,
+			       info.nkeywords * sizeof(uint32_t));
+		m.mi = &info;
+		m.uidmax = uidmax;
+		if (m.mi->expunged)
+			continue;
+		r = eval(&m, a->root);
+		if (r < 0) {
+			if (j->err.code == POSTERN_SE_EXPUNGED)
+				continue;
+			j->rc = -1;
+			return;
+		}
+		if (r == 0)
+			continue;
+		a->hits[a->nhits++] = a->by_uid ? m.mi->uid : seq;
+		if (m.mi->modseq > a->max_modseq)
+			a->max_modseq = m.mi->modseq;
+	}
+	j->rc = 0;
+	if (!a->esearch) {
+		size_t i;
+		imap_buf_str(&j->out, "* SEARCH");
+		for (i = 0; i < a->nhits; i++)
+			imap_buf_printf(&j->out, " %u", a->hits[i]);
+		if (a->uses_modseq && a->nhits > 0)
+			imap_buf_printf(&j->out, " (MODSEQ %llu)",
+			                (unsigned long long)a->max_modseq);
+		imap_buf_str(&j->out, "\r\n");
+		return;
+	}
+	imap_buf_printf(&j->out, "* ESEARCH (TAG ");
+	imap_buf_string(&j->out, j->tag, strlen(j->tag));
+	imap_buf_str(&j->out, ")");
+	if (a->by_uid)
+		imap_buf_str(&j->out, " UID");
+	if ((a->ret & RET_MIN) && a->nhits > 0)
+		imap_buf_printf(&j->out, " MIN %u", a->hits[0]);
+	if ((a->ret & RET_MAX) && a->nhits > 0)
+		imap_buf_printf(&j->out, " MAX %u", a->hits[a->nhits - 1]);
+	if (a->ret & RET_COUNT)
+		imap_buf_printf(&j->out, " COUNT %zu", a->nhits);
+	if ((a->ret & RET_ALL) && a->nhits > 0) {
+		imap_buf_str(&j->out, " ALL ");
+		imap_buf_uidset(&j->out, a->hits, a->nhits);
+	}
+	if (a->uses_modseq && a->nhits > 0)
+		imap_buf_printf(&j->out, " MODSEQ %llu",
+		                (unsigned long long)a->max_modseq);
+	imap_buf_str(&j->out, "\r\n");
+}
+
+static void
+search_done(struct imap_job *j)
+{
+	if (j->rc < 0)
+		imap_reply_storage_err(j->s, j->tag, &j->err);
+	else
+		imap_reply(j->s, j->tag, "OK", "Search completed");
+}
+
+static int
+uses_modseq(const struct skey *k)
+{
+	const struct skey *c;
+
+	if (k == NULL)
+		return 0;
+	if (k->kind == SK_MODSEQ)
+		return 1;
+	if (k->kind == SK_AND) {
+		for (c = k->a; c != NULL; c = c->next)
+			if (uses_modseq(c))
+				return 1;
+		return 0;
+	}
+	return uses_modseq(k->a) || uses_modseq(k->b);
+}
+
+/* RETURN (MIN MAX ALL COUNT); empty means ALL (RFC 4731 3.1). */
+static int
+parse_return(struct imap_cmd *c, unsigned *ret)
+{
+	struct imap_args *a = &c->args;
+	struct imap_str w;
+
+	*ret = 0;
+	if (imap_arg_sp(a) < 0 || imap_arg_char(a, '(') < 0)
+		return -1;
+	if (imap_arg_try_char(a, ')')) {
+		*ret = RET_ALL;
+		return 0;
+	}
+	do {
+		if (imap_arg_atom(a, &w) < 0)
+			return -1;
+		if (imap_str_is(&w, "MIN"))
+			*ret |= RET_MIN;
+		else if (imap_str_is(&w, "MAX"))
+			*ret |= RET_MAX;
+		else if (imap_str_is(&w, "ALL"))
+			*ret |= RET_ALL;
+		else if (imap_str_is(&w, "COUNT"))
+			*ret |= RET_COUNT;
+		else {
+			a->error = "unknown RETURN option";
+			return -1;
+		}
+	} while (imap_arg_try_char(a, ' '));
+	return imap_arg_char(a, ')');
+}
+
+void
+imap_cmd_search(struct imap_cmd *c)
+{
+	struct imap_args *a = &c->args;
+	struct search_arg *sa;
+	struct imap_job *j;
+	struct imap_str w, cs;
+	struct skey *root;
+	char *save;
+	unsigned ret = 0;
+	int esearch = 0;
+
+	if (imap_arg_sp(a) < 0)
+		goto bad;
+	save = a->p;
+	if (imap_arg_atom(a, &w) == 0 && imap_str_is(&w, "RETURN")) {
+		if (parse_return(c, &ret) < 0 || imap_arg_sp(a) < 0)
+			goto bad;
+		esearch = 1;
+		save = a->p;
+	}
+	a->p = save;
+	a->error = NULL;
+	if (imap_arg_atom(a, &w) == 0 && imap_str_is(&w, "CHARSET")) {
+		if (imap_arg_sp(a) < 0 || imap_arg_astring(a, &cs) < 0 ||
+		    imap_arg_sp(a) < 0)
+			goto bad;
+		if (!imap_str_is(&cs, "UTF-8") && !imap_str_is(&cs, "US-ASCII")) {
+			imap_reply(c->s, c->tag, "NO", "[BADCHARSET (UTF-8 "
+			                               "US-ASCII)] Unsupported "
+			                               "charset");
+			return;
+		}
+	} else {
+		a->p = save;
+		a->error = NULL;
+	}
+	if (parse_list(c, &root, 0, 0) < 0 || imap_arg_end(a) < 0)
+		goto bad;
+	j = imap_job_new(c->s, c->tag, sizeof(*sa));
+	sa = j->arg;
+	sa->root = root;
+	sa->by_uid = c->uid;
+	sa->esearch = esearch;
+	sa->ret = ret;
+	sa->uses_modseq = uses_modseq(sa->root);
+	j->sync = 1;
+	j->sync_flags = POSTERN_SYNC_NO_EXPUNGE;
+	/* The tree lives in the command's pool until the command ends. */
+	imap_job_run(j, search_work, search_done);
+	return;
+bad:
+	imap_reply(c->s, c->tag, "BAD", "SEARCH: %s",
+	           a->error != NULL ? a->error : "invalid arguments");
+}
