@@ -143,23 +143,6 @@ ranges_copy(struct imap_job *j, const struct postern_uid_range *r, size_t n)
 }
 
 static int
-uid_in(const struct postern_uid_range *r, size_t n, uint32_t uid)
-{
-	size_t lo = 0, hi = n, mid;
-
-	while (lo < hi) {
-		mid = (lo + hi) / 2;
-		if (uid < r[mid].first)
-			hi = mid;
-		else if (uid > r[mid].last)
-			lo = mid + 1;
-		else
-			return 1;
-	}
-	return 0;
-}
-
-static int
 need_writable(struct imap_cmd *c)
 {
 	if (!c->s->readonly)
@@ -329,7 +312,7 @@ store_work(struct imap_job *j)
 		                                           sizeof(uint32_t));
 		for (seq = 1; seq <= count; seq++) {
 			mi = imap_storage->message(s->mb, seq);
-			if (!mi->expunged && uid_in(a->uids, a->n, mi->uid))
+			if (!mi->expunged && postern_uid_ranges_have(a->uids, a->n, mi->uid))
 				a->failed[a->nfailed++] = mi->uid;
 		}
 		j->rc = 0;
@@ -343,7 +326,7 @@ store_work(struct imap_job *j)
 	imap_storage->status(s->mb, &st);
 	for (seq = 1; seq <= count; seq++) {
 		mi = imap_storage->message(s->mb, seq);
-		if (mi->expunged || !uid_in(a->uids, a->n, mi->uid))
+		if (mi->expunged || !postern_uid_ranges_have(a->uids, a->n, mi->uid))
 			continue;
 		if (a->silent && a->unchangedsince == 0)
 			continue;

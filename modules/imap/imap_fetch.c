@@ -647,23 +647,6 @@ out:
 	return rc;
 }
 
-static int
-uid_in(const struct postern_uid_range *r, size_t n, uint32_t uid)
-{
-	size_t lo = 0, hi = n, mid;
-
-	while (lo < hi) {
-		mid = (lo + hi) / 2;
-		if (uid < r[mid].first)
-			hi = mid;
-		else if (uid > r[mid].last)
-			lo = mid + 1;
-		else
-			return 1;
-	}
-	return 0;
-}
-
 /* Sets \Seen on what the FETCH reads, noting who lacked it. */
 static void
 set_seen(struct imap_job *j, struct fetch_arg *fa)
@@ -680,7 +663,7 @@ set_seen(struct imap_job *j, struct fetch_arg *fa)
 	for (seq = 1; seq <= count; seq++) {
 		mi = imap_storage->message(s->mb, seq);
 		if (!mi->expunged && !(mi->flags & POSTERN_MSG_SEEN) &&
-		    uid_in(fa->uids, fa->nuids, mi->uid)) {
+		    postern_uid_ranges_have(fa->uids, fa->nuids, mi->uid)) {
 			fa->was_unseen[seq - 1] = 1;
 			any = 1;
 		}
@@ -755,7 +738,7 @@ fetch_work(struct imap_job *j)
 			return;
 		}
 		mi = imap_storage->message(s->mb, seq);
-		if (!uid_in(fa->uids, fa->nuids, mi->uid))
+		if (!postern_uid_ranges_have(fa->uids, fa->nuids, mi->uid))
 			continue;
 		if (fa->changedsince > 0 && mi->modseq <= fa->changedsince)
 			continue;

@@ -252,7 +252,6 @@ int md_watch(postern_mailbox_t *mb, void (*changed)(void *arg), void *arg);
 int md_status_by_name(postern_store_t *st, const char *name,
                       struct postern_mailbox_status *out,
                       struct postern_storage_err *err);
-int md_uid_in(const struct postern_uid_range *r, size_t n, uint32_t uid);
 
 /* ---- maildir_read.c ------------------------------------------------ */
 

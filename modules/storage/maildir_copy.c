@@ -212,7 +212,7 @@ collect(struct cp *c, const struct postern_uid_range *uids, size_t nranges)
 	if ((c->it = calloc(mb->n + 1, sizeof(*c->it))) == NULL)
 		return -1;
 	for (i = 0; i < mb->n; i++) {
-		if (mb->v[i].expunged || !md_uid_in(uids, nranges,
+		if (mb->v[i].expunged || !postern_uid_ranges_have(uids, nranges,
 		                                    mb->v[i].r.uid))
 			continue;
 		c->it[c->n].vidx = i;

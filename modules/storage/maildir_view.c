@@ -27,23 +27,6 @@
 
 #define FLAG_MASK 0x1fu /* POSTERN_MSG_* a client can set */
 
-int
-md_uid_in(const struct postern_uid_range *r, size_t n, uint32_t uid)
-{
-	size_t lo = 0, hi = n, mid;
-
-	while (lo < hi) {
-		mid = (lo + hi) / 2;
-		if (uid < r[mid].first)
-			hi = mid;
-		else if (uid > r[mid].last)
-			lo = mid + 1;
-		else
-			return 1;
-	}
-	return 0;
-}
-
 static void
 view_free_recs(postern_mailbox_t *mb)
 {
@@ -667,7 +650,7 @@ store_locked(postern_mailbox_t *mb, struct md_state *s,
 	*nfailed = 0;
 	for (i = 0; rc == 0 && i < mb->n; i++)
 		if (!mb->v[i].expunged &&
-		    md_uid_in(uids, nranges, mb->v[i].r.uid))
+		    postern_uid_ranges_have(uids, nranges, mb->v[i].r.uid))
 			rc = store_msg(mb, s, i, rq, fl, nfailed, &refreshed);
 	if (s->dirty && md_index_write(mb->dir, s) < 0)
 		rc = -1;
@@ -737,7 +720,7 @@ expunge_locked(postern_mailbox_t *mb, struct md_state *s,
 		if ((deleted_only &&
 		     !(s->recs[j].flags & POSTERN_MSG_DELETED)) ||
 		    md_seq_of_uid(mb, s->recs[j].uid) == 0 ||
-		    (uids != NULL && !md_uid_in(uids, nranges,
+		    (uids != NULL && !postern_uid_ranges_have(uids, nranges,
 		                                s->recs[j].uid)))
 			continue;
 		snprintf(path, sizeof(path), "%s/%s/%s", mb->dir,

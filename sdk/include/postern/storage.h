@@ -223,6 +223,25 @@ struct postern_uid_range {
 	uint32_t first, last;
 };
 
+/* 1 if `uid` is in the set r[0..n) (a binary search). */
+static inline int
+postern_uid_ranges_have(const struct postern_uid_range *r, size_t n,
+                        uint32_t uid)
+{
+	size_t lo = 0, hi = n, mid;
+
+	while (lo < hi) {
+		mid = lo + (hi - lo) / 2;
+		if (uid < r[mid].first)
+			hi = mid;
+		else if (uid > r[mid].last)
+			lo = mid + 1;
+		else
+			return 1;
+	}
+	return 0;
+}
+
 /* What the store offers about one open message. */
 struct postern_msg_size {
 	uint64_t size;        /* whole message, CRLF */
