@@ -58,6 +58,8 @@ struct md_cache {
 	size_t nslot;     /* a power of two, at least 2 * cap */
 	off_t end;        /* read up to here */
 	ino_t ino;        /* of the file read: compaction makes a new one */
+	int fd;           /* kept open for reads */
+	ino_t fd_ino;     /* the file fd is on */
 };
 
 static uint32_t
@@ -150,6 +152,8 @@ md_cache_free(postern_mailbox_t *mb)
 		return;
 	for (i = 0; i < c->n; i++)
 		free(c->e[i].field);
+	if (c->fd >= 0)
+		close(c->fd);
 	free(c->e);
 	free(c->slot);
 	free(c);
@@ -211,11 +215,61 @@ cache_open(postern_mailbox_t *mb, int flags)
 {
 	char path[4200];
 
-	if (mb->cache == NULL &&
-	    (mb->cache = calloc(1, sizeof(*mb->cache))) == NULL)
-		return -1;
+	if (mb->cache == NULL) {
+		if ((mb->cache = calloc(1, sizeof(*mb->cache))) == NULL)
+			return -1;
+		mb->cache->fd = -1;
+	}
 	snprintf(path, sizeof(path), "%s/%s", mb->dir, MD_CACHE);
 	return open(path, flags | O_CLOEXEC, 0600);
+}
+
+/* The read descriptor, on the file the table describes: a FETCH of many
+ * messages costs one pread each, not an open, fstat and close.  A file
+ * replaced by compaction stays readable through an old descriptor, at the
+ * offsets read from it. */
+static int
+cache_read_fd(postern_mailbox_t *mb)
+{
+	struct md_cache *c = mb->cache;
+	struct stat sb;
+	int fd;
+
+	if (c != NULL && c->fd >= 0 && c->fd_ino == c->ino)
+		return c->fd;
+	if ((fd = cache_open(mb, O_RDONLY)) < 0)
+		return -1;
+	c = mb->cache;
+	if (c->fd >= 0)
+		close(c->fd);
+	c->fd = fd;
+	if (fstat(fd, &sb) < 0 || cache_scan(mb, c, fd) < 0) {
+		c->fd_ino = 0;
+		return -1;
+	}
+	c->fd_ino = sb.st_ino;
+	return fd;
+}
+
+/* Looks again after a miss: records appended since, or a new file. */
+static struct centry *
+cache_find_fresh(postern_mailbox_t *mb, uint32_t uid, const char *field)
+{
+	struct md_cache *c = mb->cache;
+	char path[4200];
+	struct stat sb;
+
+	snprintf(path, sizeof(path), "%s/%s", mb->dir, MD_CACHE);
+	if (stat(path, &sb) < 0)
+		return NULL;
+	if (sb.st_ino != c->ino) {
+		close(c->fd);
+		c->fd = -1;
+		if (cache_read_fd(mb) < 0)
+			return NULL;
+	} else if (cache_scan(mb, c, c->fd) < 0)
+		return NULL;
+	return cfind(c, uid, field);
 }
 
 int
@@ -228,19 +282,15 @@ md_cache_get(postern_mailbox_t *mb, uint32_t uid, const char *field,
 
 	*data = NULL;
 	*len = 0;
-	if ((fd = cache_open(mb, O_RDONLY)) < 0)
+	if ((fd = cache_read_fd(mb)) < 0)
 		return 0;
-	if (cache_scan(mb, mb->cache, fd) < 0 ||
-	    (e = cfind(mb->cache, uid, field)) == NULL) {
-		close(fd);
+	if ((e = cfind(mb->cache, uid, field)) == NULL &&
+	    (e = cache_find_fresh(mb, uid, field)) == NULL)
 		return 0;
-	}
+	fd = mb->cache->fd;
 	buf = md_host->pool_alloc(pool, e->len + 1);
-	if (pread(fd, buf, e->len, e->data) != (ssize_t)e->len) {
-		close(fd);
+	if (pread(fd, buf, e->len, e->data) != (ssize_t)e->len)
 		return 0;
-	}
-	close(fd);
 	*data = buf;
 	*len = e->len;
 	return 1;
