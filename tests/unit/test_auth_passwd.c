@@ -212,16 +212,24 @@ u64_cmp(const void *a, const void *b)
 	return (x > y) - (x < y);
 }
 
-static uint64_t
-median_verify_us(const char *name, const char *pw)
+/* Medians of verify times for two names, measured in alternation so that
+ * a load that comes and goes (other tests, other builds) weighs on both
+ * alike. */
+static void
+median_verify_pair_us(const char *a, const char *b, const char *pw,
+                      uint64_t *ma, uint64_t *mb)
 {
-	uint64_t t[7];
+	uint64_t ta[9], tb[9];
 	size_t i;
 
-	for (i = 0; i < 7; i++)
-		t[i] = time_verify_us(name, pw);
-	qsort(t, 7, sizeof(t[0]), u64_cmp);
-	return t[3];
+	for (i = 0; i < 9; i++) {
+		ta[i] = time_verify_us(a, pw);
+		tb[i] = time_verify_us(b, pw);
+	}
+	qsort(ta, 9, sizeof(ta[0]), u64_cmp);
+	qsort(tb, 9, sizeof(tb[0]), u64_cmp);
+	*ma = ta[4];
+	*mb = tb[4];
 }
 
 static int
@@ -340,16 +348,23 @@ test_unknown_user_costs_like_a_wrong_password(void)
 	char err[256];
 	struct postern_user u = { .size = sizeof(u) };
 	uint64_t wrong, unknown;
+	int round;
 
 	CU_ASSERT_EQUAL_FATAL(boot("", "", NULL), 0);
 	CU_ASSERT_EQUAL_FATAL(auth->user_set("alice@example.org", "right", &u,
 	                                     err, sizeof(err)), 0);
 	(void)verify("alice@example.org", "warm-up");
-	wrong = median_verify_us("alice@example.org", "wrong");
-	unknown = median_verify_us("nobody@example.org", "wrong");
-	fprintf(stderr, "\n    median verify: wrong %llu us, unknown %llu "
-	        "us\n", (unsigned long long)wrong,
-	        (unsigned long long)unknown);
+	/* An unknown user that answered at once would fail every round; a
+	 * machine busy with something else may skew one. */
+	for (round = 0; round < 3; round++) {
+		median_verify_pair_us("alice@example.org", "nobody@example.org",
+		                      "wrong", &wrong, &unknown);
+		fprintf(stderr, "\n    median verify: wrong %llu us, unknown "
+		        "%llu us", (unsigned long long)wrong,
+		        (unsigned long long)unknown);
+		if (unknown * 2 >= wrong)
+			break;
+	}
 	CU_ASSERT(unknown * 2 >= wrong);
 	CU_ASSERT_EQUAL(verify("nobody@example.org", "wrong"), 0);
 }
