@@ -720,6 +720,7 @@ fetch_work(struct imap_job *j)
 	const struct postern_message_info *mi;
 	struct postern_sync_changes ch;
 	struct postern_mailbox_status st = { .size = sizeof(st) };
+	postern_pool_t *keep, *scratch;
 	int rc;
 
 	if (fa->next_seq == 0) {
@@ -731,10 +732,17 @@ fetch_work(struct imap_job *j)
 	}
 	/* Once per step: the store's status() walks the whole view. */
 	imap_storage->status(s->mb, &st);
+	/* What one message needs (its MIME tree, a header read for
+	 * HEADER.FIELDS, the ENVELOPE text) comes from a scratch pool
+	 * cleared after it: a FETCH of 10,000 messages would otherwise hold
+	 * every tree until the FETCH ends. */
+	keep = j->pool;
+	scratch = imap_host->pool_create(16384);
 	for (seq = fa->next_seq; seq <= count; seq++) {
 		if (j->out.len >= (size_t)imap_cfg.fetch_batch) {
 			fa->next_seq = seq;
 			j->rc = 0;
+			imap_host->pool_destroy(scratch);
 			return;
 		}
 		mi = imap_storage->message(s->mb, seq);
@@ -746,15 +754,20 @@ fetch_work(struct imap_job *j)
 			fa->expunged_seen = 1;
 			continue;
 		}
+		j->pool = scratch;
 		rc = fetch_one(j, fa, seq, mi, &st);
+		j->pool = keep;
+		imap_host->pool_clear(scratch);
 		if (rc < 0) {
 			j->rc = -1;
 			fa->finished = 1;
+			imap_host->pool_destroy(scratch);
 			return;
 		}
 		if (rc > 0)
 			fa->expunged_seen = 1;
 	}
+	imap_host->pool_destroy(scratch);
 	fa->finished = 1;
 	j->rc = 0;
 	/* The updates FETCH may carry: no EXPUNGE (RFC 3501 7.4.1). */

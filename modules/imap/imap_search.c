@@ -474,13 +474,22 @@ search_work(struct imap_job *j)
 	struct msg_ctx m;
 	struct postern_message_info info;
 	uint32_t seq, count = imap_storage->count(s->mb), uidmax;
+	postern_pool_t *keep, *scratch;
 	int r;
 
 	imap_storage->status(s->mb, &st);
 	uidmax = count > 0 ? imap_storage->message(s->mb, count)->uid : 0;
 	a->hits = imap_host->pool_alloc(j->pool, (count + 1) *
 	                                         sizeof(*a->hits));
+	/* What one message needs (its header, MIME tree, decoded text)
+	 * comes from a scratch pool cleared after it, not from the job's
+	 * pool, which would hold every message's until the end. */
+	keep = j->pool;
+	scratch = imap_host->pool_create(16384);
 	for (seq = 1; seq <= count; seq++) {
+		j->pool = keep;
+		imap_host->pool_clear(scratch);
+		j->pool = scratch;
 		memset(&m, 0, sizeof(m));
 		m.j = j;
 		m.seq = seq;
@@ -503,6 +512,8 @@ search_work(struct imap_job *j)
 		if (r < 0) {
 			if (j->err.code == POSTERN_SE_EXPUNGED)
 				continue;
+			j->pool = keep;
+			imap_host->pool_destroy(scratch);
 			j->rc = -1;
 			return;
 		}
@@ -512,6 +523,8 @@ search_work(struct imap_job *j)
 		if (m.mi->modseq > a->max_modseq)
 			a->max_modseq = m.mi->modseq;
 	}
+	j->pool = keep;
+	imap_host->pool_destroy(scratch);
 	j->rc = 0;
 	if (!a->esearch) {
 		size_t i;
