@@ -21,14 +21,8 @@ here=$(cd "$(dirname "$0")" && pwd)
 
 [ -x "$top_builddir/core/posternd" ] ||
 	{ echo "imap.sh: build $top_builddir first" >&2; exit 1; }
-if ! command -v dovecot >/dev/null 2>&1 ||
-    [ ! -x /usr/lib/dovecot/imap ]; then
-	[ "$(id -u)" -eq 0 ] ||
-		{ echo "imap.sh: install dovecot-imapd" >&2; exit 1; }
-	export DEBIAN_FRONTEND=noninteractive
-	timeout 300 apt-get install -y -qq --no-install-recommends \
-		dovecot-imapd >&2
-fi
+. "$here/peers.sh"
+peers_need dovecot-imapd
 # Client and server each hold a descriptor per connection.
 ulimit -n $((CONNS * 2 + 1024)) 2>/dev/null || true
 top_builddir=$(cd "$top_builddir" && pwd)

@@ -29,15 +29,8 @@ esac
 [ -f "$top_builddir/modules/pop3/.libs/pop3.so" ] ||
 	die "$top_builddir/modules/pop3/.libs/pop3.so missing: build first"
 
-if ! command -v dovecot >/dev/null 2>&1 ||
-    [ ! -e /usr/lib/dovecot/pop3 ]; then
-	[ "$(id -u)" -eq 0 ] || die "Dovecot missing: install dovecot-pop3d"
-	echo "installing dovecot-pop3d" >&2
-	export DEBIAN_FRONTEND=noninteractive
-	timeout 300 apt-get update -qq >&2
-	timeout 300 apt-get install -y -qq --no-install-recommends \
-		dovecot-pop3d >&2
-fi
+. "$here/peers.sh"
+peers_need dovecot-pop3d
 
 top_builddir=$(cd "$top_builddir" && pwd)
 export top_builddir top_srcdir

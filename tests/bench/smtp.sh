@@ -42,18 +42,9 @@ esac
 [ "$(id -u)" -eq 0 ] || die "run as root (Postfix needs it)"
 top_builddir=$(cd "$top_builddir" && pwd)
 
-if ! command -v smtp-source >/dev/null 2>&1; then
-	echo "installing postfix" >&2
-	export DEBIAN_FRONTEND=noninteractive
-	echo "postfix postfix/main_mailer_type select No configuration" |
-		debconf-set-selections
-	timeout 300 apt-get update -qq >&2
-	timeout 300 apt-get install -y -qq --no-install-recommends postfix >&2
-fi
+. "$(dirname "$0")/peers.sh"
+peers_need postfix
 
-free_port() {
-	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
 
 now() {
 	date +%s.%N
@@ -104,7 +95,7 @@ mkdir -p "$W/etc/conf.d" "$W/state" "$W/run" "$W/mail" "$PF/etc" \
 
 # ---- posternd ------------------------------------------------------------
 
-PPORT=$(free_port)
+PPORT=$(peers_free_port)
 cat >"$W/etc/postern.conf" <<EOF
 modules = [ "$top_builddir/modules/auth/.libs/auth_passwd.so",
             "$top_builddir/modules/storage/.libs/storage_maildir.so",
@@ -141,7 +132,7 @@ PID=$!
 RELAY_SO=$top_builddir/tests/modules/.libs/relay_spool.so
 RPORT=
 if [ -f "$RELAY_SO" ]; then
-	RPORT=$(free_port)
+	RPORT=$(peers_free_port)
 	mkdir -p "$W/r/etc" "$W/r/state" "$W/r/run" "$W/r/queue"
 	cat >"$W/r/etc/postern.conf" <<EOF
 modules = [ "$top_builddir/modules/smtp/.libs/smtp.so", "$RELAY_SO" ];
@@ -165,7 +156,7 @@ fi
 
 # ---- Postfix: smtpd, then virtual(8) into a Maildir -----------------------
 
-FPORT=$(free_port)
+FPORT=$(peers_free_port)
 if ! postconf -h alternate_config_directories | grep -q "$PF/etc"; then
 	cur=$(postconf -h alternate_config_directories)
 	postconf -e "alternate_config_directories = ${cur:+$cur, }$PF/etc"
