@@ -1065,24 +1065,34 @@ has_base(const char *a, const char *b, size_t blen)
 	return strncmp(a, b, blen) == 0 && (a[blen] == ':' || a[blen] == '\0');
 }
 
+/* An open-addressing table of names[0..n) by base name: slot h holds an
+ * index + 1, 0 when empty; probe from the base's hash & *mask on.  Used by
+ * the scan (the records' names) and the rebuild (the uid list's). */
+static uint32_t *
+base_table(char *const *names, size_t n, uint32_t *mask)
+{
+	uint32_t size = 64, h, *slot;
+	size_t i;
+
+	while (size < n * 2)
+		size *= 2;
+	*mask = size - 1;
+	if ((slot = calloc(size, sizeof(*slot))) == NULL)
+		return NULL;
+	for (i = 0; i < n; i++) {
+		for (h = base_hash(names[i]) & *mask; slot[h] != 0;)
+			h = (h + 1) & *mask;
+		slot[h] = (uint32_t)i + 1;
+	}
+	return slot;
+}
+
 static int
 scan_table(struct scan *sc, const struct md_state *s)
 {
-	uint32_t size = 64, i, h;
-
-	while (size < s->nrec * 2)
-		size *= 2;
-	sc->mask = size - 1;
-	sc->table = calloc(size, sizeof(*sc->table));
+	sc->table = base_table(s->names, s->nrec, &sc->mask);
 	sc->seen = calloc(s->nrec + 1, 1);
-	if (sc->table == NULL || sc->seen == NULL)
-		return -1;
-	for (i = 0; i < s->nrec; i++) {
-		for (h = base_hash(s->names[i]) & sc->mask; sc->table[h] != 0;)
-			h = (h + 1) & sc->mask;
-		sc->table[h] = i + 1;
-	}
-	return 0;
+	return sc->table == NULL || sc->seen == NULL ? -1 : 0;
 }
 
 static long
@@ -1219,25 +1229,12 @@ struct ul_table {
 static int
 ul_table_build(struct ul_table *t, const struct md_uidlist *ul)
 {
-	uint32_t size = 64, h;
-	size_t i;
-
 	memset(t, 0, sizeof(*t));
 	if (ul == NULL)
 		return 0;
-	while (size < ul->n * 2)
-		size *= 2;
-	t->mask = size - 1;
-	t->slot = calloc(size, sizeof(*t->slot));
+	t->slot = base_table(ul->bases, ul->n, &t->mask);
 	t->used = calloc(ul->n + 1, 1);
-	if (t->slot == NULL || t->used == NULL)
-		return -1;
-	for (i = 0; i < ul->n; i++) {
-		for (h = base_hash(ul->bases[i]) & t->mask; t->slot[h] != 0;)
-			h = (h + 1) & t->mask;
-		t->slot[h] = (uint32_t)i + 1;
-	}
-	return 0;
+	return t->slot == NULL || t->used == NULL ? -1 : 0;
 }
 
 static void
