@@ -18,6 +18,13 @@
  * belongs to it, not to the part that ends there.  Whatever is broken
  * (no boundary line, no final boundary, a header without an empty line)
  * just ends the parts where the input ends.
+ *
+ * Memory: the tree, the header buffer and what the header parsing keeps
+ * come from the pool through pool_try_alloc.  When the pool's budget is
+ * spent the parse degrades instead of failing: no new part is made (the
+ * part that would hold it is flagged POSTERN_MIME_TRUNCATED), header
+ * text past that point is not kept, fields that do not fit are left out,
+ * and the root is flagged POSTERN_MIME_DEGRADED.
  */
 #include <string.h>
 
@@ -73,11 +80,16 @@ struct postern_mime_parser {
 
 /* ---- the tree --------------------------------------------------------- */
 
+/* A new part, or NULL over the pool's budget (the root alone is
+ * allocated whatever the budget: the tree needs it). */
 static struct node *
 node_new(postern_mime_parser_t *p, struct node *parent, uint64_t start)
 {
-	struct node *n = pool_alloc(p->pool, sizeof(*n));
+	struct node *n = parent == NULL ? pool_alloc(p->pool, sizeof(*n)) :
+	                 pool_try_alloc(p->pool, sizeof(*n));
 
+	if (n == NULL)
+		return NULL;
 	n->part.header_start = start;
 	n->part.body_start = start;
 	n->part.end = start;
@@ -119,7 +131,12 @@ header_append(postern_mime_parser_t *p, const char *data, size_t len)
 		cap = p->hdr_cap == 0 ? 1024 : p->hdr_cap;
 		while (cap - p->hdr_len < len)
 			cap *= 2;
-		grown = pool_alloc(p->pool, cap);
+		if ((grown = pool_try_alloc(p->pool, cap)) == NULL) {
+			/* over the budget: the rest is not parsed, as
+			 * past max_header */
+			p->limits.max_header = (uint32_t)p->hdr_len;
+			return;
+		}
 		if (p->hdr_len > 0)
 			memcpy(grown, p->hdr, p->hdr_len);
 		p->hdr = grown;
@@ -178,12 +195,15 @@ header_end(postern_mime_parser_t *p, uint64_t body_start,
 		}
 	} else if (is_message_type(part) &&
 	           is_identity_encoding(part->encoding)) {
+		struct node *child;
+
 		if (n->depth >= p->limits.max_depth ||
-		    p->nparts >= p->limits.max_parts) {
+		    p->nparts >= p->limits.max_parts ||
+		    (child = node_new(p, n, body_start)) == NULL) {
 			part->flags |= POSTERN_MIME_TRUNCATED;
 			return;
 		}
-		p->cur = node_new(p, n, body_start);
+		p->cur = child;
 		p->cur->part.flags |= POSTERN_MIME_MESSAGE;
 	}
 }
@@ -286,11 +306,11 @@ boundary_line(postern_mime_parser_t *p, struct node *m, int close)
 		p->nboundaries--;
 		return;
 	}
-	if (p->nparts >= p->limits.max_parts) {
+	if (p->nparts >= p->limits.max_parts ||
+	    (child = node_new(p, m, p->line_start + p->line_len)) == NULL) {
 		m->part.flags |= POSTERN_MIME_TRUNCATED;
 		return;
 	}
-	child = node_new(p, m, p->line_start + p->line_len);
 	child->in_digest = strcmp(m->part.subtype, "digest") == 0;
 	p->cur = child;
 }
@@ -419,5 +439,7 @@ mime_parser_finish(postern_mime_parser_t *p)
 		node_end(p, p->cur, p->offset, p->lf_total, tail_start);
 		p->cur = parent_of(p->cur);
 	}
+	if (pool_exhausted(p->pool))
+		p->root->part.flags |= POSTERN_MIME_DEGRADED;
 	return &p->root->part;
 }

@@ -11,24 +11,37 @@
  * Obsolete syntax (RFC 5322 4.4: routes, empty list elements, CFWS
  * anywhere, a phrase with dots) is accepted; what still does not parse
  * gives the parts it has (mailbox or host NULL), never an error.
+ *
+ * Time and memory are linear in the value: each token is copied once at
+ * its own size, and each item's scans cover only that item.  The tokens
+ * and copies come from the pool through pool_try_alloc; past its budget
+ * the list ends with the addresses read so far.
  */
-#include <stdlib.h>
 #include <string.h>
 
 #include "mime.h"
 #include "pool.h"
-#include "xalloc.h"
 
 #define MAX_ADDRESSES 5000
+/* Tokens read from one value: 5000 addresses of a dozen tokens each;
+ * what follows is not looked at. */
+#define MAX_TOKENS 65536
 
 enum tok_kind { T_WORD, T_QUOTED, T_LITERAL, T_SPECIAL };
 
 struct tok {
-	enum tok_kind kind;
-	char ch;               /* T_SPECIAL */
 	const char *text;      /* T_WORD, T_QUOTED, T_LITERAL (pool) */
-	int space_before;      /* white space or a comment preceded it */
 	const char *comment;   /* the comment right after it, if any */
+	unsigned char kind;    /* enum tok_kind */
+	char ch;               /* T_SPECIAL */
+	unsigned char space_before; /* white space or a comment preceded it */
+};
+
+/* The token array, grown in the pool by doubling (so its copies add up
+ * to twice its final size). */
+struct toks {
+	struct tok *t;
+	size_t n, cap;
 };
 
 static int
@@ -45,48 +58,71 @@ is_atom_char(char ch)
 	       ch != '\\' && !is_special(ch);
 }
 
-static size_t
-tokenize(const char *s, size_t len, postern_pool_t *pool, struct tok *t)
+/* A new token at the end of ts, or NULL over the pool's budget. */
+static struct tok *
+tok_add(struct toks *ts, postern_pool_t *pool)
 {
-	size_t i = 0, n = 0, start;
-	const char *comment;
+	struct tok *grown;
+	size_t cap;
 
-	for (;;) {
+	if (ts->n == ts->cap) {
+		cap = ts->cap == 0 ? 64 : ts->cap * 2;
+		if ((grown = pool_try_alloc(pool, cap * sizeof(*grown))) ==
+		    NULL)
+			return NULL;
+		if (ts->n > 0)
+			memcpy(grown, ts->t, ts->n * sizeof(*grown));
+		ts->t = grown;
+		ts->cap = cap;
+	}
+	return memset(&ts->t[ts->n], 0, sizeof(ts->t[0]));
+}
+
+/* Cuts s[0..len) into tokens; stops at MAX_TOKENS or when the pool's
+ * budget is spent. */
+static void
+tokenize(const char *s, size_t len, postern_pool_t *pool, struct toks *ts)
+{
+	size_t i = 0, start;
+	const char *comment;
+	struct tok *t;
+
+	while (ts->n < MAX_TOKENS) {
 		comment = NULL;
 		start = i;
 		mime_skip_cfws_comment(s, len, &i, pool, &comment);
-		if (n > 0 && comment != NULL)
-			t[n - 1].comment = comment;
-		if (i >= len)
-			break;
-		memset(&t[n], 0, sizeof(t[n]));
-		t[n].space_before = i > start;
+		if (ts->n > 0 && comment != NULL)
+			ts->t[ts->n - 1].comment = comment;
+		if (i >= len || (t = tok_add(ts, pool)) == NULL)
+			return;
+		t->space_before = i > start;
 		if (s[i] == '"') {
-			t[n].kind = T_QUOTED;
-			t[n].text = mime_quoted_string(s, len, &i, pool);
+			t->kind = T_QUOTED;
+			t->text = mime_quoted_string(s, len, &i, pool);
 		} else if (s[i] == '[') {
 			start = i;
 			while (i < len && s[i] != ']')
 				i++;
 			if (i < len)
 				i++;
-			t[n].kind = T_LITERAL;
-			t[n].text = pool_strndup(pool, s + start, i - start);
+			t->kind = T_LITERAL;
+			t->text = pool_try_strndup(pool, s + start, i - start);
 		} else if (is_special(s[i])) {
-			t[n].kind = T_SPECIAL;
-			t[n].ch = s[i++];
+			t->kind = T_SPECIAL;
+			t->ch = s[i++];
 		} else {
 			start = i;
 			while (i < len && is_atom_char(s[i]))
 				i++;
 			if (i == start)
 				i++;    /* a stray ')', ']' or '\\' */
-			t[n].kind = T_WORD;
-			t[n].text = pool_strndup(pool, s + start, i - start);
+			t->kind = T_WORD;
+			t->text = pool_try_strndup(pool, s + start, i - start);
 		}
-		n++;
+		if (t->kind != T_SPECIAL && t->text == NULL)
+			return;   /* over the budget */
+		ts->n++;
 	}
-	return n;
 }
 
 static int
@@ -109,7 +145,8 @@ join(const struct tok *t, size_t a, size_t b, int spaces,
 		return NULL;
 	for (i = a; i < b; i++)
 		len += (t[i].kind == T_SPECIAL ? 1 : strlen(t[i].text)) + 1;
-	d = pool_alloc(pool, len + 1);
+	if ((d = pool_try_alloc(pool, len + 1)) == NULL)
+		return NULL;
 	for (len = 0, i = a; i < b; i++) {
 		if (spaces && i > a && t[i].space_before)
 			d[len++] = ' ';
@@ -174,18 +211,28 @@ struct postern_mime_address *
 mime_parse_addresses(const char *value, size_t len, postern_pool_t *pool,
                      size_t *n)
 {
-	struct tok *t = xcalloc(len + 1, sizeof(*t));
+	struct toks ts = { NULL, 0, 0 };
+	const struct tok *t;
 	struct postern_mime_address *out, *a;
 	size_t nt, i, j, count = 0, cap = 16;
 	int in_group = 0, angle;
 
-	nt = tokenize(value, len, pool, t);
-	out = pool_alloc(pool, cap * sizeof(*out));
-	for (i = 0; i < nt && count + 2 < MAX_ADDRESSES;) {
+	*n = 0;
+	tokenize(value, len, pool, &ts);
+	t = ts.t;
+	nt = ts.n;
+	if ((out = pool_try_alloc(pool, cap * sizeof(*out))) == NULL)
+		return NULL;
+	/* over the budget, the addresses so far (a group left open is
+	 * closed below) */
+	for (i = 0; i < nt && count + 2 < MAX_ADDRESSES &&
+	     !pool_exhausted(pool);) {
 		if (count + 2 >= cap) {
 			struct postern_mime_address *grown;
 
-			grown = pool_alloc(pool, 2 * cap * sizeof(*out));
+			grown = pool_try_alloc(pool, 2 * cap * sizeof(*out));
+			if (grown == NULL)
+				break;
 			memcpy(grown, out, count * sizeof(*out));
 			out = grown;
 			cap *= 2;
@@ -227,13 +274,13 @@ mime_parse_addresses(const char *value, size_t len, postern_pool_t *pool,
 			continue;
 		}
 		mailbox(t, i, j, pool, a);
-		if (a->mailbox == NULL && a->host == NULL && a->name == NULL)
-			count--;   /* "<>" or garbage alone */
+		if (pool_exhausted(pool) || (a->mailbox == NULL &&
+		    a->host == NULL && a->name == NULL))
+			count--;   /* "<>" or garbage alone, or cut short */
 		i = j;
 	}
 	if (in_group)
 		out[count++].group = 1;
-	free(t);
 	*n = count;
 	return count > 0 ? out : NULL;
 }

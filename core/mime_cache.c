@@ -20,13 +20,17 @@
  * everything against the rest of the input and the tree's own
  * invariants (children inside their parent, in order; a message part's
  * one child starting at its body), so any corrupt entry is refused.
+ *
+ * Both directions allocate through pool_try_alloc (the writer's buffer
+ * through realloc): over the pool's budget they return NULL, as for an
+ * entry that cannot be written or read.
  */
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "mime.h"
 #include "pool.h"
-#include "xalloc.h"
 
 #define CACHE_VERSION 1
 #define MAX_DEPTH 200          /* guards the reader's recursion */
@@ -37,15 +41,28 @@
 struct wbuf {
 	unsigned char *data;
 	size_t len, cap;
+	int failed;     /* memory was short */
 };
 
 static void
 w_bytes(struct wbuf *w, const void *p, size_t n)
 {
+	unsigned char *grown;
+	size_t cap;
+
+	if (w->failed)
+		return;
 	if (w->cap - w->len < n) {
-		while (w->cap - w->len < n)
-			w->cap = w->cap == 0 ? 512 : w->cap * 2;
-		w->data = xrealloc(w->data, w->cap);
+		cap = w->cap == 0 ? 512 : w->cap;
+		while (cap - w->len < n && cap <= SIZE_MAX / 2)
+			cap *= 2;
+		if (cap - w->len < n ||
+		    (grown = realloc(w->data, cap)) == NULL) {
+			w->failed = 1;
+			return;
+		}
+		w->data = grown;
+		w->cap = cap;
 	}
 	memcpy(w->data + w->len, p, n);
 	w->len += n;
@@ -140,15 +157,17 @@ void *
 mime_serialize(const struct postern_mime_part *root, postern_pool_t *pool,
                size_t *len)
 {
-	struct wbuf w = { NULL, 0, 0 };
+	struct wbuf w = { NULL, 0, 0, 0 };
 	unsigned char magic[4] = { 'P', 'M', 'T', CACHE_VERSION };
-	void *out;
+	void *out = NULL;
 
+	*len = 0;
 	w_bytes(&w, magic, sizeof(magic));
 	w_part(&w, root);
-	out = pool_alloc(pool, w.len);
-	memcpy(out, w.data, w.len);
-	*len = w.len;
+	if (!w.failed && (out = pool_try_alloc(pool, w.len)) != NULL) {
+		memcpy(out, w.data, w.len);
+		*len = w.len;
+	}
 	free(w.data);
 	return out;
 }
@@ -206,7 +225,11 @@ r_string(struct rbuf *r)
 		r->bad = 1;
 		return NULL;
 	}
-	s = pool_strndup(r->pool, (const char *)r->p, (size_t)n);
+	if ((s = pool_try_strndup(r->pool, (const char *)r->p, (size_t)n)) ==
+	    NULL) {
+		r->bad = 1;
+		return NULL;
+	}
 	r->p += n;
 	return s;
 }
@@ -220,7 +243,11 @@ r_params(struct rbuf *r, uint32_t *n)
 	*n = r_count(r);
 	if (*n == 0)
 		return NULL;
-	p = pool_alloc(r->pool, *n * sizeof(*p));
+	if ((p = pool_try_alloc(r->pool, *n * sizeof(*p))) == NULL) {
+		r->bad = 1;
+		*n = 0;
+		return NULL;
+	}
 	for (i = 0; i < *n && !r->bad; i++) {
 		p[i].name = r_string(r);
 		p[i].value = r_string(r);
@@ -298,7 +325,10 @@ r_part(struct rbuf *r, struct postern_mime_part *parent, uint64_t min_start,
 		r->bad = 1;
 		return NULL;
 	}
-	p = pool_alloc(r->pool, sizeof(*p));
+	if ((p = pool_try_alloc(r->pool, sizeof(*p))) == NULL) {
+		r->bad = 1;
+		return NULL;
+	}
 	p->parent = parent;
 	p->flags = (unsigned)r_varint(r);
 	p->header_start = r_varint(r);
@@ -326,8 +356,10 @@ r_part(struct rbuf *r, struct postern_mime_part *parent, uint64_t min_start,
 	p->params = r_params(r, &p->nparams);
 	p->disposition_params = r_params(r, &p->ndisposition_params);
 	if ((p->nlanguages = r_count(r)) > 0) {
-		p->languages = langs = pool_alloc(r->pool, p->nlanguages *
-		                                  sizeof(*langs));
+		p->languages = langs = pool_try_alloc(
+			r->pool, p->nlanguages * sizeof(*langs));
+		if (langs == NULL)
+			r->bad = 1;
 		for (i = 0; i < p->nlanguages && !r->bad; i++)
 			if ((langs[i] = r_string(r)) == NULL)
 				r->bad = 1;
@@ -335,8 +367,11 @@ r_part(struct rbuf *r, struct postern_mime_part *parent, uint64_t min_start,
 	if (p->type == NULL || p->subtype == NULL || p->encoding == NULL)
 		r->bad = 1;
 	if (p->flags & POSTERN_MIME_MESSAGE) {
-		p->envelope = e = pool_alloc(r->pool, sizeof(*e));
-		r_envelope(r, e);
+		if ((p->envelope = e = pool_try_alloc(r->pool,
+		                                      sizeof(*e))) == NULL)
+			r->bad = 1;
+		else
+			r_envelope(r, e);
 	}
 	if (r->bad)
 		return NULL;

@@ -8,9 +8,15 @@
  * body of any size is decoded in constant memory.  Charset names iconv
  * does not know pass the octets through unchanged (a search then still
  * finds ASCII text), and invalid sequences become U+FFFD.
+ *
+ * The strings returned (mime_to_utf8, mime_decode_words) are built in
+ * a heap buffer at most a few times the input, then copied into the
+ * caller's pool through pool_try_alloc: NULL when that pool's budget is
+ * spent or memory is short, never an abort.
  */
 #include <errno.h>
 #include <iconv.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -148,32 +154,48 @@ conv_finish(struct conv *c)
 struct obuf {
 	char *data;
 	size_t len, cap;
+	int failed;     /* memory was short: the text is incomplete */
 };
 
 static void
 obuf_append(void *arg, const char *data, size_t len)
 {
 	struct obuf *b = arg;
+	size_t cap;
+	char *grown;
 
+	if (b->failed)
+		return;
 	if (b->cap - b->len < len + 1) {
-		while (b->cap - b->len < len + 1)
-			b->cap = b->cap == 0 ? 256 : b->cap * 2;
-		b->data = xrealloc(b->data, b->cap);
+		cap = b->cap == 0 ? 256 : b->cap;
+		while (cap - b->len < len + 1 && cap <= SIZE_MAX / 2)
+			cap *= 2;
+		if (cap - b->len < len + 1 ||
+		    (grown = realloc(b->data, cap)) == NULL) {
+			b->failed = 1;
+			return;
+		}
+		b->data = grown;
+		b->cap = cap;
 	}
 	memcpy(b->data + b->len, data, len);
 	b->len += len;
 }
 
-/* Moves the buffer into `pool`, NUL-terminated, and frees it. */
+/* Moves the buffer into `pool`, NUL-terminated, and frees it; NULL when
+ * it failed or the pool's budget is spent. */
 static char *
 obuf_to_pool(struct obuf *b, postern_pool_t *pool, size_t *out_len)
 {
-	char *s = pool_alloc(pool, b->len + 1);  /* zeroed: terminated */
+	char *s = NULL;
 
-	if (b->len > 0)
-		memcpy(s, b->data, b->len);  /* the value may hold NULs */
-	if (out_len != NULL)
-		*out_len = b->len;
+	if (!b->failed && (s = pool_try_alloc(pool, b->len + 1)) != NULL) {
+		/* zeroed: terminated; the value may hold NULs */
+		if (b->len > 0)
+			memcpy(s, b->data, b->len);
+		if (out_len != NULL)
+			*out_len = b->len;
+	}
 	free(b->data);
 	b->data = NULL;
 	b->len = b->cap = 0;
@@ -184,9 +206,13 @@ char *
 mime_to_utf8(const char *charset, const void *data, size_t len,
              postern_pool_t *pool, size_t *out_len)
 {
-	struct obuf b = { NULL, 0, 0 };
-	struct conv *c = xmalloc(sizeof(*c));
+	struct obuf b = { NULL, 0, 0, 0 };
+	struct conv *c = malloc(sizeof(*c));
 
+	if (out_len != NULL)
+		*out_len = 0;
+	if (c == NULL)
+		return NULL;
 	conv_init(c, charset, obuf_append, &b);
 	conv_feed(c, data, len);
 	conv_finish(c);
@@ -512,6 +538,8 @@ encoded_word_parse(const char *s, size_t len, struct encoded_word *w)
 
 	if (len < 8 || s[0] != '=' || s[1] != '?')
 		return 0;
+	if (len > MAX_WORD)
+		len = MAX_WORD;   /* bounds the scans: no quadratic time */
 	if ((q1 = memchr(s + 2, '?', len - 2)) == NULL || q1 == s + 2)
 		return 0;
 	if ((size_t)(q1 - s) + 3 > len || q1[2] != '?')
@@ -520,8 +548,6 @@ encoded_word_parse(const char *s, size_t len, struct encoded_word *w)
 	if (w->enc != 'B' && w->enc != 'Q')
 		return 0;
 	q2 = q1 + 3;
-	if (len > MAX_WORD)
-		len = MAX_WORD;   /* bounds the scans: no quadratic time */
 	for (end = q2; end + 1 < s + len; end++) {
 		if (end[0] == '?' && end[1] == '=')
 			break;
@@ -592,7 +618,10 @@ flush_run(struct obuf *run, const char *charset, size_t charset_len,
 		charset_len = 0;    /* not a charset name: pass through */
 	memcpy(cs, charset, charset_len);
 	cs[charset_len] = '\0';
-	c = xmalloc(sizeof(*c));
+	if ((c = malloc(sizeof(*c))) == NULL) {
+		out->failed = 1;
+		return;
+	}
 	conv_init(c, cs, obuf_append, out);
 	conv_feed(c, run->data, run->len);
 	conv_finish(c);
@@ -605,12 +634,14 @@ char *
 mime_decode_words(const char *value, size_t len, postern_pool_t *pool,
                   size_t *out_len)
 {
-	struct obuf out = { NULL, 0, 0 }, run = { NULL, 0, 0 };
+	struct obuf out = { NULL, 0, 0, 0 }, run = { NULL, 0, 0, 0 };
 	struct encoded_word w, prev = { NULL, 0, 0, NULL, 0, 0 };
 	size_t i = 0, ws_start = 0;
 	int after_word = 0;
 
-	while (i < len) {
+	if (out_len != NULL)
+		*out_len = 0;
+	while (i < len && !out.failed && !run.failed) {
 		if (value[i] == '=' && i + 1 < len && value[i + 1] == '?' &&
 		    encoded_word_parse(value + i, len - i, &w)) {
 			/* words of another charset end the run: a character
@@ -644,6 +675,7 @@ mime_decode_words(const char *value, size_t len, postern_pool_t *pool,
 		flush_run(&run, prev.charset, prev.charset_len, &out);
 		obuf_append(&out, value + ws_start, i - ws_start);
 	}
+	out.failed |= run.failed;
 	free(run.data);
 	return obuf_to_pool(&out, pool, out_len);
 }

@@ -6,6 +6,12 @@
  *
  * Everything is lenient the way a mail store has to be: a field it cannot
  * parse is left out (or replaced by the RFC's default), never an error.
+ *
+ * Time and memory are linear in the input: every scan moves forward, and
+ * what is allocated for a token is the token's size (never "the rest of
+ * the field").  Allocations that grow with the input use pool_try_alloc:
+ * past the pool's budget a field is left out, as if it could not be
+ * parsed.
  */
 #include <stddef.h>
 #include <stdlib.h>
@@ -32,12 +38,15 @@ is_space(char ch)
 	return ch == ' ' || ch == '\t' || ch == '\r' || ch == '\n';
 }
 
+/* NULL when the pool's budget is spent (so for every copy below). */
 static char *
 lower_dup(postern_pool_t *pool, const char *s, size_t len)
 {
-	char *d = pool_alloc(pool, len + 1);
+	char *d = pool_try_alloc(pool, len + 1);
 	size_t i;
 
+	if (d == NULL)
+		return NULL;
 	for (i = 0; i < len; i++)
 		d[i] = s[i] >= 'A' && s[i] <= 'Z' ? (char)(s[i] + 32) : s[i];
 	return d;
@@ -59,9 +68,12 @@ line_end(const char *s, size_t len, size_t pos)
 static char *
 unfold(postern_pool_t *pool, const char *s, size_t len, size_t *out_len)
 {
-	char *d = pool_alloc(pool, len + 1);
+	char *d = pool_try_alloc(pool, len + 1);
 	size_t i, n = 0;
 
+	*out_len = 0;
+	if (d == NULL)
+		return NULL;
 	for (i = 0; i < len; i++)
 		if (s[i] != '\r' && s[i] != '\n')
 			d[n++] = s[i];
@@ -106,9 +118,15 @@ mime_header_next(struct postern_mime_header_iter *it, postern_pool_t *pool,
 			name_end--;   /* obs-optional: WSP before the colon */
 		if (name_end == start)
 			continue;
-		field->name = pool_strndup(pool, s + start, name_end - start);
+		field->name = pool_try_strndup(pool, s + start,
+		                               name_end - start);
 		field->value = unfold(pool, s + colon + 1, end - colon - 1,
 		                      &field->value_len);
+		if (field->name == NULL || field->value == NULL) {
+			/* over the pool's budget: the header ends here */
+			it->pos = it->len;
+			return 0;
+		}
 		field->offset = start;
 		return 1;
 	}
@@ -145,7 +163,7 @@ mime_skip_cfws_comment(const char *s, size_t len, size_t *i,
 			size_t end = *i < len ? *i : len, n;
 			char *c = unfold(pool, s + start, end - start, &n);
 
-			if (n > 0)
+			if (c != NULL && n > 0)
 				*comment = c;
 		}
 		if (*i < len)
@@ -159,24 +177,43 @@ mime_skip_cfws(const char *s, size_t len, size_t *i)
 	mime_skip_cfws_comment(s, len, i, NULL, NULL);
 }
 
-char *
-mime_quoted_string(const char *s, size_t len, size_t *i,
-                   postern_pool_t *pool)
+/* The octets of the quoted string at s[*i] == '"' (unescaped, without
+ * CR and LF), into d when d is not NULL; *i is left after it. */
+static size_t
+quoted_string_scan(const char *s, size_t len, size_t *i, char *d)
 {
-	char *d = pool_alloc(pool, len - *i + 1);
 	size_t n = 0;
 
 	(*i)++;   /* the opening quote */
 	while (*i < len && s[*i] != '"') {
 		if (s[*i] == '\\' && *i + 1 < len)
 			(*i)++;
-		if (s[*i] != '\r' && s[*i] != '\n')
-			d[n++] = s[*i];
+		if (s[*i] != '\r' && s[*i] != '\n') {
+			if (d != NULL)
+				d[n] = s[*i];
+			n++;
+		}
 		(*i)++;
 	}
 	if (*i < len)
 		(*i)++;   /* the closing quote */
-	d[n] = '\0';
+	return n;
+}
+
+/* Two passes, measuring then copying: the copy is the string's size,
+ * not the rest of the field's (which made a field of many quoted
+ * strings cost the square of its length). */
+char *
+mime_quoted_string(const char *s, size_t len, size_t *i,
+                   postern_pool_t *pool)
+{
+	size_t start = *i, n = quoted_string_scan(s, len, i, NULL);
+	char *d = pool_try_alloc(pool, n + 1);
+
+	if (d == NULL)
+		return NULL;
+	*i = start;
+	quoted_string_scan(s, len, i, d);
 	return d;
 }
 
@@ -206,6 +243,8 @@ token_len(const char *s, size_t len, size_t i)
 /* A parameter as written: name with its RFC 2231 marks split off. */
 struct raw_param {
 	char *base;      /* lower case, no '*' */
+	size_t base_len;
+	size_t group;    /* the first raw parameter with the same base */
 	int section;     /* -1: not a continuation */
 	int extended;    /* value in charset'language'%XX form */
 	char *value;
@@ -266,9 +305,11 @@ raw_param_name(struct raw_param *rp, char *name)
 		}
 	}
 	rp->base = name;
+	rp->base_len = strlen(name);
 }
 
-/* Reads "; name=value" pairs from s[*i..len). */
+/* Reads "; name=value" pairs from s[*i..len); stops early when the
+ * pool's budget is spent. */
 static size_t
 read_raw_params(const char *s, size_t len, size_t i, postern_pool_t *pool,
                 struct raw_param *out, size_t max)
@@ -290,7 +331,8 @@ read_raw_params(const char *s, size_t len, size_t i, postern_pool_t *pool,
 		mime_skip_cfws(s, len, &i);
 		if ((tl = token_len(s, len, i)) == 0)
 			continue;
-		name = lower_dup(pool, s + i, tl);
+		if ((name = lower_dup(pool, s + i, tl)) == NULL)
+			break;
 		i += tl;
 		mime_skip_cfws(s, len, &i);
 		if (i >= len || s[i] != '=')
@@ -307,8 +349,10 @@ read_raw_params(const char *s, size_t len, size_t i, postern_pool_t *pool,
 			while (i < len && s[i] != ';' && s[i] != '(' &&
 			       !is_space(s[i]))
 				i++;
-			value = pool_strndup(pool, s + start, i - start);
+			value = pool_try_strndup(pool, s + start, i - start);
 		}
+		if (value == NULL)
+			break;
 		raw_param_name(&out[n], name);
 		out[n].value = value;
 		out[n].used = 0;
@@ -317,8 +361,29 @@ read_raw_params(const char *s, size_t len, size_t i, postern_pool_t *pool,
 	return n;
 }
 
+/* Numbers the raw parameters by base name, so that the joining below
+ * compares integers: a name is compared with each earlier one once. */
+static void
+group_params(struct raw_param *raw, size_t nraw)
+{
+	size_t j, k;
+
+	for (j = 0; j < nraw; j++) {
+		raw[j].group = j;
+		for (k = 0; k < j; k++)
+			if (raw[k].group == k &&
+			    raw[k].base_len == raw[j].base_len &&
+			    memcmp(raw[k].base, raw[j].base,
+			           raw[j].base_len) == 0) {
+				raw[j].group = k;
+				break;
+			}
+	}
+}
+
 /* The value of an RFC 2231 extended first section: charset'lang'text;
- * *charset set (from pool), the text returned. */
+ * *charset set (from pool; left NULL over the budget), the text
+ * returned. */
 static char *
 split_charset(char *v, postern_pool_t *pool, const char **charset)
 {
@@ -326,114 +391,121 @@ split_charset(char *v, postern_pool_t *pool, const char **charset)
 
 	if (q1 == NULL || (q2 = strchr(q1 + 1, '\'')) == NULL)
 		return v;
-	*charset = pool_strndup(pool, v, (size_t)(q1 - v));
+	*charset = pool_try_strndup(pool, v, (size_t)(q1 - v));
 	return q2 + 1;
 }
 
-/* Joins the sections of `base` (raw[first] is its first occurrence). */
-static void
+/* Joins the sections of raw[first]'s group, in order up to the first
+ * missing one (the rest are dropped).  -1 over the pool's budget. */
+static int
 join_sections(struct raw_param *raw, size_t nraw, size_t first,
               postern_pool_t *pool, struct postern_mime_param *out)
 {
 	const char *charset = NULL;
-	size_t j, total = 0;
-	int sec, extended = 0, found;
-	char *joined, *part;
-	struct { char *text; } piece[MAX_SECTIONS];
+	size_t j, total = 0, plen[MAX_SECTIONS];
+	int sec, nsec, extended = 0;
+	char *joined, *part, *piece[MAX_SECTIONS];
+	struct raw_param *by_section[MAX_SECTIONS];
 
-	memset(piece, 0, sizeof(piece));
-	for (sec = 0; sec < MAX_SECTIONS; sec++) {
-		found = 0;
-		for (j = first; j < nraw && !found; j++) {
-			if (raw[j].used || raw[j].section != sec ||
-			    strcmp(raw[j].base, raw[first].base) != 0)
-				continue;
-			raw[j].used = 1;
-			part = raw[j].value;
-			if (raw[j].extended) {
-				if (sec == 0)
-					part = split_charset(part, pool,
-					                     &charset);
-				percent_decode(part);
-				extended = 1;
-			}
-			piece[sec].text = part;
-			total += strlen(part);
-			found = 1;
-		}
-		if (!found)
-			break;  /* sections end at the first gap */
+	memset(by_section, 0, sizeof(by_section));
+	for (j = first; j < nraw; j++) {
+		if (raw[j].group != raw[first].group || raw[j].used ||
+		    raw[j].section < 0)
+			continue;
+		raw[j].used = 1;
+		if (by_section[raw[j].section] == NULL)  /* first wins */
+			by_section[raw[j].section] = &raw[j];
 	}
-	joined = pool_alloc(pool, total + 1);
-	for (j = 0; j < MAX_SECTIONS && piece[j].text != NULL; j++)
-		strcat(joined, piece[j].text);
+	for (nsec = 0; nsec < MAX_SECTIONS && by_section[nsec] != NULL;
+	     nsec++) {
+		part = by_section[nsec]->value;
+		if (by_section[nsec]->extended) {
+			if (nsec == 0)
+				part = split_charset(part, pool, &charset);
+			percent_decode(part);
+			extended = 1;
+		}
+		piece[nsec] = part;
+		plen[nsec] = strlen(part);
+		total += plen[nsec];
+	}
+	if ((joined = pool_try_alloc(pool, total + 1)) == NULL)
+		return -1;
+	for (total = 0, sec = 0; sec < nsec; sec++) {
+		memcpy(joined + total, piece[sec], plen[sec]);
+		total += plen[sec];
+	}
 	out->name = raw[first].base;
 	out->extended = extended;
 	out->value = extended && charset != NULL ?
-		mime_to_utf8(charset, joined, strlen(joined), pool, NULL) :
-		joined;
+		mime_to_utf8(charset, joined, total, pool, NULL) : joined;
+	return out->value != NULL ? 0 : -1;
 }
 
-/* The slot for parameter `name` in out[0..*n): the one holding it, or a
- * new one at the end. */
-static struct postern_mime_param *
-param_slot(struct postern_mime_param *out, size_t *n, const char *name,
-           int *existed)
+/* The value raw[j] stands for (joining continuations, decoding RFC 2231
+ * values) into *v; -1 over the pool's budget. */
+static int
+param_value(struct raw_param *raw, size_t nraw, size_t j,
+            postern_pool_t *pool, struct postern_mime_param *v)
 {
-	size_t k;
+	const char *charset = NULL;
+	char *text;
 
-	for (k = 0; k < *n; k++)
-		if (strcmp(out[k].name, name) == 0) {
-			*existed = 1;
-			return &out[k];
-		}
-	*existed = 0;
-	return &out[(*n)++];
+	if (raw[j].section >= 0)
+		return join_sections(raw, nraw, j, pool, v);
+	raw[j].used = 1;
+	v->name = raw[j].base;
+	if (!raw[j].extended) {
+		v->value = raw[j].value;
+		v->extended = 0;
+		return 0;
+	}
+	text = split_charset(raw[j].value, pool, &charset);
+	percent_decode(text);
+	v->extended = 1;
+	v->value = charset != NULL ?
+		mime_to_utf8(charset, text, strlen(text), pool, NULL) : text;
+	return v->value != NULL ? 0 : -1;
 }
 
 /* Parameters of s[i..len) into an array from the pool.  The first
  * occurrence of a name wins, except that an RFC 2231 value (name*= or
  * continuations) replaces a plain one: a mailer sends both so that old
- * readers get the plain one. */
+ * readers get the plain one.  Over the pool's budget, the parameters
+ * that do not fit are left out. */
 static void
 parse_params(const char *s, size_t len, size_t i, postern_pool_t *pool,
              const struct postern_mime_param **params, uint32_t *nparams)
 {
-	struct raw_param *raw = xcalloc(MAX_PARAMS * 2, sizeof(*raw));
-	struct postern_mime_param *out, *slot;
-	size_t nraw, j, n = 0;
-	int existed;
+	struct raw_param raw[MAX_PARAMS * 2];
+	size_t group_of[MAX_PARAMS];   /* the group of out[k] */
+	struct postern_mime_param *out, v;
+	size_t nraw, j, k, n = 0;
 
+	*params = NULL;
+	*nparams = 0;
 	nraw = read_raw_params(s, len, i, pool, raw, MAX_PARAMS * 2);
-	out = pool_alloc(pool, (nraw + 1) * sizeof(*out));
+	if (nraw == 0)
+		return;
+	group_params(raw, nraw);
+	if ((out = pool_try_alloc(pool, nraw * sizeof(*out))) == NULL)
+		return;
 	for (j = 0; j < nraw && n < MAX_PARAMS; j++) {
 		if (raw[j].used)
 			continue;
-		slot = param_slot(out, &n, raw[j].base, &existed);
-		if (existed && (slot->extended || (raw[j].section < 0 &&
-		                                   !raw[j].extended))) {
+		for (k = 0; k < n && group_of[k] != raw[j].group; k++)
+			;
+		if (k < n && (out[k].extended || (raw[j].section < 0 &&
+		                                  !raw[j].extended))) {
 			raw[j].used = 1;
 			continue;   /* a repeated name: the first counts */
 		}
-		if (raw[j].section >= 0) {
-			join_sections(raw, nraw, j, pool, slot);
-		} else if (raw[j].extended) {
-			const char *charset = NULL;
-			char *v = split_charset(raw[j].value, pool, &charset);
-
-			percent_decode(v);
-			slot->name = raw[j].base;
-			slot->extended = 1;
-			slot->value = charset != NULL ?
-				mime_to_utf8(charset, v, strlen(v), pool,
-				             NULL) : v;
-		} else {
-			slot->name = raw[j].base;
-			slot->value = raw[j].value;
-		}
-		raw[j].used = 1;
+		if (param_value(raw, nraw, j, pool, &v) < 0)
+			continue;   /* over the budget: left out */
+		if (k == n)
+			group_of[n++] = raw[j].group;
+		out[k] = v;
 	}
-	free(raw);
 	*params = out;
 	*nparams = (uint32_t)n;
 }
@@ -444,8 +516,12 @@ void
 mime_part_set_default_type(struct postern_mime_part *part, int in_digest,
                            postern_pool_t *pool)
 {
-	struct postern_mime_param *p;
+	/* static: the default needs no memory, over the budget too */
+	static const struct postern_mime_param us_ascii = {
+		"charset", "us-ascii", 0
+	};
 
+	(void)pool;
 	if (in_digest) {
 		part->type = "message";
 		part->subtype = "rfc822";
@@ -455,10 +531,7 @@ mime_part_set_default_type(struct postern_mime_part *part, int in_digest,
 	}
 	part->type = "text";
 	part->subtype = "plain";
-	p = pool_alloc(pool, sizeof(*p));
-	p->name = "charset";
-	p->value = "us-ascii";
-	part->params = p;
+	part->params = &us_ascii;
 	part->nparams = 1;
 }
 
@@ -468,13 +541,14 @@ static void
 parse_content_type(struct postern_mime_part *part, const char *v,
                    size_t len, int in_digest, postern_pool_t *pool)
 {
-	size_t i = 0, tl, sl;
+	size_t i = 0, ti, tl, sl;
+	char *type, *subtype;
 
 	mime_skip_cfws(v, len, &i);
 	tl = token_len(v, len, i);
 	if (tl == 0)
 		goto invalid;
-	part->type = lower_dup(pool, v + i, tl);
+	ti = i;
 	i += tl;
 	mime_skip_cfws(v, len, &i);
 	if (i >= len || v[i] != '/')
@@ -483,7 +557,12 @@ parse_content_type(struct postern_mime_part *part, const char *v,
 	mime_skip_cfws(v, len, &i);
 	if ((sl = token_len(v, len, i)) == 0)
 		goto invalid;
-	part->subtype = lower_dup(pool, v + i, sl);
+	/* over the budget, the default rather than half a type */
+	if ((type = lower_dup(pool, v + ti, tl)) == NULL ||
+	    (subtype = lower_dup(pool, v + i, sl)) == NULL)
+		goto invalid;
+	part->type = type;
+	part->subtype = subtype;
 	i += sl;
 	parse_params(v, len, i, pool, &part->params, &part->nparams);
 	return;
@@ -498,9 +577,9 @@ parse_disposition(struct postern_mime_part *part, const char *v, size_t len,
 	size_t i = 0, tl;
 
 	mime_skip_cfws(v, len, &i);
-	if ((tl = token_len(v, len, i)) == 0)
+	if ((tl = token_len(v, len, i)) == 0 ||
+	    (part->disposition = lower_dup(pool, v + i, tl)) == NULL)
 		return;
-	part->disposition = lower_dup(pool, v + i, tl);
 	parse_params(v, len, i + tl, pool, &part->disposition_params,
 	             &part->ndisposition_params);
 }
@@ -510,11 +589,12 @@ static void
 parse_languages(struct postern_mime_part *part, const char *v, size_t len,
                 postern_pool_t *pool)
 {
-	const char **tags = pool_alloc(pool, MAX_LANGUAGES * sizeof(*tags));
+	const char **tags = pool_try_alloc(pool,
+	                                   MAX_LANGUAGES * sizeof(*tags));
 	size_t i = 0, tl;
 	uint32_t n = 0;
 
-	while (i < len && n < MAX_LANGUAGES) {
+	while (tags != NULL && i < len && n < MAX_LANGUAGES) {
 		mime_skip_cfws(v, len, &i);
 		if (i >= len)
 			break;
@@ -522,7 +602,9 @@ parse_languages(struct postern_mime_part *part, const char *v, size_t len,
 			i++;    /* a comma, or garbage */
 			continue;
 		}
-		tags[n++] = pool_strndup(pool, v + i, tl);
+		if ((tags[n] = pool_try_strndup(pool, v + i, tl)) == NULL)
+			break;
+		n++;
 		i += tl;
 	}
 	part->languages = n > 0 ? tags : NULL;
@@ -593,8 +675,9 @@ mime_header_apply(struct postern_mime_part *part, const char *hdr,
 	const char *n;
 	int have_type = 0;
 
+	/* over the budget a message has no envelope (IMAP: all NIL) */
 	if (part->flags & POSTERN_MIME_MESSAGE)
-		part->envelope = env = pool_alloc(pool, sizeof(*env));
+		part->envelope = env = pool_try_alloc(pool, sizeof(*env));
 	while (mime_header_next(&it, pool, &f)) {
 		n = f.name;
 		if (env != NULL)

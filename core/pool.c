@@ -24,15 +24,27 @@ struct pool_block {
 struct postern_pool {
 	size_t block_size;
 	size_t allocated;
+	size_t limit;            /* for pool_try_alloc; 0: none */
+	int exhausted;           /* a pool_try_alloc failed */
 	struct pool_block *head; /* current block first */
 	struct pool_block *big;  /* dedicated blocks for large requests */
 };
 
 static struct pool_block *
-block_new(size_t size)
+block_new(size_t size, int may_fail)
 {
-	struct pool_block *b = xmalloc(sizeof(*b) + size);
+	struct pool_block *b;
 
+	if (size > SIZE_MAX - sizeof(*b)) {
+		if (may_fail)
+			return NULL;
+		b = xmalloc(SIZE_MAX);   /* reports and aborts */
+	} else if (may_fail) {
+		if ((b = malloc(sizeof(*b) + size)) == NULL)
+			return NULL;
+	} else {
+		b = xmalloc(sizeof(*b) + size);
+	}
 	b->next = NULL;
 	b->size = size;
 	b->used = 0;
@@ -49,21 +61,45 @@ pool_create(size_t block_size)
 	return p;
 }
 
+postern_pool_t *
+pool_create_limited(size_t block_size, size_t limit)
+{
+	postern_pool_t *p = pool_create(block_size);
+
+	p->limit = limit;
+	return p;
+}
+
 static size_t
 align_up(size_t n)
 {
+	if (n > SIZE_MAX - POOL_ALIGN)
+		return SIZE_MAX & ~(POOL_ALIGN - 1);  /* cannot be had */
 	return (n + POOL_ALIGN - 1) & ~(POOL_ALIGN - 1);
 }
 
-void *
-pool_alloc(postern_pool_t *p, size_t n)
+/* Whether a new block of `size` bytes stays within the budget. */
+static int
+within_limit(const postern_pool_t *p, size_t size)
+{
+	return p->limit == 0 ||
+	       (p->allocated <= p->limit && size <= p->limit - p->allocated);
+}
+
+/* The allocation behind pool_alloc (may_fail 0: abort on exhaustion)
+ * and pool_try_alloc (may_fail 1: NULL past the budget or when malloc
+ * fails). */
+static void *
+alloc(postern_pool_t *p, size_t n, int may_fail)
 {
 	struct pool_block *b = p->head;
 	size_t need = align_up(n ? n : 1);
 	void *mem;
 
 	if (need > p->block_size / 4) {
-		b = block_new(need);
+		if ((may_fail && !within_limit(p, need)) ||
+		    (b = block_new(need, may_fail)) == NULL)
+			goto fail;
 		b->next = p->big;
 		p->big = b;
 		p->allocated += need;
@@ -71,7 +107,9 @@ pool_alloc(postern_pool_t *p, size_t n)
 		return b->data;
 	}
 	if (b == NULL || b->size - b->used < need) {
-		b = block_new(p->block_size);
+		if ((may_fail && !within_limit(p, p->block_size)) ||
+		    (b = block_new(p->block_size, may_fail)) == NULL)
+			goto fail;
 		b->next = p->head;
 		p->head = b;
 		p->allocated += p->block_size;
@@ -80,6 +118,38 @@ pool_alloc(postern_pool_t *p, size_t n)
 	b->used += need;
 	memset(mem, 0, need);
 	return mem;
+fail:
+	p->exhausted = 1;
+	return NULL;
+}
+
+void *
+pool_alloc(postern_pool_t *p, size_t n)
+{
+	return alloc(p, n, 0);
+}
+
+void *
+pool_try_alloc(postern_pool_t *p, size_t n)
+{
+	return alloc(p, n, 1);
+}
+
+char *
+pool_try_strndup(postern_pool_t *p, const char *s, size_t n)
+{
+	size_t len = strnlen(s, n);
+	char *d = pool_try_alloc(p, len + 1);
+
+	if (d != NULL)
+		memcpy(d, s, len);
+	return d;
+}
+
+int
+pool_exhausted(const postern_pool_t *p)
+{
+	return p->exhausted;
 }
 
 char *
@@ -148,6 +218,7 @@ pool_clear(postern_pool_t *p)
 
 	free_chain(p->big);
 	p->big = NULL;
+	p->exhausted = 0;
 	if (p->head == NULL) {
 		p->allocated = 0;
 		return;

@@ -41,6 +41,11 @@ static const struct postern_cfg_key imap_keys[] = {
 	  .offset = offsetof(struct imap_settings, max_literal), .def = "50M",
 	  .min = 1024, .max = 1073741824LL,
 	  .doc = "largest literal, so the largest APPEND" },
+	{ .name = "message_memory", .type = POSTERN_CFG_SIZE,
+	  .offset = offsetof(struct imap_settings, message_memory),
+	  .def = "16M", .min = 1048576, .max = 1073741824LL,
+	  .doc = "memory one message's MIME parse may use in FETCH and "
+	         "SEARCH; past it the answer is poorer (NIL fields)" },
 	{ .name = "idle_timeout", .type = POSTERN_CFG_DURATION,
 	  .offset = offsetof(struct imap_settings, idle_ms), .def = "30m",
 	  .min = 1000, .max = 86400000,

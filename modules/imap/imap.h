@@ -36,6 +36,7 @@ struct imap_settings {
 	postern_cfg_t *tls;
 	long long max_line;
 	long long max_literal;       /* APPEND message size too */
+	long long message_memory;    /* budget of a message's scratch pool */
 	long long idle_ms;           /* between commands */
 	long long max_bad_commands;  /* BAD replies in a row before BYE */
 	long long max_auth_failures; /* failed logins before BYE */

@@ -737,7 +737,8 @@ fetch_work(struct imap_job *j)
 	 * cleared after it: a FETCH of 10,000 messages would otherwise hold
 	 * every tree until the FETCH ends. */
 	keep = j->pool;
-	scratch = imap_host->pool_create(16384);
+	scratch = imap_host->pool_create_limited(
+		16384, (size_t)imap_cfg.message_memory);
 	for (seq = fa->next_seq; seq <= count; seq++) {
 		if (j->out.len >= (size_t)imap_cfg.fetch_batch) {
 			fa->next_seq = seq;

@@ -560,8 +560,18 @@ imap_mime_load(const struct postern_storage *st, postern_mailbox_t *mb,
 		return NULL;
 	}
 	m->root = host->mime_parser_finish(parser);
-	if (st->cache_set != NULL) {
-		ser = host->mime_serialize(m->root, pool, &len);
+	if (m->root->flags & POSTERN_MIME_DEGRADED) {
+		/* the tree depends on the budget: parsed again next time
+		 * rather than cached */
+		host->log(module, POSTERN_LOG_NOTICE,
+		          "imap_mime: message uid %u: the MIME structure "
+		          "needs more than the memory budget "
+		          "(imap.message_memory); answering from part of it",
+		          uid);
+		return m;
+	}
+	if (st->cache_set != NULL &&
+	    (ser = host->mime_serialize(m->root, pool, &len)) != NULL) {
 		if (st->cache_set(mb, uid, CACHE_FIELD, ser, len) < 0)
 			host->log(module, POSTERN_LOG_DEBUG,
 			          "imap_mime: caching the structure of uid "
@@ -773,7 +783,8 @@ imap_mime_header_matches(const char *hdr, size_t len, const char *field,
 		}
 		value = host->mime_decode_words(f.value, f.value_len, pool,
 		                                &vlen);
-		found = contains_folded(value, vlen, fneedle);
+		/* NULL: over the message's memory budget, no match */
+		found = value != NULL && contains_folded(value, vlen, fneedle);
 	}
 	free(fneedle);
 	return found;
@@ -847,6 +858,8 @@ search_header(struct search *s, const struct postern_mime_part *p)
 	while (!s->mt.found && host->mime_header_next(&it, s->pool, &f)) {
 		value = host->mime_decode_words(f.value, f.value_len,
 		                                s->pool, &vlen);
+		if (value == NULL)
+			break;   /* over the message's memory budget */
 		matcher_feed(&s->mt, f.name, strlen(f.name));
 		matcher_feed(&s->mt, ": ", 2);
 		matcher_feed(&s->mt, value, vlen);

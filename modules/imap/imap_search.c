@@ -485,7 +485,8 @@ search_work(struct imap_job *j)
 	 * comes from a scratch pool cleared after it, not from the job's
 	 * pool, which would hold every message's until the end. */
 	keep = j->pool;
-	scratch = imap_host->pool_create(16384);
+	scratch = imap_host->pool_create_limited(
+		16384, (size_t)imap_cfg.message_memory);
 	for (seq = 1; seq <= count; seq++) {
 		j->pool = keep;
 		imap_host->pool_clear(scratch);

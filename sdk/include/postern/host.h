@@ -337,13 +337,16 @@ struct postern_host {
 		postern_mime_parser_t *p);
 
 	/* The next field of a header: 1 with *field set (name and value
-	 * from `pool`), 0 at the end.  Lines without a colon are skipped. */
+	 * from `pool`), 0 at the end (or, with a limited pool, when its
+	 * budget is spent).  Lines without a colon are skipped. */
 	int (*mime_header_next)(struct postern_mime_header_iter *it,
 	                        postern_pool_t *pool,
 	                        struct postern_mime_field *field);
 	/* RFC 2047: the value with its encoded words decoded and converted
 	 * to UTF-8 (white space between adjacent words dropped), other text
-	 * kept as it is.  NUL-terminated; *out_len (may be NULL) set. */
+	 * kept as it is.  NUL-terminated; *out_len (may be NULL) set.
+	 * NULL (and *out_len 0) when memory or the pool's budget is
+	 * short. */
 	char *(*mime_decode_words)(const char *value, size_t len,
 	                           postern_pool_t *pool, size_t *out_len);
 	/* An RFC 5322 address list (obsolete syntax tolerated) into an
@@ -357,7 +360,8 @@ struct postern_host {
 	                       int *tz_minutes);
 	/* Converts `len` octets in `charset` to UTF-8 (NUL-terminated, from
 	 * `pool`, *out_len set).  Invalid sequences become U+FFFD; an unknown
-	 * charset passes the octets through as they are. */
+	 * charset passes the octets through as they are.  NULL when memory
+	 * or the pool's budget is short. */
 	char *(*mime_to_utf8)(const char *charset, const void *data,
 	                      size_t len, postern_pool_t *pool,
 	                      size_t *out_len);
@@ -378,7 +382,8 @@ struct postern_host {
 	void (*mime_decoder_free)(postern_mime_decoder_t *d); /* NULL: no-op */
 
 	/* A part tree as a compact, versioned byte string (from `pool`), to
-	 * keep in a cache. */
+	 * keep in a cache; NULL when memory or the pool's budget is
+	 * short. */
 	void *(*mime_serialize)(const struct postern_mime_part *root,
 	                        postern_pool_t *pool, size_t *len);
 	/* The tree back, or NULL when the data is not a valid serialization
@@ -396,6 +401,23 @@ struct postern_host {
 	 * still logged as an error. */
 	const void *(*service_find)(postern_module_t *m, const char *name,
 	                            unsigned major, unsigned min_minor);
+#endif
+
+#if POSTERN_ABI_TARGET_MINOR >= 4
+	/* ---- Memory budgets (ABI 1.4) -------------------------------- */
+
+	/* A pool (freed with pool_destroy) whose blocks may hold at most
+	 * `limit` bytes (0: no limit) for what the host's parsers allocate
+	 * from it: the MIME functions above then degrade instead of
+	 * growing past it (mime_header_next ends early; mime_decode_words,
+	 * mime_to_utf8 and mime_serialize return NULL; mime_parse_addresses
+	 * returns the addresses so far; a tree loses parts and fields and
+	 * its root carries POSTERN_MIME_DEGRADED).  The module's own
+	 * pool_alloc calls always succeed and count toward the limit.
+	 * pool_clear resets the "degraded" state.  Meant for the scratch
+	 * pool of one message built from client data. */
+	postern_pool_t *(*pool_create_limited)(size_t block_size,
+	                                       size_t limit);
 #endif
 };
 

@@ -36,6 +36,11 @@
  * Dovecot does).  Limits on nesting depth, part count and header size
  * stop the tree from growing; a part where a limit cut the parsing short
  * is flagged POSTERN_MIME_TRUNCATED and its body is treated as opaque.
+ * Time and memory are linear in the input.  With a pool made by
+ * pool_create_limited (ABI 1.4), memory is bounded by its budget too:
+ * past it the results degrade (fewer parts and fields, NULL strings as
+ * each function documents) and the root is flagged
+ * POSTERN_MIME_DEGRADED; nothing aborts.
  */
 #ifndef POSTERN_MIME_H
 #define POSTERN_MIME_H
@@ -84,6 +89,10 @@ struct postern_mime_envelope {
 #define POSTERN_MIME_NO_BOUNDARY 0x04u /* multipart without a boundary */
 #define POSTERN_MIME_NO_END 0x08u      /* multipart whose close delimiter
                                           never came */
+/* On the root (ABI 1.4): the pool's budget (pool_create_limited) ran out
+ * during the parse, so parts, fields or parameters may be missing.  The
+ * tree is valid but depends on the budget: do not cache it. */
+#define POSTERN_MIME_DEGRADED 0x10u
 
 /*
  * One node of the tree.  Offsets count from the first octet fed.
