@@ -7,6 +7,8 @@
  * tree; limits.  Then the helpers: header fields, RFC 2047 words, body
  * decoders and charsets, address lists, dates, and the serialized form
  * (round trip; truncated and corrupted input refused without a crash).
+ * Last, hostile input: memory linear in the input (counted in pool
+ * octets, not timed) and a limited pool's budget honoured.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -820,6 +822,276 @@ test_serialize(void)
 	CU_ASSERT_PTR_NULL(mime_deserialize("PMT\001", 4, pool));
 }
 
+/* ---- hostile input: linear memory, and the budget --------------------- */
+
+/* Text of `n` octets or a little more: `unit` repeated, folded before
+ * 76 columns as a mailer would, so that the field stays a field. */
+static char *
+repeat_folded(const char *prefix, const char *unit, size_t n)
+{
+	size_t ul = strlen(unit), cap = n + n / 60 * 3 + strlen(prefix) + 64;
+	size_t len, col = 0;
+	char *s = malloc(cap);
+
+	CU_ASSERT_FATAL(s != NULL);
+	len = (size_t)snprintf(s, cap, "%s", prefix);
+	while (len < n) {
+		if (col + ul > 70) {
+			memcpy(s + len, "\r\n ", 3);
+			len += 3;
+			col = 1;
+		}
+		memcpy(s + len, unit, ul);
+		len += ul;
+		col += ul;
+	}
+	s[len] = '\0';
+	return s;
+}
+
+/* Pool bytes the envelope To of `msg` costs: the parse, then the
+ * address list as IMAP's ENVELOPE asks for it. */
+static size_t
+to_bytes(const char *msg)
+{
+	postern_pool_t *p = pool_create(4096);
+	postern_mime_parser_t *mp = mime_parser_create(p, NULL);
+	const struct postern_mime_part *root, *m;
+	size_t n = 0, bytes;
+
+	mime_parser_feed(mp, msg, strlen(msg));
+	root = mime_parser_finish(mp);
+	/* the message itself, or the one its message/rfc822 part holds */
+	m = root;
+	while (m->envelope == NULL || m->envelope->to == NULL)
+		m = m->children;
+	mime_parse_addresses(m->envelope->to, strlen(m->envelope->to), p, &n);
+	CU_ASSERT(n >= 1);
+	bytes = pool_allocated(p);
+	pool_destroy(p);
+	return bytes;
+}
+
+static char *
+to_message(const char *unit, size_t n)
+{
+	char *to = repeat_folded("To: ", unit, n), *msg;
+	size_t len = strlen(to) + 64;
+
+	msg = malloc(len);
+	CU_ASSERT_FATAL(msg != NULL);
+	snprintf(msg, len, "%s\r\nSubject: x\r\n\r\nbody\r\n", to);
+	free(to);
+	return msg;
+}
+
+/* A To: of n octets of `unit`: the memory must grow like n, not n^2
+ * (each "" token once cost the rest of the field).  Counted in pool
+ * octets, so no timing: 4x the field must cost about 4x, and at most
+ * 96 octets per octet of field (an address of 3 octets, "",, makes a
+ * 40-octet struct in an array grown by doubling). */
+static void
+check_to_linear(const char *unit)
+{
+	char *small = to_message(unit, 8192), *large = to_message(unit, 32768);
+	size_t bs = to_bytes(small), bl = to_bytes(large);
+
+	CU_ASSERT(bl <= 96 * strlen(large));
+	CU_ASSERT(bl <= bs * 9 / 2);
+	if (bl > 96 * strlen(large) || bl > bs * 9 / 2)
+		fprintf(stderr, "To of \"%s\": %zu octets for 8 KiB, %zu for "
+		        "32 KiB\n", unit, bs, bl);
+	free(small);
+	free(large);
+}
+
+static void
+test_hostile_addresses_linear(void)
+{
+	check_to_linear("\"\" ");
+	check_to_linear("\"\",");
+	check_to_linear("(c) a ");
+	check_to_linear("[1.2] ");
+	check_to_linear("g: \"\"; ");
+	check_to_linear("\"a\\\"b\" <x@[1]> ");
+}
+
+/* The same through a message/rfc822 part, whose header BODYSTRUCTURE
+ * shows as an envelope. */
+static void
+test_hostile_attached_message_linear(void)
+{
+	char *to = repeat_folded("To: ", "\"\" ", 32768), *msg;
+	size_t len = strlen(to) + 512, bytes;
+
+	msg = malloc(len);
+	CU_ASSERT_FATAL(msg != NULL);
+	snprintf(msg, len, "Content-Type: multipart/mixed; boundary=b\r\n\r\n"
+	         "--b\r\nContent-Type: message/rfc822\r\n\r\n%s\r\n"
+	         "Subject: inner\r\n\r\ntext\r\n--b--\r\n", to);
+	bytes = to_bytes(msg);
+	CU_ASSERT(bytes <= 48 * strlen(msg));
+	free(to);
+	free(msg);
+}
+
+/* Pool bytes of parsing a message whose one Content-Type field is
+ * `ct` (n octets). */
+static size_t
+content_type_bytes(const char *ct, const struct postern_mime_part **out,
+                   postern_pool_t *p)
+{
+	postern_mime_parser_t *mp = mime_parser_create(p, NULL);
+	size_t len = strlen(ct) + 64;
+	char *msg = malloc(len);
+
+	CU_ASSERT_FATAL(msg != NULL);
+	snprintf(msg, len, "Content-Type: %s\r\n\r\nbody\r\n", ct);
+	mime_parser_feed(mp, msg, strlen(msg));
+	*out = mime_parser_finish(mp);
+	free(msg);
+	return pool_allocated(p);
+}
+
+/* Content-Type parameters (128 kept) and RFC 2231 continuations (100
+ * sections): each quoted value once cost the rest of the field, 128
+ * times the field in all. */
+static void
+test_hostile_parameters_linear(void)
+{
+	char value[1024], unit[1200], *ct, *big;
+	const struct postern_mime_part *part;
+	postern_pool_t *p;
+	size_t i, bytes, len;
+
+	memset(value, 'v', sizeof(value) - 1);
+	value[sizeof(value) - 1] = '\0';
+	/* 128 quoted parameters of 1 KiB */
+	big = malloc(200 * 1200);
+	CU_ASSERT_FATAL(big != NULL);
+	len = (size_t)sprintf(big, "text/plain");
+	for (i = 0; i < 128; i++)
+		len += (size_t)sprintf(big + len, ";\r\n p%zu=\"%s\"", i,
+		                       value);
+	p = pool_create(4096);
+	bytes = content_type_bytes(big, &part, p);
+	CU_ASSERT(bytes <= 8 * len);
+	CU_ASSERT_EQUAL(part->nparams, 64);   /* MAX_PARAMS */
+	pool_destroy(p);
+	/* RFC 2231: one parameter in 100 quoted sections */
+	len = (size_t)sprintf(big, "text/plain");
+	for (i = 0; i < 100; i++) {
+		snprintf(unit, sizeof(unit), ";\r\n name*%zu=\"%s\"", i,
+		         value);
+		len += (size_t)sprintf(big + len, "%s", unit);
+	}
+	p = pool_create(4096);
+	bytes = content_type_bytes(big, &part, p);
+	CU_ASSERT(bytes <= 8 * len);
+	CU_ASSERT_EQUAL(part->nparams, 1);
+	CU_ASSERT_EQUAL(strlen(postern_mime_param_get(part->params,
+	                                              part->nparams,
+	                                              "name")), 100 * 1023);
+	pool_destroy(p);
+	/* and extended sections with a charset */
+	len = (size_t)sprintf(big, "text/plain; title*0*=iso-8859-1'en'%%E9");
+	for (i = 1; i < 100; i++)
+		len += (size_t)sprintf(big + len, ";\r\n title*%zu*=%s", i,
+		                       value);
+	p = pool_create(4096);
+	bytes = content_type_bytes(big, &part, p);
+	CU_ASSERT(bytes <= 8 * len);
+	ct = (char *)postern_mime_param_get(part->params, part->nparams,
+	                                    "title");
+	CU_ASSERT(ct != NULL && strncmp(ct, "\xc3\xa9vvv", 5) == 0);
+	pool_destroy(p);
+	free(big);
+}
+
+/* Every part of a degraded tree still has what IMAP prints. */
+static int
+tree_is_whole(const struct postern_mime_part *p, unsigned *nparts)
+{
+	const struct postern_mime_part *c;
+
+	(*nparts)++;
+	if (p->type == NULL || p->subtype == NULL || p->encoding == NULL)
+		return 0;
+	for (c = p->children; c != NULL; c = c->next)
+		if (c->parent != p || !tree_is_whole(c, nparts))
+			return 0;
+	return 1;
+}
+
+/* A message built to need far more than its budget: a To: of 200 KB of
+ * "" tokens, a Content-Type of long parameters, 4000 parts.  Under a
+ * 1 MiB budget the parse degrades (flagged, fewer parts) and stays
+ * within it; the helpers give NULL or fewer addresses; nothing aborts. */
+static void
+test_budget_degrades(void)
+{
+	const size_t budget = 1024 * 1024;
+	char *to = repeat_folded("To: ", "\"\" ", 200 * 1024), *msg, *big;
+	postern_pool_t *p = pool_create_limited(16384, budget);
+	postern_mime_parser_t *mp;
+	const struct postern_mime_part *root;
+	struct postern_mime_address *a;
+	size_t len, i, n, vlen;
+	unsigned nparts = 0;
+	void *ser;
+
+	len = strlen(to) + 4000 * 300 + 200000;
+	msg = malloc(len);
+	CU_ASSERT_FATAL(msg != NULL);
+	n = (size_t)snprintf(msg, len, "%s\r\nContent-Type: multipart/mixed;"
+	                     " boundary=b", to);
+	for (i = 0; i < 120; i++)
+		n += (size_t)snprintf(msg + n, len - n, ";\r\n p%zu=\"%01000d\"",
+		                      i, 0);
+	n += (size_t)snprintf(msg + n, len - n, "\r\n\r\n");
+	for (i = 0; i < 4000; i++)
+		n += (size_t)snprintf(msg + n, len - n, "--b\r\nContent-Type: "
+		                      "text/plain; name=\"%0200zu\"\r\n\r\n"
+		                      "x\r\n", i);
+	n += (size_t)snprintf(msg + n, len - n, "--b--\r\n");
+	mp = mime_parser_create(p, NULL);
+	mime_parser_feed(mp, msg, n);
+	root = mime_parser_finish(mp);
+	CU_ASSERT(root->flags & POSTERN_MIME_DEGRADED);
+	CU_ASSERT(pool_exhausted(p));
+	CU_ASSERT(pool_allocated(p) <= budget);
+	CU_ASSERT(tree_is_whole(root, &nparts));
+	CU_ASSERT(nparts > 1 && nparts < 4001);
+	CU_ASSERT(root->flags & POSTERN_MIME_TRUNCATED);
+	ser = mime_serialize(root, p, &len);
+	CU_ASSERT(ser == NULL || mime_deserialize(ser, len, pool) != NULL);
+	CU_ASSERT(pool_allocated(p) <= budget);
+
+	/* the helpers, on a budget too small for their input */
+	pool_clear(p);
+	CU_ASSERT(!pool_exhausted(p));
+	pool_destroy(p);
+	p = pool_create_limited(4096, 64 * 1024);
+	a = mime_parse_addresses(to + 4, strlen(to) - 4, p, &n);
+	CU_ASSERT(pool_exhausted(p));
+	CU_ASSERT(n == 0 || a != NULL);
+	CU_ASSERT(pool_allocated(p) <= 64 * 1024);
+	big = repeat_folded("", "=?utf-8?q?abc?= x ", 256 * 1024);
+	CU_ASSERT_PTR_NULL(mime_decode_words(big, strlen(big), p, &vlen));
+	CU_ASSERT_EQUAL(vlen, 0);
+	CU_ASSERT_PTR_NULL(mime_to_utf8("iso-8859-1", big, strlen(big), p,
+	                                &vlen));
+	CU_ASSERT(pool_allocated(p) <= 64 * 1024);
+	/* and a small value still fits and decodes */
+	pool_clear(p);
+	CU_ASSERT_STRING_EQUAL(mime_decode_words("=?utf-8?q?caf=C3=A9?=",
+	                                         21, p, &vlen), "caf\xc3\xa9");
+	pool_destroy(p);
+	free(big);
+	free(msg);
+	free(to);
+}
+
 static int
 suite_init(void)
 {
@@ -861,9 +1133,23 @@ static CU_TestInfo helper_tests[] = {
 	CU_TEST_INFO_NULL,
 };
 
+static CU_TestInfo hostile_tests[] = {
+	{ "address lists: memory linear in the field",
+	  test_hostile_addresses_linear },
+	{ "an attached message's header: linear",
+	  test_hostile_attached_message_linear },
+	{ "parameters and RFC 2231 sections: linear",
+	  test_hostile_parameters_linear },
+	{ "a limited pool: the parse degrades within the budget",
+	  test_budget_degrades },
+	CU_TEST_INFO_NULL,
+};
+
 static CU_SuiteInfo suites[] = {
 	{ "mime parser", suite_init, suite_clean, NULL, NULL, parser_tests },
 	{ "mime helpers", suite_init, suite_clean, NULL, NULL, helper_tests },
+	{ "mime on hostile input", suite_init, suite_clean, NULL, NULL,
+	  hostile_tests },
 	CU_SUITE_INFO_NULL,
 };
 

@@ -72,6 +72,39 @@ test_clear_keeps_one_block(void)
 	pool_destroy(NULL);
 }
 
+/* A limited pool: pool_try_alloc stops at the budget (small and large
+ * requests alike), pool_alloc does not but counts, clearing resets. */
+static void
+test_limited(void)
+{
+	postern_pool_t *p = pool_create_limited(4096, 64 * 1024);
+	size_t got = 0;
+	void *m;
+
+	CU_ASSERT(!pool_exhausted(p));
+	while ((m = pool_try_alloc(p, 1000)) != NULL)
+		got += 1000;
+	CU_ASSERT(pool_exhausted(p));
+	CU_ASSERT(got >= 56 * 1024 && pool_allocated(p) <= 64 * 1024);
+	CU_ASSERT_PTR_NULL(pool_try_alloc(p, 100000));
+	CU_ASSERT_PTR_NULL(pool_try_alloc(p, 4000));   /* a new block */
+	CU_ASSERT_PTR_NULL(pool_try_alloc(p, (size_t)-1));
+	m = pool_alloc(p, 100000);   /* what a caller cannot do without */
+	CU_ASSERT_PTR_NOT_NULL(m);
+	CU_ASSERT(pool_allocated(p) >= got + 100000);
+	pool_clear(p);
+	CU_ASSERT(!pool_exhausted(p));
+	CU_ASSERT_STRING_EQUAL(pool_try_strndup(p, "abcdef", 3), "abc");
+	CU_ASSERT_PTR_NOT_NULL(pool_try_alloc(p, 60 * 1024));
+	pool_destroy(p);
+	/* no limit: only a failing malloc says no */
+	p = pool_create(4096);
+	CU_ASSERT_PTR_NOT_NULL(pool_try_alloc(p, 1 << 20));
+	CU_ASSERT_PTR_NULL(pool_try_alloc(p, (size_t)-1 / 2));
+	CU_ASSERT(pool_exhausted(p));
+	pool_destroy(p);
+}
+
 static CU_TestInfo pool_tests[] = {
 	{ "allocations are zeroed and aligned",
 	  test_alloc_is_zeroed_and_aligned },
@@ -79,6 +112,7 @@ static CU_TestInfo pool_tests[] = {
 	{ "large allocation gets its own block",
 	  test_large_allocation_gets_own_block },
 	{ "clear keeps one block", test_clear_keeps_one_block },
+	{ "a limited pool's budget", test_limited },
 	CU_TEST_INFO_NULL,
 };
 
