@@ -10,6 +10,13 @@
 #
 # FUZZ_TIME (seconds, default 10) and FUZZ_RUNS (default 200000) bound
 # the run, whichever comes first.
+#
+# Memory bombs are crashes: one allocation over FUZZ_MALLOC_MB (default
+# 64 MiB) or a process over FUZZ_RSS_MB (default 512 MiB; ASan's shadow
+# and quarantine are most of it) stops the run with the input kept.  An
+# input of a few KiB that allocates with the square of its length gets
+# there; the MIME harness also checks its pool's octets against a linear
+# bound on every input.  tests/fuzz/README.md says how to run long.
 set -u
 name=${1:?usage: run_fuzz.sh NAME}
 : "${top_srcdir:=$(dirname "$0")/../..}" "${top_builddir:=.}"
@@ -30,7 +37,8 @@ mkdir "$tmp/corpus" "$tmp/crash" &&
 	chmod -R u+w "$tmp/corpus" || exit 99
 
 "$fuzzer" -max_total_time="${FUZZ_TIME:-10}" -runs="${FUZZ_RUNS:-200000}" \
-	-timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
+	-timeout=10 -rss_limit_mb="${FUZZ_RSS_MB:-512}" \
+	-malloc_limit_mb="${FUZZ_MALLOC_MB:-64}" -print_final_stats=1 \
 	-artifact_prefix="$tmp/crash/" "$tmp/corpus" >"$tmp/log" 2>&1
 rc=$?
 # The closing status line (runs, coverage, exec/s) and the stats.
