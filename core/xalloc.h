@@ -5,6 +5,12 @@
  * every caller: a mail server that cannot allocate cannot keep any promise
  * about mail it accepted, and a clean restart by the master is the safest
  * answer.  Memory comes from jemalloc (linked into posternd).
+ *
+ * That is for what the server itself sizes.  Memory whose size a client
+ * chooses (what a message makes a parser build) must not reach here: it
+ * comes from a pool with a budget through pool_try_alloc (pool.h), or
+ * from malloc with its failure handled, so that a client who asks for
+ * too much gets a poorer answer, never a dead worker.
  */
 #ifndef CORE_XALLOC_H
 #define CORE_XALLOC_H
