@@ -3,8 +3,11 @@
  * sees them: checks that the host has them, parses a multipart message
  * fed in 7-octet pieces, decodes an RFC 2047 subject, an address list, a
  * date and a base64 body, round-trips the tree through the serialized
- * form, and logs what it found for test_loader to compare.
+ * form, and logs what it found for test_loader to compare.  Then (ABI
+ * 1.4) a message needing more than its pool's budget: the parse degrades
+ * within the budget.
  */
+#include <stdlib.h>
 #include <string.h>
 
 #include <postern/postern.h>
@@ -104,6 +107,43 @@ mu_report(postern_module_t *self, postern_pool_t *pool)
 	       back->children->next->end == html->end ? "ok" : "FAILED");
 }
 
+/* 40 parts whose Content-Type has a 4 KB parameter, in a pool of
+ * 64 KiB. */
+static void
+mu_budget(postern_module_t *self)
+{
+	const struct postern_host *h = mu_host;
+	static const char head[] = "--b\r\nContent-Type: text/plain; x=";
+	static const char tail[] = "\r\n\r\ntext\r\n";
+	static const char top[] = "Content-Type: multipart/mixed; "
+	                          "boundary=b\r\n\r\n";
+	const size_t budget = 64 * 1024, value = 4096;
+	const size_t len = sizeof(head) - 1 + value + sizeof(tail) - 1;
+	postern_pool_t *pool = h->pool_create_limited(4096, budget);
+	postern_mime_parser_t *p = h->mime_parser_create(pool, NULL);
+	struct postern_mime_part *root;
+	char *part = malloc(len);
+	size_t i;
+
+	if (part == NULL)
+		abort();
+	memcpy(part, head, sizeof(head) - 1);
+	memset(part + sizeof(head) - 1, 'x', value);
+	memcpy(part + sizeof(head) - 1 + value, tail, sizeof(tail) - 1);
+	h->mime_parser_feed(p, top, sizeof(top) - 1);
+	for (i = 0; i < 40; i++)
+		h->mime_parser_feed(p, part, len);
+	root = h->mime_parser_finish(p);
+	h->log(self, POSTERN_LOG_INFO,
+	       "mime_use: over budget: degraded %s, %s parts, within %s",
+	       root->flags & POSTERN_MIME_DEGRADED ? "yes" : "no",
+	       root->nchildren < 40 ? "fewer" : "all",
+	       h->mime_serialize(root, pool, &i) == NULL ||
+	       i < budget ? "yes" : "no");
+	free(part);
+	h->pool_destroy(pool);
+}
+
 static int
 mime_use_init(const struct postern_host *host, postern_module_t *self)
 {
@@ -120,6 +160,8 @@ mime_use_init(const struct postern_host *host, postern_module_t *self)
 	pool = host->pool_create(4096);
 	mu_report(self, pool);
 	host->pool_destroy(pool);
+	if (POSTERN_HOST_HAS(host, pool_create_limited))
+		mu_budget(self);
 	return 0;
 }
 

@@ -475,7 +475,8 @@ test_services(void)
 	CU_ASSERT_PTR_NOT_NULL(service_lookup("test", "test.svc", 1, 2, 0));
 }
 
-/* The MIME functions of ABI 1.3, called from a module. */
+/* The MIME functions of ABI 1.3 and the budget of 1.4, called from a
+ * module. */
 static void
 test_mime_module(void)
 {
@@ -493,7 +494,9 @@ test_mime_module(void)
 	                       "mime_use: subject 'caf\xc3\xa9 menu', 4 "
 	                       "address entries, date 1717243200\n"
 	                       "mime_use: html body '<b>hi</b>', round trip "
-	                       "ok\n");
+	                       "ok\n"
+	                       "mime_use: over budget: degraded yes, fewer "
+	                       "parts, within yes\n");
 	free(log);
 }
 
