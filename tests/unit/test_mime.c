@@ -953,58 +953,66 @@ content_type_bytes(const char *ct, const struct postern_mime_part **out,
 	return pool_allocated(p);
 }
 
+/* Content-Type `first`, then parameters NAME<i>MARK=VALUE for i in
+ * from..to-1 (VALUE quoted with `quoted`), into out; its length. */
+static size_t
+params_field(char *out, const char *first, const char *name,
+             const char *mark, int quoted, size_t from, size_t to,
+             const char *value)
+{
+	const char *q = quoted ? "\"" : "";
+	size_t len = (size_t)sprintf(out, "%s", first), i;
+
+	for (i = from; i < to; i++)
+		len += (size_t)sprintf(out + len, ";\r\n %s%zu%s=%s%s%s", name,
+		                       i, mark, q, value, q);
+	return len;
+}
+
+/* The part with Content-Type ct[0..len), from a fresh pool (freed at the
+ * next call) that may hold 8 octets per octet of the field. */
+static const struct postern_mime_part *
+parse_params_linear(const char *ct, size_t len)
+{
+	static postern_pool_t *p;
+	const struct postern_mime_part *part;
+
+	pool_destroy(p);
+	p = pool_create(4096);
+	CU_ASSERT(content_type_bytes(ct, &part, p) <= 8 * len);
+	return part;
+}
+
 /* Content-Type parameters (128 kept) and RFC 2231 continuations (100
  * sections): each quoted value once cost the rest of the field, 128
  * times the field in all. */
 static void
 test_hostile_parameters_linear(void)
 {
-	char value[1024], unit[1200], *ct, *big;
+	char value[1024], *big = malloc(200 * 1200);
 	const struct postern_mime_part *part;
-	postern_pool_t *p;
-	size_t i, bytes, len;
+	const char *v;
+	size_t len;
 
+	CU_ASSERT_FATAL(big != NULL);
 	memset(value, 'v', sizeof(value) - 1);
 	value[sizeof(value) - 1] = '\0';
 	/* 128 quoted parameters of 1 KiB */
-	big = malloc(200 * 1200);
-	CU_ASSERT_FATAL(big != NULL);
-	len = (size_t)sprintf(big, "text/plain");
-	for (i = 0; i < 128; i++)
-		len += (size_t)sprintf(big + len, ";\r\n p%zu=\"%s\"", i,
-		                       value);
-	p = pool_create(4096);
-	bytes = content_type_bytes(big, &part, p);
-	CU_ASSERT(bytes <= 8 * len);
+	len = params_field(big, "text/plain", "p", "", 1, 0, 128, value);
+	part = parse_params_linear(big, len);
 	CU_ASSERT_EQUAL(part->nparams, 64);   /* MAX_PARAMS */
-	pool_destroy(p);
 	/* RFC 2231: one parameter in 100 quoted sections */
-	len = (size_t)sprintf(big, "text/plain");
-	for (i = 0; i < 100; i++) {
-		snprintf(unit, sizeof(unit), ";\r\n name*%zu=\"%s\"", i,
-		         value);
-		len += (size_t)sprintf(big + len, "%s", unit);
-	}
-	p = pool_create(4096);
-	bytes = content_type_bytes(big, &part, p);
-	CU_ASSERT(bytes <= 8 * len);
+	len = params_field(big, "text/plain", "name*", "", 1, 0, 100, value);
+	part = parse_params_linear(big, len);
 	CU_ASSERT_EQUAL(part->nparams, 1);
-	CU_ASSERT_EQUAL(strlen(postern_mime_param_get(part->params,
-	                                              part->nparams,
-	                                              "name")), 100 * 1023);
-	pool_destroy(p);
+	v = postern_mime_param_get(part->params, part->nparams, "name");
+	CU_ASSERT(v != NULL && strlen(v) == 100 * 1023);
 	/* and extended sections with a charset */
-	len = (size_t)sprintf(big, "text/plain; title*0*=iso-8859-1'en'%%E9");
-	for (i = 1; i < 100; i++)
-		len += (size_t)sprintf(big + len, ";\r\n title*%zu*=%s", i,
-		                       value);
-	p = pool_create(4096);
-	bytes = content_type_bytes(big, &part, p);
-	CU_ASSERT(bytes <= 8 * len);
-	ct = (char *)postern_mime_param_get(part->params, part->nparams,
-	                                    "title");
-	CU_ASSERT(ct != NULL && strncmp(ct, "\xc3\xa9vvv", 5) == 0);
-	pool_destroy(p);
+	len = params_field(big, "text/plain; title*0*=iso-8859-1'en'%E9",
+	                   "title*", "*", 0, 1, 100, value);
+	part = parse_params_linear(big, len);
+	v = postern_mime_param_get(part->params, part->nparams, "title");
+	CU_ASSERT(v != NULL && strncmp(v, "\xc3\xa9vvv", 5) == 0);
 	free(big);
 }
 
