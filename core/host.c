@@ -463,6 +463,8 @@ static const struct postern_host host_table_v = {
 	.mime_serialize = mime_serialize,
 	.mime_deserialize = mime_deserialize,
 	.service_find = h_service_find,
+	.conn_junk_command = conn_junk_command,
+	.conn_junk_reset = conn_junk_reset,
 };
 
 const struct postern_host *

@@ -31,7 +31,7 @@ static const char *const bare_newline_names[] = {
 };
 
 static const struct postern_cfg_key listen_keys[] = {
-	POSTERN_LISTEN_KEYS(struct smtp_listener, l, "smtp"),
+	POSTERN_LISTEN_KEYS_PER_IP(struct smtp_listener, l, "smtp", "20"),
 	{ .name = "mode", .type = POSTERN_CFG_ENUM,
 	  .offset = offsetof(struct smtp_listener, mode), .def = "mx",
 	  .choices = mode_names,
@@ -341,9 +341,9 @@ smtp_init(const struct postern_host *h, postern_module_t *m)
 	smtp_host = h;
 	smtp_self = m;
 	if (!POSTERN_HOST_HAS(h, sasl_start) ||
-	    !POSTERN_HOST_HAS(h, service_find)) {
+	    !POSTERN_HOST_HAS(h, conn_junk_reset)) {
 		h->log(m, POSTERN_LOG_ERROR, "this posternd is too old for "
-		       "the smtp module (needs ABI 1.3)");
+		       "the smtp module (needs ABI 1.4)");
 		return -1;
 	}
 	root = h->cfg_module(m);

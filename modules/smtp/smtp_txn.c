@@ -608,8 +608,10 @@ after_delivery(struct smtp_session *s)
 	                    temp, perm,
 	                    t->outcome == SMTP_OUT_QUARANTINE
 	                        ? " (quarantined)" : "");
-	if (temp == 0 && perm == 0)
+	if (temp == 0 && perm == 0) {
 		smtp_reply(s, 250, "2.0.0", "Ok: queued as %s", t->id);
+		smtp_host->conn_junk_reset(s->conn); /* as Postfix */
+	}
 	else if (temp == 0 && ok == 0)
 		reply_coded(s, first_perm->result, first_perm->result_text);
 	else {
@@ -643,6 +645,7 @@ after_filters(struct smtp_session *s)
 		                    "smtp: message %s discarded by a filter",
 		                    t->id);
 		smtp_reply(s, 250, "2.0.0", "Ok: queued as %s", t->id);
+		smtp_host->conn_junk_reset(s->conn);
 		message_replied(s);
 		return;
 	default:
