@@ -53,6 +53,11 @@ static const struct postern_cfg_key smtp_keys[] = {
 	{ .name = "hostname", .type = POSTERN_CFG_STRING,
 	  .offset = offsetof(struct smtp_settings, hostname), .def = "",
 	  .doc = "name in the greeting and Received (empty: the system's)" },
+	{ .name = "domain", .type = POSTERN_CFG_STRING,
+	  .offset = offsetof(struct smtp_settings, domain), .def = "",
+	  .doc = "primary domain: RCPT TO:<Postmaster> is delivered to "
+	         "postmaster@domain (empty: the hostname without its first "
+	         "label)" },
 	{ .name = "relay_domains", .type = POSTERN_CFG_STRLIST,
 	  .offset = offsetof(struct smtp_settings, relay_domains),
 	  .doc = "domains accepted from anyone and relayed (backup MX, "
@@ -332,6 +337,18 @@ static const char *const hook_names[] = {
 
 static char system_hostname[256];
 
+/* mx.example.org -> example.org, as Postfix's mydomain; a name of one or
+ * two labels is its own domain. */
+static const char *
+default_domain(const char *hostname)
+{
+	const char *dot = strchr(hostname, '.');
+
+	if (dot == NULL || strchr(dot + 1, '.') == NULL)
+		return hostname;
+	return dot + 1;
+}
+
 static int
 smtp_init(const struct postern_host *h, postern_module_t *m)
 {
@@ -356,6 +373,8 @@ smtp_init(const struct postern_host *h, postern_module_t *m)
 			strcpy(system_hostname, "localhost");
 		smtp_cfg.hostname = system_hostname;
 	}
+	if (*smtp_cfg.domain == '\0')
+		smtp_cfg.domain = default_domain(smtp_cfg.hostname);
 	if (load_networks(root) < 0)
 		return -1;
 	if (smtp_cfg.tls != NULL &&

@@ -461,7 +461,10 @@ on_read(postern_conn_t *c, void *arg)
 	(void)c;
 	while (!s->closing && s->wait == SMTP_WAIT_NONE) {
 		check_tls(s);
-		if (s->tls_hook_due) {
+		/* After the handshake, when the filters can see what TLS
+		 * was agreed (not on the way out of the STARTTLS command,
+		 * which would run it before TLS exists). */
+		if (s->tls_hook_due && s->tls) {
 			s->tls_hook_due = 0;
 			smtp_stage_run(s, POSTERN_SMTP_STARTTLS,
 			               after_starttls);

@@ -210,10 +210,11 @@ after_resolve(struct smtp_session *s, int status)
 	if (s->rcpt_args.postmaster && status != POSTERN_AUTH_YES &&
 	    status != POSTERN_AUTH_TEMPFAIL) {
 		/* RFC 5321 4.5.1 wants <Postmaster> taken: it is delivered
-		 * to postmaster@hostname, which must then exist. */
+		 * to postmaster@domain, which must then exist. */
 		smtp_host->conn_log(s->conn, POSTERN_LOG_WARNING,
 		                    "smtp: <Postmaster> refused: no user or "
-		                    "alias postmaster@%s", smtp_cfg.hostname);
+		                    "alias postmaster@%s (nor postmaster@%s)",
+		                    smtp_cfg.domain, smtp_cfg.hostname);
 		smtp_reply_error(s, 550, "5.1.1", "mailbox unavailable");
 		smtp_session_resume(s);
 		return;
