@@ -17,12 +17,12 @@ import imaplib
 import os
 import poplib
 import pwd
-import select
 import smtplib
 import socket
 import threading
 import time
 
+import hostile
 from imaptest import deliver
 from mailserver import MailServer
 
@@ -162,18 +162,7 @@ def smtp_neighbour(port, user, password):
 
 def flood(sock, line, seconds):
     """`line` over and over, never reading; the bytes that went out."""
-    sock.setblocking(False)
-    chunk = line * (65536 // len(line))
-    sent = 0
-    end = time.monotonic() + seconds
-    while time.monotonic() < end and sent < MAX_BYTES:
-        try:
-            sent += sock.send(chunk)
-        except BlockingIOError:
-            select.select([], [sock], [], 0.05)
-        except OSError:
-            break
-    return sent
+    return hostile.flood(sock, line, seconds, MAX_BYTES)[0]
 
 
 def attack_smtp_noop_help(sock, seconds):
@@ -215,25 +204,14 @@ NEIGHBOURS = {"smtp": smtp_neighbour, "pop3": pop3_neighbour,
               "imap": imap_neighbour}
 
 
-def outcome(sock, seconds=3.0):
+def outcome(sock):
     """How the attacker's session stands after the attack: closed (and
     the last line it got), or still open."""
-    sock.setblocking(True)
-    sock.settimeout(0.5)
-    tail = b""
-    end = time.monotonic() + seconds
-    while time.monotonic() < end:
-        try:
-            data = sock.recv(1 << 20)
-        except socket.timeout:
-            continue
-        except OSError:
-            return "closed (reset)"
-        if not data:
-            last = tail.rstrip(b"\r\n").rsplit(b"\n", 1)[-1]
-            return "closed: %s" % last[:50].decode("ascii", "replace")
-        tail = (tail + data)[-4096:]
-    return "still open"
+    tail, closed = hostile.drain(sock, seconds=3.0)
+    if not closed:
+        return "still open"
+    last = tail.rstrip(b"\r\n").rsplit(b"\n", 1)[-1]
+    return "closed: %s" % last[:50].decode("ascii", "replace")
 
 
 def run(server, ports, root, users, name, proto, fn, login, seconds):

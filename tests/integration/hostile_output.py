@@ -20,11 +20,10 @@ the idle timeout).
            back-pressure bounds it; closed at the idle timeout)
 """
 import imaplib
-import select
 import socket
 import time
 
-from hostile import Neighbour, WorkerMemory
+from hostile import Neighbour, WorkerMemory, drain, flood
 from imaptest import deliver
 from mailserver import MailServer
 from testlib import Runner
@@ -75,44 +74,6 @@ def neighbour():
     return m, probe
 
 
-def flood(sock, line):
-    """Sends `line` over and over without reading, until SECONDS passed,
-    MAX_BYTES went out or the server closed.  Returns (bytes sent,
-    closed)."""
-    sock.setblocking(False)
-    chunk = line * (65536 // len(line))
-    sent = 0
-    end = time.monotonic() + SECONDS
-    while time.monotonic() < end and sent < MAX_BYTES:
-        try:
-            sent += sock.send(chunk)
-        except BlockingIOError:
-            select.select([], [sock], [], 0.05)
-        except (BrokenPipeError, ConnectionResetError):
-            return sent, True
-    return sent, False
-
-
-def drain(sock, seconds=8.0, keep=4096):
-    """Reads what the server sent until it closes or `seconds` pass;
-    returns (the last `keep` bytes, closed)."""
-    sock.setblocking(True)
-    sock.settimeout(0.5)
-    tail = b""
-    end = time.monotonic() + seconds
-    while time.monotonic() < end:
-        try:
-            data = sock.recv(1 << 20)
-        except socket.timeout:
-            continue
-        except ConnectionResetError:
-            return tail, True
-        if not data:
-            return tail, True
-        tail = (tail + data)[-keep:]
-    return tail, False
-
-
 def attack(name, port, line, expect=None, login=None, stall=0.5):
     """One flood on `port` with the neighbour probing throughout; then
     `stall` seconds more without reading (past the idle timeout, for a
@@ -124,7 +85,7 @@ def attack(name, port, line, expect=None, login=None, stall=0.5):
     if login is not None:
         login(s)
     with Neighbour(probe) as n:
-        sent, closed = flood(s, line)
+        sent, closed = flood(s, line, SECONDS, MAX_BYTES)
         # The server may still be working through what it read: the
         # neighbour keeps probing meanwhile.
         time.sleep(stall)
