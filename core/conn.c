@@ -77,6 +77,10 @@
 /* Flush rounds (write, on_drain, write...) per call before yielding. */
 #define CONN_FLUSH_ROUNDS 16
 #define CONN_IP_BUCKETS 256
+/* Output queued above this stops input (conn_set_output_high_water). */
+#define CONN_OUT_HIGH_DEFAULT (256 * 1024)
+/* Junk commands a session may send (limits.max_junk 0). */
+#define CONN_JUNK_DEFAULT 100
 
 enum conn_state {
 	CS_PLAIN = 0,
@@ -147,7 +151,12 @@ struct postern_conn {
 	unsigned idle_ms;
 	uint64_t last_activity;
 
+	/* junk commands since the last conn_junk_reset */
+	unsigned junk;
+
 	unsigned paused : 1;
+	unsigned throttled : 1;   /* output over the high-water mark: input
+	                             waits until it drains under the low */
 	unsigned closing : 1;     /* conn_close or timeout: flushing */
 	unsigned dead : 1;        /* released; on_close is due */
 	unsigned read_eof : 1;
@@ -188,8 +197,10 @@ static struct {
 	uint32_t ip_seed;
 	struct spec_count *specs;
 	size_t nspecs;
+	size_t out_high; /* output high-water mark; the low is half */
 } cs = {
 	.next_id = 1,
+	.out_high = CONN_OUT_HIGH_DEFAULT,
 	.all = TAILQ_HEAD_INITIALIZER(cs.all),
 	.pending = TAILQ_HEAD_INITIALIZER(cs.pending),
 	.ready = TAILQ_HEAD_INITIALIZER(cs.ready),
@@ -600,6 +611,44 @@ conn_fail(postern_conn_t *c, const char *what, const char *reason)
 
 /* ---- output ----------------------------------------------------------- */
 
+/*
+ * Back-pressure on output.  A client that sends commands and never reads
+ * the replies would make the queue grow without bound, whatever protocol
+ * the module speaks; so the host stops handing it input while more than
+ * cs.out_high octets wait: conn_read_line and conn_peek answer
+ * POSTERN_AGAIN (input already buffered included), on_read is not
+ * called and the socket is not read.  Once the queue drains under half
+ * of the mark, input flows again.  A module may still write as much as
+ * it likes inside one callback (a large reply); the check comes before
+ * the next input.  With TLS the queue is the same: OpenSSL holds at most
+ * the one record it is retrying, which stays queued here until written.
+ */
+static void
+out_check_high(postern_conn_t *c)
+{
+	if (c->throttled || c->out_len <= cs.out_high)
+		return;
+	c->throttled = 1;
+	unmark_ready(c);
+	mark_pending(c);
+	if (log_enabled(POSTERN_LOG_DEBUG))
+		conn_log(c, POSTERN_LOG_DEBUG, "%zu octets of output queued: "
+		         "input waits until the client reads", c->out_len);
+}
+
+static void
+out_check_low(postern_conn_t *c)
+{
+	if (!c->throttled || c->out_len > cs.out_high / 2)
+		return;
+	c->throttled = 0;
+	/* Input buffered meanwhile raises no event: deliver it. */
+	if (in_buffered(c) > 0 ||
+	    (c->state == CS_TLS && SSL_pending(c->ssl) > 0))
+		mark_ready(c);
+	mark_pending(c);
+}
+
 static void
 out_append(postern_conn_t *c, const void *data, size_t len)
 {
@@ -762,6 +811,7 @@ conn_flush(postern_conn_t *c)
 		r = c->state == CS_TLS ? send_tls(c) : send_plain(c);
 		if (r < 0)
 			return;
+		out_check_low(c);
 		if (r == 0) {
 			c->write_blocked = 1;
 			return;
@@ -840,7 +890,8 @@ in_discard_all(postern_conn_t *c)
 static int
 want_input(const postern_conn_t *c)
 {
-	return !c->dead && !c->closing && !c->paused && !c->read_eof &&
+	return !c->dead && !c->closing && !c->paused && !c->throttled &&
+	       !c->read_eof &&
 	       (c->state == CS_PLAIN || c->state == CS_TLS) &&
 	       (in_buffered(c) < c->in_max);
 }
@@ -848,7 +899,8 @@ want_input(const postern_conn_t *c)
 static void
 conn_deliver(postern_conn_t *c)
 {
-	if (c->dead || c->closing || c->paused || c->ops == NULL)
+	if (c->dead || c->closing || c->paused || c->throttled ||
+	    c->ops == NULL)
 		return;
 	c->ops->on_read(c, c->arg);
 }
@@ -1159,6 +1211,15 @@ conn_timer_check(postern_conn_t *c)
 		conn_abort(c, POSTERN_CLOSE_TIMEOUT);
 		return 0;
 	}
+	/* Nothing went out for the idle timeout: a goodbye would only
+	 * queue behind what the client does not read. */
+	if (c->throttled || (c->write_blocked && c->out_len > 0)) {
+		conn_log(c, POSTERN_LOG_NOTICE, "closing: the client read "
+		         "nothing for %u ms, %zu octets of output unsent",
+		         idle_ms(c), c->out_len);
+		conn_abort(c, POSTERN_CLOSE_TIMEOUT);
+		return 0;
+	}
 	if (c->ops->on_timeout != NULL)
 		close_it = c->ops->on_timeout(c, c->arg);
 	if (c->dead)
@@ -1356,6 +1417,8 @@ conn_read_line(postern_conn_t *c, size_t max, struct postern_line *line)
 
 	if (c->closing || c->dead)
 		return POSTERN_CLOSED;
+	if (c->throttled)
+		return POSTERN_AGAIN; /* until the client reads its replies */
 	for (;;) {
 		p = c->in + c->in_start;
 		have = in_buffered(c);
@@ -1409,6 +1472,8 @@ conn_peek(postern_conn_t *c, const void **data, size_t *len)
 
 	if (c->closing || c->dead)
 		return POSTERN_CLOSED;
+	if (c->throttled)
+		return POSTERN_AGAIN;
 	if (c->skip_line) {
 		/* The tail of an over-long line is nobody's data. */
 		lf = memchr(c->in + c->in_start, '\n', in_buffered(c));
@@ -1446,6 +1511,7 @@ conn_write(postern_conn_t *c, const void *data, size_t len)
 	out_append(c, data, len);
 	c->drain_due = 1;
 	mark_pending(c);
+	out_check_high(c);
 	return POSTERN_OK;
 }
 
@@ -1495,8 +1561,8 @@ conn_resume(postern_conn_t *c)
 	if (c->dead || !c->paused)
 		return;
 	c->paused = 0;
-	if (in_buffered(c) > 0 ||
-	    (c->state == CS_TLS && SSL_pending(c->ssl) > 0))
+	if (!c->throttled && (in_buffered(c) > 0 ||
+	                      (c->state == CS_TLS && SSL_pending(c->ssl) > 0)))
 		mark_ready(c);
 	mark_pending(c);
 }
@@ -1662,6 +1728,36 @@ postern_pool_t *
 conn_pool(postern_conn_t *c)
 {
 	return c->pool;
+}
+
+int
+conn_junk_command(postern_conn_t *c)
+{
+	unsigned max = c->spec->limits.max_junk != 0
+	                   ? c->spec->limits.max_junk
+	                   : CONN_JUNK_DEFAULT;
+
+	if (max == POSTERN_CONN_UNLIMITED)
+		return POSTERN_OK;
+	if (c->junk < max) {
+		c->junk++;
+		return POSTERN_OK;
+	}
+	conn_log(c, POSTERN_LOG_NOTICE, "%u commands that do nothing "
+	         "(junk_command_limit): closing", c->junk + 1);
+	return POSTERN_TOOLONG;
+}
+
+void
+conn_junk_reset(postern_conn_t *c)
+{
+	c->junk = 0;
+}
+
+void
+conn_set_output_high_water(size_t octets)
+{
+	cs.out_high = octets > 0 ? octets : CONN_OUT_HIGH_DEFAULT;
 }
 
 void

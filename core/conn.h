@@ -42,6 +42,8 @@ const char *conn_listener_name(postern_conn_t *c);
 int conn_tls_active(postern_conn_t *c);
 int conn_tls_info(postern_conn_t *c, struct postern_tls_info *info);
 postern_pool_t *conn_pool(postern_conn_t *c);
+int conn_junk_command(postern_conn_t *c);
+void conn_junk_reset(postern_conn_t *c);
 void conn_log(postern_conn_t *c, int level, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
@@ -53,6 +55,11 @@ void conn_init(struct loop *l);
 /* Closes every connection (conn_close_all) and every socket still
  * lingering after a close; detaches from the loop.  Before loop_destroy. */
 void conn_fini(void);
+
+/* Output queued above `octets` stops a connection's input until it
+ * drains under half of it (0: the default, 256 KiB).  The `core`
+ * setting output_high_water; process-wide. */
+void conn_set_output_high_water(size_t octets);
 
 /* Open connections in this process. */
 size_t conn_count(void);

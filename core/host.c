@@ -465,6 +465,8 @@ static const struct postern_host host_table_v = {
 	.service_find = h_service_find,
 
 	.pool_create_limited = pool_create_limited,
+	.conn_junk_command = conn_junk_command,
+	.conn_junk_reset = conn_junk_reset,
 };
 
 const struct postern_host *

@@ -94,6 +94,7 @@ struct core_settings {
 	long long job_threads;
 	long long shutdown_timeout_ms;
 	long long auth_failure_delay_ms;
+	long long output_high_water;
 	int log_level; /* index into log_levels */
 };
 
@@ -131,6 +132,10 @@ static const struct postern_cfg_key core_schema[] = {
 	CORE_KEY("auth_failure_delay", POSTERN_CFG_DURATION,
 	         auth_failure_delay_ms, "2s", .min = 0, .max = 60000,
 	         .doc = "wait before answering a failed login"),
+	CORE_KEY("output_high_water", POSTERN_CFG_SIZE, output_high_water,
+	         "256K", .min = 4096, .max = 1LL << 30,
+	         .doc = "output queued for a client that does not read, "
+	                "above which its input waits (resumes under half)"),
 	CORE_KEY("log_level", POSTERN_CFG_ENUM, log_level, "info",
 	         .choices = log_levels, .doc = "error ... debug"),
 	{ .name = NULL },
@@ -287,6 +292,7 @@ setup(void)
 	settings_fallbacks();
 	log_set_level(setup_log_level());
 	sasl_set_failure_delay((unsigned)rt.set.auth_failure_delay_ms);
+	conn_set_output_high_water((size_t)rt.set.output_high_water);
 	host_set_dir(POSTERN_DIR_CONFIG, conf_dir(rt.conf));
 	host_set_dir(POSTERN_DIR_STATE, rt.set.state_dir);
 	host_set_dir(POSTERN_DIR_RUN, rt.set.run_dir);

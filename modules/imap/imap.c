@@ -22,7 +22,7 @@ struct imap_listen {
 };
 
 static const struct postern_cfg_key listen_keys[] = {
-	POSTERN_LISTEN_KEYS(struct imap_listen, l, "imap"),
+	POSTERN_LISTEN_KEYS_PER_IP(struct imap_listen, l, "imap", "20"),
 	{ .name = NULL },
 };
 
@@ -138,8 +138,10 @@ imap_init(const struct postern_host *h, postern_module_t *m)
 
 	imap_host = h;
 	imap_self = m;
-	if (!POSTERN_HOST_HAS(h, login) || !POSTERN_HOST_HAS(h, service_lookup)) {
-		h->log(m, POSTERN_LOG_ERROR, "the host has no SASL (ABI 1.2)");
+	if (!POSTERN_HOST_HAS(h, login) ||
+	    !POSTERN_HOST_HAS(h, conn_junk_reset)) {
+		h->log(m, POSTERN_LOG_ERROR, "the host is too old (needs ABI "
+		       "1.4)");
 		return -1;
 	}
 	if (POSTERN_CFG_PARSE(h, m, h->cfg_module(m), imap_keys, &imap_cfg) < 0)

@@ -68,6 +68,7 @@ login_done(struct imap_job *j)
 	if (s->user == NULL)
 		abort();
 	s->state = IMAP_AUTH;
+	imap_host->conn_junk_reset(s->conn);
 	imap_session_limits(s, &s->reader.lim);
 	imap_host->conn_log(s->conn, POSTERN_LOG_DEBUG, "store of %s open%s",
 	                    s->user,

@@ -415,6 +415,23 @@ state_text(enum imap_state st)
 	       st == IMAP_AUTH ? "authenticated" : "selected";
 }
 
+/* Before the login, CAPABILITY, NOOP and ID cost the client nothing and
+ * are no errors (bad_in_row misses a flood of them): they count against
+ * the host's junk-command budget.  0 after the BYE when it is spent. */
+static int
+junk_allowed(struct imap_session *s, const struct command *cmd)
+{
+	if (s->state != IMAP_NOTAUTH ||
+	    (cmd->fn != imap_cmd_capability && cmd->fn != imap_cmd_noop &&
+	     cmd->fn != imap_cmd_id) ||
+	    imap_host->conn_junk_command(s->conn) == POSTERN_OK)
+		return 1;
+	imap_host->conn_printf(s->conn, "* BYE Too many commands before "
+	                                "login\r\n");
+	imap_host->conn_close(s->conn);
+	return 0;
+}
+
 static void
 command_run(struct imap_session *s)
 {
@@ -457,6 +474,8 @@ command_run(struct imap_session *s)
 		           cmd->name, state_text(s->state));
 		return;
 	}
+	if (!junk_allowed(s, cmd))
+		return;
 	c->name = cmd->name;
 	cmd->fn(c);
 }

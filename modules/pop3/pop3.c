@@ -38,7 +38,7 @@ struct pop3_listen {
 };
 
 static const struct postern_cfg_key listen_keys[] = {
-	POSTERN_LISTEN_KEYS(struct pop3_listen, l, "pop3"),
+	POSTERN_LISTEN_KEYS_PER_IP(struct pop3_listen, l, "pop3", "20"),
 	{ .name = NULL },
 };
 
@@ -155,9 +155,10 @@ pop3_init(const struct postern_host *h, postern_module_t *m)
 
 	pop3_host = h;
 	pop3_self = m;
-	if (!POSTERN_HOST_HAS(h, login) || !POSTERN_HOST_HAS(h, service_lookup)) {
+	if (!POSTERN_HOST_HAS(h, login) ||
+	    !POSTERN_HOST_HAS(h, conn_junk_reset)) {
 		h->log(m, POSTERN_LOG_ERROR, "posternd %s is too old: pop3 "
-		       "needs ABI 1.2 (SASL)", h->version);
+		       "needs ABI 1.4", h->version);
 		return -1;
 	}
 	root = h->cfg_module(m);

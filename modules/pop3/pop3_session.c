@@ -167,6 +167,7 @@ login_done(void *arg, const struct postern_sasl_result *r)
 		return;
 	case POSTERN_SASL_OK:
 		s->sasl_reading = 0;
+		H->conn_junk_reset(s->conn);
 		s->userinfo = r->userinfo;
 		s->login = strdup(r->user);
 		if (s->login == NULL) {
@@ -325,6 +326,24 @@ do_quit_authorization(struct pop3_session *s)
 
 /* ---- dispatch ----------------------------------------------------------- */
 
+/* Before the login, CAPA, USER and AUTH's mechanism list cost the
+ * client nothing and are no errors: a flood of them counts against the
+ * host's junk-command budget.  0 after the goodbye when it is spent. */
+static int
+junk_allowed(struct pop3_session *s, const struct pop3_command *c)
+{
+	if (s->state != POP3_STATE_AUTHORIZATION ||
+	    (c->cmd != POP3_CMD_CAPA && c->cmd != POP3_CMD_USER &&
+	     !(c->cmd == POP3_CMD_AUTH && c->arg == NULL)))
+		return 1;
+	if (H->conn_junk_command(s->conn) == POSTERN_OK)
+		return 1;
+	pop3_reply(s, "-ERR [SYS/PERM] too many commands before login, "
+	              "closing");
+	pop3_close(s);
+	return 0;
+}
+
 static void
 command(struct pop3_session *s, const struct postern_line *l)
 {
@@ -341,6 +360,8 @@ command(struct pop3_session *s, const struct postern_line *l)
 		bad_command(s, why);
 		return;
 	}
+	if (!junk_allowed(s, &c))
+		return;
 	switch (c.cmd) {
 	case POP3_CMD_USER:
 		do_user(s, &c);

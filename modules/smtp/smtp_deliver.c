@@ -93,6 +93,7 @@ smtp_job_orphan(struct smtp_session *s)
 
 struct resolve_ctx {
 	const char *address;
+	const char *fallback;  /* tried when `address` is not a user */
 	int status;
 	const char **targets;
 	size_t ntargets;
@@ -106,6 +107,10 @@ resolve_work(struct smtp_job *j)
 
 	r->status = smtp_auth->resolve(r->address, j->pool, &r->targets,
 	                               &r->ntargets);
+	if (r->fallback != NULL && (r->status == POSTERN_AUTH_NO ||
+	                            r->status == POSTERN_AUTH_NOT_LOCAL))
+		r->status = smtp_auth->resolve(r->fallback, j->pool,
+		                               &r->targets, &r->ntargets);
 }
 
 static void
@@ -147,11 +152,16 @@ smtp_resolve_rcpt(struct smtp_session *s,
 		return;
 	}
 	r = job_ctx(&pool, sizeof(*r));
-	/* <Postmaster> without a domain is ours (RFC 5321 4.5.1). */
-	if (s->rcpt_args.postmaster)
+	/* <Postmaster> without a domain is ours (RFC 5321 4.5.1): the
+	 * primary domain's postmaster, or the host's as before there was
+	 * a primary domain. */
+	if (s->rcpt_args.postmaster) {
 		r->address = smtp_host->pool_printf(pool, "postmaster@%s",
-		                                    smtp_cfg.hostname);
-	else
+		                                    smtp_cfg.domain);
+		if (strcasecmp(smtp_cfg.domain, smtp_cfg.hostname) != 0)
+			r->fallback = smtp_host->pool_printf(
+			    pool, "postmaster@%s", smtp_cfg.hostname);
+	} else
 		r->address = smtp_host->pool_strndup(
 		    pool, s->rcpt_args.address, strlen(s->rcpt_args.address));
 	r->status = POSTERN_AUTH_TEMPFAIL;

@@ -31,7 +31,7 @@ static const char *const bare_newline_names[] = {
 };
 
 static const struct postern_cfg_key listen_keys[] = {
-	POSTERN_LISTEN_KEYS(struct smtp_listener, l, "smtp"),
+	POSTERN_LISTEN_KEYS_PER_IP(struct smtp_listener, l, "smtp", "20"),
 	{ .name = "mode", .type = POSTERN_CFG_ENUM,
 	  .offset = offsetof(struct smtp_listener, mode), .def = "mx",
 	  .choices = mode_names,
@@ -53,6 +53,11 @@ static const struct postern_cfg_key smtp_keys[] = {
 	{ .name = "hostname", .type = POSTERN_CFG_STRING,
 	  .offset = offsetof(struct smtp_settings, hostname), .def = "",
 	  .doc = "name in the greeting and Received (empty: the system's)" },
+	{ .name = "domain", .type = POSTERN_CFG_STRING,
+	  .offset = offsetof(struct smtp_settings, domain), .def = "",
+	  .doc = "primary domain: RCPT TO:<Postmaster> is delivered to "
+	         "postmaster@domain (empty: the hostname without its first "
+	         "label)" },
 	{ .name = "relay_domains", .type = POSTERN_CFG_STRLIST,
 	  .offset = offsetof(struct smtp_settings, relay_domains),
 	  .doc = "domains accepted from anyone and relayed (backup MX, "
@@ -332,6 +337,18 @@ static const char *const hook_names[] = {
 
 static char system_hostname[256];
 
+/* mx.example.org -> example.org, as Postfix's mydomain; a name of one or
+ * two labels is its own domain. */
+static const char *
+default_domain(const char *hostname)
+{
+	const char *dot = strchr(hostname, '.');
+
+	if (dot == NULL || strchr(dot + 1, '.') == NULL)
+		return hostname;
+	return dot + 1;
+}
+
 static int
 smtp_init(const struct postern_host *h, postern_module_t *m)
 {
@@ -341,9 +358,9 @@ smtp_init(const struct postern_host *h, postern_module_t *m)
 	smtp_host = h;
 	smtp_self = m;
 	if (!POSTERN_HOST_HAS(h, sasl_start) ||
-	    !POSTERN_HOST_HAS(h, service_find)) {
+	    !POSTERN_HOST_HAS(h, conn_junk_reset)) {
 		h->log(m, POSTERN_LOG_ERROR, "this posternd is too old for "
-		       "the smtp module (needs ABI 1.3)");
+		       "the smtp module (needs ABI 1.4)");
 		return -1;
 	}
 	root = h->cfg_module(m);
@@ -356,6 +373,8 @@ smtp_init(const struct postern_host *h, postern_module_t *m)
 			strcpy(system_hostname, "localhost");
 		smtp_cfg.hostname = system_hostname;
 	}
+	if (*smtp_cfg.domain == '\0')
+		smtp_cfg.domain = default_domain(smtp_cfg.hostname);
 	if (load_networks(root) < 0)
 		return -1;
 	if (smtp_cfg.tls != NULL &&

@@ -364,6 +364,13 @@ smtp_xtext_decode(const char *in, size_t len, char *out, size_t outlen)
 				return -1;
 			c = (unsigned char)(hi << 4 | lo);
 			i += 2;
+			/* What it encodes must be printable US-ASCII too
+			 * (RFC 3461 4, 4.2): a control, a space or 8 bits
+			 * would go into a DSN's header fields as they are.
+			 * '+' and '=' are fine: they are what +2B and +3D
+			 * are for. */
+			if (c < 33 || c > 126)
+				return -1;
 		} else if (c < 33 || c > 126 || c == '=')
 			return -1;
 		out[o++] = (char)c;

@@ -114,7 +114,9 @@ int smtp_parse_auth(const char *arg, size_t len, char *mech, size_t mechlen,
 
 /* Decodes xtext (RFC 3461 section 4): "+XX" hex escapes, printable
  * ASCII otherwise except '+' and '='.  Returns the decoded length, or -1
- * if malformed or longer than outlen - 1 (out is NUL-terminated). */
+ * if malformed, if an escape decodes to anything but printable US-ASCII
+ * (33..126: no control, space or 8-bit octet), or if longer than
+ * outlen - 1 (out is NUL-terminated). */
 int smtp_xtext_decode(const char *in, size_t len, char *out, size_t outlen);
 
 /* 1 if s[0..len) is well-formed UTF-8 without C0/C1 controls that have

@@ -337,6 +337,38 @@ cmd_simple(struct smtp_session *s, const struct smtp_command *cmd)
 	}
 }
 
+/* Postfix's junk commands (smtpd_junk_command_limit): they succeed and
+ * cost the client nothing, so a flood of them is no error and would go
+ * on for ever.  The budget comes back when a message is delivered. */
+static int
+is_junk(enum smtp_verb verb)
+{
+	switch (verb) {
+	case SMTP_VERB_HELO:
+	case SMTP_VERB_EHLO:
+	case SMTP_VERB_RSET:
+	case SMTP_VERB_NOOP:
+	case SMTP_VERB_VRFY:
+	case SMTP_VERB_HELP:
+		return 1;
+	default:
+		return 0;
+	}
+}
+
+/* 0 after the goodbye when the junk budget is spent. */
+static int
+junk_allowed(struct smtp_session *s, enum smtp_verb verb)
+{
+	if (!is_junk(verb) ||
+	    smtp_host->conn_junk_command(s->conn) == POSTERN_OK)
+		return 1;
+	smtp_reply(s, 421, "4.7.0", "%s Error: too many commands, closing",
+	           smtp_cfg.hostname);
+	smtp_session_close(s);
+	return 0;
+}
+
 static void
 handle_command(struct smtp_session *s, const char *line, size_t len)
 {
@@ -347,6 +379,8 @@ handle_command(struct smtp_session *s, const char *line, size_t len)
 		smtp_reply_error(s, err.code, err.enhanced, err.text);
 		return;
 	}
+	if (!junk_allowed(s, cmd.verb))
+		return;
 	if (s->phase == SMTP_PHASE_REFUSED && cmd.verb != SMTP_VERB_QUIT &&
 	    cmd.verb != SMTP_VERB_NOOP) {
 		/* RFC 5321 3.1: after a 554 greeting, 503 until QUIT. */
@@ -427,7 +461,10 @@ on_read(postern_conn_t *c, void *arg)
 	(void)c;
 	while (!s->closing && s->wait == SMTP_WAIT_NONE) {
 		check_tls(s);
-		if (s->tls_hook_due) {
+		/* After the handshake, when the filters can see what TLS
+		 * was agreed (not on the way out of the STARTTLS command,
+		 * which would run it before TLS exists). */
+		if (s->tls_hook_due && s->tls) {
 			s->tls_hook_due = 0;
 			smtp_stage_run(s, POSTERN_SMTP_STARTTLS,
 			               after_starttls);

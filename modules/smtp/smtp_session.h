@@ -57,6 +57,8 @@ struct smtp_network {
 
 struct smtp_settings {
 	const char *hostname;
+	const char *domain;    /* primary domain: <Postmaster> goes to
+	                          postmaster@domain */
 	struct postern_strlist relay_domains;
 	struct postern_strlist trusted_networks;
 	long long max_message_size;

@@ -210,10 +210,11 @@ after_resolve(struct smtp_session *s, int status)
 	if (s->rcpt_args.postmaster && status != POSTERN_AUTH_YES &&
 	    status != POSTERN_AUTH_TEMPFAIL) {
 		/* RFC 5321 4.5.1 wants <Postmaster> taken: it is delivered
-		 * to postmaster@hostname, which must then exist. */
+		 * to postmaster@domain, which must then exist. */
 		smtp_host->conn_log(s->conn, POSTERN_LOG_WARNING,
 		                    "smtp: <Postmaster> refused: no user or "
-		                    "alias postmaster@%s", smtp_cfg.hostname);
+		                    "alias postmaster@%s (nor postmaster@%s)",
+		                    smtp_cfg.domain, smtp_cfg.hostname);
 		smtp_reply_error(s, 550, "5.1.1", "mailbox unavailable");
 		smtp_session_resume(s);
 		return;
@@ -608,8 +609,10 @@ after_delivery(struct smtp_session *s)
 	                    temp, perm,
 	                    t->outcome == SMTP_OUT_QUARANTINE
 	                        ? " (quarantined)" : "");
-	if (temp == 0 && perm == 0)
+	if (temp == 0 && perm == 0) {
 		smtp_reply(s, 250, "2.0.0", "Ok: queued as %s", t->id);
+		smtp_host->conn_junk_reset(s->conn); /* as Postfix */
+	}
 	else if (temp == 0 && ok == 0)
 		reply_coded(s, first_perm->result, first_perm->result_text);
 	else {
@@ -643,6 +646,7 @@ after_filters(struct smtp_session *s)
 		                    "smtp: message %s discarded by a filter",
 		                    t->id);
 		smtp_reply(s, 250, "2.0.0", "Ok: queued as %s", t->id);
+		smtp_host->conn_junk_reset(s->conn);
 		message_replied(s);
 		return;
 	default:

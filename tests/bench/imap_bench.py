@@ -242,7 +242,7 @@ def main():
     try:
         srv = MailServer(R, ["imap"], conf='''
 imap = {
-  listen = ( { port = %(imap)d; max_conns = 100000; } );
+  listen = ( { port = %(imap)d; max_conns = 100000; max_per_ip = 0; } );
   commands_per_second = 0;
 };
 ''', ports=["imap"])

@@ -110,7 +110,8 @@ auth_passwd = { users = "$W/etc/users"; aliases = "$W/etc/aliases"; };
 storage_maildir = { location = "$W/mail/%d/%n"; };
 smtp = {
   hostname = "bench.example";
-  listen = ( { port = $PPORT; mode = "mx"; max_conns = 4096; } );
+  listen = ( { port = $PPORT; mode = "mx"; max_conns = 4096;
+              max_per_ip = 0; } );
 };
 EOF
 : >"$W/etc/users"
@@ -146,7 +147,8 @@ relay_spool = { dir = "$W/r/queue"; };
 smtp = {
   hostname = "bench.example";
   trusted_networks = [ "127.0.0.0/8" ];
-  listen = ( { port = $RPORT; mode = "mx"; max_conns = 4096; } );
+  listen = ( { port = $RPORT; mode = "mx"; max_conns = 4096;
+              max_per_ip = 0; } );
 };
 EOF
 	"$top_builddir/core/posternd" -f -c "$W/r/etc/postern.conf" \

@@ -12,6 +12,8 @@ The peak is VmHWM from /proc/PID/status, reset by writing 5 to
 /proc/PID/clear_refs (Linux >= 4.0), so it catches a burst that was freed
 again before the test looked.  Every worker of the daemon is watched.
 """
+import select
+import socket
 import threading
 import time
 
@@ -103,3 +105,41 @@ class Neighbour:
         assert self.worst < seconds, ("the neighbour waited %.2f s (limit "
                                       "%.2f s)" % (self.worst, seconds))
         return self.worst
+
+
+def flood(sock, line, seconds, max_bytes):
+    """Sends `line` over and over on `sock` without reading, until
+    `seconds` passed, `max_bytes` went out or the server closed.  Returns
+    (bytes sent, closed)."""
+    sock.setblocking(False)
+    chunk = line * max(1, 65536 // len(line))
+    sent = 0
+    end = time.monotonic() + seconds
+    while time.monotonic() < end and sent < max_bytes:
+        try:
+            sent += sock.send(chunk)
+        except BlockingIOError:
+            select.select([], [sock], [], 0.05)
+        except OSError:  # reset, broken pipe: the server closed
+            return sent, True
+    return sent, False
+
+
+def drain(sock, seconds=8.0, keep=4096):
+    """Reads what the server sent on `sock` until it closes or `seconds`
+    pass.  Returns (the last `keep` bytes, closed)."""
+    sock.setblocking(True)
+    sock.settimeout(0.5)
+    tail = b""
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        try:
+            data = sock.recv(1 << 20)
+        except socket.timeout:
+            continue
+        except OSError:
+            return tail, True
+        if not data:
+            return tail, True
+        tail = (tail + data)[-keep:]
+    return tail, False

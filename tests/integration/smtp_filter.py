@@ -169,7 +169,25 @@ def test_client_leaves_while_filter_thinks(r):
     c.close()
 
 
-for t in (test_helo_mail_rcpt_verdicts, test_header_and_body_verdicts,
+def test_starttls_stage_after_handshake(r):
+    """smtp.starttls runs once TLS is up and its details are known, not
+    on the way out of the STARTTLS command."""
+    c = Raw(SRV.port("sub"))
+    c.reply()
+    assert c.cmd("EHLO client.example")[0] == 250
+    assert c.cmd("STARTTLS")[0] == 220
+    c.starttls()
+    assert c.cmd("EHLO client.example")[0] == 250
+    c.cmd("QUIT")
+    c.close()
+    time.sleep(0.3)
+    lines = re.findall(r"smtp_filter: starttls session \d+ .*", SRV.log())
+    assert lines, SRV.log()[-2000:]
+    assert re.search(r"tls=1 TLSv1\.[23]$", lines[-1]), lines
+
+
+for t in (test_starttls_stage_after_handshake,
+          test_helo_mail_rcpt_verdicts, test_header_and_body_verdicts,
           test_discard_and_quarantine, test_header_changes,
           test_recipient_changes, test_disconnect_verdict,
           test_cleanup_stages_exactly_once,

@@ -20,7 +20,9 @@ SRV = smtp_server(R, smtp_extra="""
   max_errors = 5;
   relay_domains = [ "partner.example" ];
   trusted_networks = [ "10.0.0.0/8", "192.0.2.0/24" ];
+  domain = "example.org";
 """)
+SRV.add_alias("postmaster@example.org", "bob@example.org")
 MX = SRV.port("mx")
 SUB = SRV.port("sub")
 
@@ -289,9 +291,76 @@ def test_rapid_connects(r):
         s.close()
         opened += 1
     assert opened == 200
+    # max_per_ip (20 by default) counts the last of them until the
+    # server has seen them go: a moment for that.
+    time.sleep(0.3)
     with smtplib.SMTP("127.0.0.1", MX, timeout=10) as s:
         assert s.ehlo("client.example")[0] == 250
         assert s.noop()[0] == 250
+
+
+def test_dsn_xtext_must_decode_printable(r):
+    """RFC 3461 4 and 4.2: ENVID and ORCPT are printable US-ASCII once
+    decoded; an escape of a control, a space or an 8-bit octet is 501
+    5.5.4 (it would land in a DSN's header as it is).  +2B and +3D, the
+    escapes for '+' and '=', are fine."""
+    def mail(envid):
+        with smtplib.SMTP("127.0.0.1", MX, timeout=10) as s:
+            s.ehlo("client.example")
+            assert s.has_extn("dsn")
+            return s.docmd("MAIL FROM:<a@remote.example> ENVID=" + envid)
+
+    def rcpt(orcpt):
+        with smtplib.SMTP("127.0.0.1", MX, timeout=10) as s:
+            s.ehlo("client.example")
+            assert s.docmd("MAIL FROM:<a@remote.example>")[0] == 250
+            return s.docmd("RCPT TO:<bob@example.org> ORCPT=" + orcpt)
+
+    for envid in ("a+0D+0Abcc:evil", "a+20b", "a+00b", "a+7Fb", "a+C3+A9"):
+        code, text = mail(envid)
+        assert code == 501 and text.startswith(b"5.5.4"), (envid, code, text)
+    assert mail("q+2Bx+3Dy")[0] == 250
+    for orcpt in ("rfc822;a+0Ab@example.org", "rfc822;a+20b@example.org",
+                  "rfc822;a+09b@example.org"):
+        code, text = rcpt(orcpt)
+        assert code == 501 and text.startswith(b"5.5.4"), (orcpt, code, text)
+    assert rcpt("rfc822;bob+2Btag@example.org")[0] == 250
+
+
+def test_postmaster_without_domain(r):
+    """RFC 5321 4.5.1: RCPT TO:<Postmaster> (any case) is accepted and
+    goes to the primary domain's postmaster."""
+    before = len(SRV.messages("bob@example.org"))
+    c = session()
+    assert c.cmd("MAIL FROM:<a@remote.example>")[0] == 250
+    for rcpt in ("Postmaster", "POSTMASTER", "postmaster"):
+        code, text = c.cmd("RCPT TO:<%s>" % rcpt)
+        assert code == 250, (rcpt, code, text)
+    assert c.cmd("DATA")[0] == 354
+    c.send("Subject: to the postmaster\r\n\r\nhello\r\n.\r\n")
+    assert c.reply()[0] == 250
+    c.cmd("QUIT")
+    c.close()
+    msgs = wait_messages(SRV, "bob@example.org", before + 1)
+    assert len(msgs) > before and b"to the postmaster" in msgs[-1]
+
+
+def test_junk_commands_limited(r):
+    """Postfix's smtpd_junk_command_limit (100): NOOP, RSET, VRFY, HELP,
+    HELO/EHLO are served 100 times, the next gets 421 4.7.0 and the
+    session ends; a delivered message gives the budget back."""
+    c = session()  # its EHLO is junk number 1
+    for i in range(49):
+        assert c.cmd("NOOP")[0] == 250
+        assert c.cmd("HELP")[0] == 214
+    code, text = smuggle(c, "Subject: resets\r\n\r\nhi\r\n.\r\n")
+    assert code == 250, (code, text)
+    for i in range(50):
+        assert c.cmd("RSET")[0] == 250
+        assert c.cmd("VRFY bob")[0] == 252
+    code, text = c.cmd("NOOP")
+    assert code == 421 and text[0].startswith("4.7.0"), (code, text)
+    assert c.closed()
 
 
 for t in (test_open_relay_refused, test_no_relay_module_refuses_foreign,
@@ -299,7 +368,9 @@ for t in (test_open_relay_refused, test_no_relay_module_refuses_foreign,
           test_smuggling_rejected, test_smuggling_normalised,
           test_starttls_injection, test_command_limits,
           test_too_many_recipients, test_too_many_errors, test_timeouts,
-          test_shutdown_says_421, test_rapid_connects):
+          test_shutdown_says_421, test_rapid_connects,
+          test_dsn_xtext_must_decode_printable,
+          test_postmaster_without_domain, test_junk_commands_limited):
     R.run(t)
 if R.failed:
     print(SRV.log())

@@ -184,6 +184,12 @@ log_stage(const struct postern_smtp_payload *p)
 	if (p->stage == POSTERN_SMTP_HEADER)
 		host->log(self, POSTERN_LOG_INFO, "smtp_filter: header %s #%zu",
 		          p->header_name, p->header_index);
+	else if (p->stage == POSTERN_SMTP_STARTTLS)
+		host->log(self, POSTERN_LOG_INFO,
+		          "smtp_filter: starttls session %llu tls=%d %s",
+		          (unsigned long long)p->session->id, p->session->tls,
+		          p->session->tls_version != NULL
+		              ? p->session->tls_version : "none");
 	else
 		host->log(self, POSTERN_LOG_INFO,
 		          "smtp_filter: %s session %llu",

@@ -271,7 +271,7 @@ static const struct postern_listener_ops t_lops = {
 struct setup {
 	const char *address;
 	size_t max_input;
-	unsigned idle_ms, max_conns, max_per_ip;
+	unsigned idle_ms, max_conns, max_per_ip, max_junk;
 };
 
 static struct postern_listen_spec
@@ -289,6 +289,7 @@ make_spec(const struct setup *o)
 	spec.limits.size = sizeof(spec.limits);
 	spec.limits.max_input = o->max_input;
 	spec.limits.idle_ms = o->idle_ms;
+	spec.limits.max_junk = o->max_junk;
 	spec.ops = &t_lops;
 	spec.arg = &S;
 	return spec;
@@ -794,6 +795,141 @@ test_pause_resume(void)
 	teardown();
 }
 
+/* ---- output back-pressure ----------------------------------------------- */
+
+#define HIGH_WATER (64u * 1024)
+
+/* Over the high-water mark, buffered input waits (conn_read_line and
+ * conn_peek say AGAIN), the socket is not read and the loop does not
+ * spin; once the client read its replies, the rest comes in order. */
+static void
+test_high_water_holds_input(void)
+{
+	char *buf = malloc(BIG_SIZE);
+	const void *data;
+	size_t len;
+	struct postern_line line;
+	int fd, eof, reads;
+
+	conn_set_output_high_water(HIGH_WATER);
+	SETUP(.max_input = 0);
+	fd = client_connect();
+	client_sends(fd, "BIG\r\nx\r\ny\r\n");
+	PUMP_UNTIL(S.n >= 1, 2000);
+	pump(100);
+	CU_ASSERT_EQUAL(S.n, 1);
+	CU_ASSERT_FATAL(S.c != NULL);
+	CU_ASSERT(conn_output_pending(S.c) > HIGH_WATER);
+	CU_ASSERT_EQUAL(conn_read_line(S.c, 100, &line), POSTERN_AGAIN);
+	CU_ASSERT_EQUAL(conn_peek(S.c, &data, &len), POSTERN_AGAIN);
+	reads = S.reads;
+	client_sends(fd, "z\r\n");
+	CU_ASSERT(pump_count(100) <= IDLE_ITERATIONS_MAX);
+	CU_ASSERT_EQUAL(S.reads, reads);
+	CU_ASSERT_EQUAL(client_read(fd, buf, BIG_SIZE, &eof, 20000),
+	                BIG_SIZE);
+	PUMP_UNTIL(S.n >= 4, 2000);
+	CU_ASSERT_EQUAL(S.n, 4);
+	CU_ASSERT_STRING_EQUAL(S.text[1], "x");
+	CU_ASSERT_STRING_EQUAL(S.text[2], "y");
+	CU_ASSERT_STRING_EQUAL(S.text[3], "z");
+	free(buf);
+	close(fd);
+	teardown();
+	conn_set_output_high_water(0);
+}
+
+/* conn_resume while over the mark delivers nothing until it drains. */
+static void
+test_high_water_and_pause(void)
+{
+	char *buf = malloc(BIG_SIZE);
+	int fd, eof;
+
+	conn_set_output_high_water(HIGH_WATER);
+	SETUP(.max_input = 0);
+	S.mode = M_PAUSE;
+	fd = client_connect();
+	client_sends(fd, "BIG\r\nx\r\n");
+	PUMP_UNTIL(S.n >= 1, 2000);
+	CU_ASSERT_FATAL(S.c != NULL);
+	conn_resume(S.c);
+	pump(100);
+	CU_ASSERT_EQUAL(S.n, 1);
+	CU_ASSERT_EQUAL(client_read(fd, buf, BIG_SIZE, &eof, 20000),
+	                BIG_SIZE);
+	PUMP_UNTIL(S.n >= 2, 2000);
+	CU_ASSERT_EQUAL(S.n, 2);
+	CU_ASSERT_STRING_EQUAL(S.text[1], "x");
+	free(buf);
+	close(fd);
+	teardown();
+	conn_set_output_high_water(0);
+}
+
+/* Output that does not drain for the idle timeout closes the connection
+ * at once (reason TIMEOUT), without on_timeout: a goodbye would only
+ * queue behind the rest. */
+static void
+test_high_water_stalled_output_closes(void)
+{
+	int fd;
+
+	conn_set_output_high_water(HIGH_WATER);
+	SETUP(.idle_ms = 200);
+	fd = client_connect();
+	client_sends(fd, "BIG\r\n");
+	PUMP_UNTIL(S.closes == 1, 3000);
+	CU_ASSERT_EQUAL(S.closes, 1);
+	CU_ASSERT_EQUAL(S.why, POSTERN_CLOSE_TIMEOUT);
+	CU_ASSERT_EQUAL(S.timeouts, 0);
+	close(fd);
+	teardown();
+	conn_set_output_high_water(0);
+}
+
+/* The junk-command budget: max_junk commands pass, the next is over;
+ * a reset gives the whole budget back. */
+static void
+test_junk_budget(void)
+{
+	int fd, i;
+
+	SETUP(.max_junk = 3);
+	fd = client_connect();
+	PUMP_UNTIL(S.c != NULL, 2000);
+	CU_ASSERT_FATAL(S.c != NULL);
+	for (i = 0; i < 3; i++)
+		CU_ASSERT_EQUAL(conn_junk_command(S.c), POSTERN_OK);
+	CU_ASSERT_EQUAL(conn_junk_command(S.c), POSTERN_TOOLONG);
+	CU_ASSERT_EQUAL(conn_junk_command(S.c), POSTERN_TOOLONG);
+	conn_junk_reset(S.c);
+	for (i = 0; i < 3; i++)
+		CU_ASSERT_EQUAL(conn_junk_command(S.c), POSTERN_OK);
+	CU_ASSERT_EQUAL(conn_junk_command(S.c), POSTERN_TOOLONG);
+	close(fd);
+	teardown();
+
+	/* 0: the default (100); POSTERN_CONN_UNLIMITED: no limit. */
+	SETUP(.max_junk = 0);
+	fd = client_connect();
+	PUMP_UNTIL(S.c != NULL, 2000);
+	CU_ASSERT_FATAL(S.c != NULL);
+	for (i = 0; i < 100; i++)
+		CU_ASSERT_EQUAL(conn_junk_command(S.c), POSTERN_OK);
+	CU_ASSERT_EQUAL(conn_junk_command(S.c), POSTERN_TOOLONG);
+	close(fd);
+	teardown();
+	SETUP(.max_junk = POSTERN_CONN_UNLIMITED);
+	fd = client_connect();
+	PUMP_UNTIL(S.c != NULL, 2000);
+	CU_ASSERT_FATAL(S.c != NULL);
+	for (i = 0; i < 1000; i++)
+		CU_ASSERT_EQUAL(conn_junk_command(S.c), POSTERN_OK);
+	close(fd);
+	teardown();
+}
+
 /* ---- timeouts and closing ----------------------------------------------- */
 
 static void
@@ -1231,6 +1367,13 @@ static CU_TestInfo conn_tests[] = {
 	{ "8 MiB streamed from on_drain", test_streamed_output },
 	{ "back-pressure at max_input", test_backpressure },
 	{ "pause and resume with buffered input", test_pause_resume },
+	{ "over the output high-water mark, input waits",
+	  test_high_water_holds_input },
+	{ "over the high-water mark, conn_resume delivers nothing",
+	  test_high_water_and_pause },
+	{ "output stalled for the idle timeout closes",
+	  test_high_water_stalled_output_closes },
+	{ "junk-command budget and its reset", test_junk_budget },
 	{ "idle timeout, on_timeout keeps then closes", test_idle_timeout },
 	{ "idle timeout without on_timeout", test_idle_timeout_default_close },
 	{ "peer close: on_close once", test_close_peer },

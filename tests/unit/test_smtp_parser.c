@@ -248,6 +248,15 @@ test_xtext(void)
 	CU_ASSERT_EQUAL(smtp_xtext_decode("0123456789abcdef", 16, out,
 	                                  sizeof(out)), -1);
 	CU_ASSERT_EQUAL(smtp_xtext_decode("", 0, out, sizeof(out)), 0);
+	/* RFC 3461 4: what an escape decodes to is printable US-ASCII. */
+	CU_ASSERT_EQUAL(smtp_xtext_decode("a+3Db", 5, out, sizeof(out)), 3);
+	CU_ASSERT_STRING_EQUAL(out, "a=b");
+	CU_ASSERT_EQUAL(smtp_xtext_decode("+21+7E", 6, out, sizeof(out)), 2);
+	CU_ASSERT_EQUAL(smtp_xtext_decode("a+20b", 5, out, sizeof(out)), -1);
+	CU_ASSERT_EQUAL(smtp_xtext_decode("a+0Db", 5, out, sizeof(out)), -1);
+	CU_ASSERT_EQUAL(smtp_xtext_decode("a+00b", 5, out, sizeof(out)), -1);
+	CU_ASSERT_EQUAL(smtp_xtext_decode("a+7Fb", 5, out, sizeof(out)), -1);
+	CU_ASSERT_EQUAL(smtp_xtext_decode("a+80b", 5, out, sizeof(out)), -1);
 }
 
 static void

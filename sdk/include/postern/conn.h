@@ -22,10 +22,21 @@
  * All calls happen on the worker's single event-loop thread.
  *
  * Writes (conn_write, conn_printf) are queued and sent when the callback
- * returns, so a pipelined burst of replies goes out in one syscall.  The
- * output queue is unbounded by design (the module decides how much to
+ * returns, so a pipelined burst of replies goes out in one syscall.  A
+ * write is never refused for its size (the module decides how much to
  * produce); check conn_output_pending() and wait for on_drain before
  * producing more of a large reply.
+ *
+ * Output back-pressure (ABI 1.4): while more than the host's
+ * `output_high_water` octets (default 256 KiB) wait for a client that
+ * does not read, the host hands the module no input: conn_read_line and
+ * conn_peek answer POSTERN_AGAIN even for input already buffered, and
+ * on_read is not called, until the queue drains under half the mark
+ * (then on_read follows).  So a client that pipelines commands without
+ * reading the replies costs a bounded amount of memory in every
+ * protocol.  Output that cannot drain for the idle timeout closes the
+ * connection (reason TIMEOUT, without on_timeout: a goodbye could not
+ * reach the client).
  */
 #ifndef POSTERN_CONN_H
 #define POSTERN_CONN_H
@@ -75,12 +86,19 @@ struct postern_conn_ops {
 	void (*on_shutdown)(postern_conn_t *c, void *arg);
 };
 
+/* A limit that is not enforced (struct postern_conn_limits). */
+#define POSTERN_CONN_UNLIMITED ((unsigned)-1)
+
 /* Per-connection limits a module sets in its listener spec.  Zero means
  * the host default shown. */
 struct postern_conn_limits {
 	size_t size;         /* sizeof(struct postern_conn_limits) */
 	size_t max_input;    /* input buffer bytes (default 64 KiB) */
 	unsigned idle_ms;    /* idle timeout (default 5 minutes) */
+	/* ABI 1.4: junk commands (host->conn_junk_command) allowed before
+	 * the session is closed (default 100; POSTERN_CONN_UNLIMITED: no
+	 * limit). */
+	unsigned max_junk;
 };
 
 struct postern_listener_ops {

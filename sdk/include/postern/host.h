@@ -418,6 +418,22 @@ struct postern_host {
 	 * pool of one message built from client data. */
 	postern_pool_t *(*pool_create_limited)(size_t block_size,
 	                                       size_t limit);
+
+	/* ---- Session budgets (ABI 1.4) ------------------------------- */
+
+	/* Counts a command that costs the client nothing and is no error
+	 * (SMTP NOOP, HELP, RSET, VRFY; POP3 CAPA and IMAP CAPABILITY, NOOP,
+	 * ID before the login) against the connection's junk-command budget:
+	 * the listener's limits.max_junk (default 100, as Postfix's
+	 * smtpd_junk_command_limit).  POSTERN_OK while within it, and the
+	 * command is served; POSTERN_TOOLONG when this one is over it (the
+	 * host logged it, naming the connection): answer with the
+	 * protocol's "too many commands" error and conn_close.  A module
+	 * never counts errors here (it has its own error budget). */
+	int (*conn_junk_command)(postern_conn_t *c);
+	/* Gives the whole budget back: a delivered message (SMTP, as
+	 * Postfix), a successful login (POP3, IMAP). */
+	void (*conn_junk_reset)(postern_conn_t *c);
 #endif
 };
 

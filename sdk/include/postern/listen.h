@@ -24,7 +24,10 @@
  *	port       = 995;           required
  *	tls        = true;          implicit TLS (RFC 8314); default false
  *	max_conns  = 1024;          per worker; 0: the host default
- *	max_per_ip = 0;             per worker; 0: unlimited
+ *	max_per_ip = 0;             per worker; 0: unlimited (the default
+ *	                            is the module's: 20 for SMTP, IMAP, POP3)
+ *	junk_command_limit = 100;   commands that do nothing (NOOP, CAPA...)
+ *	                            per session; 0: unlimited (ABI 1.4)
  *
  * Header only: nothing here is in the host table, so it needs no ABI.
  */
@@ -47,6 +50,7 @@ struct postern_listen_cfg {
 	int tls;
 	long long max_conns;
 	long long max_per_ip;
+	long long junk_command_limit;
 };
 
 #define POSTERN_LISTEN_KEY_(T_, M_, F_, ...)                       \
@@ -57,6 +61,11 @@ struct postern_listen_cfg {
 /* Schema entries for the struct postern_listen_cfg member M_ of the
  * struct T_; D_ is the listener's name when the configuration gives none. */
 #define POSTERN_LISTEN_KEYS(T_, M_, D_)                          \
+	POSTERN_LISTEN_KEYS_PER_IP(T_, M_, D_, "0")
+
+/* The same with P_ (a string) as the default of max_per_ip: a protocol
+ * facing the internet sets one, as Postfix and Dovecot do. */
+#define POSTERN_LISTEN_KEYS_PER_IP(T_, M_, D_, P_)               \
 	POSTERN_LISTEN_KEY_(T_, M_, name, .name = "name",             \
 	                    .type = POSTERN_CFG_STRING, .def = (D_),   \
 	                    .doc = "listener name in logs"),                \
@@ -75,10 +84,17 @@ struct postern_listen_cfg {
 	                    .max = 1000000,                                 \
 	                    .doc = "connections per worker, 0: default"),   \
 	POSTERN_LISTEN_KEY_(T_, M_, max_per_ip, .name = "max_per_ip", \
-	                    .type = POSTERN_CFG_INT, .def = "0", .min = 0,  \
+	                    .type = POSTERN_CFG_INT, .def = (P_), .min = 0, \
 	                    .max = 1000000,                                 \
 	                    .doc = "connections per client address and "    \
-	                           "worker, 0: unlimited")
+	                           "worker (loopback too), 0: unlimited"),  \
+	POSTERN_LISTEN_KEY_(T_, M_, junk_command_limit,                 \
+	                    .name = "junk_command_limit",                   \
+	                    .type = POSTERN_CFG_INT, .def = "100", .min = 0,\
+	                    .max = 1000000,                                 \
+	                    .doc = "commands that do nothing (NOOP, HELP, " \
+	                           "RSET, CAPA...) a session may send "     \
+	                           "before it is closed, 0: unlimited")
 
 /*
  * Fills `spec` from a parsed listener.  `tls` is the module's TLS context
@@ -104,6 +120,9 @@ postern_listen_spec_init(struct postern_listen_spec *spec,
 	if (limits != NULL)
 		s.limits = *limits;
 	s.limits.size = sizeof(s.limits);
+	s.limits.max_junk = lc->junk_command_limit > 0
+	                        ? (unsigned)lc->junk_command_limit
+	                        : POSTERN_CONN_UNLIMITED;
 	s.ops = ops;
 	s.arg = arg;
 	*spec = s;

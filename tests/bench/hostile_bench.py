@@ -1,0 +1,315 @@
+#!/usr/bin/env python3
+"""The work of tests/bench/hostile.sh: each attack class against posternd
+(one worker) and the peers hostile.sh started, with a neighbour probing.
+
+For each server and attack it prints the bytes the attacker got in, the
+peak growth of the summed RSS of the server's processes (sampled every
+20 ms over the whole process tree: Postfix and Dovecot serve clients in
+processes of their own), the neighbour's worst round trip, and how the
+attacker's session ended.  Figures only, never a verdict.
+
+An attack class is a function attack_NAME(sock, seconds) that runs on a
+connected socket (greeting read) and returns the bytes it sent; ATTACKS
+maps it to the protocol it speaks and, optionally, a login to do first.
+"""
+import argparse
+import imaplib
+import os
+import poplib
+import pwd
+import smtplib
+import socket
+import threading
+import time
+
+import hostile
+from imaptest import deliver
+from mailserver import MailServer
+
+MAX_BYTES = 64 << 20
+BODY = b"".join(b"%05d the quick brown fox jumps over the dog\r\n" % i
+                for i in range(2000))
+MESSAGE = (b"From: carol@example.net\r\nTo: bench@example.org\r\n"
+           b"Subject: big\r\n\r\n" + BODY)
+
+
+class Runner:
+    """What MailServer wants of its runner: a scratch directory."""
+
+    def __init__(self):
+        import tempfile
+        self.tmp = tempfile.mkdtemp(prefix="postern-hostile-bench.")
+
+
+# ---- measuring ---------------------------------------------------------
+
+def tree(root):
+    """root and every process below it."""
+    children = {}
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % name) as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(name))
+    out, todo = [], [root]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        todo += children.get(p, [])
+    return out
+
+
+def rss_kib(pids):
+    total = 0
+    for p in pids:
+        try:
+            with open("/proc/%d/status" % p) as f:
+                for line in f:
+                    if line.startswith("VmRSS:"):
+                        total += int(line.split()[1])
+        except OSError:
+            pass
+    return total
+
+
+class Sampler:
+    """The peak of the summed RSS of `root`'s tree while the block runs,
+    over what it was at the start."""
+
+    def __init__(self, root):
+        self.root = root
+        self.peak = 0
+        self._stop = threading.Event()
+
+    def _run(self):
+        while not self._stop.is_set():
+            self.peak = max(self.peak, rss_kib(tree(self.root)))
+            self._stop.wait(0.02)
+
+    def __enter__(self):
+        self.base = rss_kib(tree(self.root))
+        self._t = threading.Thread(target=self._run, daemon=True)
+        self._t.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._t.join()
+        self.peak = max(self.peak, rss_kib(tree(self.root)))
+
+    def growth_mib(self):
+        return max(0, self.peak - self.base) / 1024.0
+
+
+class Neighbour:
+    """A well-behaved client's round trip every 100 ms; the worst one.  A
+    probe that fails counts as 30 s (the client was not served)."""
+
+    def __init__(self, probe):
+        self.probe = probe
+        self.worst = 0.0
+        self._stop = threading.Event()
+
+    def _run(self):
+        while not self._stop.is_set():
+            t = time.monotonic()
+            try:
+                self.probe()
+                took = time.monotonic() - t
+            except Exception:  # a figure, not a verdict
+                took = 30.0
+            self.worst = max(self.worst, took)
+            self._stop.wait(0.1)
+
+    def __enter__(self):
+        self._t = threading.Thread(target=self._run, daemon=True)
+        self._t.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._t.join(60)
+
+
+# ---- neighbours ------------------------------------------------------------
+
+def imap_neighbour(port, user, password):
+    m = imaplib.IMAP4("127.0.0.1", port, timeout=30)
+    m.login(user, password)
+    m.select("INBOX")
+    return lambda: m.noop(), m.logout
+
+
+def pop3_neighbour(port, user, password):
+    p = poplib.POP3("127.0.0.1", port, timeout=30)
+    p.user(user)
+    p.pass_(password)
+    return lambda: p.noop(), p.quit
+
+
+def smtp_neighbour(port, user, password):
+    def probe():
+        with smtplib.SMTP("127.0.0.1", port, timeout=30) as s:
+            s.ehlo("neighbour.example")
+    return probe, lambda: None
+
+
+# ---- attacks ---------------------------------------------------------------
+
+def flood(sock, line, seconds):
+    """`line` over and over, never reading; the bytes that went out."""
+    return hostile.flood(sock, line, seconds, MAX_BYTES)[0]
+
+
+def attack_smtp_noop_help(sock, seconds):
+    return flood(sock, b"NOOP\r\nHELP\r\n", seconds)
+
+
+def attack_pop3_capa(sock, seconds):
+    return flood(sock, b"CAPA\r\n", seconds)
+
+
+def attack_imap_preauth(sock, seconds):
+    return flood(sock, b"a NOOP\r\nb CAPABILITY\r\n", seconds)
+
+
+def attack_imap_fetch(sock, seconds):
+    return flood(sock, b"f FETCH 1 BODY.PEEK[]\r\n", seconds)
+
+
+def imap_login(sock, user, password):
+    sock.sendall(b'l LOGIN "%s" "%s"\r\ns SELECT INBOX\r\n' %
+                 (user.encode(), password.encode()))
+    got = b""
+    while b"s OK" not in got:
+        data = sock.recv(65536)
+        if not data:
+            raise EOFError(got)
+        got += data
+
+
+# name: (protocol, function, login or None)
+ATTACKS = [
+    ("smtp NOOP/HELP flood", "smtp", attack_smtp_noop_help, None),
+    ("pop3 CAPA flood", "pop3", attack_pop3_capa, None),
+    ("imap NOOP/CAPABILITY pre-auth", "imap", attack_imap_preauth, None),
+    ("imap FETCH, never read", "imap", attack_imap_fetch, imap_login),
+]
+
+NEIGHBOURS = {"smtp": smtp_neighbour, "pop3": pop3_neighbour,
+              "imap": imap_neighbour}
+
+
+def outcome(sock):
+    """How the attacker's session stands after the attack: closed (and
+    the last line it got), or still open."""
+    tail, closed = hostile.drain(sock, seconds=3.0)
+    if not closed:
+        return "still open"
+    last = tail.rstrip(b"\r\n").rsplit(b"\n", 1)[-1]
+    return "closed: %s" % last[:50].decode("ascii", "replace")
+
+
+def run(server, ports, root, users, name, proto, fn, login, seconds):
+    port = ports.get(proto)
+    if port is None:
+        return
+    user, password = users["bench"]
+    nuser, npassword = users["neighbour"]
+    try:
+        probe, done = NEIGHBOURS[proto](port, nuser, npassword)
+    except Exception as e:  # a figure, not a verdict
+        print("%-10s %-30s neighbour failed: %s" % (server, name, e))
+        return
+    sock = socket.create_connection(("127.0.0.1", port), timeout=30)
+    sock.recv(4096)
+    if login is not None:
+        login(sock, user, password)
+    with Sampler(root) as mem, Neighbour(probe) as n:
+        sent = fn(sock, seconds)
+        time.sleep(0.5)
+    how = outcome(sock)
+    sock.close()
+    try:
+        done()
+    except Exception:
+        pass
+    print("%-10s %-30s %8.1f %10.1f %10.0f  %s" %
+          (server, name, sent / 1048576.0, mem.growth_mib(),
+           n.worst * 1000, how), flush=True)
+
+
+def postern(seconds):
+    srv = MailServer(Runner(), ["smtp", "imap", "pop3"], workers=1,
+                     name="postern", conf="""
+smtp = { hostname = "mx.example.org";
+         listen = ( { port = %(smtp)d; mode = "mx"; } ); };
+imap = { listen = ( { port = %(imap)d; } ); };
+pop3 = { listen = ( { port = %(pop3)d; } ); };
+""", ports=["smtp", "imap", "pop3"])
+    srv.add_user("bench@example.org", "bench-pw")
+    srv.add_user("neighbour@example.org", "neighbour-pw")
+    deliver(srv, "bench@example.org", MESSAGE)
+    srv.start()
+    return srv
+
+
+def dovecot_deliver(home, mail_user):
+    for sub in ("tmp", "new", "cur"):
+        os.makedirs(os.path.join(home, "Maildir", sub), exist_ok=True)
+    path = os.path.join(home, "Maildir", "new", "1.M1P1.bench")
+    with open(path, "wb") as f:
+        f.write(MESSAGE)
+    if mail_user and os.geteuid() == 0:
+        pw = pwd.getpwnam(mail_user)
+        for top, dirs, files in os.walk(home):
+            for n in [top] + [os.path.join(top, x) for x in dirs + files]:
+                os.lchown(n, pw.pw_uid, pw.pw_gid)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--seconds", type=float, default=5.0)
+    ap.add_argument("--dovecot", help="IMAP,POP3,PIDFILE,HOMES")
+    ap.add_argument("--postfix", help="SMTP,PIDFILE")
+    ap.add_argument("--mail-user", default="")
+    a = ap.parse_args()
+    users = {"bench": ("bench@example.org", "bench-pw"),
+             "neighbour": ("neighbour@example.org", "neighbour-pw")}
+
+    print("%-10s %-30s %8s %10s %10s  %s" % (
+        "server", "attack", "sent MiB", "peak +MiB", "worst ms",
+        "attacker"))
+    srv = postern(a.seconds)
+    try:
+        ports = {p: srv.port(p) for p in ("smtp", "imap", "pop3")}
+        for name, proto, fn, login in ATTACKS:
+            run("posternd", ports, srv.daemon.proc.pid, users, name, proto,
+                fn, login, a.seconds)
+    finally:
+        srv.stop()
+    if a.postfix:
+        port, pidfile = a.postfix.split(",")
+        with open(pidfile) as f:
+            root = int(f.read().split()[0])
+        for name, proto, fn, login in ATTACKS:
+            if proto == "smtp":
+                run("postfix", {"smtp": int(port)}, root, users, name,
+                    proto, fn, login, a.seconds)
+    if a.dovecot:
+        imap, pop3, pidfile, homes = a.dovecot.split(",")
+        dovecot_deliver(os.path.join(homes, "bench"), a.mail_user)
+        with open(pidfile) as f:
+            root = int(f.read().split()[0])
+        for name, proto, fn, login in ATTACKS:
+            if proto in ("imap", "pop3"):
+                run("dovecot", {"imap": int(imap), "pop3": int(pop3)}, root,
+                    users, name, proto, fn, login, a.seconds)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,177 @@
+#!/usr/bin/env python3
+"""Clients that send commands and never read the replies (issue 10).
+
+Each case floods one protocol on a server with ONE worker, for a few
+seconds and a bounded number of bytes, while a logged-in IMAP neighbour
+sends NOOPs on the same worker.  It asserts that the worker's peak RSS
+grew by less than 64 MiB (the host stops reading a connection whose
+output is over `output_high_water`), that the neighbour was always
+answered within a second, and that the attacker got a protocol error
+or was closed (the junk-command budget, or output that did not drain for
+the idle timeout).
+
+    SMTP   NOOP/HELP before MAIL (junk budget: 421 4.7.0)
+    SMTP   the same with junk_command_limit = 0 (back-pressure alone;
+           closed when its output stalls for the idle timeout)
+    POP3   CAPA before the login (junk budget: -ERR)
+    IMAP   NOOP/CAPABILITY before the login (junk budget: * BYE)
+    IMAP   a logged-in client pipelining FETCHes of a 96 KiB message
+           (each one answered in a single FETCH step, so only the core's
+           back-pressure bounds it; closed at the idle timeout)
+"""
+import imaplib
+import socket
+import time
+
+from hostile import Neighbour, WorkerMemory, drain, flood
+from imaptest import deliver
+from mailserver import MailServer
+from testlib import Runner
+
+R = Runner("hostile_output")
+USER, PASSWORD = "alice@example.org", "alice-pw"
+NEIGHBOUR, NEIGHBOUR_PW = "bob@example.org", "bob-pw"
+LIMIT = 64 << 20          # worker peak growth
+LATENCY = 1.0             # neighbour's worst round trip, seconds
+SECONDS = 3.0             # each flood at most
+MAX_BYTES = 24 << 20      # each flood sends at most
+
+SRV = MailServer(R, ["smtp", "imap", "pop3"], workers=1, conf="""
+smtp = {
+  hostname = "mx.example.org";
+  idle_timeout = "3s";
+  listen = ( { name = "mx"; port = %(mx)d; mode = "mx"; },
+             { name = "mx-nojunk"; port = %(mx2)d; mode = "mx";
+               junk_command_limit = 0; } );
+};
+imap = {
+  idle_timeout = "3s";
+  # The command rate limit is a defence of its own: off, so that only
+  # what this test is about stands between the flood and the worker.
+  commands_per_second = 0;
+  listen = ( { port = %(imap)d; } );
+};
+pop3 = { listen = ( { port = %(pop3)d; } ); };
+""", ports=["mx", "mx2", "imap", "pop3"])
+SRV.add_user(USER, PASSWORD)
+SRV.add_user(NEIGHBOUR, NEIGHBOUR_PW)
+BODY = b"".join(b"%05d the quick brown fox jumps over the dog\r\n" % i
+                for i in range(2000))
+deliver(SRV, USER, b"From: carol@example.net\r\nTo: alice@example.org\r\n"
+        b"Subject: big\r\n\r\n" + BODY)
+SRV.start()
+
+
+def neighbour():
+    """A logged-in IMAP client on the same worker; its probe is a NOOP."""
+    m = imaplib.IMAP4("127.0.0.1", SRV.port("imap"), timeout=10)
+    m.login(NEIGHBOUR, NEIGHBOUR_PW)
+    m.select("INBOX")
+
+    def probe():
+        typ, _ = m.noop()
+        assert typ == "OK", typ
+    return m, probe
+
+
+def attack(name, port, line, expect=None, login=None, stall=0.5):
+    """One flood on `port` with the neighbour probing throughout; then
+    `stall` seconds more without reading (past the idle timeout, for a
+    close by stalled output) before reading what the server sent."""
+    m, probe = neighbour()
+    mem = WorkerMemory(SRV.daemon)
+    s = socket.create_connection(("127.0.0.1", port), timeout=10)
+    s.recv(4096)  # the greeting
+    if login is not None:
+        login(s)
+    with Neighbour(probe) as n:
+        sent, closed = flood(s, line, SECONDS, MAX_BYTES)
+        # The server may still be working through what it read: the
+        # neighbour keeps probing meanwhile.
+        time.sleep(stall)
+    growth = mem.growth()
+    worst = n.worst
+    tail, eof = drain(s)
+    s.close()
+    m.logout()
+    print("  %s: sent %.1f MiB, worker peak +%.1f MiB, neighbour worst "
+          "%.0f ms, %s" % (name, sent / 1048576, growth / 1048576,
+                          worst * 1000,
+                          "closed" if closed or eof else "still open"))
+    mem.assert_growth_below(LIMIT)
+    n.assert_worst_below(LATENCY)
+    assert closed or eof, "the attacker was never closed"
+    if expect is not None:
+        assert expect in tail, "no %r in what the attacker got: %r" % (
+            expect, tail[-300:])
+    return tail
+
+
+def test_smtp_noop_help_flood(r):
+    attack("smtp NOOP/HELP", SRV.port("mx"), b"NOOP\r\nHELP\r\n",
+           expect=b"421 4.7.0")
+    assert "junk_command_limit" in SRV.log()
+
+
+def test_smtp_flood_back_pressure_alone(r):
+    attack("smtp HELP, no junk limit", SRV.port("mx2"), b"HELP\r\n",
+           stall=4.0)
+    assert "octets of output unsent" in SRV.log()
+
+
+def test_pop3_capa_flood(r):
+    attack("pop3 CAPA", SRV.port("pop3"), b"CAPA\r\n",
+           expect=b"-ERR [SYS/PERM] too many commands")
+
+
+def test_imap_preauth_flood(r):
+    attack("imap NOOP/CAPABILITY", SRV.port("imap"),
+           b"a NOOP\r\nb CAPABILITY\r\n",
+           expect=b"* BYE Too many commands before login")
+
+
+def imap_login(s):
+    s.sendall(b'l LOGIN "%s" "%s"\r\ns SELECT INBOX\r\n' %
+              (USER.encode(), PASSWORD.encode()))
+    got = b""
+    while b"s OK" not in got:
+        data = s.recv(65536)
+        assert data, got
+        got += data
+
+
+def test_imap_fetch_without_reading(r):
+    attack("imap FETCH", SRV.port("imap"), b"f FETCH 1 BODY.PEEK[]\r\n",
+           login=imap_login, stall=4.0)
+    assert "octets of output unsent" in SRV.log()
+
+
+def test_well_behaved_pipelining_unharmed(r):
+    """A client that pipelines many commands and reads its replies gets
+    every one of them (input pauses and resumes, nothing is lost)."""
+    s = socket.create_connection(("127.0.0.1", SRV.port("imap")),
+                                 timeout=10)
+    s.recv(4096)
+    imap_login(s)
+    n = 60
+    s.sendall(b"".join(b"f%d FETCH 1 BODY.PEEK[]\r\n" % i
+                       for i in range(n)))
+    got = bytearray()
+    while b"f%d OK" % (n - 1) not in got[-200:]:
+        data = s.recv(1 << 20)
+        assert data, got[-300:]
+        got += data
+    assert got.count(b" OK Fetch completed") == n
+    assert got.count(BODY) == n
+    s.close()
+
+
+for t in (test_smtp_noop_help_flood, test_smtp_flood_back_pressure_alone,
+          test_pop3_capa_flood, test_imap_preauth_flood,
+          test_imap_fetch_without_reading,
+          test_well_behaved_pipelining_unharmed):
+    R.run(t)
+if R.failed:
+    print(SRV.log()[-5000:])
+SRV.stop()
+R.finish()
