@@ -18,6 +18,8 @@ the idle timeout).
     IMAP   a logged-in client pipelining FETCHes of a 96 KiB message
            (each one answered in a single FETCH step, so only the core's
            back-pressure bounds it; closed at the idle timeout)
+
+and that max_per_ip defaults to 20 on the SMTP, POP3 and IMAP listeners.
 """
 import imaplib
 import socket
@@ -166,10 +168,37 @@ def test_well_behaved_pipelining_unharmed(r):
     s.close()
 
 
+def test_max_per_ip_default(r):
+    """Without max_per_ip in the configuration, each listener takes 20
+    connections from one address (loopback is not exempt); the 21st is
+    closed at once, and the others are served."""
+    for name in ("mx", "pop3", "imap"):
+        held = []
+        try:
+            for _ in range(20):
+                s = socket.create_connection(("127.0.0.1", SRV.port(name)),
+                                             timeout=10)
+                assert s.recv(4096), name  # its greeting
+                held.append(s)
+            s = socket.create_connection(("127.0.0.1", SRV.port(name)),
+                                         timeout=10)
+            try:
+                extra = s.recv(4096)
+            except ConnectionResetError:
+                extra = b""
+            s.close()
+            assert extra == b"", (name, extra)
+        finally:
+            for s in held:
+                s.close()
+        time.sleep(0.3)  # the server sees them go
+    assert "connections from 127.0.0.1 (max_per_ip)" in SRV.log()
+
+
 for t in (test_smtp_noop_help_flood, test_smtp_flood_back_pressure_alone,
           test_pop3_capa_flood, test_imap_preauth_flood,
           test_imap_fetch_without_reading,
-          test_well_behaved_pipelining_unharmed):
+          test_well_behaved_pipelining_unharmed, test_max_per_ip_default):
     R.run(t)
 if R.failed:
     print(SRV.log()[-5000:])
