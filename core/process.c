@@ -47,6 +47,7 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 
+#include "auth_penalty.h"
 #include "conf.h"
 #include "conn.h"
 #include "hook.h"
@@ -94,6 +95,12 @@ struct core_settings {
 	long long job_threads;
 	long long shutdown_timeout_ms;
 	long long auth_failure_delay_ms;
+	long long auth_threads;
+	long long auth_queue;
+	long long auth_penalty_init_ms;
+	long long auth_penalty_max_ms;
+	long long auth_penalty_expire_ms;
+	long long auth_penalty_slots;
 	int log_level; /* index into log_levels */
 };
 
@@ -131,6 +138,28 @@ static const struct postern_cfg_key core_schema[] = {
 	CORE_KEY("auth_failure_delay", POSTERN_CFG_DURATION,
 	         auth_failure_delay_ms, "2s", .min = 0, .max = 60000,
 	         .doc = "wait before answering a failed login"),
+	CORE_KEY("auth_threads", POSTERN_CFG_INT, auth_threads, "1", .min = 1,
+	         .max = 64, .doc = "password-check threads per worker, apart "
+	         "from job_threads (each argon2id check holds its memory: "
+	         "64 MiB at auth_passwd's default cost)"),
+	CORE_KEY("auth_queue", POSTERN_CFG_INT, auth_queue, "16", .min = 1,
+	         .max = 100000, .doc = "password checks that may wait per "
+	         "worker; past it a login gets a temporary failure at once"),
+	CORE_KEY("auth_penalty_init", POSTERN_CFG_DURATION,
+	         auth_penalty_init_ms, "2s", .min = 1, .max = 60000,
+	         .doc = "wait before checking a login from an address or for "
+	         "an account after one failure; doubles with each failure"),
+	CORE_KEY("auth_penalty_max", POSTERN_CFG_DURATION, auth_penalty_max_ms,
+	         "15s", .min = 0, .max = 300000,
+	         .doc = "the penalty wait's cap; 0 turns the penalty off"),
+	CORE_KEY("auth_penalty_expire", POSTERN_CFG_DURATION,
+	         auth_penalty_expire_ms, "1h", .min = 1000,
+	         .max = 7LL * 86400 * 1000, .doc = "failures are forgotten "
+	         "this long after the last one (a success forgets at once)"),
+	CORE_KEY("auth_penalty_slots", POSTERN_CFG_INT, auth_penalty_slots,
+	         "8192", .min = 64, .max = 1 << 24, .doc = "addresses and "
+	         "accounts the penalty table holds (88 bytes each, shared by "
+	         "the workers); when full the oldest are forgotten"),
 	CORE_KEY("log_level", POSTERN_CFG_ENUM, log_level, "info",
 	         .choices = log_levels, .doc = "error ... debug"),
 	{ .name = NULL },
@@ -161,6 +190,9 @@ static struct runtime {
 	int stopping;
 	uint64_t window_start;
 	unsigned window_deaths;
+
+	/* shared by the workers */
+	struct auth_penalty *penalty;
 
 	/* worker */
 	struct job_pool *jobs;
@@ -318,6 +350,9 @@ teardown(void)
 		conf_free(rt.conf);
 	rt.conf = NULL;
 	host_reset();
+	sasl_set_penalty(NULL);
+	penalty_destroy(rt.penalty);
+	rt.penalty = NULL;
 	free(rt.user);
 	free(rt.workers);
 	rt.user = NULL;
@@ -566,6 +601,10 @@ worker_run(int id)
 	rt.jobs = job_pool_create(loop_current, (unsigned)rt.set.job_threads);
 	if (rt.jobs == NULL)
 		goto out;
+	if (job_lane_start(rt.jobs, JOB_LANE_AUTH,
+	                   (unsigned)rt.set.auth_threads,
+	                   (size_t)rt.set.auth_queue) < 0)
+		goto stop_jobs;
 	host_set_jobs(rt.jobs);
 	conn_init(loop_current);
 	if (modules_worker_start() < 0 || listener_start_all(loop_current) < 0)
@@ -578,6 +617,9 @@ stop:
 	job_pool_destroy(rt.jobs);
 	host_set_jobs(NULL);
 	conn_fini();
+	goto out;
+stop_jobs:
+	job_pool_destroy(rt.jobs);
 out:
 	loop_destroy(loop_current);
 	loop_current = NULL;
@@ -983,6 +1025,25 @@ prepare_state_dir(void)
 	return 0;
 }
 
+/* The penalty table, before the fork so that every worker shares it. */
+static int
+penalty_start(void)
+{
+	struct penalty_settings ps = {
+		.slots = (size_t)rt.set.auth_penalty_slots,
+		.init_ms = (unsigned)rt.set.auth_penalty_init_ms,
+		.max_ms = (unsigned)rt.set.auth_penalty_max_ms,
+		.expire_ms = (unsigned)rt.set.auth_penalty_expire_ms,
+	};
+
+	if (ps.max_ms == 0)
+		return 0;
+	if ((rt.penalty = penalty_create(&ps)) == NULL)
+		return -1;
+	sasl_set_penalty(rt.penalty);
+	return 0;
+}
+
 static int
 master_run(void)
 {
@@ -1009,6 +1070,8 @@ master_run(void)
 	loop_signal(rt.loop, SIGINT, master_on_stop, NULL);
 	loop_signal(rt.loop, SIGHUP, master_on_reload, NULL);
 	signal(SIGPIPE, SIG_IGN);
+	if (penalty_start() < 0)
+		return 1;
 	rt.nworkers = worker_count();
 	rt.workers = xcalloc(rt.nworkers, sizeof(*rt.workers));
 	for (i = 0; i < rt.nworkers; i++)

@@ -8,11 +8,22 @@
  * or sasl_login, there is at most one answer in flight, and sasl_free
  * stops it by cancelling the timer.
  *
- * Passwords are checked by the auth service on the job pool.  The job
- * owns copies of the name and password and a pool for the user record,
- * because sasl_free may come while the thread still reads them: the
- * exchange then only clears the job's back pointer, and the job's done
- * frees what the job took.
+ * Passwords are checked by the auth service on the job pool's auth lane
+ * (its own threads and a bounded queue: a login flood neither delays
+ * storage work nor queues without end; a full queue is TEMPFAIL at once).
+ * The job owns copies of the name and password and a pool for the user
+ * record, because sasl_free may come while the thread still reads them:
+ * the exchange then only clears the job's back pointer, and the job's
+ * done frees what the job took.
+ *
+ * Before a password is checked, the penalty table (auth_penalty.h) says
+ * how long this client and this account must wait for their recent
+ * failures: the exchange waits on a timer first, and a name and password
+ * that failed lately from the same address or for the same account is
+ * answered FAIL after that wait without spending a hash.  The failure
+ * delay is counted from the moment the check was queued, so a wrong
+ * password is answered at the same time whatever the hash cost (as long
+ * as it costs less than the delay).
  */
 #include "sasl.h"
 
@@ -24,6 +35,7 @@
 
 #include <postern/auth.h>
 
+#include "auth_penalty.h"
 #include "base64.h"
 #include "conn.h"
 #include "host.h"
@@ -72,7 +84,8 @@ struct postern_sasl {
 	int have_user;               /* LOGIN: the username arrived */
 	char *authcid;               /* LOGIN: the username, until used */
 	struct sasl_verify *verify;  /* in flight, or NULL */
-	struct loop_timer *timer;    /* answer scheduled, or NULL */
+	struct loop_timer *timer;    /* answer or penalty wait scheduled */
+	uint64_t fail_from;          /* failure delay counted from here */
 	struct postern_sasl_result res; /* what the timer delivers */
 	postern_pool_t *pool;        /* OK: the user record's memory */
 	struct postern_user user;
@@ -88,6 +101,7 @@ struct sasl_verify {
 	size_t len;
 	postern_pool_t *pool;
 	struct postern_user user;
+	struct penalty_key key;
 	int rc;
 };
 
@@ -95,12 +109,19 @@ static struct {
 	unsigned delay_ms;
 	int looked_up;
 	const struct postern_auth *auth;
+	struct auth_penalty *penalty;
 } sasl_g = { .delay_ms = SASL_DEFAULT_DELAY_MS };
 
 void
 sasl_set_failure_delay(unsigned ms)
 {
 	sasl_g.delay_ms = ms;
+}
+
+void
+sasl_set_penalty(struct auth_penalty *t)
+{
+	sasl_g.penalty = t;
 }
 
 void
@@ -247,10 +268,23 @@ sasl_malformed(struct postern_sasl *s, const char *why)
 	sasl_reply(s, POSTERN_SASL_MALFORMED, 0);
 }
 
+/* FAIL once the failure delay has passed since `from` (0: from now)
+ * plus `extra` ms. */
+static void
+sasl_fail_after(struct postern_sasl *s, uint64_t from, unsigned extra)
+{
+	uint64_t now = loop_now_ms(loop_current), spent;
+	unsigned delay = sasl_g.delay_ms;
+
+	spent = from != 0 && now > from ? now - from : 0;
+	delay = spent >= delay ? 0 : delay - (unsigned)spent;
+	sasl_reply(s, POSTERN_SASL_FAIL, delay + extra);
+}
+
 static void
 sasl_fail(struct postern_sasl *s)
 {
-	sasl_reply(s, POSTERN_SASL_FAIL, sasl_g.delay_ms);
+	sasl_fail_after(s, 0, 0);
 }
 
 /* ---- verification on the job pool ------------------------------------- */
@@ -322,12 +356,15 @@ static void
 verify_result(struct postern_sasl *s, struct sasl_verify *v, int cancelled)
 {
 	if (!cancelled && v->rc == POSTERN_AUTH_YES) {
+		penalty_succeeded(sasl_g.penalty, &v->key);
 		verify_yes(s, v);
 	} else if (!cancelled && v->rc == POSTERN_AUTH_NO) {
 		sasl_log(s, POSTERN_LOG_INFO,
 		         "authentication failed: user=%s (%s)", v->name,
 		         mech_names[s->mech]);
-		sasl_fail(s);
+		penalty_failed(sasl_g.penalty, &v->key,
+		               loop_now_ms(loop_current));
+		sasl_fail_after(s, s->fail_from, 0);
 	} else {
 		sasl_log(s, POSTERN_LOG_WARNING, "authentication of user=%s "
 		         "(%s): %s", v->name, mech_names[s->mech],
@@ -352,16 +389,64 @@ verify_done(void *arg, int cancelled)
 	verify_free(v);
 }
 
-/* Checks `password` for `name` (both copied) on the job pool. */
+/* Queues the check on the auth lane, or answers TEMPFAIL when the lane
+ * is full (or absent). */
+static void
+verify_submit(struct postern_sasl *s, struct sasl_verify *v)
+{
+	s->fail_from = loop_now_ms(loop_current);
+	v->job = job_submit_lane(host_jobs(), JOB_LANE_AUTH, verify_work,
+	                         verify_done, v);
+	if (v->job != NULL)
+		return;
+	sasl_log(s, POSTERN_LOG_WARNING, "authentication of user=%s (%s): "
+	         "the password check queue is full (auth_queue): temporary "
+	         "failure", v->name, mech_names[s->mech]);
+	s->verify = NULL;
+	verify_free(v);
+	sasl_reply(s, POSTERN_SASL_TEMPFAIL, 0);
+}
+
+/* The penalty wait is over. */
+static unsigned
+verify_waited(void *arg)
+{
+	struct postern_sasl *s = arg;
+
+	s->timer = NULL;
+	verify_submit(s, s->verify);
+	return 0;
+}
+
+/* A name and password that failed lately: FAIL after the penalty wait
+ * and the failure delay, without a hash. */
+static void
+verify_known_wrong(struct postern_sasl *s, struct sasl_verify *v,
+                   unsigned wait)
+{
+	sasl_log(s, POSTERN_LOG_INFO, "authentication failed: user=%s (%s): "
+	         "the same password failed lately, not checked again",
+	         v->name, mech_names[s->mech]);
+	penalty_failed(sasl_g.penalty, &v->key, loop_now_ms(loop_current));
+	s->verify = NULL;
+	verify_free(v);
+	sasl_fail_after(s, 0, wait);
+}
+
+/* Checks `password` for `name` (both copied) on the auth lane, after the
+ * wait the penalty table asks for. */
 static void
 verify_start(struct postern_sasl *s, const char *name, const char *password,
              size_t len)
 {
 	const struct postern_auth *auth = auth_service();
-	struct job_pool *jobs = host_jobs();
 	struct sasl_verify *v;
+	const struct sockaddr *sa = NULL;
+	socklen_t salen = 0;
+	unsigned wait;
+	int known_wrong;
 
-	if (auth == NULL || jobs == NULL) {
+	if (auth == NULL || host_jobs() == NULL) {
 		sasl_log(s, auth == NULL ? POSTERN_LOG_DEBUG : POSTERN_LOG_ERROR,
 		         "authentication of user=%s (%s): %s", name,
 		         mech_names[s->mech], auth == NULL
@@ -380,7 +465,21 @@ verify_start(struct postern_sasl *s, const char *name, const char *password,
 	v->pool = pool_create(SASL_USER_POOL);
 	s->state = ST_BUSY;
 	s->verify = v;
-	v->job = job_submit(jobs, verify_work, verify_done, v);
+	if (s->conn != NULL)
+		sa = conn_peer_addr(s->conn, &salen);
+	penalty_key(sasl_g.penalty, sa, salen, name, password, len, &v->key);
+	wait = penalty_check(sasl_g.penalty, &v->key,
+	                     loop_now_ms(loop_current), &known_wrong);
+	if (known_wrong)
+		verify_known_wrong(s, v, wait);
+	else if (wait > 0) {
+		sasl_log(s, POSTERN_LOG_DEBUG, "authentication of user=%s "
+		         "(%s): %u ms penalty for recent failures", name,
+		         mech_names[s->mech], wait);
+		s->timer = loop_timer_add(loop_current, wait, verify_waited,
+		                          s);
+	} else
+		verify_submit(s, v);
 }
 
 /* ---- mechanisms ------------------------------------------------------- */
@@ -565,7 +664,10 @@ sasl_free(postern_sasl_t *s)
 		return;
 	if (s->timer != NULL)
 		loop_timer_cancel(loop_current, s->timer);
-	if (s->verify != NULL) {
+	if (s->verify != NULL && s->verify->job == NULL) {
+		/* Still in its penalty wait (the timer is cancelled). */
+		verify_free(s->verify);
+	} else if (s->verify != NULL) {
 		/* The job may be running: its done frees its copies. */
 		s->verify->s = NULL;
 		job_cancel(s->verify->job);

@@ -100,6 +100,7 @@ setup(void)
 	loop = loop_create();
 	loop_current = loop;
 	jobs = job_pool_create(loop, 2);
+	CU_ASSERT_EQUAL(job_lane_start(jobs, JOB_LANE_AUTH, 1, 4), 0);
 	host_set_jobs(jobs);
 	service_reset();
 	sasl_reset();
