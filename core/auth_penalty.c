@@ -151,11 +151,19 @@ table_lock(struct auth_penalty *t)
 		pthread_mutex_consistent(&t->lock);
 }
 
+/* Time since the slot's last failure; 0 while that is still ahead (a
+ * failure is stamped with the time its answer goes out). */
+static uint64_t
+since(const struct penalty_slot *s, uint64_t now)
+{
+	return now > s->last_ms ? now - s->last_ms : 0;
+}
+
 static int
 expired(const struct auth_penalty *t, const struct penalty_slot *s,
         uint64_t now)
 {
-	return s->key == 0 || now - s->last_ms >= t->set.expire_ms;
+	return s->key == 0 || since(s, now) >= t->set.expire_ms;
 }
 
 /* The live entry for `key`, or NULL; with `create`, a new one in the
@@ -206,7 +214,7 @@ static unsigned
 slot_delay(const struct auth_penalty *t, const struct penalty_slot *s,
            uint64_t now)
 {
-	uint64_t d, since;
+	uint64_t d, gone;
 	unsigned shift;
 
 	if (s == NULL || s->failures == 0)
@@ -216,8 +224,8 @@ slot_delay(const struct auth_penalty *t, const struct penalty_slot *s,
 	d = (uint64_t)t->set.init_ms << shift;
 	if (d > t->set.max_ms)
 		d = t->set.max_ms;
-	since = now - s->last_ms;
-	return since >= d ? 0 : (unsigned)(d - since);
+	gone = since(s, now);
+	return gone >= d ? 0 : (unsigned)(d - gone);
 }
 
 unsigned

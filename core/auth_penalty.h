@@ -70,7 +70,9 @@ void penalty_key(const struct auth_penalty *t, const struct sockaddr *sa,
  * password lately (answer FAIL after the wait, without a hash). */
 unsigned penalty_check(struct auth_penalty *t, const struct penalty_key *k,
                        uint64_t now_ms, int *known_wrong);
-/* Counts a wrong password (or an unknown user). */
+/* Counts a wrong password (or an unknown user), answered at `now_ms`
+ * (the delay of the next attempt counts from the answer, which may be
+ * ahead of the present). */
 void penalty_failed(struct auth_penalty *t, const struct penalty_key *k,
                     uint64_t now_ms);
 /* A successful login: forgets the address's and the account's failures. */

@@ -268,23 +268,38 @@ sasl_malformed(struct postern_sasl *s, const char *why)
 	sasl_reply(s, POSTERN_SASL_MALFORMED, 0);
 }
 
-/* FAIL once the failure delay has passed since `from` (0: from now)
- * plus `extra` ms. */
-static void
-sasl_fail_after(struct postern_sasl *s, uint64_t from, unsigned extra)
+/* What is left of the failure delay counted from `from` (0: now). */
+static unsigned
+fail_delay_left(uint64_t from)
 {
 	uint64_t now = loop_now_ms(loop_current), spent;
-	unsigned delay = sasl_g.delay_ms;
 
 	spent = from != 0 && now > from ? now - from : 0;
-	delay = spent >= delay ? 0 : delay - (unsigned)spent;
-	sasl_reply(s, POSTERN_SASL_FAIL, delay + extra);
+	return spent >= sasl_g.delay_ms ? 0
+	                                : sasl_g.delay_ms - (unsigned)spent;
+}
+
+/* FAIL in `delay` ms. */
+static void
+sasl_fail_in(struct postern_sasl *s, unsigned delay)
+{
+	sasl_reply(s, POSTERN_SASL_FAIL, delay);
 }
 
 static void
 sasl_fail(struct postern_sasl *s)
 {
-	sasl_fail_after(s, 0, 0);
+	sasl_fail_in(s, fail_delay_left(0));
+}
+
+/* A wrong password answered in `delay` ms: counted for the penalty as
+ * of then, so the next attempt's wait starts when this answer goes. */
+static void
+sasl_fail_counted(struct postern_sasl *s, const struct penalty_key *k,
+                  unsigned delay)
+{
+	penalty_failed(sasl_g.penalty, k, loop_now_ms(loop_current) + delay);
+	sasl_fail_in(s, delay);
 }
 
 /* ---- verification on the job pool ------------------------------------- */
@@ -362,9 +377,7 @@ verify_result(struct postern_sasl *s, struct sasl_verify *v, int cancelled)
 		sasl_log(s, POSTERN_LOG_INFO,
 		         "authentication failed: user=%s (%s)", v->name,
 		         mech_names[s->mech]);
-		penalty_failed(sasl_g.penalty, &v->key,
-		               loop_now_ms(loop_current));
-		sasl_fail_after(s, s->fail_from, 0);
+		sasl_fail_counted(s, &v->key, fail_delay_left(s->fail_from));
 	} else {
 		sasl_log(s, POSTERN_LOG_WARNING, "authentication of user=%s "
 		         "(%s): %s", v->name, mech_names[s->mech],
@@ -427,10 +440,9 @@ verify_known_wrong(struct postern_sasl *s, struct sasl_verify *v,
 	sasl_log(s, POSTERN_LOG_INFO, "authentication failed: user=%s (%s): "
 	         "the same password failed lately, not checked again",
 	         v->name, mech_names[s->mech]);
-	penalty_failed(sasl_g.penalty, &v->key, loop_now_ms(loop_current));
+	sasl_fail_counted(s, &v->key, wait + fail_delay_left(0));
 	s->verify = NULL;
 	verify_free(v);
-	sasl_fail_after(s, 0, wait);
 }
 
 /* Checks `password` for `name` (both copied) on the auth lane, after the
