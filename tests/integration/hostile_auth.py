@@ -282,14 +282,24 @@ def test_submission_auth_flood(r):
 
 # ---- the penalty and the queue, at small settings -----------------------
 
-SMALL = MailServer(R, ["imap", "pop3", "smtp"], name="small", conf="""
+_small = []
+
+
+def small():
+    """A server with a short penalty and a one-place queue, started on
+    first use (a server without these settings fails here)."""
+    if not _small:
+        srv = MailServer(R, ["imap", "pop3", "smtp"], name="small",
+                         conf="""
 auth_penalty_init = "300ms";
 auth_penalty_max = "1s";
 auth_queue = 1;
 """ + LISTENERS, ports=["imap", "pop3", "sub"], failure_delay="100ms")
-realistic_cost(SMALL, memlimit="32M", opslimit=2)
-SMALL.add_user("carol@example.org", "carol-pw")
-SMALL.start()
+        realistic_cost(srv, memlimit="32M", opslimit=2)
+        _small.append(srv)
+        srv.add_user("carol@example.org", "carol-pw")
+        srv.start()
+    return _small[0]
 
 
 def test_full_queue_answers_temporary_failure(r):
@@ -299,7 +309,7 @@ def test_full_queue_answers_temporary_failure(r):
     results = []
     lock = threading.Lock()
     protos = ["imap", "pop3", "sub"] * 4
-    conns = [PROTOCOLS[p][0](SMALL.port(p), "127.0.1.%d" % (i + 1))
+    conns = [PROTOCOLS[p][0](small().port(p), "127.0.1.%d" % (i + 1))
              for i, p in enumerate(protos)]
     go = threading.Barrier(len(conns))
 
@@ -337,14 +347,14 @@ def test_full_queue_answers_temporary_failure(r):
 
 def test_penalised_address_logs_in_with_the_right_password(r):
     src = "127.0.2.1"
-    c = imap_open(SMALL.port("imap"), src)
+    c = imap_open(small().port("imap"), src)
     for i in range(3):
         assert outcome(imap_login(c, "carol@example.org",
                                   "wrong-%d" % i)) == "fail"
     c.close()
     # 3 failures: 300, 600, then the 1 s cap; the right password is
     # checked after the wait, and works.
-    c = imap_open(SMALL.port("imap"), src)
+    c = imap_open(small().port("imap"), src)
     t = time.monotonic()
     reply = imap_login(c, "carol@example.org", "carol-pw")
     penalised = time.monotonic() - t
@@ -352,7 +362,7 @@ def test_penalised_address_logs_in_with_the_right_password(r):
     assert reply.startswith("OK"), reply
     # The success forgot the failures: the next login costs its hash
     # alone, without the 1 s wait.
-    c = imap_open(SMALL.port("imap"), src)
+    c = imap_open(small().port("imap"), src)
     t = time.monotonic()
     reply = imap_login(c, "carol@example.org", "carol-pw")
     took = time.monotonic() - t
@@ -366,11 +376,11 @@ def test_penalised_address_logs_in_with_the_right_password(r):
 
 def test_repeated_wrong_password_costs_no_hash(r):
     src = "127.0.2.2"
-    c = pop3_open(SMALL.port("pop3"), src)
+    c = pop3_open(small().port("pop3"), src)
     assert outcome(pop3_login(c, "dave@example.org", "same")) == "fail"
     c.close()
     for _ in range(3):
-        c = pop3_open(SMALL.port("pop3"), src)
+        c = pop3_open(small().port("pop3"), src)
         t = time.monotonic()
         assert outcome(pop3_login(c, "dave@example.org", "same")) == "fail"
         took = time.monotonic() - t
@@ -378,7 +388,7 @@ def test_repeated_wrong_password_costs_no_hash(r):
         # The penalty (300 ms: the repeat does not grow it) and the
         # failure delay, no more.
         assert 0.25 <= took < 1.5, took
-    log = SMALL.log()
+    log = small().log()
     assert log.count("user=dave@example.org (password): the same "
                      "password failed lately, not checked again") == 3, \
         log[-2000:]
@@ -391,5 +401,6 @@ R.run(test_full_queue_answers_temporary_failure)
 R.run(test_penalised_address_logs_in_with_the_right_password)
 R.run(test_repeated_wrong_password_costs_no_hash)
 SRV.stop()
-SMALL.stop()
+for srv in _small:
+    srv.stop()
 R.finish()
