@@ -97,6 +97,7 @@ struct core_settings {
 	long long auth_failure_delay_ms;
 	long long auth_threads;
 	long long auth_queue;
+	long long auth_queue_per_ip;
 	long long auth_penalty_init_ms;
 	long long auth_penalty_max_ms;
 	long long auth_penalty_expire_ms;
@@ -145,6 +146,11 @@ static const struct postern_cfg_key core_schema[] = {
 	CORE_KEY("auth_queue", POSTERN_CFG_INT, auth_queue, "16", .min = 1,
 	         .max = 100000, .doc = "password checks that may wait per "
 	         "worker; past it a login gets a temporary failure at once"),
+	CORE_KEY("auth_queue_per_ip", POSTERN_CFG_INT, auth_queue_per_ip, "4",
+	         .min = 0, .max = 100000, .doc = "password checks one client "
+	         "address (IPv6: /64) may have waiting or running per worker, "
+	         "so that it cannot fill auth_queue for everyone; past it a "
+	         "temporary failure; 0: no limit"),
 	CORE_KEY("auth_penalty_init", POSTERN_CFG_DURATION,
 	         auth_penalty_init_ms, "2s", .min = 1, .max = 60000,
 	         .doc = "wait before checking a login from an address or for "
@@ -319,6 +325,9 @@ setup(void)
 	settings_fallbacks();
 	log_set_level(setup_log_level());
 	sasl_set_failure_delay((unsigned)rt.set.auth_failure_delay_ms);
+	sasl_set_queue((unsigned)rt.set.auth_threads,
+	               (unsigned)rt.set.auth_queue,
+	               (unsigned)rt.set.auth_queue_per_ip);
 	host_set_dir(POSTERN_DIR_CONFIG, conf_dir(rt.conf));
 	host_set_dir(POSTERN_DIR_STATE, rt.set.state_dir);
 	host_set_dir(POSTERN_DIR_RUN, rt.set.run_dir);
@@ -351,6 +360,7 @@ teardown(void)
 	rt.conf = NULL;
 	host_reset();
 	sasl_set_penalty(NULL);
+	sasl_set_queue(0, 0, 0);
 	penalty_destroy(rt.penalty);
 	rt.penalty = NULL;
 	free(rt.user);

@@ -102,7 +102,17 @@ struct sasl_verify {
 	postern_pool_t *pool;
 	struct postern_user user;
 	struct penalty_key key;
+	int in_flight; /* counted in sasl_g.flights */
 	int rc;
+};
+
+/* Checks queued or running per client address, so that one address
+ * cannot fill the auth queue and turn everyone else's logins into
+ * temporary failures.  At most threads + queue checks are in flight in
+ * a worker, so that many entries always do. */
+struct flight {
+	uint64_t addr;
+	unsigned n;
 };
 
 static struct {
@@ -110,6 +120,9 @@ static struct {
 	int looked_up;
 	const struct postern_auth *auth;
 	struct auth_penalty *penalty;
+	struct flight *flights;
+	size_t nflights;
+	unsigned per_addr;
 } sasl_g = { .delay_ms = SASL_DEFAULT_DELAY_MS };
 
 void
@@ -122,6 +135,61 @@ void
 sasl_set_penalty(struct auth_penalty *t)
 {
 	sasl_g.penalty = t;
+}
+
+void
+sasl_set_queue(unsigned threads, unsigned queue, unsigned per_addr)
+{
+	free(sasl_g.flights);
+	sasl_g.flights = NULL;
+	sasl_g.nflights = 0;
+	sasl_g.per_addr = per_addr;
+	if (per_addr == 0 || (size_t)threads + queue == 0)
+		return;
+	sasl_g.nflights = (size_t)threads + queue;
+	sasl_g.flights = xcalloc(sasl_g.nflights, sizeof(*sasl_g.flights));
+}
+
+/* Counts a check from `addr` in flight: 0, or -1 when the address has
+ * its share in flight already.  Address 0 (unknown) is not limited. */
+static int
+flight_take(uint64_t addr)
+{
+	struct flight *f, *empty = NULL;
+	size_t i;
+
+	if (addr == 0 || sasl_g.flights == NULL)
+		return 0;
+	for (i = 0; i < sasl_g.nflights; i++) {
+		f = &sasl_g.flights[i];
+		if (f->n > 0 && f->addr == addr) {
+			if (f->n >= sasl_g.per_addr)
+				return -1;
+			f->n++;
+			return 0;
+		}
+		if (f->n == 0 && empty == NULL)
+			empty = f;
+	}
+	/* No room cannot happen (the lane refuses first); if it did, the
+	 * lane's own bound still holds. */
+	if (empty != NULL) {
+		empty->addr = addr;
+		empty->n = 1;
+	}
+	return 0;
+}
+
+static void
+flight_put(uint64_t addr)
+{
+	size_t i;
+
+	for (i = 0; addr != 0 && i < sasl_g.nflights; i++)
+		if (sasl_g.flights[i].n > 0 && sasl_g.flights[i].addr == addr) {
+			sasl_g.flights[i].n--;
+			return;
+		}
 }
 
 void
@@ -332,6 +400,8 @@ auth_service(void)
 static void
 verify_free(struct sasl_verify *v)
 {
+	if (v->in_flight)
+		flight_put(v->key.addr);
 	wipe_free(v->password, v->len);
 	free(v->name);
 	pool_destroy(v->pool);
@@ -407,14 +477,21 @@ verify_done(void *arg, int cancelled)
 static void
 verify_submit(struct postern_sasl *s, struct sasl_verify *v)
 {
+	const char *why = "the password check queue is full (auth_queue)";
+
 	s->fail_from = loop_now_ms(loop_current);
-	v->job = job_submit_lane(host_jobs(), JOB_LANE_AUTH, verify_work,
-	                         verify_done, v);
-	if (v->job != NULL)
-		return;
+	if (flight_take(v->key.addr) < 0)
+		why = "this address has auth_queue_per_ip password checks "
+		      "waiting already";
+	else {
+		v->in_flight = 1;
+		v->job = job_submit_lane(host_jobs(), JOB_LANE_AUTH,
+		                         verify_work, verify_done, v);
+		if (v->job != NULL)
+			return;
+	}
 	sasl_log(s, POSTERN_LOG_WARNING, "authentication of user=%s (%s): "
-	         "the password check queue is full (auth_queue): temporary "
-	         "failure", v->name, mech_names[s->mech]);
+	         "%s: temporary failure", v->name, mech_names[s->mech], why);
 	s->verify = NULL;
 	verify_free(v);
 	sasl_reply(s, POSTERN_SASL_TEMPFAIL, 0);

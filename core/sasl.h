@@ -72,6 +72,10 @@ void sasl_set_failure_delay(unsigned ms);
  * master before the workers fork; the caller owns the table. */
 struct auth_penalty;
 void sasl_set_penalty(struct auth_penalty *t);
+/* The worker's auth lane (`auth_threads`, `auth_queue`) and how many of
+ * its checks one client address may have queued or running
+ * (`auth_queue_per_ip`; 0: no limit).  Past it, TEMPFAIL at once. */
+void sasl_set_queue(unsigned threads, unsigned queue, unsigned per_addr);
 /* Forgets the cached auth service, so the next exchange looks it up again
  * (tests, after service_reset). */
 void sasl_reset(void);

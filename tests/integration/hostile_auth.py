@@ -13,7 +13,8 @@ neighbour's SELECT behind the rest.
 Password checks run on their own bounded lane and a full lane answers a
 temporary failure at once; a penalised address still logs in with the
 right password, after its delay; a wrong password repeated is refused
-without a hash.
+without a hash; and during a flood from one address, users logging in
+from others get in (one address cannot fill the password queue).
 
 Each flood comes from its own loopback address (127.0.0.N) against its
 own account, so one protocol's penalty does not hide the next one's
@@ -245,21 +246,41 @@ def flood_case(proto, src):
         typ, _ = m.noop()
         assert typ == "OK", typ
 
+    logins = []
+
+    def newcomer():
+        """A user logging in from another address during the flood: one
+        address must not fill the password queue for everyone."""
+        k = len(logins)
+        c = imap_open(SRV.port("imap"), "127.0.3.%d" % (k + 1))
+        t = time.monotonic()
+        reply = imap_login(c, NEIGHBOUR, NEIGHBOUR_PW)
+        logins.append((reply, time.monotonic() - t))
+        c.close()
+
     mem = WorkerMemory(SRV.daemon)
     t0 = time.monotonic()
     with Neighbour(probe) as n:
         with Flood(SRV, proto, src, "victim-%s@example.org" % proto) as f:
-            pass
+            time.sleep(0.5)
+            while time.monotonic() < f.deadline - 1.0:
+                newcomer()
+                time.sleep(0.5)
     took = time.monotonic() - t0
     growth = mem.growth()
     print("    %s flood: %d attempts answered (%s) in %.1f s; neighbour: "
           "%d probes, worst %.3f s; worker peak +%.1f MiB" %
           (proto, sum(f.counts.values()), f.counts, took, n.count,
            n.worst, growth / 1048576), flush=True)
+    print("    logins from elsewhere meanwhile: %s" %
+          ", ".join("%s %.2f s" % (r.split()[0], t) for r, t in logins),
+          flush=True)
     m.logout()
     assert not f.errors, f.errors[:3]
     assert f.counts["ok"] == 0, f.counts
     assert f.counts["fail"] + f.counts["temp"] > 0, f.counts
+    assert logins and all(r.startswith("OK") and t < 3.0
+                          for r, t in logins), logins
     n.assert_worst_below(1.0)
     if SANITIZED:
         # ASan keeps freed blocks in quarantine: peaks mean nothing.
