@@ -921,6 +921,49 @@ test_full_auth_queue_tempfail(void)
 		sfree(s[i]);
 }
 
+/* Long enough that none ends while the test fills the lane. */
+static void
+lane_work(void *arg)
+{
+	*(pthread_t *)arg = pthread_self();
+	usleep(50000);
+}
+
+static void
+lane_done(void *arg, int cancelled)
+{
+	(void)arg;
+	statuses[cancelled ? POSTERN_SASL_CANCELLED : POSTERN_SASL_OK]++;
+}
+
+/* host->auth_job_submit (ABI 1.4): a module's work on the auth lane, off
+ * the loop; NULL outside a worker, and when the lane is full. */
+static void
+test_host_auth_job_submit(void)
+{
+	pthread_t ran = pthread_self();
+	postern_job_t *j[8];
+	int i, n = 0;
+
+	memset(statuses, 0, sizeof(statuses));
+	CU_ASSERT_TRUE_FATAL(POSTERN_HOST_HAS(H, auth_job_submit));
+	CU_ASSERT_PTR_NOT_NULL(H->auth_job_submit(lane_work, lane_done, &ran));
+	UNIT_PUMP_UNTIL(loop, statuses[POSTERN_SASL_OK] == 1, 3000);
+	CU_ASSERT_EQUAL(statuses[POSTERN_SASL_OK], 1);
+	CU_ASSERT(!pthread_equal(ran, pthread_self()));
+	/* The fixture's lane takes one running and four waiting. */
+	for (i = 0; i < 8; i++)
+		if ((j[i] = H->auth_job_submit(lane_work, lane_done,
+		                               &ran)) != NULL)
+			n++;
+	CU_ASSERT(n >= 4 && n <= 5);
+	UNIT_PUMP_UNTIL(loop, statuses[POSTERN_SASL_OK] == 1 + n, 3000);
+	CU_ASSERT_EQUAL(statuses[POSTERN_SASL_OK], 1 + n);
+	host_set_jobs(NULL);
+	CU_ASSERT_PTR_NULL(H->auth_job_submit(lane_work, lane_done, &ran));
+	host_set_jobs(jobs);
+}
+
 static CU_TestInfo sasl_tests[] = {
 	{ "host table members", test_host_members },
 	{ "unknown mechanism: NULL", test_unknown_mechanism },
@@ -946,6 +989,7 @@ static CU_TestInfo sasl_tests[] = {
 	{ "penalty: checked before the hash", test_penalty_before_the_hash },
 	{ "a full auth queue: TEMPFAIL at once",
 	  test_full_auth_queue_tempfail },
+	{ "host auth_job_submit", test_host_auth_job_submit },
 	CU_TEST_INFO_NULL,
 };
 
