@@ -32,7 +32,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <time.h>
 
 #include <postern/auth.h>
 
@@ -337,18 +336,6 @@ sasl_malformed(struct postern_sasl *s, const char *why)
 	sasl_reply(s, POSTERN_SASL_MALFORMED, 0);
 }
 
-/* CLOCK_MONOTONIC in ms, as the loop's clock, but read now: the loop's
- * is cached once per iteration, and a failure must not be answered
- * before `auth_failure_delay` from the moment its check was queued. */
-static uint64_t
-fresh_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 /* What is left of the failure delay counted from `from` (0: now).  A
  * check's result is handled in a later loop iteration than the one that
  * queued it, whose clock has passed `from`: a timer armed for what is
@@ -495,7 +482,9 @@ verify_submit(struct postern_sasl *s, struct sasl_verify *v)
 {
 	const char *why = "the password check queue is full (auth_queue)";
 
-	s->fail_from = fresh_ms();
+	/* The clock read now, not the loop's cached one: a failure must
+	 * not be answered before the delay from this moment. */
+	s->fail_from = loop_clock_ms();
 	if (flight_take(v->key.addr) < 0)
 		why = "this address has auth_queue_per_ip password checks "
 		      "waiting already";

@@ -30,7 +30,7 @@ import imaplib
 
 from hostile import Neighbour, WorkerMemory
 from mailserver import MailServer
-from testlib import POSTERND, Runner
+from testlib import POSTERND, LineClient, Runner
 
 R = Runner("hostile_auth")
 # posternd built with --enable-sanitizers links libasan.
@@ -69,29 +69,8 @@ def realistic_cost(srv, memlimit="46M", opslimit=2):
 
 # ---- raw protocol clients (from a chosen source address) ---------------
 
-class Conn:
-    def __init__(self, port, src, timeout=30.0):
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout,
-                                             source_address=(src, 0))
-        self.buf = b""
-
-    def send(self, data):
-        self.sock.sendall(data)
-
-    def line(self):
-        while b"\n" not in self.buf:
-            chunk = self.sock.recv(4096)
-            if not chunk:
-                raise EOFError("closed")
-            self.buf += chunk
-        line, _, self.buf = self.buf.partition(b"\n")
-        return line.rstrip(b"\r").decode("utf-8", "replace")
-
-    def close(self):
-        try:
-            self.sock.close()
-        except OSError:
-            pass
+def Conn(port, src):
+    return LineClient(port, timeout=30.0, source=src)
 
 
 def imap_open(port, src):
