@@ -228,24 +228,26 @@ slot_delay(const struct auth_penalty *t, const struct penalty_slot *s,
 	return gone >= d ? 0 : (unsigned)(d - gone);
 }
 
-unsigned
+void
 penalty_check(struct auth_penalty *t, const struct penalty_key *k,
-              uint64_t now_ms, int *known_wrong)
+              uint64_t now_ms, struct penalty_verdict *v)
 {
 	struct penalty_slot *a, *c;
 	unsigned da, dc;
 
-	*known_wrong = 0;
+	memset(v, 0, sizeof(*v));
 	if (t == NULL || t->set.max_ms == 0)
-		return 0;
+		return;
 	table_lock(t);
 	a = slot_find(t, k->addr, now_ms, 0);
 	c = slot_find(t, k->account, now_ms, 0);
 	da = slot_delay(t, a, now_ms);
 	dc = slot_delay(t, c, now_ms);
-	*known_wrong = has_tag(a, k->tag) || has_tag(c, k->tag);
+	v->wait_ms = da > dc ? da : dc;
+	v->known_wrong = has_tag(a, k->tag) || has_tag(c, k->tag);
+	v->flagged = (a != NULL && a->failures > 0) ||
+	             (c != NULL && c->failures > 0);
 	pthread_mutex_unlock(&t->lock);
-	return da > dc ? da : dc;
 }
 
 static void
@@ -275,6 +277,23 @@ penalty_failed(struct auth_penalty *t, const struct penalty_key *k,
 	table_lock(t);
 	slot_fail(t, k->addr, k->tag, now_ms);
 	slot_fail(t, k->account, k->tag, now_ms);
+	pthread_mutex_unlock(&t->lock);
+}
+
+void
+penalty_refused(struct auth_penalty *t, const struct penalty_key *k,
+                uint64_t now_ms)
+{
+	struct penalty_slot *s;
+
+	if (t == NULL || t->set.max_ms == 0)
+		return;
+	table_lock(t);
+	if ((s = slot_find(t, k->addr, now_ms, 1)) != NULL) {
+		s->last_ms = now_ms;
+		if (s->failures < PENALTY_MAX_COUNT)
+			s->failures++;
+	}
 	pthread_mutex_unlock(&t->lock);
 }
 

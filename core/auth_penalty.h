@@ -65,16 +65,29 @@ void penalty_key(const struct auth_penalty *t, const struct sockaddr *sa,
                  socklen_t salen, const char *name, const char *password,
                  size_t len, struct penalty_key *k);
 
-/* How long to wait before checking this attempt's password, in ms; sets
- * *known_wrong to 1 when the address failed with this very name and
- * password lately (answer FAIL after the wait, without a hash). */
-unsigned penalty_check(struct auth_penalty *t, const struct penalty_key *k,
-                       uint64_t now_ms, int *known_wrong);
+/* What the table says of an attempt. */
+struct penalty_verdict {
+	unsigned wait_ms; /* to wait before checking the password */
+	int known_wrong;  /* this very name and password failed lately from
+	                     the address or for the account: answer FAIL
+	                     after the wait, without a hash */
+	int flagged;      /* the address or the account has failures on
+	                     record: it may use only part of the queue */
+};
+
+void penalty_check(struct auth_penalty *t, const struct penalty_key *k,
+                   uint64_t now_ms, struct penalty_verdict *v);
 /* Counts a wrong password (or an unknown user), answered at `now_ms`
  * (the delay of the next attempt counts from the answer, which may be
  * ahead of the present). */
 void penalty_failed(struct auth_penalty *t, const struct penalty_key *k,
                     uint64_t now_ms);
+/* A check refused because the password queue had no room for it: counts
+ * against the address alone (not the account, and no tag: the password
+ * was never checked), so that a client hammering a full queue backs off
+ * instead of taking every place that frees. */
+void penalty_refused(struct auth_penalty *t, const struct penalty_key *k,
+                     uint64_t now_ms);
 /* A successful login: forgets the address's and the account's failures. */
 void penalty_succeeded(struct auth_penalty *t, const struct penalty_key *k);
 

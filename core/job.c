@@ -270,6 +270,17 @@ job_cancel(postern_job_t *j)
 }
 
 size_t
+job_lane_queued(struct job_pool *p, enum job_lane_id id)
+{
+	size_t n;
+
+	pthread_mutex_lock(&p->lock);
+	n = p->lanes[id].queued;
+	pthread_mutex_unlock(&p->lock);
+	return n;
+}
+
+size_t
 job_pending(struct job_pool *p)
 {
 	return p->pending;

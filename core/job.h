@@ -46,6 +46,8 @@ postern_job_t *job_submit_lane(struct job_pool *p, enum job_lane_id id,
                                postern_job_work_fn work,
                                postern_job_done_fn done, void *arg);
 void job_cancel(postern_job_t *job);
+/* Jobs waiting (not started) on lane `id`. */
+size_t job_lane_queued(struct job_pool *p, enum job_lane_id id);
 /* Jobs submitted whose done has not run yet. */
 size_t job_pending(struct job_pool *p);
 

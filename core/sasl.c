@@ -103,6 +103,7 @@ struct sasl_verify {
 	struct postern_user user;
 	struct penalty_key key;
 	int in_flight; /* counted in sasl_g.flights */
+	int flagged;   /* failures on record for the address or account */
 	int rc;
 };
 
@@ -123,6 +124,8 @@ static struct {
 	struct flight *flights;
 	size_t nflights;
 	unsigned per_addr;
+	size_t flagged_max; /* queued checks past which a flagged one is
+	                       refused (0: no such limit) */
 } sasl_g = { .delay_ms = SASL_DEFAULT_DELAY_MS };
 
 void
@@ -144,6 +147,7 @@ sasl_set_queue(unsigned threads, unsigned queue, unsigned per_addr)
 	sasl_g.flights = NULL;
 	sasl_g.nflights = 0;
 	sasl_g.per_addr = per_addr;
+	sasl_g.flagged_max = queue > 1 ? queue / 2 : queue;
 	if (per_addr == 0 || (size_t)threads + queue == 0)
 		return;
 	sasl_g.nflights = (size_t)threads + queue;
@@ -490,13 +494,24 @@ verify_submit(struct postern_sasl *s, struct sasl_verify *v)
 		      "waiting already";
 	else {
 		v->in_flight = 1;
-		v->job = job_submit_lane(host_jobs(), JOB_LANE_AUTH,
-		                         verify_work, verify_done, v);
-		if (v->job != NULL)
+		/* Half the queue stays for addresses and accounts without
+		 * failures: a flood of wrong logins, once it has failed,
+		 * cannot take every place from users logging in. */
+		if (v->flagged && sasl_g.flagged_max > 0 &&
+		    job_lane_queued(host_jobs(), JOB_LANE_AUTH) >=
+		    sasl_g.flagged_max)
+			why = "half the password check queue is full, and "
+			      "this address or account failed lately";
+		else if ((v->job = job_submit_lane(host_jobs(),
+		                                   JOB_LANE_AUTH, verify_work,
+		                                   verify_done, v)) != NULL)
 			return;
 	}
 	sasl_log(s, POSTERN_LOG_WARNING, "authentication of user=%s (%s): "
 	         "%s: temporary failure", v->name, mech_names[s->mech], why);
+	/* A client that hammers a full queue backs off like one that
+	 * fails, instead of taking every place that frees. */
+	penalty_refused(sasl_g.penalty, &v->key, loop_now_ms(loop_current));
 	s->verify = NULL;
 	verify_free(v);
 	sasl_reply(s, POSTERN_SASL_TEMPFAIL, 0);
@@ -537,8 +552,7 @@ verify_start(struct postern_sasl *s, const char *name, const char *password,
 	struct sasl_verify *v;
 	const struct sockaddr *sa = NULL;
 	socklen_t salen = 0;
-	unsigned wait;
-	int known_wrong;
+	struct penalty_verdict pv;
 
 	if (auth == NULL || host_jobs() == NULL) {
 		sasl_log(s, auth == NULL ? POSTERN_LOG_DEBUG : POSTERN_LOG_ERROR,
@@ -562,16 +576,17 @@ verify_start(struct postern_sasl *s, const char *name, const char *password,
 	if (s->conn != NULL)
 		sa = conn_peer_addr(s->conn, &salen);
 	penalty_key(sasl_g.penalty, sa, salen, name, password, len, &v->key);
-	wait = penalty_check(sasl_g.penalty, &v->key,
-	                     loop_now_ms(loop_current), &known_wrong);
-	if (known_wrong)
-		verify_known_wrong(s, v, wait);
-	else if (wait > 0) {
+	penalty_check(sasl_g.penalty, &v->key, loop_now_ms(loop_current),
+	              &pv);
+	v->flagged = pv.flagged;
+	if (pv.known_wrong)
+		verify_known_wrong(s, v, pv.wait_ms);
+	else if (pv.wait_ms > 0) {
 		sasl_log(s, POSTERN_LOG_DEBUG, "authentication of user=%s "
 		         "(%s): %u ms penalty for recent failures", name,
-		         mech_names[s->mech], wait);
-		s->timer = loop_timer_add(loop_current, wait, verify_waited,
-		                          s);
+		         mech_names[s->mech], pv.wait_ms);
+		s->timer = loop_timer_add(loop_current, pv.wait_ms,
+		                          verify_waited, s);
 	} else
 		verify_submit(s, v);
 }

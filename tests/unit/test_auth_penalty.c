@@ -58,9 +58,12 @@ static unsigned
 check(struct auth_penalty *t, const struct penalty_key *k, uint64_t now,
       int *known)
 {
-	int dummy;
+	struct penalty_verdict v;
 
-	return penalty_check(t, k, now, known != NULL ? known : &dummy);
+	penalty_check(t, k, now, &v);
+	if (known != NULL)
+		*known = v.known_wrong;
+	return v.wait_ms;
 }
 
 static void
@@ -227,6 +230,44 @@ test_bounded_under_a_flood_of_addresses(void)
 	penalty_destroy(t);
 }
 
+/* A check the full queue refused counts against the address alone, and
+ * leaves no tag: the password was never checked, and the right one must
+ * not be taken for a known wrong one. */
+static void
+test_refused_counts_the_address_alone(void)
+{
+	struct auth_penalty *t = table(1024, 100, 1000, 3600000);
+	struct penalty_key k, other;
+	struct penalty_verdict v;
+	unsigned a, c;
+
+	key4(t, "192.0.2.7", "alice@example.org", "right", &k);
+	penalty_check(t, &k, T0, &v);
+	CU_ASSERT_EQUAL(v.flagged, 0);
+	penalty_refused(t, &k, T0);
+	penalty_refused(t, &k, T0);
+	penalty_counts(t, &k, T0, &a, &c);
+	CU_ASSERT_EQUAL(a, 2);
+	CU_ASSERT_EQUAL(c, 0);
+	penalty_check(t, &k, T0, &v);
+	CU_ASSERT_EQUAL(v.wait_ms, 200);
+	CU_ASSERT_EQUAL(v.known_wrong, 0);
+	CU_ASSERT_EQUAL(v.flagged, 1);
+	/* The same account from elsewhere is clean. */
+	key4(t, "198.51.100.1", "alice@example.org", "right", &other);
+	penalty_check(t, &other, T0, &v);
+	CU_ASSERT_EQUAL(v.wait_ms, 0);
+	CU_ASSERT_EQUAL(v.flagged, 0);
+	/* A failed account flags every address that logs in to it. */
+	key4(t, "203.0.113.1", "alice@example.org", "guess", &other);
+	penalty_failed(t, &other, T0);
+	key4(t, "198.51.100.1", "alice@example.org", "right", &other);
+	penalty_check(t, &other, T0, &v);
+	CU_ASSERT_EQUAL(v.flagged, 1);
+	CU_ASSERT_EQUAL(v.known_wrong, 0);
+	penalty_destroy(t);
+}
+
 static void
 test_off_when_max_is_zero(void)
 {
@@ -277,6 +318,8 @@ static CU_TestInfo penalty_tests[] = {
 	{ "IPv6 counts by /64, IPv4-mapped as IPv4", test_ipv6_by_prefix },
 	{ "the table stays bounded under a flood of addresses",
 	  test_bounded_under_a_flood_of_addresses },
+	{ "a refusal counts the address alone, without a tag",
+	  test_refused_counts_the_address_alone },
 	{ "max 0 turns it off", test_off_when_max_is_zero },
 	{ "one table for every worker (fork)", test_shared_across_fork },
 	CU_TEST_INFO_NULL,
