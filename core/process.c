@@ -1046,8 +1046,8 @@ penalty_start(void)
 		.expire_ms = (unsigned)rt.set.auth_penalty_expire_ms,
 	};
 
-	if (ps.max_ms == 0)
-		return 0;
+	/* Made even when the penalty is off: its keys also count each
+	 * address's checks in flight (auth_queue_per_ip). */
 	if ((rt.penalty = penalty_create(&ps)) == NULL)
 		return -1;
 	sasl_set_penalty(rt.penalty);
