@@ -22,6 +22,12 @@
  * other password, the right one included, is checked after the delay:
  * the penalty delays, it never locks anyone out.
  *
+ * A check the password queue had no room for counts against its address
+ * (penalty_refused), so a client hammering a full queue backs off too;
+ * and penalty_check says when an address or account has failures on
+ * record, which the caller uses to keep part of the queue for the
+ * others.
+ *
  * IPv6 addresses count by their /64 (one customer's network); IPv4 by the
  * whole address.  Times are CLOCK_MONOTONIC milliseconds, the same in
  * every process.  Any process, any thread.
