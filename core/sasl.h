@@ -26,7 +26,8 @@
  * failures, or answer a name and password that failed lately without a
  * hash.  A wrong password is answered FAIL once the failure delay has
  * passed since the check was queued.  No auth service, no job pool, a
- * full auth queue, or a backend that cannot answer: TEMPFAIL.
+ * full auth queue (or the address's share of it, sasl_set_queue), or a
+ * backend that cannot answer: TEMPFAIL.
  *
  * Logging: success and failure are logged at info level with conn_log,
  * never the password.  `c` may be NULL (tests): lines are then written
