@@ -20,7 +20,10 @@
  * a hash: the tags of the last PENALTY_TAGS wrong name+password pairs
  * are kept per address (keyed 64-bit SipHash, never the password).  Any
  * other password, the right one included, is checked after the delay:
- * the penalty delays, it never locks anyone out.
+ * the penalty delays, it never locks anyone out.  (One edge: a password
+ * that failed and is then made the account's password is refused until
+ * the entry expires, `expire` after its last failure, since it is not
+ * checked again.)
  *
  * A check the password queue had no room for counts against its address
  * (penalty_refused), so a client hammering a full queue backs off too;
