@@ -29,6 +29,8 @@
 struct penalty_slot {
 	uint64_t key;     /* 0: free */
 	uint64_t last_ms; /* last failure */
+	uint64_t tags_ms; /* last failure that a check confirmed: the tags
+	                     are believed until PENALTY_TAG_TTL_MS after */
 	uint32_t failures;
 	uint32_t next_tag; /* where the next tag goes in tags[] */
 	uint64_t tags[PENALTY_TAGS];
@@ -197,7 +199,7 @@ slot_find(struct auth_penalty *t, uint64_t key, uint64_t now, int create)
 }
 
 static int
-has_tag(const struct penalty_slot *s, uint64_t tag)
+tag_listed(const struct penalty_slot *s, uint64_t tag)
 {
 	size_t i;
 
@@ -207,6 +209,19 @@ has_tag(const struct penalty_slot *s, uint64_t tag)
 		if (s->tags[i] == tag)
 			return 1;
 	return 0;
+}
+
+/* Whether `tag` failed lately here, to answer without a check.  Only
+ * for PENALTY_TAG_TTL_MS after the last checked failure: a password that
+ * failed and has since become the account's password is checked again
+ * soon. */
+static int
+has_tag(const struct penalty_slot *s, uint64_t tag, uint64_t now)
+{
+	if (s == NULL ||
+	    (now > s->tags_ms && now - s->tags_ms >= PENALTY_TAG_TTL_MS))
+		return 0;
+	return tag_listed(s, tag);
 }
 
 /* What is left to wait of the delay `s`'s failures earned. */
@@ -244,7 +259,8 @@ penalty_check(struct auth_penalty *t, const struct penalty_key *k,
 	da = slot_delay(t, a, now_ms);
 	dc = slot_delay(t, c, now_ms);
 	v->wait_ms = da > dc ? da : dc;
-	v->known_wrong = has_tag(a, k->tag) || has_tag(c, k->tag);
+	v->known_wrong = has_tag(a, k->tag, now_ms) ||
+	                 has_tag(c, k->tag, now_ms);
 	v->flagged = (a != NULL && a->failures > 0) ||
 	             (c != NULL && c->failures > 0);
 	pthread_mutex_unlock(&t->lock);
@@ -254,13 +270,16 @@ static void
 slot_fail(struct auth_penalty *t, uint64_t key, uint64_t tag, uint64_t now)
 {
 	struct penalty_slot *s = slot_find(t, key, now, 1);
+	int known;
 
 	if (s == NULL)
 		return;
+	known = tag_listed(s, tag);
 	s->last_ms = now;
+	s->tags_ms = now;
 	/* The same wrong pair again is a misconfigured client more likely
 	 * than a guess: it keeps the penalty alive but does not grow it. */
-	if (has_tag(s, tag))
+	if (known)
 		return;
 	if (s->failures < PENALTY_MAX_COUNT)
 		s->failures++;
@@ -277,6 +296,24 @@ penalty_failed(struct auth_penalty *t, const struct penalty_key *k,
 	table_lock(t);
 	slot_fail(t, k->addr, k->tag, now_ms);
 	slot_fail(t, k->account, k->tag, now_ms);
+	pthread_mutex_unlock(&t->lock);
+}
+
+void
+penalty_repeated(struct auth_penalty *t, const struct penalty_key *k,
+                 uint64_t now_ms)
+{
+	struct penalty_slot *s;
+	uint64_t keys[2] = { k->addr, k->account };
+	size_t i;
+
+	if (t == NULL || t->set.max_ms == 0)
+		return;
+	table_lock(t);
+	for (i = 0; i < 2; i++)
+		if ((s = slot_find(t, keys[i], now_ms, 0)) != NULL &&
+		    s->last_ms < now_ms)
+			s->last_ms = now_ms;
 	pthread_mutex_unlock(&t->lock);
 }
 

@@ -20,10 +20,11 @@
  * a hash: the tags of the last PENALTY_TAGS wrong name+password pairs
  * are kept per address (keyed 64-bit SipHash, never the password).  Any
  * other password, the right one included, is checked after the delay:
- * the penalty delays, it never locks anyone out.  (One edge: a password
- * that failed and is then made the account's password is refused until
- * the entry expires, `expire` after its last failure, since it is not
- * checked again.)
+ * the penalty delays, it never locks anyone out.  The tags are believed
+ * for PENALTY_TAG_TTL_MS (2 minutes) after the last failure a check
+ * confirmed, no longer: a password that failed and has since become the
+ * account's password is checked again then (and a client repeating one
+ * wrong password costs one hash per 2 minutes).
  *
  * A check the password queue had no room for counts against its address
  * (penalty_refused), so a client hammering a full queue backs off too;
@@ -44,6 +45,7 @@
 
 #define PENALTY_PROBE 8
 #define PENALTY_TAGS 8
+#define PENALTY_TAG_TTL_MS 120000
 
 struct auth_penalty;
 
@@ -91,6 +93,11 @@ void penalty_check(struct auth_penalty *t, const struct penalty_key *k,
  * ahead of the present). */
 void penalty_failed(struct auth_penalty *t, const struct penalty_key *k,
                     uint64_t now_ms);
+/* A repeat of a name and password known wrong, answered FAIL without a
+ * check at `now_ms`: keeps the wait going, grows nothing, and does not
+ * make the tags believed for longer. */
+void penalty_repeated(struct auth_penalty *t, const struct penalty_key *k,
+                      uint64_t now_ms);
 /* A check refused because the password queue had no room for it: counts
  * against the address alone (not the account, and no tag: the password
  * was never checked), so that a client hammering a full queue backs off

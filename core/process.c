@@ -164,7 +164,7 @@ static const struct postern_cfg_key core_schema[] = {
 	         "this long after the last one (a success forgets at once)"),
 	CORE_KEY("auth_penalty_slots", POSTERN_CFG_INT, auth_penalty_slots,
 	         "8192", .min = 64, .max = 1 << 24, .doc = "addresses and "
-	         "accounts the penalty table holds (88 bytes each, shared by "
+	         "accounts the penalty table holds (96 bytes each, shared by "
 	         "the workers); when full the oldest are forgotten"),
 	CORE_KEY("log_level", POSTERN_CFG_ENUM, log_level, "info",
 	         .choices = log_levels, .doc = "error ... debug"),

@@ -537,7 +537,10 @@ verify_known_wrong(struct postern_sasl *s, struct sasl_verify *v,
 	sasl_log(s, POSTERN_LOG_INFO, "authentication failed: user=%s (%s): "
 	         "the same password failed lately, not checked again",
 	         v->name, mech_names[s->mech]);
-	sasl_fail_counted(s, &v->key, wait + fail_delay_left(0));
+	wait += fail_delay_left(0);
+	penalty_repeated(sasl_g.penalty, &v->key,
+	                 loop_now_ms(loop_current) + wait);
+	sasl_fail_in(s, wait);
 	s->verify = NULL;
 	verify_free(v);
 }

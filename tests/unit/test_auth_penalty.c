@@ -130,6 +130,20 @@ test_repeated_password_is_known_and_does_not_grow(void)
 	key4(t, "192.0.2.7", "bob@example.org", "stale", &other);
 	check(t, &other, T0 + 2, &known);
 	CU_ASSERT_EQUAL(known, 0);
+	/* Believed for PENALTY_TAG_TTL_MS after the last checked failure;
+	 * repeats answered without a check do not stretch that (the
+	 * password may have become the right one meanwhile). */
+	penalty_repeated(t, &k, T0 + 60000);
+	check(t, &k, T0 + 2 + PENALTY_TAG_TTL_MS - 1, &known);
+	CU_ASSERT_EQUAL(known, 1);
+	check(t, &k, T0 + 2 + PENALTY_TAG_TTL_MS, &known);
+	CU_ASSERT_EQUAL(known, 0);
+	/* Checked and wrong again: believed again. */
+	penalty_failed(t, &k, T0 + 2 + PENALTY_TAG_TTL_MS);
+	check(t, &k, T0 + 3 + PENALTY_TAG_TTL_MS, &known);
+	CU_ASSERT_EQUAL(known, 1);
+	penalty_counts(t, &k, T0 + 3 + PENALTY_TAG_TTL_MS, &a, &c);
+	CU_ASSERT_EQUAL(a, 1); /* the same pair: no growth */
 	penalty_destroy(t);
 }
 
