@@ -300,6 +300,17 @@ h_job_submit(postern_job_work_fn work, postern_job_done_fn done, void *arg)
 	return job_submit(host.jobs, work, done, arg);
 }
 
+static postern_job_t *
+h_auth_job_submit(postern_job_work_fn work, postern_job_done_fn done,
+                  void *arg)
+{
+	if (host.jobs == NULL) {
+		log_error("auth_job_submit called outside a worker");
+		return NULL;
+	}
+	return job_submit_lane(host.jobs, JOB_LANE_AUTH, work, done, arg);
+}
+
 static postern_tls_t *
 h_tls_create(postern_module_t *m, postern_cfg_t *node)
 {
@@ -467,6 +478,7 @@ static const struct postern_host host_table_v = {
 	.pool_create_limited = pool_create_limited,
 	.conn_junk_command = conn_junk_command,
 	.conn_junk_reset = conn_junk_reset,
+	.auth_job_submit = h_auth_job_submit,
 };
 
 const struct postern_host *

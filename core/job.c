@@ -1,10 +1,14 @@
 /*
  * job.c - the worker's thread pool (see job.h).
  *
- * One mutex guards the queue, the completion list and every job's state.
- * Threads take jobs from the queue head; finished (or cancelled) jobs go on
- * the completion list, and the first one to land there wakes the loop,
- * which then runs all the `done` callbacks in completion order.
+ * One mutex guards the queues, the completion list and every job's state.
+ * The pool has lanes: each has its own queue and its own threads, so work
+ * on one lane never waits behind another's (a login flood hashing
+ * passwords on the auth lane does not delay a SELECT on the general one).
+ * Threads take jobs from their lane's queue head; finished (or cancelled)
+ * jobs go on the one completion list, and the first one to land there
+ * wakes the loop, which then runs all the `done` callbacks in completion
+ * order.
  */
 #include "job.h"
 
@@ -20,8 +24,11 @@
 
 enum job_state { JOB_QUEUED, JOB_RUNNING, JOB_FINISHED };
 
+struct job_lane;
+
 struct postern_job {
 	struct job_pool *pool;
+	struct job_lane *lane;
 	enum job_state state;
 	int cancelled;
 	postern_job_work_fn work;
@@ -34,16 +41,23 @@ struct job_list {
 	struct postern_job *head, *tail;
 };
 
+struct job_lane {
+	struct job_pool *pool;
+	pthread_cond_t ready;
+	struct job_list queue;
+	size_t queued;     /* jobs in queue, under the pool's lock */
+	size_t max_queued; /* 0: unbounded */
+	unsigned nthreads;
+	pthread_t *threads;
+};
+
 struct job_pool {
 	struct loop *loop;
 	pthread_mutex_t lock;
-	pthread_cond_t ready;
-	struct job_list queue;
 	struct job_list finished;
 	size_t pending; /* loop thread only */
 	int exiting;
-	unsigned nthreads;
-	pthread_t *threads;
+	struct job_lane lanes[JOB_LANES];
 };
 
 static void
@@ -100,7 +114,8 @@ finish_locked(struct job_pool *p, struct postern_job *j)
 static void *
 job_thread(void *arg)
 {
-	struct job_pool *p = arg;
+	struct job_lane *lane = arg;
+	struct job_pool *p = lane->pool;
 	sigset_t all;
 
 	/* Signals belong to the loop's signalfd, never to a pool thread. */
@@ -110,11 +125,12 @@ job_thread(void *arg)
 	for (;;) {
 		struct postern_job *j;
 
-		while (p->queue.head == NULL && !p->exiting)
-			pthread_cond_wait(&p->ready, &p->lock);
-		if (p->queue.head == NULL)
+		while (lane->queue.head == NULL && !p->exiting)
+			pthread_cond_wait(&lane->ready, &p->lock);
+		if (lane->queue.head == NULL)
 			break;
-		j = list_pop(&p->queue);
+		j = list_pop(&lane->queue);
+		lane->queued--;
 		j->state = JOB_RUNNING;
 		pthread_mutex_unlock(&p->lock);
 		j->work(j->arg);
@@ -144,53 +160,96 @@ run_completions(void *arg)
 	}
 }
 
+/* Starts the lane's threads; the number started (0 on failure, logged). */
+static unsigned
+lane_start(struct job_pool *p, struct job_lane *lane, unsigned threads)
+{
+	unsigned i;
+	int err;
+
+	lane->threads = xcalloc(threads, sizeof(*lane->threads));
+	for (i = 0; i < threads; i++) {
+		err = pthread_create(&lane->threads[i], NULL, job_thread,
+		                     lane);
+		if (err != 0) {
+			log_error("jobs: cannot start thread %u of %u (lane "
+			          "%d): %s", i + 1, threads,
+			          (int)(lane - p->lanes), strerror(err));
+			break;
+		}
+		lane->nthreads++;
+	}
+	return lane->nthreads;
+}
+
 struct job_pool *
 job_pool_create(struct loop *l, unsigned threads)
 {
 	struct job_pool *p = xcalloc(1, sizeof(*p));
-	unsigned i;
-	int err;
+	size_t i;
 
 	p->loop = l;
 	pthread_mutex_init(&p->lock, NULL);
-	pthread_cond_init(&p->ready, NULL);
-	loop_set_wake(l, run_completions, p);
-	if (threads == 0)
-		threads = 1;
-	p->threads = xcalloc(threads, sizeof(*p->threads));
-	for (i = 0; i < threads; i++) {
-		err = pthread_create(&p->threads[i], NULL, job_thread, p);
-		if (err != 0) {
-			log_error("jobs: cannot start thread %u of %u: %s",
-			          i + 1, threads, strerror(err));
-			break;
-		}
-		p->nthreads++;
+	for (i = 0; i < JOB_LANES; i++) {
+		p->lanes[i].pool = p;
+		pthread_cond_init(&p->lanes[i].ready, NULL);
 	}
-	if (p->nthreads == 0) {
+	loop_set_wake(l, run_completions, p);
+	if (lane_start(p, &p->lanes[JOB_LANE_GENERAL],
+	               threads > 0 ? threads : 1) == 0) {
 		job_pool_destroy(p);
 		return NULL;
 	}
 	return p;
 }
 
+int
+job_lane_start(struct job_pool *p, enum job_lane_id id, unsigned threads,
+               size_t max_queued)
+{
+	struct job_lane *lane = &p->lanes[id];
+
+	if (id == JOB_LANE_GENERAL || lane->nthreads > 0 || threads == 0)
+		return -1;
+	lane->max_queued = max_queued;
+	return lane_start(p, lane, threads) > 0 ? 0 : -1;
+}
+
+postern_job_t *
+job_submit_lane(struct job_pool *p, enum job_lane_id id,
+                postern_job_work_fn work, postern_job_done_fn done,
+                void *arg)
+{
+	struct job_lane *lane = &p->lanes[id];
+	struct postern_job *j;
+
+	pthread_mutex_lock(&p->lock);
+	if (lane->nthreads == 0 ||
+	    (lane->max_queued > 0 && lane->queued >= lane->max_queued)) {
+		pthread_mutex_unlock(&p->lock);
+		return NULL;
+	}
+	j = xcalloc(1, sizeof(*j));
+	j->pool = p;
+	j->lane = lane;
+	j->work = work;
+	j->done = done;
+	j->arg = arg;
+	j->state = JOB_QUEUED;
+	list_push(&lane->queue, j);
+	lane->queued++;
+	pthread_cond_signal(&lane->ready);
+	pthread_mutex_unlock(&p->lock);
+	p->pending++;
+	return j;
+}
+
 postern_job_t *
 job_submit(struct job_pool *p, postern_job_work_fn work,
            postern_job_done_fn done, void *arg)
 {
-	struct postern_job *j = xcalloc(1, sizeof(*j));
-
-	j->pool = p;
-	j->work = work;
-	j->done = done;
-	j->arg = arg;
-	pthread_mutex_lock(&p->lock);
-	j->state = JOB_QUEUED;
-	list_push(&p->queue, j);
-	pthread_cond_signal(&p->ready);
-	pthread_mutex_unlock(&p->lock);
-	p->pending++;
-	return j;
+	/* The general lane has no bound: it cannot say no. */
+	return job_submit_lane(p, JOB_LANE_GENERAL, work, done, arg);
 }
 
 void
@@ -202,11 +261,23 @@ job_cancel(postern_job_t *j)
 	if (j->state == JOB_QUEUED) {
 		/* Its done still runs from the loop, never from here: the
 		 * caller may be holding state done will free. */
-		list_unlink(&p->queue, j);
+		list_unlink(&j->lane->queue, j);
+		j->lane->queued--;
 		j->cancelled = 1;
 		finish_locked(p, j);
 	}
 	pthread_mutex_unlock(&p->lock);
+}
+
+size_t
+job_lane_queued(struct job_pool *p, enum job_lane_id id)
+{
+	size_t n;
+
+	pthread_mutex_lock(&p->lock);
+	n = p->lanes[id].queued;
+	pthread_mutex_unlock(&p->lock);
+	return n;
 }
 
 size_t
@@ -219,25 +290,35 @@ void
 job_pool_destroy(struct job_pool *p)
 {
 	struct postern_job *j;
-	unsigned i;
+	struct job_lane *lane;
+	unsigned i, k;
 
 	if (p == NULL)
 		return;
 	pthread_mutex_lock(&p->lock);
-	while ((j = list_pop(&p->queue)) != NULL) {
-		j->cancelled = 1;
-		j->state = JOB_FINISHED;
-		list_push(&p->finished, j);
+	for (k = 0; k < JOB_LANES; k++) {
+		lane = &p->lanes[k];
+		while ((j = list_pop(&lane->queue)) != NULL) {
+			j->cancelled = 1;
+			j->state = JOB_FINISHED;
+			list_push(&p->finished, j);
+		}
+		lane->queued = 0;
+		pthread_cond_broadcast(&lane->ready);
 	}
 	p->exiting = 1;
-	pthread_cond_broadcast(&p->ready);
 	pthread_mutex_unlock(&p->lock);
-	for (i = 0; i < p->nthreads; i++)
-		pthread_join(p->threads[i], NULL);
+	for (k = 0; k < JOB_LANES; k++) {
+		lane = &p->lanes[k];
+		for (i = 0; i < lane->nthreads; i++)
+			pthread_join(lane->threads[i], NULL);
+	}
 	run_completions(p);
 	loop_set_wake(p->loop, NULL, NULL);
-	pthread_cond_destroy(&p->ready);
+	for (k = 0; k < JOB_LANES; k++) {
+		pthread_cond_destroy(&p->lanes[k].ready);
+		free(p->lanes[k].threads);
+	}
 	pthread_mutex_destroy(&p->lock);
-	free(p->threads);
 	free(p);
 }

@@ -82,8 +82,8 @@ struct loop {
 	void *before_wait_arg;
 };
 
-static uint64_t
-monotonic_ms(void)
+uint64_t
+loop_clock_ms(void)
 {
 	struct timespec ts;
 
@@ -105,7 +105,7 @@ loop_create(void)
 	l->sigfd = -1;
 	l->wakefd = -1;
 	sigemptyset(&l->sigmask);
-	l->now = monotonic_ms();
+	l->now = loop_clock_ms();
 	return l;
 }
 
@@ -472,7 +472,7 @@ wait_timeout(struct loop *l, int max_wait_ms)
 		return 0;
 	if (l->heap_len > 0) {
 		uint64_t due = l->heap[0]->due;
-		uint64_t now = monotonic_ms();
+		uint64_t now = loop_clock_ms();
 		uint64_t wait = due > now ? due - now : 0;
 		if (wait > INT32_MAX)
 			wait = INT32_MAX;
@@ -494,7 +494,7 @@ loop_run_once(struct loop *l, int max_wait_ms)
 		log_error("loop: epoll_wait: %s", strerror(errno));
 		return -1;
 	}
-	l->now = monotonic_ms();
+	l->now = loop_clock_ms();
 	for (i = 0; i < n; i++) {
 		struct loop_watch *w = ev[i].data.ptr;
 		unsigned events = 0;

@@ -41,7 +41,10 @@ void loop_stop(struct loop *l);
 /* Runs one iteration, waiting at most `max_wait_ms` (-1: until an event). */
 int loop_run_once(struct loop *l, int max_wait_ms);
 
+/* CLOCK_MONOTONIC in ms as of the start of the loop's iteration. */
 uint64_t loop_now_ms(struct loop *l);
+/* The same clock, read now (any thread). */
+uint64_t loop_clock_ms(void);
 
 struct loop_timer *loop_timer_add(struct loop *l, unsigned ms,
                                   loop_timer_fn fn, void *arg);

@@ -47,6 +47,7 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 
+#include "auth_penalty.h"
 #include "conf.h"
 #include "conn.h"
 #include "hook.h"
@@ -95,6 +96,13 @@ struct core_settings {
 	long long shutdown_timeout_ms;
 	long long auth_failure_delay_ms;
 	long long output_high_water;
+	long long auth_threads;
+	long long auth_queue;
+	long long auth_queue_per_ip;
+	long long auth_penalty_init_ms;
+	long long auth_penalty_max_ms;
+	long long auth_penalty_expire_ms;
+	long long auth_penalty_slots;
 	int log_level; /* index into log_levels */
 };
 
@@ -136,6 +144,33 @@ static const struct postern_cfg_key core_schema[] = {
 	         "256K", .min = 4096, .max = 1LL << 30,
 	         .doc = "output queued for a client that does not read, "
 	                "above which its input waits (resumes under half)"),
+	CORE_KEY("auth_threads", POSTERN_CFG_INT, auth_threads, "1", .min = 1,
+	         .max = 64, .doc = "password-check threads per worker, apart "
+	         "from job_threads (each argon2id check holds its memory: "
+	         "64 MiB at auth_passwd's default cost)"),
+	CORE_KEY("auth_queue", POSTERN_CFG_INT, auth_queue, "16", .min = 1,
+	         .max = 100000, .doc = "password checks that may wait per "
+	         "worker; past it a login gets a temporary failure at once"),
+	CORE_KEY("auth_queue_per_ip", POSTERN_CFG_INT, auth_queue_per_ip, "4",
+	         .min = 0, .max = 100000, .doc = "password checks one client "
+	         "address (IPv6: /64) may have waiting or running per worker, "
+	         "so that it cannot fill auth_queue for everyone; past it a "
+	         "temporary failure; 0: no limit"),
+	CORE_KEY("auth_penalty_init", POSTERN_CFG_DURATION,
+	         auth_penalty_init_ms, "2s", .min = 1, .max = 60000,
+	         .doc = "wait before checking a login from an address or for "
+	         "an account after one failure; doubles with each failure"),
+	CORE_KEY("auth_penalty_max", POSTERN_CFG_DURATION, auth_penalty_max_ms,
+	         "15s", .min = 0, .max = 300000,
+	         .doc = "the penalty wait's cap; 0 turns the penalty off"),
+	CORE_KEY("auth_penalty_expire", POSTERN_CFG_DURATION,
+	         auth_penalty_expire_ms, "1h", .min = 1000,
+	         .max = 7LL * 86400 * 1000, .doc = "failures are forgotten "
+	         "this long after the last one (a success forgets at once)"),
+	CORE_KEY("auth_penalty_slots", POSTERN_CFG_INT, auth_penalty_slots,
+	         "8192", .min = 64, .max = 1 << 24, .doc = "addresses and "
+	         "accounts the penalty table holds (96 bytes each, shared by "
+	         "the workers); when full the oldest are forgotten"),
 	CORE_KEY("log_level", POSTERN_CFG_ENUM, log_level, "info",
 	         .choices = log_levels, .doc = "error ... debug"),
 	{ .name = NULL },
@@ -166,6 +201,9 @@ static struct runtime {
 	int stopping;
 	uint64_t window_start;
 	unsigned window_deaths;
+
+	/* shared by the workers */
+	struct auth_penalty *penalty;
 
 	/* worker */
 	struct job_pool *jobs;
@@ -293,6 +331,9 @@ setup(void)
 	log_set_level(setup_log_level());
 	sasl_set_failure_delay((unsigned)rt.set.auth_failure_delay_ms);
 	conn_set_output_high_water((size_t)rt.set.output_high_water);
+	sasl_set_queue((unsigned)rt.set.auth_threads,
+	               (unsigned)rt.set.auth_queue,
+	               (unsigned)rt.set.auth_queue_per_ip);
 	host_set_dir(POSTERN_DIR_CONFIG, conf_dir(rt.conf));
 	host_set_dir(POSTERN_DIR_STATE, rt.set.state_dir);
 	host_set_dir(POSTERN_DIR_RUN, rt.set.run_dir);
@@ -324,6 +365,10 @@ teardown(void)
 		conf_free(rt.conf);
 	rt.conf = NULL;
 	host_reset();
+	sasl_set_penalty(NULL);
+	sasl_set_queue(0, 0, 0);
+	penalty_destroy(rt.penalty);
+	rt.penalty = NULL;
 	free(rt.user);
 	free(rt.workers);
 	rt.user = NULL;
@@ -572,6 +617,10 @@ worker_run(int id)
 	rt.jobs = job_pool_create(loop_current, (unsigned)rt.set.job_threads);
 	if (rt.jobs == NULL)
 		goto out;
+	if (job_lane_start(rt.jobs, JOB_LANE_AUTH,
+	                   (unsigned)rt.set.auth_threads,
+	                   (size_t)rt.set.auth_queue) < 0)
+		goto stop_jobs;
 	host_set_jobs(rt.jobs);
 	conn_init(loop_current);
 	if (modules_worker_start() < 0 || listener_start_all(loop_current) < 0)
@@ -584,6 +633,9 @@ stop:
 	job_pool_destroy(rt.jobs);
 	host_set_jobs(NULL);
 	conn_fini();
+	goto out;
+stop_jobs:
+	job_pool_destroy(rt.jobs);
 out:
 	loop_destroy(loop_current);
 	loop_current = NULL;
@@ -989,6 +1041,25 @@ prepare_state_dir(void)
 	return 0;
 }
 
+/* The penalty table, before the fork so that every worker shares it. */
+static int
+penalty_start(void)
+{
+	struct penalty_settings ps = {
+		.slots = (size_t)rt.set.auth_penalty_slots,
+		.init_ms = (unsigned)rt.set.auth_penalty_init_ms,
+		.max_ms = (unsigned)rt.set.auth_penalty_max_ms,
+		.expire_ms = (unsigned)rt.set.auth_penalty_expire_ms,
+	};
+
+	/* Made even when the penalty is off: its keys also count each
+	 * address's checks in flight (auth_queue_per_ip). */
+	if ((rt.penalty = penalty_create(&ps)) == NULL)
+		return -1;
+	sasl_set_penalty(rt.penalty);
+	return 0;
+}
+
 static int
 master_run(void)
 {
@@ -1015,6 +1086,8 @@ master_run(void)
 	loop_signal(rt.loop, SIGINT, master_on_stop, NULL);
 	loop_signal(rt.loop, SIGHUP, master_on_reload, NULL);
 	signal(SIGPIPE, SIG_IGN);
+	if (penalty_start() < 0)
+		return 1;
 	rt.nworkers = worker_count();
 	rt.workers = xcalloc(rt.nworkers, sizeof(*rt.workers));
 	for (i = 0; i < rt.nworkers; i++)

@@ -8,11 +8,22 @@
  * or sasl_login, there is at most one answer in flight, and sasl_free
  * stops it by cancelling the timer.
  *
- * Passwords are checked by the auth service on the job pool.  The job
- * owns copies of the name and password and a pool for the user record,
- * because sasl_free may come while the thread still reads them: the
- * exchange then only clears the job's back pointer, and the job's done
- * frees what the job took.
+ * Passwords are checked by the auth service on the job pool's auth lane
+ * (its own threads and a bounded queue: a login flood neither delays
+ * storage work nor queues without end; a full queue is TEMPFAIL at once).
+ * The job owns copies of the name and password and a pool for the user
+ * record, because sasl_free may come while the thread still reads them:
+ * the exchange then only clears the job's back pointer, and the job's
+ * done frees what the job took.
+ *
+ * Before a password is checked, the penalty table (auth_penalty.h) says
+ * how long this client and this account must wait for their recent
+ * failures: the exchange waits on a timer first, and a name and password
+ * that failed lately from the same address or for the same account is
+ * answered FAIL after that wait without spending a hash.  The failure
+ * delay is counted from the moment the check was queued, so a wrong
+ * password is answered at the same time whatever the hash cost (as long
+ * as it costs less than the delay).
  */
 #include "sasl.h"
 
@@ -24,6 +35,7 @@
 
 #include <postern/auth.h>
 
+#include "auth_penalty.h"
 #include "base64.h"
 #include "conn.h"
 #include "host.h"
@@ -72,7 +84,8 @@ struct postern_sasl {
 	int have_user;               /* LOGIN: the username arrived */
 	char *authcid;               /* LOGIN: the username, until used */
 	struct sasl_verify *verify;  /* in flight, or NULL */
-	struct loop_timer *timer;    /* answer scheduled, or NULL */
+	struct loop_timer *timer;    /* answer or penalty wait scheduled */
+	uint64_t fail_from;          /* failure delay counted from here */
 	struct postern_sasl_result res; /* what the timer delivers */
 	postern_pool_t *pool;        /* OK: the user record's memory */
 	struct postern_user user;
@@ -88,19 +101,99 @@ struct sasl_verify {
 	size_t len;
 	postern_pool_t *pool;
 	struct postern_user user;
+	struct penalty_key key;
+	int in_flight; /* counted in sasl_g.flights */
+	int flagged;   /* failures on record for the address or account */
 	int rc;
+};
+
+/* Checks queued or running per client address, so that one address
+ * cannot fill the auth queue and turn everyone else's logins into
+ * temporary failures.  At most threads + queue checks are in flight in
+ * a worker, so that many entries always do. */
+struct flight {
+	uint64_t addr;
+	unsigned n;
 };
 
 static struct {
 	unsigned delay_ms;
 	int looked_up;
 	const struct postern_auth *auth;
+	struct auth_penalty *penalty;
+	struct flight *flights;
+	size_t nflights;
+	unsigned per_addr;
+	size_t flagged_max; /* queued checks past which a flagged one is
+	                       refused (0: no such limit) */
 } sasl_g = { .delay_ms = SASL_DEFAULT_DELAY_MS };
 
 void
 sasl_set_failure_delay(unsigned ms)
 {
 	sasl_g.delay_ms = ms;
+}
+
+void
+sasl_set_penalty(struct auth_penalty *t)
+{
+	sasl_g.penalty = t;
+}
+
+void
+sasl_set_queue(unsigned threads, unsigned queue, unsigned per_addr)
+{
+	free(sasl_g.flights);
+	sasl_g.flights = NULL;
+	sasl_g.nflights = 0;
+	sasl_g.per_addr = per_addr;
+	sasl_g.flagged_max = queue > 1 ? queue / 2 : queue;
+	if (per_addr == 0 || (size_t)threads + queue == 0)
+		return;
+	sasl_g.nflights = (size_t)threads + queue;
+	sasl_g.flights = xcalloc(sasl_g.nflights, sizeof(*sasl_g.flights));
+}
+
+/* Counts a check from `addr` in flight: 0, or -1 when the address has
+ * its share in flight already.  Address 0 (unknown) is not limited. */
+static int
+flight_take(uint64_t addr)
+{
+	struct flight *f, *empty = NULL;
+	size_t i;
+
+	if (addr == 0 || sasl_g.flights == NULL)
+		return 0;
+	for (i = 0; i < sasl_g.nflights; i++) {
+		f = &sasl_g.flights[i];
+		if (f->n > 0 && f->addr == addr) {
+			if (f->n >= sasl_g.per_addr)
+				return -1;
+			f->n++;
+			return 0;
+		}
+		if (f->n == 0 && empty == NULL)
+			empty = f;
+	}
+	/* No room cannot happen (the lane refuses first); if it did, the
+	 * lane's own bound still holds. */
+	if (empty != NULL) {
+		empty->addr = addr;
+		empty->n = 1;
+	}
+	return 0;
+}
+
+static void
+flight_put(uint64_t addr)
+{
+	size_t i;
+
+	for (i = 0; addr != 0 && i < sasl_g.nflights; i++)
+		if (sasl_g.flights[i].n > 0 && sasl_g.flights[i].addr == addr) {
+			sasl_g.flights[i].n--;
+			return;
+		}
 }
 
 void
@@ -247,10 +340,41 @@ sasl_malformed(struct postern_sasl *s, const char *why)
 	sasl_reply(s, POSTERN_SASL_MALFORMED, 0);
 }
 
+/* What is left of the failure delay counted from `from` (0: now).  A
+ * check's result is handled in a later loop iteration than the one that
+ * queued it, whose clock has passed `from`: a timer armed for what is
+ * left fires at from + delay, not before. */
+static unsigned
+fail_delay_left(uint64_t from)
+{
+	uint64_t now = loop_now_ms(loop_current), spent;
+
+	spent = from != 0 && now > from ? now - from : 0;
+	return spent >= sasl_g.delay_ms ? 0
+	                                : sasl_g.delay_ms - (unsigned)spent;
+}
+
+/* FAIL in `delay` ms. */
+static void
+sasl_fail_in(struct postern_sasl *s, unsigned delay)
+{
+	sasl_reply(s, POSTERN_SASL_FAIL, delay);
+}
+
 static void
 sasl_fail(struct postern_sasl *s)
 {
-	sasl_reply(s, POSTERN_SASL_FAIL, sasl_g.delay_ms);
+	sasl_fail_in(s, fail_delay_left(0));
+}
+
+/* A wrong password answered in `delay` ms: counted for the penalty as
+ * of then, so the next attempt's wait starts when this answer goes. */
+static void
+sasl_fail_counted(struct postern_sasl *s, const struct penalty_key *k,
+                  unsigned delay)
+{
+	penalty_failed(sasl_g.penalty, k, loop_now_ms(loop_current) + delay);
+	sasl_fail_in(s, delay);
 }
 
 /* ---- verification on the job pool ------------------------------------- */
@@ -283,6 +407,8 @@ auth_service(void)
 static void
 verify_free(struct sasl_verify *v)
 {
+	if (v->in_flight)
+		flight_put(v->key.addr);
 	wipe_free(v->password, v->len);
 	free(v->name);
 	pool_destroy(v->pool);
@@ -322,12 +448,13 @@ static void
 verify_result(struct postern_sasl *s, struct sasl_verify *v, int cancelled)
 {
 	if (!cancelled && v->rc == POSTERN_AUTH_YES) {
+		penalty_succeeded(sasl_g.penalty, &v->key);
 		verify_yes(s, v);
 	} else if (!cancelled && v->rc == POSTERN_AUTH_NO) {
 		sasl_log(s, POSTERN_LOG_INFO,
 		         "authentication failed: user=%s (%s)", v->name,
 		         mech_names[s->mech]);
-		sasl_fail(s);
+		sasl_fail_counted(s, &v->key, fail_delay_left(s->fail_from));
 	} else {
 		sasl_log(s, POSTERN_LOG_WARNING, "authentication of user=%s "
 		         "(%s): %s", v->name, mech_names[s->mech],
@@ -352,16 +479,85 @@ verify_done(void *arg, int cancelled)
 	verify_free(v);
 }
 
-/* Checks `password` for `name` (both copied) on the job pool. */
+/* Queues the check on the auth lane, or answers TEMPFAIL when the lane
+ * is full (or absent). */
+static void
+verify_submit(struct postern_sasl *s, struct sasl_verify *v)
+{
+	const char *why = "the password check queue is full (auth_queue)";
+
+	/* The clock read now, not the loop's cached one: a failure must
+	 * not be answered before the delay from this moment. */
+	s->fail_from = loop_clock_ms();
+	if (flight_take(v->key.addr) < 0)
+		why = "this address has auth_queue_per_ip password checks "
+		      "waiting already";
+	else {
+		v->in_flight = 1;
+		/* Half the queue stays for addresses and accounts without
+		 * failures: a flood of wrong logins, once it has failed,
+		 * cannot take every place from users logging in. */
+		if (v->flagged && sasl_g.flagged_max > 0 &&
+		    job_lane_queued(host_jobs(), JOB_LANE_AUTH) >=
+		    sasl_g.flagged_max)
+			why = "half the password check queue is full, and "
+			      "this address or account failed lately";
+		else if ((v->job = job_submit_lane(host_jobs(),
+		                                   JOB_LANE_AUTH, verify_work,
+		                                   verify_done, v)) != NULL)
+			return;
+	}
+	sasl_log(s, POSTERN_LOG_WARNING, "authentication of user=%s (%s): "
+	         "%s: temporary failure", v->name, mech_names[s->mech], why);
+	/* A client that hammers a full queue backs off like one that
+	 * fails, instead of taking every place that frees. */
+	penalty_refused(sasl_g.penalty, &v->key, loop_now_ms(loop_current));
+	s->verify = NULL;
+	verify_free(v);
+	sasl_reply(s, POSTERN_SASL_TEMPFAIL, 0);
+}
+
+/* The penalty wait is over. */
+static unsigned
+verify_waited(void *arg)
+{
+	struct postern_sasl *s = arg;
+
+	s->timer = NULL;
+	verify_submit(s, s->verify);
+	return 0;
+}
+
+/* A name and password that failed lately: FAIL after the penalty wait
+ * and the failure delay, without a hash. */
+static void
+verify_known_wrong(struct postern_sasl *s, struct sasl_verify *v,
+                   unsigned wait)
+{
+	sasl_log(s, POSTERN_LOG_INFO, "authentication failed: user=%s (%s): "
+	         "the same password failed lately, not checked again",
+	         v->name, mech_names[s->mech]);
+	wait += fail_delay_left(0);
+	penalty_repeated(sasl_g.penalty, &v->key,
+	                 loop_now_ms(loop_current) + wait);
+	sasl_fail_in(s, wait);
+	s->verify = NULL;
+	verify_free(v);
+}
+
+/* Checks `password` for `name` (both copied) on the auth lane, after the
+ * wait the penalty table asks for. */
 static void
 verify_start(struct postern_sasl *s, const char *name, const char *password,
              size_t len)
 {
 	const struct postern_auth *auth = auth_service();
-	struct job_pool *jobs = host_jobs();
 	struct sasl_verify *v;
+	const struct sockaddr *sa = NULL;
+	socklen_t salen = 0;
+	struct penalty_verdict pv;
 
-	if (auth == NULL || jobs == NULL) {
+	if (auth == NULL || host_jobs() == NULL) {
 		sasl_log(s, auth == NULL ? POSTERN_LOG_DEBUG : POSTERN_LOG_ERROR,
 		         "authentication of user=%s (%s): %s", name,
 		         mech_names[s->mech], auth == NULL
@@ -380,7 +576,22 @@ verify_start(struct postern_sasl *s, const char *name, const char *password,
 	v->pool = pool_create(SASL_USER_POOL);
 	s->state = ST_BUSY;
 	s->verify = v;
-	v->job = job_submit(jobs, verify_work, verify_done, v);
+	if (s->conn != NULL)
+		sa = conn_peer_addr(s->conn, &salen);
+	penalty_key(sasl_g.penalty, sa, salen, name, password, len, &v->key);
+	penalty_check(sasl_g.penalty, &v->key, loop_now_ms(loop_current),
+	              &pv);
+	v->flagged = pv.flagged;
+	if (pv.known_wrong)
+		verify_known_wrong(s, v, pv.wait_ms);
+	else if (pv.wait_ms > 0) {
+		sasl_log(s, POSTERN_LOG_DEBUG, "authentication of user=%s "
+		         "(%s): %u ms penalty for recent failures", name,
+		         mech_names[s->mech], pv.wait_ms);
+		s->timer = loop_timer_add(loop_current, pv.wait_ms,
+		                          verify_waited, s);
+	} else
+		verify_submit(s, v);
 }
 
 /* ---- mechanisms ------------------------------------------------------- */
@@ -565,7 +776,10 @@ sasl_free(postern_sasl_t *s)
 		return;
 	if (s->timer != NULL)
 		loop_timer_cancel(loop_current, s->timer);
-	if (s->verify != NULL) {
+	if (s->verify != NULL && s->verify->job == NULL) {
+		/* Still in its penalty wait (the timer is cancelled). */
+		verify_free(s->verify);
+	} else if (s->verify != NULL) {
 		/* The job may be running: its done frees its copies. */
 		s->verify->s = NULL;
 		job_cancel(s->verify->job);

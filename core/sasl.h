@@ -20,10 +20,14 @@
  * who may act for whom.
  *
  * Passwords go to the auth service (postern/auth.h, looked up on first
- * use) on the job pool (host_jobs()); copies are wiped once used.  A
- * wrong password is answered FAIL after the failure delay, counted from
- * the backend's answer.  No auth service, no job pool, or a backend that
- * cannot answer: TEMPFAIL.
+ * use) on the auth lane of the job pool (host_jobs(), JOB_LANE_AUTH);
+ * copies are wiped once used.  First the penalty table (when one is set)
+ * may make the exchange wait for the client's and the account's recent
+ * failures, or answer a name and password that failed lately without a
+ * hash.  A wrong password is answered FAIL once the failure delay has
+ * passed since the check was queued.  No auth service, no job pool, a
+ * full auth queue (or the address's share of it, sasl_set_queue), or a
+ * backend that cannot answer: TEMPFAIL.
  *
  * Logging: success and failure are logged at info level with conn_log,
  * never the password.  `c` may be NULL (tests): lines are then written
@@ -65,6 +69,14 @@ postern_sasl_t *sasl_login(postern_module_t *m, postern_conn_t *c,
 /* The core setting `auth_failure_delay`, in milliseconds (default 2000).
  * Set by setup in the master; workers inherit it. */
 void sasl_set_failure_delay(unsigned ms);
+/* The penalty table every exchange consults (NULL: none).  Set by the
+ * master before the workers fork; the caller owns the table. */
+struct auth_penalty;
+void sasl_set_penalty(struct auth_penalty *t);
+/* The worker's auth lane (`auth_threads`, `auth_queue`) and how many of
+ * its checks one client address may have queued or running
+ * (`auth_queue_per_ip`; 0: no limit).  Past it, TEMPFAIL at once. */
+void sasl_set_queue(unsigned threads, unsigned queue, unsigned per_addr);
 /* Forgets the cached auth service, so the next exchange looks it up again
  * (tests, after service_reset). */
 void sasl_reset(void);

@@ -34,8 +34,11 @@
  * cannot log in but still receives mail.  An unknown user, a user without
  * a usable hash, and a wrong password all cost one argon2id verification
  * of the configured cost (a dummy hash made at worker start), so timing
- * does not tell them apart.  (A migrated crypt hash costs what its own
- * parameters say.)
+ * does not tell them apart.  A migrated crypt hash (SHA512-CRYPT,
+ * BLF-CRYPT...) costs what its own parameters say, a few milliseconds
+ * for SHA512-CRYPT: its check is followed by the dummy argon2id one, so
+ * such a user is not told apart either (nor picked out as the one with
+ * the weaker hash).
  *
  * Resolving: an alias wins over a user of the same address; targets are
  * followed recursively (at most RESOLVE_DEPTH levels, RESOLVE_STEPS
@@ -312,8 +315,10 @@ ap_verify(const char *name, const char *password, size_t len,
 		return POSTERN_AUTH_TEMPFAIL;
 	if (pf_lower(name, key, sizeof(key)) == 0)
 		u = pf_find_user(t, key);
-	if (!usable(u))
+	if (!usable(u) || u->scheme != PWHASH_ARGON2ID)
 		pwhash_dummy_verify(password, len);
+	if (!usable(u))
+		rc = POSTERN_AUTH_NO;
 	else if (!pwhash_verify((enum pwhash_scheme)u->scheme, u->hash,
 	                        password, len))
 		rc = POSTERN_AUTH_NO;

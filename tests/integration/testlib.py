@@ -134,8 +134,12 @@ def posternctl(*args, stdin=None, timeout=60):
 class LineClient:
     """A line-protocol client over a socket (plain or TLS)."""
 
-    def __init__(self, port, timeout=10.0):
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout)
+    def __init__(self, port, timeout=10.0, source=None):
+        """`source`: the local address to connect from (e.g. 127.0.0.9,
+        to be another client as far as per-address limits go)."""
+        self.sock = socket.create_connection(
+            ("127.0.0.1", port), timeout,
+            source_address=(source, 0) if source else None)
         self.buf = b""
 
     def send(self, data):

@@ -19,6 +19,7 @@
 #include <postern/auth.h>
 
 #include "unit.h"
+#include "auth_penalty.h"
 #include "host.h"
 #include "job.h"
 #include "log.h"
@@ -100,6 +101,7 @@ setup(void)
 	loop = loop_create();
 	loop_current = loop;
 	jobs = job_pool_create(loop, 2);
+	CU_ASSERT_EQUAL(job_lane_start(jobs, JOB_LANE_AUTH, 1, 4), 0);
 	host_set_jobs(jobs);
 	service_reset();
 	sasl_reset();
@@ -814,6 +816,154 @@ test_plain_login_failures(void)
 	CU_ASSERT_EQUAL(verify_calls, 2);
 }
 
+/* ---- logins under attack ---------------------------------------------- */
+
+static int statuses[POSTERN_SASL_TEMPFAIL + 1];
+
+static void
+on_status(void *arg, const struct postern_sasl_result *r)
+{
+	(void)arg;
+	statuses[r->status]++;
+}
+
+/* Logs alice in with `pw`; the milliseconds until the answer. */
+static uint64_t
+timed_login(const char *pw)
+{
+	uint64_t t = unit_mono_ms();
+	postern_sasl_t *s;
+	int n = got.count;
+
+	s = login("alice", pw, strlen(pw));
+	wait_count(n + 1);
+	sfree(s);
+	return unit_mono_ms() - t;
+}
+
+/* The penalty is checked before the hash: a repeated wrong password
+ * costs no verify, another password (the right one) is verified after
+ * the wait, a success forgets; freeing during the wait is clean. */
+static void
+test_penalty_before_the_hash(void)
+{
+	struct penalty_settings ps = { 64, 100, 400, 60000 };
+	struct auth_penalty *t = penalty_create(&ps);
+	postern_sasl_t *s;
+	uint64_t took;
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(t);
+	sasl_set_penalty(t);
+	timed_login("bad");
+	CU_ASSERT_EQUAL(got.status, POSTERN_SASL_FAIL);
+	CU_ASSERT_EQUAL(verify_calls, 1);
+	took = timed_login("bad");
+	CU_ASSERT_EQUAL(got.status, POSTERN_SASL_FAIL);
+	CU_ASSERT_EQUAL(verify_calls, 1); /* no hash */
+	CU_ASSERT(took >= 80);
+	CU_ASSERT_PTR_NOT_NULL(strstr(logbuf, "user=alice (password): the "
+	                              "same password failed lately, not "
+	                              "checked again"));
+	timed_login("worse");
+	CU_ASSERT_EQUAL(got.status, POSTERN_SASL_FAIL);
+	CU_ASSERT_EQUAL(verify_calls, 2);
+	/* Two failures: 200 ms, then the right password works. */
+	took = timed_login("s3cret");
+	CU_ASSERT_EQUAL(got.status, POSTERN_SASL_OK);
+	CU_ASSERT_EQUAL(verify_calls, 3);
+	CU_ASSERT(took >= 150);
+	/* The success forgot: "bad" is verified again, at once. */
+	took = timed_login("bad");
+	CU_ASSERT_EQUAL(verify_calls, 4);
+	CU_ASSERT(took < 80);
+	/* Freed in its penalty wait: no callback, nothing verified. */
+	s = login("alice", "other", 5);
+	sfree(s);
+	pump_for(250);
+	CU_ASSERT_EQUAL(got.count, 5);
+	CU_ASSERT_EQUAL(verify_calls, 4);
+	sasl_set_penalty(NULL);
+	penalty_destroy(t);
+}
+
+/* The fixture's auth lane: one thread, four waiting.  Of six logins at
+ * once, the one running and the four waiting are verified; the rest get
+ * TEMPFAIL at once, before any verify has finished. */
+static void
+test_full_auth_queue_tempfail(void)
+{
+	postern_sasl_t *s[6];
+	int i, total = 0;
+
+	memset(statuses, 0, sizeof(statuses));
+	verify_sleep_us = 200000;
+	for (i = 0; i < 6; i++) {
+		in_call = 1;
+		s[i] = H->login(NULL, NULL, "alice", "no", 2, on_status, NULL);
+		in_call = 0;
+		if (i == 0)
+			UNIT_PUMP_UNTIL(loop, __atomic_load_n(&verify_started,
+			                __ATOMIC_SEQ_CST), 3000);
+	}
+	pump_for(50);
+	CU_ASSERT_EQUAL(statuses[POSTERN_SASL_TEMPFAIL], 1);
+	CU_ASSERT_EQUAL(statuses[POSTERN_SASL_FAIL], 0);
+	for (i = 0; i < 300 && total < 6; i++) {
+		loop_run_once(loop, 10);
+		total = statuses[POSTERN_SASL_FAIL] +
+		        statuses[POSTERN_SASL_TEMPFAIL];
+	}
+	CU_ASSERT_EQUAL(statuses[POSTERN_SASL_FAIL], 5);
+	CU_ASSERT_EQUAL(verify_calls, 5);
+	CU_ASSERT_PTR_NOT_NULL(strstr(logbuf, "the password check queue is "
+	                              "full"));
+	for (i = 0; i < 6; i++)
+		sfree(s[i]);
+}
+
+/* Long enough that none ends while the test fills the lane. */
+static void
+lane_work(void *arg)
+{
+	*(pthread_t *)arg = pthread_self();
+	usleep(50000);
+}
+
+static void
+lane_done(void *arg, int cancelled)
+{
+	(void)arg;
+	statuses[cancelled ? POSTERN_SASL_CANCELLED : POSTERN_SASL_OK]++;
+}
+
+/* host->auth_job_submit (ABI 1.4): a module's work on the auth lane, off
+ * the loop; NULL outside a worker, and when the lane is full. */
+static void
+test_host_auth_job_submit(void)
+{
+	pthread_t ran = pthread_self();
+	postern_job_t *j[8];
+	int i, n = 0;
+
+	memset(statuses, 0, sizeof(statuses));
+	CU_ASSERT_TRUE_FATAL(POSTERN_HOST_HAS(H, auth_job_submit));
+	CU_ASSERT_PTR_NOT_NULL(H->auth_job_submit(lane_work, lane_done, &ran));
+	UNIT_PUMP_UNTIL(loop, statuses[POSTERN_SASL_OK] == 1, 3000);
+	CU_ASSERT_EQUAL(statuses[POSTERN_SASL_OK], 1);
+	CU_ASSERT(!pthread_equal(ran, pthread_self()));
+	/* The fixture's lane takes one running and four waiting. */
+	for (i = 0; i < 8; i++)
+		if ((j[i] = H->auth_job_submit(lane_work, lane_done,
+		                               &ran)) != NULL)
+			n++;
+	CU_ASSERT(n >= 4 && n <= 5);
+	UNIT_PUMP_UNTIL(loop, statuses[POSTERN_SASL_OK] == 1 + n, 3000);
+	CU_ASSERT_EQUAL(statuses[POSTERN_SASL_OK], 1 + n);
+	host_set_jobs(NULL);
+	CU_ASSERT_PTR_NULL(H->auth_job_submit(lane_work, lane_done, &ran));
+	host_set_jobs(jobs);
+}
+
 static CU_TestInfo sasl_tests[] = {
 	{ "host table members", test_host_members },
 	{ "unknown mechanism: NULL", test_unknown_mechanism },
@@ -836,6 +986,10 @@ static CU_TestInfo sasl_tests[] = {
 	{ "step out of turn is ignored", test_step_out_of_turn },
 	{ "login()", test_plain_login },
 	{ "login() failures", test_plain_login_failures },
+	{ "penalty: checked before the hash", test_penalty_before_the_hash },
+	{ "a full auth queue: TEMPFAIL at once",
+	  test_full_auth_queue_tempfail },
+	{ "host auth_job_submit", test_host_auth_job_submit },
 	CU_TEST_INFO_NULL,
 };
 

@@ -11,6 +11,17 @@
  * Every function is blocking: call it only from a job thread (see
  * postern/storage.h for the rule and why).  Backends must be thread-safe.
  * Strings returned come from the caller's pool.
+ *
+ * Logins under attack: the host calls `verify` only on its auth lane
+ * (host->auth_job_submit in postern/host.h: `auth_threads` threads per
+ * worker apart from the storage jobs, at most `auth_queue` checks
+ * waiting, a temporary failure past that), and only after the failure
+ * penalty: a client address or an account with recent failures waits
+ * first (auth_penalty_* settings), and a name and password that failed
+ * lately is refused without calling `verify` at all.  A backend gets
+ * this protection by doing its expensive work (hashing, a directory
+ * bind) inside `verify`, and nowhere else on a login's path; work of the
+ * same kind it starts itself goes through host->auth_job_submit.
  */
 #ifndef POSTERN_AUTH_H
 #define POSTERN_AUTH_H
@@ -56,8 +67,10 @@ struct postern_auth {
 	 * the lower-case form).  YES fills *out. */
 	int (*lookup)(const char *name, postern_pool_t *pool,
 	              struct postern_user *out);
-	/* Checks a password.  YES fills *out.  An unknown user costs as much
-	 * time as a wrong password, so timing does not tell them apart. */
+	/* Checks a password.  YES fills *out.  An unknown user, and a user
+	 * whose hash is of a cheaper (migrated) scheme, cost as much time as
+	 * a wrong password for a user of the default scheme, so timing does
+	 * not tell them apart.  Runs on the auth lane (see above). */
 	int (*verify)(const char *name, const char *password, size_t len,
 	              postern_pool_t *pool, struct postern_user *out);
 	/* Every user's login name. */

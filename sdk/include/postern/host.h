@@ -434,6 +434,23 @@ struct postern_host {
 	/* Gives the whole budget back: a delivered message (SMTP, as
 	 * Postfix), a successful login (POP3, IMAP). */
 	void (*conn_junk_reset)(postern_conn_t *c);
+
+	/* ---- Password checks (ABI 1.4) ------------------------------- */
+
+	/* Queues a password check (or any work that costs what one does:
+	 * a hash, a bind to a directory) on the worker's auth lane: its own
+	 * `auth_threads` threads, apart from job_submit's, so a login flood
+	 * never delays storage work, with at most `auth_queue` checks
+	 * waiting.  NULL when the lane is full (or outside a worker): then
+	 * nothing runs and nothing is called back, and the caller answers
+	 * a temporary failure at once (IMAP NO [UNAVAILABLE], POP3 -ERR
+	 * [SYS/TEMP], SMTP 454 4.7.0).  Otherwise as job_submit: `work` on
+	 * a lane thread, `done` on the loop, job_cancel works on the
+	 * handle.  The host's SASL functions already call an auth backend's
+	 * `verify` through this lane, after the failure penalty; a module
+	 * that checks passwords on its own path uses this.  Worker. */
+	postern_job_t *(*auth_job_submit)(postern_job_work_fn work,
+	                                  postern_job_done_fn done, void *arg);
 #endif
 };
 
