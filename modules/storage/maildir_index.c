@@ -1198,6 +1198,15 @@ add_found(const char *dir, struct md_state *s, const struct found *f,
 	struct md_rec *r;
 	uint32_t flags, kw;
 
+	if (uid == 0 || uid == UINT32_MAX) {
+		/* the next UID would wrap to 0 and UIDs repeat: a corrupt
+		 * index or log, or UIDs used up (RFC 3501 then wants a new
+		 * UIDVALIDITY) */
+		md_log(POSTERN_LOG_ERROR, "%s: no UID left for %s (next UID "
+		       "%u): the index is corrupt or the UIDs are used up",
+		       dir, f->name, uid);
+		return -1;
+	}
 	snprintf(path, sizeof(path), "%s/%s/%s", dir,
 	         f->in_new ? "new" : "cur", f->name);
 	if ((r = md_state_add(s, f->name)) == NULL)

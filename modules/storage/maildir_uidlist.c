@@ -59,25 +59,50 @@ ul_add(struct md_uidlist *ul, uint32_t uid, const char *base)
 	return 0;
 }
 
-/* "3 V123 N45 G..." (version 3) or "1 123 45" (version 1). */
+/* The decimal number at p, which must fit 32 bits; -1 if it does not
+ * (strtoul would give ULONG_MAX, or keep the low bits on the way to a
+ * uint32_t). */
+static int
+ul_u32(const char *p, char **end, uint32_t *out)
+{
+	unsigned long v;
+
+	if (*p < '0' || *p > '9')
+		return -1;
+	errno = 0;
+	v = strtoul(p, end, 10);
+	if (errno == ERANGE || v > UINT32_MAX)
+		return -1;
+	*out = (uint32_t)v;
+	return 0;
+}
+
+/* "3 V123 N45 G..." (version 3) or "1 123 45" (version 1).  A next UID
+ * of 2^32 - 1 leaves no UID to give (the one after it would be 0), so
+ * such a list is as unusable as a corrupt one. */
 static int
 ul_header(const char *line, struct md_uidlist *ul)
 {
 	const char *p;
+	char *end;
 
-	if (strncmp(line, "1 ", 2) == 0)
-		return sscanf(line + 2, "%u %u", &ul->uidvalidity,
-		              &ul->nextuid) == 2 ? 0 : -1;
-	if (strncmp(line, "3 ", 2) != 0)
+	if (strncmp(line, "1 ", 2) == 0) {
+		if (ul_u32(line + 2, &end, &ul->uidvalidity) < 0 ||
+		    *end != ' ' || ul_u32(end + 1, &end, &ul->nextuid) < 0)
+			return -1;
+	} else if (strncmp(line, "3 ", 2) == 0) {
+		for (p = line + 1; p != NULL && *p != '\0';
+		     p = strchr(p, ' ')) {
+			p++;
+			if ((*p == 'V' &&
+			     ul_u32(p + 1, &end, &ul->uidvalidity) < 0) ||
+			    (*p == 'N' && ul_u32(p + 1, &end, &ul->nextuid) < 0))
+				return -1;
+		}
+	} else {
 		return -1;
-	for (p = line + 1; p != NULL && *p != '\0'; p = strchr(p, ' ')) {
-		p++;
-		if (*p == 'V')
-			ul->uidvalidity = strtoul(p + 1, NULL, 10);
-		else if (*p == 'N')
-			ul->nextuid = strtoul(p + 1, NULL, 10);
 	}
-	return ul->uidvalidity != 0 ? 0 : -1;
+	return ul->uidvalidity != 0 && ul->nextuid != UINT32_MAX ? 0 : -1;
 }
 
 static int
@@ -88,7 +113,8 @@ ul_line(const char *line, struct md_uidlist *ul, uint32_t *last)
 	unsigned long uid;
 
 	uid = strtoul(line, &end, 10);
-	if (end == line || uid == 0 || uid > UINT32_MAX || uid <= *last)
+	/* UINT32_MAX is refused too: the next UID would wrap to 0 */
+	if (end == line || uid == 0 || uid >= UINT32_MAX || uid <= *last)
 		return -1;
 	if ((base = strstr(end, " :")) != NULL)
 		base += 2;

@@ -1280,6 +1280,36 @@ test_two_processes(void)
 
 /* ---- crash, Dovecot --------------------------------------------------- */
 
+/* A uid list whose next UID is the last one there is (a corrupt or
+ * hostile file): taken, it made UIDs 4294967295 then 0, 1...  It is
+ * refused like a corrupt list: new UIDVALIDITY, UIDs from 1. */
+static void
+test_uid_list_at_the_last_uid(void)
+{
+	postern_mailbox_t *mb;
+	postern_store_t *st;
+	struct postern_mailbox_status ms = { .size = sizeof(ms) };
+	struct tuser t;
+
+	make_user(&t, "lastuid");
+	st = open_store(&t);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(st);
+	deliver(&t, "1\r\n");
+	deliver(&t, "2\r\n");
+	free(unit_write_file(t.maildir, "dovecot-uidlist",
+	                     "3 V7 N4294967295\n"));
+	mb = open_box(st, "INBOX", 0);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(mb);
+	CU_ASSERT_EQUAL(S->count(mb), 2);
+	CU_ASSERT_EQUAL(uid_at(mb, 1), 1);
+	CU_ASSERT_EQUAL(uid_at(mb, 2), 2);
+	S->status(mb, &ms);
+	CU_ASSERT_NOT_EQUAL(ms.uidvalidity, 7);
+	CU_ASSERT_EQUAL(ms.uidnext, 3);
+	S->close(mb);
+	S->store_close(st);
+}
+
 static void
 test_crash_leftovers(void)
 {
@@ -2405,6 +2435,8 @@ static CU_TestInfo maildir_tests[] = {
 	{ "two processes appending and flagging", test_two_processes },
 	{ "crash leftovers: tmp, short index, torn list",
 	  test_crash_leftovers },
+	{ "a uid list at the last UID: refused, UIDs from 1",
+	  test_uid_list_at_the_last_uid },
 	{ "change log: torn entries after a crash", test_log_torn },
 	{ "change log: compaction keeps records", test_log_compact },
 	{ "change log: many appends, reopen", test_log_many },
