@@ -70,6 +70,24 @@ empty_dir(const char *path)
 	closedir(d);
 }
 
+/* The scratch Maildir goes when the run ends (not after a crash, whose
+ * files may help). */
+static void
+remove_dir(void)
+{
+	static const char *const subs[] = { "new", "cur", "tmp" };
+	char p[128];
+	size_t i;
+
+	for (i = 0; i < 3; i++) {
+		snprintf(p, sizeof(p), "%s/%s", dir, subs[i]);
+		empty_dir(p);
+		rmdir(p);
+	}
+	empty_dir(dir);
+	rmdir(dir);
+}
+
 static void
 setup(void)
 {
@@ -82,6 +100,7 @@ setup(void)
 		         getenv("TMPDIR") != NULL ? getenv("TMPDIR") : "/tmp");
 		if (mkdtemp(dir) == NULL)
 			abort();
+		atexit(remove_dir);
 	}
 	empty_dir(dir);   /* files only: the subdirectories stay */
 	for (i = 0; i < 3; i++) {
