@@ -12,7 +12,8 @@
  * The rest of the core sasl.c needs is replaced here: the auth service
  * accepts "user" / "secret" only, and the job pool runs each job on the
  * loop's next turn (as the real one does, never inside job_submit).
- * conn_log discards, the failure delay is 0.
+ * conn_log discards, the failure delay is 0, the client has no address;
+ * the failure penalty (core/auth_penalty.c) is the real one.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -89,6 +90,33 @@ job_submit(struct job_pool *p, postern_job_work_fn work,
 	pending.cancelled = 0;
 	have_pending = 1;
 	return &pending;
+}
+
+/* The auth lane is the same single slot: sasl.c runs its checks there. */
+postern_job_t *
+job_submit_lane(struct job_pool *p, enum job_lane_id id,
+                postern_job_work_fn work, postern_job_done_fn done,
+                void *arg)
+{
+	(void)id;
+	return job_submit(p, work, done, arg);
+}
+
+size_t
+job_lane_queued(struct job_pool *p, enum job_lane_id id)
+{
+	(void)p;
+	(void)id;
+	return (size_t)have_pending;
+}
+
+/* No peer address: the failure penalty is keyed by the account alone. */
+const struct sockaddr *
+conn_peer_addr(postern_conn_t *c, socklen_t *len)
+{
+	(void)c;
+	*len = 0;
+	return NULL;
 }
 
 void
