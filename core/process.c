@@ -155,7 +155,8 @@ static const struct postern_cfg_key core_schema[] = {
 	         .min = 0, .max = 100000, .doc = "password checks one client "
 	         "address (IPv6: /64) may have waiting or running per worker, "
 	         "so that it cannot fill auth_queue for everyone; past it a "
-	         "temporary failure; 0: no limit"),
+	         "check waits its turn, or gets a temporary failure if the "
+	         "address failed lately; 0: no limit"),
 	CORE_KEY("auth_penalty_init", POSTERN_CFG_DURATION,
 	         auth_penalty_init_ms, "2s", .min = 1, .max = 60000,
 	         .doc = "wait before checking a login from an address or for "

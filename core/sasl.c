@@ -479,6 +479,12 @@ verify_done(void *arg, int cancelled)
 	verify_free(v);
 }
 
+static unsigned verify_waited(void *arg);
+
+/* How often a check held back by its address's auth_queue_per_ip share
+ * looks again for a free place. */
+#define SASL_FLIGHT_RETRY_MS 50
+
 /* Queues the check on the auth lane, or answers TEMPFAIL when the lane
  * is full (or absent). */
 static void
@@ -489,10 +495,20 @@ verify_submit(struct postern_sasl *s, struct sasl_verify *v)
 	/* The clock read now, not the loop's cached one: a failure must
 	 * not be answered before the delay from this moment. */
 	s->fail_from = loop_clock_ms();
-	if (flight_take(v->key.addr) < 0)
-		why = "this address has auth_queue_per_ip password checks "
-		      "waiting already";
-	else {
+	if (flight_take(v->key.addr) < 0) {
+		/* An address without failures (a client opening several
+		 * sessions at once, users behind one NAT) waits its turn
+		 * instead of being refused; its sessions are bounded by the
+		 * listener's max_per_ip, and each holds one check. */
+		if (!v->flagged) {
+			s->timer = loop_timer_add(loop_current,
+			                          SASL_FLIGHT_RETRY_MS,
+			                          verify_waited, s);
+			return;
+		}
+		why = "this address failed lately and has auth_queue_per_ip "
+		      "password checks waiting already";
+	} else {
 		v->in_flight = 1;
 		/* Half the queue stays for addresses and accounts without
 		 * failures: a flood of wrong logins, once it has failed,

@@ -75,7 +75,9 @@ struct auth_penalty;
 void sasl_set_penalty(struct auth_penalty *t);
 /* The worker's auth lane (`auth_threads`, `auth_queue`) and how many of
  * its checks one client address may have queued or running
- * (`auth_queue_per_ip`; 0: no limit).  Past it, TEMPFAIL at once. */
+ * (`auth_queue_per_ip`; 0: no limit).  Past it, a check from an address
+ * with failures on record gets TEMPFAIL at once; one from an address
+ * without waits for its address's next free place. */
 void sasl_set_queue(unsigned threads, unsigned queue, unsigned per_addr);
 /* Forgets the cached auth service, so the next exchange looks it up again
  * (tests, after service_reset). */
