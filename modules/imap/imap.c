@@ -73,6 +73,28 @@ static const struct postern_cfg_key imap_keys[] = {
 	  .offset = offsetof(struct imap_settings, fetch_batch),
 	  .def = "256K", .min = 4096, .max = 67108864LL,
 	  .doc = "FETCH output produced per step (back-pressure)" },
+	{ .name = "max_fetch_items", .type = POSTERN_CFG_INT,
+	  .offset = offsetof(struct imap_settings, max_fetch_items),
+	  .def = "100", .min = 8, .max = 100000,
+	  .doc = "items in one FETCH (more: NO [LIMIT])" },
+	{ .name = "max_search_keys", .type = POSTERN_CFG_INT,
+	  .offset = offsetof(struct imap_settings, max_search_keys),
+	  .def = "256", .min = 8, .max = 1000000,
+	  .doc = "search keys in one SEARCH (more: NO [LIMIT])" },
+	{ .name = "max_search_needle", .type = POSTERN_CFG_SIZE,
+	  .offset = offsetof(struct imap_settings, max_search_needle),
+	  .def = "16K", .min = 1024, .max = 16777216LL,
+	  .doc = "octets of all strings of one SEARCH (more: NO [LIMIT])" },
+	{ .name = "literal_memory", .type = POSTERN_CFG_SIZE,
+	  .offset = offsetof(struct imap_settings, literal_memory),
+	  .def = "256K", .min = 8192, .max = 67108864LL,
+	  .doc = "larger APPEND literals are spooled to a file; other "
+	         "commands refuse them (BAD [TOOBIG])" },
+	{ .name = "max_userip_connections", .type = POSTERN_CFG_INT,
+	  .offset = offsetof(struct imap_settings, max_userip_conns),
+	  .def = "10", .min = 0, .max = 100000,
+	  .doc = "logged-in sessions of one user from one address, "
+	         "0: no limit" },
 	{ .name = NULL },
 };
 

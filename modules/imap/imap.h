@@ -45,6 +45,13 @@ struct imap_settings {
 	int loopback_secure;         /* loopback counts as secure */
 	int literal_plus;            /* LITERAL+ (else LITERAL-) */
 	long long fetch_batch;       /* output octets per FETCH job */
+	long long max_fetch_items;   /* items in one FETCH */
+	long long max_search_keys;   /* keys in one SEARCH */
+	long long max_search_needle; /* octets of a SEARCH's strings */
+	long long literal_memory;    /* larger APPEND literals go to a
+	                                file; other commands refuse them */
+	long long max_userip_conns;  /* logged-in sessions per user and
+	                                address, 0: no limit */
 };
 
 extern const struct postern_host *imap_host;
@@ -178,6 +185,11 @@ struct imap_job {
 	void *arg;                   /* the command's state (in pool) */
 	unsigned sync_flags;         /* sync after work (selected state) */
 	int sync;                    /* 1: sync after work */
+	/* Frees what `arg` holds outside the pool; runs when the job is
+	 * freed, also when the session went first.  May be NULL. */
+	void (*cleanup)(struct imap_job *j);
+	int cancelled;               /* the session closed: set on the
+	                                loop, read by work (atomic) */
 };
 
 /* A job for the command `tag`, with its own pool; arg from that pool
@@ -187,6 +199,11 @@ struct imap_job *imap_job_new(struct imap_session *s, const char *tag,
 /* Runs it: the connection pauses until its done. */
 void imap_job_run(struct imap_job *j, void (*work)(struct imap_job *),
                   void (*done)(struct imap_job *));
+
+/* 1 once the session of a running job closed: a long `work` checks it
+ * between messages and stops (job_cancel does not stop a job that has
+ * started).  Job threads. */
+int imap_job_cancelled(struct imap_job *j);
 
 /* Replies. */
 void imap_reply(struct imap_session *s, const char *tag, const char *status,

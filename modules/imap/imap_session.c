@@ -163,9 +163,17 @@ imap_job_new(struct imap_session *s, const char *tag, size_t argsize)
 	return j;
 }
 
+int
+imap_job_cancelled(struct imap_job *j)
+{
+	return __atomic_load_n(&j->cancelled, __ATOMIC_RELAXED);
+}
+
 static void
 job_free(struct imap_job *j)
 {
+	if (j->cleanup != NULL)
+		j->cleanup(j);
 	imap_buf_free(&j->out);
 	imap_host->pool_destroy(j->pool);
 	free(j);
@@ -822,8 +830,12 @@ on_close(postern_conn_t *c, void *arg, enum postern_close_reason why)
 		/* A FETCH step waiting for on_drain, never submitted. */
 		job_free(s->job);
 		s->job = NULL;
-	} else if (s->job != NULL)
+	} else if (s->job != NULL) {
+		/* Queued: it will not run.  Running: it sees the flag
+		 * between messages and stops early. */
+		__atomic_store_n(&s->job->cancelled, 1, __ATOMIC_RELAXED);
 		imap_host->job_cancel(s->job->handle);
+	}
 	session_release(s);
 }
 
