@@ -24,6 +24,7 @@
 #include "pool.h"
 #include "sasl.h"
 #include "service.h"
+#include "spool.h"
 #include "tls.h"
 #include "xalloc.h"
 
@@ -463,6 +464,14 @@ static const struct postern_host host_table_v = {
 	.mime_serialize = mime_serialize,
 	.mime_deserialize = mime_deserialize,
 	.service_find = h_service_find,
+
+	.spool_create = spool_create,
+	.spool_append = spool_append,
+	.spool_flush = spool_flush,
+	.spool_size = spool_size,
+	.spool_memory = spool_memory,
+	.spool_fd = spool_fd,
+	.spool_free = spool_free,
 };
 
 const struct postern_host *

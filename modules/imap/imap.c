@@ -140,6 +140,7 @@ worker_start(void *arg)
 		               "(storage_maildir)");
 		return -1;
 	}
+	imap_userip_worker_start();
 	return 0;
 }
 
@@ -165,6 +166,8 @@ imap_init(const struct postern_host *h, postern_module_t *m)
 	    (imap_tls = h->tls_create(m, imap_cfg.tls)) == NULL)
 		return -1;
 	imap_mime_init(h, m);
+	if (imap_userip_init() < 0)
+		return -1;
 	for (i = 0; i < h->cfg_count(imap_cfg.listen); i++)
 		if (add_listener(h->cfg_elem(imap_cfg.listen, i)) < 0)
 			return -1;

@@ -151,6 +151,12 @@ struct imap_session {
 	uint64_t tokens_ms;
 	postern_timer_t *throttle;
 
+	unsigned userip;              /* counted by imap_userip: bucket+1 */
+
+	/* The APPEND literal being received (see imap_session.c). */
+	postern_spool_t *spool;
+	int spool_failed;             /* writing it failed: APPEND says NO */
+
 	/* A long reply waits for the output queue to drain. */
 	void (*on_drain)(struct imap_session *s);
 };
@@ -240,6 +246,20 @@ void imap_session_limits(struct imap_session *s,
                          struct imap_reader_limits *lim);
 /* Forgets the command in the reader (it was answered). */
 void imap_command_finish(struct imap_session *s);
+/* Takes the spool of the command's spilled literal (the caller frees it
+ * with spool_free); NULL when there is none.  *failed: it could not be
+ * written. */
+postern_spool_t *imap_take_spool(struct imap_session *s, int *failed);
+
+/* Logged-in sessions per user and address (imap_userip.c).  init maps
+ * the table shared (master, before the fork); worker_start forgets what
+ * an earlier process of this worker counted; enter counts the session
+ * in, -1 when the user already has max_userip_connections from its
+ * address; leave counts it out (no-op when it was not counted). */
+int imap_userip_init(void);
+void imap_userip_worker_start(void);
+int imap_userip_enter(struct imap_session *s, const char *user);
+void imap_userip_leave(struct imap_session *s);
 
 /* CAPABILITY text for the session's state. */
 const char *imap_capabilities(struct imap_session *s);

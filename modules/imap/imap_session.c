@@ -407,10 +407,89 @@ cmd_alloc(void *ctx, size_t n)
 	return imap_host->pool_alloc(ctx, n);
 }
 
+/* ---- spilled literals -------------------------------------------------*/
+
+/* An APPEND literal over literal_memory arrives in pieces: each goes to
+ * the session's spool (host->spool_*), and whenever the spool holds
+ * literal_memory octets in memory, a job moves them to its file while
+ * the connection is paused.  So a 40 MB APPEND costs literal_memory of
+ * memory, not 40 MB. */
+
+static void
+spool_drop(struct imap_session *s)
+{
+	imap_host->spool_free(s->spool);
+	s->spool = NULL;
+	s->spool_failed = 0;
+}
+
+postern_spool_t *
+imap_take_spool(struct imap_session *s, int *failed)
+{
+	postern_spool_t *sp = s->spool;
+
+	*failed = s->spool_failed;
+	s->spool = NULL;
+	s->spool_failed = 0;
+	return sp;
+}
+
+/* On the loop, before the input is consumed. */
+static void
+spill_append(struct imap_session *s)
+{
+	struct imap_reader *r = &s->reader;
+
+	if (r->spill_first || s->spool == NULL) {
+		/* A new literal: what a refused command left goes. */
+		spool_drop(s);
+		s->spool = imap_host->spool_create(NULL);
+	}
+	imap_host->spool_append(s->spool, r->spill_data, r->spill_n);
+}
+
+static void
+spill_work(struct imap_job *j)
+{
+	postern_spool_t *sp = j->arg;
+
+	if (imap_host->spool_flush(sp) < 0) {
+		j->rc = -1;
+		imap_host->log(imap_self, POSTERN_LOG_ERROR,
+		               "APPEND: cannot write the literal to a "
+		               "temporary file in %s: %m",
+		               imap_host->dir(POSTERN_DIR_STATE));
+	}
+}
+
+static void
+spill_done(struct imap_job *j)
+{
+	if (j->rc < 0)
+		j->s->spool_failed = 1;
+}
+
+/* Moves the spool's memory to its file when it holds enough. */
+static void
+spill_flush_if_needed(struct imap_session *s)
+{
+	struct imap_job *j;
+
+	if (s->spool == NULL || s->spool_failed ||
+	    imap_host->spool_memory(s->spool, NULL) <
+	    (size_t)imap_cfg.literal_memory)
+		return;
+	j = imap_job_new(s, "*", 0);
+	j->arg = s->spool;
+	imap_job_run(j, spill_work, spill_done);
+}
+
 /* The command in the reader's buffer is answered (or failed): forget it. */
 void
 imap_command_finish(struct imap_session *s)
 {
+	if (s->spool != NULL)
+		spool_drop(s);
 	s->in_command = 0;
 	imap_reader_reset(&s->reader);
 	imap_host->pool_clear(s->cmd_pool);
@@ -434,6 +513,10 @@ command_run(struct imap_session *s)
 	c->pool = s->cmd_pool;
 	imap_args_init(&c->args, s->reader.buf, s->reader.len, cmd_alloc,
 	               s->cmd_pool);
+	if (s->reader.spilled && s->spool != NULL) {
+		c->args.spill_at = s->reader.buf + s->reader.spill_pos;
+		c->args.spill_len = s->reader.spill_len;
+	}
 	if (imap_arg_tag(&c->args, &tag) < 0 || tag.len >= IMAP_TAG_MAX) {
 		imap_reply(s, "*", "BAD", "Missing or invalid tag");
 		return;
@@ -695,9 +778,14 @@ on_read(postern_conn_t *c, void *arg)
 		if (imap_host->conn_peek(c, &data, &len) != POSTERN_OK)
 			return;
 		ev = imap_reader_feed(&s->reader, data, len, &used);
+		if (ev == IMAP_READ_SPILL)
+			spill_append(s);
 		imap_host->conn_consume(c, used);
 		switch (ev) {
 		case IMAP_READ_AGAIN:
+			break;
+		case IMAP_READ_SPILL:
+			spill_flush_if_needed(s);
 			break;
 		case IMAP_READ_CONTINUE:
 			imap_host->conn_printf(c, "+ Ready for literal "
@@ -797,6 +885,8 @@ session_release(struct imap_session *s)
 		s->throttle = NULL;
 	}
 	idle_stop_poll(s);
+	imap_userip_leave(s);
+	spool_drop(s);
 	imap_reader_free(&s->reader);
 	imap_host->pool_destroy(s->cmd_pool);
 	s->cmd_pool = NULL;
@@ -894,12 +984,17 @@ imap_session_limits(struct imap_session *s,
 		/* Before login nothing needs more than a password: a
 		 * stranger must not make us hold max_literal_size. */
 		lim->max_literal = IMAP_PREAUTH_LITERAL;
+		lim->spill_literal = 0;
 		lim->max_command = (size_t)imap_cfg.max_line * 2 +
 		                   IMAP_PREAUTH_LITERAL * 2;
 		return;
 	}
+	/* An APPEND's message over literal_memory goes to a file; no other
+	 * literal may be that large, so a command in memory is bounded by
+	 * literal_memory, not max_literal_size. */
 	lim->max_literal = (uint64_t)imap_cfg.max_literal;
-	lim->max_command = (size_t)imap_cfg.max_literal +
+	lim->spill_literal = (uint64_t)imap_cfg.literal_memory;
+	lim->max_command = (size_t)imap_cfg.literal_memory +
 	                   (size_t)imap_cfg.max_line * 4;
 }
 
