@@ -16,6 +16,7 @@
  *	imap_search.c           SEARCH (parsing and evaluation)
  *	imap_utf7.c             modified UTF-7 mailbox names (RFC 3501 5.1.3)
  *	imap_buf.c              growable output buffers, IMAP string quoting
+ *	imap_userip.c           sessions per user and address (shared table)
  */
 #ifndef IMAP_H
 #define IMAP_H

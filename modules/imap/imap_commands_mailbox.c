@@ -1034,15 +1034,18 @@ append_work(struct imap_job *j)
 	if (a->spool != NULL || a->spool_failed) {
 		/* The rest of it to the file, then the store reads it
 		 * from there. */
-		if (a->spool_failed || imap_host->spool_flush(a->spool) < 0) {
+		if (!a->spool_failed && imap_host->spool_flush(a->spool) < 0) {
+			imap_host->log(imap_self, POSTERN_LOG_ERROR,
+			               "APPEND: writing the spool in %s: %m",
+			               imap_host->dir(POSTERN_DIR_STATE));
+			a->spool_failed = 1;
+		}
+		if (a->spool_failed) {
 			j->rc = -1;
 			j->err.code = POSTERN_SE_TEMP;
 			snprintf(j->err.text, sizeof(j->err.text),
 			         "cannot write the message to a temporary "
 			         "file");
-			imap_host->log(imap_self, POSTERN_LOG_ERROR,
-			               "APPEND: writing the spool in %s: %m",
-			               imap_host->dir(POSTERN_DIR_STATE));
 			return;
 		}
 		a->msg.fd = imap_host->spool_fd(a->spool);
