@@ -830,15 +830,21 @@ struct search {
 	postern_pool_t *pool;
 	struct matcher mt;
 	int any_text;        /* a TEXT needle: the root header is searched */
+	const int *cancel;
 	struct out header;
 	char *buf;
 	struct postern_storage_err *err;
 };
 
+/* Stops reading: every needle was found, or the job was cancelled. */
 static int
 search_found(void *arg)
 {
-	return matcher_done(&((struct search *)arg)->mt);
+	struct search *s = arg;
+
+	return matcher_done(&s->mt) ||
+	       (s->cancel != NULL &&
+	        __atomic_load_n(s->cancel, __ATOMIC_RELAXED));
 }
 
 static void
@@ -952,7 +958,8 @@ imap_mime_search_texts(const struct postern_storage *st,
                        postern_mailbox_t *mb, uint32_t uid,
                        const struct imap_mime *m,
                        struct imap_mime_needle *needles, size_t n,
-                       postern_pool_t *pool, struct postern_storage_err *err)
+                       const int *cancel, postern_pool_t *pool,
+                       struct postern_storage_err *err)
 {
 	struct search s;
 	struct postern_msg_size sizes;
@@ -965,6 +972,7 @@ imap_mime_search_texts(const struct postern_storage *st,
 	s.st = st;
 	s.pool = pool;
 	s.err = err;
+	s.cancel = cancel;
 	s.mt.n = needles;
 	s.mt.count = n;
 	s.mt.fneedle = calloc(n + 1, sizeof(*s.mt.fneedle));
@@ -1014,7 +1022,8 @@ imap_mime_search_text(const struct postern_storage *st,
 {
 	struct imap_mime_needle n = { needle, with_header, 0 };
 
-	if (imap_mime_search_texts(st, mb, uid, m, &n, 1, pool, err) < 0)
+	if (imap_mime_search_texts(st, mb, uid, m, &n, 1, NULL, pool,
+	                           err) < 0)
 		return -1;
 	return n.found;
 }

@@ -20,6 +20,12 @@
 /* Nesting of parentheses, NOT and OR (a stack bound for the parser). */
 #define SEARCH_MAX_DEPTH 64
 
+/* A job evaluates messages for about this long, then the SEARCH goes
+ * back to the end of the job queue: a SEARCH of a large mailbox holds a
+ * pool thread for a step, not for minutes, and other sessions' jobs get
+ * their turn in between. */
+#define SEARCH_STEP_MS 50
+
 enum skind {
 	SK_ALL,
 	SK_FLAG_SET,    /* flag bit set */
@@ -74,6 +80,8 @@ struct search_arg {
 	size_t nneedles;
 	uint32_t *hits;       /* sequence numbers (or UIDs) found */
 	size_t nhits;
+	uint32_t next_seq;    /* where the next step starts (0: first) */
+	int finished;
 	uint64_t max_modseq;
 };
 
@@ -387,7 +395,8 @@ load_texts(struct msg_ctx *m)
 	memcpy(m->texts, m->a->needles, m->a->nneedles * sizeof(*m->texts));
 	if (imap_mime_search_texts(imap_storage, m->j->s->mb, m->mi->uid,
 	                           m->mime, m->texts, m->a->nneedles,
-	                           m->j->pool, &m->j->err) < 0) {
+	                           &m->j->cancelled, m->j->pool,
+	                           &m->j->err) < 0) {
 		m->texts = NULL;
 		return -1;
 	}
@@ -543,6 +552,27 @@ eval(struct msg_ctx *m, const struct skey *k)
 	return 0;
 }
 
+static uint64_t
+mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* 1 when the client left: no one wants the answer. */
+static int
+left(struct imap_job *j, uint32_t seq, uint32_t count)
+{
+	if (!imap_job_cancelled(j))
+		return 0;
+	imap_host->log(imap_self, POSTERN_LOG_INFO, "SEARCH of %s stopped at "
+	               "message %u of %u: the client left", j->s->user, seq,
+	               count);
+	return 1;
+}
+
 static void
 search_work(struct imap_job *j)
 {
@@ -553,29 +583,38 @@ search_work(struct imap_job *j)
 	struct postern_message_info info;
 	uint32_t seq, count = imap_storage->count(s->mb), uidmax;
 	postern_pool_t *keep, *scratch;
+	uint64_t t0 = mono_ms();
 	int r;
 
 	imap_storage->status(s->mb, &st);
 	uidmax = count > 0 ? imap_storage->message(s->mb, count)->uid : 0;
-	a->hits = imap_host->pool_alloc(j->pool, (count + 1) *
-	                                         sizeof(*a->hits));
+	/* The view changes only by a sync, which comes after the last
+	 * step: every step sees the same messages. */
+	if (a->next_seq == 0) {
+		a->next_seq = 1;
+		a->hits = imap_host->pool_alloc(j->pool, (count + 1) *
+		                                         sizeof(*a->hits));
+	}
 	/* What one message needs (its header, MIME tree, decoded text)
 	 * comes from a scratch pool cleared after it, not from the job's
 	 * pool, which would hold every message's until the end. */
 	keep = j->pool;
 	scratch = imap_host->pool_create(16384);
-	for (seq = 1; seq <= count; seq++) {
+	for (seq = a->next_seq; seq <= count; seq++) {
 		j->pool = keep;
 		imap_host->pool_clear(scratch);
 		j->pool = scratch;
-		if (imap_job_cancelled(j)) {
-			/* The client left: no one wants the answer. */
-			imap_host->log(imap_self, POSTERN_LOG_INFO,
-			               "SEARCH of %s stopped at message %u of "
-			               "%u: the client left", s->user, seq,
-			               count);
-			break;
+		if (seq > a->next_seq && mono_ms() - t0 >= SEARCH_STEP_MS) {
+			/* Another step; no sync before the last. */
+			j->pool = keep;
+			imap_host->pool_destroy(scratch);
+			a->next_seq = seq;
+			j->sync = 0;
+			j->rc = 0;
+			return;
 		}
+		if (left(j, seq, count))
+			break;
 		memset(&m, 0, sizeof(m));
 		m.j = j;
 		m.a = a;
@@ -596,11 +635,14 @@ search_work(struct imap_job *j)
 		if (m.mi->expunged)
 			continue;
 		r = eval(&m, a->root);
+		if (left(j, seq, count))
+			break;   /* the answer may be cut short: unused */
 		if (r < 0) {
 			if (j->err.code == POSTERN_SE_EXPUNGED)
 				continue;
 			j->pool = keep;
 			imap_host->pool_destroy(scratch);
+			a->finished = 1;
 			j->rc = -1;
 			return;
 		}
@@ -612,6 +654,7 @@ search_work(struct imap_job *j)
 	}
 	j->pool = keep;
 	imap_host->pool_destroy(scratch);
+	a->finished = 1;
 	j->rc = 0;
 	if (!a->esearch) {
 		size_t i;
@@ -648,6 +691,22 @@ search_work(struct imap_job *j)
 static void
 search_done(struct imap_job *j)
 {
+	struct search_arg *a = j->arg;
+	struct imap_job *next;
+	postern_pool_t *p;
+
+	if (!a->finished) {
+		/* The next step takes over the state (in j's pool). */
+		next = imap_job_new(j->s, j->tag, 0);
+		next->arg = a;
+		p = next->pool;
+		next->pool = j->pool;
+		j->pool = p;
+		next->sync = 1;
+		next->sync_flags = POSTERN_SYNC_NO_EXPUNGE;
+		imap_job_run(next, search_work, search_done);
+		return;
+	}
 	if (j->rc < 0)
 		imap_reply_storage_err(j->s, j->tag, &j->err);
 	else

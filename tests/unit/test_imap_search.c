@@ -239,10 +239,12 @@ imap_mime_search_texts(const struct postern_storage *st,
                        postern_mailbox_t *mb, uint32_t uid,
                        const struct imap_mime *m,
                        struct imap_mime_needle *needles, size_t n,
-                       postern_pool_t *pool, struct postern_storage_err *err)
+                       const int *cancel, postern_pool_t *pool,
+                       struct postern_storage_err *err)
 {
 	size_t i;
 
+	(void)cancel;
 	(void)st;
 	(void)mb;
 	(void)uid;
