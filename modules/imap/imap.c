@@ -90,6 +90,12 @@ static const struct postern_cfg_key imap_keys[] = {
 	  .def = "256K", .min = 8192, .max = 67108864LL,
 	  .doc = "larger APPEND literals are spooled to a file; other "
 	         "commands refuse them (BAD [TOOBIG])" },
+	{ .name = "heavy_jobs", .type = POSTERN_CFG_INT,
+	  .offset = offsetof(struct imap_settings, heavy_jobs),
+	  .def = "2", .min = 1, .max = 1024,
+	  .doc = "FETCH and SEARCH steps on the job pool at once per "
+	         "worker; below job_threads, so short commands find a "
+	         "free thread" },
 	{ .name = "max_userip_connections", .type = POSTERN_CFG_INT,
 	  .offset = offsetof(struct imap_settings, max_userip_conns),
 	  .def = "10", .min = 0, .max = 100000,

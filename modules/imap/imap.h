@@ -53,6 +53,8 @@ struct imap_settings {
 	                                file; other commands refuse them */
 	long long max_userip_conns;  /* logged-in sessions per user and
 	                                address, 0: no limit */
+	long long heavy_jobs;        /* FETCH/SEARCH steps on the pool at
+	                                once, per worker */
 };
 
 extern const struct postern_host *imap_host;
@@ -197,6 +199,8 @@ struct imap_job {
 	void (*cleanup)(struct imap_job *j);
 	int cancelled;               /* the session closed: set on the
 	                                loop, read by work (atomic) */
+	int heavy;                   /* counted in heavy_jobs */
+	struct imap_job *heavy_next; /* waiting for a heavy slot */
 };
 
 /* A job for the command `tag`, with its own pool; arg from that pool
@@ -206,6 +210,13 @@ struct imap_job *imap_job_new(struct imap_session *s, const char *tag,
 /* Runs it: the connection pauses until its done. */
 void imap_job_run(struct imap_job *j, void (*work)(struct imap_job *),
                   void (*done)(struct imap_job *));
+/* The same for a step of FETCH or SEARCH, which may keep a pool thread
+ * busy for long: at most `heavy_jobs` of them are on the pool at once
+ * in a worker, the others wait their turn here, so the rest of the
+ * pool stays free for everyone's short commands. */
+void imap_job_run_heavy(struct imap_job *j,
+                        void (*work)(struct imap_job *),
+                        void (*done)(struct imap_job *));
 
 /* 1 once the session of a running job closed: a long `work` checks it
  * between messages and stops (job_cancel does not stop a job that has

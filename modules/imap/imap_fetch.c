@@ -1091,7 +1091,7 @@ fetch_done(struct imap_job *j)
 		imap_host->conn_pause(s->conn);
 		return;
 	}
-	imap_job_run(next, fetch_work, fetch_done);
+	imap_job_run_heavy(next, fetch_work, fetch_done);
 }
 
 static void
@@ -1102,7 +1102,7 @@ fetch_next(struct imap_session *s)
 	/* The step fetch_done left waiting in s->job. */
 	if (j == NULL || s->closed || j->handle != NULL)
 		return;
-	imap_job_run(j, fetch_work, fetch_done);
+	imap_job_run_heavy(j, fetch_work, fetch_done);
 }
 
 void
@@ -1146,5 +1146,5 @@ imap_cmd_fetch(struct imap_cmd *c)
 	j->cleanup = fetch_cleanup;
 	/* The items stay in the command's pool, which lives until the
 	 * command is finished (after the last step). */
-	imap_job_run(j, fetch_work, fetch_done);
+	imap_job_run_heavy(j, fetch_work, fetch_done);
 }

@@ -20,11 +20,13 @@
 /* Nesting of parentheses, NOT and OR (a stack bound for the parser). */
 #define SEARCH_MAX_DEPTH 64
 
-/* A job evaluates messages for about this long, then the SEARCH goes
- * back to the end of the job queue: a SEARCH of a large mailbox holds a
- * pool thread for a step, not for minutes, and other sessions' jobs get
- * their turn in between. */
-#define SEARCH_STEP_MS 50
+/* A job evaluates messages until it has read about this many octets of
+ * them (a message whose content it did not read counts
+ * SEARCH_MSG_COST), then the SEARCH goes back to the end of the job
+ * queue: a SEARCH of a large mailbox holds a pool thread for a step,
+ * not for minutes, and other sessions' jobs get their turn between. */
+#define SEARCH_STEP_OCTETS (8u << 20)
+#define SEARCH_MSG_COST 256u
 
 enum skind {
 	SK_ALL,
@@ -552,15 +554,6 @@ eval(struct msg_ctx *m, const struct skey *k)
 	return 0;
 }
 
-static uint64_t
-mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 /* 1 when the client left: no one wants the answer. */
 static int
 left(struct imap_job *j, uint32_t seq, uint32_t count)
@@ -583,7 +576,7 @@ search_work(struct imap_job *j)
 	struct postern_message_info info;
 	uint32_t seq, count = imap_storage->count(s->mb), uidmax;
 	postern_pool_t *keep, *scratch;
-	uint64_t t0 = mono_ms();
+	uint64_t cost = 0;
 	int r;
 
 	imap_storage->status(s->mb, &st);
@@ -604,7 +597,7 @@ search_work(struct imap_job *j)
 		j->pool = keep;
 		imap_host->pool_clear(scratch);
 		j->pool = scratch;
-		if (seq > a->next_seq && mono_ms() - t0 >= SEARCH_STEP_MS) {
+		if (cost >= SEARCH_STEP_OCTETS) {
 			/* Another step; no sync before the last. */
 			j->pool = keep;
 			imap_host->pool_destroy(scratch);
@@ -635,6 +628,8 @@ search_work(struct imap_job *j)
 		if (m.mi->expunged)
 			continue;
 		r = eval(&m, a->root);
+		cost += m.header_loaded || m.mime_loaded ? m.mi->size
+		                                         : SEARCH_MSG_COST;
 		if (left(j, seq, count))
 			break;   /* the answer may be cut short: unused */
 		if (r < 0) {
@@ -704,7 +699,7 @@ search_done(struct imap_job *j)
 		j->pool = p;
 		next->sync = 1;
 		next->sync_flags = POSTERN_SYNC_NO_EXPUNGE;
-		imap_job_run(next, search_work, search_done);
+		imap_job_run_heavy(next, search_work, search_done);
 		return;
 	}
 	if (j->rc < 0)
@@ -826,7 +821,7 @@ imap_cmd_search(struct imap_cmd *c)
 	j->sync = 1;
 	j->sync_flags = POSTERN_SYNC_NO_EXPUNGE;
 	/* The tree lives in the command's pool until the command ends. */
-	imap_job_run(j, search_work, search_done);
+	imap_job_run_heavy(j, search_work, search_done);
 	return;
 bad:
 	imap_reply(c->s, c->tag, "BAD", "SEARCH: %s",

@@ -201,6 +201,64 @@ job_work(void *arg)
 	}
 }
 
+/* FETCH and SEARCH steps waiting for one of the heavy_jobs slots. */
+static struct imap_job *heavy_head, **heavy_tail = &heavy_head;
+static unsigned heavy_running;
+
+static void job_work(void *arg);
+static void job_done(void *arg, int cancelled);
+
+static void
+heavy_unlink(struct imap_job *j)
+{
+	struct imap_job **pp;
+
+	for (pp = &heavy_head; *pp != NULL; pp = &(*pp)->heavy_next) {
+		if (*pp != j)
+			continue;
+		*pp = j->heavy_next;
+		if (heavy_tail == &j->heavy_next)
+			heavy_tail = pp;
+		j->heavy_next = NULL;
+		return;
+	}
+}
+
+/* A heavy job ended: the longest waiting one gets its slot. */
+static void
+heavy_release(void)
+{
+	struct imap_job *j;
+
+	heavy_running--;
+	if ((j = heavy_head) == NULL)
+		return;
+	heavy_unlink(j);
+	heavy_running++;
+	j->handle = imap_host->job_submit(job_work, job_done, j);
+}
+
+void
+imap_job_run_heavy(struct imap_job *j, void (*work)(struct imap_job *),
+                   void (*done)(struct imap_job *))
+{
+	struct imap_session *s = j->s;
+
+	j->work = work;
+	j->done = done;
+	j->heavy = 1;
+	s->job = j;
+	imap_host->conn_pause(s->conn);
+	if (heavy_running < (unsigned)imap_cfg.heavy_jobs) {
+		heavy_running++;
+		j->handle = imap_host->job_submit(job_work, job_done, j);
+		return;
+	}
+	/* Not submitted (handle NULL): on_close frees it. */
+	*heavy_tail = j;
+	heavy_tail = &j->heavy_next;
+}
+
 static void
 job_done(void *arg, int cancelled)
 {
@@ -208,6 +266,8 @@ job_done(void *arg, int cancelled)
 	struct imap_session *s = j->s;
 
 	(void)cancelled;
+	if (j->heavy)
+		heavy_release();
 	s->job = NULL;
 	if (s->closed) {
 		job_free(j);
@@ -917,7 +977,9 @@ on_close(postern_conn_t *c, void *arg, enum postern_close_reason why)
 	s->conn = NULL;
 	s->on_drain = NULL;
 	if (s->job != NULL && s->job->handle == NULL) {
-		/* A FETCH step waiting for on_drain, never submitted. */
+		/* A FETCH step waiting for on_drain, or a step waiting for
+		 * a heavy slot: never submitted. */
+		heavy_unlink(s->job);
 		job_free(s->job);
 		s->job = NULL;
 	} else if (s->job != NULL) {

@@ -178,6 +178,22 @@ def test_search_then_disconnect(R):
     under_attack(attack)
 
 
+def test_six_clients_searching(R):
+    # More long SEARCHes than the worker has pool threads (4): each
+    # holds a thread for a step, and the neighbour's NOOP (a job too)
+    # gets its turn between steps.
+    keys = " ".join("NOT TEXT absent%d" % i for i in range(120))
+
+    def attack():
+        rs = [attacker() for _ in range(6)]
+        for r in rs:
+            r.send(b"s SEARCH " + keys.encode() + b"\r\n")
+        time.sleep(4)
+        for r in rs:
+            r.close()
+    under_attack(attack)
+
+
 def test_append_40mb(R):
     data = big_message("appended", 40 * MIB, 5)
 
@@ -254,6 +270,7 @@ R.run(test_fetch_thousands_of_items)
 R.run(test_fetch_big_bodies_not_reading)
 R.run(test_search_thousands_of_keys_and_huge_needle)
 R.run(test_search_then_disconnect)
+R.run(test_six_clients_searching)
 R.run(test_append_40mb)
 R.run(test_legal_fetch_byte_identical)
 R.run(test_eleven_connections_of_one_user)

@@ -261,6 +261,13 @@ imap_mime_search_texts(const struct postern_storage *st,
 
 /* ---- jobs and replies, at once ---------------------------------------*/
 
+void
+imap_job_run_heavy(struct imap_job *j, void (*work)(struct imap_job *),
+                   void (*done)(struct imap_job *))
+{
+	imap_job_run(j, work, done);
+}
+
 int
 imap_job_cancelled(struct imap_job *j)
 {
