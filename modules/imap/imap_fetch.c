@@ -658,6 +658,7 @@ fetch_plan(struct imap_job *j, struct fetch_arg *fa, uint32_t seq,
 		memcpy(kw, mi->keywords, mi->nkeywords * sizeof(*kw));
 	info.keywords = kw;
 	mi = &info;
+	imap_host->pool_clear(fa->msg_pool); /* a message skipped before */
 	fa->segs = NULL;
 	fa->tail = &fa->segs;
 	fa->acc.len = 0;

@@ -205,7 +205,6 @@ job_work(void *arg)
 static struct imap_job *heavy_head, **heavy_tail = &heavy_head;
 static unsigned heavy_running;
 
-static void job_work(void *arg);
 static void job_done(void *arg, int cancelled);
 
 static void
@@ -505,7 +504,10 @@ spill_append(struct imap_session *s)
 		spool_drop(s);
 		s->spool = imap_host->spool_create(NULL);
 	}
-	imap_host->spool_append(s->spool, r->spill_data, r->spill_n);
+	/* After a failed write the rest is read and dropped: the APPEND
+	 * answers NO when it ends. */
+	if (!s->spool_failed)
+		imap_host->spool_append(s->spool, r->spill_data, r->spill_n);
 }
 
 static void
