@@ -25,6 +25,13 @@ from testlib import Runner
 MIB = 1 << 20
 GROWTH = 64 * MIB
 
+# In a sanitizer build, freed memory waits in ASan's quarantine (256 MB
+# by default) and counts in the peak: keep it small, the bound is about
+# what the server holds, not what ASan does.
+os.environ["ASAN_OPTIONS"] = ":".join(
+    x for x in (os.environ.get("ASAN_OPTIONS"), "quarantine_size_mb=4")
+    if x)
+
 R = Runner("hostile_imap")
 srv = start_server(R, '''
   commands_per_second = 0;
@@ -230,7 +237,9 @@ def test_legal_fetch_byte_identical(R):
     assert parts[2][1] == b"Subject: one megabyte\r\n\r\n", parts[2][1]
     # The same section twice: one data item answers both.
     typ, d = m.fetch(ONE, "(BODY.PEEK[TEXT] BODY.PEEK[TEXT])")
-    assert typ == "OK" and d[0][1] == text, "BODY[TEXT] differs"
+    lits = [x for x in d if isinstance(x, tuple)]
+    assert typ == "OK" and len(lits) == 1, [x[0] for x in lits]
+    assert lits[0][1] == text, "BODY[TEXT] differs"
     typ, d = m.fetch(BIG[0], "(BODY.PEEK[] "
                              "BODY.PEEK[HEADER.FIELDS (Subject)])")
     assert typ == "OK", d
