@@ -25,6 +25,7 @@
 
 #define FETCH_MAX_PARTS 32
 #define FETCH_MAX_FIELDS 128
+#define FETCH_MAX_NAME 256   /* a longer field name is nobody's */
 
 enum fetch_kind {
 	FI_UID,
@@ -52,6 +53,16 @@ struct fetch_item {
 	int sets_seen;
 	char *label;         /* what the response calls it */
 	struct fetch_item *next;
+};
+
+/* Where a HEADER.FIELDS walk is (see fields_walk). */
+struct fields_walk {
+	uint64_t pos;        /* next octet of the message */
+	uint64_t out;        /* octets of the result before pos */
+	int keep;            /* the current field is kept */
+	int in_line;         /* pos is inside a line already decided */
+	int ending;          /* the final CRLF: 1 before its CR, 2 before
+	                        its LF, 3 done */
 };
 
 struct fetch_arg {
@@ -449,37 +460,9 @@ struct fetch_seg {
 	uint64_t start, len;
 	uint64_t hlen, skip;
 	const struct fetch_item *it;
+	struct fields_walk walk;     /* SEG_FIELDS: where sending is */
 	struct fetch_seg *next;
 };
-
-/* Reads [start, start + len) of the message, NUL-terminated, malloc'd. */
-static char *
-read_range(struct imap_job *j, postern_msg_t *msg, uint64_t start,
-           uint64_t len)
-{
-	char *buf = malloc(len + 1);
-	uint64_t got = 0;
-	ssize_t n;
-
-	if (buf == NULL)
-		abort(); /* as every allocation in posternd */
-	while (got < len) {
-		n = imap_storage->msg_read(msg, start + got, buf + got,
-		                           len - got, &j->err);
-		if (n <= 0) {
-			if (n == 0) {
-				j->err.code = POSTERN_SE_CORRUPT;
-				snprintf(j->err.text, sizeof(j->err.text),
-				         "message shorter than its size");
-			}
-			free(buf);
-			return NULL;
-		}
-		got += (uint64_t)n;
-	}
-	buf[len] = '\0';
-	return buf;
-}
 
 static int
 field_listed(const struct fetch_item *it, const char *name, size_t len)
@@ -493,51 +476,136 @@ field_listed(const struct fetch_item *it, const char *name, size_t len)
 	return 0;
 }
 
-/* HEADER.FIELDS (.NOT) of the header hdr[0..len): the matching fields
- * with their continuation lines, then the empty line. */
-static void
-filter_header(const struct fetch_item *it, const char *hdr, size_t len,
-              struct imap_buf *res)
-{
-	size_t i = 0, end, name_len;
-	int keep = 0;
-	const char *colon;
+/*
+ * HEADER.FIELDS (.NOT), streamed: the header range is walked a line at a
+ * time through a small buffer, never held.  A line is a field's first
+ * line (its name ends at the first colon, trailing blanks dropped),
+ * a continuation (it begins with a blank: kept with its field), or the
+ * empty line that ends the header; the result is the kept lines, then
+ * an empty line.  The walk is resumable (struct fields_walk), so a step
+ * may end in the middle of the result, and the next goes on from there.
+ */
+struct hbuf {
+	struct imap_job *j;
+	postern_msg_t *msg;
+	uint64_t end;            /* end of the header range */
+	uint64_t at;             /* buf holds [at, at + len) */
+	size_t len;
+	char buf[16384];
+};
 
-	while (i < len) {
-		const char *lf = memchr(hdr + i, '\n', len - i);
-		end = lf != NULL ? (size_t)(lf - hdr) + 1 : len;
-		if (end - i <= 2 && (hdr[i] == '\r' || hdr[i] == '\n'))
-			break; /* the empty line */
-		if (hdr[i] != ' ' && hdr[i] != '\t') {
-			colon = memchr(hdr + i, ':', end - i);
-			name_len = colon != NULL ? (size_t)(colon - hdr) - i
-			                         : 0;
-			while (name_len > 0 && (hdr[i + name_len - 1] == ' ' ||
-			                        hdr[i + name_len - 1] == '\t'))
-				name_len--;
-			keep = colon != NULL &&
-			       field_listed(it, hdr + i, name_len) ==
-			               (it->fields == 1);
+/* The octet at `pos`: 0..255, -1 past the range, -2 on a read error
+ * (j->err set). */
+static int
+hbyte(struct hbuf *h, uint64_t pos)
+{
+	size_t want;
+	ssize_t n;
+
+	if (pos >= h->end)
+		return -1;
+	if (pos < h->at || pos >= h->at + h->len) {
+		want = h->end - pos < sizeof(h->buf) ? (size_t)(h->end - pos)
+		                                     : sizeof(h->buf);
+		n = imap_storage->msg_read(h->msg, pos, h->buf, want,
+		                           &h->j->err);
+		if (n <= 0) {
+			if (n == 0) {
+				h->j->err.code = POSTERN_SE_CORRUPT;
+				snprintf(h->j->err.text,
+				         sizeof(h->j->err.text),
+				         "message shorter than its size");
+			}
+			return -2;
 		}
-		if (keep)
-			imap_buf_add(res, hdr + i, end - i);
-		i = end;
+		h->at = pos;
+		h->len = (size_t)n;
 	}
-	imap_buf_add(res, "\r\n", 2);
+	return (unsigned char)h->buf[pos - h->at];
 }
 
-/* The filtered header of a SEG_FIELDS segment into *res (malloc'd; the
- * header is read and freed again).  -1 with j->err set. */
-static int
-fields_text(struct imap_job *j, postern_msg_t *msg, uint64_t start,
-            uint64_t hlen, const struct fetch_item *it, struct imap_buf *res)
+/* One octet of the result: added to `out` when it falls in [from, to). */
+static void
+fields_put(struct fields_walk *w, int c, struct imap_buf *out,
+           uint64_t from)
 {
-	char *hdr = read_range(j, msg, start, hlen);
+	char ch = (char)c;
 
-	if (hdr == NULL)
-		return -1;
-	filter_header(it, hdr, (size_t)hlen, res);
-	free(hdr);
+	if (out != NULL && w->out >= from)
+		imap_buf_add(out, &ch, 1);
+	w->out++;
+}
+
+/* At a field's first line: is it kept?  -1 on a read error. */
+static int
+fields_decide(struct hbuf *h, const struct fetch_item *it, uint64_t pos)
+{
+	uint64_t q, name_end = pos;
+	char name[FETCH_MAX_NAME];
+	int b;
+
+	for (q = pos;; q++) {
+		if ((b = hbyte(h, q)) == -2)
+			return -1;
+		if (b == -1 || b == '\n')
+			return 0;          /* no colon: not a field */
+		if (b == ':')
+			break;
+		if (b != ' ' && b != '\t')
+			name_end = q + 1;
+	}
+	if (name_end - pos > sizeof(name))
+		return it->fields == 2;    /* longer than any listed name */
+	for (q = pos; q < name_end; q++)
+		name[q - pos] = (char)hbyte(h, q);
+	return field_listed(it, name, (size_t)(name_end - pos)) ==
+	       (it->fields == 1);
+}
+
+/* Walks on until the result reaches `to` or ends, adding what falls in
+ * [from, to) to `out` (NULL: only counting).  0, or -1 on a read error. */
+static int
+fields_walk(struct hbuf *h, const struct fetch_item *it,
+            struct fields_walk *w, struct imap_buf *out, uint64_t from,
+            uint64_t to)
+{
+	int c, c1, c2, r;
+
+	while (w->ending < 3 && w->out < to) {
+		if (w->ending) {
+			fields_put(w, w->ending++ == 1 ? '\r' : '\n', out, from);
+			continue;
+		}
+		if ((c = hbyte(h, w->pos)) == -2)
+			return -1;
+		if (w->in_line) {
+			if (c == -1 || c == '\n')
+				w->in_line = 0;
+			if (c >= 0) {
+				if (w->keep)
+					fields_put(w, c, out, from);
+				w->pos++;
+			}
+			continue;
+		}
+		if ((c1 = hbyte(h, w->pos + 1)) == -2 ||
+		    (c2 = hbyte(h, w->pos + 2)) == -2)
+			return -1;
+		/* The end, or the empty line (a line of at most two octets
+		 * that starts with CR or LF). */
+		if (c == -1 || ((c == '\r' || c == '\n') &&
+		                (c == '\n' || c1 == -1 || c1 == '\n' ||
+		                 c2 == -1))) {
+			w->ending = 1;
+			continue;
+		}
+		if (c != ' ' && c != '\t') {
+			if ((r = fields_decide(h, it, w->pos)) < 0)
+				return -1;
+			w->keep = r;
+		}
+		w->in_line = 1;
+	}
 	return 0;
 }
 
@@ -586,8 +654,9 @@ plan_section(struct imap_job *j, struct fetch_arg *fa,
              const struct postern_msg_size *sz, const struct imap_mime *m)
 {
 	uint64_t start = 0, len = sz->size, skip = 0;
-	struct imap_buf filtered = { 0 };
 	struct fetch_seg *seg;
+	struct hbuf hb, *h = &hb;
+	struct fields_walk w = { 0 };
 
 	imap_buf_str(&fa->acc, it->label);
 	imap_buf_str(&fa->acc, " ");
@@ -608,14 +677,19 @@ plan_section(struct imap_job *j, struct fetch_arg *fa,
 	seg->it = it;
 	if (it->fields) {
 		/* Its length is needed now, its octets when they are sent:
-		 * filtered twice rather than held. */
-		if (fields_text(j, msg, start, len, it, &filtered) < 0)
+		 * walked twice rather than held. */
+		h->j = j;
+		h->msg = msg;
+		h->end = start + len;
+		h->at = h->len = 0;
+		w.pos = start;
+		if (fields_walk(h, it, &w, NULL, 0, UINT64_MAX) < 0)
 			return -1;
 		seg->kind = SEG_FIELDS;
 		seg->start = start;
 		seg->hlen = len;
-		len = filtered.len;
-		imap_buf_free(&filtered);
+		seg->walk.pos = start;
+		len = w.out;
 		apply_partial(it, &skip, &len);
 		seg->skip = skip;
 	} else {
@@ -775,9 +849,9 @@ static int
 fetch_emit(struct imap_job *j, struct fetch_arg *fa, postern_msg_t *msg)
 {
 	size_t batch = (size_t)imap_cfg.fetch_batch, want;
-	struct imap_buf filtered = { 0 };
 	struct fetch_seg *seg;
-	uint64_t left;
+	struct hbuf hb, *h = &hb;   /* 16 KiB: job threads have room */
+	uint64_t left, to;
 	ssize_t n;
 
 	while ((seg = fa->cur) != NULL) {
@@ -815,20 +889,25 @@ fetch_emit(struct imap_job *j, struct fetch_arg *fa, postern_msg_t *msg)
 			fa->cur_off += (uint64_t)n;
 			break;
 		case SEG_FIELDS:
-			if (fields_text(j, msg, seg->start, seg->hlen, seg->it,
-			                &filtered) < 0)
+			h->j = j;
+			h->msg = msg;
+			h->end = seg->start + seg->hlen;
+			h->at = h->len = 0;
+			want = batch - j->out.len;
+			if (want < 16384)
+				want = 16384;
+			to = seg->skip + fa->cur_off +
+			     (want < left ? want : left);
+			if (fields_walk(h, seg->it, &seg->walk, &j->out,
+			                seg->skip, to) < 0)
 				return -1;
-			if (filtered.len < seg->skip + seg->len) {
-				imap_buf_free(&filtered);
+			if (seg->walk.out < to) {
 				j->err.code = POSTERN_SE_CORRUPT;
 				snprintf(j->err.text, sizeof(j->err.text),
 				         "header changed while it was sent");
 				return -1;
 			}
-			imap_buf_add(&j->out, filtered.p + seg->skip +
-			             fa->cur_off, (size_t)left);
-			imap_buf_free(&filtered);
-			fa->cur_off = seg->len;
+			fa->cur_off = to - seg->skip;
 			break;
 		}
 		if (fa->cur_off == seg->len) {

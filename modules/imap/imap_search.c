@@ -28,6 +28,11 @@
 #define SEARCH_STEP_OCTETS (8u << 20)
 #define SEARCH_MSG_COST 256u
 
+/* Header keys look at this much of a header at most (as TEXT does in
+ * imap_mime.c): a message that is nearly all header would otherwise be
+ * held whole. */
+#define SEARCH_MAX_HEADER (1u << 20)
+
 enum skind {
 	SK_ALL,
 	SK_FLAG_SET,    /* flag bit set */
@@ -411,7 +416,7 @@ load_header(struct msg_ctx *m)
 	struct imap_job *j = m->j;
 	postern_msg_t *msg;
 	struct postern_msg_size sz;
-	uint64_t got = 0;
+	uint64_t got = 0, want;
 	ssize_t n;
 
 	if (m->header_loaded)
@@ -420,16 +425,18 @@ load_header(struct msg_ctx *m)
 	if (imap_storage->msg_open(j->s->mb, m->mi->uid, &msg, &sz,
 	                           &j->err) < 0)
 		return -1;
-	m->header = imap_host->pool_alloc(j->pool, sz.header_size + 1);
-	while (got < sz.header_size) {
+	want = sz.header_size < SEARCH_MAX_HEADER ? sz.header_size
+	                                          : SEARCH_MAX_HEADER;
+	m->header = imap_host->pool_alloc(j->pool, want + 1);
+	while (got < want) {
 		n = imap_storage->msg_read(msg, got, m->header + got,
-		                           sz.header_size - got, &j->err);
+		                           want - got, &j->err);
 		if (n <= 0)
 			break;
 		got += (uint64_t)n;
 	}
 	imap_storage->msg_close(msg);
-	if (got < sz.header_size) {
+	if (got < want) {
 		m->header = NULL;
 		return -1;
 	}

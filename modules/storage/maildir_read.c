@@ -158,9 +158,9 @@ md_msg_open(postern_mailbox_t *mb, uint32_t uid, postern_msg_t **out,
 	if (r->hdr_size == 0 || r->rawsize != m->rawlen) {
 		r->hdr_size = md_header_size(m->map, m->rawlen);
 		mb->hdr_dirty = 1;
+		/* the scans read the file (crlf_size) or its header */
+		msg_drop(m, 0, m->rawlen);
 	}
-	if (r->rawsize != m->rawlen)
-		msg_drop(m, 0, m->rawlen);  /* crlf_size read it all */
 	sizes->size = m->size;
 	sizes->header_size = r->hdr_size;
 	*out = m;

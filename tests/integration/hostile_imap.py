@@ -224,6 +224,61 @@ def test_append_40mb(R):
     m.logout()
 
 
+def fields_filter(header, names, keep_listed):
+    """HEADER.FIELDS (keep_listed) or .NOT of RFC 3501 6.4.5, as a
+    client would check it: whole fields, then the empty line."""
+    out, keep = [], False
+    for line in header.split(b"\n")[:-1]:
+        line += b"\n"
+        if line in (b"\r\n", b"\n"):
+            break
+        if line[:1] not in (b" ", b"\t"):
+            name, colon, _ = line.partition(b":")
+            keep = bool(colon) and ((name.rstrip(b" \t").lower() in names)
+                                    == keep_listed)
+        if keep:
+            out.append(line)
+    return b"".join(out) + b"\r\n"
+
+
+def test_fetch_fields_of_a_huge_header(R):
+    # A 30 MB header: HEADER.FIELDS and .NOT are streamed, not held.
+    lines = []
+    for i in range(300000):
+        lines.append(b"X-Filler-%d: %s\r\n" % (i, b"v" * 60))
+        if i % 1000 == 0:
+            lines.append(b"Subject: part %d\r\n\tfolded\r\n" % i)
+            lines.append(b"no colon on this line\r\n")
+    header = b"".join(lines) + b"\r\n"
+    data = header + b"body\r\n"
+    deliver(srv, "alice@example.org", data)
+    seq = seqs("part 0")[0]
+
+    def attack():
+        r = attacker()
+        r.send(b"h FETCH %s (BODY.PEEK[HEADER.FIELDS (SUBJECT)] "
+               b"BODY.PEEK[HEADER.FIELDS.NOT (Subject)]<7.20000000>)\r\n"
+               % seq.encode())
+        got, tail = 0, b""
+        while b"\r\nh OK" not in tail:
+            chunk = r.sock.recv(1 << 20)
+            assert chunk, "closed during the FETCH"
+            got += len(chunk)
+            tail = (tail + chunk)[-300:]
+        r.close()
+    under_attack(attack)
+    m = login(srv)
+    m.select("INBOX", readonly=True)
+    typ, d = m.fetch(seq, "(BODY.PEEK[HEADER.FIELDS (SUBJECT)] "
+                          "BODY.PEEK[HEADER.FIELDS.NOT (Subject)]<7.100>)")
+    lits = [x for x in d if isinstance(x, tuple)]
+    assert lits[0][1] == fields_filter(header, [b"subject"], True), \
+        lits[0][1][:200]
+    assert lits[1][1] == fields_filter(header, [b"subject"],
+                                       False)[7:107], lits[1][1]
+    m.logout()
+
+
 def test_legal_fetch_byte_identical(R):
     m = login(srv)
     m.select("INBOX", readonly=True)
@@ -281,6 +336,7 @@ R.run(test_search_thousands_of_keys_and_huge_needle)
 R.run(test_search_then_disconnect)
 R.run(test_six_clients_searching)
 R.run(test_append_40mb)
+R.run(test_fetch_fields_of_a_huge_header)
 R.run(test_legal_fetch_byte_identical)
 R.run(test_eleven_connections_of_one_user)
 finish(R, srv)
