@@ -87,6 +87,18 @@ def refused(line, tag):
     return re.match(r"%s (NO \[LIMIT\]|BAD)" % re.escape(tag), line)
 
 
+def drain(r, tag):
+    """Reads a long reply up to "tag OK" without keeping it; returns its
+    size."""
+    got, tail = 0, b""
+    while ("\r\n%s OK" % tag).encode() not in tail:
+        chunk = r.sock.recv(1 << 20)
+        assert chunk, "closed during the reply to %s" % tag
+        got += len(chunk)
+        tail = (tail + chunk)[-300:]
+    return got
+
+
 def under_attack(attack):
     """Runs attack() with the neighbour probing; checks the bounds."""
     bob = neighbour()
@@ -113,12 +125,7 @@ def test_fetch_thousands_of_items(R):
         items = " ".join("BODY.PEEK[TEXT]<%d.1000000>" % i
                          for i in range(60))
         r.send(b"g FETCH %s (%s)\r\n" % (ONE.encode(), items.encode()))
-        got, tail = 0, b""
-        while b"\r\ng OK" not in tail:
-            chunk = r.sock.recv(1 << 20)
-            assert chunk, "closed during the FETCH"
-            got += len(chunk)
-            tail = (tail + chunk)[-300:]
+        got = drain(r, "g")
         assert got > 50 * MIB, got
         r.close()
     under_attack(attack)
@@ -259,12 +266,7 @@ def test_fetch_fields_of_a_huge_header(R):
         r.send(b"h FETCH %s (BODY.PEEK[HEADER.FIELDS (SUBJECT)] "
                b"BODY.PEEK[HEADER.FIELDS.NOT (Subject)]<7.20000000>)\r\n"
                % seq.encode())
-        got, tail = 0, b""
-        while b"\r\nh OK" not in tail:
-            chunk = r.sock.recv(1 << 20)
-            assert chunk, "closed during the FETCH"
-            got += len(chunk)
-            tail = (tail + chunk)[-300:]
+        drain(r, "h")
         r.close()
     under_attack(attack)
     m = login(srv)
