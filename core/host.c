@@ -24,6 +24,7 @@
 #include "pool.h"
 #include "sasl.h"
 #include "service.h"
+#include "spool.h"
 #include "tls.h"
 #include "xalloc.h"
 
@@ -479,6 +480,13 @@ static const struct postern_host host_table_v = {
 	.conn_junk_command = conn_junk_command,
 	.conn_junk_reset = conn_junk_reset,
 	.auth_job_submit = h_auth_job_submit,
+	.spool_create = spool_create,
+	.spool_append = spool_append,
+	.spool_flush = spool_flush,
+	.spool_size = spool_size,
+	.spool_memory = spool_memory,
+	.spool_fd = spool_fd,
+	.spool_free = spool_free,
 };
 
 const struct postern_host *

@@ -78,6 +78,34 @@ static const struct postern_cfg_key imap_keys[] = {
 	  .offset = offsetof(struct imap_settings, fetch_batch),
 	  .def = "256K", .min = 4096, .max = 67108864LL,
 	  .doc = "FETCH output produced per step (back-pressure)" },
+	{ .name = "max_fetch_items", .type = POSTERN_CFG_INT,
+	  .offset = offsetof(struct imap_settings, max_fetch_items),
+	  .def = "100", .min = 8, .max = 100000,
+	  .doc = "items in one FETCH (more: NO [LIMIT])" },
+	{ .name = "max_search_keys", .type = POSTERN_CFG_INT,
+	  .offset = offsetof(struct imap_settings, max_search_keys),
+	  .def = "256", .min = 8, .max = 1000000,
+	  .doc = "search keys in one SEARCH (more: NO [LIMIT])" },
+	{ .name = "max_search_needle", .type = POSTERN_CFG_SIZE,
+	  .offset = offsetof(struct imap_settings, max_search_needle),
+	  .def = "16K", .min = 1024, .max = 16777216LL,
+	  .doc = "octets of all strings of one SEARCH (more: NO [LIMIT])" },
+	{ .name = "literal_memory", .type = POSTERN_CFG_SIZE,
+	  .offset = offsetof(struct imap_settings, literal_memory),
+	  .def = "256K", .min = 8192, .max = 67108864LL,
+	  .doc = "larger APPEND literals are spooled to a file; other "
+	         "commands refuse them (BAD [TOOBIG])" },
+	{ .name = "heavy_jobs", .type = POSTERN_CFG_INT,
+	  .offset = offsetof(struct imap_settings, heavy_jobs),
+	  .def = "2", .min = 1, .max = 1024,
+	  .doc = "FETCH and SEARCH steps on the job pool at once per "
+	         "worker; below job_threads, so short commands find a "
+	         "free thread" },
+	{ .name = "max_userip_connections", .type = POSTERN_CFG_INT,
+	  .offset = offsetof(struct imap_settings, max_userip_conns),
+	  .def = "10", .min = 0, .max = 100000,
+	  .doc = "logged-in sessions of one user from one address, "
+	         "0: no limit" },
 	{ .name = NULL },
 };
 
@@ -123,6 +151,7 @@ worker_start(void *arg)
 		               "(storage_maildir)");
 		return -1;
 	}
+	imap_userip_worker_start();
 	return 0;
 }
 
@@ -150,6 +179,8 @@ imap_init(const struct postern_host *h, postern_module_t *m)
 	    (imap_tls = h->tls_create(m, imap_cfg.tls)) == NULL)
 		return -1;
 	imap_mime_init(h, m);
+	if (imap_userip_init() < 0)
+		return -1;
 	for (i = 0; i < h->cfg_count(imap_cfg.listen); i++)
 		if (add_listener(h->cfg_elem(imap_cfg.listen, i)) < 0)
 			return -1;

@@ -16,6 +16,7 @@
  *	imap_search.c           SEARCH (parsing and evaluation)
  *	imap_utf7.c             modified UTF-7 mailbox names (RFC 3501 5.1.3)
  *	imap_buf.c              growable output buffers, IMAP string quoting
+ *	imap_userip.c           sessions per user and address (shared table)
  */
 #ifndef IMAP_H
 #define IMAP_H
@@ -46,6 +47,15 @@ struct imap_settings {
 	int loopback_secure;         /* loopback counts as secure */
 	int literal_plus;            /* LITERAL+ (else LITERAL-) */
 	long long fetch_batch;       /* output octets per FETCH job */
+	long long max_fetch_items;   /* items in one FETCH */
+	long long max_search_keys;   /* keys in one SEARCH */
+	long long max_search_needle; /* octets of a SEARCH's strings */
+	long long literal_memory;    /* larger APPEND literals go to a
+	                                file; other commands refuse them */
+	long long max_userip_conns;  /* logged-in sessions per user and
+	                                address, 0: no limit */
+	long long heavy_jobs;        /* FETCH/SEARCH steps on the pool at
+	                                once, per worker */
 };
 
 extern const struct postern_host *imap_host;
@@ -145,6 +155,12 @@ struct imap_session {
 	uint64_t tokens_ms;
 	postern_timer_t *throttle;
 
+	unsigned userip;              /* counted by imap_userip: bucket+1 */
+
+	/* The APPEND literal being received (see imap_session.c). */
+	postern_spool_t *spool;
+	int spool_failed;             /* writing it failed: APPEND says NO */
+
 	/* A long reply waits for the output queue to drain. */
 	void (*on_drain)(struct imap_session *s);
 };
@@ -179,6 +195,13 @@ struct imap_job {
 	void *arg;                   /* the command's state (in pool) */
 	unsigned sync_flags;         /* sync after work (selected state) */
 	int sync;                    /* 1: sync after work */
+	/* Frees what `arg` holds outside the pool; runs when the job is
+	 * freed, also when the session went first.  May be NULL. */
+	void (*cleanup)(struct imap_job *j);
+	int cancelled;               /* the session closed: set on the
+	                                loop, read by work (atomic) */
+	int heavy;                   /* counted in heavy_jobs */
+	struct imap_job *heavy_next; /* waiting for a heavy slot */
 };
 
 /* A job for the command `tag`, with its own pool; arg from that pool
@@ -188,6 +211,18 @@ struct imap_job *imap_job_new(struct imap_session *s, const char *tag,
 /* Runs it: the connection pauses until its done. */
 void imap_job_run(struct imap_job *j, void (*work)(struct imap_job *),
                   void (*done)(struct imap_job *));
+/* The same for a step of FETCH or SEARCH, which may keep a pool thread
+ * busy for long: at most `heavy_jobs` of them are on the pool at once
+ * in a worker, the others wait their turn here, so the rest of the
+ * pool stays free for everyone's short commands. */
+void imap_job_run_heavy(struct imap_job *j,
+                        void (*work)(struct imap_job *),
+                        void (*done)(struct imap_job *));
+
+/* 1 once the session of a running job closed: a long `work` checks it
+ * between messages and stops (job_cancel does not stop a job that has
+ * started).  Job threads. */
+int imap_job_cancelled(struct imap_job *j);
 
 /* Replies. */
 void imap_reply(struct imap_session *s, const char *tag, const char *status,
@@ -224,6 +259,20 @@ void imap_session_limits(struct imap_session *s,
                          struct imap_reader_limits *lim);
 /* Forgets the command in the reader (it was answered). */
 void imap_command_finish(struct imap_session *s);
+/* Takes the spool of the command's spilled literal (the caller frees it
+ * with spool_free); NULL when there is none.  *failed: it could not be
+ * written. */
+postern_spool_t *imap_take_spool(struct imap_session *s, int *failed);
+
+/* Logged-in sessions per user and address (imap_userip.c).  init maps
+ * the table shared (master, before the fork); worker_start forgets what
+ * an earlier process of this worker counted; enter counts the session
+ * in, -1 when the user already has max_userip_connections from its
+ * address; leave counts it out (no-op when it was not counted). */
+int imap_userip_init(void);
+void imap_userip_worker_start(void);
+int imap_userip_enter(struct imap_session *s, const char *user);
+void imap_userip_leave(struct imap_session *s);
 
 /* CAPABILITY text for the session's state. */
 const char *imap_capabilities(struct imap_session *s);

@@ -61,6 +61,7 @@ login_done(struct imap_job *j)
 		                    a->user, j->err.text);
 		imap_reply(s, j->tag, "NO", "[UNAVAILABLE] Mail store not "
 		                            "available, try later");
+		imap_userip_leave(s);
 		return;
 	}
 	s->store = a->store;
@@ -78,6 +79,27 @@ login_done(struct imap_job *j)
 	           imap_capabilities(s));
 }
 
+/* The user has max_userip_connections from this address already: the
+ * login is refused and the connection closed, as Dovecot does (from a
+ * job's done, not inside the SASL callback that frees the exchange). */
+static void
+userip_refused(struct imap_job *j)
+{
+	struct imap_session *s = j->s;
+	struct login_arg *a = j->arg;
+
+	imap_host->sasl_free(s->sasl);
+	s->sasl = NULL;
+	imap_host->conn_log(s->conn, POSTERN_LOG_NOTICE,
+	                    "login %s: %lld sessions from this address "
+	                    "already (max_userip_connections): refused",
+	                    a->user, imap_cfg.max_userip_conns);
+	imap_reply(s, j->tag, "NO", "[LIMIT] Too many connections of this "
+	                            "user from this address");
+	imap_host->conn_printf(s->conn, "* BYE Too many connections\r\n");
+	imap_host->conn_close(s->conn);
+}
+
 void
 imap_session_login(struct imap_session *s, const char *tag, const char *user,
                    const struct postern_user *userinfo, postern_sasl_t *sasl)
@@ -86,6 +108,11 @@ imap_session_login(struct imap_session *s, const char *tag, const char *user,
 	struct login_arg *a = j->arg;
 
 	(void)sasl;
+	if (imap_userip_enter(s, user) < 0) {
+		a->user = imap_host->pool_strndup(j->pool, user, strlen(user));
+		imap_job_run(j, NULL, userip_refused);
+		return;
+	}
 	a->userinfo = userinfo; /* valid until sasl_free, in login_done */
 	a->user = imap_host->pool_strndup(j->pool, user, strlen(user));
 	imap_job_run(j, login_work, login_done);

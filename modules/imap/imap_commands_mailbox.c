@@ -1013,13 +1013,44 @@ struct append_arg {
 	char *name;
 	struct postern_append msg;
 	uint32_t uid, uidvalidity;
+	postern_spool_t *spool;   /* a large message, or NULL */
+	int spool_failed;         /* ... that could not be written */
 };
+
+static void
+append_cleanup(struct imap_job *j)
+{
+	struct append_arg *a = j->arg;
+
+	imap_host->spool_free(a->spool);
+	a->spool = NULL;
+}
 
 static void
 append_work(struct imap_job *j)
 {
 	struct append_arg *a = j->arg;
 
+	if (a->spool != NULL || a->spool_failed) {
+		/* The rest of it to the file, then the store reads it
+		 * from there. */
+		if (!a->spool_failed && imap_host->spool_flush(a->spool) < 0) {
+			imap_host->log(imap_self, POSTERN_LOG_ERROR,
+			               "APPEND: writing the spool in %s: %m",
+			               imap_host->dir(POSTERN_DIR_STATE));
+			a->spool_failed = 1;
+		}
+		if (a->spool_failed) {
+			j->rc = -1;
+			j->err.code = POSTERN_SE_TEMP;
+			snprintf(j->err.text, sizeof(j->err.text),
+			         "cannot write the message to a temporary "
+			         "file");
+			return;
+		}
+		a->msg.fd = imap_host->spool_fd(a->spool);
+		a->msg.offset = 0;
+	}
 	j->rc = imap_storage->append(j->s->store, a->name, &a->msg, &a->uid,
 	                             &a->uidvalidity, &j->err);
 }
@@ -1120,6 +1151,7 @@ imap_cmd_append(struct imap_cmd *c)
 			return;
 		}
 	}
+	ar->spill_ok = 1;   /* the message may be in the session's spool */
 	if (imap_arg_peek(ar) != '{' || imap_arg_string(ar, &data) < 0 ||
 	    imap_arg_end(ar) < 0)
 		goto bad;
@@ -1138,6 +1170,14 @@ imap_cmd_append(struct imap_cmd *c)
 	a->msg.fd = -1;
 	a->msg.data = data.s;
 	a->msg.length = data.len;
+	if (data.literal == 2) {
+		int failed;
+
+		j->cleanup = append_cleanup;
+		a->spool = imap_take_spool(c->s, &failed);
+		a->spool_failed = a->spool == NULL || failed ||
+		                  imap_host->spool_size(a->spool) != data.len;
+	}
 	a->msg.flags = flags;
 	a->msg.internal_date = when;
 	a->msg.internal_tz = tz;

@@ -25,6 +25,7 @@
 
 #define FETCH_MAX_PARTS 32
 #define FETCH_MAX_FIELDS 128
+#define FETCH_MAX_NAME 256   /* a longer field name is nobody's */
 
 enum fetch_kind {
 	FI_UID,
@@ -54,6 +55,16 @@ struct fetch_item {
 	struct fetch_item *next;
 };
 
+/* Where a HEADER.FIELDS walk is (see fields_walk). */
+struct fields_walk {
+	uint64_t pos;        /* next octet of the message */
+	uint64_t out;        /* octets of the result before pos */
+	int keep;            /* the current field is kept */
+	int in_line;         /* pos is inside a line already decided */
+	int ending;          /* the final CRLF: 1 before its CR, 2 before
+	                        its LF, 3 done */
+};
+
 struct fetch_arg {
 	struct fetch_item *items;
 	struct postern_uid_range *uids;
@@ -68,6 +79,15 @@ struct fetch_arg {
 	int expunged_seen;      /* a message had gone */
 	unsigned char *was_unseen; /* per sequence number, for FLAGS */
 	uint32_t nwas;
+	/* The message being sent (see fetch_plan). */
+	postern_pool_t *msg_pool;   /* its plan; cleared after it */
+	struct imap_buf acc;        /* text being collected (malloc'd) */
+	struct fetch_seg *segs, **tail;
+	struct fetch_seg *cur;      /* the segment being sent, or NULL */
+	uint64_t cur_off;           /* octets of cur already sent */
+	uint32_t cur_uid;
+	int broken;                 /* failed in the middle of a message */
+	size_t nitems;              /* items as the client wrote them */
 };
 
 /* ---- parsing ----------------------------------------------------------*/
@@ -283,6 +303,41 @@ add_macro(struct imap_cmd *c, struct fetch_item ***tail,
 	return 0;
 }
 
+/* An earlier item that asks for the same as `it`, or NULL.  A section
+ * is the same when its response would be: same label (parts, what,
+ * field names, partial origin) and same partial length. */
+static struct fetch_item *
+item_same(struct fetch_item *list, const struct fetch_item *it)
+{
+	for (; list != NULL; list = list->next) {
+		if (list->kind != it->kind)
+			continue;
+		if (it->kind != FI_SECTION)
+			return list;
+		if (strcmp(list->label, it->label) == 0 &&
+		    list->partial == it->partial && list->plen == it->plen)
+			return list;
+	}
+	return NULL;
+}
+
+/* Appends `it` unless the list asks for it already: a section asked
+ * twice is read and sent once (one data item answers both; BODY[x] and
+ * BODY.PEEK[x] share the label, and \Seen is set if either sets it). */
+static void
+add_item(struct fetch_arg *fa, struct fetch_item ***tail,
+         struct fetch_item *it)
+{
+	struct fetch_item *same = item_same(fa->items, it);
+
+	if (same != NULL) {
+		same->sets_seen |= it->sets_seen;
+		return;
+	}
+	**tail = it;
+	*tail = &it->next;
+}
+
 static int
 parse_items(struct imap_cmd *c, struct fetch_arg *fa)
 {
@@ -319,10 +374,15 @@ parse_items(struct imap_cmd *c, struct fetch_arg *fa)
 		return 0;
 	}
 	do {
+		/* Counted before the item is parsed: thousands of items
+		 * cost no more than the limit. */
+		if (++fa->nitems > (size_t)imap_cfg.max_fetch_items) {
+			a->error = "too many items";
+			return -1;
+		}
 		if ((it = parse_item(c, fa)) == NULL)
 			return -1;
-		*tail = it;
-		tail = &it->next;
+		add_item(fa, &tail, it);
 	} while (imap_arg_try_char(a, ' '));
 	return imap_arg_char(a, ')');
 }
@@ -377,35 +437,32 @@ format_internaldate(struct imap_buf *out, int64_t when, int tz)
 	                tz < 0 ? '-' : '+', atz / 60, atz % 60);
 }
 
-/* Reads [start, start+len) of the message into `out` as a literal. */
-static int
-emit_range(struct imap_job *j, postern_msg_t *msg, uint64_t start,
-           uint64_t len)
-{
-	size_t chunk;
-	char *room;
-	ssize_t n;
+/*
+ * A message's response is planned before a byte of it is written: the
+ * small items are formatted into text segments, and each body section
+ * becomes a segment that names a range of the message (or of its
+ * filtered header).  The plan is then sent piece by piece, reading the
+ * message in chunks, and a step may end in the middle of a literal: a
+ * FETCH BODY[] of a 50 MB message holds about `fetch_batch` octets at a
+ * time, not 50 MB.  The plan lives in fa->msg_pool until the message is
+ * done; the message is opened again by UID when a step resumes it.
+ */
+enum seg_kind {
+	SEG_TEXT,    /* text[0..len) */
+	SEG_RANGE,   /* the message's octets [start, start + len) */
+	SEG_FIELDS,  /* HEADER.FIELDS (.NOT) of the header range [start,
+	                start + hlen), window [skip, skip + len) */
+};
 
-	imap_buf_printf(&j->out, "{%llu}\r\n", (unsigned long long)len);
-	while (len > 0) {
-		/* Straight into the output buffer, at most 1 MiB a read. */
-		chunk = len < (1u << 20) ? (size_t)len : (1u << 20);
-		room = imap_buf_room(&j->out, chunk);
-		n = imap_storage->msg_read(msg, start, room, chunk, &j->err);
-		if (n <= 0) {
-			if (n == 0) {
-				j->err.code = POSTERN_SE_CORRUPT;
-				snprintf(j->err.text, sizeof(j->err.text),
-				         "message shorter than its size");
-			}
-			return -1;
-		}
-		imap_buf_commit(&j->out, (size_t)n);
-		start += (uint64_t)n;
-		len -= (uint64_t)n;
-	}
-	return 0;
-}
+struct fetch_seg {
+	enum seg_kind kind;
+	const char *text;
+	uint64_t start, len;
+	uint64_t hlen, skip;
+	const struct fetch_item *it;
+	struct fields_walk walk;     /* SEG_FIELDS: where sending is */
+	struct fetch_seg *next;
+};
 
 static int
 field_listed(const struct fetch_item *it, const char *name, size_t len)
@@ -419,73 +476,195 @@ field_listed(const struct fetch_item *it, const char *name, size_t len)
 	return 0;
 }
 
-/* HEADER.FIELDS (.NOT) of the header hdr[0..len): the matching fields
- * with their continuation lines, then the empty line. */
-static void
-filter_header(const struct fetch_item *it, const char *hdr, size_t len,
-              struct imap_buf *res)
-{
-	size_t i = 0, end, name_len;
-	int keep = 0;
-	const char *colon;
+/*
+ * HEADER.FIELDS (.NOT), streamed: the header range is walked a line at a
+ * time through a small buffer, never held.  A line is a field's first
+ * line (its name ends at the first colon, trailing blanks dropped),
+ * a continuation (it begins with a blank: kept with its field), or the
+ * empty line that ends the header; the result is the kept lines, then
+ * an empty line.  The walk is resumable (struct fields_walk), so a step
+ * may end in the middle of the result, and the next goes on from there.
+ */
+struct hbuf {
+	struct imap_job *j;
+	postern_msg_t *msg;
+	uint64_t end;            /* end of the header range */
+	uint64_t at;             /* buf holds [at, at + len) */
+	size_t len;
+	char buf[16384];
+};
 
-	while (i < len) {
-		const char *lf = memchr(hdr + i, '\n', len - i);
-		end = lf != NULL ? (size_t)(lf - hdr) + 1 : len;
-		if (end - i <= 2 && (hdr[i] == '\r' || hdr[i] == '\n'))
-			break; /* the empty line */
-		if (hdr[i] != ' ' && hdr[i] != '\t') {
-			colon = memchr(hdr + i, ':', end - i);
-			name_len = colon != NULL ? (size_t)(colon - hdr) - i
-			                         : 0;
-			while (name_len > 0 && (hdr[i + name_len - 1] == ' ' ||
-			                        hdr[i + name_len - 1] == '\t'))
-				name_len--;
-			keep = colon != NULL &&
-			       field_listed(it, hdr + i, name_len) ==
-			               (it->fields == 1);
-		}
-		if (keep)
-			imap_buf_add(res, hdr + i, end - i);
-		i = end;
-	}
-	imap_buf_add(res, "\r\n", 2);
-}
-
-static char *
-read_range(struct imap_job *j, postern_msg_t *msg, uint64_t start,
-           uint64_t len)
+/* The octet at `pos`: 0..255, -1 past the range, -2 on a read error
+ * (j->err set). */
+static int
+hbyte(struct hbuf *h, uint64_t pos)
 {
-	char *buf = imap_host->pool_alloc(j->pool, len + 1);
-	uint64_t got = 0;
+	size_t want;
 	ssize_t n;
 
-	while (got < len) {
-		n = imap_storage->msg_read(msg, start + got, buf + got,
-		                           len - got, &j->err);
-		if (n <= 0)
-			return NULL;
-		got += (uint64_t)n;
+	if (pos >= h->end)
+		return -1;
+	if (pos < h->at || pos >= h->at + h->len) {
+		want = h->end - pos < sizeof(h->buf) ? (size_t)(h->end - pos)
+		                                     : sizeof(h->buf);
+		n = imap_storage->msg_read(h->msg, pos, h->buf, want,
+		                           &h->j->err);
+		if (n <= 0) {
+			if (n == 0) {
+				h->j->err.code = POSTERN_SE_CORRUPT;
+				snprintf(h->j->err.text,
+				         sizeof(h->j->err.text),
+				         "message shorter than its size");
+			}
+			return -2;
+		}
+		h->at = pos;
+		h->len = (size_t)n;
 	}
-	return buf;
+	return (unsigned char)h->buf[pos - h->at];
+}
+
+/* One octet of the result: added to `out` when it falls in [from, to). */
+static void
+fields_put(struct fields_walk *w, int c, struct imap_buf *out,
+           uint64_t from)
+{
+	char ch = (char)c;
+
+	if (out != NULL && w->out >= from)
+		imap_buf_add(out, &ch, 1);
+	w->out++;
+}
+
+/* At a field's first line: is it kept?  -1 on a read error. */
+static int
+fields_decide(struct hbuf *h, const struct fetch_item *it, uint64_t pos)
+{
+	uint64_t q, name_end = pos;
+	char name[FETCH_MAX_NAME];
+	int b;
+
+	for (q = pos;; q++) {
+		if ((b = hbyte(h, q)) == -2)
+			return -1;
+		if (b == -1 || b == '\n')
+			return 0;          /* no colon: not a field */
+		if (b == ':')
+			break;
+		if (b != ' ' && b != '\t')
+			name_end = q + 1;
+	}
+	if (name_end - pos > sizeof(name))
+		return it->fields == 2;    /* longer than any listed name */
+	for (q = pos; q < name_end; q++)
+		name[q - pos] = (char)hbyte(h, q);
+	return field_listed(it, name, (size_t)(name_end - pos)) ==
+	       (it->fields == 1);
+}
+
+/* Walks on until the result reaches `to` or ends, adding what falls in
+ * [from, to) to `out` (NULL: only counting).  0, or -1 on a read error. */
+static int
+fields_walk(struct hbuf *h, const struct fetch_item *it,
+            struct fields_walk *w, struct imap_buf *out, uint64_t from,
+            uint64_t to)
+{
+	int c, c1, c2, r;
+
+	while (w->ending < 3 && w->out < to) {
+		if (w->ending) {
+			fields_put(w, w->ending++ == 1 ? '\r' : '\n', out, from);
+			continue;
+		}
+		if ((c = hbyte(h, w->pos)) == -2)
+			return -1;
+		if (w->in_line) {
+			if (c == -1 || c == '\n')
+				w->in_line = 0;
+			if (c >= 0) {
+				if (w->keep)
+					fields_put(w, c, out, from);
+				w->pos++;
+			}
+			continue;
+		}
+		if ((c1 = hbyte(h, w->pos + 1)) == -2 ||
+		    (c2 = hbyte(h, w->pos + 2)) == -2)
+			return -1;
+		/* The end, or the empty line (a line of at most two octets
+		 * that starts with CR or LF). */
+		if (c == -1 || ((c == '\r' || c == '\n') &&
+		                (c == '\n' || c1 == -1 || c1 == '\n' ||
+		                 c2 == -1))) {
+			w->ending = 1;
+			continue;
+		}
+		if (c != ' ' && c != '\t') {
+			if ((r = fields_decide(h, it, w->pos)) < 0)
+				return -1;
+			w->keep = r;
+		}
+		w->in_line = 1;
+	}
+	return 0;
+}
+
+/* Applies a partial <start.len> to a section of `len` octets. */
+static void
+apply_partial(const struct fetch_item *it, uint64_t *start, uint64_t *len)
+{
+	if (!it->partial)
+		return;
+	if (it->pstart >= *len) {
+		*len = 0;
+		return;
+	}
+	*start += it->pstart;
+	*len -= it->pstart;
+	if (*len > it->plen)
+		*len = it->plen;
+}
+
+/* Ends the text segment being collected in fa->acc (copied into the
+ * message's pool) and appends `seg` (may be NULL) after it. */
+static void
+plan_add(struct fetch_arg *fa, struct fetch_seg *seg)
+{
+	struct fetch_seg *t;
+
+	if (fa->acc.len > 0) {
+		t = imap_host->pool_alloc(fa->msg_pool, sizeof(*t));
+		t->kind = SEG_TEXT;
+		t->text = imap_host->pool_strndup(fa->msg_pool, fa->acc.p,
+		                                  fa->acc.len);
+		t->len = fa->acc.len;
+		*fa->tail = t;
+		fa->tail = &t->next;
+		fa->acc.len = 0;
+	}
+	if (seg != NULL) {
+		*fa->tail = seg;
+		fa->tail = &seg->next;
+	}
 }
 
 static int
-emit_section(struct imap_job *j, const struct fetch_item *it,
-             postern_msg_t *msg, const struct postern_msg_size *sz,
-             const struct imap_mime *m)
+plan_section(struct imap_job *j, struct fetch_arg *fa,
+             const struct fetch_item *it, postern_msg_t *msg,
+             const struct postern_msg_size *sz, const struct imap_mime *m)
 {
-	uint64_t start = 0, len = sz->size;
-	struct imap_buf filtered = { 0 };
-	char *hdr;
+	uint64_t start = 0, len = sz->size, skip = 0;
+	struct fetch_seg *seg;
+	struct hbuf hb, *h = &hb;
+	struct fields_walk w = { 0 };
 
-	imap_buf_str(&j->out, it->label);
-	imap_buf_str(&j->out, " ");
+	imap_buf_str(&fa->acc, it->label);
+	imap_buf_str(&fa->acc, " ");
 	if (it->nparts > 0 || it->what == IMAP_SECTION_MIME) {
 		if (m == NULL || imap_mime_section(m, it->parts, it->nparts,
 		                                   it->what, &start,
 		                                   &len) < 0) {
-			imap_buf_str(&j->out, "\"\"");
+			imap_buf_str(&fa->acc, "\"\"");
 			return 0;
 		}
 	} else if (it->what == IMAP_SECTION_HEADER) {
@@ -494,38 +673,44 @@ emit_section(struct imap_job *j, const struct fetch_item *it,
 		start = sz->header_size;
 		len = sz->size - sz->header_size;
 	}
+	seg = imap_host->pool_alloc(fa->msg_pool, sizeof(*seg));
+	seg->it = it;
 	if (it->fields) {
-		if ((hdr = read_range(j, msg, start, len)) == NULL)
+		/* Its length is needed now, its octets when they are sent:
+		 * walked twice rather than held. */
+		h->j = j;
+		h->msg = msg;
+		h->end = start + len;
+		h->at = h->len = 0;
+		w.pos = start;
+		if (fields_walk(h, it, &w, NULL, 0, UINT64_MAX) < 0)
 			return -1;
-		filter_header(it, hdr, (size_t)len, &filtered);
-		start = 0;
-		len = filtered.len;
+		seg->kind = SEG_FIELDS;
+		seg->start = start;
+		seg->hlen = len;
+		seg->walk.pos = start;
+		len = w.out;
+		apply_partial(it, &skip, &len);
+		seg->skip = skip;
+	} else {
+		seg->kind = SEG_RANGE;
+		apply_partial(it, &start, &len);
+		seg->start = start;
 	}
-	if (it->partial) {
-		if (it->pstart >= len) {
-			len = 0;
-		} else {
-			start += it->pstart;
-			len -= it->pstart;
-			if (len > it->plen)
-				len = it->plen;
-		}
-	}
-	if (it->fields) {
-		imap_buf_printf(&j->out, "{%llu}\r\n", (unsigned long long)len);
-		imap_buf_add(&j->out, filtered.p + start, (size_t)len);
-		imap_buf_free(&filtered);
-		return 0;
-	}
-	return emit_range(j, msg, start, len);
+	seg->len = len;
+	imap_buf_printf(&fa->acc, "{%llu}\r\n", (unsigned long long)len);
+	if (len > 0)
+		plan_add(fa, seg);
+	return 0;
 }
 
-/* One message's "* n FETCH (...)".  -1 stops the FETCH (j->err set);
- * 1 means the message had gone (skipped). */
+/* Plans one message's "* n FETCH (...)" into fa->segs.  -1 stops the
+ * FETCH (j->err set); 1 means the message had gone (skipped).  Nothing
+ * is written yet.  *msgp is the opened message when a segment reads it. */
 static int
-fetch_one(struct imap_job *j, struct fetch_arg *fa, uint32_t seq,
-          const struct postern_message_info *mi,
-          const struct postern_mailbox_status *stp)
+fetch_plan(struct imap_job *j, struct fetch_arg *fa, uint32_t seq,
+           const struct postern_message_info *mi,
+           const struct postern_mailbox_status *stp, postern_msg_t **msgp)
 {
 	struct imap_session *s = j->s;
 	struct postern_mailbox_status st = *stp;
@@ -533,7 +718,7 @@ fetch_one(struct imap_job *j, struct fetch_arg *fa, uint32_t seq,
 	postern_msg_t *msg = NULL;
 	const struct imap_mime *m = NULL;
 	const struct fetch_item *it;
-	size_t mark = j->out.len;
+	struct imap_buf *out = &fa->acc;
 	int first = 1, rc = 0, uid_done = 0, flags_done = 0, modseq_done = 0;
 	char *text;
 
@@ -547,6 +732,10 @@ fetch_one(struct imap_job *j, struct fetch_arg *fa, uint32_t seq,
 		memcpy(kw, mi->keywords, mi->nkeywords * sizeof(*kw));
 	info.keywords = kw;
 	mi = &info;
+	imap_host->pool_clear(fa->msg_pool); /* a message skipped before */
+	fa->segs = NULL;
+	fa->tail = &fa->segs;
+	fa->acc.len = 0;
 	if (fa->needs_msg &&
 	    imap_storage->msg_open(s->mb, mi->uid, &msg, &sz, &j->err) < 0)
 		return j->err.code == POSTERN_SE_EXPUNGED ? 1 : -1;
@@ -558,60 +747,60 @@ fetch_one(struct imap_job *j, struct fetch_arg *fa, uint32_t seq,
 			goto out;
 		}
 	}
-	imap_buf_printf(&j->out, "* %u FETCH (", seq);
-#define SEP() do { if (!first) imap_buf_str(&j->out, " "); first = 0; } while (0)
+	imap_buf_printf(out, "* %u FETCH (", seq);
+#define SEP() do { if (!first) imap_buf_str(out, " "); first = 0; } while (0)
 	for (it = fa->items; it != NULL; it = it->next) {
 		switch (it->kind) {
 		case FI_UID:
 			if (uid_done++)
 				continue;
 			SEP();
-			imap_buf_printf(&j->out, "UID %u", mi->uid);
+			imap_buf_printf(out, "UID %u", mi->uid);
 			break;
 		case FI_FLAGS:
 			if (flags_done++)
 				continue;
 			SEP();
-			imap_buf_str(&j->out, "FLAGS ");
-			imap_buf_flags(&j->out, mi->flags, mi->keywords,
+			imap_buf_str(out, "FLAGS ");
+			imap_buf_flags(out, mi->flags, mi->keywords,
 			               mi->nkeywords, st.keywords,
 			               st.nkeywords);
 			break;
 		case FI_INTERNALDATE:
 			SEP();
-			format_internaldate(&j->out, mi->internal_date,
+			format_internaldate(out, mi->internal_date,
 			                    mi->internal_tz);
 			break;
 		case FI_SIZE:
 			SEP();
-			imap_buf_printf(&j->out, "RFC822.SIZE %llu",
+			imap_buf_printf(out, "RFC822.SIZE %llu",
 			                (unsigned long long)mi->size);
 			break;
 		case FI_MODSEQ:
 			if (modseq_done++)
 				continue;
 			SEP();
-			imap_buf_printf(&j->out, "MODSEQ (%llu)",
+			imap_buf_printf(out, "MODSEQ (%llu)",
 			                (unsigned long long)mi->modseq);
 			break;
 		case FI_ENVELOPE:
 			SEP();
 			text = imap_mime_envelope(m, j->pool);
-			imap_buf_str(&j->out, "ENVELOPE ");
-			imap_buf_str(&j->out, text != NULL ? text : "NIL");
+			imap_buf_str(out, "ENVELOPE ");
+			imap_buf_str(out, text != NULL ? text : "NIL");
 			break;
 		case FI_BODY:
 		case FI_BODYSTRUCTURE:
 			SEP();
 			text = imap_mime_bodystructure(
 				m, it->kind == FI_BODYSTRUCTURE, j->pool);
-			imap_buf_str(&j->out, it->kind == FI_BODY ? "BODY " :
-			                      "BODYSTRUCTURE ");
-			imap_buf_str(&j->out, text != NULL ? text : "NIL");
+			imap_buf_str(out, it->kind == FI_BODY ? "BODY " :
+			                  "BODYSTRUCTURE ");
+			imap_buf_str(out, text != NULL ? text : "NIL");
 			break;
 		case FI_SECTION:
 			SEP();
-			if (emit_section(j, it, msg, &sz, m) < 0) {
+			if (plan_section(j, fa, it, msg, &sz, m) < 0) {
 				rc = j->err.code == POSTERN_SE_EXPUNGED ? 1
 				                                       : -1;
 				goto out;
@@ -623,28 +812,122 @@ fetch_one(struct imap_job *j, struct fetch_arg *fa, uint32_t seq,
 	 * that set \Seen says the new FLAGS (RFC 3501 6.4.5). */
 	if (fa->by_uid && !uid_done) {
 		SEP();
-		imap_buf_printf(&j->out, "UID %u", mi->uid);
+		imap_buf_printf(out, "UID %u", mi->uid);
 	}
 	if (fa->changedsince > 0 && !modseq_done) {
 		SEP();
-		imap_buf_printf(&j->out, "MODSEQ (%llu)",
+		imap_buf_printf(out, "MODSEQ (%llu)",
 		                (unsigned long long)mi->modseq);
 	}
 	if (!flags_done && fa->was_unseen != NULL && seq <= fa->nwas &&
 	    fa->was_unseen[seq - 1]) {
 		SEP();
-		imap_buf_str(&j->out, "FLAGS ");
-		imap_buf_flags(&j->out, mi->flags, mi->keywords,
+		imap_buf_str(out, "FLAGS ");
+		imap_buf_flags(out, mi->flags, mi->keywords,
 		               mi->nkeywords, st.keywords, st.nkeywords);
 	}
 #undef SEP
-	imap_buf_str(&j->out, ")\r\n");
+	imap_buf_str(out, ")\r\n");
+	plan_add(fa, NULL);
+	fa->cur = fa->segs;
+	fa->cur_off = 0;
+	fa->cur_uid = mi->uid;
 out:
-	if (rc != 0)
-		j->out.len = mark;
-	if (msg != NULL)
-		imap_storage->msg_close(msg);
+	if (rc != 0 || fa->cur == NULL) {
+		if (msg != NULL)
+			imap_storage->msg_close(msg);
+		msg = NULL;
+	}
+	*msgp = msg;
 	return rc;
+}
+
+/* Sends what is left of the planned message until the step's output is
+ * full: 0 when the message is done, 1 when the step is full, -1 when
+ * the message could not be read (j->err set; part of it may be sent). */
+static int
+fetch_emit(struct imap_job *j, struct fetch_arg *fa, postern_msg_t *msg)
+{
+	size_t batch = (size_t)imap_cfg.fetch_batch, want;
+	struct fetch_seg *seg;
+	struct hbuf hb, *h = &hb;   /* 16 KiB: job threads have room */
+	uint64_t left, to;
+	ssize_t n;
+
+	while ((seg = fa->cur) != NULL) {
+		if (j->out.len >= batch)
+			return 1;
+		left = seg->len - fa->cur_off;
+		switch (seg->kind) {
+		case SEG_TEXT:
+			imap_buf_add(&j->out, seg->text + fa->cur_off,
+			             (size_t)left);
+			fa->cur_off = seg->len;
+			break;
+		case SEG_RANGE:
+			/* Straight into the output buffer, no more than the
+			 * step has room for (at least 16 KiB a read). */
+			want = batch - j->out.len;
+			if (want < 16384)
+				want = 16384;
+			if (want > left)
+				want = (size_t)left;
+			n = imap_storage->msg_read(msg, seg->start + fa->cur_off,
+			                           imap_buf_room(&j->out, want),
+			                           want, &j->err);
+			if (n <= 0) {
+				if (n == 0) {
+					j->err.code = POSTERN_SE_CORRUPT;
+					snprintf(j->err.text,
+					         sizeof(j->err.text),
+					         "message shorter than its "
+					         "size");
+				}
+				return -1;
+			}
+			imap_buf_commit(&j->out, (size_t)n);
+			fa->cur_off += (uint64_t)n;
+			break;
+		case SEG_FIELDS:
+			h->j = j;
+			h->msg = msg;
+			h->end = seg->start + seg->hlen;
+			h->at = h->len = 0;
+			want = batch - j->out.len;
+			if (want < 16384)
+				want = 16384;
+			to = seg->skip + fa->cur_off +
+			     (want < left ? want : left);
+			if (fields_walk(h, seg->it, &seg->walk, &j->out,
+			                seg->skip, to) < 0)
+				return -1;
+			if (seg->walk.out < to) {
+				j->err.code = POSTERN_SE_CORRUPT;
+				snprintf(j->err.text, sizeof(j->err.text),
+				         "header changed while it was sent");
+				return -1;
+			}
+			fa->cur_off = to - seg->skip;
+			break;
+		}
+		if (fa->cur_off == seg->len) {
+			fa->cur = seg->next;
+			fa->cur_off = 0;
+		}
+	}
+	return 0;
+}
+
+/* Ends the planned message: its plan goes. */
+static void
+fetch_msg_end(struct fetch_arg *fa, postern_msg_t **msg)
+{
+	if (*msg != NULL)
+		imap_storage->msg_close(*msg);
+	*msg = NULL;
+	fa->cur = NULL;
+	fa->segs = NULL;
+	imap_host->pool_clear(fa->msg_pool);
 }
 
 /* Sets \Seen on what the FETCH reads, noting who lacked it. */
@@ -711,6 +994,30 @@ format_vanished_earlier(struct imap_job *j, struct fetch_arg *fa)
 	free(gone);
 }
 
+/* The next message of the set from fa->next_seq on, or 0. */
+static uint32_t
+next_message(struct fetch_arg *fa, postern_mailbox_t *mb, uint32_t count,
+             const struct postern_message_info **mip)
+{
+	const struct postern_message_info *mi;
+	uint32_t seq;
+
+	for (seq = fa->next_seq; seq <= count; seq++) {
+		mi = imap_storage->message(mb, seq);
+		if (!postern_uid_ranges_have(fa->uids, fa->nuids, mi->uid))
+			continue;
+		if (fa->changedsince > 0 && mi->modseq <= fa->changedsince)
+			continue;
+		if (mi->expunged) {
+			fa->expunged_seen = 1;
+			continue;
+		}
+		*mip = mi;
+		return seq;
+	}
+	return 0;
+}
+
 static void
 fetch_work(struct imap_job *j)
 {
@@ -720,7 +1027,9 @@ fetch_work(struct imap_job *j)
 	const struct postern_message_info *mi;
 	struct postern_sync_changes ch;
 	struct postern_mailbox_status st = { .size = sizeof(st) };
+	struct postern_msg_size sz;
 	postern_pool_t *keep, *scratch;
+	postern_msg_t *msg = NULL;
 	int rc;
 
 	if (fa->next_seq == 0) {
@@ -732,49 +1041,80 @@ fetch_work(struct imap_job *j)
 	}
 	/* Once per step: the store's status() walks the whole view. */
 	imap_storage->status(s->mb, &st);
-	/* What one message needs (its MIME tree, a header read for
-	 * HEADER.FIELDS, the ENVELOPE text) comes from a scratch pool
-	 * cleared after it: a FETCH of 10,000 messages would otherwise hold
-	 * every tree until the FETCH ends. */
+	/* What planning one message needs (its MIME tree, the ENVELOPE
+	 * text) comes from a scratch pool cleared after it: a FETCH of
+	 * 10,000 messages would otherwise hold every tree until it ends. */
 	keep = j->pool;
 	scratch = imap_host->pool_create_limited(
 		16384, (size_t)imap_cfg.message_memory);
-	for (seq = fa->next_seq; seq <= count; seq++) {
-		if (j->out.len >= (size_t)imap_cfg.fetch_batch) {
-			fa->next_seq = seq;
-			j->rc = 0;
-			imap_host->pool_destroy(scratch);
-			return;
+	for (;;) {
+		if (fa->cur != NULL) {
+			/* A message planned in this step or an earlier one. */
+			if (msg == NULL && fa->needs_msg &&
+			    imap_storage->msg_open(s->mb, fa->cur_uid, &msg,
+			                           &sz, &j->err) < 0) {
+				fa->broken = 1;
+				break;
+			}
+			rc = fetch_emit(j, fa, msg);
+			if (rc < 0) {
+				fa->broken = 1;
+				break;
+			}
+			if (rc > 0)
+				break;
+			fetch_msg_end(fa, &msg);
 		}
-		mi = imap_storage->message(s->mb, seq);
-		if (!postern_uid_ranges_have(fa->uids, fa->nuids, mi->uid))
-			continue;
-		if (fa->changedsince > 0 && mi->modseq <= fa->changedsince)
-			continue;
-		if (mi->expunged) {
-			fa->expunged_seen = 1;
-			continue;
+		if (j->out.len >= (size_t)imap_cfg.fetch_batch)
+			break;
+		if (imap_job_cancelled(j)) {
+			/* The client left: no one reads the rest. */
+			fa->finished = 1;
+			break;
 		}
+		if ((seq = next_message(fa, s->mb, count, &mi)) == 0) {
+			fa->finished = 1;
+			break;
+		}
+		fa->next_seq = seq + 1;
 		j->pool = scratch;
-		rc = fetch_one(j, fa, seq, mi, &st);
+		rc = fetch_plan(j, fa, seq, mi, &st, &msg);
 		j->pool = keep;
 		imap_host->pool_clear(scratch);
 		if (rc < 0) {
 			j->rc = -1;
 			fa->finished = 1;
-			imap_host->pool_destroy(scratch);
-			return;
+			break;
 		}
 		if (rc > 0)
 			fa->expunged_seen = 1;
 	}
+	/* A message still being sent is opened again by the next step. */
+	if (msg != NULL)
+		imap_storage->msg_close(msg);
 	imap_host->pool_destroy(scratch);
-	fa->finished = 1;
-	j->rc = 0;
+	if (fa->broken) {
+		fa->finished = 1;
+		return;
+	}
+	if (!fa->finished || j->rc < 0)
+		return;
 	/* The updates FETCH may carry: no EXPUNGE (RFC 3501 7.4.1). */
 	if (imap_storage->sync(s->mb, POSTERN_SYNC_NO_EXPUNGE, j->pool, &ch,
 	                       &j->err) == 0)
 		imap_sync_format(s, &j->out, &ch, j->pool);
+}
+
+/* The plan's memory, whichever step's job holds the state when the
+ * FETCH ends or the session goes. */
+static void
+fetch_cleanup(struct imap_job *j)
+{
+	struct fetch_arg *fa = j->arg;
+
+	imap_host->pool_destroy(fa->msg_pool);
+	fa->msg_pool = NULL;
+	imap_buf_free(&fa->acc);
 }
 
 static void fetch_next(struct imap_session *s);
@@ -787,6 +1127,15 @@ fetch_done(struct imap_job *j)
 	struct imap_session *s = j->s;
 	struct imap_job *next;
 
+	if (fa->broken) {
+		/* Part of a literal is out: the stream cannot be mended. */
+		imap_host->conn_log(s->conn, POSTERN_LOG_WARNING,
+		                    "FETCH of uid %u failed while it was sent "
+		                    "(%s): disconnecting", fa->cur_uid,
+		                    j->err.text);
+		imap_host->conn_close(s->conn);
+		return;
+	}
 	if (fa->finished) {
 		if (j->rc < 0)
 			imap_reply_storage_err(s, j->tag, &j->err);
@@ -800,6 +1149,8 @@ fetch_done(struct imap_job *j)
 	/* Another step: a new job that takes over the state. */
 	next = imap_job_new(s, j->tag, 0);
 	next->arg = fa;
+	next->cleanup = fetch_cleanup;
+	j->cleanup = NULL;
 	/* The state lives in j's pool: hand the pool over. */
 	{
 		postern_pool_t *p = next->pool;
@@ -821,7 +1172,7 @@ fetch_done(struct imap_job *j)
 		imap_host->conn_pause(s->conn);
 		return;
 	}
-	imap_job_run(next, fetch_work, fetch_done);
+	imap_job_run_heavy(next, fetch_work, fetch_done);
 }
 
 static void
@@ -832,7 +1183,7 @@ fetch_next(struct imap_session *s)
 	/* The step fetch_done left waiting in s->job. */
 	if (j == NULL || s->closed || j->handle != NULL)
 		return;
-	imap_job_run(j, fetch_work, fetch_done);
+	imap_job_run_heavy(j, fetch_work, fetch_done);
 }
 
 void
@@ -850,6 +1201,11 @@ imap_cmd_fetch(struct imap_cmd *c)
 	    imap_arg_sp(a) < 0 || parse_items(c, &tmp) < 0 ||
 	    (imap_arg_try_char(a, ' ') && parse_modifiers(c, &tmp) < 0) ||
 	    imap_arg_end(a) < 0) {
+		if (tmp.nitems > (size_t)imap_cfg.max_fetch_items) {
+			imap_reply(c->s, c->tag, "NO", "[LIMIT] FETCH: more "
+			           "than %lld items", imap_cfg.max_fetch_items);
+			return;
+		}
 		imap_reply(c->s, c->tag, "BAD", "FETCH: %s",
 		           a->error != NULL ? a->error : "invalid arguments");
 		return;
@@ -867,7 +1223,9 @@ imap_cmd_fetch(struct imap_cmd *c)
 	if (n > 0)
 		memcpy(fa->uids, u, n * sizeof(*u));
 	fa->nuids = n;
+	fa->msg_pool = imap_host->pool_create(4096);
+	j->cleanup = fetch_cleanup;
 	/* The items stay in the command's pool, which lives until the
 	 * command is finished (after the last step). */
-	imap_job_run(j, fetch_work, fetch_done);
+	imap_job_run_heavy(j, fetch_work, fetch_done);
 }

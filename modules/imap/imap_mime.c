@@ -686,35 +686,56 @@ fold_string(const char *s, size_t len)
 	return o.data;
 }
 
-/* A streaming substring search over folded text: keeps the last
- * needle length - 1 octets so a match across pieces is found. */
+/* A streaming substring search of several needles over one folded
+ * text: the window keeps the last (longest needle not found) - 1 octets
+ * so a match across pieces is found.  While the message's own header
+ * is fed, only the TEXT needles look (BODY does not search it). */
 struct matcher {
-	const char *needle;   /* folded */
-	size_t nlen;
+	struct imap_mime_needle *n;
+	char **fneedle;       /* folded, malloc'd */
+	size_t *nlen;
+	size_t count, left;   /* needles; those not found yet */
+	size_t maxlen;        /* longest needle not found yet */
+	int header_mode;
 	struct out window;
 	unsigned char pending[4];
 	size_t npending;
-	int found;
 };
 
-/* Looks for the needle in the window, then keeps only the octets a
+static int
+matcher_done(const struct matcher *mt)
+{
+	return mt->left == 0;
+}
+
+/* Looks for each needle in the window, then keeps only the octets a
  * match starting there could still need. */
 static void
 matcher_scan(struct matcher *mt)
 {
-	size_t keep;
+	size_t i, keep = 0;
 
-	if (mt->window.len < mt->nlen)
-		return;
-	if (memmem(mt->window.data, mt->window.len, mt->needle,
-	           mt->nlen) != NULL) {
-		mt->found = 1;
-		return;
+	for (i = 0; i < mt->count; i++) {
+		if (mt->n[i].found ||
+		    (mt->header_mode && !mt->n[i].with_header))
+			continue;
+		if (mt->window.len >= mt->nlen[i] &&
+		    memmem(mt->window.data, mt->window.len, mt->fneedle[i],
+		           mt->nlen[i]) != NULL) {
+			mt->n[i].found = 1;
+			mt->left--;
+			continue;
+		}
+		if (mt->nlen[i] > keep)
+			keep = mt->nlen[i];
 	}
-	keep = mt->nlen > 0 ? mt->nlen - 1 : 0;
-	memmove(mt->window.data, mt->window.data + mt->window.len - keep,
-	        keep);
-	mt->window.len = keep;
+	keep = keep > 0 ? keep - 1 : 0;
+	if (keep < mt->window.len) {
+		memmove(mt->window.data,
+		        mt->window.data + mt->window.len - keep, keep);
+		mt->window.len = keep;
+	}
+	mt->maxlen = keep + 1;
 }
 
 static void
@@ -724,7 +745,7 @@ matcher_feed(void *arg, const char *data, size_t len)
 	size_t used;
 	const unsigned char *in = (const unsigned char *)data;
 
-	while (len > 0 && !mt->found) {
+	while (len > 0 && !matcher_done(mt)) {
 		if (mt->npending > 0) {
 			/* complete a character split between pieces */
 			mt->pending[mt->npending++] = *in++;
@@ -747,7 +768,7 @@ matcher_feed(void *arg, const char *data, size_t len)
 		len = 0;
 	}
 	/* scan in large steps: the kept tail is rescanned each time */
-	if (!mt->found && mt->window.len >= 2 * mt->nlen &&
+	if (!matcher_done(mt) && mt->window.len >= 2 * mt->maxlen &&
 	    mt->window.len >= MATCH_STEP)
 		matcher_scan(mt);
 }
@@ -795,12 +816,13 @@ static int
 read_range(const struct postern_storage *st, postern_msg_t *msg,
            uint64_t start, uint64_t len, char *buf,
            void (*fn)(void *arg, const char *data, size_t len), void *arg,
-           int (*done)(void *arg), struct postern_storage_err *err)
+           int (*done)(void *done_arg), void *done_arg,
+           struct postern_storage_err *err)
 {
 	ssize_t n;
 	size_t want;
 
-	while (len > 0 && !done(arg)) {
+	while (len > 0 && !done(done_arg)) {
 		want = len < READ_BLOCK ? (size_t)len : READ_BLOCK;
 		if ((n = st->msg_read(msg, start, buf, want, err)) < 0)
 			return -1;
@@ -818,15 +840,22 @@ struct search {
 	postern_msg_t *msg;
 	postern_pool_t *pool;
 	struct matcher mt;
+	int any_text;        /* a TEXT needle: the root header is searched */
+	const int *cancel;
 	struct out header;
 	char *buf;
 	struct postern_storage_err *err;
 };
 
+/* Stops reading: every needle was found, or the job was cancelled. */
 static int
 search_found(void *arg)
 {
-	return ((struct search *)arg)->mt.found;
+	struct search *s = arg;
+
+	return matcher_done(&s->mt) ||
+	       (s->cancel != NULL &&
+	        __atomic_load_n(s->cancel, __ATOMIC_RELAXED));
 }
 
 static void
@@ -850,12 +879,13 @@ search_header(struct search *s, const struct postern_mime_part *p)
 	s->header.len = 0;
 	if (read_range(s->st, s->msg, p->header_start,
 	               p->body_start - p->header_start, s->buf,
-	               collect_header, s, search_found, s->err) < 0)
+	               collect_header, s, search_found, s, s->err) < 0)
 		return -1;
 	it.data = s->header.data != NULL ? s->header.data : "";
 	it.len = s->header.len;
 	it.pos = 0;
-	while (!s->mt.found && host->mime_header_next(&it, s->pool, &f)) {
+	while (!matcher_done(&s->mt) &&
+	       host->mime_header_next(&it, s->pool, &f)) {
 		value = host->mime_decode_words(f.value, f.value_len,
 		                                s->pool, &vlen);
 		if (value == NULL)
@@ -896,7 +926,7 @@ search_body(struct search *s, const struct postern_mime_part *p)
 	d = host->mime_decoder_create(p->encoding, charset, decoded_out,
 	                              &s->mt);
 	rc = read_range(s->st, s->msg, p->body_start, p->end - p->body_start,
-	                s->buf, feed_decoder, d, search_found, s->err);
+	                s->buf, feed_decoder, d, search_found, s, s->err);
 	if (rc == 0)
 		host->mime_decoder_finish(d);
 	host->mime_decoder_free(d);
@@ -905,24 +935,94 @@ search_body(struct search *s, const struct postern_mime_part *p)
 	return rc;
 }
 
+/* `root`: p is the message itself, whose header only TEXT searches;
+ * an attached message's header is body text of the one holding it. */
 static int
-search_part(struct search *s, const struct postern_mime_part *p,
-            int with_header)
+search_part(struct search *s, const struct postern_mime_part *p, int root)
 {
 	const struct postern_mime_part *c;
 
-	if (s->mt.found)
+	if (matcher_done(&s->mt))
 		return 0;
-	if ((p->flags & POSTERN_MIME_MESSAGE) && with_header &&
-	    search_header(s, p) < 0)
-		return -1;
-	if (p->children == NULL)
-		return s->mt.found ? 0 : search_body(s, p);
-	for (c = p->children; c != NULL && !s->mt.found; c = c->next)
-		/* the header of an attached message is body text of the
-		 * message that holds it */
-		if (search_part(s, c, 1) < 0)
+	if ((p->flags & POSTERN_MIME_MESSAGE) && root && s->any_text) {
+		s->mt.header_mode = 1;
+		if (search_header(s, p) < 0)
 			return -1;
+		/* what the header leaves in the window is no body text */
+		matcher_scan(&s->mt);
+		s->mt.window.len = 0;
+		s->mt.npending = 0;
+		s->mt.header_mode = 0;
+	} else if ((p->flags & POSTERN_MIME_MESSAGE) && !root &&
+	           search_header(s, p) < 0) {
+		return -1;
+	}
+	if (p->children == NULL)
+		return matcher_done(&s->mt) ? 0 : search_body(s, p);
+	for (c = p->children; c != NULL && !matcher_done(&s->mt);
+	     c = c->next)
+		if (search_part(s, c, 0) < 0)
+			return -1;
+	return 0;
+}
+
+int
+imap_mime_search_texts(const struct postern_storage *st,
+                       postern_mailbox_t *mb, uint32_t uid,
+                       const struct imap_mime *m,
+                       struct imap_mime_needle *needles, size_t n,
+                       const int *cancel, postern_pool_t *pool,
+                       struct postern_storage_err *err)
+{
+	struct search s;
+	struct postern_msg_size sizes;
+	size_t i;
+	int rc;
+
+	memset(&s, 0, sizeof(s));
+	if (st->msg_open(mb, uid, &s.msg, &sizes, err) < 0)
+		return -1;
+	s.st = st;
+	s.pool = pool;
+	s.err = err;
+	s.cancel = cancel;
+	s.mt.n = needles;
+	s.mt.count = n;
+	s.mt.fneedle = calloc(n + 1, sizeof(*s.mt.fneedle));
+	s.mt.nlen = calloc(n + 1, sizeof(*s.mt.nlen));
+	if (s.mt.fneedle == NULL || s.mt.nlen == NULL)
+		abort();
+	for (i = 0; i < n; i++) {
+		s.mt.fneedle[i] = fold_string(needles[i].needle,
+		                              strlen(needles[i].needle));
+		s.mt.nlen[i] = strlen(s.mt.fneedle[i]);
+		needles[i].found = s.mt.nlen[i] == 0;
+		if (!needles[i].found)
+			s.mt.left++;
+		if (s.mt.nlen[i] > s.mt.maxlen)
+			s.mt.maxlen = s.mt.nlen[i];
+		if (needles[i].with_header)
+			s.any_text = 1;
+	}
+	if ((s.buf = malloc(READ_BLOCK)) == NULL)
+		abort();
+	rc = search_part(&s, m->root, 1);
+	if (rc == 0 && !matcher_done(&s.mt))
+		matcher_scan(&s.mt);
+	free(s.buf);
+	free(s.header.data);
+	free(s.mt.window.data);
+	for (i = 0; i < n; i++)
+		free(s.mt.fneedle[i]);
+	free(s.mt.fneedle);
+	free(s.mt.nlen);
+	st->msg_close(s.msg);
+	if (rc < 0) {
+		host->log(module, POSTERN_LOG_WARNING,
+		          "imap_mime: reading message uid %u for SEARCH "
+		          "failed: %s", uid, err->text);
+		return -1;
+	}
 	return 0;
 }
 
@@ -933,36 +1033,10 @@ imap_mime_search_text(const struct postern_storage *st,
                       int with_header, postern_pool_t *pool,
                       struct postern_storage_err *err)
 {
-	struct search s;
-	struct postern_msg_size sizes;
-	char *fneedle;
-	int rc;
+	struct imap_mime_needle n = { needle, with_header, 0 };
 
-	memset(&s, 0, sizeof(s));
-	if (st->msg_open(mb, uid, &s.msg, &sizes, err) < 0)
+	if (imap_mime_search_texts(st, mb, uid, m, &n, 1, NULL, pool,
+	                           err) < 0)
 		return -1;
-	fneedle = fold_string(needle, strlen(needle));
-	s.st = st;
-	s.pool = pool;
-	s.err = err;
-	s.mt.needle = fneedle;
-	s.mt.nlen = strlen(fneedle);
-	s.mt.found = s.mt.nlen == 0;
-	if ((s.buf = malloc(READ_BLOCK)) == NULL)
-		abort();
-	rc = search_part(&s, m->root, with_header);
-	if (rc == 0 && !s.mt.found)
-		matcher_scan(&s.mt);
-	free(s.buf);
-	free(s.header.data);
-	free(s.mt.window.data);
-	free(fneedle);
-	st->msg_close(s.msg);
-	if (rc < 0) {
-		host->log(module, POSTERN_LOG_WARNING,
-		          "imap_mime: reading message uid %u for SEARCH "
-		          "failed: %s", uid, err->text);
-		return -1;
-	}
-	return s.mt.found;
+	return n.found;
 }

@@ -80,4 +80,21 @@ int imap_mime_search_text(const struct postern_storage *st,
                           int with_header, postern_pool_t *pool,
                           struct postern_storage_err *err);
 
+/* Several BODY / TEXT needles over one decoding of the message: each
+ * needle's `found` is set to 1 or 0 as imap_mime_search_text would
+ * answer it.  Returns 0, or -1 with *err set.  Blocking.  `cancel`
+ * (may be NULL) is read between blocks: once it is non-zero the search
+ * stops and the answers are not to be used. */
+struct imap_mime_needle {
+	const char *needle;
+	int with_header;   /* TEXT (1) or BODY (0) */
+	int found;
+};
+int imap_mime_search_texts(const struct postern_storage *st,
+                           postern_mailbox_t *mb, uint32_t uid,
+                           const struct imap_mime *m,
+                           struct imap_mime_needle *needles, size_t n,
+                           const int *cancel, postern_pool_t *pool,
+                           struct postern_storage_err *err);
+
 #endif /* IMAP_MIME_H */

@@ -43,6 +43,9 @@ imap_reader_reset(struct imap_reader *r)
 	r->literal_left = 0;
 	r->nul = 0;
 	r->cr = 0;
+	r->spilled = r->spilling = 0;
+	r->spill_pos = 0;
+	r->spill_len = 0;
 }
 
 int
@@ -155,13 +158,23 @@ line_literal(const char *buf, size_t start, size_t len, uint64_t *n,
 	return 1;
 }
 
+/* 1 if the command in buf is an APPEND (tag SP "APPEND" SP). */
+static int
+reader_is_append(const struct imap_reader *r)
+{
+	const char *sp = memchr(r->buf, ' ', r->len);
+
+	return sp != NULL && (size_t)(r->buf + r->len - sp) > 7 &&
+	       strncasecmp(sp + 1, "APPEND ", 7) == 0;
+}
+
 /* A whole line is in buf[line_start..len): a command ends here, or a
  * literal follows. */
 static enum imap_read
 reader_line_done(struct imap_reader *r)
 {
 	uint64_t n;
-	int plus, rc;
+	int plus, rc, spill;
 
 	rc = line_literal(r->buf, r->line_start, r->len, &n, &plus);
 	if (rc == 0) {
@@ -169,8 +182,13 @@ reader_line_done(struct imap_reader *r)
 			return reader_bad(r, NULL, "NUL octet in command");
 		return IMAP_READ_COMMAND;
 	}
+	/* Only an APPEND's message goes elsewhere, once per command; any
+	 * other literal that large is refused. */
+	spill = rc > 0 && r->lim.spill_literal > 0 &&
+	        n > r->lim.spill_literal;
 	if (rc < 0 || n > r->lim.max_literal ||
-	    n > r->lim.max_command - r->len ||
+	    (spill && (r->spilled || !reader_is_append(r))) ||
+	    (!spill && n > r->lim.max_command - r->len) ||
 	    (plus && !r->lim.literal_plus && n > IMAP_LITERAL_MINUS_MAX)) {
 		/* A synchronising literal has not been sent yet: refuse it
 		 * and the client goes on.  A non-synchronising one is on its
@@ -184,6 +202,12 @@ reader_line_done(struct imap_reader *r)
 		return reader_bad(r, NULL, "NUL octet in command");
 	r->literal_left = n;
 	r->line_start = r->len + n;
+	if (spill) {
+		r->spilled = r->spilling = 1;
+		r->spill_pos = r->len;
+		r->spill_len = n;
+		r->line_start = r->len;
+	}
 	return plus ? IMAP_READ_AGAIN : IMAP_READ_CONTINUE;
 }
 
@@ -248,6 +272,18 @@ imap_reader_feed(struct imap_reader *r, const char *data, size_t len,
 			*used = (size_t)(lf - data) + 1;
 			return IMAP_READ_BAD; /* tag and error already set */
 		}
+		if (r->literal_left > 0 && r->spilling) {
+			n = len - i;
+			if (n > r->literal_left)
+				n = (size_t)r->literal_left;
+			r->spill_first = r->literal_left == r->spill_len;
+			r->spill_data = data + i;
+			r->spill_n = n;
+			r->literal_left -= n;
+			r->spilling = r->literal_left > 0;
+			*used = i + n;
+			return IMAP_READ_SPILL;
+		}
 		if (r->literal_left > 0) {
 			n = len - i;
 			if (n > r->literal_left)
@@ -282,6 +318,9 @@ imap_args_init(struct imap_args *a, char *buf, size_t len,
 	a->error = NULL;
 	a->alloc = alloc;
 	a->alloc_ctx = ctx;
+	a->spill_at = NULL;
+	a->spill_len = 0;
+	a->spill_ok = 0;
 }
 
 static int
@@ -452,7 +491,17 @@ arg_literal(struct imap_args *a, struct imap_str *out)
 	if (digits == 0)
 		return arg_fail(a, "bad literal");
 	(void)imap_arg_try_char(a, '+');
-	if (imap_arg_char(a, '}') < 0 || n > (uint64_t)(a->end - a->p))
+	if (imap_arg_char(a, '}') < 0)
+		return arg_fail(a, "bad literal");
+	if (a->spill_at != NULL && a->p == a->spill_at && n == a->spill_len) {
+		if (!a->spill_ok)
+			return arg_fail(a, "literal too large here");
+		out->s = NULL;
+		out->len = (size_t)n;
+		out->literal = 2;
+		return 0;
+	}
+	if (n > (uint64_t)(a->end - a->p))
 		return arg_fail(a, "bad literal");
 	out->s = a->p;
 	out->len = (size_t)n;

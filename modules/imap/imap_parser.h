@@ -41,6 +41,9 @@ enum imap_read {
 	                        "<r->tag> BAD [r->code] r->error" and go on */
 	IMAP_READ_FATAL,     /* the stream cannot be followed any more:
 	                        "* BYE r->error", close */
+	IMAP_READ_SPILL,     /* octets of a spilled literal: store
+	                        r->spill_data[0..r->spill_n) elsewhere
+	                        (valid until the input is consumed) */
 };
 
 struct imap_reader_limits {
@@ -49,6 +52,10 @@ struct imap_reader_limits {
 	size_t max_command;   /* octets of a whole command, literals too */
 	int literal_plus;     /* 1: LITERAL+ (any {N+} up to max_literal);
 	                         0: LITERAL- (at most 4096) */
+	uint64_t spill_literal; /* 0, or: one literal of an APPEND larger
+	                         than this is not kept in the buffer but
+	                         handed out (IMAP_READ_SPILL); a larger one
+	                         in any other command is refused */
 };
 
 struct imap_reader {
@@ -63,6 +70,14 @@ struct imap_reader {
 	const char *error;     /* after BAD or FATAL: what went wrong */
 	const char *code;      /* after BAD: response code or NULL */
 	char tag[64];          /* after BAD: the command's tag, or "*" */
+	/* The spilled literal of this command: its octets are not in buf;
+	 * buf[spill_pos] is where they would start. */
+	int spilled, spilling;
+	size_t spill_pos;
+	uint64_t spill_len;
+	const char *spill_data; /* after IMAP_READ_SPILL */
+	size_t spill_n;
+	int spill_first;        /* ... the literal's first octets */
 };
 
 void imap_reader_init(struct imap_reader *r,
@@ -103,6 +118,12 @@ struct imap_seqset {
 
 struct imap_args {
 	char *p, *end;         /* what is left of the command */
+	/* A spilled literal (see the reader) sits at spill_at: a literal
+	 * there is taken only when spill_ok is set (APPEND's message), and
+	 * then comes back as s = NULL, len = spill_len, literal = 2. */
+	const char *spill_at;
+	uint64_t spill_len;
+	int spill_ok;
 	const char *error;     /* first syntax error, for the BAD reply */
 	/* Memory for sequence sets and the like, freed by the caller after
 	 * the command (a per-command pool). */

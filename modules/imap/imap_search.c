@@ -20,6 +20,19 @@
 /* Nesting of parentheses, NOT and OR (a stack bound for the parser). */
 #define SEARCH_MAX_DEPTH 64
 
+/* A job evaluates messages until it has read about this many octets of
+ * them (a message whose content it did not read counts
+ * SEARCH_MSG_COST), then the SEARCH goes back to the end of the job
+ * queue: a SEARCH of a large mailbox holds a pool thread for a step,
+ * not for minutes, and other sessions' jobs get their turn between. */
+#define SEARCH_STEP_OCTETS (8u << 20)
+#define SEARCH_MSG_COST 256u
+
+/* Header keys look at this much of a header at most (as TEXT does in
+ * imap_mime.c): a message that is nearly all header would otherwise be
+ * held whole. */
+#define SEARCH_MAX_HEADER (1u << 20)
+
 enum skind {
 	SK_ALL,
 	SK_FLAG_SET,    /* flag bit set */
@@ -54,6 +67,7 @@ struct skey {
 	int64_t day;           /* days since the epoch */
 	const char *field, *str;
 	struct imap_seqset set;
+	size_t ti;             /* BODY, TEXT: index of its needle */
 	struct skey *a, *b;    /* NOT: a; OR: a, b; AND: list in a */
 	struct skey *next;     /* siblings in an AND list */
 };
@@ -69,14 +83,28 @@ struct search_arg {
 	int esearch;
 	unsigned ret;
 	int uses_modseq;
+	struct imap_mime_needle *needles; /* BODY and TEXT, distinct */
+	size_t nneedles;
 	uint32_t *hits;       /* sequence numbers (or UIDs) found */
 	size_t nhits;
+	uint32_t next_seq;    /* where the next step starts (0: first) */
+	int finished;
 	uint64_t max_modseq;
 };
 
 /* ---- parsing ----------------------------------------------------------*/
 
-static int parse_key(struct imap_cmd *c, struct skey **out, int depth);
+/* What parsing one SEARCH counts against its limits, and its BODY and
+ * TEXT needles (each distinct one once). */
+struct sparse {
+	struct imap_cmd *c;
+	size_t nkeys, needle_bytes;
+	const char *limit;          /* the limit passed, for NO [LIMIT] */
+	struct imap_mime_needle *needles;
+	size_t nneedles;
+};
+
+static int parse_key(struct sparse *ps, struct skey **out, int depth);
 
 static struct skey *
 key_new(struct imap_cmd *c, enum skind kind)
@@ -88,8 +116,9 @@ key_new(struct imap_cmd *c, enum skind kind)
 }
 
 static int
-search_string(struct imap_cmd *c, const char **out)
+search_string(struct sparse *ps, const char **out)
 {
+	struct imap_cmd *c = ps->c;
 	struct imap_str s;
 
 	if (imap_arg_sp(&c->args) < 0 || imap_arg_astring(&c->args, &s) < 0)
@@ -98,8 +127,35 @@ search_string(struct imap_cmd *c, const char **out)
 		c->args.error = "NUL in search string";
 		return -1;
 	}
+	ps->needle_bytes += s.len;
+	if (ps->needle_bytes > (size_t)imap_cfg.max_search_needle) {
+		ps->limit = "search strings too long";
+		c->args.error = ps->limit;
+		return -1;
+	}
 	*out = imap_host->pool_strndup(c->pool, s.s, s.len);
 	return 0;
+}
+
+/* The BODY / TEXT key k gets the index of its needle; the same needle
+ * asked twice is looked for once. */
+static void
+text_needle(struct sparse *ps, struct skey *k)
+{
+	int with_header = k->kind == SK_TEXT;
+	size_t i;
+
+	for (i = 0; i < ps->nneedles; i++)
+		if (ps->needles[i].with_header == with_header &&
+		    strcmp(ps->needles[i].needle, k->str) == 0)
+			break;
+	if (i == ps->nneedles) {
+		/* at most max_search_keys of them: room made at the start */
+		ps->needles[i].needle = k->str;
+		ps->needles[i].with_header = with_header;
+		ps->nneedles++;
+	}
+	k->ti = i;
 }
 
 /* date = d-Mon-yyyy, quoted or not; as days since the epoch. */
@@ -171,12 +227,13 @@ static const char *const header_keys[] = { "FROM", "TO", "CC", "BCC",
 
 /* A parenthesised list or the rest of the command: an AND. */
 static int
-parse_list(struct imap_cmd *c, struct skey **out, int depth, int paren)
+parse_list(struct sparse *ps, struct skey **out, int depth, int paren)
 {
+	struct imap_cmd *c = ps->c;
 	struct skey *and = key_new(c, SK_AND), **tail = &and->a, *k;
 
 	do {
-		if (parse_key(c, &k, depth + 1) < 0)
+		if (parse_key(ps, &k, depth + 1) < 0)
 			return -1;
 		*tail = k;
 		tail = &k->next;
@@ -189,8 +246,9 @@ parse_list(struct imap_cmd *c, struct skey **out, int depth, int paren)
 }
 
 static int
-parse_key(struct imap_cmd *c, struct skey **out, int depth)
+parse_key(struct sparse *ps, struct skey **out, int depth)
 {
+	struct imap_cmd *c = ps->c;
 	struct imap_args *a = &c->args;
 	struct imap_str w;
 	struct skey *k;
@@ -201,8 +259,15 @@ parse_key(struct imap_cmd *c, struct skey **out, int depth)
 		a->error = "search keys nested too deeply";
 		return -1;
 	}
+	/* Counted before the key is parsed: thousands of keys cost no
+	 * more than the limit. */
+	if (++ps->nkeys > (size_t)imap_cfg.max_search_keys) {
+		ps->limit = "too many search keys";
+		a->error = ps->limit;
+		return -1;
+	}
 	if (imap_arg_try_char(a, '('))
-		return parse_list(c, out, depth, 1);
+		return parse_list(ps, out, depth, 1);
 	ch = imap_arg_peek(a);
 	if ((ch >= '1' && ch <= '9') || ch == '*') {
 		k = key_new(c, SK_SEQSET);
@@ -231,20 +296,23 @@ parse_key(struct imap_cmd *c, struct skey **out, int depth)
 			k = key_new(c, SK_HEADER);
 			k->field = header_keys[i];
 			*out = k;
-			return search_string(c, &k->str);
+			return search_string(ps, &k->str);
 		}
 	if (imap_str_is(&w, "HEADER")) {
 		k = key_new(c, SK_HEADER);
 		*out = k;
-		if (search_string(c, &k->field) < 0)
+		if (search_string(ps, &k->field) < 0)
 			return -1;
-		return search_string(c, &k->str);
+		return search_string(ps, &k->str);
 	}
 	if (imap_str_is(&w, "BODY") || imap_str_is(&w, "TEXT")) {
 		k = key_new(c, w.len == 4 && strncasecmp(w.s, "BODY", 4) == 0
 		                   ? SK_BODY : SK_TEXT);
 		*out = k;
-		return search_string(c, &k->str);
+		if (search_string(ps, &k->str) < 0)
+			return -1;
+		text_needle(ps, k);
+		return 0;
 	}
 	if (imap_str_is(&w, "KEYWORD") || imap_str_is(&w, "UNKEYWORD")) {
 		struct imap_str f;
@@ -268,15 +336,15 @@ parse_key(struct imap_cmd *c, struct skey **out, int depth)
 	if (imap_str_is(&w, "NOT")) {
 		k = key_new(c, SK_NOT);
 		*out = k;
-		return imap_arg_sp(a) < 0 ? -1 : parse_key(c, &k->a, depth + 1);
+		return imap_arg_sp(a) < 0 ? -1 : parse_key(ps, &k->a, depth + 1);
 	}
 	if (imap_str_is(&w, "OR")) {
 		k = key_new(c, SK_OR);
 		*out = k;
-		if (imap_arg_sp(a) < 0 || parse_key(c, &k->a, depth + 1) < 0 ||
+		if (imap_arg_sp(a) < 0 || parse_key(ps, &k->a, depth + 1) < 0 ||
 		    imap_arg_sp(a) < 0)
 			return -1;
-		return parse_key(c, &k->b, depth + 1);
+		return parse_key(ps, &k->b, depth + 1);
 	}
 	if (imap_str_is(&w, "MODSEQ")) {
 		/* MODSEQ ["/flags/\\Seen" priv|shared|all] n */
@@ -301,6 +369,9 @@ parse_key(struct imap_cmd *c, struct skey **out, int depth)
 /* ---- evaluation -------------------------------------------------------*/
 
 /* What is known of the message being tested; loaded on first need. */
+struct msg_ctx;
+static const struct imap_mime *load_mime(struct msg_ctx *m);
+
 struct msg_ctx {
 	struct imap_job *j;
 	uint32_t seq, count, uidmax;
@@ -311,7 +382,33 @@ struct msg_ctx {
 	int header_loaded;
 	const struct imap_mime *mime;
 	int mime_loaded;
+	const struct search_arg *a;
+	struct imap_mime_needle *texts; /* the needles' answers */
+	int texts_loaded;
 };
+
+/* Every BODY and TEXT needle of the command over one decoding of the
+ * message: the first such key asks, the others read the answer. */
+static int
+load_texts(struct msg_ctx *m)
+{
+	if (m->texts_loaded)
+		return m->texts != NULL ? 0 : -1;
+	m->texts_loaded = 1;
+	if (load_mime(m) == NULL)
+		return -1;
+	m->texts = imap_host->pool_alloc(m->j->pool, m->a->nneedles *
+	                                             sizeof(*m->texts));
+	memcpy(m->texts, m->a->needles, m->a->nneedles * sizeof(*m->texts));
+	if (imap_mime_search_texts(imap_storage, m->j->s->mb, m->mi->uid,
+	                           m->mime, m->texts, m->a->nneedles,
+	                           &m->j->cancelled, m->j->pool,
+	                           &m->j->err) < 0) {
+		m->texts = NULL;
+		return -1;
+	}
+	return 0;
+}
 
 static int
 load_header(struct msg_ctx *m)
@@ -319,7 +416,7 @@ load_header(struct msg_ctx *m)
 	struct imap_job *j = m->j;
 	postern_msg_t *msg;
 	struct postern_msg_size sz;
-	uint64_t got = 0;
+	uint64_t got = 0, want;
 	ssize_t n;
 
 	if (m->header_loaded)
@@ -328,16 +425,18 @@ load_header(struct msg_ctx *m)
 	if (imap_storage->msg_open(j->s->mb, m->mi->uid, &msg, &sz,
 	                           &j->err) < 0)
 		return -1;
-	m->header = imap_host->pool_alloc(j->pool, sz.header_size + 1);
-	while (got < sz.header_size) {
+	want = sz.header_size < SEARCH_MAX_HEADER ? sz.header_size
+	                                          : SEARCH_MAX_HEADER;
+	m->header = imap_host->pool_alloc(j->pool, want + 1);
+	while (got < want) {
 		n = imap_storage->msg_read(msg, got, m->header + got,
-		                           sz.header_size - got, &j->err);
+		                           want - got, &j->err);
 		if (n <= 0)
 			break;
 		got += (uint64_t)n;
 	}
 	imap_storage->msg_close(msg);
-	if (got < sz.header_size) {
+	if (got < want) {
 		m->header = NULL;
 		return -1;
 	}
@@ -442,12 +541,9 @@ eval(struct msg_ctx *m, const struct skey *k)
 		return r;
 	case SK_BODY:
 	case SK_TEXT:
-		if (load_mime(m) == NULL)
+		if (load_texts(m) < 0)
 			return -1;
-		return imap_mime_search_text(imap_storage, m->j->s->mb, mi->uid,
-		                             m->mime, k->str,
-		                             k->kind == SK_TEXT, m->j->pool,
-		                             &m->j->err);
+		return m->texts[k->ti].found;
 	case SK_NOT:
 		r = eval(m, k->a);
 		return r < 0 ? r : !r;
@@ -465,6 +561,18 @@ eval(struct msg_ctx *m, const struct skey *k)
 	return 0;
 }
 
+/* 1 when the client left: no one wants the answer. */
+static int
+left(struct imap_job *j, uint32_t seq, uint32_t count)
+{
+	if (!imap_job_cancelled(j))
+		return 0;
+	imap_host->log(imap_self, POSTERN_LOG_INFO, "SEARCH of %s stopped at "
+	               "message %u of %u: the client left", j->s->user, seq,
+	               count);
+	return 1;
+}
+
 static void
 search_work(struct imap_job *j)
 {
@@ -475,24 +583,42 @@ search_work(struct imap_job *j)
 	struct postern_message_info info;
 	uint32_t seq, count = imap_storage->count(s->mb), uidmax;
 	postern_pool_t *keep, *scratch;
+	uint64_t cost = 0;
 	int r;
 
 	imap_storage->status(s->mb, &st);
 	uidmax = count > 0 ? imap_storage->message(s->mb, count)->uid : 0;
-	a->hits = imap_host->pool_alloc(j->pool, (count + 1) *
-	                                         sizeof(*a->hits));
+	/* The view changes only by a sync, which comes after the last
+	 * step: every step sees the same messages. */
+	if (a->next_seq == 0) {
+		a->next_seq = 1;
+		a->hits = imap_host->pool_alloc(j->pool, (count + 1) *
+		                                         sizeof(*a->hits));
+	}
 	/* What one message needs (its header, MIME tree, decoded text)
 	 * comes from a scratch pool cleared after it, not from the job's
 	 * pool, which would hold every message's until the end. */
 	keep = j->pool;
 	scratch = imap_host->pool_create_limited(
 		16384, (size_t)imap_cfg.message_memory);
-	for (seq = 1; seq <= count; seq++) {
+	for (seq = a->next_seq; seq <= count; seq++) {
 		j->pool = keep;
 		imap_host->pool_clear(scratch);
 		j->pool = scratch;
+		if (cost >= SEARCH_STEP_OCTETS) {
+			/* Another step; no sync before the last. */
+			j->pool = keep;
+			imap_host->pool_destroy(scratch);
+			a->next_seq = seq;
+			j->sync = 0;
+			j->rc = 0;
+			return;
+		}
+		if (left(j, seq, count))
+			break;
 		memset(&m, 0, sizeof(m));
 		m.j = j;
+		m.a = a;
 		m.seq = seq;
 		m.count = count;
 		m.st = &st;
@@ -510,11 +636,16 @@ search_work(struct imap_job *j)
 		if (m.mi->expunged)
 			continue;
 		r = eval(&m, a->root);
+		cost += m.header_loaded || m.mime_loaded ? m.mi->size
+		                                         : SEARCH_MSG_COST;
+		if (left(j, seq, count))
+			break;   /* the answer may be cut short: unused */
 		if (r < 0) {
 			if (j->err.code == POSTERN_SE_EXPUNGED)
 				continue;
 			j->pool = keep;
 			imap_host->pool_destroy(scratch);
+			a->finished = 1;
 			j->rc = -1;
 			return;
 		}
@@ -526,6 +657,7 @@ search_work(struct imap_job *j)
 	}
 	j->pool = keep;
 	imap_host->pool_destroy(scratch);
+	a->finished = 1;
 	j->rc = 0;
 	if (!a->esearch) {
 		size_t i;
@@ -562,6 +694,22 @@ search_work(struct imap_job *j)
 static void
 search_done(struct imap_job *j)
 {
+	struct search_arg *a = j->arg;
+	struct imap_job *next;
+	postern_pool_t *p;
+
+	if (!a->finished) {
+		/* The next step takes over the state (in j's pool). */
+		next = imap_job_new(j->s, j->tag, 0);
+		next->arg = a;
+		p = next->pool;
+		next->pool = j->pool;
+		j->pool = p;
+		next->sync = 1;
+		next->sync_flags = POSTERN_SYNC_NO_EXPUNGE;
+		imap_job_run_heavy(next, search_work, search_done);
+		return;
+	}
 	if (j->rc < 0)
 		imap_reply_storage_err(j->s, j->tag, &j->err);
 	else
@@ -624,6 +772,7 @@ imap_cmd_search(struct imap_cmd *c)
 {
 	struct imap_args *a = &c->args;
 	struct search_arg *sa;
+	struct sparse ps = { 0 };
 	struct imap_job *j;
 	struct imap_str w, cs;
 	struct skey *root;
@@ -656,8 +805,18 @@ imap_cmd_search(struct imap_cmd *c)
 		a->p = save;
 		a->error = NULL;
 	}
-	if (parse_list(c, &root, 0, 0) < 0 || imap_arg_end(a) < 0)
+	ps.c = c;
+	ps.needles = imap_host->pool_alloc(c->pool,
+	                                   (size_t)imap_cfg.max_search_keys *
+	                                   sizeof(*ps.needles));
+	if (parse_list(&ps, &root, 0, 0) < 0 || imap_arg_end(a) < 0) {
+		if (ps.limit != NULL) {
+			imap_reply(c->s, c->tag, "NO", "[LIMIT] SEARCH: %s",
+			           ps.limit);
+			return;
+		}
 		goto bad;
+	}
 	j = imap_job_new(c->s, c->tag, sizeof(*sa));
 	sa = j->arg;
 	sa->root = root;
@@ -665,10 +824,12 @@ imap_cmd_search(struct imap_cmd *c)
 	sa->esearch = esearch;
 	sa->ret = ret;
 	sa->uses_modseq = uses_modseq(sa->root);
+	sa->needles = ps.needles;
+	sa->nneedles = ps.nneedles;
 	j->sync = 1;
 	j->sync_flags = POSTERN_SYNC_NO_EXPUNGE;
 	/* The tree lives in the command's pool until the command ends. */
-	imap_job_run(j, search_work, search_done);
+	imap_job_run_heavy(j, search_work, search_done);
 	return;
 bad:
 	imap_reply(c->s, c->tag, "BAD", "SEARCH: %s",

@@ -163,9 +163,17 @@ imap_job_new(struct imap_session *s, const char *tag, size_t argsize)
 	return j;
 }
 
+int
+imap_job_cancelled(struct imap_job *j)
+{
+	return __atomic_load_n(&j->cancelled, __ATOMIC_RELAXED);
+}
+
 static void
 job_free(struct imap_job *j)
 {
+	if (j->cleanup != NULL)
+		j->cleanup(j);
 	imap_buf_free(&j->out);
 	imap_host->pool_destroy(j->pool);
 	free(j);
@@ -193,6 +201,63 @@ job_work(void *arg)
 	}
 }
 
+/* FETCH and SEARCH steps waiting for one of the heavy_jobs slots. */
+static struct imap_job *heavy_head, **heavy_tail = &heavy_head;
+static unsigned heavy_running;
+
+static void job_done(void *arg, int cancelled);
+
+static void
+heavy_unlink(struct imap_job *j)
+{
+	struct imap_job **pp;
+
+	for (pp = &heavy_head; *pp != NULL; pp = &(*pp)->heavy_next) {
+		if (*pp != j)
+			continue;
+		*pp = j->heavy_next;
+		if (heavy_tail == &j->heavy_next)
+			heavy_tail = pp;
+		j->heavy_next = NULL;
+		return;
+	}
+}
+
+/* A heavy job ended: the longest waiting one gets its slot. */
+static void
+heavy_release(void)
+{
+	struct imap_job *j;
+
+	heavy_running--;
+	if ((j = heavy_head) == NULL)
+		return;
+	heavy_unlink(j);
+	heavy_running++;
+	j->handle = imap_host->job_submit(job_work, job_done, j);
+}
+
+void
+imap_job_run_heavy(struct imap_job *j, void (*work)(struct imap_job *),
+                   void (*done)(struct imap_job *))
+{
+	struct imap_session *s = j->s;
+
+	j->work = work;
+	j->done = done;
+	j->heavy = 1;
+	s->job = j;
+	imap_host->conn_pause(s->conn);
+	if (heavy_running < (unsigned)imap_cfg.heavy_jobs) {
+		heavy_running++;
+		j->handle = imap_host->job_submit(job_work, job_done, j);
+		return;
+	}
+	/* Not submitted (handle NULL): on_close frees it. */
+	*heavy_tail = j;
+	heavy_tail = &j->heavy_next;
+}
+
 static void
 job_done(void *arg, int cancelled)
 {
@@ -200,6 +265,8 @@ job_done(void *arg, int cancelled)
 	struct imap_session *s = j->s;
 
 	(void)cancelled;
+	if (j->heavy)
+		heavy_release();
 	s->job = NULL;
 	if (s->closed) {
 		job_free(j);
@@ -399,10 +466,92 @@ cmd_alloc(void *ctx, size_t n)
 	return imap_host->pool_alloc(ctx, n);
 }
 
+/* ---- spilled literals -------------------------------------------------*/
+
+/* An APPEND literal over literal_memory arrives in pieces: each goes to
+ * the session's spool (host->spool_*), and whenever the spool holds
+ * literal_memory octets in memory, a job moves them to its file while
+ * the connection is paused.  So a 40 MB APPEND costs literal_memory of
+ * memory, not 40 MB. */
+
+static void
+spool_drop(struct imap_session *s)
+{
+	imap_host->spool_free(s->spool);
+	s->spool = NULL;
+	s->spool_failed = 0;
+}
+
+postern_spool_t *
+imap_take_spool(struct imap_session *s, int *failed)
+{
+	postern_spool_t *sp = s->spool;
+
+	*failed = s->spool_failed;
+	s->spool = NULL;
+	s->spool_failed = 0;
+	return sp;
+}
+
+/* On the loop, before the input is consumed. */
+static void
+spill_append(struct imap_session *s)
+{
+	struct imap_reader *r = &s->reader;
+
+	if (r->spill_first || s->spool == NULL) {
+		/* A new literal: what a refused command left goes. */
+		spool_drop(s);
+		s->spool = imap_host->spool_create(NULL);
+	}
+	/* After a failed write the rest is read and dropped: the APPEND
+	 * answers NO when it ends. */
+	if (!s->spool_failed)
+		imap_host->spool_append(s->spool, r->spill_data, r->spill_n);
+}
+
+static void
+spill_work(struct imap_job *j)
+{
+	postern_spool_t *sp = j->arg;
+
+	if (imap_host->spool_flush(sp) < 0) {
+		j->rc = -1;
+		imap_host->log(imap_self, POSTERN_LOG_ERROR,
+		               "APPEND: cannot write the literal to a "
+		               "temporary file in %s: %m",
+		               imap_host->dir(POSTERN_DIR_STATE));
+	}
+}
+
+static void
+spill_done(struct imap_job *j)
+{
+	if (j->rc < 0)
+		j->s->spool_failed = 1;
+}
+
+/* Moves the spool's memory to its file when it holds enough. */
+static void
+spill_flush_if_needed(struct imap_session *s)
+{
+	struct imap_job *j;
+
+	if (s->spool == NULL || s->spool_failed ||
+	    imap_host->spool_memory(s->spool, NULL) <
+	    (size_t)imap_cfg.literal_memory)
+		return;
+	j = imap_job_new(s, "*", 0);
+	j->arg = s->spool;
+	imap_job_run(j, spill_work, spill_done);
+}
+
 /* The command in the reader's buffer is answered (or failed): forget it. */
 void
 imap_command_finish(struct imap_session *s)
 {
+	if (s->spool != NULL)
+		spool_drop(s);
 	s->in_command = 0;
 	imap_reader_reset(&s->reader);
 	imap_host->pool_clear(s->cmd_pool);
@@ -443,6 +592,10 @@ command_run(struct imap_session *s)
 	c->pool = s->cmd_pool;
 	imap_args_init(&c->args, s->reader.buf, s->reader.len, cmd_alloc,
 	               s->cmd_pool);
+	if (s->reader.spilled && s->spool != NULL) {
+		c->args.spill_at = s->reader.buf + s->reader.spill_pos;
+		c->args.spill_len = s->reader.spill_len;
+	}
 	if (imap_arg_tag(&c->args, &tag) < 0 || tag.len >= IMAP_TAG_MAX) {
 		imap_reply(s, "*", "BAD", "Missing or invalid tag");
 		return;
@@ -706,9 +859,14 @@ on_read(postern_conn_t *c, void *arg)
 		if (imap_host->conn_peek(c, &data, &len) != POSTERN_OK)
 			return;
 		ev = imap_reader_feed(&s->reader, data, len, &used);
+		if (ev == IMAP_READ_SPILL)
+			spill_append(s);
 		imap_host->conn_consume(c, used);
 		switch (ev) {
 		case IMAP_READ_AGAIN:
+			break;
+		case IMAP_READ_SPILL:
+			spill_flush_if_needed(s);
 			break;
 		case IMAP_READ_CONTINUE:
 			imap_host->conn_printf(c, "+ Ready for literal "
@@ -808,6 +966,8 @@ session_release(struct imap_session *s)
 		s->throttle = NULL;
 	}
 	idle_stop_poll(s);
+	imap_userip_leave(s);
+	spool_drop(s);
 	imap_reader_free(&s->reader);
 	imap_host->pool_destroy(s->cmd_pool);
 	s->cmd_pool = NULL;
@@ -838,11 +998,17 @@ on_close(postern_conn_t *c, void *arg, enum postern_close_reason why)
 	s->conn = NULL;
 	s->on_drain = NULL;
 	if (s->job != NULL && s->job->handle == NULL) {
-		/* A FETCH step waiting for on_drain, never submitted. */
+		/* A FETCH step waiting for on_drain, or a step waiting for
+		 * a heavy slot: never submitted. */
+		heavy_unlink(s->job);
 		job_free(s->job);
 		s->job = NULL;
-	} else if (s->job != NULL)
+	} else if (s->job != NULL) {
+		/* Queued: it will not run.  Running: it sees the flag
+		 * between messages and stops early. */
+		__atomic_store_n(&s->job->cancelled, 1, __ATOMIC_RELAXED);
 		imap_host->job_cancel(s->job->handle);
+	}
 	session_release(s);
 }
 
@@ -901,12 +1067,17 @@ imap_session_limits(struct imap_session *s,
 		/* Before login nothing needs more than a password: a
 		 * stranger must not make us hold max_literal_size. */
 		lim->max_literal = IMAP_PREAUTH_LITERAL;
+		lim->spill_literal = 0;
 		lim->max_command = (size_t)imap_cfg.max_line * 2 +
 		                   IMAP_PREAUTH_LITERAL * 2;
 		return;
 	}
+	/* An APPEND's message over literal_memory goes to a file; no other
+	 * literal may be that large, so a command in memory is bounded by
+	 * literal_memory, not max_literal_size. */
 	lim->max_literal = (uint64_t)imap_cfg.max_literal;
-	lim->max_command = (size_t)imap_cfg.max_literal +
+	lim->spill_literal = (uint64_t)imap_cfg.literal_memory;
+	lim->max_command = (size_t)imap_cfg.literal_memory +
 	                   (size_t)imap_cfg.max_line * 4;
 }
 

@@ -42,7 +42,7 @@ job_done(void *arg, int cancelled)
 	}
 	smtp_host->pool_destroy(j->pool);
 	smtp_host->pool_destroy(j->orphan_pool);
-	smtp_spool_free(j->orphan_spool);
+	smtp_host->spool_free(j->orphan_spool);
 	free(j);
 }
 
@@ -172,7 +172,7 @@ smtp_resolve_rcpt(struct smtp_session *s,
 /* ---- spool: write and read -------------------------------------------- */
 
 struct spool_ctx {
-	struct smtp_spool *spool;
+	postern_spool_t *spool;
 	int ok;
 	int err;
 	char *buf;
@@ -188,8 +188,7 @@ sync_work(struct smtp_job *j)
 {
 	struct spool_ctx *c = j->ctx;
 
-	c->ok = smtp_spool_flush(c->spool,
-	                         smtp_host->dir(POSTERN_DIR_STATE)) == 0;
+	c->ok = smtp_host->spool_flush(c->spool) == 0;
 	if (!c->ok)
 		smtp_host->log(smtp_self, POSTERN_LOG_ERROR,
 		               "smtp: cannot write the spool file in %s: %m",
@@ -210,13 +209,14 @@ smtp_spool_sync(struct smtp_session *s, int force,
 {
 	postern_pool_t *pool;
 	struct spool_ctx *c;
-	struct smtp_spool *sp = s->txn.spool;
+	postern_spool_t *sp = s->txn.spool;
+	size_t mem_len = smtp_host->spool_memory(sp, NULL);
 
 	/* Small messages stay in memory; a message that went to a file
 	 * goes there whole at the end (force), so it is in one place. */
-	if (sp->mem_len == 0 ||
-	    (sp->mem_len < (size_t)smtp_cfg.spool_memory &&
-	     !(force && sp->fd >= 0))) {
+	if (mem_len == 0 ||
+	    (mem_len < (size_t)smtp_cfg.spool_memory &&
+	     !(force && smtp_host->spool_fd(sp) >= 0))) {
 		next(s, 1);
 		return;
 	}
@@ -234,7 +234,7 @@ read_work(struct smtp_job *j)
 	ssize_t n;
 
 	while (got < c->len) {
-		n = pread(c->spool->fd, c->buf + got, c->len - got,
+		n = pread(smtp_host->spool_fd(c->spool), c->buf + got, c->len - got,
 		          (off_t)(c->off + got));
 		if (n <= 0)
 			break;
@@ -257,10 +257,12 @@ smtp_spool_read(struct smtp_session *s, uint64_t off, char *buf, size_t len,
 {
 	postern_pool_t *pool;
 	struct spool_ctx *c;
-	struct smtp_spool *sp = s->txn.spool;
+	postern_spool_t *sp = s->txn.spool;
+	const char *mem;
 
-	if (sp->fd < 0) {
-		memcpy(buf, sp->mem + off, len);
+	if (smtp_host->spool_fd(sp) < 0) {
+		smtp_host->spool_memory(sp, &mem);
+		memcpy(buf, mem + off, len);
 		next(s, (ssize_t)len);
 		return;
 	}
@@ -334,7 +336,7 @@ struct deliver_ctx {
 	struct postern_relay_envelope env;
 	struct smtp_rcpt *rcpts;
 	size_t nrcpts;
-	struct smtp_spool *spool;
+	postern_spool_t *spool;
 	uint64_t offset;             /* where the content starts */
 	const char *head_local;      /* Return-Path + Received + header */
 	size_t head_local_len;
@@ -364,16 +366,18 @@ static void
 content_of(const struct deliver_ctx *d, int *fd, const void **data,
            uint64_t *offset, uint64_t *length)
 {
-	uint64_t total = smtp_spool_size(d->spool);
+	uint64_t total = smtp_host->spool_size(d->spool);
+	const char *mem;
 
 	*offset = d->offset;
 	*length = total - d->offset;
-	if (d->spool->fd >= 0) {
-		*fd = d->spool->fd;
+	if (smtp_host->spool_fd(d->spool) >= 0) {
+		*fd = smtp_host->spool_fd(d->spool);
 		*data = NULL;
 	} else {
 		*fd = -1;
-		*data = d->spool->mem + d->offset;
+		smtp_host->spool_memory(d->spool, &mem);
+		*data = mem + d->offset;
 		*offset = 0;
 	}
 }

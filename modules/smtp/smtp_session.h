@@ -6,8 +6,8 @@
  * on_close).  Its transaction struct too, reused from one MAIL to the
  * next; what a transaction accumulates (envelope strings, recipients,
  * header edits) lives in the transaction's own pool, and the message in
- * its spool (malloc'd memory, then an unlinked file).  Both are released
- * when the transaction ends, except while a job still uses them: if the
+ * its spool (host->spool_*: memory, then an unlinked file).  Both are
+ * released when the transaction ends, except while a job still uses them: if the
  * client goes away then, the job takes them over and frees them when it
  * is done (smtp_job_*).
  *
@@ -123,13 +123,6 @@ struct smtp_edit {
 	struct smtp_edit *next;
 };
 
-struct smtp_spool {
-	char *mem;            /* malloc'd, the part not yet in the file */
-	size_t mem_len, mem_cap;
-	int fd;               /* -1 until the message outgrows memory */
-	uint64_t file_len;    /* octets in the file */
-};
-
 /* What a filter verdict left for the message. */
 enum smtp_outcome {
 	SMTP_OUT_DELIVER = 0,
@@ -154,7 +147,7 @@ struct postern_smtp_txn {
 	int bdat;                    /* BDAT was used (DATA now refused) */
 	int bdat_failed;             /* a BDAT chunk was refused */
 	struct smtp_data reader;
-	struct smtp_spool *spool;     /* malloc'd at DATA; NULL before */
+	postern_spool_t *spool;      /* host spool from DATA; NULL before */
 	uint64_t size;               /* octets received (after cleaning) */
 	int too_big;
 	char *header;                /* header section copy (txn pool) */
@@ -314,18 +307,6 @@ void smtp_header_fields(const char *hdr, size_t len,
                                    size_t value_len),
                         void *arg);
 
-/* ---- smtp_spool.c --------------------------------------------------- */
-
-/* A new, empty spool (malloc'd; freed by smtp_spool_free). */
-struct smtp_spool *smtp_spool_new(void);
-/* Appends octets in memory (the caller flushes past the threshold). */
-void smtp_spool_append(struct smtp_spool *sp, const char *data, size_t len);
-/* Moves the in-memory part to the file, opening it first (O_TMPFILE in
- * dir).  Blocking: job thread.  0 or -1 (errno kept). */
-int smtp_spool_flush(struct smtp_spool *sp, const char *dir);
-void smtp_spool_free(struct smtp_spool *sp);
-uint64_t smtp_spool_size(const struct smtp_spool *sp);
-
 /* ---- smtp_deliver.c ------------------------------------------------- */
 
 /* A job bound to a session (see the ownership note above). */
@@ -337,7 +318,7 @@ struct smtp_job {
 	postern_pool_t *pool;        /* the job's own */
 	/* taken over from a transaction whose session went away */
 	postern_pool_t *orphan_pool;
-	struct smtp_spool *orphan_spool;
+	postern_spool_t *orphan_spool;
 	int cancelled;               /* work never ran */
 	void *ctx;                   /* the job kind's own, in `pool` */
 };

@@ -45,7 +45,7 @@ smtp_txn_reset(struct smtp_session *s)
 		smtp_stage_cleanup(s, POSTERN_SMTP_RESET);
 		smtp_host->pool_destroy(t->pool);
 	}
-	smtp_spool_free(t->spool);
+	smtp_host->spool_free(t->spool);
 	memset(t, 0, sizeof(*t));
 	t->s = s;
 	s->hfields = NULL;
@@ -306,7 +306,7 @@ emit_content(void *arg, const char *data, size_t len)
 		t->too_big = 1;
 		return;
 	}
-	smtp_spool_append(t->spool, data, len);
+	smtp_host->spool_append(t->spool, data, len);
 }
 
 static void
@@ -314,7 +314,7 @@ begin_message(struct smtp_session *s, enum smtp_data_mode mode)
 {
 	struct postern_smtp_txn *t = &s->txn;
 
-	t->spool = smtp_spool_new();
+	t->spool = smtp_host->spool_create(NULL);
 	smtp_data_init(&t->reader, mode, smtp_cfg.bare_newline,
 	               (size_t)smtp_cfg.max_line, emit_content, s);
 	t->data_started = 1;
@@ -325,14 +325,17 @@ begin_message(struct smtp_session *s, enum smtp_data_mode mode)
 static void
 keep_header(struct postern_smtp_txn *t)
 {
+	const char *mem;
+
 	if (t->header != NULL || t->header_lost)
 		return;
-	if (t->reader.in_header || t->spool->file_len > 0) {
+	if (t->reader.in_header || smtp_host->spool_fd(t->spool) >= 0) {
 		t->header_lost = 1;
 		return;
 	}
 	t->header_len = (size_t)t->reader.header_len;
-	t->header = smtp_host->pool_strndup(t->pool, t->spool->mem,
+	smtp_host->spool_memory(t->spool, &mem);
+	t->header = smtp_host->pool_strndup(t->pool, mem,
 	                                    t->header_len);
 }
 
@@ -359,7 +362,8 @@ spill_if_needed(struct smtp_session *s)
 	struct postern_smtp_txn *t = &s->txn;
 
 	if (t->too_big || t->outcome == SMTP_OUT_REFUSE ||
-	    t->spool->mem_len < (size_t)smtp_cfg.spool_memory)
+	    smtp_host->spool_memory(t->spool, NULL) <
+	    (size_t)smtp_cfg.spool_memory)
 		return;
 	keep_header(t);
 	smtp_spool_sync(s, 0, after_sync);
@@ -686,13 +690,16 @@ end_message(struct smtp_session *s)
 		message_replied(s);
 		return;
 	}
-	if (t->header == NULL && t->spool->fd < 0) {
+	if (t->header == NULL && smtp_host->spool_fd(t->spool) < 0) {
 		/* Whole in memory: the header is its start (a message
 		 * without an empty line is all header). */
+		const char *mem;
+
+		smtp_host->spool_memory(t->spool, &mem);
 		t->header_len = t->reader.in_header ? (size_t)t->size
 		                                    : (size_t)t->reader.header_len;
 		t->header = smtp_host->pool_strndup(
-		    t->pool, t->spool->mem != NULL ? t->spool->mem : "",
+		    t->pool, mem != NULL ? mem : "",
 		    t->header_len);
 	}
 	if (t->header == NULL || t->header_lost) {

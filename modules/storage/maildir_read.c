@@ -8,6 +8,12 @@
  * as is; one with bare LFs (as Dovecot and Postfix write them) is
  * converted while reading, a line at a time with memchr, with a cursor so
  * that sequential reads (FETCH BODY[], POP3 RETR) cost one pass.
+ *
+ * The pages of a mapped file count in the worker's RSS once touched:
+ * reading a 50 MB message through would hold 50 MB.  The pages behind a
+ * sequential reader are given back (MADV_DONTNEED: they come again from
+ * the page cache if read again), and so are those a scan at open
+ * touched, so a reader holds about MSG_KEEP_MAPPED of the file.
  */
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -21,6 +27,8 @@
 
 /* Files up to this size are read into memory rather than mapped. */
 #define MSG_READ_WHOLE (256u * 1024)
+/* Mapped pages behind the reader kept before they are given back. */
+#define MSG_KEEP_MAPPED (1u << 20)
 
 struct postern_msg {
 	unsigned char *map;    /* the file's bytes, mapped or read */
@@ -29,7 +37,33 @@ struct postern_msg {
 	uint64_t size;
 	int exact;             /* no bare LF: read the bytes as they are */
 	uint64_t out, raw;     /* cursor: output offset of raw byte `raw` */
+	size_t released;       /* mapped pages below this were given back */
 };
+
+/* Gives back the mapped pages of raw bytes [from, to) (whole pages). */
+static void
+msg_drop(struct postern_msg *m, size_t from, size_t to)
+{
+	size_t page = (size_t)sysconf(_SC_PAGESIZE);
+
+	from = (from + page - 1) & ~(page - 1);
+	to &= ~(page - 1);
+	if (m->mapped && to > from)
+		(void)madvise(m->map + from, to - from, MADV_DONTNEED);
+}
+
+/* A reader reached raw byte `raw`: what lies well behind it goes. */
+static void
+msg_release(struct postern_msg *m, size_t raw)
+{
+	size_t page = (size_t)sysconf(_SC_PAGESIZE);
+
+	if (!m->mapped || raw < m->released + 2 * MSG_KEEP_MAPPED)
+		return;
+	raw = (raw - MSG_KEEP_MAPPED) & ~(page - 1);
+	msg_drop(m, m->released, raw);
+	m->released = raw;
+}
 
 uint64_t
 md_header_size(const unsigned char *p, size_t len)
@@ -124,6 +158,8 @@ md_msg_open(postern_mailbox_t *mb, uint32_t uid, postern_msg_t **out,
 	if (r->hdr_size == 0 || r->rawsize != m->rawlen) {
 		r->hdr_size = md_header_size(m->map, m->rawlen);
 		mb->hdr_dirty = 1;
+		/* the scans read the file (crlf_size) or its header */
+		msg_drop(m, 0, m->rawlen);
 	}
 	sizes->size = m->size;
 	sizes->header_size = r->hdr_size;
@@ -206,9 +242,12 @@ md_msg_read(postern_msg_t *msg, uint64_t offset, void *buf, size_t len,
 		if (len > msg->size - offset)
 			len = msg->size - offset;
 		memcpy(buf, msg->map + offset, len);
+		msg_release(msg, (size_t)(offset + len));
 		return (ssize_t)len;
 	}
-	return (ssize_t)read_convert(msg, offset, buf, len);
+	len = read_convert(msg, offset, buf, len);
+	msg_release(msg, (size_t)msg->raw);
+	return (ssize_t)len;
 }
 
 void

@@ -4,7 +4,10 @@
  *
  * Input: one parameter byte, then the byte stream a client sends.  The
  * parameter picks the piece size the stream is fed in (1..64 octets)
- * and whether LITERAL+ or LITERAL- limits apply.  Every whole command
+ * and whether LITERAL+ or LITERAL- limits apply, and whether an APPEND
+ * literal over 500 octets is spilled (handed out, not buffered; the
+ * scanner then meets it as a literal whose octets are elsewhere, taken
+ * or refused by turns).  Every whole command
  * the reader returns is then scanned the way the command handlers do:
  * tag, command, and a mix of astrings, lists, numbers and sequence
  * sets, until the scanner reports an error or the command ends.  The
@@ -49,7 +52,7 @@ arena_alloc(void *ctx, size_t n)
 }
 
 static void
-scan_command(char *buf, size_t len)
+scan_command(char *buf, size_t len, const struct imap_reader *r)
 {
 	struct arena ar = { .n = 0 };
 	struct imap_args a;
@@ -61,6 +64,12 @@ scan_command(char *buf, size_t len)
 	int c;
 
 	imap_args_init(&a, buf, len, arena_alloc, &ar);
+	if (r->spilled) {
+		CHECK(r->spill_pos <= len);
+		a.spill_at = buf + r->spill_pos;
+		a.spill_len = r->spill_len;
+		a.spill_ok = (int)(len & 1);
+	}
 	if (imap_arg_tag(&a, &s) == 0 && imap_arg_sp(&a) == 0)
 		(void)imap_arg_atom(&a, &s);
 	while (a.error == NULL && !imap_arg_at_end(&a) && steps++ < 10000) {
@@ -109,6 +118,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	piece = 1 + (data[0] & 63);
 	lim.literal_plus = (data[0] & 64) != 0;
+	lim.spill_literal = (data[0] & 128) ? 500 : 0;
 	imap_reader_init(&r, &lim);
 	while (off < size) {
 		fed = size - off < piece ? size - off : piece;
@@ -116,9 +126,15 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		CHECK(used <= fed);
 		CHECK(r.len <= lim.max_command + 1);
 		off += used;
+		if (ev == IMAP_READ_SPILL) {
+			CHECK(r.spill_n <= used);
+			CHECK(r.spill_data >= (const char *)data + off - used &&
+			      r.spill_data + r.spill_n <=
+			              (const char *)data + off);
+		}
 		if (ev == IMAP_READ_COMMAND) {
 			CHECK(r.literal_left == 0);
-			scan_command(r.buf, r.len);
+			scan_command(r.buf, r.len, &r);
 			imap_reader_reset(&r);
 		} else if (ev == IMAP_READ_FATAL) {
 			break;

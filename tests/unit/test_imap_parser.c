@@ -22,6 +22,9 @@ static const struct imap_reader_limits lim_default = {
 /* What a session sees from one stream. */
 struct events {
 	int commands, continues, bads, fatals;
+	char spilled[4096];   /* octets handed out by IMAP_READ_SPILL */
+	size_t spilled_len;
+	int spill_firsts;
 	char last[4096];
 	size_t last_len;
 	char bad_tag[64];
@@ -65,6 +68,12 @@ feed(struct imap_reader *r, const char *data, size_t len, size_t chunk,
 			case IMAP_READ_FATAL:
 				ev->fatals++;
 				return;
+			case IMAP_READ_SPILL:
+				memcpy(ev->spilled + ev->spilled_len,
+				       r->spill_data, r->spill_n);
+				ev->spilled_len += r->spill_n;
+				ev->spill_firsts += r->spill_first;
+				break;
 			}
 			if (used == 0 && e == IMAP_READ_AGAIN)
 				break;
@@ -424,6 +433,108 @@ test_buf_forms(void)
 	imap_buf_free(&b);
 }
 
+/* An APPEND literal over spill_literal is handed out, not buffered, in
+ * any chunking; the scanner finds it only where the caller allows it.
+ * A large literal in another command, or a second one, is refused. */
+static void
+test_spill(void)
+{
+	static const char cmd[] = "a APPEND INBOX {600}\r\n";
+	struct imap_reader_limits lim = lim_default;
+	char msg[600], stream[700];
+	size_t chunk, n;
+
+	lim.spill_literal = 100;
+	memset(msg, 'm', sizeof(msg));
+	msg[0] = 'A';
+	msg[599] = 'Z';
+	n = (size_t)snprintf(stream, sizeof(stream), "%s", cmd);
+	memcpy(stream + n, msg, sizeof(msg));
+	memcpy(stream + n + sizeof(msg), " x\r\n", 4);
+	n += sizeof(msg) + 4;
+	for (chunk = 1; chunk <= n; chunk += 37) {
+		struct imap_reader r;
+		struct events ev = { 0 };
+
+		imap_reader_init(&r, &lim);
+		feed(&r, stream, n, chunk, &ev);
+		CU_ASSERT_EQUAL(ev.commands, 1);
+		CU_ASSERT_EQUAL(ev.spilled_len, sizeof(msg));
+		CU_ASSERT_EQUAL(ev.spill_firsts, 1);
+		CU_ASSERT(memcmp(ev.spilled, msg, sizeof(msg)) == 0);
+		CU_ASSERT(ev.last_len < 40);
+		imap_reader_free(&r);
+	}
+	/* The buffer keeps the line only: the scanner sees {600} there. */
+	{
+		struct imap_reader r;
+		struct imap_args a;
+		struct imap_str mb, s;
+		void *arena = NULL;   /* nothing here allocates */
+		size_t pos;
+
+		imap_reader_init(&r, &lim);
+		(void)imap_reader_feed(&r, stream, strlen(cmd), &pos);
+		(void)imap_reader_feed(&r, stream + strlen(cmd), 600, &pos);
+		CU_ASSERT_EQUAL(pos, 600);
+		pos = r.spill_pos;
+		CU_ASSERT_EQUAL(imap_reader_feed(&r, " x\r\n", 4, &n),
+		                IMAP_READ_COMMAND);
+		imap_args_init(&a, r.buf, r.len, test_alloc, &arena);
+		a.spill_at = r.buf + pos;
+		a.spill_len = r.spill_len;
+		CU_ASSERT_EQUAL(imap_arg_tag(&a, &s), 0);
+		CU_ASSERT_EQUAL(imap_arg_sp(&a), 0);
+		CU_ASSERT_EQUAL(imap_arg_atom(&a, &s), 0);
+		CU_ASSERT_EQUAL(imap_arg_sp(&a), 0);
+		CU_ASSERT_EQUAL(imap_arg_astring(&a, &mb), 0);
+		CU_ASSERT_EQUAL(imap_arg_sp(&a), 0);
+		{
+			char *save = a.p;
+			CU_ASSERT_EQUAL(imap_arg_string(&a, &s), -1);
+			a.p = save;
+			a.error = NULL;
+		}
+		a.spill_ok = 1;
+		CU_ASSERT_EQUAL(imap_arg_string(&a, &s), 0);
+		CU_ASSERT(s.s == NULL && s.len == 600 && s.literal == 2);
+		CU_ASSERT_EQUAL(imap_arg_sp(&a), 0);
+		CU_ASSERT_EQUAL(imap_arg_atom(&a, &s), 0);
+		CU_ASSERT_EQUAL(imap_arg_end(&a), 0);
+		imap_reader_free(&r);
+	}
+	/* Not an APPEND: refused from the announcement. */
+	{
+		struct imap_reader r;
+		struct events ev = { 0 };
+		static const char search[] = "s SEARCH TEXT {600}\r\n";
+
+		imap_reader_init(&r, &lim);
+		feed(&r, search, strlen(search), 5, &ev);
+		CU_ASSERT_EQUAL(ev.bads, 1);
+		CU_ASSERT_EQUAL(ev.continues, 0);
+		CU_ASSERT_STRING_EQUAL(ev.bad_error, "literal too large");
+		imap_reader_free(&r);
+	}
+	/* A second large literal in the same APPEND: refused. */
+	{
+		struct imap_reader r;
+		struct events ev = { 0 };
+		char two[800];
+		size_t k = (size_t)snprintf(two, sizeof(two),
+		                            "a APPEND {200}\r\n");
+
+		memset(two + k, 'n', 200);
+		k += 200;
+		k += (size_t)snprintf(two + k, sizeof(two) - k, " {300}\r\n");
+		imap_reader_init(&r, &lim);
+		feed(&r, two, k, 64, &ev);
+		CU_ASSERT_EQUAL(ev.bads, 1);
+		CU_ASSERT_EQUAL(ev.continues, 1);
+		imap_reader_free(&r);
+	}
+}
+
 static CU_TestInfo reader_tests[] = {
 	{ "simple commands", test_simple_command },
 	{ "literal split at every point", test_literal_split_everywhere },
@@ -435,6 +546,7 @@ static CU_TestInfo reader_tests[] = {
 	{ "over-long line: BAD, next command works", test_long_line },
 	{ "NUL byte: BAD, next command works", test_nul_byte },
 	{ "bare LF ends a line", test_bare_lf },
+	{ "APPEND literal spilled, others refused", test_spill },
 	CU_TEST_INFO_NULL,
 };
 

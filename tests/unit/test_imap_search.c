@@ -230,24 +230,49 @@ imap_mime_header_matches(const char *hdr, size_t len, const char *field,
 	return 0;
 }
 
+/* Counts the decodings: the module asks once per message for every
+ * BODY and TEXT key of the command. */
+static unsigned text_decodings;
+
 int
-imap_mime_search_text(const struct postern_storage *st,
-                      postern_mailbox_t *mb, uint32_t uid,
-                      const struct imap_mime *m, const char *needle,
-                      int with_header, postern_pool_t *pool,
-                      struct postern_storage_err *err)
+imap_mime_search_texts(const struct postern_storage *st,
+                       postern_mailbox_t *mb, uint32_t uid,
+                       const struct imap_mime *m,
+                       struct imap_mime_needle *needles, size_t n,
+                       const int *cancel, postern_pool_t *pool,
+                       struct postern_storage_err *err)
 {
+	size_t i;
+
+	(void)cancel;
 	(void)st;
 	(void)mb;
 	(void)uid;
 	(void)pool;
 	(void)err;
-	if (strcasestr(m->m->body, needle) != NULL)
-		return 1;
-	return with_header && strcasestr(m->m->header, needle) != NULL;
+	text_decodings++;
+	for (i = 0; i < n; i++)
+		needles[i].found =
+			strcasestr(m->m->body, needles[i].needle) != NULL ||
+			(needles[i].with_header &&
+			 strcasestr(m->m->header, needles[i].needle) != NULL);
+	return 0;
 }
 
 /* ---- jobs and replies, at once ---------------------------------------*/
+
+void
+imap_job_run_heavy(struct imap_job *j, void (*work)(struct imap_job *),
+                   void (*done)(struct imap_job *))
+{
+	imap_job_run(j, work, done);
+}
+
+int
+imap_job_cancelled(struct imap_job *j)
+{
+	return j->cancelled;
+}
 
 static struct imap_buf captured;
 
@@ -471,6 +496,46 @@ test_deep_nesting_refused(void)
 	CU_ASSERT(strstr(run(0, q), "* SEARCH 1 2 3 4") != NULL);
 }
 
+/* More keys or longer strings than the settings allow: NO [LIMIT],
+ * found before the rest of the command is parsed. */
+static void
+test_limits(void)
+{
+	char *q = malloc(20000);
+	size_t i;
+
+	for (i = 0; i < 300; i++)
+		memcpy(q + i * 4, "ALL ", 4);
+	memcpy(q + 1196, "ALL", 4);
+	EXPECT(0, q, "t NO [LIMIT] SEARCH: too many search keys\r\n");
+	memcpy(q + 1020, "ALL", 4);   /* 256 keys */
+	EXPECT(0, q, "* SEARCH 1 2 3 4\r\n" OK);
+	/* run() takes 4 KiB of command: a smaller limit for the test. */
+	imap_cfg.max_search_needle = 1024;
+	memcpy(q, "BODY pizza TEXT ", 16);
+	memset(q + 16, 'x', 1020);
+	q[1036] = '\0';
+	EXPECT(0, q, "t NO [LIMIT] SEARCH: search strings too long\r\n");
+	q[1030] = '\0';
+	EXPECT(0, q, "* SEARCH\r\n" OK);
+	imap_cfg.max_search_needle = 16384;
+	free(q);
+}
+
+/* Each message is decoded once for all its BODY and TEXT keys. */
+static void
+test_text_decoded_once(void)
+{
+	text_decodings = 0;
+	EXPECT(0, "TEXT pizza BODY pizza TEXT lunch TEXT pizza",
+	       "* SEARCH 1 4\r\n" OK);
+	CU_ASSERT_EQUAL(text_decodings, 4);
+	text_decodings = 0;
+	EXPECT(0, "OR BODY quarterly TEXT lunch NOT BODY zzz",
+	       "* SEARCH 1 2 4\r\n" OK);
+	CU_ASSERT_EQUAL(text_decodings, 4);
+}
+
 static CU_TestInfo search_tests[] = {
 	{ "flags and keywords", test_flags },
 	{ "sizes, sets, UIDs, MODSEQ", test_sizes_sets_uid },
@@ -480,6 +545,8 @@ static CU_TestInfo search_tests[] = {
 	{ "ESEARCH results", test_esearch },
 	{ "errors", test_errors },
 	{ "nesting bound", test_deep_nesting_refused },
+	{ "key and string limits", test_limits },
+	{ "one decoding per message", test_text_decoded_once },
 	CU_TEST_INFO_NULL,
 };
 
@@ -488,6 +555,8 @@ suite_init(void)
 {
 	imap_host = host_table();
 	imap_storage = &fake_storage;
+	imap_cfg.max_search_keys = 256;
+	imap_cfg.max_search_needle = 16384;
 	return 0;
 }
 

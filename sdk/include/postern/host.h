@@ -451,6 +451,34 @@ struct postern_host {
 	 * that checks passwords on its own path uses this.  Worker. */
 	postern_job_t *(*auth_job_submit)(postern_job_work_fn work,
 	                                  postern_job_done_fn done, void *arg);
+
+	/* ---- Spools (ABI 1.4) ---------------------------------------- */
+
+	/* A message on its way in (SMTP DATA, IMAP APPEND): octets held in
+	 * memory until the holder moves them with spool_flush to an
+	 * unlinked temporary file (O_TMPFILE) in `dir` (NULL: state_dir),
+	 * so how much memory a message costs is the holder's choice.  The
+	 * spool is not durable: a crash leaves nothing behind.  A spool is
+	 * used by one thread at a time (the loop appends, a job flushes
+	 * while its session is paused); any thread may call these.  The
+	 * caller owns the spool and frees it with spool_free (NULL: no-op). */
+	postern_spool_t *(*spool_create)(const char *dir);
+	/* Appends to the memory part (copied).  Never blocks. */
+	void (*spool_append)(postern_spool_t *sp, const void *data,
+	                     size_t len);
+	/* Moves the memory part to the end of the file, creating it on the
+	 * first call.  Blocking: job threads.  0, or -1 with errno set (the
+	 * memory part is kept). */
+	int (*spool_flush)(postern_spool_t *sp);
+	/* Octets appended so far (file and memory). */
+	uint64_t (*spool_size)(const postern_spool_t *sp);
+	/* The memory part: the last octets appended, not yet in the file.
+	 * *data (may be NULL) is valid until the next append or flush. */
+	size_t (*spool_memory)(const postern_spool_t *sp, const char **data);
+	/* The file (octets [0, size - memory)), or -1 before the first
+	 * flush.  Owned by the spool: read it with pread, do not close. */
+	int (*spool_fd)(const postern_spool_t *sp);
+	void (*spool_free)(postern_spool_t *sp);
 #endif
 };
 

@@ -44,6 +44,9 @@ typedef struct postern_job postern_job_t;
 /* A memory pool: many allocations, one free. */
 typedef struct postern_pool postern_pool_t;
 
+/* A message being received: memory, then an unlinked temporary file. */
+typedef struct postern_spool postern_spool_t;
+
 /* A named hook point (e.g. "smtp.rcpt") and one running dispatch of it. */
 typedef struct postern_hook postern_hook_t;
 typedef struct postern_hook_call postern_hook_call_t;
