@@ -14,10 +14,10 @@ from smtp_common import (Raw, relayed, smtp_server, stop_clean,
 from testlib import Runner
 
 R = Runner("smtp_basic")
-SRV = smtp_server(R, smtp_extra='max_message_size = "64K";')
 # The primary domain, by default, is the hostname mx.test.example without
 # its first label: <Postmaster> goes to postmaster@test.example.
-SRV.add_alias("postmaster@test.example", "alice@example.org")
+SRV = smtp_server(R, smtp_extra='max_message_size = "64K";',
+                  aliases=[("postmaster@test.example", "alice@example.org")])
 MX = SRV.port("mx")
 SUB = SRV.port("sub")
 SUBS = SRV.port("subs")

@@ -18,9 +18,11 @@ USERS = {"alice@example.org": "alice-pw", "bob@example.org": "bob-pw"}
 
 
 def smtp_server(runner, name="srv", relay=True, smtp_extra="",
-                filter_conf=None, extra_conf="", mx_extra=""):
+                filter_conf=None, extra_conf="", mx_extra="", aliases=()):
     """A started MailServer.  srv.relay_dir is where relay_spool writes
-    (None without relay)."""
+    (None without relay).  `aliases` are (address, target) pairs made
+    before the start (auth_passwd looks for changed files once a second,
+    so an alias made later may not be seen at once)."""
     modules = ["smtp"]
     conf = ""
     relay_dir = None
@@ -53,6 +55,8 @@ smtp = {
         os.chmod(relay_dir, 0o777)
     for user, password in USERS.items():
         srv.add_user(user, password)
+    for address, target in aliases:
+        srv.add_alias(address, target)
     srv.start()
     return srv
 

@@ -21,8 +21,7 @@ SRV = smtp_server(R, smtp_extra="""
   relay_domains = [ "partner.example" ];
   trusted_networks = [ "10.0.0.0/8", "192.0.2.0/24" ];
   domain = "example.org";
-""")
-SRV.add_alias("postmaster@example.org", "bob@example.org")
+""", aliases=[("postmaster@example.org", "bob@example.org")])
 MX = SRV.port("mx")
 SUB = SRV.port("sub")
 
