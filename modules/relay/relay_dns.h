@@ -58,7 +58,14 @@ struct relay_dns_config {
 	const char *servers;
 	unsigned timeout_ms;   /* first try's timeout: 2000 */
 	unsigned tries;        /* tries per server: 3 */
+	/* Address families relay_dns_addr looks up: RELAY_DNS_IPV4 |
+	 * RELAY_DNS_IPV6 (0 means both).  IPv4 alone for a host without
+	 * IPv6 connectivity. */
+	unsigned families;
 };
+
+#define RELAY_DNS_IPV4 0x1u
+#define RELAY_DNS_IPV6 0x2u
 
 /* One MX host, in the order to try them. */
 struct relay_dns_mx {
@@ -82,8 +89,9 @@ struct relay_dns_mx_result {
 struct relay_dns_addr_result {
 	enum relay_dns_status status;
 	const char *host;              /* as asked */
-	/* With RELAY_DNS_OK: IPv6 and IPv4 addresses (AF_INET6 and AF_INET
-	 * sockaddrs) with the port asked for, in c-ares's RFC 6724 order,
+	/* With RELAY_DNS_OK: the AAAA addresses then the A addresses (RFC
+	 * 6724's default preference), each in the server's order, as
+	 * AF_INET6 and AF_INET sockaddrs with the port asked for,
 	 * duplicates removed; at least one.  Otherwise 0 and NULL. */
 	const struct sockaddr_storage *addrs;
 	size_t naddrs;
@@ -116,10 +124,12 @@ void relay_dns_destroy(struct relay_dns *d);
 struct relay_dns_query *relay_dns_mx(struct relay_dns *d, const char *domain,
                                      relay_dns_mx_fn cb, void *arg);
 
-/* The A and AAAA addresses of `host` (a name, or a literal address
- * which is answered without a query), each with `port`.  Only NXDOMAIN
- * of both types is RELAY_DNS_NXDOMAIN; any address found is OK even
- * when the other type failed. */
+/* The A and AAAA addresses of `host` (a name, taken as fully qualified:
+ * no search list, no hosts file; or a literal IPv4/IPv6 address, which
+ * is answered without a query), each with `port`.  Any address found is
+ * OK even when the other type failed; else a temporary failure of
+ * either type is RELAY_DNS_TEMPFAIL, else NXDOMAIN of either is
+ * RELAY_DNS_NXDOMAIN, else RELAY_DNS_NODATA. */
 struct relay_dns_query *relay_dns_addr(struct relay_dns *d, const char *host,
                                        unsigned port, relay_dns_addr_fn cb,
                                        void *arg);
