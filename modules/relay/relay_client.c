@@ -985,7 +985,8 @@ sess_next(struct relay_sess *s)
 		sess_quit(s);
 		return;
 	}
-	if ((d = relay_dest_next(s->dest)) != NULL) {
+	/* The delivery the session was opened for goes first. */
+	if ((d = s->dlv) != NULL || (d = relay_dest_next(s->dest)) != NULL) {
 		txn_start(s, d);
 		return;
 	}
