@@ -93,9 +93,10 @@ struct relay_dsn {
 	/* Message-ID of the report, with angle brackets; NULL: one made of
 	 * `now`, the boundary and reporting_mta. */
 	const char *message_id;
-	/* A unique string (the queue id and a counter, say) used in the
-	 * boundary; the builder checks that it is not in the text it
-	 * writes. */
+	/* A string for the boundary and the Message-ID (the queue id, say:
+	 * letters, digits, '.', '-', '_' are kept, the rest dropped); 128
+	 * random bits are added, so no line of the original can match the
+	 * boundary by chance.  May be NULL. */
 	const char *unique;
 	enum relay_dsn_ret ret;
 	/* RET=DEFAULT: the whole message when orig_len <= full_max, else
