@@ -17,9 +17,6 @@
 #include "relay.h"
 #include "relay_dsn.h"
 
-/* TEMPORARY until relay-parts' DSN builder is merged: linked weakly. */
-#pragma weak relay_dsn_write
-
 #define HASH_BUCKETS 65536
 #define TICK_MS 1000
 /* A log file without its message, older than this, is debris of an
@@ -546,11 +543,6 @@ commit_dsn(struct commit *c)
 	}
 	if (n == 0) {
 		free(rr);
-		return;
-	}
-	if (relay_dsn_write == NULL) {
-		free(rr);
-		snprintf(c->dsn_err, sizeof(c->dsn_err), "no DSN builder");
 		return;
 	}
 	memset(&dsn, 0, sizeof(dsn));
