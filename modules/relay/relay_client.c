@@ -21,7 +21,11 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
 #include "relay.h"
+#include "relay_dns.h"
 
 #define REPLY_TEXT_MAX 1000
 #define REPLY_LINE_MAX 4096
@@ -38,6 +42,15 @@
 #define CAP_STARTTLS 0x20u
 #define CAP_AUTH_PLAIN 0x40u
 #define CAP_AUTH_LOGIN 0x80u
+
+#define RELAY_MAX_MX 5
+#define RELAY_MAX_CANDS 8
+
+struct relay_cand {
+	char host[256];      /* the name (for logs and TLS verification) */
+	char addr[108];      /* numeric address, or a unix socket path */
+	unsigned port;
+};
 
 enum phase {
 	P_GREETING = 0,
@@ -98,9 +111,20 @@ struct relay_sess {
 
 	TAILQ_ENTRY(relay_sess) link; /* dest->idle */
 	int on_idle;
+
+	/* where to connect: MX hosts, then their addresses, in order */
+	char mx[RELAY_MAX_MX][256];
+	size_t nmx, imx;
+	struct relay_cand cands[RELAY_MAX_CANDS];
+	size_t ncands, icand;
+	unsigned port;
+	struct relay_dns_query *q;
+	int greeted;
+	char err[300];
 };
 
 static void sess_next(struct relay_sess *s);
+static int connect_next(struct relay_sess *s);
 static void txn_send(struct relay_sess *s);
 
 void
@@ -259,6 +283,8 @@ sess_reply_fail(struct relay_sess *s, const char *what)
 static void
 sess_free(struct relay_sess *s)
 {
+	if (s->q != NULL)
+		relay_dns_cancel(s->q);
 	if (s->on_idle)
 		TAILQ_REMOVE(&s->dest->idle, s, link);
 	relay_dest_sess_gone(s->dest);
@@ -273,7 +299,17 @@ on_close(postern_conn_t *c, void *arg, enum postern_close_reason why)
 	const char *err = relay_host->conn_error(c);
 	char text[TEXT_MAX];
 
-	(void)why;
+	if (!s->greeted && s->icand < s->ncands && !relay_host->stopping()) {
+		/* Not even a greeting: the next address (RFC 5321 section
+		 * 5.1: the next MX host). */
+		if (err != NULL)
+			relay_host->log(relay_self, POSTERN_LOG_INFO, "%s (%s); "
+			                "trying the next address", err, s->name);
+		s->c = NULL;
+		if (connect_next(s) == 0)
+			return;
+		err = s->err;
+	}
 	if (s->dlv != NULL || !s->ready_once) {
 		if (err != NULL)
 			snprintf(text, sizeof(text), "%s (%s)", err, s->name);
@@ -766,6 +802,7 @@ setup_reply(struct relay_sess *s)
 
 	switch (s->phase) {
 	case P_GREETING:
+		s->greeted = 1;
 		if (s->rcode != 220) {
 			sess_reply_fail(s, "greeting");
 			return;
@@ -808,7 +845,8 @@ setup_reply(struct relay_sess *s)
 			return;
 		}
 		if (relay_host->conn_starttls_client(s->c, relay_tls_client,
-		        rt->tls == RELAY_TLS_VERIFY ? rt->via.host : NULL) !=
+		        rt->tls == RELAY_TLS_VERIFY
+		            ? s->cands[s->icand - 1].host : NULL) !=
 		    POSTERN_OK) {
 			sess_abort(s, 451, "4.7.5", "cannot start TLS");
 			return;
@@ -1016,10 +1054,14 @@ relay_client_close_idle(struct relay_dest *dest)
 	}
 }
 
-/* A session that could not connect at all: fails from the loop, so the
- * scheduler is never re-entered from relay_client_start. */
+/* ---- finding and connecting to the next hop ---------------------------- */
+
+/* The session could not start: it fails from the loop, so the scheduler
+ * is never re-entered from relay_client_start. */
 struct start_fail {
 	struct relay_sess *s;
+	int code;
+	char dsn[16];
 	char text[TEXT_MAX];
 };
 
@@ -1028,19 +1070,185 @@ start_failed(void *arg)
 {
 	struct start_fail *f = arg;
 
-	sess_fail(f->s, 451, "4.4.1", f->text);
+	sess_fail(f->s, f->code, f->dsn, f->text);
 	sess_free(f->s);
 	free(f);
+}
+
+static void
+sess_cannot_start(struct relay_sess *s, int code, const char *dsn,
+                  const char *text)
+{
+	struct start_fail *f;
+
+	if ((f = calloc(1, sizeof(*f))) == NULL)
+		abort();
+	f->s = s;
+	f->code = code;
+	snprintf(f->dsn, sizeof(f->dsn), "%s", dsn);
+	snprintf(f->text, sizeof(f->text), "%s", text);
+	relay_host->defer(start_failed, f);
+}
+
+/* Connects to the next candidate address; 0, or -1 when none is left
+ * (s->err says why the last one failed). */
+static int
+connect_next(struct relay_sess *s)
+{
+	struct postern_connect_spec spec = { .size = sizeof(spec) };
+	struct relay_cand *c;
+
+	while (s->icand < s->ncands) {
+		c = &s->cands[s->icand++];
+		if (c->addr[0] == '/')
+			snprintf(s->name, sizeof(s->name), "%s", c->addr);
+		else
+			snprintf(s->name, sizeof(s->name), "%s[%s]:%u",
+			         c->host, c->addr, c->port);
+		spec.name = "relay";
+		spec.address = c->addr;
+		spec.port = c->port;
+		spec.connect_ms = (unsigned)relay_cfg.connect_timeout;
+		spec.limits.size = sizeof(spec.limits);
+		spec.limits.idle_ms = (unsigned)relay_cfg.command_timeout;
+		spec.ops = &client_ops;
+		spec.arg = s;
+		s->phase = P_GREETING;
+		s->c = relay_host->conn_connect(relay_self, &spec, s->err,
+		                                sizeof(s->err));
+		if (s->c != NULL)
+			return 0;
+	}
+	return -1;
+}
+
+static void
+start_connecting(struct relay_sess *s)
+{
+	char text[TEXT_MAX];
+
+	if (connect_next(s) == 0)
+		return;
+	snprintf(text, sizeof(text), "%s", s->err[0] != '\0' ? s->err
+	         : "no address to connect to");
+	sess_cannot_start(s, 451, "4.4.1", text);
+}
+
+static void
+cand_add(struct relay_sess *s, const char *host,
+         const struct sockaddr_storage *ss, unsigned port)
+{
+	struct relay_cand *c;
+	const void *a;
+
+	if (s->ncands == RELAY_MAX_CANDS)
+		return;
+	c = &s->cands[s->ncands];
+	snprintf(c->host, sizeof(c->host), "%s", host);
+	c->port = port;
+	if (ss == NULL) {
+		snprintf(c->addr, sizeof(c->addr), "%s", host);
+	} else {
+		a = ss->ss_family == AF_INET6
+		        ? (const void *)&((const struct sockaddr_in6 *)ss)
+		                             ->sin6_addr
+		        : (const void *)&((const struct sockaddr_in *)ss)
+		                             ->sin_addr;
+		if (inet_ntop(ss->ss_family, a, c->addr, sizeof(c->addr)) ==
+		    NULL)
+			return;
+	}
+	s->ncands++;
+}
+
+/* A DNS answer that ends the attempt: permanent ones fail the
+ * recipients (null MX, no such domain), the rest defer. */
+static void
+dns_failed(struct relay_sess *s, enum relay_dns_status st, const char *err,
+           int recipient_domain)
+{
+	char text[TEXT_MAX];
+
+	snprintf(text, sizeof(text), "%s", err != NULL ? err : "DNS lookup "
+	         "failed");
+	switch (st) {
+	case RELAY_DNS_NULL_MX:
+		snprintf(text, sizeof(text), "domain %s accepts no mail "
+		         "(null MX, RFC 7505)", s->dest->domain);
+		sess_cannot_start(s, 556, "5.1.10", text);
+		return;
+	case RELAY_DNS_NXDOMAIN:
+		sess_cannot_start(s, 550, recipient_domain ? "5.1.2" : "5.4.4",
+		                  text);
+		return;
+	case RELAY_DNS_NODATA:
+		sess_cannot_start(s, 550, "5.4.4", text);
+		return;
+	default:
+		sess_cannot_start(s, 451, "4.4.3", text);
+		return;
+	}
+}
+
+static void addr_next(struct relay_sess *s);
+
+static void
+addr_done(const struct relay_dns_addr_result *r, void *arg)
+{
+	struct relay_sess *s = arg;
+	size_t i;
+
+	s->q = NULL;
+	if (r->status == RELAY_DNS_OK) {
+		for (i = 0; i < r->naddrs; i++)
+			cand_add(s, r->host, &r->addrs[i], s->port);
+	} else if (s->ncands == 0 && s->imx + 1 >= s->nmx) {
+		/* The last host to look up, and nothing found. */
+		dns_failed(s, r->status, r->error, 0);
+		return;
+	} else {
+		snprintf(s->err, sizeof(s->err), "%s", r->error);
+	}
+	s->imx++;
+	addr_next(s);
+}
+
+/* Looks up the addresses of the next MX host, or connects when every
+ * host is looked up (or there are addresses enough). */
+static void
+addr_next(struct relay_sess *s)
+{
+	if (s->imx < s->nmx && s->ncands < RELAY_MAX_CANDS) {
+		s->q = relay_dns_addr(relay_resolver, s->mx[s->imx], s->port,
+		                      addr_done, s);
+		return;
+	}
+	start_connecting(s);
+}
+
+static void
+mx_done(const struct relay_dns_mx_result *r, void *arg)
+{
+	struct relay_sess *s = arg;
+	size_t i;
+
+	s->q = NULL;
+	if (r->status != RELAY_DNS_OK) {
+		dns_failed(s, r->status, r->error,
+		           s->dest->route->via.kind == RELAY_VIA_MX);
+		return;
+	}
+	for (i = 0; i < r->nhosts && s->nmx < RELAY_MAX_MX; i++)
+		snprintf(s->mx[s->nmx++], sizeof(s->mx[0]), "%s",
+		         r->hosts[i].host);
+	addr_next(s);
 }
 
 void
 relay_client_start(struct relay_dest *dest, struct relay_dlv *first)
 {
 	const struct relay_via *via = &dest->route->via;
-	struct postern_connect_spec spec = { .size = sizeof(spec) };
 	struct relay_sess *s;
-	struct start_fail *f;
-	char err[300];
 
 	s = calloc(1, sizeof(*s));
 	if (s == NULL || (s->buf = malloc(BODY_CHUNK)) == NULL)
@@ -1050,34 +1258,23 @@ relay_client_start(struct relay_dest *dest, struct relay_dlv *first)
 	s->lmtp = via->kind == RELAY_VIA_LMTP ||
 	          via->kind == RELAY_VIA_LMTP_UNIX;
 	dest->nsess++;
-	if (via->kind == RELAY_VIA_LMTP_UNIX)
-		snprintf(s->name, sizeof(s->name), "%s", via->host);
-	else
-		snprintf(s->name, sizeof(s->name), "%s[%s]:%u", via->host,
-		         via->host, via->port);
-	err[0] = '\0';
-	if (via->kind == RELAY_VIA_MX ||
-	    (via->kind != RELAY_VIA_LMTP_UNIX && !via->is_ip)) {
-		snprintf(err, sizeof(err), "cannot look up %s: no DNS "
-		         "resolver in this relay yet",
-		         via->kind == RELAY_VIA_MX ? dest->domain : via->host);
+	s->port = via->kind == RELAY_VIA_MX ? 25 : via->port;
+	snprintf(s->name, sizeof(s->name), "%s",
+	         via->kind == RELAY_VIA_MX ? dest->domain : via->host);
+	if (via->kind == RELAY_VIA_LMTP_UNIX || via->is_ip) {
+		cand_add(s, via->host, NULL, s->port);
+		start_connecting(s);
+	} else if (relay_resolver == NULL) {
+		sess_cannot_start(s, 451, "4.4.3", "no DNS resolver");
+	} else if (via->kind == RELAY_VIA_MX ||
+	           (via->kind == RELAY_VIA_SMTP && !via->literal)) {
+		s->q = relay_dns_mx(relay_resolver,
+		                    via->kind == RELAY_VIA_MX ? dest->domain
+		                                              : via->host,
+		                    mx_done, s);
 	} else {
-		spec.name = "relay";
-		spec.address = via->host;
-		spec.port = via->port;
-		spec.connect_ms = (unsigned)relay_cfg.connect_timeout;
-		spec.limits.size = sizeof(spec.limits);
-		spec.limits.idle_ms = (unsigned)relay_cfg.command_timeout;
-		spec.ops = &client_ops;
-		spec.arg = s;
-		s->c = relay_host->conn_connect(relay_self, &spec, err,
-		                                sizeof(err));
+		snprintf(s->mx[0], sizeof(s->mx[0]), "%s", via->host);
+		s->nmx = 1;
+		addr_next(s);
 	}
-	if (s->c != NULL)
-		return;
-	if ((f = calloc(1, sizeof(*f))) == NULL)
-		abort();
-	f->s = s;
-	snprintf(f->text, sizeof(f->text), "%s", err);
-	relay_host->defer(start_failed, f);
 }

@@ -321,7 +321,64 @@ def test_smtp_sink(r):
         sink.wait()
 
 
-for t in (test_smarthost_byte_exact, test_next_hop_down_then_up,
+def dnsmasq(r, *records):
+    """dnsmasq on a loopback port serving `records` for .test; (proc,
+    port), or None when dnsmasq is missing."""
+    path = "/usr/sbin/dnsmasq"
+    if not have(path):
+        return None
+    port = free_port()
+    proc = subprocess.Popen(
+        [path, "--no-daemon", "--port=%d" % port,
+         "--listen-address=127.0.0.1", "--bind-interfaces",
+         "--conf-file=/dev/null", "--no-resolv", "--no-hosts",
+         "--pid-file=%s/dnsmasq-%d.pid" % (r.tmp, port), "--local=/test/"] +
+        (["--user=nobody"] if os.geteuid() == 0 else []) + list(records), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(0.3)
+    return proc, port
+
+
+def test_mx_routing(r):
+    hop = NextHop().start()
+    dns = dnsmasq(r,
+                  # relayhost.test: the first MX refuses connections,
+                  # the second is the hop.
+                  "--mx-host=relayhost.test,mx0.relayhost.test,10",
+                  "--mx-host=relayhost.test,mx1.relayhost.test,20",
+                  "--host-record=mx0.relayhost.test,127.0.0.3",
+                  "--host-record=mx1.relayhost.test,127.0.0.1",
+                  "--mx-host=null.test,.,0")
+    if dns is None:
+        print("SKIP: mx routing: dnsmasq is not installed")
+        hop.stop()
+        return
+    proc, port = dns
+    routes = ('{ domain = "remote.example"; via = "smtp:relayhost.test:%d";'
+              ' tls = "none"; }, { domain = "*"; via = "mx"; }' % hop.port)
+    srv = relay_server(r, routes, name="mx",
+                       relay_domains=("remote.example", "null.test",
+                                      "missing.test"),
+                       relay_extra='dns_servers = "127.0.0.1:%d";' % port)
+    try:
+        send(srv, ["bob@remote.example"])
+        txns = hop.wait(1)
+        assert len(txns) == 1, srv.log()[-3000:]
+        wait_log(srv, r"to=<bob@remote.example>, relay=mx1.relayhost.test"
+                 r"\[127.0.0.1\]:%d, .*status=sent" % hop.port)
+        # Null MX (RFC 7505): bounced at once; no such domain: bounced.
+        send(srv, ["x@null.test"], sender="")
+        wait_log(srv, r"to=<x@null.test>, .*dsn=5\.1\.10, status=bounced")
+        send(srv, ["x@missing.test"], sender="")
+        wait_log(srv, r"to=<x@missing.test>, .*dsn=5\.1\.2, "
+                 r"status=bounced")
+    finally:
+        srv.stop()
+        hop.stop()
+        proc.kill()
+        proc.wait()
+
+
+for t in (test_smarthost_byte_exact, test_mx_routing, test_next_hop_down_then_up,
           test_4xx_then_250, test_550_gives_a_report,
           test_no_report_to_null_sender, test_slow_end_of_data_one_copy,
           test_no_pipelining_and_rcpt_mix, test_starttls_verify,
