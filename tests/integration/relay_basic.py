@@ -378,7 +378,88 @@ def test_mx_routing(r):
         proc.wait()
 
 
-for t in (test_smarthost_byte_exact, test_mx_routing, test_next_hop_down_then_up,
+def test_lmtp_to_dovecot(r):
+    import pwd
+    if not have("/usr/sbin/dovecot") or not os.path.exists(
+            "/usr/lib/dovecot/lmtp"):
+        print("SKIP: lmtp to dovecot: dovecot-lmtpd is not installed")
+        return
+    d = os.path.join(r.tmp, "dovecot")
+    os.makedirs(os.path.join(d, "home", "bob"))
+    user = pwd.getpwuid(os.geteuid()) if os.geteuid() != 0 \
+        else pwd.getpwnam("nobody")
+    for top, dirs, _ in os.walk(d):
+        os.chown(top, user.pw_uid, user.pw_gid)
+    users = os.path.join(d, "users")
+    with open(users, "w") as f:
+        f.write("bob@remote.example:{PLAIN}x:%d:%d::%s/home/bob\n" %
+                (user.pw_uid, user.pw_gid, d))
+    conf = os.path.join(d, "dovecot.conf")
+    with open(conf, "w") as f:
+        f.write("""base_dir = %(d)s/run
+state_dir = %(d)s/state
+protocols = lmtp
+listen = 127.0.0.1
+ssl = no
+mail_location = maildir:~/Maildir
+default_internal_user = %(u)s
+default_internal_group = %(g)s
+default_login_user = %(u)s
+first_valid_uid = 0
+log_path = %(d)s/dovecot.log
+passdb {
+  driver = passwd-file
+  args = scheme=PLAIN %(users)s
+}
+userdb {
+  driver = passwd-file
+  args = %(users)s
+}
+service lmtp {
+  unix_listener lmtp {
+    path = lmtp
+    mode = 0666
+  }
+}
+""" % {"d": d, "u": user.pw_name,
+       "g": grp_name(user.pw_gid), "users": users})
+    subprocess.run(["dovecot", "-c", conf], check=True)
+    sock = os.path.join(d, "run", "lmtp")
+    srv = None
+    try:
+        deadline = time.time() + 10
+        while not os.path.exists(sock) and time.time() < deadline:
+            time.sleep(0.1)
+        assert os.path.exists(sock), open(os.path.join(
+            d, "dovecot.log")).read()
+        srv = relay_server(r, '{ domain = "*"; via = "lmtp:unix:%s"; '
+                           'tls = "none"; }' % sock, name="lmtp")
+        send(srv, ["bob@remote.example", "nobody@remote.example"],
+             sender="")
+        wait_log(srv, r"to=<bob@remote.example>, relay=.*status=sent")
+        wait_log(srv, r"to=<nobody@remote.example>, .*dsn=5\.1\.1, "
+                 r"status=bounced")
+        new = os.path.join(d, "home", "bob", "Maildir", "new")
+        files = os.listdir(new)
+        assert len(files) == 1, files
+        with open(os.path.join(new, files[0]), "rb") as f:
+            data = f.read()
+        # Dovecot adds Return-Path and its own Received on top.
+        assert MSG.replace(b"\r\n", b"\n") in data.replace(b"\r\n",
+                                                            b"\n"), data
+    finally:
+        if srv:
+            srv.stop()
+        subprocess.run(["doveadm", "-c", conf, "stop"],
+                       stderr=subprocess.DEVNULL)
+
+
+def grp_name(gid):
+    import grp
+    return grp.getgrgid(gid).gr_name
+
+
+for t in (test_smarthost_byte_exact, test_mx_routing, test_lmtp_to_dovecot, test_next_hop_down_then_up,
           test_4xx_then_250, test_550_gives_a_report,
           test_no_report_to_null_sender, test_slow_end_of_data_one_copy,
           test_no_pipelining_and_rcpt_mix, test_starttls_verify,
