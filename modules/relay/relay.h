@@ -47,6 +47,9 @@ struct relay_settings {
 };
 
 extern struct relay_settings relay_cfg;
+extern char relay_queue_dir[3800];   /* the queue's directory */
+/* relay_admin.c: the relay_admin service's table. */
+extern const struct postern_relay_admin relay_admin_table;
 extern struct relay_retry_policy relay_retry;
 extern struct relay_routes *relay_route_table;
 extern postern_tls_t *relay_tls_client;

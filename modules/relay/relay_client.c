@@ -319,7 +319,9 @@ on_close(postern_conn_t *c, void *arg, enum postern_close_reason why)
 		else
 			snprintf(text, sizeof(text), "lost connection with %s "
 			         "%s", s->name, phase_names[s->phase]);
-		sess_fail(s, 451, "4.4.2", text);
+		/* RFC 3463: 4.4.1 no answer from host, 4.4.2 bad
+		 * connection. */
+		sess_fail(s, 451, s->greeted ? "4.4.2" : "4.4.1", text);
 	}
 	sess_free(s);
 }

@@ -32,7 +32,7 @@ struct relay_routes *relay_route_table;
 postern_tls_t *relay_tls_client;
 struct relay_dns *relay_resolver;
 
-static char queue_dir[3800];
+char relay_queue_dir[3800];
 static char system_hostname[256];
 
 /* ---- configuration ---------------------------------------------------- */
@@ -274,7 +274,7 @@ static struct {
 	unsigned nsess;
 	postern_timer_t *tick;
 	int64_t last_scan;
-	time_t flush_seen;
+	struct timespec flush_seen;
 	int wake_fd[2];
 	postern_watch_t *wake_watch;
 	pthread_mutex_t lock;    /* guards fresh (job threads push) */
@@ -589,7 +589,7 @@ commit_dsn(struct commit *c)
 	msg.fd = -1;
 	msg.data = data;
 	msg.length = len;
-	if (rq_write(queue_dir, &env, &msg, c->dsn_id, c->dsn_err,
+	if (rq_write(relay_queue_dir, &env, &msg, c->dsn_id, c->dsn_err,
 	             sizeof(c->dsn_err)) < 0)
 		c->dsn_id[0] = '\0';
 	else
@@ -605,13 +605,13 @@ commit_work(void *arg)
 	c->rc = 0;
 	if (c->len > 0) {
 		commit_dsn(c);
-		if (rq_append(queue_dir, c->m->q->id, c->lines, c->len) < 0) {
+		if (rq_append(relay_queue_dir, c->m->q->id, c->lines, c->len) < 0) {
 			c->rc = -1;
 			c->err = errno;
 			return;
 		}
 	}
-	if (c->done && rq_remove(queue_dir, c->m->q->id) < 0) {
+	if (c->done && rq_remove(relay_queue_dir, c->m->q->id) < 0) {
 		c->rc = -1;
 		c->err = errno;
 	}
@@ -637,7 +637,7 @@ commit_done(void *arg, int cancelled)
 		relay_host->log(relay_self, POSTERN_LOG_ERROR, "%s: cannot "
 		                "record delivery state in %s/q: %s (the "
 		                "attempt will be repeated)", m->q->id,
-		                queue_dir, strerror(c->err));
+		                relay_queue_dir, strerror(c->err));
 	e->active = 0;
 	e->force = 0;
 	rs.nactive--;
@@ -869,7 +869,7 @@ claim_work(void *arg)
 {
 	struct claim *c = arg;
 
-	c->r = rq_load(queue_dir, c->e->id, 1, &c->q, c->err, sizeof(c->err));
+	c->r = rq_load(relay_queue_dir, c->e->id, 1, &c->q, c->err, sizeof(c->err));
 }
 
 static void
@@ -889,7 +889,7 @@ claim_done(void *arg, int cancelled)
 			                e->id, c->q->bad_lines);
 		if (c->q->held || rq_done(c->q)) {
 			/* Held, or finished before a crash removed it. */
-			if (!c->q->held && rq_remove(queue_dir, e->id) == 0) {
+			if (!c->q->held && rq_remove(relay_queue_dir, e->id) == 0) {
 				rq_free(c->q);
 				e->active = 0;
 				rs.nactive--;
@@ -928,7 +928,7 @@ claim_done(void *arg, int cancelled)
 		break;
 	case RQ_LOAD_CORRUPT:
 		relay_host->log(relay_self, POSTERN_LOG_ERROR, "queue file "
-		                "%s/q/%s is damaged, left alone: %s", queue_dir,
+		                "%s/q/%s is damaged, left alone: %s", relay_queue_dir,
 		                e->id, c->err);
 		e->active = 0;
 		rs.nactive--;
@@ -983,7 +983,7 @@ scan_queue(void)
 	size_t len;
 	DIR *dir;
 
-	snprintf(path, sizeof(path), "%s/q", queue_dir);
+	snprintf(path, sizeof(path), "%s/q", relay_queue_dir);
 	if ((dir = opendir(path)) == NULL) {
 		relay_host->log(relay_self, POSTERN_LOG_ERROR, "scan %s: %s",
 		                path, strerror(errno));
@@ -997,11 +997,11 @@ scan_queue(void)
 		}
 		if (len != 24 || strcmp(de->d_name + 20, ".log") != 0)
 			continue;
-		snprintf(path, sizeof(path), "%s/q/%.20s", queue_dir,
+		snprintf(path, sizeof(path), "%s/q/%.20s", relay_queue_dir,
 		         de->d_name);
 		if (stat(path, &st) == 0 || errno != ENOENT)
 			continue;
-		snprintf(path, sizeof(path), "%s/q/%s", queue_dir, de->d_name);
+		snprintf(path, sizeof(path), "%s/q/%s", relay_queue_dir, de->d_name);
 		if (stat(path, &st) == 0 &&
 		    st.st_mtime + DEBRIS_AGE_S < time(NULL))
 			unlink(path);
@@ -1017,14 +1017,17 @@ check_flush(void)
 	struct stat st;
 	struct qent *e;
 
-	snprintf(path, sizeof(path), "%s/flush", queue_dir);
-	if (stat(path, &st) < 0 || st.st_mtime == rs.flush_seen)
+	snprintf(path, sizeof(path), "%s/flush", relay_queue_dir);
+	if (stat(path, &st) < 0 ||
+	    (st.st_mtim.tv_sec == rs.flush_seen.tv_sec &&
+	     st.st_mtim.tv_nsec == rs.flush_seen.tv_nsec))
 		return;
-	if (rs.flush_seen == 0 && rs.started) {
-		rs.flush_seen = st.st_mtime;
+	/* At start, an old flush is not a request. */
+	if (!rs.started) {
+		rs.flush_seen = st.st_mtim;
 		return;
 	}
-	rs.flush_seen = st.st_mtime;
+	rs.flush_seen = st.st_mtim;
 	scan_queue();
 	while ((e = TAILQ_FIRST(&rs.laterq)) != NULL) {
 		e->force = 1;
@@ -1084,7 +1087,7 @@ worker_start(void *arg)
 
 	(void)arg;
 	/* Made here, as the workers' user, who must own the queue. */
-	if (rq_init(queue_dir, err, sizeof(err)) < 0) {
+	if (rq_init(relay_queue_dir, err, sizeof(err)) < 0) {
 		relay_host->log(relay_self, POSTERN_LOG_ERROR, "%s", err);
 		return -1;
 	}
@@ -1156,7 +1159,7 @@ relay_enqueue(const struct postern_relay_envelope *env,
 		snprintf(err, errlen, "no recipients");
 		return POSTERN_RELAY_REJECT;
 	}
-	if (rq_write(queue_dir, env, msg, id, why, sizeof(why)) < 0) {
+	if (rq_write(relay_queue_dir, env, msg, id, why, sizeof(why)) < 0) {
 		relay_host->log(relay_self, POSTERN_LOG_ERROR, "%s", why);
 		snprintf(err, errlen, errno == ENOSPC || errno == EDQUOT
 		                          ? "queue full: insufficient storage"
@@ -1204,10 +1207,10 @@ relay_init(const struct postern_host *h, postern_module_t *m)
 		relay_cfg.hostname = system_hostname;
 	}
 	if (*relay_cfg.queue_dir != '\0')
-		snprintf(queue_dir, sizeof(queue_dir), "%s",
+		snprintf(relay_queue_dir, sizeof(relay_queue_dir), "%s",
 		         relay_cfg.queue_dir);
 	else
-		snprintf(queue_dir, sizeof(queue_dir), "%s/relay",
+		snprintf(relay_queue_dir, sizeof(relay_queue_dir), "%s/relay",
 		         h->dir(POSTERN_DIR_STATE));
 	relay_retry_defaults(&relay_retry);
 	relay_retry.min_s = (unsigned)(relay_cfg.retry_min / 1000);
@@ -1224,7 +1227,11 @@ relay_init(const struct postern_host *h, postern_module_t *m)
 	    NULL)
 		return -1;
 	if (h->service_publish(m, POSTERN_RELAY_SERVICE, POSTERN_RELAY_MAJOR,
-	                       POSTERN_RELAY_MINOR, &relay_table) < 0)
+	                       POSTERN_RELAY_MINOR, &relay_table) < 0 ||
+	    h->service_publish(m, POSTERN_RELAY_ADMIN_SERVICE,
+	                       POSTERN_RELAY_ADMIN_MAJOR,
+	                       POSTERN_RELAY_ADMIN_MINOR,
+	                       &relay_admin_table) < 0)
 		return -1;
 	return h->worker_ops(m, &worker_ops, NULL);
 }

@@ -459,7 +459,57 @@ def grp_name(gid):
     return grp.getgrgid(gid).gr_name
 
 
-for t in (test_smarthost_byte_exact, test_mx_routing, test_lmtp_to_dovecot, test_next_hop_down_then_up,
+def test_posternctl_queue(r):
+    port = free_port()
+    srv = relay_server(r, smarthost(port, 'tls = "none";'), name="ctl",
+                       relay_extra='retry_min = "1h"; retry_max = "2h";')
+    hop = None
+    try:
+        for who in ("held", "flushed", "deleted"):
+            send(srv, ["%s@remote.example" % who])
+        wait_log(srv, r"status=deferred", count=3)
+        out = srv.ctl("queue", "list")
+        assert "3 message(s): 0 due, 3 deferred, 0 held" in out, out
+        ids = re.findall(r"^([0-9A-F]{20})  deferred", out, re.M)
+        assert len(ids) == 3, out
+        by = {}
+        for i in ids:
+            show = srv.ctl("queue", "show", i)
+            who = re.search(r"rcpt: <(\w+)@remote.example> pending, 1 "
+                            r"failed attempt\(s\), dsn=4\.4\.1: connect",
+                            show)
+            assert who, show
+            by[who.group(1)] = i
+        srv.ctl("queue", "hold", by["held"])
+        srv.ctl("queue", "delete", by["deleted"])
+        out = srv.ctl("queue", "list")
+        assert "2 message(s): 0 due, 1 deferred, 1 held" in out, out
+        hop = NextHop(port=port).start()
+        srv.ctl("queue", "flush")
+        txns = hop.wait(1)
+        assert [t.rcpts for t in txns] == [["flushed@remote.example"]], \
+            [t.rcpts for t in txns]
+        time.sleep(1.5)
+        assert len(hop.txns) == 1  # held stays held
+        srv.ctl("queue", "release", by["held"])
+        txns = hop.wait(2)
+        assert sorted(t.rcpts[0] for t in txns) == [
+            "flushed@remote.example", "held@remote.example"], txns
+        time.sleep(1)
+        out = srv.ctl("queue", "list")
+        assert "0 message(s)" in out, out
+        from testlib import posternctl
+        st, _, err = posternctl("-c", srv.conf_path, "queue", "show",
+                                by["deleted"])
+        assert st == 1 and "not in the queue" in err, (st, err)
+    finally:
+        srv.stop()
+        if hop:
+            hop.stop()
+
+
+for t in (test_smarthost_byte_exact, test_mx_routing, test_lmtp_to_dovecot,
+          test_posternctl_queue, test_next_hop_down_then_up,
           test_4xx_then_250, test_550_gives_a_report,
           test_no_report_to_null_sender, test_slow_end_of_data_one_copy,
           test_no_pipelining_and_rcpt_mix, test_starttls_verify,

@@ -259,14 +259,14 @@ smtp = {
 };
 relay = {
   hostname = "relay.test.example";
-  retry_min = "1s";
-  retry_max = "2s";
-  scan_interval = "1s";
   routes = ( %s );
   %s
 };
 """ % (", ".join('"%s"' % d for d in relay_domains), smtp_extra, routes,
-       relay_extra)
+       relay_extra + "".join(
+           ' %s = "%s";' % (k, v) for k, v in (
+               ("retry_min", "1s"), ("retry_max", "2s"),
+               ("scan_interval", "1s")) if k not in relay_extra))
     srv = MailServer(runner, ["smtp", RELAY_SO], conf=conf,
                      ports=["mx", "sub"], name=name, workers=workers)
     srv.add_user("alice@example.org", "alice-pw")
