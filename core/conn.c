@@ -87,6 +87,7 @@ enum conn_state {
 	CS_STARTTLS,  /* sending the plaintext go-ahead; not reading */
 	CS_HANDSHAKE, /* SSL_accept in progress */
 	CS_TLS,
+	CS_CONNECTING, /* outbound: connect() in progress */
 };
 
 struct out_chunk {
@@ -153,6 +154,9 @@ struct postern_conn {
 
 	/* junk commands since the last conn_junk_reset */
 	unsigned junk;
+	/* outbound connections (conn_connect) */
+	char *error;           /* why it failed, for conn_error */
+	unsigned connected_idle_ms; /* idle timeout once connected */
 
 	unsigned paused : 1;
 	unsigned throttled : 1;   /* output over the high-water mark: input
@@ -511,6 +515,7 @@ conn_free(postern_conn_t *c)
 		loop_timer_cancel(loop_current, c->timer);
 	out_free(c);
 	free(c->in);
+	free(c->error);
 	pool_destroy(c->pool);
 	free(c);
 }
@@ -602,9 +607,13 @@ conn_begin_close(postern_conn_t *c, enum postern_close_reason why)
 }
 
 /* A socket error: logged (the reason says what), then closed. */
+static void conn_set_error(postern_conn_t *c, const char *what,
+                           const char *reason);
+
 static void
 conn_fail(postern_conn_t *c, const char *what, const char *reason)
 {
+	conn_set_error(c, what, reason);
 	conn_log(c, POSTERN_LOG_INFO, "%s: %s", what, reason);
 	conn_abort(c, POSTERN_CLOSE_ERROR);
 }
@@ -787,6 +796,8 @@ send_tls(postern_conn_t *c)
 }
 
 static void conn_start_handshake(postern_conn_t *c);
+static void conn_connected(postern_conn_t *c);
+static void conn_tls_failed(postern_conn_t *c, const char *reason);
 
 /*
  * Sends what is queued until the socket blocks, calling on_drain each
@@ -801,7 +812,7 @@ conn_flush(postern_conn_t *c)
 	for (round = 0; round < CONN_FLUSH_ROUNDS; round++) {
 		if (c->dead)
 			return;
-		if (c->state == CS_HANDSHAKE) {
+		if (c->state == CS_HANDSHAKE || c->state == CS_CONNECTING) {
 			/* Nothing can go out yet; closing now has nothing to
 			 * say, so it does not wait for the handshake. */
 			if (c->closing)
@@ -994,7 +1005,7 @@ conn_handshake(postern_conn_t *c)
 
 	ERR_clear_error();
 	errno = 0;
-	r = SSL_accept(c->ssl);
+	r = SSL_is_server(c->ssl) ? SSL_accept(c->ssl) : SSL_connect(c->ssl);
 	if (r == 1) {
 		const SSL_CIPHER *cipher = SSL_get_current_cipher(c->ssl);
 		c->state = CS_TLS;
@@ -1014,8 +1025,9 @@ conn_handshake(postern_conn_t *c)
 		c->hs_want_write = err == SSL_ERROR_WANT_WRITE;
 		return;
 	}
+	conn_tls_failed(c, ssl_reason(reason, sizeof(reason), err));
 	conn_log(c, POSTERN_LOG_INFO, "TLS handshake failed: %s",
-	         ssl_reason(reason, sizeof(reason), err));
+	         c->error);
 	conn_abort(c, POSTERN_CLOSE_ERROR);
 }
 
@@ -1063,6 +1075,8 @@ conn_update_watch(postern_conn_t *c)
 		return;
 	if (c->state == CS_HANDSHAKE) {
 		ev = c->hs_want_write ? LOOP_WRITE : LOOP_READ;
+	} else if (c->state == CS_CONNECTING) {
+		ev = LOOP_WRITE;
 	} else {
 		if (want_input(c))
 			ev |= c->state == CS_TLS && c->read_want_write
@@ -1109,7 +1123,9 @@ conn_io(struct loop_watch *w, int fd, unsigned events, void *arg)
 	(void)fd;
 	if (c->dead)
 		return;
-	if (c->state == CS_HANDSHAKE) {
+	if (c->state == CS_CONNECTING) {
+		conn_connected(c);
+	} else if (c->state == CS_HANDSHAKE) {
 		conn_handshake(c);
 	} else {
 		if (c->write_blocked &&
@@ -1205,8 +1221,15 @@ conn_timer_check(postern_conn_t *c)
 		}
 		return (unsigned)(due - now);
 	}
+	if (c->state == CS_CONNECTING) {
+		conn_set_error(c, "connect", "timed out");
+		conn_log(c, POSTERN_LOG_INFO, "connect: timed out");
+		conn_abort(c, POSTERN_CLOSE_TIMEOUT);
+		return 0;
+	}
 	if (c->state == CS_HANDSHAKE || c->state == CS_STARTTLS ||
 	    c->ops == NULL) {
+		conn_set_error(c, "TLS setup", "timed out");
 		conn_log(c, POSTERN_LOG_INFO, "idle timeout during TLS setup");
 		conn_abort(c, POSTERN_CLOSE_TIMEOUT);
 		return 0;
@@ -1804,4 +1827,229 @@ conn_close_all(void)
 	conn_run_dead(NULL);
 	while (!TAILQ_EMPTY(&cs.lingers))
 		linger_free(TAILQ_FIRST(&cs.lingers));
+}
+
+/* ---- outbound connections (conn_connect, client STARTTLS) ------------- */
+
+/* Every outbound connection shares this spec: it carries no limits (the
+ * module that connects counts its own connections), so it is never
+ * counted in conn_limits_take. */
+static const struct postern_listen_spec conn_out_spec = {
+	.size = sizeof(struct postern_listen_spec),
+	.name = "outbound",
+};
+
+#define CONN_CONNECT_DEFAULT_MS 30000
+
+static void
+conn_set_error(postern_conn_t *c, const char *what, const char *reason)
+{
+	if (c->error != NULL)
+		return; /* the first cause is the one worth telling */
+	if (asprintf(&c->error, "%s: %s", what, reason) < 0)
+		c->error = NULL;
+}
+
+/* A failed handshake: a certificate that did not verify says why. */
+static void
+conn_tls_failed(postern_conn_t *c, const char *reason)
+{
+	long v;
+
+	if (!SSL_is_server(c->ssl) &&
+	    (v = SSL_get_verify_result(c->ssl)) != X509_V_OK) {
+		conn_set_error(c, "TLS certificate verification",
+		               X509_verify_cert_error_string(v));
+		return;
+	}
+	conn_set_error(c, "TLS handshake", reason);
+}
+
+/* The socket became writable: the connect finished, one way or the
+ * other. */
+static void
+conn_connected(postern_conn_t *c)
+{
+	int soerr = 0, one = 1;
+	socklen_t len = sizeof(soerr);
+
+	if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &soerr, &len) < 0)
+		soerr = errno;
+	if (soerr != 0) {
+		conn_fail(c, "connect", strerror(soerr));
+		return;
+	}
+	c->state = CS_PLAIN;
+	c->idle_ms = c->connected_idle_ms;
+	c->last_activity = now_ms();
+	c->local_port = socket_local_port(c->fd);
+	if (c->peer.ss_family != AF_UNIX)
+		setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	conn_log(c, POSTERN_LOG_DEBUG, "connected");
+	mark_pending(c); /* output queued while connecting */
+}
+
+/* Fills c->peer from a numeric address or a unix socket path. */
+static int
+conn_target(postern_conn_t *c, const struct postern_connect_spec *spec,
+            char *err, size_t errlen)
+{
+	struct sockaddr_in *sin = (struct sockaddr_in *)&c->peer;
+	struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&c->peer;
+	struct sockaddr_un *sun = (struct sockaddr_un *)&c->peer;
+	const char *a = spec->address;
+
+	memset(&c->peer, 0, sizeof(c->peer));
+	if (a == NULL) {
+		snprintf(err, errlen, "connect: no address");
+		return -1;
+	}
+	if (a[0] == '/') {
+		if (strlen(a) >= sizeof(sun->sun_path)) {
+			snprintf(err, errlen, "connect to %s: path too long",
+			         a);
+			return -1;
+		}
+		sun->sun_family = AF_UNIX;
+		memcpy(sun->sun_path, a, strlen(a) + 1);
+		c->peer_len = sizeof(*sun);
+		return 0;
+	}
+	if (spec->port == 0 || spec->port > 65535) {
+		snprintf(err, errlen, "connect to %s: bad port %u", a,
+		         spec->port);
+		return -1;
+	}
+	if (inet_pton(AF_INET, a, &sin->sin_addr) == 1) {
+		sin->sin_family = AF_INET;
+		sin->sin_port = htons((uint16_t)spec->port);
+		c->peer_len = sizeof(*sin);
+		return 0;
+	}
+	if (inet_pton(AF_INET6, a, &sin6->sin6_addr) == 1) {
+		sin6->sin6_family = AF_INET6;
+		sin6->sin6_port = htons((uint16_t)spec->port);
+		c->peer_len = sizeof(*sin6);
+		return 0;
+	}
+	snprintf(err, errlen, "connect to %s: not a numeric address", a);
+	return -1;
+}
+
+postern_conn_t *
+conn_connect(const struct postern_connect_spec *spec, char *err,
+             size_t errlen)
+{
+	postern_conn_t *c;
+	int r;
+
+	if (cs.loop != loop_current)
+		conn_init(loop_current);
+	if (spec->ops == NULL) {
+		snprintf(err, errlen, "connect: no connection callbacks");
+		return NULL;
+	}
+	c = xcalloc(1, sizeof(*c));
+	if (conn_target(c, spec, err, errlen) < 0) {
+		free(c);
+		return NULL;
+	}
+	c->spec = &conn_out_spec;
+	c->id = cs.next_id++;
+	peer_describe(c);
+	c->fd = socket(c->peer.ss_family,
+	               SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (c->fd < 0) {
+		snprintf(err, errlen, "connect to %s: socket: %s",
+		         spec->address, strerror(errno));
+		free(c);
+		return NULL;
+	}
+	r = connect(c->fd, (struct sockaddr *)&c->peer, c->peer_len);
+	if (r < 0 && errno != EINPROGRESS) {
+		snprintf(err, errlen, "connect to %s: %s", spec->address,
+		         strerror(errno));
+		close(c->fd);
+		free(c);
+		return NULL;
+	}
+	c->state = CS_CONNECTING;
+	c->ops = spec->ops;
+	c->arg = spec->arg;
+	c->in_max = spec->limits.max_input ? spec->limits.max_input
+	                                   : CONN_MAX_INPUT_DEFAULT;
+	c->in_cap = c->in_max < CONN_IN_INITIAL ? c->in_max : CONN_IN_INITIAL;
+	c->in = xmalloc(c->in_cap);
+	c->pool = pool_create(CONN_POOL_BLOCK);
+	c->connected_idle_ms = spec->limits.idle_ms;
+	c->idle_ms = spec->connect_ms ? spec->connect_ms
+	                              : CONN_CONNECT_DEFAULT_MS;
+	c->last_activity = now_ms();
+	c->watch_events = LOOP_WRITE;
+	c->watch = loop_watch_add(loop_current, c->fd, LOOP_WRITE, conn_io,
+	                          c);
+	if (c->watch == NULL) {
+		snprintf(err, errlen, "connect to %s: cannot watch the socket",
+		         spec->address);
+		close(c->fd);
+		free(c->in);
+		pool_destroy(c->pool);
+		free(c);
+		return NULL;
+	}
+	c->timer = loop_timer_add(loop_current, c->idle_ms, conn_timer, c);
+	TAILQ_INSERT_TAIL(&cs.all, c, all_link);
+	cs.count++;
+	return c;
+}
+
+int
+conn_starttls_client(postern_conn_t *c, postern_tls_t *tls,
+                     const char *verify_name)
+{
+	char reason[256];
+
+	if (c->closing || c->dead)
+		return POSTERN_CLOSED;
+	if (c->spec != &conn_out_spec || c->state != CS_PLAIN || tls == NULL)
+		return POSTERN_ERROR;
+	/* Whatever arrived before the handshake came in plaintext. */
+	in_discard_all(c);
+	unmark_ready(c);
+	if (conn_ssl_new(c, tls) < 0) {
+		conn_set_error(c, "TLS setup",
+		               ssl_reason(reason, sizeof(reason),
+		                          SSL_ERROR_SSL));
+		conn_abort(c, POSTERN_CLOSE_ERROR);
+		return POSTERN_OK;
+	}
+	SSL_set_connect_state(c->ssl);
+	if (verify_name != NULL) {
+		struct in6_addr ip;
+		int numeric = inet_pton(AF_INET, verify_name, &ip) == 1 ||
+		              inet_pton(AF_INET6, verify_name, &ip) == 1;
+
+		SSL_set_verify(c->ssl, SSL_VERIFY_PEER, NULL);
+		if (numeric)
+			X509_VERIFY_PARAM_set1_ip_asc(
+				SSL_get0_param(c->ssl), verify_name);
+		else if (SSL_set1_host(c->ssl, verify_name) != 1 ||
+		         SSL_set_tlsext_host_name(c->ssl, verify_name) != 1) {
+			conn_set_error(c, "TLS setup", "bad host name");
+			conn_abort(c, POSTERN_CLOSE_ERROR);
+			return POSTERN_OK;
+		}
+	} else {
+		SSL_set_verify(c->ssl, SSL_VERIFY_NONE, NULL);
+	}
+	conn_handshake(c);
+	if (!c->dead)
+		mark_pending(c);
+	return POSTERN_OK;
+}
+
+const char *
+conn_error(postern_conn_t *c)
+{
+	return c->error;
 }

@@ -47,6 +47,13 @@ void conn_junk_reset(postern_conn_t *c);
 void conn_log(postern_conn_t *c, int level, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
+/* Outbound connections (host->conn_connect and friends, ABI 1.4). */
+postern_conn_t *conn_connect(const struct postern_connect_spec *spec,
+                             char *err, size_t errlen);
+int conn_starttls_client(postern_conn_t *c, postern_tls_t *tls,
+                         const char *verify_name);
+const char *conn_error(postern_conn_t *c);
+
 /* Makes `l` (loop_current) the connections' loop: installs the
  * before-wait callback that flushes output, and ignores SIGPIPE (a peer
  * that resets must not kill the worker).  conn_accept calls it itself

@@ -9,6 +9,7 @@
  */
 #include "host.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -320,6 +321,37 @@ h_tls_create(postern_module_t *m, postern_cfg_t *node)
 	return tls_create(host.conf, node);
 }
 
+static postern_conn_t *
+h_conn_connect(postern_module_t *m, const struct postern_connect_spec *spec,
+               char *err, size_t errlen)
+{
+	(void)m;
+	if (loop_current == NULL) {
+		snprintf(err, errlen, "conn_connect called outside a worker");
+		return NULL;
+	}
+	return conn_connect(spec, err, errlen);
+}
+
+static postern_tls_t *
+h_tls_client_create(postern_module_t *m, postern_cfg_t *node,
+                    const char *ca_file)
+{
+	const char *dir = conf_dir(host.conf);
+	char path[4096], err[1024];
+	postern_tls_t *t;
+
+	if (!init_only(m, "tls_client_create"))
+		return NULL;
+	if (ca_file != NULL && ca_file[0] != '/' && dir != NULL &&
+	    (size_t)snprintf(path, sizeof(path), "%s/%s", dir, ca_file) <
+	        sizeof(path))
+		ca_file = path;
+	if ((t = tls_client_ctx(ca_file, err, sizeof(err))) == NULL)
+		conf_error(host.conf, node, "%s", err);
+	return t;
+}
+
 static postern_listener_t *
 h_listen(postern_module_t *m, const struct postern_listen_spec *spec)
 {
@@ -487,6 +519,10 @@ static const struct postern_host host_table_v = {
 	.spool_memory = spool_memory,
 	.spool_fd = spool_fd,
 	.spool_free = spool_free,
+	.conn_connect = h_conn_connect,
+	.tls_client_create = h_tls_client_create,
+	.conn_starttls_client = conn_starttls_client,
+	.conn_error = conn_error,
 };
 
 const struct postern_host *

@@ -23,9 +23,11 @@
 #include <string.h>
 #include <strings.h>
 #include <termios.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <postern/postern.h>
+#include <postern/relay.h>
 
 #include "host.h"
 #include "log.h"
@@ -80,6 +82,9 @@ usage(FILE *out)
 	    "  alias del ADDRESS\n"
 	    "  alias list\n"
 	    "  mailbox list USER\n"
+	    "  queue list                    (the relay's queue, with counts)\n"
+	    "  queue show ID | hold ID | release ID | delete ID\n"
+	    "  queue flush                   (try every deferred message now)\n"
 	    "  -c FILE  configuration (default %s/postern.conf)\n"
 	    "Passwords are asked twice on the terminal, or read as one line "
 	    "from\nstandard input with --password-stdin.\n",
@@ -501,6 +506,154 @@ mailbox_list(struct ctx *c)
 	return rc != 0 ? 1 : 0;
 }
 
+/* ---- the relay's queue ------------------------------------------------ */
+
+static const struct postern_relay_admin *
+need_relay(struct ctx *c)
+{
+	const struct postern_relay_admin *a;
+
+	a = service_lookup(ME, POSTERN_RELAY_ADMIN_SERVICE,
+	                   POSTERN_RELAY_ADMIN_MAJOR,
+	                   POSTERN_RELAY_ADMIN_MINOR, 1);
+	if (a == NULL)
+		fail("%s: no relay module is loaded (add \"relay\" to "
+		     "`modules`)", c->config);
+	return a;
+}
+
+struct queue_counts {
+	size_t total, due, deferred, held, damaged;
+	time_t now;
+};
+
+static void
+queue_entry(const struct postern_relay_queued *q, void *arg)
+{
+	struct queue_counts *n = arg;
+	char when[32];
+	struct tm tm;
+	time_t t = (time_t)q->arrival;
+	const char *state;
+
+	n->total++;
+	if (q->error != NULL) {
+		n->damaged++;
+		printf("%s  DAMAGED: %s\n", q->id, q->error);
+		return;
+	}
+	if (q->held) {
+		state = "held";
+		n->held++;
+	} else if (q->next_try > (int64_t)n->now) {
+		state = "deferred";
+		n->deferred++;
+	} else {
+		state = "due";
+		n->due++;
+	}
+	gmtime_r(&t, &tm);
+	strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	printf("%s  %-8s %s %8llu  <%s>  %zu rcpt: %zu pending, %zu sent, "
+	       "%zu failed\n", q->id, state, when,
+	       (unsigned long long)q->length, q->sender, q->nrcpts,
+	       q->pending, q->sent, q->failed);
+}
+
+static int
+queue_list(struct ctx *c)
+{
+	const struct postern_relay_admin *a = need_relay(c);
+	struct queue_counts n = { .now = time(NULL) };
+	char err[1024];
+
+	if (a == NULL)
+		return 1;
+	if (a->list(queue_entry, &n, err, sizeof(err)) < 0) {
+		fail("queue list: %s", err);
+		return 1;
+	}
+	printf("%zu message(s): %zu due, %zu deferred, %zu held, "
+	       "%zu damaged\n", n.total, n.due, n.deferred, n.held,
+	       n.damaged);
+	return 0;
+}
+
+static void
+print_line(const char *line, void *arg)
+{
+	(void)arg;
+	puts(line);
+}
+
+static int
+queue_show(struct ctx *c)
+{
+	const struct postern_relay_admin *a = need_relay(c);
+	char err[1024];
+
+	if (a == NULL)
+		return 1;
+	if (a->show(c->argv[0], print_line, NULL, err, sizeof(err)) < 0) {
+		fail("queue show: %s", err);
+		return 1;
+	}
+	return 0;
+}
+
+/* hold, release, delete: one id, one function. */
+static int
+queue_one(struct ctx *c, const char *verb,
+          int (*fn)(const char *id, char *err, size_t errlen))
+{
+	char err[1024];
+
+	if (fn(c->argv[0], err, sizeof(err)) < 0) {
+		fail("queue %s: %s", verb, err);
+		return 1;
+	}
+	return 0;
+}
+
+static int
+queue_hold(struct ctx *c)
+{
+	const struct postern_relay_admin *a = need_relay(c);
+
+	return a == NULL ? 1 : queue_one(c, "hold", a->hold);
+}
+
+static int
+queue_release(struct ctx *c)
+{
+	const struct postern_relay_admin *a = need_relay(c);
+
+	return a == NULL ? 1 : queue_one(c, "release", a->release);
+}
+
+static int
+queue_delete(struct ctx *c)
+{
+	const struct postern_relay_admin *a = need_relay(c);
+
+	return a == NULL ? 1 : queue_one(c, "delete", a->remove);
+}
+
+static int
+queue_flush(struct ctx *c)
+{
+	const struct postern_relay_admin *a = need_relay(c);
+	char err[1024];
+
+	if (a == NULL)
+		return 1;
+	if (a->flush(err, sizeof(err)) < 0) {
+		fail("queue flush: %s", err);
+		return 1;
+	}
+	return 0;
+}
+
 /* ---- command line ----------------------------------------------------- */
 
 static const struct cmd cmds[] = {
@@ -512,6 +665,12 @@ static const struct cmd cmds[] = {
 	{ "alias", "del", 1, 1, 0, alias_del },
 	{ "alias", "list", 0, 0, 0, alias_list },
 	{ "mailbox", "list", 1, 1, 0, mailbox_list },
+	{ "queue", "list", 0, 0, 0, queue_list },
+	{ "queue", "show", 1, 1, 0, queue_show },
+	{ "queue", "hold", 1, 1, 0, queue_hold },
+	{ "queue", "release", 1, 1, 0, queue_release },
+	{ "queue", "delete", 1, 1, 0, queue_delete },
+	{ "queue", "flush", 0, 0, 0, queue_flush },
 };
 
 /* Takes the command's options out of argv (any position), leaving the

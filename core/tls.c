@@ -240,6 +240,37 @@ tls_create_ctx(const struct tls_settings *s, char *err, size_t errlen)
 	return tls_build(s, err, errlen, &which);
 }
 
+postern_tls_t *
+tls_client_ctx(const char *ca, char *err, size_t errlen)
+{
+	postern_tls_t *t;
+	SSL_CTX *ctx;
+
+	ERR_clear_error();
+	if ((ctx = SSL_CTX_new(TLS_client_method())) == NULL) {
+		tls_err(err, errlen, "cannot create a TLS client context");
+		return NULL;
+	}
+	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+	SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION |
+	                             SSL_OP_NO_RENEGOTIATION |
+	                             SSL_OP_IGNORE_UNEXPECTED_EOF);
+	SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE |
+	                          SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+	if (ca != NULL ? SSL_CTX_load_verify_locations(ctx, ca, NULL) != 1
+	               : SSL_CTX_set_default_verify_paths(ctx) != 1) {
+		tls_err(err, errlen, ca != NULL ? ca : "default CA paths");
+		SSL_CTX_free(ctx);
+		return NULL;
+	}
+	t = xcalloc(1, sizeof(*t));
+	t->ctx = ctx;
+	t->cert_file = xstrdup(ca != NULL ? ca : "(client)");
+	t->next = tls_list;
+	tls_list = t;
+	return t;
+}
+
 /* The group as conf_parse fills it: min_version is an enum index. */
 struct tls_conf {
 	const char *cert, *key, *ca;

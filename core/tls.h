@@ -37,6 +37,11 @@ postern_tls_t *tls_create_ctx(const struct tls_settings *s, char *err,
  * ciphers, ciphersuites; see host->tls_create).  Errors go through
  * conf_error (`FILE:LINE: key 'x.tls.cert': cannot read ...`); NULL then. */
 postern_tls_t *tls_create(struct conf *c, postern_cfg_t *node);
+/* A client context (outbound STARTTLS): TLS 1.2 or newer, peers
+ * verified against the PEM file `ca` or, when NULL, the system's
+ * default CA paths (enforced per connection by conn_starttls_client).
+ * NULL on failure, with `err` saying what failed. */
+postern_tls_t *tls_client_ctx(const char *ca, char *err, size_t errlen);
 void tls_free(postern_tls_t *t);
 /* Frees every context created (process exit). */
 void tls_free_all(void);

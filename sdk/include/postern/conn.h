@@ -122,6 +122,20 @@ struct postern_listen_spec {
 	void *arg;            /* passed to ops; owned by the module */
 };
 
+/* An outbound connection (host->conn_connect, ABI 1.4). */
+struct postern_connect_spec {
+	size_t size;          /* sizeof(struct postern_connect_spec) */
+	const char *name;     /* shown in logs, e.g. "relay" */
+	/* A numeric IPv4 or IPv6 address ("192.0.2.7", "2001:db8::1"), or
+	 * a path starting with '/' for a unix socket.  No name lookup. */
+	const char *address;
+	unsigned port;        /* TCP port; ignored for unix sockets */
+	unsigned connect_ms;  /* connect timeout (0: 30 seconds) */
+	struct postern_conn_limits limits; /* idle_ms applies once connected */
+	const struct postern_conn_ops *ops; /* set before connecting */
+	void *arg;
+};
+
 /* What conn_tls_info reports. */
 struct postern_tls_info {
 	size_t size;             /* set by the caller before the call */

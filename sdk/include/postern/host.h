@@ -479,6 +479,45 @@ struct postern_host {
 	 * flush.  Owned by the spool: read it with pread, do not close. */
 	int (*spool_fd)(const postern_spool_t *sp);
 	void (*spool_free)(postern_spool_t *sp);
+
+	/* ---- Outbound connections and client TLS (ABI 1.4) ---------- */
+
+	/* Starts a non-blocking connect to spec->address (postern/conn.h;
+	 * the spec is copied).  Returns the connection at once, or NULL
+	 * with `err` (errlen bytes) saying why (bad address, no socket).
+	 * The connection then behaves as an accepted one with spec->ops:
+	 * on_read when the peer's first bytes arrive (a greeting), output
+	 * queued before the connect completes goes out after it.  A connect
+	 * that fails or does not complete within spec->connect_ms ends in
+	 * on_close (reason ERROR or TIMEOUT); conn_error says why.  Worker,
+	 * event loop only. */
+	postern_conn_t *(*conn_connect)(postern_module_t *m,
+	                                const struct postern_connect_spec *spec,
+	                                char *err, size_t errlen);
+	/* A client TLS context: peers are verified against the PEM CA file
+	 * `ca_file` (relative: in the configuration's directory), or the
+	 * system's default CAs when NULL; verification is only enforced by
+	 * conn_starttls_client with a name.  Errors are reported through
+	 * cfg_error against `node` (may be NULL) and give NULL.  Init only;
+	 * host-owned. */
+	postern_tls_t *(*tls_client_create)(postern_module_t *m,
+	                                    postern_cfg_t *node,
+	                                    const char *ca_file);
+	/* Client STARTTLS on a plaintext outbound connection, once the peer
+	 * said go ahead: every input byte buffered so far is discarded
+	 * (RFC 3207 section 6), the handshake starts now, and output queued
+	 * afterwards goes out inside TLS.  With `verify_name` (not NULL),
+	 * the peer's certificate must chain to the context's CAs and match
+	 * the name (SNI is sent too), or the handshake fails and the
+	 * connection closes (reason ERROR, conn_error says why); with NULL,
+	 * any certificate is taken (opportunistic TLS).  POSTERN_OK, or
+	 * POSTERN_ERROR (already TLS, not an outbound connection). */
+	int (*conn_starttls_client)(postern_conn_t *c, postern_tls_t *tls,
+	                            const char *verify_name);
+	/* Why the connection failed (connect refused, timed out, TLS
+	 * verification), or NULL when it did not.  Host-owned, valid until
+	 * on_close returns. */
+	const char *(*conn_error)(postern_conn_t *c);
 #endif
 };
 

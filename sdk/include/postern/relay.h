@@ -126,6 +126,54 @@ struct postern_relay {
 	               size_t errlen);
 };
 
+/*
+ * The queue's administration (posternctl queue ...): a relay publishes a
+ * `struct postern_relay_admin` as POSTERN_RELAY_ADMIN_SERVICE.  Every
+ * function blocks on the queue's files: call it from a command-line tool
+ * or a job thread, never from an event loop.  `err` (errlen bytes) gets
+ * the reason of a -1.
+ */
+#define POSTERN_RELAY_ADMIN_SERVICE "relay_admin"
+#define POSTERN_RELAY_ADMIN_MAJOR 1
+#define POSTERN_RELAY_ADMIN_MINOR 0
+
+/* One queued message, as `list` reports it (valid during the call). */
+struct postern_relay_queued {
+	size_t size;          /* sizeof(struct postern_relay_queued) */
+	const char *id;
+	int64_t arrival;      /* seconds since the epoch */
+	const char *sender;   /* "" for <> */
+	uint64_t length;      /* message octets */
+	size_t nrcpts, pending, sent, failed;
+	unsigned failures;    /* most failed attempts of a recipient */
+	int64_t next_try;     /* earliest pending recipient's (0: now) */
+	int held;
+	/* The file cannot be read or parsed: `error` says why, the other
+	 * fields but id are zero.  Damaged messages are never delivered. */
+	const char *error;
+};
+
+struct postern_relay_admin {
+	size_t size;          /* sizeof(struct postern_relay_admin) */
+	/* Calls fn for every queued message, oldest first. */
+	int (*list)(void (*fn)(const struct postern_relay_queued *q,
+	                       void *arg),
+	            void *arg, char *err, size_t errlen);
+	/* Writes the envelope and each recipient's state, as text, to fn
+	 * (one line per call, without its LF). */
+	int (*show)(const char *id, void (*fn)(const char *line, void *arg),
+	            void *arg, char *err, size_t errlen);
+	/* Keeps the message from delivery until release. */
+	int (*hold)(const char *id, char *err, size_t errlen);
+	/* Ends a hold; the message is tried at once. */
+	int (*release)(const char *id, char *err, size_t errlen);
+	/* Removes the message without a report; -1 while a worker is
+	 * delivering it (try again). */
+	int (*remove)(const char *id, char *err, size_t errlen);
+	/* Asks every worker to try every deferred message now. */
+	int (*flush)(char *err, size_t errlen);
+};
+
 #ifdef __cplusplus
 }
 #endif
