@@ -147,6 +147,13 @@ qp_release(struct qp_enc *q, int at_line_end)
 		qp_token(q, &c, 1);
 }
 
+/* Printable ASCII that stands for itself anywhere on a line. */
+static int
+qp_literal(unsigned char c)
+{
+	return c > ' ' && c <= '~' && c != '=';
+}
+
 static void
 qp_octet(struct qp_enc *q, unsigned char c)
 {
@@ -199,8 +206,23 @@ encode_qp(struct eb *e, uint64_t start, uint64_t end)
 		n = end - start < EB_CHUNK ? (size_t)(end - start) : EB_CHUNK;
 		if (eb_read(e, start, n) < 0)
 			return -1;
-		for (i = 0; i < n; i++)
-			qp_octet(&q, (unsigned char)e->buf[i]);
+		for (i = 0; i < n;) {
+			size_t run = 0, room = QP_LINE - 1 - q.col;
+
+			/* A run of literal characters that fits the line
+			 * goes out in one piece. */
+			while (!q.held_cr && !q.held_ws && run < room &&
+			    i + run < n && qp_literal((unsigned char)
+			    e->buf[i + run]))
+				run++;
+			if (run > 0) {
+				relay_out_put(q.out, e->buf + i, run);
+				q.col += run;
+				i += run;
+				continue;
+			}
+			qp_octet(&q, (unsigned char)e->buf[i++]);
+		}
 		start += n;
 	}
 	qp_finish(&q);
