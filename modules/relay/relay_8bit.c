@@ -116,6 +116,14 @@ qp_token(struct qp_enc *q, const char *t, size_t n)
 	if (q->col + n > QP_LINE - 1) {
 		relay_out_put(q->out, "=\r\n", 3);
 		q->col = 0;
+		/* A line the soft break begins must not read as a boundary
+		 * ("--outer") of an enclosing multipart: the original had no
+		 * line start here. */
+		if (n == 1 && t[0] == '-') {
+			relay_out_put(q->out, "=2D", 3);
+			q->col = 3;
+			return;
+		}
 	}
 	relay_out_put(q->out, t, n);
 	q->col += n;

@@ -362,6 +362,30 @@ test_multipart(void)
 }
 
 static void
+test_soft_break_no_boundary(void)
+{
+	char msg[1024];
+	size_t n, i;
+
+	/* A long 8-bit line holding the enclosing boundary where the
+	 * encoder breaks it (after 75 characters): the continuation must
+	 * not start a delimiter line. */
+	n = (size_t)sprintf(msg,
+	    "MIME-Version: 1.0\r\n"
+	    "Content-Type: multipart/mixed; boundary=outer\r\n\r\n"
+	    "--outer\r\n"
+	    "Content-Type: text/plain; charset=utf-8\r\n\r\n"
+	    "\xc3\xa9");
+	for (i = 0; i < 69; i++)
+		msg[n++] = 'x';
+	n += (size_t)sprintf(msg + n, "--outer-- and more text\r\n"
+	    "--outer\r\n\r\nsecond\r\n--outer--\r\n");
+	CU_ASSERT_EQUAL(roundtrip(msg, n), 2);
+	CU_ASSERT_PTR_NULL(strstr(out, "=\r\n--outer"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "=\r\n=2D-outer-- and more"));
+}
+
+static void
 test_large_and_straddling(void)
 {
 	size_t n = 0, i, fill;
@@ -461,6 +485,7 @@ static CU_TestInfo eb_tests[] = {
 	{ "a message without MIME gains it", test_plain_message },
 	{ "awkward text decodes back exactly", test_awkward_text },
 	{ "multiparts, binary and message/rfc822", test_multipart },
+	{ "a soft break never starts a boundary", test_soft_break_no_boundary },
 	{ "large bodies, fields across reads", test_large_and_straddling },
 	{ "8-bit headers cannot be converted", test_8bit_header },
 	{ "8-bit where no encoding can go", test_cannot },
