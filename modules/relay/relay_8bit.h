@@ -7,7 +7,7 @@
  * host ABI 1.3) and written out again:
  *   - a leaf part whose body holds an octet >= 128 or NUL, and whose
  *     Content-Transfer-Encoding is 7bit, 8bit, binary or absent, is
- *     re-encoded: text/* as quoted-printable (RFC 2045 6.7: lines of at
+ *     re-encoded: a text part as quoted-printable (RFC 2045 6.7: lines of at
  *     most 76 characters with soft breaks, '=' and trailing white space
  *     encoded, CRLF kept as line breaks and a bare CR or LF encoded so
  *     the decoded octets are exactly the original), anything else as

@@ -118,9 +118,10 @@ void relay_dns_destroy(struct relay_dns *d);
 
 /* The MX hosts of `domain` (ASCII or A-labels; a trailing dot is
  * ignored).  No MX record but the name exists: one implicit host, the
- * domain.  A CNAME is followed by c-ares.  Returns the query (never
- * NULL: even an invalid domain answers through the callback, with
- * RELAY_DNS_NXDOMAIN). */
+ * domain.  A CNAME is followed by c-ares.  Returns the query; an
+ * invalid domain answers through the callback too, with
+ * RELAY_DNS_NXDOMAIN.  NULL only when out of memory (then nothing is
+ * called back). */
 struct relay_dns_query *relay_dns_mx(struct relay_dns *d, const char *domain,
                                      relay_dns_mx_fn cb, void *arg);
 

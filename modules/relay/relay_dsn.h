@@ -25,6 +25,11 @@
  * delivery-status part, long values are folded, and a value is cut at
  * RELAY_DSN_FIELD_MAX octets.
  *
+ * An SMTPUTF8 sender (UTF-8 in its address) makes the report's To field
+ * UTF-8 and its parts 8bit: send such a report with SMTPUTF8 (the
+ * delivery-status part stays ASCII; RFC 6533's message/global-
+ * delivery-status is not produced).
+ *
  * The original is read with pread(2) from fd + offset, in pieces: it is
  * never held whole in memory.
  *

@@ -115,8 +115,8 @@ void relay_routes_free(struct relay_routes *t); /* NULL: no-op */
 /* Adds a route.  -1 with err set for a bad pattern (empty, "*" inside a
  * name, "*." alone, a label over 63 or a name over 255 octets, white
  * space or a control octet), a bad via or TLS policy, a pattern already
- * in the table, an LMTP_UNIX or MX route with tls other than none/may,
- * or ENOMEM.  The spec's strings are copied. */
+ * in the table, an LMTP_UNIX route with tls other than none/may, or
+ * ENOMEM.  The spec's strings are copied. */
 int relay_routes_add(struct relay_routes *t,
                      const struct relay_route_spec *spec, char *err,
                      size_t errlen);

@@ -26,6 +26,9 @@ static const char *const mode_names[] = {
 static const char *const auth_names[] = {
 	"auto", "off", "optional", "required", NULL,
 };
+static const char *const sender_match_names[] = {
+	"auto", "off", "on", NULL,
+};
 static const char *const bare_newline_names[] = {
 	"reject", "normalise", NULL,
 };
@@ -46,6 +49,12 @@ static const struct postern_cfg_key listen_keys[] = {
 	  .offset = offsetof(struct smtp_listener, plaintext_auth),
 	  .def = "false",
 	  .doc = "allow AUTH without TLS (538 5.7.11 otherwise)" },
+	{ .name = "sender_login_match", .type = POSTERN_CFG_ENUM,
+	  .offset = offsetof(struct smtp_listener, sender_login_match),
+	  .def = "auto", .choices = sender_match_names,
+	  .doc = "refuse (553 5.7.1) a MAIL FROM that is not an address "
+	         "(aliases included) of the authenticated user: auto (on "
+	         "for submission, off for mx), off, on" },
 	{ .name = NULL },
 };
 
@@ -274,6 +283,10 @@ add_listener(postern_cfg_t *node)
 	if (l->auth == SMTP_AUTH_AUTO)
 		l->auth = l->mode == SMTP_MODE_MX ? SMTP_AUTH_OFF
 		                                  : SMTP_AUTH_REQUIRED;
+	l->sender_login_match =
+	    l->sender_login_match == SMTP_SENDER_MATCH_ON ||
+	    (l->sender_login_match == SMTP_SENDER_MATCH_AUTO &&
+	     l->mode != SMTP_MODE_MX);
 	/* Lines are read by the session itself; the input buffer must hold
 	 * an AUTH response (12288 octets, RFC 4954) and a BDAT piece. */
 	limits.max_input = 64 * 1024;

@@ -47,6 +47,15 @@ struct smtp_listener {
 	int mode;            /* enum smtp_mode */
 	int auth;            /* enum smtp_auth_policy, AUTO resolved */
 	int plaintext_auth;  /* AUTH allowed without TLS */
+	/* MAIL FROM must be an address of the login (smtp_sender.c);
+	 * enum smtp_sender_match, AUTO resolved to 0 or 1. */
+	int sender_login_match;
+};
+
+enum smtp_sender_match {
+	SMTP_SENDER_MATCH_AUTO = 0, /* mx: off; submission(s): on */
+	SMTP_SENDER_MATCH_OFF,
+	SMTP_SENDER_MATCH_ON,
 };
 
 struct smtp_network {
@@ -347,6 +356,14 @@ void smtp_deliver(struct smtp_session *s,
                   void (*next)(struct smtp_session *s));
 /* The Received header for the transaction (txn pool). */
 char *smtp_received_header(struct smtp_session *s);
+
+/* ---- smtp_sender.c -------------------------------------------------- */
+
+/* MAIL: when the listener asks for it, refuses (553 5.7.1, transaction
+ * reset) a sender that is not an address of the authenticated login;
+ * otherwise next(s), at once or after a job. */
+void smtp_sender_check(struct smtp_session *s,
+                       void (*next)(struct smtp_session *s));
 
 /* ---- smtp_module.c -------------------------------------------------- */
 

@@ -117,6 +117,12 @@ after_mail(struct smtp_session *s, const struct postern_verdict *v)
 	smtp_session_resume(s);
 }
 
+static void
+run_mail_stage(struct smtp_session *s)
+{
+	smtp_stage_run(s, POSTERN_SMTP_MAIL, after_mail);
+}
+
 void
 smtp_cmd_mail(struct smtp_session *s, const struct smtp_command *cmd)
 {
@@ -160,7 +166,7 @@ smtp_cmd_mail(struct smtp_session *s, const struct smtp_command *cmd)
 	t->env.client_addr = txn_strdup(t, smtp_host->conn_peer(s->conn));
 	t->env.client_helo = txn_strdup(t, s->helo);
 	smtp_txn_rebuild_envelope(t);
-	smtp_stage_run(s, POSTERN_SMTP_MAIL, after_mail);
+	smtp_sender_check(s, run_mail_stage);
 }
 
 /* ---- RCPT ------------------------------------------------------------- */

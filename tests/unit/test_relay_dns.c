@@ -501,6 +501,34 @@ test_chain_in_callback(void)
 	CU_ASSERT_EQUAL(got.status, RELAY_DNS_OK);
 }
 
+static int many_ok, many_calls;
+
+static void
+on_many(const struct relay_dns_mx_result *r, void *arg)
+{
+	(void)arg;
+	many_calls++;
+	if (r->status == RELAY_DNS_OK && r->nhosts == 4)
+		many_ok++;
+}
+
+static void
+test_many_at_once(void)
+{
+	int i;
+
+	/* 200 lookups in flight on one channel, all answered once. */
+	many_ok = many_calls = 0;
+	for (i = 0; i < 200; i++)
+		CU_ASSERT_PTR_NOT_NULL(relay_dns_mx(dns, "multi.test", on_many,
+		    NULL));
+	CU_ASSERT_EQUAL(relay_dns_pending(dns), 200);
+	UNIT_PUMP_UNTIL(loop, many_calls == 200, 10000);
+	CU_ASSERT_EQUAL(many_calls, 200);
+	CU_ASSERT_EQUAL(many_ok, 200);
+	CU_ASSERT_EQUAL(relay_dns_pending(dns), 0);
+}
+
 static void
 test_bad_servers(void)
 {
@@ -527,6 +555,7 @@ static CU_TestInfo dns_tests[] = {
 	{ "destroy with lookups pending", test_destroy_with_pending },
 	{ "address lookup after an MX lookup", test_lookup_from_callback },
 	{ "lookup started inside a callback", test_chain_in_callback },
+	{ "200 lookups at once", test_many_at_once },
 	{ "a bad server list is refused", test_bad_servers },
 	CU_TEST_INFO_NULL,
 };
