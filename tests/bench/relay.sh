@@ -1,0 +1,197 @@
+#!/bin/sh
+#
+# relay.sh - relay throughput end to end: Postfix's smtp-source ->
+# posternd (the gateway profile: smtp + relay, queue fsynced before 250)
+# -> Postfix's smtp-sink, beside Postfix (smtpd -> its queue -> smtp(8)
+# to a relayhost) -> a second smtp-sink, on loopback, with N messages of
+# 4 KiB at concurrency 20 and 100 (one message per connection).  Prints
+# accepted/s (smtp-source done) and relayed/s (the last message in the
+# sink's dump directory), and the ratios postern/Postfix.  Never a pass
+# or a failure on a time.
+#
+#	tests/bench/relay.sh [N [top_builddir]]
+#
+# N messages per run (default 20000); top_builddir (or the environment's
+# top_builddir, default ./build/plain) is a built tree.  Runs as root
+# (Postfix needs it); adds its private configuration directory to
+# /etc/postfix/main.cf's alternate_config_directories, as Postfix requires.
+#
+# Environment: BENCH_SIZE (octets per message, default 4096),
+# BENCH_CONC (default "20 100"), BENCH_TIMEOUT (seconds per run, 600).
+
+set -eu
+
+N=${1:-20000}
+top_builddir=${2:-${top_builddir:-./build/plain}}
+SIZE=${BENCH_SIZE:-4096}
+CONCS=${BENCH_CONC:-20 100}
+T=${BENCH_TIMEOUT:-600}
+W=/tmp/postern-bench-relay
+PF=$W/pf
+
+die() {
+	echo "relay.sh: $*" >&2
+	exit 1
+}
+
+case $N in
+''|*[!0-9]*) die "N must be a number" ;;
+esac
+[ -x "$top_builddir/core/posternd" ] ||
+	die "$top_builddir/core/posternd missing: build the tree first"
+[ "$(id -u)" -eq 0 ] || die "run as root (Postfix needs it)"
+top_builddir=$(cd "$top_builddir" && pwd)
+
+. "$(dirname "$0")/peers.sh"
+peers_need postfix
+
+now() {
+	date +%s.%N
+}
+
+count() {
+	find "$1" -type f 2>/dev/null | wc -l
+}
+
+# Waits until $1 holds $2 files, or nothing arrived for 10 seconds, or T
+# seconds passed: prints the time of the last arrival.
+wait_delivered() {
+	end=$(( $(date +%s) + T ))
+	last=$(count "$1")
+	seen=$(now)
+	idle=$(date +%s)
+	while [ "$last" -lt "$2" ] && [ "$(date +%s)" -lt "$end" ] &&
+	      [ $(( $(date +%s) - idle )) -lt 10 ]
+	do
+		sleep 0.05
+		n=$(count "$1")
+		if [ "$n" -ne "$last" ]; then
+			last=$n
+			seen=$(now)
+			idle=$(date +%s)
+		fi
+	done
+	echo "$seen"
+}
+
+cleanup() {
+	for p in ${PID:-} ${SPID1:-} ${SPID2:-}; do
+		kill "$p" 2>/dev/null && wait "$p" 2>/dev/null
+	done
+	postfix -c "$PF/etc" stop >/dev/null 2>&1 || true
+}
+trap cleanup EXIT
+trap 'exit 1' HUP INT TERM
+
+postfix -c "$PF/etc" stop >/dev/null 2>&1 || true
+rm -rf "$W"
+mkdir -p "$W/etc" "$W/state" "$W/run" "$W/sinkp" "$W/sinkf" "$PF/etc" \
+	"$PF/queue" "$PF/data"
+chown nobody "$W/sinkp" "$W/sinkf"
+
+# ---- the sinks -------------------------------------------------------------
+
+SINKP=$(peers_free_port)
+SINKF=$(peers_free_port)
+smtp-sink -u nobody -m 1000 -d "$W/sinkp/%H%M." "127.0.0.1:$SINKP" 1000 &
+SPID1=$!
+smtp-sink -u nobody -m 1000 -d "$W/sinkf/%H%M." "127.0.0.1:$SINKF" 1000 &
+SPID2=$!
+
+# ---- posternd: the gateway profile ---------------------------------------
+
+PPORT=$(peers_free_port)
+cat >"$W/etc/postern.conf" <<EOF
+modules = [ "$top_builddir/modules/smtp/.libs/smtp.so",
+            "$top_builddir/modules/relay/.libs/relay.so" ];
+state_dir = "$W/state";
+run_dir = "$W/run";
+user = "root";
+allow_root = true;
+log_level = "warning";
+job_threads = 32;
+smtp = {
+  hostname = "bench.example";
+  relay_domains = [ "far.example" ];
+  listen = ( { port = $PPORT; mode = "mx"; max_conns = 4096; } );
+};
+relay = {
+  hostname = "bench.example";
+  routes = ( { domain = "*"; via = "smtp:[127.0.0.1]:$SINKP";
+               tls = "none"; } );
+};
+EOF
+"$top_builddir/core/posternd" -f -c "$W/etc/postern.conf" \
+	>"$W/postern.log" 2>&1 &
+PID=$!
+
+# ---- Postfix: smtpd, its queue, smtp(8) to the relayhost -----------------
+
+FPORT=$(peers_free_port)
+if ! postconf -h alternate_config_directories | grep -q "$PF/etc"; then
+	cur=$(postconf -h alternate_config_directories)
+	postconf -e "alternate_config_directories = ${cur:+$cur, }$PF/etc"
+fi
+# chroot off (column 5): the private queue has no chroot files.
+awk -v port="$FPORT" '
+	/^smtp[ \t]+inet/ { $1 = "127.0.0.1:" port }
+	/^[a-z0-9.:]+[ \t]+(inet|unix|fifo|pass|unix-dgram)/ { $5 = "n" }
+	{ print }' /etc/postfix/master.cf >"$PF/etc/master.cf"
+cat >"$PF/etc/main.cf" <<EOF
+compatibility_level = 3.6
+queue_directory = $PF/queue
+data_directory = $PF/data
+maillog_file = $PF/maillog
+maillog_file_prefixes = $PF
+inet_interfaces = 127.0.0.1
+inet_protocols = ipv4
+myhostname = postfix.bench.example
+mydestination =
+mynetworks = 127.0.0.0/8
+relay_domains = far.example
+relayhost = [127.0.0.1]:$SINKF
+smtp_tls_security_level = none
+default_process_limit = 200
+smtpd_client_connection_count_limit = 0
+smtpd_client_connection_rate_limit = 0
+EOF
+chown postfix:postfix "$PF/data"
+postfix -c "$PF/etc" check >/dev/null 2>&1 || true
+postfix -c "$PF/etc" start >/dev/null 2>&1 || die "postfix did not start"
+
+for p in "$PPORT" "$FPORT" "$SINKP" "$SINKF"; do
+	peers_wait_port "$p"
+done
+
+# ---- runs ------------------------------------------------------------------
+
+# run NAME PORT SINKDIR CONC: prints "accepted/s relayed/s".
+run() {
+	before=$(count "$3")
+	want=$((before + N))
+	t0=$(now)
+	timeout "$T" smtp-source -s "$4" -m "$N" -l "$SIZE" \
+		-f sender@src.example -t "bench@far.example" \
+		"127.0.0.1:$2" >/dev/null 2>&1 || echo "$1: smtp-source failed" >&2
+	t1=$(now)
+	t2=$(wait_delivered "$3" "$want")
+	t2=$(echo "$t1 $t2" | awk '{ print ($2 < $1) ? $1 : $2 }')
+	got=$(( $(count "$3") - before ))
+	[ "$got" -eq "$N" ] || echo "$1: $got of $N relayed" >&2
+	echo "$t0 $t1 $t2 $got" | awk '{ printf "%.0f %.0f\n",
+		$4 / ($2 - $1), $4 / ($3 - $1) }'
+}
+
+echo "Relay: $N messages of $SIZE octets, one per connection, through a" \
+	"durable queue to smtp-sink"
+printf '%-6s %-10s %12s %12s\n' conc server accepted/s relayed/s
+for c in $CONCS; do
+	set -- $(run postern "$PPORT" "$W/sinkp" "$c")
+	pa=$1 pd=$2
+	printf '%-6s %-10s %12s %12s\n' "$c" postern "$pa" "$pd"
+	set -- $(run postfix "$FPORT" "$W/sinkf" "$c")
+	fa=$1 fd=$2
+	printf '%-6s %-10s %12s %12s\n' "$c" postfix "$fa" "$fd"
+	echo "$c $pa $fa $pd $fd" | awk '{ printf "%-6s %-10s %12.2f %12.2f\n",
+		$1, "ratio", $2 / $3, $4 / $5 }'
+done

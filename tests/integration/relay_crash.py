@@ -94,7 +94,9 @@ def test_kill_9_during_load(r):
         deadline = time.time() + 120
         while len(acked) < TOTAL * 3 // 10 and time.time() < deadline:
             time.sleep(0.01)
-        pids = srv.daemon.workers() + [srv.daemon.proc.pid]
+        # The master first: it would fork a new worker for one killed
+        # before it, and that worker would outlive the test.
+        pids = [srv.daemon.proc.pid] + srv.daemon.workers()
         for pid in pids:
             try:
                 os.kill(pid, signal.SIGKILL)
