@@ -113,7 +113,8 @@ job_threads = 32;
 smtp = {
   hostname = "bench.example";
   relay_domains = [ "far.example" ];
-  listen = ( { port = $PPORT; mode = "mx"; max_conns = 4096; } );
+  listen = ( { port = $PPORT; mode = "mx"; max_conns = 4096;
+              max_per_ip = 0; } );
 };
 relay = {
   hostname = "bench.example";
