@@ -163,6 +163,7 @@ class Runner:
         self.name = name
         self.passed = 0
         self.failed = 0
+        self.failures = []  # repeated by finish(), after any server log
         self.tmp = tempfile.mkdtemp(prefix="postern-%s." % name)
 
     def run(self, fn):
@@ -171,13 +172,18 @@ class Runner:
             fn(self)
         except Exception:  # report and go on with the next case
             self.failed += 1
-            print("FAIL: %s\n%s" % (label, traceback.format_exc()),
-                  flush=True)
+            report = "FAIL: %s\n%s" % (label, traceback.format_exc())
+            self.failures.append(report)
+            print(report, flush=True)
         else:
             self.passed += 1
             print("PASS: %s" % label, flush=True)
 
     def finish(self):
+        if self.failures:  # again, so the end of a long log shows them
+            print("==== failed cases of %s" % self.name)
+            for report in self.failures:
+                print(report, end="")
         print("%d passed, %d failed" % (self.passed, self.failed))
         if self.failed == 0:
             subprocess.run(["rm", "-rf", self.tmp])
