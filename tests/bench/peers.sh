@@ -8,6 +8,7 @@
 #	dovecot_start DIR USERS [imap=PORT] [pop3=PORT] [lmtp=NAME] \
 #	    [mode=stock|performance]     # LMTP socket: DIR/run/NAME
 #	postfix_start DIR PORT LMTP_SOCKET USERS DOMAIN
+#	postfix_private DIR PORT; cat >>DIR/etc/main.cf ...; postfix_run DIR PORT
 #	...
 #	postfix_stop DIR; dovecot_stop DIR
 #
@@ -173,41 +174,46 @@ dovecot_stop() {
 		doveadm -c "$1/dovecot.conf" stop >/dev/null 2>&1 || true
 }
 
-# postfix_start DIR PORT LMTP_SOCKET USERS DOMAIN: Postfix's smtpd on
-# 127.0.0.1:PORT accepting mail for DOMAIN's users (the passwd-file
-# USERS given to dovecot_start) and delivering it to Dovecot's LMTP, with
-# its own queue in DIR/queue.
-postfix_start() {
-	dir=$1 port=$2 lmtp=$3 users=$4 domain=$5
-	mkdir -p "$dir/etc" "$dir/queue" "$dir/data"
-	chown postfix "$dir/data"
+# postfix_register DIR: Postfix runs with `-c DIR` only when
+# /etc/postfix/main.cf lists DIR in alternate_config_directories.  Adds
+# it there once, keeps the entries of other benchmarks whose directories
+# still exist, and leaves exactly one such line.
+postfix_register() {
 	main=/etc/postfix/main.cf
 	touch "$main"
-	grep -q "^alternate_config_directories.*$dir/etc" "$main" ||
-		printf 'alternate_config_directories = %s/etc\n' "$dir" \
-			>>"$main"
+	dirs=$({ sed -n 's/^alternate_config_directories[ \t]*=//p' "$main" |
+		tr ', ' '\n\n'; echo "$1"; } |
+		while read -r d; do [ -n "$d" ] && [ -d "$d" ] && echo "$d"; done |
+		sort -u | paste -sd, -)
+	sed -i '/^alternate_config_directories[ \t]*=/d' "$main"
+	printf 'alternate_config_directories = %s\n' "$dirs" >>"$main"
+}
+
+# postfix_private DIR PORT: a private Postfix in DIR (its own queue and
+# log, smtpd on 127.0.0.1:PORT, no chroot), with the settings every
+# benchmark shares in DIR/etc/main.cf.  The caller appends where mail
+# goes, then calls postfix_run DIR PORT.
+postfix_private() {
+	dir=$1 port=$2
+	mkdir -p "$dir/etc" "$dir/queue" "$dir/data"
+	chown postfix:postfix "$dir/data"
+	postfix_register "$dir/etc"
 	cat >"$dir/etc/main.cf" <<EOF
 # written by tests/bench/peers.sh
 compatibility_level = 3.6
 queue_directory = $dir/queue
 data_directory = $dir/data
+maillog_file = $dir/postfix.log
+maillog_file_prefixes = $dir
 inet_interfaces = 127.0.0.1
 inet_protocols = ipv4
-myhostname = bench.localdomain
+myhostname = postfix.bench.example
 mydestination =
 mynetworks = 127.0.0.0/8
-relay_domains =
-virtual_mailbox_domains = $domain
-virtual_mailbox_maps = texthash:$dir/etc/vmailbox
-virtual_transport = lmtp:unix:$lmtp
-smtpd_recipient_restrictions = permit_mynetworks, reject
 default_process_limit = 200
 smtpd_client_connection_count_limit = 0
 smtpd_client_connection_rate_limit = 0
-maillog_file = $dir/postfix.log
-maillog_file_prefixes = $dir
 EOF
-	sed -n 's/^\([^#: ]*@[^:]*\):.*/\1 ok/p' "$users" >"$dir/etc/vmailbox"
 	# chroot off (column 5): the private queue has no chroot files.
 	awk -v port="$port" '
 		/^smtp[ \t]+inet/ { $1 = "127.0.0.1:" port }
@@ -215,10 +221,30 @@ EOF
 			$5 = "n"
 		}
 		{ print }' /etc/postfix/master.cf >"$dir/etc/master.cf"
-	postfix -c "$dir/etc" check >/dev/null 2>&1 || true
-	postfix -c "$dir/etc" start >/dev/null 2>&1 ||
-		peers_die "postfix did not start; see $dir/postfix.log"
-	peers_wait_port "$port"
+}
+
+postfix_run() {
+	postfix -c "$1/etc" check >/dev/null 2>&1 || true
+	postfix -c "$1/etc" start >/dev/null 2>&1 ||
+		peers_die "postfix did not start; see $1/postfix.log"
+	peers_wait_port "$2"
+}
+
+# postfix_start DIR PORT LMTP_SOCKET USERS DOMAIN: Postfix's smtpd on
+# 127.0.0.1:PORT accepting mail for DOMAIN's users (the passwd-file
+# USERS given to dovecot_start) and delivering it to Dovecot's LMTP.
+postfix_start() {
+	dir=$1 port=$2 lmtp=$3 users=$4 domain=$5
+	postfix_private "$dir" "$port"
+	cat >>"$dir/etc/main.cf" <<EOF
+relay_domains =
+virtual_mailbox_domains = $domain
+virtual_mailbox_maps = texthash:$dir/etc/vmailbox
+virtual_transport = lmtp:unix:$lmtp
+smtpd_recipient_restrictions = permit_mynetworks, reject
+EOF
+	sed -n 's/^\([^#: ]*@[^:]*\):.*/\1 ok/p' "$users" >"$dir/etc/vmailbox"
+	postfix_run "$dir" "$port"
 }
 
 postfix_stop() {

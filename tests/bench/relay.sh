@@ -13,8 +13,9 @@
 #
 # N messages per run (default 20000); top_builddir (or the environment's
 # top_builddir, default ./build/plain) is a built tree.  Runs as root
-# (Postfix needs it); adds its private configuration directory to
-# /etc/postfix/main.cf's alternate_config_directories, as Postfix requires.
+# (Postfix needs it); peers.sh adds its private configuration directory
+# to /etc/postfix/main.cf's alternate_config_directories, as Postfix
+# requires.
 #
 # Environment: BENCH_SIZE (octets per message, default 4096),
 # BENCH_CONC (default "20 100"), BENCH_TIMEOUT (seconds per run, 600).
@@ -75,12 +76,14 @@ wait_delivered() {
 }
 
 cleanup() {
+	# (set -e: a wait that reports the TERM must not end the cleanup)
 	for p in ${PID:-} ${SPID1:-} ${SPID2:-}; do
-		kill "$p" 2>/dev/null && wait "$p" 2>/dev/null
+		kill "$p" 2>/dev/null && { wait "$p" 2>/dev/null || true; }
 	done
 	postfix -c "$PF/etc" stop >/dev/null 2>&1 || true
 }
-trap cleanup EXIT
+# The script's own status, not that of the last child cleanup waited for.
+trap 'st=$?; cleanup; exit $st' EXIT
 trap 'exit 1' HUP INT TERM
 
 postfix -c "$PF/etc" stop >/dev/null 2>&1 || true
@@ -129,38 +132,15 @@ PID=$!
 # ---- Postfix: smtpd, its queue, smtp(8) to the relayhost -----------------
 
 FPORT=$(peers_free_port)
-if ! postconf -h alternate_config_directories | grep -q "$PF/etc"; then
-	cur=$(postconf -h alternate_config_directories)
-	postconf -e "alternate_config_directories = ${cur:+$cur, }$PF/etc"
-fi
-# chroot off (column 5): the private queue has no chroot files.
-awk -v port="$FPORT" '
-	/^smtp[ \t]+inet/ { $1 = "127.0.0.1:" port }
-	/^[a-z0-9.:]+[ \t]+(inet|unix|fifo|pass|unix-dgram)/ { $5 = "n" }
-	{ print }' /etc/postfix/master.cf >"$PF/etc/master.cf"
-cat >"$PF/etc/main.cf" <<EOF
-compatibility_level = 3.6
-queue_directory = $PF/queue
-data_directory = $PF/data
-maillog_file = $PF/maillog
-maillog_file_prefixes = $PF
-inet_interfaces = 127.0.0.1
-inet_protocols = ipv4
-myhostname = postfix.bench.example
-mydestination =
-mynetworks = 127.0.0.0/8
+postfix_private "$PF" "$FPORT"
+cat >>"$PF/etc/main.cf" <<EOF
 relay_domains = far.example
 relayhost = [127.0.0.1]:$SINKF
 smtp_tls_security_level = none
-default_process_limit = 200
-smtpd_client_connection_count_limit = 0
-smtpd_client_connection_rate_limit = 0
 EOF
-chown postfix:postfix "$PF/data"
-postfix -c "$PF/etc" check >/dev/null 2>&1 || true
-postfix -c "$PF/etc" start >/dev/null 2>&1 || die "postfix did not start"
+postfix_run "$PF" "$FPORT"
 
-for p in "$PPORT" "$FPORT" "$SINKP" "$SINKF"; do
+for p in "$PPORT" "$SINKP" "$SINKF"; do
 	peers_wait_port "$p"
 done
 

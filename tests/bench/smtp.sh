@@ -81,11 +81,12 @@ wait_delivered() {
 }
 
 cleanup() {
-	[ -n "${PID:-}" ] && kill "$PID" 2>/dev/null && wait "$PID" 2>/dev/null
-	[ -n "${RPID:-}" ] && kill "$RPID" 2>/dev/null && wait "$RPID" 2>/dev/null
+	for p in ${PID:-} ${RPID:-}; do
+		kill "$p" 2>/dev/null && { wait "$p" 2>/dev/null || true; }
+	done
 	postfix -c "$PF/etc" stop >/dev/null 2>&1 || true
 }
-trap cleanup EXIT
+trap 'st=$?; cleanup; exit $st' EXIT
 trap 'exit 1' HUP INT TERM
 
 postfix -c "$PF/etc" stop >/dev/null 2>&1 || true
@@ -159,28 +160,12 @@ fi
 # ---- Postfix: smtpd, then virtual(8) into a Maildir -----------------------
 
 FPORT=$(peers_free_port)
-if ! postconf -h alternate_config_directories | grep -q "$PF/etc"; then
-	cur=$(postconf -h alternate_config_directories)
-	postconf -e "alternate_config_directories = ${cur:+$cur, }$PF/etc"
-fi
-cp /etc/postfix/master.cf "$PF/etc/master.cf"
-sed -i '/^smtp  *inet/d' "$PF/etc/master.cf"
-echo "127.0.0.1:$FPORT inet n - n - - smtpd" >>"$PF/etc/master.cf"
+postfix_private "$PF" "$FPORT"
 : >"$PF/etc/vmailbox"
 for c in $CONCS; do
 	echo "c$c@bench.example bench.example/c$c/" >>"$PF/etc/vmailbox"
 done
-cat >"$PF/etc/main.cf" <<EOF
-compatibility_level = 3.6
-queue_directory = $PF/queue
-data_directory = $PF/data
-maillog_file = $PF/maillog
-maillog_file_prefixes = $PF
-inet_interfaces = 127.0.0.1
-inet_protocols = ipv4
-myhostname = postfix.bench.example
-mydestination =
-mynetworks = 127.0.0.0/8
+cat >>"$PF/etc/main.cf" <<EOF
 relayhost =
 virtual_mailbox_domains = bench.example
 virtual_mailbox_maps = texthash:$PF/etc/vmailbox
@@ -188,23 +173,12 @@ virtual_mailbox_base = $PF/mail
 virtual_uid_maps = static:$(id -u nobody)
 virtual_gid_maps = static:$(id -g nobody)
 virtual_transport = virtual
-default_process_limit = 200
-smtpd_client_connection_count_limit = 0
-smtpd_client_connection_rate_limit = 0
 EOF
 chown nobody:nogroup "$PF/mail"
-chown postfix:postfix "$PF/data"
-postfix -c "$PF/etc" check >/dev/null 2>&1 || true
-postfix -c "$PF/etc" start >/dev/null 2>&1 || die "postfix did not start"
+postfix_run "$PF" "$FPORT"
 
-for p in "$PPORT" "$FPORT" $RPORT; do
-	i=0
-	until python3 -c "import socket; socket.create_connection(('127.0.0.1', $p), 1)" 2>/dev/null
-	do
-		i=$((i + 1))
-		[ $i -lt 100 ] || die "nothing listens on $p"
-		sleep 0.1
-	done
+for p in "$PPORT" $RPORT; do
+	peers_wait_port "$p"
 done
 
 # ---- runs ------------------------------------------------------------------

@@ -16,7 +16,7 @@ import time
 
 from relay_common import (NextHop, relay_server, strip_received, wait_log,
                           have)
-from testlib import Runner, free_port, make_cert
+from testlib import Runner, Skip, free_port, make_cert
 
 R = Runner("relay_basic")
 
@@ -288,8 +288,7 @@ def test_auth_to_smarthost(r):
 
 def test_smtp_sink(r):
     if not have("/usr/sbin/smtp-sink"):
-        print("SKIP: smtp sink: /usr/sbin/smtp-sink is not installed")
-        return
+        raise Skip("/usr/sbin/smtp-sink is not installed (Debian postfix)")
     port = free_port()
     dump = os.path.join(r.tmp, "sinkdump")
     os.makedirs(dump)
@@ -349,9 +348,8 @@ def test_mx_routing(r):
                   "--host-record=mx1.relayhost.test,127.0.0.1",
                   "--mx-host=null.test,.,0")
     if dns is None:
-        print("SKIP: mx routing: dnsmasq is not installed")
         hop.stop()
-        return
+        raise Skip("dnsmasq is not installed (Debian dnsmasq-base)")
     proc, port = dns
     routes = ('{ domain = "remote.example"; via = "smtp:relayhost.test:%d";'
               ' tls = "none"; }, { domain = "*"; via = "mx"; }' % hop.port)
@@ -382,8 +380,7 @@ def test_lmtp_to_dovecot(r):
     import pwd
     if not have("/usr/sbin/dovecot") or not os.path.exists(
             "/usr/lib/dovecot/lmtp"):
-        print("SKIP: lmtp to dovecot: dovecot-lmtpd is not installed")
-        return
+        raise Skip("Dovecot's LMTP is not installed (Debian dovecot-lmtpd)")
     d = os.path.join(r.tmp, "dovecot")
     os.makedirs(os.path.join(d, "home", "bob"))
     user = pwd.getpwuid(os.geteuid()) if os.geteuid() != 0 \

@@ -158,11 +158,18 @@ class LineClient:
         self.sock.close()
 
 
+class Skip(Exception):
+    """Raised by a case that cannot run here (a tool is missing); the
+    message says why.  The case is reported as SKIP, neither passed nor
+    failed."""
+
+
 class Runner:
     def __init__(self, name):
         self.name = name
         self.passed = 0
         self.failed = 0
+        self.skipped = 0
         self.failures = []  # repeated by finish(), after any server log
         self.tmp = tempfile.mkdtemp(prefix="postern-%s." % name)
 
@@ -170,6 +177,9 @@ class Runner:
         label = fn.__name__.replace("_", " ")
         try:
             fn(self)
+        except Skip as why:
+            self.skipped += 1
+            print("SKIP: %s: %s" % (label, why), flush=True)
         except Exception:  # report and go on with the next case
             self.failed += 1
             report = "FAIL: %s\n%s" % (label, traceback.format_exc())
@@ -180,6 +190,8 @@ class Runner:
             print("PASS: %s" % label, flush=True)
 
     def finish(self):
+        if self.skipped:
+            print("%d skipped (a tool they need is missing)" % self.skipped)
         if self.failures:  # again, so the end of a long log shows them
             print("==== failed cases of %s" % self.name)
             for report in self.failures:
