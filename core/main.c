@@ -20,12 +20,24 @@
  * only ten seconds after they were freed; a worker that served a burst (a
  * wave of logins, each argon2id check touching 64 MiB on a job thread, or
  * a FETCH of every body) and then sits idle kept the burst's memory: 173
- * MiB RSS after the IMAP benchmark, 63 MiB with these.  jemalloc
- * re-creates the thread in each forked worker.  MALLOC_CONF in the
- * environment still overrides.
+ * MiB RSS after the IMAP benchmark, 63 MiB with these.  A forked child
+ * starts without the thread: process.c starts it again in each worker
+ * (allocator_after_fork).  MALLOC_CONF in the environment still
+ * overrides.
  */
 extern const char *malloc_conf __attribute__((visibility("default")));
-const char *malloc_conf = "background_thread:true,dirty_decay_ms:1000";
+/*
+ * narenas:1: a worker's job threads share one arena.  With an arena per
+ * thread (jemalloc's default, four per core) each thread's arena keeps
+ * what its last job freed until the decay, so a client whose commands
+ * land on one thread after another grows the worker by the sum: repeated
+ * FETCH ENVELOPE BODYSTRUCTURE of hostile headers peaked 115 MiB above
+ * the baseline, 43 MiB with one arena.  Workers are processes, one per
+ * core; the few threads of one rarely contend, and tcache serves small
+ * allocations without the arena's lock.
+ */
+const char *malloc_conf = "background_thread:true,dirty_decay_ms:1000,"
+                          "narenas:1";
 
 static void
 usage(FILE *out)

@@ -58,9 +58,12 @@ if have_peers; then
 	peers_need postfix dovecot-imapd dovecot-pop3d dovecot-lmtpd
 	peers_mail_user
 	mkdir -p "$W/dv/home/bench" "$W/dv/home/neighbour"
+	# argon2id at Dovecot's own cost (64 MiB), as posternd's users have:
+	# a login flood costs what it costs in production.
+	hash() { doveadm pw -s ARGON2ID -p "$1"; }
 	cat >"$W/users" <<EOF
-bench@example.org:{PLAIN}bench-pw:$MUID:$MGID::$W/dv/home/bench
-neighbour@example.org:{PLAIN}neighbour-pw:$MUID:$MGID::$W/dv/home/neighbour
+bench@example.org:$(hash bench-pw):$MUID:$MGID::$W/dv/home/bench
+neighbour@example.org:$(hash neighbour-pw):$MUID:$MGID::$W/dv/home/neighbour
 EOF
 	chown -R "$MUSER" "$W/dv/home"
 	DV_IMAP=$(peers_free_port)

@@ -31,6 +31,8 @@ BODY = b"".join(b"%05d the quick brown fox jumps over the dog\r\n" % i
                 for i in range(2000))
 MESSAGE = (b"From: carol@example.net\r\nTo: bench@example.org\r\n"
            b"Subject: big\r\n\r\n" + BODY)
+# The mailbox: MESSAGE first (FETCH 1), then the MIME bombs.
+MESSAGES = [MESSAGE] + [build() for build in hostile.MIME_BOMBS]
 
 
 class Runner:
@@ -192,12 +194,145 @@ def imap_login(sock, user, password):
         got += data
 
 
+def read_until_tag(sock, tag, seconds, max_bytes=MAX_BYTES):
+    """Reads answers until the tagged one, `seconds` or `max_bytes`
+    (never unbounded: Dovecot may answer a hostile FETCH at length)."""
+    end = time.monotonic() + seconds
+    got, tail = 0, b""
+    sock.settimeout(1.0)
+    while time.monotonic() < end and got < max_bytes:
+        try:
+            data = sock.recv(1 << 20)
+        except socket.timeout:
+            continue
+        if not data:
+            return got
+        got += len(data)
+        tail = (tail + data)[-4096:]
+        if (b"\r\n" + tag + b" ") in b"\r\n" + tail:
+            return got
+    return got
+
+
+def repeat(sock, command, seconds):
+    """`command` (tagged c), each answer read, for `seconds`."""
+    end = time.monotonic() + seconds
+    sent = 0
+    while time.monotonic() < end:
+        sock.sendall(b"c " + command + b"\r\n")
+        sent += len(command) + 4
+        read_until_tag(sock, b"c", max(end - time.monotonic(), 0.1))
+    return sent
+
+
+def attack_imap_mime_bombs(sock, seconds):
+    return repeat(sock, b"FETCH 1:* (ENVELOPE BODYSTRUCTURE)", seconds)
+
+
+def attack_imap_sections(sock, seconds):
+    cmd = b"x FETCH 1 (" + b" ".join([b"BODY.PEEK[TEXT]"] * 3000) + b")\r\n"
+    sock.sendall(cmd)
+    read_until_tag(sock, b"x", seconds)
+    return len(cmd)
+
+
+def attack_imap_search(sock, seconds):
+    keys = b" ".join(b"NOT TEXT absent%d" % i for i in range(120))
+    return repeat(sock, b"SEARCH " + keys, seconds)
+
+
+def attack_imap_append(sock, seconds):
+    """A 40 MB literal APPEND."""
+    size = 40 << 20
+    sock.sendall(b"a APPEND INBOX {%d}\r\n" % size)
+    sock.settimeout(10)
+    if not sock.recv(4096).startswith(b"+"):
+        return 0
+    chunk = (b"x" * 998 + b"\r\n") * 64
+    sent, end = 0, time.monotonic() + seconds * 4
+    while sent < size and time.monotonic() < end:
+        n = min(len(chunk), size - sent)
+        sock.sendall(chunk[:n])
+        sent += n
+    sock.sendall(b"\r\n")
+    read_until_tag(sock, b"a", seconds)
+    return sent
+
+
+def login_flood(port, opener, seconds, clients=60):
+    """`clients` connections from this address doing wrong logins for
+    `seconds`, each opening again when the server closes it."""
+    end = time.monotonic() + seconds
+    sent = [0]
+
+    def one():
+        while time.monotonic() < end:
+            try:
+                with socket.create_connection(("127.0.0.1", port), 10) as c:
+                    c.settimeout(10)
+                    c.recv(4096)
+                    while time.monotonic() < end:
+                        n = opener(c)
+                        if n == 0:
+                            break
+                        sent[0] += n
+            except OSError:
+                time.sleep(0.05)
+
+    threads = [threading.Thread(target=one, daemon=True)
+               for _ in range(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(seconds + 30)
+    return sent[0]
+
+
+def imap_wrong_login(c):
+    line = b'a LOGIN "bench@example.org" "wrong-pw"\r\n'
+    c.sendall(line)
+    got = b""
+    while b"\na " not in b"\n" + got:
+        data = c.recv(4096)
+        if not data:
+            return 0
+        got += data
+    return len(line)
+
+
+def pop3_wrong_login(c):
+    line = b"USER bench@example.org\r\nPASS wrong-pw\r\n"
+    c.sendall(line)
+    got = b""
+    while got.count(b"\r\n") < 2:
+        data = c.recv(4096)
+        if not data:
+            return 0
+        got += data
+    return len(line)
+
+
+def attack_imap_login_flood(sock, seconds):
+    return login_flood(sock.getpeername()[1], imap_wrong_login, seconds)
+
+
+def attack_pop3_login_flood(sock, seconds):
+    return login_flood(sock.getpeername()[1], pop3_wrong_login, seconds)
+
+
 # name: (protocol, function, login or None)
 ATTACKS = [
     ("smtp NOOP/HELP flood", "smtp", attack_smtp_noop_help, None),
     ("pop3 CAPA flood", "pop3", attack_pop3_capa, None),
     ("imap NOOP/CAPABILITY pre-auth", "imap", attack_imap_preauth, None),
     ("imap FETCH, never read", "imap", attack_imap_fetch, imap_login),
+    ("imap ENVELOPE of MIME bombs", "imap", attack_imap_mime_bombs,
+     imap_login),
+    ("imap FETCH 3000 sections", "imap", attack_imap_sections, imap_login),
+    ("imap SEARCH 120 needles", "imap", attack_imap_search, imap_login),
+    ("imap APPEND 40 MB", "imap", attack_imap_append, imap_login),
+    ("imap 60 clients, bad LOGIN", "imap", attack_imap_login_flood, None),
+    ("pop3 60 clients, bad PASS", "pop3", attack_pop3_login_flood, None),
 ]
 
 NEIGHBOURS = {"smtp": smtp_neighbour, "pop3": pop3_neighbour,
@@ -251,9 +386,11 @@ smtp = { hostname = "mx.example.org";
 imap = { listen = ( { port = %(imap)d; } ); };
 pop3 = { listen = ( { port = %(pop3)d; } ); };
 """, ports=["smtp", "imap", "pop3"])
+    hostile.argon2_cost(srv, "64M", 2)  # libsodium's INTERACTIVE
     srv.add_user("bench@example.org", "bench-pw")
     srv.add_user("neighbour@example.org", "neighbour-pw")
-    deliver(srv, "bench@example.org", MESSAGE)
+    for m in MESSAGES:
+        deliver(srv, "bench@example.org", m)
     srv.start()
     return srv
 
@@ -261,9 +398,10 @@ pop3 = { listen = ( { port = %(pop3)d; } ); };
 def dovecot_deliver(home, mail_user):
     for sub in ("tmp", "new", "cur"):
         os.makedirs(os.path.join(home, "Maildir", sub), exist_ok=True)
-    path = os.path.join(home, "Maildir", "new", "1.M1P1.bench")
-    with open(path, "wb") as f:
-        f.write(MESSAGE)
+    for i, m in enumerate(MESSAGES):
+        name = "%d.M%dP1.bench" % (1000000 + i, i)
+        with open(os.path.join(home, "Maildir", "new", name), "wb") as f:
+            f.write(m)
     if mail_user and os.geteuid() == 0:
         pw = pwd.getpwnam(mail_user)
         for top, dirs, files in os.walk(home):

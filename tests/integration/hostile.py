@@ -11,6 +11,10 @@ long a well-behaved neighbour waits while an attacker works.
 The peak is VmHWM from /proc/PID/status, reset by writing 5 to
 /proc/PID/clear_refs (Linux >= 4.0), so it catches a burst that was freed
 again before the test looked.  Every worker of the daemon is watched.
+
+MIME_BOMBS are the messages built to make a MIME parser spend memory or
+time out of proportion to their size (hostile_mime.py and the benchmark
+tests/bench/hostile_bench.py deliver them).
 """
 import select
 import socket
@@ -143,3 +147,100 @@ def drain(sock, seconds=8.0, keep=4096):
             return tail, True
         tail = (tail + data)[-keep:]
     return tail, False
+
+
+def argon2_cost(srv, memlimit, opslimit):
+    """A MailServer hashes cheaply (8M, 1 pass) to keep tests fast; a
+    login flood needs a real cost.  Before its users are added."""
+    with open(srv.conf_path) as f:
+        text = f.read()
+    text = text.replace('argon2_opslimit = 1;',
+                        'argon2_opslimit = %d;' % opslimit)
+    text = text.replace('argon2_memlimit = "8M";',
+                        'argon2_memlimit = "%s";' % memlimit)
+    with open(srv.conf_path, "w") as f:
+        f.write(text)
+
+
+# ---- messages built against MIME parsers --------------------------------
+
+def folded(name, unit, size):
+    """A header field of about `size` octets of `unit`, folded as a
+    mailer folds (before 78 columns)."""
+    out, line = [name + ":"], len(name) + 1
+    total = 0
+    while total < size:
+        if line + len(unit) > 76:
+            out.append("\r\n")
+            line = 0
+        out.append(" " + unit)
+        line += len(unit) + 1
+        total += len(unit) + 1
+    return "".join(out) + "\r\n"
+
+
+def envelope_bomb(size):
+    return folded("To", '""', size) + folded("Cc", '"",', size)
+
+
+def params_bomb(count, size, boundary=None):
+    """Content-Type with `count` quoted parameters of `size` octets and
+    an RFC 2231 parameter in as many sections."""
+    ct = "Content-Type: multipart/mixed; boundary=%s" % boundary \
+        if boundary else "Content-Type: text/plain; charset=us-ascii"
+    for i in range(count):
+        ct += ';\r\n p%d="%s"' % (i, "v" * size)
+    for i in range(count):
+        ct += ";\r\n title*%d*=%s%s" % (
+            i, "utf-8''" if i == 0 else "", "%41" * (size // 3))
+    return ct + "\r\n"
+
+
+HEAD = ("From: attacker@example.net\r\nSubject: %s\r\n"
+        "Date: Mon, 4 Mar 2024 10:00:00 +0100\r\nMIME-Version: 1.0\r\n")
+
+
+def msg_to_tokens():
+    return (HEAD % "quoted tokens" + envelope_bomb(64 * 1024) +
+            "\r\nbody\r\n").encode()
+
+
+def msg_params():
+    return (HEAD % "parameters" + params_bomb(100, 1500) +
+            "\r\nbody\r\n").encode()
+
+
+def msg_attached():
+    """Twenty message/rfc822 parts, each with the envelope and parameter
+    bombs in its header (BODYSTRUCTURE shows each one's envelope)."""
+    inner = (HEAD % "inner" + envelope_bomb(16 * 1024) +
+             params_bomb(50, 600) + "\r\ninner body\r\n")
+    parts = "".join("--b\r\nContent-Type: message/rfc822\r\n\r\n" + inner
+                    for _ in range(20))
+    return (HEAD % "attached" +
+            "Content-Type: multipart/mixed; boundary=b\r\n\r\n" + parts +
+            "--b--\r\n").encode()
+
+
+def msg_deep():
+    """Multiparts nested 300 deep (the parser stops at 64)."""
+    depth = 300
+    text = "Content-Type: text/plain\r\n\r\nleaf\r\n"
+    for d in range(depth - 1, -1, -1):
+        text = ("Content-Type: multipart/mixed; boundary=d%d\r\n\r\n"
+                "--d%d\r\n%s--d%d--\r\n" % (d, d, text, d))
+    return (HEAD % "deep" + text).encode()
+
+
+def msg_many_parts():
+    """30,000 small parts, each with parameters (the parser keeps
+    10,000)."""
+    parts = "".join('--b\r\nContent-Type: text/plain; name="%0100d"; '
+                    "a*0=x; a*1=y\r\n\r\nx\r\n" % i for i in range(30000))
+    return (HEAD % "many parts" +
+            "Content-Type: multipart/mixed; boundary=b\r\n\r\n" + parts +
+            "--b--\r\n").encode()
+
+
+MIME_BOMBS = [msg_to_tokens, msg_params, msg_attached, msg_deep,
+              msg_many_parts]

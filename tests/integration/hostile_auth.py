@@ -28,6 +28,7 @@ import time
 import base64
 import imaplib
 
+import hostile
 from hostile import Neighbour, WorkerMemory
 from mailserver import MailServer
 from testlib import POSTERND, LineClient, Runner
@@ -57,14 +58,7 @@ smtp = {
 
 def realistic_cost(srv, memlimit="46M", opslimit=2):
     """The test server hashes cheaply; floods need the real cost."""
-    with open(srv.conf_path) as f:
-        text = f.read()
-    text = text.replace('argon2_opslimit = 1;',
-                        'argon2_opslimit = %d;' % opslimit)
-    text = text.replace('argon2_memlimit = "8M";',
-                        'argon2_memlimit = "%s";' % memlimit)
-    with open(srv.conf_path, "w") as f:
-        f.write(text)
+    hostile.argon2_cost(srv, memlimit, opslimit)
 
 
 # ---- raw protocol clients (from a chosen source address) ---------------
