@@ -244,6 +244,7 @@ def main():
 imap = {
   listen = ( { port = %(imap)d; max_conns = 100000; max_per_ip = 0; } );
   commands_per_second = 0;
+  max_userip_connections = 0;  # as Dovecot's 100000 above
 };
 ''', ports=["imap"])
         srv.add_user(USER, PASSWORD)
