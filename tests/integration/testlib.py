@@ -175,6 +175,7 @@ class Runner:
 
     def run(self, fn):
         label = fn.__name__.replace("_", " ")
+        t0 = time.monotonic()
         try:
             fn(self)
         except Skip as why:
@@ -187,7 +188,9 @@ class Runner:
             print(report, flush=True)
         else:
             self.passed += 1
-            print("PASS: %s" % label, flush=True)
+            # the time, so that slow cases can be found in the logs
+            print("PASS: %s (%.1f s)" % (label, time.monotonic() - t0),
+                  flush=True)
 
     def finish(self):
         if self.skipped:
