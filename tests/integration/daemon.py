@@ -167,11 +167,18 @@ def test_workers_drop_privileges(r):
         pids = d.workers()
         assert len(pids) == 2, pids
         want = pwd.getpwnam("nobody").pw_uid if IS_ROOT else os.geteuid()
+        # The master listens before it forks: a worker just forked has
+        # not dropped yet.  Each must have within 10 s.
+        deadline = time.time() + 10
         for pid in pids:
-            with open("/proc/%d/status" % pid) as f:
-                uids = [line.split()[1:] for line in f
-                        if line.startswith("Uid:")][0]
-            assert all(int(u) == want for u in uids), (pid, uids)
+            while True:
+                with open("/proc/%d/status" % pid) as f:
+                    uids = [line.split()[1:] for line in f
+                            if line.startswith("Uid:")][0]
+                if all(int(u) == want for u in uids):
+                    break
+                assert time.time() < deadline, (pid, uids)
+                time.sleep(0.05)
     finally:
         d.stop()
 
