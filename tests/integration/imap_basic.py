@@ -495,8 +495,10 @@ def test_large_fetch_in_steps_slow_reader(R):
     r = Raw(srv.port("imap"))
     r.login()
     r.cmd("s", "SELECT Big")
+    # A small window, so that the reply waits on the client; 4 KiB made
+    # loopback TCP crawl (40 KB/s, two minutes) for nothing.
     r.sock.setsockopt(__import__("socket").SOL_SOCKET,
-                      __import__("socket").SO_RCVBUF, 4096)
+                      __import__("socket").SO_RCVBUF, 16384)
     r.send(b"f FETCH 1:* (BODY.PEEK[])\r\n")
     time.sleep(1.5)                 # the server fills the socket and waits
     got = []
