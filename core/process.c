@@ -59,6 +59,7 @@
 #include "loader.h"
 #include "log.h"
 #include "loop.h"
+#include "notify.h"
 #include "sasl.h"
 #include "service.h"
 #include "tls.h"
@@ -833,6 +834,7 @@ master_on_stop(int signo, void *arg)
 		return;
 	}
 	log_notice("master: %s: stopping", strsignal(signo));
+	notify_stopping();
 	rt.stopping = 1;
 	signal_workers(SIGTERM);
 	/* Workers close what is left at shutdown_timeout; give them a
@@ -925,9 +927,11 @@ master_on_reload(int signo, void *arg)
 	free(pids);
 	log_notice("master: re-executing %s with the new configuration",
 	           rt.self_exe);
+	notify_reloading(); /* the new image says READY=1 */
 	execv(rt.self_exe, rt.opt->argv);
 	log_error("master: reload: exec %s: %s; still running the old "
 	          "configuration", rt.self_exe, strerror(errno));
+	notify_ready("running the old configuration: reload failed");
 	unsetenv(ENV_LISTEN_FDS);
 	unsetenv(ENV_OLD_WORKERS);
 	unsetenv(ENV_REEXEC);
@@ -1020,6 +1024,30 @@ daemonize(void)
 }
 
 static void
+pid_file_path(char *path, size_t size)
+{
+	snprintf(path, size, "%s/posternd.pid", rt.set.run_dir);
+}
+
+/* At a clean stop, unless another posternd wrote its own pid there. */
+static void
+remove_pid_file(void)
+{
+	char path[PATH_MAX];
+	FILE *f;
+	int pid = 0;
+
+	pid_file_path(path, sizeof(path));
+	if ((f = fopen(path, "r")) == NULL)
+		return;
+	if (fscanf(f, "%d", &pid) != 1)
+		pid = 0;
+	fclose(f);
+	if (pid == (int)getpid())
+		unlink(path);
+}
+
+static void
 write_pid_file(void)
 {
 	char path[PATH_MAX];
@@ -1030,7 +1058,7 @@ write_pid_file(void)
 		            strerror(errno));
 		return;
 	}
-	snprintf(path, sizeof(path), "%s/posternd.pid", rt.set.run_dir);
+	pid_file_path(path, sizeof(path));
 	f = fopen(path, "w");
 	if (f == NULL) {
 		log_warning("cannot write %s: %s", path, strerror(errno));
@@ -1091,6 +1119,7 @@ penalty_start(void)
 static int
 master_run(void)
 {
+	char status[160];
 	unsigned i;
 	int reexec = getenv(ENV_REEXEC) != NULL;
 
@@ -1102,7 +1131,9 @@ master_run(void)
 			return 1;
 		log_open("posternd", 1, log_level_of(rt.set.log_level));
 	}
-	if (!rt.opt->foreground)
+	/* In the foreground too: a supervisor (systemd's PIDFile=, a
+	 * script) may want it.  A reload keeps the pid, and the file. */
+	if (!reexec)
 		write_pid_file();
 	unsetenv(ENV_REEXEC);
 	rt.loop = loop_create();
@@ -1123,11 +1154,18 @@ master_run(void)
 	log_notice("posternd %s started: %u worker(s), %zu listener(s), "
 	           "%zu module(s)", PACKAGE_VERSION, rt.nworkers,
 	           listener_count(), loader_count(rt.loader));
+	/* The listeners are bound, so connections wait in their backlog
+	 * until a worker accepts: ready now. */
+	snprintf(status, sizeof(status), "%u worker(s), %zu listener(s), "
+	         "%zu module(s)", rt.nworkers, listener_count(),
+	         loader_count(rt.loader));
+	notify_ready(status);
 	/* After a reload the previous image's workers serve their sessions
 	 * to the end and leave; the new ones are already accepting. */
 	for (i = 0; i < rt.nold; i++)
 		kill(rt.old[i], SIGUSR2);
 	loop_run(rt.loop);
+	remove_pid_file();
 	log_notice("posternd stopped");
 	loop_destroy(rt.loop);
 	loop_current = NULL;

@@ -8,13 +8,16 @@ tests/modules/hello_filter filters it through the "hello.line" hook.
 """
 import os
 import pwd
+import shutil
 import signal
+import socket
 import ssl
 import subprocess
 import time
 
-from testlib import (HELLO_SO, TEST_MODULES, Daemon, LineClient, Runner,
-                     free_port, make_cert, posternd)
+from testlib import (HELLO_SO, POSTERND, TEST_MODULES, TOP_BUILDDIR, Daemon,
+                     LineClient, Runner, Skip, free_port, make_cert,
+                     posternd)
 
 R = Runner("daemon")
 IS_ROOT = os.geteuid() == 0
@@ -325,6 +328,89 @@ def test_graceful_stop_says_goodbye(r):
         d.stop()
 
 
+# ---- under a service manager (systemd) ----------------------------------
+
+def notifications(sock, want, timeout=15.0):
+    """The datagrams a service manager would get, until one carries
+    `want` (e.g. "READY=1"); each as a dict."""
+    got = []
+    sock.settimeout(timeout)
+    while True:
+        fields = dict(line.split("=", 1) for line in
+                      sock.recv(4096).decode().split("\n") if "=" in line)
+        got.append(fields)
+        if want in ["%s=%s" % kv for kv in fields.items()]:
+            return got
+
+
+def test_service_manager_notifications(r):
+    """sd_notify(3) through $NOTIFY_SOCKET, as a Type=notify unit needs:
+    READY=1 with MAINPID once the listeners are bound; RELOADING=1 then
+    READY=1 around a reload (same pid); STOPPING=1 on SIGTERM.  Both a
+    path and an abstract socket name."""
+    for name in (os.path.join(r.tmp, "notify.sock"),
+                 "@postern-test-%d" % os.getpid()):
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        s.bind("\0" + name[1:] if name.startswith("@") else name)
+        if name.startswith("/"):
+            os.chmod(name, 0o666)
+        d = Daemon(MAIN, env={"NOTIFY_SOCKET": name})
+        try:
+            ready = notifications(s, "READY=1")[-1]
+            assert ready["MAINPID"] == str(d.proc.pid), ready
+            d.wait_listening(PORT)
+            d.signal(signal.SIGHUP)
+            got = notifications(s, "READY=1")
+            assert "RELOADING" in got[0] and "MONOTONIC_USEC" in got[0], got
+            assert got[-1]["MAINPID"] == str(d.proc.pid), got
+            d.signal(signal.SIGTERM)
+            got = notifications(s, "STOPPING=1")
+            assert len(got) == 1, got
+            assert d.proc.wait(15) == 0
+        finally:
+            d.stop()
+            s.close()
+
+
+def test_pid_file_in_foreground(r):
+    """run_dir/posternd.pid holds the master's pid with -f too (systemd's
+    PIDFile=), through a reload, and goes at a clean stop."""
+    pidfile = os.path.join(R.tmp, "run", "posternd.pid")
+    d = Daemon(MAIN)
+    try:
+        d.wait_listening(PORT)
+        with open(pidfile) as f:
+            assert f.read().strip() == str(d.proc.pid)
+        d.signal(signal.SIGHUP)
+        time.sleep(1)
+        with open(pidfile) as f:
+            assert f.read().strip() == str(d.proc.pid)
+        d.signal(signal.SIGTERM)
+        assert d.proc.wait(15) == 0
+        assert not os.path.exists(pidfile)
+    finally:
+        d.stop()
+
+
+def test_systemd_unit_verifies(r):
+    """systemd/posternd.service, as built, passes systemd-analyze verify
+    once pointed at this build's posternd."""
+    unit = os.path.join(TOP_BUILDDIR, "systemd", "posternd.service")
+    if shutil.which("systemd-analyze") is None:
+        raise Skip("systemd-analyze is not installed (Debian systemd)")
+    with open(unit) as f:
+        text = f.read()
+    assert "Type=notify" in text and "KillMode=mixed" in text
+    installed = [line.split("=", 1)[1].split()[0]
+                 for line in text.splitlines()
+                 if line.startswith("ExecStart=")][0]
+    path = r.write("unit/posternd.service",
+                   text.replace(installed, os.path.abspath(POSTERND)))
+    p = subprocess.run(["systemd-analyze", "verify", path],
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stdout + p.stderr
+
+
 for case in [test_version,
              test_check_accepts_a_good_configuration,
              test_syntax_error_names_file_and_line,
@@ -341,6 +427,9 @@ for case in [test_version,
              test_implicit_tls_and_old_protocols_refused,
              test_reload_applies_new_settings_without_dropping_clients,
              test_master_replaces_a_dead_worker,
-             test_graceful_stop_says_goodbye]:
+             test_graceful_stop_says_goodbye,
+             test_service_manager_notifications,
+             test_pid_file_in_foreground,
+             test_systemd_unit_verifies]:
     R.run(case)
 R.finish()

@@ -57,14 +57,16 @@ def make_cert(directory):
 class Daemon:
     """posternd -f running a configuration; stopped by stop() or on exit."""
 
-    def __init__(self, conf_path, extra_args=()):
+    def __init__(self, conf_path, extra_args=(), env=None):
+        """`env`: variables added to the daemon's environment."""
         self.conf_path = conf_path
         self.log_path = conf_path + ".log"
         self.log = open(self.log_path, "w")
         self.terminated = False
         self.proc = subprocess.Popen(
             [POSTERND, "-f", "-c", conf_path, *extra_args],
-            stdout=self.log, stderr=subprocess.STDOUT)
+            stdout=self.log, stderr=subprocess.STDOUT,
+            env=dict(os.environ, **env) if env else None)
 
     def wait_listening(self, port, timeout=10.0):
         deadline = time.time() + timeout
