@@ -57,11 +57,17 @@ struct postern_cfg {
 
 enum rec_kind { REC_VALUE, REC_GROUP, REC_LIST };
 
+struct print_how {
+	int docs;                  /* each key's documentation (-v) */
+	int all;                   /* defaults too (-a) */
+};
+
 /* One recorded path segment ("smtp", "listen", "[1]", "port"). */
 struct rec {
 	char *seg;
 	enum rec_kind kind;
 	char *text;                /* REC_VALUE: libconfig syntax */
+	int dflt;                  /* REC_VALUE: the schema's default */
 	char *doc;
 	postern_cfg_t *raw;        /* a container no schema described */
 	struct rec **kids;
@@ -687,16 +693,18 @@ rec_set_doc(struct rec *r, const char *doc)
 	r->doc = xstrdup(doc);
 }
 
-/* Records a value; takes `text`.  A second recording of the same path
- * replaces the first. */
+/* Records a value (`v`, a node of the files or made from a default);
+ * takes `text`.  A second recording of the same path replaces the first. */
 static void
-record_value(struct conf *c, const char *path, const char *doc, char *text)
+record_value(struct conf *c, const char *path, const char *doc, char *text,
+             const postern_cfg_t *v)
 {
 	struct rec *r = rec_find(c, path);
 
 	rec_clear(r);
 	r->kind = REC_VALUE;
 	r->text = text;
+	r->dflt = v->deftext != NULL;
 	r->raw = NULL;
 	rec_set_doc(r, doc);
 }
@@ -1034,7 +1042,7 @@ parse_number(struct parse *p, const struct postern_cfg_key *k,
 	if (rc != 0)
 		return -1;
 	memcpy(field, &n, sizeof(n));
-	record_value(p->c, path, k->doc, text);
+	record_value(p->c, path, k->doc, text, v);
 	return 0;
 }
 
@@ -1048,7 +1056,8 @@ parse_bool(struct parse *p, const struct postern_cfg_key *k,
 		if (v->type != CONFIG_TYPE_BOOL)
 			return type_error(p->c, v, "a boolean");
 		b = v->v.b != 0;
-		record_value(p->c, path, k->doc, xstrdup(b ? "true" : "false"));
+		record_value(p->c, path, k->doc, xstrdup(b ? "true" : "false"),
+		             v);
 	}
 	memcpy(field, &b, sizeof(b));
 	return 0;
@@ -1064,7 +1073,7 @@ parse_string(struct parse *p, const struct postern_cfg_key *k,
 		if (v->type != CONFIG_TYPE_STRING)
 			return type_error(p->c, v, "a string");
 		s = v->v.s;
-		record_value(p->c, path, k->doc, quote(s));
+		record_value(p->c, path, k->doc, quote(s), v);
 	}
 	memcpy(field, &s, sizeof(s));
 	return 0;
@@ -1099,7 +1108,7 @@ parse_enum(struct parse *p, const struct postern_cfg_key *k,
 			enum_error(p->c, v, k->choices);
 			return -1;
 		}
-		record_value(p->c, path, k->doc, quote(v->v.s));
+		record_value(p->c, path, k->doc, quote(v->v.s), v);
 	}
 	memcpy(field, &idx, sizeof(idx));
 	return 0;
@@ -1147,7 +1156,7 @@ parse_strlist(struct parse *p, const struct postern_cfg_key *k,
 		}
 		sl.count = v->nkids;
 		sl.items = v->strv;
-		record_value(p->c, path, k->doc, strlist_text(v));
+		record_value(p->c, path, k->doc, strlist_text(v), v);
 	}
 	memcpy(field, &sl, sizeof(sl));
 	return 0;
@@ -1510,10 +1519,30 @@ print_raw(FILE *out, const postern_cfg_t *n, int depth)
 	}
 }
 
-static void print_rec_kids(FILE *, const struct rec *, int, int);
+static void print_rec_kids(FILE *, const struct rec *, int,
+                           const struct print_how *);
+
+/* Nothing under `r` differs from the schema's defaults (`posternd -n`
+ * leaves it out).  What a file wrote as a whole list or an undescribed
+ * container is never a default. */
+static int
+rec_is_default(const struct rec *r)
+{
+	size_t i;
+
+	if (r->kind == REC_VALUE)
+		return r->dflt;
+	if (r->kind == REC_LIST || r->raw != NULL || r->nkids == 0)
+		return 0;
+	for (i = 0; i < r->nkids; i++)
+		if (!rec_is_default(r->kids[i]))
+			return 0;
+	return 1;
+}
 
 static void
-print_rec_value(FILE *out, const struct rec *r, int depth, int with_docs)
+print_rec_value(FILE *out, const struct rec *r, int depth,
+                const struct print_how *how)
 {
 	if (r->kind == REC_VALUE) {
 		fputs(r->text, out);
@@ -1521,7 +1550,7 @@ print_rec_value(FILE *out, const struct rec *r, int depth, int with_docs)
 		print_raw(out, r->raw, depth);
 	} else {
 		fputs(r->kind == REC_LIST ? "(\n" : "{\n", out);
-		print_rec_kids(out, r, depth + 1, with_docs);
+		print_rec_kids(out, r, depth + 1, how);
 		indent(out, depth);
 		fputc(r->kind == REC_LIST ? ')' : '}', out);
 	}
@@ -1530,7 +1559,8 @@ print_rec_value(FILE *out, const struct rec *r, int depth, int with_docs)
 /* The members of a group (named, ending in ';') or the elements of a
  * list (unnamed, separated by ','). */
 static void
-print_rec_kids(FILE *out, const struct rec *r, int depth, int with_docs)
+print_rec_kids(FILE *out, const struct rec *r, int depth,
+               const struct print_how *how)
 {
 	int in_list = r->kind == REC_LIST;
 	size_t i;
@@ -1538,14 +1568,16 @@ print_rec_kids(FILE *out, const struct rec *r, int depth, int with_docs)
 	for (i = 0; i < r->nkids; i++) {
 		const struct rec *k = r->kids[i];
 
-		if (with_docs && k->doc != NULL) {
+		if (!in_list && !how->all && rec_is_default(k))
+			continue;
+		if (how->docs && k->doc != NULL) {
 			indent(out, depth);
 			fprintf(out, "# %s\n", k->doc);
 		}
 		indent(out, depth);
 		if (!in_list)
 			fprintf(out, "%s = ", k->seg);
-		print_rec_value(out, k, depth, with_docs);
+		print_rec_value(out, k, depth, how);
 		if (!in_list)
 			fputs(";\n", out);
 		else
@@ -1554,7 +1586,9 @@ print_rec_kids(FILE *out, const struct rec *r, int depth, int with_docs)
 }
 
 void
-conf_print_effective(struct conf *c, FILE *out, int with_docs)
+conf_print_effective(struct conf *c, FILE *out, int with_docs, int all)
 {
-	print_rec_kids(out, &c->top, 0, with_docs);
+	struct print_how how = { .docs = with_docs, .all = all };
+
+	print_rec_kids(out, &c->top, 0, &how);
 }

@@ -105,6 +105,7 @@ unsigned conf_check_known(struct conf *c, postern_cfg_t *group,
  * the largest exact unit ("25M", "5m").  A group or list stored as a node
  * (no schema) that nothing parsed further prints as it was read.  With
  * `with_docs`, each key's doc line precedes it as a comment. */
-void conf_print_effective(struct conf *c, FILE *out, int with_docs);
+void conf_print_effective(struct conf *c, FILE *out, int with_docs,
+                          int all);
 
 #endif /* CORE_CONF_H */

@@ -43,13 +43,15 @@ static void
 usage(FILE *out)
 {
 	fprintf(out,
-	        "usage: posternd [-c FILE] [-t | -n [-v]] [-f] [-V]\n"
+	        "usage: posternd [-c FILE] [-t | -n [-a] [-v]] [-f] [-V]\n"
 	        "  -c FILE  configuration file (default %s/postern.conf);\n"
 	        "           conf.d/*.conf beside it is read too\n"
 	        "  -t       check the configuration and every module's, "
 	        "then exit\n"
-	        "  -n       print the effective configuration (defaults "
-	        "included); -v adds docs\n"
+	        "  -n       print what the configuration sets apart from the "
+	        "defaults;\n"
+	        "           -a: every key, defaults included; -v: with "
+	        "docs\n"
 	        "  -f       stay in the foreground and log to stderr\n"
 	        "  -V       print the version and module ABI, then exit\n",
 	        POSTERN_SYSCONFDIR);
@@ -64,7 +66,7 @@ main(int argc, char **argv)
 	};
 	int ch;
 
-	while ((ch = getopt(argc, argv, "c:tnvfVh")) != -1) {
+	while ((ch = getopt(argc, argv, "c:tnavfVh")) != -1) {
 		switch (ch) {
 		case 'c':
 			opt.config_path = optarg;
@@ -77,6 +79,9 @@ main(int argc, char **argv)
 			break;
 		case 'v':
 			opt.print_docs = 1;
+			break;
+		case 'a':
+			opt.print_all = 1;
 			break;
 		case 'f':
 			opt.foreground = 1;

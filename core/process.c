@@ -1188,7 +1188,8 @@ process_main(const struct options *opt)
 		return 1;
 	}
 	if (opt->print_config) {
-		conf_print_effective(rt.conf, stdout, opt->print_docs);
+		conf_print_effective(rt.conf, stdout, opt->print_docs,
+		                     opt->print_all);
 		rc = 0;
 	} else if (opt->check_only) {
 		printf("%s: configuration OK (%zu module(s))\n",

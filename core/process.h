@@ -17,6 +17,7 @@ struct options {
 	int check_only;          /* -t */
 	int print_config;        /* -n */
 	int print_docs;          /* -n -v */
+	int print_all;           /* -n -a: defaults too */
 	int foreground;          /* -f: no daemon, log to stderr */
 	char **argv;             /* for the re-exec on reload */
 };

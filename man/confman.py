@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Writes postern.conf(5) from the schema posternd itself prints
-(`posternd -n -v`: every key of the core and of the modules loaded, its
+(`posternd -n -a -v`: every key of the core and of the modules loaded, its
 default and its one-line documentation), so the manual cannot drift from
 the code.
 
@@ -36,7 +36,7 @@ def schema(posternd, modules):
             f.write('auth_passwd = { users = "%s"; aliases = ""; };\n'
                     % users)
             f.write('storage_maildir = { location = "%s/%%d/%%n"; };\n' % d)
-        p = subprocess.run([posternd, "-n", "-v", "-c", conf],
+        p = subprocess.run([posternd, "-n", "-a", "-v", "-c", conf],
                            capture_output=True, text=True, timeout=60)
         if p.returncode != 0:
             sys.exit("confman.py: posternd -n -v failed:\n" + p.stderr)

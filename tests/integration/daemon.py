@@ -101,13 +101,28 @@ def test_confd_overrides_main_file(r):
 
 
 def test_effective_config_has_defaults_and_parses_back(r):
-    status, out, err = posternd("-n", "-c", MAIN, split=True)
+    status, out, err = posternd("-n", "-a", "-c", MAIN, split=True)
     assert status == 0, err
     assert "shutdown_timeout" in out and "job_threads" in out, out
     assert "idle_timeout" in out, out  # the module's default
     again = r.write("effective/postern.conf", out)
     status, out2 = posternd("-t", "-c", again)
     assert status == 0, out2
+
+
+def test_effective_config_without_a_flag_shows_what_differs(r):
+    """posternd -n, like doveconf -n: only what the files set apart from
+    the defaults (a group with nothing else set is left out); -a adds
+    the rest.  What it prints is a configuration that gives the same."""
+    status, out, err = posternd("-n", "-c", MAIN, split=True)
+    assert status == 0, err
+    assert "workers = 2;" in out and "shutdown_timeout" in out, out
+    assert "job_threads" not in out and "auth_queue" not in out, out
+    assert "hello = {" in out and 'greeting = "hello from postern"' in out
+    again = r.write("differs/postern.conf", out)
+    status, out2, err = posternd("-n", "-a", "-c", again, split=True)
+    status, out1, err = posternd("-n", "-a", "-c", MAIN, split=True)
+    assert out1 == out2, (out1, out2)
 
 
 def test_missing_module_is_named(r):
@@ -418,6 +433,7 @@ for case in [test_version,
              test_wrong_type_and_range_are_reported_together,
              test_confd_overrides_main_file,
              test_effective_config_has_defaults_and_parses_back,
+             test_effective_config_without_a_flag_shows_what_differs,
              test_missing_module_is_named,
              test_handler_on_undefined_hook_is_an_error,
              test_refuses_root_workers,

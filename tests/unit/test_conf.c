@@ -1010,7 +1010,7 @@ test_old_key_size(void)
 	free(log);
 	/* `doc` lies past the old stride: it reads as NULL, no comments. */
 	f = open_memstream(&buf, &len);
-	conf_print_effective(r.c, f, 1);
+	conf_print_effective(r.c, f, 1, 1);
 	fclose(f);
 	CU_ASSERT_PTR_NULL(strchr(buf, '#'));
 	CU_ASSERT_PTR_NOT_NULL(strstr(buf, "c = 3;"));
@@ -1130,7 +1130,7 @@ print_effective(struct conf *c, int with_docs)
 	FILE *f = open_memstream(&buf, &len);
 
 	CU_ASSERT_PTR_NOT_NULL_FATAL(f);
-	conf_print_effective(c, f, with_docs);
+	conf_print_effective(c, f, with_docs, 1);
 	fclose(f);
 	return buf;
 }
