@@ -494,13 +494,14 @@ imap_mime_section(const struct imap_mime *m, const uint32_t *parts,
 }
 
 int64_t
-imap_mime_date(const struct imap_mime *m)
+imap_mime_date(const struct imap_mime *m, int *tz_minutes)
 {
 	const struct postern_mime_envelope *e = m->root->envelope;
 	int64_t when;
 
 	if (e == NULL || e->date == NULL ||
-	    host->mime_parse_date(e->date, strlen(e->date), &when, NULL) < 0)
+	    host->mime_parse_date(e->date, strlen(e->date), &when,
+	    tz_minutes) < 0)
 		return -1;
 	return when;
 }

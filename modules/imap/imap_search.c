@@ -485,6 +485,7 @@ eval(struct msg_ctx *m, const struct skey *k)
 	const struct skey *c;
 	int r;
 	int64_t day, sent;
+	int tz;
 
 	switch (k->kind) {
 	case SK_ALL:
@@ -523,9 +524,12 @@ eval(struct msg_ctx *m, const struct skey *k)
 	case SK_SENTSINCE:
 		if (load_mime(m) == NULL)
 			return -1;
-		if ((sent = imap_mime_date(m->mime)) < 0)
+		/* RFC 3501 6.4.4: the date of the Date header alone, as
+		 * written in its own zone: time and zone are ignored. */
+		if ((sent = imap_mime_date(m->mime, &tz)) < 0)
 			return 0;
-		day = sent / 86400;
+		sent += (int64_t)tz * 60;
+		day = sent >= 0 ? sent / 86400 : (sent - 86399) / 86400;
 		return k->kind == SK_SENTBEFORE ? day < k->day :
 		       k->kind == SK_SENTON ? day == k->day : day >= k->day;
 	case SK_HEADER:

@@ -209,7 +209,7 @@ test_envelope(void)
 		"(NIL NIL \"carl\" \"c.example\")) "
 		"((NIL NIL \"undisclosed-recipients\" NIL)(NIL NIL NIL NIL)) "
 		"NIL \"<0@example.org>\" \"<1234@example.org>\")");
-	CU_ASSERT_EQUAL(imap_mime_date(m), 1057049557);
+	CU_ASSERT_EQUAL(imap_mime_date(m, NULL), 1057049557);
 	check_str(imap_mime_bodystructure(m, 1, pool),
 		"(\"text\" \"plain\" (\"charset\" \"us-ascii\") NIL NIL "
 		"\"7bit\" 14 2 NIL NIL NIL NIL)");
@@ -229,7 +229,7 @@ test_bodystructure(void)
 		"((NIL NIL \"a\" \"example.org\")) "
 		"((NIL NIL \"a\" \"example.org\")) "
 		"((NIL NIL \"r\" \"example.org\")) NIL NIL NIL NIL NIL)");
-	CU_ASSERT_EQUAL(imap_mime_date(m), -1);
+	CU_ASSERT_EQUAL(imap_mime_date(m, NULL), -1);
 	check_str(imap_mime_bodystructure(m, 1, pool),
 		"((\"text\" \"plain\" (\"charset\" \"iso-8859-1\") NIL NIL "
 		"\"quoted-printable\" 30 2 NIL NIL NIL NIL)"
