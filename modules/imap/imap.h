@@ -240,6 +240,10 @@ void imap_write_buf(struct imap_session *s, const struct imap_buf *b);
 void imap_sync_format(struct imap_session *s, struct imap_buf *out,
                       const struct postern_sync_changes *ch,
                       postern_pool_t *pool);
+/* Untagged FLAGS and PERMANENTFLAGS when the view knows keywords the
+ * session was not told of (RFC 3501 7.2.6: before any FETCH that shows
+ * them).  Job threads. */
+void imap_format_keywords(struct imap_session *s, struct imap_buf *out);
 /* Untagged FETCH (FLAGS ...) for message `seq` with UID / MODSEQ as the
  * session wants them.  `st` is the view's status (its keywords), taken
  * once by a caller that formats many messages: the store's status()

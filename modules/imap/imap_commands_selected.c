@@ -323,6 +323,7 @@ store_work(struct imap_job *j)
 	                            &a->failed, &a->nfailed, &j->err);
 	if (j->rc < 0)
 		return;
+	imap_format_keywords(s, &j->out);
 	imap_storage->status(s->mb, &st);
 	for (seq = 1; seq <= count; seq++) {
 		mi = imap_storage->message(s->mb, seq);

@@ -331,14 +331,14 @@ imap_format_flags_fetch(struct imap_session *s, struct imap_buf *out,
 }
 
 /* FLAGS and PERMANENTFLAGS when the mailbox learnt a keyword. */
-static void
-format_keywords(struct imap_session *s, struct imap_buf *out, int force)
+void
+imap_format_keywords(struct imap_session *s, struct imap_buf *out)
 {
 	struct postern_mailbox_status st = { .size = sizeof(st) };
 	uint32_t i;
 
 	imap_storage->status(s->mb, &st);
-	if (!force && st.nkeywords == s->nkeywords_sent)
+	if (st.nkeywords == s->nkeywords_sent)
 		return;
 	imap_buf_str(out, "* FLAGS (\\Answered \\Flagged \\Deleted \\Seen "
 	                  "\\Draft");
@@ -386,7 +386,7 @@ imap_sync_format(struct imap_session *s, struct imap_buf *out,
 			imap_buf_printf(out, "* %u EXPUNGE\r\n",
 			                ch->expunged_seqs[i]);
 	}
-	format_keywords(s, out, 0);
+	imap_format_keywords(s, out);
 	if (ch->nchanged > 0) {
 		struct postern_mailbox_status st = { .size = sizeof(st) };
 
