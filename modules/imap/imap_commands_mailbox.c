@@ -431,7 +431,8 @@ list_options(struct imap_cmd *c, unsigned *opts, int selection,
 	return 0;
 }
 
-/* reference + pattern, decoded from modified UTF-7. */
+/* reference + pattern, decoded from modified UTF-7; NULL when either
+ * is not valid modified UTF-7. */
 static char *
 list_pattern(struct imap_cmd *c, const struct imap_str *ref,
              const struct imap_str *pat)
@@ -476,17 +477,20 @@ list_command(struct imap_cmd *c, int lsub)
 		do {
 			if (np == 64 || imap_arg_list_mailbox(a, &pat) < 0)
 				goto bad;
-			if ((pats[np++] = list_pattern(c, &ref, &pat)) == NULL)
-				goto badname;
+			if ((pats[np] = list_pattern(c, &ref, &pat)) != NULL)
+				np++;
 		} while (imap_arg_try_char(a, ' '));
 		if (imap_arg_char(a, ')') < 0)
 			goto bad;
 	} else {
 		if (imap_arg_list_mailbox(a, &pat) < 0)
 			goto bad;
-		if ((pats[np++] = list_pattern(c, &ref, &pat)) == NULL)
-			goto badname;
+		if ((pats[np] = list_pattern(c, &ref, &pat)) != NULL)
+			np++;
 	}
+	/* A pattern that is not modified UTF-7 names no mailbox (every
+	 * name is shown encoded): it matches nothing, as Dovecot does, and
+	 * is no error. */
 	if (!lsub && !imap_arg_at_end(a)) {
 		struct imap_str ret;
 		if (imap_arg_sp(a) < 0 || imap_arg_atom(a, &ret) < 0 ||
@@ -512,7 +516,8 @@ list_command(struct imap_cmd *c, int lsub)
 	la->opts = opts;
 	la->status_items = items;
 	la->npatterns = np;
-	la->patterns = imap_host->pool_alloc(j->pool, np * sizeof(char *));
+	la->patterns = imap_host->pool_alloc(j->pool,
+	                                     (np + 1) * sizeof(char *));
 	for (i = 0; i < np; i++)
 		la->patterns[i] = imap_host->pool_strndup(j->pool, pats[i],
 		                                          strlen(pats[i]));
@@ -521,10 +526,6 @@ list_command(struct imap_cmd *c, int lsub)
 bad:
 	imap_reply(c->s, c->tag, "BAD", "%s: %s", lsub ? "LSUB" : "LIST",
 	           a->error != NULL ? a->error : "invalid arguments");
-	return;
-badname:
-	imap_reply(c->s, c->tag, "BAD", "Mailbox pattern is not valid "
-	                                "modified UTF-7");
 }
 
 void

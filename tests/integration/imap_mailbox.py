@@ -181,6 +181,11 @@ def test_utf7_names(R):
     assert names(data) == ["Entw&APw-rfe"], data
     typ, data = m.create("Bad&name")
     assert typ == "NO", data
+    # A pattern that is not modified UTF-7 names no mailbox: OK, empty.
+    typ, data = m.list('""', "Entw&rfe*")
+    assert typ == "OK" and data == [None], data
+    typ, data = m.list('""', "(Entw&rfe Entw*)")
+    assert typ == "OK" and names(data) == ["Entw&APw-rfe"], data
     m.append("Entw&APw-rfe", None, None, message("utf7"))
     typ, data = m.select("Entw&APw-rfe")
     assert typ == "OK" and data == [b"1"], data
