@@ -410,6 +410,10 @@ test_sizes_sets_uid(void)
 	EXPECT(0, "*", "* SEARCH 4\r\n" OK);
 	EXPECT(0, "UID 5:9", "* SEARCH 2 3\r\n" OK);
 	EXPECT(0, "UID 10:*", "* SEARCH 4\r\n" OK);
+	/* n:* with n above every UID is the last message; a written
+	 * 4294967295 is no "*" (RFC 3501 6.4.8, 9051 6.4.4.1). */
+	EXPECT(0, "UID 13:*", "* SEARCH 4\r\n" OK);
+	EXPECT(0, "UID 13:4294967295", "* SEARCH\r\n" OK);
 	EXPECT(1, "ALL", "* SEARCH 3 5 9 12\r\n" OK);
 	EXPECT(1, "1,3", "* SEARCH 3 9\r\n" OK);
 	EXPECT(0, "MODSEQ 25", "* SEARCH 3 4 (MODSEQ 40)\r\n" OK);
