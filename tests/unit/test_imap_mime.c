@@ -484,6 +484,7 @@ test_header_match(void)
 		"Subject: =?iso-8859-1?q?CAF=C9?= au lait\r\n"
 		"From: =?utf-8?B?w4lsaXNl?= <e@x>\r\n"
 		"X-Empty:\r\n"
+		"To: <user-to (comment)@ (comment) domain.org>\r\n"
 		"\r\n"
 		"Body: nope\r\n";
 	size_t len = sizeof(hdr) - 1;
@@ -496,6 +497,11 @@ test_header_match(void)
 	                "\xc3\xa9lise", pool), 1);
 	CU_ASSERT_EQUAL(imap_mime_header_matches(hdr, len, "from", "e@X",
 	                pool), 1);
+	/* addresses without their comments */
+	CU_ASSERT_EQUAL(imap_mime_header_matches(hdr, len, "to",
+	                "user-to@domain.org", pool), 1);
+	CU_ASSERT_EQUAL(imap_mime_header_matches(hdr, len, "subject",
+	                "caf@au", pool), 0);
 	/* an empty needle matches a present field, even an empty one */
 	CU_ASSERT_EQUAL(imap_mime_header_matches(hdr, len, "x-empty", "",
 	                pool), 1);
