@@ -587,7 +587,7 @@ imap_cmd_status(struct imap_cmd *c)
 	if ((name = imap_mailbox_arg(c, &mbox)) == NULL)
 		return;
 	if (items & STATUS_HIGHESTMODSEQ)
-		c->s->condstore = 1;
+		imap_condstore_enable(c->s);
 	j = imap_job_new(c->s, c->tag, sizeof(*a));
 	a = j->arg;
 	a->name = imap_host->pool_strndup(j->pool, name, strlen(name));

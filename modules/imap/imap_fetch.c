@@ -240,7 +240,7 @@ parse_item(struct imap_cmd *c, struct fetch_arg *fa)
 		return item_new(c, FI_BODYSTRUCTURE);
 	}
 	if (imap_str_is(&w, "MODSEQ")) {
-		c->s->condstore = 1;
+		imap_condstore_enable(c->s);
 		return item_new(c, FI_MODSEQ);
 	}
 	if (imap_str_is(&w, "RFC822") || imap_str_is(&w, "RFC822.HEADER") ||
@@ -403,7 +403,7 @@ parse_modifiers(struct imap_cmd *c, struct fetch_arg *fa)
 			if (imap_arg_sp(a) < 0 ||
 			    imap_arg_number64(a, &fa->changedsince) < 0)
 				return -1;
-			c->s->condstore = 1;
+			imap_condstore_enable(c->s);
 		} else if (imap_str_is(&w, "VANISHED") && c->uid &&
 		           (c->s->enabled & IMAP_ENABLED_QRESYNC)) {
 			fa->vanished = 1;

@@ -205,6 +205,12 @@ imap_mime_load(const struct postern_storage *st, postern_mailbox_t *mb,
 	return NULL;
 }
 
+void
+imap_condstore_enable(struct imap_session *s)
+{
+	s->condstore = 1;
+}
+
 int64_t
 imap_mime_date(const struct imap_mime *m, int *tz_minutes)
 {
@@ -477,6 +483,14 @@ test_esearch(void)
 	       "* ESEARCH (TAG \"t\") COUNT 0\r\n" OK);
 	EXPECT(0, "RETURN (MIN) KEYWORD nosuch",
 	       "* ESEARCH (TAG \"t\")\r\n" OK);
+	/* RFC 7162 3.1.5: MIN/MAX alone give the MODSEQ of what they
+	 * return, ALL and COUNT that of every message found. */
+	EXPECT(0, "RETURN (MIN) MODSEQ 15",
+	       "* ESEARCH (TAG \"t\") MIN 2 MODSEQ 20\r\n" OK);
+	EXPECT(0, "RETURN (MIN MAX) 2:3 MODSEQ 15",
+	       "* ESEARCH (TAG \"t\") MIN 2 MAX 3 MODSEQ 30\r\n" OK);
+	EXPECT(0, "RETURN (MIN COUNT) MODSEQ 15",
+	       "* ESEARCH (TAG \"t\") MIN 2 COUNT 3 MODSEQ 40\r\n" OK);
 }
 
 static void
