@@ -195,6 +195,25 @@ has_child(struct postern_mailbox_entry *e, size_t n, size_t i, char delim,
 	return 0;
 }
 
+/* RFC 5258 3.5 (RECURSIVEMATCH): 1 if a subscribed mailbox below e[i]
+ * does not match the patterns itself, so that only e[i]'s CHILDINFO
+ * can tell of it. */
+static int
+has_unlisted_subscribed_child(const struct list_arg *a,
+                              struct postern_mailbox_entry *e, size_t n,
+                              size_t i, char delim)
+{
+	size_t k, len = strlen(e[i].name);
+
+	for (k = 0; k < n; k++)
+		if (k != i && strncmp(e[k].name, e[i].name, len) == 0 &&
+		    e[k].name[len] == delim &&
+		    (e[k].attrs & POSTERN_MBOX_SUBSCRIBED) &&
+		    !any_pattern(a, e[k].name, delim))
+			return 1;
+	return 0;
+}
+
 static void
 format_attrs(struct imap_buf *out, unsigned attrs)
 {
@@ -256,6 +275,10 @@ list_one(struct imap_job *j, struct list_arg *a,
 	}
 	if (a->opts & (LSEL_SUBSCRIBED | LRET_SUBSCRIBED))
 		shown |= attrs & POSTERN_MBOX_SUBSCRIBED;
+	/* RFC 5258 3.4: \NonExistent implies \Noselect, which LIST then
+	 * leaves out (LSUB knows only \Noselect, below). */
+	if (attrs & POSTERN_MBOX_NONEXISTENT)
+		shown &= ~POSTERN_MBOX_NOSELECT;
 	if (a->opts & L_LSUB) {
 		shown &= ~(POSTERN_MBOX_HASCHILDREN |
 		           POSTERN_MBOX_HASNOCHILDREN |
@@ -358,8 +381,8 @@ list_work(struct imap_job *j)
 				list_one(j, a, e, n, i, 0);
 			else if ((a->opts & LSEL_RECURSIVE) &&
 			         !(e[i].attrs & POSTERN_MBOX_NONEXISTENT) &&
-			         has_child(e, n, i, delim,
-			                   POSTERN_MBOX_SUBSCRIBED, 0))
+			         has_unlisted_subscribed_child(a, e, n, i,
+			                                       delim))
 				list_one(j, a, e, n, i, 1);
 			continue;
 		}

@@ -97,6 +97,8 @@ def test_subscribe_lsub(R):
     typ, data = m._untagged_response(typ, data, "LIST")
     assert "\\Subscribed" in attrs(data, "Sub1"), data
     assert "\\NonExistent" in attrs(data, "Gone"), data
+    # RFC 5258 3.4: \NonExistent implies \Noselect, not sent with it.
+    assert "\\Noselect" not in attrs(data, "Gone"), data
     assert "Sub2" not in names(data)
     # A plain LIST does not show subscribed names that do not exist.
     typ, data = m.list()
@@ -109,6 +111,16 @@ def test_subscribe_lsub(R):
     assert "\\Noselect" in attrs(data, "Par"), data
     typ, data = m.lsub('""', "*")
     assert "Par" not in names(data) and "Par/Kid" in names(data), data
+    # RFC 5258 3.5: RECURSIVEMATCH gives Par a CHILDINFO only when its
+    # subscribed child is not listed itself.
+    typ, data = m._simple_command("LIST", "(SUBSCRIBED RECURSIVEMATCH)",
+                                  '""', '"Par"')
+    typ, data = m._untagged_response(typ, data, "LIST")
+    assert len(data) == 1 and b"CHILDINFO" in data[0], data
+    typ, data = m._simple_command("LIST", "(SUBSCRIBED RECURSIVEMATCH)",
+                                  '""', '(Par Par/Kid)')
+    typ, data = m._untagged_response(typ, data, "LIST")
+    assert names(data) == ["Par/Kid"], data
     assert m.unsubscribe("Sub1")[0] == "OK"
     typ, data = m.lsub('""', "*")
     assert "Sub1" not in names(data), data
