@@ -137,6 +137,7 @@ struct imap_session {
 	postern_store_t *store;
 	unsigned enabled;             /* IMAP_ENABLED_* */
 	int condstore;                /* CONDSTORE in use (RFC 7162 3.1) */
+	int condstore_announce;       /* HIGHESTMODSEQ owed (3.1.2.1) */
 
 	/* Selected. */
 	postern_mailbox_t *mb;
@@ -240,6 +241,15 @@ void imap_write_buf(struct imap_session *s, const struct imap_buf *b);
 void imap_sync_format(struct imap_session *s, struct imap_buf *out,
                       const struct postern_sync_changes *ch,
                       postern_pool_t *pool);
+/* A CONDSTORE-enabling command (RFC 7162 3.1): CONDSTORE in use from
+ * now; the first in a selected mailbox owes the client the mailbox's
+ * HIGHESTMODSEQ, sent untagged before the command's own responses.
+ * Main thread. */
+void imap_condstore_enable(struct imap_session *s);
+/* Untagged FLAGS and PERMANENTFLAGS when the view knows keywords the
+ * session was not told of (RFC 3501 7.2.6: before any FETCH that shows
+ * them).  Job threads. */
+void imap_format_keywords(struct imap_session *s, struct imap_buf *out);
 /* Untagged FETCH (FLAGS ...) for message `seq` with UID / MODSEQ as the
  * session wants them.  `st` is the view's status (its keywords), taken
  * once by a caller that formats many messages: the store's status()

@@ -195,6 +195,25 @@ has_child(struct postern_mailbox_entry *e, size_t n, size_t i, char delim,
 	return 0;
 }
 
+/* RFC 5258 3.5 (RECURSIVEMATCH): 1 if a subscribed mailbox below e[i]
+ * does not match the patterns itself, so that only e[i]'s CHILDINFO
+ * can tell of it. */
+static int
+has_unlisted_subscribed_child(const struct list_arg *a,
+                              struct postern_mailbox_entry *e, size_t n,
+                              size_t i, char delim)
+{
+	size_t k, len = strlen(e[i].name);
+
+	for (k = 0; k < n; k++)
+		if (k != i && strncmp(e[k].name, e[i].name, len) == 0 &&
+		    e[k].name[len] == delim &&
+		    (e[k].attrs & POSTERN_MBOX_SUBSCRIBED) &&
+		    !any_pattern(a, e[k].name, delim))
+			return 1;
+	return 0;
+}
+
 static void
 format_attrs(struct imap_buf *out, unsigned attrs)
 {
@@ -256,6 +275,10 @@ list_one(struct imap_job *j, struct list_arg *a,
 	}
 	if (a->opts & (LSEL_SUBSCRIBED | LRET_SUBSCRIBED))
 		shown |= attrs & POSTERN_MBOX_SUBSCRIBED;
+	/* RFC 5258 3.4: \NonExistent implies \Noselect, which LIST then
+	 * leaves out (LSUB knows only \Noselect, below). */
+	if (attrs & POSTERN_MBOX_NONEXISTENT)
+		shown &= ~POSTERN_MBOX_NOSELECT;
 	if (a->opts & L_LSUB) {
 		shown &= ~(POSTERN_MBOX_HASCHILDREN |
 		           POSTERN_MBOX_HASNOCHILDREN |
@@ -358,8 +381,8 @@ list_work(struct imap_job *j)
 				list_one(j, a, e, n, i, 0);
 			else if ((a->opts & LSEL_RECURSIVE) &&
 			         !(e[i].attrs & POSTERN_MBOX_NONEXISTENT) &&
-			         has_child(e, n, i, delim,
-			                   POSTERN_MBOX_SUBSCRIBED, 0))
+			         has_unlisted_subscribed_child(a, e, n, i,
+			                                       delim))
 				list_one(j, a, e, n, i, 1);
 			continue;
 		}
@@ -431,7 +454,8 @@ list_options(struct imap_cmd *c, unsigned *opts, int selection,
 	return 0;
 }
 
-/* reference + pattern, decoded from modified UTF-7. */
+/* reference + pattern, decoded from modified UTF-7; NULL when either
+ * is not valid modified UTF-7. */
 static char *
 list_pattern(struct imap_cmd *c, const struct imap_str *ref,
              const struct imap_str *pat)
@@ -476,17 +500,20 @@ list_command(struct imap_cmd *c, int lsub)
 		do {
 			if (np == 64 || imap_arg_list_mailbox(a, &pat) < 0)
 				goto bad;
-			if ((pats[np++] = list_pattern(c, &ref, &pat)) == NULL)
-				goto badname;
+			if ((pats[np] = list_pattern(c, &ref, &pat)) != NULL)
+				np++;
 		} while (imap_arg_try_char(a, ' '));
 		if (imap_arg_char(a, ')') < 0)
 			goto bad;
 	} else {
 		if (imap_arg_list_mailbox(a, &pat) < 0)
 			goto bad;
-		if ((pats[np++] = list_pattern(c, &ref, &pat)) == NULL)
-			goto badname;
+		if ((pats[np] = list_pattern(c, &ref, &pat)) != NULL)
+			np++;
 	}
+	/* A pattern that is not modified UTF-7 names no mailbox (every
+	 * name is shown encoded): it matches nothing, as Dovecot does, and
+	 * is no error. */
 	if (!lsub && !imap_arg_at_end(a)) {
 		struct imap_str ret;
 		if (imap_arg_sp(a) < 0 || imap_arg_atom(a, &ret) < 0 ||
@@ -512,7 +539,8 @@ list_command(struct imap_cmd *c, int lsub)
 	la->opts = opts;
 	la->status_items = items;
 	la->npatterns = np;
-	la->patterns = imap_host->pool_alloc(j->pool, np * sizeof(char *));
+	la->patterns = imap_host->pool_alloc(j->pool,
+	                                     (np + 1) * sizeof(char *));
 	for (i = 0; i < np; i++)
 		la->patterns[i] = imap_host->pool_strndup(j->pool, pats[i],
 		                                          strlen(pats[i]));
@@ -521,10 +549,6 @@ list_command(struct imap_cmd *c, int lsub)
 bad:
 	imap_reply(c->s, c->tag, "BAD", "%s: %s", lsub ? "LSUB" : "LIST",
 	           a->error != NULL ? a->error : "invalid arguments");
-	return;
-badname:
-	imap_reply(c->s, c->tag, "BAD", "Mailbox pattern is not valid "
-	                                "modified UTF-7");
 }
 
 void
@@ -586,7 +610,7 @@ imap_cmd_status(struct imap_cmd *c)
 	if ((name = imap_mailbox_arg(c, &mbox)) == NULL)
 		return;
 	if (items & STATUS_HIGHESTMODSEQ)
-		c->s->condstore = 1;
+		imap_condstore_enable(c->s);
 	j = imap_job_new(c->s, c->tag, sizeof(*a));
 	a = j->arg;
 	a->name = imap_host->pool_strndup(j->pool, name, strlen(name));

@@ -323,6 +323,7 @@ store_work(struct imap_job *j)
 	                            &a->failed, &a->nfailed, &j->err);
 	if (j->rc < 0)
 		return;
+	imap_format_keywords(s, &j->out);
 	imap_storage->status(s->mb, &st);
 	for (seq = 1; seq <= count; seq++) {
 		mi = imap_storage->message(s->mb, seq);
@@ -402,7 +403,7 @@ imap_cmd_store(struct imap_cmd *c)
 		    imap_arg_number64(ar, &unch) < 0 ||
 		    imap_arg_char(ar, ')') < 0 || imap_arg_sp(ar) < 0)
 			goto bad;
-		c->s->condstore = 1;
+		imap_condstore_enable(c->s);
 		has_unch = 1;
 	}
 	if (imap_arg_atom(ar, &item) < 0 || imap_arg_sp(ar) < 0)

@@ -76,7 +76,6 @@ struct fetch_arg {
 	int needs_mime, needs_msg;
 	uint32_t next_seq;      /* where the next step starts */
 	int finished;
-	int expunged_seen;      /* a message had gone */
 	unsigned char *was_unseen; /* per sequence number, for FLAGS */
 	uint32_t nwas;
 	/* The message being sent (see fetch_plan). */
@@ -240,7 +239,7 @@ parse_item(struct imap_cmd *c, struct fetch_arg *fa)
 		return item_new(c, FI_BODYSTRUCTURE);
 	}
 	if (imap_str_is(&w, "MODSEQ")) {
-		c->s->condstore = 1;
+		imap_condstore_enable(c->s);
 		return item_new(c, FI_MODSEQ);
 	}
 	if (imap_str_is(&w, "RFC822") || imap_str_is(&w, "RFC822.HEADER") ||
@@ -403,7 +402,7 @@ parse_modifiers(struct imap_cmd *c, struct fetch_arg *fa)
 			if (imap_arg_sp(a) < 0 ||
 			    imap_arg_number64(a, &fa->changedsince) < 0)
 				return -1;
-			c->s->condstore = 1;
+			imap_condstore_enable(c->s);
 		} else if (imap_str_is(&w, "VANISHED") && c->uid &&
 		           (c->s->enabled & IMAP_ENABLED_QRESYNC)) {
 			fa->vanished = 1;
@@ -994,6 +993,56 @@ format_vanished_earlier(struct imap_job *j, struct fetch_arg *fa)
 	free(gone);
 }
 
+/* RFC 2180 4.1.1: a message another session expunged, which this one
+ * still shows, gets what the index still knows of it (UID, FLAGS,
+ * INTERNALDATE, RFC822.SIZE, MODSEQ), its content items left out, and
+ * the FETCH does not fail.  Nothing when none of those was asked. */
+static void
+fetch_index_only(struct imap_job *j, struct fetch_arg *fa, uint32_t seq,
+                 const struct postern_mailbox_status *st)
+{
+	const struct postern_message_info *mi;
+	const struct fetch_item *it;
+	struct imap_buf items = { 0 }, *out = &items;
+	int n = 0, uid = fa->by_uid, flags = 0, modseq = fa->changedsince > 0;
+
+	if ((mi = imap_storage->message(j->s->mb, seq)) == NULL)
+		return;
+	for (it = fa->items; it != NULL; it = it->next) {
+		uid |= it->kind == FI_UID;
+		flags |= it->kind == FI_FLAGS;
+		modseq |= it->kind == FI_MODSEQ;
+	}
+	if (uid)
+		imap_buf_printf(out, "%sUID %u", n++ ? " " : "", mi->uid);
+	if (flags) {
+		imap_buf_str(out, n++ ? " FLAGS " : "FLAGS ");
+		imap_buf_flags(out, mi->flags, mi->keywords, mi->nkeywords,
+		               st->keywords, st->nkeywords);
+	}
+	for (it = fa->items; it != NULL; it = it->next) {
+		if (it->kind == FI_INTERNALDATE) {
+			if (n++)
+				imap_buf_str(out, " ");
+			format_internaldate(out, mi->internal_date,
+			                    mi->internal_tz);
+		} else if (it->kind == FI_SIZE) {
+			imap_buf_printf(out, "%sRFC822.SIZE %llu",
+			                n++ ? " " : "",
+			                (unsigned long long)mi->size);
+		}
+	}
+	if (modseq)
+		imap_buf_printf(out, "%sMODSEQ (%llu)", n++ ? " " : "",
+		                (unsigned long long)mi->modseq);
+	if (n > 0) {
+		imap_buf_printf(&j->out, "* %u FETCH (", seq);
+		imap_buf_add(&j->out, items.p, items.len);
+		imap_buf_str(&j->out, ")\r\n");
+	}
+	imap_buf_free(&items);
+}
+
 /* The next message of the set from fa->next_seq on, or 0. */
 static uint32_t
 next_message(struct fetch_arg *fa, postern_mailbox_t *mb, uint32_t count,
@@ -1008,10 +1057,8 @@ next_message(struct fetch_arg *fa, postern_mailbox_t *mb, uint32_t count,
 			continue;
 		if (fa->changedsince > 0 && mi->modseq <= fa->changedsince)
 			continue;
-		if (mi->expunged) {
-			fa->expunged_seen = 1;
-			continue;
-		}
+		/* An expunged message this session was not told of yet is
+		 * still fetched (RFC 2180 4.1.1): what the index knows. */
 		*mip = mi;
 		return seq;
 	}
@@ -1087,7 +1134,7 @@ fetch_work(struct imap_job *j)
 			break;
 		}
 		if (rc > 0)
-			fa->expunged_seen = 1;
+			fetch_index_only(j, fa, seq, &st);
 	}
 	/* A message still being sent is opened again by the next step. */
 	if (msg != NULL)
@@ -1139,9 +1186,6 @@ fetch_done(struct imap_job *j)
 	if (fa->finished) {
 		if (j->rc < 0)
 			imap_reply_storage_err(s, j->tag, &j->err);
-		else if (fa->expunged_seen)
-			imap_reply(s, j->tag, "NO", "[EXPUNGEISSUED] Some "
-			                            "messages were expunged");
 		else
 			imap_reply(s, j->tag, "OK", "Fetch completed");
 		return;

@@ -494,13 +494,14 @@ imap_mime_section(const struct imap_mime *m, const uint32_t *parts,
 }
 
 int64_t
-imap_mime_date(const struct imap_mime *m)
+imap_mime_date(const struct imap_mime *m, int *tz_minutes)
 {
 	const struct postern_mime_envelope *e = m->root->envelope;
 	int64_t when;
 
 	if (e == NULL || e->date == NULL ||
-	    host->mime_parse_date(e->date, strlen(e->date), &when, NULL) < 0)
+	    host->mime_parse_date(e->date, strlen(e->date), &when,
+	    tz_minutes) < 0)
 		return -1;
 	return when;
 }
@@ -784,6 +785,50 @@ contains_folded(const char *hay, size_t len, const char *folded_needle)
 	return found;
 }
 
+/* An address field matches by its addresses too, as "name <box@host>"
+ * with comments, quoting and folding gone (Dovecot's SEARCH FROM, TO,
+ * CC, BCC): "a (c)@ (c) b" is the address a@b. */
+static int
+addresses_match(const char *value, size_t len, const char *fneedle,
+                postern_pool_t *pool)
+{
+	struct postern_mime_address *ad;
+	const char *name;
+	char *one;
+	size_t n, i, nlen;
+	int found = 0;
+
+	ad = host->mime_parse_addresses(value, len, pool, &n);
+	for (i = 0; ad != NULL && i < n && !found; i++) {
+		if (ad[i].group || ad[i].mailbox == NULL)
+			continue;
+		name = ad[i].name == NULL ? NULL :
+		       host->mime_decode_words(ad[i].name, strlen(ad[i].name),
+		                               pool, &nlen);
+		one = host->pool_printf(pool, "%s%s<%s@%s>",
+		                        name != NULL ? name : "",
+		                        name != NULL ? " " : "", ad[i].mailbox,
+		                        ad[i].host != NULL ? ad[i].host : "");
+		/* NULL: over the message's memory budget, no match */
+		found = one != NULL && contains_folded(one, strlen(one),
+		                                       fneedle);
+	}
+	return found;
+}
+
+static int
+is_address_field(const char *name)
+{
+	static const char *const fields[] = { "from", "to", "cc", "bcc",
+		"sender", "reply-to" };
+	size_t i;
+
+	for (i = 0; i < sizeof(fields) / sizeof(fields[0]); i++)
+		if (strcasecmp(name, fields[i]) == 0)
+			return 1;
+	return 0;
+}
+
 int
 imap_mime_header_matches(const char *hdr, size_t len, const char *field,
                          const char *needle, postern_pool_t *pool)
@@ -806,6 +851,9 @@ imap_mime_header_matches(const char *hdr, size_t len, const char *field,
 		                                &vlen);
 		/* NULL: over the message's memory budget, no match */
 		found = value != NULL && contains_folded(value, vlen, fneedle);
+		if (!found && is_address_field(field))
+			found = addresses_match(f.value, f.value_len, fneedle,
+			                        pool);
 	}
 	free(fneedle);
 	return found;

@@ -57,9 +57,10 @@ int imap_mime_section(const struct imap_mime *m, const uint32_t *parts,
                       size_t nparts, enum imap_section_what what,
                       uint64_t *start, uint64_t *len);
 
-/* The Date header as seconds since the epoch (SEARCH SENTBEFORE,
- * SENTON, SENTSINCE), or -1 when missing or unparseable. */
-int64_t imap_mime_date(const struct imap_mime *m);
+/* The Date header as seconds since the epoch (UTC), its zone in
+ * *tz_minutes (east of UTC) when that is not NULL, or -1 when missing
+ * or unparseable. */
+int64_t imap_mime_date(const struct imap_mime *m, int *tz_minutes);
 
 /* SEARCH HEADER, FROM, TO, CC, BCC, SUBJECT: 1 if the value of header
  * field `field` (case-insensitive name) in the header hdr[0..len)

@@ -634,6 +634,12 @@ seq_number(struct imap_args *a, uint32_t *out)
 	}
 	if (imap_arg_nznumber(a, out) < 0)
 		return arg_fail(a, "invalid sequence set");
+	/* A written 4294967295 is that number, not "*" (the largest
+	 * number in use): no UID or sequence number reaches it (the
+	 * storage never assigns it, the next UID would wrap), so it is
+	 * kept just below IMAP_SEQ_STAR, with the same matches. */
+	if (*out == IMAP_SEQ_STAR)
+		*out = IMAP_SEQ_STAR - 1;
 	return 0;
 }
 

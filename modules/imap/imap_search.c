@@ -89,8 +89,26 @@ struct search_arg {
 	size_t nhits;
 	uint32_t next_seq;    /* where the next step starts (0: first) */
 	int finished;
-	uint64_t max_modseq;
+	uint64_t max_modseq;  /* of every hit */
+	uint64_t first_modseq, last_modseq; /* of the MIN and MAX hits */
 };
+
+/* RFC 7162 3.1.5: with only MIN and/or MAX returned, the MODSEQ of
+ * ESEARCH is the highest of the messages returned; with ALL or COUNT,
+ * of every message found. */
+static uint64_t
+esearch_modseq(const struct search_arg *a)
+{
+	uint64_t v = 0;
+
+	if (a->ret & (RET_ALL | RET_COUNT))
+		return a->max_modseq;
+	if (a->ret & RET_MIN)
+		v = a->first_modseq;
+	if ((a->ret & RET_MAX) && a->last_modseq > v)
+		v = a->last_modseq;
+	return v;
+}
 
 /* ---- parsing ----------------------------------------------------------*/
 
@@ -351,7 +369,7 @@ parse_key(struct sparse *ps, struct skey **out, int depth)
 		struct imap_str entry, type;
 		k = key_new(c, SK_MODSEQ);
 		*out = k;
-		c->s->condstore = 1;
+		imap_condstore_enable(c->s);
 		if (imap_arg_sp(a) < 0)
 			return -1;
 		if (imap_arg_peek(a) == '"') {
@@ -485,6 +503,7 @@ eval(struct msg_ctx *m, const struct skey *k)
 	const struct skey *c;
 	int r;
 	int64_t day, sent;
+	int tz;
 
 	switch (k->kind) {
 	case SK_ALL:
@@ -523,9 +542,12 @@ eval(struct msg_ctx *m, const struct skey *k)
 	case SK_SENTSINCE:
 		if (load_mime(m) == NULL)
 			return -1;
-		if ((sent = imap_mime_date(m->mime)) < 0)
+		/* RFC 3501 6.4.4: the date of the Date header alone, as
+		 * written in its own zone: time and zone are ignored. */
+		if ((sent = imap_mime_date(m->mime, &tz)) < 0)
 			return 0;
-		day = sent / 86400;
+		sent += (int64_t)tz * 60;
+		day = sent >= 0 ? sent / 86400 : (sent - 86399) / 86400;
 		return k->kind == SK_SENTBEFORE ? day < k->day :
 		       k->kind == SK_SENTON ? day == k->day : day >= k->day;
 	case SK_HEADER:
@@ -651,6 +673,9 @@ search_work(struct imap_job *j)
 		}
 		if (r == 0)
 			continue;
+		if (a->nhits == 0)
+			a->first_modseq = m.mi->modseq;
+		a->last_modseq = m.mi->modseq;
 		a->hits[a->nhits++] = a->by_uid ? m.mi->uid : seq;
 		if (m.mi->modseq > a->max_modseq)
 			a->max_modseq = m.mi->modseq;
@@ -687,7 +712,7 @@ search_work(struct imap_job *j)
 	}
 	if (a->uses_modseq && a->nhits > 0)
 		imap_buf_printf(&j->out, " MODSEQ %llu",
-		                (unsigned long long)a->max_modseq);
+		                (unsigned long long)esearch_modseq(a));
 	imap_buf_str(&j->out, "\r\n");
 }
 

@@ -179,6 +179,34 @@ job_free(struct imap_job *j)
 	free(j);
 }
 
+void
+imap_condstore_enable(struct imap_session *s)
+{
+	if (!s->condstore && s->mb != NULL)
+		s->condstore_announce = 1;
+	s->condstore = 1;
+}
+
+/* RFC 7162 3.1.2.1: "* OK [HIGHESTMODSEQ n]" once CONDSTORE is enabled
+ * by a command in a selected mailbox. */
+static void
+condstore_announce(struct imap_session *s, struct imap_buf *out)
+{
+	struct postern_mailbox_status st = { .size = sizeof(st) };
+
+	s->condstore_announce = 0;
+	if (s->mb == NULL)
+		return;
+	imap_storage->status(s->mb, &st);
+	if (!st.modseq_supported)
+		imap_buf_str(out, "* OK [NOMODSEQ] No permanent "
+		                  "modsequences\r\n");
+	else
+		imap_buf_printf(out, "* OK [HIGHESTMODSEQ %llu] Highest\r\n",
+		                (unsigned long long)(st.highestmodseq > 0 ?
+		                                     st.highestmodseq : 1));
+}
+
 static void
 job_work(void *arg)
 {
@@ -187,6 +215,8 @@ job_work(void *arg)
 	struct postern_sync_changes ch;
 	struct postern_storage_err err;
 
+	if (s->condstore_announce)
+		condstore_announce(s, &j->out);
 	if (j->work != NULL)
 		j->work(j);
 	if (j->sync && s->mb != NULL) {
@@ -331,14 +361,14 @@ imap_format_flags_fetch(struct imap_session *s, struct imap_buf *out,
 }
 
 /* FLAGS and PERMANENTFLAGS when the mailbox learnt a keyword. */
-static void
-format_keywords(struct imap_session *s, struct imap_buf *out, int force)
+void
+imap_format_keywords(struct imap_session *s, struct imap_buf *out)
 {
 	struct postern_mailbox_status st = { .size = sizeof(st) };
 	uint32_t i;
 
 	imap_storage->status(s->mb, &st);
-	if (!force && st.nkeywords == s->nkeywords_sent)
+	if (st.nkeywords == s->nkeywords_sent)
 		return;
 	imap_buf_str(out, "* FLAGS (\\Answered \\Flagged \\Deleted \\Seen "
 	                  "\\Draft");
@@ -386,7 +416,7 @@ imap_sync_format(struct imap_session *s, struct imap_buf *out,
 			imap_buf_printf(out, "* %u EXPUNGE\r\n",
 			                ch->expunged_seqs[i]);
 	}
-	format_keywords(s, out, 0);
+	imap_format_keywords(s, out);
 	if (ch->nchanged > 0) {
 		struct postern_mailbox_status st = { .size = sizeof(st) };
 

@@ -1496,6 +1496,48 @@ modseq_floor(void)
 	return ((uint64_t)now.tv_sec * 1000000 + now.tv_nsec / 1000) << 10;
 }
 
+#define MD_UIDVALIDITY "postern-uidvalidity"
+
+/* A new mailbox's UIDVALIDITY: the time, but above any this user's
+ * Maildir gave before (kept in MD_UIDVALIDITY at its top), so that a
+ * mailbox deleted and created again in the same second still gets
+ * another one (RFC 3501 2.3.1.1).  Without that file: the time. */
+static uint32_t
+new_uidvalidity(const char *dir)
+{
+	const char *base = strrchr(dir, '/');
+	char path[8192], num[16];
+	uint32_t v = (uint32_t)time(NULL), last;
+	ssize_t n;
+	int fd;
+
+	/* INBOX is the Maildir's top; a folder ".A.B" lies in it. */
+	base = base != NULL ? base + 1 : dir;
+	if (base[0] == '.')
+		snprintf(path, sizeof(path), "%.*s" MD_UIDVALIDITY,
+		         (int)(base - dir), dir);
+	else
+		snprintf(path, sizeof(path), "%s/" MD_UIDVALIDITY, dir);
+	if ((fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600)) < 0) {
+		md_log(POSTERN_LOG_WARNING, "%s: %s", path, strerror(errno));
+		return v;
+	}
+	if (flock(fd, LOCK_EX) == 0 &&
+	    (n = pread(fd, num, sizeof(num) - 1, 0)) >= 0) {
+		num[n] = '\0';
+		last = (uint32_t)strtoul(num, NULL, 10);
+		if (last >= v && last < UINT32_MAX)
+			v = last + 1;
+		n = snprintf(num, sizeof(num), "%u\n", v);
+		if (pwrite(fd, num, (size_t)n, 0) != n ||
+		    ftruncate(fd, n) < 0)
+			md_log(POSTERN_LOG_WARNING, "%s: %s", path,
+			       strerror(errno));
+	}
+	close(fd);
+	return v;
+}
+
 /* Where the UIDs come from when the index cannot say. */
 static void
 rebuild_origin(const char *dir, struct md_state *s, int had_index, int urc,
@@ -1510,7 +1552,7 @@ rebuild_origin(const char *dir, struct md_state *s, int had_index, int urc,
 			       "UIDVALIDITY %u, rebuilding the index", dir,
 			       MD_UIDLIST, ul->uidvalidity);
 	} else if (urc != 0 && !had_index) {
-		s->uidvalidity = (uint32_t)time(NULL);
+		s->uidvalidity = new_uidvalidity(dir);
 		s->nextuid = 1;
 		if (urc < 0)
 			md_log(POSTERN_LOG_WARNING, "%s: %s unusable, new "

@@ -84,8 +84,9 @@ merge_hdr_sizes(postern_mailbox_t *mb, struct md_state *s)
 }
 
 /* Under the lock: brings the state up to date and, with `recent` (for
- * callers that then show the new messages), takes the \Recent messages
- * for a read-write view: *recent is the first such UID. */
+ * callers that then show the new messages), finds the \Recent
+ * messages, taking them for a read-write view: *recent is the first such
+ * UID. */
 static int
 view_refresh(postern_mailbox_t *mb, struct md_state *s, uint32_t *recent)
 {
@@ -103,11 +104,16 @@ view_refresh(postern_mailbox_t *mb, struct md_state *s, uint32_t *recent)
 	if (md_refresh(mb->dir, s, how) < 0 ||
 	    merge_hdr_sizes(mb, s) < 0)
 		return -1;
-	if (rw && s->first_recent_uid < s->nextuid) {
+	if (s->first_recent_uid < s->nextuid) {
+		/* A read-only view (EXAMINE) shows \Recent but leaves it to
+		 * the next read-write one (RFC 3501 6.3.2: no change to the
+		 * mailbox's state, \Recent included). */
 		*recent = s->first_recent_uid;
-		s->first_recent_uid = s->nextuid;
-		if (md_index_write(mb->dir, s) < 0)
-			return -1;
+		if (rw) {
+			s->first_recent_uid = s->nextuid;
+			if (md_index_write(mb->dir, s) < 0)
+				return -1;
+		}
 	}
 	mb->uidvalidity = s->uidvalidity;
 	mb->nextuid = s->nextuid;

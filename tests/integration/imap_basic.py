@@ -379,6 +379,15 @@ def test_two_sessions_see_each_other(R):
     b.untagged_responses.clear()
     typ, data = b.fetch("1:3", "(FLAGS)")
     assert "EXPUNGE" not in b.untagged_responses, b.untagged_responses
+    # RFC 2180 4.1.1: the content of the expunged message is gone, but
+    # the FETCH says what the index knows and does not fail.
+    typ, data = b.fetch("1:3", "(UID RFC822.SIZE BODY.PEEK[HEADER])")
+    assert typ == "OK", data
+    plain = [d for d in data if isinstance(d, bytes)]
+    assert any(d.startswith(b"1 (UID ") and b"RFC822.SIZE" in d
+               for d in plain), data
+    assert sum(isinstance(d, tuple) for d in data) == 2, data
+    assert "EXPUNGE" not in b.untagged_responses, b.untagged_responses
     # ... but on NOOP, and numbers shift only then.
     typ, data = b.noop()
     assert b.untagged_responses.get("EXPUNGE") == [b"1"], \

@@ -97,6 +97,8 @@ def test_subscribe_lsub(R):
     typ, data = m._untagged_response(typ, data, "LIST")
     assert "\\Subscribed" in attrs(data, "Sub1"), data
     assert "\\NonExistent" in attrs(data, "Gone"), data
+    # RFC 5258 3.4: \NonExistent implies \Noselect, not sent with it.
+    assert "\\Noselect" not in attrs(data, "Gone"), data
     assert "Sub2" not in names(data)
     # A plain LIST does not show subscribed names that do not exist.
     typ, data = m.list()
@@ -109,6 +111,16 @@ def test_subscribe_lsub(R):
     assert "\\Noselect" in attrs(data, "Par"), data
     typ, data = m.lsub('""', "*")
     assert "Par" not in names(data) and "Par/Kid" in names(data), data
+    # RFC 5258 3.5: RECURSIVEMATCH gives Par a CHILDINFO only when its
+    # subscribed child is not listed itself.
+    typ, data = m._simple_command("LIST", "(SUBSCRIBED RECURSIVEMATCH)",
+                                  '""', '"Par"')
+    typ, data = m._untagged_response(typ, data, "LIST")
+    assert len(data) == 1 and b"CHILDINFO" in data[0], data
+    typ, data = m._simple_command("LIST", "(SUBSCRIBED RECURSIVEMATCH)",
+                                  '""', '(Par Par/Kid)')
+    typ, data = m._untagged_response(typ, data, "LIST")
+    assert names(data) == ["Par/Kid"], data
     assert m.unsubscribe("Sub1")[0] == "OK"
     typ, data = m.lsub('""', "*")
     assert "Sub1" not in names(data), data
@@ -181,6 +193,11 @@ def test_utf7_names(R):
     assert names(data) == ["Entw&APw-rfe"], data
     typ, data = m.create("Bad&name")
     assert typ == "NO", data
+    # A pattern that is not modified UTF-7 names no mailbox: OK, empty.
+    typ, data = m.list('""', "Entw&rfe*")
+    assert typ == "OK" and data == [None], data
+    typ, data = m.list('""', "(Entw&rfe Entw*)")
+    assert typ == "OK" and names(data) == ["Entw&APw-rfe"], data
     m.append("Entw&APw-rfe", None, None, message("utf7"))
     typ, data = m.select("Entw&APw-rfe")
     assert typ == "OK" and data == [b"1"], data

@@ -209,7 +209,7 @@ test_envelope(void)
 		"(NIL NIL \"carl\" \"c.example\")) "
 		"((NIL NIL \"undisclosed-recipients\" NIL)(NIL NIL NIL NIL)) "
 		"NIL \"<0@example.org>\" \"<1234@example.org>\")");
-	CU_ASSERT_EQUAL(imap_mime_date(m), 1057049557);
+	CU_ASSERT_EQUAL(imap_mime_date(m, NULL), 1057049557);
 	check_str(imap_mime_bodystructure(m, 1, pool),
 		"(\"text\" \"plain\" (\"charset\" \"us-ascii\") NIL NIL "
 		"\"7bit\" 14 2 NIL NIL NIL NIL)");
@@ -229,7 +229,7 @@ test_bodystructure(void)
 		"((NIL NIL \"a\" \"example.org\")) "
 		"((NIL NIL \"a\" \"example.org\")) "
 		"((NIL NIL \"r\" \"example.org\")) NIL NIL NIL NIL NIL)");
-	CU_ASSERT_EQUAL(imap_mime_date(m), -1);
+	CU_ASSERT_EQUAL(imap_mime_date(m, NULL), -1);
 	check_str(imap_mime_bodystructure(m, 1, pool),
 		"((\"text\" \"plain\" (\"charset\" \"iso-8859-1\") NIL NIL "
 		"\"quoted-printable\" 30 2 NIL NIL NIL NIL)"
@@ -484,6 +484,7 @@ test_header_match(void)
 		"Subject: =?iso-8859-1?q?CAF=C9?= au lait\r\n"
 		"From: =?utf-8?B?w4lsaXNl?= <e@x>\r\n"
 		"X-Empty:\r\n"
+		"To: <user-to (comment)@ (comment) domain.org>\r\n"
 		"\r\n"
 		"Body: nope\r\n";
 	size_t len = sizeof(hdr) - 1;
@@ -496,6 +497,11 @@ test_header_match(void)
 	                "\xc3\xa9lise", pool), 1);
 	CU_ASSERT_EQUAL(imap_mime_header_matches(hdr, len, "from", "e@X",
 	                pool), 1);
+	/* addresses without their comments */
+	CU_ASSERT_EQUAL(imap_mime_header_matches(hdr, len, "to",
+	                "user-to@domain.org", pool), 1);
+	CU_ASSERT_EQUAL(imap_mime_header_matches(hdr, len, "subject",
+	                "caf@au", pool), 0);
 	/* an empty needle matches a present field, even an empty one */
 	CU_ASSERT_EQUAL(imap_mime_header_matches(hdr, len, "x-empty", "",
 	                pool), 1);

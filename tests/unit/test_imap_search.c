@@ -38,6 +38,7 @@ struct fake_msg {
 	const char *header;
 	const char *body;
 	int expunged;
+	int sent_tz;            /* Date: header's zone, minutes east */
 };
 
 static const char *const keywords[] = { "$Junk", "work" };
@@ -48,18 +49,18 @@ static const char *const keywords[] = { "$Junk", "work" };
 static struct fake_msg msgs[] = {
 	{ 3, POSTERN_MSG_SEEN, 0, 500, 10, JAN10, 0, JAN10,
 	  "From: Carol <carol@example.net>\r\nSubject: lunch\r\n\r\n",
-	  "pizza today", 0 },
+	  "pizza today", 0, 0 },
 	{ 5, POSTERN_MSG_FLAGGED | POSTERN_MSG_RECENT, 2, 5000, 20,
 	  JAN10 + 31 * DAY, 60, JAN10 - 5 * DAY,
 	  "From: dave@example.com\r\nSubject: report\r\nCc: boss\r\n\r\n",
-	  "quarterly numbers", 0 },
+	  "quarterly numbers", 0, 0 },
 	{ 9, POSTERN_MSG_DELETED | POSTERN_MSG_RECENT | POSTERN_MSG_SEEN, 1,
 	  1200, 30, JAN10 + 60 * DAY, -300, -1,
-	  "Subject: spam\r\n\r\n", "buy now", 0 },
+	  "Subject: spam\r\n\r\n", "buy now", 0, 0 },
 	{ 12, POSTERN_MSG_ANSWERED | POSTERN_MSG_DRAFT, 3, 80, 40,
 	  JAN10 + 61 * DAY, 0, JAN10 + 61 * DAY,
 	  "From: carol@example.net\r\nSubject: Re: lunch\r\n\r\n",
-	  "yes pizza", 0 },
+	  "yes pizza", 0, 13 * 60 },
 };
 #define NMSGS (sizeof(msgs) / sizeof(msgs[0]))
 
@@ -204,9 +205,17 @@ imap_mime_load(const struct postern_storage *st, postern_mailbox_t *mb,
 	return NULL;
 }
 
-int64_t
-imap_mime_date(const struct imap_mime *m)
+void
+imap_condstore_enable(struct imap_session *s)
 {
+	s->condstore = 1;
+}
+
+int64_t
+imap_mime_date(const struct imap_mime *m, int *tz_minutes)
+{
+	if (tz_minutes != NULL)
+		*tz_minutes = m->m->sent_tz;
 	return m->m->sent;
 }
 
@@ -407,6 +416,10 @@ test_sizes_sets_uid(void)
 	EXPECT(0, "*", "* SEARCH 4\r\n" OK);
 	EXPECT(0, "UID 5:9", "* SEARCH 2 3\r\n" OK);
 	EXPECT(0, "UID 10:*", "* SEARCH 4\r\n" OK);
+	/* n:* with n above every UID is the last message; a written
+	 * 4294967295 is no "*" (RFC 3501 6.4.8, 9051 6.4.4.1). */
+	EXPECT(0, "UID 13:*", "* SEARCH 4\r\n" OK);
+	EXPECT(0, "UID 13:4294967295", "* SEARCH\r\n" OK);
 	EXPECT(1, "ALL", "* SEARCH 3 5 9 12\r\n" OK);
 	EXPECT(1, "1,3", "* SEARCH 3 9\r\n" OK);
 	EXPECT(0, "MODSEQ 25", "* SEARCH 3 4 (MODSEQ 40)\r\n" OK);
@@ -424,6 +437,11 @@ test_dates(void)
 	EXPECT(0, "SENTBEFORE 10-Jan-2024", "* SEARCH 2\r\n" OK);
 	EXPECT(0, "SENTON 10-Jan-2024", "* SEARCH 1\r\n" OK);
 	EXPECT(0, "SENTSINCE 1-Feb-2024", "* SEARCH 4\r\n" OK);
+	/* Message 4 was sent 11 Mar 12:00 UTC, 12 Mar 01:00 +1300: the
+	 * Date header's own date counts (RFC 3501 6.4.4). */
+	EXPECT(0, "SENTON 12-Mar-2024", "* SEARCH 4\r\n" OK);
+	EXPECT(0, "SENTON 11-Mar-2024", "* SEARCH\r\n" OK);
+	EXPECT(0, "SENTBEFORE 12-Mar-2024", "* SEARCH 1 2\r\n" OK);
 }
 
 static void
@@ -465,6 +483,14 @@ test_esearch(void)
 	       "* ESEARCH (TAG \"t\") COUNT 0\r\n" OK);
 	EXPECT(0, "RETURN (MIN) KEYWORD nosuch",
 	       "* ESEARCH (TAG \"t\")\r\n" OK);
+	/* RFC 7162 3.1.5: MIN/MAX alone give the MODSEQ of what they
+	 * return, ALL and COUNT that of every message found. */
+	EXPECT(0, "RETURN (MIN) MODSEQ 15",
+	       "* ESEARCH (TAG \"t\") MIN 2 MODSEQ 20\r\n" OK);
+	EXPECT(0, "RETURN (MIN MAX) 2:3 MODSEQ 15",
+	       "* ESEARCH (TAG \"t\") MIN 2 MAX 3 MODSEQ 30\r\n" OK);
+	EXPECT(0, "RETURN (MIN COUNT) MODSEQ 15",
+	       "* ESEARCH (TAG \"t\") MIN 2 COUNT 3 MODSEQ 40\r\n" OK);
 }
 
 static void

@@ -182,7 +182,8 @@ struct postern_sync_changes {
                                         numbered, marked `expunged`) */
 
 /* `open` modes. */
-#define POSTERN_OPEN_READONLY 0x1u  /* EXAMINE: no changes, no \Recent */
+#define POSTERN_OPEN_READONLY 0x1u  /* EXAMINE: no changes; \Recent
+                                        shown, not taken */
 #define POSTERN_OPEN_EXCLUSIVE 0x2u /* POP3: one exclusive view of the
                                        mailbox at a time (else INUSE);
                                        other views are not blocked */
