@@ -25,6 +25,7 @@
 #include <netinet/in.h>
 
 #include "relay.h"
+#include "relay_convert.h"
 #include "relay_dns.h"
 
 #define REPLY_TEXT_MAX 1000
@@ -61,6 +62,7 @@ enum phase {
 	P_AUTH,
 	P_AUTH_USER,  /* AUTH LOGIN sent: the user name prompt is due */
 	P_AUTH_PASS,  /* user name sent: the password prompt is due */
+	P_CONVERT,   /* the 8BITMIME downgrade's job runs */
 	P_TXN,       /* MAIL, RCPT..., DATA replies */
 	P_BODY,      /* sending the message */
 	P_DOT,       /* waiting for the final reply(ies) */
@@ -73,6 +75,7 @@ static const char *const phase_names[] = {
 	"waiting for the greeting", "after EHLO", "after HELO",
 	"after STARTTLS", "after EHLO in TLS", "after AUTH",
 	"after AUTH LOGIN user", "after AUTH LOGIN password",
+	"converting the message to 7 bits",
 	"during the transaction", "sending the message",
 	"after end of data", "after RSET", "while idle", "after QUIT",
 };
@@ -103,7 +106,13 @@ struct relay_sess {
 	int mail_ok;
 	int data_ok;
 
-	/* the body */
+	/* the body: the queue file's message, or its 7-bit form */
+	int body_fd;         /* borrowed, or conv_fd */
+	off_t body_off;
+	uint64_t body_len;
+	int conv_fd;         /* the downgrade's output (owned), or -1 */
+	int converted;       /* body_fd is the 7-bit form: no BODY= */
+	struct relay_conv *conv;
 	uint64_t body_done;
 	int bol;             /* the last octet sent ended a line */
 	int body_ended;
@@ -220,6 +229,21 @@ dlv_fill(struct relay_dlv *d, int code, const char *dsn, const char *text)
 			relay_result_set(&d->res[i], code, dsn, text);
 }
 
+/* The delivery's body is no longer needed: its 7-bit form goes, or its
+ * conversion, still running, is left to end on its own. */
+static void
+body_release(struct relay_sess *s)
+{
+	if (s->conv != NULL) {
+		relay_conv_detach(s->conv);
+		s->conv = NULL;
+	}
+	if (s->conv_fd >= 0)
+		close(s->conv_fd);
+	s->conv_fd = -1;
+	s->converted = 0;
+}
+
 static void
 dlv_finish(struct relay_sess *s)
 {
@@ -228,6 +252,7 @@ dlv_finish(struct relay_sess *s)
 	if (d == NULL)
 		return;
 	s->dlv = NULL;
+	body_release(s);
 	relay_dlv_done(d, s->name);
 }
 
@@ -288,6 +313,7 @@ sess_free(struct relay_sess *s)
 	if (s->on_idle)
 		TAILQ_REMOVE(&s->dest->idle, s, link);
 	relay_dest_sess_gone(s->dest);
+	body_release(s);
 	free(s->buf);
 	free(s);
 }
@@ -386,7 +412,7 @@ body_pump(struct relay_sess *s)
 
 	while (!s->body_ended &&
 	       relay_host->conn_output_pending(s->c) < BODY_HIGH_WATER) {
-		left = q->msg_len - s->body_done;
+		left = s->body_len - s->body_done;
 		if (left == 0) {
 			/* The stored message ends with CRLF; a message
 			 * that does not gets one before the dot. */
@@ -400,8 +426,8 @@ body_pump(struct relay_sess *s)
 			return;
 		}
 		want = left > BODY_CHUNK ? BODY_CHUNK : (size_t)left;
-		n = pread(q->fd, s->buf, want,
-		          (off_t)(q->msg_offset + s->body_done));
+		n = pread(s->body_fd, s->buf, want,
+		          s->body_off + (off_t)s->body_done);
 		if (n <= 0) {
 			/* The peer has part of the message: it must not
 			 * take it as complete, so the connection drops. */
@@ -431,8 +457,21 @@ on_drain(postern_conn_t *c, void *arg)
 
 /* ---- the transaction --------------------------------------------------- */
 
-/* Checks what the next hop must offer for this message; 0 to go on, or
- * -1 after failing the delivery's recipients. */
+/* The message is 8-bit and the next hop takes only 7 bits: RFC 6152
+ * section 3 lets the relay convert it. */
+static int
+txn_needs_7bit(const struct relay_sess *s)
+{
+	const struct rq_msg *q = s->dlv->q;
+
+	return (q->body == POSTERN_BODY_8BITMIME ||
+	        q->body == POSTERN_BODY_BINARYMIME) &&
+	       !(s->caps & CAP_8BITMIME);
+}
+
+/* Checks what the next hop must offer for this message (as it will be
+ * sent: its 7-bit form once converted); 0 to go on, or -1 after failing
+ * the delivery's recipients. */
 static int
 txn_check(struct relay_sess *s)
 {
@@ -448,21 +487,12 @@ txn_check(struct relay_sess *s)
 		return -1;
 	}
 	if ((s->caps & CAP_SIZE) && s->size_max > 0 &&
-	    q->msg_len > s->size_max) {
-		snprintf(text, sizeof(text), "message of %" PRIu64 " octets "
-		         "exceeds the %" PRIu64 " of host %s", q->msg_len,
-		         s->size_max, s->name);
+	    s->body_len > s->size_max) {
+		snprintf(text, sizeof(text), "message of %" PRIu64 " octets%s "
+		         "exceeds the %" PRIu64 " of host %s", s->body_len,
+		         s->converted ? " (in 7 bits)" : "", s->size_max,
+		         s->name);
 		dlv_fill(d, 552, "5.3.4", text);
-		return -1;
-	}
-	if ((q->body == POSTERN_BODY_8BITMIME ||
-	     q->body == POSTERN_BODY_BINARYMIME) &&
-	    !(s->caps & CAP_8BITMIME)) {
-		/* Until the quoted-printable downgrade is wired in: RFC
-		 * 6152 section 3 allows returning the message instead. */
-		snprintf(text, sizeof(text), "host %s does not support "
-		         "8BITMIME and the message is 8-bit", s->name);
-		dlv_fill(d, 554, "5.6.3", text);
 		return -1;
 	}
 	return 0;
@@ -476,9 +506,9 @@ send_mail(struct relay_sess *s)
 
 	relay_host->conn_printf(c, "MAIL FROM:<%s>", q->sender);
 	if (s->caps & CAP_SIZE)
-		relay_host->conn_printf(c, " SIZE=%" PRIu64, q->msg_len);
+		relay_host->conn_printf(c, " SIZE=%" PRIu64, s->body_len);
 	if ((q->body == POSTERN_BODY_8BITMIME ||
-	     q->body == POSTERN_BODY_BINARYMIME) &&
+	     q->body == POSTERN_BODY_BINARYMIME) && !s->converted &&
 	    (s->caps & CAP_8BITMIME))
 		relay_host->conn_printf(c, " BODY=8BITMIME");
 	if (q->smtputf8)
@@ -554,18 +584,12 @@ txn_send(struct relay_sess *s)
 		txn_cmd(s, s->sent++);
 }
 
+/* MAIL, RCPT..., DATA for the session's delivery and body. */
 static void
-txn_start(struct relay_sess *s, struct relay_dlv *d)
+txn_begin(struct relay_sess *s)
 {
-	s->dlv = d;
-	s->ready_once = 1;
-	if (txn_check(s) < 0) {
-		dlv_finish(s);
-		sess_next(s);
-		return;
-	}
 	s->phase = P_TXN;
-	s->ncmds = d->nres + 2;
+	s->ncmds = s->dlv->nres + 2;
 	s->sent = s->replied = 0;
 	s->naccepted = s->dot_replies = 0;
 	s->mail_ok = 0;
@@ -576,6 +600,99 @@ txn_start(struct relay_sess *s, struct relay_dlv *d)
 	s->msgs++;
 	relay_host->conn_set_idle(s->c, (unsigned)relay_cfg.command_timeout);
 	txn_send(s);
+}
+
+/* The downgrade's job ended (on the loop). */
+static void
+conv_done(void *arg, struct relay_conv_result *r)
+{
+	struct relay_sess *s = arg;
+	struct relay_dlv *d = s->dlv;
+	char text[TEXT_MAX];
+
+	s->conv = NULL;
+	switch (r->res) {
+	case RELAY_8BIT_UNCHANGED:
+	case RELAY_8BIT_CONVERTED:
+		s->conv_fd = r->fd;
+		s->converted = 1;
+		s->body_fd = r->fd;
+		s->body_off = 0;
+		s->body_len = r->len;
+		if (txn_check(s) == 0) {
+			txn_begin(s);
+			return;
+		}
+		break;
+	case RELAY_8BIT_HEADER:
+	case RELAY_8BIT_CANNOT:
+		/* RFC 3463 5.6.3: conversion required but not supported. */
+		snprintf(text, sizeof(text), "host %s does not support "
+		         "8BITMIME and the message cannot be made 7-bit: %s",
+		         s->name, r->err);
+		dlv_fill(d, 554, "5.6.3", text);
+		break;
+	case RELAY_8BIT_IO:
+		if (r->too_big) {
+			snprintf(text, sizeof(text), "for host %s, which does "
+			         "not support 8BITMIME: %s", s->name, r->err);
+			dlv_fill(d, 552, "5.3.4", text);
+			break;
+		}
+		relay_host->log(relay_self, POSTERN_LOG_ERROR, "%s: %s",
+		                d->q->id, r->err);
+		dlv_fill(d, 451, "4.3.0", r->err);
+		break;
+	}
+	dlv_finish(s);
+	sess_next(s);
+}
+
+/* Starts the 7-bit conversion of the delivery's message on a job
+ * thread; the session waits in P_CONVERT.  Its output is bounded: by
+ * the next hop's SIZE, else by what quoted-printable can make of the
+ * message (at most 3 octets for 1, plus soft line breaks). */
+static void
+conv_begin(struct relay_sess *s)
+{
+	struct rq_msg *q = s->dlv->q;
+	uint64_t limit = q->msg_len * 4 + 65536;
+	char text[TEXT_MAX];
+
+	if ((s->caps & CAP_SIZE) && s->size_max > 0 && s->size_max < limit)
+		limit = s->size_max;
+	s->phase = P_CONVERT;
+	relay_host->conn_set_idle(s->c, (unsigned)relay_cfg.command_timeout);
+	s->conv = relay_conv_start(q->fd, (off_t)q->msg_offset, q->msg_len,
+	                           limit, conv_done, s);
+	if (s->conv != NULL)
+		return;
+	snprintf(text, sizeof(text), "8BITMIME downgrade of %s: %s", q->id,
+	         strerror(errno));
+	relay_host->log(relay_self, POSTERN_LOG_ERROR, "%s", text);
+	dlv_fill(s->dlv, 451, "4.3.0", text);
+	dlv_finish(s);
+	sess_next(s);
+}
+
+static void
+txn_start(struct relay_sess *s, struct relay_dlv *d)
+{
+	s->dlv = d;
+	s->ready_once = 1;
+	s->body_fd = d->q->fd;
+	s->body_off = (off_t)d->q->msg_offset;
+	s->body_len = d->q->msg_len;
+	if (txn_check(s) < 0) {
+		dlv_finish(s);
+		sess_next(s);
+		return;
+	}
+	if (txn_needs_7bit(s)) {
+		conv_begin(s);
+		return;
+	}
+	txn_begin(s);
 }
 
 /* After a transaction that did not end with data: RSET, then next. */
@@ -914,6 +1031,10 @@ reply_complete(struct relay_sess *s)
 	case P_BODY:
 		/* A reply before the end of data: the peer gave up. */
 		sess_reply_fail(s, "while sending the message");
+		return;
+	case P_CONVERT:
+		/* Unasked for (a 421 timeout): it is closing. */
+		sess_reply_fail(s, "while the message was converted");
 		return;
 	case P_IDLE:
 		/* 421 while idle: it is closing; let it. */
@@ -1257,6 +1378,7 @@ relay_client_start(struct relay_dest *dest, struct relay_dlv *first)
 		abort(); /* as every allocation in posternd */
 	s->dest = dest;
 	s->dlv = first;
+	s->conv_fd = -1;
 	s->lmtp = via->kind == RELAY_VIA_LMTP ||
 	          via->kind == RELAY_VIA_LMTP_UNIX;
 	dest->nsess++;
