@@ -8,6 +8,9 @@
  *   has credentials -> [MAIL, RCPT..., DATA (pipelined when offered),
  *   the message dot-stuffed, "." -> reply (LMTP: one per accepted
  *   recipient)]... -> QUIT when idle for reuse_timeout.
+ *   With CHUNKING (RFC 3030) the message goes as it is, in BDAT chunks
+ *   after the RCPT replies, the last one marked LAST and answered as
+ *   the final dot would be.
  *
  * Timeouts per phase are the settings, whose defaults are RFC 5321
  * section 4.5.3.2's: 5 minutes for the greeting and commands, 2 for
@@ -43,6 +46,11 @@
 #define CAP_STARTTLS 0x20u
 #define CAP_AUTH_PLAIN 0x40u
 #define CAP_AUTH_LOGIN 0x80u
+#define CAP_CHUNKING 0x100u
+
+/* The largest BDAT chunk (RFC 3030): a message of up to this size goes
+ * in one; a bigger one in several, each waiting for its reply. */
+#define BDAT_CHUNK_MAX (4 * 1024 * 1024)
 
 #define RELAY_MAX_MX 5
 #define RELAY_MAX_CANDS 8
@@ -65,6 +73,7 @@ enum phase {
 	P_CONVERT,   /* the 8BITMIME downgrade's job runs */
 	P_TXN,       /* MAIL, RCPT..., DATA replies */
 	P_BODY,      /* sending the message */
+	P_BDAT,      /* waiting for the reply to a BDAT chunk but the last */
 	P_DOT,       /* waiting for the final reply(ies) */
 	P_RSET,
 	P_IDLE,
@@ -77,6 +86,7 @@ static const char *const phase_names[] = {
 	"after AUTH LOGIN user", "after AUTH LOGIN password",
 	"converting the message to 7 bits",
 	"during the transaction", "sending the message",
+	"after a BDAT chunk",
 	"after end of data", "after RSET", "while idle", "after QUIT",
 };
 
@@ -116,6 +126,9 @@ struct relay_sess {
 	uint64_t body_done;
 	int bol;             /* the last octet sent ended a line */
 	int body_ended;
+	int chunking;        /* this transaction sends BDAT */
+	uint64_t body_total; /* BDAT: octets to send, the CRLF added */
+	uint64_t chunk_left; /* BDAT: octets of the current chunk to go */
 	char *buf;
 
 	TAILQ_ENTRY(relay_sess) link; /* dest->idle */
@@ -135,6 +148,8 @@ struct relay_sess {
 static void sess_next(struct relay_sess *s);
 static int connect_next(struct relay_sess *s);
 static void txn_send(struct relay_sess *s);
+static void txn_reset(struct relay_sess *s);
+static ssize_t body_read(struct relay_sess *s, size_t want);
 
 void
 relay_result_set(struct relay_result *r, int code, const char *dsn,
@@ -404,11 +419,9 @@ body_put(struct relay_sess *s, const char *p, size_t len)
 static void
 body_pump(struct relay_sess *s)
 {
-	struct rq_msg *q = s->dlv->q;
 	uint64_t left;
 	size_t want;
 	ssize_t n;
-	char text[TEXT_MAX];
 
 	while (!s->body_ended &&
 	       relay_host->conn_output_pending(s->c) < BODY_HIGH_WATER) {
@@ -426,23 +439,114 @@ body_pump(struct relay_sess *s)
 			return;
 		}
 		want = left > BODY_CHUNK ? BODY_CHUNK : (size_t)left;
-		n = pread(s->body_fd, s->buf, want,
-		          s->body_off + (off_t)s->body_done);
-		if (n <= 0) {
-			/* The peer has part of the message: it must not
-			 * take it as complete, so the connection drops. */
-			snprintf(text, sizeof(text), "cannot read queue file "
-			         "%s: %s", q->id,
-			         n < 0 ? strerror(errno) : "short file");
-			relay_host->log(relay_self, POSTERN_LOG_ERROR, "%s",
-			                text);
-			sess_fail(s, 451, "4.3.0", text);
-			relay_host->conn_close(s->c);
+		if ((n = body_read(s, want)) < 0)
 			return;
-		}
 		body_put(s, s->buf, (size_t)n);
 		s->body_done += (uint64_t)n;
 	}
+}
+
+/* Reads up to `want` octets of the body at body_done into s->buf; the
+ * count, or -1 after failing the session (the peer has part of the
+ * message: it must not take it as complete, so the connection drops). */
+static ssize_t
+body_read(struct relay_sess *s, size_t want)
+{
+	char text[TEXT_MAX];
+	ssize_t n;
+
+	n = pread(s->body_fd, s->buf, want, s->body_off + (off_t)s->body_done);
+	if (n > 0)
+		return n;
+	snprintf(text, sizeof(text), "cannot read queue file %s: %s",
+	         s->dlv->q->id, n < 0 ? strerror(errno) : "short file");
+	relay_host->log(relay_self, POSTERN_LOG_ERROR, "%s", text);
+	sess_fail(s, 451, "4.3.0", text);
+	relay_host->conn_close(s->c);
+	return -1;
+}
+
+/* BDAT: the next chunk's command, then its octets as they are (no
+ * dot-stuffing), until the output is full or the chunk is sent. */
+static void
+bdat_pump(struct relay_sess *s)
+{
+	uint64_t left;
+	size_t want;
+	ssize_t n;
+
+	if (s->chunk_left == 0) {
+		left = s->body_total - s->body_done;
+		s->chunk_left = left > BDAT_CHUNK_MAX ? BDAT_CHUNK_MAX : left;
+		relay_host->conn_printf(s->c, "BDAT %" PRIu64 "%s\r\n",
+		                        s->chunk_left,
+		                        s->chunk_left == left ? " LAST" : "");
+		s->body_ended = s->chunk_left == left;
+	}
+	while (s->chunk_left > 0 &&
+	       relay_host->conn_output_pending(s->c) < BODY_HIGH_WATER) {
+		if (s->body_done == s->body_len) {
+			/* Past the stored octets: the CRLF the message
+			 * lacked (RFC 5321 section 4.1.1.4). */
+			relay_host->conn_write(s->c, "\r\n", 2);
+			s->chunk_left = 0;
+			break;
+		}
+		left = s->body_len - s->body_done;
+		if (left > s->chunk_left)
+			left = s->chunk_left;
+		want = left > BODY_CHUNK ? BODY_CHUNK : (size_t)left;
+		if ((n = body_read(s, want)) < 0)
+			return;
+		relay_host->conn_write(s->c, s->buf, (size_t)n);
+		s->body_done += (uint64_t)n;
+		s->chunk_left -= (uint64_t)n;
+	}
+	if (s->chunk_left > 0)
+		return;
+	s->phase = s->body_ended ? P_DOT : P_BDAT;
+	relay_host->conn_set_idle(s->c, (unsigned)(s->body_ended
+	        ? relay_cfg.data_done_timeout : relay_cfg.data_block_timeout));
+}
+
+/* BDAT after the RCPT replies: the size to send is the message's, and
+ * 2 more when it does not end with CRLF. */
+static void
+bdat_start(struct relay_sess *s)
+{
+	char last[2];
+
+	s->body_total = s->body_len;
+	if (s->body_len < 2 ||
+	    pread(s->body_fd, last, 2, s->body_off +
+	          (off_t)(s->body_len - 2)) != 2 ||
+	    memcmp(last, "\r\n", 2) != 0)
+		s->body_total += 2;
+	s->chunk_left = 0;
+	s->phase = P_BODY;
+	relay_host->conn_set_idle(s->c, (unsigned)relay_cfg.data_block_timeout);
+	bdat_pump(s);
+}
+
+/* The reply to a BDAT chunk but the last: on with the next, or the
+ * transaction failed (RFC 3030 section 2: the data so far is gone). */
+static void
+bdat_reply(struct relay_sess *s)
+{
+	char text[TEXT_MAX], dsn[16];
+
+	if (s->rcode / 100 == 2) {
+		s->phase = P_BODY;
+		relay_host->conn_set_idle(s->c,
+		        (unsigned)relay_cfg.data_block_timeout);
+		bdat_pump(s);
+		return;
+	}
+	reply_dsn(s, dsn, sizeof(dsn));
+	snprintf(text, sizeof(text), "host %s said: %d %s (after BDAT)",
+	         s->name, s->rcode, s->rtext);
+	dlv_fill(s->dlv, s->rcode, dsn, text);
+	txn_reset(s);
 }
 
 static void
@@ -451,7 +555,9 @@ on_drain(postern_conn_t *c, void *arg)
 	struct relay_sess *s = arg;
 
 	(void)c;
-	if (s->phase == P_BODY)
+	if (s->phase == P_BODY && s->chunking)
+		bdat_pump(s);
+	else if (s->phase == P_BODY)
 		body_pump(s);
 }
 
@@ -574,6 +680,16 @@ txn_cmd(struct relay_sess *s, size_t i)
 		relay_host->conn_printf(s->c, "DATA\r\n");
 }
 
+/* The RCPT replies are in (BDAT's transaction): the body, or RSET. */
+static void
+txn_rcpts_done(struct relay_sess *s)
+{
+	if (s->mail_ok && s->naccepted > 0)
+		bdat_start(s);
+	else
+		txn_reset(s);
+}
+
 /* Sends what may go now: everything with PIPELINING (RFC 2920), else
  * the next command once the previous one is answered. */
 static void
@@ -589,7 +705,9 @@ static void
 txn_begin(struct relay_sess *s)
 {
 	s->phase = P_TXN;
-	s->ncmds = s->dlv->nres + 2;
+	/* With CHUNKING, BDAT waits for the RCPT replies: no DATA. */
+	s->chunking = (s->caps & CAP_CHUNKING) != 0;
+	s->ncmds = s->dlv->nres + (s->chunking ? 1 : 2);
 	s->sent = s->replied = 0;
 	s->naccepted = s->dot_replies = 0;
 	s->mail_ok = 0;
@@ -748,6 +866,10 @@ txn_reply(struct relay_sess *s)
 		if (s->mail_ok)
 			dlv_fill(d, s->rcode, dsn, text);
 	}
+	if (s->chunking && s->replied == s->ncmds) {
+		txn_rcpts_done(s);
+		return;
+	}
 	if (s->caps & CAP_PIPELINING) {
 		/* Everything was sent: wait for every reply. */
 		if (s->replied == s->ncmds)
@@ -757,7 +879,8 @@ txn_reply(struct relay_sess *s)
 	/* One at a time: stop when MAIL failed, when no recipient was
 	 * taken (DATA is not sent), or after DATA's refusal. */
 	if (!s->mail_ok || s->replied == s->ncmds ||
-	    (s->replied == s->ncmds - 1 && s->naccepted == 0)) {
+	    (!s->chunking && s->replied == s->ncmds - 1 &&
+	     s->naccepted == 0)) {
 		txn_reset(s);
 		return;
 	}
@@ -825,6 +948,8 @@ ehlo_keyword(struct relay_sess *s, const char *kw)
 		s->caps |= CAP_8BITMIME;
 	else if (IS("SMTPUTF8"))
 		s->caps |= CAP_SMTPUTF8;
+	else if (IS("CHUNKING"))
+		s->caps |= CAP_CHUNKING;
 	else if (IS("DSN"))
 		s->caps |= CAP_DSN;
 	else if (IS("STARTTLS"))
@@ -1027,6 +1152,9 @@ reply_complete(struct relay_sess *s)
 			return;
 		}
 		sess_next(s);
+		return;
+	case P_BDAT:
+		bdat_reply(s);
 		return;
 	case P_BODY:
 		/* A reply before the end of data: the peer gave up. */
