@@ -10,7 +10,8 @@
  *   recipient)]... -> QUIT when idle for reuse_timeout.
  *   With CHUNKING (RFC 3030) the message goes as it is, in BDAT chunks
  *   after the RCPT replies, the last one marked LAST and answered as
- *   the final dot would be.
+ *   the final dot would be.  An 8-bit message for a hop without
+ *   8BITMIME is first made 7-bit on a job thread (relay_convert.h).
  *
  * Timeouts per phase are the settings, whose defaults are RFC 5321
  * section 4.5.3.2's: 5 minutes for the greeting and commands, 2 for
