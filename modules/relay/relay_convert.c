@@ -22,32 +22,6 @@ struct relay_conv {
 	struct relay_conv_result r;
 };
 
-/* The output sink: counts against the limit, then writes to r.fd. */
-static int
-conv_write(void *arg, const void *data, size_t len)
-{
-	struct relay_conv *cv = arg;
-	const char *p = data;
-	ssize_t n;
-
-	if (len > cv->limit - cv->r.len) {
-		cv->r.too_big = 1;
-		errno = EFBIG;
-		return -1;
-	}
-	while (len > 0) {
-		n = write(cv->r.fd, p, len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -1;
-		p += n;
-		len -= (size_t)n;
-		cv->r.len += (uint64_t)n;
-	}
-	return 0;
-}
-
 /* A temporary file nobody else can reach: unlinked at once, so a crash
  * leaves nothing behind. */
 static int
@@ -76,9 +50,12 @@ conv_work(void *arg)
 	r->res = RELAY_8BIT_IO;
 	if ((r->fd = conv_tmpfile(r->err, sizeof(r->err))) < 0)
 		return;
-	relay_out_init_fn(&out, conv_write, cv);
+	relay_out_init_fd(&out, r->fd);
+	relay_out_set_limit(&out, cv->limit);
 	r->res = relay_8bit_downgrade(relay_host, cv->in_fd, cv->offset,
 	                              cv->len, &out, r->err, sizeof(r->err));
+	r->len = out.total;
+	r->too_big = out.error == EFBIG;
 	if (r->res == RELAY_8BIT_IO && r->too_big)
 		snprintf(r->err, sizeof(r->err), "8BITMIME downgrade: the "
 		         "7-bit form exceeds %llu octets",
