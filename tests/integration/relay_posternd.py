@@ -11,10 +11,10 @@ the same way.
 import socket
 import sys
 import threading
-import time
 
 from mailserver import MailServer
 from relay_common import RELAY_SO, MSG, relay_server, send, wait_log
+from smtp_common import wait_messages
 from testlib import Runner, free_port
 
 R = Runner("relay_posternd")
@@ -113,20 +113,9 @@ def strip_trace(data):
     return b"\r\n".join(lines[i:]), trace
 
 
-def wait_mail(b, user, count=1, timeout=20.0):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        msgs = b.messages(user)
-        if len(msgs) >= count:
-            return msgs
-        time.sleep(0.1)
-    raise AssertionError("%d message(s) for %s in B:\n%s" %
-                         (len(b.messages(user)), user, b.log()[-3000:]))
-
-
 def check_arrival(a, b, msg, tls):
-    got = wait_mail(b, "bob@far.example")
-    assert len(got) == 1, got
+    got = wait_messages(b, "bob@far.example", 1, timeout=20)
+    assert len(got) == 1, (got, a.log()[-2000:], b.log()[-2000:])
     body, trace = strip_trace(got[0])
     assert body == msg, got[0]
     # B's Received (first) names the hop from A, in TLS or not.
