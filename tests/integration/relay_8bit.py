@@ -109,6 +109,26 @@ def test_8bit_hop_gets_it_unchanged(r):
         hop.stop()
 
 
+def test_7bit_form_past_size_bounces(r):
+    # 1,200 octets fit the hop's SIZE of 2,000; their quoted-printable
+    # form (=C3=A9 for each "é") does not.
+    msg = PLAIN.split(b"\r\n\r\n")[0] + b"\r\n\r\n" + \
+        ("é" * 30 + "\r\n").encode() * 20
+    hop = NextHop(eightbit=False, size=2000).start()
+    srv = relay_server(r, route(hop.port), name="size")
+    try:
+        send(srv, msg)
+        wait_log(srv, r"to=<bob@remote.example>, .*dsn=5\.3\.4, "
+                 r"status=bounced \(for host .* which does not support "
+                 r"8BITMIME: 8BITMIME downgrade: the 7-bit form exceeds "
+                 r"2000 octets")
+        assert not [t for t in hop.txns
+                    if "bob@remote.example" in t.rcpts], hop.txns
+    finally:
+        srv.stop()
+        hop.stop()
+
+
 def test_8bit_header_bounces_5_6_3(r):
     hop = NextHop(eightbit=False).start()
     srv = relay_server(r, route(hop.port), name="hdr")
@@ -138,7 +158,7 @@ def test_smtputf8_bounces_5_6_7(r):
 
 
 for t in (test_downgrade_to_7bit_hop, test_8bit_hop_gets_it_unchanged,
-          test_8bit_header_bounces_5_6_3, test_smtputf8_bounces_5_6_7):
+          test_7bit_form_past_size_bounces, test_8bit_header_bounces_5_6_3, test_smtputf8_bounces_5_6_7):
     if len(sys.argv) > 1 and t.__name__ not in sys.argv[1:]:
         continue
     R.run(t)

@@ -52,7 +52,8 @@ class NextHop:
     reply.  `tls` is (cert, key) to offer STARTTLS."""
 
     def __init__(self, port=0, lmtp=False, tls=None, pipelining=True,
-                 eightbit=True, smtputf8=True, auth=None, chunking=False):
+                 eightbit=True, smtputf8=True, auth=None, chunking=False,
+                 size=10000000):
         self.lmtp = lmtp
         self.tls = tls
         self.pipelining = pipelining
@@ -60,6 +61,7 @@ class NextHop:
         self.smtputf8 = smtputf8
         self.auth = auth          # "user:password" required when set
         self.chunking = chunking  # announce CHUNKING, take BDAT
+        self.size = size          # announced in SIZE
         self.bdats = []           # (size, last) of every BDAT
         self.rcpt_reply = None
         self.data_reply = None
@@ -166,7 +168,7 @@ class NextHop:
             verb = line.split(" ", 1)[0].upper()
             if verb in ("EHLO", "LHLO"):
                 state["helo"] = line.split(" ", 1)[1] if " " in line else ""
-                caps = ["nexthop.test", "SIZE 10000000", "DSN",
+                caps = ["nexthop.test", "SIZE %d" % self.size, "DSN",
                         "ENHANCEDSTATUSCODES"]
                 if self.pipelining:
                     caps.append("PIPELINING")
