@@ -8,6 +8,10 @@
  *   has credentials -> [MAIL, RCPT..., DATA (pipelined when offered),
  *   the message dot-stuffed, "." -> reply (LMTP: one per accepted
  *   recipient)]... -> QUIT when idle for reuse_timeout.
+ *   With CHUNKING (RFC 3030) the message goes as it is, in BDAT chunks
+ *   after the RCPT replies, the last one marked LAST and answered as
+ *   the final dot would be.  An 8-bit message for a hop without
+ *   8BITMIME is first made 7-bit on a job thread (relay_convert.h).
  *
  * Timeouts per phase are the settings, whose defaults are RFC 5321
  * section 4.5.3.2's: 5 minutes for the greeting and commands, 2 for
@@ -25,6 +29,7 @@
 #include <netinet/in.h>
 
 #include "relay.h"
+#include "relay_convert.h"
 #include "relay_dns.h"
 
 #define REPLY_TEXT_MAX 1000
@@ -42,6 +47,11 @@
 #define CAP_STARTTLS 0x20u
 #define CAP_AUTH_PLAIN 0x40u
 #define CAP_AUTH_LOGIN 0x80u
+#define CAP_CHUNKING 0x100u
+
+/* The largest BDAT chunk (RFC 3030): a message of up to this size goes
+ * in one; a bigger one in several, each waiting for its reply. */
+#define BDAT_CHUNK_MAX (4 * 1024 * 1024)
 
 #define RELAY_MAX_MX 5
 #define RELAY_MAX_CANDS 8
@@ -61,8 +71,10 @@ enum phase {
 	P_AUTH,
 	P_AUTH_USER,  /* AUTH LOGIN sent: the user name prompt is due */
 	P_AUTH_PASS,  /* user name sent: the password prompt is due */
+	P_CONVERT,   /* the 8BITMIME downgrade's job runs */
 	P_TXN,       /* MAIL, RCPT..., DATA replies */
 	P_BODY,      /* sending the message */
+	P_BDAT,      /* waiting for the reply to a BDAT chunk but the last */
 	P_DOT,       /* waiting for the final reply(ies) */
 	P_RSET,
 	P_IDLE,
@@ -73,7 +85,9 @@ static const char *const phase_names[] = {
 	"waiting for the greeting", "after EHLO", "after HELO",
 	"after STARTTLS", "after EHLO in TLS", "after AUTH",
 	"after AUTH LOGIN user", "after AUTH LOGIN password",
+	"converting the message to 7 bits",
 	"during the transaction", "sending the message",
+	"after a BDAT chunk",
 	"after end of data", "after RSET", "while idle", "after QUIT",
 };
 
@@ -103,10 +117,19 @@ struct relay_sess {
 	int mail_ok;
 	int data_ok;
 
-	/* the body */
+	/* the body: the queue file's message, or its 7-bit form */
+	int body_fd;         /* borrowed, or conv_fd */
+	off_t body_off;
+	uint64_t body_len;
+	int conv_fd;         /* the downgrade's output (owned), or -1 */
+	int converted;       /* body_fd is the 7-bit form: no BODY= */
+	struct relay_conv *conv;
 	uint64_t body_done;
 	int bol;             /* the last octet sent ended a line */
 	int body_ended;
+	int chunking;        /* this transaction sends BDAT */
+	uint64_t body_total; /* BDAT: octets to send, the CRLF added */
+	uint64_t chunk_left; /* BDAT: octets of the current chunk to go */
 	char *buf;
 
 	TAILQ_ENTRY(relay_sess) link; /* dest->idle */
@@ -126,6 +149,8 @@ struct relay_sess {
 static void sess_next(struct relay_sess *s);
 static int connect_next(struct relay_sess *s);
 static void txn_send(struct relay_sess *s);
+static void txn_reset(struct relay_sess *s);
+static ssize_t body_read(struct relay_sess *s, size_t want);
 
 void
 relay_result_set(struct relay_result *r, int code, const char *dsn,
@@ -220,6 +245,21 @@ dlv_fill(struct relay_dlv *d, int code, const char *dsn, const char *text)
 			relay_result_set(&d->res[i], code, dsn, text);
 }
 
+/* The delivery's body is no longer needed: its 7-bit form goes, or its
+ * conversion, still running, is left to end on its own. */
+static void
+body_release(struct relay_sess *s)
+{
+	if (s->conv != NULL) {
+		relay_conv_detach(s->conv);
+		s->conv = NULL;
+	}
+	if (s->conv_fd >= 0)
+		close(s->conv_fd);
+	s->conv_fd = -1;
+	s->converted = 0;
+}
+
 static void
 dlv_finish(struct relay_sess *s)
 {
@@ -228,6 +268,7 @@ dlv_finish(struct relay_sess *s)
 	if (d == NULL)
 		return;
 	s->dlv = NULL;
+	body_release(s);
 	relay_dlv_done(d, s->name);
 }
 
@@ -288,6 +329,7 @@ sess_free(struct relay_sess *s)
 	if (s->on_idle)
 		TAILQ_REMOVE(&s->dest->idle, s, link);
 	relay_dest_sess_gone(s->dest);
+	body_release(s);
 	free(s->buf);
 	free(s);
 }
@@ -378,15 +420,13 @@ body_put(struct relay_sess *s, const char *p, size_t len)
 static void
 body_pump(struct relay_sess *s)
 {
-	struct rq_msg *q = s->dlv->q;
 	uint64_t left;
 	size_t want;
 	ssize_t n;
-	char text[TEXT_MAX];
 
 	while (!s->body_ended &&
 	       relay_host->conn_output_pending(s->c) < BODY_HIGH_WATER) {
-		left = q->msg_len - s->body_done;
+		left = s->body_len - s->body_done;
 		if (left == 0) {
 			/* The stored message ends with CRLF; a message
 			 * that does not gets one before the dot. */
@@ -400,23 +440,114 @@ body_pump(struct relay_sess *s)
 			return;
 		}
 		want = left > BODY_CHUNK ? BODY_CHUNK : (size_t)left;
-		n = pread(q->fd, s->buf, want,
-		          (off_t)(q->msg_offset + s->body_done));
-		if (n <= 0) {
-			/* The peer has part of the message: it must not
-			 * take it as complete, so the connection drops. */
-			snprintf(text, sizeof(text), "cannot read queue file "
-			         "%s: %s", q->id,
-			         n < 0 ? strerror(errno) : "short file");
-			relay_host->log(relay_self, POSTERN_LOG_ERROR, "%s",
-			                text);
-			sess_fail(s, 451, "4.3.0", text);
-			relay_host->conn_close(s->c);
+		if ((n = body_read(s, want)) < 0)
 			return;
-		}
 		body_put(s, s->buf, (size_t)n);
 		s->body_done += (uint64_t)n;
 	}
+}
+
+/* Reads up to `want` octets of the body at body_done into s->buf; the
+ * count, or -1 after failing the session (the peer has part of the
+ * message: it must not take it as complete, so the connection drops). */
+static ssize_t
+body_read(struct relay_sess *s, size_t want)
+{
+	char text[TEXT_MAX];
+	ssize_t n;
+
+	n = pread(s->body_fd, s->buf, want, s->body_off + (off_t)s->body_done);
+	if (n > 0)
+		return n;
+	snprintf(text, sizeof(text), "cannot read queue file %s: %s",
+	         s->dlv->q->id, n < 0 ? strerror(errno) : "short file");
+	relay_host->log(relay_self, POSTERN_LOG_ERROR, "%s", text);
+	sess_fail(s, 451, "4.3.0", text);
+	relay_host->conn_close(s->c);
+	return -1;
+}
+
+/* BDAT: the next chunk's command, then its octets as they are (no
+ * dot-stuffing), until the output is full or the chunk is sent. */
+static void
+bdat_pump(struct relay_sess *s)
+{
+	uint64_t left;
+	size_t want;
+	ssize_t n;
+
+	if (s->chunk_left == 0) {
+		left = s->body_total - s->body_done;
+		s->chunk_left = left > BDAT_CHUNK_MAX ? BDAT_CHUNK_MAX : left;
+		relay_host->conn_printf(s->c, "BDAT %" PRIu64 "%s\r\n",
+		                        s->chunk_left,
+		                        s->chunk_left == left ? " LAST" : "");
+		s->body_ended = s->chunk_left == left;
+	}
+	while (s->chunk_left > 0 &&
+	       relay_host->conn_output_pending(s->c) < BODY_HIGH_WATER) {
+		if (s->body_done == s->body_len) {
+			/* Past the stored octets: the CRLF the message
+			 * lacked (RFC 5321 section 4.1.1.4). */
+			relay_host->conn_write(s->c, "\r\n", 2);
+			s->chunk_left = 0;
+			break;
+		}
+		left = s->body_len - s->body_done;
+		if (left > s->chunk_left)
+			left = s->chunk_left;
+		want = left > BODY_CHUNK ? BODY_CHUNK : (size_t)left;
+		if ((n = body_read(s, want)) < 0)
+			return;
+		relay_host->conn_write(s->c, s->buf, (size_t)n);
+		s->body_done += (uint64_t)n;
+		s->chunk_left -= (uint64_t)n;
+	}
+	if (s->chunk_left > 0)
+		return;
+	s->phase = s->body_ended ? P_DOT : P_BDAT;
+	relay_host->conn_set_idle(s->c, (unsigned)(s->body_ended
+	        ? relay_cfg.data_done_timeout : relay_cfg.data_block_timeout));
+}
+
+/* BDAT after the RCPT replies: the size to send is the message's, and
+ * 2 more when it does not end with CRLF. */
+static void
+bdat_start(struct relay_sess *s)
+{
+	char last[2];
+
+	s->body_total = s->body_len;
+	if (s->body_len < 2 ||
+	    pread(s->body_fd, last, 2, s->body_off +
+	          (off_t)(s->body_len - 2)) != 2 ||
+	    memcmp(last, "\r\n", 2) != 0)
+		s->body_total += 2;
+	s->chunk_left = 0;
+	s->phase = P_BODY;
+	relay_host->conn_set_idle(s->c, (unsigned)relay_cfg.data_block_timeout);
+	bdat_pump(s);
+}
+
+/* The reply to a BDAT chunk but the last: on with the next, or the
+ * transaction failed (RFC 3030 section 2: the data so far is gone). */
+static void
+bdat_reply(struct relay_sess *s)
+{
+	char text[TEXT_MAX], dsn[16];
+
+	if (s->rcode / 100 == 2) {
+		s->phase = P_BODY;
+		relay_host->conn_set_idle(s->c,
+		        (unsigned)relay_cfg.data_block_timeout);
+		bdat_pump(s);
+		return;
+	}
+	reply_dsn(s, dsn, sizeof(dsn));
+	snprintf(text, sizeof(text), "host %s said: %d %s (after BDAT)",
+	         s->name, s->rcode, s->rtext);
+	dlv_fill(s->dlv, s->rcode, dsn, text);
+	txn_reset(s);
 }
 
 static void
@@ -425,14 +556,29 @@ on_drain(postern_conn_t *c, void *arg)
 	struct relay_sess *s = arg;
 
 	(void)c;
-	if (s->phase == P_BODY)
+	if (s->phase == P_BODY && s->chunking)
+		bdat_pump(s);
+	else if (s->phase == P_BODY)
 		body_pump(s);
 }
 
 /* ---- the transaction --------------------------------------------------- */
 
-/* Checks what the next hop must offer for this message; 0 to go on, or
- * -1 after failing the delivery's recipients. */
+/* The message is 8-bit and the next hop takes only 7 bits: RFC 6152
+ * section 3 lets the relay convert it. */
+static int
+txn_needs_7bit(const struct relay_sess *s)
+{
+	const struct rq_msg *q = s->dlv->q;
+
+	return (q->body == POSTERN_BODY_8BITMIME ||
+	        q->body == POSTERN_BODY_BINARYMIME) &&
+	       !(s->caps & CAP_8BITMIME);
+}
+
+/* Checks what the next hop must offer for this message (as it will be
+ * sent: its 7-bit form once converted); 0 to go on, or -1 after failing
+ * the delivery's recipients. */
 static int
 txn_check(struct relay_sess *s)
 {
@@ -448,21 +594,12 @@ txn_check(struct relay_sess *s)
 		return -1;
 	}
 	if ((s->caps & CAP_SIZE) && s->size_max > 0 &&
-	    q->msg_len > s->size_max) {
-		snprintf(text, sizeof(text), "message of %" PRIu64 " octets "
-		         "exceeds the %" PRIu64 " of host %s", q->msg_len,
-		         s->size_max, s->name);
+	    s->body_len > s->size_max) {
+		snprintf(text, sizeof(text), "message of %" PRIu64 " octets%s "
+		         "exceeds the %" PRIu64 " of host %s", s->body_len,
+		         s->converted ? " (in 7 bits)" : "", s->size_max,
+		         s->name);
 		dlv_fill(d, 552, "5.3.4", text);
-		return -1;
-	}
-	if ((q->body == POSTERN_BODY_8BITMIME ||
-	     q->body == POSTERN_BODY_BINARYMIME) &&
-	    !(s->caps & CAP_8BITMIME)) {
-		/* Until the quoted-printable downgrade is wired in: RFC
-		 * 6152 section 3 allows returning the message instead. */
-		snprintf(text, sizeof(text), "host %s does not support "
-		         "8BITMIME and the message is 8-bit", s->name);
-		dlv_fill(d, 554, "5.6.3", text);
 		return -1;
 	}
 	return 0;
@@ -476,9 +613,9 @@ send_mail(struct relay_sess *s)
 
 	relay_host->conn_printf(c, "MAIL FROM:<%s>", q->sender);
 	if (s->caps & CAP_SIZE)
-		relay_host->conn_printf(c, " SIZE=%" PRIu64, q->msg_len);
+		relay_host->conn_printf(c, " SIZE=%" PRIu64, s->body_len);
 	if ((q->body == POSTERN_BODY_8BITMIME ||
-	     q->body == POSTERN_BODY_BINARYMIME) &&
+	     q->body == POSTERN_BODY_BINARYMIME) && !s->converted &&
 	    (s->caps & CAP_8BITMIME))
 		relay_host->conn_printf(c, " BODY=8BITMIME");
 	if (q->smtputf8)
@@ -544,6 +681,16 @@ txn_cmd(struct relay_sess *s, size_t i)
 		relay_host->conn_printf(s->c, "DATA\r\n");
 }
 
+/* The RCPT replies are in (BDAT's transaction): the body, or RSET. */
+static void
+txn_rcpts_done(struct relay_sess *s)
+{
+	if (s->mail_ok && s->naccepted > 0)
+		bdat_start(s);
+	else
+		txn_reset(s);
+}
+
 /* Sends what may go now: everything with PIPELINING (RFC 2920), else
  * the next command once the previous one is answered. */
 static void
@@ -554,18 +701,14 @@ txn_send(struct relay_sess *s)
 		txn_cmd(s, s->sent++);
 }
 
+/* MAIL, RCPT..., DATA for the session's delivery and body. */
 static void
-txn_start(struct relay_sess *s, struct relay_dlv *d)
+txn_begin(struct relay_sess *s)
 {
-	s->dlv = d;
-	s->ready_once = 1;
-	if (txn_check(s) < 0) {
-		dlv_finish(s);
-		sess_next(s);
-		return;
-	}
 	s->phase = P_TXN;
-	s->ncmds = d->nres + 2;
+	/* With CHUNKING, BDAT waits for the RCPT replies: no DATA. */
+	s->chunking = (s->caps & CAP_CHUNKING) != 0;
+	s->ncmds = s->dlv->nres + (s->chunking ? 1 : 2);
 	s->sent = s->replied = 0;
 	s->naccepted = s->dot_replies = 0;
 	s->mail_ok = 0;
@@ -576,6 +719,99 @@ txn_start(struct relay_sess *s, struct relay_dlv *d)
 	s->msgs++;
 	relay_host->conn_set_idle(s->c, (unsigned)relay_cfg.command_timeout);
 	txn_send(s);
+}
+
+/* The downgrade's job ended (on the loop). */
+static void
+conv_done(void *arg, struct relay_conv_result *r)
+{
+	struct relay_sess *s = arg;
+	struct relay_dlv *d = s->dlv;
+	char text[TEXT_MAX];
+
+	s->conv = NULL;
+	switch (r->res) {
+	case RELAY_8BIT_UNCHANGED:
+	case RELAY_8BIT_CONVERTED:
+		s->conv_fd = r->fd;
+		s->converted = 1;
+		s->body_fd = r->fd;
+		s->body_off = 0;
+		s->body_len = r->len;
+		if (txn_check(s) == 0) {
+			txn_begin(s);
+			return;
+		}
+		break;
+	case RELAY_8BIT_HEADER:
+	case RELAY_8BIT_CANNOT:
+		/* RFC 3463 5.6.3: conversion required but not supported. */
+		snprintf(text, sizeof(text), "host %s does not support "
+		         "8BITMIME and the message cannot be made 7-bit: %s",
+		         s->name, r->err);
+		dlv_fill(d, 554, "5.6.3", text);
+		break;
+	case RELAY_8BIT_IO:
+		if (r->too_big) {
+			snprintf(text, sizeof(text), "for host %s, which does "
+			         "not support 8BITMIME: %s", s->name, r->err);
+			dlv_fill(d, 552, "5.3.4", text);
+			break;
+		}
+		relay_host->log(relay_self, POSTERN_LOG_ERROR, "%s: %s",
+		                d->q->id, r->err);
+		dlv_fill(d, 451, "4.3.0", r->err);
+		break;
+	}
+	dlv_finish(s);
+	sess_next(s);
+}
+
+/* Starts the 7-bit conversion of the delivery's message on a job
+ * thread; the session waits in P_CONVERT.  Its output is bounded: by
+ * the next hop's SIZE, else by what quoted-printable can make of the
+ * message (at most 3 octets for 1, plus soft line breaks). */
+static void
+conv_begin(struct relay_sess *s)
+{
+	struct rq_msg *q = s->dlv->q;
+	uint64_t limit = q->msg_len * 4 + 65536;
+	char text[TEXT_MAX];
+
+	if ((s->caps & CAP_SIZE) && s->size_max > 0 && s->size_max < limit)
+		limit = s->size_max;
+	s->phase = P_CONVERT;
+	relay_host->conn_set_idle(s->c, (unsigned)relay_cfg.command_timeout);
+	s->conv = relay_conv_start(q->fd, (off_t)q->msg_offset, q->msg_len,
+	                           limit, conv_done, s);
+	if (s->conv != NULL)
+		return;
+	snprintf(text, sizeof(text), "8BITMIME downgrade of %s: %s", q->id,
+	         strerror(errno));
+	relay_host->log(relay_self, POSTERN_LOG_ERROR, "%s", text);
+	dlv_fill(s->dlv, 451, "4.3.0", text);
+	dlv_finish(s);
+	sess_next(s);
+}
+
+static void
+txn_start(struct relay_sess *s, struct relay_dlv *d)
+{
+	s->dlv = d;
+	s->ready_once = 1;
+	s->body_fd = d->q->fd;
+	s->body_off = (off_t)d->q->msg_offset;
+	s->body_len = d->q->msg_len;
+	if (txn_check(s) < 0) {
+		dlv_finish(s);
+		sess_next(s);
+		return;
+	}
+	if (txn_needs_7bit(s)) {
+		conv_begin(s);
+		return;
+	}
+	txn_begin(s);
 }
 
 /* After a transaction that did not end with data: RSET, then next. */
@@ -631,6 +867,10 @@ txn_reply(struct relay_sess *s)
 		if (s->mail_ok)
 			dlv_fill(d, s->rcode, dsn, text);
 	}
+	if (s->chunking && s->replied == s->ncmds) {
+		txn_rcpts_done(s);
+		return;
+	}
 	if (s->caps & CAP_PIPELINING) {
 		/* Everything was sent: wait for every reply. */
 		if (s->replied == s->ncmds)
@@ -640,7 +880,8 @@ txn_reply(struct relay_sess *s)
 	/* One at a time: stop when MAIL failed, when no recipient was
 	 * taken (DATA is not sent), or after DATA's refusal. */
 	if (!s->mail_ok || s->replied == s->ncmds ||
-	    (s->replied == s->ncmds - 1 && s->naccepted == 0)) {
+	    (!s->chunking && s->replied == s->ncmds - 1 &&
+	     s->naccepted == 0)) {
 		txn_reset(s);
 		return;
 	}
@@ -708,6 +949,8 @@ ehlo_keyword(struct relay_sess *s, const char *kw)
 		s->caps |= CAP_8BITMIME;
 	else if (IS("SMTPUTF8"))
 		s->caps |= CAP_SMTPUTF8;
+	else if (IS("CHUNKING"))
+		s->caps |= CAP_CHUNKING;
 	else if (IS("DSN"))
 		s->caps |= CAP_DSN;
 	else if (IS("STARTTLS"))
@@ -911,9 +1154,16 @@ reply_complete(struct relay_sess *s)
 		}
 		sess_next(s);
 		return;
+	case P_BDAT:
+		bdat_reply(s);
+		return;
 	case P_BODY:
 		/* A reply before the end of data: the peer gave up. */
 		sess_reply_fail(s, "while sending the message");
+		return;
+	case P_CONVERT:
+		/* Unasked for (a 421 timeout): it is closing. */
+		sess_reply_fail(s, "while the message was converted");
 		return;
 	case P_IDLE:
 		/* 421 while idle: it is closing; let it. */
@@ -1257,6 +1507,7 @@ relay_client_start(struct relay_dest *dest, struct relay_dlv *first)
 		abort(); /* as every allocation in posternd */
 	s->dest = dest;
 	s->dlv = first;
+	s->conv_fd = -1;
 	s->lmtp = via->kind == RELAY_VIA_LMTP ||
 	          via->kind == RELAY_VIA_LMTP_UNIX;
 	dest->nsess++;

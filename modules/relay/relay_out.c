@@ -68,6 +68,8 @@ relay_out_init_fn(struct relay_out *o, relay_out_fn fn, void *arg)
 	o->mem = NULL;
 	o->mem_len = o->mem_cap = 0;
 	o->len = 0;
+	o->limit = UINT64_MAX;
+	o->total = 0;
 }
 
 void
@@ -83,11 +85,21 @@ relay_out_init_mem(struct relay_out *o)
 	relay_out_init_fn(o, out_mem_write, o);
 }
 
+void
+relay_out_set_limit(struct relay_out *o, uint64_t limit)
+{
+	o->limit = limit;
+}
+
 static void
 out_flush(struct relay_out *o)
 {
+	if (o->len > 0 && o->error == 0 && o->len > o->limit - o->total)
+		o->error = EFBIG;
 	if (o->len > 0 && o->error == 0 && o->fn(o->arg, o->buf, o->len) < 0)
 		o->error = errno != 0 ? errno : EIO;
+	if (o->error == 0)
+		o->total += o->len;
 	o->len = 0;
 }
 

@@ -15,6 +15,7 @@
 #define RELAY_OUT_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 /* Receives `len` octets; returns 0, or -1 with errno set. */
 typedef int (*relay_out_fn)(void *arg, const void *data, size_t len);
@@ -29,6 +30,8 @@ struct relay_out {
 	char *mem;            /* relay_out_init_mem: malloc'd */
 	size_t mem_len, mem_cap;
 	size_t len;           /* octets held in buf */
+	uint64_t limit;       /* octets the sink may pass on in all */
+	uint64_t total;       /* octets passed on so far */
 	char buf[RELAY_OUT_BUFSIZE];
 };
 
@@ -40,6 +43,11 @@ void relay_out_init_fd(struct relay_out *o, int fd);
 void relay_out_init_mem(struct relay_out *o);
 /* Sends to fn(arg, ...) in pieces of up to RELAY_OUT_BUFSIZE octets. */
 void relay_out_init_fn(struct relay_out *o, relay_out_fn fn, void *arg);
+
+/* Bounds what the sink passes on to `limit` octets in all (none by
+ * default): a flush that would pass it fails with EFBIG, nothing of it
+ * written. */
+void relay_out_set_limit(struct relay_out *o, uint64_t limit);
 
 void relay_out_put(struct relay_out *o, const void *data, size_t len);
 void relay_out_puts(struct relay_out *o, const char *s);

@@ -9,35 +9,19 @@ relayed; the per-attempt log line reads like Postfix's.
 """
 import os
 import re
-import smtplib
 import subprocess
 import sys
 import time
 
-from relay_common import (NextHop, relay_server, strip_received, wait_log,
-                          have)
+from relay_common import (MSG, NextHop, relay_server, send, strip_received,
+                          wait_log, have)
 from testlib import Runner, Skip, free_port, make_cert
 
 R = Runner("relay_basic")
 
-MSG = (b"From: alice@sender.example\r\nTo: bob@remote.example\r\n"
-       b"Subject: relay test\r\nMessage-ID: <1@sender.example>\r\n\r\n"
-       b"first line\r\n.a line with a leading dot\r\n..two dots\r\n"
-       b"last line\r\n")
-
-
 def smarthost(port, extra=""):
     return '{ domain = "*"; via = "smtp:[127.0.0.1]:%d"; %s }' % (port,
                                                                   extra)
-
-
-def send(srv, rcpts, msg=MSG, sender="alice@sender.example", port=None,
-         login=None, **kw):
-    with smtplib.SMTP("127.0.0.1", port or srv.port("mx"), timeout=30) as s:
-        if login:
-            s.starttls()
-            s.login(*login)
-        return s.sendmail(sender, rcpts, msg, **kw)
 
 
 def test_smarthost_byte_exact(r):

@@ -7,6 +7,7 @@ import asyncio
 import os
 import re
 import shutil
+import smtplib
 import socket
 import ssl
 import threading
@@ -16,6 +17,20 @@ from mailserver import MailServer
 from testlib import module_so
 
 RELAY_SO = module_so("relay", "relay")
+
+MSG = (b"From: alice@sender.example\r\nTo: bob@remote.example\r\n"
+       b"Subject: relay test\r\nMessage-ID: <1@sender.example>\r\n\r\n"
+       b"first line\r\n.a line with a leading dot\r\n..two dots\r\n"
+       b"last line\r\n")
+
+
+def send(srv, rcpts, msg=MSG, sender="alice@sender.example", port=None,
+         login=None, **kw):
+    with smtplib.SMTP("127.0.0.1", port or srv.port("mx"), timeout=30) as s:
+        if login:
+            s.starttls()
+            s.login(*login)
+        return s.sendmail(sender, rcpts, msg, **kw)
 
 
 class Txn:
@@ -37,13 +52,17 @@ class NextHop:
     reply.  `tls` is (cert, key) to offer STARTTLS."""
 
     def __init__(self, port=0, lmtp=False, tls=None, pipelining=True,
-                 eightbit=True, smtputf8=True, auth=None):
+                 eightbit=True, smtputf8=True, auth=None, chunking=False,
+                 size=10000000):
         self.lmtp = lmtp
         self.tls = tls
         self.pipelining = pipelining
         self.eightbit = eightbit
         self.smtputf8 = smtputf8
         self.auth = auth          # "user:password" required when set
+        self.chunking = chunking  # announce CHUNKING, take BDAT
+        self.size = size          # announced in SIZE
+        self.bdats = []           # (size, last) of every BDAT
         self.rcpt_reply = None
         self.data_reply = None
         self.dot_delay = 0
@@ -117,6 +136,25 @@ class NextHop:
         def send(line):
             writer.write(line.encode() + b"\r\n")
 
+        async def finish(data):
+            """The end of a message's data: record it, reply."""
+            if self.dot_delay:
+                await asyncio.sleep(self.dot_delay)
+            txn = Txn(mail, params, [r[0] for r in rcpts], data,
+                      state["tls"], state["helo"])
+            with self.lock:
+                self.data_calls += 1
+                n = self.data_calls
+            reply = self.data_reply(txn, n) if self.data_reply else None
+            if reply is None or reply.startswith("2"):
+                with self.lock:
+                    self.txns.append(txn)
+            if self.lmtp:
+                for _ in rcpts:
+                    send(reply or "250 2.0.0 delivered")
+            else:
+                send(reply or "250 2.0.0 queued as X%d" % n)
+
         send("220 nexthop.test ESMTP ready")
         await writer.drain()
         mail, params, rcpts = None, "", []
@@ -130,7 +168,7 @@ class NextHop:
             verb = line.split(" ", 1)[0].upper()
             if verb in ("EHLO", "LHLO"):
                 state["helo"] = line.split(" ", 1)[1] if " " in line else ""
-                caps = ["nexthop.test", "SIZE 10000000", "DSN",
+                caps = ["nexthop.test", "SIZE %d" % self.size, "DSN",
                         "ENHANCEDSTATUSCODES"]
                 if self.pipelining:
                     caps.append("PIPELINING")
@@ -138,6 +176,8 @@ class NextHop:
                     caps.append("8BITMIME")
                 if self.smtputf8:
                     caps.append("SMTPUTF8")
+                if self.chunking:
+                    caps.append("CHUNKING")
                 if self.tls and not state["tls"]:
                     caps.append("STARTTLS")
                 if self.auth:
@@ -210,25 +250,27 @@ class NextHop:
                     if chunk.startswith(b"."):
                         chunk = chunk[1:]
                     data += chunk
-                if self.dot_delay:
-                    await asyncio.sleep(self.dot_delay)
-                txn = Txn(mail, params, [r[0] for r in rcpts], data,
-                          state["tls"], state["helo"])
-                with self.lock:
-                    self.data_calls += 1
-                    n = self.data_calls
-                reply = self.data_reply(txn, n) if self.data_reply else None
-                if reply is None or reply.startswith("2"):
-                    with self.lock:
-                        self.txns.append(txn)
-                if self.lmtp:
-                    for _ in rcpts:
-                        send(reply or "250 2.0.0 delivered")
-                else:
-                    send(reply or "250 2.0.0 queued as X%d" % n)
+                await finish(data)
                 mail, rcpts = None, []
+            elif verb == "BDAT" and self.chunking:
+                m = re.match(r"BDAT (\d+)( LAST)?$", line, re.I)
+                size, last = int(m.group(1)), bool(m.group(2))
+                with self.lock:
+                    self.bdats.append((size, last))
+                chunk = await reader.readexactly(size)
+                if mail is None or not rcpts:
+                    send("503 5.5.1 no valid recipients")
+                    mail, rcpts = None, []
+                    state.pop("bdat", None)
+                elif not last:
+                    state["bdat"] = state.get("bdat", b"") + chunk
+                    send("250 2.0.0 %d octets" % size)
+                else:
+                    await finish(state.pop("bdat", b"") + chunk)
+                    mail, rcpts = None, []
             elif verb == "RSET":
                 mail, rcpts = None, []
+                state.pop("bdat", None)
                 send("250 2.0.0 ok")
             elif verb == "NOOP":
                 send("250 2.0.0 ok")

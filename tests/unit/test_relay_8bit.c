@@ -6,6 +6,7 @@
  * the decoded octets must equal those of the original, part for part,
  * and the output must be 7-bit with lines inside RFC 2045's limits.
  */
+#include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -480,6 +481,35 @@ test_io_errors(void)
 	CU_ASSERT_EQUAL(relay_8bit_scan(-1, 0, 10), -1);
 }
 
+/* The sink's limit (the relay's bound on a downgrade's output): a flush
+ * past it fails with EFBIG and passes nothing on; up to it, all. */
+static void
+test_output_limit(void)
+{
+	struct relay_out o;
+	static const char msg[] = "Subject: x\r\n\r\n\xc3\xa9\r\n";
+	char *m;
+	size_t n;
+
+	CU_ASSERT_EQUAL(convert(msg, sizeof(msg) - 1), RELAY_8BIT_CONVERTED);
+	relay_out_init_mem(&o);
+	relay_out_set_limit(&o, out_len);
+	CU_ASSERT_EQUAL(relay_8bit_downgrade(host, fd, base, sizeof(msg) - 1,
+	    &o, err, sizeof(err)), RELAY_8BIT_CONVERTED);
+	CU_ASSERT_EQUAL(o.total, out_len);
+	m = relay_out_take(&o, &n);
+	CU_ASSERT(n == out_len && memcmp(m, out, n) == 0);
+	free(m);
+	relay_out_init_mem(&o);
+	relay_out_set_limit(&o, out_len - 1);
+	CU_ASSERT_EQUAL(relay_8bit_downgrade(host, fd, base, sizeof(msg) - 1,
+	    &o, err, sizeof(err)), RELAY_8BIT_IO);
+	CU_ASSERT_EQUAL(o.error, EFBIG);
+	CU_ASSERT_EQUAL(o.total, 0);
+	CU_ASSERT_EQUAL(relay_out_finish(&o), -1);
+	relay_out_release(&o);
+}
+
 static CU_TestInfo eb_tests[] = {
 	{ "a 7-bit message passes unchanged", test_7bit_unchanged },
 	{ "a message without MIME gains it", test_plain_message },
@@ -490,6 +520,7 @@ static CU_TestInfo eb_tests[] = {
 	{ "8-bit headers cannot be converted", test_8bit_header },
 	{ "8-bit where no encoding can go", test_cannot },
 	{ "read and write errors", test_io_errors },
+	{ "the output's limit", test_output_limit },
 	CU_TEST_INFO_NULL,
 };
 
