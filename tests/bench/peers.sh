@@ -9,6 +9,7 @@
 #	    [mode=stock|performance]     # LMTP socket: DIR/run/NAME
 #	postfix_start DIR PORT LMTP_SOCKET USERS DOMAIN
 #	postfix_private DIR PORT; cat >>DIR/etc/main.cf ...; postfix_run DIR PORT
+#	peers_now; peers_wait_delivered DIR N SECONDS   # caller defines count DIR
 #	...
 #	postfix_stop DIR; dovecot_stop DIR
 #
@@ -249,6 +250,32 @@ EOF
 
 postfix_stop() {
 	[ -d "$1/etc" ] && postfix -c "$1/etc" stop >/dev/null 2>&1 || true
+}
+
+peers_now() {
+	date +%s.%N
+}
+
+# peers_wait_delivered DIR N SECONDS: waits until the caller's `count DIR`
+# reaches N, or nothing arrived for 10 seconds, or SECONDS passed; prints
+# the time of the last arrival.
+peers_wait_delivered() {
+	end=$(( $(date +%s) + $3 ))
+	last=$(count "$1")
+	seen=$(peers_now)
+	idle=$(date +%s)
+	while [ "$last" -lt "$2" ] && [ "$(date +%s)" -lt "$end" ] &&
+	      [ $(( $(date +%s) - idle )) -lt 10 ]
+	do
+		sleep 0.05
+		n=$(count "$1")
+		if [ "$n" -ne "$last" ]; then
+			last=$n
+			seen=$(peers_now)
+			idle=$(date +%s)
+		fi
+	done
+	echo "$seen"
 }
 
 peers_wait_port() {

@@ -46,33 +46,8 @@ top_builddir=$(cd "$top_builddir" && pwd)
 . "$(dirname "$0")/peers.sh"
 peers_need postfix
 
-now() {
-	date +%s.%N
-}
-
 count() {
 	find "$1" -type f 2>/dev/null | wc -l
-}
-
-# Waits until $1 holds $2 files, or nothing arrived for 10 seconds, or T
-# seconds passed: prints the time of the last arrival.
-wait_delivered() {
-	end=$(( $(date +%s) + T ))
-	last=$(count "$1")
-	seen=$(now)
-	idle=$(date +%s)
-	while [ "$last" -lt "$2" ] && [ "$(date +%s)" -lt "$end" ] &&
-	      [ $(( $(date +%s) - idle )) -lt 10 ]
-	do
-		sleep 0.05
-		n=$(count "$1")
-		if [ "$n" -ne "$last" ]; then
-			last=$n
-			seen=$(now)
-			idle=$(date +%s)
-		fi
-	done
-	echo "$seen"
 }
 
 cleanup() {
@@ -150,12 +125,12 @@ done
 run() {
 	before=$(count "$3")
 	want=$((before + N))
-	t0=$(now)
+	t0=$(peers_now)
 	timeout "$T" smtp-source -s "$4" -m "$N" -l "$SIZE" \
 		-f sender@src.example -t "bench@far.example" \
 		"127.0.0.1:$2" >/dev/null 2>&1 || echo "$1: smtp-source failed" >&2
-	t1=$(now)
-	t2=$(wait_delivered "$3" "$want")
+	t1=$(peers_now)
+	t2=$(peers_wait_delivered "$3" "$want" "$T")
 	t2=$(echo "$t1 $t2" | awk '{ print ($2 < $1) ? $1 : $2 }')
 	got=$(( $(count "$3") - before ))
 	[ "$got" -eq "$N" ] || echo "$1: $got of $N relayed" >&2

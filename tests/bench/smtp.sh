@@ -46,10 +46,6 @@ top_builddir=$(cd "$top_builddir" && pwd)
 peers_need postfix
 
 
-now() {
-	date +%s.%N
-}
-
 # Messages in a Maildir's new/ and cur/, or in relay_spool's directory.
 count() {
 	if [ -d "$1/new" ] || [ -d "$1/cur" ]; then
@@ -57,27 +53,6 @@ count() {
 	else
 		find "$1" -name '*.env' 2>/dev/null | wc -l
 	fi
-}
-
-# Waits until $1 holds $2 messages, or nothing arrived for 10 seconds,
-# or T seconds passed: prints the time of the last arrival.
-wait_delivered() {
-	end=$(( $(date +%s) + T ))
-	last=$(count "$1")
-	seen=$(now)
-	idle=$(date +%s)
-	while [ "$last" -lt "$2" ] && [ "$(date +%s)" -lt "$end" ] &&
-	      [ $(( $(date +%s) - idle )) -lt 10 ]
-	do
-		sleep 0.05
-		n=$(count "$1")
-		if [ "$n" -ne "$last" ]; then
-			last=$n
-			seen=$(now)
-			idle=$(date +%s)
-		fi
-	done
-	echo "$seen"
 }
 
 cleanup() {
@@ -187,12 +162,12 @@ done
 run() {
 	before=$(count "$3")
 	want=$((before + N))
-	t0=$(now)
+	t0=$(peers_now)
 	timeout "$T" smtp-source -s "$4" -m "$N" -l "$SIZE" \
 		-f sender@src.example -t "$5" \
 		"127.0.0.1:$2" >/dev/null 2>&1 || echo "$1: smtp-source failed" >&2
-	t1=$(now)
-	t2=$(wait_delivered "$3" "$want")
+	t1=$(peers_now)
+	t2=$(peers_wait_delivered "$3" "$want" "$T")
 	# Delivery cannot end before acceptance did.
 	t2=$(echo "$t1 $t2" | awk '{ print ($2 < $1) ? $1 : $2 }')
 	got=$(( $(count "$3") - before ))
