@@ -16,6 +16,7 @@
 #include "conf.h"
 #include "conn.h"
 #include "hook.h"
+#include "isolate.h"
 #include "job.h"
 #include "listener.h"
 #include "loader.h"
@@ -313,6 +314,15 @@ h_auth_job_submit(postern_job_work_fn work, postern_job_done_fn done,
 	return job_submit_lane(host.jobs, JOB_LANE_AUTH, work, done, arg);
 }
 
+static postern_isolated_t *
+h_isolate_register(postern_module_t *m, const char *name,
+                   postern_isolated_fn fn)
+{
+	if (!init_only(m, "isolate_register"))
+		return NULL;
+	return isolate_register(name, fn);
+}
+
 static postern_tls_t *
 h_tls_create(postern_module_t *m, postern_cfg_t *node)
 {
@@ -523,6 +533,8 @@ static const struct postern_host host_table_v = {
 	.tls_client_create = h_tls_client_create,
 	.conn_starttls_client = conn_starttls_client,
 	.conn_error = conn_error,
+	.isolate_register = h_isolate_register,
+	.isolate_call = isolate_call,
 };
 
 const struct postern_host *

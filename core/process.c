@@ -53,6 +53,7 @@
 #include "conf.h"
 #include "conn.h"
 #include "hook.h"
+#include "isolate.h"
 #include "host.h"
 #include "job.h"
 #include "listener.h"
@@ -149,8 +150,9 @@ static const struct postern_cfg_key core_schema[] = {
 	                "above which its input waits (resumes under half)"),
 	CORE_KEY("auth_threads", POSTERN_CFG_INT, auth_threads, "1", .min = 1,
 	         .max = 64, .doc = "password-check threads per worker, apart "
-	         "from job_threads (each argon2id check holds its memory: "
-	         "64 MiB at auth_passwd's default cost)"),
+	         "from job_threads, and as many in its isolation process, "
+	         "where the hashes run (each argon2id check holds its "
+	         "memory there: 64 MiB at auth_passwd's default cost)"),
 	CORE_KEY("auth_queue", POSTERN_CFG_INT, auth_queue, "16", .min = 1,
 	         .max = 100000, .doc = "password checks that may wait per "
 	         "worker; past it a login gets a temporary failure at once"),
@@ -642,6 +644,10 @@ worker_run(int id)
 		loop_destroy_inherited(master_loop);
 	if (drop_privileges() < 0)
 		goto out;
+	/* Before any thread: the child is forked from this process. */
+	if (isolate_start((unsigned)rt.set.auth_threads) < 0)
+		log_warning("worker %d: no isolation process: password "
+		            "hashes run inside the worker", id);
 	rt.jobs = job_pool_create(loop_current, (unsigned)rt.set.job_threads);
 	if (rt.jobs == NULL)
 		goto out;
@@ -665,6 +671,7 @@ stop:
 stop_jobs:
 	job_pool_destroy(rt.jobs);
 out:
+	isolate_stop();
 	loop_destroy(loop_current);
 	loop_current = NULL;
 	return rc;

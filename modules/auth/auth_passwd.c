@@ -302,6 +302,64 @@ usable(const struct pf_user *u)
 	       u->scheme != PWHASH_UNKNOWN;
 }
 
+/*
+ * The hash runs in the worker's isolation process (host->isolate_call),
+ * so that what argon2id holds while it runs never grows the worker.
+ * Request: the scheme (one octet; PWHASH_NONE for a user who cannot log
+ * in), the hash and a NUL, then the password.  Reply: one octet, 1 when
+ * the password matches.
+ */
+static postern_isolated_t *verify_fn;
+
+static ssize_t
+verify_isolated(const void *in, size_t inlen, void *out, size_t outcap)
+{
+	const char *req = in, *hash = req + 1, *nul, *password;
+	enum pwhash_scheme s;
+	size_t len;
+	int ok;
+
+	if (inlen < 2 || outcap < 1 ||
+	    (nul = memchr(hash, '\0', inlen - 1)) == NULL)
+		return -1;
+	s = (enum pwhash_scheme)(unsigned char)req[0];
+	password = nul + 1;
+	len = inlen - (size_t)(password - req);
+	/* Every answer costs an argon2id check of the configured cost, so
+	 * that timing tells neither unknown users nor migrated hashes. */
+	if (s != PWHASH_ARGON2ID)
+		pwhash_dummy_verify(password, len);
+	ok = s != PWHASH_NONE && s != PWHASH_UNKNOWN &&
+	     pwhash_verify(s, hash, password, len);
+	*(unsigned char *)out = (unsigned char)ok;
+	return 1;
+}
+
+/* 1 match, 0 no match, -1 the check could not run. */
+static int
+check_password(const struct pf_user *u, const char *password, size_t len)
+{
+	size_t hlen = usable(u) ? strlen(u->hash) : 0;
+	size_t need = 1 + hlen + 1 + len;
+	unsigned char *req, ok = 0;
+	ssize_t n;
+
+	if (need > POSTERN_ISOLATE_MAX)
+		return 0; /* no password or hash is that long */
+	req = malloc(need);
+	if (req == NULL)
+		return -1;
+	req[0] = (unsigned char)(usable(u) ? u->scheme : PWHASH_NONE);
+	if (hlen > 0)
+		memcpy(req + 1, u->hash, hlen);
+	req[1 + hlen] = '\0';
+	memcpy(req + 2 + hlen, password, len);
+	n = host->isolate_call(verify_fn, req, need, &ok, sizeof(ok));
+	sodium_memzero(req, need);
+	free(req);
+	return n == 1 ? ok == 1 : -1;
+}
+
 static int
 ap_verify(const char *name, const char *password, size_t len,
           postern_pool_t *pool, struct postern_user *out)
@@ -309,18 +367,16 @@ ap_verify(const char *name, const char *password, size_t len,
 	char key[KEY_MAX];
 	struct pf_table *t;
 	const struct pf_user *u = NULL;
-	int rc = POSTERN_AUTH_NO;
+	int rc = POSTERN_AUTH_NO, match;
 
 	if ((t = table_get()) == NULL)
 		return POSTERN_AUTH_TEMPFAIL;
 	if (pf_lower(name, key, sizeof(key)) == 0)
 		u = pf_find_user(t, key);
-	if (!usable(u) || u->scheme != PWHASH_ARGON2ID)
-		pwhash_dummy_verify(password, len);
-	if (!usable(u))
-		rc = POSTERN_AUTH_NO;
-	else if (!pwhash_verify((enum pwhash_scheme)u->scheme, u->hash,
-	                        password, len))
+	match = check_password(u, password, len);
+	if (match < 0)
+		rc = POSTERN_AUTH_TEMPFAIL;
+	else if (!match || !usable(u))
 		rc = POSTERN_AUTH_NO;
 	else if (u->nologin)
 		auth_passwd_log(POSTERN_LOG_NOTICE, "user '%s': right "
@@ -877,8 +933,6 @@ static int
 ap_start(void *arg)
 {
 	(void)arg;
-	/* The dummy costs one hash: now, not on the first unknown user. */
-	pwhash_dummy_prepare();
 	pthread_mutex_lock(&reload_lock);
 	check_now = 1;
 	reload_locked();
@@ -983,6 +1037,13 @@ ap_init(const struct postern_host *h, postern_module_t *m)
 		h->log(m, POSTERN_LOG_ERROR, "libsodium failed to initialise");
 		goto fail;
 	}
+	/* The dummy costs one hash: made here, once, so that every
+	 * worker's isolation process has it from its first check. */
+	pwhash_dummy_prepare();
+	verify_fn = h->isolate_register(m, "auth_passwd verify",
+	                                verify_isolated);
+	if (verify_fn == NULL)
+		goto fail;
 	if (h->worker_ops(m, &ap_worker_ops, NULL) < 0 ||
 	    h->service_publish(m, POSTERN_AUTH_SERVICE, POSTERN_AUTH_MAJOR,
 	                       POSTERN_AUTH_MINOR, &auth_table) < 0)

@@ -22,6 +22,7 @@
 
 #include <stdarg.h>
 #include <sys/socket.h>
+#include <sys/types.h>
 
 #include <postern/types.h>
 #include <postern/module.h>
@@ -79,6 +80,12 @@ typedef void (*postern_watch_fn)(postern_watch_t *w, int fd,
  * `work` started (then `work` never ran).  Free `arg` in `done`. */
 typedef void (*postern_job_work_fn)(void *arg);
 typedef void (*postern_job_done_fn)(void *arg, int cancelled);
+
+/* A function for isolate_register: see there. */
+typedef ssize_t (*postern_isolated_fn)(const void *in, size_t inlen,
+                                       void *out, size_t outcap);
+/* The largest input or output of an isolated call. */
+#define POSTERN_ISOLATE_MAX 65536
 
 struct postern_host {
 	size_t size;         /* sizeof(struct postern_host) in the host */
@@ -518,6 +525,36 @@ struct postern_host {
 	 * verification), or NULL when it did not.  Host-owned, valid until
 	 * on_close returns. */
 	const char *(*conn_error)(postern_conn_t *c);
+#endif
+
+#if POSTERN_ABI_TARGET_MINOR >= 5
+	/* ---- Isolated work (ABI 1.5) --------------------------------- */
+
+	/* Registers `fn` to run in the worker's isolation process: a child
+	 * of each worker, holding no sockets, where work whose memory a
+	 * client decides runs without growing the worker (a password hash:
+	 * argon2id holds its whole memory cost while it runs, so a login
+	 * flood would otherwise grow every worker by that much per auth
+	 * thread).  The child runs `auth_threads` calls at once.  `fn`
+	 * gets the input, writes at most `outcap` octets to `out`, and
+	 * returns how many, or -1.  It runs in another process: it sees
+	 * the module's memory as it was when the worker started, must not
+	 * call the host, and must not keep state between calls.  `name`
+	 * is for logs (a static string).  Init only; NULL when called
+	 * elsewhere or too many functions are registered (logged). */
+	postern_isolated_t *(*isolate_register)(postern_module_t *m,
+	                                        const char *name,
+	                                        postern_isolated_fn fn);
+	/* Runs `f` on in[inlen] (at most POSTERN_ISOLATE_MAX octets) in the
+	 * isolation process and waits for it: blocking, for job and auth
+	 * lane threads.  Returns the output's length (the octets are in
+	 * out[outcap]), or -1 when `fn` failed, the process died or did not
+	 * answer within a minute (it is then started again), or the input
+	 * is too long: answer a temporary failure.  Outside a worker (init,
+	 * posternctl), `fn` runs in the calling thread.  The host wipes its
+	 * copies of `in` and `out`; the caller wipes its own. */
+	ssize_t (*isolate_call)(postern_isolated_t *f, const void *in,
+	                        size_t inlen, void *out, size_t outcap);
 #endif
 };
 

@@ -51,6 +51,9 @@ typedef struct postern_spool postern_spool_t;
 typedef struct postern_hook postern_hook_t;
 typedef struct postern_hook_call postern_hook_call_t;
 
+/* A function registered to run in the worker's isolation process. */
+typedef struct postern_isolated postern_isolated_t;
+
 /* Result codes.  Functions that can fail return one of these (or a
  * documented negative value); 0 is success everywhere. */
 enum postern_status {
