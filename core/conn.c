@@ -42,7 +42,6 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/queue.h>
-#include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <sys/un.h>
@@ -52,6 +51,7 @@
 
 #include "listener.h"
 #include "log.h"
+#include "shared_count.h"
 #include "loop.h"
 #include "pool.h"
 #include "tls.h"
@@ -76,7 +76,6 @@
 #define CONN_STARTTLS_DRAIN_MAX (64 * 1024)
 /* Flush rounds (write, on_drain, write...) per call before yielding. */
 #define CONN_FLUSH_ROUNDS 16
-#define CONN_IP_BUCKETS 256
 /* Output queued above this stops input (conn_set_output_high_water). */
 #define CONN_OUT_HIGH_DEFAULT (256 * 1024)
 /* Junk commands a session may send (limits.max_junk 0). */
@@ -94,15 +93,6 @@ struct out_chunk {
 	struct out_chunk *next;
 	size_t start, end, cap;
 	char data[];
-};
-
-/* Connections counted per listener (spec) and per client address. */
-struct ip_count {
-	const struct postern_listen_spec *spec;
-	unsigned char addr[16]; /* IPv4 in the first 4 bytes */
-	int family;
-	unsigned n;
-	struct ip_count *next;
 };
 
 struct spec_count {
@@ -128,7 +118,7 @@ struct postern_conn {
 	char peer_text[INET6_ADDRSTRLEN];
 	unsigned peer_port, local_port;
 	char log_prefix[96];
-	struct ip_count *ipc;
+	unsigned ip_ticket;     /* shared_count_take's, for max_per_ip */
 
 	/* input: [in_start, in_end) is buffered; in_scan bytes of it are
 	 * known to hold no LF */
@@ -197,8 +187,7 @@ static struct {
 	size_t nready;
 	int ready_scheduled, dead_scheduled;
 	struct drain_list lingers;
-	struct ip_count *ip_buckets[CONN_IP_BUCKETS];
-	uint32_t ip_seed;
+	struct postern_counts *per_ip; /* max_per_ip, over all workers */
 	struct spec_count *specs;
 	size_t nspecs;
 	size_t out_high; /* output high-water mark; the low is half */
@@ -312,7 +301,8 @@ spec_count(const struct postern_listen_spec *spec)
 
 /* The address a client is counted under: IPv4-mapped IPv6 counts as the
  * IPv4 address, so a dual-stack listener cannot be used to double the
- * limit.  0 for unix sockets (not counted). */
+ * limit, and IPv6 counts by its /64 (one customer's network: whoever
+ * has one has 2^64 addresses).  0 for unix sockets (not counted). */
 static int
 ip_key(const postern_conn_t *c, unsigned char addr[16])
 {
@@ -331,67 +321,31 @@ ip_key(const postern_conn_t *c, unsigned char addr[16])
 			memcpy(addr, &sin6->sin6_addr.s6_addr[12], 4);
 			return AF_INET;
 		}
-		memcpy(addr, &sin6->sin6_addr, 16);
+		memcpy(addr, &sin6->sin6_addr, 8);
 		return AF_INET6;
 	default:
 		return 0;
 	}
 }
 
-/* FNV-1a with a per-process random seed: clients choose their IPv6
- * addresses and must not be able to pile them into one bucket. */
-static unsigned
-ip_hash(const struct postern_listen_spec *spec, const unsigned char *addr)
+/* Takes a place for `c` under its listener's max_per_ip, counted over
+ * every worker.  0, or -1 with *held (how many the address has) set. */
+static int
+ip_take(postern_conn_t *c, unsigned *held)
 {
-	uint32_t h = 2166136261u ^ cs.ip_seed;
-	uintptr_t p = (uintptr_t)spec;
-	size_t i;
+	struct {
+		const struct postern_listen_spec *spec;
+		int family;
+		unsigned char addr[16];
+	} key;
 
-	for (i = 0; i < 16; i++)
-		h = (h ^ addr[i]) * 16777619u;
-	for (i = 0; i < sizeof(p); i++, p >>= 8)
-		h = (h ^ (p & 0xff)) * 16777619u;
-	return h % CONN_IP_BUCKETS;
-}
-
-static struct ip_count *
-ip_count_get(postern_conn_t *c)
-{
-	unsigned char addr[16];
-	int family = ip_key(c, addr);
-	struct ip_count *ic, **bucket;
-
-	if (family == 0)
-		return NULL;
-	bucket = &cs.ip_buckets[ip_hash(c->spec, addr)];
-	for (ic = *bucket; ic != NULL; ic = ic->next)
-		if (ic->spec == c->spec && ic->family == family &&
-		    memcmp(ic->addr, addr, 16) == 0)
-			return ic;
-	ic = xcalloc(1, sizeof(*ic));
-	ic->spec = c->spec;
-	ic->family = family;
-	memcpy(ic->addr, addr, 16);
-	ic->next = *bucket;
-	*bucket = ic;
-	return ic;
-}
-
-static void
-ip_count_put(struct ip_count *ic)
-{
-	struct ip_count **pp;
-
-	if (ic == NULL || --ic->n > 0)
-		return;
-	pp = &cs.ip_buckets[ip_hash(ic->spec, ic->addr)];
-	for (; *pp != NULL; pp = &(*pp)->next) {
-		if (*pp == ic) {
-			*pp = ic->next;
-			free(ic);
-			return;
-		}
-	}
+	memset(&key, 0, sizeof(key));
+	key.spec = c->spec;
+	key.family = ip_key(c, key.addr);
+	if (key.family == 0 || cs.per_ip == NULL)
+		return 0;
+	return shared_count_take(cs.per_ip, &key, sizeof(key),
+	                         c->spec->max_per_ip, &c->ip_ticket, held);
 }
 
 /* Counts `c` against its listener's limits; -1 (logged) when over. */
@@ -402,7 +356,7 @@ conn_limits_take(postern_conn_t *c)
 	unsigned max = spec->max_conns ? spec->max_conns
 	                               : CONN_MAX_CONNS_DEFAULT;
 	struct spec_count *sc = spec_count(spec);
-	struct ip_count *ic;
+	unsigned held = 0;
 
 	if (sc->n >= max) {
 		log_notice("listener %s: %u connections (max_conns), "
@@ -411,17 +365,13 @@ conn_limits_take(postern_conn_t *c)
 		return -1;
 	}
 	/* Addresses are only counted where a limit applies. */
-	ic = spec->max_per_ip > 0 ? ip_count_get(c) : NULL;
-	if (ic != NULL && ic->n >= spec->max_per_ip) {
-		log_notice("listener %s: %u connections from %s (max_per_ip), "
-		           "refusing port %u (fd %d)", spec->name, ic->n,
-		           c->peer_text, c->peer_port, c->fd);
+	if (spec->max_per_ip > 0 && ip_take(c, &held) < 0) {
+		log_notice("listener %s: %u connections from %s (max_per_ip, "
+		           "all workers), refusing port %u (fd %d)", spec->name,
+		           held, c->peer_text, c->peer_port, c->fd);
 		return -1;
 	}
 	sc->n++;
-	if (ic != NULL)
-		ic->n++;
-	c->ipc = ic;
 	return 0;
 }
 
@@ -432,8 +382,8 @@ conn_limits_put(postern_conn_t *c)
 
 	if (sc->n > 0)
 		sc->n--;
-	ip_count_put(c->ipc);
-	c->ipc = NULL;
+	shared_count_put(cs.per_ip, c->ip_ticket);
+	c->ip_ticket = 0;
 }
 
 /* ---- lingering close -------------------------------------------------- */
@@ -1271,12 +1221,20 @@ conn_timer(void *arg)
 
 /* ---- setup ------------------------------------------------------------ */
 
+int
+conn_share_setup(void)
+{
+	if (cs.per_ip == NULL)
+		cs.per_ip = shared_count_create();
+	return cs.per_ip != NULL ? 0 : -1;
+}
+
 void
 conn_init(struct loop *l)
 {
-	if (cs.ip_seed == 0 &&
-	    getrandom(&cs.ip_seed, sizeof(cs.ip_seed), GRND_NONBLOCK) < 0)
-		cs.ip_seed = (uint32_t)getpid() * 2654435761u;
+	/* Made before the workers fork (conn_share_setup); a single
+	 * process (tests) makes its own. */
+	conn_share_setup();
 	signal(SIGPIPE, SIG_IGN);
 	cs.loop = l;
 	/* Deferred calls scheduled on a previous loop died with it. */
@@ -1288,18 +1246,9 @@ conn_init(struct loop *l)
 void
 conn_fini(void)
 {
-	size_t i;
-
 	conn_close_all();
 	while (!TAILQ_EMPTY(&cs.lingers))
 		linger_free(TAILQ_FIRST(&cs.lingers));
-	for (i = 0; i < CONN_IP_BUCKETS; i++) {
-		while (cs.ip_buckets[i] != NULL) {
-			struct ip_count *ic = cs.ip_buckets[i];
-			cs.ip_buckets[i] = ic->next;
-			free(ic);
-		}
-	}
 	free(cs.specs);
 	cs.specs = NULL;
 	cs.nspecs = 0;

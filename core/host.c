@@ -26,6 +26,7 @@
 #include "pool.h"
 #include "sasl.h"
 #include "service.h"
+#include "shared_count.h"
 #include "spool.h"
 #include "tls.h"
 #include "xalloc.h"
@@ -323,6 +324,22 @@ h_isolate_register(postern_module_t *m, const char *name,
 	return isolate_register(name, fn);
 }
 
+static postern_counts_t *
+h_counts_create(postern_module_t *m)
+{
+	if (!init_only(m, "counts_create"))
+		return NULL;
+	return shared_count_create();
+}
+
+static int
+h_counts_take(postern_counts_t *t, const void *key, size_t len,
+              unsigned max, unsigned *ticket)
+{
+	return shared_count_take(t, key, len, max, ticket, NULL) == 0
+	           ? POSTERN_OK : POSTERN_ERROR;
+}
+
 static postern_tls_t *
 h_tls_create(postern_module_t *m, postern_cfg_t *node)
 {
@@ -535,6 +552,9 @@ static const struct postern_host host_table_v = {
 	.conn_error = conn_error,
 	.isolate_register = h_isolate_register,
 	.isolate_call = isolate_call,
+	.counts_create = h_counts_create,
+	.counts_take = h_counts_take,
+	.counts_put = shared_count_put,
 };
 
 const struct postern_host *

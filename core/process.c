@@ -58,6 +58,7 @@
 #include "job.h"
 #include "listener.h"
 #include "loader.h"
+#include "shared_count.h"
 #include "log.h"
 #include "loop.h"
 #include "notify.h"
@@ -656,6 +657,7 @@ worker_run(int id)
 	                   (size_t)rt.set.auth_queue) < 0)
 		goto stop_jobs;
 	host_set_jobs(rt.jobs);
+	shared_count_worker_start(id);
 	conn_init(loop_current);
 	if (modules_worker_start() < 0 || listener_start_all(loop_current) < 0)
 		goto stop;
@@ -1152,7 +1154,7 @@ master_run(void)
 	loop_signal(rt.loop, SIGINT, master_on_stop, NULL);
 	loop_signal(rt.loop, SIGHUP, master_on_reload, NULL);
 	signal(SIGPIPE, SIG_IGN);
-	if (penalty_start() < 0)
+	if (penalty_start() < 0 || conn_share_setup() < 0)
 		return 1;
 	rt.nworkers = worker_count();
 	rt.workers = xcalloc(rt.nworkers, sizeof(*rt.workers));

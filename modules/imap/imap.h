@@ -156,7 +156,7 @@ struct imap_session {
 	uint64_t tokens_ms;
 	postern_timer_t *throttle;
 
-	unsigned userip;              /* counted by imap_userip: bucket+1 */
+	unsigned userip;              /* imap_userip's ticket, 0: none */
 
 	/* The APPEND literal being received (see imap_session.c). */
 	postern_spool_t *spool;
@@ -274,13 +274,12 @@ void imap_command_finish(struct imap_session *s);
  * written. */
 postern_spool_t *imap_take_spool(struct imap_session *s, int *failed);
 
-/* Logged-in sessions per user and address (imap_userip.c).  init maps
- * the table shared (master, before the fork); worker_start forgets what
- * an earlier process of this worker counted; enter counts the session
- * in, -1 when the user already has max_userip_connections from its
- * address; leave counts it out (no-op when it was not counted). */
+/* Logged-in sessions per user and address (imap_userip.c), in the
+ * host's shared counters.  init makes the table (master, before the
+ * fork); enter counts the session in, -1 when the user already has
+ * max_userip_connections from its address; leave counts it out (no-op
+ * when it was not counted). */
 int imap_userip_init(void);
-void imap_userip_worker_start(void);
 int imap_userip_enter(struct imap_session *s, const char *user);
 void imap_userip_leave(struct imap_session *s);
 

@@ -22,7 +22,9 @@ the idle timeout).
 and that max_per_ip defaults to 20 on the SMTP, POP3 and IMAP listeners.
 """
 import imaplib
+import os
 import socket
+import subprocess
 import time
 
 from hostile import Neighbour, WorkerMemory, drain, flood
@@ -192,13 +194,94 @@ def test_max_per_ip_default(r):
             for s in held:
                 s.close()
         time.sleep(0.3)  # the server sees them go
-    assert "connections from 127.0.0.1 (max_per_ip)" in SRV.log()
+    assert "connections from 127.0.0.1 (max_per_ip, all workers)" in \
+        SRV.log()
+
+
+def holders(port):
+    """pids of the processes holding established connections on `port`
+    (ss -p)."""
+    import re
+    out = subprocess.run(["ss", "-Htnp", "state", "established",
+                          "sport", "=", ":%d" % port],
+                         capture_output=True, text=True).stdout
+    return set(int(p) for p in re.findall(r"pid=(\d+)", out))
+
+
+def test_max_per_ip_counts_over_all_workers(r):
+    """max_per_ip = 5 with 4 workers: whichever worker accepts, one
+    address holds 5 connections in all, not 5 per worker.  The worker
+    that took the first 3 is made to stop accepting (SIGUSR2: it drains,
+    keeping its sessions), so the next ones go to the other workers:
+    they must take 2 more, no more."""
+    import signal
+    srv = MailServer(R, ["pop3"], workers=4, name="four", conf="""
+pop3 = { listen = ( { port = %(pop3)d; max_per_ip = 5; } ); };
+""", ports=["pop3"])
+    srv.start()
+    port = srv.port("pop3")
+    held = []
+
+    def connect():
+        s = socket.create_connection(("127.0.0.1", port), timeout=10)
+        held.append(s)
+        try:
+            return s.recv(4096).startswith(b"+OK")
+        except (ConnectionResetError, socket.timeout):
+            return False
+
+    try:
+        assert all(connect() for _ in range(3))
+        first = holders(port)
+        assert len(first) >= 1, first
+        for pid in first:
+            os.kill(pid, signal.SIGUSR2)
+        time.sleep(0.5)
+        more = sum(connect() for _ in range(8))
+        others = holders(port) - first
+        print("    first 3 held by %s; then %d of 8 served, by %s" %
+              (sorted(first), more, sorted(others)))
+        assert others, "no other worker accepted"
+        assert more == 2, more
+    finally:
+        for s in held:
+            s.close()
+        srv.stop()
+
+
+def test_max_userip_connections_default(r):
+    """Ten IMAP sessions of one user from one address (Dovecot's
+    mail_max_userip_connections default); the eleventh login is refused
+    NO [LIMIT] and closed; once one logs out, a new one gets in."""
+    sessions = []
+    try:
+        for _ in range(10):
+            m = imaplib.IMAP4("127.0.0.1", SRV.port("imap"), timeout=10)
+            m.login(USER, PASSWORD)
+            sessions.append(m)
+        extra = imaplib.IMAP4("127.0.0.1", SRV.port("imap"), timeout=10)
+        try:
+            extra.login(USER, PASSWORD)
+            raise AssertionError("an 11th session logged in")
+        except imaplib.IMAP4.error as e:
+            assert "[LIMIT]" in str(e), e
+        sessions.pop().logout()
+        time.sleep(0.2)
+        m = imaplib.IMAP4("127.0.0.1", SRV.port("imap"), timeout=10)
+        m.login(USER, PASSWORD)
+        sessions.append(m)
+    finally:
+        for m in sessions:
+            m.logout()
+    assert "(max_userip_connections): refused" in SRV.log()
 
 
 for t in (test_smtp_noop_help_flood, test_smtp_flood_back_pressure_alone,
           test_pop3_capa_flood, test_imap_preauth_flood,
           test_imap_fetch_without_reading,
-          test_well_behaved_pipelining_unharmed, test_max_per_ip_default):
+          test_well_behaved_pipelining_unharmed, test_max_per_ip_default,
+          test_max_per_ip_counts_over_all_workers,
+          test_max_userip_connections_default):
     R.run(t)
 if R.failed:
     print(SRV.log()[-5000:])

@@ -116,7 +116,8 @@ struct postern_listen_spec {
 	unsigned port;        /* TCP port; ignored for unix sockets */
 	postern_tls_t *tls;   /* TLS context for implicit TLS, or NULL */
 	unsigned max_conns;   /* per worker, 0 = host default (1024) */
-	unsigned max_per_ip;  /* per worker, 0 = unlimited */
+	unsigned max_per_ip;  /* per address (IPv6: /64), over all workers;
+	                         0 = unlimited */
 	struct postern_conn_limits limits;
 	const struct postern_listener_ops *ops;
 	void *arg;            /* passed to ops; owned by the module */

@@ -555,6 +555,26 @@ struct postern_host {
 	 * copies of `in` and `out`; the caller wipes its own. */
 	ssize_t (*isolate_call)(postern_isolated_t *f, const void *in,
 	                        size_t inlen, void *out, size_t outcap);
+
+	/* ---- Counters shared by all workers (ABI 1.5) ---------------- */
+
+	/* A table of counters summed over every worker, for limits that
+	 * must hold however the kernel spreads clients over the workers
+	 * (sessions per user and address).  A key (any octets) hashes, with
+	 * a random seed, to one of 16384 buckets of one counter per worker;
+	 * a worker's counters are zeroed when it starts, so one that died
+	 * leaves nothing counted.  Keys sharing a bucket share a limit:
+	 * rare, and it can only refuse early.  Init only; host-owned, for
+	 * the process's life.  NULL when it cannot be mapped (logged). */
+	postern_counts_t *(*counts_create)(postern_module_t *m);
+	/* Counts one more under key[len] if the sum over the workers stays
+	 * at or below `max`: POSTERN_OK and *ticket, for counts_put.  Over
+	 * the limit: POSTERN_ERROR, nothing counted.  Worker, any thread. */
+	int (*counts_take)(postern_counts_t *t, const void *key, size_t len,
+	                   unsigned max, unsigned *ticket);
+	/* Gives back what counts_take counted (ticket 0: nothing).  In the
+	 * worker that took it. */
+	void (*counts_put)(postern_counts_t *t, unsigned ticket);
 #endif
 };
 

@@ -54,6 +54,9 @@ typedef struct postern_hook_call postern_hook_call_t;
 /* A function registered to run in the worker's isolation process. */
 typedef struct postern_isolated postern_isolated_t;
 
+/* Counters every worker shares (host->counts_create). */
+typedef struct postern_counts postern_counts_t;
+
 /* Result codes.  Functions that can fail return one of these (or a
  * documented negative value); 0 is success everywhere. */
 enum postern_status {
