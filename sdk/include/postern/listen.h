@@ -24,7 +24,8 @@
  *	port       = 995;           required
  *	tls        = true;          implicit TLS (RFC 8314); default false
  *	max_conns  = 1024;          per worker; 0: the host default
- *	max_per_ip = 0;             per worker; 0: unlimited (the default
+ *	max_per_ip = 0;             per address (IPv6: /64), all workers;
+ *	                            0: unlimited (the default
  *	                            is the module's: 20 for SMTP, IMAP, POP3)
  *	junk_command_limit = 100;   commands that do nothing (NOOP, CAPA...)
  *	                            per session; 0: unlimited (ABI 1.4)
@@ -86,8 +87,9 @@ struct postern_listen_cfg {
 	POSTERN_LISTEN_KEY_(T_, M_, max_per_ip, .name = "max_per_ip", \
 	                    .type = POSTERN_CFG_INT, .def = (P_), .min = 0, \
 	                    .max = 1000000,                                 \
-	                    .doc = "connections per client address and "    \
-	                           "worker (loopback too), 0: unlimited"),  \
+	                    .doc = "connections per client address (IPv6: " \
+	                           "/64) over all workers (loopback too), " \
+	                           "0: unlimited"),                         \
 	POSTERN_LISTEN_KEY_(T_, M_, junk_command_limit,                 \
 	                    .name = "junk_command_limit",                   \
 	                    .type = POSTERN_CFG_INT, .def = "100", .min = 0,\
