@@ -1620,6 +1620,12 @@ conn_peer_port(postern_conn_t *c)
 	return c->peer_port;
 }
 
+int
+conn_fd(postern_conn_t *c)
+{
+	return c->fd;
+}
+
 const struct sockaddr *
 conn_peer_addr(postern_conn_t *c, socklen_t *len)
 {

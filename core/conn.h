@@ -36,6 +36,9 @@ uint64_t conn_id(postern_conn_t *c);
 const char *conn_peer(postern_conn_t *c);
 unsigned conn_peer_port(postern_conn_t *c);
 const struct sockaddr *conn_peer_addr(postern_conn_t *c, socklen_t *len);
+/* The socket, for a look from another thread (poll for a peer that
+ * left); never read, write or close it. */
+int conn_fd(postern_conn_t *c);
 int conn_peer_is_loopback(postern_conn_t *c);
 unsigned conn_local_port(postern_conn_t *c);
 const char *conn_listener_name(postern_conn_t *c);

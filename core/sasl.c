@@ -27,6 +27,7 @@
  */
 #include "sasl.h"
 
+#include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -104,6 +105,8 @@ struct sasl_verify {
 	struct penalty_key key;
 	int in_flight; /* counted in sasl_g.flights */
 	int flagged;   /* failures on record for the address or account */
+	int fd;        /* the client's socket, to see it left; -1: none */
+	int gone;      /* it had left when the check's turn came */
 	int rc;
 };
 
@@ -415,11 +418,30 @@ verify_free(struct sasl_verify *v)
 	free(v);
 }
 
+/* The client closed its side: whatever it sent, no answer will reach
+ * it.  A session waiting for its check is not reading, so the loop has
+ * not seen the close; this look costs nothing next to a hash. */
+static int
+peer_left(int fd)
+{
+	struct pollfd p = { .fd = fd, .events = POLLRDHUP };
+
+	return fd >= 0 && poll(&p, 1, 0) == 1 &&
+	       (p.revents & (POLLRDHUP | POLLHUP | POLLERR)) != 0;
+}
+
 static void
 verify_work(void *arg)
 {
 	struct sasl_verify *v = arg;
 
+	/* A flood that leaves must not leave its queued hashes behind for
+	 * the users logging in after it. */
+	if (peer_left(v->fd)) {
+		v->gone = 1;
+		explicit_bzero(v->password, v->len);
+		return;
+	}
 	v->user.size = sizeof(v->user);
 	v->rc = v->auth->verify(v->name, v->password, v->len, v->pool,
 	                        &v->user);
@@ -447,7 +469,12 @@ verify_yes(struct postern_sasl *s, struct sasl_verify *v)
 static void
 verify_result(struct postern_sasl *s, struct sasl_verify *v, int cancelled)
 {
-	if (!cancelled && v->rc == POSTERN_AUTH_YES) {
+	if (!cancelled && v->gone) {
+		sasl_log(s, POSTERN_LOG_INFO, "authentication of user=%s (%s): "
+		         "the client left before its turn: not checked",
+		         v->name, mech_names[s->mech]);
+		sasl_reply(s, POSTERN_SASL_TEMPFAIL, 0);
+	} else if (!cancelled && v->rc == POSTERN_AUTH_YES) {
 		penalty_succeeded(sasl_g.penalty, &v->key);
 		verify_yes(s, v);
 	} else if (!cancelled && v->rc == POSTERN_AUTH_NO) {
@@ -592,6 +619,7 @@ verify_start(struct postern_sasl *s, const char *name, const char *password,
 	v->pool = pool_create(SASL_USER_POOL);
 	s->state = ST_BUSY;
 	s->verify = v;
+	v->fd = s->conn != NULL ? conn_fd(s->conn) : -1;
 	if (s->conn != NULL)
 		sa = conn_peer_addr(s->conn, &salen);
 	penalty_key(sasl_g.penalty, sa, salen, name, password, len, &v->key);

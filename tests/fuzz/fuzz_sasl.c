@@ -119,6 +119,13 @@ conn_peer_addr(postern_conn_t *c, socklen_t *len)
 	return NULL;
 }
 
+int
+conn_fd(postern_conn_t *c)
+{
+	(void)c;
+	return -1;
+}
+
 void
 job_cancel(postern_job_t *job)
 {
