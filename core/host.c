@@ -15,6 +15,7 @@
 
 #include "conf.h"
 #include "conn.h"
+#include "deliver.h"
 #include "hook.h"
 #include "isolate.h"
 #include "job.h"
@@ -555,6 +556,7 @@ static const struct postern_host host_table_v = {
 	.counts_create = h_counts_create,
 	.counts_take = h_counts_take,
 	.counts_put = shared_count_put,
+	.local_deliver = local_deliver,
 };
 
 const struct postern_host *

@@ -66,6 +66,12 @@ struct relay_result {
 
 struct relay_dns;
 struct relay_msg;        /* a claimed message (relay_module.c) */
+
+/* The relay service's enqueue (relay_module.c), also for the alias
+ * forwards of local recipients. */
+int relay_enqueue(const struct postern_relay_envelope *env,
+                  const struct postern_relay_message *msg, char *queue_id,
+                  size_t queue_id_len, char *err, size_t errlen);
 struct relay_dest;
 struct relay_sess;
 

@@ -17,6 +17,7 @@
 #include "relay.h"
 #include "relay_dns.h"
 #include "relay_dsn.h"
+#include "relay_local.h"
 
 #define HASH_BUCKETS 65536
 #define TICK_MS 1000
@@ -263,6 +264,7 @@ struct relay_msg {
 	unsigned pending;      /* deliveries in flight */
 	unsigned char *tried;  /* per recipient: attempted now */
 	char **remote;         /* per recipient: the host that answered */
+	struct relay_local *local; /* which recipients are ours, or NULL */
 	int64_t now;
 };
 
@@ -725,7 +727,9 @@ relay_dlv_done(struct relay_dlv *d, const char *relay_name)
 			                 "stopping)");
 		m->tried[res->rcpt] = 1;
 		free(m->remote[res->rcpt]);
-		m->remote[res->rcpt] = strdup(relay_name);
+		/* A local delivery has no Remote-MTA to report. */
+		m->remote[res->rcpt] = d->dest != NULL ? strdup(relay_name)
+		                                       : NULL;
 		r->last_try = now;
 		snprintf(r->dsn, sizeof(r->dsn), "%s", res->dsn);
 		free(r->text);
@@ -776,6 +780,7 @@ msg_free(struct relay_msg *m)
 		free(m->remote[i]);
 	free(m->remote);
 	free(m->tried);
+	relay_local_free(m->local);
 	rq_free(m->q);
 	free(m);
 }
@@ -788,12 +793,44 @@ rcpt_domain(const char *addr)
 	return at != NULL ? at + 1 : "";
 }
 
-/* Groups the due recipients by destination into deliveries. */
 static void
-msg_start(struct qent *e, struct rq_msg *q)
+local_work(void *arg)
+{
+	struct relay_dlv *d = arg;
+
+	relay_local_deliver(d, d->msg->local);
+}
+
+static void
+local_done(void *arg, int cancelled)
+{
+	(void)cancelled; /* results not set say "not attempted" */
+	relay_dlv_done(arg, "local");
+}
+
+/* A delivery to the local mailboxes: no destination, a job. */
+static struct relay_dlv *
+local_dlv(struct relay_msg *m, struct rq_msg *q)
+{
+	struct relay_dlv *d;
+
+	if ((d = calloc(1, sizeof(*d))) == NULL ||
+	    (d->res = calloc(q->nrcpts, sizeof(*d->res))) == NULL)
+		abort();
+	d->msg = m;
+	d->q = q;
+	d->started_ms = relay_host->now_ms();
+	m->pending++;
+	return d;
+}
+
+/* Groups the due recipients by destination into deliveries; the local
+ * ones into one delivery on a job thread. */
+static void
+msg_start(struct qent *e, struct rq_msg *q, struct relay_local *local)
 {
 	struct relay_msg *m;
-	struct relay_dlv **by_rcpt, *d;
+	struct relay_dlv **by_rcpt, *d, *here = NULL;
 	const struct relay_route *rt;
 	struct relay_dest *dest;
 	int64_t now = wall_ms() / 1000;
@@ -806,6 +843,7 @@ msg_start(struct qent *e, struct rq_msg *q)
 		abort();
 	m->e = e;
 	m->q = q;
+	m->local = local;
 	m->now = now;
 	m->pending = 1; /* held until every delivery is queued */
 	for (i = 0; i < q->nrcpts; i++) {
@@ -813,6 +851,12 @@ msg_start(struct qent *e, struct rq_msg *q)
 
 		if (r->state != RQ_PENDING || (!e->force && r->next_try > now))
 			continue;
+		if (relay_local_is(local, i)) {
+			if (here == NULL)
+				here = local_dlv(m, q);
+			here->res[here->nres++].rcpt = i;
+			continue;
+		}
 		rt = relay_routes_match(relay_route_table,
 		                        rcpt_domain(r->address));
 		if (rt == NULL) {
@@ -850,6 +894,9 @@ msg_start(struct qent *e, struct rq_msg *q)
 		by_rcpt[i] = d;
 	}
 	free(by_rcpt);
+	if (here != NULL &&
+	    relay_host->job_submit(local_work, local_done, here) == NULL)
+		local_done(here, 1);
 	for (dest = rs.dests; dest != NULL; dest = dest->next)
 		if (dest->nqueued > 0)
 			dest_pump(dest);
@@ -860,6 +907,7 @@ msg_start(struct qent *e, struct rq_msg *q)
 struct claim {
 	struct qent *e;
 	struct rq_msg *q;
+	struct relay_local *local;
 	enum rq_load_result r;
 	char err[512];
 };
@@ -870,6 +918,8 @@ claim_work(void *arg)
 	struct claim *c = arg;
 
 	c->r = rq_load(relay_queue_dir, c->e->id, 1, &c->q, c->err, sizeof(c->err));
+	if (c->r == RQ_LOAD_OK)
+		c->local = relay_local_resolve(c->q);
 }
 
 static void
@@ -914,7 +964,8 @@ claim_done(void *arg, int cancelled)
 			qent_schedule(e, next);
 			break;
 		}
-		msg_start(e, c->q);
+		msg_start(e, c->q, c->local);
+		c->local = NULL; /* the message's now */
 		break;
 	case RQ_LOAD_BUSY:
 		e->active = 0;
@@ -941,6 +992,7 @@ claim_done(void *arg, int cancelled)
 		qent_schedule(e, now + relay_retry.min_s * 1000LL);
 		break;
 	}
+	relay_local_free(c->local);
 	free(c);
 	pump();
 }
@@ -1105,6 +1157,7 @@ worker_start(void *arg)
 	rs.wake_watch = relay_host->watch_add(rs.wake_fd[0],
 	                                      POSTERN_WATCH_READ, wake, NULL);
 	rs.last_scan = wall_ms();
+	relay_local_start();
 	check_flush();
 	rs.started = 1;
 	scan_queue();
@@ -1148,7 +1201,7 @@ static const struct postern_worker_ops worker_ops = {
 
 /* ---- the relay service --------------------------------------------------- */
 
-static int
+int
 relay_enqueue(const struct postern_relay_envelope *env,
               const struct postern_relay_message *msg, char *queue_id,
               size_t queue_id_len, char *err, size_t errlen)

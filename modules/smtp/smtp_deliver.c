@@ -382,53 +382,6 @@ content_of(const struct deliver_ctx *d, int *fd, const void **data,
 	}
 }
 
-/* Delivers to one local login; NONEXISTENT for the quarantine mailbox
- * creates it once. */
-static void
-deliver_local(struct deliver_ctx *d, struct smtp_rcpt *r,
-              const struct postern_user *user)
-{
-	struct postern_append msg = { .size = sizeof(msg) };
-	struct postern_storage_err err = { 0 };
-	postern_store_t *st;
-	uint32_t uid;
-	int rc;
-
-	content_of(d, &msg.fd, &msg.data, &msg.offset, &msg.length);
-	msg.head = d->head_local;
-	msg.head_len = d->head_local_len;
-	rc = smtp_storage->deliver(user, d->mailbox, &msg, &uid, &err);
-	if (rc < 0 && err.code == POSTERN_SE_NONEXISTENT &&
-	    d->mailbox != NULL &&
-	    smtp_storage->store_open(user, &st, &err) == 0) {
-		smtp_storage->create(st, d->mailbox, POSTERN_MBOX_JUNK, &err);
-		smtp_storage->store_close(st);
-		memset(&err, 0, sizeof(err));
-		rc = smtp_storage->deliver(user, d->mailbox, &msg, &uid,
-		                           &err);
-	}
-	if (rc == 0) {
-		set_result(r, 0, NULL);
-		return;
-	}
-	smtp_host->log(smtp_self, POSTERN_LOG_ERROR,
-	               "smtp: message %s: delivery to %s failed: %s", d->id,
-	               user->name, err.text);
-	switch (err.code) {
-	case POSTERN_SE_OVERQUOTA:
-		set_result(r, 452, "4.2.2 mailbox full");
-		break;
-	case POSTERN_SE_NOPERM:
-	case POSTERN_SE_CANNOT:
-	case POSTERN_SE_NOTSUPPORTED:
-		set_result(r, 550, "5.2.0 mailbox cannot take the message");
-		break;
-	default:
-		set_result(r, 451, "4.3.0 local delivery failed, try later");
-		break;
-	}
-}
-
 /* What goes to the relay: one envelope entry per address, with the
  * index of the recipient it came from (for its result). */
 struct relay_list {
@@ -445,17 +398,6 @@ relay_add(struct relay_list *l, const struct smtp_rcpt *r, size_t from,
 	l->v[l->n].address = address;
 	l->from[l->n] = from;
 	l->n++;
-}
-
-static int
-seen_login(const char **done, size_t n, const char *login)
-{
-	size_t i;
-
-	for (i = 0; i < n; i++)
-		if (strcasecmp(done[i], login) == 0)
-			return 1;
-	return 0;
 }
 
 /* A recipient a filter added: routed now (the session decided the
@@ -526,15 +468,51 @@ deliver_relay(struct deliver_ctx *d, struct relay_list *l)
 		               err);
 }
 
+/* A local recipient: the host delivers to its users; its alias
+ * forwards go to the relay. */
+static void
+deliver_rcpt_local(struct deliver_ctx *d, size_t i, struct relay_list *relay,
+                   postern_pool_t *pool, struct postern_local_result *res)
+{
+	struct postern_append msg = { .size = sizeof(msg) };
+	struct smtp_rcpt *r = &d->rcpts[i];
+	size_t k;
+
+	content_of(d, &msg.fd, &msg.data, &msg.offset, &msg.length);
+	msg.head = d->head_local;
+	msg.head_len = d->head_local_len;
+	if (smtp_host->local_deliver(smtp_self, r->targets, r->ntargets, &msg,
+	                             d->mailbox, pool, res) != 0)
+		set_result(r, res->code, res->text);
+	else
+		set_result(r, 0, NULL);
+	for (k = 0; k < res->nforwards; k++) {
+		if (smtp_relay != NULL)
+			relay_add(relay, r, i, res->forwards[k]);
+		else
+			set_result(r, 550, "5.7.1 forwarding not available");
+	}
+}
+
+/* A local recipient whose sender asked for a report of its delivery
+ * (NOTIFY=SUCCESS, RFC 3461): the relay, which writes reports, delivers
+ * it from its queue and tells the sender.  Not for a quarantined
+ * message, which stays off the relay. */
+static int
+wants_success_report(const struct deliver_ctx *d, const struct smtp_rcpt *r)
+{
+	return smtp_relay != NULL && !d->relay_held && d->mailbox == NULL &&
+	       (r->r.notify & POSTERN_DSN_NOTIFY_SUCCESS) != 0 &&
+	       d->env.sender[0] != '\0';
+}
+
 static void
 deliver_work(struct smtp_job *j)
 {
 	struct deliver_ctx *d = j->ctx;
 	struct relay_list relay = { 0 };
-	const char **done;
-	size_t i, k, ndone = 0, cap = 0;
-	int rc;
-	struct postern_user u = { .size = sizeof(u) };
+	struct postern_local_result res = { .size = sizeof(res) };
+	size_t i, cap = 0;
 
 	for (i = 0; i < d->nrcpts; i++)
 		if (d->rcpts[i].added && !d->rcpts[i].removed)
@@ -546,46 +524,15 @@ deliver_work(struct smtp_job *j)
 	                                         sizeof(*relay.v));
 	relay.from = smtp_host->pool_alloc(j->pool, (cap + 1) *
 	                                            sizeof(*relay.from));
-	done = smtp_host->pool_alloc(j->pool, (cap + 1) * sizeof(*done));
 	for (i = 0; i < d->nrcpts; i++) {
 		struct smtp_rcpt *r = &d->rcpts[i];
 
 		if (r->removed || r->result != 0)
 			continue;
-		if (r->route == SMTP_ROUTE_RELAY) {
+		if (r->route == SMTP_ROUTE_RELAY || wants_success_report(d, r))
 			relay_add(&relay, r, i, r->r.address);
-			continue;
-		}
-		for (k = 0; k < r->ntargets; k++) {
-			const char *t = r->targets[k];
-
-			/* A target that is no user is an alias forward. */
-			rc = smtp_auth->lookup(t, j->pool, &u);
-			if (rc == POSTERN_AUTH_NO) {
-				if (smtp_relay != NULL)
-					relay_add(&relay, r, i, t);
-				else
-					set_result(r, 550, "5.7.1 forwarding "
-					           "not available");
-				continue;
-			}
-			if (rc != POSTERN_AUTH_YES) {
-				set_result(r, 451, "4.3.0 user lookup failed, "
-				           "try later");
-				continue;
-			}
-			if (seen_login(done, ndone, u.name)) {
-				set_result(r, 0, NULL);
-				continue;
-			}
-			if (smtp_storage == NULL) {
-				set_result(r, 451, "4.3.0 no local storage");
-				continue;
-			}
-			deliver_local(d, r, &u);
-			if (r->result == 0)
-				done[ndone++] = u.name;
-		}
+		else if (r->ntargets > 0)
+			deliver_rcpt_local(d, i, &relay, j->pool, &res);
 	}
 	deliver_relay(d, &relay);
 }

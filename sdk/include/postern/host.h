@@ -84,6 +84,19 @@ typedef void (*postern_job_done_fn)(void *arg, int cancelled);
 /* A function for isolate_register: see there. */
 typedef ssize_t (*postern_isolated_fn)(const void *in, size_t inlen,
                                        void *out, size_t outcap);
+struct postern_append; /* postern/storage.h */
+
+/* What local_deliver did for one recipient (see there). */
+struct postern_local_result {
+	size_t size;             /* sizeof(struct postern_local_result) */
+	unsigned code;           /* 0, or the worst 4xx/5xx */
+	const char *text;        /* with a code: "4.2.2 mailbox full" */
+	const char **forwards;   /* targets that are no local user */
+	size_t nforwards;
+	const char **delivered;  /* logins that have the message, so far */
+	size_t ndelivered;
+};
+
 /* The largest input or output of an isolated call. */
 #define POSTERN_ISOLATE_MAX 65536
 
@@ -575,6 +588,25 @@ struct postern_host {
 	/* Gives back what counts_take counted (ticket 0: nothing).  In the
 	 * worker that took it. */
 	void (*counts_put)(postern_counts_t *t, unsigned ticket);
+
+	/* ---- Local delivery (ABI 1.5) -------------------------------- */
+
+	/* Puts `msg` in the mailbox `mailbox` (NULL: INBOX; a missing one
+	 * is made, as a Junk mailbox, for a quarantine) of every target
+	 * that is a local user: `targets` as the auth service's `resolve`
+	 * gave them for one recipient.  Targets that are no user are alias
+	 * forwards: they come back in res->forwards for the caller to
+	 * relay (or refuse).  Pass the same `res` (zeroed, size set) for
+	 * every recipient of one message: a login already in
+	 * res->delivered is not given the message twice.  Returns
+	 * res->code: 0 when every user target has it (durably), else the
+	 * worst outcome, 4xx or 5xx with res->text ("4.2.2 mailbox full").
+	 * What res points to is in `pool`.  Blocking: job threads. */
+	unsigned (*local_deliver)(postern_module_t *m,
+	                          const char *const *targets, size_t ntargets,
+	                          const struct postern_append *msg,
+	                          const char *mailbox, postern_pool_t *pool,
+	                          struct postern_local_result *res);
 #endif
 };
 
