@@ -90,6 +90,12 @@ static const struct postern_cfg_key relay_keys[] = {
 	  .offset = S(lifetime), .def = "5d", .min = 1000,
 	  .max = 60LL * 86400000LL,
 	  .doc = "give up (and bounce) after this long in the queue" },
+	{ .name = "delay_warning", .type = POSTERN_CFG_DURATION,
+	  .offset = S(delay_warning), .def = "0", .min = 0,
+	  .max = 60LL * 86400000LL,
+	  .doc = "once a recipient has waited this long in the queue, one "
+	         "delay report (RFC 3464 \"delayed\") goes to the sender; "
+	         "0: none (Postfix's delay_warning_time)" },
 	{ .name = "scan_interval", .type = POSTERN_CFG_DURATION,
 	  .offset = S(scan_interval), .def = "30s", .min = 100,
 	  .max = 3600000LL,
@@ -264,6 +270,7 @@ struct relay_msg {
 	unsigned pending;      /* deliveries in flight */
 	unsigned char *tried;  /* per recipient: attempted now */
 	char **remote;         /* per recipient: the host that answered */
+	unsigned char *warn;   /* per recipient: warned of its delay now */
 	struct relay_local *local; /* which recipients are ours, or NULL */
 	int64_t now;
 };
@@ -539,7 +546,11 @@ commit_dsn(struct commit *c)
 		else if (rc->state == RQ_SENT &&
 		         wants(rc, POSTERN_DSN_NOTIFY_SUCCESS))
 			rr[n].action = RELAY_DSN_DELIVERED;
-		else
+		else if (rc->state == RQ_PENDING && m->warn[i]) {
+			rr[n].action = RELAY_DSN_DELAYED;
+			rr[n].will_retry_until = q->arrival +
+			                         relay_retry.lifetime_s;
+		} else
 			continue;
 		rr[n].final_rcpt = rc->address;
 		rr[n].orcpt = rc->orcpt;
@@ -660,6 +671,20 @@ commit_done(void *arg, int cancelled)
 	pump();
 }
 
+/* A recipient still deferred after delay_warning gets one report
+ * saying so (RFC 3464 "delayed"), when its NOTIFY allows: DELAY asked
+ * for, or no NOTIFY at all (RFC 3461 section 4.1 leaves that to us; as
+ * Postfix does). */
+static int
+warn_now(const struct relay_msg *m, const struct rq_rcpt *r)
+{
+	return relay_cfg.delay_warning > 0 && r->state == RQ_PENDING &&
+	       !r->warned && *m->q->sender != '\0' &&
+	       (r->notify == 0 || (r->notify & POSTERN_DSN_NOTIFY_DELAY)) &&
+	       !(r->notify & POSTERN_DSN_NOTIFY_NEVER) &&
+	       (m->now - m->q->arrival) * 1000 >= relay_cfg.delay_warning;
+}
+
 /* Every delivery of the message is done: record and release it. */
 static void
 msg_commit(struct relay_msg *m)
@@ -686,6 +711,14 @@ msg_commit(struct relay_msg *m)
 		                (long)i, r->last_try, r->failures, r->next_try,
 		                r->dsn, r->text);
 		fwrite(line, 1, n, f);
+		if (warn_now(m, r)) {
+			m->warn[i] = 1;
+			r->warned = 1;
+			n = rq_log_line(line, sizeof(line), "warned", (long)i,
+			                m->now, r->failures, r->next_try,
+			                r->dsn, "delay report sent");
+			fwrite(line, 1, n, f);
+		}
 	}
 	fclose(f);
 	c->done = rq_done(m->q);
@@ -780,6 +813,7 @@ msg_free(struct relay_msg *m)
 		free(m->remote[i]);
 	free(m->remote);
 	free(m->tried);
+	free(m->warn);
 	relay_local_free(m->local);
 	rq_free(m->q);
 	free(m);
@@ -838,6 +872,7 @@ msg_start(struct qent *e, struct rq_msg *q, struct relay_local *local)
 
 	if ((m = calloc(1, sizeof(*m))) == NULL ||
 	    (m->tried = calloc(q->nrcpts, 1)) == NULL ||
+	    (m->warn = calloc(q->nrcpts, 1)) == NULL ||
 	    (m->remote = calloc(q->nrcpts, sizeof(char *))) == NULL ||
 	    (by_rcpt = calloc(q->nrcpts, sizeof(*by_rcpt))) == NULL)
 		abort();

@@ -624,6 +624,12 @@ apply_line(struct rq_msg *m, const char *line, size_t len)
 	if (*end != '\0' || i < 0 || (size_t)i >= m->nrcpts)
 		return -1;
 	r = &m->rcpts[i];
+	/* A delay warning was sent: that alone, the state is the last
+	 * attempt's. */
+	if (strcmp(kind, "warned") == 0) {
+		r->warned = 1;
+		return 0;
+	}
 	if (strcmp(kind, "sent") == 0)
 		r->state = RQ_SENT;
 	else if (strcmp(kind, "failed") == 0)

@@ -70,6 +70,7 @@ struct rq_rcpt {
 	int64_t last_try, next_try;
 	char dsn[16];       /* "4.4.1", "" before any attempt */
 	char *text;         /* last reply or reason, NULL before any */
+	int warned;         /* a delay warning went to the sender */
 };
 
 struct rq_msg {

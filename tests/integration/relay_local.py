@@ -142,7 +142,35 @@ def test_success_report_of_a_local_delivery(r):
         hop.stop()
 
 
+def test_one_delay_warning(r):
+    """delay_warning = 1s and a next hop that answers 451: once the
+    recipient has waited a second, one "Action: delayed" report lands in
+    the sender's INBOX, with Will-Retry-Until; later retries make no
+    other (the queue log remembers it)."""
+    hop = NextHop()
+    hop.rcpt_reply = lambda addr, n: "451 4.3.0 try again later"
+    hop.start()
+    srv = relay_server(r, smarthost(hop.port), relay_domains=(),
+                       name="delay", relay_extra='delay_warning = "1s";')
+    try:
+        submit(srv, ["dave@remote.example"])
+        msgs = inbox_reports(srv)
+        assert len(msgs) == 1, (len(msgs), srv.log()[-3000:])
+        m = msgs[0]
+        assert b"Action: delayed" in m and b"Status: 4.3.0" in m, m
+        assert b"Will-Retry-Until:" in m, m
+        assert b"Delayed Mail" in m, m[:800]
+        # More attempts (retry_max 2s), no second warning.
+        wait_log(srv, r"to=<dave@remote\.example>.*status=deferred",
+                 count=4, timeout=30)
+        assert len(srv.messages(ALICE[0])) == 1
+    finally:
+        srv.stop()
+        hop.stop()
+
+
 for t in (test_550_report_in_the_senders_inbox,
+          test_one_delay_warning,
           test_success_report_of_a_local_delivery,
           test_success_report_in_the_senders_inbox,
           test_report_to_unknown_local_sender_is_dropped):

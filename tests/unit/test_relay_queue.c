@@ -189,6 +189,10 @@ test_log(void)
 	CU_ASSERT_FATAL(n > 0 && line[n - 1] == '\n');
 	CU_ASSERT(memchr(line, '\r', n) == NULL);
 	CU_ASSERT(rq_append(dir, id, line, n) == 0);
+	/* A delay warning: recorded, the state left as it was. */
+	n = rq_log_line(line, sizeof(line), "warned", 0, 1000, 1, 1300,
+	                "4.4.1", "delay report sent");
+	CU_ASSERT(rq_append(dir, id, line, n) == 0);
 	n = rq_log_line(line, sizeof(line), "sent", 1, 1001, 0, 0, "2.0.0",
 	                "250 ok");
 	CU_ASSERT(rq_append(dir, id, line, n) == 0);
@@ -214,6 +218,8 @@ test_log(void)
 	CU_ASSERT_STRING_EQUAL(m->rcpts[0].dsn, "4.4.1");
 	CU_ASSERT_STRING_EQUAL(m->rcpts[0].text,
 	                       "connect to 127.0.0.1: refused  x");
+	CU_ASSERT_EQUAL(m->rcpts[0].warned, 1);
+	CU_ASSERT_EQUAL(m->rcpts[1].warned, 0);
 	CU_ASSERT_EQUAL(m->rcpts[1].state, RQ_SENT);
 	CU_ASSERT_EQUAL(m->rcpts[2].state, RQ_PENDING);
 	CU_ASSERT_FALSE(rq_done(m));
