@@ -65,34 +65,66 @@ def tree(root):
     return out
 
 
-def rss_kib(pids):
-    total = 0
+def rss_each(pids):
+    """{pid: (VmRSS KiB, name)} of those still alive."""
+    out = {}
     for p in pids:
+        name, rss = "?", None
         try:
             with open("/proc/%d/status" % p) as f:
                 for line in f:
-                    if line.startswith("VmRSS:"):
-                        total += int(line.split()[1])
+                    if line.startswith("Name:"):
+                        name = line.split()[1]
+                    elif line.startswith("VmRSS:"):
+                        rss = int(line.split()[1])
         except OSError:
-            pass
-    return total
+            continue
+        if rss is not None:
+            out[p] = (rss, name)
+    return out
+
+
+def rss_kib(pids):
+    return sum(r for r, _ in rss_each(pids).values())
 
 
 class Sampler:
     """The peak of the summed RSS of `root`'s tree while the block runs,
-    over what it was at the start."""
+    over what it was at the start; and the process that grew most on its
+    own (a worker, or the one that hashes passwords: posternd's
+    postern-isolate, Dovecot's auth worker), with its name."""
 
     def __init__(self, root):
         self.root = root
         self.peak = 0
+        self.each_base = {}
+        self.each_peak = {}
         self._stop = threading.Event()
+
+    def _sample(self):
+        each = rss_each(tree(self.root))
+        self.peak = max(self.peak, sum(r for r, _ in each.values()))
+        for pid, (rss, name) in each.items():
+            old = self.each_peak.get(pid, (0, name))[0]
+            self.each_peak[pid] = (max(old, rss), name)
 
     def _run(self):
         while not self._stop.is_set():
-            self.peak = max(self.peak, rss_kib(tree(self.root)))
+            self._sample()
             self._stop.wait(0.02)
 
+    def largest(self):
+        """(growth MiB, name) of the process that grew most."""
+        best = (0.0, "-")
+        for pid, (peak, name) in self.each_peak.items():
+            g = (peak - self.each_base.get(pid, 0)) / 1024.0
+            if g > best[0]:
+                best = (g, name)
+        return best
+
     def __enter__(self):
+        self.each_base = {p: r for p, (r, _) in
+                          rss_each(tree(self.root)).items()}
         self.base = rss_kib(tree(self.root))
         self._t = threading.Thread(target=self._run, daemon=True)
         self._t.start()
@@ -101,7 +133,7 @@ class Sampler:
     def __exit__(self, *exc):
         self._stop.set()
         self._t.join()
-        self.peak = max(self.peak, rss_kib(tree(self.root)))
+        self._sample()
 
     def growth_mib(self):
         return max(0, self.peak - self.base) / 1024.0
@@ -373,9 +405,10 @@ def run(server, ports, root, users, name, proto, fn, login, seconds):
         done()
     except Exception:
         pass
-    print("%-10s %-30s %8.1f %10.1f %10.0f  %s" %
+    grew, who = mem.largest()
+    print("%-10s %-30s %8.1f %10.1f %16s %10.0f  %s" %
           (server, name, sent / 1048576.0, mem.growth_mib(),
-           n.worst * 1000, how), flush=True)
+           "%.1f %s" % (grew, who[:10]), n.worst * 1000, how), flush=True)
 
 
 def postern(seconds):
@@ -419,9 +452,9 @@ def main():
     users = {"bench": ("bench@example.org", "bench-pw"),
              "neighbour": ("neighbour@example.org", "neighbour-pw")}
 
-    print("%-10s %-30s %8s %10s %10s  %s" % (
-        "server", "attack", "sent MiB", "peak +MiB", "worst ms",
-        "attacker"))
+    print("%-10s %-30s %8s %10s %16s %10s  %s" % (
+        "server", "attack", "sent MiB", "peak +MiB", "most: +MiB who",
+        "worst ms", "attacker"))
     srv = postern(a.seconds)
     try:
         ports = {p: srv.port(p) for p in ("smtp", "imap", "pop3")}
