@@ -547,6 +547,9 @@ deliver_done(struct smtp_job *j)
 		for (i = 0; i < d->nrcpts; i++)
 			set_result(&d->rcpts[i], 451,
 			           "4.3.0 delivery interrupted");
+	/* So that the session's log line leads to the relay's. */
+	snprintf(j->s->txn.queue_id, sizeof(j->s->txn.queue_id), "%s",
+	         j->cancelled ? "" : d->queue_id);
 	d->next(j->s);
 }
 

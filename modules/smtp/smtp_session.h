@@ -168,6 +168,7 @@ struct postern_smtp_txn {
 	const char *refuse_enhanced, *refuse_text;
 	int refuse_disconnect;
 	char id[32];                 /* for logs and Received */
+	char queue_id[64];           /* the relay's, when it took some */
 };
 
 /* ---- the session ---------------------------------------------------- */

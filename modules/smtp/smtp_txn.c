@@ -614,11 +614,13 @@ after_delivery(struct smtp_session *s)
 	}
 	smtp_host->conn_log(s->conn, POSTERN_LOG_INFO,
 	                    "smtp: message %s from=<%s> size=%llu: %zu "
-	                    "delivered, %zu deferred, %zu failed%s", t->id,
-	                    t->env.sender, (unsigned long long)t->size, ok,
-	                    temp, perm,
+	                    "delivered, %zu deferred, %zu failed%s%s%s",
+	                    t->id, t->env.sender, (unsigned long long)t->size,
+	                    ok, temp, perm,
 	                    t->outcome == SMTP_OUT_QUARANTINE
-	                        ? " (quarantined)" : "");
+	                        ? " (quarantined)" : "",
+	                    t->queue_id[0] != '\0' ? ", relay queue id " : "",
+	                    t->queue_id);
 	if (temp == 0 && perm == 0) {
 		smtp_reply(s, 250, "2.0.0", "Ok: queued as %s", t->id);
 		smtp_host->conn_junk_reset(s->conn); /* as Postfix */

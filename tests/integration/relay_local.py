@@ -8,6 +8,7 @@ hop that accepts, or to a local recipient, gives an "Action: delivered"
 report in the INBOX too.
 A queued recipient in a local domain that does not exist bounces with
 5.1.1, and a report about a report is never made."""
+import re
 import smtplib
 import time
 
@@ -54,6 +55,15 @@ def test_550_report_in_the_senders_inbox(r):
         submit(srv, ["bob@remote.example"])
         wait_log(srv, r"to=<bob@remote\.example>.*dsn=5\.1\.1, "
                  r"status=bounced")
+        # The session's line names the relay's queue id, which every
+        # relay line about the message starts with: grep leads from one
+        # to the other.
+        m = re.search(r"smtp: message \S+ from=<alice@example\.org> "
+                      r"size=\d+: 1 delivered, 0 deferred, 0 failed, "
+                      r"relay queue id (\w+)", srv.log())
+        assert m, srv.log()[-3000:]
+        assert re.search(r"relay: %s: to=<bob@remote\.example>" %
+                         m.group(1), srv.log()), srv.log()[-3000:]
         msgs = inbox_reports(srv)
         assert len(msgs) == 1, (len(msgs), srv.log()[-3000:])
         m = msgs[0]
