@@ -128,6 +128,10 @@ place_one(struct cp *c, struct md_state *ds, struct cp_item *it)
 	struct md_rec *r;
 	uint32_t kw;
 
+	if (ds->nextuid == UINT32_MAX) {
+		md_log(POSTERN_LOG_ERROR, "%s: no UID left to give", c->ddir);
+		return -1;
+	}
 	if (dest_keywords(c, ds, sr->kw, &kw) < 0 ||
 	    (final = md_name_make(it->base, sr->flags & 0x1fu, kw)) == NULL)
 		return -1;

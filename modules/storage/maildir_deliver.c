@@ -237,6 +237,14 @@ save_locked(struct save *sv, struct md_state *s)
 	uint32_t kw = 0, flags = msg->flags & 0x1fu;
 	struct md_rec *r;
 
+	if (s->nextuid == UINT32_MAX) {
+		/* the UID after it would be 0: RFC 3501 wants a new
+		 * UIDVALIDITY, which an administrator's rebuild gives */
+		md_log(POSTERN_LOG_ERROR, "%s: no UID left to give", sv->dir);
+		md_err(&sv->err, POSTERN_SE_LIMIT, "the mailbox has used up "
+		       "its UIDs");
+		return -1;
+	}
 	if (keyword_bits(sv->dir, s, msg->keywords, msg->nkeywords, &kw) < 0) {
 		md_err(&sv->err, s->nkw >= MD_MAX_KEYWORDS ? POSTERN_SE_LIMIT
 		                                           : POSTERN_SE_TEMP,

@@ -496,6 +496,28 @@ index_load_recs(struct md_state *s, const unsigned char *buf,
 	return 0;
 }
 
+/*
+ * Whether the header fields agree with the records: every UID below the
+ * next UID (else the next message would reuse one, and a client cache
+ * keyed by UID would show the wrong message), and no record changed after
+ * the highest mod-sequence (else CONDSTORE's CHANGEDSINCE would miss it).
+ * The files are checksummed, so this fails only on a bug or a forged file;
+ * either way the state is not used.  The records are sorted by UID.
+ */
+static int
+state_consistent(const struct md_state *s)
+{
+	uint32_t i;
+
+	if (s->nextuid == 0 ||
+	    (s->nrec > 0 && s->recs[s->nrec - 1].uid >= s->nextuid))
+		return 0;
+	for (i = 0; i < s->nrec; i++)
+		if (s->recs[i].modseq > s->highestmodseq)
+			return 0;
+	return 1;
+}
+
 /* ---- the change log --------------------------------------------------- */
 
 /*
@@ -859,6 +881,13 @@ log_apply(const char *path, struct md_state *s, const unsigned char *buf,
 	}
 	if (gone)
 		s->nrec = k;
+	if (rc == 0 && end > start && !state_consistent(s)) {
+		md_log(POSTERN_LOG_WARNING, "replay %s: a record's UID is not "
+		       "below the next UID (%u) or its mod-sequence is above "
+		       "the highest", path, s->nextuid);
+		off = end;
+		rc = -1;
+	}
 	if (rc < 0) {
 		md_log(POSTERN_LOG_WARNING, "replay %s: bad entry at offset "
 		       "%llu", path, (unsigned long long)(base + off));
@@ -1023,7 +1052,15 @@ index_read(const char *dir, struct md_state *s)
 		s->idx_dev = (uint64_t)sb.st_dev;
 		s->idx_ino = (uint64_t)sb.st_ino;
 		s->gen = md_state_gen();
-		if (log_replay(dir, s) < 0) {
+		if (!state_consistent(s)) {
+			md_log(POSTERN_LOG_WARNING, "%s: a record's UID is not "
+			       "below the next UID (%u) or its mod-sequence is "
+			       "above the highest, rebuilding the index", path,
+			       s->nextuid);
+			state_clear_recs(s);
+			s->idx_size = 0;
+			rc = -1;
+		} else if (log_replay(dir, s) < 0) {
 			md_log(POSTERN_LOG_WARNING, "%s: unusable change log, "
 			       "rebuilding the index", path);
 			state_clear_recs(s);

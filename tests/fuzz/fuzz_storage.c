@@ -145,11 +145,15 @@ check(const struct md_state *s)
 {
 	uint32_t i;
 
+	if (s->nextuid == 0)
+		abort();   /* the next message would get UID 0 */
 	for (i = 0; i < s->nrec; i++) {
 		if (i > 0 && s->recs[i].uid <= s->recs[i - 1].uid)
 			abort();   /* ascending UIDs */
 		if (s->names[i] == NULL || s->recs[i].uid >= s->nextuid)
-			abort();
+			abort();   /* a UID to be given again */
+		if (s->recs[i].modseq > s->highestmodseq)
+			abort();   /* a change CHANGEDSINCE would miss */
 	}
 	if (s->nkw > MD_MAX_KEYWORDS)
 		abort();
