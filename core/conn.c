@@ -31,6 +31,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -1624,6 +1625,19 @@ int
 conn_fd(postern_conn_t *c)
 {
 	return c->fd;
+}
+
+/* Asks the kernel: a paused connection's socket is not read, so the
+ * peer's FIN would otherwise go unseen until the next write. */
+int
+conn_peer_gone(postern_conn_t *c)
+{
+	struct pollfd p = { .fd = c->fd, .events = POLLRDHUP };
+
+	if (c->dead || c->read_eof || c->fd < 0)
+		return 1;
+	return poll(&p, 1, 0) > 0 &&
+	       (p.revents & (POLLRDHUP | POLLHUP | POLLERR)) != 0;
 }
 
 const struct sockaddr *

@@ -39,6 +39,7 @@ const struct sockaddr *conn_peer_addr(postern_conn_t *c, socklen_t *len);
 /* The socket, for a look from another thread (poll for a peer that
  * left); never read, write or close it. */
 int conn_fd(postern_conn_t *c);
+int conn_peer_gone(postern_conn_t *c);
 int conn_peer_is_loopback(postern_conn_t *c);
 unsigned conn_local_port(postern_conn_t *c);
 const char *conn_listener_name(postern_conn_t *c);

@@ -557,6 +557,7 @@ static const struct postern_host host_table_v = {
 	.counts_take = h_counts_take,
 	.counts_put = shared_count_put,
 	.local_deliver = local_deliver,
+	.conn_peer_gone = conn_peer_gone,
 };
 
 const struct postern_host *

@@ -43,6 +43,7 @@ job_done(void *arg, int cancelled)
 	smtp_host->pool_destroy(j->pool);
 	smtp_host->pool_destroy(j->orphan_pool);
 	smtp_host->spool_free(j->orphan_spool);
+	smtp_host->spool_free(j->orphan_body_spool);
 	free(j);
 }
 
@@ -84,8 +85,10 @@ smtp_job_orphan(struct smtp_session *s)
 	j->s = NULL;
 	j->orphan_pool = s->txn.pool;
 	j->orphan_spool = s->txn.spool;
+	j->orphan_body_spool = s->txn.body_spool;
 	s->txn.pool = NULL;
 	s->txn.spool = NULL;
+	s->txn.body_spool = NULL;
 	s->job = NULL;
 }
 
@@ -563,9 +566,18 @@ smtp_deliver(struct smtp_session *s, void (*next)(struct smtp_session *s))
 	size_t hdr_len = 0, i;
 
 	smtp_filter_apply_rcpt_edits(t);
+	d->spool = t->spool;
 	d->offset = 0;
 	if (smtp_filter_apply_header_edits(t, &hdr, &hdr_len))
 		d->offset = t->header_len;
+	if (t->body_spool != NULL && hdr != NULL) {
+		d->spool = t->body_spool;
+		d->offset = 0;
+	} else if (t->body_spool != NULL)
+		smtp_host->log(smtp_self, POSTERN_LOG_WARNING,
+		               "smtp: message %s: a filter's new body is not "
+		               "used: the header changes could not be applied",
+		               t->id);
 	d->head_relay = smtp_host->pool_printf(t->pool, "%s%.*s", received,
 	                                       (int)hdr_len,
 	                                       hdr != NULL ? hdr : "");
@@ -579,7 +591,6 @@ smtp_deliver(struct smtp_session *s, void (*next)(struct smtp_session *s))
 	d->nrcpts = t->nrcpts;
 	for (i = 0; i < t->nrcpts; i++)
 		t->rcpts[i].result = 0;
-	d->spool = t->spool;
 	d->mailbox = t->outcome == SMTP_OUT_QUARANTINE ? "Quarantine" : NULL;
 	d->relay_held = t->outcome == SMTP_OUT_QUARANTINE;
 	d->id = t->id;

@@ -565,12 +565,82 @@ svc_rcpt_remove(postern_smtp_txn_t *t, const char *address)
 	return 0;
 }
 
+static int
+svc_header_insert(postern_smtp_txn_t *t, size_t position, const char *name,
+                  const char *value)
+{
+	struct smtp_edit *e;
+
+	if (!txn_editable(t) || !valid_name(name) || !valid_value(value))
+		return -1;
+	e = edit_new(t, SMTP_EDIT_HEADER_INSERT, name);
+	e->value = smtp_host->pool_strndup(t->pool, value, strlen(value));
+	e->index = position;
+	return 0;
+}
+
+/* The sender and its parameters, checked as a client's MAIL FROM. */
+static int
+svc_sender_change(postern_smtp_txn_t *t, const char *address,
+                  const char *params)
+{
+	static const struct smtp_param_policy pol = {
+		.utf8 = 1, .dsn = 1, .binary = 1,
+	};
+	struct smtp_mail_args *args;
+	struct smtp_error err;
+	struct smtp_edit *e;
+	char *line;
+
+	if (!txn_editable(t) || address == NULL ||
+	    strlen(address) > SMTP_PATH_MAX ||
+	    (params != NULL && strlen(params) > 1000))
+		return -1;
+	line = smtp_host->pool_printf(t->pool, "FROM:<%s>%s%s", address,
+	                              params != NULL && *params ? " " : "",
+	                              params != NULL ? params : "");
+	args = smtp_host->pool_alloc(t->pool, sizeof(*args));
+	if (smtp_parse_mail(line, strlen(line), &pol, args, &err) < 0)
+		return -1;
+	e = edit_new(t, SMTP_EDIT_SENDER, args->sender);
+	e->mail = params != NULL ? args : NULL;
+	return 0;
+}
+
+static int
+svc_body_replace(postern_smtp_txn_t *t, const void *data, size_t len)
+{
+	enum postern_smtp_stage stage = t->s->payload.stage;
+
+	if (!txn_editable(t) || (data == NULL && len > 0) || t->body_failed ||
+	    stage < POSTERN_SMTP_HEADER || stage > POSTERN_SMTP_EOD)
+		return -1;
+	if (t->body_spool == NULL)
+		t->body_spool = smtp_host->spool_create(NULL);
+	if (smtp_host->spool_size(t->body_spool) + len >
+	    (uint64_t)smtp_cfg.max_message_size) {
+		smtp_host->log(smtp_self, POSTERN_LOG_WARNING,
+		               "smtp: message %s: a filter's new body passes "
+		               "max_message_size (%lld): the body stays as "
+		               "received", t->id, smtp_cfg.max_message_size);
+		t->body_failed = 1;
+		smtp_host->spool_free(t->body_spool);
+		t->body_spool = NULL;
+		return -1;
+	}
+	smtp_host->spool_append(t->body_spool, data, len);
+	return 0;
+}
+
 const struct postern_smtp_service smtp_service = {
 	.size = sizeof(struct postern_smtp_service),
 	.header_add = svc_header_add,
 	.header_change = svc_header_change,
 	.rcpt_add = svc_rcpt_add,
 	.rcpt_remove = svc_rcpt_remove,
+	.header_insert = svc_header_insert,
+	.sender_change = svc_sender_change,
+	.body_replace = svc_body_replace,
 };
 
 /* ---- applying the changes -------------------------------------------- */
@@ -601,9 +671,10 @@ smtp_filter_apply_header_edits(struct postern_smtp_txn *t, const char **hdr,
 
 	for (e = t->edits; e != NULL; e = e->next)
 		if (e->kind == SMTP_EDIT_HEADER_ADD ||
+		    e->kind == SMTP_EDIT_HEADER_INSERT ||
 		    e->kind == SMTP_EDIT_HEADER_CHANGE)
 			changed = 1;
-	if (!changed)
+	if (!changed && t->body_spool == NULL)
 		return 0;
 	smtp_header_fields(t->header, t->header_len, collect_field, &c);
 	if (c.overflow) {
@@ -617,14 +688,19 @@ smtp_filter_apply_header_edits(struct postern_smtp_txn *t, const char **hdr,
 	/* Room for every add. */
 	cap = c.n;
 	for (e = t->edits; e != NULL; e = e->next)
-		cap += e->kind == SMTP_EDIT_HEADER_ADD;
+		cap += e->kind == SMTP_EDIT_HEADER_ADD ||
+		       e->kind == SMTP_EDIT_HEADER_INSERT;
 	v = smtp_host->pool_alloc(t->pool, (cap + 1) * sizeof(*v));
 	if (c.n > 0)
 		memcpy(v, c.v, c.n * sizeof(*v));
 	n = c.n;
 	for (e = t->edits; e != NULL; e = e->next) {
-		if (e->kind == SMTP_EDIT_HEADER_ADD) {
-			k = e->at_top ? 0 : n;
+		if (e->kind == SMTP_EDIT_HEADER_ADD ||
+		    e->kind == SMTP_EDIT_HEADER_INSERT) {
+			if (e->kind == SMTP_EDIT_HEADER_INSERT)
+				k = e->index < n ? e->index : n;
+			else
+				k = e->at_top ? 0 : n;
 			memmove(&v[k + 1], &v[k], (n - k) * sizeof(*v));
 			v[k].name = e->name;
 			v[k].text = field_text(t, e->name, e->value, &v[k].len);
@@ -648,7 +724,8 @@ smtp_filter_apply_header_edits(struct postern_smtp_txn *t, const char **hdr,
 	}
 	/* What followed the fields: the empty line (if the message had
 	 * one), and anything skipped as not a field is lost with it. */
-	body_sep = t->header_len >= 2 &&
+	body_sep = t->body_spool != NULL ? 2 : /* a new body follows */
+	           t->header_len >= 2 &&
 	           memcmp(t->header + t->header_len - 2, "\r\n", 2) == 0 &&
 	           (t->header_len == 2 ||
 	            t->header[t->header_len - 3] == '\n')
@@ -674,7 +751,18 @@ smtp_filter_apply_rcpt_edits(struct postern_smtp_txn *t)
 	size_t i;
 
 	for (e = t->edits; e != NULL; e = e->next) {
-		if (e->kind == SMTP_EDIT_RCPT_REMOVE) {
+		if (e->kind == SMTP_EDIT_SENDER) {
+			snprintf(t->mail.sender, sizeof(t->mail.sender), "%s",
+			         e->name);
+			if (e->mail != NULL) {
+				t->mail.ret = t->env.ret = e->mail->ret;
+				memcpy(t->mail.envid, e->mail->envid,
+				       sizeof(t->mail.envid));
+				t->mail.has_envid = e->mail->has_envid;
+				t->env.envid = t->mail.has_envid
+				                   ? t->mail.envid : NULL;
+			}
+		} else if (e->kind == SMTP_EDIT_RCPT_REMOVE) {
 			for (i = 0; i < t->nrcpts; i++)
 				if (strcasecmp(t->rcpts[i].r.address,
 				               e->name) == 0)

@@ -121,6 +121,8 @@ enum smtp_edit_kind {
 	SMTP_EDIT_HEADER_CHANGE,
 	SMTP_EDIT_RCPT_ADD,      /* name: the address */
 	SMTP_EDIT_RCPT_REMOVE,
+	SMTP_EDIT_HEADER_INSERT, /* before field `index` (0-based) */
+	SMTP_EDIT_SENDER,        /* name: the address; mail: the params */
 };
 
 struct smtp_edit {
@@ -129,6 +131,7 @@ struct smtp_edit {
 	const char *value;    /* NULL: remove (change) */
 	size_t index;         /* change: 1-based among fields of `name` */
 	int at_top;           /* add */
+	struct smtp_mail_args *mail; /* sender: NULL keeps the params */
 	struct smtp_edit *next;
 };
 
@@ -162,6 +165,8 @@ struct postern_smtp_txn {
 	char *header;                /* header section copy (txn pool) */
 	size_t header_len;
 	int header_lost;             /* header outgrew spool memory */
+	postern_spool_t *body_spool; /* a filter's new body, or NULL */
+	int body_failed;             /* body_replace went past the limit */
 	/* filters' decision for the message */
 	enum smtp_outcome outcome;
 	unsigned refuse_code;
@@ -305,10 +310,10 @@ void smtp_stage_cleanup(struct smtp_session *s,
 void smtp_filter_message(struct smtp_session *s,
                          void (*done)(struct smtp_session *s));
 /* The header section after the filters' edits (txn pool); 1 if it
- * changed, 0 if not (then *hdr is untouched). */
+ * changed or a new body follows it, 0 if not (then *hdr is untouched). */
 int smtp_filter_apply_header_edits(struct postern_smtp_txn *t,
                                    const char **hdr, size_t *len);
-/* Applies the filters' recipient changes to t->rcpts. */
+/* Applies the filters' envelope changes: the sender, and t->rcpts. */
 void smtp_filter_apply_rcpt_edits(struct postern_smtp_txn *t);
 /* Splits a header section into fields; calls fn for each. */
 void smtp_header_fields(const char *hdr, size_t len,
@@ -329,6 +334,7 @@ struct smtp_job {
 	/* taken over from a transaction whose session went away */
 	postern_pool_t *orphan_pool;
 	postern_spool_t *orphan_spool;
+	postern_spool_t *orphan_body_spool;
 	int cancelled;               /* work never ran */
 	void *ctx;                   /* the job kind's own, in `pool` */
 };

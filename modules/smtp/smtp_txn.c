@@ -46,6 +46,7 @@ smtp_txn_reset(struct smtp_session *s)
 		smtp_host->pool_destroy(t->pool);
 	}
 	smtp_host->spool_free(t->spool);
+	smtp_host->spool_free(t->body_spool);
 	memset(t, 0, sizeof(*t));
 	t->s = s;
 	s->hfields = NULL;
@@ -662,6 +663,17 @@ after_filters(struct smtp_session *s)
 		message_replied(s);
 		return;
 	default:
+		if (smtp_host->conn_peer_gone(s->conn)) {
+			/* No 250 can reach the client, which will send the
+			 * message again: delivering it would make two. */
+			smtp_host->conn_log(s->conn, POSTERN_LOG_NOTICE,
+			                    "smtp: message %s not delivered: the "
+			                    "client left before its reply",
+			                    t->id);
+			smtp_txn_reset(s);
+			smtp_session_close(s);
+			return;
+		}
 		smtp_deliver(s, after_delivery);
 		return;
 	}

@@ -29,6 +29,9 @@ SRV = smtp_server(R, relay=False, filter_conf="""
   edit_sender = "edit@remote.example";
   add_rcpt = "bob@example.org";
   remove_rcpt = "alice@example.org";
+  insert_header = "X-Inserted: second";
+  new_sender = "changed@remote.example";
+  new_body = "a body from the filter";
 """)
 SRV.add_alias("blocked@example.org", "alice@example.org")
 # auth_passwd notices a changed file within a second.
@@ -122,9 +125,31 @@ def test_recipient_changes(r):
     c.close()
     msgs = wait_messages(SRV, "bob@example.org", bob + 1)
     assert len(msgs) == bob + 1
-    assert b"routed by a filter" in msgs[-1]
+    # The sender changed (Return-Path), a field went in at position 1,
+    # and the body is the filter's.
+    assert msgs[-1].startswith(b"Return-Path: <changed@remote.example>"), \
+        msgs[-1][:200]
+    got = strip_trace(msgs[-1])
+    assert got == (b"Subject: [tagged] changed\r\nX-Inserted: second\r\n"
+                   b"X-Filtered: yes\r\n\r\na body from the filter\r\n"), got
     time.sleep(0.3)
     assert len(SRV.messages("alice@example.org")) == alice
+
+
+def test_client_leaves_at_end_of_data(r):
+    """The client sends the final dot and leaves while the filters of the
+    end-of-data chain are pending: no 250 went out, so nothing may be
+    delivered."""
+    before = len(SRV.messages("alice@example.org"))
+    c = session()
+    assert c.cmd("MAIL FROM:<a@remote.example>")[0] == 250
+    assert c.cmd("RCPT TO:<alice@example.org>")[0] == 250
+    assert c.cmd("DATA")[0] == 354
+    c.send("Subject: left early\r\n\r\nnot to be delivered\r\n.\r\n")
+    c.close()
+    time.sleep(1.0)
+    msgs = SRV.messages("alice@example.org")
+    assert len(msgs) == before, [m[-80:] for m in msgs[before:]]
 
 
 def test_disconnect_verdict(r):
@@ -191,7 +216,8 @@ for t in (test_starttls_stage_after_handshake,
           test_discard_and_quarantine, test_header_changes,
           test_recipient_changes, test_disconnect_verdict,
           test_cleanup_stages_exactly_once,
-          test_client_leaves_while_filter_thinks):
+          test_client_leaves_while_filter_thinks,
+          test_client_leaves_at_end_of_data):
     R.run(t)
 if R.failed:
     print(SRV.log())

@@ -20,6 +20,9 @@
  *	                                       # messages from this sender:
  *	  add_rcpt = "carol@example.org";      # eod: rcpt_add
  *	  remove_rcpt = "bob@example.org";     # eod: rcpt_remove
+ *	  insert_header = "X-Inserted: 2nd";   # eod: header_insert at 1
+ *	  new_sender = "new@x.org";            # eod: sender_change
+ *	  new_body = "replaced";               # eod: body_replace (+CRLF)
  *	  disconnect_sender = "bye@x.org";     # mail: 421 and close
  *	};
  *
@@ -49,6 +52,9 @@ struct filter_settings {
 	const char *remove_rcpt;
 	const char *edit_sender;
 	const char *disconnect_sender;
+	const char *insert_header;
+	const char *new_sender;
+	const char *new_body;
 };
 
 #define KEY(n) { .name = #n, .type = POSTERN_CFG_STRING,                  \
@@ -62,7 +68,8 @@ static const struct postern_cfg_key keys[] = {
 	KEY(reject_header), KEY(discard_subject), KEY(quarantine_subject),
 	KEY(reject_body), KEY(add_header), KEY(change_subject),
 	KEY(remove_header), KEY(add_rcpt), KEY(remove_rcpt), KEY(edit_sender),
-	KEY(disconnect_sender),
+	KEY(disconnect_sender), KEY(insert_header), KEY(new_sender),
+	KEY(new_body),
 	{ .name = NULL },
 };
 
@@ -117,6 +124,21 @@ edit(const struct postern_smtp_payload *p)
 		svc->rcpt_add(p->txn, cfg.add_rcpt);
 	if (set(cfg.remove_rcpt))
 		svc->rcpt_remove(p->txn, cfg.remove_rcpt);
+	if (set(cfg.insert_header) &&
+	    (colon = strchr(cfg.insert_header, ':')) != NULL &&
+	    (size_t)(colon - cfg.insert_header) < sizeof(name)) {
+		memcpy(name, cfg.insert_header,
+		       (size_t)(colon - cfg.insert_header));
+		name[colon - cfg.insert_header] = '\0';
+		svc->header_insert(p->txn, 1, name, colon + 1);
+	}
+	if (set(cfg.new_sender))
+		svc->sender_change(p->txn, cfg.new_sender, "RET=HDRS");
+	if (set(cfg.new_body)) {
+		/* In two pieces: later calls append. */
+		svc->body_replace(p->txn, cfg.new_body, strlen(cfg.new_body));
+		svc->body_replace(p->txn, "\r\n", 2);
+	}
 }
 
 static void
@@ -290,7 +312,7 @@ filter_init(const struct postern_host *h, postern_module_t *m)
 	if (POSTERN_CFG_PARSE(h, m, h->cfg_module(m), keys, &cfg) < 0)
 		return -1;
 	svc = h->service_lookup(m, POSTERN_SMTP_SERVICE, POSTERN_SMTP_MAJOR,
-	                        0);
+	                        1);
 	if (svc == NULL)
 		return -1;
 	for (i = 0; i < sizeof(stage_names) / sizeof(stage_names[0]); i++) {

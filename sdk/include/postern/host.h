@@ -608,6 +608,18 @@ struct postern_host {
 	                          const char *mailbox, postern_pool_t *pool,
 	                          struct postern_local_result *res);
 #endif
+
+#if POSTERN_ABI_TARGET_MINOR >= 6
+	/* ---- Connections (ABI 1.6) ------------------------------------ */
+
+	/* 1 when the peer has closed its side of the connection (or it
+	 * failed), even while the connection is paused and its input is
+	 * not read; 0 while it is there.  A module asks before it commits
+	 * to something the peer must be told about (SMTP: before a message
+	 * whose reply the client waits for is delivered; nobody would read
+	 * the 250 and the client will send it again).  Event loop. */
+	int (*conn_peer_gone)(postern_conn_t *c);
+#endif
 };
 
 #ifdef __cplusplus

@@ -161,7 +161,7 @@ struct postern_smtp_payload {
  */
 #define POSTERN_SMTP_SERVICE "smtp"
 #define POSTERN_SMTP_MAJOR 1
-#define POSTERN_SMTP_MINOR 0
+#define POSTERN_SMTP_MINOR 1
 
 struct postern_smtp_service {
 	size_t size;            /* sizeof(struct postern_smtp_service) */
@@ -180,6 +180,29 @@ struct postern_smtp_service {
 	int (*rcpt_add)(postern_smtp_txn_t *txn, const char *address);
 	/* Removes a recipient (compared case-insensitively). */
 	int (*rcpt_remove)(postern_smtp_txn_t *txn, const char *address);
+
+	/* ---- version 1.1: look up with minor 1, or check `size` ---- */
+
+	/* Inserts "name: value" before the field at `position` (0: at the
+	 * very top) among the fields as they stand when this change is
+	 * applied; past the last field it is appended. */
+	int (*header_insert)(postern_smtp_txn_t *txn, size_t position,
+	                     const char *name, const char *value);
+	/* Replaces the envelope sender ("" for the null sender <>).
+	 * `params` (may be NULL: the MAIL parameters stay) are MAIL FROM
+	 * parameters as on the command line ("RET=HDRS ENVID=x"), checked
+	 * as the client's would be; they replace RET and ENVID. */
+	int (*sender_change)(postern_smtp_txn_t *txn, const char *address,
+	                     const char *params);
+	/* Replaces the message body (what follows the header section's
+	 * empty line): the first call in a transaction starts the new
+	 * body, later ones append to it.  `data` is CRLF text, not
+	 * dot-stuffed.  Only from the header, eoh, body and eod stages
+	 * (the message has arrived); the new body may not pass the
+	 * module's max_message_size (-1, and the original body stays).
+	 * The new body is held in memory until delivery. */
+	int (*body_replace)(postern_smtp_txn_t *txn, const void *data,
+	                    size_t len);
 };
 
 #ifdef __cplusplus
