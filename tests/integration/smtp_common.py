@@ -18,12 +18,14 @@ USERS = {"alice@example.org": "alice-pw", "bob@example.org": "bob-pw"}
 
 
 def smtp_server(runner, name="srv", relay=True, smtp_extra="",
-                filter_conf=None, extra_conf="", mx_extra="", aliases=()):
+                filter_conf=None, extra_conf="", mx_extra="", aliases=(),
+                extra_modules=()):
     """A started MailServer.  srv.relay_dir is where relay_spool writes
     (None without relay).  `aliases` are (address, target) pairs made
     before the start (auth_passwd looks for changed files once a second,
-    so an alias made later may not be seen at once)."""
-    modules = ["smtp"]
+    so an alias made later may not be seen at once).  `extra_modules`
+    are loaded after smtp (their configuration goes in extra_conf)."""
+    modules = ["smtp"] + list(extra_modules)
     conf = ""
     relay_dir = None
     if relay:
