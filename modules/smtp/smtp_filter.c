@@ -484,13 +484,40 @@ valid_value(const char *value)
 	return 1;
 }
 
-static struct smtp_edit *
-edit_new(postern_smtp_txn_t *t, enum smtp_edit_kind kind, const char *name)
-{
-	struct smtp_edit *e = smtp_host->pool_alloc(t->pool, sizeof(*e));
+/* A filter is trusted code, but what it changes may follow what a client
+ * sent (a milter that adds a header per recipient): a transaction takes
+ * at most this many changes and octets of changes. */
+#define SMTP_MAX_EDITS 1000
+#define SMTP_MAX_EDIT_BYTES (1024 * 1024)
 
+/* A new change, or NULL (logged) past the budget. */
+static struct smtp_edit *
+edit_new(postern_smtp_txn_t *t, enum smtp_edit_kind kind, const char *name,
+         const char *value)
+{
+	size_t bytes = strlen(name) + (value != NULL ? strlen(value) : 0);
+	struct smtp_edit *e;
+
+	if (t->nedits >= SMTP_MAX_EDITS ||
+	    t->edit_bytes + bytes > SMTP_MAX_EDIT_BYTES) {
+		if (!t->edits_over)
+			smtp_host->log(smtp_self, POSTERN_LOG_WARNING,
+			               "smtp: message %s: the filters asked for "
+			               "more than %d changes or %d octets of "
+			               "them; the rest are refused", t->id,
+			               SMTP_MAX_EDITS, SMTP_MAX_EDIT_BYTES);
+		t->edits_over = 1;
+		return NULL;
+	}
+	t->nedits++;
+	t->edit_bytes += bytes;
+	e = smtp_host->pool_alloc(t->pool, sizeof(*e));
+	memset(e, 0, sizeof(*e));
 	e->kind = kind;
 	e->name = smtp_host->pool_strndup(t->pool, name, strlen(name));
+	e->value = value != NULL ? smtp_host->pool_strndup(t->pool, value,
+	                                                   strlen(value))
+	                         : NULL;
 	if (t->edits_tail == NULL)
 		t->edits_tail = &t->edits;
 	*t->edits_tail = e;
@@ -506,8 +533,8 @@ svc_header_add(postern_smtp_txn_t *t, const char *name, const char *value,
 
 	if (!txn_editable(t) || !valid_name(name) || !valid_value(value))
 		return -1;
-	e = edit_new(t, SMTP_EDIT_HEADER_ADD, name);
-	e->value = smtp_host->pool_strndup(t->pool, value, strlen(value));
+	if ((e = edit_new(t, SMTP_EDIT_HEADER_ADD, name, value)) == NULL)
+		return -1;
 	e->at_top = at_top;
 	return 0;
 }
@@ -521,11 +548,9 @@ svc_header_change(postern_smtp_txn_t *t, const char *name, size_t index,
 	if (!txn_editable(t) || !valid_name(name) || index == 0 ||
 	    (value != NULL && !valid_value(value)))
 		return -1;
-	e = edit_new(t, SMTP_EDIT_HEADER_CHANGE, name);
+	if ((e = edit_new(t, SMTP_EDIT_HEADER_CHANGE, name, value)) == NULL)
+		return -1;
 	e->index = index;
-	e->value = value != NULL ? smtp_host->pool_strndup(t->pool, value,
-	                                                   strlen(value))
-	                         : NULL;
 	return 0;
 }
 
@@ -552,8 +577,7 @@ svc_rcpt_add(postern_smtp_txn_t *t, const char *address)
 {
 	if (!txn_editable(t) || !valid_address(address))
 		return -1;
-	edit_new(t, SMTP_EDIT_RCPT_ADD, address);
-	return 0;
+	return edit_new(t, SMTP_EDIT_RCPT_ADD, address, NULL) != NULL ? 0 : -1;
 }
 
 static int
@@ -561,8 +585,8 @@ svc_rcpt_remove(postern_smtp_txn_t *t, const char *address)
 {
 	if (!txn_editable(t) || address == NULL || *address == '\0')
 		return -1;
-	edit_new(t, SMTP_EDIT_RCPT_REMOVE, address);
-	return 0;
+	return edit_new(t, SMTP_EDIT_RCPT_REMOVE, address, NULL) != NULL ? 0
+	                                                                : -1;
 }
 
 static int
@@ -573,8 +597,8 @@ svc_header_insert(postern_smtp_txn_t *t, size_t position, const char *name,
 
 	if (!txn_editable(t) || !valid_name(name) || !valid_value(value))
 		return -1;
-	e = edit_new(t, SMTP_EDIT_HEADER_INSERT, name);
-	e->value = smtp_host->pool_strndup(t->pool, value, strlen(value));
+	if ((e = edit_new(t, SMTP_EDIT_HEADER_INSERT, name, value)) == NULL)
+		return -1;
 	e->index = position;
 	return 0;
 }
@@ -602,7 +626,8 @@ svc_sender_change(postern_smtp_txn_t *t, const char *address,
 	args = smtp_host->pool_alloc(t->pool, sizeof(*args));
 	if (smtp_parse_mail(line, strlen(line), &pol, args, &err) < 0)
 		return -1;
-	e = edit_new(t, SMTP_EDIT_SENDER, args->sender);
+	if ((e = edit_new(t, SMTP_EDIT_SENDER, args->sender, NULL)) == NULL)
+		return -1;
 	e->mail = params != NULL ? args : NULL;
 	return 0;
 }

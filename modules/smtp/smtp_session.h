@@ -154,6 +154,8 @@ struct postern_smtp_txn {
 	size_t nrcpts, caprcpts;
 	struct postern_relay_rcpt *env_rcpts; /* env.rcpts, rebuilt */
 	struct smtp_edit *edits, **edits_tail;
+	size_t nedits, edit_bytes;   /* against SMTP_MAX_EDITS, _BYTES */
+	int edits_over;              /* the budget was hit (logged) */
 	/* the message */
 	int data_started;            /* DATA or a first BDAT was accepted */
 	int bdat;                    /* BDAT was used (DATA now refused) */

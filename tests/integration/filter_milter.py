@@ -10,8 +10,10 @@ import os
 import re
 import shutil
 import socket
+import struct
 import subprocess
 import sys
+import threading
 import time
 
 from smtp_common import Raw, smtp_server, stop_clean, strip_trace, \
@@ -290,11 +292,131 @@ def test_opendkim_signs(r):
                            dnsfunc=dns)
 
 
+# ---- a milter that breaks the rules --------------------------------------
+
+class FakeMilter(threading.Thread):
+    """A scripted milter on loopback.  At end of message it does what the
+    message's X-Fake field says: "flood" (5,000 added fields of 1 KB),
+    "garbage" (a reply letter that does not exist), "huge" (a packet
+    length of 2 GB), anything else: continue."""
+
+    def __init__(self):
+        super().__init__(daemon=True)
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.port = self.sock.getsockname()[1]
+
+    def run(self):
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self.serve, args=(conn,),
+                             daemon=True).start()
+
+    @staticmethod
+    def packet(cmd, data=b""):
+        return struct.pack(">I", len(data) + 1) + cmd + data
+
+    def serve(self, conn):
+        mode = b""
+        buf = b""
+        try:
+            while True:
+                while len(buf) < 4 or len(buf) < 4 + \
+                        struct.unpack(">I", buf[:4])[0]:
+                    more = conn.recv(65536)
+                    if not more:
+                        return
+                    buf += more
+                n = struct.unpack(">I", buf[:4])[0]
+                cmd, data, buf = buf[4:5], buf[5:4 + n], buf[4 + n:]
+                if cmd == b"O":
+                    conn.sendall(self.packet(b"O", struct.pack(
+                        ">III", 6, 0x1ff, 0)))
+                elif cmd in (b"D", b"A"):
+                    pass
+                elif cmd == b"Q":
+                    return
+                elif cmd == b"L":
+                    name, value = data.split(b"\0")[:2]
+                    if name == b"X-Fake":
+                        mode = value.strip()
+                    conn.sendall(self.packet(b"c"))
+                elif cmd == b"E":
+                    if mode == b"flood":
+                        hdr = self.packet(b"h", b"X-Flood\0" +
+                                          b"v" * 1000 + b"\0")
+                        conn.sendall(hdr * 5000)
+                    elif mode == b"garbage":
+                        conn.sendall(self.packet(b"Z", b"junk"))
+                        continue
+                    elif mode == b"huge":
+                        conn.sendall(struct.pack(">I", 0x7fffffff) + b"c")
+                        continue
+                    conn.sendall(self.packet(b"c"))
+                else:
+                    conn.sendall(self.packet(b"c"))
+        except OSError:
+            return
+        finally:
+            conn.close()
+
+
+FAKE = FakeMilter()
+FAKE.start()
+SRV2 = smtp_server(R, name="srv2", relay=False,
+                   extra_modules=["filter_milter"],
+                   extra_conf='filter_milter = { milters = ( { name = '
+                   '"fake"; socket = "inet:127.0.0.1:%d"; } ); };'
+                   % FAKE.port)
+
+
+def send2(body):
+    c = Raw(SRV2.port("mx"))
+    assert c.reply()[0] == 220
+    assert c.cmd("EHLO client.example")[0] == 250
+    code, text = send(c, body)
+    c.cmd("QUIT")
+    c.close()
+    return code, text
+
+
+def test_flood_of_changes_is_cut(r):
+    """5,000 added fields of 1 KB: the first 1,000 are taken, the rest
+    refused and logged, and the message goes through."""
+    before = len(SRV2.messages("alice@example.org"))
+    code, _ = send2("Subject: f\r\nX-Fake: flood\r\n\r\nx\r\n")
+    assert code == 250
+    msg = wait_messages(SRV2, "alice@example.org", before + 1)[-1]
+    n = msg.count(b"X-Flood: ")
+    assert 900 <= n <= 1000, n
+    assert "more than 1000 changes" in SRV2.log()
+
+
+def test_broken_milter_gets_default_action(r):
+    for mode in ("garbage", "huge"):
+        code, text = send2("Subject: g\r\nX-Fake: %s\r\n\r\nx\r\n"
+                           % mode)
+        assert code == 451, (mode, code, text)
+    log = SRV2.log()
+    assert "an unknown or misplaced reply" in log, log[-2000:]
+    assert "a packet of a wrong size" in log, log[-2000:]
+    # and the next session is served by a fresh connection
+    before = len(SRV2.messages("alice@example.org"))
+    assert send2("Subject: ok\r\n\r\nx\r\n")[0] == 250
+    assert len(wait_messages(SRV2, "alice@example.org", before + 1)) == \
+        before + 1
+
+
 for t in (test_envelope_verdicts, test_message_changes, test_body_replaced,
           test_reject_discard_quarantine,
           test_stalled_milter_gets_default_action,
           test_client_leaves_at_end_of_data, test_milter_down_is_skipped,
-          test_opendkim_signs):
+          test_opendkim_signs, test_flood_of_changes_is_cut,
+          test_broken_milter_gets_default_action):
     R.run(t)
 if R.failed:
     print(SRV.log())
@@ -304,6 +426,7 @@ if R.failed:
 
 def test_server_stops_cleanly(r):
     stop_clean(SRV)
+    stop_clean(SRV2)
 
 
 R.run(test_server_stops_cleanly)

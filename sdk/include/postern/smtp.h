@@ -157,7 +157,9 @@ struct postern_smtp_payload {
  * made; a message rejected, tempfailed or discarded keeps none.  Strings
  * are copied.  Each returns 0, or -1 on bad arguments (NULL, a name that
  * is not a field name, a value with a bare CR or LF, an address that is
- * not a valid mailbox) or when there is no transaction.
+ * not a valid mailbox), when there is no transaction, or past the
+ * transaction's budget of changes (1,000 changes or 1 MiB of names and
+ * values, over all filters; logged once).
  */
 #define POSTERN_SMTP_SERVICE "smtp"
 #define POSTERN_SMTP_MAJOR 1
