@@ -86,6 +86,7 @@ struct dispatch {
 	int cancelled;            /* hook_cancel arrived while busy */
 	int answered;             /* hook_resume came from inside fn */
 	void *payload;
+	void *call_data;          /* the pending handler's, for cancel */
 	postern_hook_done_fn done;
 	void *arg;
 	/* The latest answer; text and enhanced are our copies. */
@@ -437,15 +438,27 @@ chain_finish(struct dispatch *d)
 /* Drops the dispatch `d`, cancelled while `hd` was pending on `ticket`:
  * the handler's cancel callback runs once the dispatch is freed, so
  * nothing it does can reach it. */
+/* Tells a pending handler its call is over without its answer. */
+static void
+handler_cancel(struct handler *hd, uintptr_t ticket, void *call_data)
+{
+	if (hd->h.cancel_call != NULL)
+		hd->h.cancel_call(handle_ptr(ticket), hd->h.arg, call_data);
+	else if (hd->h.cancel != NULL)
+		hd->h.cancel(handle_ptr(ticket), hd->h.arg);
+}
+
 static void
 dispatch_drop(struct dispatch *d, struct handler *hd, uintptr_t ticket)
 {
+	void *call_data = d->call_data;
+
 	slot_free(ticket);
 	if (d->ticket == ticket)
 		d->ticket = 0;
 	dispatch_free(d);
-	if (hd != NULL && hd->h.cancel != NULL)
-		hd->h.cancel(handle_ptr(ticket), hd->h.arg);
+	if (hd != NULL)
+		handler_cancel(hd, ticket, call_data);
 }
 
 /* The pending handler's time is up: its handle dies, its cancel callback
@@ -463,9 +476,9 @@ handler_timeout(struct dispatch *d)
 	log_warning("hook '%s': module '%s' did not answer within %u ms; "
 	            "%s", d->hook->name, hd->owner, hd->h.timeout_ms,
 	            verdict_name(v.kind));
-	if (hd->h.cancel != NULL) {
+	if (hd->h.cancel != NULL || hd->h.cancel_call != NULL) {
 		d->busy++;
-		hd->h.cancel(handle_ptr(ticket), hd->h.arg);
+		handler_cancel(hd, ticket, d->call_data);
 		d->busy--;
 		if (d->cancelled) {
 			dispatch_free(d);
@@ -518,6 +531,7 @@ handler_call(struct dispatch *d, struct handler *hd)
 
 	memset(&v, 0, sizeof(v));
 	v.kind = POSTERN_VERDICT_CONTINUE;
+	d->call_data = NULL;
 	d->current = hd;
 	d->answered = 0;
 	d->ticket = ticket = slot_alloc(SLOT_HANDLER, d);
@@ -534,6 +548,7 @@ handler_call(struct dispatch *d, struct handler *hd)
 		return STEP_ANSWERED;
 	}
 	if (v.kind == POSTERN_VERDICT_PENDING) {
+		d->call_data = v.call_data;
 		if (d->cancelled) {
 			dispatch_drop(d, hd, ticket);
 			return STEP_GONE;

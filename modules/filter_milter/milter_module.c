@@ -52,7 +52,6 @@ struct mconn {
 	int eom;                       /* end of message: changes may come */
 	int quarantine;
 	int in_txn, skip_msg, skip_body, discard_msg;
-	struct mconn *pend_next;       /* in `pending` while call is set */
 };
 
 /* What filter_milter keeps for one SMTP session. */
@@ -114,7 +113,6 @@ static char myhostname[256];
 
 #define SESS_BUCKETS 1024
 static struct msess *sessions[SESS_BUCKETS];
-static struct mconn *pending; /* milters with a stage waiting */
 static struct mbuf out;
 
 static void mc_fail(struct mconn *mc, const char *why);
@@ -180,21 +178,13 @@ pend(struct mconn *mc, postern_hook_call_t *call,
 {
 	mc->call = call;
 	mc->payload = p;
-	mc->pend_next = pending;
-	pending = mc;
 	v->kind = POSTERN_VERDICT_PENDING;
+	v->call_data = mc; /* for on_cancel */
 }
 
 static void
 unpend(struct mconn *mc)
 {
-	struct mconn **pp;
-
-	for (pp = &pending; *pp != NULL; pp = &(*pp)->pend_next)
-		if (*pp == mc) {
-			*pp = mc->pend_next;
-			break;
-		}
 	mc->call = NULL;
 	mc->payload = NULL;
 	mc->eom = 0;
@@ -1046,15 +1036,12 @@ on_stage(postern_hook_call_t *call, void *payload, void *arg,
 /* The client left, or the stage's timeout struck: the milter's reply
  * to come would be out of step, so it is dropped for the session. */
 static void
-on_cancel(postern_hook_call_t *call, void *arg)
+on_cancel(postern_hook_call_t *call, void *arg, void *call_data)
 {
-	struct mconn *mc;
+	struct mconn *mc = call_data;
 
 	(void)arg;
-	for (mc = pending; mc != NULL; mc = mc->pend_next)
-		if (mc->call == call)
-			break;
-	if (mc == NULL)
+	if (mc == NULL || mc->call != call)
 		return;
 	unpend(mc);
 	mc_fail(mc, "no answer in time, or the client left");
@@ -1077,7 +1064,7 @@ register_milter(struct milter *m)
 	struct postern_hook_handler h = {
 		.size = sizeof(h),
 		.fn = on_stage,
-		.cancel = on_cancel,
+		.cancel_call = on_cancel,
 		.arg = m,
 		.on_timeout = timeout_kind(m),
 		.on_timeout_set = 1,

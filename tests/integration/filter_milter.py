@@ -16,8 +16,8 @@ import sys
 import threading
 import time
 
-from smtp_common import Raw, smtp_server, stop_clean, strip_trace, \
-    wait_messages
+from smtp_common import ehlo_session, send_message, smtp_server, \
+    stop_clean, strip_trace, wait_messages
 from testlib import Runner, Skip, TOP_BUILDDIR, free_port
 
 R = Runner("filter_milter")
@@ -94,19 +94,10 @@ def need_milter():
 
 
 def session():
-    c = Raw(MX)
-    assert c.reply()[0] == 220
-    assert c.cmd("EHLO client.example")[0] == 250
-    return c
+    return ehlo_session(MX)
 
 
-def send(c, body, sender="a@remote.example", rcpts=("alice@example.org",)):
-    assert c.cmd("MAIL FROM:<%s>" % sender)[0] == 250
-    for rc in rcpts:
-        assert c.cmd("RCPT TO:<%s>" % rc)[0] == 250
-    assert c.cmd("DATA")[0] == 354
-    c.send(body + ".\r\n")
-    return c.reply()
+send = send_message
 
 
 def milter_said():
@@ -375,9 +366,7 @@ SRV2 = smtp_server(R, name="srv2", relay=False,
 
 
 def send2(body):
-    c = Raw(SRV2.port("mx"))
-    assert c.reply()[0] == 220
-    assert c.cmd("EHLO client.example")[0] == 250
+    c = ehlo_session(SRV2.port("mx"))
     code, text = send(c, body)
     c.cmd("QUIT")
     c.close()

@@ -63,6 +63,26 @@ smtp = {
     return srv
 
 
+def ehlo_session(port):
+    """A Raw client past its greeting and EHLO."""
+    c = Raw(port)
+    assert c.reply()[0] == 220
+    assert c.cmd("EHLO client.example")[0] == 250
+    return c
+
+
+def send_message(c, body, sender="a@remote.example",
+                 rcpts=("alice@example.org",)):
+    """MAIL, RCPTs (each must be taken), DATA and the body on c; the
+    reply to the final dot."""
+    assert c.cmd("MAIL FROM:<%s>" % sender)[0] == 250
+    for rc in rcpts:
+        assert c.cmd("RCPT TO:<%s>" % rc)[0] == 250
+    assert c.cmd("DATA")[0] == 354
+    c.send(body + ".\r\n")
+    return c.reply()
+
+
 def wait_messages(srv, user, count, timeout=10.0):
     """The user's messages once there are `count` (bounded wait)."""
     deadline = time.time() + timeout

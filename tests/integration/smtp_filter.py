@@ -8,8 +8,8 @@ disconnect) running exactly once."""
 import re
 import time
 
-from smtp_common import Raw, smtp_server, stop_clean, strip_trace, \
-    wait_messages
+from smtp_common import Raw, ehlo_session, send_message, smtp_server, \
+    stop_clean, strip_trace, wait_messages
 from testlib import Runner
 
 R = Runner("smtp_filter")
@@ -40,19 +40,10 @@ MX = SRV.port("mx")
 
 
 def session():
-    c = Raw(MX)
-    assert c.reply()[0] == 220
-    assert c.cmd("EHLO client.example")[0] == 250
-    return c
+    return ehlo_session(MX)
 
 
-def send(c, body, sender="a@remote.example", rcpts=("alice@example.org",)):
-    assert c.cmd("MAIL FROM:<%s>" % sender)[0] == 250
-    for rc in rcpts:
-        assert c.cmd("RCPT TO:<%s>" % rc)[0] == 250
-    assert c.cmd("DATA")[0] == 354
-    c.send(body + ".\r\n")
-    return c.reply()
+send = send_message
 
 
 def test_helo_mail_rcpt_verdicts(r):

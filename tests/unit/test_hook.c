@@ -455,6 +455,87 @@ test_cancel(void)
 	CU_ASSERT_EQUAL(p.cancels, 1);
 }
 
+/* ---- ABI 1.6: call_data handed back to cancel_call ------------------ */
+
+struct cd_handler {
+	int calls;                   /* which call this is: its call_data */
+	void *cancelled[4];          /* call_data given to cancel_call */
+	int ncancelled, old_cancels;
+};
+
+static int cd_items[4];
+
+static void
+cd_fn(postern_hook_call_t *call, void *payload, void *arg,
+      struct postern_verdict *v)
+{
+	struct cd_handler *h = arg;
+
+	(void)call;
+	(void)payload;
+	/* The verdict comes zeroed, with kind CONTINUE. */
+	CU_ASSERT_EQUAL(v->kind, POSTERN_VERDICT_CONTINUE);
+	CU_ASSERT_PTR_NULL(v->call_data);
+	CU_ASSERT_EQUAL(v->code, 0);
+	CU_ASSERT_PTR_NULL(v->text);
+	v->kind = POSTERN_VERDICT_PENDING;
+	v->call_data = &cd_items[h->calls++ % 4];
+}
+
+static void
+cd_cancel_call(postern_hook_call_t *call, void *arg, void *call_data)
+{
+	struct cd_handler *h = arg;
+
+	(void)call;
+	if (h->ncancelled < 4)
+		h->cancelled[h->ncancelled++] = call_data;
+}
+
+static void
+cd_cancel_old(postern_hook_call_t *call, void *arg)
+{
+	struct cd_handler *h = arg;
+
+	(void)call;
+	h->old_cancels++;
+}
+
+static void
+test_cancel_call_data(void)
+{
+	struct cd_handler h = { 0 };
+	struct postern_hook_handler reg_h = {
+		.size = sizeof(reg_h),
+		.hook = "t.cookie",
+		.timeout_ms = 20,
+		.fn = cd_fn,
+		.cancel = cd_cancel_old,
+		.cancel_call = cd_cancel_call,
+		.arg = &h,
+	};
+	postern_hook_t *hook = hook_define("owner", "t.cookie");
+	postern_hook_call_t *c1, *c2;
+
+	CU_ASSERT_EQUAL_FATAL(hook_register("test", &reg_h), 0);
+	c1 = hook_run(loop, hook, NULL, on_done, NULL);
+	c2 = hook_run(loop, hook, NULL, on_done, NULL);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(c1);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(c2);
+	/* Cancelled by the dispatcher: the second call's data. */
+	hook_cancel(c2);
+	CU_ASSERT_EQUAL(h.ncancelled, 1);
+	CU_ASSERT_PTR_EQUAL(h.cancelled[0], &cd_items[1]);
+	/* Timed out: the first call's data, and its on_timeout answer. */
+	run_until_done(200);
+	CU_ASSERT_EQUAL(h.ncancelled, 2);
+	CU_ASSERT_PTR_EQUAL(h.cancelled[1], &cd_items[0]);
+	CU_ASSERT_EQUAL(got.count, 1);
+	CU_ASSERT_EQUAL(got.kind, POSTERN_VERDICT_TEMPFAIL);
+	/* cancel_call replaces cancel. */
+	CU_ASSERT_EQUAL(h.old_cancels, 0);
+}
+
 static postern_hook_call_t *cancel_me;
 
 static void
@@ -660,6 +741,7 @@ static CU_TestInfo hook_tests[] = {
 	{ "timeout: configured continue", test_timeout_configured_continue },
 	{ "cancel runs the handler's cancel, not done", test_cancel },
 	{ "cancel from inside a handler", test_cancel_from_inside_handler },
+	{ "cancel_call gets the call's data (ABI 1.6)", test_cancel_call_data },
 	{ "reset drops pending dispatches quietly",
 	  test_reset_drops_pending },
 	{ "undefined hook reported by hook_check",

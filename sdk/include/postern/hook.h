@@ -19,9 +19,15 @@
  * verdict ends the dispatch with that verdict.  When all handlers
  * continue, the dispatch's result is CONTINUE.
  *
- * If the dispatching module cancels a call (say the client disconnected),
- * a pending handler's `cancel` callback runs so it can drop its job's
- * result; its later resume is ignored.
+ * A pending handler's `cancel` (or, ABI 1.6, `cancel_call`) callback
+ * runs when the dispatching module cancels the call (the client left) and
+ * when the handler's timeout strikes, so it can drop its work; its later
+ * resume is ignored.  `cancel_call` also gets the `call_data` the handler
+ * set in its PENDING verdict, so a module needs no table of its calls in
+ * flight.
+ *
+ * The verdict a handler is given is zeroed with kind CONTINUE: a handler
+ * that sets nothing lets the mail through.
  */
 #ifndef POSTERN_HOOK_H
 #define POSTERN_HOOK_H
@@ -52,6 +58,10 @@ struct postern_verdict {
 	const char *enhanced;   /* enhanced status ("5.7.1") or NULL */
 	const char *text;       /* reply text or NULL; copied by the host
 	                           when the handler returns or resumes */
+	/* ABI 1.6: with PENDING, handed back to the handler's cancel_call.
+	 * Read by the host only from the verdict a handler returns (not
+	 * from hook_resume's). */
+	void *call_data;
 };
 
 /* A handler.  `payload` is the hook's object, `arg` the registration's
@@ -74,6 +84,10 @@ struct postern_hook_handler {
 	 * May be NULL. */
 	void (*cancel)(postern_hook_call_t *call, void *arg);
 	void *arg;              /* owned by the registering module */
+	/* ABI 1.6: called instead of `cancel` when set, with the call_data
+	 * of the handler's PENDING verdict.  May be NULL. */
+	void (*cancel_call)(postern_hook_call_t *call, void *arg,
+	                    void *call_data);
 };
 
 /* Called once when a dispatch ends (never called for a cancelled call).
