@@ -606,6 +606,74 @@ conf_source_line(postern_cfg_t *node)
 	return node != NULL ? node->line : 0;
 }
 
+/* ---- "did you mean" --------------------------------------------------- */
+
+/* Edit distance between a and b (insert, delete, replace, swap two
+ * neighbours), or more than `limit` once it is sure to be. */
+static size_t
+edit_distance(const char *a, const char *b, size_t limit)
+{
+	size_t la = strlen(a), lb = strlen(b), i, j, best;
+	size_t d[3][65]; /* rows i-2, i-1, i; names are short */
+
+	if (la > 64 || lb > 64 || (la > lb ? la - lb : lb - la) > limit)
+		return limit + 1;
+	for (j = 0; j <= lb; j++)
+		d[0][j] = j;
+	for (i = 1; i <= la; i++) {
+		size_t *cur = d[i % 3], *prev = d[(i - 1) % 3];
+
+		cur[0] = i;
+		best = i;
+		for (j = 1; j <= lb; j++) {
+			size_t cost = a[i - 1] != b[j - 1], v = prev[j - 1] + cost;
+
+			if (prev[j] + 1 < v)
+				v = prev[j] + 1;
+			if (cur[j - 1] + 1 < v)
+				v = cur[j - 1] + 1;
+			if (i > 1 && j > 1 && a[i - 1] == b[j - 2] &&
+			    a[i - 2] == b[j - 1] && d[(i - 2) % 3][j - 2] + 1 < v)
+				v = d[(i - 2) % 3][j - 2] + 1;
+			cur[j] = v;
+			if (v < best)
+				best = v;
+		}
+		if (best > limit)
+			return limit + 1;
+	}
+	return d[la % 3][lb];
+}
+
+/* Keeps `cand` in *best when it is the closest to `name` so far and close
+ * enough to be a typo of it (a third of the name, at least 1, at most 3). */
+static void
+suggest_consider(const char *name, const char *cand, const char **best,
+                 size_t *best_d)
+{
+	size_t limit = strlen(name) / 3, dist;
+
+	if (limit < 1)
+		limit = 1;
+	if (limit > 3)
+		limit = 3;
+	dist = edit_distance(name, cand, limit);
+	if (dist <= limit && dist < *best_d) {
+		*best = cand;
+		*best_d = dist;
+	}
+}
+
+static void
+unknown_key(struct conf *c, postern_cfg_t *node, const char *suggestion)
+{
+	if (suggestion != NULL)
+		conf_error(c, node, "unknown key (did you mean '%s'?)",
+		           suggestion);
+	else
+		conf_error(c, node, "unknown key");
+}
+
 unsigned
 conf_check_known(struct conf *c, postern_cfg_t *group,
                  const char *const *known)
@@ -620,7 +688,13 @@ conf_check_known(struct conf *c, postern_cfg_t *group,
 			if (strcmp(known[j], group->kids[i]->name) == 0)
 				break;
 		if (known[j] == NULL) {
-			conf_error(c, group->kids[i], "unknown key");
+			const char *best = NULL;
+			size_t best_d = (size_t)-1;
+
+			for (j = 0; known[j] != NULL; j++)
+				suggest_consider(group->kids[i]->name, known[j],
+				                 &best, &best_d);
+			unknown_key(c, group->kids[i], best);
 			n++;
 		}
 	}
@@ -1324,6 +1398,20 @@ schema_has(const struct postern_cfg_key *schema, size_t key_size,
 	return 0;
 }
 
+/* The schema's key a mistyped `name` most likely meant, or NULL. */
+static const char *
+schema_closest(const struct postern_cfg_key *schema, size_t key_size,
+               const char *name)
+{
+	struct postern_cfg_key k;
+	const char *best = NULL;
+	size_t i, best_d = (size_t)-1;
+
+	for (i = 0; key_at(schema, key_size, i, &k); i++)
+		suggest_consider(name, k.name, &best, &best_d);
+	return best;
+}
+
 /* Turns a default into a node standing where the value would be.  Text
  * that libconfig reads as a value is that value (25, true, ["a"]); any
  * other text is a string ("25M", "5m", "hello"); STRING and ENUM defaults
@@ -1404,7 +1492,9 @@ parse_group(struct parse *p, postern_cfg_t *node, postern_cfg_t *anchor,
 	for (i = 0; node != NULL && !(flags & CONF_ALLOW_UNKNOWN) &&
 	     i < node->nkids; i++)
 		if (!schema_has(schema, p->key_size, node->kids[i]->name)) {
-			conf_error(p->c, node->kids[i], "unknown key");
+			unknown_key(p->c, node->kids[i],
+			            schema_closest(schema, p->key_size,
+			                           node->kids[i]->name));
 			rc = -1;
 		}
 	for (i = 0; key_at(schema, p->key_size, i, &k); i++)

@@ -428,6 +428,15 @@ test_unknown_key(void)
 	                 "test.conf:3: key 'smtp.limits.bogus': unknown key");
 	free(log);
 	conf_free(r.c);
+
+	/* A typo gets the key it most likely meant. */
+	memset(&r, 0, sizeof(r));
+	log = parse_smtp(&r, "smtp = {\n  hostnmae = \"mx\";\n};\n", &s);
+	CU_ASSERT_EQUAL(r.rc, -1);
+	ASSERT_ONE_ERROR(log, "test.conf:2: key 'smtp.hostnmae': unknown key "
+	                 "(did you mean 'hostname'?)");
+	free(log);
+	conf_free(r.c);
 }
 
 static void
