@@ -27,6 +27,7 @@
 
 #include <limits.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -45,7 +46,7 @@
 struct handler {
 	struct postern_hook_handler h; /* copy; h.hook points at hook_name */
 	char *hook_name;
-	char *owner;
+	char *owner;   /* "module" or "module/label" */
 	uint64_t seq; /* registration order: ties keep it */
 };
 
@@ -117,6 +118,7 @@ static struct {
 } reg;
 
 static int chain_run(struct dispatch *d);
+static const char *verdict_name(enum postern_verdict_kind kind);
 
 /* ---- handles ---------------------------------------------------------- */
 
@@ -329,7 +331,12 @@ hook_register(const char *owner, const struct postern_hook_handler *h)
 	hd->h = copy;
 	hd->hook_name = xstrdup(copy.hook);
 	hd->h.hook = hd->hook_name;
-	hd->owner = xstrdup(owner);
+	if (copy.label != NULL && copy.label[0] != '\0') {
+		hd->owner = xmalloc(strlen(owner) + strlen(copy.label) + 2);
+		sprintf(hd->owner, "%s/%s", owner, copy.label);
+	} else
+		hd->owner = xstrdup(owner);
+	hd->h.label = NULL; /* the module's string is not kept */
 	hd->seq = reg.seq++;
 	hook = hook_find(hd->hook_name);
 	list_insert(hook != NULL ? &hook->handlers : &reg.orphans, hd);
@@ -346,6 +353,30 @@ hook_check(void)
 		          "which no loaded module defines",
 		          reg.orphans.v[i]->owner, reg.orphans.v[i]->hook_name);
 	return reg.orphans.n == 0 ? 0 : -1;
+}
+
+void
+hook_print(FILE *f)
+{
+	const struct handler *hd;
+	size_t i, j;
+
+	if (reg.nhooks == 0)
+		return;
+	fprintf(f, "\n# Hook chains, in the order their handlers run "
+	        "(module, priority, timeout, verdict on timeout):\n");
+	for (i = 0; i < reg.nhooks; i++) {
+		const struct postern_hook *hook = reg.hooks[i];
+
+		fprintf(f, "#   %s (defined by %s):%s\n", hook->name,
+		        hook->owner, hook->handlers.n == 0 ? " no handlers" : "");
+		for (j = 0; j < hook->handlers.n; j++) {
+			hd = hook->handlers.v[j];
+			fprintf(f, "#     %zu. %s, priority %d, %u ms, %s\n",
+			        j + 1, hd->owner, hd->h.priority,
+			        hd->h.timeout_ms, verdict_name(hd->h.on_timeout));
+		}
+	}
 }
 
 int
@@ -394,6 +425,14 @@ verdict_take(struct dispatch *d, const struct handler *hd,
 		return;
 	}
 	d->kind = v->kind;
+	if (log_enabled(POSTERN_LOG_DEBUG))
+		log_debug("hook '%s': module '%s' (handler %zu of %zu): %s%s%s",
+		          d->hook->name, hd->owner, d->next,
+		          d->hook->handlers.n, verdict_name(v->kind),
+		          v->kind != POSTERN_VERDICT_CONTINUE && v->text != NULL
+		              ? ": " : "",
+		          v->kind != POSTERN_VERDICT_CONTINUE && v->text != NULL
+		              ? v->text : "");
 	if (v->kind == POSTERN_VERDICT_CONTINUE)
 		return;
 	d->flags = v->flags;

@@ -36,6 +36,8 @@
 #ifndef CORE_HOOK_H
 #define CORE_HOOK_H
 
+#include <stdio.h>
+
 #include <postern/hook.h>
 
 struct loop;
@@ -49,6 +51,9 @@ int hook_register(const char *owner, const struct postern_hook_handler *h);
 /* After all modules' init: every handler's hook must be defined.  Sorts
  * handlers by priority (stable).  -1 after logging each problem. */
 int hook_check(void);
+/* Every hook point and its handlers in running order, as comments (for
+ * posternd -n). */
+void hook_print(FILE *f);
 int hook_has_handlers(postern_hook_t *hook);
 postern_hook_t *hook_find(const char *name);
 

@@ -1199,6 +1199,7 @@ process_main(const struct options *opt)
 	if (opt->print_config) {
 		conf_print_effective(rt.conf, stdout, opt->print_docs,
 		                     opt->print_all);
+		hook_print(stdout);
 		rc = 0;
 	} else if (opt->check_only) {
 		printf("%s: configuration OK (%zu module(s))\n",

@@ -1066,6 +1066,7 @@ register_milter(struct milter *m)
 		.fn = on_stage,
 		.cancel_call = on_cancel,
 		.arg = m,
+		.label = m->name,
 		.on_timeout = timeout_kind(m),
 		.on_timeout_set = 1,
 	};

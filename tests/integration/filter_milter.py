@@ -18,7 +18,7 @@ import time
 
 from smtp_common import ehlo_session, send_message, smtp_server, \
     stop_clean, strip_trace, wait_messages
-from testlib import Runner, Skip, TOP_BUILDDIR, free_port
+from testlib import POSTERND, Runner, Skip, TOP_BUILDDIR, free_port
 
 R = Runner("filter_milter")
 TEST_MILTER = os.path.join(TOP_BUILDDIR, "tests", "milter", "test_milter")
@@ -400,12 +400,29 @@ def test_broken_milter_gets_default_action(r):
         before + 1
 
 
+def test_chain_shown_by_posternd_n(r):
+    """posternd -n lists each hook's handlers in running order, one per
+    milter, named after it."""
+    p = subprocess.run([POSTERND, "-n", "-c", SRV.conf_path],
+                       capture_output=True, text=True, timeout=30)
+    assert p.returncode == 0, p.stderr
+    chain = p.stdout[p.stdout.index("#   smtp.eod "):]
+    names = re.findall(r"#     \d+\. (filter_milter/\S+),", chain)
+    want = ["filter_milter/down"]
+    if HAVE_MILTER:
+        want.append("filter_milter/test")
+    if HAVE_OPENDKIM:
+        want.append("filter_milter/opendkim")
+    assert names[:len(want)] == want, (names, chain[:800])
+
+
 for t in (test_envelope_verdicts, test_message_changes, test_body_replaced,
           test_reject_discard_quarantine,
           test_stalled_milter_gets_default_action,
           test_client_leaves_at_end_of_data, test_milter_down_is_skipped,
           test_opendkim_signs, test_flood_of_changes_is_cut,
-          test_broken_milter_gets_default_action):
+          test_broken_milter_gets_default_action,
+          test_chain_shown_by_posternd_n):
     R.run(t)
 if R.failed:
     print(SRV.log())

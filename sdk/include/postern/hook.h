@@ -88,6 +88,11 @@ struct postern_hook_handler {
 	 * of the handler's PENDING verdict.  May be NULL. */
 	void (*cancel_call)(postern_hook_call_t *call, void *arg,
 	                    void *call_data);
+	/* ABI 1.6: what this handler is, when a module registers several
+	 * on one hook (filter_milter: the milter's name); shown after the
+	 * module's name by posternd -n and in debug logs.  Copied.  May be
+	 * NULL. */
+	const char *label;
 };
 
 /* Called once when a dispatch ends (never called for a cancelled call).
