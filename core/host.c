@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "conf.h"
 #include "conn.h"
@@ -28,6 +29,7 @@
 #include "sasl.h"
 #include "service.h"
 #include "shared_count.h"
+#include "shared_rate.h"
 #include "spool.h"
 #include "tls.h"
 #include "xalloc.h"
@@ -341,6 +343,29 @@ h_counts_take(postern_counts_t *t, const void *key, size_t len,
 	           ? POSTERN_OK : POSTERN_ERROR;
 }
 
+static postern_rates_t *
+h_rates_create(postern_module_t *m, unsigned window_ms)
+{
+	if (!init_only(m, "rates_create"))
+		return NULL;
+	return shared_rate_create(window_ms);
+}
+
+static int
+h_rates_hit(postern_rates_t *t, const void *key, size_t len, unsigned cost,
+            unsigned max, unsigned *rate)
+{
+	struct timespec ts;
+
+	/* CLOCK_MONOTONIC: one clock for every process of this boot. */
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return shared_rate_hit(t, key, len, cost, max,
+	                       (uint64_t)ts.tv_sec * 1000 +
+	                           (uint64_t)ts.tv_nsec / 1000000,
+	                       rate) == 0
+	           ? POSTERN_OK : POSTERN_ERROR;
+}
+
 static postern_tls_t *
 h_tls_create(postern_module_t *m, postern_cfg_t *node)
 {
@@ -558,6 +583,8 @@ static const struct postern_host host_table_v = {
 	.counts_put = shared_count_put,
 	.local_deliver = local_deliver,
 	.conn_peer_gone = conn_peer_gone,
+	.rates_create = h_rates_create,
+	.rates_hit = h_rates_hit,
 };
 
 const struct postern_host *

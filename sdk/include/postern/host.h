@@ -619,6 +619,26 @@ struct postern_host {
 	 * whose reply the client waits for is delivered; nobody would read
 	 * the 250 and the client will send it again).  Event loop. */
 	int (*conn_peer_gone)(postern_conn_t *c);
+
+	/* ---- Rates shared by all workers (ABI 1.6) -------------------- */
+
+	/* A table of event rates over a sliding window of `window_ms`,
+	 * summed over every worker, for rate limits that must hold however
+	 * the kernel spreads clients over the workers (messages per sender
+	 * domain per hour).  A key (any octets) hashes, with a random seed,
+	 * to one of 65536 buckets; keys sharing one share a limit (rare,
+	 * and it can only refuse early).  The window slides as two fixed
+	 * ones, the previous weighted by how much of it is still within
+	 * the window: good to a few percent.  Init only; host-owned, for
+	 * the process's life.  NULL when it cannot be mapped (logged). */
+	postern_rates_t *(*rates_create)(postern_module_t *m,
+	                                 unsigned window_ms);
+	/* Adds `cost` events under key[len] if the rate with them stays at
+	 * or below `max`: POSTERN_OK.  Over: POSTERN_ERROR, nothing added.
+	 * *rate (may be NULL) gets the rate before.  Any process, any
+	 * thread. */
+	int (*rates_hit)(postern_rates_t *t, const void *key, size_t len,
+	                 unsigned cost, unsigned max, unsigned *rate);
 #endif
 };
 

@@ -56,6 +56,8 @@ typedef struct postern_isolated postern_isolated_t;
 
 /* Counters every worker shares (host->counts_create). */
 typedef struct postern_counts postern_counts_t;
+/* Event rates summed over all workers (host->rates_create, ABI 1.6). */
+typedef struct postern_rates postern_rates_t;
 
 /* Result codes.  Functions that can fail return one of these (or a
  * documented negative value); 0 is success everywhere. */
