@@ -7,7 +7,7 @@ the code.
     confman.py POSTERND MODULE.so... >postern.conf.5
 
 The modules are loaded with the least configuration they accept (a users
-file, a mail location, one milter); those few values are shown as placeholders.
+file, a mail location, one milter, one rate limit); those few values are shown as placeholders.
 """
 import os
 import re
@@ -38,6 +38,8 @@ def schema(posternd, modules):
             f.write('storage_maildir = { location = "%s/%%d/%%n"; };\n' % d)
             f.write('filter_milter = { milters = ( { name = "example"; '
                     'socket = "inet:127.0.0.1:8891"; } ); };\n')
+            f.write('filter_ratelimit = { limits = ( { name = "example"; '
+                    'count = "messages"; per = "client"; max = 100; } ); };\n')
         p = subprocess.run([posternd, "-n", "-a", "-v", "-c", conf],
                            capture_output=True, text=True, timeout=60)
         if p.returncode != 0:

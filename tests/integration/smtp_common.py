@@ -19,7 +19,7 @@ USERS = {"alice@example.org": "alice-pw", "bob@example.org": "bob-pw"}
 
 def smtp_server(runner, name="srv", relay=True, smtp_extra="",
                 filter_conf=None, extra_conf="", mx_extra="", aliases=(),
-                extra_modules=()):
+                extra_modules=(), workers=1):
     """A started MailServer.  srv.relay_dir is where relay_spool writes
     (None without relay).  `aliases` are (address, target) pairs made
     before the start (auth_passwd looks for changed files once a second,
@@ -51,7 +51,8 @@ smtp = {
 %s
 """ % (smtp_extra, mx_extra, extra_conf)
     srv = MailServer(runner, modules, conf=conf,
-                     ports=["mx", "sub", "subs"], name=name)
+                     ports=["mx", "sub", "subs"], name=name,
+                     workers=workers)
     srv.relay_dir = relay_dir
     if relay_dir is not None and srv.user:
         os.chmod(relay_dir, 0o777)
