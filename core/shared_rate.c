@@ -22,7 +22,10 @@ struct postern_rates {
 	uint64_t seed;
 	uint64_t window_ms;
 	uint64_t *buckets;
+	struct postern_rates *next; /* kept for the process's life */
 };
+
+static struct postern_rates *tables;
 
 #define W_BITS 16
 #define W_MASK ((1u << W_BITS) - 1)
@@ -56,6 +59,8 @@ shared_rate_create(uint64_t window_ms)
 	 * not be able to pile them into one bucket. */
 	if (getrandom(&t->seed, sizeof(t->seed), GRND_NONBLOCK) < 0)
 		t->seed = (uint64_t)getpid() * 0x9e3779b97f4a7c15ull;
+	t->next = tables;
+	tables = t;
 	return t;
 }
 
