@@ -868,6 +868,12 @@ mc_open(struct mconn *mc)
 
 /* ---- the stages ------------------------------------------------------- */
 
+static const char *const stage_names[] = {
+	"connect", "helo", "starttls", "auth", "mail", "rcpt", "data",
+	"header", "eoh", "body", "eod", "reset", "disconnect",
+};
+#define NSTAGES (sizeof(stage_names) / sizeof(stage_names[0]))
+
 static void
 on_connect(struct mconn *mc, postern_hook_call_t *call,
            const struct postern_smtp_payload *p, struct postern_verdict *v)
@@ -999,8 +1005,8 @@ on_stage(postern_hook_call_t *call, void *payload, void *arg,
 		return; /* the session began before this chain ran */
 	mc = &ms->c[m->index];
 	host->log(self, POSTERN_LOG_DEBUG, "filter_milter: %s: session "
-	          "%llu: stage %d", m->name, (unsigned long long)ms->id,
-	          (int)p->stage);
+	          "%llu: %s", m->name, (unsigned long long)ms->id,
+	          (size_t)p->stage < NSTAGES ? stage_names[p->stage] : "?");
 	switch (p->stage) {
 	case POSTERN_SMTP_CONNECT:
 		on_connect(mc, call, p, v);
