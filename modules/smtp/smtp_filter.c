@@ -4,6 +4,7 @@
  * (header, eoh, body, eod), and the "smtp" service through which filters
  * change a transaction (applied once the eod chain has run).
  */
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -657,6 +658,52 @@ svc_body_replace(postern_smtp_txn_t *t, const void *data, size_t len)
 	return 0;
 }
 
+static postern_pool_t *
+svc_txn_pool(postern_smtp_txn_t *t)
+{
+	return t != NULL ? t->pool : NULL;
+}
+
+static void **
+svc_txn_slot(postern_smtp_txn_t *t, postern_module_t *m)
+{
+	size_t i, n = sizeof(t->slots) / sizeof(t->slots[0]);
+
+	if (t == NULL || t->pool == NULL || m == NULL)
+		return NULL;
+	for (i = 0; i < n; i++) {
+		if (t->slots[i].m == m)
+			return &t->slots[i].p;
+		if (t->slots[i].m == NULL) {
+			t->slots[i].m = m;
+			return &t->slots[i].p;
+		}
+	}
+	return NULL;
+}
+
+static void
+svc_log(postern_module_t *m, const struct postern_smtp_payload *p,
+        int level, const char *fmt, ...)
+{
+	const struct postern_smtp_session_info *si = p->session;
+	const char *open = strchr(si->peer, ':') != NULL ? "[" : "";
+	const char *close = *open ? "]" : "";
+	char text[1024];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(text, sizeof(text), fmt, ap);
+	va_end(ap);
+	if (strcmp(si->peer, "unix") == 0)
+		smtp_host->log(m, level, "conn=%llu peer=unix %s",
+		               (unsigned long long)si->id, text);
+	else
+		smtp_host->log(m, level, "conn=%llu peer=%s%s%s:%u %s",
+		               (unsigned long long)si->id, open, si->peer, close,
+		               si->peer_port, text);
+}
+
 const struct postern_smtp_service smtp_service = {
 	.size = sizeof(struct postern_smtp_service),
 	.header_add = svc_header_add,
@@ -666,6 +713,9 @@ const struct postern_smtp_service smtp_service = {
 	.header_insert = svc_header_insert,
 	.sender_change = svc_sender_change,
 	.body_replace = svc_body_replace,
+	.txn_pool = svc_txn_pool,
+	.txn_slot = svc_txn_slot,
+	.log = svc_log,
 };
 
 /* ---- applying the changes -------------------------------------------- */

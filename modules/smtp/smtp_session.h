@@ -156,6 +156,10 @@ struct postern_smtp_txn {
 	struct smtp_edit *edits, **edits_tail;
 	size_t nedits, edit_bytes;   /* against SMTP_MAX_EDITS, _BYTES */
 	int edits_over;              /* the budget was hit (logged) */
+	struct {                     /* filters' txn_slot pointers */
+		postern_module_t *m;
+		void *p;
+	} slots[16];
 	/* the message */
 	int data_started;            /* DATA or a first BDAT was accepted */
 	int bdat;                    /* BDAT was used (DATA now refused) */

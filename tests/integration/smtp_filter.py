@@ -32,6 +32,7 @@ SRV = smtp_server(R, relay=False, filter_conf="""
   insert_header = "X-Inserted: second";
   new_sender = "changed@remote.example";
   new_body = "a body from the filter";
+  slot_sender = "slot@remote.example";
 """)
 SRV.add_alias("blocked@example.org", "alice@example.org")
 # auth_passwd notices a changed file within a second.
@@ -127,6 +128,21 @@ def test_recipient_changes(r):
     assert len(SRV.messages("alice@example.org")) == alice
 
 
+def test_transaction_slot_and_log(r):
+    """State a filter kept at MAIL in the transaction's pool and slot is
+    there at end of data; its log line carries the connection."""
+    before = len(SRV.messages("alice@example.org"))
+    c = session()
+    code, _ = send(c, "Subject: slot\r\n\r\nx\r\n",
+                   sender="slot@remote.example")
+    assert code == 250
+    c.close()
+    msg = wait_messages(SRV, "alice@example.org", before + 1)[-1]
+    assert b"X-Slot: slot@remote.example\r\n" in msg, msg[:600]
+    assert re.search(r"conn=\d+ peer=127\.0\.0\.1:\d+ smtp_filter: slot "
+                     r"held slot@remote\.example", SRV.log())
+
+
 def test_client_leaves_at_end_of_data(r):
     """The client sends the final dot and leaves while the filters of the
     end-of-data chain are pending: no 250 went out, so nothing may be
@@ -208,7 +224,8 @@ for t in (test_starttls_stage_after_handshake,
           test_recipient_changes, test_disconnect_verdict,
           test_cleanup_stages_exactly_once,
           test_client_leaves_while_filter_thinks,
-          test_client_leaves_at_end_of_data):
+          test_client_leaves_at_end_of_data,
+          test_transaction_slot_and_log):
     R.run(t)
 if R.failed:
     print(SRV.log())

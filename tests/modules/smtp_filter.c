@@ -23,6 +23,10 @@
  *	  insert_header = "X-Inserted: 2nd";   # eod: header_insert at 1
  *	  new_sender = "new@x.org";            # eod: sender_change
  *	  new_body = "replaced";               # eod: body_replace (+CRLF)
+ *	  slot_sender = "slot@x.org";          # mail: its sender kept in
+ *	                                       # txn_pool + txn_slot; eod:
+ *	                                       # "X-Slot: <it>" and a log
+ *	                                       # line through svc->log
  *	  disconnect_sender = "bye@x.org";     # mail: 421 and close
  *	};
  *
@@ -55,6 +59,7 @@ struct filter_settings {
 	const char *insert_header;
 	const char *new_sender;
 	const char *new_body;
+	const char *slot_sender;
 };
 
 #define KEY(n) { .name = #n, .type = POSTERN_CFG_STRING,                  \
@@ -69,7 +74,7 @@ static const struct postern_cfg_key keys[] = {
 	KEY(reject_body), KEY(add_header), KEY(change_subject),
 	KEY(remove_header), KEY(add_rcpt), KEY(remove_rcpt), KEY(edit_sender),
 	KEY(disconnect_sender), KEY(insert_header), KEY(new_sender),
-	KEY(new_body),
+	KEY(new_body), KEY(slot_sender),
 	{ .name = NULL },
 };
 
@@ -141,6 +146,31 @@ edit(const struct postern_smtp_payload *p)
 	}
 }
 
+/* Per-transaction state through the service: kept at MAIL, read at
+ * eod, freed with the transaction. */
+static void
+slot_keep(const struct postern_smtp_payload *p)
+{
+	postern_pool_t *pool = svc->txn_pool(p->txn);
+	void **slot = svc->txn_slot(p->txn, self);
+
+	if (pool != NULL && slot != NULL)
+		*slot = host->pool_strndup(pool, p->envelope->sender,
+		                           strlen(p->envelope->sender));
+}
+
+static void
+slot_use(const struct postern_smtp_payload *p)
+{
+	void **slot = svc->txn_slot(p->txn, self);
+
+	if (slot == NULL || *slot == NULL)
+		return;
+	svc->header_add(p->txn, "X-Slot", *slot, 0);
+	svc->log(self, p, POSTERN_LOG_INFO, "smtp_filter: slot held %s",
+	         (const char *)*slot);
+}
+
 static void
 decide(const struct postern_smtp_payload *p, struct postern_verdict *v)
 {
@@ -153,6 +183,9 @@ decide(const struct postern_smtp_payload *p, struct postern_verdict *v)
 			        "filter: helo refused");
 		break;
 	case POSTERN_SMTP_MAIL:
+		if (set(cfg.slot_sender) &&
+		    strcasecmp(p->envelope->sender, cfg.slot_sender) == 0)
+			slot_keep(p);
 		if (set(cfg.tempfail_sender) &&
 		    strcasecmp(p->envelope->sender, cfg.tempfail_sender) == 0)
 			verdict(v, POSTERN_VERDICT_TEMPFAIL, 451, "4.7.1",
@@ -194,6 +227,7 @@ decide(const struct postern_smtp_payload *p, struct postern_verdict *v)
 		break;
 	case POSTERN_SMTP_EOD:
 		edit(p);
+		slot_use(p);
 		break;
 	default:
 		break;

@@ -205,6 +205,21 @@ struct postern_smtp_service {
 	 * The new body is held in memory until delivery. */
 	int (*body_replace)(postern_smtp_txn_t *txn, const void *data,
 	                    size_t len);
+	/* Memory for the transaction's life: freed when it ends (after
+	 * smtp.reset's handlers ran).  NULL without a transaction. */
+	postern_pool_t *(*txn_pool)(postern_smtp_txn_t *txn);
+	/* The calling module's own pointer in the transaction (NULL until
+	 * it sets it), for state kept from one stage to the next without a
+	 * table of its own: `*svc->txn_slot(txn, self) = state;` with state
+	 * from txn_pool.  NULL without a transaction, or when more than 16
+	 * modules asked. */
+	void **(*txn_slot)(postern_smtp_txn_t *txn, postern_module_t *m);
+	/* Logs as host->log does, the line starting "conn=N peer=ADDR:PORT"
+	 * like the SMTP module's own, so grep on a connection finds the
+	 * filters' lines too.  Any stage (the cleanup ones included). */
+	void (*log)(postern_module_t *m,
+	            const struct postern_smtp_payload *p, int level,
+	            const char *fmt, ...) POSTERN_PRINTF(4, 5);
 };
 
 #ifdef __cplusplus
