@@ -1472,6 +1472,17 @@ parse_key(struct parse *p, postern_cfg_t *group, postern_cfg_t *anchor,
 	if (v == NULL && k->def != NULL)
 		v = default_node(p, k, path, anchor);
 	rc = parse_value(p, k, v, anchor, path, (char *)out + k->offset);
+	if (rc == 0 && k->validate != NULL && v != NULL) {
+		char err[256] = "";
+
+		if (k->validate((char *)out + k->offset, err, sizeof(err)) !=
+		    0) {
+			path_error(p->c, v != NULL && v->line > 0 ? v : anchor,
+			           path, "%s", err[0] != '\0' ? err
+			                                     : "not a valid value");
+			rc = -1;
+		}
+	}
 	free(path);
 	return rc;
 }

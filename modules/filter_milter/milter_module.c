@@ -71,13 +71,26 @@ struct milter_settings {
 static const char *const default_names[] = { "tempfail", "accept",
 	                                      "reject", NULL };
 
+/* The socket key's check, so a typo is reported at its line. */
+static int
+valid_socket(const void *field, char *err, size_t errlen)
+{
+	struct milter m = { .socket = *(const char *const *)field };
+
+	if (m.socket == NULL || milter_parse_socket(&m) == 0)
+		return 0;
+	snprintf(err, errlen, "'%s' is not inet:ADDRESS:PORT (a numeric "
+	         "address) or unix:/path", m.socket);
+	return -1;
+}
+
 static const struct postern_cfg_key milter_keys[] = {
 	{ .name = "name", .type = POSTERN_CFG_STRING,
 	  .offset = offsetof(struct milter, name),
 	  .flags = POSTERN_CFG_REQUIRED, .doc = "shown in logs" },
 	{ .name = "socket", .type = POSTERN_CFG_STRING,
 	  .offset = offsetof(struct milter, socket),
-	  .flags = POSTERN_CFG_REQUIRED,
+	  .flags = POSTERN_CFG_REQUIRED, .validate = valid_socket,
 	  .doc = "inet:ADDRESS:PORT (numeric) or unix:/path" },
 	{ .name = "connect_timeout", .type = POSTERN_CFG_DURATION,
 	  .offset = offsetof(struct milter, connect_ms), .def = "30s",
@@ -1129,13 +1142,8 @@ milter_init(const struct postern_host *h, postern_module_t *m)
 		                      &milters[i]) < 0)
 			return -1;
 		milters[i].index = i;
-		if (milter_parse_socket(&milters[i]) < 0) {
-			h->cfg_error(m, node, "filter_milter: socket '%s' is "
-			             "not inet:ADDRESS:PORT (a numeric "
-			             "address) or unix:/path",
-			             milters[i].socket);
-			return -1;
-		}
+		if (milter_parse_socket(&milters[i]) < 0)
+			return -1; /* valid_socket said why */
 		for (k = 0; k < i; k++)
 			if (strcmp(milters[k].name, milters[i].name) == 0) {
 				h->cfg_error(m, node, "filter_milter: two "

@@ -60,10 +60,22 @@ struct smtp {
 	long long workers;
 };
 
+/* A schema's own check of a value (ABI 1.6). */
+static int
+no_underscore(const void *field, char *err, size_t errlen)
+{
+	const char *const *s = field;
+
+	if (strchr(*s, '_') == NULL)
+		return 0;
+	snprintf(err, errlen, "a host name has no '_' ('%s')", *s);
+	return -1;
+}
+
 static const struct postern_cfg_key smtp_keys[] = {
 	{ .name = "hostname", .type = POSTERN_CFG_STRING,
 	  .offset = offsetof(struct smtp, hostname), .def = "localhost",
-	  .doc = "the name we greet with" },
+	  .doc = "the name we greet with", .validate = no_underscore },
 	{ .name = "mode", .type = POSTERN_CFG_ENUM,
 	  .offset = offsetof(struct smtp, mode), .choices = modes,
 	  .def = "b" },
@@ -426,6 +438,15 @@ test_unknown_key(void)
 	CU_ASSERT_EQUAL(r.rc, -1);
 	ASSERT_ONE_ERROR(log,
 	                 "test.conf:3: key 'smtp.limits.bogus': unknown key");
+	free(log);
+	conf_free(r.c);
+
+	/* A value the schema's own validator refuses. */
+	memset(&r, 0, sizeof(r));
+	log = parse_smtp(&r, "smtp = {\n  hostname = \"mx_one\";\n};\n", &s);
+	CU_ASSERT_EQUAL(r.rc, -1);
+	ASSERT_ONE_ERROR(log, "test.conf:2: key 'smtp.hostname': a host name "
+	                 "has no '_' ('mx_one')");
 	free(log);
 	conf_free(r.c);
 

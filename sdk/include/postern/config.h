@@ -83,6 +83,12 @@ struct postern_cfg_key {
 	const struct postern_cfg_key *schema; /* GROUP and LIST: nested keys */
 	unsigned flags;             /* POSTERN_CFG_REQUIRED */
 	const char *doc;            /* one line, shown by `posternd -n -v` */
+	/* ABI 1.6: a check of the value beyond its type and bounds (an
+	 * address that must parse, a list whose items must be unique).
+	 * Called with the field in `out` once it parsed, defaults too;
+	 * return 0, or -1 after writing one line to err[errlen], which the
+	 * host reports as "FILE:LINE: key 'path': <err>".  May be NULL. */
+	int (*validate)(const void *field, char *err, size_t errlen);
 };
 
 struct postern_strlist {
