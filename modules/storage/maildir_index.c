@@ -37,6 +37,9 @@
 
 #define MD_INDEX_MAGIC 0x49444d50u /* "PMDI" */
 #define MD_INDEX_VERSION 2u
+/* Mod-sequences are 63-bit (RFC 7162); one near the top would wrap to 0
+ * as changes add to it. */
+#define MD_MODSEQ_MAX ((uint64_t)INT64_MAX / 2)
 
 struct md_ihdr {
 	uint32_t magic, version, hdr_size, rec_size;
@@ -230,6 +233,20 @@ state_clear_recs(struct md_state *s)
 	for (i = 0; i < s->nrec; i++)
 		free(s->names[i]);
 	s->nrec = 0;
+}
+
+/* An index or log found unusable: what its header said is not kept for
+ * the rebuild (a next UID from it would carry the damage over), but a
+ * sane highest mod-sequence is, so that mod-sequences never go back. */
+static void
+state_forget(struct md_state *s)
+{
+	state_clear_recs(s);
+	s->nextuid = 0;
+	if (s->highestmodseq > MD_MODSEQ_MAX)
+		s->highestmodseq = 0;
+	s->first_recent_uid = 0;
+	s->idx_size = 0;
 }
 
 /* md_state_add for a name already malloc'd: the state takes it (and
@@ -499,8 +516,9 @@ index_load_recs(struct md_state *s, const unsigned char *buf,
 /*
  * Whether the header fields agree with the records: every UID below the
  * next UID (else the next message would reuse one, and a client cache
- * keyed by UID would show the wrong message), and no record changed after
- * the highest mod-sequence (else CONDSTORE's CHANGEDSINCE would miss it).
+ * keyed by UID would show the wrong message), no record changed after
+ * the highest mod-sequence (else CONDSTORE's CHANGEDSINCE would miss it),
+ * and that one far from wrapping.
  * The files are checksummed, so this fails only on a bug or a forged file;
  * either way the state is not used.  The records are sorted by UID.
  */
@@ -509,7 +527,7 @@ state_consistent(const struct md_state *s)
 {
 	uint32_t i;
 
-	if (s->nextuid == 0 ||
+	if (s->nextuid == 0 || s->highestmodseq > MD_MODSEQ_MAX ||
 	    (s->nrec > 0 && s->recs[s->nrec - 1].uid >= s->nextuid))
 		return 0;
 	for (i = 0; i < s->nrec; i++)
@@ -883,8 +901,8 @@ log_apply(const char *path, struct md_state *s, const unsigned char *buf,
 		s->nrec = k;
 	if (rc == 0 && end > start && !state_consistent(s)) {
 		md_log(POSTERN_LOG_WARNING, "replay %s: a record's UID is not "
-		       "below the next UID (%u) or its mod-sequence is above "
-		       "the highest", path, s->nextuid);
+		       "below the next UID (%u), or a mod-sequence is past "
+		       "the highest or near wrapping", path, s->nextuid);
 		off = end;
 		rc = -1;
 	}
@@ -1054,17 +1072,16 @@ index_read(const char *dir, struct md_state *s)
 		s->gen = md_state_gen();
 		if (!state_consistent(s)) {
 			md_log(POSTERN_LOG_WARNING, "%s: a record's UID is not "
-			       "below the next UID (%u) or its mod-sequence is "
-			       "above the highest, rebuilding the index", path,
+			       "below the next UID (%u), or a mod-sequence is "
+			       "past the highest or near wrapping; rebuilding "
+			       "the index", path,
 			       s->nextuid);
-			state_clear_recs(s);
-			s->idx_size = 0;
+			state_forget(s);
 			rc = -1;
 		} else if (log_replay(dir, s) < 0) {
 			md_log(POSTERN_LOG_WARNING, "%s: unusable change log, "
 			       "rebuilding the index", path);
-			state_clear_recs(s);
-			s->idx_size = 0;
+			state_forget(s);
 			rc = -1;
 		}
 	}

@@ -147,6 +147,8 @@ check(const struct md_state *s)
 
 	if (s->nextuid == 0)
 		abort();   /* the next message would get UID 0 */
+	if (s->highestmodseq > (uint64_t)INT64_MAX)
+		abort();   /* mod-sequences are 63-bit and must not wrap */
 	for (i = 0; i < s->nrec; i++) {
 		if (i > 0 && s->recs[i].uid <= s->recs[i - 1].uid)
 			abort();   /* ascending UIDs */
