@@ -14,6 +14,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "address.h"
 #include "conf.h"
 #include "conn.h"
 #include "deliver.h"
@@ -585,6 +586,7 @@ static const struct postern_host host_table_v = {
 	.conn_peer_gone = conn_peer_gone,
 	.rates_create = h_rates_create,
 	.rates_hit = h_rates_hit,
+	.address_split = address_split,
 };
 
 const struct postern_host *

@@ -120,6 +120,9 @@ def test_sync_filter(r):
     assert c.cmd("MAIL FROM:<a@remote.example>")[0] == 250
     code, text = c.cmd("RCPT TO:<spamtrap@example.org>")
     assert code == 550 and "5.7.1 recipient refused by policy" in text[0]
+    # Compared as user@domain: case and +detail aside.
+    code, text = c.cmd("RCPT TO:<SpamTrap+x@Example.org>")
+    assert code == 550, (code, text)
     assert c.cmd("RCPT TO:<alice@example.org>")[0] == 250
     assert c.cmd("DATA")[0] == 354
     c.send("Subject: win the lottery\r\n\r\nnow\r\n.\r\n")

@@ -7,7 +7,8 @@
  *
  * What it does:
  *	- refuses the recipients listed in `block_rcpts` (550 5.7.1), each
- *	  on its own: the others of the transaction go on;
+ *	  on its own: the others of the transaction go on; compared as
+ *	  user@domain, case and +detail aside (host->address_split);
  *	- remembers whether the Subject holds `tag_word`, and at end of data
  *	  prefixes that Subject with `tag`;
  *	- adds "X-Filter-Sync: checked" to every message it sees whole.
@@ -106,13 +107,27 @@ state_drop(uint64_t session)
 
 /* ---- the handlers ---------------------------------------------------- */
 
+/* "user@domain" of an address, without its +detail, lower-cased. */
+static const char *
+base_address(const char *address, postern_pool_t *pool)
+{
+	struct postern_address_parts a = { .size = sizeof(a) };
+
+	if (host->address_split(address, "+", pool, &a) < 0)
+		return address;
+	return host->pool_printf(pool, "%s@%s", a.user, a.domain);
+}
+
 static void
 on_rcpt(const struct postern_smtp_payload *p, struct postern_verdict *v)
 {
+	postern_pool_t *pool = smtp->txn_pool(p->txn);
+	const char *rcpt = base_address(p->rcpt->address, pool);
 	size_t i;
 
 	for (i = 0; i < cfg.block_rcpts.count; i++)
-		if (strcasecmp(p->rcpt->address, cfg.block_rcpts.items[i]) == 0) {
+		if (strcasecmp(rcpt, base_address(cfg.block_rcpts.items[i],
+		                                  pool)) == 0) {
 			v->kind = POSTERN_VERDICT_REJECT;
 			v->code = 550;
 			v->enhanced = "5.7.1";
@@ -202,10 +217,9 @@ filter_init(const struct postern_host *h, postern_module_t *m)
 	self = m;
 	if (POSTERN_CFG_PARSE(h, m, h->cfg_module(m), keys, &cfg) < 0)
 		return -1;
-	/* The service the SMTP module publishes; 1.0 has header_add and
-	 * header_change. */
+	/* The service the SMTP module publishes; 1.1 has txn_pool. */
 	smtp = h->service_lookup(m, POSTERN_SMTP_SERVICE, POSTERN_SMTP_MAJOR,
-	                         0);
+	                         1);
 	if (smtp == NULL)
 		return -1; /* logged by the host */
 	for (i = 0; i < sizeof(hooks) / sizeof(hooks[0]); i++) {

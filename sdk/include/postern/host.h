@@ -639,6 +639,20 @@ struct postern_host {
 	 * thread. */
 	int (*rates_hit)(postern_rates_t *t, const void *key, size_t len,
 	                 unsigned cost, unsigned max, unsigned *rate);
+
+	/* ---- Addresses (ABI 1.6) -------------------------------------- */
+
+	/* Splits an envelope address (without <>) into its parts, strings
+	 * from `pool`: local part as given; user, the local part up to the
+	 * first of `delimiters` (a subaddress, RFC 5233: "+"; NULL or "":
+	 * none), lower-cased; detail after it (NULL without one); domain
+	 * lower-cased ("" for an address without '@').  ASCII only is
+	 * lower-cased; a quoted local part has no detail.  Set out->size
+	 * first.  0, or -1 (empty, no local part, an empty domain).  Any
+	 * thread. */
+	int (*address_split)(const char *address, const char *delimiters,
+	                     postern_pool_t *pool,
+	                     struct postern_address_parts *out);
 #endif
 };
 

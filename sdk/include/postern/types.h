@@ -59,6 +59,15 @@ typedef struct postern_counts postern_counts_t;
 /* Event rates summed over all workers (host->rates_create, ABI 1.6). */
 typedef struct postern_rates postern_rates_t;
 
+/* An envelope address's parts (host->address_split, ABI 1.6). */
+struct postern_address_parts {
+	size_t size;            /* sizeof(struct postern_address_parts) */
+	const char *local;      /* the local part as given */
+	const char *user;       /* up to the subaddress delimiter, lower */
+	const char *detail;     /* after it, or NULL */
+	const char *domain;     /* lower-cased; "" without '@' */
+};
+
 /* Result codes.  Functions that can fail return one of these (or a
  * documented negative value); 0 is success everywhere. */
 enum postern_status {
