@@ -39,10 +39,7 @@ shared_count_create(void)
 		return NULL;
 	}
 	t->buckets = p;
-	/* Clients choose their addresses (a whole IPv6 /64): they must not
-	 * be able to pile them into one bucket. */
-	if (getrandom(&t->seed, sizeof(t->seed), GRND_NONBLOCK) < 0)
-		t->seed = (uint64_t)getpid() * 0x9e3779b97f4a7c15ull;
+	t->seed = shared_seed();
 	t->next = tables;
 	tables = t;
 	return t;
@@ -62,18 +59,36 @@ shared_count_worker_start(int worker_id)
 			                 __ATOMIC_RELAXED);
 }
 
+uint64_t
+shared_seed(void)
+{
+	uint64_t seed;
+
+	/* Clients choose their keys (addresses, a whole IPv6 /64, sender
+	 * domains): they must not be able to pile them into one bucket. */
+	if (getrandom(&seed, sizeof(seed), GRND_NONBLOCK) < 0)
+		seed = (uint64_t)getpid() * 0x9e3779b97f4a7c15ull;
+	return seed;
+}
+
 /* FNV-1a over the seed and the key. */
-static unsigned
-bucket_of(const struct postern_counts *t, const void *key, size_t len)
+uint64_t
+shared_hash(uint64_t seed, const void *key, size_t len)
 {
 	const unsigned char *p = key;
-	uint64_t h = 14695981039346656037ull ^ t->seed;
+	uint64_t h = 14695981039346656037ull ^ seed;
 	size_t i;
 
 	for (i = 0; i < len; i++)
 		h = (h ^ p[i]) * 1099511628211ull;
-	h ^= h >> 29;
-	return (unsigned)(h % SHARED_COUNT_BUCKETS);
+	return h ^ (h >> 29);
+}
+
+static unsigned
+bucket_of(const struct postern_counts *t, const void *key, size_t len)
+{
+	return (unsigned)(shared_hash(t->seed, key, len) %
+	                  SHARED_COUNT_BUCKETS);
 }
 
 int

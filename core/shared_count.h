@@ -16,6 +16,7 @@
 #define CORE_SHARED_COUNT_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #define SHARED_COUNT_BUCKETS 16384
 #define SHARED_COUNT_WORKERS 64   /* worker ids above share columns */
@@ -41,5 +42,10 @@ int shared_count_take(struct postern_counts *t, const void *key, size_t len,
 
 /* Gives back what a take counted; ticket 0 is nothing. */
 void shared_count_put(struct postern_counts *t, unsigned ticket);
+
+/* What the shared tables (these, shared_rate.h) hash keys with: a random
+ * seed per table, and FNV-1a over the seed and the key. */
+uint64_t shared_seed(void);
+uint64_t shared_hash(uint64_t seed, const void *key, size_t len);
 
 #endif /* CORE_SHARED_COUNT_H */

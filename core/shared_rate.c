@@ -11,11 +11,10 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 #include <sys/mman.h>
-#include <sys/random.h>
 
 #include "log.h"
+#include "shared_count.h"
 #include "xalloc.h"
 
 struct postern_rates {
@@ -55,10 +54,7 @@ shared_rate_create(uint64_t window_ms)
 	}
 	t->buckets = p;
 	t->window_ms = window_ms > 0 ? window_ms : 1;
-	/* Clients choose their addresses and sender domains: they must
-	 * not be able to pile them into one bucket. */
-	if (getrandom(&t->seed, sizeof(t->seed), GRND_NONBLOCK) < 0)
-		t->seed = (uint64_t)getpid() * 0x9e3779b97f4a7c15ull;
+	t->seed = shared_seed();
 	t->next = tables;
 	tables = t;
 	return t;
@@ -67,14 +63,7 @@ shared_rate_create(uint64_t window_ms)
 static size_t
 bucket_of(const struct postern_rates *t, const void *key, size_t len)
 {
-	const unsigned char *p = key;
-	uint64_t h = 14695981039346656037ull ^ t->seed;
-	size_t i;
-
-	for (i = 0; i < len; i++)
-		h = (h ^ p[i]) * 1099511628211ull;
-	h ^= h >> 29;
-	return (size_t)(h % SHARED_RATE_BUCKETS);
+	return (size_t)(shared_hash(t->seed, key, len) % SHARED_RATE_BUCKETS);
 }
 
 int
