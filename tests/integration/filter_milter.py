@@ -13,12 +13,11 @@ import socket
 import struct
 import subprocess
 import sys
-import threading
 import time
 
 from smtp_common import ehlo_session, send_message, smtp_server, \
     stop_clean, strip_trace, wait_messages
-from testlib import POSTERND, Runner, Skip, TOP_BUILDDIR, free_port
+from testlib import POSTERND, LoopbackServer, Runner, Skip, TOP_BUILDDIR, free_port
 
 R = Runner("filter_milter")
 TEST_MILTER = os.path.join(TOP_BUILDDIR, "tests", "milter", "test_milter")
@@ -285,27 +284,11 @@ def test_opendkim_signs(r):
 
 # ---- a milter that breaks the rules --------------------------------------
 
-class FakeMilter(threading.Thread):
+class FakeMilter(LoopbackServer):
     """A scripted milter on loopback.  At end of message it does what the
     message's X-Fake field says: "flood" (5,000 added fields of 1 KB),
     "garbage" (a reply letter that does not exist), "huge" (a packet
     length of 2 GB), anything else: continue."""
-
-    def __init__(self):
-        super().__init__(daemon=True)
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(16)
-        self.port = self.sock.getsockname()[1]
-
-    def run(self):
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            threading.Thread(target=self.serve, args=(conn,),
-                             daemon=True).start()
 
     @staticmethod
     def packet(cmd, data=b""):

@@ -9,14 +9,12 @@ scripted one on loopback, and answers when it replies; a silent service
 hits the timeout and fails open, a client that leaves cancels)."""
 import os
 import shutil
-import socket
 import subprocess
-import threading
 import time
 
 from smtp_common import ehlo_session, send_message, smtp_server, \
     stop_clean, strip_trace, wait_messages
-from testlib import Runner, TOP_BUILDDIR, TOP_SRCDIR
+from testlib import LoopbackServer, Runner, TOP_BUILDDIR, TOP_SRCDIR
 
 R = Runner("sdk_filters")
 MAKE = os.environ.get("MAKE", "make")
@@ -52,26 +50,13 @@ def build_examples():
     return built
 
 
-class PolicyService(threading.Thread):
+class PolicyService(LoopbackServer):
     """A Postfix-style policy service: the answer depends on the
     recipient's local part."""
 
     def __init__(self):
-        super().__init__(daemon=True)
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(16)
-        self.port = self.sock.getsockname()[1]
+        super().__init__()
         self.requests = []
-
-    def run(self):
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            threading.Thread(target=self.serve, args=(conn,),
-                             daemon=True).start()
 
     def serve(self, conn):
         with conn:
