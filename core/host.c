@@ -18,6 +18,7 @@
 #include "conf.h"
 #include "conn.h"
 #include "deliver.h"
+#include "dns.h"
 #include "hook.h"
 #include "isolate.h"
 #include "job.h"
@@ -587,6 +588,9 @@ static const struct postern_host host_table_v = {
 	.rates_create = h_rates_create,
 	.rates_hit = h_rates_hit,
 	.address_split = address_split,
+	.dns_lookup = dns_lookup,
+	.dns_addr = dns_addr,
+	.dns_cancel = dns_cancel,
 };
 
 const struct postern_host *

@@ -52,6 +52,7 @@
 #include "auth_penalty.h"
 #include "conf.h"
 #include "conn.h"
+#include "dns.h"
 #include "hook.h"
 #include "isolate.h"
 #include "host.h"
@@ -108,6 +109,9 @@ struct core_settings {
 	long long auth_penalty_max_ms;
 	long long auth_penalty_expire_ms;
 	long long auth_penalty_slots;
+	const char *dns_servers;
+	long long dns_timeout_ms;
+	long long dns_tries;
 	int log_level; /* index into log_levels */
 };
 
@@ -178,6 +182,16 @@ static const struct postern_cfg_key core_schema[] = {
 	         "8192", .min = 64, .max = 1 << 24, .doc = "addresses and "
 	         "accounts the penalty table holds (96 bytes each, shared by "
 	         "the workers); when full the oldest are forgotten"),
+	CORE_KEY("dns_servers", POSTERN_CFG_STRING, dns_servers, "",
+	         .doc = "DNS servers the modules' lookups (relay MX, SPF, "
+	         "DNSBL) ask, \"127.0.0.1:5353,[::1]:53\"; empty: those of "
+	         "/etc/resolv.conf"),
+	CORE_KEY("dns_timeout", POSTERN_CFG_DURATION, dns_timeout_ms, "2s",
+	         .min = 100, .max = 60000, .doc = "a DNS query's first "
+	         "timeout; each retry waits longer"),
+	CORE_KEY("dns_tries", POSTERN_CFG_INT, dns_tries, "3", .min = 1,
+	         .max = 10, .doc = "times a DNS query is sent to each server "
+	         "before it fails as temporary"),
 	CORE_KEY("log_level", POSTERN_CFG_ENUM, log_level, "info",
 	         .choices = log_levels, .doc = "error ... debug"),
 	{ .name = NULL },
@@ -322,6 +336,21 @@ setup_log_level(void)
 	return level;
 }
 
+static void
+setup_dns(void)
+{
+	struct dns_settings d = {
+		.servers = rt.set.dns_servers,
+		.timeout_ms = (unsigned)rt.set.dns_timeout_ms,
+		.tries = (unsigned)rt.set.dns_tries,
+	};
+	char err[320];
+
+	if (dns_configure(&d, err, sizeof(err)) < 0)
+		conf_error(rt.conf, conf_lookup(conf_root(rt.conf),
+		           "dns_servers"), "%s", err);
+}
+
 static int
 setup(void)
 {
@@ -336,6 +365,7 @@ setup(void)
 	           sizeof(core_schema[0]), &rt.set, CONF_ALLOW_UNKNOWN);
 	settings_fallbacks();
 	log_set_level(setup_log_level());
+	setup_dns();
 	sasl_set_failure_delay((unsigned)rt.set.auth_failure_delay_ms);
 	conn_set_output_high_water((size_t)rt.set.output_high_water);
 	sasl_set_queue((unsigned)rt.set.auth_threads,
@@ -666,6 +696,7 @@ worker_run(int id)
 stop:
 	conn_close_all();
 	modules_worker_call(2);
+	dns_shutdown();
 	job_pool_destroy(rt.jobs);
 	host_set_jobs(NULL);
 	conn_fini();

@@ -43,7 +43,6 @@ struct relay_settings {
 	long long connect_timeout, command_timeout, data_init_timeout;
 	long long data_block_timeout, data_done_timeout, reuse_timeout;
 	long long max_messages_per_connection;
-	const char *dns_servers;
 };
 
 extern struct relay_settings relay_cfg;
@@ -53,7 +52,6 @@ extern const struct postern_relay_admin relay_admin_table;
 extern struct relay_retry_policy relay_retry;
 extern struct relay_routes *relay_route_table;
 extern postern_tls_t *relay_tls_client;
-extern struct relay_dns *relay_resolver; /* this worker's; may be NULL */
 
 /* One recipient's outcome in a delivery. */
 struct relay_result {
@@ -64,7 +62,6 @@ struct relay_result {
 	int accepted;        /* RCPT got 2xx (SMTP/LMTP) */
 };
 
-struct relay_dns;
 struct relay_msg;        /* a claimed message (relay_module.c) */
 
 /* The relay service's enqueue (relay_module.c), also for the alias

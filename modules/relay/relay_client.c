@@ -30,7 +30,6 @@
 
 #include "relay.h"
 #include "relay_convert.h"
-#include "relay_dns.h"
 
 #define REPLY_TEXT_MAX 1000
 #define REPLY_LINE_MAX 4096
@@ -141,7 +140,7 @@ struct relay_sess {
 	struct relay_cand cands[RELAY_MAX_CANDS];
 	size_t ncands, icand;
 	unsigned port;
-	struct relay_dns_query *q;
+	postern_dns_query_t *q;        /* the DNS lookup in flight */
 	int greeted;
 	char err[300];
 };
@@ -325,7 +324,7 @@ static void
 sess_free(struct relay_sess *s)
 {
 	if (s->q != NULL)
-		relay_dns_cancel(s->q);
+		relay_host->dns_cancel(s->q);
 	if (s->on_idle)
 		TAILQ_REMOVE(&s->dest->idle, s, link);
 	relay_dest_sess_gone(s->dest);
@@ -1416,7 +1415,7 @@ cand_add(struct relay_sess *s, const char *host,
 /* A DNS answer that ends the attempt: permanent ones fail the
  * recipients (null MX, no such domain), the rest defer. */
 static void
-dns_failed(struct relay_sess *s, enum relay_dns_status st, const char *err,
+dns_failed(struct relay_sess *s, enum postern_dns_status st, const char *err,
            int recipient_domain)
 {
 	char text[TEXT_MAX];
@@ -1424,16 +1423,16 @@ dns_failed(struct relay_sess *s, enum relay_dns_status st, const char *err,
 	snprintf(text, sizeof(text), "%s", err != NULL ? err : "DNS lookup "
 	         "failed");
 	switch (st) {
-	case RELAY_DNS_NULL_MX:
+	case POSTERN_DNS_NULL_MX:
 		snprintf(text, sizeof(text), "domain %s accepts no mail "
 		         "(null MX, RFC 7505)", s->dest->domain);
 		sess_cannot_start(s, 556, "5.1.10", text);
 		return;
-	case RELAY_DNS_NXDOMAIN:
+	case POSTERN_DNS_NXDOMAIN:
 		sess_cannot_start(s, 550, recipient_domain ? "5.1.2" : "5.4.4",
 		                  text);
 		return;
-	case RELAY_DNS_NODATA:
+	case POSTERN_DNS_NODATA:
 		sess_cannot_start(s, 550, "5.4.4", text);
 		return;
 	default:
@@ -1445,15 +1444,15 @@ dns_failed(struct relay_sess *s, enum relay_dns_status st, const char *err,
 static void addr_next(struct relay_sess *s);
 
 static void
-addr_done(const struct relay_dns_addr_result *r, void *arg)
+addr_done(const struct postern_dns_result *r, void *arg)
 {
 	struct relay_sess *s = arg;
 	size_t i;
 
 	s->q = NULL;
-	if (r->status == RELAY_DNS_OK) {
-		for (i = 0; i < r->naddrs; i++)
-			cand_add(s, r->host, &r->addrs[i], s->port);
+	if (r->status == POSTERN_DNS_OK) {
+		for (i = 0; i < r->nrecords; i++)
+			cand_add(s, r->name, &r->records[i]->addr, s->port);
 	} else if (s->ncands == 0 && s->imx + 1 >= s->nmx) {
 		/* The last host to look up, and nothing found. */
 		dns_failed(s, r->status, r->error, 0);
@@ -1471,28 +1470,38 @@ static void
 addr_next(struct relay_sess *s)
 {
 	if (s->imx < s->nmx && s->ncands < RELAY_MAX_CANDS) {
-		s->q = relay_dns_addr(relay_resolver, s->mx[s->imx], s->port,
-		                      addr_done, s);
+		s->q = relay_host->dns_addr(relay_self, s->mx[s->imx],
+		                            s->port, addr_done, s);
+		if (s->q == NULL)
+			sess_cannot_start(s, 451, "4.4.3", "no DNS resolver");
 		return;
 	}
 	start_connecting(s);
 }
 
 static void
-mx_done(const struct relay_dns_mx_result *r, void *arg)
+mx_done(const struct postern_dns_result *r, void *arg)
 {
 	struct relay_sess *s = arg;
 	size_t i;
 
 	s->q = NULL;
-	if (r->status != RELAY_DNS_OK) {
+	if (r->status == POSTERN_DNS_NODATA) {
+		/* The name exists without MX: the domain itself is the one
+		 * host (RFC 5321 section 5.1's implicit MX). */
+		snprintf(s->mx[0], sizeof(s->mx[0]), "%s", r->name);
+		s->nmx = 1;
+		addr_next(s);
+		return;
+	}
+	if (r->status != POSTERN_DNS_OK) {
 		dns_failed(s, r->status, r->error,
 		           s->dest->route->via.kind == RELAY_VIA_MX);
 		return;
 	}
-	for (i = 0; i < r->nhosts && s->nmx < RELAY_MAX_MX; i++)
+	for (i = 0; i < r->nrecords && s->nmx < RELAY_MAX_MX; i++)
 		snprintf(s->mx[s->nmx++], sizeof(s->mx[0]), "%s",
-		         r->hosts[i].host);
+		         r->records[i]->name);
 	addr_next(s);
 }
 
@@ -1517,14 +1526,14 @@ relay_client_start(struct relay_dest *dest, struct relay_dlv *first)
 	if (via->kind == RELAY_VIA_LMTP_UNIX || via->is_ip) {
 		cand_add(s, via->host, NULL, s->port);
 		start_connecting(s);
-	} else if (relay_resolver == NULL) {
-		sess_cannot_start(s, 451, "4.4.3", "no DNS resolver");
 	} else if (via->kind == RELAY_VIA_MX ||
 	           (via->kind == RELAY_VIA_SMTP && !via->literal)) {
-		s->q = relay_dns_mx(relay_resolver,
-		                    via->kind == RELAY_VIA_MX ? dest->domain
-		                                              : via->host,
-		                    mx_done, s);
+		s->q = relay_host->dns_lookup(relay_self,
+		                              via->kind == RELAY_VIA_MX ?
+		                              dest->domain : via->host,
+		                              POSTERN_DNS_MX, mx_done, s);
+		if (s->q == NULL)
+			sess_cannot_start(s, 451, "4.4.3", "no DNS resolver");
 	} else {
 		snprintf(s->mx[0], sizeof(s->mx[0]), "%s", via->host);
 		s->nmx = 1;

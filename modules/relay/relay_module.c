@@ -15,7 +15,6 @@
 #include <sys/stat.h>
 
 #include "relay.h"
-#include "relay_dns.h"
 #include "relay_dsn.h"
 #include "relay_local.h"
 
@@ -31,7 +30,6 @@ struct relay_settings relay_cfg;
 struct relay_retry_policy relay_retry;
 struct relay_routes *relay_route_table;
 postern_tls_t *relay_tls_client;
-struct relay_dns *relay_resolver;
 
 char relay_queue_dir[3800];
 static char system_hostname[256];
@@ -76,10 +74,6 @@ static const struct postern_cfg_key relay_keys[] = {
 	         "*.wildcard, then \"*\"" },
 	{ .name = "tls_ca", .type = POSTERN_CFG_STRING, .offset = S(tls_ca),
 	  .doc = "CA file for tls = verify routes (default: the system's)" },
-	{ .name = "dns_servers", .type = POSTERN_CFG_STRING,
-	  .offset = S(dns_servers),
-	  .doc = "DNS servers, \"127.0.0.1:5353,[::1]:53\" (default: those "
-	         "of /etc/resolv.conf)" },
 	{ .name = "retry_min", .type = POSTERN_CFG_DURATION,
 	  .offset = S(retry_min), .def = "5m", .min = 1000,
 	  .max = 86400000LL, .doc = "first delay after a temporary failure" },
@@ -1169,7 +1163,6 @@ wake(postern_watch_t *w, int fd, unsigned events, void *arg)
 static int
 worker_start(void *arg)
 {
-	struct relay_dns_config dns = { 0 };
 	char err[512];
 
 	(void)arg;
@@ -1183,12 +1176,6 @@ worker_start(void *arg)
 		                strerror(errno));
 		return -1;
 	}
-	dns.servers = relay_cfg.dns_servers;
-	if ((relay_resolver = relay_dns_create(relay_host, relay_self, &dns,
-	                                       err, sizeof(err))) == NULL)
-		relay_host->log(relay_self, POSTERN_LOG_ERROR, "no DNS "
-		                "resolver (MX routes and host names will be "
-		                "deferred): %s", err);
 	rs.wake_watch = relay_host->watch_add(rs.wake_fd[0],
 	                                      POSTERN_WATCH_READ, wake, NULL);
 	rs.last_scan = wall_ms();
@@ -1215,8 +1202,6 @@ static void
 worker_exit(void *arg)
 {
 	(void)arg;
-	relay_dns_destroy(relay_resolver);
-	relay_resolver = NULL;
 	if (rs.wake_watch != NULL)
 		relay_host->watch_remove(rs.wake_watch);
 	rs.wake_watch = NULL;

@@ -340,7 +340,7 @@ def test_mx_routing(r):
     srv = relay_server(r, routes, name="mx",
                        relay_domains=("remote.example", "null.test",
                                       "missing.test"),
-                       relay_extra='dns_servers = "127.0.0.1:%d";' % port)
+                       core_extra='dns_servers = "127.0.0.1:%d";' % port)
     try:
         send(srv, ["bob@remote.example"])
         txns = hop.wait(1)

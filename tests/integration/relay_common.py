@@ -285,10 +285,11 @@ class NextHop:
 
 def relay_server(runner, routes, name="srv", relay_extra="", smtp_extra="",
                  relay_domains=("remote.example", "other.example"),
-                 workers=1):
+                 workers=1, core_extra=""):
     """A started MailServer with smtp (mx, submission) and relay.
-    `routes` is libconfig text for relay.routes."""
-    conf = """
+    `routes` is libconfig text for relay.routes; `core_extra` top-level
+    settings (dns_servers)."""
+    conf = core_extra + """
 smtp = {
   hostname = "mx.test.example";
   tls = %%(tls)s;

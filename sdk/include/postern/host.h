@@ -31,6 +31,7 @@
 #include <postern/hook.h>
 #include <postern/sasl.h>
 #include <postern/mime.h>
+#include <postern/dns.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -653,6 +654,32 @@ struct postern_host {
 	int (*address_split)(const char *address, const char *delimiters,
 	                     postern_pool_t *pool,
 	                     struct postern_address_parts *out);
+#endif
+
+#if POSTERN_ABI_TARGET_MINOR >= 7
+	/* ---- DNS (ABI 1.7; postern/dns.h says what results hold) ------ */
+
+	/* The records of `type` (enum postern_dns_type) for `name`, on the
+	 * worker's resolver; `cb` is called once, on the loop, never from
+	 * inside this call.  With POSTERN_DNS_PTR, `name` may be an IPv4
+	 * or IPv6 address: its in-addr.arpa or ip6.arpa name is asked.
+	 * Returns the query; NULL (and nothing is called back) only when no
+	 * resolver can be made (logged once) or outside a worker.  Worker
+	 * event loop. */
+	postern_dns_query_t *(*dns_lookup)(postern_module_t *m,
+	                                   const char *name, unsigned type,
+	                                   postern_dns_fn cb, void *arg);
+	/* The AAAA and A addresses of `host` (a literal address is answered
+	 * without a query), as records whose addr carries `port`.  Any
+	 * address found is OK even when the other type failed; else a
+	 * temporary failure of either is TEMPFAIL, else NXDOMAIN of either
+	 * is NXDOMAIN, else NODATA.  As dns_lookup otherwise. */
+	postern_dns_query_t *(*dns_addr)(postern_module_t *m,
+	                                 const char *host, unsigned port,
+	                                 postern_dns_fn cb, void *arg);
+	/* Forgets a lookup: its callback will not be called.  Only before
+	 * the callback has run, not from inside it.  NULL is a no-op. */
+	void (*dns_cancel)(postern_dns_query_t *q);
 #endif
 };
 

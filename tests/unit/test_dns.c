@@ -1,9 +1,10 @@
 /*
- * test_relay_dns.c - the relay's resolver (modules/relay/relay_dns.c)
- * against a real DNS server: dnsmasq on a loopback port, serving MX
- * records of several preferences, a null MX (RFC 7505), names without
- * MX, names that do not exist, A and AAAA records.  The resolver runs on
- * the core's event loop through the host table, as in a worker.
+ * test_dns.c - the worker's resolver (core/dns.c, ht->dns_lookup and
+ * dns_addr) against a real DNS server: dnsmasq on a loopback port,
+ * serving MX records of several preferences, a null MX (RFC 7505), names
+ * without MX, names that do not exist, A, AAAA, TXT and PTR records.
+ * The resolver runs on the core's event loop through the host table, as
+ * in a worker.
  *
  * Exits 77 (automake's SKIP) when dnsmasq is not installed.
  */
@@ -21,7 +22,7 @@
 #include "unit.h"
 #include "host.h"
 #include "loop.h"
-#include "relay_dns.h"
+#include "dns.h"
 
 static const char *const dnsmasq_paths[] = {
 	"/usr/sbin/dnsmasq", "/sbin/dnsmasq", "/usr/bin/dnsmasq", NULL,
@@ -31,17 +32,18 @@ static char *tmpdir;
 static pid_t dnsmasq_pid = -1;
 static unsigned dns_port;
 static struct loop *loop;
-static struct relay_dns *dns;
+static const struct postern_host *ht;
 
 /* What a callback saw. */
 static struct {
 	int calls;
-	enum relay_dns_status status;
-	char hosts[8][64];
+	enum postern_dns_status status;
+	char hosts[8][64];        /* MX and PTR names */
 	unsigned prefs[8];
-	int implicit[8];
+	char texts[8][256];       /* TXT */
+	size_t lens[8];
 	size_t n;
-	char error[256];
+	char error[320];
 	struct sockaddr_storage addrs[8];
 } got;
 
@@ -102,7 +104,10 @@ static int
 start_dnsmasq(const char *path)
 {
 	char portarg[32], logpath[512], pidarg[512];
+	static char long_txt[6000];
 	uint64_t end;
+	char *p;
+	int i;
 
 	dns_port = free_port();
 	if (dns_port == 0)
@@ -111,6 +116,15 @@ start_dnsmasq(const char *path)
 	snprintf(logpath, sizeof(logpath), "%s/dnsmasq.log", tmpdir);
 	snprintf(pidarg, sizeof(pidarg), "--pid-file=%s/dnsmasq.pid",
 	    tmpdir);
+	/* 5,000 octets in 250-octet strings: over POSTERN_DNS_MAX_TXT. */
+	p = long_txt + snprintf(long_txt, sizeof(long_txt),
+	    "--txt-record=long.test");
+	for (i = 0; i < 20; i++) {
+		*p++ = ',';
+		memset(p, 'a' + i, 250);
+		p += 250;
+	}
+	*p = '\0';
 	if ((dnsmasq_pid = fork()) < 0)
 		return -1;
 	if (dnsmasq_pid == 0) {
@@ -133,6 +147,18 @@ start_dnsmasq(const char *path)
 		    /* a host with an address and no MX: implicit MX */
 		    "--host-record=plain.test,127.0.0.6",
 		    "--host-record=six.test,::6",
+		    /* TXT: one string, several strings, a duplicate, and a
+		     * record too long to keep beside a short one */
+		    "--txt-record=txt.test,v=spf1 ip4:192.0.2.0/24 -all",
+		    "--txt-record=txt.test,part one ,part two",
+		    "--txt-record=txt.test,v=spf1 ip4:192.0.2.0/24 -all",
+		    long_txt,
+		    "--txt-record=long.test,short",
+		    /* PTR: two names for one address */
+		    "--ptr-record=7.2.0.192.in-addr.arpa,mail.ptr.test",
+		    "--ptr-record=7.2.0.192.in-addr.arpa,other.ptr.test",
+		    /* a DNSBL entry */
+		    "--host-record=2.0.0.127.bl.test,127.0.0.2",
 		    (char *)NULL);
 		_exit(127);
 	}
@@ -177,11 +203,12 @@ suite_clean(void)
 static void
 setup_with(const char *servers, unsigned timeout_ms, unsigned tries)
 {
-	struct relay_dns_config cfg;
-	char servbuf[64], err[256];
+	struct dns_settings cfg;
+	char servbuf[64], err[320];
 
 	loop = loop_create();
 	loop_current = loop;
+	ht = host_table();
 	memset(&got, 0, sizeof(got));
 	memset(&cfg, 0, sizeof(cfg));
 	if (servers == NULL) {
@@ -191,10 +218,10 @@ setup_with(const char *servers, unsigned timeout_ms, unsigned tries)
 	cfg.servers = servers;
 	cfg.timeout_ms = timeout_ms;
 	cfg.tries = tries;
-	dns = relay_dns_create(host_table(), NULL, &cfg, err, sizeof(err));
-	if (dns == NULL)
-		fprintf(stderr, "relay_dns_create: %s\n", err);
-	CU_ASSERT_PTR_NOT_NULL_FATAL(dns);
+	err[0] = '\0';
+	if (dns_configure(&cfg, err, sizeof(err)) < 0)
+		fprintf(stderr, "dns_configure: %s\n", err);
+	CU_ASSERT_EQUAL_FATAL(err[0], '\0');
 }
 
 static void
@@ -206,64 +233,62 @@ setup(void)
 static void
 teardown(void)
 {
-	relay_dns_destroy(dns);
-	dns = NULL;
+	dns_shutdown();
 	loop_destroy(loop);
 	loop_current = NULL;
 }
 
 static void
-on_mx(const struct relay_dns_mx_result *r, void *arg)
+on_result(const struct postern_dns_result *r, void *arg)
 {
+	const struct postern_dns_record *rec;
 	size_t i;
 
 	(void)arg;
 	got.calls++;
 	got.status = r->status;
-	got.n = r->nhosts;
-	for (i = 0; i < r->nhosts && i < 8; i++) {
+	got.n = r->nrecords;
+	for (i = 0; i < r->nrecords && i < 8; i++) {
+		rec = r->records[i];
 		snprintf(got.hosts[i], sizeof(got.hosts[i]), "%s",
-		    r->hosts[i].host);
-		got.prefs[i] = r->hosts[i].preference;
-		got.implicit[i] = r->hosts[i].implicit;
+		    rec->name != NULL ? rec->name : "");
+		got.prefs[i] = rec->preference;
+		got.addrs[i] = rec->addr;
+		got.lens[i] = rec->len;
+		if (rec->text != NULL)
+			snprintf(got.texts[i], sizeof(got.texts[i]), "%s",
+			    rec->text);
 	}
 	snprintf(got.error, sizeof(got.error), "%s",
 	    r->error != NULL ? r->error : "");
-	CU_ASSERT_EQUAL(r->status == RELAY_DNS_OK, r->error == NULL);
+	CU_ASSERT_EQUAL(r->status == POSTERN_DNS_OK, r->error == NULL);
+	CU_ASSERT_EQUAL(r->status == POSTERN_DNS_OK, r->nrecords > 0);
 }
 
 static void
-on_addr(const struct relay_dns_addr_result *r, void *arg)
+lookup(const char *name, unsigned type)
 {
-	size_t i;
-
-	(void)arg;
-	got.calls++;
-	got.status = r->status;
-	got.n = r->naddrs;
-	for (i = 0; i < r->naddrs && i < 8; i++)
-		got.addrs[i] = r->addrs[i];
-	snprintf(got.error, sizeof(got.error), "%s",
-	    r->error != NULL ? r->error : "");
+	memset(&got, 0, sizeof(got));
+	CU_ASSERT_PTR_NOT_NULL(ht->dns_lookup(NULL, name, type, on_result,
+	    NULL));
+	/* Never answered inside the call. */
+	CU_ASSERT_EQUAL(got.calls, 0);
+	UNIT_PUMP_UNTIL(loop, got.calls > 0, 5000);
+	CU_ASSERT_EQUAL(got.calls, 1);
+	CU_ASSERT_EQUAL(dns_pending(), 0);
 }
 
 static void
 mx_lookup(const char *domain)
 {
-	memset(&got, 0, sizeof(got));
-	CU_ASSERT_PTR_NOT_NULL(relay_dns_mx(dns, domain, on_mx, NULL));
-	/* Never answered inside the call. */
-	CU_ASSERT_EQUAL(got.calls, 0);
-	UNIT_PUMP_UNTIL(loop, got.calls > 0, 5000);
-	CU_ASSERT_EQUAL(got.calls, 1);
-	CU_ASSERT_EQUAL(relay_dns_pending(dns), 0);
+	lookup(domain, POSTERN_DNS_MX);
 }
 
 static void
-addr_lookup(const char *host, unsigned port)
+addr_lookup(const char *name, unsigned port)
 {
 	memset(&got, 0, sizeof(got));
-	CU_ASSERT_PTR_NOT_NULL(relay_dns_addr(dns, host, port, on_addr, NULL));
+	CU_ASSERT_PTR_NOT_NULL(ht->dns_addr(NULL, name, port, on_result, NULL));
 	CU_ASSERT_EQUAL(got.calls, 0);
 	UNIT_PUMP_UNTIL(loop, got.calls > 0, 5000);
 	CU_ASSERT_EQUAL(got.calls, 1);
@@ -278,7 +303,7 @@ test_mx_preferences(void)
 	 * show up (a fixed order fails with probability 2^-39). */
 	for (i = 0; i < 40; i++) {
 		mx_lookup("Multi.Test.");
-		CU_ASSERT_EQUAL_FATAL(got.status, RELAY_DNS_OK);
+		CU_ASSERT_EQUAL_FATAL(got.status, POSTERN_DNS_OK);
 		CU_ASSERT_EQUAL_FATAL(got.n, 4);
 		CU_ASSERT_STRING_EQUAL(got.hosts[0], "mx5.multi.test");
 		CU_ASSERT_EQUAL(got.prefs[0], 5);
@@ -286,7 +311,6 @@ test_mx_preferences(void)
 		CU_ASSERT_EQUAL(got.prefs[2], 10);
 		CU_ASSERT_STRING_EQUAL(got.hosts[3], "mx20.multi.test");
 		CU_ASSERT_EQUAL(got.prefs[3], 20);
-		CU_ASSERT_EQUAL(got.implicit[0], 0);
 		if (strcmp(got.hosts[1], "mx10a.multi.test") == 0)
 			seen_a_first++;
 		else if (strcmp(got.hosts[1], "mx10b.multi.test") == 0)
@@ -301,33 +325,33 @@ static void
 test_null_mx(void)
 {
 	mx_lookup("null.test");
-	CU_ASSERT_EQUAL(got.status, RELAY_DNS_NULL_MX);
+	CU_ASSERT_EQUAL(got.status, POSTERN_DNS_NULL_MX);
 	CU_ASSERT_EQUAL(got.n, 0);
 	CU_ASSERT_PTR_NOT_NULL(strstr(got.error, "null MX"));
 }
 
 static void
-test_implicit_mx(void)
+test_no_mx(void)
 {
+	/* The name exists without MX: no data (the relay then takes the
+	 * domain itself, RFC 5321's implicit MX). */
 	mx_lookup("plain.test");
-	CU_ASSERT_EQUAL_FATAL(got.status, RELAY_DNS_OK);
-	CU_ASSERT_EQUAL_FATAL(got.n, 1);
-	CU_ASSERT_STRING_EQUAL(got.hosts[0], "plain.test");
-	CU_ASSERT_EQUAL(got.implicit[0], 1);
-	CU_ASSERT_EQUAL(got.prefs[0], 0);
+	CU_ASSERT_EQUAL(got.status, POSTERN_DNS_NODATA);
+	CU_ASSERT_EQUAL(got.n, 0);
+	CU_ASSERT_PTR_NOT_NULL(strstr(got.error, "plain.test"));
 }
 
 static void
 test_nxdomain(void)
 {
 	mx_lookup("nowhere.test");
-	CU_ASSERT_EQUAL(got.status, RELAY_DNS_NXDOMAIN);
+	CU_ASSERT_EQUAL(got.status, POSTERN_DNS_NXDOMAIN);
 	CU_ASSERT_PTR_NOT_NULL(strstr(got.error, "nowhere.test"));
 	/* An invalid name answers the same way, later, not at once. */
 	mx_lookup("bad..name");
-	CU_ASSERT_EQUAL(got.status, RELAY_DNS_NXDOMAIN);
+	CU_ASSERT_EQUAL(got.status, POSTERN_DNS_NXDOMAIN);
 	mx_lookup("");
-	CU_ASSERT_EQUAL(got.status, RELAY_DNS_NXDOMAIN);
+	CU_ASSERT_EQUAL(got.status, POSTERN_DNS_NXDOMAIN);
 }
 
 static void
@@ -335,7 +359,7 @@ test_refused_is_temporary(void)
 {
 	/* dnsmasq has no upstream: REFUSED for names it does not own. */
 	mx_lookup("example.org");
-	CU_ASSERT_EQUAL(got.status, RELAY_DNS_TEMPFAIL);
+	CU_ASSERT_EQUAL(got.status, POSTERN_DNS_TEMPFAIL);
 	CU_ASSERT_NOT_EQUAL(got.error[0], '\0');
 }
 
@@ -361,7 +385,7 @@ test_timeout_is_temporary(void)
 	setup_with(servers, 200, 2);
 	t0 = unit_mono_ms();
 	mx_lookup("multi.test");
-	CU_ASSERT_EQUAL(got.status, RELAY_DNS_TEMPFAIL);
+	CU_ASSERT_EQUAL(got.status, POSTERN_DNS_TEMPFAIL);
 	/* Two tries of 200 ms (the second may double), not forever. */
 	CU_ASSERT(unit_mono_ms() - t0 >= 300);
 	CU_ASSERT(unit_mono_ms() - t0 < 3000);
@@ -376,7 +400,7 @@ test_addresses(void)
 	char buf[64];
 
 	addr_lookup("mx5.multi.test", 2525);
-	CU_ASSERT_EQUAL_FATAL(got.status, RELAY_DNS_OK);
+	CU_ASSERT_EQUAL_FATAL(got.status, POSTERN_DNS_OK);
 	CU_ASSERT_EQUAL_FATAL(got.n, 2);
 	/* AAAA first. */
 	CU_ASSERT_EQUAL_FATAL(got.addrs[0].ss_family, AF_INET6);
@@ -392,22 +416,22 @@ test_addresses(void)
 
 	/* Only one type present: the other's NODATA does not matter. */
 	addr_lookup("plain.test", 25);
-	CU_ASSERT_EQUAL(got.status, RELAY_DNS_OK);
+	CU_ASSERT_EQUAL(got.status, POSTERN_DNS_OK);
 	CU_ASSERT_EQUAL(got.n, 1);
 	CU_ASSERT_EQUAL(got.addrs[0].ss_family, AF_INET);
 	addr_lookup("six.test", 25);
-	CU_ASSERT_EQUAL(got.status, RELAY_DNS_OK);
+	CU_ASSERT_EQUAL(got.status, POSTERN_DNS_OK);
 	CU_ASSERT_EQUAL(got.n, 1);
 	CU_ASSERT_EQUAL(got.addrs[0].ss_family, AF_INET6);
 
 	/* A name with MX records and no address: no data, permanent. */
 	addr_lookup("multi.test", 25);
-	CU_ASSERT_EQUAL(got.status, RELAY_DNS_NODATA);
+	CU_ASSERT_EQUAL(got.status, POSTERN_DNS_NODATA);
 	CU_ASSERT_EQUAL(got.n, 0);
 	addr_lookup("gone.test", 25);
-	CU_ASSERT_EQUAL(got.status, RELAY_DNS_NXDOMAIN);
+	CU_ASSERT_EQUAL(got.status, POSTERN_DNS_NXDOMAIN);
 	addr_lookup("example.org", 25);
-	CU_ASSERT_EQUAL(got.status, RELAY_DNS_TEMPFAIL);
+	CU_ASSERT_EQUAL(got.status, POSTERN_DNS_TEMPFAIL);
 }
 
 static void
@@ -417,46 +441,124 @@ test_literal_addresses(void)
 	const struct sockaddr_in6 *s6;
 
 	addr_lookup("192.0.2.7", 587);
-	CU_ASSERT_EQUAL_FATAL(got.status, RELAY_DNS_OK);
+	CU_ASSERT_EQUAL_FATAL(got.status, POSTERN_DNS_OK);
 	CU_ASSERT_EQUAL_FATAL(got.n, 1);
 	s4 = (const struct sockaddr_in *)&got.addrs[0];
 	CU_ASSERT_EQUAL(s4->sin_family, AF_INET);
 	CU_ASSERT_EQUAL(ntohl(s4->sin_addr.s_addr), 0xc0000207);
 	CU_ASSERT_EQUAL(ntohs(s4->sin_port), 587);
 	addr_lookup("::1", 24);
-	CU_ASSERT_EQUAL_FATAL(got.status, RELAY_DNS_OK);
+	CU_ASSERT_EQUAL_FATAL(got.status, POSTERN_DNS_OK);
 	s6 = (const struct sockaddr_in6 *)&got.addrs[0];
 	CU_ASSERT_EQUAL(s6->sin6_family, AF_INET6);
 	CU_ASSERT(IN6_IS_ADDR_LOOPBACK(&s6->sin6_addr));
 }
 
 static void
+test_txt(void)
+{
+	lookup("TXT.test.", POSTERN_DNS_TXT);
+	CU_ASSERT_EQUAL_FATAL(got.status, POSTERN_DNS_OK);
+	/* The duplicate is dropped; strings of one record are joined. */
+	CU_ASSERT_EQUAL_FATAL(got.n, 2);
+	CU_ASSERT_STRING_EQUAL(got.texts[0], "v=spf1 ip4:192.0.2.0/24 -all");
+	CU_ASSERT_EQUAL(got.lens[0], strlen(got.texts[0]));
+	CU_ASSERT_STRING_EQUAL(got.texts[1], "part one part two");
+	/* A record over the limit is dropped, its short neighbour kept. */
+	lookup("long.test", POSTERN_DNS_TXT);
+	CU_ASSERT_EQUAL_FATAL(got.status, POSTERN_DNS_OK);
+	CU_ASSERT_EQUAL(got.n, 1);
+	CU_ASSERT_STRING_EQUAL(got.texts[0], "short");
+	lookup("plain.test", POSTERN_DNS_TXT);
+	CU_ASSERT_EQUAL(got.status, POSTERN_DNS_NODATA);
+	lookup("gone.test", POSTERN_DNS_TXT);
+	CU_ASSERT_EQUAL(got.status, POSTERN_DNS_NXDOMAIN);
+	CU_ASSERT_PTR_NOT_NULL(strstr(got.error, "TXT lookup of gone.test"));
+}
+
+static void
+test_ptr(void)
+{
+	int mail = 0, other = 0;
+	size_t i;
+
+	/* An address is turned into its in-addr.arpa name. */
+	lookup("192.0.2.7", POSTERN_DNS_PTR);
+	CU_ASSERT_EQUAL_FATAL(got.status, POSTERN_DNS_OK);
+	CU_ASSERT_EQUAL_FATAL(got.n, 2);
+	for (i = 0; i < got.n; i++) {
+		mail += strcmp(got.hosts[i], "mail.ptr.test") == 0;
+		other += strcmp(got.hosts[i], "other.ptr.test") == 0;
+	}
+	CU_ASSERT_EQUAL(mail, 1);
+	CU_ASSERT_EQUAL(other, 1);
+	/* The name itself works too, and IPv6 (from --host-record). */
+	lookup("7.2.0.192.in-addr.arpa", POSTERN_DNS_PTR);
+	CU_ASSERT_EQUAL(got.status, POSTERN_DNS_OK);
+	CU_ASSERT_EQUAL(got.n, 2);
+	lookup("::5", POSTERN_DNS_PTR);
+	CU_ASSERT_EQUAL_FATAL(got.status, POSTERN_DNS_OK);
+	CU_ASSERT_EQUAL(got.n, 1);
+	CU_ASSERT_STRING_EQUAL(got.hosts[0], "mx5.multi.test");
+}
+
+static void
+test_single_type(void)
+{
+	const struct sockaddr_in *s4;
+
+	/* A DNSBL-style query: A alone, no port. */
+	lookup("2.0.0.127.bl.test", POSTERN_DNS_A);
+	CU_ASSERT_EQUAL_FATAL(got.status, POSTERN_DNS_OK);
+	CU_ASSERT_EQUAL_FATAL(got.n, 1);
+	s4 = (const struct sockaddr_in *)&got.addrs[0];
+	CU_ASSERT_EQUAL(s4->sin_family, AF_INET);
+	CU_ASSERT_EQUAL(ntohl(s4->sin_addr.s_addr), 0x7f000002);
+	CU_ASSERT_EQUAL(s4->sin_port, 0);
+	lookup("3.0.0.127.bl.test", POSTERN_DNS_A);
+	CU_ASSERT_EQUAL(got.status, POSTERN_DNS_NXDOMAIN);
+	lookup("mx5.multi.test", POSTERN_DNS_AAAA);
+	CU_ASSERT_EQUAL_FATAL(got.status, POSTERN_DNS_OK);
+	CU_ASSERT_EQUAL(got.n, 1);
+	CU_ASSERT_EQUAL(got.addrs[0].ss_family, AF_INET6);
+	lookup("plain.test", POSTERN_DNS_AAAA);
+	CU_ASSERT_EQUAL(got.status, POSTERN_DNS_NODATA);
+	/* A type the API does not parse: a clear temporary failure. */
+	lookup("multi.test", 2 /* NS */);
+	CU_ASSERT_EQUAL(got.status, POSTERN_DNS_TEMPFAIL);
+	CU_ASSERT_PTR_NOT_NULL(strstr(got.error, "not supported"));
+}
+
+static void
 test_cancel(void)
 {
-	struct relay_dns_query *q1, *q2;
+	postern_dns_query_t *q1, *q2;
 	uint64_t end;
 
-	q1 = relay_dns_mx(dns, "multi.test", on_mx, NULL);
-	q2 = relay_dns_addr(dns, "10.1.2.3", 25, on_addr, NULL);
-	CU_ASSERT_EQUAL(relay_dns_pending(dns), 2);
-	relay_dns_cancel(q1);
-	relay_dns_cancel(q2);
-	CU_ASSERT_EQUAL(relay_dns_pending(dns), 0);
+	q1 = ht->dns_lookup(NULL, "multi.test", POSTERN_DNS_MX, on_result,
+	    NULL);
+	q2 = ht->dns_addr(NULL, "10.1.2.3", 25, on_result, NULL);
+	CU_ASSERT_EQUAL(dns_pending(), 2);
+	ht->dns_cancel(q1);
+	ht->dns_cancel(q2);
+	ht->dns_cancel(NULL);
+	CU_ASSERT_EQUAL(dns_pending(), 0);
 	end = unit_mono_ms() + 300;
 	while (unit_mono_ms() < end)
 		loop_run_once(loop, 10);
 	CU_ASSERT_EQUAL(got.calls, 0);
 	/* The resolver goes on. */
 	mx_lookup("null.test");
-	CU_ASSERT_EQUAL(got.status, RELAY_DNS_NULL_MX);
+	CU_ASSERT_EQUAL(got.status, POSTERN_DNS_NULL_MX);
 }
 
 static void
 test_destroy_with_pending(void)
 {
-	relay_dns_mx(dns, "multi.test", on_mx, NULL);
-	relay_dns_addr(dns, "mx5.multi.test", 25, on_addr, NULL);
-	relay_dns_mx(dns, "bad..name", on_mx, NULL);
+	ht->dns_lookup(NULL, "multi.test", POSTERN_DNS_MX, on_result, NULL);
+	ht->dns_addr(NULL, "mx5.multi.test", 25, on_result, NULL);
+	ht->dns_lookup(NULL, "bad..name", POSTERN_DNS_MX, on_result, NULL);
+	ht->dns_lookup(NULL, "txt.test", POSTERN_DNS_TXT, on_result, NULL);
 	/* teardown destroys it: no callback, nothing leaked (ASan). */
 	teardown();
 	CU_ASSERT_EQUAL(got.calls, 0);
@@ -471,20 +573,20 @@ test_lookup_from_callback(void)
 	char host[64];
 
 	mx_lookup("multi.test");
-	CU_ASSERT_EQUAL_FATAL(got.status, RELAY_DNS_OK);
+	CU_ASSERT_EQUAL_FATAL(got.status, POSTERN_DNS_OK);
 	snprintf(host, sizeof(host), "%s", got.hosts[0]);
 	addr_lookup(host, 25);
-	CU_ASSERT_EQUAL(got.status, RELAY_DNS_OK);
+	CU_ASSERT_EQUAL(got.status, POSTERN_DNS_OK);
 }
 
 static int chained;
 
 static void
-on_mx_chain(const struct relay_dns_mx_result *r, void *arg)
+on_mx_chain(const struct postern_dns_result *r, void *arg)
 {
 	(void)arg;
-	if (r->status == RELAY_DNS_OK) {
-		relay_dns_addr(dns, "203.0.113.9", 25, on_addr, NULL);
+	if (r->status == POSTERN_DNS_NODATA) {
+		ht->dns_addr(NULL, "203.0.113.9", 25, on_result, NULL);
 		/* A literal: answered later, not inside this call. */
 		chained = got.calls == 0 ? 1 : -1;
 	}
@@ -494,21 +596,21 @@ static void
 test_chain_in_callback(void)
 {
 	chained = 0;
-	relay_dns_mx(dns, "plain.test", on_mx_chain, NULL);
+	ht->dns_lookup(NULL, "plain.test", POSTERN_DNS_MX, on_mx_chain, NULL);
 	UNIT_PUMP_UNTIL(loop, got.calls > 0, 5000);
 	CU_ASSERT_EQUAL(chained, 1);
 	CU_ASSERT_EQUAL(got.calls, 1);
-	CU_ASSERT_EQUAL(got.status, RELAY_DNS_OK);
+	CU_ASSERT_EQUAL(got.status, POSTERN_DNS_OK);
 }
 
 static int many_ok, many_calls;
 
 static void
-on_many(const struct relay_dns_mx_result *r, void *arg)
+on_many(const struct postern_dns_result *r, void *arg)
 {
 	(void)arg;
 	many_calls++;
-	if (r->status == RELAY_DNS_OK && r->nhosts == 4)
+	if (r->status == POSTERN_DNS_OK && r->nrecords == 4)
 		many_ok++;
 }
 
@@ -520,37 +622,39 @@ test_many_at_once(void)
 	/* 200 lookups in flight on one channel, all answered once. */
 	many_ok = many_calls = 0;
 	for (i = 0; i < 200; i++)
-		CU_ASSERT_PTR_NOT_NULL(relay_dns_mx(dns, "multi.test", on_many,
-		    NULL));
-	CU_ASSERT_EQUAL(relay_dns_pending(dns), 200);
+		CU_ASSERT_PTR_NOT_NULL(ht->dns_lookup(NULL, "multi.test",
+		    POSTERN_DNS_MX, on_many, NULL));
+	CU_ASSERT_EQUAL(dns_pending(), 200);
 	UNIT_PUMP_UNTIL(loop, many_calls == 200, 10000);
 	CU_ASSERT_EQUAL(many_calls, 200);
 	CU_ASSERT_EQUAL(many_ok, 200);
-	CU_ASSERT_EQUAL(relay_dns_pending(dns), 0);
+	CU_ASSERT_EQUAL(dns_pending(), 0);
 }
 
 static void
 test_bad_servers(void)
 {
-	struct relay_dns_config cfg;
-	char err[256];
+	struct dns_settings cfg;
+	char err[320];
 
 	memset(&cfg, 0, sizeof(cfg));
 	cfg.servers = "not an address";
-	CU_ASSERT_PTR_NULL(relay_dns_create(host_table(), NULL, &cfg, err,
-	    sizeof(err)));
+	CU_ASSERT_EQUAL(dns_configure(&cfg, err, sizeof(err)), -1);
 	CU_ASSERT_PTR_NOT_NULL(strstr(err, "not an address"));
 }
 
 static CU_TestInfo dns_tests[] = {
 	{ "MX hosts by preference, shuffled within one", test_mx_preferences },
 	{ "null MX is its own status", test_null_mx },
-	{ "no MX: the domain itself (implicit MX)", test_implicit_mx },
+	{ "a name without MX is no data", test_no_mx },
 	{ "NXDOMAIN and invalid names are permanent", test_nxdomain },
 	{ "REFUSED is temporary", test_refused_is_temporary },
 	{ "a silent server times out as temporary", test_timeout_is_temporary },
 	{ "A and AAAA addresses", test_addresses },
 	{ "literal addresses need no query", test_literal_addresses },
+	{ "TXT records joined, bounded, deduplicated", test_txt },
+	{ "PTR from an address or a name", test_ptr },
+	{ "A or AAAA alone", test_single_type },
 	{ "cancelled lookups never call back", test_cancel },
 	{ "destroy with lookups pending", test_destroy_with_pending },
 	{ "address lookup after an MX lookup", test_lookup_from_callback },
@@ -561,7 +665,7 @@ static CU_TestInfo dns_tests[] = {
 };
 
 static CU_SuiteInfo suites[] = {
-	{ "relay_dns", suite_init, suite_clean, setup, teardown, dns_tests },
+	{ "dns", suite_init, suite_clean, setup, teardown, dns_tests },
 	CU_SUITE_INFO_NULL,
 };
 
