@@ -15,7 +15,7 @@ import time
 
 from relay_common import (MSG, NextHop, relay_server, send, strip_received,
                           wait_log, have)
-from testlib import Runner, Skip, free_port, make_cert
+from testlib import Dnsmasq, Runner, Skip, free_port, make_cert
 
 R = Runner("relay_basic")
 
@@ -304,43 +304,26 @@ def test_smtp_sink(r):
         sink.wait()
 
 
-def dnsmasq(r, *records):
-    """dnsmasq on a loopback port serving `records` for .test; (proc,
-    port), or None when dnsmasq is missing."""
-    path = "/usr/sbin/dnsmasq"
-    if not have(path):
-        return None
-    port = free_port()
-    proc = subprocess.Popen(
-        [path, "--no-daemon", "--port=%d" % port,
-         "--listen-address=127.0.0.1", "--bind-interfaces",
-         "--conf-file=/dev/null", "--no-resolv", "--no-hosts",
-         "--pid-file=%s/dnsmasq-%d.pid" % (r.tmp, port), "--local=/test/"] +
-        (["--user=nobody"] if os.geteuid() == 0 else []) + list(records), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    time.sleep(0.3)
-    return proc, port
-
-
 def test_mx_routing(r):
     hop = NextHop().start()
-    dns = dnsmasq(r,
-                  # relayhost.test: the first MX refuses connections,
-                  # the second is the hop.
-                  "--mx-host=relayhost.test,mx0.relayhost.test,10",
-                  "--mx-host=relayhost.test,mx1.relayhost.test,20",
-                  "--host-record=mx0.relayhost.test,127.0.0.3",
-                  "--host-record=mx1.relayhost.test,127.0.0.1",
-                  "--mx-host=null.test,.,0")
-    if dns is None:
+    try:
+        dns = Dnsmasq(r.tmp,
+                      # relayhost.test: the first MX refuses
+                      # connections, the second is the hop.
+                      "--mx-host=relayhost.test,mx0.relayhost.test,10",
+                      "--mx-host=relayhost.test,mx1.relayhost.test,20",
+                      "--host-record=mx0.relayhost.test,127.0.0.3",
+                      "--host-record=mx1.relayhost.test,127.0.0.1",
+                      "--mx-host=null.test,.,0")
+    except Skip:
         hop.stop()
-        raise Skip("dnsmasq is not installed (Debian dnsmasq-base)")
-    proc, port = dns
+        raise
     routes = ('{ domain = "remote.example"; via = "smtp:relayhost.test:%d";'
               ' tls = "none"; }, { domain = "*"; via = "mx"; }' % hop.port)
     srv = relay_server(r, routes, name="mx",
                        relay_domains=("remote.example", "null.test",
                                       "missing.test"),
-                       core_extra='dns_servers = "127.0.0.1:%d";' % port)
+                       core_extra='dns_servers = "%s";' % dns.servers)
     try:
         send(srv, ["bob@remote.example"])
         txns = hop.wait(1)
@@ -356,8 +339,7 @@ def test_mx_routing(r):
     finally:
         srv.stop()
         hop.stop()
-        proc.kill()
-        proc.wait()
+        dns.stop()
 
 
 def test_lmtp_to_dovecot(r):
