@@ -591,6 +591,8 @@ static const struct postern_host host_table_v = {
 	.dns_lookup = dns_lookup,
 	.dns_addr = dns_addr,
 	.dns_cancel = dns_cancel,
+	.network_parse = network_parse,
+	.network_match = network_match,
 };
 
 const struct postern_host *

@@ -5,6 +5,8 @@
  * change a transaction (applied once the eod chain has run).
  */
 #include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -84,6 +86,7 @@ struct detached {
 	struct postern_smtp_payload payload;
 	struct postern_smtp_session_info info;
 	char *strings[6];
+	struct smtp_slot slots[SMTP_SLOTS]; /* session_slot, as they were */
 };
 
 static void
@@ -129,6 +132,7 @@ smtp_stage_cleanup(struct smtp_session *s, enum postern_smtp_stage stage)
 	d->payload.size = sizeof(d->payload);
 	d->payload.stage = stage;
 	d->payload.session = &d->info;
+	memcpy(d->slots, s->slots, sizeof(d->slots));
 	/* No wait and no cancel: done always comes, and frees d. */
 	(void)smtp_host->hook_run(smtp_hooks[stage], &d->payload,
 	                          detached_done, d);
@@ -664,22 +668,52 @@ svc_txn_pool(postern_smtp_txn_t *t)
 	return t != NULL ? t->pool : NULL;
 }
 
+/* The pointer `m` keeps among `slots`, taking a free one at first. */
 static void **
-svc_txn_slot(postern_smtp_txn_t *t, postern_module_t *m)
+slot_of(struct smtp_slot *slots, postern_module_t *m)
 {
-	size_t i, n = sizeof(t->slots) / sizeof(t->slots[0]);
+	size_t i;
 
-	if (t == NULL || t->pool == NULL || m == NULL)
+	if (m == NULL)
 		return NULL;
-	for (i = 0; i < n; i++) {
-		if (t->slots[i].m == m)
-			return &t->slots[i].p;
-		if (t->slots[i].m == NULL) {
-			t->slots[i].m = m;
-			return &t->slots[i].p;
+	for (i = 0; i < SMTP_SLOTS; i++) {
+		if (slots[i].m == m)
+			return &slots[i].p;
+		if (slots[i].m == NULL) {
+			slots[i].m = m;
+			return &slots[i].p;
 		}
 	}
 	return NULL;
+}
+
+static void **
+svc_txn_slot(postern_smtp_txn_t *t, postern_module_t *m)
+{
+	if (t == NULL || t->pool == NULL)
+		return NULL;
+	return slot_of(t->slots, m);
+}
+
+/* A payload is either the session's own (live stages) or a detached
+ * copy (reset, disconnect: smtp_stage_cleanup). */
+static void **
+svc_session_slot(const struct postern_smtp_payload *p, postern_module_t *m)
+{
+	struct smtp_session *s;
+	struct detached *d;
+
+	if (p == NULL)
+		return NULL;
+	if (p->stage == POSTERN_SMTP_RESET ||
+	    p->stage == POSTERN_SMTP_DISCONNECT) {
+		d = (struct detached *)(void *)((char *)(uintptr_t)p -
+		    offsetof(struct detached, payload));
+		return slot_of(d->slots, m);
+	}
+	s = (struct smtp_session *)(void *)((char *)(uintptr_t)p -
+	    offsetof(struct smtp_session, payload));
+	return slot_of(s->slots, m);
 }
 
 static void
@@ -716,6 +750,7 @@ const struct postern_smtp_service smtp_service = {
 	.txn_pool = svc_txn_pool,
 	.txn_slot = svc_txn_slot,
 	.log = svc_log,
+	.session_slot = svc_session_slot,
 };
 
 /* ---- applying the changes -------------------------------------------- */

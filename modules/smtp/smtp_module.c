@@ -119,85 +119,26 @@ static const struct postern_cfg_key smtp_keys[] = {
 
 /* ---- networks and domains ------------------------------------------- */
 
-static int
-parse_network(const char *text, struct smtp_network *out)
-{
-	char buf[64];
-	const char *slash = strchr(text, '/');
-	size_t n = slash != NULL ? (size_t)(slash - text) : strlen(text);
-	unsigned max;
-	char *end;
-	long prefix;
-
-	if (n == 0 || n >= sizeof(buf))
-		return -1;
-	memcpy(buf, text, n);
-	buf[n] = '\0';
-	memset(out, 0, sizeof(*out));
-	if (inet_pton(AF_INET, buf, out->addr) == 1) {
-		out->family = AF_INET;
-		max = 32;
-	} else if (inet_pton(AF_INET6, buf, out->addr) == 1) {
-		out->family = AF_INET6;
-		max = 128;
-	} else
-		return -1;
-	out->prefix = max;
-	if (slash != NULL) {
-		prefix = strtol(slash + 1, &end, 10);
-		if (*end != '\0' || end == slash + 1 || prefix < 0 ||
-		    prefix > (long)max)
-			return -1;
-		out->prefix = (unsigned)prefix;
-	}
-	return 0;
-}
-
-static int
-prefix_match(const unsigned char *a, const unsigned char *b, unsigned bits)
-{
-	unsigned full = bits / 8, rest = bits % 8;
-	unsigned char mask;
-
-	if (memcmp(a, b, full) != 0)
-		return 0;
-	if (rest == 0)
-		return 1;
-	mask = (unsigned char)(0xff << (8 - rest));
-	return (a[full] & mask) == (b[full] & mask);
-}
-
 int
 smtp_peer_trusted(postern_conn_t *c)
 {
 	const struct sockaddr *sa;
-	const unsigned char *addr;
+	char text[INET6_ADDRSTRLEN];
+	const void *addr;
 	socklen_t len;
-	int family;
 	size_t i;
 
 	sa = smtp_host->conn_peer_addr(c, &len);
-	if (sa == NULL)
+	if (sa == NULL || (sa->sa_family != AF_INET &&
+	                   sa->sa_family != AF_INET6))
 		return 0;
-	if (sa->sa_family == AF_INET) {
-		addr = (const unsigned char *)&((const struct sockaddr_in *)
-		                                sa)->sin_addr;
-		family = AF_INET;
-	} else if (sa->sa_family == AF_INET6) {
-		addr = ((const struct sockaddr_in6 *)sa)->sin6_addr.s6_addr;
-		family = AF_INET6;
-		/* An IPv4-mapped address matches IPv4 networks. */
-		if (IN6_IS_ADDR_V4MAPPED(
-		        &((const struct sockaddr_in6 *)sa)->sin6_addr)) {
-			addr += 12;
-			family = AF_INET;
-		}
-	} else
+	addr = sa->sa_family == AF_INET ?
+	    (const void *)&((const struct sockaddr_in *)sa)->sin_addr :
+	    (const void *)&((const struct sockaddr_in6 *)sa)->sin6_addr;
+	if (inet_ntop(sa->sa_family, addr, text, sizeof(text)) == NULL)
 		return 0;
 	for (i = 0; i < smtp_cfg.nnetworks; i++)
-		if (smtp_cfg.networks[i].family == family &&
-		    prefix_match(addr, smtp_cfg.networks[i].addr,
-		                 smtp_cfg.networks[i].prefix))
+		if (smtp_host->network_match(&smtp_cfg.networks[i], text))
 			return 1;
 	return 0;
 }
@@ -226,8 +167,8 @@ load_networks(postern_cfg_t *root)
 	if (smtp_cfg.networks == NULL)
 		return -1;
 	for (i = 0; i < n; i++) {
-		if (parse_network(smtp_cfg.trusted_networks.items[i],
-		                  &smtp_cfg.networks[i]) < 0) {
+		if (smtp_host->network_parse(smtp_cfg.trusted_networks.items[i],
+		                             &smtp_cfg.networks[i]) < 0) {
 			smtp_host->cfg_error(
 			    smtp_self, smtp_host->cfg_lookup(root,
 			                                 "trusted_networks"),

@@ -58,12 +58,6 @@ enum smtp_sender_match {
 	SMTP_SENDER_MATCH_ON,
 };
 
-struct smtp_network {
-	int family;          /* AF_INET or AF_INET6 */
-	unsigned char addr[16];
-	unsigned prefix;
-};
-
 struct smtp_settings {
 	const char *hostname;
 	const char *domain;    /* primary domain: <Postmaster> goes to
@@ -81,7 +75,7 @@ struct smtp_settings {
 	postern_cfg_t *listen;
 	postern_cfg_t *tls;
 	/* derived */
-	struct smtp_network *networks;
+	struct postern_network *networks;
 	size_t nnetworks;
 };
 
@@ -143,6 +137,14 @@ enum smtp_outcome {
 	SMTP_OUT_REFUSE,      /* reply stored in refuse_* */
 };
 
+/* A filter's own pointer in a transaction or session (txn_slot,
+ * session_slot). */
+#define SMTP_SLOTS 16
+struct smtp_slot {
+	postern_module_t *m;
+	void *p;
+};
+
 struct postern_smtp_txn {
 	struct smtp_session *s;
 	postern_pool_t *pool;        /* per transaction; NULL when none */
@@ -156,10 +158,7 @@ struct postern_smtp_txn {
 	struct smtp_edit *edits, **edits_tail;
 	size_t nedits, edit_bytes;   /* against SMTP_MAX_EDITS, _BYTES */
 	int edits_over;              /* the budget was hit (logged) */
-	struct {                     /* filters' txn_slot pointers */
-		postern_module_t *m;
-		void *p;
-	} slots[16];
+	struct smtp_slot slots[SMTP_SLOTS]; /* filters' txn_slot pointers */
 	/* the message */
 	int data_started;            /* DATA or a first BDAT was accepted */
 	int bdat;                    /* BDAT was used (DATA now refused) */
@@ -238,6 +237,7 @@ struct smtp_session {
 	int trusted;                 /* peer in trusted_networks */
 	struct postern_smtp_session_info info;
 	struct postern_smtp_payload payload;
+	struct smtp_slot slots[SMTP_SLOTS]; /* filters' session_slot */
 	struct postern_smtp_txn txn;  /* txn.pool NULL: no transaction */
 	unsigned ntxn;
 	/* BDAT in progress */

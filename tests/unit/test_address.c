@@ -2,7 +2,9 @@
  * test_address.c - envelope addresses split into local part, user,
  * detail and domain (core/address.c, host->address_split).
  */
+#include <netinet/in.h>
 #include <stdlib.h>
+#include <sys/socket.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -70,9 +72,59 @@ test_refused(void)
 	pool_destroy(pool);
 }
 
+static void
+test_networks(void)
+{
+	struct postern_network n;
+
+	CU_ASSERT_EQUAL_FATAL(network_parse("192.0.2.77/24", &n), 0);
+	CU_ASSERT_EQUAL(n.family, AF_INET);
+	CU_ASSERT_EQUAL(n.prefix, 24);
+	CU_ASSERT_EQUAL(n.addr[3], 0);      /* host bits cleared */
+	CU_ASSERT_EQUAL(network_match(&n, "192.0.2.1"), 1);
+	CU_ASSERT_EQUAL(network_match(&n, "192.0.3.1"), 0);
+	CU_ASSERT_EQUAL(network_match(&n, "::ffff:192.0.2.200"), 1);
+	CU_ASSERT_EQUAL(network_match(&n, "2001:db8::1"), 0);
+	CU_ASSERT_EQUAL(network_match(&n, "not an address"), 0);
+	CU_ASSERT_EQUAL(network_match(&n, ""), 0);
+	CU_ASSERT_EQUAL(network_match(&n, NULL), 0);
+
+	CU_ASSERT_EQUAL_FATAL(network_parse("2001:db8:1::/47", &n), 0);
+	CU_ASSERT_EQUAL(n.prefix, 47);
+	CU_ASSERT_EQUAL(network_match(&n, "2001:db8:1:ffff::9"), 1);
+	CU_ASSERT_EQUAL(network_match(&n, "2001:db8:2::1"), 0);
+	CU_ASSERT_EQUAL(network_match(&n, "2001:DB8::5"), 1); /* /47 */
+	CU_ASSERT_EQUAL(network_match(&n, "2001:db9::1"), 0);
+
+	/* One address; a /0 holds every address of its family. */
+	CU_ASSERT_EQUAL_FATAL(network_parse("127.0.0.1", &n), 0);
+	CU_ASSERT_EQUAL(n.prefix, 32);
+	CU_ASSERT_EQUAL(network_match(&n, "127.0.0.1"), 1);
+	CU_ASSERT_EQUAL(network_match(&n, "127.0.0.2"), 0);
+	CU_ASSERT_EQUAL_FATAL(network_parse("0.0.0.0/0", &n), 0);
+	CU_ASSERT_EQUAL(network_match(&n, "203.0.113.9"), 1);
+	CU_ASSERT_EQUAL_FATAL(network_parse("::/0", &n), 0);
+	CU_ASSERT_EQUAL(network_match(&n, "::1"), 1);
+	CU_ASSERT_EQUAL(network_match(&n, "127.0.0.1"), 0);
+
+	/* What is not a network. */
+	CU_ASSERT_EQUAL(network_parse("192.0.2.0/33", &n), -1);
+	CU_ASSERT_EQUAL(network_parse("::/129", &n), -1);
+	CU_ASSERT_EQUAL(network_parse("192.0.2.0/", &n), -1);
+	CU_ASSERT_EQUAL(network_parse("192.0.2.0/-1", &n), -1);
+	CU_ASSERT_EQUAL(network_parse("192.0.2.0/+8", &n), -1);
+	CU_ASSERT_EQUAL(network_parse("192.0.2.0/8x", &n), -1);
+	CU_ASSERT_EQUAL(network_parse("/8", &n), -1);
+	CU_ASSERT_EQUAL(network_parse("example.org", &n), -1);
+	CU_ASSERT_EQUAL(network_parse("", &n), -1);
+	CU_ASSERT_EQUAL(network_parse("192.0.2.0/99999999999999999999", &n),
+	    -1);
+}
+
 static CU_TestInfo address_tests[] = {
 	{ "local part, user, detail, domain", test_parts },
 	{ "what is not an address", test_refused },
+	{ "networks: parse and match", test_networks },
 	CU_TEST_INFO_NULL,
 };
 

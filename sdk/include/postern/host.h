@@ -680,6 +680,19 @@ struct postern_host {
 	/* Forgets a lookup: its callback will not be called.  Only before
 	 * the callback has run, not from inside it.  NULL is a no-op. */
 	void (*dns_cancel)(postern_dns_query_t *q);
+
+	/* ---- Networks (ABI 1.7) --------------------------------------- */
+
+	/* Parses "192.0.2.0/24", "2001:db8::/32" or a single address (a
+	 * /32 or /128) into *out; the bits past the prefix are cleared.  0,
+	 * or -1 when `text` is none of these.  Any thread. */
+	int (*network_parse)(const char *text, struct postern_network *out);
+	/* 1 when `address` (text, as a session's peer) lies in `net`, else
+	 * 0 (text that is no address included).  An IPv4-mapped IPv6
+	 * address (::ffff:192.0.2.1) is taken as its IPv4 address.  Any
+	 * thread. */
+	int (*network_match)(const struct postern_network *net,
+	                     const char *address);
 #endif
 };
 

@@ -148,7 +148,7 @@ struct postern_smtp_payload {
 };
 
 /*
- * The service "smtp" (version 1.0) that the SMTP module publishes: what a
+ * The service "smtp" (version 1.2) that the SMTP module publishes: what a
  * filter calls to change a transaction it was handed.  Every function is
  * called on the event loop, only while the handler's call is live
  * (before it answers, or before it resumes a PENDING call), and from
@@ -163,7 +163,7 @@ struct postern_smtp_payload {
  */
 #define POSTERN_SMTP_SERVICE "smtp"
 #define POSTERN_SMTP_MAJOR 1
-#define POSTERN_SMTP_MINOR 1
+#define POSTERN_SMTP_MINOR 2
 
 struct postern_smtp_service {
 	size_t size;            /* sizeof(struct postern_smtp_service) */
@@ -220,6 +220,18 @@ struct postern_smtp_service {
 	void (*log)(postern_module_t *m,
 	            const struct postern_smtp_payload *p, int level,
 	            const char *fmt, ...) POSTERN_PRINTF(4, 5);
+
+	/* ---- version 1.2: look up with minor 2, or check `size` ---- */
+
+	/* The calling module's own pointer in the session of payload `p`
+	 * (NULL until it sets it), for state kept from connect to
+	 * disconnect, as txn_slot is for a transaction.  Any stage; in
+	 * reset and disconnect (which run detached from the session) it
+	 * holds the value as it was when the stage began, and setting it
+	 * there changes nothing: free the state in disconnect.  NULL when
+	 * more than 16 modules asked. */
+	void **(*session_slot)(const struct postern_smtp_payload *p,
+	                       postern_module_t *m);
 };
 
 #ifdef __cplusplus

@@ -68,6 +68,14 @@ struct postern_address_parts {
 	const char *domain;     /* lower-cased; "" without '@' */
 };
 
+/* An IPv4 or IPv6 network, or one address as a /32 or /128
+ * (host->network_parse, ABI 1.7). */
+struct postern_network {
+	int family;              /* AF_INET or AF_INET6 */
+	unsigned prefix;         /* leading bits that count: 0-32, 0-128 */
+	unsigned char addr[16];  /* network byte order; AF_INET uses 4 */
+};
+
 /* Result codes.  Functions that can fail return one of these (or a
  * documented negative value); 0 is success everywhere. */
 enum postern_status {
