@@ -40,6 +40,8 @@ def schema(posternd, modules):
                     'socket = "inet:127.0.0.1:8891"; } ); };\n')
             f.write('filter_ratelimit = { limits = ( { name = "example"; '
                     'count = "messages"; per = "client"; max = 100; } ); };\n')
+            f.write('filter_dnsbl = { zones = ( { zone = "bl.example"; } '
+                    '); };\n')
         p = subprocess.run([posternd, "-n", "-a", "-v", "-c", conf],
                            capture_output=True, text=True, timeout=60)
         if p.returncode != 0:

@@ -129,8 +129,13 @@ def strip_trace(msg):
 class Raw:
     """A raw SMTP client over a socket, for what smtplib will not send."""
 
-    def __init__(self, port, timeout=10.0, tls=False):
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout)
+    def __init__(self, port, timeout=10.0, tls=False, source=None,
+                 host="127.0.0.1"):
+        """`source`: the client's own address (another 127.x.y.z, to
+        look like another client)."""
+        self.sock = socket.create_connection(
+            (host, port), timeout,
+            source_address=(source, 0) if source else None)
         if tls:
             ctx = ssl.create_default_context()
             ctx.check_hostname = False

@@ -100,11 +100,13 @@ class Daemon:
             if self.proc.poll() is not None:
                 raise AssertionError("posternd exited early:\n" +
                                      self.read_log())
-            try:
-                with socket.create_connection(("127.0.0.1", port), 0.5):
-                    return
-            except OSError:
-                time.sleep(0.05)
+            for host in ("127.0.0.1", "::1"):  # a listener on either
+                try:
+                    with socket.create_connection((host, port), 0.5):
+                        return
+                except OSError:
+                    pass
+            time.sleep(0.05)
         raise AssertionError("posternd did not listen on %d:\n%s" %
                              (port, self.read_log()))
 
