@@ -502,6 +502,20 @@ slot(const struct postern_smtp_payload *p)
 	return (struct dnsbl_sess **)svc->session_slot(p, self);
 }
 
+/* The verdict now, or PENDING until the last lookup has answered. */
+static void
+judge(struct dnsbl_sess *s, postern_hook_call_t *call,
+      struct postern_verdict *v)
+{
+	if (s->pending > 0) {
+		s->call = call;
+		v->kind = POSTERN_VERDICT_PENDING;
+		v->call_data = s;
+		return;
+	}
+	give_verdict(s, v);
+}
+
 static void
 on_connect(postern_hook_call_t *call, void *payload, void *arg,
            struct postern_verdict *v)
@@ -509,19 +523,11 @@ on_connect(postern_hook_call_t *call, void *payload, void *arg,
 	const struct postern_smtp_payload *p = payload;
 	struct dnsbl_sess **sp = slot(p);
 
-	(void)call;
 	(void)arg;
 	if (sp == NULL || (*sp = sess_start(p)) == NULL)
 		return;
-	if (cfg.stage == STAGE_CONNECT) {
-		if ((*sp)->pending > 0) {
-			(*sp)->call = call;
-			v->kind = POSTERN_VERDICT_PENDING;
-			v->call_data = *sp;
-			return;
-		}
-		give_verdict(*sp, v);
-	}
+	if (cfg.stage == STAGE_CONNECT)
+		judge(*sp, call, v);
 }
 
 /* The stage where the verdict is given (not connect). */
@@ -533,15 +539,8 @@ on_judge(postern_hook_call_t *call, void *payload, void *arg,
 	struct dnsbl_sess **sp = slot(p);
 
 	(void)arg;
-	if (sp == NULL || *sp == NULL || p->session->auth_user != NULL)
-		return;
-	if ((*sp)->pending > 0) {
-		(*sp)->call = call;
-		v->kind = POSTERN_VERDICT_PENDING;
-		v->call_data = *sp;
-		return;
-	}
-	give_verdict(*sp, v);
+	if (sp != NULL && *sp != NULL && p->session->auth_user == NULL)
+		judge(*sp, call, v);
 }
 
 /* The client left, or the wait timed out: the client goes on unjudged. */
