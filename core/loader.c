@@ -44,13 +44,28 @@ struct loader {
 	struct postern_module_ctx **order; /* init order, once sorted */
 };
 
+static const struct postern_module *const *builtins;
+
+static struct postern_module_ctx *ctx_new(struct loader *ld,
+                                          const struct postern_module *desc,
+                                          const char *path, void *dl);
+
+void
+loader_set_builtins(const struct postern_module *const *descs)
+{
+	builtins = descs;
+}
+
 struct loader *
 loader_create(const struct postern_host *host, const char *module_dir)
 {
 	struct loader *ld = xcalloc(1, sizeof(*ld));
+	size_t i;
 
 	ld->host = host;
 	ld->module_dir = xstrdup(module_dir != NULL ? module_dir : ".");
+	for (i = 0; builtins != NULL && builtins[i] != NULL; i++)
+		(void)ctx_new(ld, builtins[i], "(built in)", NULL);
 	return ld;
 }
 

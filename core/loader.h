@@ -46,6 +46,12 @@ struct postern_module_ctx {
 
 struct loader;
 
+/* Modules compiled into the program (postern-filter-test's stand-in for
+ * smtp), NULL-terminated, kept (not copied): every loader made after this
+ * starts with them, as if loaded by name.  Their descriptors are trusted
+ * (no ABI check). */
+void loader_set_builtins(const struct postern_module *const *descs);
+
 /* `module_dir` is where names are looked up (copied). */
 struct loader *loader_create(const struct postern_host *host,
                              const char *module_dir);

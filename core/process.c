@@ -710,6 +710,40 @@ out:
 	return rc;
 }
 
+/* ---- tools that run the worker side here ------------------------------ */
+
+int
+process_tool_start(void)
+{
+	host_set_worker(0);
+	if ((loop_current = loop_create()) == NULL)
+		return -1;
+	rt.jobs = job_pool_create(loop_current, (unsigned)rt.set.job_threads);
+	if (rt.jobs == NULL)
+		return -1;
+	host_set_jobs(rt.jobs);
+	shared_count_worker_start(0);
+	conn_init(loop_current);
+	return modules_worker_start();
+}
+
+void
+process_tool_stop(void)
+{
+	conn_close_all();
+	modules_worker_call(2);
+	dns_shutdown();
+	if (rt.jobs != NULL)
+		job_pool_destroy(rt.jobs);
+	rt.jobs = NULL;
+	host_set_jobs(NULL);
+	conn_fini();
+	if (loop_current != NULL)
+		loop_destroy(loop_current);
+	loop_current = NULL;
+	host_set_worker(-1);
+}
+
 /* ---- master: workers -------------------------------------------------- */
 
 static pid_t

@@ -40,4 +40,15 @@ int process_setup(const char *config_path, unsigned flags);
 /* Finalises and unloads the modules and frees the configuration. */
 void process_teardown(void);
 
+/*
+ * After process_setup, for a tool that drives modules as a worker would
+ * (postern-filter-test): makes this process's event loop (loop_current)
+ * and job threads and runs every module's worker start, without
+ * listeners, signals, forks or a privilege drop.  -1 after logging.
+ * process_tool_stop runs the modules' worker exit and undoes the rest;
+ * call it before process_teardown, after a failed start too.
+ */
+int process_tool_start(void);
+void process_tool_stop(void);
+
 #endif /* CORE_PROCESS_H */

@@ -346,7 +346,7 @@ on_a(const struct postern_dns_result *r, void *arg)
 	l->q = NULL;
 	s->pending--;
 	if (r->status == POSTERN_DNS_TEMPFAIL)
-		host->log(self, POSTERN_LOG_INFO, "filter_dnsbl: %s: %s (not "
+		host->log(self, POSTERN_LOG_INFO, "%s: %s (not "
 		          "counted)", z->zone, r->error);
 	for (i = 0; i < r->nrecords && !s->listed[l->zone]; i++) {
 		if (!code_counts(z, r->records[i]))
@@ -490,7 +490,7 @@ give_verdict(struct dnsbl_sess *s, struct postern_verdict *v)
 		v->code = cfg.stage == STAGE_CONNECT ? 554 : 550;
 		v->enhanced = "5.7.1";
 	}
-	host->log(self, POSTERN_LOG_NOTICE, "filter_dnsbl: client %s: "
+	host->log(self, POSTERN_LOG_NOTICE, "client %s: "
 	          "score %lld (threshold %lld), listed by %s: %s", s->peer,
 	          s->score, cfg.threshold, s->zones_text,
 	          cfg.action == ACT_TEMPFAIL ? "tempfail" : "reject");

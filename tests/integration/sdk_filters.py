@@ -35,6 +35,13 @@ def build_examples():
     assert os.path.exists(os.path.join(docs, "README.md"))
     env = dict(os.environ, PKG_CONFIG_PATH=pc, PKG_CONFIG_LIBDIR=pc,
                PKG_CONFIG_SYSROOT_DIR=dest)
+    global FILTER_TEST, ENV
+    FILTER_TEST = None
+    for root, dirs, files in os.walk(dest):
+        if "postern-filter-test" in files:
+            FILTER_TEST = os.path.join(root, "postern-filter-test")
+    assert FILTER_TEST, "postern-filter-test was not installed"
+    ENV = env
     built = {}
     for name in ("filter_sync", "filter_policy"):
         src = os.path.join(docs, "examples", name)
@@ -163,7 +170,50 @@ def test_client_leaves_while_asking(r):
     c.close()
 
 
-for t in (test_sync_filter, test_policy_verdicts,
+def test_harness_runs_example_script(r):
+    """`make check` in the installed example: postern-filter-test runs
+    filter_sync.so on its scripted session, no daemon, every expectation
+    holding."""
+    work = os.path.dirname(BUILT["filter_sync"])
+    p = subprocess.run([MAKE, "-s", "--no-print-directory", "check",
+                        "POSTERN_FILTER_TEST=" + FILTER_TEST], cwd=work,
+                       env=ENV, capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stdout + p.stderr
+    out = p.stdout
+    assert ("smtp.rcpt <SpamTrap+tag@Example.ORG>: reject 550 5.7.1 "
+            "recipient refused by policy") in out, out
+    assert "  + header_change Subject[1]: [SPAM?] win the lottery" in out
+    assert out.rstrip().endswith("ok"), out
+
+
+def test_harness_reports_a_broken_expectation(r):
+    work = os.path.dirname(BUILT["filter_sync"])
+    script = os.path.join(work, "broken.test")
+    with open(script, "w") as f:
+        f.write("mail <a@remote.example>\n"
+                "rcpt <spamtrap@example.org>\n"
+                "expect continue\n"
+                "rcpt <alice@example.org>\n"
+                "expect-log nothing like this\n")
+    p = subprocess.run([FILTER_TEST, "-c", "filter_sync.conf", "-s", script,
+                        "./filter_sync.so"], cwd=work, capture_output=True,
+                       text=True, timeout=60)
+    assert p.returncode == 1, (p.returncode, p.stdout, p.stderr)
+    assert ("FAILED (line 3): expected continue, the verdict was reject"
+            in p.stdout), p.stdout
+    assert "FAILED (line 5): no line logged contains" in p.stdout
+    # A script it cannot read is a usage error, not a failed test.
+    with open(script, "w") as f:
+        f.write("frobnicate\n")
+    p = subprocess.run([FILTER_TEST, "-s", script, "./filter_sync.so"],
+                       cwd=work, capture_output=True, text=True, timeout=60)
+    assert p.returncode == 2 and "unknown command 'frobnicate'" in \
+        p.stderr, (p.returncode, p.stderr)
+
+
+for t in (test_harness_runs_example_script,
+          test_harness_reports_a_broken_expectation, test_sync_filter,
+          test_policy_verdicts,
           test_silent_service_fails_open, test_client_leaves_while_asking):
     R.run(t)
 if R.failed:
