@@ -175,15 +175,17 @@ def test_harness_runs_example_script(r):
     filter_sync.so on its scripted session, no daemon, every expectation
     holding."""
     work = os.path.dirname(BUILT["filter_sync"])
+    env = {k: v for k, v in ENV.items()
+           if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL")}
     p = subprocess.run([MAKE, "-s", "--no-print-directory", "check",
                         "POSTERN_FILTER_TEST=" + FILTER_TEST], cwd=work,
-                       env=ENV, capture_output=True, text=True, timeout=60)
+                       env=env, capture_output=True, text=True, timeout=60)
     assert p.returncode == 0, p.stdout + p.stderr
     out = p.stdout
     assert ("smtp.rcpt <SpamTrap+tag@Example.ORG>: reject 550 5.7.1 "
             "recipient refused by policy") in out, out
     assert "  + header_change Subject[1]: [SPAM?] win the lottery" in out
-    assert out.rstrip().endswith("ok"), out
+    assert "\nok\n" in out and "FAILED" not in out, out
 
 
 def test_harness_reports_a_broken_expectation(r):
