@@ -383,7 +383,8 @@ on_cancel(postern_hook_call_t *call, void *arg, void *call_data)
 	}
 }
 
-/* A key-value pair's value (section 9.1): a dot-atom, else quoted. */
+/* A key-value pair's value (section 9.1): a dot-atom, else quoted; an
+ * Authentication-Results property (RFC 8601 pvalue) may hold an '@'. */
 static void
 kv(char *out, size_t outlen, const char *key, const char *value)
 {
@@ -392,7 +393,8 @@ kv(char *out, size_t outlen, const char *key, const char *value)
 
 	for (i = 0; value[i] != '\0'; i++)
 		if (!isalnum((unsigned char)value[i]) &&
-		    strchr("!#$%&'*+-/=?^_`{|}~.", value[i]) == NULL)
+		    strchr("!#$%&'*+-/=?^_`{|}~.", value[i]) == NULL &&
+		    !(value[i] == '@' && strncmp(key, "smtp.", 5) == 0))
 			atom = 0;
 	if (atom) {
 		snprintf(out, outlen, "%s=%s;", key, value);
