@@ -248,7 +248,7 @@ static int
 expand_one(const struct spf_macro_ctx *ctx, const char *s, size_t len,
            int explain, char *out, size_t outlen, size_t *n, int *toolong)
 {
-	char val[VALUE_MAX], delims[8];
+	char val[VALUE_MAX], delims[8] = "";
 	size_t i = 3, nd = 0;
 	int letter, keep = 0, rev = 0, digits = 0;
 
