@@ -803,6 +803,18 @@ run(struct spf_eval *e)
 		e->done(e->arg, &e->out); /* may free e: nothing after */
 }
 
+/* The domain checked first comes from the client: letters, digits,
+ * '-', '_' and dots only (an address literal or a stray character
+ * makes it no domain, section 4.3). */
+static int
+ldh(const char *s)
+{
+	for (; *s != '\0'; s++)
+		if (!isalnum((unsigned char)*s) && strchr("-_.", *s) == NULL)
+			return 0;
+	return 1;
+}
+
 struct spf_eval *
 spf_eval_start(const struct postern_host *h, postern_module_t *m,
                const struct spf_request *req, spf_done_fn done, void *arg,
@@ -836,7 +848,7 @@ spf_eval_start(const struct postern_host *h, postern_module_t *m,
 		dom[strlen(dom) - 1] = '\0';
 	e->fr = frame_new(e, dom, NULL);
 	e->in_start = 1;
-	if (!spf_domain_valid(dom))
+	if (!spf_domain_valid(dom) || !ldh(dom))
 		finish(e, SPF_NONE, "not a valid domain");
 	run(e);
 	e->in_start = 0;

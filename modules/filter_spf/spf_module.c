@@ -202,7 +202,7 @@ record(struct spf_txn *t, const struct spf_outcome *o)
 	c->o.problem = pstr(t->pool, o->problem);
 	c->o.explanation = pstr(t->pool, o->explanation);
 	if (t->p != NULL)
-		svc->log(self, t->p, POSTERN_LOG_DEBUG, "filter_spf: "
+		svc->log(self, t->p, POSTERN_LOG_DEBUG,
 		         "identity=%s domain=%s client=%s result=%s "
 		         "mechanism=%s problem=%s queries=%u", c->identity,
 		         c->domain, t->client, spf_result_name(o->result),
@@ -265,21 +265,24 @@ decide(struct spf_txn *t, struct postern_verdict *v)
 			sanitize(expl, sizeof(expl), c->o.explanation);
 			snprintf(t->reply, sizeof(t->reply), "SPF fail for "
 			         "%s: %s", c->sender, expl);
-		} else {
+		} else if (c->o.result == SPF_TEMPERROR ||
+		           c->o.result == SPF_PERMERROR) {
 			sanitize(expl, sizeof(expl), c->o.problem);
-			snprintf(t->reply, sizeof(t->reply), "SPF %s: %s "
-			         "is not permitted to send mail as %s%s%s%s",
+			snprintf(t->reply, sizeof(t->reply), "SPF %s checking "
+			         "%s for %s: %s", spf_result_name(c->o.result),
+			         c->sender, t->client, expl);
+		} else
+			snprintf(t->reply, sizeof(t->reply), "SPF %s: %s is "
+			         "not permitted to send mail as %s",
 			         spf_result_name(c->o.result), t->client,
-			         c->sender, *expl != '\0' ? " (" : "", expl,
-			         *expl != '\0' ? ")" : "");
-		}
+			         c->sender);
 		v->kind = act == ACT_REJECT ? POSTERN_VERDICT_REJECT
 		                            : POSTERN_VERDICT_TEMPFAIL;
 		v->code = act == ACT_REJECT ? 550 : 451;
 		v->enhanced = enhanced(c->o.result, act);
 		v->text = t->reply;
 		if (t->p != NULL)
-			svc->log(self, t->p, POSTERN_LOG_INFO, "filter_spf: "
+			svc->log(self, t->p, POSTERN_LOG_INFO,
 			         "%s %s: %d %s", c->identity,
 			         spf_result_name(c->o.result), v->code,
 			         t->reply);

@@ -9,6 +9,7 @@ that does not answer as temperror (451).  Clients connect from
 127.0.0.1, and from 127.0.0.2 and 127.0.0.3 (loopback too) to be
 another address."""
 import socket
+import time
 
 from smtp_common import Raw, smtp_server, stop_clean, tls_context, \
     wait_messages
@@ -105,10 +106,11 @@ def mail(sender, source="127.0.0.1", helo="client.test"):
         c.close()
 
 
-def deliver(sender, source="127.0.0.1", helo="client.test"):
+def deliver(sender, source="127.0.0.1", helo="client.test", srv=None):
     """Sends a message to alice; the header section as delivered."""
-    before = len(SRV.messages("alice@example.org"))
-    c = session(source, helo)
+    srv = srv or SRV
+    before = len(srv.messages("alice@example.org"))
+    c = session(source, helo, port=srv.port("mx"))
     assert c.cmd("MAIL FROM:<%s>" % sender)[0] == 250
     assert c.cmd("RCPT TO:<alice@example.org>")[0] == 250
     assert c.cmd("DATA")[0] == 354
@@ -116,7 +118,7 @@ def deliver(sender, source="127.0.0.1", helo="client.test"):
     assert c.reply()[0] == 250
     c.cmd("QUIT")
     c.close()
-    msgs = wait_messages(SRV, "alice@example.org", before + 1)
+    msgs = wait_messages(srv, "alice@example.org", before + 1)
     assert len(msgs) == before + 1
     head = msgs[-1].split(b"\r\n\r\n", 1)[0].decode()
     return head.replace("\r\n\t", " ").replace("\r\n ", " ")
@@ -265,6 +267,64 @@ def test_temperror_when_dns_is_down(r):
         stop_clean(srv)
 
 
+def test_helo_check_and_authentication_results(r):
+    """helo_check: the HELO name is checked first, on its own; with
+    header = "authentication-results" only that field is added."""
+    conf = CONF.replace('header = "both";', 'header = "authentication-'
+                        'results"; helo_check = true;').replace(
+        'permerror = "reject";', 'softfail = "tempfail";')
+    srv = smtp_server(R, name="helo", relay=False,
+                      extra_modules=["filter_spf"],
+                      extra_conf=conf % DNS.servers)
+    try:
+        c = session(helo="badhelo.test", port=srv.port("mx"))
+        code, text = c.cmd("MAIL FROM:<x@pass.test>")
+        assert code == 550 and text[0].startswith("5.7.23"), (code, text)
+        assert "postmaster@badhelo.test" in text[0], text
+        code, text = c.cmd("MAIL FROM:<x@soft.test>")
+        assert code == 550, (code, text)
+        c.close()
+        c = session(helo="helo.test", port=srv.port("mx"))
+        code, text = c.cmd("MAIL FROM:<x@soft.test>")
+        assert code == 451 and text[0].startswith("4.7.23"), (code, text)
+        c.close()
+        head = deliver("x@pass.test", helo="helo.test", srv=srv)
+        assert "Received-SPF" not in head, head
+        ar = field(head, "Authentication-Results")
+        assert ar == ("mx.test.example; spf=pass smtp.helo=helo.test; "
+                      "spf=pass smtp.mailfrom=x@pass.test"), ar
+    finally:
+        stop_clean(srv)
+
+
+def test_timeout_and_client_gone(r):
+    """A DNS server that never answers: the check's time (1 s) runs out
+    and the temperror policy answers 451; a client that leaves during a
+    check cancels its lookups; the server stops cleanly after both."""
+    mute = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    mute.bind(("127.0.0.1", 0))
+    servers = "127.0.0.1:%d" % mute.getsockname()[1]
+    conf = CONF.replace("exempt", 'timeout = "1s"; exempt').replace(
+        'dns_timeout = "1s";', 'dns_timeout = "10s";')
+    srv = smtp_server(R, name="mute", relay=False,
+                      extra_modules=["filter_spf"],
+                      extra_conf=conf % servers)
+    try:
+        c = session(port=srv.port("mx"))
+        c.send("MAIL FROM:<x@pass.test>\r\n")
+        c.close()
+        c = session(port=srv.port("mx"))
+        t0 = time.monotonic()
+        code, text = c.cmd("MAIL FROM:<x@pass.test>")
+        assert code == 451, (code, text)
+        assert time.monotonic() - t0 < 5
+        assert c.cmd("NOOP")[0] == 250
+        c.close()
+    finally:
+        stop_clean(srv)
+        mute.close()
+
+
 CASES = (test_pass_ip4_delivered_with_headers,
          test_fail_rejected_with_explanation,
          test_softfail_accepted_and_recorded, test_include_and_redirect,
@@ -273,7 +333,9 @@ CASES = (test_pass_ip4_delivered_with_headers,
          test_two_records_and_bad_syntax, test_no_record_is_none,
          test_null_sender_uses_helo,
          test_authenticated_and_exempt_not_checked,
-         test_temperror_when_dns_is_down)
+         test_temperror_when_dns_is_down,
+         test_helo_check_and_authentication_results,
+         test_timeout_and_client_gone)
 
 if DNS is None:
     def test_skipped(r):
