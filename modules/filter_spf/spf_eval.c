@@ -27,7 +27,7 @@
 #define MAX_VOIDS 2     /* lookups answering no record */
 /* All lookups: 10 terms of 1 + 10, the exp= and %{p} lookups. */
 #define MAX_QUERIES 130
-#define NAME_MAX_LEN 1024
+#define NAME_MAX_LEN 2048
 
 enum mech { M_ALL, M_INCLUDE, M_A, M_MX, M_PTR, M_IP4, M_IP6, M_EXISTS };
 

@@ -45,12 +45,41 @@ RECORDS = [
     "--txt-record=limit10.test,v=spf1 " + " ".join(["a:h.lim.test"] * 10) +
     " +all",
     "--host-record=h.lim.test,192.0.2.1",
+    "--host-record=m.mx10.test,127.0.0.1",
+    "--mx-host=mx11.test,m0.mx11.test,0",
+    "--mx-host=mx11.test,m1.mx11.test,1",
+    "--mx-host=mx11.test,m2.mx11.test,2",
+    "--mx-host=mx11.test,m3.mx11.test,3",
+    "--mx-host=mx11.test,m4.mx11.test,4",
+    "--mx-host=mx11.test,m5.mx11.test,5",
+    "--mx-host=mx11.test,m6.mx11.test,6",
+    "--mx-host=mx11.test,m7.mx11.test,7",
+    "--mx-host=mx11.test,m8.mx11.test,8",
+    "--mx-host=mx11.test,m9.mx11.test,9",
+    "--mx-host=mx11.test,m10.mx11.test,10",
+    "--mx-host=mx10.test,m0.mx10.test,0",
+    "--mx-host=mx10.test,m1.mx10.test,1",
+    "--mx-host=mx10.test,m2.mx10.test,2",
+    "--mx-host=mx10.test,m3.mx10.test,3",
+    "--mx-host=mx10.test,m4.mx10.test,4",
+    "--mx-host=mx10.test,m5.mx10.test,5",
+    "--mx-host=mx10.test,m6.mx10.test,6",
+    "--mx-host=mx10.test,m7.mx10.test,7",
+    "--mx-host=mx10.test,m8.mx10.test,8",
+    "--mx-host=mx10.test,m.mx10.test,20",
     "--txt-record=void.test,v=spf1 a:n1.void.test a:n2.void.test "
     "a:n3.void.test +all",
     "--txt-record=void2.test,v=spf1 a:n1.void.test a:n2.void.test +all",
     "--txt-record=two.test,v=spf1 +all",
     "--txt-record=two.test,v=spf1 -all",
     "--txt-record=nospf.test,hello world",
+    "--txt-record=loop.test,v=spf1 include:loop.test +all",
+    "--txt-record=mx11.test,v=spf1 mx +all",
+    "--txt-record=mx10.test,v=spf1 mx -all",
+    "--txt-record=ip6.test,v=spf1 ip6:2001:db8::/32 ip4:127.0.0.0/29 -all",
+    "--txt-record=macro.test,v=spf1 exists:%{l1r+}.%{d2}.m.test -all",
+    "--host-record=good.macro.test.m.test,192.0.2.1",
+    "--txt-record=badmacro.test,v=spf1 exists:%{q}.x.test +all",
     "--txt-record=bad.test,v=spf1 a:1.2.3.4 -all",
     "--txt-record=helo.test,v=spf1 ip4:127.0.0.1 -all",
     "--txt-record=badhelo.test,v=spf1 -all",
@@ -211,6 +240,26 @@ def test_lookup_limit(r):
     assert "permerror" in text, text
 
 
+def test_include_loop_and_mx_names(r):
+    # An include of itself stops at the 10-lookup limit.
+    text = refused("x@loop.test", 550, "5.7.24")
+    assert "more than 10" in text, text
+    # Ten MX names are followed (the tenth, m.mx10.test, has an
+    # address); eleven are a permerror.
+    ok("x@mx10.test")
+    text = refused("x@mx11.test", 550, "5.7.24")
+    assert "MX" in text, text
+
+
+def test_ip6_and_macros(r):
+    ok("x@ip6.test", source="127.0.0.7")
+    refused("x@ip6.test", 550, "5.7.23", source="127.0.0.8")
+    # %{l1r+} of good+tag is "good"; %{d2} of macro.test itself.
+    ok("good+tag@macro.test")
+    refused("bad+tag@macro.test", 550, "5.7.23")
+    refused("x@badmacro.test", 550, "5.7.24")
+
+
 def test_void_lookup_limit(r):
     ok("x@void2.test")
     text = refused("x@void.test", 550, "5.7.24")
@@ -329,7 +378,8 @@ CASES = (test_pass_ip4_delivered_with_headers,
          test_fail_rejected_with_explanation,
          test_softfail_accepted_and_recorded, test_include_and_redirect,
          test_a_and_mx, test_ptr, test_exists_with_macro,
-         test_lookup_limit, test_void_lookup_limit,
+         test_lookup_limit, test_include_loop_and_mx_names,
+         test_ip6_and_macros, test_void_lookup_limit,
          test_two_records_and_bad_syntax, test_no_record_is_none,
          test_null_sender_uses_helo,
          test_authenticated_and_exempt_not_checked,
