@@ -75,9 +75,6 @@ static const struct postern_cfg_key policy_keys[] = {
 };
 
 static const struct postern_cfg_key module_keys[] = {
-	{ .name = "policy", .type = POSTERN_CFG_GROUP,
-	  .offset = offsetof(struct settings, policy), .schema = policy_keys,
-	  .doc = "what each SPF result does to the transaction" },
 	{ .name = "helo_check", .type = POSTERN_CFG_BOOL,
 	  .offset = offsetof(struct settings, helo_check), .def = "false",
 	  .doc = "check the HELO name first, on its own (RFC 7208 2.3)" },
@@ -99,6 +96,10 @@ static const struct postern_cfg_key module_keys[] = {
 	  .offset = offsetof(struct settings, timeout_ms), .def = "20s",
 	  .min = 1000, .max = 300000,
 	  .doc = "an evaluation's limit; past it, the temperror policy" },
+	/* Last: posternd -n prints it as a group of its own. */
+	{ .name = "policy", .type = POSTERN_CFG_GROUP,
+	  .offset = offsetof(struct settings, policy), .schema = policy_keys,
+	  .doc = "what each SPF result does to the transaction" },
 	{ .name = NULL },
 };
 
