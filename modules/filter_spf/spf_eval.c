@@ -496,6 +496,7 @@ static int
 parse_record(struct spf_eval *e, struct frame *f, char *rec)
 {
 	char *tok, *save = NULL;
+	const char *orig = "";
 	size_t cap = 8;
 	int nlen;
 	struct term *t;
@@ -503,6 +504,8 @@ parse_record(struct spf_eval *e, struct frame *f, char *rec)
 	f->terms = e->h->pool_alloc(e->pool, cap * sizeof(*f->terms));
 	tok = strtok_r(rec + 6, " ", &save);
 	for (; tok != NULL; tok = strtok_r(NULL, " ", &save)) {
+		/* The parsers cut the token: keep it whole for the error. */
+		orig = e->h->pool_strndup(e->pool, tok, strlen(tok));
 		if ((nlen = modifier_name_len(tok)) > 0) {
 			if (parse_modifier(e, f, tok, nlen) < 0)
 				goto bad;
@@ -515,7 +518,7 @@ parse_record(struct spf_eval *e, struct frame *f, char *rec)
 			cap *= 2;
 		}
 		t = &f->terms[f->nterms];
-		t->text = e->h->pool_strndup(e->pool, tok, strlen(tok));
+		t->text = orig;
 		if (parse_mechanism(e, tok, t) < 0)
 			goto bad;
 		f->nterms++;
@@ -523,7 +526,7 @@ parse_record(struct spf_eval *e, struct frame *f, char *rec)
 	return 0;
 bad:
 	e->out.problem = e->h->pool_printf(e->pool, "bad term '%s' in the "
-	                                   "SPF record of %s", tok, f->domain);
+	                                   "SPF record of %s", orig, f->domain);
 	return -1;
 }
 

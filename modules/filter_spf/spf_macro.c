@@ -139,13 +139,27 @@ macro_value(const struct spf_macro_ctx *ctx, int c, int explain,
 	const char *v = NULL;
 
 	switch (c) {
-	case 's': v = ctx->sender; break;
-	case 'l': v = ctx->local; break;
-	case 'o': v = ctx->sender_dom; break;
-	case 'd': v = ctx->domain; break;
-	case 'p': v = ctx->ptr != NULL ? ctx->ptr : "unknown"; break;
-	case 'h': v = ctx->helo; break;
-	case 'v': v = ctx->ip.family == AF_INET ? "in-addr" : "ip6"; break;
+	case 's':
+		v = ctx->sender;
+		break;
+	case 'l':
+		v = ctx->local;
+		break;
+	case 'o':
+		v = ctx->sender_dom;
+		break;
+	case 'd':
+		v = ctx->domain;
+		break;
+	case 'p':
+		v = ctx->ptr != NULL ? ctx->ptr : "unknown";
+		break;
+	case 'h':
+		v = ctx->helo;
+		break;
+	case 'v':
+		v = ctx->ip.family == AF_INET ? "in-addr" : "ip6";
+		break;
 	case 'i':
 		ip_dotted(&ctx->ip, out, outlen);
 		return 0;
