@@ -3,10 +3,11 @@
 # filters.sh - SMTP ingest with filters: posternd (smtp + storage_maildir)
 # with no filter, with opendkim signing through filter_milter, and with
 # filter_ratelimit (limits high enough never to refuse: the cost of
-# counting), beside Postfix (smtpd + virtual into a Maildir) with no
-# milter and with the same opendkim as smtpd_milters.  Postern's
-# filter_spf and filter_dnsbl do not exist yet, so there is no "all
-# filters" run.  Loaded by smtp-source with N messages of 4 KiB at
+# counting), with filter_spf + filter_dnsbl + filter_ratelimit together
+# (DNS from a dnsmasq on loopback: an SPF record that passes the client,
+# two block lists that do not list it), beside Postfix (smtpd + virtual
+# into a Maildir) with no milter and with the same opendkim as
+# smtpd_milters.  Loaded by smtp-source with N messages of 4 KiB at
 # concurrency 20, one message per connection; prints accepted/s and the
 # ratios postern/Postfix.  Never a pass or a failure on a time.
 #
@@ -70,6 +71,22 @@ opendkim -f -x "$W/opendkim/opendkim.conf" >"$W/opendkim/log" 2>&1 &
 PIDS="$PIDS $!"
 peers_wait_port "$DPORT"
 
+# ---- dnsmasq: SPF and block lists for the "all filters" run ----------------
+
+command -v dnsmasq >/dev/null 2>&1 || /usr/sbin/dnsmasq --version \
+	>/dev/null 2>&1 || apt-get install -y -qq dnsmasq-base >/dev/null ||
+	die "cannot install dnsmasq-base"
+NSPORT=$(peers_free_port)
+/usr/sbin/dnsmasq --no-daemon --port="$NSPORT" --listen-address=127.0.0.1 \
+	--bind-interfaces --conf-file=/dev/null --no-resolv --no-hosts \
+	--local=/example/ --user=nobody \
+	"--txt-record=bench.example,v=spf1 ip4:127.0.0.1 -all" \
+	--host-record=2.0.0.127.bl1.example,127.0.0.2 \
+	--host-record=2.0.0.127.bl2.example,127.0.0.2 \
+	>"$W/dnsmasq.log" 2>&1 &
+PIDS="$PIDS $!"
+peers_wait_port "$NSPORT"
+
 # ---- posternd, one per variant ---------------------------------------------
 
 # postern NAME MODULES_TAIL EXTRA_CONF: starts one; sets PORT_NAME.
@@ -114,6 +131,19 @@ postern rate ", \"$M/filter_ratelimit/.libs/filter_ratelimit.so\"" \
 	   { name = \"m\"; count = \"messages\"; per = \"sender_domain\";
 	     max = 1000000; window = \"1h\"; },
 	   { name = \"r\"; count = \"recipients\"; per = \"client\";
+	     max = 1000000; window = \"1h\"; } ); };"
+
+postern all ", \"$M/filter_spf/.libs/filter_spf.so\",
+	\"$M/filter_dnsbl/.libs/filter_dnsbl.so\",
+	\"$M/filter_ratelimit/.libs/filter_ratelimit.so\"" \
+	"dns_servers = \"127.0.0.1:$NSPORT\";
+	 filter_spf = { };
+	 filter_dnsbl = { zones = ( { zone = \"bl1.example\"; },
+	   { zone = \"bl2.example\"; } ); };
+	 filter_ratelimit = { limits = (
+	   { name = \"c\"; count = \"connections\"; per = \"client\";
+	     max = 1000000; window = \"1h\"; },
+	   { name = \"m\"; count = \"messages\"; per = \"sender_domain\";
 	     max = 1000000; window = \"1h\"; } ); };"
 
 # ---- Postfix, without and with the same opendkim ---------------------------
@@ -168,6 +198,8 @@ pd=$(run dkim "$PORT_dkim" "$W/dkim/mail/bench.example/rcpt")
 printf '%-24s %12s\n' postern+opendkim "$pd"
 pr=$(run rate "$PORT_rate" "$W/rate/mail/bench.example/rcpt")
 printf '%-24s %12s\n' postern+ratelimit "$pr"
+pa=$(run all "$PORT_all" "$W/all/mail/bench.example/rcpt")
+printf '%-24s %12s\n' postern+spf+dnsbl+rate "$pa"
 postfix_variant none ""
 fn=$(run postfix "$PORT_pf_none" "$PF/none/mail/bench.example/rcpt")
 postfix -c "$PF/none/etc" stop >/dev/null 2>&1 || true
@@ -179,6 +211,16 @@ printf '%-24s %12s\n' postfix+opendkim "$fd"
 echo "$pn $fn $pd $fd" | awk '{
 	printf "ratio postern/postfix: no filter %.2f, opendkim %.2f\n",
 		$1 / $2, $3 / $4 }'
+echo "$pa $fn" | awk '{ printf "ratio postern with spf+dnsbl+ratelimit / " \
+	"postfix with none: %.2f\n", $1 / $2 }'
+# The all-filters run checked SPF: its messages say pass.
+f=$(find "$W/all/mail/bench.example/rcpt/new" \
+	"$W/all/mail/bench.example/rcpt/cur" -type f 2>/dev/null | head -n 1)
+if [ -n "$f" ] && grep -q '^Received-SPF: pass' "$f"; then
+	echo "SPF checked: $f"
+else
+	echo "NOT SPF-checked: $f" >&2
+fi
 # One message of each signed run, to show the milter did its work.
 for d in "$W/dkim/mail/bench.example/rcpt" \
 	"$PF/dkim/mail/bench.example/rcpt"; do
