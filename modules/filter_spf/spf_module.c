@@ -103,11 +103,6 @@ static const struct postern_cfg_key module_keys[] = {
 	{ .name = NULL },
 };
 
-struct net {
-	struct spf_ip ip;
-	int prefix;
-};
-
 /* One identity's check. */
 struct check {
 	int done;
@@ -135,40 +130,17 @@ static const struct postern_host *host;
 static postern_module_t *self;
 static const struct postern_smtp_service *svc;
 static struct settings cfg;
-static struct net *exempts;
+static struct postern_network *exempts;
 static size_t nexempts;
 static char receiver[256];
 
 static int
-parse_net(const char *s, struct net *n)
-{
-	char buf[80], *slash;
-	char *end;
-	long v;
-
-	snprintf(buf, sizeof(buf), "%s", s);
-	if ((slash = strchr(buf, '/')) != NULL)
-		*slash = '\0';
-	if (spf_ip_parse(buf, &n->ip) < 0)
-		return -1;
-	n->prefix = n->ip.family == AF_INET ? 32 : 128;
-	if (slash == NULL)
-		return 0;
-	v = strtol(slash + 1, &end, 10);
-	if (slash[1] == '\0' || *end != '\0' || v < 0 || v > n->prefix)
-		return -1;
-	n->prefix = (int)v;
-	return 0;
-}
-
-static int
-exempt(const struct spf_ip *ip)
+exempt(const char *peer)
 {
 	size_t i;
 
 	for (i = 0; i < nexempts; i++)
-		if (spf_ip_match(ip, exempts[i].ip.addr, exempts[i].ip.family,
-		                 exempts[i].prefix))
+		if (host->network_match(&exempts[i], peer))
 			return 1;
 	return 0;
 }
@@ -331,7 +303,8 @@ on_mail(postern_hook_call_t *call, const struct postern_smtp_payload *p,
 	char buf[600];
 
 	if ((p->session->auth_user != NULL && !cfg.check_authenticated) ||
-	    spf_ip_parse(p->session->peer, &ip) < 0 || exempt(&ip))
+	    spf_ip_parse(p->session->peer, &ip) < 0 ||
+	    exempt(p->session->peer))
 		return;
 	if ((slot = svc->txn_slot(p->txn, self)) == NULL)
 		return;
@@ -582,7 +555,7 @@ parse_exempt(const struct postern_host *h, postern_module_t *m)
 	if ((exempts = calloc(nexempts, sizeof(*exempts))) == NULL)
 		abort();
 	for (i = 0; i < nexempts; i++)
-		if (parse_net(cfg.exempt.items[i], &exempts[i]) < 0) {
+		if (h->network_parse(cfg.exempt.items[i], &exempts[i]) < 0) {
 			h->cfg_error(m, h->cfg_lookup(h->cfg_module(m),
 			             "exempt"), "filter_spf: '%s' is no "
 			             "address or network", cfg.exempt.items[i]);
