@@ -783,6 +783,21 @@ record_value(struct conf *c, const char *path, const char *doc, char *text,
 	rec_set_doc(r, doc);
 }
 
+/* A key with neither a value nor a default: `posternd -n -a` shows it as
+ * a comment, so that every key is documented. */
+static void
+record_unset(struct conf *c, const char *path, const char *doc)
+{
+	struct rec *r = rec_find(c, path);
+
+	rec_clear(r);
+	r->kind = REC_VALUE;
+	r->text = NULL;
+	r->dflt = 1;
+	r->raw = NULL;
+	rec_set_doc(r, doc);
+}
+
 static void
 record_container(struct conf *c, const char *path, enum rec_kind kind,
                  const char *doc, postern_cfg_t *raw)
@@ -1471,6 +1486,9 @@ parse_key(struct parse *p, postern_cfg_t *group, postern_cfg_t *anchor,
 	}
 	if (v == NULL && k->def != NULL)
 		v = default_node(p, k, path, anchor);
+	if (v == NULL && k->type != POSTERN_CFG_GROUP &&
+	    k->type != POSTERN_CFG_LIST)
+		record_unset(p->c, path, k->doc);
 	rc = parse_value(p, k, v, anchor, path, (char *)out + k->offset);
 	if (rc == 0 && k->validate != NULL && v != NULL) {
 		char err[256] = "";
@@ -1676,6 +1694,10 @@ print_rec_kids(FILE *out, const struct rec *r, int depth,
 			fprintf(out, "# %s\n", k->doc);
 		}
 		indent(out, depth);
+		if (k->kind == REC_VALUE && k->text == NULL) {
+			fprintf(out, "# %s: not set\n", k->seg);
+			continue;
+		}
 		if (!in_list)
 			fprintf(out, "%s = ", k->seg);
 		print_rec_value(out, k, depth, how);

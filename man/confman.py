@@ -57,7 +57,11 @@ def page(text):
         s = line.strip()
         if not s:
             continue
-        if s.startswith("#"):
+        unset = re.match(r"^# (\w+): not set$", s)
+        if unset:
+            # A key with no default: documented, with no value.
+            s = "%s = (not set);" % unset.group(1)
+        elif s.startswith("#"):
             doc.append(s[1:].strip())
             continue
         m = re.match(r"^(\w+) = \{$", s)

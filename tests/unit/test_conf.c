@@ -1299,6 +1299,7 @@ test_print_defaults(void)
 	    "\t\tmax_size = \"25M\";\n"
 	    "\t\ttimeout = \"5m\";\n"
 	    "\t};\n"
+	    "\t# debug: not set\n"
 	    "\tworkers = 4;\n"
 	    "};\n");
 	back = conf_load_string(out, "effective");
