@@ -58,6 +58,12 @@ static const struct postern_cfg_key imap_keys[] = {
 	  .offset = offsetof(struct imap_settings, max_auth_failures),
 	  .def = "3", .min = 1, .max = 1000,
 	  .doc = "failed logins before disconnecting" },
+	{ .name = "idle_poll_interval", .type = POSTERN_CFG_DURATION,
+	  .offset = offsetof(struct imap_settings, idle_poll_ms),
+	  .def = "15s", .min = 1000, .max = 3600000,
+	  .doc = "how often IDLE looks for changes when the mailbox cannot "
+	         "be watched (inotify's limits reached: logged once); with "
+	         "inotify, changes come at once and nothing polls" },
 	{ .name = "commands_per_second", .type = POSTERN_CFG_INT,
 	  .offset = offsetof(struct imap_settings, commands_per_sec),
 	  .def = "1000", .min = 0, .max = 1000000,

@@ -39,6 +39,7 @@ struct imap_settings {
 	long long max_literal;       /* APPEND message size too */
 	long long message_memory;    /* budget of a message's scratch pool */
 	long long idle_ms;           /* between commands */
+	long long idle_poll_ms;      /* IDLE without a watch */
 	long long max_bad_commands;  /* BAD replies in a row before BYE */
 	long long max_auth_failures; /* failed logins before BYE */
 	long long commands_per_sec;  /* sustained rate; bursts of 4x */

@@ -701,9 +701,7 @@ idle_changed(void *arg)
 	idle_sync(s);
 }
 
-/* Without a watch, IDLE looks for changes every IDLE_POLL_MS. */
-#define IDLE_POLL_MS 15000
-
+/* Without a watch, IDLE looks for changes every idle_poll_interval. */
 static unsigned
 idle_poll_fired(void *arg)
 {
@@ -714,7 +712,7 @@ idle_poll_fired(void *arg)
 		return 0;
 	}
 	idle_changed(s);
-	return IDLE_POLL_MS;
+	return (unsigned)imap_cfg.idle_poll_ms;
 }
 
 static void
@@ -749,12 +747,14 @@ imap_cmd_idle(struct imap_cmd *c)
 	imap_host->conn_printf(s->conn, "+ idling\r\n");
 	if (s->mb != NULL) {
 		if (imap_storage->watch(s->mb, idle_changed, s) < 0) {
-			imap_host->conn_log(s->conn, POSTERN_LOG_WARNING,
+			/* The storage said why, once per process. */
+			imap_host->conn_log(s->conn, POSTERN_LOG_DEBUG,
 			                    "IDLE: cannot watch the mailbox "
-			                    "of %s; checking every %u s instead",
-			                    s->user, IDLE_POLL_MS / 1000);
+			                    "of %s; checking every %lld ms",
+			                    s->user, imap_cfg.idle_poll_ms);
 			s->idle_poll = imap_host->timer_add(
-				IDLE_POLL_MS, idle_poll_fired, s);
+				(unsigned)imap_cfg.idle_poll_ms,
+				idle_poll_fired, s);
 		}
 		/* What changed since the last command comes at once. */
 		idle_sync(s);

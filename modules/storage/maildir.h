@@ -26,6 +26,8 @@
 #define MD_REC_NEW 0x100u /* the file is in new/ (no info suffix) */
 
 /* One message in the index: fixed size, so the file is an array. */
+struct md_wdir;
+
 struct md_rec {
 	uint32_t uid;
 	uint32_t flags;     /* POSTERN_MSG_* without RECENT, MD_REC_* */
@@ -248,7 +250,10 @@ int md_copy(postern_mailbox_t *mb, const struct postern_uid_range *uids,
             uint32_t *dest_uidvalidity,
             struct postern_sync_changes *expunged,
             struct postern_storage_err *err);
+/* maildir_watch.c: the process's one inotify instance. */
 int md_watch(postern_mailbox_t *mb, void (*changed)(void *arg), void *arg);
+/* Directories watched now (for tests and logs). */
+size_t md_watch_dirs(void);
 int md_status_by_name(postern_store_t *st, const char *name,
                       struct postern_mailbox_status *out,
                       struct postern_storage_err *err);
@@ -311,9 +316,8 @@ struct postern_mailbox {
 	struct postern_message_info info;
 	uint32_t kwidx[MD_MAX_KEYWORDS];
 	char guid[64];
-	/* watch */
-	int inofd;
-	postern_watch_t *watch;
+	/* watch (maildir_watch.c) */
+	struct md_wdir *wdir;   /* the watched directory, NULL: none */
 	void (*changed)(void *);
 	void *changed_arg;
 };

@@ -13,7 +13,6 @@
  * the comparison is skipped when that state did not change.
  */
 #include <sys/file.h>
-#include <sys/inotify.h>
 #include <sys/stat.h>
 
 #include <errno.h>
@@ -252,7 +251,7 @@ md_open(postern_store_t *st, const char *name, unsigned mode,
 	}
 	mb->st = st;
 	mb->mode = mode;
-	mb->exclfd = mb->inofd = -1;
+	mb->exclfd = -1;
 	if ((mb->dir = md_box_dir(st->root, name, err)) == NULL)
 		goto fail;
 	snprintf(path, sizeof(path), "%s/cur", mb->dir);
@@ -861,77 +860,6 @@ md_status_by_name(postern_store_t *st, const char *name,
 		md_store_state_put(st, rc);
 	free(dir);
 	return rc;
-}
-
-/* ---- watch ------------------------------------------------------------ */
-
-static void
-watch_fired(postern_watch_t *w, int fd, unsigned events, void *arg)
-{
-	postern_mailbox_t *mb = arg;
-	char buf[4096];
-
-	(void)w;
-	(void)events;
-	while (read(fd, buf, sizeof(buf)) > 0)
-		;
-	if (mb->changed != NULL)
-		mb->changed(mb->changed_arg);
-}
-
-static int
-watch_start(postern_mailbox_t *mb)
-{
-	const uint32_t ev = IN_CREATE | IN_DELETE | IN_MOVED_FROM |
-	                    IN_MOVED_TO | IN_ATTRIB;
-	char path[4200];
-
-	if ((mb->inofd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC)) < 0) {
-		md_log(POSTERN_LOG_ERROR, "inotify_init1: %s", strerror(errno));
-		return -1;
-	}
-	snprintf(path, sizeof(path), "%s/new", mb->dir);
-	if (inotify_add_watch(mb->inofd, path, ev) < 0)
-		goto fail;
-	snprintf(path, sizeof(path), "%s/cur", mb->dir);
-	if (inotify_add_watch(mb->inofd, path, ev) < 0)
-		goto fail;
-	/* The index is replaced by rename: moves into the mailbox dir.
-	 * Its change log is not watched: what it records that other views
-	 * show (messages, flags, expunges) comes with a rename or unlink in
-	 * new/ or cur/, and the rest (\Recent taken, mtimes, header sizes)
-	 * needs no wake-up. */
-	if (inotify_add_watch(mb->inofd, mb->dir, IN_MOVED_TO) < 0)
-		goto fail;
-	mb->watch = md_host->watch_add(mb->inofd, POSTERN_WATCH_READ,
-	                               watch_fired, mb);
-	if (mb->watch != NULL)
-		return 0;
-fail:
-	md_log(POSTERN_LOG_ERROR, "inotify_add_watch %s: %s", path,
-	       strerror(errno));
-	close(mb->inofd);
-	mb->inofd = -1;
-	return -1;
-}
-
-int
-md_watch(postern_mailbox_t *mb, void (*changed)(void *arg), void *arg)
-{
-	mb->changed = changed;
-	mb->changed_arg = arg;
-	if (changed == NULL) {
-		if (mb->watch != NULL)
-			md_host->watch_remove(mb->watch);
-		if (mb->inofd >= 0)
-			close(mb->inofd);
-		mb->watch = NULL;
-		mb->inofd = -1;
-		return 0;
-	}
-	if (mb->watch != NULL)
-		return 0;
-	return watch_start(mb);
 }
 
 /* ---- finding a message's file ----------------------------------------- */

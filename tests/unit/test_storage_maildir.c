@@ -1869,6 +1869,85 @@ test_watch(void)
 	loop_current = NULL;
 }
 
+/* Views of one mailbox share its watches (one inotify instance for the
+ * process); each is told; one may stop watching from its callback. */
+static postern_mailbox_t *leaver;
+static int fired_a, fired_b;
+
+static void
+on_changed_a(void *arg)
+{
+	(void)arg;
+	fired_a++;
+	/* Stops watching from inside the dispatch. */
+	S->watch(leaver, NULL, NULL);
+}
+
+static void
+on_changed_b(void *arg)
+{
+	(void)arg;
+	fired_b++;
+}
+
+static void
+test_watch_shared(void)
+{
+	postern_mailbox_t *a, *b, *c;
+	postern_store_t *st;
+	struct tuser t;
+
+	loop_current = loop_create();
+	CU_ASSERT_PTR_NOT_NULL_FATAL(loop_current);
+	make_user(&t, "watch2");
+	st = open_store(&t);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(st);
+	a = open_box(st, "INBOX", 0);
+	b = open_box(st, "INBOX", 0);
+	c = open_box(st, "INBOX", 0);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+	leaver = a;
+	fired_a = fired_b = 0;
+	CU_ASSERT_EQUAL(S->watch(a, on_changed_a, NULL), 0);
+	CU_ASSERT_EQUAL(S->watch(b, on_changed_b, NULL), 0);
+	CU_ASSERT_EQUAL(S->watch(c, on_changed_b, NULL), 0);
+	/* Watching twice is one watch. */
+	CU_ASSERT_EQUAL(S->watch(c, on_changed_b, NULL), 0);
+	deliver(&t, "w\r\n");
+	UNIT_PUMP_UNTIL(loop_current, fired_a > 0 && fired_b >= 2, 2000);
+	CU_ASSERT_EQUAL(fired_a, 1);
+	CU_ASSERT_EQUAL(fired_b, 2);
+	/* a left in its callback: only b and c hear the next one. */
+	fired_a = fired_b = 0;
+	deliver(&t, "w\r\n");
+	UNIT_PUMP_UNTIL(loop_current, fired_b >= 2, 2000);
+	CU_ASSERT_EQUAL(fired_a, 0);
+	CU_ASSERT_EQUAL(fired_b, 2);
+	/* A file dropped into new/ by another program is seen too. */
+	fired_b = 0;
+	{
+		char path[4096];
+		FILE *f;
+
+		snprintf(path, sizeof(path), "%s/new/1.dropped.host",
+		    t.maildir);
+		f = fopen(path, "w");
+		CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+		fputs("Subject: dropped\r\n\r\nx\r\n", f);
+		fclose(f);
+	}
+	UNIT_PUMP_UNTIL(loop_current, fired_b >= 2, 2000);
+	CU_ASSERT_EQUAL(fired_b, 2);
+	S->watch(b, NULL, NULL);
+	S->watch(c, NULL, NULL);
+	S->close(a);
+	S->close(b);
+	S->close(c);
+	S->store_close(st);
+	loop_destroy(loop_current);
+	loop_current = NULL;
+}
+
 /* ---- views that keep their state between operations -------------------- */
 
 /* What a fresh read-only view of INBOX shows (from a store of its own,
@@ -2445,6 +2524,7 @@ static CU_TestInfo maildir_tests[] = {
 	{ "cache compaction", test_cache_compaction },
 	{ "exclusive views", test_exclusive },
 	{ "watch", test_watch },
+	{ "views of one mailbox share its watch", test_watch_shared },
 	{ "view: another process's changes between operations",
 	  test_view_other_process },
 	{ "view: the log shortened by a rewrite, cut by a crash",
