@@ -581,11 +581,6 @@ spf_init(const struct postern_host *h, postern_module_t *m)
 
 	host = h;
 	self = m;
-	if (!POSTERN_HOST_HAS(h, dns_lookup)) {
-		h->log(m, POSTERN_LOG_ERROR, "filter_spf: needs a posternd "
-		       "with DNS (ABI 1.7)");
-		return -1;
-	}
 	if (POSTERN_CFG_PARSE(h, m, h->cfg_module(m), module_keys, &cfg) < 0)
 		return -1;
 	svc = h->service_lookup(m, POSTERN_SMTP_SERVICE, POSTERN_SMTP_MAJOR,

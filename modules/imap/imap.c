@@ -172,12 +172,6 @@ imap_init(const struct postern_host *h, postern_module_t *m)
 
 	imap_host = h;
 	imap_self = m;
-	if (!POSTERN_HOST_HAS(h, login) ||
-	    !POSTERN_HOST_HAS(h, counts_put)) {
-		h->log(m, POSTERN_LOG_ERROR, "the host is too old (needs ABI "
-		       "1.5)");
-		return -1;
-	}
 	if (POSTERN_CFG_PARSE(h, m, h->cfg_module(m), imap_keys, &imap_cfg) < 0)
 		return -1;
 	if (imap_cfg.tls != NULL &&

@@ -42,7 +42,7 @@ imap_mime_init(const struct postern_host *h, postern_module_t *self)
 static int
 host_has_mime(void)
 {
-	return host != NULL && POSTERN_HOST_HAS(host, mime_deserialize);
+	return host != NULL;
 }
 
 /* ---- output buffer ---------------------------------------------------- */

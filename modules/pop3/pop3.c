@@ -155,12 +155,6 @@ pop3_init(const struct postern_host *h, postern_module_t *m)
 
 	pop3_host = h;
 	pop3_self = m;
-	if (!POSTERN_HOST_HAS(h, login) ||
-	    !POSTERN_HOST_HAS(h, conn_junk_reset)) {
-		h->log(m, POSTERN_LOG_ERROR, "posternd %s is too old: pop3 "
-		       "needs ABI 1.4", h->version);
-		return -1;
-	}
 	root = h->cfg_module(m);
 	if (POSTERN_CFG_PARSE(h, m, root, pop3_keys, &pop3_set) < 0)
 		return -1;

@@ -558,12 +558,6 @@ relay_8bit_downgrade(const struct postern_host *host, int fd, off_t offset,
 	e.out = out;
 	e.err = err != NULL ? err : dummy;
 	e.errlen = err != NULL ? errlen : sizeof(dummy);
-	if (!POSTERN_HOST_HAS(host, mime_parser_create)) {
-		snprintf(e.err, e.errlen, "8BITMIME downgrade: the host has "
-		    "no MIME parser (ABI 1.3 needed)");
-		errno = ENOSYS;
-		return RELAY_8BIT_IO;
-	}
 	if ((e.buf = malloc(EB_CHUNK)) == NULL) {
 		snprintf(e.err, e.errlen, "8BITMIME downgrade: %s",
 		    strerror(ENOMEM));

@@ -1264,11 +1264,6 @@ relay_init(const struct postern_host *h, postern_module_t *m)
 
 	relay_host = h;
 	relay_self = m;
-	if (!POSTERN_HOST_HAS(h, conn_error)) {
-		h->log(m, POSTERN_LOG_ERROR, "this posternd is too old for "
-		       "the relay module (needs ABI 1.4)");
-		return -1;
-	}
 	if (POSTERN_CFG_PARSE(h, m, h->cfg_module(m), relay_keys,
 	                      &relay_cfg) < 0)
 		return -1;

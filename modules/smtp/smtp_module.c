@@ -311,12 +311,6 @@ smtp_init(const struct postern_host *h, postern_module_t *m)
 
 	smtp_host = h;
 	smtp_self = m;
-	if (!POSTERN_HOST_HAS(h, sasl_start) ||
-	    !POSTERN_HOST_HAS(h, conn_junk_reset)) {
-		h->log(m, POSTERN_LOG_ERROR, "this posternd is too old for "
-		       "the smtp module (needs ABI 1.4)");
-		return -1;
-	}
 	root = h->cfg_module(m);
 	if (POSTERN_CFG_PARSE(h, m, root, smtp_keys, &smtp_cfg) < 0)
 		return -1;

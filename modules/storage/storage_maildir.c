@@ -185,10 +185,6 @@ md_init(const struct postern_host *h, postern_module_t *m)
 		             "location must not be empty");
 		return -1;
 	}
-	if (!POSTERN_HOST_HAS(h, service_publish)) {
-		h->log(m, POSTERN_LOG_ERROR, "host has no service registry");
-		return -1;
-	}
 	return h->service_publish(m, POSTERN_STORAGE_SERVICE,
 	                          POSTERN_STORAGE_MAJOR, POSTERN_STORAGE_MINOR,
 	                          &md_table);

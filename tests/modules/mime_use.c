@@ -150,18 +150,10 @@ mime_use_init(const struct postern_host *host, postern_module_t *self)
 	postern_pool_t *pool;
 
 	mu_host = host;
-	if (!POSTERN_HOST_HAS(host, mime_deserialize)) {
-		host->log(self, POSTERN_LOG_ERROR,
-		          "mime_use: host ABI %u.%u has no MIME functions",
-		          (unsigned)host->abi_major,
-		          (unsigned)host->abi_minor);
-		return -1;
-	}
 	pool = host->pool_create(4096);
 	mu_report(self, pool);
 	host->pool_destroy(pool);
-	if (POSTERN_HOST_HAS(host, pool_create_limited))
-		mu_budget(self);
+	mu_budget(self);
 	return 0;
 }
 

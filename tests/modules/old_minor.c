@@ -2,8 +2,7 @@
  * old_minor.c - a module built for ABI 1.0 with the 1.1 SDK.  Defining
  * POSTERN_ABI_TARGET_MINOR before the includes makes the descriptor say
  * 1.0 and hides the members the 1.1 host table added, so this module runs
- * in any 1.x host.  It checks a 1.0 member with POSTERN_HOST_HAS, as an
- * old module would, and logs what it found.
+ * in any 1.x host.  It logs what it found of the 1.0 table.
  */
 #define POSTERN_ABI_TARGET_MINOR 0
 #include <postern/postern.h>
@@ -27,7 +26,7 @@ old_minor_init(const struct postern_host *host, postern_module_t *self)
 	          (unsigned)POSTERN_ABI_TARGET_MINOR,
 	          (unsigned)host->abi_major, (unsigned)host->abi_minor);
 	host->log(self, POSTERN_LOG_INFO, "old_minor: hook_run %s",
-	          POSTERN_HOST_HAS(host, hook_run) ? "available" : "missing");
+	          host->hook_run != NULL ? "available" : "missing");
 	host->log(self, POSTERN_LOG_INFO, "old_minor: host table %s",
 	          host->size >= sizeof(struct postern_host) ?
 	              "covers the 1.0 view" : "is too small");

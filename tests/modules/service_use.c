@@ -22,11 +22,6 @@ service_use_init(const struct postern_host *host, postern_module_t *self)
 	const struct test_svc *svc;
 
 	su_host = host;
-	if (!POSTERN_HOST_HAS(host, service_lookup)) {
-		host->log(self, POSTERN_LOG_ERROR,
-		          "service_use: host has no service registry");
-		return -1;
-	}
 	svc = host->service_lookup(self, "test.svc", 1, 1);
 	if (svc == NULL || svc->size < offsetof(struct test_svc, add) +
 	                                   sizeof(svc->add)) {

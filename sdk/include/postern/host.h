@@ -4,11 +4,9 @@
  * A module receives `const struct postern_host *host` in init and keeps it
  * for its lifetime; it calls the host only through this table (modules do
  * not link against posternd).  The table starts with its size and only ever
- * grows at the end, so a module checks that a member added after the minor
- * it targets exists before calling it:
- *
- *	if (POSTERN_HOST_HAS(host, service_lookup))
- *		storage = host->service_lookup(self, "storage", 1, 0);
+ * grows at the end; every member the module's headers show (those of the
+ * minor it targets, postern/module.h) is there and not NULL, because a
+ * host refuses a module built for a newer minor than its own.
  *
  * Threads: unless a member says otherwise, call it only on the event-loop
  * thread of the process (the master during init, the worker afterwards).
@@ -36,12 +34,6 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
-
-/* True when the host table passed in is large enough to hold `member`. */
-#define POSTERN_HOST_HAS(host, member)                                      \
-	((host)->size >= offsetof(struct postern_host, member) +            \
-	                     sizeof((host)->member) &&                      \
-	 (host)->member != NULL)
 
 /* Directories the host knows about (host->dir). */
 enum postern_dir {

@@ -3,9 +3,8 @@
  *
  * One parser for every module that looks inside a message: IMAP (FETCH
  * BODYSTRUCTURE, ENVELOPE, BODY[section], SEARCH) and filters.  The
- * functions live in the host table (postern/host.h, members mime_*);
- * check POSTERN_HOST_HAS(host, mime_parser_create) before the first use
- * when the module may run in a host older than 1.3.
+ * functions live in the host table (postern/host.h, members mime_*,
+ * ABI 1.3).
  *
  * Threads.  Every function here is pure computation on the caller's
  * memory: no I/O, no global state, no event loop.  They may be called from

@@ -20,12 +20,16 @@
  * ABI versions.  The host table (postern/host.h) and every size-first struct
  * only ever grow at the end.  A minor bump appends; a major bump breaks.  A
  * module built against minor N runs in any host of the same major with a
- * minor >= N.  To build a module that also runs in older hosts, define
- * POSTERN_ABI_TARGET_MINOR before including any SDK header: the headers then
- * hide everything added after that minor, so the compiler refuses a call the
- * older host could not answer, and the descriptor declares the lower minor.
- * For optional use of newer functions, build for the newer minor and test
- * with POSTERN_HOST_HAS() at run time instead.
+ * minor >= N, and a host refuses a module built for a newer minor than its
+ * own (naming both versions): it could not answer every call the module
+ * was compiled to make, and a missing function found at run time is a
+ * crash, not an error message.  So every member of the host table that
+ * the module's headers show is there, and a module never checks.  To
+ * build a module that also runs in older hosts, define
+ * POSTERN_ABI_TARGET_MINOR before including any SDK header: the headers
+ * then hide everything added after that minor, so the compiler refuses a
+ * call the older host could not answer, and the descriptor declares the
+ * lower minor.
  */
 #ifndef POSTERN_MODULE_H
 #define POSTERN_MODULE_H
