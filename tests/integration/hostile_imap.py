@@ -65,6 +65,13 @@ def seqs(subject):
 
 ONE = seqs("one megabyte")[0]
 BIG = seqs("big ")
+# Once (a distcheck under load) SEARCH found fewer: say what was there.
+if len(BIG) != 2:
+    raise AssertionError("SEARCH SUBJECT \"big \" found %r; new/ holds %d "
+                         "files; log:\n%s" % (
+                             BIG, len(os.listdir(os.path.join(
+                                 srv.maildir("alice@example.org"), "new"))),
+                             srv.log()[-3000:]))
 
 
 def neighbour():

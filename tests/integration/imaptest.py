@@ -45,6 +45,9 @@ def tls_context():
     return ctx
 
 
+_delivered = 0
+
+
 def deliver(srv, user, data, folder=""):
     """Puts a message into the user's Maildir new/ the way an MTA does:
     written in tmp/, renamed into new/."""
@@ -53,8 +56,12 @@ def deliver(srv, user, data, folder=""):
         base = os.path.join(base, "." + folder)
     for sub in ("tmp", "new", "cur"):
         os.makedirs(os.path.join(base, sub), exist_ok=True)
-    name = "%d.M%dP%d.test" % (time.time(), time.time_ns() % 1000000,
-                               os.getpid())
+    # A counter, not the clock alone: two deliveries in one clock tick
+    # got one name, and the rename replaced a message (a flaky test).
+    global _delivered
+    _delivered += 1
+    name = "%d.M%dP%dQ%d.test" % (time.time(), time.time_ns() % 1000000,
+                                  os.getpid(), _delivered)
     tmp = os.path.join(base, "tmp", name)
     with open(tmp, "wb") as f:
         f.write(data)
