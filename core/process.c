@@ -655,6 +655,45 @@ allocator_after_fork(void)
 		            "allocating");
 }
 
+/* What runs modules' worker side, in a worker or a tool: job threads
+ * (with the auth lane), the shared counters' slot, connections, and each
+ * module's worker start.  -1 after logging; worker_services_stop undoes
+ * whatever was done, after a failure too. */
+static int services_up;   /* connections and modules' starts happened */
+
+static int
+worker_services_start(int id)
+{
+	rt.jobs = job_pool_create(loop_current, (unsigned)rt.set.job_threads);
+	if (rt.jobs == NULL ||
+	    job_lane_start(rt.jobs, JOB_LANE_AUTH,
+	                   (unsigned)rt.set.auth_threads,
+	                   (size_t)rt.set.auth_queue) < 0)
+		return -1;
+	host_set_jobs(rt.jobs);
+	shared_count_worker_start(id);
+	conn_init(loop_current);
+	services_up = 1;
+	return modules_worker_start();
+}
+
+static void
+worker_services_stop(void)
+{
+	if (services_up) {
+		conn_close_all();
+		modules_worker_call(2);
+	}
+	dns_shutdown();
+	if (rt.jobs != NULL)
+		job_pool_destroy(rt.jobs);
+	rt.jobs = NULL;
+	host_set_jobs(NULL);
+	if (services_up)
+		conn_fini();
+	services_up = 0;
+}
+
 static int
 worker_run(int id)
 {
@@ -679,30 +718,13 @@ worker_run(int id)
 	if (isolate_start((unsigned)rt.set.auth_threads) < 0)
 		log_warning("worker %d: no isolation process: password "
 		            "hashes run inside the worker", id);
-	rt.jobs = job_pool_create(loop_current, (unsigned)rt.set.job_threads);
-	if (rt.jobs == NULL)
-		goto out;
-	if (job_lane_start(rt.jobs, JOB_LANE_AUTH,
-	                   (unsigned)rt.set.auth_threads,
-	                   (size_t)rt.set.auth_queue) < 0)
-		goto stop_jobs;
-	host_set_jobs(rt.jobs);
-	shared_count_worker_start(id);
-	conn_init(loop_current);
-	if (modules_worker_start() < 0 || listener_start_all(loop_current) < 0)
+	if (worker_services_start(id) < 0 ||
+	    listener_start_all(loop_current) < 0)
 		goto stop;
 	log_info("worker %d: started (pid %d)", id, (int)getpid());
 	rc = loop_run(loop_current) < 0 ? 1 : 0;
 stop:
-	conn_close_all();
-	modules_worker_call(2);
-	dns_shutdown();
-	job_pool_destroy(rt.jobs);
-	host_set_jobs(NULL);
-	conn_fini();
-	goto out;
-stop_jobs:
-	job_pool_destroy(rt.jobs);
+	worker_services_stop();
 out:
 	isolate_stop();
 	loop_destroy(loop_current);
@@ -718,26 +740,13 @@ process_tool_start(void)
 	host_set_worker(0);
 	if ((loop_current = loop_create()) == NULL)
 		return -1;
-	rt.jobs = job_pool_create(loop_current, (unsigned)rt.set.job_threads);
-	if (rt.jobs == NULL)
-		return -1;
-	host_set_jobs(rt.jobs);
-	shared_count_worker_start(0);
-	conn_init(loop_current);
-	return modules_worker_start();
+	return worker_services_start(0);
 }
 
 void
 process_tool_stop(void)
 {
-	conn_close_all();
-	modules_worker_call(2);
-	dns_shutdown();
-	if (rt.jobs != NULL)
-		job_pool_destroy(rt.jobs);
-	rt.jobs = NULL;
-	host_set_jobs(NULL);
-	conn_fini();
+	worker_services_stop();
 	if (loop_current != NULL)
 		loop_destroy(loop_current);
 	loop_current = NULL;

@@ -564,6 +564,7 @@ on_eod(postern_hook_call_t *call, void *payload, void *arg,
 	struct dnsbl_sess *s;
 	char value[DNSBL_TEXT_MAX + 64];
 	size_t i, n;
+	int any = 0;
 
 	(void)call;
 	(void)arg;
@@ -573,14 +574,14 @@ on_eod(postern_hook_call_t *call, void *payload, void *arg,
 		return;
 	n = (size_t)snprintf(value, sizeof(value), "score=%lld threshold="
 	                     "%lld", s->score, cfg.threshold);
-	for (i = 0; i < nzones && n < sizeof(value); i++)
-		if (s->listed[i])
-			n += (size_t)snprintf(value + n, sizeof(value) - n,
-			                      "%s%s=%s", n > 0 ? " " : "",
-			                      zones[i].zone, s->code[i]);
-	for (i = 0; i < nzones && !s->listed[i]; i++)
-		;
-	if (i < nzones)
+	for (i = 0; i < nzones && n < sizeof(value); i++) {
+		if (!s->listed[i])
+			continue;
+		any = 1;
+		n += (size_t)snprintf(value + n, sizeof(value) - n, " %s=%s",
+		                      zones[i].zone, s->code[i]);
+	}
+	if (any)
 		svc->header_add(p->txn, cfg.header, value, 1);
 }
 

@@ -25,6 +25,7 @@ import time
 import hostile
 from imaptest import deliver
 from mailserver import MailServer
+from testlib import process_tree
 
 MAX_BYTES = 64 << 20
 BODY = b"".join(b"%05d the quick brown fox jumps over the dog\r\n" % i
@@ -44,26 +45,6 @@ class Runner:
 
 
 # ---- measuring ---------------------------------------------------------
-
-def tree(root):
-    """root and every process below it."""
-    children = {}
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        try:
-            with open("/proc/%s/stat" % name) as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        children.setdefault(int(fields[1]), []).append(int(name))
-    out, todo = [], [root]
-    while todo:
-        p = todo.pop()
-        out.append(p)
-        todo += children.get(p, [])
-    return out
-
 
 def rss_each(pids):
     """{pid: (VmRSS KiB, name)} of those still alive."""
@@ -102,7 +83,7 @@ class Sampler:
         self._stop = threading.Event()
 
     def _sample(self):
-        each = rss_each(tree(self.root))
+        each = rss_each(process_tree(self.root))
         self.peak = max(self.peak, sum(r for r, _ in each.values()))
         for pid, (rss, name) in each.items():
             old = self.each_peak.get(pid, (0, name))[0]
@@ -124,8 +105,8 @@ class Sampler:
 
     def __enter__(self):
         self.each_base = {p: r for p, (r, _) in
-                          rss_each(tree(self.root)).items()}
-        self.base = rss_kib(tree(self.root))
+                          rss_each(process_tree(self.root)).items()}
+        self.base = rss_kib(process_tree(self.root))
         self._t = threading.Thread(target=self._run, daemon=True)
         self._t.start()
         return self

@@ -59,22 +59,7 @@ def rss_kib(pid):
 
 def tree_rss_kib(root):
     """RSS of `root` and every process below it."""
-    kids = {}
-    for d in os.listdir("/proc"):
-        if not d.isdigit():
-            continue
-        try:
-            with open("/proc/%s/stat" % d) as f:
-                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
-        except (OSError, IndexError, ValueError):
-            continue
-        kids.setdefault(ppid, []).append(int(d))
-    total, todo = 0, [root]
-    while todo:
-        p = todo.pop()
-        total += rss_kib(p)
-        todo.extend(kids.get(p, []))
-    return total
+    return sum(rss_kib(p) for p in testlib.process_tree(root))
 
 
 class Idler:

@@ -13,7 +13,7 @@ import socket
 import time
 
 from mailserver import MailServer
-from testlib import Runner
+from testlib import Runner, process_tree
 
 R = Runner("imap_idle_scale")
 USERS = 30
@@ -107,25 +107,13 @@ def wait_exists(idlers, others, t0, seconds=1.0):
 
 def inotify_fds():
     """inotify instances open in the posternd process tree."""
-    root = srv.daemon.proc.pid
-    pids, n = {root}, 0
-    for d in os.listdir("/proc"):
-        if not d.isdigit():
-            continue
-        try:
-            with open("/proc/%s/stat" % d) as f:
-                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
-        except (OSError, IndexError, ValueError):
-            continue
-        if ppid == root:
-            pids.add(int(d))
-    for pid in pids:
+    n = 0
+    for pid in process_tree(srv.daemon.proc.pid):
         fddir = "/proc/%d/fd" % pid
         try:
             for fd in os.listdir(fddir):
                 try:
-                    if "inotify" in os.readlink(os.path.join(fddir, fd)):
-                        n += 1
+                    n += "inotify" in os.readlink(os.path.join(fddir, fd))
                 except OSError:
                     pass
         except OSError:

@@ -142,6 +142,27 @@ class Daemon:
         return [int(p) for p in out.split()]
 
 
+def process_tree(root):
+    """root and every process below it (workers, their isolation
+    processes), from /proc."""
+    children = {}
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % name) as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(name))
+    out, todo = [], [root]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        todo += children.get(p, [])
+    return out
+
+
 def posternd(*args, timeout=30, split=False):
     """Runs posternd to completion; returns (status, stdout+stderr), or
     (status, stdout, stderr) with split=True."""
