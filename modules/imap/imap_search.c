@@ -16,6 +16,7 @@
 
 #include "imap.h"
 #include "imap_mime.h"
+#include "imap_search.h"
 
 /* Nesting of parentheses, NOT and OR (a stack bound for the parser). */
 #define SEARCH_MAX_DEPTH 64
@@ -55,6 +56,8 @@ enum skind {
 	SK_BODY,
 	SK_TEXT,
 	SK_MODSEQ,
+	SK_OLDER,       /* WITHIN: internal date at or before num */
+	SK_YOUNGER,     /* internal date after num */
 	SK_NOT,
 	SK_OR,
 	SK_AND,
@@ -77,17 +80,22 @@ struct skey {
 #define RET_ALL 0x4u
 #define RET_COUNT 0x8u
 
-struct search_arg {
+/* A parsed search program and where its evaluation stands. */
+struct imap_search_prog {
 	struct skey *root;
+	struct imap_mime_needle *needles; /* BODY and TEXT, distinct */
+	size_t nneedles;
+	uint32_t next_seq;    /* where the next step starts (0: first) */
+};
+
+struct search_arg {
+	struct imap_search_prog *prog;
 	int by_uid;
 	int esearch;
 	unsigned ret;
 	int uses_modseq;
-	struct imap_mime_needle *needles; /* BODY and TEXT, distinct */
-	size_t nneedles;
 	uint32_t *hits;       /* sequence numbers (or UIDs) found */
 	size_t nhits;
-	uint32_t next_seq;    /* where the next step starts (0: first) */
 	int finished;
 	uint64_t max_modseq;  /* of every hit */
 	uint64_t first_modseq, last_modseq; /* of the MIN and MAX hits */
@@ -364,6 +372,21 @@ parse_key(struct sparse *ps, struct skey **out, int depth)
 			return -1;
 		return parse_key(ps, &k->b, depth + 1);
 	}
+	if (imap_str_is(&w, "OLDER") || imap_str_is(&w, "YOUNGER")) {
+		/* RFC 5032: an interval in seconds before now, taken when
+		 * the command is read. */
+		uint64_t secs;
+		k = key_new(c, w.len == 5 ? SK_OLDER : SK_YOUNGER);
+		*out = k;
+		if (imap_arg_sp(a) < 0 || imap_arg_number64(a, &secs) < 0)
+			return -1;
+		if (secs == 0 || secs > 0xffffffffu) {
+			a->error = "WITHIN interval out of range";
+			return -1;
+		}
+		k->num = (uint64_t)time(NULL) - secs;
+		return 0;
+	}
 	if (imap_str_is(&w, "MODSEQ")) {
 		/* MODSEQ ["/flags/\\Seen" priv|shared|all] n */
 		struct imap_str entry, type;
@@ -400,7 +423,7 @@ struct msg_ctx {
 	int header_loaded;
 	const struct imap_mime *mime;
 	int mime_loaded;
-	const struct search_arg *a;
+	const struct imap_search_prog *a;
 	struct imap_mime_needle *texts; /* the needles' answers */
 	int texts_loaded;
 };
@@ -531,6 +554,10 @@ eval(struct msg_ctx *m, const struct skey *k)
 		return mi->size < k->num;
 	case SK_MODSEQ:
 		return mi->modseq >= k->num;
+	case SK_OLDER:
+		return mi->internal_date <= (int64_t)k->num;
+	case SK_YOUNGER:
+		return mi->internal_date > (int64_t)k->num;
 	case SK_BEFORE:
 		return internal_day(mi) < k->day;
 	case SK_ON:
@@ -589,16 +616,16 @@ left(struct imap_job *j, uint32_t seq, uint32_t count)
 {
 	if (!imap_job_cancelled(j))
 		return 0;
-	imap_host->log(imap_self, POSTERN_LOG_INFO, "SEARCH of %s stopped at "
+	imap_host->log(imap_self, POSTERN_LOG_INFO, "search of %s stopped at "
 	               "message %u of %u: the client left", j->s->user, seq,
 	               count);
 	return 1;
 }
 
-static void
-search_work(struct imap_job *j)
+int
+imap_search_step(struct imap_job *j, struct imap_search_prog *p,
+                 imap_search_hit_fn *hit, void *arg)
 {
-	struct search_arg *a = j->arg;
 	struct imap_session *s = j->s;
 	struct postern_mailbox_status st = { .size = sizeof(st) };
 	struct msg_ctx m;
@@ -612,35 +639,31 @@ search_work(struct imap_job *j)
 	uidmax = count > 0 ? imap_storage->message(s->mb, count)->uid : 0;
 	/* The view changes only by a sync, which comes after the last
 	 * step: every step sees the same messages. */
-	if (a->next_seq == 0) {
-		a->next_seq = 1;
-		a->hits = imap_host->pool_alloc(j->pool, (count + 1) *
-		                                         sizeof(*a->hits));
-	}
+	if (p->next_seq == 0)
+		p->next_seq = 1;
 	/* What one message needs (its header, MIME tree, decoded text)
 	 * comes from a scratch pool cleared after it, not from the job's
 	 * pool, which would hold every message's until the end. */
 	keep = j->pool;
 	scratch = imap_host->pool_create_limited(
 		16384, (size_t)imap_cfg.message_memory);
-	for (seq = a->next_seq; seq <= count; seq++) {
+	r = 1;
+	for (seq = p->next_seq; seq <= count; seq++) {
 		j->pool = keep;
 		imap_host->pool_clear(scratch);
 		j->pool = scratch;
 		if (cost >= SEARCH_STEP_OCTETS) {
-			/* Another step; no sync before the last. */
-			j->pool = keep;
-			imap_host->pool_destroy(scratch);
-			a->next_seq = seq;
-			j->sync = 0;
-			j->rc = 0;
-			return;
-		}
-		if (left(j, seq, count))
+			p->next_seq = seq;
+			r = 0;
 			break;
+		}
+		if (left(j, seq, count)) {
+			r = -1;
+			break;
+		}
 		memset(&m, 0, sizeof(m));
 		m.j = j;
-		m.a = a;
+		m.a = p;
 		m.seq = seq;
 		m.count = count;
 		m.st = &st;
@@ -657,32 +680,70 @@ search_work(struct imap_job *j)
 		m.uidmax = uidmax;
 		if (m.mi->expunged)
 			continue;
-		r = eval(&m, a->root);
+		r = eval(&m, p->root);
 		cost += m.header_loaded || m.mime_loaded ? m.mi->size
 		                                         : SEARCH_MSG_COST;
-		if (left(j, seq, count))
-			break;   /* the answer may be cut short: unused */
-		if (r < 0) {
-			if (j->err.code == POSTERN_SE_EXPUNGED)
-				continue;
-			j->pool = keep;
-			imap_host->pool_destroy(scratch);
-			a->finished = 1;
-			j->rc = -1;
-			return;
+		if (left(j, seq, count)) {
+			r = -1;  /* the answer may be cut short: unused */
+			break;
 		}
-		if (r == 0)
-			continue;
-		if (a->nhits == 0)
-			a->first_modseq = m.mi->modseq;
-		a->last_modseq = m.mi->modseq;
-		a->hits[a->nhits++] = a->by_uid ? m.mi->uid : seq;
-		if (m.mi->modseq > a->max_modseq)
-			a->max_modseq = m.mi->modseq;
+		if (r < 0) {
+			if (j->err.code == POSTERN_SE_EXPUNGED) {
+				r = 1;
+				continue;
+			}
+			break;
+		}
+		if (r == 1 && hit(j, arg, seq, m.mi, &cost) < 0) {
+			r = -1;
+			break;
+		}
+		r = 1;
 	}
 	j->pool = keep;
 	imap_host->pool_destroy(scratch);
+	return r;
+}
+
+static int
+search_hit(struct imap_job *j, void *arg, uint32_t seq,
+           const struct postern_message_info *mi, uint64_t *cost)
+{
+	struct search_arg *a = arg;
+
+	(void)j;
+	(void)cost;
+	if (a->nhits == 0)
+		a->first_modseq = mi->modseq;
+	a->last_modseq = mi->modseq;
+	a->hits[a->nhits++] = a->by_uid ? mi->uid : seq;
+	if (mi->modseq > a->max_modseq)
+		a->max_modseq = mi->modseq;
+	return 0;
+}
+
+static void
+search_work(struct imap_job *j)
+{
+	struct search_arg *a = j->arg;
+	int r;
+
+	if (a->hits == NULL)
+		a->hits = imap_host->pool_alloc(j->pool,
+		    ((size_t)imap_storage->count(j->s->mb) + 1) *
+		    sizeof(*a->hits));
+	r = imap_search_step(j, a->prog, search_hit, a);
+	if (r == 0) {
+		/* Another step; no sync before the last. */
+		j->sync = 0;
+		j->rc = 0;
+		return;
+	}
 	a->finished = 1;
+	if (r < 0) {
+		j->rc = -1;
+		return;
+	}
 	j->rc = 0;
 	if (!a->esearch) {
 		size_t i;
@@ -716,23 +777,31 @@ search_work(struct imap_job *j)
 	imap_buf_str(&j->out, "\r\n");
 }
 
+void
+imap_job_next_step(struct imap_job *j, void (*work)(struct imap_job *),
+                   void (*done)(struct imap_job *))
+{
+	struct imap_job *next;
+	postern_pool_t *p;
+
+	/* The next step takes over the state (in j's pool). */
+	next = imap_job_new(j->s, j->tag, 0);
+	next->arg = j->arg;
+	p = next->pool;
+	next->pool = j->pool;
+	j->pool = p;
+	next->sync = 1;
+	next->sync_flags = POSTERN_SYNC_NO_EXPUNGE;
+	imap_job_run_heavy(next, work, done);
+}
+
 static void
 search_done(struct imap_job *j)
 {
 	struct search_arg *a = j->arg;
-	struct imap_job *next;
-	postern_pool_t *p;
 
 	if (!a->finished) {
-		/* The next step takes over the state (in j's pool). */
-		next = imap_job_new(j->s, j->tag, 0);
-		next->arg = a;
-		p = next->pool;
-		next->pool = j->pool;
-		j->pool = p;
-		next->sync = 1;
-		next->sync_flags = POSTERN_SYNC_NO_EXPUNGE;
-		imap_job_run_heavy(next, search_work, search_done);
+		imap_job_next_step(j, search_work, search_done);
 		return;
 	}
 	if (j->rc < 0)
@@ -792,15 +861,59 @@ parse_return(struct imap_cmd *c, unsigned *ret)
 	return imap_arg_char(a, ')');
 }
 
+int
+imap_search_charset(struct imap_cmd *c, const struct imap_str *cs)
+{
+	if (imap_str_is(cs, "UTF-8") || imap_str_is(cs, "US-ASCII"))
+		return 0;
+	imap_reply(c->s, c->tag, "NO", "[BADCHARSET (UTF-8 US-ASCII)] "
+	           "Unsupported charset");
+	return -1;
+}
+
+struct imap_search_prog *
+imap_search_parse(struct imap_cmd *c)
+{
+	struct imap_search_prog *p;
+	struct sparse ps = { 0 };
+	struct skey *root;
+
+	ps.c = c;
+	ps.needles = imap_host->pool_alloc(c->pool,
+	                                   (size_t)imap_cfg.max_search_keys *
+	                                   sizeof(*ps.needles));
+	if (parse_list(&ps, &root, 0, 0) < 0 || imap_arg_end(&c->args) < 0) {
+		if (ps.limit != NULL)
+			imap_reply(c->s, c->tag, "NO", "[LIMIT] %s: %s",
+			           c->name, ps.limit);
+		else
+			imap_reply(c->s, c->tag, "BAD", "%s: %s", c->name,
+			           c->args.error != NULL ? c->args.error
+			                                 : "invalid arguments");
+		return NULL;
+	}
+	/* The tree lives in the command's pool until the command ends. */
+	p = imap_host->pool_alloc(c->pool, sizeof(*p));
+	p->root = root;
+	p->needles = ps.needles;
+	p->nneedles = ps.nneedles;
+	return p;
+}
+
+int
+imap_search_uses_modseq(const struct imap_search_prog *p)
+{
+	return uses_modseq(p->root);
+}
+
 void
 imap_cmd_search(struct imap_cmd *c)
 {
 	struct imap_args *a = &c->args;
+	struct imap_search_prog *prog;
 	struct search_arg *sa;
-	struct sparse ps = { 0 };
 	struct imap_job *j;
 	struct imap_str w, cs;
-	struct skey *root;
 	char *save;
 	unsigned ret = 0;
 	int esearch = 0;
@@ -820,40 +933,23 @@ imap_cmd_search(struct imap_cmd *c)
 		if (imap_arg_sp(a) < 0 || imap_arg_astring(a, &cs) < 0 ||
 		    imap_arg_sp(a) < 0)
 			goto bad;
-		if (!imap_str_is(&cs, "UTF-8") && !imap_str_is(&cs, "US-ASCII")) {
-			imap_reply(c->s, c->tag, "NO", "[BADCHARSET (UTF-8 "
-			                               "US-ASCII)] Unsupported "
-			                               "charset");
+		if (imap_search_charset(c, &cs) < 0)
 			return;
-		}
 	} else {
 		a->p = save;
 		a->error = NULL;
 	}
-	ps.c = c;
-	ps.needles = imap_host->pool_alloc(c->pool,
-	                                   (size_t)imap_cfg.max_search_keys *
-	                                   sizeof(*ps.needles));
-	if (parse_list(&ps, &root, 0, 0) < 0 || imap_arg_end(a) < 0) {
-		if (ps.limit != NULL) {
-			imap_reply(c->s, c->tag, "NO", "[LIMIT] SEARCH: %s",
-			           ps.limit);
-			return;
-		}
-		goto bad;
-	}
+	if ((prog = imap_search_parse(c)) == NULL)
+		return;
 	j = imap_job_new(c->s, c->tag, sizeof(*sa));
 	sa = j->arg;
-	sa->root = root;
+	sa->prog = prog;
 	sa->by_uid = c->uid;
 	sa->esearch = esearch;
 	sa->ret = ret;
-	sa->uses_modseq = uses_modseq(sa->root);
-	sa->needles = ps.needles;
-	sa->nneedles = ps.nneedles;
+	sa->uses_modseq = imap_search_uses_modseq(prog);
 	j->sync = 1;
 	j->sync_flags = POSTERN_SYNC_NO_EXPUNGE;
-	/* The tree lives in the command's pool until the command ends. */
 	imap_job_run_heavy(j, search_work, search_done);
 	return;
 bad:
