@@ -326,6 +326,7 @@ imap_cmd_fn imap_cmd_check, imap_cmd_close, imap_cmd_unselect,
 	imap_cmd_expunge, imap_cmd_store, imap_cmd_copy, imap_cmd_move;
 imap_cmd_fn imap_cmd_fetch;
 imap_cmd_fn imap_cmd_search;
+imap_cmd_fn imap_cmd_sort, imap_cmd_thread;  /* imap_sort.c */
 
 /* SASL response line while AUTHENTICATE waits for one. */
 void imap_auth_line(struct imap_session *s, const char *line, size_t len);

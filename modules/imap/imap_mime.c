@@ -493,6 +493,12 @@ imap_mime_section(const struct imap_mime *m, const uint32_t *parts,
 	return -1;
 }
 
+const struct postern_mime_envelope *
+imap_mime_fields(const struct imap_mime *m)
+{
+	return m->root->envelope;
+}
+
 int64_t
 imap_mime_date(const struct imap_mime *m, int *tz_minutes)
 {

@@ -57,6 +57,11 @@ int imap_mime_section(const struct imap_mime *m, const uint32_t *parts,
                       size_t nparts, enum imap_section_what what,
                       uint64_t *start, uint64_t *len);
 
+/* The header fields ENVELOPE reports, raw (unfolded, RFC 2047 words
+ * not decoded); NULL when the structure has none.  SORT's keys. */
+const struct postern_mime_envelope *
+imap_mime_fields(const struct imap_mime *m);
+
 /* The Date header as seconds since the epoch (UTC), its zone in
  * *tz_minutes (east of UTC) when that is not NULL, or -1 when missing
  * or unparseable. */

@@ -139,7 +139,9 @@ imap_capabilities(struct imap_session *s)
 	         "IMAP4rev1 SASL-IR ID ENABLE IDLE %s NAMESPACE UIDPLUS "
 	         "MOVE UNSELECT CHILDREN SPECIAL-USE CREATE-SPECIAL-USE "
 	         "LIST-EXTENDED "
-	         "LIST-STATUS ESEARCH CONDSTORE QRESYNC STATUS=SIZE", lit);
+	         "LIST-STATUS ESEARCH CONDSTORE QRESYNC STATUS=SIZE "
+	         "SORT SORT=DISPLAY ESORT THREAD=ORDEREDSUBJECT "
+	         "THREAD=REFERENCES WITHIN", lit);
 	return buf;
 }
 
@@ -473,6 +475,8 @@ static const struct command commands[] = {
 	{ "UNSELECT", ST_SELECTED, 0, imap_cmd_unselect },
 	{ "EXPUNGE", ST_SELECTED, 1, imap_cmd_expunge },
 	{ "SEARCH", ST_SELECTED, 1, imap_cmd_search },
+	{ "SORT", ST_SELECTED, 1, imap_cmd_sort },
+	{ "THREAD", ST_SELECTED, 1, imap_cmd_thread },
 	{ "FETCH", ST_SELECTED, 1, imap_cmd_fetch },
 	{ "STORE", ST_SELECTED, 1, imap_cmd_store },
 	{ "COPY", ST_SELECTED, 1, imap_cmd_copy },

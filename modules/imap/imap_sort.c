@@ -1,0 +1,528 @@
+/*
+ * imap_sort.c - SORT and UID SORT (RFC 5256, with DISPLAYFROM and
+ * DISPLAYTO of RFC 5957 and the RETURN options of ESORT, RFC 5267 3),
+ * THREAD and UID THREAD (RFC 5256).
+ *
+ * The search program is SEARCH's (imap_search.h), evaluated in its
+ * steps on heavy jobs; each match's keys are taken then: flags, size and
+ * dates from the index, the header fields from the message's parsed
+ * structure in the storage cache (one read, no parse), the References
+ * field (THREAD=REFERENCES only) from the message's header.  The keys
+ * live in the command's job pool; sorting and threading run after the
+ * last step, on the job thread.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "imap.h"
+#include "imap_mime.h"
+#include "imap_search.h"
+#include "imap_sort.h"
+
+/* Criteria in one SORT: there are nine keys, each may be reversed;
+ * more than this is a client gone wrong. */
+#define SORT_MAX_CRITERIA 32
+/* A match whose keys come from the cached structure costs this much
+ * of a search step (as if that many octets were read). */
+#define SORT_KEY_COST 4096u
+/* The References field is looked for in this much of a header. */
+#define SORT_MAX_HEADER (256u << 10)
+
+enum sort_key {
+	KEY_ARRIVAL, KEY_CC, KEY_DATE, KEY_FROM, KEY_SIZE, KEY_SUBJECT,
+	KEY_TO, KEY_DISPLAYFROM, KEY_DISPLAYTO,
+};
+
+static const char *const key_names[] = {
+	"ARRIVAL", "CC", "DATE", "FROM", "SIZE", "SUBJECT", "TO",
+	"DISPLAYFROM", "DISPLAYTO",
+};
+
+#define NEED_ENVELOPE 0x1u
+#define NEED_REFS 0x2u
+
+#define RET_MIN 0x1u
+#define RET_MAX 0x2u
+#define RET_ALL 0x4u
+#define RET_COUNT 0x8u
+
+struct criterion {
+	enum sort_key key;
+	int reverse;
+};
+
+struct sort_arg {
+	struct imap_search_prog *prog;
+	int thread;                 /* THREAD, else SORT */
+	enum imap_thread_alg alg;
+	struct criterion crit[SORT_MAX_CRITERIA];
+	size_t ncrit;
+	unsigned need;              /* NEED_* */
+	int by_uid;
+	int esort;                  /* RETURN given */
+	unsigned ret;
+	postern_pool_t *keep;       /* the keys' pool (the job's) */
+	struct imap_sort_msg *msgs; /* the matches */
+	size_t nmsgs;
+	int finished;
+};
+
+/* ---- keys of one match -------------------------------------------------*/
+
+/* The References of the message (its header read up to
+ * SORT_MAX_HEADER); NULL when it has none. */
+static const char *
+read_references(struct imap_job *j, uint32_t uid, uint64_t *cost)
+{
+	struct postern_mime_header_iter it;
+	struct postern_mime_field f;
+	struct postern_msg_size sz;
+	postern_msg_t *msg;
+	uint64_t got = 0, want;
+	ssize_t r;
+	char *h;
+
+	if (imap_storage->msg_open(j->s->mb, uid, &msg, &sz, &j->err) < 0)
+		return NULL;
+	want = sz.header_size < SORT_MAX_HEADER ? sz.header_size
+	                                        : SORT_MAX_HEADER;
+	h = imap_host->pool_alloc(j->pool, want + 1);
+	while (h != NULL && got < want) {
+		r = imap_storage->msg_read(msg, got, h + got, want - got,
+		                           &j->err);
+		if (r <= 0)
+			break;
+		got += (uint64_t)r;
+	}
+	imap_storage->msg_close(msg);
+	*cost += got;
+	if (h == NULL)
+		return NULL;
+	it.data = h;
+	it.len = got;
+	it.pos = 0;
+	while (imap_host->mime_header_next(&it, j->pool, &f) > 0)
+		if (strcasecmp(f.name, "References") == 0)
+			return f.value;
+	return NULL;
+}
+
+/* A key string into the keys' pool ("" when short of memory: the
+ * message sorts first rather than not at all). */
+static const char *
+keep_str(struct sort_arg *a, const char *s)
+{
+	const char *k;
+
+	if (s == NULL)
+		return "";
+	k = imap_host->pool_strndup(a->keep, s, strlen(s));
+	return k != NULL ? k : "";
+}
+
+static void
+envelope_keys(struct sort_arg *a, struct imap_job *j,
+              struct imap_sort_msg *m,
+              const struct postern_mime_envelope *e, uint64_t *cost)
+{
+	const char *ids[IMAP_SORT_MAX_REFS];
+	size_t i;
+
+	m->date = imap_sort_sent_date(e->date, m->arrival);
+	m->subject = keep_str(a, imap_sort_base_subject(e->subject,
+	                                                &m->is_reply,
+	                                                j->pool));
+	m->from = keep_str(a, imap_sort_address(e->from, 0, j->pool));
+	m->to = keep_str(a, imap_sort_address(e->to, 0, j->pool));
+	m->cc = keep_str(a, imap_sort_address(e->cc, 0, j->pool));
+	m->dfrom = keep_str(a, imap_sort_address(e->from, 1, j->pool));
+	m->dto = keep_str(a, imap_sort_address(e->to, 1, j->pool));
+	if (!(a->need & NEED_REFS))
+		return;
+	if (imap_sort_msgids(e->message_id, ids, 1, j->pool) == 1)
+		m->msgid = keep_str(a, ids[0]);
+	/* RFC 5256 3 step 1: In-Reply-To's first ID stands for a missing
+	 * or empty References. */
+	m->nrefs = imap_sort_msgids(read_references(j, m->uid, cost), ids,
+	                            IMAP_SORT_MAX_REFS, j->pool);
+	if (m->nrefs == 0)
+		m->nrefs = imap_sort_msgids(e->in_reply_to, ids, 1, j->pool);
+	if (m->nrefs == 0)
+		return;
+	m->refs = imap_host->pool_alloc(a->keep, m->nrefs * sizeof(*m->refs));
+	if (m->refs == NULL) {
+		m->nrefs = 0;
+		return;
+	}
+	for (i = 0; i < m->nrefs; i++)
+		m->refs[i] = keep_str(a, ids[i]);
+}
+
+static const struct postern_mime_envelope no_fields;
+
+/* imap_search_hit_fn: the keys of a match. */
+static int
+collect(struct imap_job *j, void *arg, uint32_t seq,
+        const struct postern_message_info *mi, uint64_t *cost)
+{
+	struct sort_arg *a = arg;
+	struct imap_sort_msg *m = &a->msgs[a->nmsgs];
+	const struct imap_mime *mime;
+	const struct postern_mime_envelope *e = NULL;
+
+	memset(m, 0, sizeof(*m));
+	m->seq = seq;
+	m->uid = mi->uid;
+	m->arrival = mi->internal_date;
+	m->size = mi->size;
+	m->date = m->arrival;
+	m->subject = m->from = m->to = m->cc = m->dfrom = m->dto = "";
+	if (a->need & NEED_ENVELOPE) {
+		mime = imap_mime_load(imap_storage, j->s->mb, mi->uid, j->pool,
+		                      &j->err);
+		if (mime == NULL) {
+			/* expunged by another session meanwhile: left out,
+			 * as SEARCH leaves it */
+			if (j->err.code == POSTERN_SE_EXPUNGED)
+				return 0;
+			return -1;
+		}
+		e = imap_mime_fields(mime);
+		envelope_keys(a, j, m, e != NULL ? e : &no_fields, cost);
+		*cost += SORT_KEY_COST;
+	}
+	a->nmsgs++;
+	return 0;
+}
+
+/* ---- sorting -----------------------------------------------------------*/
+
+/* qsort has no argument for the comparison: the criteria of the SORT
+ * being sorted on this thread. */
+static __thread const struct sort_arg *sorting;
+
+static int
+cmp_num(int64_t x, int64_t y)
+{
+	return x < y ? -1 : x > y;
+}
+
+static int
+cmp_key(const struct imap_sort_msg *x, const struct imap_sort_msg *y,
+        enum sort_key k)
+{
+	switch (k) {
+	case KEY_ARRIVAL:
+		return cmp_num(x->arrival, y->arrival);
+	case KEY_DATE:
+		return cmp_num(x->date, y->date);
+	case KEY_SIZE:
+		return x->size < y->size ? -1 : x->size > y->size;
+	case KEY_CC:
+		return strcmp(x->cc, y->cc);
+	case KEY_FROM:
+		return strcmp(x->from, y->from);
+	case KEY_TO:
+		return strcmp(x->to, y->to);
+	case KEY_SUBJECT:
+		return strcmp(x->subject, y->subject);
+	case KEY_DISPLAYFROM:
+		return strcmp(x->dfrom, y->dfrom);
+	case KEY_DISPLAYTO:
+		return strcmp(x->dto, y->dto);
+	}
+	return 0;
+}
+
+/* The criteria in order; equal messages by sequence number (RFC 5256 3,
+ * which REVERSE does not turn). */
+static int
+msg_cmp(const void *a, const void *b)
+{
+	const struct imap_sort_msg *x = a, *y = b;
+	size_t i;
+	int c;
+
+	for (i = 0; i < sorting->ncrit; i++) {
+		c = cmp_key(x, y, sorting->crit[i].key);
+		if (c != 0)
+			return sorting->crit[i].reverse ? -c : c;
+	}
+	return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+static void
+sort_output(struct imap_job *j, struct sort_arg *a)
+{
+	uint32_t *nums;
+	size_t i;
+
+	sorting = a;
+	qsort(a->msgs, a->nmsgs, sizeof(*a->msgs), msg_cmp);
+	sorting = NULL;
+	nums = imap_host->pool_alloc(j->pool, (a->nmsgs + 1) * sizeof(*nums));
+	for (i = 0; i < a->nmsgs; i++)
+		nums[i] = a->by_uid ? a->msgs[i].uid : a->msgs[i].seq;
+	if (!a->esort) {
+		imap_buf_str(&j->out, "* SORT");
+		for (i = 0; i < a->nmsgs; i++)
+			imap_buf_printf(&j->out, " %u", nums[i]);
+		imap_buf_str(&j->out, "\r\n");
+		return;
+	}
+	/* RFC 5267 3.1: MIN and MAX are the first and last in the sort
+	 * order, ALL keeps that order. */
+	imap_buf_str(&j->out, "* ESEARCH (TAG ");
+	imap_buf_string(&j->out, j->tag, strlen(j->tag));
+	imap_buf_str(&j->out, ")");
+	if (a->by_uid)
+		imap_buf_str(&j->out, " UID");
+	if ((a->ret & RET_MIN) && a->nmsgs > 0)
+		imap_buf_printf(&j->out, " MIN %u", nums[0]);
+	if ((a->ret & RET_MAX) && a->nmsgs > 0)
+		imap_buf_printf(&j->out, " MAX %u", nums[a->nmsgs - 1]);
+	if (a->ret & RET_COUNT)
+		imap_buf_printf(&j->out, " COUNT %zu", a->nmsgs);
+	if ((a->ret & RET_ALL) && a->nmsgs > 0) {
+		imap_buf_str(&j->out, " ALL ");
+		imap_buf_uidset(&j->out, nums, a->nmsgs);
+	}
+	imap_buf_str(&j->out, "\r\n");
+}
+
+static void
+sort_work(struct imap_job *j)
+{
+	struct sort_arg *a = j->arg;
+	int r;
+
+	a->keep = j->pool;
+	if (a->msgs == NULL)
+		a->msgs = imap_host->pool_alloc(j->pool,
+		    ((size_t)imap_storage->count(j->s->mb) + 1) *
+		    sizeof(*a->msgs));
+	if (a->msgs == NULL) {
+		j->err.code = POSTERN_SE_LIMIT;
+		snprintf(j->err.text, sizeof(j->err.text),
+		         "%s: out of memory for the keys",
+		         a->thread ? "THREAD" : "SORT");
+		a->finished = 1;
+		j->rc = -1;
+		return;
+	}
+	r = imap_search_step(j, a->prog, collect, a);
+	if (r == 0) {
+		j->sync = 0;
+		j->rc = 0;
+		return;
+	}
+	a->finished = 1;
+	j->rc = r < 0 ? -1 : 0;
+	if (r < 0)
+		return;
+	if (!a->thread) {
+		sort_output(j, a);
+		return;
+	}
+	imap_buf_str(&j->out, "* THREAD");
+	if (a->nmsgs > 0) {
+		imap_buf_str(&j->out, " ");
+		if (imap_thread(&j->out, a->msgs, a->nmsgs, a->alg,
+		                a->by_uid) < 0) {
+			j->err.code = POSTERN_SE_LIMIT;
+			snprintf(j->err.text, sizeof(j->err.text),
+			         "THREAD: out of memory");
+			j->out.len = 0;
+			j->rc = -1;
+			return;
+		}
+	}
+	imap_buf_str(&j->out, "\r\n");
+}
+
+static void
+sort_done(struct imap_job *j)
+{
+	struct sort_arg *a = j->arg;
+
+	if (!a->finished) {
+		imap_job_next_step(j, sort_work, sort_done);
+		return;
+	}
+	if (j->rc < 0)
+		imap_reply_storage_err(j->s, j->tag, &j->err);
+	else
+		imap_reply(j->s, j->tag, "OK", "%s completed",
+		           a->thread ? "Thread" : "Sort");
+}
+
+/* ---- parsing -----------------------------------------------------------*/
+
+/* "(" ["REVERSE" SP] key *(SP ["REVERSE" SP] key) ")" */
+static int
+parse_criteria(struct imap_cmd *c, struct sort_arg *sa, const char **limit)
+{
+	struct imap_args *a = &c->args;
+	struct imap_str w;
+	size_t i;
+	int reverse;
+
+	if (imap_arg_char(a, '(') < 0)
+		return -1;
+	do {
+		reverse = 0;
+		if (imap_arg_atom(a, &w) < 0)
+			return -1;
+		if (imap_str_is(&w, "REVERSE")) {
+			reverse = 1;
+			if (imap_arg_sp(a) < 0 || imap_arg_atom(a, &w) < 0)
+				return -1;
+		}
+		for (i = 0; i < sizeof(key_names) / sizeof(key_names[0]); i++)
+			if (imap_str_is(&w, key_names[i]))
+				break;
+		if (i == sizeof(key_names) / sizeof(key_names[0])) {
+			a->error = "unknown sort key";
+			return -1;
+		}
+		if (sa->ncrit == SORT_MAX_CRITERIA) {
+			*limit = "too many sort criteria";
+			a->error = *limit;
+			return -1;
+		}
+		sa->crit[sa->ncrit].key = (enum sort_key)i;
+		sa->crit[sa->ncrit].reverse = reverse;
+		sa->ncrit++;
+		if (i != KEY_ARRIVAL && i != KEY_SIZE)
+			sa->need |= NEED_ENVELOPE;
+	} while (imap_arg_try_char(a, ' '));
+	return imap_arg_char(a, ')');
+}
+
+/* RETURN (MIN MAX ALL COUNT); empty means ALL (RFC 5267 3, 4731 3.1). */
+static int
+parse_return(struct imap_cmd *c, unsigned *ret)
+{
+	static const struct { const char *name; unsigned bit; } opts[] = {
+		{ "MIN", RET_MIN }, { "MAX", RET_MAX }, { "ALL", RET_ALL },
+		{ "COUNT", RET_COUNT },
+	};
+	struct imap_args *a = &c->args;
+	struct imap_str w;
+	size_t i;
+
+	*ret = 0;
+	if (imap_arg_sp(a) < 0 || imap_arg_char(a, '(') < 0)
+		return -1;
+	if (imap_arg_try_char(a, ')')) {
+		*ret = RET_ALL;
+		return imap_arg_sp(a);
+	}
+	do {
+		if (imap_arg_atom(a, &w) < 0)
+			return -1;
+		for (i = 0; i < sizeof(opts) / sizeof(opts[0]); i++)
+			if (imap_str_is(&w, opts[i].name))
+				break;
+		if (i == sizeof(opts) / sizeof(opts[0])) {
+			a->error = "unknown RETURN option";
+			return -1;
+		}
+		*ret |= opts[i].bit;
+	} while (imap_arg_try_char(a, ' '));
+	if (imap_arg_char(a, ')') < 0)
+		return -1;
+	return imap_arg_sp(a);
+}
+
+/* SP charset SP search-keys, then the job. */
+static void
+run(struct imap_cmd *c, struct sort_arg *tmp)
+{
+	struct imap_args *a = &c->args;
+	struct imap_search_prog *prog;
+	struct imap_str cs;
+	struct imap_job *j;
+
+	if (imap_arg_sp(a) < 0 || imap_arg_astring(a, &cs) < 0 ||
+	    imap_arg_sp(a) < 0) {
+		imap_reply(c->s, c->tag, "BAD", "%s: %s", c->name,
+		           a->error != NULL ? a->error : "invalid arguments");
+		return;
+	}
+	if (imap_search_charset(c, &cs) < 0 ||
+	    (prog = imap_search_parse(c)) == NULL)
+		return;
+	j = imap_job_new(c->s, c->tag, sizeof(*tmp));
+	memcpy(j->arg, tmp, sizeof(*tmp));
+	((struct sort_arg *)j->arg)->prog = prog;
+	((struct sort_arg *)j->arg)->by_uid = c->uid;
+	j->sync = 1;
+	j->sync_flags = POSTERN_SYNC_NO_EXPUNGE;
+	imap_job_run_heavy(j, sort_work, sort_done);
+}
+
+void
+imap_cmd_sort(struct imap_cmd *c)
+{
+	struct imap_args *a = &c->args;
+	struct sort_arg sa;
+	struct imap_str w;
+	const char *limit = NULL;
+	char *save;
+
+	memset(&sa, 0, sizeof(sa));
+	if (imap_arg_sp(a) < 0)
+		goto bad;
+	save = a->p;
+	if (imap_arg_atom(a, &w) == 0 && imap_str_is(&w, "RETURN")) {
+		if (parse_return(c, &sa.ret) < 0)
+			goto bad;
+		sa.esort = 1;
+	} else {
+		a->p = save;
+		a->error = NULL;
+	}
+	if (parse_criteria(c, &sa, &limit) < 0) {
+		if (limit != NULL) {
+			imap_reply(c->s, c->tag, "NO", "[LIMIT] SORT: %s",
+			           limit);
+			return;
+		}
+		goto bad;
+	}
+	run(c, &sa);
+	return;
+bad:
+	imap_reply(c->s, c->tag, "BAD", "SORT: %s",
+	           a->error != NULL ? a->error : "invalid arguments");
+}
+
+void
+imap_cmd_thread(struct imap_cmd *c)
+{
+	struct imap_args *a = &c->args;
+	struct sort_arg sa;
+	struct imap_str w;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.thread = 1;
+	sa.need = NEED_ENVELOPE;
+	if (imap_arg_sp(a) < 0 || imap_arg_atom(a, &w) < 0) {
+		imap_reply(c->s, c->tag, "BAD", "THREAD: %s",
+		           a->error != NULL ? a->error : "invalid arguments");
+		return;
+	}
+	if (imap_str_is(&w, "ORDEREDSUBJECT"))
+		sa.alg = IMAP_THREAD_ORDEREDSUBJECT;
+	else if (imap_str_is(&w, "REFERENCES")) {
+		sa.alg = IMAP_THREAD_REFERENCES;
+		sa.need |= NEED_REFS;
+	} else {
+		imap_reply(c->s, c->tag, "BAD", "THREAD: unknown algorithm");
+		return;
+	}
+	run(c, &sa);
+}

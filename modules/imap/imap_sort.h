@@ -1,0 +1,72 @@
+/*
+ * imap_sort.h - SORT and THREAD (RFC 5256, RFC 5957 DISPLAYFROM and
+ * DISPLAYTO): the sort keys of a message and the threading algorithms.
+ *
+ * imap_sortkey.c makes the keys from the header fields (the MIME
+ * parser's envelope, RFC 2047 decoding and address parsing of the host);
+ * imap_thread.c threads an array of messages; imap_sort.c has the
+ * commands.  The key and thread functions are memory-only (any thread);
+ * strings come from the pool given.
+ */
+#ifndef IMAP_SORT_H
+#define IMAP_SORT_H
+
+#include "imap.h"
+
+/* Sort and thread keys are cut at this many octets: two subjects equal
+ * in their first 256 octets sort as equal (then by sequence number). */
+#define IMAP_SORT_KEY_MAX 256
+/* A message's References past this many are ignored (the last ones,
+ * nearest the message, are kept). */
+#define IMAP_SORT_MAX_REFS 64
+
+/* What SORT and THREAD compare of one message. */
+struct imap_sort_msg {
+	uint32_t seq, uid;
+	int64_t date;          /* sent date (RFC 5256 2.2) */
+	int64_t arrival;       /* INTERNALDATE */
+	uint64_t size;
+	const char *subject;   /* base subject (2.1), ASCII upper-cased */
+	int is_reply;          /* the subject was a reply or forward */
+	const char *from, *to, *cc;   /* first address's mailbox, upper */
+	const char *dfrom, *dto;      /* display names (RFC 5957), upper */
+	const char *msgid;            /* "<id>", or NULL */
+	const char **refs;            /* parents, oldest first */
+	size_t nrefs;
+};
+
+/* The base subject of RFC 5256 2.1 of the raw Subject field value (NULL:
+ * no field, ""), with RFC 2047 words decoded and ASCII letters
+ * upper-cased for i;ascii-casemap.  *is_reply is set when a reply or
+ * forward marker was removed.  NULL when the pool is short. */
+char *imap_sort_base_subject(const char *raw, int *is_reply,
+                             postern_pool_t *pool);
+
+/* FROM / TO / CC (display 0): the mailbox (local part) of the first
+ * address of the raw field value; DISPLAYFROM / DISPLAYTO (display 1,
+ * RFC 5957 3): its decoded display name, else "mailbox@host".
+ * Upper-cased; "" when there is no address. */
+char *imap_sort_address(const char *raw, int display, postern_pool_t *pool);
+
+/* The sent date: the Date field's time, or `internal` when it is
+ * missing or not a date (RFC 5256 2.2). */
+int64_t imap_sort_sent_date(const char *raw, int64_t internal);
+
+/* The message IDs "<...>" of a field value (References, In-Reply-To,
+ * Message-ID), at most `max` (the last ones when there are more); each
+ * from the pool.  Returns their number. */
+size_t imap_sort_msgids(const char *raw, const char **out, size_t max,
+                        postern_pool_t *pool);
+
+
+/* THREAD: the threads of the untagged response, after "* THREAD ",
+ * e.g. "(1 2)(3 (4)(5))", into out, numbers being UIDs when by_uid.
+ * Returns 0, or -1 when memory is short. */
+enum imap_thread_alg {
+	IMAP_THREAD_ORDEREDSUBJECT,
+	IMAP_THREAD_REFERENCES,
+};
+int imap_thread(struct imap_buf *out, const struct imap_sort_msg *msgs,
+                size_t n, enum imap_thread_alg alg, int by_uid);
+
+#endif /* IMAP_SORT_H */
