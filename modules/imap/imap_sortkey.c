@@ -182,13 +182,12 @@ imap_sort_address(const char *raw, int display, postern_pool_t *pool)
 	    (a = imap_host->mime_parse_addresses(raw, strlen(raw), pool,
 	                                         &n)) == NULL)
 		return casemap("", 0, pool);
-	/* The first address of a mailbox: group markers skipped. */
-	for (i = 0; i < n; i++)
-		if (!a[i].group && a[i].mailbox != NULL)
-			break;
-	if (i == n)
+	/* The first address, a group's start marker too: its mailbox is
+	 * the group's name (as Dovecot sorts). */
+	i = 0;
+	if (n == 0 || a[i].mailbox == NULL)
 		return casemap("", 0, pool);
-	if (!display)
+	if (!display || a[i].group)
 		return casemap(a[i].mailbox, strlen(a[i].mailbox), pool);
 	if (a[i].name != NULL && a[i].name[0] != '\0') {
 		s = imap_host->mime_decode_words(a[i].name, strlen(a[i].name),
