@@ -1,0 +1,226 @@
+#!/usr/bin/env python3
+"""SORT (RFC 5256, with SORT=DISPLAY of RFC 5957 and ESORT of RFC 5267),
+THREAD=ORDEREDSUBJECT and THREAD=REFERENCES, and the WITHIN search keys
+(RFC 5032) against a real posternd: every sort key and REVERSE, UID
+SORT and UID THREAD, search keys after the charset, a bad charset, the
+limits, and a SORT over thousands of messages that leaves a neighbour's
+NOOP prompt.
+"""
+import imaplib
+import os
+import re
+import time
+
+from hostile import Neighbour, WorkerMemory
+from imaptest import Raw, deliver, finish, login, start_server
+from testlib import Runner
+
+MIB = 1 << 20
+
+R = Runner("imap_sort")
+srv = start_server(R)
+
+
+def msg(hdrs, body_len):
+    return ("".join("%s: %s\r\n" % kv for kv in hdrs) + "\r\n" +
+            "x" * body_len + "\r\n").encode()
+
+
+# seq: From / To / Cc / Subject / Date / size / internal date
+MSGS = [
+    (msg([("From", '"Zed" <b@x.org>'), ("To", "c@x.org"),
+          ("Cc", "a@x.org"), ("Subject", "Re: beta"),
+          ("Date", "Wed, 3 Jan 2024 10:00:00 +0000"),
+          ("Message-ID", "<m1@x.org>")], 2000), "05-Jan-2024 10:00:00 +0000"),
+    (msg([("From", '"Alice" <z@x.org>'), ("To", '"Bob" <a@x.org>'),
+          ("Subject", "alpha"), ("Message-ID", "<m2@x.org>")], 500),
+     "01-Jan-2024 12:00:00 +0000"),
+    (msg([("From", "m@x.org"), ("To", '"Yan" <b@x.org>'),
+          ("Cc", "c@x.org"), ("Subject", "[list] Fwd: alpha"),
+          ("Date", "Sat, 6 Jan 2024 10:00:00 +0000"),
+          ("Message-ID", "<m3@x.org>"), ("References", "<m2@x.org>")],
+         5000), "03-Jan-2024 10:00:00 +0000"),
+    (msg([("From", '"Mallory" <a@x.org>'), ("To", "d@x.org"),
+          ("Subject", "gamma (fwd)"), ("Date", "not a date"),
+          ("Message-ID", "<m4@x.org>"), ("In-Reply-To", "<m1@x.org>")],
+         100), "10-Jan-2024 10:00:00 +0000"),
+]
+
+m = login(srv)
+m.create("Sort")
+# A first message expunged: UIDs are 2..5, not the sequence numbers.
+m.append("Sort", None, None, b"Subject: gone\r\n\r\nx\r\n")
+for data, idate in MSGS:
+    m.append("Sort", None, '"%s"' % idate, data)
+m.select("Sort")
+m.store("1", "+FLAGS", "\\Deleted")
+m.expunge()
+m.logout()
+
+r = Raw(srv.port("imap"))
+r.login()
+assert r.cmd("s", "SELECT Sort")[-1].startswith("s OK")
+
+
+def untagged(cmd, word):
+    out = r.cmd("t", cmd)
+    assert out[-1].startswith("t OK"), (cmd, out)
+    lines = [x for x in out if x.startswith("* %s" % word)]
+    assert len(lines) == 1, (cmd, out)
+    return lines[0][len("* %s" % word):].strip()
+
+
+def sort(crit, keys="ALL", uid=False):
+    return untagged("%sSORT (%s) UTF-8 %s" % ("UID " if uid else "", crit,
+                                              keys), "SORT")
+
+
+def test_capability(R):
+    caps = r.cmd("c", "CAPABILITY")[0].split()
+    for c in ("SORT", "SORT=DISPLAY", "ESORT", "THREAD=ORDEREDSUBJECT",
+              "THREAD=REFERENCES", "WITHIN"):
+        assert c in caps, caps
+
+
+def test_sort_keys(R):
+    want = {
+        "ARRIVAL": "2 3 1 4",
+        "DATE": "2 1 3 4",        # 2 and 4: no valid Date, INTERNALDATE
+        "FROM": "4 1 3 2",        # a, b, m, z: the mailbox only
+        "DISPLAYFROM": "2 3 4 1",  # Alice, m@x.org, Mallory, Zed
+        "TO": "2 3 1 4",
+        "DISPLAYTO": "2 1 4 3",   # Bob, c@x.org, d@x.org, Yan
+        "CC": "2 4 1 3",          # none, none, a, c
+        "SUBJECT": "2 3 1 4",     # alpha alpha beta gamma (base)
+        "SIZE": "4 2 1 3",
+    }
+    for key, order in want.items():
+        got = sort(key)
+        assert got == order, (key, got, order)
+
+
+def test_reverse_and_ties(R):
+    # ties stay in sequence order, REVERSE or not
+    assert sort("REVERSE SUBJECT") == "4 1 2 3", sort("REVERSE SUBJECT")
+    assert sort("SUBJECT REVERSE DATE") == "3 2 1 4"
+    assert sort("REVERSE ARRIVAL") == "4 1 3 2"
+    assert sort("SUBJECT SIZE") == "2 3 1 4"
+
+
+def test_uid_sort_and_search_keys(R):
+    assert sort("ARRIVAL", uid=True) == "3 4 2 5", sort("ARRIVAL", uid=True)
+    assert sort("DATE", 'NOT FROM "mallory"') == "2 1 3"
+    assert sort("DATE", "LARGER 1000 SINCE 2-Jan-2024") == "1 3"
+    assert sort("SUBJECT", "UID 2:3") == "2 1"
+    assert sort("DATE", "SEEN") == ""
+
+
+def test_esort(R):
+    out = r.cmd("e", "SORT RETURN (MIN MAX COUNT ALL) (DATE) UTF-8 ALL")
+    assert out[-1].startswith("e OK"), out
+    assert out[0] == '* ESEARCH (TAG "e") MIN 2 MAX 4 COUNT 4 ALL 2,1,3:4', \
+        out
+    out = r.cmd("e", "UID SORT RETURN () (REVERSE SIZE) US-ASCII ALL")
+    assert out[0] == '* ESEARCH (TAG "e") UID ALL 4,2:3,5', out
+    out = r.cmd("e", "SORT RETURN (COUNT) (DATE) UTF-8 SEEN")
+    assert out[0] == '* ESEARCH (TAG "e") COUNT 0', out
+
+
+def test_thread(R):
+    got = untagged("THREAD ORDEREDSUBJECT UTF-8 ALL", "THREAD")
+    assert got == "(2 3)(1)(4)", got
+    got = untagged("THREAD REFERENCES UTF-8 ALL", "THREAD")
+    assert got == "(2 3)(1 4)", got
+    got = untagged("UID THREAD REFERENCES US-ASCII ALL", "THREAD")
+    assert got == "(3 4)(2 5)", got
+    # 4's parent left out by the search: 4 alone
+    got = untagged("THREAD REFERENCES UTF-8 NOT UID 2", "THREAD")
+    assert got == "(2 3)(4)", got
+    out = r.cmd("t", "THREAD REFERENCES UTF-8 SEEN")
+    assert out[0] == "* THREAD" and out[-1].startswith("t OK"), out
+
+
+def test_errors(R):
+    out = r.cmd("b", "SORT (DATE) KOI8-R ALL")
+    assert out[-1].startswith("b NO [BADCHARSET"), out
+    out = r.cmd("b", "THREAD REFERENCES ISO-8859-5 ALL")
+    assert out[-1].startswith("b NO [BADCHARSET"), out
+    for bad in ("SORT (NAME) UTF-8 ALL", "SORT DATE UTF-8 ALL",
+                "SORT (DATE) ALL", "SORT (REVERSE) UTF-8 ALL",
+                "SORT () UTF-8 ALL", "THREAD SPAGHETTI UTF-8 ALL",
+                "SORT RETURN (PARTIAL 1:5) (DATE) UTF-8 ALL"):
+        out = r.cmd("b", bad)
+        assert out[-1].startswith("b BAD"), (bad, out)
+    out = r.cmd("n", "SORT (%s) UTF-8 ALL" % " ".join(["DATE"] * 1000))
+    assert out[-1].startswith("n NO [LIMIT]"), out[-1]
+    out = r.cmd("n", "SORT (DATE) UTF-8 %s" % " ".join(["ALL"] * 1000))
+    assert out[-1].startswith("n NO [LIMIT]"), out[-1]
+    # the session goes on
+    assert sort("ARRIVAL") == "2 3 1 4"
+
+
+def test_within(R):
+    m = login(srv)
+    m.append("Sort", None, None, msg([("Subject", "fresh")], 10))
+    m.logout()
+    assert r.cmd("n", "NOOP")[-1].startswith("n OK")
+    got = untagged("SEARCH YOUNGER 3600", "SEARCH")
+    assert got == "5", got
+    got = untagged("SEARCH OLDER 3600", "SEARCH")
+    assert got == "1 2 3 4", got
+    got = untagged("SEARCH OR YOUNGER 60 LARGER 4000", "SEARCH")
+    assert got == "3 5", got
+    assert sort("DATE", "OLDER 86400") == "2 1 3 4"
+    out = r.cmd("b", "SEARCH YOUNGER 0")
+    assert out[-1].startswith("b BAD"), out
+    out = r.cmd("b", "SEARCH OLDER x")
+    assert out[-1].startswith("b BAD"), out
+
+
+def test_large_sort_leaves_neighbours_alone(R):
+    """3,000 messages in another user's INBOX: SORT and THREAD run on
+    the job pool in steps; bob's NOOP stays prompt."""
+    n = 3000
+    base = srv.maildir("alice@example.org")
+    for i in range(n):
+        deliver(srv, "alice@example.org", msg([
+            ("From", "user%d@x.org" % (i % 97)),
+            ("Subject", "%ssubject %d" % ("Re: " * (i % 3), i % 500)),
+            ("Date", "Mon, %d Jan 2024 10:%02d:00 +0000"
+             % (1 + i % 28, i % 60)),
+            ("Message-ID", "<big%d@x.org>" % i),
+            ("References", "<big%d@x.org>" % (i // 2))], 200))
+    assert len(os.listdir(os.path.join(base, "new"))) >= n
+    big = Raw(srv.port("imap"), timeout=60)
+    big.login()
+    assert big.cmd("s", "SELECT INBOX")[-1].startswith("s OK")
+    bob = login(srv, "bob@example.org")
+    bob.select("INBOX")
+    mem = WorkerMemory(srv.daemon)
+    with Neighbour(bob.noop) as nb:
+        for cmd in ("SORT (SUBJECT) UTF-8 ALL",
+                    "SORT (REVERSE DATE FROM) UTF-8 ALL",
+                    "THREAD REFERENCES UTF-8 ALL"):
+            t0 = time.time()
+            out = big.cmd("x", cmd, limit=10)
+            assert out[-1].startswith("x OK"), out[-1]
+            print("  %s: %.2f s" % (cmd, time.time() - t0), flush=True)
+            if cmd.startswith("SORT"):
+                nums = out[0].split()[2:]
+                assert len(nums) == n, len(nums)
+                assert sorted(map(int, nums)) == list(range(1, n + 1))
+    growth = mem.growth()
+    print("  peak growth %.1f MiB, neighbour worst %.3f s over %d probes"
+          % (growth / MIB, nb.worst, nb.count), flush=True)
+    bob.logout()
+    mem.assert_growth_below(64 * MIB)
+    nb.assert_worst_below(1.0)
+
+
+for t in (test_capability, test_sort_keys, test_reverse_and_ties,
+          test_uid_sort_and_search_keys, test_esort, test_thread,
+          test_errors, test_within,
+          test_large_sort_leaves_neighbours_alone):
+    R.run(t)
+r.cmd("z", "LOGOUT")
+finish(R, srv)
