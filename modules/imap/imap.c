@@ -10,6 +10,7 @@
 
 #include "imap.h"
 #include "imap_mime.h"
+#include "imap_sort.h"
 
 const struct postern_host *imap_host;
 postern_module_t *imap_self;
@@ -160,9 +161,18 @@ worker_start(void *arg)
 	return 0;
 }
 
+/* The loop ended: no job runs any more. */
+static void
+worker_exit(void *arg)
+{
+	(void)arg;
+	imap_sortcache_free();
+}
+
 static const struct postern_worker_ops worker_ops = {
 	.size = sizeof(struct postern_worker_ops),
 	.start = worker_start,
+	.exit = worker_exit,
 };
 
 static int

@@ -523,6 +523,22 @@ set_err(struct postern_storage_err *err, enum postern_storage_error code,
 }
 
 const struct imap_mime *
+imap_mime_load_cached(const struct postern_storage *st, postern_mailbox_t *mb,
+                      uint32_t uid, postern_pool_t *pool)
+{
+	struct imap_mime *m;
+	const void *data;
+	size_t len;
+
+	if (!host_has_mime() || st->cache_get == NULL ||
+	    st->cache_get(mb, uid, CACHE_FIELD, pool, &data, &len) != 1 ||
+	    (m = host->pool_alloc(pool, sizeof(*m))) == NULL ||
+	    (m->root = host->mime_deserialize(data, len, pool)) == NULL)
+		return NULL;
+	return m;
+}
+
+const struct imap_mime *
 imap_mime_load(const struct postern_storage *st, postern_mailbox_t *mb,
                uint32_t uid, postern_pool_t *pool,
                struct postern_storage_err *err)

@@ -30,6 +30,13 @@ const struct imap_mime *imap_mime_load(const struct postern_storage *st,
                                        postern_pool_t *pool,
                                        struct postern_storage_err *err);
 
+/* The structure from the storage cache only: NULL when it is not
+ * there (nothing is read or parsed).  Blocking (one cache read). */
+const struct imap_mime *imap_mime_load_cached(const struct postern_storage *st,
+                                              postern_mailbox_t *mb,
+                                              uint32_t uid,
+                                              postern_pool_t *pool);
+
 /* FETCH ENVELOPE: the parenthesized list of RFC 3501 section 7.4.2
  * (date, subject, from, sender, reply-to, to, cc, bcc, in-reply-to,
  * message-id), NUL-terminated. */

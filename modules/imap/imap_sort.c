@@ -11,6 +11,7 @@
  * live in the command's job pool; sorting and threading run after the
  * last step, on the job thread.
  */
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,9 +41,6 @@ static const char *const key_names[] = {
 	"DISPLAYFROM", "DISPLAYTO",
 };
 
-#define NEED_ENVELOPE 0x1u
-#define NEED_REFS 0x2u
-
 #define RET_MIN 0x1u
 #define RET_MAX 0x2u
 #define RET_ALL 0x4u
@@ -59,7 +57,8 @@ struct sort_arg {
 	enum imap_thread_alg alg;
 	struct criterion crit[SORT_MAX_CRITERIA];
 	size_t ncrit;
-	unsigned need;              /* NEED_* */
+	unsigned need;              /* IMAP_SORT_* */
+	uint32_t uidvalidity;       /* of the view: the key cache's */
 	int by_uid;
 	int esort;                  /* RETURN given */
 	unsigned ret;
@@ -71,42 +70,65 @@ struct sort_arg {
 
 /* ---- keys of one match -------------------------------------------------*/
 
-/* The References of the message (its header read up to
- * SORT_MAX_HEADER); NULL when it has none. */
-static const char *
-read_references(struct imap_job *j, uint32_t uid, uint64_t *cost)
+/* The raw header fields the keys are made of. */
+struct fields {
+	struct postern_mime_envelope e;
+	const char *references;
+};
+
+/* From the message's header (read up to SORT_MAX_HEADER): the first of
+ * each field, as the MIME parser's envelope takes them.  -1 with j->err
+ * set when the message cannot be read. */
+static int
+header_fields(struct imap_job *j, uint32_t uid, struct fields *f,
+              uint64_t *cost)
 {
+	static const struct { const char *name; size_t off; } names[] = {
+		{ "Date", offsetof(struct fields, e.date) },
+		{ "Subject", offsetof(struct fields, e.subject) },
+		{ "From", offsetof(struct fields, e.from) },
+		{ "To", offsetof(struct fields, e.to) },
+		{ "Cc", offsetof(struct fields, e.cc) },
+		{ "Message-ID", offsetof(struct fields, e.message_id) },
+		{ "In-Reply-To", offsetof(struct fields, e.in_reply_to) },
+		{ "References", offsetof(struct fields, references) },
+	};
 	struct postern_mime_header_iter it;
-	struct postern_mime_field f;
+	struct postern_mime_field fl;
 	struct postern_msg_size sz;
 	postern_msg_t *msg;
 	uint64_t got = 0, want;
-	ssize_t r;
+	ssize_t r = 0;
+	const char **slot;
+	size_t i;
 	char *h;
 
 	if (imap_storage->msg_open(j->s->mb, uid, &msg, &sz, &j->err) < 0)
-		return NULL;
+		return -1;
 	want = sz.header_size < SORT_MAX_HEADER ? sz.header_size
 	                                        : SORT_MAX_HEADER;
 	h = imap_host->pool_alloc(j->pool, want + 1);
-	while (h != NULL && got < want) {
-		r = imap_storage->msg_read(msg, got, h + got, want - got,
-		                           &j->err);
-		if (r <= 0)
-			break;
+	while (h != NULL && got < want &&
+	       (r = imap_storage->msg_read(msg, got, h + got, want - got,
+	                                   &j->err)) > 0)
 		got += (uint64_t)r;
-	}
 	imap_storage->msg_close(msg);
 	*cost += got;
+	if (r < 0)
+		return -1;
 	if (h == NULL)
-		return NULL;
+		return 0;   /* past message_memory: no fields, as if none */
 	it.data = h;
 	it.len = got;
 	it.pos = 0;
-	while (imap_host->mime_header_next(&it, j->pool, &f) > 0)
-		if (strcasecmp(f.name, "References") == 0)
-			return f.value;
-	return NULL;
+	while (imap_host->mime_header_next(&it, j->pool, &fl) > 0)
+		for (i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+			slot = (const char **)((char *)f + names[i].off);
+			if (*slot == NULL &&
+			    strcasecmp(fl.name, names[i].name) == 0)
+				*slot = fl.value;
+		}
+	return 0;
 }
 
 /* A key string into the keys' pool ("" when short of memory: the
@@ -123,10 +145,10 @@ keep_str(struct sort_arg *a, const char *s)
 }
 
 static void
-envelope_keys(struct sort_arg *a, struct imap_job *j,
-              struct imap_sort_msg *m,
-              const struct postern_mime_envelope *e, uint64_t *cost)
+make_keys(struct sort_arg *a, struct imap_job *j, struct imap_sort_msg *m,
+          const struct fields *f)
 {
+	const struct postern_mime_envelope *e = &f->e;
 	const char *ids[IMAP_SORT_MAX_REFS];
 	size_t i;
 
@@ -139,14 +161,14 @@ envelope_keys(struct sort_arg *a, struct imap_job *j,
 	m->cc = keep_str(a, imap_sort_address(e->cc, 0, j->pool));
 	m->dfrom = keep_str(a, imap_sort_address(e->from, 1, j->pool));
 	m->dto = keep_str(a, imap_sort_address(e->to, 1, j->pool));
-	if (!(a->need & NEED_REFS))
+	if (!(a->need & IMAP_SORT_REFS))
 		return;
 	if (imap_sort_msgids(e->message_id, ids, 1, j->pool) == 1)
 		m->msgid = keep_str(a, ids[0]);
 	/* RFC 5256 3 step 1: In-Reply-To's first ID stands for a missing
 	 * or empty References. */
-	m->nrefs = imap_sort_msgids(read_references(j, m->uid, cost), ids,
-	                            IMAP_SORT_MAX_REFS, j->pool);
+	m->nrefs = imap_sort_msgids(f->references, ids, IMAP_SORT_MAX_REFS,
+	                            j->pool);
 	if (m->nrefs == 0)
 		m->nrefs = imap_sort_msgids(e->in_reply_to, ids, 1, j->pool);
 	if (m->nrefs == 0)
@@ -160,17 +182,36 @@ envelope_keys(struct sort_arg *a, struct imap_job *j,
 		m->refs[i] = keep_str(a, ids[i]);
 }
 
-static const struct postern_mime_envelope no_fields;
+/* The header fields of a match: from the cached MIME structure when it
+ * is there (References are not in it), else from the header. */
+static int
+load_fields(struct sort_arg *a, struct imap_job *j, uint32_t uid,
+            struct fields *f, uint64_t *cost)
+{
+	const struct imap_mime *mime;
+	const struct postern_mime_envelope *e;
 
-/* imap_search_hit_fn: the keys of a match. */
+	memset(f, 0, sizeof(*f));
+	if (!(a->need & IMAP_SORT_REFS) &&
+	    (mime = imap_mime_load_cached(imap_storage, j->s->mb, uid,
+	                                  j->pool)) != NULL) {
+		if ((e = imap_mime_fields(mime)) != NULL)
+			f->e = *e;
+		*cost += SORT_KEY_COST;
+		return 0;
+	}
+	return header_fields(j, uid, f, cost);
+}
+
+/* imap_search_hit_fn: the keys of a match, from the worker's key cache
+ * or made and kept there. */
 static int
 collect(struct imap_job *j, void *arg, uint32_t seq,
         const struct postern_message_info *mi, uint64_t *cost)
 {
 	struct sort_arg *a = arg;
 	struct imap_sort_msg *m = &a->msgs[a->nmsgs];
-	const struct imap_mime *mime;
-	const struct postern_mime_envelope *e = NULL;
+	struct fields f;
 
 	memset(m, 0, sizeof(*m));
 	m->seq = seq;
@@ -179,20 +220,23 @@ collect(struct imap_job *j, void *arg, uint32_t seq,
 	m->size = mi->size;
 	m->date = m->arrival;
 	m->subject = m->from = m->to = m->cc = m->dfrom = m->dto = "";
-	if (a->need & NEED_ENVELOPE) {
-		mime = imap_mime_load(imap_storage, j->s->mb, mi->uid, j->pool,
-		                      &j->err);
-		if (mime == NULL) {
-			/* expunged by another session meanwhile: left out,
-			 * as SEARCH leaves it */
-			if (j->err.code == POSTERN_SE_EXPUNGED)
-				return 0;
-			return -1;
-		}
-		e = imap_mime_fields(mime);
-		envelope_keys(a, j, m, e != NULL ? e : &no_fields, cost);
-		*cost += SORT_KEY_COST;
+	if (a->need == 0) {
+		a->nmsgs++;
+		return 0;
 	}
+	if (imap_sortcache_get(j->s->user, a->uidvalidity, mi, a->need, m,
+	                       a->keep)) {
+		a->nmsgs++;
+		return 0;
+	}
+	if (load_fields(a, j, mi->uid, &f, cost) < 0) {
+		/* expunged by another session meanwhile: left out, as
+		 * SEARCH leaves it */
+		return j->err.code == POSTERN_SE_EXPUNGED ? 0 : -1;
+	}
+	make_keys(a, j, m, &f);
+	/* from the header, every key is made: References too */
+	imap_sortcache_put(j->s->user, a->uidvalidity, m, a->need);
 	a->nmsgs++;
 	return 0;
 }
@@ -299,6 +343,12 @@ sort_work(struct imap_job *j)
 	int r;
 
 	a->keep = j->pool;
+	if (a->uidvalidity == 0) {
+		struct postern_mailbox_status st = { .size = sizeof(st) };
+
+		imap_storage->status(j->s->mb, &st);
+		a->uidvalidity = st.uidvalidity;
+	}
 	if (a->msgs == NULL)
 		a->msgs = imap_host->pool_alloc(j->pool,
 		    ((size_t)imap_storage->count(j->s->mb) + 1) *
@@ -322,6 +372,8 @@ sort_work(struct imap_job *j)
 	j->rc = r < 0 ? -1 : 0;
 	if (r < 0)
 		return;
+	imap_sortcache_trim(j->s->user, a->uidvalidity,
+	                    imap_storage->count(j->s->mb));
 	if (!a->thread) {
 		sort_output(j, a);
 		return;
@@ -396,7 +448,7 @@ parse_criteria(struct imap_cmd *c, struct sort_arg *sa, const char **limit)
 		sa->crit[sa->ncrit].reverse = reverse;
 		sa->ncrit++;
 		if (i != KEY_ARRIVAL && i != KEY_SIZE)
-			sa->need |= NEED_ENVELOPE;
+			sa->need |= IMAP_SORT_FIELDS;
 	} while (imap_arg_try_char(a, ' '));
 	return imap_arg_char(a, ')');
 }
@@ -509,7 +561,7 @@ imap_cmd_thread(struct imap_cmd *c)
 
 	memset(&sa, 0, sizeof(sa));
 	sa.thread = 1;
-	sa.need = NEED_ENVELOPE;
+	sa.need = IMAP_SORT_FIELDS;
 	if (imap_arg_sp(a) < 0 || imap_arg_atom(a, &w) < 0) {
 		imap_reply(c->s, c->tag, "BAD", "THREAD: %s",
 		           a->error != NULL ? a->error : "invalid arguments");
@@ -519,7 +571,7 @@ imap_cmd_thread(struct imap_cmd *c)
 		sa.alg = IMAP_THREAD_ORDEREDSUBJECT;
 	else if (imap_str_is(&w, "REFERENCES")) {
 		sa.alg = IMAP_THREAD_REFERENCES;
-		sa.need |= NEED_REFS;
+		sa.need |= IMAP_SORT_REFS;
 	} else {
 		imap_reply(c->s, c->tag, "BAD", "THREAD: unknown algorithm");
 		return;

@@ -20,6 +20,11 @@
  * nearest the message, are kept). */
 #define IMAP_SORT_MAX_REFS 64
 
+/* Which keys a command needs beyond the index's (and which a cached
+ * entry holds). */
+#define IMAP_SORT_FIELDS 0x1u  /* date, subject, addresses */
+#define IMAP_SORT_REFS 0x2u    /* Message-ID and References */
+
 /* What SORT and THREAD compare of one message. */
 struct imap_sort_msg {
 	uint32_t seq, uid;
@@ -68,5 +73,30 @@ enum imap_thread_alg {
 };
 int imap_thread(struct imap_buf *out, const struct imap_sort_msg *msgs,
                 size_t n, enum imap_thread_alg alg, int by_uid);
+
+/* The keys of messages, kept per worker process for every session of
+ * the user (imap_sortcache.c): a mailbox is known by user and
+ * UIDVALIDITY, a message by UID, size and INTERNALDATE (a message
+ * another mailbox of the user numbers alike would have to match all
+ * three).  At most IMAP_SORTCACHE_MAX octets; the mailbox used least
+ * recently goes first.  Thread-safe (job threads). */
+#define IMAP_SORTCACHE_MAX (64u << 20)
+
+/* 1 with *m filled (strings from pool) when message mi's keys are kept
+ * with every bit of `need`; 0 when not. */
+int imap_sortcache_get(const char *user, uint32_t uidvalidity,
+                       const struct postern_message_info *mi,
+                       unsigned need, struct imap_sort_msg *m,
+                       postern_pool_t *pool);
+/* Keeps m's keys (`have`: IMAP_SORT_* bits they hold), replacing what
+ * was kept for its UID. */
+void imap_sortcache_put(const char *user, uint32_t uidvalidity,
+                        const struct imap_sort_msg *m, unsigned have);
+/* After a command over a view of `count` messages: a mailbox whose
+ * entries are mostly of expunged messages is forgotten. */
+void imap_sortcache_trim(const char *user, uint32_t uidvalidity,
+                         uint32_t count);
+/* Frees everything (the worker's end). */
+void imap_sortcache_free(void);
 
 #endif /* IMAP_SORT_H */
