@@ -108,6 +108,15 @@ static const struct postern_cfg_key imap_keys[] = {
 	  .doc = "FETCH and SEARCH steps on the job pool at once per "
 	         "worker; below job_threads, so short commands find a "
 	         "free thread" },
+	{ .name = "sort_memory", .type = POSTERN_CFG_SIZE,
+	  .offset = offsetof(struct imap_settings, sort_memory),
+	  .def = "128M", .min = 65536, .max = 17179869184LL,
+	  .doc = "sort keys one SORT or THREAD holds (more: NO [LIMIT])" },
+	{ .name = "sort_cache", .type = POSTERN_CFG_SIZE,
+	  .offset = offsetof(struct imap_settings, sort_cache),
+	  .def = "64M", .min = 0, .max = 17179869184LL,
+	  .doc = "sort keys kept per worker for the next SORT or THREAD "
+	         "of any session, 0: none" },
 	{ .name = "max_userip_connections", .type = POSTERN_CFG_INT,
 	  .offset = offsetof(struct imap_settings, max_userip_conns),
 	  .def = "10", .min = 0, .max = 100000,

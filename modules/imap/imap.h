@@ -57,6 +57,8 @@ struct imap_settings {
 	                                address, 0: no limit */
 	long long heavy_jobs;        /* FETCH/SEARCH steps on the pool at
 	                                once, per worker */
+	long long sort_memory;       /* the keys one SORT/THREAD holds */
+	long long sort_cache;        /* sort keys kept per worker */
 };
 
 extern const struct postern_host *imap_host;

@@ -63,6 +63,7 @@ struct sort_arg {
 	int esort;                  /* RETURN given */
 	unsigned ret;
 	postern_pool_t *keep;       /* the keys' pool (the job's) */
+	size_t key_bytes;           /* what they take, to sort_memory */
 	struct imap_sort_msg *msgs; /* the matches */
 	size_t nmsgs;
 	int finished;
@@ -137,10 +138,13 @@ static const char *
 keep_str(struct sort_arg *a, const char *s)
 {
 	const char *k;
+	size_t n;
 
 	if (s == NULL)
 		return "";
-	k = imap_host->pool_strndup(a->keep, s, strlen(s));
+	n = strlen(s);
+	a->key_bytes += n + 1;
+	k = imap_host->pool_strndup(a->keep, s, n);
 	return k != NULL ? k : "";
 }
 
@@ -173,6 +177,7 @@ make_keys(struct sort_arg *a, struct imap_job *j, struct imap_sort_msg *m,
 		m->nrefs = imap_sort_msgids(e->in_reply_to, ids, 1, j->pool);
 	if (m->nrefs == 0)
 		return;
+	a->key_bytes += m->nrefs * sizeof(*m->refs);
 	m->refs = imap_host->pool_alloc(a->keep, m->nrefs * sizeof(*m->refs));
 	if (m->refs == NULL) {
 		m->nrefs = 0;
@@ -203,6 +208,17 @@ load_fields(struct sort_arg *a, struct imap_job *j, uint32_t uid,
 	return header_fields(j, uid, f, cost);
 }
 
+/* NO [LIMIT]: the keys of the mailbox need more than sort_memory. */
+static int
+too_large(struct imap_job *j, const struct sort_arg *a)
+{
+	j->err.code = POSTERN_SE_LIMIT;
+	snprintf(j->err.text, sizeof(j->err.text), "%s: the sort keys of "
+	         "this mailbox need more than imap.sort_memory (%lld octets)",
+	         a->thread ? "THREAD" : "SORT", imap_cfg.sort_memory);
+	return -1;
+}
+
 /* imap_search_hit_fn: the keys of a match, from the worker's key cache
  * or made and kept there. */
 static int
@@ -224,8 +240,10 @@ collect(struct imap_job *j, void *arg, uint32_t seq,
 		a->nmsgs++;
 		return 0;
 	}
+	if (a->key_bytes > (size_t)imap_cfg.sort_memory)
+		return too_large(j, a);
 	if (imap_sortcache_get(j->s->user, a->uidvalidity, mi, a->need, m,
-	                       a->keep)) {
+	                       a->keep, &a->key_bytes)) {
 		a->nmsgs++;
 		return 0;
 	}
@@ -349,18 +367,17 @@ sort_work(struct imap_job *j)
 		imap_storage->status(j->s->mb, &st);
 		a->uidvalidity = st.uidvalidity;
 	}
-	if (a->msgs == NULL)
-		a->msgs = imap_host->pool_alloc(j->pool,
-		    ((size_t)imap_storage->count(j->s->mb) + 1) *
-		    sizeof(*a->msgs));
 	if (a->msgs == NULL) {
-		j->err.code = POSTERN_SE_LIMIT;
-		snprintf(j->err.text, sizeof(j->err.text),
-		         "%s: out of memory for the keys",
-		         a->thread ? "THREAD" : "SORT");
-		a->finished = 1;
-		j->rc = -1;
-		return;
+		size_t n = (size_t)imap_storage->count(j->s->mb) + 1;
+
+		a->key_bytes = n * sizeof(*a->msgs);
+		if (a->key_bytes > (size_t)imap_cfg.sort_memory) {
+			too_large(j, a);
+			a->finished = 1;
+			j->rc = -1;
+			return;
+		}
+		a->msgs = imap_host->pool_alloc(j->pool, a->key_bytes);
 	}
 	r = imap_search_step(j, a->prog, collect, a);
 	if (r == 0) {

@@ -19,6 +19,8 @@
 /* A message's References past this many are ignored (the last ones,
  * nearest the message, are kept). */
 #define IMAP_SORT_MAX_REFS 64
+/* ... and past this many octets of them in all. */
+#define IMAP_SORT_REFS_OCTETS 2048
 
 /* Which keys a command needs beyond the index's (and which a cached
  * entry holds). */
@@ -58,8 +60,9 @@ char *imap_sort_address(const char *raw, int display, postern_pool_t *pool);
 int64_t imap_sort_sent_date(const char *raw, int64_t internal);
 
 /* The message IDs "<...>" of a field value (References, In-Reply-To,
- * Message-ID), at most `max` (the last ones when there are more); each
- * from the pool.  Returns their number. */
+ * Message-ID), at most `max` and IMAP_SORT_REFS_OCTETS in all (the last
+ * ones when there are more); each from the pool.  Returns their
+ * number. */
 size_t imap_sort_msgids(const char *raw, const char **out, size_t max,
                         postern_pool_t *pool);
 
@@ -78,16 +81,16 @@ int imap_thread(struct imap_buf *out, const struct imap_sort_msg *msgs,
  * the user (imap_sortcache.c): a mailbox is known by user and
  * UIDVALIDITY, a message by UID, size and INTERNALDATE (a message
  * another mailbox of the user numbers alike would have to match all
- * three).  At most IMAP_SORTCACHE_MAX octets; the mailbox used least
- * recently goes first.  Thread-safe (job threads). */
-#define IMAP_SORTCACHE_MAX (64u << 20)
+ * three).  At most imap.sort_cache octets (0: nothing is kept); the
+ * mailbox used least recently goes first.  Thread-safe (job threads). */
 
-/* 1 with *m filled (strings from pool) when message mi's keys are kept
- * with every bit of `need`; 0 when not. */
+/* 1 with *m filled (strings from pool, their size added to *bytes)
+ * when message mi's keys are kept with every bit of `need`; 0 when
+ * not. */
 int imap_sortcache_get(const char *user, uint32_t uidvalidity,
                        const struct postern_message_info *mi,
                        unsigned need, struct imap_sort_msg *m,
-                       postern_pool_t *pool);
+                       postern_pool_t *pool, size_t *bytes);
 /* Keeps m's keys (`have`: IMAP_SORT_* bits they hold), replacing what
  * was kept for its UID. */
 void imap_sortcache_put(const char *user, uint32_t uidvalidity,

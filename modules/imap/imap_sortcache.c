@@ -109,7 +109,8 @@ slot(struct box *b, uint32_t uid)
 int
 imap_sortcache_get(const char *user, uint32_t uidvalidity,
                    const struct postern_message_info *mi, unsigned need,
-                   struct imap_sort_msg *m, postern_pool_t *pool)
+                   struct imap_sort_msg *m, postern_pool_t *pool,
+                   size_t *bytes)
 {
 	struct box *b;
 	struct entry *e;
@@ -132,6 +133,7 @@ imap_sortcache_get(const char *user, uint32_t uidvalidity,
 	if (base == NULL || (e->nrefs > 0 && refs == NULL))
 		goto out;
 	memcpy(base, e->blob, e->blob_len);
+	*bytes += e->blob_len + e->nrefs * sizeof(*refs);
 	m->date = e->date;
 	m->is_reply = e->is_reply;
 	m->subject = base + e->off[S_SUBJECT];
@@ -226,7 +228,7 @@ make_room(struct box *keep, size_t need)
 {
 	struct box *b, *lru;
 
-	while (total + need > IMAP_SORTCACHE_MAX) {
+	while (total + need > (size_t)imap_cfg.sort_cache) {
 		lru = NULL;
 		for (b = boxes; b != NULL; b = b->next)
 			if (b != keep && (lru == NULL || b->used < lru->used))
@@ -245,7 +247,7 @@ imap_sortcache_put(const char *user, uint32_t uidvalidity,
 	struct box *b;
 	struct entry *e, **sp;
 
-	if ((e = entry_make(m, have)) == NULL)
+	if (imap_cfg.sort_cache == 0 || (e = entry_make(m, have)) == NULL)
 		return;
 	pthread_mutex_lock(&lock);
 	if ((b = box_find(user, uidvalidity)) == NULL) {

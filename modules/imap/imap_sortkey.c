@@ -223,7 +223,7 @@ imap_sort_msgids(const char *raw, const char **out, size_t max,
                  postern_pool_t *pool)
 {
 	const char *p, *q;
-	size_t n = 0;
+	size_t n = 0, octets = 0, l;
 
 	if (raw == NULL || max == 0)
 		return 0;
@@ -239,14 +239,17 @@ imap_sort_msgids(const char *raw, const char **out, size_t max,
 		}
 		if (q == p + 1 || (size_t)(q - p + 1) > IMAP_SORT_KEY_MAX)
 			continue;
-		if (n == max) {
-			/* keep the last max: drop the oldest */
-			memmove(out, out + 1, (max - 1) * sizeof(*out));
+		l = (size_t)(q - p + 1);
+		/* keep the last ones: drop the oldest */
+		while (n > 0 && (n == max || octets + l > IMAP_SORT_REFS_OCTETS)) {
+			octets -= strlen(out[0]);
+			memmove(out, out + 1, (n - 1) * sizeof(*out));
 			n--;
 		}
-		out[n] = imap_host->pool_strndup(pool, p, (size_t)(q - p + 1));
+		out[n] = imap_host->pool_strndup(pool, p, l);
 		if (out[n] == NULL)
 			break;
+		octets += l;
 		n++;
 	}
 	return n;

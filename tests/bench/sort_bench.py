@@ -83,6 +83,8 @@ def make_maildir(path, n):
 
 def session(port):
     c = Client(port)
+    # a first SEARCH TEXT parses every message: minutes at 50,000
+    c.sock.settimeout(600)
     st, _ = c.cmd('LOGIN "%s" "%s"' % (USER, PASSWORD))
     assert " OK" in st, st
     st, _ = c.cmd("SELECT INBOX")

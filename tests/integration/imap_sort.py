@@ -217,10 +217,32 @@ def test_large_sort_leaves_neighbours_alone(R):
     nb.assert_worst_below(1.0)
 
 
+def test_sort_memory_limit(R):
+    """imap.sort_memory: a SORT whose keys need more is refused with
+    NO [LIMIT]; SEARCH on the same mailbox and the session go on."""
+    small = start_server(R, 'sort_memory = "64K";', name="small")
+    for i in range(700):
+        deliver(small, "alice@example.org", msg([
+            ("Subject", "s%d" % i), ("Message-ID", "<s%d@x>" % i)], 10))
+    c = Raw(small.port("imap"), timeout=30)
+    c.login()
+    assert c.cmd("s", "SELECT INBOX")[-1].startswith("s OK")
+    for cmd in ("SORT (SUBJECT) UTF-8 ALL", "THREAD REFERENCES UTF-8 ALL",
+                "SORT (ARRIVAL) UTF-8 ALL"):
+        out = c.cmd("l", cmd)
+        assert out[-1].startswith("l NO [LIMIT]"), out[-1]
+        assert "sort_memory" in out[-1], out[-1]
+    out = c.cmd("q", "SEARCH SUBJECT s699")
+    assert re.match(r"\* SEARCH \d+$", out[0]), out
+    c.cmd("z", "LOGOUT")
+    assert small.stop() == 0
+
+
 for t in (test_capability, test_sort_keys, test_reverse_and_ties,
           test_uid_sort_and_search_keys, test_esort, test_thread,
           test_errors, test_within,
-          test_large_sort_leaves_neighbours_alone):
+          test_large_sort_leaves_neighbours_alone,
+          test_sort_memory_limit):
     R.run(t)
 r.cmd("z", "LOGOUT")
 finish(R, srv)

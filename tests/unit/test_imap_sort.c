@@ -150,6 +150,31 @@ test_msgids(void)
 	CU_ASSERT_EQUAL(imap_sort_msgids(NULL, ids, 3, pool), 0);
 }
 
+/* A References field of 100 IDs of 200 octets: the last ones kept,
+ * at most IMAP_SORT_MAX_REFS and IMAP_SORT_REFS_OCTETS of them. */
+static void
+test_msgids_bounded(void)
+{
+	const char *ids[IMAP_SORT_MAX_REFS];
+	char *raw = malloc(100 * 202 + 1), *p = raw;
+	size_t n, i, octets = 0;
+
+	for (i = 0; i < 100; i++) {
+		p += sprintf(p, "<%03zu", i);
+		memset(p, 'x', 196);
+		p += 196;
+		p += sprintf(p, "> ");
+	}
+	n = imap_sort_msgids(raw, ids, IMAP_SORT_MAX_REFS, pool);
+	CU_ASSERT(n > 0 && n <= IMAP_SORT_MAX_REFS);
+	for (i = 0; i < n; i++)
+		octets += strlen(ids[i]);
+	CU_ASSERT(octets <= IMAP_SORT_REFS_OCTETS);
+	CU_ASSERT_EQUAL(strncmp(ids[n - 1], "<099", 4), 0);
+	CU_ASSERT_EQUAL(n, IMAP_SORT_REFS_OCTETS / 201);
+	free(raw);
+}
+
 /* ---- threads -----------------------------------------------------------*/
 
 struct tmsg {
@@ -300,6 +325,7 @@ static CU_TestInfo tests[] = {
 	{ "address and display keys", test_addresses },
 	{ "sent date without a valid Date", test_sent_date },
 	{ "message IDs of References", test_msgids },
+	{ "References bounded", test_msgids_bounded },
 	{ "ORDEREDSUBJECT", test_orderedsubject },
 	{ "REFERENCES: dummies, order, loops, duplicates, subjects",
 	  test_references },
