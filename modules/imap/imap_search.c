@@ -75,10 +75,10 @@ struct skey {
 	struct skey *next;     /* siblings in an AND list */
 };
 
-#define RET_MIN 0x1u
-#define RET_MAX 0x2u
-#define RET_ALL 0x4u
-#define RET_COUNT 0x8u
+#define RET_MIN IMAP_RET_MIN
+#define RET_MAX IMAP_RET_MAX
+#define RET_ALL IMAP_RET_ALL
+#define RET_COUNT IMAP_RET_COUNT
 
 /* A parsed search program and where its evaluation stands. */
 struct imap_search_prog {
@@ -756,25 +756,33 @@ search_work(struct imap_job *j)
 		imap_buf_str(&j->out, "\r\n");
 		return;
 	}
-	imap_buf_printf(&j->out, "* ESEARCH (TAG ");
-	imap_buf_string(&j->out, j->tag, strlen(j->tag));
-	imap_buf_str(&j->out, ")");
-	if (a->by_uid)
-		imap_buf_str(&j->out, " UID");
-	if ((a->ret & RET_MIN) && a->nhits > 0)
-		imap_buf_printf(&j->out, " MIN %u", a->hits[0]);
-	if ((a->ret & RET_MAX) && a->nhits > 0)
-		imap_buf_printf(&j->out, " MAX %u", a->hits[a->nhits - 1]);
-	if (a->ret & RET_COUNT)
-		imap_buf_printf(&j->out, " COUNT %zu", a->nhits);
-	if ((a->ret & RET_ALL) && a->nhits > 0) {
-		imap_buf_str(&j->out, " ALL ");
-		imap_buf_uidset(&j->out, a->hits, a->nhits);
-	}
+	imap_esearch_format(&j->out, j->tag, a->by_uid, a->ret, a->hits,
+	                    a->nhits);
 	if (a->uses_modseq && a->nhits > 0)
 		imap_buf_printf(&j->out, " MODSEQ %llu",
 		                (unsigned long long)esearch_modseq(a));
 	imap_buf_str(&j->out, "\r\n");
+}
+
+void
+imap_esearch_format(struct imap_buf *out, const char *tag, int by_uid,
+                    unsigned ret, const uint32_t *nums, size_t n)
+{
+	imap_buf_str(out, "* ESEARCH (TAG ");
+	imap_buf_string(out, tag, strlen(tag));
+	imap_buf_str(out, ")");
+	if (by_uid)
+		imap_buf_str(out, " UID");
+	if ((ret & IMAP_RET_MIN) && n > 0)
+		imap_buf_printf(out, " MIN %u", nums[0]);
+	if ((ret & IMAP_RET_MAX) && n > 0)
+		imap_buf_printf(out, " MAX %u", nums[n - 1]);
+	if (ret & IMAP_RET_COUNT)
+		imap_buf_printf(out, " COUNT %zu", n);
+	if ((ret & IMAP_RET_ALL) && n > 0) {
+		imap_buf_str(out, " ALL ");
+		imap_buf_uidset(out, nums, n);
+	}
 }
 
 void
@@ -828,9 +836,8 @@ uses_modseq(const struct skey *k)
 	return uses_modseq(k->a) || uses_modseq(k->b);
 }
 
-/* RETURN (MIN MAX ALL COUNT); empty means ALL (RFC 4731 3.1). */
-static int
-parse_return(struct imap_cmd *c, unsigned *ret)
+int
+imap_search_parse_return(struct imap_cmd *c, unsigned *ret)
 {
 	struct imap_args *a = &c->args;
 	struct imap_str w;
@@ -922,7 +929,7 @@ imap_cmd_search(struct imap_cmd *c)
 		goto bad;
 	save = a->p;
 	if (imap_arg_atom(a, &w) == 0 && imap_str_is(&w, "RETURN")) {
-		if (parse_return(c, &ret) < 0 || imap_arg_sp(a) < 0)
+		if (imap_search_parse_return(c, &ret) < 0 || imap_arg_sp(a) < 0)
 			goto bad;
 		esearch = 1;
 		save = a->p;

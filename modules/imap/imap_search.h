@@ -40,6 +40,23 @@ typedef int imap_search_hit_fn(struct imap_job *j, void *arg, uint32_t seq,
 int imap_search_step(struct imap_job *j, struct imap_search_prog *p,
                      imap_search_hit_fn *hit, void *arg);
 
+/* ESEARCH's RETURN options (RFC 4731), ESORT's too (RFC 5267). */
+#define IMAP_RET_MIN 0x1u
+#define IMAP_RET_MAX 0x2u
+#define IMAP_RET_ALL 0x4u
+#define IMAP_RET_COUNT 0x8u
+
+/* SP "RETURN" options: SP "(" [option *(SP option)] ")" with the
+ * options above; empty means ALL (RFC 4731 3.1).  -1 with
+ * c->args.error set. */
+int imap_search_parse_return(struct imap_cmd *c, unsigned *ret);
+
+/* "* ESEARCH (TAG "tag") [UID] [MIN n] [MAX n] [COUNT n] [ALL set]" of
+ * the results nums[0..n) in their order (MIN and MAX: the first and
+ * last), without the line's end. */
+void imap_esearch_format(struct imap_buf *out, const char *tag, int by_uid,
+                         unsigned ret, const uint32_t *nums, size_t n);
+
 /* From a step's `done`: runs the next step of the command on a new
  * heavy job that takes over j's pool and arg. */
 void imap_job_next_step(struct imap_job *j, void (*work)(struct imap_job *),

@@ -41,11 +41,6 @@ static const char *const key_names[] = {
 	"DISPLAYFROM", "DISPLAYTO",
 };
 
-#define RET_MIN 0x1u
-#define RET_MAX 0x2u
-#define RET_ALL 0x4u
-#define RET_COUNT 0x8u
-
 struct criterion {
 	enum sort_key key;
 	int reverse;
@@ -336,21 +331,8 @@ sort_output(struct imap_job *j, struct sort_arg *a)
 	}
 	/* RFC 5267 3.1: MIN and MAX are the first and last in the sort
 	 * order, ALL keeps that order. */
-	imap_buf_str(&j->out, "* ESEARCH (TAG ");
-	imap_buf_string(&j->out, j->tag, strlen(j->tag));
-	imap_buf_str(&j->out, ")");
-	if (a->by_uid)
-		imap_buf_str(&j->out, " UID");
-	if ((a->ret & RET_MIN) && a->nmsgs > 0)
-		imap_buf_printf(&j->out, " MIN %u", nums[0]);
-	if ((a->ret & RET_MAX) && a->nmsgs > 0)
-		imap_buf_printf(&j->out, " MAX %u", nums[a->nmsgs - 1]);
-	if (a->ret & RET_COUNT)
-		imap_buf_printf(&j->out, " COUNT %zu", a->nmsgs);
-	if ((a->ret & RET_ALL) && a->nmsgs > 0) {
-		imap_buf_str(&j->out, " ALL ");
-		imap_buf_uidset(&j->out, nums, a->nmsgs);
-	}
+	imap_esearch_format(&j->out, j->tag, a->by_uid, a->ret, nums,
+	                    a->nmsgs);
 	imap_buf_str(&j->out, "\r\n");
 }
 
@@ -470,42 +452,6 @@ parse_criteria(struct imap_cmd *c, struct sort_arg *sa, const char **limit)
 	return imap_arg_char(a, ')');
 }
 
-/* RETURN (MIN MAX ALL COUNT); empty means ALL (RFC 5267 3, 4731 3.1). */
-static int
-parse_return(struct imap_cmd *c, unsigned *ret)
-{
-	static const struct { const char *name; unsigned bit; } opts[] = {
-		{ "MIN", RET_MIN }, { "MAX", RET_MAX }, { "ALL", RET_ALL },
-		{ "COUNT", RET_COUNT },
-	};
-	struct imap_args *a = &c->args;
-	struct imap_str w;
-	size_t i;
-
-	*ret = 0;
-	if (imap_arg_sp(a) < 0 || imap_arg_char(a, '(') < 0)
-		return -1;
-	if (imap_arg_try_char(a, ')')) {
-		*ret = RET_ALL;
-		return imap_arg_sp(a);
-	}
-	do {
-		if (imap_arg_atom(a, &w) < 0)
-			return -1;
-		for (i = 0; i < sizeof(opts) / sizeof(opts[0]); i++)
-			if (imap_str_is(&w, opts[i].name))
-				break;
-		if (i == sizeof(opts) / sizeof(opts[0])) {
-			a->error = "unknown RETURN option";
-			return -1;
-		}
-		*ret |= opts[i].bit;
-	} while (imap_arg_try_char(a, ' '));
-	if (imap_arg_char(a, ')') < 0)
-		return -1;
-	return imap_arg_sp(a);
-}
-
 /* SP charset SP search-keys, then the job. */
 static void
 run(struct imap_cmd *c, struct sort_arg *tmp)
@@ -547,7 +493,8 @@ imap_cmd_sort(struct imap_cmd *c)
 		goto bad;
 	save = a->p;
 	if (imap_arg_atom(a, &w) == 0 && imap_str_is(&w, "RETURN")) {
-		if (parse_return(c, &sa.ret) < 0)
+		if (imap_search_parse_return(c, &sa.ret) < 0 ||
+		    imap_arg_sp(a) < 0)
 			goto bad;
 		sa.esort = 1;
 	} else {

@@ -234,6 +234,10 @@ service imap-login {
     raise RuntimeError("dovecot did not listen")
 
 
+def stop_dovecot(conf):
+    subprocess.run(["doveadm", "-c", conf, "stop"], capture_output=True)
+
+
 def main():
     class R:
         tmp = tempfile.mkdtemp(prefix="bench-imap.")
@@ -289,8 +293,7 @@ imap = {
         if srv is not None:
             srv.stop()
         if dconf is not None:
-            subprocess.run(["doveadm", "-c", dconf, "stop"],
-                           capture_output=True)
+            stop_dovecot(dconf)
         shutil.rmtree(R.tmp, ignore_errors=True)
 
 

@@ -25,7 +25,7 @@ os.environ.setdefault("top_builddir", os.getcwd())
 
 import testlib                                          # noqa: E402
 from imap_bench import (PASSWORD, USER, WORDS, Client,  # noqa: E402
-                        start_dovecot)
+                        start_dovecot, stop_dovecot)
 from mailserver import MailServer                       # noqa: E402
 
 N = int(sys.argv[1]) if len(sys.argv) > 1 else 10000
@@ -165,9 +165,7 @@ imap = {
         if srv is not None:
             srv.stop()
         if dconf is not None:
-            import subprocess
-            subprocess.run(["doveadm", "-c", dconf, "stop"],
-                           capture_output=True)
+            stop_dovecot(dconf)
         shutil.rmtree(R.tmp, ignore_errors=True)
 
 
