@@ -82,6 +82,8 @@ char *imap_buf_room(struct imap_buf *b, size_t n);
 void imap_buf_commit(struct imap_buf *b, size_t n);
 void imap_buf_printf(struct imap_buf *b, const char *fmt, ...)
 	POSTERN_PRINTF(2, 3);
+/* A number in decimal (SORT and THREAD write tens of thousands). */
+void imap_buf_uint(struct imap_buf *b, uint32_t v);
 /* An IMAP string: quoted when it can be, else a literal. */
 void imap_buf_string(struct imap_buf *b, const char *s, size_t len);
 /* NIL for NULL. */

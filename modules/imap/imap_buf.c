@@ -50,6 +50,21 @@ imap_buf_commit(struct imap_buf *b, size_t n)
 }
 
 void
+imap_buf_uint(struct imap_buf *b, uint32_t v)
+{
+	char tmp[10], *p;
+	size_t n = 0;
+
+	do
+		tmp[n++] = (char)('0' + v % 10);
+	while ((v /= 10) != 0);
+	p = imap_buf_room(b, n + 1);
+	while (n > 0)
+		*p++ = tmp[--n];
+	imap_buf_commit(b, (size_t)(p - (b->p + b->len)));
+}
+
+void
 imap_buf_str(struct imap_buf *b, const char *s)
 {
 	imap_buf_add(b, s, strlen(s));

@@ -324,8 +324,10 @@ sort_output(struct imap_job *j, struct sort_arg *a)
 		nums[i] = a->by_uid ? a->msgs[i].uid : a->msgs[i].seq;
 	if (!a->esort) {
 		imap_buf_str(&j->out, "* SORT");
-		for (i = 0; i < a->nmsgs; i++)
-			imap_buf_printf(&j->out, " %u", nums[i]);
+		for (i = 0; i < a->nmsgs; i++) {
+			imap_buf_add(&j->out, " ", 1);
+			imap_buf_uint(&j->out, nums[i]);
+		}
 		imap_buf_str(&j->out, "\r\n");
 		return;
 	}

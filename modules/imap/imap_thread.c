@@ -330,7 +330,7 @@ sib_cmp(const void *a, const void *b)
 static void
 emit_num(struct imap_buf *out, const struct imap_sort_msg *m, int by_uid)
 {
-	imap_buf_printf(out, "%u", by_uid ? m->uid : m->seq);
+	imap_buf_uint(out, by_uid ? m->uid : m->seq);
 }
 
 /* Writes every thread: a root and its descendants depth first, a lone
