@@ -310,18 +310,71 @@ msg_cmp(const void *a, const void *b)
 	return x->seq < y->seq ? -1 : x->seq > y->seq;
 }
 
+/* What is sorted: the first criterion's key as a number that orders as
+ * the key does (the first 8 octets of a string), so most comparisons
+ * are one integer comparison, and the message for the rest. */
+struct sortent {
+	uint64_t k;
+	const struct imap_sort_msg *m;
+};
+
+static uint64_t
+first_key(const struct imap_sort_msg *m, const struct criterion *c)
+{
+	const char *s = NULL;
+	uint64_t k = 0;
+	size_t i;
+
+	switch (c->key) {
+	case KEY_ARRIVAL:
+		k = (uint64_t)m->arrival ^ (1ull << 63);
+		break;
+	case KEY_DATE:
+		k = (uint64_t)m->date ^ (1ull << 63);
+		break;
+	case KEY_SIZE:
+		k = m->size;
+		break;
+	case KEY_CC: s = m->cc; break;
+	case KEY_FROM: s = m->from; break;
+	case KEY_TO: s = m->to; break;
+	case KEY_SUBJECT: s = m->subject; break;
+	case KEY_DISPLAYFROM: s = m->dfrom; break;
+	case KEY_DISPLAYTO: s = m->dto; break;
+	}
+	for (i = 0; s != NULL && i < 8 && s[i] != '\0'; i++)
+		k |= (uint64_t)(unsigned char)s[i] << (56 - 8 * i);
+	return c->reverse ? ~k : k;
+}
+
+static int
+ent_cmp(const void *a, const void *b)
+{
+	const struct sortent *x = a, *y = b;
+
+	if (x->k != y->k)
+		return x->k < y->k ? -1 : 1;
+	return msg_cmp(x->m, y->m);
+}
+
 static void
 sort_output(struct imap_job *j, struct sort_arg *a)
 {
+	struct sortent *e;
 	uint32_t *nums;
 	size_t i;
 
+	e = imap_host->pool_alloc(j->pool, (a->nmsgs + 1) * sizeof(*e));
+	for (i = 0; i < a->nmsgs; i++) {
+		e[i].k = first_key(&a->msgs[i], &a->crit[0]);
+		e[i].m = &a->msgs[i];
+	}
 	sorting = a;
-	qsort(a->msgs, a->nmsgs, sizeof(*a->msgs), msg_cmp);
+	qsort(e, a->nmsgs, sizeof(*e), ent_cmp);
 	sorting = NULL;
 	nums = imap_host->pool_alloc(j->pool, (a->nmsgs + 1) * sizeof(*nums));
 	for (i = 0; i < a->nmsgs; i++)
-		nums[i] = a->by_uid ? a->msgs[i].uid : a->msgs[i].seq;
+		nums[i] = a->by_uid ? e[i].m->uid : e[i].m->seq;
 	if (!a->esort) {
 		imap_buf_str(&j->out, "* SORT");
 		for (i = 0; i < a->nmsgs; i++) {
