@@ -4,12 +4,14 @@
  * THREAD and UID THREAD (RFC 5256).
  *
  * The search program is SEARCH's (imap_search.h), evaluated in its
- * steps on heavy jobs; each match's keys are taken then: flags, size and
- * dates from the index, the header fields from the message's parsed
- * structure in the storage cache (one read, no parse), the References
- * field (THREAD=REFERENCES only) from the message's header.  The keys
- * live in the command's job pool; sorting and threading run after the
- * last step, on the job thread.
+ * steps on heavy jobs; each match's keys are taken then: size and
+ * INTERNALDATE from the index; the others from the worker's key cache
+ * (imap_sortcache.c), else from the message's parsed structure in the
+ * storage cache (one read, no parse; SORT and ORDEREDSUBJECT), else
+ * from its header (THREAD=REFERENCES always: References is not in the
+ * structure), then kept in the key cache.  The keys live in the
+ * command's job pool, counted against sort_memory; sorting and
+ * threading run after the last step, on the job thread.
  */
 #include <stddef.h>
 #include <stdio.h>

@@ -241,7 +241,8 @@ imap_sort_msgids(const char *raw, const char **out, size_t max,
 			continue;
 		l = (size_t)(q - p + 1);
 		/* keep the last ones: drop the oldest */
-		while (n > 0 && (n == max || octets + l > IMAP_SORT_REFS_OCTETS)) {
+		while (n > 0 &&
+		       (n == max || octets + l > IMAP_SORT_REFS_OCTETS)) {
 			octets -= strlen(out[0]);
 			memmove(out, out + 1, (n - 1) * sizeof(*out));
 			n--;
