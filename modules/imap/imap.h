@@ -163,6 +163,11 @@ struct imap_session {
 
 	unsigned userip;              /* imap_userip's ticket, 0: none */
 
+	/* SEARCHRES (RFC 5182): the saved result's UIDs, ascending
+	 * (malloc'd; imap_search.c). */
+	uint32_t *searchres;
+	size_t nsearchres;
+
 	/* The APPEND literal being received (see imap_session.c). */
 	postern_spool_t *spool;
 	int spool_failed;             /* writing it failed: APPEND says NO */
@@ -331,6 +336,12 @@ imap_cmd_fn imap_cmd_check, imap_cmd_close, imap_cmd_unselect,
 imap_cmd_fn imap_cmd_fetch;
 imap_cmd_fn imap_cmd_search;
 imap_cmd_fn imap_cmd_sort, imap_cmd_thread;  /* imap_sort.c */
+
+/* SEARCHRES (imap_search.c): before a command runs, "$" is made to mean
+ * the saved result (and SELECT, EXAMINE, CLOSE, UNSELECT forget it);
+ * free when the session ends.  Loop. */
+void imap_searchres_attach(struct imap_cmd *c);
+void imap_searchres_free(struct imap_session *s);
 
 /* SASL response line while AUTHENTICATE waits for one. */
 void imap_auth_line(struct imap_session *s, const char *line, size_t len);

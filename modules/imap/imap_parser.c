@@ -321,6 +321,9 @@ imap_args_init(struct imap_args *a, char *buf, size_t len,
 	a->spill_at = NULL;
 	a->spill_len = 0;
 	a->spill_ok = 0;
+	a->saved = NULL;
+	a->saved_ctx = NULL;
+	a->seq_uid = 0;
 }
 
 static int
@@ -650,6 +653,12 @@ imap_arg_seqset(struct imap_args *a, struct imap_seqset *out)
 	char *q;
 	uint32_t lo, hi;
 
+	if (a->saved != NULL && a->p < a->end && *a->p == '$') {
+		a->p++;
+		if (a->p < a->end && *a->p != ' ' && *a->p != ')')
+			return arg_fail(a, "invalid sequence set");
+		return a->saved(a->saved_ctx, a->seq_uid, out);
+	}
 	for (q = a->p; q < a->end && *q != ' ' && *q != ')'; q++)
 		if (*q == ',')
 			n++;

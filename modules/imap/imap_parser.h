@@ -129,6 +129,12 @@ struct imap_args {
 	 * the command (a per-command pool). */
 	void *(*alloc)(void *ctx, size_t n);
 	void *alloc_ctx;
+	/* SEARCHRES (RFC 5182): "$" in a sequence set is the saved search
+	 * result, given by `saved` (NULL: "$" is a syntax error) as UIDs
+	 * when `seq_uid` is set, else as sequence numbers. */
+	int (*saved)(void *ctx, int uid, struct imap_seqset *out);
+	void *saved_ctx;
+	int seq_uid;
 };
 
 void imap_args_init(struct imap_args *a, char *buf, size_t len,

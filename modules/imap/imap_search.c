@@ -79,6 +79,7 @@ struct skey {
 #define RET_MAX IMAP_RET_MAX
 #define RET_ALL IMAP_RET_ALL
 #define RET_COUNT IMAP_RET_COUNT
+#define RET_SAVE IMAP_RET_SAVE
 
 /* A parsed search program and where its evaluation stands. */
 struct imap_search_prog {
@@ -96,6 +97,7 @@ struct search_arg {
 	int uses_modseq;
 	uint32_t *hits;       /* sequence numbers (or UIDs) found */
 	size_t nhits;
+	uint32_t *uids;       /* their UIDs, for RETURN (SAVE) */
 	int finished;
 	uint64_t max_modseq;  /* of every hit */
 	uint64_t first_modseq, last_modseq; /* of the MIN and MAX hits */
@@ -279,7 +281,7 @@ parse_key(struct sparse *ps, struct skey **out, int depth)
 	struct imap_str w;
 	struct skey *k;
 	size_t i;
-	int ch;
+	int ch, r;
 
 	if (depth > SEARCH_MAX_DEPTH) {
 		a->error = "search keys nested too deeply";
@@ -295,12 +297,16 @@ parse_key(struct sparse *ps, struct skey **out, int depth)
 	if (imap_arg_try_char(a, '('))
 		return parse_list(ps, out, depth, 1);
 	ch = imap_arg_peek(a);
-	if ((ch >= '1' && ch <= '9') || ch == '*') {
+	if ((ch >= '1' && ch <= '9') || ch == '*' ||
+	    (ch == '$' && a->saved != NULL)) {
+		int was = a->seq_uid;
+
 		k = key_new(c, SK_SEQSET);
-		if (imap_arg_seqset(a, &k->set) < 0)
-			return -1;
+		a->seq_uid = 0;    /* "$" as sequence numbers here */
+		r = imap_arg_seqset(a, &k->set);
+		a->seq_uid = was;
 		*out = k;
-		return 0;
+		return r;
 	}
 	if (imap_arg_atom(a, &w) < 0)
 		return -1;
@@ -355,9 +361,16 @@ parse_key(struct sparse *ps, struct skey **out, int depth)
 		return imap_arg_sp(a) < 0 ? -1 : imap_arg_number64(a, &k->num);
 	}
 	if (imap_str_is(&w, "UID")) {
+		int was = a->seq_uid;
+
 		k = key_new(c, SK_UIDSET);
 		*out = k;
-		return imap_arg_sp(a) < 0 ? -1 : imap_arg_seqset(a, &k->set);
+		if (imap_arg_sp(a) < 0)
+			return -1;
+		a->seq_uid = 1;
+		r = imap_arg_seqset(a, &k->set);
+		a->seq_uid = was;
+		return r;
 	}
 	if (imap_str_is(&w, "NOT")) {
 		k = key_new(c, SK_NOT);
@@ -716,6 +729,8 @@ search_hit(struct imap_job *j, void *arg, uint32_t seq,
 	if (a->nhits == 0)
 		a->first_modseq = mi->modseq;
 	a->last_modseq = mi->modseq;
+	if (a->uids != NULL)
+		a->uids[a->nhits] = mi->uid;
 	a->hits[a->nhits++] = a->by_uid ? mi->uid : seq;
 	if (mi->modseq > a->max_modseq)
 		a->max_modseq = mi->modseq;
@@ -728,10 +743,14 @@ search_work(struct imap_job *j)
 	struct search_arg *a = j->arg;
 	int r;
 
-	if (a->hits == NULL)
-		a->hits = imap_host->pool_alloc(j->pool,
-		    ((size_t)imap_storage->count(j->s->mb) + 1) *
-		    sizeof(*a->hits));
+	if (a->hits == NULL) {
+		size_t n = (size_t)imap_storage->count(j->s->mb) + 1;
+
+		a->hits = imap_host->pool_alloc(j->pool, n * sizeof(*a->hits));
+		if (a->ret & RET_SAVE)
+			a->uids = imap_host->pool_alloc(j->pool,
+			                                n * sizeof(*a->uids));
+	}
 	r = imap_search_step(j, a->prog, search_hit, a);
 	if (r == 0) {
 		/* Another step; no sync before the last. */
@@ -756,6 +775,9 @@ search_work(struct imap_job *j)
 		imap_buf_str(&j->out, "\r\n");
 		return;
 	}
+	/* RFC 5182 2.4: SAVE alone answers no ESEARCH */
+	if (a->ret == RET_SAVE)
+		return;
 	imap_esearch_format(&j->out, j->tag, a->by_uid, a->ret, a->hits,
 	                    a->nhits);
 	if (a->uses_modseq && a->nhits > 0)
@@ -803,6 +825,85 @@ imap_job_next_step(struct imap_job *j, void (*work)(struct imap_job *),
 	imap_job_run_heavy(next, work, done);
 }
 
+/* ---- SEARCHRES (RFC 5182) ---------------------------------------------*/
+
+void
+imap_searchres_free(struct imap_session *s)
+{
+	free(s->searchres);
+	s->searchres = NULL;
+	s->nsearchres = 0;
+}
+
+/* RETURN (SAVE): the result becomes "$"; with MIN and/or MAX but not
+ * ALL or COUNT, only those (2.4); a failed SEARCH leaves "$" empty. */
+static void
+searchres_save(struct imap_session *s, const struct search_arg *a, int ok)
+{
+	size_t n = 0;
+
+	imap_searchres_free(s);
+	if (!ok || a->nhits == 0)
+		return;
+	if ((s->searchres = malloc(2 * sizeof(uint32_t) +
+	                           a->nhits * sizeof(uint32_t))) == NULL)
+		return;
+	if ((a->ret & (RET_MIN | RET_MAX)) &&
+	    !(a->ret & (RET_ALL | RET_COUNT))) {
+		if (a->ret & RET_MIN)
+			s->searchres[n++] = a->uids[0];
+		if ((a->ret & RET_MAX) && (n == 0 || a->nhits > 1))
+			s->searchres[n++] = a->uids[a->nhits - 1];
+	} else {
+		memcpy(s->searchres, a->uids, a->nhits * sizeof(uint32_t));
+		n = a->nhits;
+	}
+	s->nsearchres = n;
+}
+
+/* "$" of a command: the saved UIDs still in the view, as UIDs or as
+ * their sequence numbers; expunged ones are gone from it (2.1). */
+static int
+searchres_resolve(void *ctx, int uid, struct imap_seqset *out)
+{
+	struct imap_cmd *c = ctx;
+	struct imap_session *s = c->s;
+	size_t i, n = 0;
+	uint32_t seq, v;
+
+	out->r = imap_host->pool_alloc(c->pool, (s->nsearchres + 1) *
+	                                        sizeof(*out->r));
+	for (i = 0; i < s->nsearchres && s->mb != NULL; i++) {
+		if ((seq = imap_storage->seq_of_uid(s->mb,
+		                                    s->searchres[i])) == 0)
+			continue;
+		v = uid ? s->searchres[i] : seq;
+		if (n > 0 && out->r[n - 1].hi + 1 == v) {
+			out->r[n - 1].hi = v;
+			continue;
+		}
+		out->r[n].lo = out->r[n].hi = v;
+		n++;
+	}
+	out->n = n;
+	return 0;
+}
+
+void
+imap_searchres_attach(struct imap_cmd *c)
+{
+	static const char *const resets[] = { "SELECT", "EXAMINE", "CLOSE",
+		"UNSELECT" };
+	size_t i;
+
+	for (i = 0; i < sizeof(resets) / sizeof(resets[0]); i++)
+		if (strcmp(c->name, resets[i]) == 0)
+			imap_searchres_free(c->s);
+	c->args.saved = searchres_resolve;
+	c->args.saved_ctx = c;
+	c->args.seq_uid = c->uid;
+}
+
 static void
 search_done(struct imap_job *j)
 {
@@ -812,6 +913,8 @@ search_done(struct imap_job *j)
 		imap_job_next_step(j, search_work, search_done);
 		return;
 	}
+	if (a->ret & RET_SAVE)
+		searchres_save(j->s, a, j->rc == 0);
 	if (j->rc < 0)
 		imap_reply_storage_err(j->s, j->tag, &j->err);
 	else
@@ -860,6 +963,8 @@ imap_search_parse_return(struct imap_cmd *c, unsigned *ret)
 			*ret |= RET_ALL;
 		else if (imap_str_is(&w, "COUNT"))
 			*ret |= RET_COUNT;
+		else if (imap_str_is(&w, "SAVE"))
+			*ret |= RET_SAVE;
 		else {
 			a->error = "unknown RETURN option";
 			return -1;
@@ -941,13 +1046,13 @@ imap_cmd_search(struct imap_cmd *c)
 		    imap_arg_sp(a) < 0)
 			goto bad;
 		if (imap_search_charset(c, &cs) < 0)
-			return;
+			goto failed;
 	} else {
 		a->p = save;
 		a->error = NULL;
 	}
 	if ((prog = imap_search_parse(c)) == NULL)
-		return;
+		goto failed;
 	j = imap_job_new(c->s, c->tag, sizeof(*sa));
 	sa = j->arg;
 	sa->prog = prog;
@@ -962,4 +1067,8 @@ imap_cmd_search(struct imap_cmd *c)
 bad:
 	imap_reply(c->s, c->tag, "BAD", "SEARCH: %s",
 	           a->error != NULL ? a->error : "invalid arguments");
+failed:
+	/* RFC 5182 2.1: a SEARCH RETURN (SAVE) that fails empties "$" */
+	if (ret & RET_SAVE)
+		imap_searchres_free(c->s);
 }

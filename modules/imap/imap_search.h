@@ -45,6 +45,7 @@ int imap_search_step(struct imap_job *j, struct imap_search_prog *p,
 #define IMAP_RET_MAX 0x2u
 #define IMAP_RET_ALL 0x4u
 #define IMAP_RET_COUNT 0x8u
+#define IMAP_RET_SAVE 0x10u   /* SEARCHRES (RFC 5182) */
 
 /* SP "RETURN" options: SP "(" [option *(SP option)] ")" with the
  * options above; empty means ALL (RFC 4731 3.1).  -1 with

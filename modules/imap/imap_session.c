@@ -141,7 +141,7 @@ imap_capabilities(struct imap_session *s)
 	         "LIST-EXTENDED "
 	         "LIST-STATUS ESEARCH CONDSTORE QRESYNC STATUS=SIZE "
 	         "SORT SORT=DISPLAY ESORT THREAD=ORDEREDSUBJECT "
-	         "THREAD=REFERENCES WITHIN", lit);
+	         "THREAD=REFERENCES WITHIN SEARCHRES", lit);
 	return buf;
 }
 
@@ -664,6 +664,7 @@ command_run(struct imap_session *s)
 	if (!junk_allowed(s, cmd))
 		return;
 	c->name = cmd->name;
+	imap_searchres_attach(c);
 	cmd->fn(c);
 }
 
@@ -973,6 +974,7 @@ close_done(void *arg, int cancelled)
 
 	(void)cancelled;
 	job_free(j);
+	imap_searchres_free(s);
 	free(s->user);
 	free(s);
 }
@@ -1006,6 +1008,7 @@ session_release(struct imap_session *s)
 	imap_host->pool_destroy(s->cmd_pool);
 	s->cmd_pool = NULL;
 	if (s->mb == NULL && s->store == NULL) {
+		imap_searchres_free(s);
 		free(s->user);
 		free(s);
 		return;

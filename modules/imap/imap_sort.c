@@ -553,6 +553,11 @@ imap_cmd_sort(struct imap_cmd *c)
 		if (imap_search_parse_return(c, &sa.ret) < 0 ||
 		    imap_arg_sp(a) < 0)
 			goto bad;
+		if (sa.ret & IMAP_RET_SAVE) {
+			imap_reply(c->s, c->tag, "BAD", "SORT: RETURN (SAVE) "
+			           "is for SEARCH");
+			return;
+		}
 		sa.esort = 1;
 	} else {
 		a->p = save;

@@ -159,6 +159,79 @@ def test_errors(R):
     assert sort("ARRIVAL") == "2 3 1 4"
 
 
+def test_searchres(R):
+    """SEARCHRES (RFC 5182): RETURN (SAVE), "$" in FETCH, UID FETCH,
+    SEARCH, UID SEARCH, STORE, COPY, pipelined; MIN/MAX; emptied by a
+    failed SEARCH and by SELECT."""
+    caps = r.cmd("c", "CAPABILITY")[0].split()
+    assert "SEARCHRES" in caps, caps
+    # before any SAVE "$" is empty
+    out = r.cmd("f", "FETCH $ (UID)")
+    assert out == ["f OK Fetch completed"] or (
+        len(out) == 1 and out[0].startswith("f OK")), out
+    out = r.cmd("s", 'SEARCH RETURN (SAVE) SUBJECT "alpha"')
+    assert len(out) == 1 and out[0].startswith("s OK"), out
+    out = r.cmd("f", "FETCH $ (UID)")
+    assert out[:2] == ["* 2 FETCH (UID 3)", "* 3 FETCH (UID 4)"], out
+    out = r.cmd("f", "UID FETCH $ (FLAGS)")
+    assert [x.split()[1] for x in out[:-1]] == ["2", "3"], out
+    assert untagged("SEARCH $", "SEARCH") == "2 3"
+    assert untagged("UID SEARCH UID $", "SEARCH") == "3 4"
+    assert untagged("SEARCH NOT $", "SEARCH") == "1 4"
+    # pipelined: the FETCH uses what the SEARCH before it saved
+    r.send(b'p1 SEARCH RETURN (SAVE) FROM "zed"\r\np2 FETCH $ (UID)\r\n')
+    out = r.until("p2")
+    assert "* 1 FETCH (UID 2)" in out and out[-1].startswith("p2 OK"), out
+    # "$" in the same SEARCH is the value before it
+    out = r.cmd("s", "SEARCH RETURN (SAVE ALL) OR $ SUBJECT gamma")
+    assert out[0] == '* ESEARCH (TAG "s") ALL 1,4', out
+    out = r.cmd("s", "SEARCH RETURN (SAVE MIN) ALL")
+    assert out[0] == '* ESEARCH (TAG "s") MIN 1', out
+    assert untagged("SEARCH $", "SEARCH") == "1"
+    out = r.cmd("s", "SEARCH RETURN (SAVE MIN MAX) ALL")
+    assert untagged("SEARCH $", "SEARCH") == "1 4"
+    out = r.cmd("k", "STORE $ +FLAGS.SILENT (\\Flagged)")
+    assert out[-1].startswith("k OK"), out
+    assert untagged("SEARCH FLAGGED", "SEARCH") == "1 4"
+    out = r.cmd("k", "STORE $ -FLAGS.SILENT (\\Flagged)")
+    # a failed SEARCH RETURN (SAVE) empties it
+    out = r.cmd("b", "SEARCH RETURN (SAVE) CHARSET KOI8-R ALL")
+    assert out[-1].startswith("b NO [BADCHARSET"), out
+    assert untagged("SEARCH $", "SEARCH") == ""
+    # SORT does not save
+    out = r.cmd("b", "SORT RETURN (SAVE) (DATE) UTF-8 ALL")
+    assert out[-1].startswith("b BAD"), out
+    # SELECT forgets it
+    r.cmd("s", "SEARCH RETURN (SAVE) ALL")
+    assert r.cmd("s", "SELECT Sort")[-1].startswith("s OK")
+    assert untagged("SEARCH $", "SEARCH") == ""
+    # "$" must stand alone
+    out = r.cmd("b", "FETCH $,1 (UID)")
+    assert out[-1].startswith("b BAD"), out
+
+
+def test_searchres_expunge(R):
+    """A saved message expunged is gone from "$" (RFC 5182 2.1)."""
+    m = login(srv)
+    m.select("Sort")
+    m.append("Sort", None, None, msg([("Subject", "doomed")], 10))
+    m.append("Sort", None, None, msg([("Subject", "doomed")], 10))
+    m.logout()
+    assert r.cmd("n", "NOOP")[-1].startswith("n OK")
+    out = r.cmd("s", "SEARCH RETURN (SAVE ALL) SUBJECT doomed")
+    doomed = out[0].split("ALL ")[1]
+    first = doomed.split(":")[0].split(",")[0]
+    r.cmd("d", "STORE %s +FLAGS.SILENT (\\Deleted)" % first)
+    out = r.cmd("e", "EXPUNGE")
+    assert out[-1].startswith("e OK"), out
+    out = r.cmd("f", "FETCH $ (UID)")
+    assert len(out) == 2 and out[-1].startswith("f OK"), out
+    r.cmd("d", "STORE $ +FLAGS.SILENT (\\Deleted)")
+    assert r.cmd("e", "EXPUNGE")[-1].startswith("e OK")
+    out = r.cmd("f", "FETCH $ (UID)")
+    assert len(out) == 1 and out[0].startswith("f OK"), out
+
+
 def test_within(R):
     m = login(srv)
     m.append("Sort", None, None, msg([("Subject", "fresh")], 10))
@@ -240,7 +313,8 @@ def test_sort_memory_limit(R):
 
 for t in (test_capability, test_sort_keys, test_reverse_and_ties,
           test_uid_sort_and_search_keys, test_esort, test_thread,
-          test_errors, test_within,
+          test_errors, test_searchres, test_searchres_expunge,
+          test_within,
           test_large_sort_leaves_neighbours_alone,
           test_sort_memory_limit):
     R.run(t)
