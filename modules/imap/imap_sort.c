@@ -434,6 +434,13 @@ sort_work(struct imap_job *j)
 		sort_output(j, a);
 		return;
 	}
+	/* the threading's own arrays count toward sort_memory too */
+	if (a->key_bytes + imap_thread_memory(a->msgs, a->nmsgs) >
+	    (size_t)imap_cfg.sort_memory) {
+		too_large(j, a);
+		j->rc = -1;
+		return;
+	}
 	imap_buf_str(&j->out, "* THREAD");
 	if (a->nmsgs > 0) {
 		imap_buf_str(&j->out, " ");

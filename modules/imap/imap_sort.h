@@ -76,6 +76,8 @@ enum imap_thread_alg {
 };
 int imap_thread(struct imap_buf *out, const struct imap_sort_msg *msgs,
                 size_t n, enum imap_thread_alg alg, int by_uid);
+/* What imap_thread allocates for them at most (octets). */
+size_t imap_thread_memory(const struct imap_sort_msg *msgs, size_t n);
 
 /* The keys of messages, kept per worker process for every session of
  * the user (imap_sortcache.c): a mailbox is known by user and

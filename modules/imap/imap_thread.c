@@ -464,19 +464,38 @@ ordered_subject(struct tree *t, const struct imap_sort_msg *msgs, size_t n)
 	return 0;
 }
 
+/* Containers: the messages, the IDs they refer to, and one dummy per
+ * subject merge (at most one per root). */
+static size_t
+containers(const struct imap_sort_msg *msgs, size_t n)
+{
+	size_t i, cap = 2 * n + 1;
+
+	for (i = 0; i < n; i++)
+		cap += msgs[i].nrefs;
+	return cap;
+}
+
+size_t
+imap_thread_memory(const struct imap_sort_msg *msgs, size_t n)
+{
+	size_t cap = containers(msgs, n), tab;
+
+	for (tab = 16; tab < 2 * cap; tab *= 2)
+		;
+	/* the nodes and the ID hash; then, in emit, four arrays */
+	return (cap + 1) * (sizeof(struct node) + sizeof(struct sib) +
+	                    4 * sizeof(size_t)) + tab * sizeof(size_t);
+}
+
 int
 imap_thread(struct imap_buf *out, const struct imap_sort_msg *msgs,
             size_t n, enum imap_thread_alg alg, int by_uid)
 {
 	struct tree t;
-	size_t i, cap = 2 * n + 1;
 	int rc = -1;
 
-	/* Containers: the messages, the IDs they refer to, and one dummy
-	 * per subject merge (at most one per root). */
-	for (i = 0; i < n; i++)
-		cap += msgs[i].nrefs;
-	if (tree_init(&t, cap) < 0)
+	if (tree_init(&t, containers(msgs, n)) < 0)
 		goto out;
 	if (alg == IMAP_THREAD_ORDEREDSUBJECT) {
 		if (ordered_subject(&t, msgs, n) < 0)

@@ -307,6 +307,23 @@ def test_sort_memory_limit(R):
         assert "sort_memory" in out[-1], out[-1]
     out = c.cmd("q", "SEARCH SUBJECT s699")
     assert re.match(r"\* SEARCH \d+$", out[0]), out
+    # 40 messages of 60 References each: their keys fit, the threading's
+    # containers for 2,400 IDs do not
+    m = login(small)
+    m.create("Refs")
+    for i in range(40):
+        refs = " ".join("<r%d.%d>" % (i, k) for k in range(60))
+        m.append("Refs", None, None, msg([
+            ("Subject", "r%d" % i), ("Message-ID", "<m%d@x>" % i),
+            ("References", refs)], 10))
+    m.logout()
+    assert c.cmd("s", "SELECT Refs")[-1].startswith("s OK")
+    out = c.cmd("l", "SORT (SUBJECT) UTF-8 ALL")
+    assert out[-1].startswith("l OK"), out[-1]
+    out = c.cmd("l", "THREAD ORDEREDSUBJECT UTF-8 ALL")
+    assert out[-1].startswith("l OK"), out[-1]
+    out = c.cmd("l", "THREAD REFERENCES UTF-8 ALL")
+    assert out[-1].startswith("l NO [LIMIT]"), out[-1]
     c.cmd("z", "LOGOUT")
     assert small.stop() == 0
 
