@@ -359,6 +359,62 @@ ent_cmp(const void *a, const void *b)
 	return msg_cmp(x->m, y->m);
 }
 
+/* By k: a stable radix sort, eight passes of a byte (a pass whose byte
+ * is the same everywhere is skipped); the result in e. */
+static void
+radix_sort(struct sortent *e, struct sortent *tmp, size_t n)
+{
+	struct sortent *from = e, *to = tmp, *t;
+	size_t cnt[256], pos, c, i;
+	unsigned shift;
+
+	for (shift = 0; shift < 64; shift += 8) {
+		memset(cnt, 0, sizeof(cnt));
+		for (i = 0; i < n; i++)
+			cnt[(from[i].k >> shift) & 0xff]++;
+		if (cnt[(from[0].k >> shift) & 0xff] == n)
+			continue;
+		for (pos = 0, i = 0; i < 256; i++) {
+			c = cnt[i];
+			cnt[i] = pos;
+			pos += c;
+		}
+		for (i = 0; i < n; i++)
+			to[cnt[(from[i].k >> shift) & 0xff]++] = from[i];
+		t = from;
+		from = to;
+		to = t;
+	}
+	if (from != e)
+		memcpy(e, from, n * sizeof(*e));
+}
+
+/* The messages in the order of the criteria: by the first key's
+ * integer, then each run of equal integers by every criterion. */
+static void
+sort_msgs(struct imap_job *j, struct sort_arg *a, struct sortent *e)
+{
+	struct sortent *tmp;
+	size_t i, k;
+
+	for (i = 0; i < a->nmsgs; i++) {
+		e[i].k = first_key(&a->msgs[i], &a->crit[0]);
+		e[i].m = &a->msgs[i];
+	}
+	if (a->nmsgs < 2)
+		return;
+	tmp = imap_host->pool_alloc(j->pool, a->nmsgs * sizeof(*tmp));
+	radix_sort(e, tmp, a->nmsgs);
+	sorting = a;
+	for (i = 0; i < a->nmsgs; i = k) {
+		for (k = i + 1; k < a->nmsgs && e[k].k == e[i].k; k++)
+			;
+		if (k - i > 1)
+			qsort(e + i, k - i, sizeof(*e), ent_cmp);
+	}
+	sorting = NULL;
+}
+
 static void
 sort_output(struct imap_job *j, struct sort_arg *a)
 {
@@ -367,13 +423,7 @@ sort_output(struct imap_job *j, struct sort_arg *a)
 	size_t i;
 
 	e = imap_host->pool_alloc(j->pool, (a->nmsgs + 1) * sizeof(*e));
-	for (i = 0; i < a->nmsgs; i++) {
-		e[i].k = first_key(&a->msgs[i], &a->crit[0]);
-		e[i].m = &a->msgs[i];
-	}
-	sorting = a;
-	qsort(e, a->nmsgs, sizeof(*e), ent_cmp);
-	sorting = NULL;
+	sort_msgs(j, a, e);
 	nums = imap_host->pool_alloc(j->pool, (a->nmsgs + 1) * sizeof(*nums));
 	for (i = 0; i < a->nmsgs; i++)
 		nums[i] = a->by_uid ? e[i].m->uid : e[i].m->seq;
