@@ -250,7 +250,7 @@ collect(struct imap_job *j, void *arg, uint32_t seq,
 		return j->err.code == POSTERN_SE_EXPUNGED ? 0 : -1;
 	}
 	make_keys(a, j, m, &f);
-	/* from the header, every key is made: References too */
+	/* kept with the keys made: the References only when asked */
 	imap_sortcache_put(j->s->user, a->uidvalidity, m, a->need);
 	a->nmsgs++;
 	return 0;
