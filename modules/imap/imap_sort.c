@@ -312,20 +312,35 @@ msg_cmp(const void *a, const void *b)
 	return x->seq < y->seq ? -1 : x->seq > y->seq;
 }
 
-/* What is sorted: the first criterion's key as a number that orders as
- * the key does (the first 8 octets of a string), so most comparisons
- * are one integer comparison, and the message for the rest. */
+/* What is sorted: the first criterion's key as numbers that order as
+ * the key does (a string's first 16 octets in two), so most
+ * comparisons are integer comparisons, and the message for the rest. */
 struct sortent {
-	uint64_t k;
+	uint64_t k, k2;
 	const struct imap_sort_msg *m;
 };
 
-static uint64_t
-first_key(const struct imap_sort_msg *m, const struct criterion *c)
+/* Octets 0-7 of s (big-endian, zero-padded) in *k, 8-15 in *k2. */
+static void
+string_key(const char *s, uint64_t *k, uint64_t *k2)
 {
-	const char *s = NULL;
-	uint64_t k = 0;
 	size_t i;
+
+	*k = *k2 = 0;
+	for (i = 0; i < 16 && s[i] != '\0'; i++) {
+		if (i < 8)
+			*k |= (uint64_t)(unsigned char)s[i] << (56 - 8 * i);
+		else
+			*k2 |= (uint64_t)(unsigned char)s[i] << (120 - 8 * i);
+	}
+}
+
+static void
+first_key(struct sortent *e, const struct criterion *c)
+{
+	const struct imap_sort_msg *m = e->m;
+	const char *s = NULL;
+	uint64_t k = 0, k2 = 0;
 
 	switch (c->key) {
 	case KEY_ARRIVAL:
@@ -344,9 +359,10 @@ first_key(const struct imap_sort_msg *m, const struct criterion *c)
 	case KEY_DISPLAYFROM: s = m->dfrom; break;
 	case KEY_DISPLAYTO: s = m->dto; break;
 	}
-	for (i = 0; s != NULL && i < 8 && s[i] != '\0'; i++)
-		k |= (uint64_t)(unsigned char)s[i] << (56 - 8 * i);
-	return c->reverse ? ~k : k;
+	if (s != NULL)
+		string_key(s, &k, &k2);
+	e->k = c->reverse ? ~k : k;
+	e->k2 = c->reverse ? ~k2 : k2;
 }
 
 static int
@@ -356,6 +372,8 @@ ent_cmp(const void *a, const void *b)
 
 	if (x->k != y->k)
 		return x->k < y->k ? -1 : 1;
+	if (x->k2 != y->k2)
+		return x->k2 < y->k2 ? -1 : 1;
 	return msg_cmp(x->m, y->m);
 }
 
@@ -398,8 +416,8 @@ sort_msgs(struct imap_job *j, struct sort_arg *a, struct sortent *e)
 	size_t i, k;
 
 	for (i = 0; i < a->nmsgs; i++) {
-		e[i].k = first_key(&a->msgs[i], &a->crit[0]);
 		e[i].m = &a->msgs[i];
+		first_key(&e[i], &a->crit[0]);
 	}
 	if (a->nmsgs < 2)
 		return;
