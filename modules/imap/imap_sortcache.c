@@ -31,6 +31,7 @@ struct entry {
 	size_t nrefs;
 	char *blob;
 	size_t blob_len;
+	size_t fields_len;          /* the blob up to the message IDs */
 };
 
 struct box {
@@ -116,8 +117,8 @@ imap_sortcache_get(const char *user, uint32_t uidvalidity,
 	struct entry *e;
 	char *base;
 	const char **refs = NULL;
-	size_t i;
-	int hit = 0;
+	size_t i, len;
+	int hit = 0, with_refs = (need & IMAP_SORT_REFS) != 0;
 
 	pthread_mutex_lock(&lock);
 	if ((b = box_find(user, uidvalidity)) == NULL || b->cap == 0)
@@ -127,13 +128,15 @@ imap_sortcache_get(const char *user, uint32_t uidvalidity,
 	if (e == NULL || e->size != mi->size ||
 	    e->arrival != mi->internal_date || (e->have & need) != need)
 		goto out;
-	base = imap_host->pool_alloc(pool, e->blob_len);
-	if (e->nrefs > 0)
+	/* SORT copies the fields, THREAD=REFERENCES the IDs too */
+	len = with_refs ? e->blob_len : e->fields_len;
+	base = imap_host->pool_alloc(pool, len);
+	if (with_refs && e->nrefs > 0)
 		refs = imap_host->pool_alloc(pool, e->nrefs * sizeof(*refs));
-	if (base == NULL || (e->nrefs > 0 && refs == NULL))
+	if (base == NULL || (with_refs && e->nrefs > 0 && refs == NULL))
 		goto out;
-	memcpy(base, e->blob, e->blob_len);
-	*bytes += e->blob_len + e->nrefs * sizeof(*refs);
+	memcpy(base, e->blob, len);
+	*bytes += len + (refs != NULL ? e->nrefs * sizeof(*refs) : 0);
 	m->date = e->date;
 	m->is_reply = e->is_reply;
 	m->subject = base + e->off[S_SUBJECT];
@@ -142,13 +145,15 @@ imap_sortcache_get(const char *user, uint32_t uidvalidity,
 	m->cc = base + e->off[S_CC];
 	m->dfrom = base + e->off[S_DFROM];
 	m->dto = base + e->off[S_DTO];
+	hit = 1;
+	if (!with_refs)
+		goto out;
 	m->msgid = e->off[S_MSGID] != UINT32_MAX ? base + e->off[S_MSGID]
 	                                         : NULL;
 	for (i = 0; i < e->nrefs; i++)
 		refs[i] = base + e->refs[i];
 	m->refs = refs;
 	m->nrefs = e->nrefs;
-	hit = 1;
 out:
 	pthread_mutex_unlock(&lock);
 	return hit;
@@ -175,6 +180,8 @@ entry_make(const struct imap_sort_msg *m, unsigned have)
 		return NULL;
 	}
 	for (i = 0; i < S_N; i++) {
+		if (i == S_MSGID)
+			e->fields_len = e->blob_len;
 		if (s[i] == NULL) {
 			e->off[i] = UINT32_MAX;
 			continue;
