@@ -13,7 +13,10 @@
  *	                        STATUS SELECT EXAMINE APPEND
  *	imap_commands_selected.c CHECK CLOSE UNSELECT EXPUNGE STORE COPY MOVE
  *	imap_fetch.c            FETCH
- *	imap_search.c           SEARCH (parsing and evaluation)
+ *	imap_search.c           SEARCH (parsing and evaluation), SEARCHRES
+ *	imap_sort.c             SORT, THREAD (imap_sort.h); their keys in
+ *	                        imap_sortkey.c, threading in imap_thread.c,
+ *	                        the worker's key cache in imap_sortcache.c
  *	imap_utf7.c             modified UTF-7 mailbox names (RFC 3501 5.1.3)
  *	imap_buf.c              growable output buffers, IMAP string quoting
  *	imap_userip.c           sessions per user and address (shared table)
