@@ -294,38 +294,41 @@ def test_sort_memory_limit(R):
     """imap.sort_memory: a SORT whose keys need more is refused with
     NO [LIMIT]; SEARCH on the same mailbox and the session go on."""
     small = start_server(R, 'sort_memory = "64K";', name="small")
-    for i in range(700):
-        deliver(small, "alice@example.org", msg([
-            ("Subject", "s%d" % i), ("Message-ID", "<s%d@x>" % i)], 10))
-    c = Raw(small.port("imap"), timeout=30)
-    c.login()
-    assert c.cmd("s", "SELECT INBOX")[-1].startswith("s OK")
-    for cmd in ("SORT (SUBJECT) UTF-8 ALL", "THREAD REFERENCES UTF-8 ALL",
-                "SORT (ARRIVAL) UTF-8 ALL"):
-        out = c.cmd("l", cmd)
+    try:
+        for i in range(700):
+            deliver(small, "alice@example.org", msg([
+                ("Subject", "s%d" % i), ("Message-ID", "<s%d@x>" % i)], 10))
+        c = Raw(small.port("imap"), timeout=30)
+        c.login()
+        assert c.cmd("s", "SELECT INBOX")[-1].startswith("s OK")
+        for cmd in ("SORT (SUBJECT) UTF-8 ALL", "THREAD REFERENCES UTF-8 ALL",
+                    "SORT (ARRIVAL) UTF-8 ALL"):
+            out = c.cmd("l", cmd)
+            assert out[-1].startswith("l NO [LIMIT]"), out[-1]
+            assert "sort_memory" in out[-1], out[-1]
+        out = c.cmd("q", "SEARCH SUBJECT s699")
+        assert re.match(r"\* SEARCH \d+$", out[0]), out
+        # 40 messages of 60 References each: their keys fit, the threading's
+        # containers for 2,400 IDs do not
+        m = login(small)
+        m.create("Refs")
+        for i in range(40):
+            refs = " ".join("<r%d.%d>" % (i, k) for k in range(60))
+            m.append("Refs", None, None, msg([
+                ("Subject", "r%d" % i), ("Message-ID", "<m%d@x>" % i),
+                ("References", refs)], 10))
+        m.logout()
+        assert c.cmd("s", "SELECT Refs")[-1].startswith("s OK")
+        out = c.cmd("l", "SORT (SUBJECT) UTF-8 ALL")
+        assert out[-1].startswith("l OK"), out[-1]
+        out = c.cmd("l", "THREAD ORDEREDSUBJECT UTF-8 ALL")
+        assert out[-1].startswith("l OK"), out[-1]
+        out = c.cmd("l", "THREAD REFERENCES UTF-8 ALL")
         assert out[-1].startswith("l NO [LIMIT]"), out[-1]
-        assert "sort_memory" in out[-1], out[-1]
-    out = c.cmd("q", "SEARCH SUBJECT s699")
-    assert re.match(r"\* SEARCH \d+$", out[0]), out
-    # 40 messages of 60 References each: their keys fit, the threading's
-    # containers for 2,400 IDs do not
-    m = login(small)
-    m.create("Refs")
-    for i in range(40):
-        refs = " ".join("<r%d.%d>" % (i, k) for k in range(60))
-        m.append("Refs", None, None, msg([
-            ("Subject", "r%d" % i), ("Message-ID", "<m%d@x>" % i),
-            ("References", refs)], 10))
-    m.logout()
-    assert c.cmd("s", "SELECT Refs")[-1].startswith("s OK")
-    out = c.cmd("l", "SORT (SUBJECT) UTF-8 ALL")
-    assert out[-1].startswith("l OK"), out[-1]
-    out = c.cmd("l", "THREAD ORDEREDSUBJECT UTF-8 ALL")
-    assert out[-1].startswith("l OK"), out[-1]
-    out = c.cmd("l", "THREAD REFERENCES UTF-8 ALL")
-    assert out[-1].startswith("l NO [LIMIT]"), out[-1]
-    c.cmd("z", "LOGOUT")
-    assert small.stop() == 0
+        c.cmd("z", "LOGOUT")
+    finally:
+        rc = small.stop()
+    assert rc == 0, rc
 
 
 for t in (test_capability, test_sort_keys, test_reverse_and_ties,
