@@ -152,6 +152,8 @@ struct imap_session {
 	int readonly;
 	uint32_t nkeywords_sent;      /* keywords announced in FLAGS */
 
+	int watched;                  /* the store tells of changes to mb */
+
 	/* IDLE. */
 	int idling;
 	int idle_dirty;               /* a change came while a job ran */
@@ -223,6 +225,17 @@ struct imap_job {
 struct imap_job *imap_job_new(struct imap_session *s, const char *tag,
                               size_t argsize);
 /* Runs it: the connection pauses until its done. */
+/* Runs a job whose work makes only loop calls to the store (no sync, no
+ * blocking call) at once, on the loop: no thread hop. */
+void imap_job_run_here(struct imap_job *j, void (*work)(struct imap_job *),
+                       void (*done)(struct imap_job *));
+/* 1 when the view is known to be current: nothing another session or a
+ * delivery did is waiting for a sync, and nothing is owed the client. */
+int imap_view_current(struct imap_session *s);
+/* Watching the selected mailbox, from SELECT until it is handed to a
+ * job to be closed (the watch lives on the loop). */
+void imap_watch_selected(struct imap_session *s);
+void imap_unwatch_selected(struct imap_session *s);
 void imap_job_run(struct imap_job *j, void (*work)(struct imap_job *),
                   void (*done)(struct imap_job *));
 /* The same for a step of FETCH or SEARCH, which may keep a pool thread

@@ -39,7 +39,8 @@ sync_command(struct imap_cmd *c, const char *what)
 		imap_reply(c->s, c->tag, "BAD", "%s takes no arguments", what);
 		return;
 	}
-	if (c->s->mb == NULL) {
+	if (c->s->mb == NULL || imap_view_current(c->s)) {
+		/* Nothing to tell: no job, no thread hop. */
 		imap_reply(c->s, c->tag, "OK", "%s completed", what);
 		return;
 	}

@@ -923,6 +923,7 @@ select_done(struct imap_job *j)
 		return;
 	}
 	s->state = IMAP_SELECTED;
+	imap_watch_selected(s);
 	imap_reply(s, j->tag, "OK", "[%s] %s completed",
 	           a->readonly ? "READ-ONLY" : "READ-WRITE",
 	           a->readonly ? "EXAMINE" : "SELECT");
@@ -1012,6 +1013,7 @@ select_command(struct imap_cmd *c, int readonly)
 	}
 	a->name = imap_host->pool_strndup(j->pool, name, strlen(name));
 	a->readonly = readonly;
+	imap_unwatch_selected(s);
 	a->old = s->mb;
 	a->had_mailbox = s->mb != NULL;
 	s->mb = NULL;

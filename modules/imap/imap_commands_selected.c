@@ -194,6 +194,7 @@ close_command(struct imap_cmd *c, int expunge)
 	}
 	j = imap_job_new(c->s, c->tag, sizeof(*a));
 	a = j->arg;
+	imap_unwatch_selected(c->s);
 	a->mb = c->s->mb;
 	a->expunge = expunge && !c->s->readonly;
 	c->s->mb = NULL;

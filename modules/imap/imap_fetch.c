@@ -74,6 +74,7 @@ struct fetch_arg {
 	int vanished;
 	int sets_seen;
 	int needs_mime, needs_msg;
+	int on_loop;            /* run here: the view is current, no sync */
 	uint32_t next_seq;      /* where the next step starts */
 	int finished;
 	unsigned char *was_unseen; /* per sequence number, for FLAGS */
@@ -1144,7 +1145,7 @@ fetch_work(struct imap_job *j)
 		fa->finished = 1;
 		return;
 	}
-	if (!fa->finished || j->rc < 0)
+	if (!fa->finished || j->rc < 0 || fa->on_loop)
 		return;
 	/* The updates FETCH may carry: no EXPUNGE (RFC 3501 7.4.1). */
 	if (imap_storage->sync(s->mb, POSTERN_SYNC_NO_EXPUNGE, j->pool, &ch,
@@ -1191,6 +1192,7 @@ fetch_done(struct imap_job *j)
 		return;
 	}
 	/* Another step: a new job that takes over the state. */
+	fa->on_loop = 0;
 	next = imap_job_new(s, j->tag, 0);
 	next->arg = fa;
 	next->cleanup = fetch_cleanup;
@@ -1228,6 +1230,37 @@ fetch_next(struct imap_session *s)
 	if (j == NULL || s->closed || j->handle != NULL)
 		return;
 	imap_job_run_heavy(j, fetch_work, fetch_done);
+}
+
+/* A FETCH on the loop touches at most this many messages: enough for
+ * a client's per-message and flag-refresh FETCHes, little enough that
+ * no neighbour waits for it. */
+#define FETCH_HERE_MAX 256
+
+/* 1 when the FETCH can be answered from the view's index on the loop:
+ * only index items (UID FLAGS INTERNALDATE RFC822.SIZE MODSEQ), no \Seen
+ * to set, no VANISHED to compute, few messages, a current view. */
+static int
+fetch_from_index(struct imap_session *s, const struct fetch_arg *fa)
+{
+	const struct postern_message_info *mi;
+	uint32_t count, maxuid, first, last;
+	uint64_t n = 0;
+	size_t i;
+
+	if (fa->needs_mime || fa->needs_msg || fa->sets_seen || fa->vanished)
+		return 0;
+	if ((count = imap_storage->count(s->mb)) == 0)
+		return 0;
+	mi = imap_storage->message(s->mb, count);
+	maxuid = mi != NULL ? mi->uid : 0;
+	for (i = 0; i < fa->nuids && n <= FETCH_HERE_MAX; i++) {
+		first = fa->uids[i].first;
+		last = fa->uids[i].last < maxuid ? fa->uids[i].last : maxuid;
+		if (last >= first)
+			n += (uint64_t)last - first + 1;
+	}
+	return n <= FETCH_HERE_MAX && imap_view_current(s);
 }
 
 void
@@ -1271,5 +1304,10 @@ imap_cmd_fetch(struct imap_cmd *c)
 	j->cleanup = fetch_cleanup;
 	/* The items stay in the command's pool, which lives until the
 	 * command is finished (after the last step). */
+	if (fetch_from_index(c->s, fa)) {
+		fa->on_loop = 1;
+		imap_job_run_here(j, fetch_work, fetch_done);
+		return;
+	}
 	imap_job_run_heavy(j, fetch_work, fetch_done);
 }

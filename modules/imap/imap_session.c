@@ -11,6 +11,7 @@
  * frees the session in that job's done; a job in flight at close time
  * finishes first and calls session_release() again.
  */
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -334,6 +335,63 @@ imap_job_run(struct imap_job *j, void (*work)(struct imap_job *),
 	s->job = j;
 	imap_host->conn_pause(s->conn);
 	j->handle = imap_host->job_submit(job_work, job_done, j);
+}
+
+void
+imap_job_run_here(struct imap_job *j, void (*work)(struct imap_job *),
+                  void (*done)(struct imap_job *))
+{
+	struct imap_session *s = j->s;
+
+	j->work = work;
+	j->done = done;
+	j->sync = 0;
+	s->job = j;
+	job_work(j);
+	s->job = NULL;
+	imap_write_buf(s, &j->out);
+	j->out.len = 0;
+	if (j->done != NULL)
+		j->done(j);
+	job_free(j);
+}
+
+/* ---- the selected mailbox's watch -------------------------------------*/
+
+/* The store's storage 1.2 call, when the backend has it. */
+static int
+store_sync_needed(postern_mailbox_t *mb)
+{
+	if (imap_storage->size <= offsetof(struct postern_storage,
+	                                   sync_needed) ||
+	    imap_storage->sync_needed == NULL)
+		return 1;
+	return imap_storage->sync_needed(mb);
+}
+
+int
+imap_view_current(struct imap_session *s)
+{
+	return s->mb != NULL && s->watched && !s->condstore_announce &&
+	       store_sync_needed(s->mb) == 0;
+}
+
+static void idle_changed(void *arg);
+
+void
+imap_watch_selected(struct imap_session *s)
+{
+	/* Without a watch every command syncs on a job, and IDLE polls. */
+	if (s->mb != NULL && !s->watched)
+		s->watched = imap_storage->watch(s->mb, idle_changed, s) == 0;
+}
+
+void
+imap_unwatch_selected(struct imap_session *s)
+{
+	if (s->mb != NULL && s->watched)
+		imap_storage->watch(s->mb, NULL, NULL);
+	s->watched = 0;
 }
 
 /* ---- untagged updates ------------------------------------------------*/
@@ -751,7 +809,8 @@ imap_cmd_idle(struct imap_cmd *c)
 	imap_host->conn_set_idle(s->conn, ms);
 	imap_host->conn_printf(s->conn, "+ idling\r\n");
 	if (s->mb != NULL) {
-		if (imap_storage->watch(s->mb, idle_changed, s) < 0) {
+		imap_watch_selected(s);
+		if (!s->watched) {
 			/* The storage said why, once per process. */
 			imap_host->conn_log(s->conn, POSTERN_LOG_DEBUG,
 			                    "IDLE: cannot watch the mailbox "
@@ -781,8 +840,6 @@ idle_line(struct imap_session *s, const char *line, size_t len)
 	s->idling = 0;
 	idle_stop_poll(s);
 	imap_host->conn_set_idle(s->conn, (unsigned)imap_cfg.idle_ms);
-	if (s->mb != NULL)
-		imap_storage->watch(s->mb, NULL, NULL);
 	if (len != 4 || strncasecmp(line, "DONE", 4) != 0) {
 		imap_reply(s, s->idle_tag, "BAD", "Expected DONE");
 		return;
@@ -1013,8 +1070,7 @@ session_release(struct imap_session *s)
 		free(s);
 		return;
 	}
-	if (s->mb != NULL)
-		imap_storage->watch(s->mb, NULL, NULL); /* loop only */
+	imap_unwatch_selected(s);
 	j = imap_job_new(s, "*", sizeof(*a));
 	a = j->arg;
 	a->mb = s->mb;

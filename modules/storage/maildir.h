@@ -254,6 +254,7 @@ int md_copy(postern_mailbox_t *mb, const struct postern_uid_range *uids,
 int md_watch(postern_mailbox_t *mb, void (*changed)(void *arg), void *arg);
 /* Directories watched now (for tests and logs). */
 size_t md_watch_dirs(void);
+int md_sync_needed(postern_mailbox_t *mb);
 int md_status_by_name(postern_store_t *st, const char *name,
                       struct postern_mailbox_status *out,
                       struct postern_storage_err *err);
@@ -318,6 +319,9 @@ struct postern_mailbox {
 	char guid[64];
 	/* watch (maildir_watch.c) */
 	struct md_wdir *wdir;   /* the watched directory, NULL: none */
+	int stale;              /* a change seen since the last sync began
+	                           (atomic: set on the loop, cleared by
+	                           the sync's job) */
 	void (*changed)(void *);
 	void *changed_arg;
 };

@@ -517,11 +517,17 @@ md_sync(postern_mailbox_t *mb, unsigned flags, postern_pool_t *pool,
 	uint32_t recent;
 	int lk, rc;
 
-	if ((lk = view_begin(mb, &recent, err)) < 0)
+	/* Cleared before reading: a change from here on marks it again. */
+	__atomic_store_n(&mb->stale, 0, __ATOMIC_SEQ_CST);
+	if ((lk = view_begin(mb, &recent, err)) < 0) {
+		__atomic_store_n(&mb->stale, 1, __ATOMIC_SEQ_CST);
 		return -1;
+	}
 	rc = view_apply(mb, &mb->state, recent,
 	                !!(flags & POSTERN_SYNC_NO_EXPUNGE), pool, out, err);
 	view_end(mb, lk, rc);
+	if (rc < 0)
+		__atomic_store_n(&mb->stale, 1, __ATOMIC_SEQ_CST);
 	return rc;
 }
 

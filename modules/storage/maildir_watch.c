@@ -195,6 +195,8 @@ dispatch(void)
 		}
 		memcpy(snap, d->views, n * sizeof(*snap));
 		for (i = 0; i < n; i++)
+			__atomic_store_n(&snap[i]->stale, 1, __ATOMIC_SEQ_CST);
+		for (i = 0; i < n; i++)
 			if (snap[i]->wdir == d && snap[i]->changed != NULL)
 				snap[i]->changed(snap[i]->changed_arg);
 	}
@@ -206,8 +208,9 @@ dispatch(void)
 	}
 }
 
+/* Reads what the kernel queued and tells the views. */
 static void
-watcher_readable(postern_watch_t *w, int fd, unsigned events, void *arg)
+drain(int fd)
 {
 	char buf[16384] __attribute__((aligned(__alignof__(
 	    struct inotify_event))));
@@ -215,9 +218,6 @@ watcher_readable(postern_watch_t *w, int fd, unsigned events, void *arg)
 	ssize_t len;
 	char *p;
 
-	(void)w;
-	(void)events;
-	(void)arg;
 	while ((len = read(fd, buf, sizeof(buf))) > 0) {
 		for (p = buf; p < buf + len; p += sizeof(*e) + e->len) {
 			e = (const struct inotify_event *)(void *)p;
@@ -225,6 +225,15 @@ watcher_readable(postern_watch_t *w, int fd, unsigned events, void *arg)
 		}
 	}
 	dispatch();
+}
+
+static void
+watcher_readable(postern_watch_t *w, int fd, unsigned events, void *arg)
+{
+	(void)w;
+	(void)events;
+	(void)arg;
+	drain(fd);
 }
 
 /* ---- the instance ------------------------------------------------------ */
@@ -386,6 +395,8 @@ view_join(postern_mailbox_t *mb)
 	}
 	d->views[d->nviews++] = mb;
 	mb->wdir = d;
+	/* What changed before the watch began is not known. */
+	__atomic_store_n(&mb->stale, 1, __ATOMIC_SEQ_CST);
 	return 0;
 }
 
@@ -408,4 +419,18 @@ size_t
 md_watch_dirs(void)
 {
 	return W.ndirs;
+}
+
+/* The kernel queues an event before the change's system call returns,
+ * so reading the queue now sees every change completed before this
+ * call, whoever made it; the loop may not have got to it yet. */
+int
+md_sync_needed(postern_mailbox_t *mb)
+{
+	if (mb->wdir == NULL || W.fd < 0 || W.dispatching)
+		return 1;
+	drain(W.fd);
+	if (mb->wdir == NULL || mb->held)
+		return 1;
+	return __atomic_load_n(&mb->stale, __ATOMIC_SEQ_CST);
 }

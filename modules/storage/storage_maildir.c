@@ -171,6 +171,7 @@ static const struct postern_storage md_table = {
 	.expunge = md_expunge,
 	.copy = md_copy,
 	.deliver = md_deliver,
+	.sync_needed = md_sync_needed,
 };
 
 static int

@@ -54,7 +54,7 @@ extern "C" {
 
 #define POSTERN_STORAGE_SERVICE "storage"
 #define POSTERN_STORAGE_MAJOR 1
-#define POSTERN_STORAGE_MINOR 1
+#define POSTERN_STORAGE_MINOR 2
 
 struct postern_user; /* postern/auth.h */
 
@@ -393,6 +393,16 @@ struct postern_storage {
 	int (*deliver)(const struct postern_user *user, const char *mailbox,
 	               const struct postern_append *msg, uint32_t *uid,
 	               struct postern_storage_err *err);
+
+	/* ---- storage 1.2 ------------------------------------------------ */
+
+	/* 0 when a sync now would bring nothing: the view is watched and no
+	 * change has been seen since its last sync began (and none held
+	 * back); 1 when it may (not watched, or cannot tell).  It lets a
+	 * protocol answer NOOP or FETCH FLAGS on the loop without a job.  A
+	 * change completed before the call (by any process) is seen: the
+	 * backend reads its pending notifications first.  Loop. */
+	int (*sync_needed)(postern_mailbox_t *mb);
 };
 
 #ifdef __cplusplus
