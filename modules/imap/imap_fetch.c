@@ -1044,20 +1044,65 @@ fetch_index_only(struct imap_job *j, struct fetch_arg *fa, uint32_t seq,
 	imap_buf_free(&items);
 }
 
-/* The next message of the set from fa->next_seq on, or 0. */
+/* The first sequence number from `lo` on whose UID is at least `uid`,
+ * count + 1 when none: UIDs ascend with sequence numbers. */
+static uint32_t
+seq_at_uid(postern_mailbox_t *mb, uint32_t lo, uint32_t count, uint32_t uid)
+{
+	uint32_t hi = count + 1, mid;
+
+	if ((mid = imap_storage->seq_of_uid(mb, uid)) != 0)
+		return mid > lo ? mid : lo;
+	while (lo < hi) {
+		mid = lo + (hi - lo) / 2;
+		if (imap_storage->message(mb, mid)->uid < uid)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+/* The index of the first range starting above `uid`, or n. */
+static size_t
+range_after(const struct postern_uid_range *r, size_t n, uint32_t uid)
+{
+	size_t lo = 0, hi = n, mid;
+
+	while (lo < hi) {
+		mid = lo + (hi - lo) / 2;
+		if (r[mid].first <= uid)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+/* The next message of the set from fa->next_seq on, or 0.  Gaps in the
+ * set are jumped by binary search: FETCH 1 in a large mailbox looks at
+ * a few messages, not at all of them. */
 static uint32_t
 next_message(struct fetch_arg *fa, postern_mailbox_t *mb, uint32_t count,
              const struct postern_message_info **mip)
 {
 	const struct postern_message_info *mi;
-	uint32_t seq;
+	uint32_t seq = fa->next_seq;
+	size_t r;
 
-	for (seq = fa->next_seq; seq <= count; seq++) {
+	while (seq >= 1 && seq <= count) {
 		mi = imap_storage->message(mb, seq);
-		if (!postern_uid_ranges_have(fa->uids, fa->nuids, mi->uid))
+		if (!postern_uid_ranges_have(fa->uids, fa->nuids, mi->uid)) {
+			r = range_after(fa->uids, fa->nuids, mi->uid);
+			if (r == fa->nuids)
+				return 0;
+			seq = seq_at_uid(mb, seq + 1, count, fa->uids[r].first);
 			continue;
-		if (fa->changedsince > 0 && mi->modseq <= fa->changedsince)
+		}
+		if (fa->changedsince > 0 && mi->modseq <= fa->changedsince) {
+			seq++;
 			continue;
+		}
 		/* An expunged message this session was not told of yet is
 		 * still fetched (RFC 2180 4.1.1): what the index knows. */
 		*mip = mi;
