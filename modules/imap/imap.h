@@ -26,6 +26,8 @@
 
 #include <stdarg.h>
 
+#include <stddef.h>
+
 #include <postern/postern.h>
 #include <postern/storage.h>
 
@@ -68,6 +70,11 @@ extern const struct postern_host *imap_host;
 extern postern_module_t *imap_self;
 extern struct imap_settings imap_cfg;
 extern const struct postern_storage *imap_storage;
+/* A storage call of a later minor than the 1.1 required, when the
+ * backend's table has it. */
+#define IMAP_STORAGE_HAS(f) \
+	(imap_storage->size > offsetof(struct postern_storage, f) && \
+	 imap_storage->f != NULL)
 extern postern_tls_t *imap_tls;
 
 /* ---- output buffers ----------------------------------------------------*/

@@ -75,6 +75,9 @@ struct fetch_arg {
 	int sets_seen;
 	int needs_mime, needs_msg;
 	int on_loop;            /* run here: the view is current, no sync */
+	postern_msg_t *ready;   /* opened on the loop (msg_open_nowait) */
+	uint32_t ready_uid;
+	struct postern_msg_size ready_sz;
 	uint32_t next_seq;      /* where the next step starts */
 	int finished;
 	unsigned char *was_unseen; /* per sequence number, for FLAGS */
@@ -736,9 +739,15 @@ fetch_plan(struct imap_job *j, struct fetch_arg *fa, uint32_t seq,
 	fa->segs = NULL;
 	fa->tail = &fa->segs;
 	fa->acc.len = 0;
-	if (fa->needs_msg &&
-	    imap_storage->msg_open(s->mb, mi->uid, &msg, &sz, &j->err) < 0)
+	if (fa->needs_msg && fa->ready != NULL && fa->ready_uid == mi->uid) {
+		msg = fa->ready;
+		sz = fa->ready_sz;
+		fa->ready = NULL;
+	} else if (fa->needs_msg &&
+	           imap_storage->msg_open(s->mb, mi->uid, &msg, &sz,
+	                                  &j->err) < 0) {
 		return j->err.code == POSTERN_SE_EXPUNGED ? 1 : -1;
+	}
 	if (fa->needs_mime) {
 		m = imap_mime_load(imap_storage, s->mb, mi->uid, j->pool,
 		                   &j->err);
@@ -1208,6 +1217,9 @@ fetch_cleanup(struct imap_job *j)
 	imap_host->pool_destroy(fa->msg_pool);
 	fa->msg_pool = NULL;
 	imap_buf_free(&fa->acc);
+	if (fa->ready != NULL)
+		imap_storage->msg_close(fa->ready);
+	fa->ready = NULL;
 }
 
 static void fetch_next(struct imap_session *s);
@@ -1281,31 +1293,68 @@ fetch_next(struct imap_session *s)
  * a client's per-message and flag-refresh FETCHes, little enough that
  * no neighbour waits for it. */
 #define FETCH_HERE_MAX 256
+/* ... and of their content, one message of at most this size, already
+ * in memory. */
+#define FETCH_HERE_CONTENT (64 * 1024)
 
-/* 1 when the FETCH can be answered from the view's index on the loop:
- * only index items (UID FLAGS INTERNALDATE RFC822.SIZE MODSEQ), no \Seen
- * to set, no VANISHED to compute, few messages, a current view. */
-static int
-fetch_from_index(struct imap_session *s, const struct fetch_arg *fa)
+/* How many messages of the view the set names, counting up to `max`
+ * (gaps in the UIDs count too: a bound, not a count). */
+static uint64_t
+set_size_bound(struct imap_session *s, const struct fetch_arg *fa,
+               uint64_t max)
 {
 	const struct postern_message_info *mi;
 	uint32_t count, maxuid, first, last;
 	uint64_t n = 0;
 	size_t i;
 
-	if (fa->needs_mime || fa->needs_msg || fa->sets_seen || fa->vanished)
-		return 0;
 	if ((count = imap_storage->count(s->mb)) == 0)
 		return 0;
 	mi = imap_storage->message(s->mb, count);
 	maxuid = mi != NULL ? mi->uid : 0;
-	for (i = 0; i < fa->nuids && n <= FETCH_HERE_MAX; i++) {
+	for (i = 0; i < fa->nuids && n <= max; i++) {
 		first = fa->uids[i].first;
 		last = fa->uids[i].last < maxuid ? fa->uids[i].last : maxuid;
 		if (last >= first)
 			n += (uint64_t)last - first + 1;
 	}
-	return n <= FETCH_HERE_MAX && imap_view_current(s);
+	return n;
+}
+
+/* One message's content on the loop: the single message of the set,
+ * small, opened only if the store has it in memory (fa->ready). */
+static int
+content_ready(struct imap_session *s, struct fetch_arg *fa)
+{
+	const struct postern_message_info *mi;
+	uint32_t seq;
+
+	if (fa->needs_mime || !IMAP_STORAGE_HAS(msg_open_nowait) ||
+	    set_size_bound(s, fa, 1) != 1 ||
+	    (seq = imap_storage->seq_of_uid(s->mb, fa->uids[0].first)) == 0)
+		return 0;
+	mi = imap_storage->message(s->mb, seq);
+	if (mi->size > FETCH_HERE_CONTENT)
+		return 0;
+	if (imap_storage->msg_open_nowait(s->mb, mi->uid, &fa->ready,
+	                                  &fa->ready_sz) != 0)
+		return 0;
+	fa->ready_uid = fa->uids[0].first;
+	return 1;
+}
+
+/* 1 when the FETCH can be answered on the loop: index items (UID FLAGS
+ * INTERNALDATE RFC822.SIZE MODSEQ) of few messages, or one small
+ * message's content found in memory; no \Seen to set, no VANISHED to
+ * compute, and a current view. */
+static int
+fetch_here(struct imap_session *s, struct fetch_arg *fa)
+{
+	if (fa->sets_seen || fa->vanished || !imap_view_current(s))
+		return 0;
+	if (!fa->needs_mime && !fa->needs_msg)
+		return set_size_bound(s, fa, FETCH_HERE_MAX) <= FETCH_HERE_MAX;
+	return content_ready(s, fa);
 }
 
 void
@@ -1349,7 +1398,7 @@ imap_cmd_fetch(struct imap_cmd *c)
 	j->cleanup = fetch_cleanup;
 	/* The items stay in the command's pool, which lives until the
 	 * command is finished (after the last step). */
-	if (fetch_from_index(c->s, fa)) {
+	if (fetch_here(c->s, fa)) {
 		fa->on_loop = 1;
 		imap_job_run_here(j, fetch_work, fetch_done);
 		return;

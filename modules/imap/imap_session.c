@@ -362,9 +362,7 @@ imap_job_run_here(struct imap_job *j, void (*work)(struct imap_job *),
 static int
 store_sync_needed(postern_mailbox_t *mb)
 {
-	if (imap_storage->size <= offsetof(struct postern_storage,
-	                                   sync_needed) ||
-	    imap_storage->sync_needed == NULL)
+	if (!IMAP_STORAGE_HAS(sync_needed))
 		return 1;
 	return imap_storage->sync_needed(mb);
 }

@@ -255,6 +255,8 @@ int md_watch(postern_mailbox_t *mb, void (*changed)(void *arg), void *arg);
 /* Directories watched now (for tests and logs). */
 size_t md_watch_dirs(void);
 int md_sync_needed(postern_mailbox_t *mb);
+int md_msg_open_nowait(postern_mailbox_t *mb, uint32_t uid,
+                       postern_msg_t **out, struct postern_msg_size *sizes);
 int md_status_by_name(postern_store_t *st, const char *name,
                       struct postern_mailbox_status *out,
                       struct postern_storage_err *err);

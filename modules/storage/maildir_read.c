@@ -17,8 +17,10 @@
  */
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -126,13 +128,80 @@ msg_map(struct postern_msg *m, int fd)
 	return 0;
 }
 
+/* The sizes of an open message, learning the header's on first use. */
+static void
+msg_sizes(postern_mailbox_t *mb, uint32_t seq, struct postern_msg *m,
+          struct postern_msg_size *sizes)
+{
+	struct md_rec *r = &mb->v[seq - 1].r;
+
+	/* The name's sizes are trusted only while the file agrees. */
+	m->size = r->rawsize == m->rawlen ? r->size
+	                                  : crlf_size(m->map, m->rawlen);
+	m->exact = m->size == m->rawlen;
+	if (r->hdr_size == 0 || r->rawsize != m->rawlen) {
+		r->hdr_size = md_header_size(m->map, m->rawlen);
+		mb->hdr_dirty = 1;
+		/* the scans read the file (crlf_size) or its header */
+		msg_drop(m, 0, m->rawlen);
+	}
+	sizes->size = m->size;
+	sizes->header_size = r->hdr_size;
+}
+
+/* Only a file read whole and found in the page cache: the path lookup
+ * of a mailbox just listed is in the dentry cache, and preadv2 with
+ * RWF_NOWAIT gives up instead of waiting for the disk. */
+int
+md_msg_open_nowait(postern_mailbox_t *mb, uint32_t uid, postern_msg_t **out,
+                   struct postern_msg_size *sizes)
+{
+	uint32_t seq = md_seq_of_uid(mb, uid);
+	struct postern_msg *m;
+	struct iovec iov;
+	struct stat sb;
+	char path[8192];
+	int fd;
+
+	*out = NULL;
+	if (seq == 0 || mb->v[seq - 1].expunged ||
+	    mb->v[seq - 1].r.rawsize > MSG_READ_WHOLE)
+		return 1;
+	md_view_path(mb, seq - 1, path, sizeof(path));
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)) < 0)
+		return 1;       /* renamed meanwhile: the job looks for it */
+	if (fstat(fd, &sb) < 0 || sb.st_size == 0 ||
+	    (size_t)sb.st_size > MSG_READ_WHOLE ||
+	    (m = calloc(1, sizeof(*m))) == NULL) {
+		close(fd);
+		return 1;
+	}
+	m->rawlen = (size_t)sb.st_size;
+	if ((m->map = malloc(m->rawlen)) == NULL) {
+		free(m);
+		close(fd);
+		return 1;
+	}
+	iov.iov_base = m->map;
+	iov.iov_len = m->rawlen;
+	if (preadv2(fd, &iov, 1, 0, RWF_NOWAIT) != (ssize_t)m->rawlen) {
+		free(m->map);
+		free(m);
+		close(fd);
+		return 1;
+	}
+	close(fd);
+	msg_sizes(mb, seq, m, sizes);
+	*out = m;
+	return 0;
+}
+
 int
 md_msg_open(postern_mailbox_t *mb, uint32_t uid, postern_msg_t **out,
             struct postern_msg_size *sizes, struct postern_storage_err *err)
 {
 	uint32_t seq = md_seq_of_uid(mb, uid);
 	struct postern_msg *m;
-	struct md_rec *r;
 	int fd;
 
 	*out = NULL;
@@ -150,19 +219,7 @@ md_msg_open(postern_mailbox_t *mb, uint32_t uid, postern_msg_t **out,
 		return -1;
 	}
 	close(fd);
-	r = &mb->v[seq - 1].r;
-	/* The name's sizes are trusted only while the file agrees. */
-	m->size = r->rawsize == m->rawlen ? r->size
-	                                  : crlf_size(m->map, m->rawlen);
-	m->exact = m->size == m->rawlen;
-	if (r->hdr_size == 0 || r->rawsize != m->rawlen) {
-		r->hdr_size = md_header_size(m->map, m->rawlen);
-		mb->hdr_dirty = 1;
-		/* the scans read the file (crlf_size) or its header */
-		msg_drop(m, 0, m->rawlen);
-	}
-	sizes->size = m->size;
-	sizes->header_size = r->hdr_size;
+	msg_sizes(mb, seq, m, sizes);
 	*out = m;
 	return 0;
 }

@@ -172,6 +172,7 @@ static const struct postern_storage md_table = {
 	.copy = md_copy,
 	.deliver = md_deliver,
 	.sync_needed = md_sync_needed,
+	.msg_open_nowait = md_msg_open_nowait,
 };
 
 static int

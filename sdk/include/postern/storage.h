@@ -403,6 +403,15 @@ struct postern_storage {
 	 * change completed before the call (by any process) is seen: the
 	 * backend reads its pending notifications first.  Loop. */
 	int (*sync_needed)(postern_mailbox_t *mb);
+	/* msg_open without waiting: 0 with the message open when the store
+	 * has it in memory already (the page cache), 1 when getting it would
+	 * wait on a disk or a network (or the store cannot tell): the
+	 * caller then opens it with msg_open on a job.  A message opened
+	 * here is read and closed on the loop or on a job alike: its bytes
+	 * are in memory.  Loop. */
+	int (*msg_open_nowait)(postern_mailbox_t *mb, uint32_t uid,
+	                       postern_msg_t **out,
+	                       struct postern_msg_size *sizes);
 };
 
 #ifdef __cplusplus
