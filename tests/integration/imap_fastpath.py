@@ -1,0 +1,159 @@
+#!/usr/bin/env python3
+"""Commands answered on the worker's loop without a job (issue 14): NOOP
+with nothing new, FETCH of index items (UID FLAGS RFC822.SIZE ...), and
+FETCH of one small message already in the page cache.  They must not
+wake a job thread, and they must never answer from a stale view: a
+change made by another process or session just before the command is
+reported by that very command, held-back expunges come with the next
+NOOP, and the content read on the loop is the message, CRLF and all.
+"""
+import os
+
+from imaptest import Raw, deliver, finish, login, message, start_server
+from testlib import Runner
+
+R = Runner("imap_fastpath")
+srv = start_server(R, "  commands_per_second = 0;\n")
+USER = "alice@example.org"
+
+
+def job_wakeups(pid):
+    """Voluntary context switches of the worker's threads but its loop
+    (the job threads sleep until a job comes)."""
+    total = 0
+    for tid in os.listdir("/proc/%d/task" % pid):
+        if int(tid) == pid:
+            continue
+        try:
+            with open("/proc/%d/task/%s/status" % (pid, tid)) as f:
+                for line in f:
+                    if line.startswith("voluntary_ctxt_switches:"):
+                        total += int(line.split()[1])
+        except FileNotFoundError:
+            pass
+    return total
+
+
+def selected(folder="INBOX"):
+    c = Raw(srv.port("imap"))
+    c.login()
+    r = c.cmd("S", "SELECT %s" % folder)
+    assert r[-1].startswith("S OK"), r
+    return c
+
+
+def test_no_job_for_current_view(runner):
+    for i in range(3):
+        deliver(srv, USER, message("fast %d" % i, body="line\r\n" * 40))
+    c = selected()
+    # The first NOOP after SELECT syncs (what came before the watch is
+    # unknown); the first FETCH of the body reads it into memory.
+    c.cmd("N0", "NOOP")
+    c.cmd("F0", "FETCH 1 BODY.PEEK[]")
+    pid = srv.daemon.workers()[0]
+    before = job_wakeups(pid)
+    for i in range(100):
+        assert c.cmd("N%d" % i, "NOOP")[-1].startswith("N%d OK" % i)
+        r = c.cmd("U%d" % i, "FETCH 1:3 (UID FLAGS RFC822.SIZE)")
+        assert r[-1].startswith("U%d OK" % i) and len(r) == 4, r
+        r = c.cmd("B%d" % i, "FETCH 2 BODY.PEEK[]")
+        assert r[-1].startswith("B%d OK" % i), r
+    woke = job_wakeups(pid) - before
+    # 300 commands: through jobs they would wake the threads 300 times.
+    assert woke < 30, "job threads woke %d times for 300 commands" % woke
+    c.cmd("Z", "LOGOUT")
+
+
+def test_delivery_seen_by_next_command(runner):
+    c = Raw(srv.port("imap"))
+    c.login()
+    r = c.cmd("S", "SELECT INBOX")
+    n = int([x for x in r if x.endswith(" EXISTS")][0].split()[1])
+    for i in range(40):
+        deliver(srv, USER, message("race %d" % i))
+        n += 1
+        # No pause: the rename returned, so NOOP must know.
+        r = c.cmd("N%d" % i, "NOOP")
+        assert "* %d EXISTS" % n in r, (i, n, r)
+    c.cmd("Z", "LOGOUT")
+
+
+def test_flag_change_on_disk_seen_by_fetch(runner):
+    deliver(srv, USER, message("flags"), folder="Flags")
+    c = selected("Flags")
+    c.cmd("N", "NOOP")
+    cur = os.path.join(srv.maildir(USER), ".Flags", "cur")
+    for i in range(10):
+        name = os.listdir(cur)[0]
+        base = name.split(":2,")[0]
+        flags = name.split(":2,")[1] if ":2," in name else ""
+        new = "F" if "F" not in flags else ""
+        os.rename(os.path.join(cur, name), os.path.join(
+            cur, base + ":2," + "".join(sorted(set(
+                flags.replace("F", "") + new)))))
+        r = c.cmd("F%d" % i, "FETCH 1 (FLAGS)")
+        flagged = [x for x in r if x.startswith("* 1 FETCH")]
+        assert flagged, r
+        assert ("\\Flagged" in flagged[-1]) == bool(new), (i, name, r)
+    c.cmd("Z", "LOGOUT")
+
+
+def test_other_session_store_and_expunge(runner):
+    a = selected()
+    b = login(srv)
+    b.select("INBOX")
+    a.cmd("N", "NOOP")
+    for i in range(10):
+        b.store("1", "+FLAGS" if i % 2 == 0 else "-FLAGS", "(\\Flagged)")
+        r = a.cmd("N%d" % i, "NOOP")
+        got = [x for x in r if x.startswith("* 1 FETCH")]
+        assert got and ("\\Flagged" in got[-1]) == (i % 2 == 0), (i, r)
+    b.store("2", "+FLAGS", "(\\Deleted)")
+    b.expunge()
+    # FETCH may not announce the expunge (RFC 3501 7.4.1): it answers
+    # from what the index still knows, and holds the EXPUNGE back ...
+    r = a.cmd("F", "FETCH 2 (UID FLAGS)")
+    assert r[-1].startswith("F OK") and not any(
+        "EXPUNGE" in x for x in r), r
+    # ... which the next NOOP must send, even though nothing changed
+    # on disk since the FETCH's sync.
+    r = a.cmd("N", "NOOP")
+    assert "* 2 EXPUNGE" in r, r
+    r = a.cmd("N2", "NOOP")
+    assert not any("EXPUNGE" in x for x in r), r
+    b.logout()
+    a.cmd("Z", "LOGOUT")
+
+
+def test_loop_content_is_the_message(runner):
+    crlf = message("crlf body", body="one\r\ntwo\r\n" * 200)
+    bare = message("lf body", body="three\nfour\n" * 200).replace(
+        b"\r\n", b"\n")
+    deliver(srv, USER, crlf, folder="Content")
+    deliver(srv, USER, bare, folder="Content")
+    m = login(srv)
+    m.select("Content")
+    for round_ in range(3):      # the first read may go through a job
+        typ, data = m.fetch("1", "(BODY.PEEK[])")
+        assert typ == "OK" and data[0][1] == crlf, data
+        typ, data = m.fetch("2", "(BODY.PEEK[] RFC822.SIZE)")
+        assert typ == "OK", data
+        want = bare.replace(b"\n", b"\r\n")
+        assert data[0][1] == want, (len(data[0][1]), len(want))
+        assert b"RFC822.SIZE %d" % len(want) in data[0][0] + data[1], data
+        typ, data = m.fetch("2", "(BODY.PEEK[TEXT]<10.20>)")
+        assert typ == "OK" and data[0][1] == want[want.index(
+            b"\r\n\r\n") + 4 + 10:][:20], data
+    # Not PEEK: \Seen is set, which needs the store (a job).
+    typ, data = m.fetch("1", "(BODY[] FLAGS)")
+    assert typ == "OK" and b"\\Seen" in b" ".join(
+        x if isinstance(x, bytes) else x[0] for x in data), data
+    m.logout()
+
+
+R.run(test_no_job_for_current_view)
+R.run(test_delivery_seen_by_next_command)
+R.run(test_flag_change_on_disk_seen_by_fetch)
+R.run(test_other_session_store_and_expunge)
+R.run(test_loop_content_is_the_message)
+finish(R, srv)
