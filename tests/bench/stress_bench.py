@@ -1,0 +1,193 @@
+#!/usr/bin/env python3
+"""imaptest's stress mode against postern and Dovecot in one run: CLIENTS
+clients over 50 users for SECS seconds each, the same mbox of messages
+to APPEND, on loopback.  Prints commands per second, imaptest's own
+latency figure when it gives one, and the errors it reported (RFC 2180:
+a session whose messages another expunges must not see errors).
+
+    tests/bench/stress_bench.py IMAPTEST [CLIENTS [SECS]]  (stress.sh)
+
+Never a pass or a failure on a time.
+"""
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "integration"))
+os.environ.setdefault("top_builddir", os.getcwd())
+
+import testlib                                   # noqa: E402
+from mailserver import MailServer                # noqa: E402
+
+IMAPTEST = sys.argv[1]
+CLIENTS = int(sys.argv[2]) if len(sys.argv) > 2 else 50
+SECS = int(sys.argv[3]) if len(sys.argv) > 3 else 30
+USERS = 50
+PASSWORD = "stress-secret"
+
+
+def make_mbox(path, n=200):
+    with open(path, "wb") as f:
+        for i in range(n):
+            body = ("line %d of a stress message\n" % i) * (5 + i % 40)
+            f.write(("From sender%d@example.net Mon Mar  4 10:00:00 2024\n"
+                     "From: Sender %d <sender%d@example.net>\n"
+                     "To: someone@example.org\n"
+                     "Subject: stress %d\n"
+                     "Date: Mon, 4 Mar 2024 10:%02d:00 +0100\n"
+                     "Message-ID: <%d.stress@example.net>\n\n%s\n"
+                     % (i, i, i, i, i % 60, i, body)).encode())
+
+
+PERFORMANCE = """
+service imap-login {
+  service_count = 0
+  process_min_avail = 2
+  client_limit = 10000
+}
+service imap {
+  service_count = 0
+  client_limit = 1000
+}
+"""
+
+
+def start_dovecot(tmp, port, users_file, mode):
+    """Dovecot with postern's own argon2id hashes (the same cost for
+    both); mode "performance" is the manual's high-performance setup."""
+    dv = os.path.join(tmp, "dovecot-" + mode)
+    for d in ("run", "state", "mail"):
+        os.makedirs(os.path.join(dv, d), exist_ok=True)
+    with open(users_file) as f, open(os.path.join(dv, "passwd"), "w") as o:
+        for line in f:
+            o.write(line.rstrip("\n") + "::::::\n")
+    conf = os.path.join(dv, "dovecot.conf")
+    with open(conf, "w") as f:
+        f.write("""\
+base_dir = %(dv)s/run
+state_dir = %(dv)s/state
+log_path = %(dv)s/dovecot.log
+ssl = no
+protocols = imap
+listen = 127.0.0.1
+disable_plaintext_auth = no
+auth_mechanisms = plain login
+mail_location = maildir:%(dv)s/mail/%%u
+first_valid_uid = 0
+mail_max_userip_connections = 100000
+passdb {
+  driver = passwd-file
+  args = username_format=%%u %(dv)s/passwd
+}
+userdb {
+  driver = static
+  args = uid=nobody gid=nogroup home=%(dv)s/mail/%%u
+}
+service imap-login {
+  inet_listener imap {
+    address = 127.0.0.1
+    port = %(port)d
+  }
+  inet_listener imaps {
+    port = 0
+  }
+  chroot =
+}
+service anvil {
+  chroot =
+}
+""" % {"dv": dv, "port": port})
+        if mode == "performance":
+            f.write(PERFORMANCE)
+    subprocess.run(["chown", "-R", "nobody:nogroup",
+                    os.path.join(dv, "mail")], check=True)
+    os.chmod(tmp, 0o755)
+    subprocess.run(["dovecot", "-c", conf], check=True)
+    return conf
+
+
+def run_imaptest(port, mbox):
+    env = dict(os.environ, LD_LIBRARY_PATH="/usr/lib/dovecot")
+    p = subprocess.run(
+        [IMAPTEST, "host=127.0.0.1", "port=%d" % port,
+         "user=stress%d@example.org", "users=%d" % USERS,
+         "pass=" + PASSWORD, "mbox=" + mbox, "clients=%d" % CLIENTS,
+         "secs=%d" % SECS],
+        env=env, capture_output=True, text=True, timeout=SECS + 120)
+    return p.stdout + p.stderr
+
+
+def summarise(name, out):
+    lines = out.splitlines()
+    errors = [x for x in lines if x.startswith("Error:")]
+    # After "Totals:": the command names, two rows of percentages, and
+    # the counts.
+    totals = []
+    if "Totals:" in lines:
+        for x in lines[lines.index("Totals:") + 1:]:
+            v = x.split()
+            if v and all(t.isdigit() for t in v):
+                totals = v
+                break
+    cmds = sum(int(v) for v in totals)
+    # imaptest's last "ms/cmd avg" row: mean latency per command.
+    lat = [x for x in lines if "ms/cmd avg" in x]
+    if os.environ.get("STRESS_SHOW"):
+        print(out[-2500:])
+    print("%-20s %9.0f cmd/s  %5d errors  %s" % (
+        name, cmds / SECS, len(errors), lat[-1].strip() if lat else ""))
+    for e in errors[:5]:
+        print("    " + e[:160])
+    return cmds
+
+
+def main():
+    class R:
+        tmp = tempfile.mkdtemp(prefix="bench-stress.")
+    srv = dconf = None
+    try:
+        mbox = os.path.join(R.tmp, "stress.mbox")
+        make_mbox(mbox)
+        os.chmod(R.tmp, 0o755)
+        srv = MailServer(R, ["imap"], conf='''
+imap = {
+  listen = ( { port = %(imap)d; max_per_ip = 0; } );
+  commands_per_second = 0;
+  max_userip_connections = 0;
+};
+''', ports=["imap"], workers=2)
+        for i in range(1, USERS + 1):
+            srv.add_user("stress%d@example.org" % i, PASSWORD)
+        srv.start()
+        users = os.path.join(srv.dir, "etc", "users")
+        print("== imaptest stress: %d clients, %d users, %d s each; "
+              "argon2id t=1 m=8M for both" % (CLIENTS, USERS, SECS),
+              flush=True)
+        p = summarise("postern", run_imaptest(srv.port("imap"), mbox))
+        for mode in ("stock", "performance"):
+            dport = testlib.free_port()
+            dconf = start_dovecot(R.tmp, dport, users, mode)
+            d = summarise("dovecot " + mode, run_imaptest(dport, mbox))
+            subprocess.run(["doveadm", "-c", dconf, "stop"],
+                           capture_output=True)
+            dconf = None
+            if d:
+                print("    throughput postern/dovecot %s: %.2fx"
+                      % (mode, p / d))
+    finally:
+        if srv is not None:
+            srv.stop()
+        if dconf is not None:
+            subprocess.run(["doveadm", "-c", dconf, "stop"],
+                           capture_output=True)
+        shutil.rmtree(R.tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    signal.signal(signal.SIGTERM, lambda *a: sys.exit(1))
+    main()
