@@ -10,7 +10,10 @@
  *
  * Threads: unless a member says otherwise, call it only on the event-loop
  * thread of the process (the master during init, the worker afterwards).
- * The log functions may be called from job threads too.
+ * From a job thread a module may call: the log functions; the pool
+ * functions on a pool no other thread uses meanwhile (pools have no
+ * locks: one owner at a time); and whatever member says "any thread" or
+ * "job threads".
  *
  * Phases: "init" means during the module's init callback in the master;
  * "worker" means in a worker process, from worker start on.
@@ -68,7 +71,7 @@ typedef void (*postern_watch_fn)(postern_watch_t *w, int fd,
                                  unsigned events, void *arg);
 
 /* Job callbacks.  `work` runs on a pool thread: it may block, and may call
- * only the log functions of the host.  `done` runs afterwards on the
+ * only what the "Threads" paragraph above allows a job.  `done` runs afterwards on the
  * event loop, exactly once, with cancelled = 1 if job_cancel came before
  * `work` started (then `work` never ran).  Free `arg` in `done`. */
 typedef void (*postern_job_work_fn)(void *arg);
@@ -144,7 +147,8 @@ struct postern_host {
 	 * pool_clear (keeps the first block for reuse) or pool_destroy.
 	 * Allocations are aligned for any type.  Allocation failure aborts
 	 * the process (as every allocation in posternd does): a mail server
-	 * out of memory cannot promise anything it accepted. */
+	 * out of memory cannot promise anything it accepted.  Any thread,
+	 * one thread per pool at a time. */
 	postern_pool_t *(*pool_create)(size_t block_size);
 	void *(*pool_alloc)(postern_pool_t *p, size_t n);    /* zeroed */
 	char *(*pool_strndup)(postern_pool_t *p, const char *s, size_t n);

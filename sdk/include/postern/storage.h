@@ -15,9 +15,21 @@
  * session keeps at most one job on a given store or mailbox handle at a
  * time, so a handle is never used by two threads at once; different
  * handles are used concurrently, so a backend's shared state must be
- * thread-safe.  The few operations marked "loop" are memory-only (or
- * register a watch) and are called on the event loop, while no job is
- * using that mailbox.
+ * thread-safe.
+ *
+ * Which thread calls what, once and for all:
+ *  - "Blocking": only on a job thread, one job per handle at a time.
+ *  - "Memory": status, count, message, seq_of_uid read the view in
+ *    memory and never wait.  They are called by whoever holds the
+ *    mailbox at that moment: the loop while no job uses the mailbox, or
+ *    the one job that uses it (a FETCH step formats from the view on
+ *    its job).  Never by two threads at once.
+ *  - "Loop": watch, sync_needed and msg_open_nowait, and only while no
+ *    job uses the mailbox: they touch the process's change
+ *    notifications, which live on the loop, and never wait.
+ * A protocol answers a command on the loop, with no job, only through
+ * "memory" and "loop" calls (IMAP: NOOP with nothing new, FETCH of
+ * index items, FETCH of one small message the page cache holds).
  *
  * Views.  An open mailbox is a view: a numbered list of messages
  * (sequence number = index + 1) that changes only when the session asks:
@@ -301,15 +313,15 @@ struct postern_storage {
 	/* Blocking, so on a job thread: remove a watch first (watch with
 	 * `changed` NULL, on the loop), as a watch lives on the loop. */
 	void (*close)(postern_mailbox_t *mb);
-	/* The view's state now.  Loop. */
+	/* The view's state now.  Memory. */
 	void (*status)(postern_mailbox_t *mb,
 	               struct postern_mailbox_status *out);
 	/* Number of messages in the view, and one of them (seq 1..count;
-	 * NULL outside).  Loop. */
+	 * NULL outside).  Memory. */
 	uint32_t (*count)(postern_mailbox_t *mb);
 	const struct postern_message_info *(*message)(postern_mailbox_t *mb,
 	                                              uint32_t seq);
-	/* The sequence number of `uid`, or 0.  Loop. */
+	/* The sequence number of `uid`, or 0.  Memory. */
 	uint32_t (*seq_of_uid)(postern_mailbox_t *mb, uint32_t uid);
 	/* Brings in other sessions' changes (POSTERN_SYNC_* flags); `out`
 	 * from `pool`.  Blocking. */
