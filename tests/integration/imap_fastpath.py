@@ -133,17 +133,21 @@ def test_loop_content_is_the_message(runner):
     deliver(srv, USER, bare, folder="Content")
     m = login(srv)
     m.select("Content")
+    # Which is which: the order of two deliveries in one second is the
+    # order of their names.
+    typ, data = m.fetch("1", "(BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
+    first_is_crlf = b"crlf body" in data[0][1]
+    want = {1 if first_is_crlf else 2: crlf,
+            2 if first_is_crlf else 1: bare.replace(b"\n", b"\r\n")}
     for round_ in range(3):      # the first read may go through a job
-        typ, data = m.fetch("1", "(BODY.PEEK[])")
-        assert typ == "OK" and data[0][1] == crlf, data
-        typ, data = m.fetch("2", "(BODY.PEEK[] RFC822.SIZE)")
-        assert typ == "OK", data
-        want = bare.replace(b"\n", b"\r\n")
-        assert data[0][1] == want, (len(data[0][1]), len(want))
-        assert b"RFC822.SIZE %d" % len(want) in data[0][0] + data[1], data
-        typ, data = m.fetch("2", "(BODY.PEEK[TEXT]<10.20>)")
-        assert typ == "OK" and data[0][1] == want[want.index(
-            b"\r\n\r\n") + 4 + 10:][:20], data
+        for seq, body in want.items():
+            typ, data = m.fetch(str(seq), "(BODY.PEEK[] RFC822.SIZE)")
+            assert typ == "OK" and data[0][1] == body, (seq, data)
+            assert b"RFC822.SIZE %d" % len(body) in data[0][0] + data[1], \
+                data
+            typ, data = m.fetch(str(seq), "(BODY.PEEK[TEXT]<10.20>)")
+            text = body[body.index(b"\r\n\r\n") + 4:]
+            assert typ == "OK" and data[0][1] == text[10:30], data
     # Not PEEK: \Seen is set, which needs the store (a job).
     typ, data = m.fetch("1", "(BODY[] FLAGS)")
     assert typ == "OK" and b"\\Seen" in b" ".join(
