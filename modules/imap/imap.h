@@ -159,7 +159,8 @@ struct imap_session {
 	int readonly;
 	uint32_t nkeywords_sent;      /* keywords announced in FLAGS */
 
-	int watched;                  /* the store tells of changes to mb */
+	int watched;                  /* the store tells of changes to mb:
+	                                 1 yes, 0 not asked, -1 refused */
 
 	/* IDLE. */
 	int idling;
@@ -239,8 +240,9 @@ void imap_job_run_here(struct imap_job *j, void (*work)(struct imap_job *),
 /* 1 when the view is known to be current: nothing another session or a
  * delivery did is waiting for a sync, and nothing is owed the client. */
 int imap_view_current(struct imap_session *s);
-/* Watching the selected mailbox, from SELECT until it is handed to a
- * job to be closed (the watch lives on the loop). */
+/* Watching the selected mailbox, from the first command that asks
+ * whether the view is current (or IDLE) until the mailbox is handed to
+ * a job to be closed (the watch lives on the loop). */
 void imap_watch_selected(struct imap_session *s);
 void imap_unwatch_selected(struct imap_session *s);
 void imap_job_run(struct imap_job *j, void (*work)(struct imap_job *),

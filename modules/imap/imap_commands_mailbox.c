@@ -923,7 +923,6 @@ select_done(struct imap_job *j)
 		return;
 	}
 	s->state = IMAP_SELECTED;
-	imap_watch_selected(s);
 	imap_reply(s, j->tag, "OK", "[%s] %s completed",
 	           a->readonly ? "READ-ONLY" : "READ-WRITE",
 	           a->readonly ? "EXAMINE" : "SELECT");

@@ -367,11 +367,22 @@ store_sync_needed(postern_mailbox_t *mb)
 	return imap_storage->sync_needed(mb);
 }
 
+/* The watch starts with the first command that could use it, not with
+ * SELECT: adding one walks the directory's cached entries (0.7 ms for
+ * 10,000 messages), which a session that selects, fetches once and
+ * leaves (webmail) would pay for nothing.  That command syncs on a job
+ * as before; the watch is in place before its sync begins, so from the
+ * next command on the view knows whether it is current. */
 int
 imap_view_current(struct imap_session *s)
 {
-	return s->mb != NULL && s->watched && !s->condstore_announce &&
-	       store_sync_needed(s->mb) == 0;
+	if (s->mb == NULL)
+		return 0;
+	if (s->watched != 1) {
+		imap_watch_selected(s);
+		return 0;
+	}
+	return !s->condstore_announce && store_sync_needed(s->mb) == 0;
 }
 
 static void idle_changed(void *arg);
@@ -380,14 +391,15 @@ void
 imap_watch_selected(struct imap_session *s)
 {
 	/* Without a watch every command syncs on a job, and IDLE polls. */
-	if (s->mb != NULL && !s->watched)
-		s->watched = imap_storage->watch(s->mb, idle_changed, s) == 0;
+	if (s->mb != NULL && s->watched == 0)
+		s->watched = imap_storage->watch(s->mb, idle_changed, s) == 0
+		             ? 1 : -1;
 }
 
 void
 imap_unwatch_selected(struct imap_session *s)
 {
-	if (s->mb != NULL && s->watched)
+	if (s->mb != NULL && s->watched == 1)
 		imap_storage->watch(s->mb, NULL, NULL);
 	s->watched = 0;
 }
@@ -808,7 +820,7 @@ imap_cmd_idle(struct imap_cmd *c)
 	imap_host->conn_printf(s->conn, "+ idling\r\n");
 	if (s->mb != NULL) {
 		imap_watch_selected(s);
-		if (!s->watched) {
+		if (s->watched != 1) {
 			/* The storage said why, once per process. */
 			imap_host->conn_log(s->conn, POSTERN_LOG_DEBUG,
 			                    "IDLE: cannot watch the mailbox "
