@@ -68,6 +68,7 @@ struct md_state {
 	 * next refresh reads only the log's new entries (maildir_index.c). */
 	int loaded;           /* in step with the files as of log_size */
 	uint64_t idx_dev, idx_ino; /* the index file's identity */
+	int64_t idx_ctime;    /* its ctime (ns) when read or written whole */
 	uint64_t log_ino;     /* the log's inode; 0: none seen */
 	uint32_t log_last_sum; /* checksum of the COMMIT ending log_size */
 	uint64_t gen;         /* new (md_state_gen) whenever the records may
@@ -185,6 +186,14 @@ int md_refresh(const char *dir, struct md_state *s, unsigned how);
  * grew too large or the state was rebuilt. */
 int md_index_write(const char *dir, struct md_state *s);
 void md_state_free(struct md_state *s);
+/* A closed view's state, kept for the next open of the same mailbox in
+ * this process, which then reads only what changed since (the index
+ * and the log are checked as for any kept state).  park takes *s (or
+ * frees it) and leaves it empty; adopt fills an empty *s when a state
+ * of `dir` is parked.  Any thread. */
+void md_state_park(const char *dir, struct md_state *s);
+void md_state_adopt(const char *dir, struct md_state *s);
+void md_state_parked_free(void);
 /* A number no state had before (process-wide, never reused). */
 uint64_t md_state_gen(void);
 /* Adds a record for the new file `name`; returns it (valid until the

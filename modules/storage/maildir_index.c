@@ -26,6 +26,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <pthread.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -202,6 +203,23 @@ md_unlock(int fd)
 
 /* ---- state ------------------------------------------------------------ */
 
+static int64_t
+stat_ctime(const struct stat *sb)
+{
+	return (int64_t)sb->st_ctim.tv_sec * 1000000000 + sb->st_ctim.tv_nsec;
+}
+
+/* The index file's ctime (ns), -1 without one. */
+static int64_t
+index_ctime(const char *dir)
+{
+	char path[4096];
+	struct stat sb;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, MD_INDEX);
+	return stat(path, &sb) == 0 ? stat_ctime(&sb) : -1;
+}
+
 uint64_t
 md_state_gen(void)
 {
@@ -223,6 +241,126 @@ md_state_free(struct md_state *s)
 	free(s->recs);
 	free(s->gone);
 	memset(s, 0, sizeof(*s));
+}
+
+/* ---- parked states ------------------------------------------------------ */
+
+/* SELECT of a 10,000-message mailbox read and checked its 1 MB index
+ * every time; a state kept from the last close makes the next open a
+ * log replay.  Bounded by count and by records, oldest out first.
+ *
+ * A parked state is adopted only while its index file is untouched
+ * since the state read or wrote it whole: a change by anyone changes the
+ * ctime, and then the next open reads and checks the whole file, as it
+ * would without parking (a byte damaged in place is found there).  File
+ * times are coarse (a few ms), so an index changed less than a second
+ * before the close is not trusted to show a later change: its state is
+ * not parked (git's "racy" entries, the same way). */
+#define PARK_MAX 16
+#define PARK_MAX_RECS 400000u
+
+static struct {
+	pthread_mutex_t mu;
+	struct { char *dir; struct md_state s; uint64_t when; } e[PARK_MAX];
+	uint32_t recs;
+	uint64_t clock;
+} park = { .mu = PTHREAD_MUTEX_INITIALIZER };
+
+static void
+park_drop(int i)
+{
+	park.recs -= park.e[i].s.nrec;
+	md_state_free(&park.e[i].s);
+	free(park.e[i].dir);
+	park.e[i].dir = NULL;
+}
+
+/* The slot for a new entry: a free one, else the oldest emptied. */
+static int
+park_slot(void)
+{
+	int i, old = 0;
+
+	for (i = 0; i < PARK_MAX; i++) {
+		if (park.e[i].dir == NULL)
+			return i;
+		if (park.e[i].when < park.e[old].when)
+			old = i;
+	}
+	park_drop(old);
+	return old;
+}
+
+void
+md_state_park(const char *dir, struct md_state *s)
+{
+	struct timespec now;
+	char *copy;
+	int i;
+
+	clock_gettime(CLOCK_REALTIME, &now);
+	if (!s->loaded || s->dirty || s->nrec > PARK_MAX_RECS / 2 ||
+	    s->idx_ctime <= 0 || index_ctime(dir) != s->idx_ctime ||
+	    (int64_t)now.tv_sec * 1000000000 + now.tv_nsec - s->idx_ctime <
+	    1000000000 || (copy = strdup(dir)) == NULL) {
+		md_state_free(s);
+		return;
+	}
+	pthread_mutex_lock(&park.mu);
+	for (i = 0; i < PARK_MAX; i++)
+		if (park.e[i].dir != NULL && strcmp(park.e[i].dir, dir) == 0)
+			park_drop(i);
+	while (park.recs + s->nrec > PARK_MAX_RECS) {
+		int old = -1;
+		for (i = 0; i < PARK_MAX; i++)
+			if (park.e[i].dir != NULL &&
+			    (old < 0 || park.e[i].when < park.e[old].when))
+				old = i;
+		park_drop(old);
+	}
+	i = park_slot();
+	park.e[i].dir = copy;
+	park.e[i].s = *s;
+	park.e[i].when = ++park.clock;
+	park.recs += s->nrec;
+	pthread_mutex_unlock(&park.mu);
+	memset(s, 0, sizeof(*s));
+}
+
+void
+md_state_adopt(const char *dir, struct md_state *s)
+{
+	int64_t ctime = index_ctime(dir);
+	int i;
+
+	pthread_mutex_lock(&park.mu);
+	for (i = 0; i < PARK_MAX; i++) {
+		if (park.e[i].dir == NULL || strcmp(park.e[i].dir, dir) != 0)
+			continue;
+		if (park.e[i].s.idx_ctime != ctime) {
+			park_drop(i);
+			break;
+		}
+		*s = park.e[i].s;
+		park.recs -= s->nrec;
+		memset(&park.e[i].s, 0, sizeof(park.e[i].s));
+		free(park.e[i].dir);
+		park.e[i].dir = NULL;
+		break;
+	}
+	pthread_mutex_unlock(&park.mu);
+}
+
+void
+md_state_parked_free(void)
+{
+	int i;
+
+	pthread_mutex_lock(&park.mu);
+	for (i = 0; i < PARK_MAX; i++)
+		if (park.e[i].dir != NULL)
+			park_drop(i);
+	pthread_mutex_unlock(&park.mu);
 }
 
 static void
@@ -417,6 +555,9 @@ index_write_whole(const char *dir, struct md_state *s)
 		s->idx_sum = h.checksum;
 		s->idx_dev = (uint64_t)sb.st_dev;
 		s->idx_ino = (uint64_t)sb.st_ino;
+		/* The rename may change the ctime: the file's, after it
+		 * (under the lock, so no one else has written it since). */
+		s->idx_ctime = index_ctime(dir);
 		s->log_size = 0;
 		s->log_ino = 0;
 	}
@@ -1069,6 +1210,7 @@ index_read(const char *dir, struct md_state *s)
 		s->idx_sum = h.checksum;
 		s->idx_dev = (uint64_t)sb.st_dev;
 		s->idx_ino = (uint64_t)sb.st_ino;
+		s->idx_ctime = stat_ctime(&sb);
 		s->gen = md_state_gen();
 		if (!state_consistent(s)) {
 			md_log(POSTERN_LOG_WARNING, "%s: a record's UID is not "

@@ -224,7 +224,7 @@ md_close(postern_mailbox_t *mb)
 			merge_hdr_sizes(mb, &mb->state);
 		md_unlock(lk);
 	}
-	md_state_free(&mb->state);
+	md_state_park(mb->dir, &mb->state);
 	md_watch(mb, NULL, NULL);
 	md_cache_free(mb);
 	if (mb->exclfd >= 0)
@@ -261,6 +261,7 @@ md_open(postern_store_t *st, const char *name, unsigned mode,
 	}
 	if ((mode & POSTERN_OPEN_EXCLUSIVE) && excl_lock(mb, err) < 0)
 		goto fail;
+	md_state_adopt(mb->dir, &mb->state);
 	if (view_load(mb, err) < 0)
 		goto fail;
 	*out = mb;

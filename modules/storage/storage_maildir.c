@@ -175,6 +175,19 @@ static const struct postern_storage md_table = {
 	.msg_open_nowait = md_msg_open_nowait,
 };
 
+/* The loop has ended: no job opens or closes a view any more. */
+static void
+md_worker_exit(void *arg)
+{
+	(void)arg;
+	md_state_parked_free();
+}
+
+static const struct postern_worker_ops md_worker_ops = {
+	.size = sizeof(struct postern_worker_ops),
+	.exit = md_worker_exit,
+};
+
 static int
 md_init(const struct postern_host *h, postern_module_t *m)
 {
@@ -187,6 +200,8 @@ md_init(const struct postern_host *h, postern_module_t *m)
 		             "location must not be empty");
 		return -1;
 	}
+	if (h->worker_ops(m, &md_worker_ops, NULL) < 0)
+		return -1;
 	return h->service_publish(m, POSTERN_STORAGE_SERVICE,
 	                          POSTERN_STORAGE_MAJOR, POSTERN_STORAGE_MINOR,
 	                          &md_table);

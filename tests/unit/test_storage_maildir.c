@@ -2259,6 +2259,62 @@ test_view_reads_tail_only(void)
 	S->store_close(st);
 }
 
+/* A closed view's state is kept for the next open in the process: what
+ * another handle did meanwhile shows, and an index damaged in place
+ * after the close (same size, new ctime) is read and checked whole. */
+static void
+test_view_parked_state(void)
+{
+	struct postern_storage_err err;
+	postern_mailbox_t *mb;
+	postern_store_t *st, *st2;
+	struct stat ix;
+	struct tuser t;
+	char path[1024], x = 'X';
+	int fd;
+
+	make_user(&t, "viewpark");
+	st = open_store(&t);
+	st2 = open_store(&t);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(st);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(st2);
+	append(st, "INBOX", "Subject: 1\r\n\r\nx\r\n", 0, NULL, 0, 0);
+	append(st, "INBOX", "Subject: 2\r\n\r\nx\r\n", 0, NULL, 0, 0);
+	mb = open_box(st, "INBOX", 0);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(mb);
+	CU_ASSERT_EQUAL(S->count(mb), 2);
+	/* An index younger than a second is not trusted to show a change
+	 * by its ctime: wait, so the close parks the state. */
+	sleep(1);
+	usleep(100000);
+	S->close(mb);
+	append(st2, "INBOX", "Subject: 3\r\n\r\nx\r\n", 0, NULL, 0, 0);
+	/* Read-only: \Recent stays, so the index is not rewritten and the
+	 * state is parked again at the close. */
+	mb = open_box(st, "INBOX", POSTERN_OPEN_READONLY);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(mb);
+	CU_ASSERT_EQUAL(S->count(mb), 3);
+	CU_ASSERT_EQUAL(uid_at(mb, 3), 3);
+	S->close(mb);
+	/* Damage after the close: the next open must not trust its parked
+	 * state. */
+	path_of(path, sizeof(path), t.maildir, "postern.index");
+	stat_of(&t, "postern.index", &ix);
+	fd = open(path, O_WRONLY);
+	CU_ASSERT_FATAL(fd >= 0);
+	CU_ASSERT_EQUAL(pwrite(fd, &x, 1, ix.st_size - 1), 1);
+	close(fd);
+	modlog[0] = '\0';
+	mb = open_box(st, "INBOX", 0);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(mb);
+	CU_ASSERT_PTR_NOT_NULL(strstr(modlog, "corrupt"));
+	CU_ASSERT_EQUAL(S->count(mb), 3);
+	S->close(mb);
+	(void)err;
+	S->store_close(st2);
+	S->store_close(st);
+}
+
 /* Two views (two store handles) take turns at 1000 operations; after
  * each, the view that acted shows what a fresh view shows. */
 static void
@@ -2531,6 +2587,8 @@ static CU_TestInfo maildir_tests[] = {
 	  test_view_log_cut },
 	{ "view: a sync with nothing new reads only the log's tail",
 	  test_view_reads_tail_only },
+	{ "view: a closed view's state kept for the next open",
+	  test_view_parked_state },
 	{ "view: two views, 1000 operations, each checked",
 	  test_view_alternating },
 	{ "store handle: saves between another's changes",
