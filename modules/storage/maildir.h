@@ -186,13 +186,16 @@ int md_refresh(const char *dir, struct md_state *s, unsigned how);
  * grew too large or the state was rebuilt. */
 int md_index_write(const char *dir, struct md_state *s);
 void md_state_free(struct md_state *s);
-/* A closed view's state, kept for the next open of the same mailbox in
- * this process, which then reads only what changed since (the index
- * and the log are checked as for any kept state).  park takes *s (or
- * frees it) and leaves it empty; adopt fills an empty *s when a state
- * of `dir` is parked.  Any thread. */
-void md_state_park(const char *dir, struct md_state *s);
-void md_state_adopt(const char *dir, struct md_state *s);
+/* A closed view's state and records, kept for the next open of the
+ * same mailbox in this process, which then reads only what changed
+ * since (the index and the log are checked as for any kept state) and
+ * reuses the records' memory and names.  park takes *s and *recs (or
+ * frees them) and leaves them empty; adopt fills empty ones when `dir`
+ * is parked.  Any thread. */
+struct md_vrecs;
+void md_vrecs_free(struct md_vrecs *r);
+void md_state_park(const char *dir, struct md_state *s, struct md_vrecs *r);
+void md_state_adopt(const char *dir, struct md_state *s, struct md_vrecs *r);
 void md_state_parked_free(void);
 /* A number no state had before (process-wide, never reused). */
 uint64_t md_state_gen(void);
@@ -300,6 +303,12 @@ struct md_vrec {
 	char *name;
 	int recent;
 	int expunged;
+};
+
+/* A closed view's records (see md_state_park). */
+struct md_vrecs {
+	struct md_vrec *v;
+	uint32_t n, cap;
 };
 
 struct md_cache;

@@ -261,16 +261,33 @@ md_state_free(struct md_state *s)
 
 static struct {
 	pthread_mutex_t mu;
-	struct { char *dir; struct md_state s; uint64_t when; } e[PARK_MAX];
+	struct {
+		char *dir;
+		struct md_state s;
+		struct md_vrecs r;
+		uint64_t when;
+	} e[PARK_MAX];
 	uint32_t recs;
 	uint64_t clock;
 } park = { .mu = PTHREAD_MUTEX_INITIALIZER };
 
+void
+md_vrecs_free(struct md_vrecs *r)
+{
+	uint32_t i;
+
+	for (i = 0; i < r->n; i++)
+		free(r->v[i].name);
+	free(r->v);
+	memset(r, 0, sizeof(*r));
+}
+
 static void
 park_drop(int i)
 {
-	park.recs -= park.e[i].s.nrec;
+	park.recs -= park.e[i].s.nrec + park.e[i].r.n;
 	md_state_free(&park.e[i].s);
+	md_vrecs_free(&park.e[i].r);
 	free(park.e[i].dir);
 	park.e[i].dir = NULL;
 }
@@ -292,25 +309,26 @@ park_slot(void)
 }
 
 void
-md_state_park(const char *dir, struct md_state *s)
+md_state_park(const char *dir, struct md_state *s, struct md_vrecs *r)
 {
 	struct timespec now;
 	char *copy;
 	int i;
 
 	clock_gettime(CLOCK_REALTIME, &now);
-	if (!s->loaded || s->dirty || s->nrec > PARK_MAX_RECS / 2 ||
+	if (!s->loaded || s->dirty || s->nrec + r->n > PARK_MAX_RECS / 2 ||
 	    s->idx_ctime <= 0 || index_ctime(dir) != s->idx_ctime ||
 	    (int64_t)now.tv_sec * 1000000000 + now.tv_nsec - s->idx_ctime <
 	    1000000000 || (copy = strdup(dir)) == NULL) {
 		md_state_free(s);
+		md_vrecs_free(r);
 		return;
 	}
 	pthread_mutex_lock(&park.mu);
 	for (i = 0; i < PARK_MAX; i++)
 		if (park.e[i].dir != NULL && strcmp(park.e[i].dir, dir) == 0)
 			park_drop(i);
-	while (park.recs + s->nrec > PARK_MAX_RECS) {
+	while (park.recs + s->nrec + r->n > PARK_MAX_RECS && park.recs > 0) {
 		int old = -1;
 		for (i = 0; i < PARK_MAX; i++)
 			if (park.e[i].dir != NULL &&
@@ -321,14 +339,16 @@ md_state_park(const char *dir, struct md_state *s)
 	i = park_slot();
 	park.e[i].dir = copy;
 	park.e[i].s = *s;
+	park.e[i].r = *r;
 	park.e[i].when = ++park.clock;
-	park.recs += s->nrec;
+	park.recs += s->nrec + r->n;
 	pthread_mutex_unlock(&park.mu);
 	memset(s, 0, sizeof(*s));
+	memset(r, 0, sizeof(*r));
 }
 
 void
-md_state_adopt(const char *dir, struct md_state *s)
+md_state_adopt(const char *dir, struct md_state *s, struct md_vrecs *r)
 {
 	int64_t ctime = index_ctime(dir);
 	int i;
@@ -342,8 +362,10 @@ md_state_adopt(const char *dir, struct md_state *s)
 			break;
 		}
 		*s = park.e[i].s;
-		park.recs -= s->nrec;
+		*r = park.e[i].r;
+		park.recs -= s->nrec + r->n;
 		memset(&park.e[i].s, 0, sizeof(park.e[i].s));
+		memset(&park.e[i].r, 0, sizeof(park.e[i].r));
 		free(park.e[i].dir);
 		park.e[i].dir = NULL;
 		break;

@@ -187,27 +187,107 @@ excl_lock(postern_mailbox_t *mb, struct postern_storage_err *err)
 	return 0;
 }
 
+/* 1 when the parked records can become the view of `s` in place: each
+ * of the state's records up to the old last UID is among them (new
+ * messages only come after it), so the merge in view_reuse never writes
+ * over a record it has not read yet. */
 static int
-view_load(postern_mailbox_t *mb, struct postern_storage_err *err)
+reusable(const struct md_vrecs *old, const struct md_state *s)
+{
+	uint32_t i, k = 0, last;
+
+	if (old->v == NULL || old->n == 0)
+		return 0;
+	last = old->v[old->n - 1].r.uid;
+	for (i = 0; i < s->nrec && s->recs[i].uid <= last; i++) {
+		while (k < old->n && old->v[k].r.uid < s->recs[i].uid)
+			k++;
+		if (k == old->n || old->v[k].r.uid != s->recs[i].uid)
+			return 0;
+		k++;
+	}
+	return 1;
+}
+
+/* The view from the parked records: their memory (already touched: no
+ * page faults) and their names where the file kept its name. */
+static int
+view_reuse(postern_mailbox_t *mb, struct md_vrecs *old)
+{
+	const struct md_state *s = &mb->state;
+	struct md_vrec *v;
+	uint32_t i, k = 0, cap = old->cap;
+	char *name;
+
+	if (cap < s->nrec + 1) {
+		if ((v = realloc(old->v, (s->nrec + 1) * sizeof(*v))) == NULL)
+			return -1;
+		old->v = v;
+		cap = s->nrec + 1;
+	}
+	v = old->v;
+	for (i = 0; i < s->nrec; i++) {
+		while (k < old->n && v[k].r.uid < s->recs[i].uid) {
+			free(v[k].name);
+			v[k++].name = NULL;
+		}
+		name = NULL;
+		if (k < old->n && v[k].r.uid == s->recs[i].uid) {
+			name = v[k].name;
+			v[k++].name = NULL;
+			if (strcmp(name, s->names[i]) != 0) {
+				free(name);
+				name = NULL;
+			}
+		}
+		if (name == NULL && (name = strdup(s->names[i])) == NULL)
+			break;
+		memset(&v[i], 0, sizeof(v[i]));
+		v[i].r = s->recs[i];
+		v[i].name = name;
+	}
+	for (; k < old->n; k++)
+		free(v[k].name);
+	mb->v = v;
+	mb->n = i;
+	mb->cap = cap;
+	memset(old, 0, sizeof(*old));
+	return i == s->nrec ? 0 : -1;
+}
+
+static int
+view_load(postern_mailbox_t *mb, struct md_vrecs *old,
+          struct postern_storage_err *err)
 {
 	const struct md_state *s = &mb->state;
 	uint32_t recent, i;
 	int lk, rc = -1;
 
-	if ((lk = view_begin(mb, &recent, err)) < 0)
+	if ((lk = view_begin(mb, &recent, err)) < 0) {
+		md_vrecs_free(old);
 		return -1;
-	if ((mb->v = calloc(s->nrec + 1, sizeof(*mb->v))) == NULL)
+	}
+	if (reusable(old, s)) {
+		rc = view_reuse(mb, old);
+		for (i = 0; i < mb->n; i++) {
+			mb->v[i].recent = s->recs[i].uid >= recent;
+			mb->nrecent += mb->v[i].recent;
+		}
+		if (rc < 0)
+			md_err(err, POSTERN_SE_TEMP, "out of memory");
+	} else if ((mb->v = calloc(s->nrec + 1, sizeof(*mb->v))) == NULL) {
 		md_err(err, POSTERN_SE_TEMP, "out of memory");
-	else {
+	} else {
 		for (rc = 0, i = 0; rc == 0 && i < s->nrec; i++, mb->n++) {
 			rc = vrec_set(&mb->v[i], &s->recs[i], s->names[i]);
 			mb->v[i].recent = s->recs[i].uid >= recent;
 			mb->nrecent += mb->v[i].recent;
 		}
 		mb->cap = s->nrec + 1;
-		mb->state_gen = s->gen;
 	}
+	mb->state_gen = s->gen;
 	md_unlock(lk);
+	md_vrecs_free(old);
 	return rc;
 }
 
@@ -224,11 +304,18 @@ md_close(postern_mailbox_t *mb)
 			merge_hdr_sizes(mb, &mb->state);
 		md_unlock(lk);
 	}
-	md_state_park(mb->dir, &mb->state);
 	md_watch(mb, NULL, NULL);
 	md_cache_free(mb);
 	if (mb->exclfd >= 0)
 		close(mb->exclfd);
+	if (mb->dir != NULL) {
+		struct md_vrecs recs = { mb->v, mb->n, mb->cap };
+
+		mb->v = NULL;
+		mb->n = mb->cap = 0;
+		md_state_park(mb->dir, &mb->state, &recs);
+	}
+	md_state_free(&mb->state);
 	view_free_recs(mb);
 	for (i = 0; i < mb->nkw; i++)
 		free(mb->kwnames[i]);
@@ -240,6 +327,7 @@ int
 md_open(postern_store_t *st, const char *name, unsigned mode,
         postern_mailbox_t **out, struct postern_storage_err *err)
 {
+	struct md_vrecs old = { 0 };
 	postern_mailbox_t *mb;
 	char path[4200];
 	struct stat sb;
@@ -261,8 +349,8 @@ md_open(postern_store_t *st, const char *name, unsigned mode,
 	}
 	if ((mode & POSTERN_OPEN_EXCLUSIVE) && excl_lock(mb, err) < 0)
 		goto fail;
-	md_state_adopt(mb->dir, &mb->state);
-	if (view_load(mb, err) < 0)
+	md_state_adopt(mb->dir, &mb->state, &old);
+	if (view_load(mb, &old, err) < 0)
 		goto fail;
 	*out = mb;
 	return 0;
