@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
 #include <unistd.h>
 #include <netinet/in.h>
 
@@ -380,4 +381,98 @@ metrics_http_forget(void)
 		close(srv.fd);
 	memset(&srv, 0, sizeof(srv));
 	srv.fd = -1;
+}
+
+/* ---- the client ------------------------------------------------------- */
+
+/* Waits for `events` on fd until `deadline` (loop_clock_ms); -1 at the
+ * deadline. */
+static int
+wait_fd(int fd, short events, uint64_t deadline)
+{
+	struct pollfd p = { .fd = fd, .events = events };
+	uint64_t now;
+	int rc;
+
+	for (;;) {
+		now = loop_clock_ms();
+		if (now >= deadline)
+			return -1;
+		rc = poll(&p, 1, (int)(deadline - now));
+		if (rc > 0)
+			return 0;
+		if (rc < 0 && errno != EINTR)
+			return -1;
+	}
+}
+
+static int
+fetch_response(int fd, uint64_t deadline, char **resp, size_t *rlen)
+{
+	size_t cap = 65536;
+	char *buf = xmalloc(cap);
+	ssize_t n;
+
+	*rlen = 0;
+	for (;;) {
+		if (*rlen + 1 == cap)
+			buf = xrealloc(buf, cap *= 2);
+		if (wait_fd(fd, POLLIN, deadline) < 0) {
+			free(buf);
+			return -1;
+		}
+		n = read(fd, buf + *rlen, cap - 1 - *rlen);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			free(buf);
+			return -1;
+		}
+		if (n == 0)
+			break;
+		*rlen += (size_t)n;
+	}
+	buf[*rlen] = '\0';
+	*resp = buf;
+	return 0;
+}
+
+int
+metrics_http_fetch(const char *text, unsigned timeout_ms, char **body,
+                   char *why, size_t len)
+{
+	static const char req[] = "GET /metrics HTTP/1.0\r\n\r\n";
+	uint64_t deadline = loop_clock_ms() + timeout_ms;
+	struct sockaddr_storage ss;
+	socklen_t sslen;
+	char *resp = NULL, *start;
+	size_t rlen;
+	int fd;
+
+	if (metrics_http_parse(text, 1, &ss, &sslen, why, len) < 0)
+		return -1;
+	errno = 0;
+	fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
+	            0);
+	if (fd < 0 || ((connect(fd, (struct sockaddr *)&ss, sslen) < 0 &&
+	    errno != EINPROGRESS)) || wait_fd(fd, POLLOUT, deadline) < 0 ||
+	    write(fd, req, sizeof(req) - 1) != (ssize_t)sizeof(req) - 1 ||
+	    fetch_response(fd, deadline, &resp, &rlen) < 0) {
+		snprintf(why, len, "http://%s/metrics: %s", text,
+		         errno != 0 ? strerror(errno) : "timed out");
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	close(fd);
+	start = strstr(resp, "\r\n\r\n");
+	if (strncmp(resp, "HTTP/1.0 200 ", 13) != 0 || start == NULL) {
+		snprintf(why, len, "http://%s/metrics: answered %.40s", text,
+		         strtok(resp, "\r\n") != NULL ? resp : "nothing");
+		free(resp);
+		return -1;
+	}
+	*body = xstrdup(start + 4);
+	free(resp);
+	return 0;
 }

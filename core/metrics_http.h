@@ -45,6 +45,12 @@ void metrics_http_stop(void);
  * without touching the master's loop (shared across the fork). */
 void metrics_http_forget(void);
 
+/* The client side, for posternctl stats: GETs /metrics from `text` (an
+ * address as metrics_listen) within `timeout_ms`; the body, malloc'd
+ * into *body (caller frees).  0, or -1 with why[len] set. */
+int metrics_http_fetch(const char *text, unsigned timeout_ms, char **body,
+                       char *why, size_t len);
+
 /* What answers `req` (the request up to its blank line): the status line
  * and headers and body, malloc'd into *out (caller frees).  0, or -1
  * when out of memory.  Exposed for the tests. */
