@@ -106,13 +106,14 @@ reply(char **out, size_t *outlen, const char *status, const char *type,
 	                       "\r\n", status, type, blen);
 	size_t hl = strlen(head);
 
-	*out = malloc(hl + blen);
+	*out = malloc(hl + blen + 1); /* NUL-terminated, for the tests */
 	if (*out == NULL) {
 		free(head);
 		return -1;
 	}
 	memcpy(*out, head, hl);
 	memcpy(*out + hl, body, blen);
+	(*out)[hl + blen] = '\0';
 	*outlen = hl + blen;
 	free(head);
 	return 0;

@@ -52,7 +52,8 @@ int metrics_http_fetch(const char *text, unsigned timeout_ms, char **body,
                        char *why, size_t len);
 
 /* What answers `req` (the request up to its blank line): the status line
- * and headers and body, malloc'd into *out (caller frees).  0, or -1
+ * and headers and body, malloc'd into *out (caller frees; NUL after
+ * *outlen bytes).  0, or -1
  * when out of memory.  Exposed for the tests. */
 int metrics_http_answer(const char *req, size_t len, const pid_t *pids,
                         unsigned npids, char **out, size_t *outlen);
