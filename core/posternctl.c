@@ -11,6 +11,9 @@
  * ps): they are read from the terminal without echo, twice, or as one
  * line from standard input with --password-stdin.
  *
+ * `stats` asks the running server instead: it fetches GET /metrics from
+ * the configuration's metrics_listen.
+ *
  * Exit status: 0 done, 1 an error (the message says what and where),
  * 2 bad usage.
  */
