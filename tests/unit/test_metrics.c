@@ -156,7 +156,18 @@ answer(const char *req)
 static void
 test_http_answers(void)
 {
+	static const struct {
+		const char *req, *status;
+	} cases[] = {
+		{ "GET /metrics?x=1 HTTP/1.0\n\n", "HTTP/1.0 200 " },
+		{ "GET / HTTP/1.0\r\n\r\n", "HTTP/1.0 404 " },
+		{ "GET /metricsx HTTP/1.0\r\n\r\n", "HTTP/1.0 404 " },
+		{ "HEAD /metrics HTTP/1.0\r\n\r\n", "HTTP/1.0 405 " },
+		{ "GET /metrics\r\n\r\n", "HTTP/1.0 400 " },
+		{ "\r\n\r\n", "HTTP/1.0 400 " },
+	};
 	char *a;
+	size_t i;
 
 	metrics_reset();
 	metrics_register("t", "n", "h", POSTERN_METRIC_COUNTER, NULL, NULL);
@@ -167,24 +178,11 @@ test_http_answers(void)
 	    "# HELP postern_n_total h\n# TYPE postern_n_total counter\n"
 	    "postern_n_total 0\n");
 	free(a);
-	a = answer("GET /metrics?x=1 HTTP/1.0\n\n");
-	CU_ASSERT_EQUAL(strncmp(a, "HTTP/1.0 200 ", 13), 0);
-	free(a);
-	a = answer("GET / HTTP/1.0\r\n\r\n");
-	CU_ASSERT_EQUAL(strncmp(a, "HTTP/1.0 404 ", 13), 0);
-	free(a);
-	a = answer("GET /metricsx HTTP/1.0\r\n\r\n");
-	CU_ASSERT_EQUAL(strncmp(a, "HTTP/1.0 404 ", 13), 0);
-	free(a);
-	a = answer("HEAD /metrics HTTP/1.0\r\n\r\n");
-	CU_ASSERT_EQUAL(strncmp(a, "HTTP/1.0 405 ", 13), 0);
-	free(a);
-	a = answer("GET /metrics\r\n\r\n");
-	CU_ASSERT_EQUAL(strncmp(a, "HTTP/1.0 400 ", 13), 0);
-	free(a);
-	a = answer("\r\n\r\n");
-	CU_ASSERT_EQUAL(strncmp(a, "HTTP/1.0 400 ", 13), 0);
-	free(a);
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		a = answer(cases[i].req);
+		CU_ASSERT_EQUAL(strncmp(a, cases[i].status, 13), 0);
+		free(a);
+	}
 	metrics_reset();
 }
 
