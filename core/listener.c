@@ -60,23 +60,25 @@ static struct {
 static postern_metric_t *accepted;
 
 /* Connections accepted, labelled by listener name: made once every
- * module has added its listeners (more than the label's limit share
- * nothing: they are not counted). */
+ * module has added its listeners.  Listeners of one name (a module's
+ * unnamed ones take its name) share a label value; past the label's
+ * limit a name is not counted. */
 void
 listener_metrics_register(void)
 {
 	const char *names[POSTERN_METRIC_LABELS_MAX + 1];
-	size_t i, n = ls.n < POSTERN_METRIC_LABELS_MAX ? ls.n
-	                                               : POSTERN_METRIC_LABELS_MAX;
+	size_t i, k, n = 0;
 
+	for (i = 0; i < ls.n; i++) {
+		for (k = 0; k < n; k++)
+			if (strcmp(names[k], ls.items[i]->name) == 0)
+				break;
+		if (k == n && n < POSTERN_METRIC_LABELS_MAX)
+			names[n++] = ls.items[i]->name;
+		ls.items[i]->index = (unsigned)k;
+	}
 	if (n == 0)
 		return;
-	for (i = 0; i < n; i++) {
-		names[i] = ls.items[i]->name;
-		ls.items[i]->index = (unsigned)i;
-	}
-	for (; i < ls.n; i++)
-		ls.items[i]->index = POSTERN_METRIC_LABELS_MAX;
 	names[n] = NULL;
 	accepted = metrics_register("core", "connections", "connections "
 	                            "accepted, by listener",
