@@ -16,6 +16,7 @@
 
 #include "loader.h"
 #include "log.h"
+#include "metrics.h"
 #include "pool.h"
 #include "service.h"
 
@@ -70,6 +71,22 @@ push(postern_pool_t *pool, const char ***v, size_t *n, const char *p)
 	(*v)[(*n)++] = p;
 }
 
+static postern_metric_t *deliveries;
+enum { DELIVERED, DEFERRED, REFUSED };
+
+void
+deliver_metrics_register(void)
+{
+	static const char *const results[] = {
+		"delivered", "deferred", "refused", NULL,
+	};
+
+	deliveries = metrics_register("core", "local_deliveries",
+	                              "messages delivered to a local mailbox, "
+	                              "per recipient", POSTERN_METRIC_COUNTER,
+	                              "result", results);
+}
+
 /* One user: the storage error mapped to what a sender is told. */
 static void
 deliver_user(postern_module_t *m, const struct postern_user *user,
@@ -90,21 +107,26 @@ deliver_user(postern_module_t *m, const struct postern_user *user,
 		memset(&err, 0, sizeof(err));
 		rc = storage->deliver(user, mailbox, msg, &uid, &err);
 	}
-	if (rc == 0)
+	if (rc == 0) {
+		metrics_add(deliveries, DELIVERED, 1);
 		return;
+	}
 	log_write(POSTERN_LOG_ERROR, m != NULL ? m->name : NULL,
 	          "local delivery to %s failed: %s", user->name, err.text);
 	switch (err.code) {
 	case POSTERN_SE_OVERQUOTA:
 		worst(res, 452, "4.2.2 mailbox full");
+		metrics_add(deliveries, DEFERRED, 1);
 		break;
 	case POSTERN_SE_NOPERM:
 	case POSTERN_SE_CANNOT:
 	case POSTERN_SE_NOTSUPPORTED:
 		worst(res, 550, "5.2.0 mailbox cannot take the message");
+		metrics_add(deliveries, REFUSED, 1);
 		break;
 	default:
 		worst(res, 451, "4.3.0 local delivery failed, try later");
+		metrics_add(deliveries, DEFERRED, 1);
 		break;
 	}
 }

@@ -14,4 +14,7 @@ unsigned local_deliver(postern_module_t *m, const char *const *targets,
                        const char *mailbox, postern_pool_t *pool,
                        struct postern_local_result *res);
 
+/* postern_local_deliveries_total{result}; before the workers fork. */
+void deliver_metrics_register(void);
+
 #endif /* CORE_DELIVER_H */

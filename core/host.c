@@ -26,6 +26,7 @@
 #include "loader.h"
 #include "log.h"
 #include "loop.h"
+#include "metrics.h"
 #include "mime.h"
 #include "pool.h"
 #include "sasl.h"
@@ -353,6 +354,16 @@ h_rates_create(postern_module_t *m, unsigned window_ms)
 	return shared_rate_create(window_ms);
 }
 
+static postern_metric_t *
+h_metric_register(postern_module_t *m, const char *name, const char *help,
+                  unsigned kind, const char *label,
+                  const char *const *values)
+{
+	if (!init_only(m, "metric_register"))
+		return NULL;
+	return metrics_register(m->name, name, help, kind, label, values);
+}
+
 static int
 h_rates_hit(postern_rates_t *t, const void *key, size_t len, unsigned cost,
             unsigned max, unsigned *rate)
@@ -593,6 +604,9 @@ static const struct postern_host host_table_v = {
 	.dns_cancel = dns_cancel,
 	.network_parse = network_parse,
 	.network_match = network_match,
+	.metric_register = h_metric_register,
+	.metric_add = metrics_add,
+	.metric_set = metrics_set,
 };
 
 const struct postern_host *

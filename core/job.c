@@ -20,6 +20,7 @@
 
 #include "log.h"
 #include "loop.h"
+#include "metrics.h"
 #include "xalloc.h"
 
 enum job_state { JOB_QUEUED, JOB_RUNNING, JOB_FINISHED };
@@ -34,6 +35,7 @@ struct postern_job {
 	postern_job_work_fn work;
 	postern_job_done_fn done;
 	void *arg;
+	uint64_t queued_at; /* ms, loop_clock_ms */
 	struct postern_job *next;
 };
 
@@ -111,6 +113,32 @@ finish_locked(struct job_pool *p, struct postern_job *j)
 		loop_wake(p->loop);
 }
 
+static postern_metric_t *jobs_run, *jobs_waited, *jobs_queued;
+
+void
+job_metrics_register(void)
+{
+	static const char *const lanes[] = { "general", "auth", NULL };
+
+	jobs_run = metrics_register("core", "jobs", "blocking jobs started "
+	                            "on the job threads, by lane",
+	                            POSTERN_METRIC_COUNTER, "lane", lanes);
+	jobs_waited = metrics_register("core", "job_wait_milliseconds",
+	                               "time jobs waited in the queue for a "
+	                               "thread, by lane",
+	                               POSTERN_METRIC_COUNTER, "lane", lanes);
+	jobs_queued = metrics_register("core", "job_queue", "jobs waiting "
+	                               "for a thread now, by lane",
+	                               POSTERN_METRIC_GAUGE, "lane", lanes);
+}
+
+/* Under the pool's lock: the gauge follows the queue it describes. */
+static void
+lane_count(struct job_pool *p, struct job_lane *lane)
+{
+	metrics_set(jobs_queued, (unsigned)(lane - p->lanes), lane->queued);
+}
+
 static void *
 job_thread(void *arg)
 {
@@ -131,6 +159,10 @@ job_thread(void *arg)
 			break;
 		j = list_pop(&lane->queue);
 		lane->queued--;
+		lane_count(p, lane);
+		metrics_add(jobs_run, (unsigned)(lane - p->lanes), 1);
+		metrics_add(jobs_waited, (unsigned)(lane - p->lanes),
+		            loop_clock_ms() - j->queued_at);
 		j->state = JOB_RUNNING;
 		pthread_mutex_unlock(&p->lock);
 		j->work(j->arg);
@@ -236,8 +268,10 @@ job_submit_lane(struct job_pool *p, enum job_lane_id id,
 	j->done = done;
 	j->arg = arg;
 	j->state = JOB_QUEUED;
+	j->queued_at = loop_clock_ms();
 	list_push(&lane->queue, j);
 	lane->queued++;
+	lane_count(p, lane);
 	pthread_cond_signal(&lane->ready);
 	pthread_mutex_unlock(&p->lock);
 	p->pending++;
@@ -263,6 +297,7 @@ job_cancel(postern_job_t *j)
 		 * caller may be holding state done will free. */
 		list_unlink(&j->lane->queue, j);
 		j->lane->queued--;
+		lane_count(p, j->lane);
 		j->cancelled = 1;
 		finish_locked(p, j);
 	}

@@ -23,6 +23,10 @@ enum job_lane_id {
 };
 #define JOB_LANES 2
 
+/* postern_jobs_total, job_wait_milliseconds_total, job_queue, each by
+ * lane; before the workers fork. */
+void job_metrics_register(void);
+
 /* Starts `threads` threads (at least 1) that complete jobs on loop `l`.
  * Block signals before calling: the threads inherit the mask. */
 struct job_pool *job_pool_create(struct loop *l, unsigned threads);

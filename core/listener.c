@@ -23,6 +23,7 @@
 
 #include "conn.h"
 #include "log.h"
+#include "metrics.h"
 #include "loop.h"
 #include "xalloc.h"
 
@@ -48,12 +49,41 @@ struct postern_listener {
 	struct loop *loop;
 	struct loop_watch *watch;
 	struct loop_timer *pause;
+	unsigned index; /* in ls, the label of its metric */
 };
 
 static struct {
 	postern_listener_t **items;
 	size_t n;
 } ls;
+
+static postern_metric_t *accepted;
+
+/* Connections accepted, labelled by listener name: made once every
+ * module has added its listeners.  Listeners of one name (a module's
+ * unnamed ones take its name) share a label value; past the label's
+ * limit a name is not counted. */
+void
+listener_metrics_register(void)
+{
+	const char *names[POSTERN_METRIC_LABELS_MAX + 1];
+	size_t i, k, n = 0;
+
+	for (i = 0; i < ls.n; i++) {
+		for (k = 0; k < n; k++)
+			if (strcmp(names[k], ls.items[i]->name) == 0)
+				break;
+		if (k == n && n < POSTERN_METRIC_LABELS_MAX)
+			names[n++] = ls.items[i]->name;
+		ls.items[i]->index = (unsigned)k;
+	}
+	if (n == 0)
+		return;
+	names[n] = NULL;
+	accepted = metrics_register("core", "connections", "connections "
+	                            "accepted, by listener",
+	                            POSTERN_METRIC_COUNTER, "listener", names);
+}
 
 /* ---- registration ----------------------------------------------------- */
 
@@ -419,6 +449,7 @@ listener_on_ready(struct loop_watch *w, int fd, unsigned events, void *arg)
 	for (i = 0; i < ACCEPT_BATCH; i++) {
 		cfd = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (cfd >= 0) {
+			metrics_add(accepted, l->index, 1);
 			conn_accept(cfd, &l->spec);
 			continue;
 		}

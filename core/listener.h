@@ -50,4 +50,8 @@ unsigned socket_local_port(int fd);
 /* Closes and frees every listener (exit; tests). */
 void listener_reset(void);
 
+/* postern_connections_total{listener}; after the modules' init, before
+ * the workers fork. */
+void listener_metrics_register(void);
+
 #endif /* CORE_LISTENER_H */

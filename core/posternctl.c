@@ -11,6 +11,9 @@
  * ps): they are read from the terminal without echo, twice, or as one
  * line from standard input with --password-stdin.
  *
+ * `stats` asks the running server instead: it fetches GET /metrics from
+ * the configuration's metrics_listen.
+ *
  * Exit status: 0 done, 1 an error (the message says what and where),
  * 2 bad usage.
  */
@@ -31,6 +34,7 @@
 
 #include "host.h"
 #include "log.h"
+#include "metrics_http.h"
 #include "process.h"
 #include "service.h"
 
@@ -85,6 +89,7 @@ usage(FILE *out)
 	    "  queue list                    (the relay's queue, with counts)\n"
 	    "  queue show ID | hold ID | release ID | delete ID\n"
 	    "  queue flush                   (try every deferred message now)\n"
+	    "  stats                         (the counters of metrics_listen)\n"
 	    "  -c FILE  configuration (default %s/postern.conf)\n"
 	    "Passwords are asked twice on the terminal, or read as one line "
 	    "from\nstandard input with --password-stdin.\n",
@@ -654,6 +659,36 @@ queue_flush(struct ctx *c)
 	return 0;
 }
 
+/* ---- stats ---------------------------------------------------------- */
+
+#define STATS_TIMEOUT_MS 10000
+
+/* The running server's counters, from its endpoint: the samples, without
+ * the # HELP and # TYPE lines. */
+static int
+stats_show(struct ctx *c)
+{
+	const char *listen = process_metrics_listen();
+	char why[512], *body, *line, *save = NULL;
+
+	(void)c;
+	if (listen[0] == '\0') {
+		fail("stats: metrics_listen is not set in the configuration");
+		return 1;
+	}
+	if (metrics_http_fetch(listen, STATS_TIMEOUT_MS, &body, why,
+	                       sizeof(why)) < 0) {
+		fail("stats: %s", why);
+		return 1;
+	}
+	for (line = strtok_r(body, "\n", &save); line != NULL;
+	     line = strtok_r(NULL, "\n", &save))
+		if (line[0] != '#')
+			printf("%s\n", line);
+	free(body);
+	return 0;
+}
+
 /* ---- command line ----------------------------------------------------- */
 
 static const struct cmd cmds[] = {
@@ -671,6 +706,7 @@ static const struct cmd cmds[] = {
 	{ "queue", "release", 1, 1, 0, queue_release },
 	{ "queue", "delete", 1, 1, 0, queue_delete },
 	{ "queue", "flush", 0, 0, 0, queue_flush },
+	{ "stats", "", 0, 0, 0, stats_show },
 };
 
 /* Takes the command's options out of argv (any position), leaving the
@@ -740,7 +776,7 @@ main(int argc, char **argv)
 {
 	struct ctx c = { .config = POSTERN_SYSCONFDIR "/postern.conf" };
 	const struct cmd *cmd;
-	int ch;
+	int ch, words;
 
 	/* '+': options after the command belong to the command. */
 	while ((ch = getopt(argc, argv, "+c:h")) != -1) {
@@ -756,16 +792,20 @@ main(int argc, char **argv)
 			return EXIT_USAGE;
 		}
 	}
-	if (argc - optind < 2 ||
-	    (cmd = find_cmd(argv[optind], argv[optind + 1])) == NULL) {
+	/* One word: stats; every other command has two. */
+	words = argc - optind >= 1 && strcmp(argv[optind], "stats") == 0
+	            ? 1 : 2;
+	if (argc - optind < words ||
+	    (cmd = find_cmd(argv[optind], words == 2 ? argv[optind + 1]
+	                                             : "")) == NULL) {
 		if (argc - optind >= 2)
 			fail("unknown command '%s %s'", argv[optind],
 			     argv[optind + 1]);
 		usage(stderr);
 		return EXIT_USAGE;
 	}
-	c.argc = argc - optind - 2;
-	c.argv = argv + optind + 2;
+	c.argc = argc - optind - words;
+	c.argv = argv + optind + words;
 	if (parse_cmd_options(cmd, &c) < 0) {
 		usage(stderr);
 		return EXIT_USAGE;

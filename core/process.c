@@ -57,11 +57,14 @@
 #include "isolate.h"
 #include "host.h"
 #include "job.h"
+#include "deliver.h"
 #include "listener.h"
 #include "loader.h"
 #include "shared_count.h"
 #include "log.h"
 #include "loop.h"
+#include "metrics.h"
+#include "metrics_http.h"
 #include "notify.h"
 #include "sasl.h"
 #include "service.h"
@@ -110,6 +113,8 @@ struct core_settings {
 	long long auth_penalty_expire_ms;
 	long long auth_penalty_slots;
 	const char *dns_servers;
+	const char *metrics_listen;
+	int metrics_allow_remote;
 	long long dns_timeout_ms;
 	long long dns_tries;
 	int log_level; /* index into log_levels */
@@ -192,6 +197,14 @@ static const struct postern_cfg_key core_schema[] = {
 	CORE_KEY("dns_tries", POSTERN_CFG_INT, dns_tries, "3", .min = 1,
 	         .max = 10, .doc = "times a DNS query is sent to each server "
 	         "before it fails as temporary"),
+	CORE_KEY("metrics_listen", POSTERN_CFG_STRING, metrics_listen, "",
+	         .doc = "where the master serves Prometheus metrics "
+	         "(GET /metrics), \"127.0.0.1:9105\" or \"[::1]:9105\"; "
+	         "empty: no endpoint"),
+	CORE_KEY("metrics_allow_remote", POSTERN_CFG_BOOL,
+	         metrics_allow_remote, "false", .doc = "let metrics_listen "
+	         "be an address other than loopback (the counters tell who "
+	         "uses the server: firewall it)"),
 	CORE_KEY("log_level", POSTERN_CFG_ENUM, log_level, "info",
 	         .choices = log_levels, .doc = "error ... debug"),
 	{ .name = NULL },
@@ -323,6 +336,35 @@ settings_fallbacks(void)
 		rt.set.user = "postern";
 	if (rt.set.group == NULL)
 		rt.set.group = "";
+	if (rt.set.metrics_listen == NULL)
+		rt.set.metrics_listen = "";
+}
+
+/* The endpoint's address is checked with the rest of the configuration
+ * (posternd -t), not only when the master binds it. */
+static void
+check_metrics_listen(void)
+{
+	struct sockaddr_storage ss;
+	socklen_t sslen;
+	char why[256];
+
+	if (rt.set.metrics_listen[0] != '\0' &&
+	    metrics_http_parse(rt.set.metrics_listen,
+	                       rt.set.metrics_allow_remote, &ss, &sslen, why,
+	                       sizeof(why)) < 0)
+		conf_error(rt.conf, conf_lookup(conf_root(rt.conf),
+		           "metrics_listen"), "%s", why);
+}
+
+/* The core's own metrics, once the modules have made their listeners. */
+static void
+core_metrics_register(void)
+{
+	listener_metrics_register();
+	sasl_metrics_register();
+	job_metrics_register();
+	deliver_metrics_register();
 }
 
 /* A command-line tool (PROCESS_QUIET) says only what went wrong. */
@@ -366,6 +408,7 @@ setup(void)
 	settings_fallbacks();
 	log_set_level(setup_log_level());
 	setup_dns();
+	check_metrics_listen();
 	sasl_set_failure_delay((unsigned)rt.set.auth_failure_delay_ms);
 	conn_set_output_high_water((size_t)rt.set.output_high_water);
 	sasl_set_queue((unsigned)rt.set.auth_threads,
@@ -379,6 +422,7 @@ setup(void)
 		return -1;
 	if (init_modules() < 0)
 		return -1;
+	core_metrics_register();
 	check_toplevel();
 	if (conf_errors(rt.conf) > 0) {
 		log_error("%s: configuration has %u error(s)", rt.config_path,
@@ -395,6 +439,7 @@ teardown(void)
 		loader_destroy(rt.loader);
 	rt.loader = NULL;
 	hook_reset();
+	metrics_reset();
 	service_reset();
 	listener_reset();
 	tls_free_all();
@@ -672,6 +717,7 @@ worker_services_start(int id)
 		return -1;
 	host_set_jobs(rt.jobs);
 	shared_count_worker_start(id);
+	metrics_worker_start(id);
 	conn_init(loop_current);
 	services_up = 1;
 	return modules_worker_start();
@@ -710,6 +756,7 @@ worker_run(int id)
 	loop_signal(loop_current, SIGINT, worker_on_stop_signal, NULL);
 	loop_signal(loop_current, SIGUSR2, worker_on_drain_signal, NULL);
 	loop_signal(loop_current, SIGHUP, worker_ignore_signal, NULL);
+	metrics_http_forget();
 	if (master_loop != NULL)
 		loop_destroy_inherited(master_loop);
 	if (drop_privileges() < 0)
@@ -1199,6 +1246,20 @@ penalty_start(void)
 	return 0;
 }
 
+/* The endpoint's view of the workers, for their memory use. */
+static const pid_t *
+worker_pids(unsigned *n)
+{
+	*n = rt.nworkers;
+	return rt.workers;
+}
+
+const char *
+process_metrics_listen(void)
+{
+	return rt.set.metrics_listen != NULL ? rt.set.metrics_listen : "";
+}
+
 static int
 master_run(void)
 {
@@ -1232,6 +1293,12 @@ master_run(void)
 		return 1;
 	rt.nworkers = worker_count();
 	rt.workers = xcalloc(rt.nworkers, sizeof(*rt.workers));
+	metrics_freeze();
+	if (rt.set.metrics_listen[0] != '\0' &&
+	    metrics_http_start(rt.loop, rt.set.metrics_listen,
+	                       rt.set.metrics_allow_remote,
+	                       worker_pids) < 0)
+		return 1;
 	for (i = 0; i < rt.nworkers; i++)
 		spawn_worker(i);
 	log_notice("posternd %s started: %u worker(s), %zu listener(s), "
@@ -1248,6 +1315,7 @@ master_run(void)
 	for (i = 0; i < rt.nold; i++)
 		kill(rt.old[i], SIGUSR2);
 	loop_run(rt.loop);
+	metrics_http_stop();
 	remove_pid_file();
 	log_notice("posternd stopped");
 	loop_destroy(rt.loop);

@@ -51,4 +51,7 @@ void process_teardown(void);
 int process_tool_start(void);
 void process_tool_stop(void);
 
+/* metrics_listen of the configuration process_setup read; "" when none. */
+const char *process_metrics_listen(void);
+
 #endif /* CORE_PROCESS_H */

@@ -43,6 +43,7 @@
 #include "job.h"
 #include "loader.h"
 #include "log.h"
+#include "metrics.h"
 #include "loop.h"
 #include "pool.h"
 #include "service.h"
@@ -450,6 +451,21 @@ verify_work(void *arg)
 	explicit_bzero(v->password, v->len);
 }
 
+static postern_metric_t *logins;
+enum { LOGIN_SUCCESS, LOGIN_FAILURE, LOGIN_TEMPFAIL };
+
+void
+sasl_metrics_register(void)
+{
+	static const char *const results[] = {
+		"success", "failure", "tempfail", NULL,
+	};
+
+	logins = metrics_register("core", "logins", "password checks by the "
+	                          "auth backend, by result",
+	                          POSTERN_METRIC_COUNTER, "result", results);
+}
+
 /* YES: the exchange takes the user record and its pool. */
 static void
 verify_yes(struct postern_sasl *s, struct sasl_verify *v)
@@ -476,11 +492,13 @@ verify_result(struct postern_sasl *s, struct sasl_verify *v, int cancelled)
 		sasl_reply(s, POSTERN_SASL_TEMPFAIL, 0);
 	} else if (!cancelled && v->rc == POSTERN_AUTH_YES) {
 		penalty_succeeded(sasl_g.penalty, &v->key);
+		metrics_add(logins, LOGIN_SUCCESS, 1);
 		verify_yes(s, v);
 	} else if (!cancelled && v->rc == POSTERN_AUTH_NO) {
 		sasl_log(s, POSTERN_LOG_INFO,
 		         "authentication failed: user=%s (%s)", v->name,
 		         mech_names[s->mech]);
+		metrics_add(logins, LOGIN_FAILURE, 1);
 		sasl_fail_counted(s, &v->key, fail_delay_left(s->fail_from));
 	} else {
 		sasl_log(s, POSTERN_LOG_WARNING, "authentication of user=%s "
@@ -489,6 +507,7 @@ verify_result(struct postern_sasl *s, struct sasl_verify *v, int cancelled)
 		         : v->rc == POSTERN_AUTH_TEMPFAIL
 		         ? "the auth backend cannot answer now"
 		         : "the auth backend gave an invalid answer");
+		metrics_add(logins, LOGIN_TEMPFAIL, 1);
 		sasl_reply(s, POSTERN_SASL_TEMPFAIL, 0);
 	}
 }

@@ -73,6 +73,9 @@ void sasl_set_failure_delay(unsigned ms);
  * master before the workers fork; the caller owns the table. */
 struct auth_penalty;
 void sasl_set_penalty(struct auth_penalty *t);
+
+/* postern_logins_total{result}; before the workers fork. */
+void sasl_metrics_register(void);
 /* The worker's auth lane (`auth_threads`, `auth_queue`) and how many of
  * its checks one client address may have queued or running
  * (`auth_queue_per_ip`; 0: no limit).  Past it, a check from an address

@@ -13,6 +13,7 @@
 
 const struct postern_host *smtp_host;
 postern_module_t *smtp_self;
+postern_metric_t *smtp_transactions;
 struct smtp_settings smtp_cfg;
 postern_tls_t *smtp_tls;
 postern_hook_t *smtp_hooks[POSTERN_SMTP_DISCONNECT + 1];
@@ -331,6 +332,12 @@ smtp_init(const struct postern_host *h, postern_module_t *m)
 	for (i = 0; i <= POSTERN_SMTP_DISCONNECT; i++)
 		if ((smtp_hooks[i] = h->hook_define(m, hook_names[i])) == NULL)
 			return -1;
+	if ((smtp_transactions = h->metric_register(m, "smtp_transactions",
+	    "messages that got their final reply after DATA or BDAT LAST, "
+	    "by reply class", POSTERN_METRIC_COUNTER, "reply",
+	    (const char *const[]){ "2xx", "3xx", "4xx", "5xx", NULL })) ==
+	    NULL)
+		return -1;
 	if (h->service_publish(m, POSTERN_SMTP_SERVICE, POSTERN_SMTP_MAJOR,
 	                       POSTERN_SMTP_MINOR, &smtp_service) < 0)
 		return -1;

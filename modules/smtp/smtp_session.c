@@ -28,6 +28,7 @@ smtp_reply(struct smtp_session *s, unsigned code, const char *enhanced,
 	char text[512], *p;
 	va_list ap;
 
+	s->last_code = code;
 	va_start(ap, fmt);
 	vsnprintf(text, sizeof(text), fmt, ap);
 	va_end(ap);

@@ -84,6 +84,7 @@ extern const struct postern_host *smtp_host;
 extern postern_module_t *smtp_self;
 extern struct smtp_settings smtp_cfg;
 extern postern_tls_t *smtp_tls;
+extern postern_metric_t *smtp_transactions; /* by reply class 2xx..5xx */
 extern postern_hook_t *smtp_hooks[POSTERN_SMTP_DISCONNECT + 1];
 /* Looked up at worker start; NULL when no module publishes them. */
 extern const struct postern_auth *smtp_auth;
@@ -225,6 +226,7 @@ struct smtp_session {
 	struct smtp_job *job;
 	postern_sasl_t *sasl;
 	unsigned errors;
+	unsigned last_code;          /* of the last reply, for the metrics */
 	char helo[SMTP_DOMAIN_MAX + 3];
 	int esmtp;                   /* EHLO (not HELO) */
 	int greeted;                 /* HELO or EHLO done */

@@ -586,6 +586,9 @@ message_replied(struct smtp_session *s)
 {
 	int disconnect = s->txn.refuse_disconnect;
 
+	if (s->last_code >= 200 && s->last_code < 600)
+		smtp_host->metric_add(smtp_transactions,
+		                      s->last_code / 100 - 2, 1);
 	smtp_txn_reset(s);
 	if (disconnect)
 		smtp_session_close(s);

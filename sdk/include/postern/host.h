@@ -26,6 +26,7 @@
 #include <sys/types.h>
 
 #include <postern/types.h>
+#include <postern/metrics.h>
 #include <postern/module.h>
 #include <postern/config.h>
 #include <postern/conn.h>
@@ -689,6 +690,26 @@ struct postern_host {
 	 * thread. */
 	int (*network_match)(const struct postern_network *net,
 	                     const char *address);
+#endif
+
+#if POSTERN_ABI_TARGET_MINOR >= 8
+	/* ---- Metrics (ABI 1.8; postern/metrics.h says the rules) ------- */
+
+	/* A counter or gauge for the Prometheus endpoint.  Init only;
+	 * host-owned, for the process's life; NULL on error (logged). */
+	postern_metric_t *(*metric_register)(postern_module_t *m,
+	                                     const char *name,
+	                                     const char *help, unsigned kind,
+	                                     const char *label,
+	                                     const char *const *values);
+	/* Adds n under the label's value label_index (0 without a label).
+	 * Any thread; never blocks.  NULL metric: nothing. */
+	void (*metric_add)(postern_metric_t *mt, unsigned label_index,
+	                   uint64_t n);
+	/* Sets a gauge's level in this worker.  Any thread; never blocks.
+	 * NULL metric: nothing. */
+	void (*metric_set)(postern_metric_t *mt, unsigned label_index,
+	                   uint64_t v);
 #endif
 };
 

@@ -24,5 +24,6 @@
 #include <postern/dns.h>
 #include <postern/relay.h>
 #include <postern/smtp.h>
+#include <postern/metrics.h>
 
 #endif /* POSTERN_POSTERN_H */
