@@ -50,6 +50,8 @@ imap = { listen = ( { name = "imap"; address = "127.0.0.1"; port = $2; } ); };
 CONF
 /usr/sbin/posternd -t
 echo secret-pw | /usr/sbin/posternctl user add alice@example.org --password-stdin
+# posternctl writes the users file root-only; the workers read it as postern.
+chgrp postern /etc/postern/users && chmod 640 /etc/postern/users
 /usr/sbin/posternd -f >"$tmp/posternd.log" 2>&1 &
 pid=$!
 python3 - "$1" "$2" <<'PY'
