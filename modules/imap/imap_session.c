@@ -918,6 +918,19 @@ throttle_fired(void *arg)
 	return 0;
 }
 
+/* Commands answered on the loop (imap_job_run_here) take no thread hop
+ * that would let other sessions in between: after this many in one read
+ * callback the session waits a loop turn, so a client pipelining
+ * thousands of FETCH FLAGS cannot hold the worker. */
+#define COMMANDS_PER_TURN 4
+
+static void
+yield_turn(struct imap_session *s)
+{
+	imap_host->conn_pause(s->conn);
+	s->throttle = imap_host->timer_add(0, throttle_fired, s);
+}
+
 static int
 too_many_errors(struct imap_session *s)
 {
@@ -952,6 +965,7 @@ on_read(postern_conn_t *c, void *arg)
 	const void *data;
 	size_t len, used;
 	enum imap_read ev;
+	unsigned turn = 0;
 
 	while (s->job == NULL && s->throttle == NULL && s->conn != NULL &&
 	       (s->sasl == NULL || s->sasl_wait_line) &&
@@ -1010,6 +1024,12 @@ on_read(postern_conn_t *c, void *arg)
 			handle_command(s);
 			if (too_many_errors(s))
 				return;
+			if (++turn >= COMMANDS_PER_TURN && s->job == NULL &&
+			    s->throttle == NULL && s->conn != NULL &&
+			    s->state != IMAP_LOGOUT) {
+				yield_turn(s);
+				return;
+			}
 			break;
 		}
 	}

@@ -155,7 +155,23 @@ def test_loop_content_is_the_message(runner):
     m.logout()
 
 
+def test_pipelined_burst_all_answered(runner):
+    """Commands answered on the loop yield after a few per read callback
+    (so a pipelining client cannot hold the worker); none may be lost or
+    reordered when the session picks up again."""
+    c = selected()
+    c.cmd("N", "NOOP")
+    burst = b"".join(b"p%d FETCH 1 (UID FLAGS)\r\n" % i for i in range(1000))
+    c.send(burst)
+    for i in range(1000):
+        r = c.until("p%d" % i, limit=10)
+        assert r[-1].startswith("p%d OK" % i), (i, r)
+    assert c.cmd("Z", "NOOP")[-1].startswith("Z OK")
+    c.cmd("L", "LOGOUT")
+
+
 R.run(test_no_job_for_current_view)
+R.run(test_pipelined_burst_all_answered)
 R.run(test_delivery_seen_by_next_command)
 R.run(test_flag_change_on_disk_seen_by_fetch)
 R.run(test_other_session_store_and_expunge)
