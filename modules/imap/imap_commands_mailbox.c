@@ -1032,13 +1032,23 @@ imap_cmd_examine(struct imap_cmd *c)
 	select_command(c, 1);
 }
 
-/* ---- APPEND -----------------------------------------------------------*/
+/* ---- APPEND (MULTIAPPEND RFC 3502) --------------------------------------*/
+
+/* Messages in one APPEND: each is a file written and fsynced on one job,
+ * so a client may not make a job of unbounded length. */
+#define APPEND_MAX_MESSAGES 1000
 
 struct append_arg {
 	char *name;
-	struct postern_append msg;
-	uint32_t uid, uidvalidity;
-	postern_spool_t *spool;   /* a large message, or NULL */
+	/* The messages, from the command's pool (it outlives the job):
+	 * content in the reader's buffer, or (data NULL) at `offset` in
+	 * the spool. */
+	struct postern_append **msgs;
+	size_t n, cap;
+	uint64_t spooled;         /* octets of the spool taken so far */
+	uint32_t *uids;
+	uint32_t uidvalidity;
+	postern_spool_t *spool;   /* the large messages, or NULL */
 	int spool_failed;         /* ... that could not be written */
 };
 
@@ -1051,39 +1061,57 @@ append_cleanup(struct imap_job *j)
 	a->spool = NULL;
 }
 
+/* The spooled messages are read from the spool's file. */
+static int
+append_spool_ready(struct imap_job *j)
+{
+	struct append_arg *a = j->arg;
+	size_t i;
+
+	if (a->spool == NULL && !a->spool_failed)
+		return 0;
+	/* The rest of it to the file, then the store reads it from there. */
+	if (!a->spool_failed && imap_host->spool_flush(a->spool) < 0) {
+		imap_host->log(imap_self, POSTERN_LOG_ERROR,
+		               "APPEND: writing the spool in %s: %m",
+		               imap_host->dir(POSTERN_DIR_STATE));
+		a->spool_failed = 1;
+	}
+	if (a->spool_failed) {
+		j->rc = -1;
+		j->err.code = POSTERN_SE_TEMP;
+		snprintf(j->err.text, sizeof(j->err.text),
+		         "cannot write the message to a temporary file");
+		return -1;
+	}
+	for (i = 0; i < a->n; i++)
+		if (a->msgs[i]->data == NULL)
+			a->msgs[i]->fd = imap_host->spool_fd(a->spool);
+	return 0;
+}
+
 static void
 append_work(struct imap_job *j)
 {
 	struct append_arg *a = j->arg;
 
-	if (a->spool != NULL || a->spool_failed) {
-		/* The rest of it to the file, then the store reads it
-		 * from there. */
-		if (!a->spool_failed && imap_host->spool_flush(a->spool) < 0) {
-			imap_host->log(imap_self, POSTERN_LOG_ERROR,
-			               "APPEND: writing the spool in %s: %m",
-			               imap_host->dir(POSTERN_DIR_STATE));
-			a->spool_failed = 1;
-		}
-		if (a->spool_failed) {
-			j->rc = -1;
-			j->err.code = POSTERN_SE_TEMP;
-			snprintf(j->err.text, sizeof(j->err.text),
-			         "cannot write the message to a temporary "
-			         "file");
-			return;
-		}
-		a->msg.fd = imap_host->spool_fd(a->spool);
-		a->msg.offset = 0;
-	}
-	j->rc = imap_storage->append(j->s->store, a->name, &a->msg, &a->uid,
-	                             &a->uidvalidity, &j->err);
+	if (append_spool_ready(j) < 0)
+		return;
+	if (a->n == 1)
+		j->rc = imap_storage->append(j->s->store, a->name, a->msgs[0],
+		                             &a->uids[0], &a->uidvalidity,
+		                             &j->err);
+	else
+		j->rc = imap_storage->append_many(j->s->store, a->name,
+		    (const struct postern_append *const *)a->msgs, a->n,
+		    a->uids, &a->uidvalidity, &j->err);
 }
 
 static void
 append_done(struct imap_job *j)
 {
 	struct append_arg *a = j->arg;
+	struct imap_buf b = { 0 };
 
 	if (j->rc < 0) {
 		if (j->err.code == POSTERN_SE_NONEXISTENT)
@@ -1093,8 +1121,10 @@ append_done(struct imap_job *j)
 			imap_reply_storage_err(j->s, j->tag, &j->err);
 		return;
 	}
-	imap_reply(j->s, j->tag, "OK", "[APPENDUID %u %u] Append completed",
-	           a->uidvalidity, a->uid);
+	imap_buf_uidset(&b, a->uids, a->n);
+	imap_reply(j->s, j->tag, "OK", "[APPENDUID %u %s] Append completed",
+	           a->uidvalidity, b.p);
+	imap_buf_free(&b);
 }
 
 static int
@@ -1145,26 +1175,22 @@ parse_date_time(const struct imap_str *s, int64_t *when, int16_t *tz)
 	return 0;
 }
 
-void
-imap_cmd_append(struct imap_cmd *c)
+/* One append-message after its SP (RFC 3502): [flag-list SP]
+ * [date-time SP] literal, into a->msgs.  -1 with the reply sent. */
+static int
+append_message(struct imap_cmd *c, struct append_arg *a)
 {
 	struct imap_args *ar = &c->args;
-	struct imap_str mbox, date = { 0 }, data;
-	uint32_t flags = 0, nkw = 0;
+	struct imap_str date, data;
+	struct postern_append *m, **grown;
 	const char **kw = NULL;
-	struct imap_job *j;
-	struct append_arg *a;
-	char *name;
+	uint32_t flags = 0, nkw = 0;
 	int64_t when = 0;
 	int16_t tz = 0;
-	uint32_t i;
 
-	if (imap_arg_sp(ar) < 0 || imap_arg_astring(ar, &mbox) < 0 ||
-	    imap_arg_sp(ar) < 0)
-		goto bad;
 	if (imap_arg_peek(ar) == '(') {
 		if (imap_parse_flag_list(c, &flags, &kw, &nkw, 0) < 0)
-			return;
+			return -1;
 		if (imap_arg_sp(ar) < 0)
 			goto bad;
 	}
@@ -1173,52 +1199,96 @@ imap_cmd_append(struct imap_cmd *c)
 			goto bad;
 		if (parse_date_time(&date, &when, &tz) < 0) {
 			imap_reply(c->s, c->tag, "BAD", "APPEND: invalid date-time");
-			return;
+			return -1;
 		}
 	}
 	ar->spill_ok = 1;   /* the message may be in the session's spool */
-	if (imap_arg_peek(ar) != '{' || imap_arg_string(ar, &data) < 0 ||
-	    imap_arg_end(ar) < 0)
+	if (imap_arg_peek(ar) != '{' || imap_arg_string(ar, &data) < 0)
 		goto bad;
-	if ((name = imap_mailbox_arg(c, &mbox)) == NULL)
-		return;
 	if (data.len == 0) {
 		imap_reply(c->s, c->tag, "NO", "APPEND of an empty message");
-		return;
+		return -1;
 	}
-	/* The message stays in the reader's buffer until the command is
-	 * finished, after this job. */
-	j = imap_job_new(c->s, c->tag, sizeof(*a));
-	a = j->arg;
-	a->name = imap_host->pool_strndup(j->pool, name, strlen(name));
-	a->msg.size = sizeof(a->msg);
-	a->msg.fd = -1;
-	a->msg.data = data.s;
-	a->msg.length = data.len;
+	if (a->n == APPEND_MAX_MESSAGES) {
+		imap_reply(c->s, c->tag, "NO", "[LIMIT] APPEND: at most %d "
+		           "messages in one command", APPEND_MAX_MESSAGES);
+		return -1;
+	}
+	if (a->n == a->cap) {
+		a->cap = a->cap == 0 ? 4 : a->cap * 2;
+		grown = imap_host->pool_alloc(c->pool, a->cap * sizeof(*grown));
+		if (a->n > 0)
+			memcpy(grown, a->msgs, a->n * sizeof(*grown));
+		a->msgs = grown;
+	}
+	m = imap_host->pool_alloc(c->pool, sizeof(*m));
+	memset(m, 0, sizeof(*m));
+	m->size = sizeof(*m);
+	m->fd = -1;
+	m->data = data.s;
+	m->length = data.len;
 	if (data.literal == 2) {
-		int failed;
-
-		j->cleanup = append_cleanup;
-		a->spool = imap_take_spool(c->s, &failed);
-		a->spool_failed = a->spool == NULL || failed ||
-		                  imap_host->spool_size(a->spool) != data.len;
+		/* Spilled literals follow each other in the spool. */
+		m->offset = a->spooled;
+		a->spooled += data.len;
 	}
-	a->msg.flags = flags;
-	a->msg.internal_date = when;
-	a->msg.internal_tz = tz;
-	if (nkw > 0) {
-		const char **k = imap_host->pool_alloc(j->pool,
-		                                       nkw * sizeof(*k));
-		for (i = 0; i < nkw; i++)
-			k[i] = imap_host->pool_strndup(j->pool, kw[i],
-			                               strlen(kw[i]));
-		a->msg.keywords = k;
-		a->msg.nkeywords = nkw;
-	}
-	j->sync = c->s->mb != NULL;
-	imap_job_run(j, append_work, append_done);
-	return;
+	m->flags = flags;
+	m->keywords = kw;
+	m->nkeywords = nkw;
+	m->internal_date = when;
+	m->internal_tz = tz;
+	a->msgs[a->n++] = m;
+	return 0;
 bad:
 	imap_reply(c->s, c->tag, "BAD", "APPEND: %s",
 	           ar->error != NULL ? ar->error : "invalid arguments");
+	return -1;
+}
+
+void
+imap_cmd_append(struct imap_cmd *c)
+{
+	struct imap_args *ar = &c->args;
+	struct imap_str mbox;
+	struct append_arg tmp = { 0 }, *a;
+	struct imap_job *j;
+	char *name;
+	int failed;
+
+	if (imap_arg_sp(ar) < 0 || imap_arg_astring(ar, &mbox) < 0) {
+		imap_reply(c->s, c->tag, "BAD", "APPEND: %s",
+		           ar->error != NULL ? ar->error : "invalid arguments");
+		return;
+	}
+	do {
+		if (imap_arg_sp(ar) < 0) {
+			imap_reply(c->s, c->tag, "BAD", "APPEND: %s",
+			           ar->error);
+			return;
+		}
+		if (append_message(c, &tmp) < 0)
+			return;
+	} while (!imap_arg_at_end(ar));
+	if (tmp.n > 1 && !IMAP_STORAGE_HAS(append_many)) {
+		imap_reply(c->s, c->tag, "BAD", "APPEND: one message at a "
+		           "time (no MULTIAPPEND in this store)");
+		return;
+	}
+	if ((name = imap_mailbox_arg(c, &mbox)) == NULL)
+		return;
+	/* The messages stay in the reader's buffer until the command is
+	 * finished, after this job. */
+	j = imap_job_new(c->s, c->tag, sizeof(*a));
+	a = j->arg;
+	*a = tmp;
+	a->name = imap_host->pool_strndup(j->pool, name, strlen(name));
+	a->uids = imap_host->pool_alloc(j->pool, a->n * sizeof(*a->uids));
+	if (a->spooled > 0) {
+		j->cleanup = append_cleanup;
+		a->spool = imap_take_spool(c->s, &failed);
+		a->spool_failed = a->spool == NULL || failed ||
+		                  imap_host->spool_size(a->spool) != a->spooled;
+	}
+	j->sync = c->s->mb != NULL;
+	imap_job_run(j, append_work, append_done);
 }

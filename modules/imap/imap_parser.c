@@ -26,6 +26,9 @@ imap_reader_free(struct imap_reader *r)
 	free(r->buf);
 	r->buf = NULL;
 	r->len = r->cap = 0;
+	free(r->spills);
+	r->spills = NULL;
+	r->nspills = r->spills_cap = 0;
 }
 
 void
@@ -43,8 +46,9 @@ imap_reader_reset(struct imap_reader *r)
 	r->literal_left = 0;
 	r->nul = 0;
 	r->cr = 0;
-	r->spilled = r->spilling = 0;
-	r->spill_pos = 0;
+	r->spilling = 0;
+	r->nspills = 0;
+	r->spill_total = 0;
 	r->spill_len = 0;
 }
 
@@ -168,6 +172,26 @@ reader_is_append(const struct imap_reader *r)
 	       strncasecmp(sp + 1, "APPEND ", 7) == 0;
 }
 
+/* Notes a literal of `n` octets at the end of buf as spilled. */
+static int
+reader_spill_add(struct imap_reader *r, uint64_t n)
+{
+	struct imap_spill *sp;
+	size_t cap;
+
+	if (r->nspills == r->spills_cap) {
+		cap = r->spills_cap < 4 ? 4 : r->spills_cap * 2;
+		if ((sp = realloc(r->spills, cap * sizeof(*sp))) == NULL)
+			return -1;
+		r->spills = sp;
+		r->spills_cap = cap;
+	}
+	r->spills[r->nspills].pos = r->len;
+	r->spills[r->nspills++].len = n;
+	r->spill_total += n;
+	return 0;
+}
+
 /* A whole line is in buf[line_start..len): a command ends here, or a
  * literal follows. */
 static enum imap_read
@@ -182,12 +206,13 @@ reader_line_done(struct imap_reader *r)
 			return reader_bad(r, NULL, "NUL octet in command");
 		return IMAP_READ_COMMAND;
 	}
-	/* Only an APPEND's message goes elsewhere, once per command; any
-	 * other literal that large is refused. */
+	/* Only an APPEND's messages go elsewhere, together at most
+	 * max_literal; any other literal that large is refused. */
 	spill = rc > 0 && r->lim.spill_literal > 0 &&
 	        n > r->lim.spill_literal;
 	if (rc < 0 || n > r->lim.max_literal ||
-	    (spill && (r->spilled || !reader_is_append(r))) ||
+	    (spill && (n > r->lim.max_literal - r->spill_total ||
+	               !reader_is_append(r))) ||
 	    (!spill && n > r->lim.max_command - r->len) ||
 	    (plus && !r->lim.literal_plus && n > IMAP_LITERAL_MINUS_MAX)) {
 		/* A synchronising literal has not been sent yet: refuse it
@@ -200,11 +225,12 @@ reader_line_done(struct imap_reader *r)
 	}
 	if (r->nul && !plus)
 		return reader_bad(r, NULL, "NUL octet in command");
+	if (spill && reader_spill_add(r, n) < 0)
+		return reader_fatal(r, "out of memory");
 	r->literal_left = n;
 	r->line_start = r->len + n;
 	if (spill) {
-		r->spilled = r->spilling = 1;
-		r->spill_pos = r->len;
+		r->spilling = 1;
 		r->spill_len = n;
 		r->line_start = r->len;
 	}
@@ -318,12 +344,22 @@ imap_args_init(struct imap_args *a, char *buf, size_t len,
 	a->error = NULL;
 	a->alloc = alloc;
 	a->alloc_ctx = ctx;
-	a->spill_at = NULL;
-	a->spill_len = 0;
+	a->spill_base = buf;
+	a->spills = NULL;
+	a->nspills = a->spill_next = 0;
 	a->spill_ok = 0;
 	a->saved = NULL;
 	a->saved_ctx = NULL;
 	a->seq_uid = 0;
+}
+
+void
+imap_args_spills(struct imap_args *a, const struct imap_reader *r)
+{
+	a->spill_base = r->buf;
+	a->spills = r->spills;
+	a->nspills = r->nspills;
+	a->spill_next = 0;
 }
 
 static int
@@ -496,9 +532,12 @@ arg_literal(struct imap_args *a, struct imap_str *out)
 	(void)imap_arg_try_char(a, '+');
 	if (imap_arg_char(a, '}') < 0)
 		return arg_fail(a, "bad literal");
-	if (a->spill_at != NULL && a->p == a->spill_at && n == a->spill_len) {
+	if (a->spill_next < a->nspills &&
+	    a->p == a->spill_base + a->spills[a->spill_next].pos &&
+	    n == a->spills[a->spill_next].len) {
 		if (!a->spill_ok)
 			return arg_fail(a, "literal too large here");
+		a->spill_next++;
 		out->s = NULL;
 		out->len = (size_t)n;
 		out->literal = 2;

@@ -58,6 +58,12 @@ struct imap_reader_limits {
 	                         in any other command is refused */
 };
 
+/* Where a spilled literal would be in the reader's buffer. */
+struct imap_spill {
+	size_t pos;
+	uint64_t len;
+};
+
 struct imap_reader {
 	struct imap_reader_limits lim;
 	char *buf;             /* the command so far (malloc'd) */
@@ -70,11 +76,16 @@ struct imap_reader {
 	const char *error;     /* after BAD or FATAL: what went wrong */
 	const char *code;      /* after BAD: response code or NULL */
 	char tag[64];          /* after BAD: the command's tag, or "*" */
-	/* The spilled literal of this command: its octets are not in buf;
-	 * buf[spill_pos] is where they would start. */
-	int spilled, spilling;
-	size_t spill_pos;
-	uint64_t spill_len;
+	/* The spilled literals of this command (an APPEND may carry
+	 * several messages, RFC 3502): their octets are not in buf;
+	 * spills[i].pos is where in buf the i-th would start.  Together at
+	 * most lim.max_literal octets, so at most max_literal /
+	 * spill_literal of them. */
+	struct imap_spill *spills; /* malloc'd, kept across commands */
+	size_t nspills, spills_cap;
+	uint64_t spill_total;
+	int spilling;
+	uint64_t spill_len;     /* of the literal being spilled */
 	const char *spill_data; /* after IMAP_READ_SPILL */
 	size_t spill_n;
 	int spill_first;        /* ... the literal's first octets */
@@ -118,11 +129,14 @@ struct imap_seqset {
 
 struct imap_args {
 	char *p, *end;         /* what is left of the command */
-	/* A spilled literal (see the reader) sits at spill_at: a literal
-	 * there is taken only when spill_ok is set (APPEND's message), and
-	 * then comes back as s = NULL, len = spill_len, literal = 2. */
-	const char *spill_at;
-	uint64_t spill_len;
+	/* The spilled literals (see the reader), in order, positions
+	 * relative to spill_base: a literal at one is taken only when
+	 * spill_ok is set (APPEND's messages), and then comes back as
+	 * s = NULL, len = its length, literal = 2.  They are met in order:
+	 * spill_next is the next one. */
+	const char *spill_base;
+	const struct imap_spill *spills;
+	size_t nspills, spill_next;
 	int spill_ok;
 	const char *error;     /* first syntax error, for the BAD reply */
 	/* Memory for sequence sets and the like, freed by the caller after
@@ -139,6 +153,10 @@ struct imap_args {
 
 void imap_args_init(struct imap_args *a, char *buf, size_t len,
                     void *(*alloc)(void *ctx, size_t n), void *ctx);
+
+/* Lets the scanner find the reader's spilled literals (r->buf must be
+ * the buffer the scanner walks). */
+void imap_args_spills(struct imap_args *a, const struct imap_reader *r);
 
 /* Each returns 0 on success, or -1 with a->error set (the position is
  * then unspecified: the command is answered BAD). */

@@ -142,7 +142,8 @@ imap_capabilities(struct imap_session *s)
 	         "LIST-EXTENDED "
 	         "LIST-STATUS ESEARCH CONDSTORE QRESYNC STATUS=SIZE "
 	         "SORT SORT=DISPLAY ESORT THREAD=ORDEREDSUBJECT "
-	         "THREAD=REFERENCES WITHIN SEARCHRES", lit);
+	         "THREAD=REFERENCES WITHIN SEARCHRES%s", lit,
+	         IMAP_STORAGE_HAS(append_many) ? " MULTIAPPEND" : "");
 	return buf;
 }
 
@@ -601,11 +602,15 @@ spill_append(struct imap_session *s)
 {
 	struct imap_reader *r = &s->reader;
 
-	if (r->spill_first || s->spool == NULL) {
-		/* A new literal: what a refused command left goes. */
+	if (r->spill_first && r->nspills == 1) {
+		/* A new command: what a refused one left goes.  The
+		 * command's other spilled literals follow in the same
+		 * spool (MULTIAPPEND). */
 		spool_drop(s);
 		s->spool = imap_host->spool_create(NULL);
 	}
+	if (s->spool == NULL)
+		s->spool_failed = 1;
 	/* After a failed write the rest is read and dropped: the APPEND
 	 * answers NO when it ends. */
 	if (!s->spool_failed)
@@ -694,10 +699,7 @@ command_run(struct imap_session *s)
 	c->pool = s->cmd_pool;
 	imap_args_init(&c->args, s->reader.buf, s->reader.len, cmd_alloc,
 	               s->cmd_pool);
-	if (s->reader.spilled && s->spool != NULL) {
-		c->args.spill_at = s->reader.buf + s->reader.spill_pos;
-		c->args.spill_len = s->reader.spill_len;
-	}
+	imap_args_spills(&c->args, &s->reader);
 	if (imap_arg_tag(&c->args, &tag) < 0 || tag.len >= IMAP_TAG_MAX) {
 		imap_reply(s, "*", "BAD", "Missing or invalid tag");
 		return;

@@ -217,6 +217,10 @@ int md_file_info(const char *path, const char *name, struct md_rec *r);
 int md_append(postern_store_t *st, const char *name,
               const struct postern_append *msg, uint32_t *uid,
               uint32_t *uidvalidity, struct postern_storage_err *err);
+int md_append_many(postern_store_t *st, const char *name,
+                   const struct postern_append *const *msgs, size_t n,
+                   uint32_t *uids, uint32_t *uidvalidity,
+                   struct postern_storage_err *err);
 /* append (to cur/ with flags) or, with `to_new`, a delivery to new/. */
 int md_save(postern_store_t *st, const char *name,
             const struct postern_append *msg, int to_new, uint32_t *uid,

@@ -223,6 +223,7 @@ struct save {
 	struct save *next;
 	int done, rc;
 	int renamed_into;          /* 0 none, 'n' new/, 'c' cur/ */
+	char *path;                /* where it was renamed to (malloc'd) */
 	uint32_t uid, uidvalidity;
 	struct postern_storage_err err;
 };
@@ -270,6 +271,7 @@ save_locked(struct save *sv, struct md_state *s)
 		free(final);
 		return -1;
 	}
+	sv->path = strdup(path);
 	if ((r = md_state_add(s, final)) == NULL) {
 		/* Safe in the maildir; the next scan numbers it. */
 		free(final);
@@ -311,13 +313,44 @@ batch_ok(const struct save *batch)
 	return 1;
 }
 
+/* An all-or-nothing batch failed under the lock: the messages renamed
+ * into place go again before anyone can number them (readers take the
+ * lock), and every save of the batch fails. */
+static void
+batch_undo(struct save *batch, const char *text)
+{
+	struct save *sv;
+
+	for (sv = batch; sv != NULL; sv = sv->next)
+		if (sv->renamed_into != 0) {
+			if (unlink(sv->path) < 0 && errno != ENOENT)
+				md_log(POSTERN_LOG_ERROR, "unlink %s: %s",
+				       sv->path, strerror(errno));
+			sv->renamed_into = 0;
+		}
+	batch_fail(batch, text);
+}
+
+/* The UIDs the batch needs are left (UIDs are never reused). */
+static int
+batch_uids_left(const struct save *batch, const struct md_state *s)
+{
+	uint32_t n = 0;
+
+	for (; batch != NULL; batch = batch->next)
+		n++;
+	return s->nextuid < UINT32_MAX && UINT32_MAX - s->nextuid >= n;
+}
+
 /* One commit for a batch of messages to one mailbox: lock, rename each,
  * fsync the directories once, append the UIDs to the uid list with one
  * fdatasync, write the index once.  The state is the one the committing
  * thread's store handle keeps (`st`), so saves in a row read only the
- * index's change log, not the whole index. */
+ * index's change log, not the whole index.  With `all`, the batch is
+ * one MULTIAPPEND: the first failure undoes the ones before it. */
 static void
-commit_batch(const char *dir, struct save *batch, postern_store_t *st)
+commit_batch(const char *dir, struct save *batch, postern_store_t *st,
+             int all)
 {
 	struct md_state own = { 0 }, *s = md_store_state_get(st, dir);
 	struct save *sv;
@@ -335,28 +368,44 @@ commit_batch(const char *dir, struct save *batch, postern_store_t *st)
 		batch_fail(batch, "cannot update the mailbox");
 		goto out;
 	}
+	if (all && !batch_uids_left(batch, s)) {
+		md_err(&batch->err, POSTERN_SE_LIMIT, "the mailbox has too "
+		       "few UIDs left");
+		batch->rc = -1;
+		batch_fail(batch, "the mailbox has too few UIDs left");
+		goto out;
+	}
 	from = s->nrec;
 	for (sv = batch; sv != NULL; sv = sv->next) {
 		sv->rc = save_locked(sv, s);
 		into_new |= sv->renamed_into == 'n';
 		into_cur |= sv->renamed_into == 'c';
 		sv->uidvalidity = s->uidvalidity;
+		if (all && sv->rc < 0) {
+			batch_undo(batch, "another message of the APPEND "
+			           "failed");
+			goto out;
+		}
 	}
 	snprintf(sub, sizeof(sub), "%s/new", dir);
 	if (into_new && md_fsync_dir(sub) < 0) {
-		batch_fail(batch, "cannot store the message");
+		(all ? batch_undo : batch_fail)(batch,
+		                                "cannot store the message");
 		goto out;
 	}
 	snprintf(sub, sizeof(sub), "%s/cur", dir);
 	if (into_cur && md_fsync_dir(sub) < 0) {
-		batch_fail(batch, "cannot store the message");
+		(all ? batch_undo : batch_fail)(batch,
+		                                "cannot store the message");
 		goto out;
 	}
 	if (md_uidlist_append(dir, s, from) < 0 ||
 	    md_index_write(dir, s) < 0)
 		/* The messages are safe in the maildir: the next scan gives
-		 * them UIDs; what we would have said cannot be promised. */
-		batch_fail(batch, "cannot record the message");
+		 * them UIDs; what we would have said cannot be promised.
+		 * All or nothing: they go. */
+		(all ? batch_undo : batch_fail)(batch,
+		                                "cannot record the message");
 out:
 	md_unlock(lk);
 	if (s == &own)
@@ -431,7 +480,7 @@ group_commit(struct save *sv)
 	pthread_mutex_lock(&group_mu);
 	if ((g = group_get(sv->dir)) == NULL) {
 		pthread_mutex_unlock(&group_mu);
-		commit_batch(sv->dir, sv, sv->st); /* alone, no memory */
+		commit_batch(sv->dir, sv, sv->st, 0); /* alone, no memory */
 		return;
 	}
 	g->users++;
@@ -449,7 +498,7 @@ group_commit(struct save *sv)
 		pthread_mutex_unlock(&group_mu);
 		/* Our own save is in the batch: we hold the queue's head
 		 * until it is done. */
-		commit_batch(g->dir, batch, sv->st);
+		commit_batch(g->dir, batch, sv->st, 0);
 		pthread_mutex_lock(&group_mu);
 		for (; batch != NULL; batch = batch->next)
 			batch->done = 1;
@@ -494,6 +543,7 @@ md_save(postern_store_t *st, const char *name,
 	}
 	free(sv.tmp);
 	free(sv.sized);
+	free(sv.path);
 	free(dir);
 	return sv.rc;
 }
@@ -504,4 +554,73 @@ md_append(postern_store_t *st, const char *name,
           uint32_t *uidvalidity, struct postern_storage_err *err)
 {
 	return md_save(st, name, msg, 0, uid, uidvalidity, err);
+}
+
+/* MULTIAPPEND: every message is written to tmp/ and fsynced first, then
+ * all are renamed into place and numbered in one turn of the mailbox
+ * lock (not through the group commit, whose batches mix other
+ * sessions' saves), so other sessions see all of them or none. */
+int
+md_append_many(postern_store_t *st, const char *name,
+               const struct postern_append *const *msgs, size_t n,
+               uint32_t *uids, uint32_t *uidvalidity,
+               struct postern_storage_err *err)
+{
+	struct save *sv;
+	char path[4200];
+	struct stat sb;
+	char *dir;
+	size_t i;
+	int rc = -1;
+
+	if (n == 0) {
+		md_err(err, POSTERN_SE_CANNOT, "no message to append");
+		return -1;
+	}
+	if ((dir = md_box_dir(st->root, name, err)) == NULL)
+		return -1;
+	snprintf(path, sizeof(path), "%s/cur", dir);
+	if (stat(path, &sb) < 0) {
+		md_err(err, POSTERN_SE_NONEXISTENT, "no such mailbox");
+		free(dir);
+		return -1;
+	}
+	if ((sv = calloc(n, sizeof(*sv))) == NULL) {
+		md_err(err, POSTERN_SE_TEMP, "out of memory");
+		free(dir);
+		return -1;
+	}
+	for (i = 0; i < n; i++) {
+		sv[i].st = st;
+		sv[i].dir = dir;
+		sv[i].msg = msgs[i];
+		sv[i].next = i + 1 < n ? &sv[i + 1] : NULL;
+		sv[i].sized = write_tmp(dir, msgs[i], &sv[i].tmp, &sv[i].hdr);
+		if (sv[i].sized == NULL) {
+			md_err(err, POSTERN_SE_TEMP, "cannot write the message");
+			goto out;
+		}
+	}
+	commit_batch(dir, sv, st, 1);
+	if (!batch_ok(sv)) {
+		for (i = 0; i < n && sv[i].rc == 0; i++)
+			;
+		*err = sv[i < n ? i : 0].err;
+		goto out;
+	}
+	for (i = 0; i < n; i++)
+		uids[i] = sv[i].uid;
+	*uidvalidity = sv[0].uidvalidity;
+	rc = 0;
+out:
+	for (i = 0; i < n; i++) {
+		if (sv[i].tmp != NULL && (rc < 0 || sv[i].renamed_into == 0))
+			unlink(sv[i].tmp);
+		free(sv[i].tmp);
+		free(sv[i].sized);
+		free(sv[i].path);
+	}
+	free(sv);
+	free(dir);
+	return rc;
 }

@@ -173,6 +173,7 @@ static const struct postern_storage md_table = {
 	.deliver = md_deliver,
 	.sync_needed = md_sync_needed,
 	.msg_open_nowait = md_msg_open_nowait,
+	.append_many = md_append_many,
 };
 
 /* The loop has ended: no job opens or closes a view any more. */

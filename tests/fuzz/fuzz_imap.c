@@ -64,12 +64,10 @@ scan_command(char *buf, size_t len, const struct imap_reader *r)
 	int c;
 
 	imap_args_init(&a, buf, len, arena_alloc, &ar);
-	if (r->spilled) {
-		CHECK(r->spill_pos <= len);
-		a.spill_at = buf + r->spill_pos;
-		a.spill_len = r->spill_len;
-		a.spill_ok = (int)(len & 1);
-	}
+	for (i = 0; i < r->nspills; i++)
+		CHECK(r->spills[i].pos <= len);
+	imap_args_spills(&a, r);
+	a.spill_ok = (int)(len & 1);
 	if (imap_arg_tag(&a, &s) == 0 && imap_arg_sp(&a) == 0)
 		(void)imap_arg_atom(&a, &s);
 	while (a.error == NULL && !imap_arg_at_end(&a) && steps++ < 10000) {

@@ -477,12 +477,10 @@ test_spill(void)
 		(void)imap_reader_feed(&r, stream, strlen(cmd), &pos);
 		(void)imap_reader_feed(&r, stream + strlen(cmd), 600, &pos);
 		CU_ASSERT_EQUAL(pos, 600);
-		pos = r.spill_pos;
 		CU_ASSERT_EQUAL(imap_reader_feed(&r, " x\r\n", 4, &n),
 		                IMAP_READ_COMMAND);
 		imap_args_init(&a, r.buf, r.len, test_alloc, &arena);
-		a.spill_at = r.buf + pos;
-		a.spill_len = r.spill_len;
+		imap_args_spills(&a, &r);
 		CU_ASSERT_EQUAL(imap_arg_tag(&a, &s), 0);
 		CU_ASSERT_EQUAL(imap_arg_sp(&a), 0);
 		CU_ASSERT_EQUAL(imap_arg_atom(&a, &s), 0);
@@ -516,21 +514,66 @@ test_spill(void)
 		CU_ASSERT_STRING_EQUAL(ev.bad_error, "literal too large");
 		imap_reader_free(&r);
 	}
-	/* A second large literal in the same APPEND: refused. */
+	/* Several large literals in one APPEND (MULTIAPPEND) are spilled
+	 * in turn, and the scanner finds each; past max_literal octets
+	 * together the next is refused. */
 	{
 		struct imap_reader r;
 		struct events ev = { 0 };
+		struct imap_args a;
+		struct imap_str x;
+		void *arena = NULL;
+		size_t off, used;
 		char two[800];
 		size_t k = (size_t)snprintf(two, sizeof(two),
-		                            "a APPEND {200}\r\n");
+		                            "a APPEND INBOX {200}\r\n");
 
 		memset(two + k, 'n', 200);
 		k += 200;
 		k += (size_t)snprintf(two + k, sizeof(two) - k, " {300}\r\n");
+		memset(two + k, 'o', 300);
+		k += 300;
+		k += (size_t)snprintf(two + k, sizeof(two) - k, "\r\n");
+		imap_reader_init(&r, &lim);
+		feed(&r, two, k, 64, &ev);
+		CU_ASSERT_EQUAL(ev.bads, 0);
+		CU_ASSERT_EQUAL(ev.commands, 1);
+		CU_ASSERT_EQUAL(ev.continues, 2);
+		CU_ASSERT_EQUAL(ev.spill_firsts, 2);
+		CU_ASSERT_EQUAL(ev.spilled_len, 500);
+		imap_reader_free(&r);
+
+		imap_reader_init(&r, &lim);
+		for (off = 0; off < k; off += used)
+			if (imap_reader_feed(&r, two + off, k - off, &used) ==
+			    IMAP_READ_COMMAND)
+				break;
+		CU_ASSERT_EQUAL(r.nspills, 2);
+		imap_args_init(&a, r.buf, r.len, test_alloc, &arena);
+		imap_args_spills(&a, &r);
+		a.spill_ok = 1;
+		CU_ASSERT_EQUAL(imap_arg_tag(&a, &x), 0);
+		CU_ASSERT_EQUAL(imap_arg_sp(&a), 0);
+		CU_ASSERT_EQUAL(imap_arg_atom(&a, &x), 0);
+		CU_ASSERT_EQUAL(imap_arg_sp(&a), 0);
+		CU_ASSERT_EQUAL(imap_arg_astring(&a, &x), 0);
+		CU_ASSERT_EQUAL(imap_arg_sp(&a), 0);
+		CU_ASSERT_EQUAL(imap_arg_string(&a, &x), 0);
+		CU_ASSERT(x.s == NULL && x.len == 200 && x.literal == 2);
+		CU_ASSERT_EQUAL(imap_arg_sp(&a), 0);
+		CU_ASSERT_EQUAL(imap_arg_string(&a, &x), 0);
+		CU_ASSERT(x.s == NULL && x.len == 300 && x.literal == 2);
+		CU_ASSERT_EQUAL(imap_arg_end(&a), 0);
+		imap_reader_free(&r);
+
+		k -= 2;
+		k += (size_t)snprintf(two + k, sizeof(two) - k, " {600}\r\n");
+		memset(&ev, 0, sizeof(ev));
 		imap_reader_init(&r, &lim);
 		feed(&r, two, k, 64, &ev);
 		CU_ASSERT_EQUAL(ev.bads, 1);
-		CU_ASSERT_EQUAL(ev.continues, 1);
+		CU_ASSERT_EQUAL(ev.continues, 2);
+		CU_ASSERT_STRING_EQUAL(ev.bad_error, "literal too large");
 		imap_reader_free(&r);
 	}
 }

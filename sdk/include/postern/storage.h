@@ -66,7 +66,7 @@ extern "C" {
 
 #define POSTERN_STORAGE_SERVICE "storage"
 #define POSTERN_STORAGE_MAJOR 1
-#define POSTERN_STORAGE_MINOR 2
+#define POSTERN_STORAGE_MINOR 3
 
 struct postern_user; /* postern/auth.h */
 
@@ -424,6 +424,20 @@ struct postern_storage {
 	int (*msg_open_nowait)(postern_mailbox_t *mb, uint32_t uid,
 	                       postern_msg_t **out,
 	                       struct postern_msg_size *sizes);
+
+	/* ---- storage 1.3 ------------------------------------------------ */
+
+	/* Appends the `n` messages msgs[0..n) to the mailbox `name` as one
+	 * (IMAP MULTIAPPEND, RFC 3502): either every one is stored, durable
+	 * (fsynced) and visible to other sessions at once, with consecutive
+	 * UIDs in order in uids[0..n) (caller's array), or none is and the
+	 * call returns -1 with `err` naming the first failure.  The caller
+	 * keeps the messages and the array.  A caller checks the table's
+	 * size (POSTERN_SIZED_HAS) before calling.  Blocking. */
+	int (*append_many)(postern_store_t *st, const char *name,
+	                   const struct postern_append *const *msgs, size_t n,
+	                   uint32_t *uids, uint32_t *uidvalidity,
+	                   struct postern_storage_err *err);
 };
 
 #ifdef __cplusplus
