@@ -309,6 +309,14 @@ void imap_command_finish(struct imap_session *s);
  * written. */
 postern_spool_t *imap_take_spool(struct imap_session *s, int *failed);
 
+/* imap_binary.c: a message that came as literal8 with NUL octets, made
+ * one a plain literal can carry (its parts with a NUL or "binary" as
+ * their transfer encoding get base64), into a new spool (*out, the
+ * caller frees it) that `msg` then reads from.  0, or -1 with `err`
+ * set.  Blocking: on the APPEND's job. */
+int imap_binary_convert(struct postern_append *msg, postern_spool_t **out,
+                        struct postern_storage_err *err);
+
 /* Logged-in sessions per user and address (imap_userip.c), in the
  * host's shared counters.  init makes the table (master, before the
  * fork); enter counts the session in, -1 when the user already has

@@ -1052,13 +1052,45 @@ struct append_arg {
 	int spool_failed;         /* ... that could not be written */
 };
 
+/* One message: what the store gets, and what BINARY needs. */
+struct append_msg {
+	struct postern_append m;  /* first: msgs[] point here */
+	int convert;              /* literal8 with NUL octets */
+	postern_spool_t *conv;    /* ... converted (imap_binary.c) */
+};
+
 static void
 append_cleanup(struct imap_job *j)
 {
 	struct append_arg *a = j->arg;
+	size_t i;
 
 	imap_host->spool_free(a->spool);
 	a->spool = NULL;
+	for (i = 0; i < a->n; i++) {
+		struct append_msg *am = (struct append_msg *)a->msgs[i];
+		imap_host->spool_free(am->conv);
+		am->conv = NULL;
+	}
+}
+
+/* Messages sent as literal8 with NUL octets get base64 where needed. */
+static int
+append_convert(struct imap_job *j)
+{
+	struct append_arg *a = j->arg;
+	struct append_msg *am;
+	size_t i;
+
+	for (i = 0; i < a->n; i++) {
+		am = (struct append_msg *)a->msgs[i];
+		if (am->convert &&
+		    imap_binary_convert(&am->m, &am->conv, &j->err) < 0) {
+			j->rc = -1;
+			return -1;
+		}
+	}
+	return 0;
 }
 
 /* The spooled messages are read from the spool's file. */
@@ -1095,7 +1127,7 @@ append_work(struct imap_job *j)
 {
 	struct append_arg *a = j->arg;
 
-	if (append_spool_ready(j) < 0)
+	if (append_spool_ready(j) < 0 || append_convert(j) < 0)
 		return;
 	if (a->n == 1)
 		j->rc = imap_storage->append(j->s->store, a->name, a->msgs[0],
@@ -1183,6 +1215,8 @@ append_message(struct imap_cmd *c, struct append_arg *a)
 	struct imap_args *ar = &c->args;
 	struct imap_str date, data;
 	struct postern_append *m, **grown;
+	struct append_msg *am;
+	int literal8;
 	const char **kw = NULL;
 	uint32_t flags = 0, nkw = 0;
 	int64_t when = 0;
@@ -1203,10 +1237,17 @@ append_message(struct imap_cmd *c, struct append_arg *a)
 		}
 	}
 	ar->spill_ok = 1;   /* the message may be in the session's spool */
+	/* literal8 (RFC 3516): may hold NUL octets. */
+	literal8 = imap_arg_try_char(ar, '~');
 	if (imap_arg_peek(ar) != '{' || imap_arg_string(ar, &data) < 0)
 		goto bad;
 	if (data.len == 0) {
 		imap_reply(c->s, c->tag, "NO", "APPEND of an empty message");
+		return -1;
+	}
+	if (data.nul && !literal8) {
+		imap_reply(c->s, c->tag, "BAD", "APPEND: NUL octet in a "
+		           "literal (send it as literal8, ~{n})");
 		return -1;
 	}
 	if (a->n == APPEND_MAX_MESSAGES) {
@@ -1221,8 +1262,10 @@ append_message(struct imap_cmd *c, struct append_arg *a)
 			memcpy(grown, a->msgs, a->n * sizeof(*grown));
 		a->msgs = grown;
 	}
-	m = imap_host->pool_alloc(c->pool, sizeof(*m));
-	memset(m, 0, sizeof(*m));
+	am = imap_host->pool_alloc(c->pool, sizeof(*am));
+	memset(am, 0, sizeof(*am));
+	am->convert = literal8 && data.nul;
+	m = &am->m;
 	m->size = sizeof(*m);
 	m->fd = -1;
 	m->data = data.s;
@@ -1283,8 +1326,8 @@ imap_cmd_append(struct imap_cmd *c)
 	*a = tmp;
 	a->name = imap_host->pool_strndup(j->pool, name, strlen(name));
 	a->uids = imap_host->pool_alloc(j->pool, a->n * sizeof(*a->uids));
+	j->cleanup = append_cleanup;
 	if (a->spooled > 0) {
-		j->cleanup = append_cleanup;
 		a->spool = imap_take_spool(c->s, &failed);
 		a->spool_failed = a->spool == NULL || failed ||
 		                  imap_host->spool_size(a->spool) != a->spooled;

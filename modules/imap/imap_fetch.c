@@ -51,6 +51,7 @@ struct fetch_item {
 	int partial;
 	uint64_t pstart, plen;
 	int sets_seen;
+	int binary;          /* BINARY (RFC 3516): 1 BINARY[], 2 .SIZE */
 	char *label;         /* what the response calls it */
 	struct fetch_item *next;
 };
@@ -90,6 +91,7 @@ struct fetch_arg {
 	uint64_t cur_off;           /* octets of cur already sent */
 	uint32_t cur_uid;
 	int broken;                 /* failed in the middle of a message */
+	int unknown_cte;            /* BINARY of a part we cannot decode */
 	size_t nitems;              /* items as the client wrote them */
 };
 
@@ -216,6 +218,64 @@ section_label(struct imap_cmd *c, struct fetch_item *it)
 	imap_buf_free(&b);
 }
 
+/* <start.len> after a section. */
+static int
+parse_partial(struct imap_args *a, struct fetch_item *it)
+{
+	uint32_t start, len;
+
+	if (!imap_arg_try_char(a, '<'))
+		return 0;
+	if (imap_arg_number(a, &start) < 0 || imap_arg_char(a, '.') < 0 ||
+	    imap_arg_nznumber(a, &len) < 0 || imap_arg_char(a, '>') < 0)
+		return -1;
+	it->partial = 1;
+	it->pstart = start;
+	it->plen = len;
+	return 0;
+}
+
+/* BINARY[section-part]<partial>, BINARY.PEEK[...], BINARY.SIZE[...]
+ * (RFC 3516): part numbers only. */
+static struct fetch_item *
+parse_binary(struct imap_cmd *c, struct fetch_arg *fa,
+             const struct imap_str *w)
+{
+	struct imap_args *a = &c->args;
+	struct fetch_item *it = item_new(c, FI_SECTION);
+	struct imap_buf b = { 0 };
+	uint32_t n;
+	size_t i;
+
+	it->binary = imap_str_is(w, "BINARY.SIZE") ? 2 : 1;
+	it->sets_seen = imap_str_is(w, "BINARY");
+	if (imap_arg_char(a, '[') < 0)
+		return NULL;
+	while (imap_arg_peek(a) != ']') {
+		if (it->nparts == FETCH_MAX_PARTS ||
+		    (it->nparts > 0 && imap_arg_char(a, '.') < 0) ||
+		    imap_arg_nznumber(a, &n) < 0) {
+			a->error = "bad BINARY section";
+			return NULL;
+		}
+		it->parts[it->nparts++] = n;
+	}
+	a->p++;
+	if (it->binary == 1 && parse_partial(a, it) < 0)
+		return NULL;
+	imap_buf_str(&b, it->binary == 2 ? "BINARY.SIZE[" : "BINARY[");
+	for (i = 0; i < it->nparts; i++)
+		imap_buf_printf(&b, "%s%u", i > 0 ? "." : "", it->parts[i]);
+	imap_buf_str(&b, "]");
+	if (it->partial)
+		imap_buf_printf(&b, "<%llu>", (unsigned long long)it->pstart);
+	it->label = imap_host->pool_strndup(c->pool, b.p, b.len);
+	imap_buf_free(&b);
+	fa->needs_mime = 1;
+	fa->needs_msg = 1;
+	return it;
+}
+
 static struct fetch_item *
 parse_item(struct imap_cmd *c, struct fetch_arg *fa)
 {
@@ -259,6 +319,9 @@ parse_item(struct imap_cmd *c, struct fetch_arg *fa)
 		fa->needs_msg = 1;
 		return it;
 	}
+	if (imap_str_is(&w, "BINARY") || imap_str_is(&w, "BINARY.PEEK") ||
+	    imap_str_is(&w, "BINARY.SIZE"))
+		return parse_binary(c, fa, &w);
 	if (!imap_str_is(&w, "BODY") && !imap_str_is(&w, "BODY.PEEK")) {
 		a->error = "unknown fetch item";
 		return NULL;
@@ -274,18 +337,9 @@ parse_item(struct imap_cmd *c, struct fetch_arg *fa)
 	}
 	it = item_new(c, FI_SECTION);
 	it->sets_seen = !peek;
-	if (parse_section(c, it) < 0 || imap_arg_char(a, ']') < 0)
+	if (parse_section(c, it) < 0 || imap_arg_char(a, ']') < 0 ||
+	    parse_partial(a, it) < 0)
 		return NULL;
-	if (imap_arg_try_char(a, '<')) {
-		uint32_t start, len;
-		if (imap_arg_number(a, &start) < 0 ||
-		    imap_arg_char(a, '.') < 0 || imap_arg_nznumber(a, &len) < 0 ||
-		    imap_arg_char(a, '>') < 0)
-			return NULL;
-		it->partial = 1;
-		it->pstart = start;
-		it->plen = len;
-	}
 	if (it->nparts > 0)
 		fa->needs_mime = 1;
 	fa->needs_msg = 1;
@@ -455,6 +509,19 @@ enum seg_kind {
 	SEG_RANGE,   /* the message's octets [start, start + len) */
 	SEG_FIELDS,  /* HEADER.FIELDS (.NOT) of the header range [start,
 	                start + hlen), window [skip, skip + len) */
+	SEG_DECODED, /* BINARY: the part [start, start + hlen) decoded,
+	                window [skip, skip + len) of the result */
+};
+
+/* Where a BINARY decoding is (SEG_DECODED): kept across steps, so each
+ * octet of the part is decoded once however many steps send it. */
+struct decode_walk {
+	postern_mime_decoder_t *dec; /* malloc'd by the host, or NULL */
+	uint64_t in;                 /* octets of the part fed */
+	uint64_t out;                /* octets of the result made */
+	uint64_t from, to;           /* the window */
+	struct imap_buf *dst;        /* where the window goes, or NULL */
+	int nul;                     /* a NUL in the window */
 };
 
 struct fetch_seg {
@@ -464,6 +531,7 @@ struct fetch_seg {
 	uint64_t hlen, skip;
 	const struct fetch_item *it;
 	struct fields_walk walk;     /* SEG_FIELDS: where sending is */
+	struct decode_walk dw;       /* SEG_DECODED */
 	struct fetch_seg *next;
 };
 
@@ -651,6 +719,212 @@ plan_add(struct fetch_arg *fa, struct fetch_seg *seg)
 	}
 }
 
+/* ---- BINARY (RFC 3516) ----------------------------------------------*/
+
+/* What the decoder makes: counted, and the window's octets added to
+ * dw->dst (when set). */
+static void
+decode_out(void *arg, const char *data, size_t len)
+{
+	struct decode_walk *dw = arg;
+	uint64_t a = dw->out, b = dw->out + len;
+	uint64_t lo = a > dw->from ? a : dw->from;
+	uint64_t hi = b < dw->to ? b : dw->to;
+
+	if (lo < hi) {
+		if (memchr(data + (lo - a), '\0', (size_t)(hi - lo)) != NULL)
+			dw->nul = 1;
+		if (dw->dst != NULL)
+			imap_buf_add(dw->dst, data + (lo - a), (size_t)(hi - lo));
+	}
+	dw->out = b;
+}
+
+/* Feeds the part [start, start + plen) on from dw->in until the result
+ * reaches `until` or the part ends (then the decoder is finished).
+ * 0, or -1 on a read error (j->err set). */
+static int
+decode_walk(struct imap_job *j, postern_msg_t *msg, struct decode_walk *dw,
+            uint64_t start, uint64_t plen, uint64_t until)
+{
+	char buf[16384];
+	size_t want;
+	ssize_t n;
+
+	while (dw->out < until && dw->in < plen) {
+		want = plen - dw->in < sizeof(buf) ? (size_t)(plen - dw->in)
+		                                   : sizeof(buf);
+		n = imap_storage->msg_read(msg, start + dw->in, buf, want,
+		                           &j->err);
+		if (n <= 0) {
+			if (n == 0) {
+				j->err.code = POSTERN_SE_CORRUPT;
+				snprintf(j->err.text, sizeof(j->err.text),
+				         "message shorter than its size");
+			}
+			return -1;
+		}
+		dw->in += (uint64_t)n;
+		imap_host->mime_decoder_feed(dw->dec, buf, (size_t)n);
+		if (dw->in == plen)
+			imap_host->mime_decoder_finish(dw->dec);
+	}
+	return 0;
+}
+
+/* 1 for an encoding BINARY undoes, 0 for one that is the content as it
+ * is, -1 for one we do not know ([UNKNOWN-CTE]). */
+static int
+binary_decodes(const char *enc)
+{
+	if (strcmp(enc, "base64") == 0 || strcmp(enc, "quoted-printable") == 0)
+		return 1;
+	if (strcmp(enc, "7bit") == 0 || strcmp(enc, "8bit") == 0 ||
+	    strcmp(enc, "binary") == 0)
+		return 0;
+	return -1;
+}
+
+/* The decoded part's length, and whether the window [from, to) of it
+ * holds a NUL, with one decoding pass that keeps nothing. */
+static int
+decoded_measure(struct imap_job *j, postern_msg_t *msg, const char *enc,
+                uint64_t start, uint64_t plen, uint64_t from, uint64_t to,
+                uint64_t *len, int *nul)
+{
+	struct decode_walk dw = { .from = from, .to = to };
+	int rc;
+
+	dw.dec = imap_host->mime_decoder_create(enc, NULL, decode_out, &dw);
+	if (dw.dec == NULL) {
+		j->err.code = POSTERN_SE_TEMP;
+		snprintf(j->err.text, sizeof(j->err.text), "out of memory");
+		return -1;
+	}
+	rc = decode_walk(j, msg, &dw, start, plen, UINT64_MAX);
+	imap_host->mime_decoder_free(dw.dec);
+	*len = dw.out;
+	*nul = dw.nul;
+	return rc;
+}
+
+/* BINARY[part]<partial> or BINARY.SIZE[part]: the part's content with
+ * its transfer encoding undone.  Base64 and quoted-printable are decoded
+ * twice, once for the length, once when sent (resumable across steps),
+ * never held.  The literal is a literal8 (~{n}) when it holds a NUL. */
+static int
+plan_binary(struct imap_job *j, struct fetch_arg *fa,
+            const struct fetch_item *it, postern_msg_t *msg,
+            const struct imap_mime *m)
+{
+	uint64_t start, plen, len, skip = 0;
+	const char *enc;
+	struct fetch_seg *seg;
+	int decodes, nul = 0;
+
+	if (m == NULL || imap_mime_part_content(m, it->parts, it->nparts,
+	                                        &enc, &start, &plen) < 0) {
+		/* No such part: empty, as BODY[] says it. */
+		imap_buf_printf(&fa->acc, "%s %s", it->label,
+		                it->binary == 2 ? "0" : "\"\"");
+		return 0;
+	}
+	if ((decodes = binary_decodes(enc)) < 0) {
+		snprintf(j->err.text, sizeof(j->err.text),
+		         "cannot decode the transfer encoding %.60s", enc);
+		j->err.code = POSTERN_SE_CANNOT;
+		fa->unknown_cte = 1;
+		return -1;
+	}
+	len = plen;
+	if (decodes) {
+		uint64_t from = it->partial ? it->pstart : 0;
+		uint64_t to = it->partial && it->plen < UINT64_MAX - from ?
+		              from + it->plen : UINT64_MAX;
+		if (decoded_measure(j, msg, enc, start, plen, from, to, &len,
+		                    &nul) < 0)
+			return -1;
+	} else {
+		nul = strcmp(enc, "binary") == 0;
+	}
+	imap_buf_str(&fa->acc, it->label);
+	if (it->binary == 2) {
+		imap_buf_printf(&fa->acc, " %llu", (unsigned long long)len);
+		return 0;
+	}
+	seg = imap_host->pool_alloc(fa->msg_pool, sizeof(*seg));
+	memset(seg, 0, sizeof(*seg));
+	seg->it = it;
+	if (decodes) {
+		seg->kind = SEG_DECODED;
+		seg->text = imap_host->pool_strndup(fa->msg_pool, enc,
+		                                    strlen(enc));
+		seg->start = start;
+		seg->hlen = plen;
+		apply_partial(it, &skip, &len);
+		seg->skip = skip;
+	} else {
+		seg->kind = SEG_RANGE;
+		apply_partial(it, &start, &len);
+		seg->start = start;
+	}
+	seg->len = len;
+	imap_buf_printf(&fa->acc, " %s{%llu}\r\n", nul ? "~" : "",
+	                (unsigned long long)len);
+	if (len > 0)
+		plan_add(fa, seg);
+	return 0;
+}
+
+/* Sends more of a SEG_DECODED window: about `want` octets. */
+static int
+emit_decoded(struct imap_job *j, struct fetch_seg *seg, postern_msg_t *msg,
+             uint64_t sent, size_t want)
+{
+	struct decode_walk *dw = &seg->dw;
+	uint64_t left = seg->len - sent, until;
+
+	if (dw->dec == NULL) {
+		dw->from = seg->skip;
+		dw->to = seg->skip + seg->len;
+		dw->dec = imap_host->mime_decoder_create(seg->text, NULL,
+		                                         decode_out, dw);
+		if (dw->dec == NULL) {
+			j->err.code = POSTERN_SE_TEMP;
+			snprintf(j->err.text, sizeof(j->err.text),
+			         "out of memory");
+			return -1;
+		}
+	}
+	until = seg->skip + sent + (want < left ? want : left);
+	dw->dst = &j->out;
+	if (decode_walk(j, msg, dw, seg->start, seg->hlen, until) < 0) {
+		dw->dst = NULL;
+		return -1;
+	}
+	dw->dst = NULL;
+	if (dw->out < until) {
+		j->err.code = POSTERN_SE_CORRUPT;
+		snprintf(j->err.text, sizeof(j->err.text),
+		         "part changed while it was sent");
+		return -1;
+	}
+	return 0;
+}
+
+/* The decoders of the planned message's segments. */
+static void
+segs_free(struct fetch_arg *fa)
+{
+	struct fetch_seg *seg;
+
+	for (seg = fa->segs; seg != NULL; seg = seg->next)
+		if (seg->kind == SEG_DECODED && seg->dw.dec != NULL) {
+			imap_host->mime_decoder_free(seg->dw.dec);
+			seg->dw.dec = NULL;
+		}
+}
+
 static int
 plan_section(struct imap_job *j, struct fetch_arg *fa,
              const struct fetch_item *it, postern_msg_t *msg,
@@ -661,6 +935,8 @@ plan_section(struct imap_job *j, struct fetch_arg *fa,
 	struct hbuf hb, *h = &hb;
 	struct fields_walk w = { 0 };
 
+	if (it->binary)
+		return plan_binary(j, fa, it, msg, m);
 	imap_buf_str(&fa->acc, it->label);
 	imap_buf_str(&fa->acc, " ");
 	if (it->nparts > 0 || it->what == IMAP_SECTION_MIME) {
@@ -735,6 +1011,7 @@ fetch_plan(struct imap_job *j, struct fetch_arg *fa, uint32_t seq,
 		memcpy(kw, mi->keywords, mi->nkeywords * sizeof(*kw));
 	info.keywords = kw;
 	mi = &info;
+	segs_free(fa);
 	imap_host->pool_clear(fa->msg_pool); /* a message skipped before */
 	fa->segs = NULL;
 	fa->tail = &fa->segs;
@@ -918,6 +1195,16 @@ fetch_emit(struct imap_job *j, struct fetch_arg *fa, postern_msg_t *msg)
 			}
 			fa->cur_off = to - seg->skip;
 			break;
+		case SEG_DECODED:
+			want = batch - j->out.len;
+			if (want < 16384)
+				want = 16384;
+			if (emit_decoded(j, seg, msg, fa->cur_off, want) < 0)
+				return -1;
+			to = seg->dw.out < seg->dw.to ? seg->dw.out
+			                              : seg->dw.to;
+			fa->cur_off = to - seg->skip;
+			break;
 		}
 		if (fa->cur_off == seg->len) {
 			fa->cur = seg->next;
@@ -934,6 +1221,7 @@ fetch_msg_end(struct fetch_arg *fa, postern_msg_t **msg)
 	if (*msg != NULL)
 		imap_storage->msg_close(*msg);
 	*msg = NULL;
+	segs_free(fa);
 	fa->cur = NULL;
 	fa->segs = NULL;
 	imap_host->pool_clear(fa->msg_pool);
@@ -1214,6 +1502,7 @@ fetch_cleanup(struct imap_job *j)
 {
 	struct fetch_arg *fa = j->arg;
 
+	segs_free(fa);
 	imap_host->pool_destroy(fa->msg_pool);
 	fa->msg_pool = NULL;
 	imap_buf_free(&fa->acc);
@@ -1242,7 +1531,10 @@ fetch_done(struct imap_job *j)
 		return;
 	}
 	if (fa->finished) {
-		if (j->rc < 0)
+		if (j->rc < 0 && fa->unknown_cte)
+			imap_reply(s, j->tag, "NO", "[UNKNOWN-CTE] %s",
+			           j->err.text);
+		else if (j->rc < 0)
 			imap_reply_storage_err(s, j->tag, &j->err);
 		else
 			imap_reply(s, j->tag, "OK", "Fetch completed");

@@ -493,6 +493,25 @@ imap_mime_section(const struct imap_mime *m, const uint32_t *parts,
 	return -1;
 }
 
+int
+imap_mime_part_content(const struct imap_mime *m, const uint32_t *parts,
+                       size_t nparts, const char **encoding,
+                       uint64_t *start, uint64_t *len)
+{
+	const struct postern_mime_part *p = m->root;
+	size_t i;
+
+	for (i = 0; i < nparts; i++)
+		if ((p = part_step(p, parts[i], i == 0)) == NULL)
+			return -1;
+	*encoding = "7bit";
+	if (nparts > 0 && !is_multipart(p) && !is_message_part(p) &&
+	    p->encoding != NULL)
+		*encoding = p->encoding;
+	return imap_mime_section(m, parts, nparts, IMAP_SECTION_ALL, start,
+	                         len);
+}
+
 const struct postern_mime_envelope *
 imap_mime_fields(const struct imap_mime *m)
 {

@@ -64,6 +64,15 @@ int imap_mime_section(const struct imap_mime *m, const uint32_t *parts,
                       size_t nparts, enum imap_section_what what,
                       uint64_t *start, uint64_t *len);
 
+/* BINARY (RFC 3516): the content of the part `parts` (nparts 0: the
+ * whole message) as imap_mime_section(IMAP_SECTION_ALL) gives it, and
+ * its Content-Transfer-Encoding (lower case; "7bit" for the whole
+ * message, a multipart or a message/rfc822 part, and when absent).
+ * -1 when there is no such part. */
+int imap_mime_part_content(const struct imap_mime *m, const uint32_t *parts,
+                           size_t nparts, const char **encoding,
+                           uint64_t *start, uint64_t *len);
+
 /* The header fields ENVELOPE reports, raw (unfolded, RFC 2047 words
  * not decoded); NULL when the structure has none.  SORT's keys. */
 const struct postern_mime_envelope *

@@ -187,6 +187,7 @@ reader_spill_add(struct imap_reader *r, uint64_t n)
 		r->spills_cap = cap;
 	}
 	r->spills[r->nspills].pos = r->len;
+	r->spills[r->nspills].nul = 0;
 	r->spills[r->nspills++].len = n;
 	r->spill_total += n;
 	return 0;
@@ -303,6 +304,8 @@ imap_reader_feed(struct imap_reader *r, const char *data, size_t len,
 			if (n > r->literal_left)
 				n = (size_t)r->literal_left;
 			r->spill_first = r->literal_left == r->spill_len;
+			if (memchr(data + i, '\0', n) != NULL)
+				r->spills[r->nspills - 1].nul = 1;
 			r->spill_data = data + i;
 			r->spill_n = n;
 			r->literal_left -= n;
@@ -449,6 +452,7 @@ arg_span(struct imap_args *a, int (*ok)(unsigned char), struct imap_str *out,
 	out->s = s;
 	out->len = (size_t)(a->p - s);
 	out->literal = 0;
+	out->nul = 0;
 	return 0;
 }
 
@@ -512,6 +516,7 @@ arg_quoted(struct imap_args *a, struct imap_str *out)
 	out->s = s;
 	out->len = (size_t)(w - s);
 	out->literal = 0;
+	out->nul = 0;
 	return 0;
 }
 
@@ -537,6 +542,7 @@ arg_literal(struct imap_args *a, struct imap_str *out)
 	    n == a->spills[a->spill_next].len) {
 		if (!a->spill_ok)
 			return arg_fail(a, "literal too large here");
+		out->nul = a->spills[a->spill_next].nul;
 		a->spill_next++;
 		out->s = NULL;
 		out->len = (size_t)n;
@@ -548,6 +554,7 @@ arg_literal(struct imap_args *a, struct imap_str *out)
 	out->s = a->p;
 	out->len = (size_t)n;
 	out->literal = 1;
+	out->nul = memchr(a->p, '\0', (size_t)n) != NULL;
 	a->p += n;
 	return 0;
 }
@@ -599,6 +606,7 @@ imap_arg_nstring(struct imap_args *a, struct imap_str *out)
 		out->s = NULL;
 		out->len = 0;
 		out->literal = 0;
+		out->nul = 0;
 		return 0;
 	}
 	return imap_arg_string(a, out);
@@ -622,6 +630,7 @@ imap_arg_flag(struct imap_args *a, struct imap_str *out)
 		out->s = s;
 		out->len = (size_t)(a->p - s);
 		out->literal = 0;
+		out->nul = 0;
 		return 0;
 	}
 	return arg_span(a, atom_char, out, "expected a flag");

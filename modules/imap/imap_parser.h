@@ -62,6 +62,7 @@ struct imap_reader_limits {
 struct imap_spill {
 	size_t pos;
 	uint64_t len;
+	int nul;       /* it holds a NUL octet */
 };
 
 struct imap_reader {
@@ -114,6 +115,7 @@ struct imap_str {
 	const char *s;
 	size_t len;
 	int literal; /* came as a literal (may hold anything) */
+	int nul;     /* ... and holds a NUL octet */
 };
 
 /* A sequence or UID set: ranges as written, lo <= hi; `*` is
