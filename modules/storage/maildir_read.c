@@ -54,12 +54,17 @@ msg_drop(struct postern_msg *m, size_t from, size_t to)
 		(void)madvise(m->map + from, to - from, MADV_DONTNEED);
 }
 
-/* A reader reached raw byte `raw`: what lies well behind it goes. */
+/* A reader read raw bytes [from, raw): what lies well behind it goes.
+ * A reader that went back (a second pass over a part: IMAP BINARY and
+ * HEADER.FIELDS measure first, then send) touches given-back pages
+ * again: they go again behind it. */
 static void
-msg_release(struct postern_msg *m, size_t raw)
+msg_release(struct postern_msg *m, size_t from, size_t raw)
 {
 	size_t page = (size_t)sysconf(_SC_PAGESIZE);
 
+	if (m->mapped && from < m->released)
+		m->released = from & ~(page - 1);
 	if (!m->mapped || raw < m->released + 2 * MSG_KEEP_MAPPED)
 		return;
 	raw = (raw - MSG_KEEP_MAPPED) & ~(page - 1);
@@ -292,6 +297,8 @@ ssize_t
 md_msg_read(postern_msg_t *msg, uint64_t offset, void *buf, size_t len,
             struct postern_storage_err *err)
 {
+	size_t before;
+
 	(void)err;
 	if (offset >= msg->size || len == 0)
 		return 0;
@@ -299,11 +306,14 @@ md_msg_read(postern_msg_t *msg, uint64_t offset, void *buf, size_t len,
 		if (len > msg->size - offset)
 			len = msg->size - offset;
 		memcpy(buf, msg->map + offset, len);
-		msg_release(msg, (size_t)(offset + len));
+		msg_release(msg, (size_t)offset, (size_t)(offset + len));
 		return (ssize_t)len;
 	}
+	before = (size_t)msg->raw;
 	len = read_convert(msg, offset, buf, len);
-	msg_release(msg, (size_t)msg->raw);
+	/* The cursor went back: the read began somewhere below. */
+	msg_release(msg, (size_t)msg->raw < before ? 0 : before,
+	            (size_t)msg->raw);
 	return (ssize_t)len;
 }
 

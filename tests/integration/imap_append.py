@@ -3,17 +3,23 @@
 with APPENDUID sets (RFC 4315), all or nothing; messages spilled to the
 spool (over literal_memory) mixed with small ones; the limits a hostile
 client meets (messages per command, octets per command, the worker's
-RSS while it sends many large messages).
+RSS while it sends many large messages).  BINARY (RFC 3516): FETCH
+BINARY / BINARY.PEEK / BINARY.SIZE of base64 and quoted-printable parts
+(whole, partial, a large one over many FETCH steps with the RSS
+bounded), [UNKNOWN-CTE], APPEND of literal8 with NUL octets (in memory
+and spooled) read back, NUL refused in plain literals.
 
 Messages are sent with raw sockets (imaplib sends one literal per
 command) and read back with imaplib.
 """
+import base64
 import imaplib
 import os
 import re
 
 from hostile import WorkerMemory
-from imaptest import PASSWORDS, Raw, finish, login, message, start_server
+from imaptest import (PASSWORDS, Raw, deliver, finish, login, message,
+                      start_server)
 from testlib import Runner
 
 MIB = 1 << 20
@@ -242,6 +248,202 @@ def test_memory_while_sending_large_messages(R):
     m.logout()
 
 
+def mime_message(parts, subject="binary"):
+    """A multipart/mixed of (headers, body) parts, as bytes."""
+    out = (b"From: carol@example.net\r\nTo: alice@example.org\r\n"
+           b"Subject: " + subject.encode() + b"\r\nMIME-Version: 1.0\r\n"
+           b"Content-Type: multipart/mixed; boundary=\"b1\"\r\n\r\n"
+           b"preamble\r\n")
+    for headers, body in parts:
+        out += b"--b1\r\n" + headers + b"\r\n" + body + b"\r\n"
+    return out + b"--b1--\r\n"
+
+
+PAYLOAD = bytes(range(256)) * 3 + b"\x00end\r\nbare\nlf\rcr"
+QP_TEXT = b"caf=C3=A9 tr=\r\nop  \r\nline=3D2\r\n"
+QP_DECODED = b"caf\xc3\xa9 trop\r\nline=2\r\n"
+B64 = base64.encodebytes(PAYLOAD).replace(b"\n", b"\r\n")
+BIN_MSG = mime_message([
+    (b"Content-Type: text/plain\r\n", b"plain text"),
+    (b"Content-Type: application/octet-stream\r\n"
+     b"Content-Transfer-Encoding: base64\r\n", B64),
+    (b"Content-Type: text/plain; charset=utf-8\r\n"
+     b"Content-Transfer-Encoding: quoted-printable\r\n", QP_TEXT),
+    (b"Content-Type: application/x-thing\r\n"
+     b"Content-Transfer-Encoding: x-uuencode\r\n", b"begin 644 x\r\n"),
+])
+
+
+def binary_select(box="Binary", msg=BIN_MSG):
+    m = login(srv)
+    m.create(box)
+    typ, d = m.append(box, None, None, msg)
+    assert typ == "OK", d
+    m.select(box)
+    return m
+
+
+def fetch_parts(m, seq, items):
+    """FETCH seq (items): {item name: value} of the response."""
+    typ, d = m.fetch(seq, "(%s)" % items)
+    assert typ == "OK", d
+    out, text = {}, b""
+    for x in d:
+        if isinstance(x, tuple):
+            text += x[0]
+            key = re.search(rb"(BINARY(?:\.SIZE)?\[[\d.]*\](?:<\d+>)?) "
+                            rb"~?\{\d+\}$", x[0])
+            out[key.group(1).decode()] = x[1]
+        else:
+            text += x
+    for k, v in re.findall(rb"(BINARY\.SIZE\[[\d.]*\]) (\d+)", text):
+        out[k.decode()] = int(v)
+    return out, text
+
+
+def test_binary_capability(R):
+    m = login(srv)
+    typ, d = m.capability()
+    assert b"BINARY" in d[0].split(), d
+    m.logout()
+
+
+def test_fetch_binary_decodes(R):
+    m = binary_select()
+    got, text = fetch_parts(m, "1", "BINARY.PEEK[1] BINARY.PEEK[2] "
+                            "BINARY.SIZE[2] BINARY.PEEK[3] BINARY.SIZE[3]")
+    assert got["BINARY[1]"] == b"plain text", got
+    assert got["BINARY[2]"] == PAYLOAD, got["BINARY[2]"][:40]
+    assert got["BINARY.SIZE[2]"] == len(PAYLOAD), got
+    assert got["BINARY[3]"] == QP_DECODED, got["BINARY[3]"]
+    assert got["BINARY.SIZE[3]"] == len(QP_DECODED), got
+    # the base64 part holds NUL: literal8; the others do not
+    assert b"BINARY[2] ~{%d}" % len(PAYLOAD) in text, text[:300]
+    assert b"BINARY[1] {10}" in text, text[:300]
+    # partial windows, with and without a NUL
+    for start, n in ((0, 7), (250, 20), (700, 1000), (5000, 10)):
+        got, text = fetch_parts(m, "1", "BINARY.PEEK[2]<%d.%d>" %
+                                (start, n))
+        want = PAYLOAD[start:start + n]
+        assert got["BINARY[2]<%d>" % start] == want, (start, n)
+        tilde = b"~{" in text
+        assert tilde == (b"\x00" in want), (start, n, text[:100])
+    # PEEK leaves \Seen alone, BINARY sets it
+    typ, d = m.fetch("1", "(FLAGS)")
+    assert b"\\Seen" not in d[0], d
+    typ, d = m.fetch("1", "(BINARY[1])")
+    typ, d = m.fetch("1", "(FLAGS)")
+    assert b"\\Seen" in d[0], d
+    m.logout()
+
+
+def test_fetch_binary_unknown_cte(R):
+    m = login(srv)
+    m.select("Binary")
+    typ, d = m.fetch("1", "(BINARY.PEEK[4])")
+    assert typ == "NO" and b"[UNKNOWN-CTE]" in d[0], (typ, d)
+    typ, d = m.fetch("1", "(BINARY.SIZE[9] BODY.PEEK[4])")
+    assert typ == "OK" and b"BINARY.SIZE[9] 0" in d[0][0], d
+    m.logout()
+
+
+def test_fetch_binary_large_part(R):
+    """A 12 MiB part in base64 (16 MiB encoded) fetched whole over many
+    FETCH steps: byte for byte, and the worker's RSS grows by far less
+    than the part."""
+    payload = os.urandom(12 * MIB)
+    big = mime_message([(b"Content-Type: application/octet-stream\r\n"
+                         b"Content-Transfer-Encoding: base64\r\n",
+                         base64.encodebytes(payload).replace(b"\n",
+                                                             b"\r\n"))])
+    m = login(srv)
+    m.create("BigBinary")
+    deliver(srv, "alice@example.org", big, "BigBinary")
+    mem = WorkerMemory(srv.daemon)
+    m.select("BigBinary")
+    got, _ = fetch_parts(m, "1", "BINARY.SIZE[1] BINARY.PEEK[1]")
+    growth = mem.growth()
+    print("  peak RSS growth %.1f MiB for a 12 MiB part" % (growth / MIB))
+    assert got["BINARY.SIZE[1]"] == len(payload)
+    assert got["BINARY[1]"] == payload
+    got, _ = fetch_parts(m, "1", "BINARY.PEEK[1]<%d.%d>" % (7 * MIB, 300))
+    assert got["BINARY[1]<%d>" % (7 * MIB)] == payload[7 * MIB:7 * MIB + 300]
+    m.logout()
+    mem.assert_growth_below(8 * MIB)
+
+
+def literal8_append(r, tag, box, data, plain=False):
+    r.send(b"%s APPEND %s %s{%d}\r\n" % (tag.encode(), box.encode(),
+                                        b"" if plain else b"~",
+                                        len(data)))
+    line = r.line()
+    if not line.startswith("+"):
+        return [line]
+    r.send(data + b"\r\n")
+    return r.until(tag)
+
+
+def test_append_literal8(R):
+    """A message with a binary part holding NUL octets, as literal8 (in
+    memory and spooled): stored so that BODY[] holds no NUL, BINARY[]
+    gives back what was sent."""
+    m = login(srv)
+    m.create("Lit8")
+    m.logout()
+    for size in (300, 200 * 1024):
+        raw_part = (PAYLOAD * (size // len(PAYLOAD) + 1))[:size]
+        msg = mime_message([(b"Content-Type: text/plain\r\n", b"hi"),
+                            (b"Content-Type: application/octet-stream\r\n"
+                             b"Content-Transfer-Encoding: binary\r\n",
+                             raw_part)])
+        r = raw()
+        out = literal8_append(r, "a", "Lit8", msg)
+        assert out[-1].startswith("a OK [APPENDUID"), out
+        _, uids = appenduid(out[-1])
+        r.close()
+        m = login(srv)
+        m.select("Lit8", readonly=True)
+        typ, d = m.uid("FETCH", str(uids[0]), "(BODY.PEEK[] BODY.PEEK[2] "
+                       "BINARY.PEEK[2] BINARY.SIZE[2] BINARY.PEEK[1])")
+        assert typ == "OK", d
+        whole, part2, bin2, bin1 = d[0][1], d[1][1], d[2][1], d[3][1]
+        assert b"\x00" not in whole, "a NUL in BODY[]"
+        assert base64.b64decode(part2) == raw_part
+        assert bin2 == raw_part, (len(bin2), size)
+        assert bin1 == b"hi", bin1
+        assert (b"BINARY.SIZE[2] %d" % size) in b"".join(
+            x if isinstance(x, bytes) else x[0] for x in d), d
+        m.logout()
+
+
+def test_nul_in_plain_literal_refused(R):
+    """NUL octets only in literal8: a plain literal with one (in memory
+    or spooled) gets BAD, nothing is stored, the session goes on."""
+    before = count("Lit8")
+    r = raw()
+    for size in (100, 100 * 1024):
+        msg = message("nul", "x" * size + "\0 y\r\n")
+        out = literal8_append(r, "a", "Lit8", msg, plain=True)
+        assert out[-1].startswith("a BAD"), out
+        assert "literal8" in out[-1], out
+    out = r.cmd("n", "NOOP")
+    assert out[-1].startswith("n OK"), out
+    r.close()
+    assert count("Lit8") == before
+
+
+def test_literal8_elsewhere_refused(R):
+    """literal8 is for APPEND only: LOGIN or SELECT with one is BAD."""
+    r = raw()
+    r.send(b"a SELECT ~{5}\r\n")
+    line = r.line()
+    if line.startswith("+"):
+        r.send(b"INBOX\r\n")
+        line = r.line()
+    assert line.startswith("a BAD"), line
+    r.close()
+
+
 R.run(test_capability)
 R.run(test_multiappend_small_and_spilled)
 R.run(test_multiappend_selected_gets_exists)
@@ -250,4 +452,11 @@ R.run(test_all_or_nothing_bad_message)
 R.run(test_too_big_together)
 R.run(test_message_count_limit)
 R.run(test_memory_while_sending_large_messages)
+R.run(test_binary_capability)
+R.run(test_fetch_binary_decodes)
+R.run(test_fetch_binary_unknown_cte)
+R.run(test_fetch_binary_large_part)
+R.run(test_append_literal8)
+R.run(test_nul_in_plain_literal_refused)
+R.run(test_literal8_elsewhere_refused)
 finish(R, srv)
