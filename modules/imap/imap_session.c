@@ -142,7 +142,7 @@ imap_capabilities(struct imap_session *s)
 	         "LIST-EXTENDED "
 	         "LIST-STATUS ESEARCH CONDSTORE QRESYNC STATUS=SIZE "
 	         "SORT SORT=DISPLAY ESORT THREAD=ORDEREDSUBJECT "
-	         "THREAD=REFERENCES WITHIN SEARCHRES%s BINARY", lit,
+	         "THREAD=REFERENCES WITHIN SEARCHRES%s BINARY CATENATE", lit,
 	         IMAP_STORAGE_HAS(append_many) ? " MULTIAPPEND" : "");
 	return buf;
 }

@@ -1,0 +1,283 @@
+/*
+ * imap_catenate.c - CATENATE (RFC 4469): the message an APPEND makes of
+ * TEXT parts and IMAP URLs of messages and parts on this server, for
+ * the session's own user only (RFC 4469 section 5: a URL the user could
+ * not FETCH is a BADURL; there are no other users' mailboxes here).
+ *
+ * Runs on the APPEND's job.  The result goes to a spool, flushed to its
+ * file as it grows, read from its sources in chunks: memory is a chunk
+ * and one message's MIME tree (in a pool limited to message_memory),
+ * whatever the sizes.  A mailbox other than the selected one is opened
+ * read-only (its \Recent is not taken), kept open while the next URLs
+ * name it, and closed at the end.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "imap_url.h"
+
+#define CAT_CHUNK (64 * 1024)
+
+struct cat {
+	struct imap_session *s;
+	postern_spool_t *out;
+	uint64_t total;
+	struct postern_storage_err *err;
+	struct imap_cat_fail *fail;
+	postern_mailbox_t *mb;     /* opened here, or NULL */
+	char *mb_name;             /* its name (malloc'd) */
+	char buf[CAT_CHUNK];
+};
+
+static int
+cat_err(struct cat *c, enum postern_storage_error code, const char *why)
+{
+	c->err->code = code;
+	snprintf(c->err->text, sizeof(c->err->text), "%s", why);
+	return -1;
+}
+
+/* Room for `len` more octets within max_literal_size. */
+static int
+cat_room(struct cat *c, uint64_t len)
+{
+	if (len > (uint64_t)imap_cfg.max_literal - c->total) {
+		c->fail->toobig = 1;
+		return cat_err(c, POSTERN_SE_LIMIT, "the message would be "
+		               "larger than max_literal_size");
+	}
+	c->total += len;
+	return 0;
+}
+
+static int
+cat_add(struct cat *c, const char *data, size_t len)
+{
+	imap_host->spool_append(c->out, data, len);
+	if (imap_host->spool_memory(c->out, NULL) >= CAT_CHUNK * 4 &&
+	    imap_host->spool_flush(c->out) < 0)
+		return cat_err(c, POSTERN_SE_TEMP, "cannot write the "
+		               "message");
+	return 0;
+}
+
+static int
+cat_text(struct cat *c, const struct imap_cat_part *p, int fd)
+{
+	uint64_t off = 0;
+	size_t n;
+	ssize_t r;
+
+	if (cat_room(c, p->len) < 0)
+		return -1;
+	if (p->data != NULL)
+		return cat_add(c, p->data, (size_t)p->len);
+	while (off < p->len) {
+		n = p->len - off < CAT_CHUNK ? (size_t)(p->len - off)
+		                             : CAT_CHUNK;
+		r = pread(fd, c->buf, n, (off_t)(p->offset + off));
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			return cat_err(c, POSTERN_SE_TEMP, "cannot read the "
+			               "text back");
+		if (cat_add(c, c->buf, (size_t)r) < 0)
+			return -1;
+		off += (uint64_t)r;
+	}
+	return 0;
+}
+
+/* The view the URL names: the selected one, or one opened here. */
+static postern_mailbox_t *
+cat_view(struct cat *c, const struct imap_url *u)
+{
+	if (u->mailbox == NULL)
+		return c->s->mb;
+	if (c->mb != NULL && strcmp(c->mb_name, u->mailbox) == 0)
+		return c->mb;
+	if (c->mb != NULL)
+		imap_storage->close(c->mb);
+	c->mb = NULL;
+	free(c->mb_name);
+	if ((c->mb_name = strdup(u->mailbox)) == NULL)
+		return NULL;
+	if (imap_storage->open(c->s->store, u->mailbox, POSTERN_OPEN_READONLY,
+	                       &c->mb, c->err) < 0) {
+		c->mb = NULL;
+		return NULL;
+	}
+	return c->mb;
+}
+
+/* Where in the message the URL points: [*start, *start + *len). */
+static int
+cat_range(struct cat *c, postern_mailbox_t *mb, const struct imap_url *u,
+          const struct postern_msg_size *sz, uint64_t *start, uint64_t *len)
+{
+	postern_pool_t *pool;
+	const struct imap_mime *m;
+	int rc = 0;
+
+	*start = 0;
+	*len = sz->size;
+	if (u->has_section) {
+		pool = imap_host->pool_create_limited(
+			16384, (size_t)imap_cfg.message_memory);
+		if (pool == NULL)
+			return cat_err(c, POSTERN_SE_TEMP, "out of memory");
+		m = imap_mime_load(imap_storage, mb, u->uid, pool, c->err);
+		if (m == NULL)
+			rc = -1;
+		else if (imap_mime_section(m, u->parts, u->nparts, u->what,
+		                           start, len) < 0)
+			rc = cat_err(c, POSTERN_SE_NONEXISTENT, "no such "
+			             "section in the message");
+		imap_host->pool_destroy(pool);
+		if (rc < 0)
+			return -1;
+	}
+	if (u->partial) {
+		if (u->pstart >= *len) {
+			*len = 0;
+		} else {
+			*start += u->pstart;
+			*len -= u->pstart;
+			if (*len > u->plen)
+				*len = u->plen;
+		}
+	}
+	return 0;
+}
+
+static int
+cat_copy(struct cat *c, postern_msg_t *msg, uint64_t start, uint64_t len)
+{
+	ssize_t r;
+	size_t n;
+
+	if (cat_room(c, len) < 0)
+		return -1;
+	while (len > 0) {
+		n = len < CAT_CHUNK ? (size_t)len : CAT_CHUNK;
+		if ((r = imap_storage->msg_read(msg, start, c->buf, n,
+		                                c->err)) <= 0)
+			return r == 0 ? cat_err(c, POSTERN_SE_CORRUPT, "message "
+			                        "shorter than its size")
+			              : -1;
+		if (cat_add(c, c->buf, (size_t)r) < 0)
+			return -1;
+		start += (uint64_t)r;
+		len -= (uint64_t)r;
+	}
+	return 0;
+}
+
+/* A URL part: -1 with c->err set; fail->badurl is set by the caller
+ * unless the failure is the server's own (TEMP) or TOOBIG. */
+static int
+cat_url(struct cat *c, const struct imap_cat_part *p, int *bad)
+{
+	struct imap_url u;
+	postern_pool_t *pool = imap_host->pool_create(1024);
+	postern_mailbox_t *mb;
+	struct postern_mailbox_status st = { .size = sizeof(st) };
+	struct postern_msg_size sz;
+	postern_msg_t *msg = NULL;
+	uint64_t start, len;
+	uint32_t seq;
+	int rc = -1;
+
+	*bad = 1;
+	if (imap_url_parse(&u, p->url, p->url_len, c->s->user,
+	                   c->s->mb != NULL, pool) < 0) {
+		cat_err(c, POSTERN_SE_CANNOT, u.error);
+		goto out;
+	}
+	if ((mb = cat_view(c, &u)) == NULL) {
+		*bad = c->err->code != POSTERN_SE_TEMP;
+		goto out;
+	}
+	imap_storage->status(mb, &st);
+	if (u.uidvalidity != 0 && u.uidvalidity != st.uidvalidity) {
+		cat_err(c, POSTERN_SE_NONEXISTENT, "UIDVALIDITY differs");
+		goto out;
+	}
+	if ((seq = imap_storage->seq_of_uid(mb, u.uid)) == 0 ||
+	    imap_storage->message(mb, seq)->expunged) {
+		cat_err(c, POSTERN_SE_NONEXISTENT, "no such message");
+		goto out;
+	}
+	if (imap_storage->msg_open(mb, u.uid, &msg, &sz, c->err) < 0) {
+		*bad = c->err->code != POSTERN_SE_TEMP;
+		goto out;
+	}
+	if (cat_range(c, mb, &u, &sz, &start, &len) < 0) {
+		*bad = c->err->code != POSTERN_SE_TEMP;
+		goto out;
+	}
+	*bad = 0;
+	rc = cat_copy(c, msg, start, len);
+out:
+	if (msg != NULL)
+		imap_storage->msg_close(msg);
+	imap_host->pool_destroy(pool);
+	return rc;
+}
+
+int
+imap_catenate(struct imap_session *s, const struct imap_cat_part *parts,
+              size_t n, int spool_fd, postern_spool_t **out,
+              struct imap_cat_fail *fail, struct postern_storage_err *err)
+{
+	struct cat *c = calloc(1, sizeof(*c));
+	size_t i;
+	int rc = -1, bad;
+
+	*out = NULL;
+	fail->badurl = -1;
+	fail->toobig = 0;
+	if (c == NULL || (c->out = imap_host->spool_create(NULL)) == NULL) {
+		free(c);
+		err->code = POSTERN_SE_TEMP;
+		snprintf(err->text, sizeof(err->text), "out of memory");
+		return -1;
+	}
+	c->s = s;
+	c->err = err;
+	c->fail = fail;
+	for (i = 0; i < n; i++) {
+		if (!parts[i].is_url) {
+			if (cat_text(c, &parts[i], spool_fd) < 0)
+				goto out;
+			continue;
+		}
+		if (cat_url(c, &parts[i], &bad) < 0) {
+			if (bad && !fail->toobig)
+				fail->badurl = (long)i;
+			goto out;
+		}
+	}
+	if (c->total == 0) {
+		cat_err(c, POSTERN_SE_CANNOT, "CATENATE of an empty "
+		        "message");
+		goto out;
+	}
+	if (imap_host->spool_flush(c->out) < 0) {
+		cat_err(c, POSTERN_SE_TEMP, "cannot write the message");
+		goto out;
+	}
+	*out = c->out;
+	c->out = NULL;
+	rc = 0;
+out:
+	if (c->mb != NULL)
+		imap_storage->close(c->mb);
+	free(c->mb_name);
+	imap_host->spool_free(c->out);
+	free(c);
+	return rc;
+}
