@@ -7,7 +7,13 @@ RSS while it sends many large messages).  BINARY (RFC 3516): FETCH
 BINARY / BINARY.PEEK / BINARY.SIZE of base64 and quoted-printable parts
 (whole, partial, a large one over many FETCH steps with the RSS
 bounded), [UNKNOWN-CTE], APPEND of literal8 with NUL octets (in memory
-and spooled) read back, NUL refused in plain literals.
+and spooled) read back, NUL refused in plain literals.  CATENATE (RFC
+4469) with IMAP URLs (RFC 5092): TEXT and URL parts (sections, partial,
+absolute, server-relative and ;UID= forms), [BADURL] for URLs naming
+nothing this user may read (another user, another host, a wrong
+UIDVALIDITY, a missing message or part, URLAUTH, a path out of the
+store), [TOOBIG], all or none with MULTIAPPEND, the part limit, and the
+worker's RSS while large messages are put together.
 
 Messages are sent with raw sockets (imaplib sends one literal per
 command) and read back with imaplib.
@@ -444,6 +450,177 @@ def test_literal8_elsewhere_refused(R):
     r.close()
 
 
+CAT_SRC = (b"From: src@example.net\r\nSubject: source\r\nMIME-Version: 1.0"
+           b"\r\nContent-Type: multipart/mixed; boundary=\"zz\"\r\n\r\n"
+           b"--zz\r\nContent-Type: text/plain\r\n\r\nfirst part\r\n"
+           b"--zz\r\nContent-Type: text/html\r\n\r\n<p>second</p>\r\n"
+           b"--zz--\r\n")
+SRC_HEADER = CAT_SRC[:CAT_SRC.index(b"\r\n\r\n") + 4]
+
+
+def cat_source():
+    """CatSrc holds CAT_SRC; returns (uidvalidity, uid)."""
+    m = login(srv)
+    m.create("CatSrc")
+    m.create("CatDst")
+    typ, d = m.append("CatSrc", None, None, CAT_SRC)
+    uidv, uids = appenduid(d[0].decode())
+    m.logout()
+    return uidv, uids[0]
+
+
+def catenate(r, tag, box, parts, more=b""):
+    """APPEND box CATENATE (parts): ("TEXT", bytes) or ("URL", str)."""
+    r.send(b"%s APPEND %s CATENATE (" % (tag.encode(), box.encode()))
+    for i, (kind, v) in enumerate(parts):
+        sep = b" " if i else b""
+        if kind == "URL":
+            r.send(sep + b'URL "' + v.encode() + b'"')
+        else:
+            r.send(sep + b"TEXT {%d+}\r\n" % len(v) + v)
+    r.send(b")" + more + b"\r\n")
+    return r.until(tag)
+
+
+def last_message(box):
+    m = login(srv)
+    typ, d = m.select(box, readonly=True)
+    n = int(d[0])
+    typ, d = m.fetch(str(n), "(BODY.PEEK[])")
+    m.logout()
+    return n, d[0][1]
+
+
+def test_catenate_capability(R):
+    m = login(srv)
+    typ, d = m.capability()
+    assert b"CATENATE" in d[0].split(), d
+    m.logout()
+
+
+def test_catenate_text_and_urls(R):
+    uidv, uid = cat_source()
+    host = os.uname().nodename
+    cases = [
+        ([("TEXT", b"Subject: made\r\n\r\n"),
+          ("URL", "/CatSrc/;UID=%d/;SECTION=1" % uid),
+          ("TEXT", b"\r\n")],
+         b"Subject: made\r\n\r\nfirst part\r\n"),
+        ([("URL", "/CatSrc;UIDVALIDITY=%d/;UID=%d/;SECTION=HEADER" %
+           (uidv, uid)), ("TEXT", b"new body\r\n")],
+         SRC_HEADER + b"new body\r\n"),
+        ([("URL", "imap://alice%%40example.org@%s/CatSrc/;uid=%d"
+           "/;section=2.MIME" % (host, uid)),
+          ("TEXT", b"x\r\n")],
+         b"Content-Type: text/html\r\n\r\nx\r\n"),
+        ([("URL", "imap://localhost/CatSrc/;UID=%d/;PARTIAL=6.3" % uid),
+          ("TEXT", b": y\r\n\r\nz\r\n")],
+         b"src: y\r\n\r\nz\r\n"),
+        ([("URL", "/CatSrc/;UID=%d" % uid)], CAT_SRC),
+        ([("URL", "/CatSrc/;UID=%d/;PARTIAL=99999.5" % uid),
+          ("TEXT", b"H: 1\r\n\r\nb\r\n")], b"H: 1\r\n\r\nb\r\n"),
+    ]
+    r = raw()
+    for i, (parts, want) in enumerate(cases):
+        out = catenate(r, "c%d" % i, "CatDst", parts)
+        assert out[-1].startswith("c%d OK [APPENDUID" % i), (i, out)
+        n, got = last_message("CatDst")
+        assert got == want, (i, got, want)
+    # ";UID=n" names a message of the selected mailbox
+    out = r.cmd("s", "SELECT CatSrc")
+    out = catenate(r, "d", "CatDst", [("URL", ";UID=%d/;SECTION=TEXT" %
+                                       uid)])
+    assert out[-1].startswith("d OK"), out
+    n, got = last_message("CatDst")
+    assert got == CAT_SRC[len(SRC_HEADER):], got
+    r.close()
+
+
+def test_catenate_badurl(R):
+    """URLs naming nothing this user may read: NO [BADURL url], nothing
+    stored, the session goes on."""
+    uidv, uid = cat_source()
+    m = login(srv, "bob@example.org")
+    m.append("INBOX", None, None, message("bob's secret"))
+    m.logout()
+    bad = ["/CatSrc;UIDVALIDITY=%d/;UID=%d" % (uidv + 1, uid),
+           "/CatSrc/;UID=%d" % (uid + 100),
+           "/NoSuchBox/;UID=1",
+           "/CatSrc/;UID=%d/;SECTION=7" % uid,
+           "/CatSrc/;UID=%d/;SECTION=HEADER.FIELDS%%20(From)" % uid,
+           "/CatSrc/;UID=%d;URLAUTH=anonymous" % uid,
+           "imap://bob%40example.org@localhost/INBOX/;UID=1",
+           "imap://alice%%40example.org@mail.example.com/CatSrc/;UID=%d" %
+           uid,
+           "/..%2F..%2Fbob/;UID=1",
+           "/%2E%2E/;UID=1",
+           ";UID=1",               # no mailbox selected
+           "http://example.com/x"]
+    before, _ = last_message("CatDst")
+    r = raw()
+    for i, url in enumerate(bad):
+        out = catenate(r, "b%d" % i, "CatDst", [("TEXT", b"H: 1\r\n\r\n"),
+                                               ("URL", url)])
+        assert re.match(r"b%d NO \[BADURL [^\]]+\]" % i, out[-1]), \
+            (url, out)
+        assert "secret" not in "".join(out)
+    # a missing destination is TRYCREATE, whatever the URL says
+    out = catenate(r, "t", "NoSuchBox", [("URL", bad[0])])
+    assert out[-1].startswith("t NO [TRYCREATE]"), out
+    out = r.cmd("n", "NOOP")
+    assert out[-1].startswith("n OK"), out
+    r.close()
+    assert last_message("CatDst")[0] == before
+
+
+def test_catenate_multiappend_all_or_none(R):
+    uidv, uid = cat_source()
+    before, _ = last_message("CatDst")
+    r = raw()
+    r.send(b"a APPEND CatDst CATENATE (URL \"/CatSrc/;UID=%d\") "
+           b"CATENATE (URL \"/CatSrc/;UID=%d\")\r\n" % (uid, uid + 50))
+    out = r.until("a")
+    assert re.match(r"a NO \[BADURL", out[-1]), out
+    m1 = message("plain one")
+    r.send(b"b APPEND CatDst {%d+}\r\n" % len(m1) + m1 +
+           b" CATENATE (TEXT {8+}\r\nH: 1\r\n\r\n URL \"/CatSrc/;UID=%d"
+           b"/;SECTION=1\")\r\n" % uid)
+    out = r.until("b")
+    assert out[-1].startswith("b OK [APPENDUID"), out
+    _, uids = appenduid(out[-1])
+    assert len(uids) == 2, uids
+    r.close()
+    n, got = last_message("CatDst")
+    assert n == before + 2 and got == b"H: 1\r\n\r\nfirst part", got
+
+
+def test_catenate_limits(R):
+    """TOOBIG past max_literal_size (8 MiB here), at most 1000 parts,
+    and the worker's RSS while 7 MiB are put together from URLs."""
+    big = big_message("cat big", MIB + 1000)
+    m = login(srv)
+    m.create("CatBig")
+    typ, d = m.append("CatBig", None, None, big)
+    _, uids = appenduid(d[0].decode())
+    m.logout()
+    url = ("URL", "/CatBig/;UID=%d" % uids[0])
+    r = raw()
+    out = catenate(r, "a", "CatDst", [url] * 9)
+    assert out[-1].startswith("a NO [TOOBIG]"), out
+    out = catenate(r, "b", "CatDst", [("TEXT", b"x")] * 1001)
+    assert out[-1].startswith("b NO [LIMIT]"), out
+    mem = WorkerMemory(srv.daemon)
+    out = catenate(r, "c", "CatDst", [url] * 7)
+    assert out[-1].startswith("c OK"), out
+    growth = mem.growth()
+    print("  peak RSS growth %.1f MiB for 7 MiB put together" %
+          (growth / MIB))
+    mem.assert_growth_below(4 * MIB)
+    r.close()
+    n, got = last_message("CatDst")
+    assert got == big * 7
+
+
 R.run(test_capability)
 R.run(test_multiappend_small_and_spilled)
 R.run(test_multiappend_selected_gets_exists)
@@ -459,4 +636,9 @@ R.run(test_fetch_binary_large_part)
 R.run(test_append_literal8)
 R.run(test_nul_in_plain_literal_refused)
 R.run(test_literal8_elsewhere_refused)
+R.run(test_catenate_capability)
+R.run(test_catenate_text_and_urls)
+R.run(test_catenate_badurl)
+R.run(test_catenate_multiappend_all_or_none)
+R.run(test_catenate_limits)
 finish(R, srv)
