@@ -607,6 +607,10 @@ static const struct postern_host host_table_v = {
 	.metric_register = h_metric_register,
 	.metric_add = metrics_add,
 	.metric_set = metrics_set,
+	.mime_encoder_create = mime_encoder_create,
+	.mime_encoder_feed = mime_encoder_feed,
+	.mime_encoder_finish = mime_encoder_finish,
+	.mime_encoder_free = mime_encoder_free,
 };
 
 const struct postern_host *

@@ -82,6 +82,16 @@ void mime_decoder_feed(postern_mime_decoder_t *d, const void *data,
 void mime_decoder_finish(postern_mime_decoder_t *d);
 void mime_decoder_free(postern_mime_decoder_t *d);
 
+/* ---- mime_encode.c --------------------------------------------------- */
+
+postern_mime_encoder_t *mime_encoder_create(const char *encoding,
+                                            postern_mime_out_fn out,
+                                            void *arg);
+void mime_encoder_feed(postern_mime_encoder_t *e, const void *data,
+                       size_t len);
+int mime_encoder_finish(postern_mime_encoder_t *e);
+void mime_encoder_free(postern_mime_encoder_t *e);
+
 /* ---- mime_cache.c ---------------------------------------------------- */
 
 void *mime_serialize(const struct postern_mime_part *root,

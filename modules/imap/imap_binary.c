@@ -21,13 +21,14 @@
 
 #include "imap.h"
 
-#define BIN_CHUNK (57 * 1024)          /* base64 lines of 76 */
+#define BIN_CHUNK (64 * 1024)
 #define BIN_MAX_HEADER (256 * 1024)
 
 struct conv {
 	const struct postern_append *in;
 	postern_spool_t *out;
 	struct postern_storage_err *err;
+	int out_failed;            /* out_add failed (err set) */
 	char buf[BIN_CHUNK];
 };
 
@@ -174,48 +175,42 @@ out:
 	return rc;
 }
 
-/* The body [from, to) as base64 in lines of 76; the last line ends with
- * CRLF only at the end of the message (in a multipart, the boundary
- * brings its own). */
+static void
+encoded_out(void *arg, const char *data, size_t len)
+{
+	struct conv *cv = arg;
+
+	if (cv->out_failed == 0 && out_add(cv, data, len) < 0)
+		cv->out_failed = 1;
+}
+
+/* The body [from, to) as base64 (the host's encoder); the last line
+ * ends with CRLF only at the end of the message (in a multipart, the
+ * boundary brings its own). */
 static int
 body_encode(struct conv *cv, uint64_t from, uint64_t to, int last)
 {
-	static const char b64[] =
-	    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-	char line[80];
-	const unsigned char *p;
-	size_t n, i, k, w;
-	uint32_t v;
+	postern_mime_encoder_t *e;
+	size_t n;
+	int any, rc = -1;
 
-	while (from < to) {
+	e = imap_host->mime_encoder_create("base64", encoded_out, cv);
+	if (e == NULL)
+		return conv_fail(cv, POSTERN_SE_TEMP, "out of memory");
+	while (from < to && !cv->out_failed) {
 		n = to - from < BIN_CHUNK ? (size_t)(to - from) : BIN_CHUNK;
 		if (src_read(cv, from, cv->buf, n) < 0)
-			return -1;
+			goto out;
+		imap_host->mime_encoder_feed(e, cv->buf, n);
 		from += n;
-		for (i = 0; i < n; i += 57) {
-			p = (const unsigned char *)cv->buf + i;
-			k = n - i < 57 ? n - i : 57;
-			for (w = 0; k > 0; p += 3) {
-				v = (uint32_t)p[0] << 16;
-				if (k > 1)
-					v |= (uint32_t)p[1] << 8;
-				if (k > 2)
-					v |= p[2];
-				line[w++] = b64[v >> 18];
-				line[w++] = b64[(v >> 12) & 63];
-				line[w++] = k > 1 ? b64[(v >> 6) & 63] : '=';
-				line[w++] = k > 2 ? b64[v & 63] : '=';
-				k = k > 3 ? k - 3 : 0;
-			}
-			if (from < to || i + 57 < n || last) {
-				line[w++] = '\r';
-				line[w++] = '\n';
-			}
-			if (out_add(cv, line, w) < 0)
-				return -1;
-		}
 	}
-	return 0;
+	any = imap_host->mime_encoder_finish(e);
+	if (!cv->out_failed && any && last && out_add(cv, "\r\n", 2) < 0)
+		cv->out_failed = 1;
+	rc = cv->out_failed ? -1 : 0;
+out:
+	imap_host->mime_encoder_free(e);
+	return rc;
 }
 
 static int
@@ -243,6 +238,12 @@ convert_part(struct conv *cv, const struct postern_mime_part *p,
 		return -1;
 	if (!nul && (p->encoding == NULL || strcmp(p->encoding, "binary")))
 		return 0;
+	if (p->type != NULL && (strcmp(p->type, "multipart") == 0 ||
+	                        strcmp(p->type, "message") == 0))
+		/* One the parser cut short (a limit): base64 is not allowed
+		 * there (RFC 2045 6.4). */
+		return conv_fail(cv, POSTERN_SE_CANNOT, "NUL octet in a part "
+		                 "that cannot be encoded");
 	if (copy_range(cv, *pos, p->header_start) < 0 ||
 	    header_rewrite(cv, p->header_start, p->body_start) < 0 ||
 	    body_encode(cv, p->body_start, p->end,
@@ -301,6 +302,7 @@ imap_binary_convert(struct postern_append *msg, postern_spool_t **out,
 	}
 	cv->in = msg;
 	cv->err = err;
+	cv->out_failed = 0;
 	cv->out = imap_host->spool_create(NULL);
 	pool = imap_host->pool_create_limited(16384,
 	                                      (size_t)imap_cfg.message_memory);

@@ -19,7 +19,6 @@
 #define EB_CHUNK 65536
 #define QP_LINE 76          /* RFC 2045 6.7 (5), the '=' of a soft
                                break included */
-#define B64_IN_LINE 57      /* 76 base64 characters a line */
 
 struct eb {
 	const struct postern_host *host;
@@ -238,61 +237,38 @@ encode_qp(struct eb *e, uint64_t start, uint64_t end)
 }
 
 static void
-b64_line(struct relay_out *o, const unsigned char *in, size_t nin)
+b64_out(void *arg, const char *data, size_t len)
 {
-	static const char tab[] =
-	    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-	char line[4 * (B64_IN_LINE / 3)];
-	size_t k, n = 0;
-	unsigned v;
-
-	for (k = 0; k < nin; k += 3) {
-		v = (unsigned)in[k] << 16;
-		if (k + 1 < nin)
-			v |= (unsigned)in[k + 1] << 8;
-		if (k + 2 < nin)
-			v |= in[k + 2];
-		line[n++] = tab[v >> 18 & 63];
-		line[n++] = tab[v >> 12 & 63];
-		line[n++] = k + 1 < nin ? tab[v >> 6 & 63] : '=';
-		line[n++] = k + 2 < nin ? tab[v & 63] : '=';
-	}
-	relay_out_put(o, line, n);
+	relay_out_put(arg, data, len);
 }
 
-/* Lines of 76 characters separated by CRLF; the last line ends in CRLF
- * only at the end of the message (in a multipart the boundary's CRLF
- * follows). */
+/* The host's encoder: lines of 76 characters separated by CRLF; the
+ * last line ends in CRLF only at the end of the message (in a multipart
+ * the boundary's CRLF follows). */
 static int
 encode_base64(struct eb *e, uint64_t start, uint64_t end)
 {
-	unsigned char in[B64_IN_LINE];
-	size_t nin = 0, n, i;
-	int lines = 0;
+	postern_mime_encoder_t *enc;
+	size_t n;
+	int rc = 0;
 
+	enc = e->host->mime_encoder_create("base64", b64_out, e->out);
+	if (enc == NULL) {
+		snprintf(e->err, e->errlen, "8BITMIME downgrade: out of "
+		    "memory for the base64 encoder");
+		return -1;
+	}
 	while (start < end) {
 		n = end - start < EB_CHUNK ? (size_t)(end - start) : EB_CHUNK;
-		if (eb_read(e, start, n) < 0)
-			return -1;
-		for (i = 0; i < n; i++) {
-			in[nin++] = (unsigned char)e->buf[i];
-			if (nin == B64_IN_LINE) {
-				if (lines++ > 0)
-					relay_out_put(e->out, "\r\n", 2);
-				b64_line(e->out, in, nin);
-				nin = 0;
-			}
-		}
+		if ((rc = eb_read(e, start, n)) < 0)
+			break;
+		e->host->mime_encoder_feed(enc, e->buf, n);
 		start += n;
 	}
-	if (nin > 0) {
-		if (lines++ > 0)
-			relay_out_put(e->out, "\r\n", 2);
-		b64_line(e->out, in, nin);
-	}
-	if (lines > 0 && end == e->len)
+	if (rc == 0 && e->host->mime_encoder_finish(enc) && end == e->len)
 		relay_out_put(e->out, "\r\n", 2);
-	return 0;
+	e->host->mime_encoder_free(enc);
+	return rc;
 }
 
 /* ---- the part tree ---------------------------------------------------- */

@@ -659,6 +659,57 @@ decode(const char *enc, const char *charset, const char *in, size_t chunk,
 	return c->buf;
 }
 
+/* Encodes `in` (len octets) fed in pieces of `chunk`. */
+static const char *
+encode(const char *in, size_t len, size_t chunk, struct collect *c,
+       int *any)
+{
+	postern_mime_encoder_t *e;
+	size_t i, n;
+
+	c->len = 0;
+	c->buf[0] = '\0';
+	e = mime_encoder_create("base64", collect, c);
+	for (i = 0; i < len; i += n) {
+		n = len - i < chunk ? len - i : chunk;
+		mime_encoder_feed(e, in + i, n);
+	}
+	*any = mime_encoder_finish(e);
+	mime_encoder_free(e);
+	return c->buf;
+}
+
+static void
+test_encoder(void)
+{
+	static struct collect c, back;
+	char in[200];
+	size_t chunk, i;
+	int any;
+
+	for (i = 0; i < sizeof(in); i++)
+		in[i] = (char)(i * 7 + 1);
+	CU_ASSERT_PTR_NULL(mime_encoder_create("quoted-printable", collect,
+	                                       &c));
+	for (chunk = 1; chunk <= 256; chunk *= 4) {
+		CU_ASSERT_STRING_EQUAL(encode("hello world", 11, chunk, &c,
+		                              &any), "aGVsbG8gd29ybGQ=");
+		CU_ASSERT_EQUAL(any, 1);
+		CU_ASSERT_STRING_EQUAL(encode("ab", 2, chunk, &c, &any),
+		                       "YWI=");
+		CU_ASSERT_STRING_EQUAL(encode("", 0, chunk, &c, &any), "");
+		CU_ASSERT_EQUAL(any, 0);
+		/* 200 octets: lines of 76, CRLF between, none after */
+		encode(in, sizeof(in), chunk, &c, &any);
+		CU_ASSERT_EQUAL(c.len, 76 + 2 + 76 + 2 + 76 + 2 + 40);
+		CU_ASSERT(memcmp(c.buf + 76, "\r\n", 2) == 0);
+		CU_ASSERT(c.buf[c.len - 1] != '\n');
+		(void)decode("base64", NULL, c.buf, 64, &back);
+		CU_ASSERT_EQUAL(back.len, sizeof(in));
+		CU_ASSERT(memcmp(back.buf, in, sizeof(in)) == 0);
+	}
+}
+
 static void
 test_decoders(void)
 {
@@ -1135,6 +1186,7 @@ static CU_TestInfo helper_tests[] = {
 	{ "header fields and unfolding", test_header_iter },
 	{ "RFC 2047 encoded words", test_encoded_words },
 	{ "base64, quoted-printable, charsets", test_decoders },
+	{ "base64 encoder: lines of 76, no CRLF after", test_encoder },
 	{ "address lists with groups", test_addresses },
 	{ "dates", test_dates },
 	{ "serialization round trip and corruption", test_serialize },

@@ -711,6 +711,26 @@ struct postern_host {
 	void (*metric_set)(postern_metric_t *mt, unsigned label_index,
 	                   uint64_t v);
 #endif
+
+#if POSTERN_ABI_TARGET_MINOR >= 9
+	/* ---- MIME body encoding (ABI 1.9; postern/mime.h) ------------ */
+
+	/* A streaming body encoder: gives `encoding` ("base64", the only
+	 * one so far; NULL for any other, or out of memory) to the octets
+	 * fed, sending the text to out(arg, ...) in pieces as it goes:
+	 * lines of 76 characters separated by CRLF, the last one without
+	 * it (the caller adds the CRLF the end of the body needs, or lets
+	 * a boundary's follow).  Pure computation: any thread, one at a
+	 * time per encoder.  Free with mime_encoder_free. */
+	postern_mime_encoder_t *(*mime_encoder_create)(const char *encoding,
+		postern_mime_out_fn out, void *arg);
+	void (*mime_encoder_feed)(postern_mime_encoder_t *e,
+	                          const void *data, size_t len);
+	/* Sends the last line; 1 when any text was sent (the body was not
+	 * empty), else 0. */
+	int (*mime_encoder_finish)(postern_mime_encoder_t *e);
+	void (*mime_encoder_free)(postern_mime_encoder_t *e); /* NULL: no-op */
+#endif
 };
 
 #ifdef __cplusplus

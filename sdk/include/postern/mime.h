@@ -54,6 +54,8 @@ extern "C" {
 typedef struct postern_mime_parser postern_mime_parser_t;
 /* A streaming body decoder (opaque). */
 typedef struct postern_mime_decoder postern_mime_decoder_t;
+/* A streaming body encoder (opaque; ABI 1.9). */
+typedef struct postern_mime_encoder postern_mime_encoder_t;
 
 /* A Content-Type or Content-Disposition parameter. */
 struct postern_mime_param {
