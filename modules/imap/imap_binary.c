@@ -77,30 +77,11 @@ out_add(struct conv *cv, const char *data, size_t len)
 	return 0;
 }
 
-/* Copies [from, to) of the input as it is; a NUL there cannot be
- * carried (it is outside any body part). */
+/* Reads [from, to) in chunks: 1 at the first NUL, 0 at the end, -1 on
+ * an error.  With `copy`, what is read goes to the output (up to the
+ * NUL, which is not copied). */
 static int
-copy_range(struct conv *cv, uint64_t from, uint64_t to)
-{
-	size_t n;
-
-	while (from < to) {
-		n = to - from < BIN_CHUNK ? (size_t)(to - from) : BIN_CHUNK;
-		if (src_read(cv, from, cv->buf, n) < 0)
-			return -1;
-		if (memchr(cv->buf, '\0', n) != NULL)
-			return conv_fail(cv, POSTERN_SE_CANNOT, "NUL octet "
-			                 "outside a body part");
-		if (out_add(cv, cv->buf, n) < 0)
-			return -1;
-		from += n;
-	}
-	return 0;
-}
-
-/* 1 when [from, to) holds a NUL, -1 on a read error. */
-static int
-range_has_nul(struct conv *cv, uint64_t from, uint64_t to)
+range_pass(struct conv *cv, uint64_t from, uint64_t to, int copy)
 {
 	size_t n;
 
@@ -110,9 +91,24 @@ range_has_nul(struct conv *cv, uint64_t from, uint64_t to)
 			return -1;
 		if (memchr(cv->buf, '\0', n) != NULL)
 			return 1;
+		if (copy && out_add(cv, cv->buf, n) < 0)
+			return -1;
 		from += n;
 	}
 	return 0;
+}
+
+/* Copies [from, to) of the input as it is; a NUL there cannot be
+ * carried (it is outside any body part). */
+static int
+copy_range(struct conv *cv, uint64_t from, uint64_t to)
+{
+	int r = range_pass(cv, from, to, 1);
+
+	if (r > 0)
+		return conv_fail(cv, POSTERN_SE_CANNOT, "NUL octet outside a "
+		                 "body part");
+	return r;
 }
 
 /* 1 when the line starting at h[i] begins the field `name`. */
@@ -234,7 +230,7 @@ convert_part(struct conv *cv, const struct postern_mime_part *p,
 				return -1;
 		return 0;
 	}
-	if ((nul = range_has_nul(cv, p->body_start, p->end)) < 0)
+	if ((nul = range_pass(cv, p->body_start, p->end, 0)) < 0)
 		return -1;
 	if (!nul && (p->encoding == NULL || strcmp(p->encoding, "binary")))
 		return 0;

@@ -719,6 +719,31 @@ plan_add(struct fetch_arg *fa, struct fetch_seg *seg)
 	}
 }
 
+/* The partial of `it` applied to a section of `len` octets (a range of
+ * the message from `start` for SEG_RANGE, else a window of the result
+ * the segment makes), the literal announced after `prefix`, and the
+ * segment planned if it sends anything. */
+static void
+plan_window(struct fetch_arg *fa, struct fetch_seg *seg,
+            const struct fetch_item *it, uint64_t start, uint64_t len,
+            const char *prefix)
+{
+	uint64_t skip = 0;
+
+	if (seg->kind == SEG_RANGE) {
+		apply_partial(it, &start, &len);
+		seg->start = start;
+	} else {
+		apply_partial(it, &skip, &len);
+		seg->skip = skip;
+	}
+	seg->len = len;
+	imap_buf_printf(&fa->acc, "%s{%llu}\r\n", prefix,
+	                (unsigned long long)len);
+	if (len > 0)
+		plan_add(fa, seg);
+}
+
 /* ---- BINARY (RFC 3516) ----------------------------------------------*/
 
 /* What the decoder makes: counted, and the window's octets added to
@@ -817,7 +842,7 @@ plan_binary(struct imap_job *j, struct fetch_arg *fa,
             const struct fetch_item *it, postern_msg_t *msg,
             const struct imap_mime *m)
 {
-	uint64_t start, plen, len, skip = 0;
+	uint64_t start, plen, len;
 	const char *enc;
 	struct fetch_seg *seg;
 	int decodes, nul = 0;
@@ -855,24 +880,14 @@ plan_binary(struct imap_job *j, struct fetch_arg *fa,
 	seg = imap_host->pool_alloc(fa->msg_pool, sizeof(*seg));
 	memset(seg, 0, sizeof(*seg));
 	seg->it = it;
+	seg->kind = decodes ? SEG_DECODED : SEG_RANGE;
 	if (decodes) {
-		seg->kind = SEG_DECODED;
 		seg->text = imap_host->pool_strndup(fa->msg_pool, enc,
 		                                    strlen(enc));
 		seg->start = start;
 		seg->hlen = plen;
-		apply_partial(it, &skip, &len);
-		seg->skip = skip;
-	} else {
-		seg->kind = SEG_RANGE;
-		apply_partial(it, &start, &len);
-		seg->start = start;
 	}
-	seg->len = len;
-	imap_buf_printf(&fa->acc, " %s{%llu}\r\n", nul ? "~" : "",
-	                (unsigned long long)len);
-	if (len > 0)
-		plan_add(fa, seg);
+	plan_window(fa, seg, it, start, len, nul ? " ~" : " ");
 	return 0;
 }
 
@@ -930,7 +945,7 @@ plan_section(struct imap_job *j, struct fetch_arg *fa,
              const struct fetch_item *it, postern_msg_t *msg,
              const struct postern_msg_size *sz, const struct imap_mime *m)
 {
-	uint64_t start = 0, len = sz->size, skip = 0;
+	uint64_t start = 0, len = sz->size;
 	struct fetch_seg *seg;
 	struct hbuf hb, *h = &hb;
 	struct fields_walk w = { 0 };
@@ -969,17 +984,10 @@ plan_section(struct imap_job *j, struct fetch_arg *fa,
 		seg->hlen = len;
 		seg->walk.pos = start;
 		len = w.out;
-		apply_partial(it, &skip, &len);
-		seg->skip = skip;
 	} else {
 		seg->kind = SEG_RANGE;
-		apply_partial(it, &start, &len);
-		seg->start = start;
 	}
-	seg->len = len;
-	imap_buf_printf(&fa->acc, "{%llu}\r\n", (unsigned long long)len);
-	if (len > 0)
-		plan_add(fa, seg);
+	plan_window(fa, seg, it, start, len, "");
 	return 0;
 }
 

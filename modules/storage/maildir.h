@@ -113,6 +113,10 @@ char *md_location(const char *def, const struct postern_user *user,
 /* Directory of mailbox `name` (malloc'd), or NULL (bad name, err set). */
 char *md_box_dir(const char *root, const char *name,
                  struct postern_storage_err *err);
+/* md_box_dir of a mailbox that exists (has cur/), else NULL with err
+ * NONEXISTENT. */
+char *md_box_dir_existing(const char *root, const char *name,
+                          struct postern_storage_err *err);
 /* Creates dir and cur/new/tmp (0700) when missing. */
 int md_mkmaildir(const char *dir);
 int md_list(postern_store_t *st, postern_pool_t *pool,

@@ -515,19 +515,11 @@ md_save(postern_store_t *st, const char *name,
         uint32_t *uidvalidity, struct postern_storage_err *err)
 {
 	struct save sv = { .st = st, .msg = msg, .to_new = to_new };
-	char path[4200];
-	struct stat sb;
 	char *dir;
 
-	if ((dir = md_box_dir(st->root, name, err)) == NULL)
+	if ((dir = md_box_dir_existing(st->root, name, err)) == NULL)
 		return -1;
 	sv.dir = dir;
-	snprintf(path, sizeof(path), "%s/cur", dir);
-	if (stat(path, &sb) < 0) {
-		md_err(err, POSTERN_SE_NONEXISTENT, "no such mailbox");
-		free(dir);
-		return -1;
-	}
 	if ((sv.sized = write_tmp(dir, msg, &sv.tmp, &sv.hdr)) == NULL) {
 		md_err(err, POSTERN_SE_TEMP, "cannot write the message");
 		free(dir);
@@ -567,8 +559,6 @@ md_append_many(postern_store_t *st, const char *name,
                struct postern_storage_err *err)
 {
 	struct save *sv;
-	char path[4200];
-	struct stat sb;
 	char *dir;
 	size_t i;
 	int rc = -1;
@@ -577,14 +567,8 @@ md_append_many(postern_store_t *st, const char *name,
 		md_err(err, POSTERN_SE_CANNOT, "no message to append");
 		return -1;
 	}
-	if ((dir = md_box_dir(st->root, name, err)) == NULL)
+	if ((dir = md_box_dir_existing(st->root, name, err)) == NULL)
 		return -1;
-	snprintf(path, sizeof(path), "%s/cur", dir);
-	if (stat(path, &sb) < 0) {
-		md_err(err, POSTERN_SE_NONEXISTENT, "no such mailbox");
-		free(dir);
-		return -1;
-	}
 	if ((sv = calloc(n, sizeof(*sv))) == NULL) {
 		md_err(err, POSTERN_SE_TEMP, "out of memory");
 		free(dir);

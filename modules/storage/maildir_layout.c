@@ -395,6 +395,24 @@ md_box_dir(const char *root, const char *name,
 	return dir;
 }
 
+char *
+md_box_dir_existing(const char *root, const char *name,
+                    struct postern_storage_err *err)
+{
+	char *dir, path[4200];
+	struct stat sb;
+
+	if ((dir = md_box_dir(root, name, err)) == NULL)
+		return NULL;
+	snprintf(path, sizeof(path), "%s/cur", dir);
+	if (stat(path, &sb) < 0) {
+		md_err(err, POSTERN_SE_NONEXISTENT, "no such mailbox");
+		free(dir);
+		return NULL;
+	}
+	return dir;
+}
+
 static int
 mkdir_if(const char *path)
 {

@@ -329,8 +329,6 @@ md_open(postern_store_t *st, const char *name, unsigned mode,
 {
 	struct md_vrecs old = { 0 };
 	postern_mailbox_t *mb;
-	char path[4200];
-	struct stat sb;
 
 	*out = NULL;
 	if ((mb = calloc(1, sizeof(*mb))) == NULL) {
@@ -340,13 +338,8 @@ md_open(postern_store_t *st, const char *name, unsigned mode,
 	mb->st = st;
 	mb->mode = mode;
 	mb->exclfd = -1;
-	if ((mb->dir = md_box_dir(st->root, name, err)) == NULL)
+	if ((mb->dir = md_box_dir_existing(st->root, name, err)) == NULL)
 		goto fail;
-	snprintf(path, sizeof(path), "%s/cur", mb->dir);
-	if (stat(path, &sb) < 0) {
-		md_err(err, POSTERN_SE_NONEXISTENT, "no such mailbox");
-		goto fail;
-	}
 	if ((mode & POSTERN_OPEN_EXCLUSIVE) && excl_lock(mb, err) < 0)
 		goto fail;
 	md_state_adopt(mb->dir, &mb->state, &old);
@@ -924,18 +917,11 @@ md_status_by_name(postern_store_t *st, const char *name,
                   struct postern_storage_err *err)
 {
 	struct md_state own = { 0 }, *s = NULL;
-	char *dir, path[4200];
-	struct stat sb;
+	char *dir;
 	int lk, rc = -1;
 
-	if ((dir = md_box_dir(st->root, name, err)) == NULL)
+	if ((dir = md_box_dir_existing(st->root, name, err)) == NULL)
 		return -1;
-	snprintf(path, sizeof(path), "%s/cur", dir);
-	if (stat(path, &sb) < 0) {
-		md_err(err, POSTERN_SE_NONEXISTENT, "no such mailbox");
-		free(dir);
-		return -1;
-	}
 	if ((s = md_store_state_get(st, dir)) == NULL)
 		s = &own;
 	if ((lk = md_lock(dir)) < 0)
