@@ -309,6 +309,13 @@ void imap_command_finish(struct imap_session *s);
  * written. */
 postern_spool_t *imap_take_spool(struct imap_session *s, int *failed);
 
+/* imap_spool.c, for the APPEND jobs that make a message: appends to a
+ * spool, moving its memory to the file as it grows (0, or -1 when the
+ * file cannot be written); reads exactly len octets at `off` of a file
+ * (0, or -1 on an error or a short file).  Blocking: job threads. */
+int imap_spool_put(postern_spool_t *sp, const void *data, size_t len);
+int imap_pread_full(int fd, void *buf, size_t len, uint64_t off);
+
 /* imap_binary.c: a message that came as literal8 with NUL octets, made
  * one a plain literal can carry (its parts with a NUL or "binary" as
  * their transfer encoding get base64), into a new spool (*out, the

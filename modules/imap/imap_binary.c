@@ -12,12 +12,10 @@
  * (a pool limited to message_memory), one part's header (at most
  * BIN_MAX_HEADER) and a chunk, whatever the message's size.
  */
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <unistd.h>
 
 #include "imap.h"
 
@@ -45,23 +43,14 @@ static int
 src_read(struct conv *cv, uint64_t off, char *buf, size_t len)
 {
 	const struct postern_append *m = cv->in;
-	ssize_t n;
-	size_t got = 0;
 
 	if (m->fd < 0) {
 		memcpy(buf, (const char *)m->data + off, len);
 		return 0;
 	}
-	while (got < len) {
-		n = pread(m->fd, buf + got, len - got,
-		          (off_t)(m->offset + off + got));
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return conv_fail(cv, POSTERN_SE_TEMP, "cannot read the "
-			                 "message back");
-		got += (size_t)n;
-	}
+	if (imap_pread_full(m->fd, buf, len, m->offset + off) < 0)
+		return conv_fail(cv, POSTERN_SE_TEMP, "cannot read the "
+		                 "message back");
 	return 0;
 }
 
@@ -69,9 +58,7 @@ src_read(struct conv *cv, uint64_t off, char *buf, size_t len)
 static int
 out_add(struct conv *cv, const char *data, size_t len)
 {
-	imap_host->spool_append(cv->out, data, len);
-	if (imap_host->spool_memory(cv->out, NULL) >= BIN_CHUNK * 4 &&
-	    imap_host->spool_flush(cv->out) < 0)
+	if (imap_spool_put(cv->out, data, len) < 0)
 		return conv_fail(cv, POSTERN_SE_TEMP, "cannot write the "
 		                 "converted message");
 	return 0;

@@ -11,11 +11,9 @@
  * read-only (its \Recent is not taken), kept open while the next URLs
  * name it, and closed at the end.
  */
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "imap_url.h"
 
@@ -56,9 +54,7 @@ cat_room(struct cat *c, uint64_t len)
 static int
 cat_add(struct cat *c, const char *data, size_t len)
 {
-	imap_host->spool_append(c->out, data, len);
-	if (imap_host->spool_memory(c->out, NULL) >= CAT_CHUNK * 4 &&
-	    imap_host->spool_flush(c->out) < 0)
+	if (imap_spool_put(c->out, data, len) < 0)
 		return cat_err(c, POSTERN_SE_TEMP, "cannot write the "
 		               "message");
 	return 0;
@@ -67,26 +63,21 @@ cat_add(struct cat *c, const char *data, size_t len)
 static int
 cat_text(struct cat *c, const struct imap_cat_part *p, int fd)
 {
-	uint64_t off = 0;
+	uint64_t off;
 	size_t n;
-	ssize_t r;
 
 	if (cat_room(c, p->len) < 0)
 		return -1;
 	if (p->data != NULL)
 		return cat_add(c, p->data, (size_t)p->len);
-	while (off < p->len) {
+	for (off = 0; off < p->len; off += n) {
 		n = p->len - off < CAT_CHUNK ? (size_t)(p->len - off)
 		                             : CAT_CHUNK;
-		r = pread(fd, c->buf, n, (off_t)(p->offset + off));
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0)
+		if (imap_pread_full(fd, c->buf, n, p->offset + off) < 0)
 			return cat_err(c, POSTERN_SE_TEMP, "cannot read the "
 			               "text back");
-		if (cat_add(c, c->buf, (size_t)r) < 0)
+		if (cat_add(c, c->buf, n) < 0)
 			return -1;
-		off += (uint64_t)r;
 	}
 	return 0;
 }
