@@ -41,7 +41,9 @@ static const struct postern_cfg_key imap_keys[] = {
 	{ .name = "max_literal_size", .type = POSTERN_CFG_SIZE,
 	  .offset = offsetof(struct imap_settings, max_literal), .def = "50M",
 	  .min = 1024, .max = 1073741824LL,
-	  .doc = "largest literal, so the largest APPEND" },
+	  .doc = "largest literal, so the largest APPEND (also a "
+	          "MULTIAPPEND's spooled messages together and a "
+	          "CATENATE's result)" },
 	{ .name = "message_memory", .type = POSTERN_CFG_SIZE,
 	  .offset = offsetof(struct imap_settings, message_memory),
 	  .def = "16M", .min = 1048576, .max = 1073741824LL,
