@@ -27,6 +27,13 @@ struct cat {
 	struct imap_cat_fail *fail;
 	postern_mailbox_t *mb;     /* opened here, or NULL */
 	char *mb_name;             /* its name (malloc'd) */
+	/* The MIME structure of the message a URL named last: the next
+	 * URL of the same message does not load it again (a structure too
+	 * large to cache would be parsed again each time). */
+	postern_pool_t *mime_pool; /* limited to message_memory */
+	const struct imap_mime *mime;
+	postern_mailbox_t *mime_mb;
+	uint32_t mime_uid;
 	char buf[CAT_CHUNK];
 };
 
@@ -93,6 +100,7 @@ cat_view(struct cat *c, const struct imap_url *u)
 	if (c->mb != NULL)
 		imap_storage->close(c->mb);
 	c->mb = NULL;
+	c->mime = NULL;            /* its view goes */
 	free(c->mb_name);
 	if ((c->mb_name = strdup(u->mailbox)) == NULL)
 		return NULL;
@@ -109,27 +117,29 @@ static int
 cat_range(struct cat *c, postern_mailbox_t *mb, const struct imap_url *u,
           const struct postern_msg_size *sz, uint64_t *start, uint64_t *len)
 {
-	postern_pool_t *pool;
-	const struct imap_mime *m;
-	int rc = 0;
-
 	*start = 0;
 	*len = sz->size;
 	if (u->has_section) {
-		pool = imap_host->pool_create_limited(
-			16384, (size_t)imap_cfg.message_memory);
-		if (pool == NULL)
-			return cat_err(c, POSTERN_SE_TEMP, "out of memory");
-		m = imap_mime_load(imap_storage, mb, u->uid, pool, c->err);
-		if (m == NULL)
-			rc = -1;
-		else if (imap_mime_section(m, u->parts, u->nparts, u->what,
-		                           start, len) < 0)
-			rc = cat_err(c, POSTERN_SE_NONEXISTENT, "no such "
-			             "section in the message");
-		imap_host->pool_destroy(pool);
-		if (rc < 0)
-			return -1;
+		if (c->mime == NULL || c->mime_mb != mb ||
+		    c->mime_uid != u->uid) {
+			imap_host->pool_destroy(c->mime_pool);
+			c->mime = NULL;
+			c->mime_pool = imap_host->pool_create_limited(
+				16384, (size_t)imap_cfg.message_memory);
+			if (c->mime_pool == NULL)
+				return cat_err(c, POSTERN_SE_TEMP,
+				               "out of memory");
+			c->mime = imap_mime_load(imap_storage, mb, u->uid,
+			                         c->mime_pool, c->err);
+			if (c->mime == NULL)
+				return -1;
+			c->mime_mb = mb;
+			c->mime_uid = u->uid;
+		}
+		if (imap_mime_section(c->mime, u->parts, u->nparts, u->what,
+		                      start, len) < 0)
+			return cat_err(c, POSTERN_SE_NONEXISTENT, "no such "
+			               "section in the message");
 	}
 	if (u->partial) {
 		if (u->pstart >= *len) {
@@ -267,6 +277,7 @@ imap_catenate(struct imap_session *s, const struct imap_cat_part *parts,
 out:
 	if (c->mb != NULL)
 		imap_storage->close(c->mb);
+	imap_host->pool_destroy(c->mime_pool);
 	free(c->mb_name);
 	imap_host->spool_free(c->out);
 	free(c);
