@@ -26,6 +26,11 @@
 #define FETCH_MAX_PARTS 32
 #define FETCH_MAX_FIELDS 128
 #define FETCH_MAX_NAME 256   /* a longer field name is nobody's */
+/* Octets of parts a step decodes to measure them (BINARY.SIZE, the
+ * length of BINARY[]) before it ends after its message, as SEARCH's
+ * steps end after 8 MiB read: a FETCH 1:* BINARY.SIZE[1] makes little
+ * output, so the output alone would not end its steps. */
+#define FETCH_STEP_DECODE (8u << 20)
 
 enum fetch_kind {
 	FI_UID,
@@ -92,6 +97,7 @@ struct fetch_arg {
 	uint32_t cur_uid;
 	int broken;                 /* failed in the middle of a message */
 	int unknown_cte;            /* BINARY of a part we cannot decode */
+	uint64_t step_decoded;      /* octets measured in this step */
 	size_t nitems;              /* items as the client wrote them */
 };
 
@@ -813,7 +819,8 @@ binary_decodes(const char *enc)
 /* The decoded part's length, and whether the window [from, to) of it
  * holds a NUL, with one decoding pass that keeps nothing. */
 static int
-decoded_measure(struct imap_job *j, postern_msg_t *msg, const char *enc,
+decoded_measure(struct imap_job *j, struct fetch_arg *fa,
+                postern_msg_t *msg, const char *enc,
                 uint64_t start, uint64_t plen, uint64_t from, uint64_t to,
                 uint64_t *len, int *nul)
 {
@@ -827,6 +834,7 @@ decoded_measure(struct imap_job *j, postern_msg_t *msg, const char *enc,
 		return -1;
 	}
 	rc = decode_walk(j, msg, &dw, start, plen, UINT64_MAX);
+	fa->step_decoded += dw.in;
 	imap_host->mime_decoder_free(dw.dec);
 	*len = dw.out;
 	*nul = dw.nul;
@@ -866,8 +874,8 @@ plan_binary(struct imap_job *j, struct fetch_arg *fa,
 		uint64_t from = it->partial ? it->pstart : 0;
 		uint64_t to = it->partial && it->plen < UINT64_MAX - from ?
 		              from + it->plen : UINT64_MAX;
-		if (decoded_measure(j, msg, enc, start, plen, from, to, &len,
-		                    &nul) < 0)
+		if (decoded_measure(j, fa, msg, enc, start, plen, from, to,
+		                    &len, &nul) < 0)
 			return -1;
 	} else {
 		nul = strcmp(enc, "binary") == 0;
@@ -1439,6 +1447,7 @@ fetch_work(struct imap_job *j)
 	}
 	/* Once per step: the store's status() walks the whole view. */
 	imap_storage->status(s->mb, &st);
+	fa->step_decoded = 0;
 	/* What planning one message needs (its MIME tree, the ENVELOPE
 	 * text) comes from a scratch pool cleared after it: a FETCH of
 	 * 10,000 messages would otherwise hold every tree until it ends. */
@@ -1463,7 +1472,8 @@ fetch_work(struct imap_job *j)
 				break;
 			fetch_msg_end(fa, &msg);
 		}
-		if (j->out.len >= (size_t)imap_cfg.fetch_batch)
+		if (j->out.len >= (size_t)imap_cfg.fetch_batch ||
+		    fa->step_decoded >= FETCH_STEP_DECODE)
 			break;
 		if (imap_job_cancelled(j)) {
 			/* The client left: no one reads the rest. */

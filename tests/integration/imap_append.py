@@ -374,6 +374,14 @@ def test_fetch_binary_large_part(R):
     assert got["BINARY[1]"] == payload
     got, _ = fetch_parts(m, "1", "BINARY.PEEK[1]<%d.%d>" % (7 * MIB, 300))
     assert got["BINARY[1]<%d>" % (7 * MIB)] == payload[7 * MIB:7 * MIB + 300]
+    # BINARY.SIZE of several large parts: the steps end after 8 MiB
+    # measured, not only after their (small) output; every size comes.
+    for i in range(3):
+        deliver(srv, "alice@example.org", big, "BigBinary")
+    m.select("BigBinary")
+    typ, d = m.fetch("1:4", "(BINARY.SIZE[1])")
+    sizes = re.findall(rb"BINARY\.SIZE\[1\] (\d+)", b" ".join(d))
+    assert sizes == [str(len(payload)).encode()] * 4, sizes
     m.logout()
     # Holding the part would cost it whole; 5 MiB here, 12 MiB in a
     # sanitizer build.
