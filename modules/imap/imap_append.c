@@ -491,5 +491,12 @@ imap_cmd_append(struct imap_cmd *c)
 		                  imap_host->spool_size(a->spool) != a->spooled;
 	}
 	j->sync = c->s->mb != NULL;
-	imap_job_run(j, append_work, append_done);
+	/* Several messages (each written and fsynced) or a CATENATE (each
+	 * URL opens a message) may keep a pool thread long: such a job
+	 * waits for a heavy slot like FETCH and SEARCH steps, and the rest
+	 * of the pool stays free for everyone's short commands. */
+	if (a->n > 1 || a->ncat > 0)
+		imap_job_run_heavy(j, append_work, append_done);
+	else
+		imap_job_run(j, append_work, append_done);
 }
