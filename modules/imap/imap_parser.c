@@ -47,6 +47,12 @@ imap_reader_reset(struct imap_reader *r)
 	r->nul = 0;
 	r->cr = 0;
 	r->spilling = 0;
+	if (r->spills_cap > 4) {
+		/* as the buffer: an idle session keeps little */
+		free(r->spills);
+		r->spills = NULL;
+		r->spills_cap = 0;
+	}
 	r->nspills = 0;
 	r->spill_total = 0;
 	r->spill_len = 0;

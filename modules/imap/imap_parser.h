@@ -82,7 +82,7 @@ struct imap_reader {
 	 * spills[i].pos is where in buf the i-th would start.  Together at
 	 * most lim.max_literal octets, so at most max_literal /
 	 * spill_literal of them. */
-	struct imap_spill *spills; /* malloc'd, kept across commands */
+	struct imap_spill *spills; /* malloc'd (a few kept between commands) */
 	size_t nspills, spills_cap;
 	uint64_t spill_total;
 	int spilling;
