@@ -2,7 +2,8 @@
  * mime_use.c - the MIME functions of the host table (ABI 1.3) as a module
  * sees them: checks that the host has them, parses a multipart message
  * fed in 7-octet pieces, decodes an RFC 2047 subject, an address list, a
- * date and a base64 body, round-trips the tree through the serialized
+ * date and a base64 body (and encodes it back, ABI 1.9), round-trips
+ * the tree through the serialized
  * form, and logs what it found for test_loader to compare.  Then (ABI
  * 1.4) a message needing more than its pool's budget: the parse degrades
  * within the budget.
@@ -54,7 +55,8 @@ mu_report(postern_module_t *self, postern_pool_t *pool)
 	postern_mime_parser_t *p = h->mime_parser_create(pool, NULL);
 	struct postern_mime_part *root, *back, *html;
 	postern_mime_decoder_t *d;
-	struct mu_text text = { "", 0 };
+	postern_mime_encoder_t *e;
+	struct mu_text text = { "", 0 }, b64 = { "", 0 };
 	size_t i, n, len;
 	int64_t when;
 	void *ser;
@@ -99,10 +101,16 @@ mu_report(postern_module_t *self, postern_pool_t *pool)
 	                     html->end - html->body_start);
 	h->mime_decoder_finish(d);
 	h->mime_decoder_free(d);
+	/* ABI 1.9: and encoded back */
+	e = h->mime_encoder_create("base64", mu_collect, &b64);
+	h->mime_encoder_feed(e, text.buf, text.len);
+	(void)h->mime_encoder_finish(e);
+	h->mime_encoder_free(e);
 	ser = h->mime_serialize(root, pool, &len);
 	back = h->mime_deserialize(ser, len, pool);
 	h->log(self, POSTERN_LOG_INFO,
-	       "mime_use: html body '%s', round trip %s", text.buf,
+	       "mime_use: html body '%s' (base64 '%s'), round trip %s",
+	       text.buf, b64.buf,
 	       back != NULL && back->nchildren == 2 &&
 	       back->children->next->end == html->end ? "ok" : "FAILED");
 }

@@ -493,8 +493,8 @@ test_mime_module(void)
 	                       "charset=utf-8\n"
 	                       "mime_use: subject 'caf\xc3\xa9 menu', 4 "
 	                       "address entries, date 1717243200\n"
-	                       "mime_use: html body '<b>hi</b>', round trip "
-	                       "ok\n"
+	                       "mime_use: html body '<b>hi</b>' (base64 "
+	                       "'PGI+aGk8L2I+'), round trip ok\n"
 	                       "mime_use: over budget: degraded yes, fewer "
 	                       "parts, within yes\n");
 	free(log);
