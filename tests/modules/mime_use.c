@@ -3,10 +3,9 @@
  * sees them: checks that the host has them, parses a multipart message
  * fed in 7-octet pieces, decodes an RFC 2047 subject, an address list, a
  * date and a base64 body (and encodes it back, ABI 1.9), round-trips
- * the tree through the serialized
- * form, and logs what it found for test_loader to compare.  Then (ABI
- * 1.4) a message needing more than its pool's budget: the parse degrades
- * within the budget.
+ * the tree through the serialized form, and logs what it found for
+ * test_loader to compare.  Then (ABI 1.4) a message needing more than
+ * its pool's budget: the parse degrades within the budget.
  */
 #include <stdlib.h>
 #include <string.h>
