@@ -373,6 +373,7 @@ conn_limits_take(postern_conn_t *c)
 		return -1;
 	}
 	sc->n++;
+	listener_sessions_add(spec, 1);
 	return 0;
 }
 
@@ -381,8 +382,10 @@ conn_limits_put(postern_conn_t *c)
 {
 	struct spec_count *sc = spec_count(c->spec);
 
-	if (sc->n > 0)
+	if (sc->n > 0) {
 		sc->n--;
+		listener_sessions_add(c->spec, -1);
+	}
 	shared_count_put(cs.per_ip, c->ip_ticket);
 	c->ip_ticket = 0;
 }
