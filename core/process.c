@@ -365,6 +365,7 @@ core_metrics_register(void)
 	sasl_metrics_register();
 	job_metrics_register();
 	deliver_metrics_register();
+	hook_metrics_register();
 }
 
 /* A command-line tool (PROCESS_QUIET) says only what went wrong. */
