@@ -293,6 +293,28 @@ static struct {
 
 static void pump(void);
 
+/* Queues a message under `want` when that is a free id, else under a new
+ * one; `id` (RQ_ID_MAX) gets the name.  0, or -1 with errno and err. */
+static int
+queue_write(const struct postern_relay_envelope *env,
+            const struct postern_relay_message *msg, const char *want,
+            char *id, char *err, size_t errlen)
+{
+	int tries;
+
+	for (tries = 0; tries < 10; tries++) {
+		if (tries == 0 && want != NULL && rq_id_valid(want))
+			snprintf(id, RQ_ID_MAX, "%s", want);
+		else
+			relay_host->unique_id(id, RQ_ID_MAX);
+		if (rq_write(relay_queue_dir, env, msg, id, err, errlen) == 0)
+			return 0;
+		if (errno != EEXIST)
+			return -1;
+	}
+	return -1;
+}
+
 /* ---- metrics ------------------------------------------------------------ */
 
 /* Per-recipient attempt outcomes, as the log lines' status=. */
@@ -644,8 +666,8 @@ commit_dsn(struct commit *c)
 	msg.fd = -1;
 	msg.data = data;
 	msg.length = len;
-	if (rq_write(relay_queue_dir, &env, &msg, c->dsn_id, c->dsn_err,
-	             sizeof(c->dsn_err)) < 0)
+	if (queue_write(&env, &msg, NULL, c->dsn_id, c->dsn_err,
+	                sizeof(c->dsn_err)) < 0)
 		c->dsn_id[0] = '\0';
 	else
 		fresh_push(c->dsn_id);
@@ -1287,7 +1309,8 @@ relay_enqueue(const struct postern_relay_envelope *env,
 		snprintf(err, errlen, "no recipients");
 		return POSTERN_RELAY_REJECT;
 	}
-	if (rq_write(relay_queue_dir, env, msg, id, why, sizeof(why)) < 0) {
+	if (queue_write(env, msg, POSTERN_SIZED_HAS(env, id) ? env->id : NULL,
+	                id, why, sizeof(why)) < 0) {
 		relay_host->log(relay_self, POSTERN_LOG_ERROR, "%s", why);
 		snprintf(err, errlen, errno == ENOSPC || errno == EDQUOT
 		                          ? "queue full: insufficient storage"
