@@ -28,7 +28,7 @@
 #include "log.h"
 #include "loop.h"
 #include "metrics.h"
-#include "mime.h"
+#include "mime/mime.h"
 #include "pool.h"
 #include "sasl.h"
 #include "service.h"
