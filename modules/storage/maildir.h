@@ -309,6 +309,9 @@ struct md_vrec {
 struct md_vrecs {
 	struct md_vrec *v;
 	uint32_t n, cap;
+	/* The state.gen the records equal (the view's state_gen when it
+	 * held back nothing), or 0: then only a merge can reuse them. */
+	uint64_t gen;
 };
 
 struct md_cache;

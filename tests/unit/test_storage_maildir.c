@@ -2296,6 +2296,26 @@ test_view_parked_state(void)
 	CU_ASSERT_EQUAL(S->count(mb), 3);
 	CU_ASSERT_EQUAL(uid_at(mb, 3), 3);
 	S->close(mb);
+	/* Nothing changed since: the parked records become the view as
+	 * they are, \Recent marks redone (only the third is new to a
+	 * read-write view). */
+	mb = open_box(st, "INBOX", POSTERN_OPEN_READONLY);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(mb);
+	CU_ASSERT_EQUAL(S->count(mb), 3);
+	CU_ASSERT_EQUAL(uid_at(mb, 1), 1);
+	CU_ASSERT_EQUAL(uid_at(mb, 3), 3);
+	CU_ASSERT(!(flags_of(mb, 1) & POSTERN_MSG_RECENT));
+	CU_ASSERT(!(flags_of(mb, 2) & POSTERN_MSG_RECENT));
+	CU_ASSERT(flags_of(mb, 3) & POSTERN_MSG_RECENT);
+	{
+		struct postern_mailbox_status ms = { .size = sizeof(ms) };
+
+		S->status(mb, &ms);
+		CU_ASSERT_EQUAL(ms.messages, 3);
+		CU_ASSERT_EQUAL(ms.recent, 1);
+		CU_ASSERT_EQUAL(ms.unseen, 3);
+	}
+	S->close(mb);
 	/* Another handle renames one file (a flag) and expunges another:
 	 * the view made from the parked records shows both, and opens the
 	 * renamed file by its new name. */
