@@ -20,6 +20,7 @@ if ! command -v man >/dev/null 2>&1; then
 	exit 77
 fi
 for page in "$top_srcdir/man/posternd.8" "$top_srcdir/man/posternctl.8" \
+    "$top_srcdir/man/postern-filter-test.1" \
     "$top_builddir/man/postern.conf.5" "$top_builddir/man/postern-sdk.3"; do
 	out=$(LC_ALL=C.UTF-8 MANWIDTH=80 man --warnings -l "$page" 2>&1 >/dev/null)
 	[ -z "$out" ] && [ -s "$page" ]
