@@ -86,7 +86,6 @@ def test_one_id_from_the_session_to_the_relay(r):
     wait_messages(SRV, USER, 1)
     wait_for(r"relay: %s: to=<dave@remote\.example>, .*status=deferred"
              % tid)
-    wait_for(r"disconnect from mx")
     about = [t for _, t in lines() if tid in t]
     want = [r"^conn=(\d+) peer=127\.0\.0\.1:\d+: smtp: %s: relay to "
             r"<eve@elsewhere\.example> denied$",
@@ -111,6 +110,7 @@ def test_one_id_from_the_session_to_the_relay(r):
     assert len(conns) == 1, conns
     conn = conns.pop()
     # The session from its first line to its last, each with conn=N.
+    wait_for(r"conn=%s .*: disconnect from mx " % conn)
     mine = session_lines(conn)
     assert re.fullmatch(r"conn=%s peer=127\.0\.0\.1:\d+: connect to mx"
                         % conn, mine[0]), mine
