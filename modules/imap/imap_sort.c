@@ -59,6 +59,7 @@ struct sort_arg {
 	int by_uid;
 	int esort;                  /* RETURN given */
 	unsigned ret;
+	struct imap_partial part;
 	postern_pool_t *keep;       /* the keys' pool (the job's) */
 	size_t key_bytes;           /* what they take, to sort_memory */
 	struct imap_sort_msg *msgs; /* the matches */
@@ -456,8 +457,13 @@ sort_output(struct imap_job *j, struct sort_arg *a)
 	}
 	/* RFC 5267 3.1: MIN and MAX are the first and last in the sort
 	 * order, ALL keeps that order. */
-	imap_esearch_format(&j->out, j->tag, a->by_uid, a->ret, nums,
-	                    a->nmsgs);
+	if (a->ret & IMAP_RET_UPDATE)
+		/* RFC 5267 4.3 lets the server decline updates: the
+		 * positions in a sorted result are not kept. */
+		imap_update_refuse(&j->out, j->tag, "updates of a SORT "
+		                   "are not kept");
+	imap_esearch_format(&j->out, j->tag, a->by_uid, a->ret, &a->part,
+	                    nums, a->nmsgs);
 	imap_buf_str(&j->out, "\r\n");
 }
 
@@ -625,7 +631,7 @@ imap_cmd_sort(struct imap_cmd *c)
 		goto bad;
 	save = a->p;
 	if (imap_arg_atom(a, &w) == 0 && imap_str_is(&w, "RETURN")) {
-		if (imap_search_parse_return(c, &sa.ret) < 0 ||
+		if (imap_search_parse_return(c, &sa.ret, &sa.part) < 0 ||
 		    imap_arg_sp(a) < 0)
 			goto bad;
 		if (sa.ret & IMAP_RET_SAVE) {
