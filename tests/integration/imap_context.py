@@ -1,0 +1,197 @@
+#!/usr/bin/env python3
+"""CONTEXT=SEARCH and CONTEXT=SORT (RFC 5267) against a real posternd:
+RETURN (PARTIAL) of SEARCH and SORT, RETURN (UPDATE) with the ADDTO and
+REMOVEFROM responses for changes of this session, of another session
+and of a delivery, REMOVEFROM before EXPUNGE, CANCELUPDATE, the limit
+on searches kept updated (NOUPDATE), and their end with the mailbox.
+"""
+import re
+
+from imaptest import Raw, deliver, finish, login, start_server
+from testlib import Runner
+
+R = Runner("imap_context")
+srv = start_server(R)
+
+MSG = "Subject: s%d\r\n\r\nbody %d\r\n"
+
+m = login(srv)
+m.create("Ctx")
+for i in range(1, 7):
+    m.append("Ctx", None, None, (MSG % (i, i)).encode())
+m.logout()
+
+
+def raw_select(box="Ctx"):
+    r = Raw(srv.port("imap"))
+    r.login()
+    assert r.cmd("s", "SELECT " + box)[-1].startswith("s OK")
+    return r
+
+
+r = raw_select()
+
+
+def ok(cmd, tag="t", conn=None):
+    out = (conn or r).cmd(tag, cmd)
+    assert out[-1].startswith(tag + " OK"), (cmd, out)
+    return out[:-1]
+
+
+def esearch(lines, tag):
+    return [x for x in lines if x.upper().startswith(
+        '* ESEARCH (TAG "%s")' % tag.upper())]
+
+
+def test_capability(R):
+    caps = r.cmd("c", "CAPABILITY")[0].split()
+    assert "CONTEXT=SEARCH" in caps and "CONTEXT=SORT" in caps, caps
+
+
+def test_search_partial(R):
+    out = ok("SEARCH RETURN (PARTIAL 2:4) ALL", "p1")
+    assert esearch(out, "p1") == ['* ESEARCH (TAG "p1") PARTIAL (2:4 2:4)'], out
+    out = ok("SEARCH RETURN (PARTIAL 5:3 COUNT) ALL", "p2")
+    assert esearch(out, "p2") == \
+        ['* ESEARCH (TAG "p2") PARTIAL (3:5 3:5) COUNT 6'], out
+    out = ok("SEARCH RETURN (PARTIAL 6:9) ALL", "p3")
+    assert esearch(out, "p3") == ['* ESEARCH (TAG "p3") PARTIAL (6:9 6)'], out
+    out = ok("SEARCH RETURN (PARTIAL 7:9) ALL", "p4")
+    assert esearch(out, "p4") == ['* ESEARCH (TAG "p4") PARTIAL (7:9 NIL)'], out
+    out = ok("UID SEARCH RETURN (PARTIAL 1:2) 2:6", "p5")
+    assert esearch(out, "p5") == \
+        ['* ESEARCH (TAG "p5") UID PARTIAL (1:2 2:3)'], out
+
+
+def test_search_partial_bad(R):
+    for bad in ("(PARTIAL 1)", "(PARTIAL 1:*)", "(PARTIAL 0:3)",
+                "(PARTIAL 1:2 ALL)", "(PARTIAL 1:2 PARTIAL 1:2)",
+                "(PARTIAL x:2)", "(PARTIAL 1:99999999999)"):
+        out = r.cmd("b", "SEARCH RETURN %s ALL" % bad)
+        assert out[-1].startswith("b BAD"), (bad, out)
+
+
+def test_sort_partial(R):
+    out = ok("SORT RETURN (PARTIAL 1:3) (REVERSE SUBJECT) UTF-8 ALL", "q1")
+    assert esearch(out, "q1") == ['* ESEARCH (TAG "q1") PARTIAL (1:3 6,5,4)'], \
+        out
+    out = ok("UID SORT RETURN (PARTIAL 2:2) (SUBJECT) UTF-8 ALL", "q2")
+    assert esearch(out, "q2") == ['* ESEARCH (TAG "q2") UID PARTIAL (2:2 2)'], \
+        out
+    out = r.cmd("b", "SORT RETURN (PARTIAL 1:2 ALL) (SUBJECT) UTF-8 ALL")
+    assert out[-1].startswith("b BAD"), out
+
+
+def test_update_own_changes(R):
+    out = ok("SEARCH RETURN (UPDATE) SEEN", "u1")
+    assert esearch(out, "u1") == ['* ESEARCH (TAG "u1")'], out
+    out = ok("STORE 2,4 +FLAGS (\\Seen)")
+    assert esearch(out, "u1") == ['* ESEARCH (TAG "u1") ADDTO (0 2,4)'], out
+    out = ok("STORE 2 -FLAGS (\\Seen)")
+    assert esearch(out, "u1") == ['* ESEARCH (TAG "u1") REMOVEFROM (0 2)'], out
+    # a change that leaves the result alone says nothing
+    out = ok("STORE 4 +FLAGS (\\Flagged)")
+    assert esearch(out, "u1") == [], out
+    ok('CANCELUPDATE "u1"')
+    out = ok("STORE 1 +FLAGS (\\Seen)")
+    assert esearch(out, "u1") == [], out
+    ok("STORE 1:* -FLAGS (\\Seen \\Flagged)")
+
+
+def test_update_other_session_and_delivery(R):
+    out = ok("UID SEARCH RETURN (UPDATE ALL) FLAGGED", "u2")
+    assert esearch(out, "u2") == ['* ESEARCH (TAG "u2") UID'], out
+    other = raw_select()
+    ok("STORE 3 +FLAGS (\\Flagged)", conn=other)
+    out = ok("NOOP")
+    assert esearch(out, "u2") == ['* ESEARCH (TAG "u2") UID ADDTO (0 3)'], out
+    other.cmd("z", "LOGOUT")
+    # A message delivered into the mailbox: EXISTS first, then ADDTO.
+    out = ok("SEARCH RETURN (UPDATE) BODY delivered", "u3")
+    assert esearch(out, "u3") == ['* ESEARCH (TAG "u3")'], out
+    deliver(srv, "alice@example.org",
+            b"Subject: new\r\n\r\ndelivered here\r\n", folder="Ctx")
+    out = ok("NOOP")
+    ex = [i for i, x in enumerate(out) if x == "* 7 EXISTS"]
+    add = [i for i, x in enumerate(out)
+           if x == '* ESEARCH (TAG "u3") ADDTO (0 7)']
+    assert ex and add and ex[0] < add[0], out
+    ok('CANCELUPDATE "u2" "u3"')
+
+
+def test_update_expunge(R):
+    # Result {5, 6} by sequence number; 5 expunged by another session:
+    # REMOVEFROM names 5 before "* 5 EXPUNGE".
+    out = ok("SEARCH RETURN (UPDATE) 5:6", "u4")
+    assert esearch(out, "u4") == ['* ESEARCH (TAG "u4") ALL 5:6'], out
+    other = raw_select()
+    ok("STORE 1,5 +FLAGS (\\Deleted)", conn=other)
+    ok("EXPUNGE", conn=other)
+    other.cmd("z", "LOGOUT")
+    out = ok("NOOP")
+    rm = [i for i, x in enumerate(out)
+          if x == '* ESEARCH (TAG "u4") REMOVEFROM (0 5)']
+    exp = [i for i, x in enumerate(out) if x.endswith(" EXPUNGE")]
+    assert rm and len(exp) == 2 and rm[0] < exp[0], out
+    ok('CANCELUPDATE "u4"')
+
+
+def test_cancelupdate_bad(R):
+    out = r.cmd("b", 'CANCELUPDATE "nosuch"')
+    assert out[-1].startswith("b BAD"), out
+    out = r.cmd("b", "CANCELUPDATE")
+    assert out[-1].startswith("b BAD"), out
+    ok("SEARCH RETURN (UPDATE) DELETED", "u5")
+    # one unknown tag: nothing is cancelled
+    out = r.cmd("b", 'CANCELUPDATE "u5" "nosuch"')
+    assert out[-1].startswith("b BAD"), out
+    ok('CANCELUPDATE "u5"')
+
+
+def test_update_refused(R):
+    out = r.cmd("b", "SEARCH RETURN (UPDATE SAVE) ALL")
+    assert out[-1].startswith("b BAD"), out
+    ok("SEARCH RETURN (UPDATE) SEEN", "dup")
+    out = r.cmd("dup", "SEARCH RETURN (UPDATE) ALL")
+    assert out[-1].startswith("dup BAD"), out
+    ok('CANCELUPDATE "dup"')
+    out = ok("SORT RETURN (UPDATE) (SUBJECT) UTF-8 ALL", "so")
+    assert '* NO [NOUPDATE "so"] updates of a SORT are not kept' in out, out
+
+
+def test_update_limit(R):
+    # A client cannot make the server follow searches without end:
+    # past 8 the search is answered, with NOUPDATE.
+    for i in range(8):
+        out = ok("SEARCH RETURN (UPDATE) SEEN", "k%d" % i)
+        assert not [x for x in out if "NOUPDATE" in x], out
+    out = ok("SEARCH RETURN (UPDATE) SEEN", "k8")
+    assert '* NO [NOUPDATE "k8"] too many searches are kept updated: ' \
+           'CANCELUPDATE one first' in out, out
+    assert esearch(out, "k8") == ['* ESEARCH (TAG "k8")'], out
+    out = ok("STORE 1 +FLAGS (\\Seen)")
+    adds = [x for x in out if re.match(r'\* ESEARCH \(TAG "k\d"\) ADDTO', x)]
+    assert len(adds) == 8 and not esearch(out, "k8"), out
+    ok('CANCELUPDATE "k0"')
+    out = ok("SEARCH RETURN (UPDATE) SEEN", "k9")
+    assert not [x for x in out if "NOUPDATE" in x], out
+    # they end with the mailbox
+    ok("SELECT Ctx")
+    out = r.cmd("b", 'CANCELUPDATE "k9"')
+    assert out[-1].startswith("b BAD"), out
+    out = ok("STORE 1 -FLAGS (\\Seen)")
+    assert not [x for x in out if "ESEARCH" in x], out
+
+
+R.run(test_capability)
+R.run(test_search_partial)
+R.run(test_search_partial_bad)
+R.run(test_sort_partial)
+R.run(test_update_own_changes)
+R.run(test_update_other_session_and_delivery)
+R.run(test_update_expunge)
+R.run(test_cancelupdate_bad)
+R.run(test_update_refused)
+R.run(test_update_limit)
+r.cmd("z", "LOGOUT")
+finish(R, srv)
