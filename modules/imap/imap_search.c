@@ -927,14 +927,14 @@ imap_esearch_format(struct imap_buf *out, const char *tag, int by_uid,
 		imap_buf_printf(out, " MIN %u", nums[0]);
 	if ((ret & IMAP_RET_MAX) && n > 0)
 		imap_buf_printf(out, " MAX %u", nums[n - 1]);
+	if (ret & IMAP_RET_COUNT)
+		imap_buf_printf(out, " COUNT %zu", n);
 	if ((ret & IMAP_RET_ALL) && n > 0) {
 		imap_buf_str(out, " ALL ");
 		imap_buf_uidset(out, nums, n);
 	}
 	if (ret & IMAP_RET_PARTIAL)
 		partial_format(out, part, nums, n);
-	if (ret & IMAP_RET_COUNT)
-		imap_buf_printf(out, " COUNT %zu", n);
 }
 
 void

@@ -73,8 +73,8 @@ struct imap_partial {
 int imap_search_parse_return(struct imap_cmd *c, unsigned *ret,
                              struct imap_partial *part);
 
-/* "* ESEARCH (TAG "tag") [UID] [MIN n] [MAX n] [ALL set]
- * [PARTIAL (lo:hi set)] [COUNT n]" of the results nums[0..n) in their
+/* "* ESEARCH (TAG "tag") [UID] [MIN n] [MAX n] [COUNT n] [ALL set]
+ * [PARTIAL (lo:hi set)]" of the results nums[0..n) in their
  * order (MIN and MAX: the first and last), without the line's end.
  * `part` is read with IMAP_RET_PARTIAL only. */
 void imap_esearch_format(struct imap_buf *out, const char *tag, int by_uid,

@@ -53,7 +53,7 @@ def test_search_partial(R):
     assert esearch(out, "p1") == ['* ESEARCH (TAG "p1") PARTIAL (2:4 2:4)'], out
     out = ok("SEARCH RETURN (PARTIAL 5:3 COUNT) ALL", "p2")
     assert esearch(out, "p2") == \
-        ['* ESEARCH (TAG "p2") PARTIAL (3:5 3:5) COUNT 6'], out
+        ['* ESEARCH (TAG "p2") COUNT 6 PARTIAL (3:5 3:5)'], out
     out = ok("SEARCH RETURN (PARTIAL 6:9) ALL", "p3")
     assert esearch(out, "p3") == ['* ESEARCH (TAG "p3") PARTIAL (6:9 6)'], out
     out = ok("SEARCH RETURN (PARTIAL 7:9) ALL", "p4")
