@@ -16,6 +16,7 @@
  *	imap_search.c           SEARCH (parsing and evaluation), SEARCHRES
  *	imap_context.c          searches kept updated (RFC 5267 4.3),
  *	                        CANCELUPDATE
+ *	imap_quota.c            GETQUOTA GETQUOTAROOT SETQUOTA (RFC 9208)
  *	imap_sort.c             SORT, THREAD (imap_sort.h); their keys in
  *	                        imap_sortkey.c, threading in imap_thread.c,
  *	                        the worker's key cache in imap_sortcache.c
@@ -368,6 +369,8 @@ imap_cmd_fn imap_cmd_check, imap_cmd_close, imap_cmd_unselect,
 imap_cmd_fn imap_cmd_fetch;
 imap_cmd_fn imap_cmd_search;
 imap_cmd_fn imap_cmd_cancelupdate;          /* imap_context.c */
+imap_cmd_fn imap_cmd_getquota, imap_cmd_getquotaroot,
+	imap_cmd_setquota;                  /* imap_quota.c */
 imap_cmd_fn imap_cmd_sort, imap_cmd_thread;  /* imap_sort.c */
 
 /* SEARCHRES (imap_search.c): before a command runs, "$" is made to mean

@@ -144,7 +144,10 @@ imap_capabilities(struct imap_session *s)
 	         "LIST-STATUS ESEARCH CONDSTORE QRESYNC STATUS=SIZE "
 	         "SORT SORT=DISPLAY ESORT THREAD=ORDEREDSUBJECT "
 	         "THREAD=REFERENCES WITHIN SEARCHRES CONTEXT=SEARCH "
-	         "CONTEXT=SORT", lit);
+	         "CONTEXT=SORT%s", lit,
+	         /* RFC 9208: with STATUS DELETED and DELETED-STORAGE */
+	         IMAP_STORAGE_HAS(quota_get)
+	                 ? " QUOTA QUOTA=RES-STORAGE QUOTA=RES-MESSAGE" : "");
 	return buf;
 }
 
@@ -544,6 +547,9 @@ static const struct command commands[] = {
 	{ "STATUS", ST_LOGGEDIN, 0, imap_cmd_status },
 	{ "APPEND", ST_LOGGEDIN, 0, imap_cmd_append },
 	{ "IDLE", ST_LOGGEDIN, 0, imap_cmd_idle },
+	{ "GETQUOTA", ST_LOGGEDIN, 0, imap_cmd_getquota },
+	{ "GETQUOTAROOT", ST_LOGGEDIN, 0, imap_cmd_getquotaroot },
+	{ "SETQUOTA", ST_LOGGEDIN, 0, imap_cmd_setquota },
 	{ "CHECK", ST_SELECTED, 0, imap_cmd_check },
 	{ "CLOSE", ST_SELECTED, 0, imap_cmd_close },
 	{ "UNSELECT", ST_SELECTED, 0, imap_cmd_unselect },
