@@ -25,6 +25,14 @@
 #include "imap.h"
 #include "imap_search.h"
 
+/* What the evaluations of one sync may read at most, for all the
+ * session's searches (octets, as SEARCH counts a step: 256 for a
+ * message whose content was not read).  Past it the search being
+ * evaluated is dropped with NOUPDATE: a client that keeps text searches
+ * and then copies thousands of messages does not hold a pool thread
+ * for minutes in one NOOP (four search steps at most). */
+#define UPDATE_SYNC_OCTETS (32u << 20)
+
 /* ADDTO and REMOVEFROM give this position: the results of a SEARCH
  * are in no order the position could index (RFC 5267 4.3: "may be 0
  * for SEARCH result additions"). */
@@ -264,12 +272,13 @@ imap_update_expunges(struct imap_session *s, struct imap_buf *out,
 }
 
 /* Evaluates the messages of the view changed since u->modseq; fills
- * add / gone (UIDs) and their numbers for the client.  -1 with *why
- * when the search cannot be kept updated any more. */
-static int
+ * add / gone (UIDs) and their numbers for the client.  NULL, or why the
+ * search cannot be kept updated any more. */
+static const char *
 update_eval(struct imap_session *s, struct imap_update *u, uint32_t count,
-            postern_pool_t *scratch, uint32_t *add, uint32_t *addn,
-            size_t *na, uint32_t *gone, uint32_t *gonen, size_t *ng)
+            postern_pool_t *scratch, uint64_t *cost, uint32_t *add,
+            uint32_t *addn, size_t *na, uint32_t *gone, uint32_t *gonen,
+            size_t *ng)
 {
 	const struct postern_message_info *mi;
 	struct postern_storage_err err;
@@ -284,14 +293,22 @@ update_eval(struct imap_session *s, struct imap_update *u, uint32_t count,
 		uid = mi->uid;
 		imap_host->pool_clear(scratch);
 		memset(&err, 0, sizeof(err));
-		r = imap_search_match(s, u->prog, seq, scratch, &err);
+		if (*cost > UPDATE_SYNC_OCTETS) {
+			imap_host->log(imap_self, POSTERN_LOG_INFO, "search "
+			               "update %s of %s stopped: the changes "
+			               "are too many to follow", u->tag,
+			               s->user);
+			return "the changes are too many to follow: search "
+			       "again";
+		}
+		r = imap_search_match(s, u->prog, seq, scratch, cost, &err);
 		if (r < 0 && err.code == POSTERN_SE_EXPUNGED)
 			continue;  /* its EXPUNGE will follow */
 		if (r < 0) {
 			imap_host->log(imap_self, POSTERN_LOG_WARNING,
 			               "search update %s of %s stopped: %s",
 			               u->tag, s->user, err.text);
-			return -1;
+			return "the search can no longer be kept updated";
 		}
 		in = has_uid(u->uids, u->n, uid);
 		if (r == 1 && !in) {
@@ -302,7 +319,7 @@ update_eval(struct imap_session *s, struct imap_update *u, uint32_t count,
 			gone[(*ng)++] = uid;
 		}
 	}
-	return 0;
+	return NULL;
 }
 
 void
@@ -313,6 +330,8 @@ imap_update_changes(struct imap_session *s, struct imap_buf *out,
 	struct imap_update *u, *next;
 	postern_pool_t *scratch;
 	uint32_t count, *add, *addn, *gone, *gonen;
+	uint64_t cost = 0;
+	const char *why;
 	size_t na, ng;
 
 	if (s->updates == NULL || s->mb == NULL)
@@ -330,10 +349,9 @@ imap_update_changes(struct imap_session *s, struct imap_buf *out,
 		next = u->next;
 		if (st.highestmodseq <= u->modseq)
 			continue;
-		if (update_eval(s, u, count, scratch, add, addn, &na, gone,
-		                gonen, &ng) < 0) {
-			imap_update_refuse(out, u->tag, "the search can no "
-			                   "longer be kept updated");
+		if ((why = update_eval(s, u, count, scratch, &cost, add, addn,
+		                       &na, gone, gonen, &ng)) != NULL) {
+			imap_update_refuse(out, u->tag, why);
 			update_unlink(s, u);
 			continue;
 		}

@@ -658,7 +658,7 @@ msg_start(struct msg_ctx *m, struct imap_job *j,
 
 int
 imap_search_match(struct imap_session *s, struct imap_search_prog *p,
-                  uint32_t seq, postern_pool_t *pool,
+                  uint32_t seq, postern_pool_t *pool, uint64_t *cost,
                   struct postern_storage_err *err)
 {
 	struct postern_mailbox_status st = { .size = sizeof(st) };
@@ -679,6 +679,7 @@ imap_search_match(struct imap_session *s, struct imap_search_prog *p,
 		return 0;
 	if ((r = eval(&m, p->root)) < 0)
 		*err = j.err;
+	*cost += m.header_loaded || m.mime_loaded ? info.size : SEARCH_MSG_COST;
 	return r;
 }
 

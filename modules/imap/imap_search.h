@@ -42,9 +42,10 @@ int imap_search_step(struct imap_job *j, struct imap_search_prog *p,
 
 /* Evaluates the program for message `seq` of the session's view alone
  * (a search kept updated, imap_context.c): 1 match, 0 not, -1 with
- * *err set.  What it reads comes from `pool`.  Job threads. */
+ * *err set.  What it reads comes from `pool`; *cost grows as a search
+ * step's does (octets read).  Job threads. */
 int imap_search_match(struct imap_session *s, struct imap_search_prog *p,
-                      uint32_t seq, postern_pool_t *pool,
+                      uint32_t seq, postern_pool_t *pool, uint64_t *cost,
                       struct postern_storage_err *err);
 
 /* A copy of the program in `pool`, which outlives the command's (the

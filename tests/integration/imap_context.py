@@ -183,6 +183,30 @@ def test_update_limit(R):
     assert not [x for x in out if "ESEARCH" in x], out
 
 
+def test_update_cost_bound(R):
+    # Eight searches for a text kept updated, then 5 MiB of messages
+    # copied in: one sync would read 40 MiB; past 32 MiB the searches
+    # left are dropped with NOUPDATE, the others get their ADDTO.
+    b = raw_select("INBOX")
+    ok("CREATE Big", conn=b)
+    big = ("Subject: big\r\n\r\n" + ("y" * 1000 + "\r\n") * 1048 +
+           "needle\r\n").encode()
+    for _ in range(5):
+        b.send(b"a APPEND Big {%d+}\r\n" % len(big) + big + b"\r\n")
+        assert b.until("a")[-1].startswith("a OK")
+    ok("SELECT Big", conn=b)
+    for i in range(8):
+        ok("SEARCH RETURN (UPDATE) BODY needle", "c%d" % i, conn=b)
+    out = ok("COPY 1:5 Big", conn=b)
+    dropped = [x for x in out if x.startswith("* NO [NOUPDATE ") and
+               x.endswith("the changes are too many to follow: search "
+                          "again")]
+    added = [x for x in out if " ADDTO " in x]
+    assert dropped and len(dropped) + len(added) == 8, out
+    assert len(added) >= 4, out
+    b.cmd("z", "LOGOUT")
+
+
 R.run(test_capability)
 R.run(test_search_partial)
 R.run(test_search_partial_bad)
@@ -193,5 +217,6 @@ R.run(test_update_expunge)
 R.run(test_cancelupdate_bad)
 R.run(test_update_refused)
 R.run(test_update_limit)
+R.run(test_update_cost_bound)
 r.cmd("z", "LOGOUT")
 finish(R, srv)
