@@ -873,7 +873,12 @@ search_work(struct imap_job *j)
 	j->rc = 0;
 	/* Kept before this job's sync formats its changes: they are the
 	 * first updates (RFC 5267 4.3). */
-	if (a->ret & RET_UPDATE)
+	if ((a->ret & RET_UPDATE) && (a->ret & RET_PARTIAL))
+		/* a window of the result has no updates to follow that a
+		 * client could apply; RFC 5267 4.3 lets us decline */
+		imap_update_refuse(&j->out, j->tag, "updates of a PARTIAL "
+		                   "result are not kept");
+	else if (a->ret & RET_UPDATE)
 		imap_update_add(j->s, &j->out, j->tag, a->prog, a->by_uid,
 		                a->uids, a->nhits, a->view_modseq);
 	if (!a->esearch) {

@@ -157,6 +157,11 @@ def test_update_refused(R):
     ok('CANCELUPDATE "dup"')
     out = ok("SORT RETURN (UPDATE) (SUBJECT) UTF-8 ALL", "so")
     assert '* NO [NOUPDATE "so"] updates of a SORT are not kept' in out, out
+    out = ok("SEARCH RETURN (PARTIAL 1:2 UPDATE) ALL", "pu")
+    assert out[0] == '* NO [NOUPDATE "pu"] updates of a PARTIAL result ' \
+                     'are not kept', out
+    assert esearch(out, "pu") == ['* ESEARCH (TAG "pu") PARTIAL (1:2 1:2)'], \
+        out
 
 
 def test_update_limit(R):
