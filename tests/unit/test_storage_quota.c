@@ -69,6 +69,12 @@ suite_init(void)
 static int
 suite_clean(void)
 {
+	postern_module_t *m = loader_find(ld, "storage_maildir");
+
+	/* as a worker ends: the closed views' states kept by the module
+	 * are freed before it is unloaded */
+	if (m != NULL && m->worker_ops.exit != NULL)
+		m->worker_ops.exit(m->worker_arg);
 	pool_destroy(pool);
 	hook_reset();
 	service_reset();
