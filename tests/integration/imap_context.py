@@ -63,6 +63,17 @@ def test_search_partial(R):
         ['* ESEARCH (TAG "p5") UID PARTIAL (1:2 2:3)'], out
 
 
+def test_imaplib_partial(R):
+    # Python's own client sends the command and keeps the ESEARCH
+    m = login(srv)
+    m.select("Ctx")
+    typ, data = m.uid("SEARCH", "RETURN", "(PARTIAL", "1:2)", "ALL")
+    assert typ == "OK", (typ, data)
+    typ, data = m.response("ESEARCH")
+    assert data and data[-1].endswith(b"UID PARTIAL (1:2 1:2)"), data
+    m.logout()
+
+
 def test_search_partial_bad(R):
     for bad in ("(PARTIAL 1)", "(PARTIAL 1:*)", "(PARTIAL 0:3)",
                 "(PARTIAL 1:2 ALL)", "(PARTIAL 1:2 PARTIAL 1:2)",
@@ -214,6 +225,7 @@ def test_update_cost_bound(R):
 
 R.run(test_capability)
 R.run(test_search_partial)
+R.run(test_imaplib_partial)
 R.run(test_search_partial_bad)
 R.run(test_sort_partial)
 R.run(test_update_own_changes)

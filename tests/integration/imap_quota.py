@@ -6,6 +6,7 @@ GETQUOTA with the usage as messages come and go, SETQUOTA refused,
 STATUS DELETED and DELETED-STORAGE, and an SMTP delivery to a full
 mailbox answered 452 4.2.2, then taken once there is room.
 """
+import imaplib
 import smtplib
 
 from imaptest import PASSWORDS, Raw, finish
@@ -75,6 +76,20 @@ def test_getquotaroot_empty(R):
     out = ok("GETQUOTAROOT INBOX")
     assert out == ['* QUOTAROOT "INBOX" ""',
                    '* QUOTA "" (STORAGE 0 10 MESSAGE 0 4)'], out
+
+
+def test_imaplib(R):
+    # Python's own client: getquotaroot and getquota parse the replies
+    m = imaplib.IMAP4("127.0.0.1", srv.port("imap"), timeout=10)
+    m.login("bob@example.org", PASSWORDS["bob@example.org"])
+    typ, data = m.getquotaroot("INBOX")
+    assert typ == "OK" and data == [[b'"INBOX" ""'],
+                                    [b'"" (STORAGE 0 10 MESSAGE 0 4)']], data
+    typ, data = m.getquota('""')
+    assert typ == "OK" and data == [b'"" (STORAGE 0 10 MESSAGE 0 4)'], data
+    typ, data = m.setquota('""', "(STORAGE 20)")
+    assert typ == "NO", (typ, data)
+    m.logout()
 
 
 def test_usage_follows_appends(R):
@@ -166,6 +181,7 @@ def test_storage_limit(R):
 
 R.run(test_capability)
 R.run(test_getquotaroot_empty)
+R.run(test_imaplib)
 R.run(test_usage_follows_appends)
 R.run(test_unknown_root_and_mailbox)
 R.run(test_setquota_refused)
