@@ -10,7 +10,12 @@
  * the client still knows; then evaluates again, with SEARCH's own
  * evaluator, only the messages whose mod-sequence rose since the last
  * time (new ones, changed flags, from this session or another) and
- * sends ADDTO / REMOVEFROM after EXISTS.  A session keeps at most
+ * sends ADDTO / REMOVEFROM after EXISTS.  A SORT kept updated also
+ * holds its result in sort order with the messages' keys
+ * (imap_sort_live, imap_sort.c): each message added or removed is a
+ * pair of its 1-based position in the sorted result (after it was
+ * added, before it was removed, one after the other) and its number.
+ * A session keeps at most
  * IMAP_MAX_UPDATES of them; past that, and when the mailbox has no
  * mod-sequences, the search is answered with NOUPDATE, which the RFC
  * lets a server say of any search.
@@ -24,6 +29,7 @@
 
 #include "imap.h"
 #include "imap_search.h"
+#include "imap_sort.h"
 
 /* What the evaluations of one sync may read at most, for all the
  * session's searches (octets, as SEARCH counts a step: 256 for a
@@ -47,11 +53,13 @@ struct imap_update {
 	uint32_t *uids;                /* the result, ascending (malloc'd) */
 	size_t n;
 	uint64_t modseq;               /* changes up to it are evaluated */
+	struct imap_sort_live *sort;   /* a SORT's order, else NULL */
 };
 
 static void
 update_free(struct imap_update *u)
 {
+	imap_sort_live_free(u->sort);
 	imap_host->pool_destroy(u->pool);
 	free(u->uids);
 	free(u);
@@ -82,7 +90,8 @@ imap_update_refuse(struct imap_buf *out, const char *tag, const char *why)
 void
 imap_update_add(struct imap_session *s, struct imap_buf *out,
                 const char *tag, const struct imap_search_prog *p,
-                int by_uid, const uint32_t *uids, size_t n, uint64_t modseq)
+                int by_uid, const uint32_t *uids, size_t n, uint64_t modseq,
+                struct imap_sort_live *sort)
 {
 	struct postern_mailbox_status st = { .size = sizeof(st) };
 	struct imap_update *u, **pp;
@@ -90,20 +99,24 @@ imap_update_add(struct imap_session *s, struct imap_buf *out,
 	if (s->nupdates >= IMAP_MAX_UPDATES) {
 		imap_update_refuse(out, tag, "too many searches are kept "
 		                   "updated: CANCELUPDATE one first");
+		imap_sort_live_free(sort);
 		return;
 	}
 	imap_storage->status(s->mb, &st);
 	if (!st.modseq_supported) {
 		imap_update_refuse(out, tag, "changes of this mailbox "
 		                   "cannot be followed");
+		imap_sort_live_free(sort);
 		return;
 	}
 	if ((u = calloc(1, sizeof(*u))) == NULL ||
 	    (u->uids = malloc((n + 1) * sizeof(*u->uids))) == NULL) {
 		free(u);
 		imap_update_refuse(out, tag, "out of memory");
+		imap_sort_live_free(sort);
 		return;
 	}
+	u->sort = sort;
 	snprintf(u->tag, sizeof(u->tag), "%s", tag);
 	u->by_uid = by_uid;
 	u->pool = imap_host->pool_create(1024);
@@ -209,6 +222,39 @@ update_apply(struct imap_update *u, const uint32_t *gone, size_t ng,
 	return 0;
 }
 
+/* A SORT's: "* ESEARCH (TAG "t") [UID] WHAT (pos num pos num ...)". */
+static void
+update_pairs(struct imap_buf *out, const struct imap_update *u,
+             const char *what, const uint32_t *pos, const uint32_t *nums,
+             size_t n)
+{
+	size_t i;
+
+	if (n == 0)
+		return;
+	imap_buf_str(out, "* ESEARCH (TAG ");
+	imap_buf_string(out, u->tag, strlen(u->tag));
+	imap_buf_printf(out, ")%s %s (", u->by_uid ? " UID" : "", what);
+	for (i = 0; i < n; i++)
+		imap_buf_printf(out, "%s%u %u", i > 0 ? " " : "", pos[i],
+		                nums[i]);
+	imap_buf_str(out, ")\r\n");
+}
+
+/* Takes gone[0..n) out of a SORT's order: their positions into pos. */
+static void
+sort_remove(struct imap_update *u, const uint32_t *gone, size_t n,
+            uint32_t *pos)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		pos[i] = imap_sort_live_find(u->sort, gone[i]);
+		if (pos[i] > 0)
+			imap_sort_live_remove(u->sort, pos[i]);
+	}
+}
+
 /* "* ESEARCH (TAG "t") [UID] WHAT (0 set)\r\n" */
 static void
 update_line(struct imap_buf *out, const struct imap_update *u,
@@ -238,7 +284,7 @@ imap_update_expunges(struct imap_session *s, struct imap_buf *out,
                      postern_pool_t *pool)
 {
 	struct imap_update *u, *next;
-	uint32_t *ex, *gone, *nums;
+	uint32_t *ex, *gone, *nums, *pos;
 	size_t i, ng;
 
 	if (s->updates == NULL || ch->nexpunged == 0)
@@ -246,6 +292,7 @@ imap_update_expunges(struct imap_session *s, struct imap_buf *out,
 	ex = imap_host->pool_alloc(pool, ch->nexpunged * sizeof(*ex));
 	gone = imap_host->pool_alloc(pool, ch->nexpunged * sizeof(*gone));
 	nums = imap_host->pool_alloc(pool, ch->nexpunged * sizeof(*nums));
+	pos = imap_host->pool_alloc(pool, ch->nexpunged * sizeof(*pos));
 	memcpy(ex, ch->expunged_uids, ch->nexpunged * sizeof(*ex));
 	qsort(ex, ch->nexpunged, sizeof(*ex), uid_cmp);
 	for (u = s->updates; u != NULL; u = next) {
@@ -263,7 +310,11 @@ imap_update_expunges(struct imap_session *s, struct imap_buf *out,
 		}
 		if (ng == 0)
 			continue;
-		update_line(out, u, "REMOVEFROM", nums, ng);
+		if (u->sort != NULL) {
+			sort_remove(u, gone, ng, pos);
+			update_pairs(out, u, "REMOVEFROM", pos, nums, ng);
+		} else
+			update_line(out, u, "REMOVEFROM", nums, ng);
 		if (update_apply(u, gone, ng, NULL, 0) < 0) {
 			imap_update_refuse(out, u->tag, "out of memory");
 			update_unlink(s, u);
@@ -322,6 +373,39 @@ update_eval(struct imap_session *s, struct imap_update *u, uint32_t count,
 	return NULL;
 }
 
+/* A SORT's changes: the messages gone taken out of its order, those
+ * added put in their place (their keys made), each with its position.
+ * NULL, or why the SORT can no longer be kept updated. */
+static const char *
+sort_changes(struct imap_session *s, struct imap_update *u,
+             postern_pool_t *scratch, uint64_t *cost, const uint32_t *add,
+             const uint32_t *addn, size_t na, const uint32_t *gone,
+             const uint32_t *gonen, size_t ng, uint32_t *pos,
+             struct imap_buf *out)
+{
+	struct postern_storage_err err;
+	size_t i;
+
+	sort_remove(u, gone, ng, pos);
+	update_pairs(out, u, "REMOVEFROM", pos, gonen, ng);
+	for (i = 0; i < na; i++) {
+		imap_host->pool_clear(scratch);
+		memset(&err, 0, sizeof(err));
+		pos[i] = imap_sort_live_insert(s, u->sort, imap_storage->
+		                               seq_of_uid(s->mb, add[i]),
+		                               scratch, cost, &err);
+		if (pos[i] == 0) {
+			imap_host->log(imap_self, POSTERN_LOG_INFO, "sort "
+			               "update %s of %s stopped: %s", u->tag,
+			               s->user, err.text[0] != '\0' ? err.text
+			               : "the keys need more than sort_memory");
+			return "the sort keys can no longer be kept";
+		}
+	}
+	update_pairs(out, u, "ADDTO", pos, addn, na);
+	return NULL;
+}
+
 void
 imap_update_changes(struct imap_session *s, struct imap_buf *out,
                     postern_pool_t *pool)
@@ -329,7 +413,7 @@ imap_update_changes(struct imap_session *s, struct imap_buf *out,
 	struct postern_mailbox_status st = { .size = sizeof(st) };
 	struct imap_update *u, *next;
 	postern_pool_t *scratch;
-	uint32_t count, *add, *addn, *gone, *gonen;
+	uint32_t count, *add, *addn, *gone, *gonen, *pos;
 	uint64_t cost = 0;
 	const char *why;
 	size_t na, ng;
@@ -342,6 +426,7 @@ imap_update_changes(struct imap_session *s, struct imap_buf *out,
 	addn = imap_host->pool_alloc(pool, (count + 1) * sizeof(*addn));
 	gone = imap_host->pool_alloc(pool, (count + 1) * sizeof(*gone));
 	gonen = imap_host->pool_alloc(pool, (count + 1) * sizeof(*gonen));
+	pos = imap_host->pool_alloc(pool, (count + 1) * sizeof(*pos));
 	/* what one message's evaluation reads, cleared after it */
 	scratch = imap_host->pool_create_limited(
 		16384, (size_t)imap_cfg.message_memory);
@@ -361,6 +446,15 @@ imap_update_changes(struct imap_session *s, struct imap_buf *out,
 			continue;
 		}
 		u->modseq = st.highestmodseq;
+		if (u->sort != NULL &&
+		    (why = sort_changes(s, u, scratch, &cost, add, addn, na,
+		                        gone, gonen, ng, pos, out)) != NULL) {
+			imap_update_refuse(out, u->tag, why);
+			update_unlink(s, u);
+			continue;
+		}
+		if (u->sort != NULL)
+			continue;
 		update_line(out, u, "REMOVEFROM", gonen, ng);
 		update_line(out, u, "ADDTO", addn, na);
 	}

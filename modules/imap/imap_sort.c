@@ -11,7 +11,9 @@
  * from its header (THREAD=REFERENCES always: References is not in the
  * structure), then kept in the key cache.  The keys live in the
  * command's job pool, counted against sort_memory; sorting and
- * threading run after the last step, on the job thread.
+ * threading run after the last step, on the job thread.  A SORT RETURN
+ * (UPDATE) keeps its sorted result and keys (imap_sort_live) for
+ * imap_context.c, which puts each message changed in its place.
  */
 #include <stddef.h>
 #include <stdio.h>
@@ -65,6 +67,7 @@ struct sort_arg {
 	struct imap_sort_msg *msgs; /* the matches */
 	size_t nmsgs;
 	int finished;
+	uint64_t view_modseq;       /* the view's when it was searched */
 };
 
 /* ---- keys of one match -------------------------------------------------*/
@@ -434,6 +437,171 @@ sort_msgs(struct imap_job *j, struct sort_arg *a, struct sortent *e)
 	sorting = NULL;
 }
 
+/* ---- a SORT kept updated (RFC 5267 4.3, CONTEXT=SORT) ------------------*/
+
+static int
+uid_cmp(const void *x, const void *y)
+{
+	uint32_t a = *(const uint32_t *)x, b = *(const uint32_t *)y;
+
+	return a < b ? -1 : a > b;
+}
+
+/* The result in sort order with each message's keys (strings in
+ * `pool`), the criteria and what making keys needs.  Entries' `seq` is
+ * their UID: ties in the criteria order by UID, which the view's
+ * sequence numbers follow whatever was expunged since. */
+struct imap_sort_live {
+	struct sort_arg a;          /* criteria, need, uidvalidity */
+	postern_pool_t *pool;
+	size_t key_bytes;           /* what the keys took, to sort_memory */
+	struct imap_sort_msg *m;    /* malloc'd, in sort order */
+	uint32_t n, cap;
+};
+
+void
+imap_sort_live_free(struct imap_sort_live *l)
+{
+	if (l == NULL)
+		return;
+	imap_host->pool_destroy(l->pool);
+	free(l->m);
+	free(l);
+}
+
+static const char *
+live_str(struct imap_sort_live *l, const char *s)
+{
+	size_t n = strlen(s);
+	const char *k;
+
+	l->key_bytes += n + 1;
+	k = imap_host->pool_strndup(l->pool, s, n);
+	return k != NULL ? k : "";
+}
+
+/* A message's keys into l's pool. */
+static void
+live_keep(struct imap_sort_live *l, struct imap_sort_msg *to,
+          const struct imap_sort_msg *from)
+{
+	*to = *from;
+	to->seq = from->uid;
+	to->subject = live_str(l, from->subject);
+	to->from = live_str(l, from->from);
+	to->to = live_str(l, from->to);
+	to->cc = live_str(l, from->cc);
+	to->dfrom = live_str(l, from->dfrom);
+	to->dto = live_str(l, from->dto);
+	to->msgid = NULL;
+	to->refs = NULL;
+	to->nrefs = 0;
+}
+
+/* The sorted result of the SORT's last step, kept updated from now. */
+static void
+live_start(struct imap_job *j, struct sort_arg *a, const struct sortent *e)
+{
+	struct imap_sort_live *l;
+	uint32_t *uids;
+	size_t i;
+
+	if ((l = calloc(1, sizeof(*l))) == NULL ||
+	    (l->m = malloc((a->nmsgs + 1) * sizeof(*l->m))) == NULL ||
+	    (uids = malloc((a->nmsgs + 1) * sizeof(*uids))) == NULL) {
+		if (l != NULL)
+			free(l->m);
+		free(l);
+		imap_update_refuse(&j->out, j->tag, "out of memory");
+		return;
+	}
+	l->a = *a;
+	l->a.prog = NULL;
+	l->a.msgs = NULL;
+	l->a.keep = NULL;
+	l->pool = imap_host->pool_create(4096);
+	l->cap = (uint32_t)a->nmsgs + 1;
+	for (i = 0; i < a->nmsgs; i++) {
+		live_keep(l, &l->m[i], e[i].m);
+		uids[i] = e[i].m->uid;
+	}
+	l->n = (uint32_t)a->nmsgs;
+	qsort(uids, a->nmsgs, sizeof(*uids), uid_cmp);
+	imap_update_add(j->s, &j->out, j->tag, a->prog, a->by_uid, uids,
+	                a->nmsgs, a->view_modseq, l);
+	free(uids);
+}
+
+uint32_t
+imap_sort_live_find(const struct imap_sort_live *l, uint32_t uid)
+{
+	uint32_t i;
+
+	for (i = 0; i < l->n; i++)
+		if (l->m[i].uid == uid)
+			return i + 1;
+	return 0;
+}
+
+void
+imap_sort_live_remove(struct imap_sort_live *l, uint32_t pos)
+{
+	memmove(&l->m[pos - 1], &l->m[pos], (l->n - pos) * sizeof(*l->m));
+	l->n--;
+}
+
+uint32_t
+imap_sort_live_insert(struct imap_session *s, struct imap_sort_live *l,
+                      uint32_t seq, postern_pool_t *scratch, uint64_t *cost,
+                      struct postern_storage_err *err)
+{
+	struct postern_message_info info = *imap_storage->message(s->mb, seq);
+	struct imap_sort_msg one, *grown;
+	struct sort_arg a = l->a;
+	struct imap_job j;
+	uint32_t lo = 0, hi = l->n, mid;
+
+	/* collect() on a job of this session, one message, its keys in
+	 * the scratch pool, then kept */
+	memset(&j, 0, sizeof(j));
+	j.s = s;
+	j.pool = scratch;
+	a.msgs = &one;
+	a.nmsgs = 0;
+	a.keep = scratch;
+	a.key_bytes = 0;
+	if (l->key_bytes > (size_t)imap_cfg.sort_memory ||
+	    collect(&j, &a, seq, &info, cost) < 0 || a.nmsgs == 0) {
+		*err = j.err;
+		if (err->code == POSTERN_SE_OK)
+			err->code = POSTERN_SE_LIMIT;
+		return 0;
+	}
+	if (l->n + 1 >= l->cap) {
+		if ((grown = realloc(l->m, (size_t)l->cap * 2 *
+		                           sizeof(*l->m))) == NULL) {
+			err->code = POSTERN_SE_LIMIT;
+			return 0;
+		}
+		l->m = grown;
+		l->cap *= 2;
+	}
+	live_keep(l, &one, &one);
+	sorting = &l->a;
+	while (lo < hi) {
+		mid = lo + (hi - lo) / 2;
+		if (msg_cmp(&l->m[mid], &one) < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	sorting = NULL;
+	memmove(&l->m[lo + 1], &l->m[lo], (l->n - lo) * sizeof(*l->m));
+	l->m[lo] = one;
+	l->n++;
+	return lo + 1;
+}
+
 static void
 sort_output(struct imap_job *j, struct sort_arg *a)
 {
@@ -457,11 +625,11 @@ sort_output(struct imap_job *j, struct sort_arg *a)
 	}
 	/* RFC 5267 3.1: MIN and MAX are the first and last in the sort
 	 * order, ALL keeps that order. */
-	if (a->ret & IMAP_RET_UPDATE)
-		/* RFC 5267 4.3 lets the server decline updates: the
-		 * positions in a sorted result are not kept. */
-		imap_update_refuse(&j->out, j->tag, "updates of a SORT "
-		                   "are not kept");
+	if ((a->ret & IMAP_RET_UPDATE) && (a->ret & IMAP_RET_PARTIAL))
+		imap_update_refuse(&j->out, j->tag, "updates of a PARTIAL "
+		                   "result are not kept");
+	else if (a->ret & IMAP_RET_UPDATE)
+		live_start(j, a, e);
 	imap_esearch_format(&j->out, j->tag, a->by_uid, a->ret, &a->part,
 	                    nums, a->nmsgs);
 	imap_buf_str(&j->out, "\r\n");
@@ -482,6 +650,11 @@ sort_work(struct imap_job *j)
 	}
 	if (a->msgs == NULL) {
 		size_t n = (size_t)imap_storage->count(j->s->mb) + 1;
+		struct postern_mailbox_status st = { .size = sizeof(st) };
+
+		/* the view does not change before the last step's sync */
+		imap_storage->status(j->s->mb, &st);
+		a->view_modseq = st.highestmodseq;
 
 		a->key_bytes = n * sizeof(*a->msgs);
 		if (a->key_bytes > (size_t)imap_cfg.sort_memory) {

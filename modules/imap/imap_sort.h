@@ -104,4 +104,21 @@ void imap_sortcache_trim(const char *user, uint32_t uidvalidity,
 /* Frees everything (the worker's end). */
 void imap_sortcache_free(void);
 
+/* A SORT kept updated (RFC 5267 4.3, CONTEXT=SORT; imap_sort.c): its
+ * result in sort order with each message's keys, held by the search
+ * kept updated (imap_context.c).  Job threads, the session's job. */
+struct imap_sort_live;
+void imap_sort_live_free(struct imap_sort_live *l);
+/* The 1-based position of uid in the result, 0 when it is not there. */
+uint32_t imap_sort_live_find(const struct imap_sort_live *l, uint32_t uid);
+/* Takes the message at position pos (from find) out. */
+void imap_sort_live_remove(struct imap_sort_live *l, uint32_t pos);
+/* Makes the keys of message seq of the view and puts it in its place:
+ * its 1-based position, or 0 with *err set (unreadable, or the keys
+ * kept past sort_memory).  *cost grows by what was read. */
+uint32_t imap_sort_live_insert(struct imap_session *s,
+                               struct imap_sort_live *l, uint32_t seq,
+                               postern_pool_t *scratch, uint64_t *cost,
+                               struct postern_storage_err *err);
+
 #endif /* IMAP_SORT_H */

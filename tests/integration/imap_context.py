@@ -11,7 +11,9 @@ from imaptest import Raw, deliver, finish, login, start_server
 from testlib import Runner
 
 R = Runner("imap_context")
-srv = start_server(R)
+# sort_memory at its least: a SORT kept updated whose keys pass it is
+# dropped (test_sort_update_bound)
+srv = start_server(R, imap_conf='sort_memory = "64K";')
 
 MSG = "Subject: s%d\r\n\r\nbody %d\r\n"
 
@@ -166,13 +168,88 @@ def test_update_refused(R):
     out = r.cmd("dup", "SEARCH RETURN (UPDATE) ALL")
     assert out[-1].startswith("dup BAD"), out
     ok('CANCELUPDATE "dup"')
-    out = ok("SORT RETURN (UPDATE) (SUBJECT) UTF-8 ALL", "so")
-    assert '* NO [NOUPDATE "so"] updates of a SORT are not kept' in out, out
     out = ok("SEARCH RETURN (PARTIAL 1:2 UPDATE) ALL", "pu")
     assert out[0] == '* NO [NOUPDATE "pu"] updates of a PARTIAL result ' \
                      'are not kept', out
     assert esearch(out, "pu") == ['* ESEARCH (TAG "pu") PARTIAL (1:2 1:2)'], \
         out
+
+
+def test_sort_update(R):
+    # CONTEXT=SORT: each message added or removed as a pair of its
+    # position in the sorted result and its number.
+    b = raw_select("INBOX")
+    ok("CREATE SortCtx", conn=b)
+    for subj in ("b", "d", "f"):
+        b.send(b"a APPEND SortCtx {%d+}\r\n" % (len(subj) + 15) +
+               ("Subject: %s\r\n\r\nx\r\n" % subj).encode() + b"\r\n")
+        assert b.until("a")[-1].startswith("a OK")
+    ok("SELECT SortCtx", conn=b)
+    out = ok("SORT RETURN (UPDATE) (SUBJECT) UTF-8 UNDELETED", "so", conn=b)
+    assert esearch(out, "so") == ['* ESEARCH (TAG "so") ALL 1:3'], out
+    out = ok("UID SORT RETURN (UPDATE) (REVERSE SUBJECT) UTF-8 UNDELETED",
+             "ru", conn=b)
+    assert esearch(out, "ru") == ['* ESEARCH (TAG "ru") UID ALL 3,2,1'], out
+    # "c" goes between b and d, "a" first
+    for subj, seq, pos, rpos in (("c", 4, 2, 3), ("a", 5, 1, 5)):
+        b.send(b"a APPEND SortCtx {16+}\r\n" +
+               ("Subject: %s\r\n\r\nx\r\n" % subj).encode() + b"\r\n")
+        out = b.until("a")
+        assert esearch(out, "so") == \
+            ['* ESEARCH (TAG "so") ADDTO (%d %d)' % (pos, seq)], out
+        assert esearch(out, "ru") == \
+            ['* ESEARCH (TAG "ru") UID ADDTO (%d %d)' % (rpos, seq)], out
+    # order a(5) b(1) c(4) d(2) f(3): d leaves from position 4
+    out = ok("STORE 2 +FLAGS (\\Deleted)", conn=b)
+    assert esearch(out, "so") == ['* ESEARCH (TAG "so") REMOVEFROM (4 2)'], \
+        out
+    assert esearch(out, "ru") == \
+        ['* ESEARCH (TAG "ru") UID REMOVEFROM (2 2)'], out
+    # b (1) expunged by another session: before its EXPUNGE
+    other = raw_select("SortCtx")
+    ok("STORE 1 +FLAGS (\\Deleted)", conn=other)
+    out = ok("NOOP", conn=b)
+    assert esearch(out, "so") == ['* ESEARCH (TAG "so") REMOVEFROM (2 1)'], \
+        out
+    ok("EXPUNGE", conn=other)
+    other.cmd("z", "LOGOUT")
+    out = ok("NOOP", conn=b)
+    assert esearch(out, "so") == [], out
+    # two added in one sync, one pair each, one after the other: the
+    # view is f(1) c(2) a(3); copies f'(4), c'(5): a c f f', then
+    # a c c' f f'
+    out = ok("COPY 1:2 SortCtx", conn=b)
+    assert esearch(out, "so") == \
+        ['* ESEARCH (TAG "so") ADDTO (4 4 3 5)'], out
+    out = ok("SORT RETURN (ALL) (SUBJECT) UTF-8 UNDELETED", "chk", conn=b)
+    assert esearch(out, "chk") == ['* ESEARCH (TAG "chk") ALL 3,2,5,1,4'], \
+        out
+    b.cmd("z", "LOGOUT")
+
+
+def test_sort_update_bound(R):
+    # A client that makes a message leave and enter a SORT kept updated
+    # again and again makes its keys again each time: past sort_memory
+    # (64K here, 256 octets a time) the SORT is dropped with NOUPDATE.
+    b = raw_select("INBOX")
+    ok("CREATE Churn", conn=b)
+    data = ("Subject: %s\r\n\r\nx\r\n" % ("S" * 250)).encode()
+    b.send(b"a APPEND Churn {%d+}\r\n" % len(data) + data + b"\r\n")
+    assert b.until("a")[-1].startswith("a OK")
+    ok("SELECT Churn", conn=b)
+    ok("SORT RETURN (UPDATE) (SUBJECT) UTF-8 UNDELETED", "ch", conn=b)
+    n = 300
+    b.send(b"".join(b"t%d STORE 1 %sFLAGS (\\Deleted)\r\n" %
+                    (i, b"+" if i % 2 == 0 else b"-")
+                    for i in range(2 * n)))
+    out = b.until("t%d" % (2 * n - 1), limit=10 * n)
+    no = [i for i, x in enumerate(out) if x == '* NO [NOUPDATE "ch"] '
+          'the sort keys can no longer be kept']
+    adds = [i for i, x in enumerate(out)
+            if x.startswith('* ESEARCH (TAG "ch") ADDTO')]
+    assert len(no) == 1 and 200 < len(adds) < n, (len(no), len(adds))
+    assert adds[-1] < no[0], (adds[-1], no[0])
+    b.cmd("z", "LOGOUT")
 
 
 def test_update_limit(R):
@@ -233,6 +310,8 @@ R.run(test_update_other_session_and_delivery)
 R.run(test_update_expunge)
 R.run(test_cancelupdate_bad)
 R.run(test_update_refused)
+R.run(test_sort_update)
+R.run(test_sort_update_bound)
 R.run(test_update_limit)
 R.run(test_update_cost_bound)
 r.cmd("z", "LOGOUT")
