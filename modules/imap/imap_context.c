@@ -31,14 +31,6 @@
 #include "imap_search.h"
 #include "imap_sort.h"
 
-/* What the evaluations of one sync may read at most, for all the
- * session's searches (octets, as SEARCH counts a step: 256 for a
- * message whose content was not read).  Past it the search being
- * evaluated is dropped with NOUPDATE: a client that keeps text searches
- * and then copies thousands of messages does not hold a pool thread
- * for minutes in one NOOP (four search steps at most). */
-#define UPDATE_SYNC_OCTETS (32u << 20)
-
 /* ADDTO and REMOVEFROM give this position: the results of a SEARCH
  * are in no order the position could index (RFC 5267 4.3: "may be 0
  * for SEARCH result additions"). */
@@ -241,18 +233,46 @@ update_pairs(struct imap_buf *out, const struct imap_update *u,
 	imap_buf_str(out, ")\r\n");
 }
 
-/* Takes gone[0..n) out of a SORT's order: their positions into pos. */
+/* The client's number of uid: nums[i] of uids[i] (ascending, n). */
+static uint32_t
+num_of(const uint32_t *uids, const uint32_t *nums, size_t n, uint32_t uid)
+{
+	size_t lo = 0, hi = n, mid;
+
+	while (lo < hi) {
+		mid = lo + (hi - lo) / 2;
+		if (uids[mid] < uid)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo < n ? nums[lo] : uid;
+}
+
+/* A SORT's REMOVEFROM or ADDTO: the pairs pos[i], the number of
+ * moved[i] (of uids/nums), in the order they happen. */
 static void
-sort_remove(struct imap_update *u, const uint32_t *gone, size_t n,
-            uint32_t *pos)
+sort_pairs(struct imap_buf *out, const struct imap_update *u,
+           const char *what, uint32_t *pos, uint32_t *moved, size_t n,
+           const uint32_t *uids, const uint32_t *nums, size_t nuids)
 {
 	size_t i;
 
-	for (i = 0; i < n; i++) {
-		pos[i] = imap_sort_live_find(u->sort, gone[i]);
-		if (pos[i] > 0)
-			imap_sort_live_remove(u->sort, pos[i]);
-	}
+	for (i = 0; i < n; i++)
+		moved[i] = num_of(uids, nums, nuids, moved[i]);
+	update_pairs(out, u, what, pos, moved, n);
+}
+
+/* Takes gone[0..n) (ascending UIDs, their client numbers nums) out of a
+ * SORT's order and says so; pos and moved: room for n. */
+static void
+sort_remove(struct imap_buf *out, struct imap_update *u,
+            const uint32_t *gone, const uint32_t *nums, size_t n,
+            uint32_t *pos, uint32_t *moved)
+{
+	size_t k = imap_sort_live_remove(u->sort, gone, n, pos, moved);
+
+	sort_pairs(out, u, "REMOVEFROM", pos, moved, k, gone, nums, n);
 }
 
 /* "* ESEARCH (TAG "t") [UID] WHAT (0 set)\r\n" */
@@ -284,7 +304,7 @@ imap_update_expunges(struct imap_session *s, struct imap_buf *out,
                      postern_pool_t *pool)
 {
 	struct imap_update *u, *next;
-	uint32_t *ex, *gone, *nums, *pos;
+	uint32_t *ex, *gone, *nums, *pos, *moved;
 	size_t i, ng;
 
 	if (s->updates == NULL || ch->nexpunged == 0)
@@ -293,6 +313,7 @@ imap_update_expunges(struct imap_session *s, struct imap_buf *out,
 	gone = imap_host->pool_alloc(pool, ch->nexpunged * sizeof(*gone));
 	nums = imap_host->pool_alloc(pool, ch->nexpunged * sizeof(*nums));
 	pos = imap_host->pool_alloc(pool, ch->nexpunged * sizeof(*pos));
+	moved = imap_host->pool_alloc(pool, ch->nexpunged * sizeof(*moved));
 	memcpy(ex, ch->expunged_uids, ch->nexpunged * sizeof(*ex));
 	qsort(ex, ch->nexpunged, sizeof(*ex), uid_cmp);
 	for (u = s->updates; u != NULL; u = next) {
@@ -310,10 +331,9 @@ imap_update_expunges(struct imap_session *s, struct imap_buf *out,
 		}
 		if (ng == 0)
 			continue;
-		if (u->sort != NULL) {
-			sort_remove(u, gone, ng, pos);
-			update_pairs(out, u, "REMOVEFROM", pos, nums, ng);
-		} else
+		if (u->sort != NULL)
+			sort_remove(out, u, gone, nums, ng, pos, moved);
+		else
 			update_line(out, u, "REMOVEFROM", nums, ng);
 		if (update_apply(u, gone, ng, NULL, 0) < 0) {
 			imap_update_refuse(out, u->tag, "out of memory");
@@ -344,7 +364,7 @@ update_eval(struct imap_session *s, struct imap_update *u, uint32_t count,
 		uid = mi->uid;
 		imap_host->pool_clear(scratch);
 		memset(&err, 0, sizeof(err));
-		if (*cost > UPDATE_SYNC_OCTETS) {
+		if (*cost > IMAP_UPDATE_SYNC_OCTETS) {
 			imap_host->log(imap_self, POSTERN_LOG_INFO, "search "
 			               "update %s of %s stopped: the changes "
 			               "are too many to follow", u->tag,
@@ -381,28 +401,19 @@ sort_changes(struct imap_session *s, struct imap_update *u,
              postern_pool_t *scratch, uint64_t *cost, const uint32_t *add,
              const uint32_t *addn, size_t na, const uint32_t *gone,
              const uint32_t *gonen, size_t ng, uint32_t *pos,
-             struct imap_buf *out)
+             uint32_t *moved, struct imap_buf *out)
 {
 	struct postern_storage_err err;
-	size_t i;
 
-	sort_remove(u, gone, ng, pos);
-	update_pairs(out, u, "REMOVEFROM", pos, gonen, ng);
-	for (i = 0; i < na; i++) {
-		imap_host->pool_clear(scratch);
-		memset(&err, 0, sizeof(err));
-		pos[i] = imap_sort_live_insert(s, u->sort, imap_storage->
-		                               seq_of_uid(s->mb, add[i]),
-		                               scratch, cost, &err);
-		if (pos[i] == 0) {
-			imap_host->log(imap_self, POSTERN_LOG_INFO, "sort "
-			               "update %s of %s stopped: %s", u->tag,
-			               s->user, err.text[0] != '\0' ? err.text
-			               : "the keys need more than sort_memory");
-			return "the sort keys can no longer be kept";
-		}
+	sort_remove(out, u, gone, gonen, ng, pos, moved);
+	memset(&err, 0, sizeof(err));
+	if (imap_sort_live_add(s, u->sort, add, na, scratch, cost, pos, moved,
+	                       &err) < 0) {
+		imap_host->log(imap_self, POSTERN_LOG_INFO, "sort update %s "
+		               "of %s stopped: %s", u->tag, s->user, err.text);
+		return "the sort keys can no longer be kept";
 	}
-	update_pairs(out, u, "ADDTO", pos, addn, na);
+	sort_pairs(out, u, "ADDTO", pos, moved, na, add, addn, na);
 	return NULL;
 }
 
@@ -413,7 +424,7 @@ imap_update_changes(struct imap_session *s, struct imap_buf *out,
 	struct postern_mailbox_status st = { .size = sizeof(st) };
 	struct imap_update *u, *next;
 	postern_pool_t *scratch;
-	uint32_t count, *add, *addn, *gone, *gonen, *pos;
+	uint32_t count, *add, *addn, *gone, *gonen, *pos, *moved;
 	uint64_t cost = 0;
 	const char *why;
 	size_t na, ng;
@@ -427,6 +438,7 @@ imap_update_changes(struct imap_session *s, struct imap_buf *out,
 	gone = imap_host->pool_alloc(pool, (count + 1) * sizeof(*gone));
 	gonen = imap_host->pool_alloc(pool, (count + 1) * sizeof(*gonen));
 	pos = imap_host->pool_alloc(pool, (count + 1) * sizeof(*pos));
+	moved = imap_host->pool_alloc(pool, (count + 1) * sizeof(*moved));
 	/* what one message's evaluation reads, cleared after it */
 	scratch = imap_host->pool_create_limited(
 		16384, (size_t)imap_cfg.message_memory);
@@ -448,7 +460,8 @@ imap_update_changes(struct imap_session *s, struct imap_buf *out,
 		u->modseq = st.highestmodseq;
 		if (u->sort != NULL &&
 		    (why = sort_changes(s, u, scratch, &cost, add, addn, na,
-		                        gone, gonen, ng, pos, out)) != NULL) {
+		                        gone, gonen, ng, pos, moved,
+		                        out)) != NULL) {
 			imap_update_refuse(out, u->tag, why);
 			update_unlink(s, u);
 			continue;

@@ -88,6 +88,14 @@ void imap_esearch_format(struct imap_buf *out, const char *tag, int by_uid,
  * SEARCH RETURN (UPDATE) is answered with NOUPDATE, as one whose
  * updates the server declines. */
 #define IMAP_MAX_UPDATES 8
+/* What the evaluations of one sync may read at most, for all the
+ * session's searches kept updated (octets, as SEARCH counts a step:
+ * 256 for a message whose content was not read); a SORT's keys count
+ * too.  Past it the search being evaluated is dropped with NOUPDATE: a
+ * client that keeps text searches and then copies thousands of
+ * messages does not hold a pool thread for minutes in one NOOP (four
+ * search steps at most). */
+#define IMAP_UPDATE_SYNC_OCTETS (32u << 20)
 
 /* On the command's job (which owns the session): keeps the search `tag`
  * with its result `uids` (ascending, n) updated from changes past

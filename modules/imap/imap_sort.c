@@ -532,74 +532,145 @@ live_start(struct imap_job *j, struct sort_arg *a, const struct sortent *e)
 	free(uids);
 }
 
-uint32_t
-imap_sort_live_find(const struct imap_sort_live *l, uint32_t uid)
+/* 1 when uid is in the ascending array. */
+static int
+uid_in(const uint32_t *a, size_t n, uint32_t uid)
 {
-	uint32_t i;
+	size_t lo = 0, hi = n, mid;
 
-	for (i = 0; i < l->n; i++)
-		if (l->m[i].uid == uid)
-			return i + 1;
+	while (lo < hi) {
+		mid = lo + (hi - lo) / 2;
+		if (a[mid] == uid)
+			return 1;
+		if (a[mid] < uid)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
 	return 0;
 }
 
-void
-imap_sort_live_remove(struct imap_sort_live *l, uint32_t pos)
+size_t
+imap_sort_live_remove(struct imap_sort_live *l, const uint32_t *uids,
+                      size_t n, uint32_t *pos, uint32_t *out)
 {
-	memmove(&l->m[pos - 1], &l->m[pos], (l->n - pos) * sizeof(*l->m));
-	l->n--;
+	uint32_t i, k = 0, gone = 0;
+
+	/* one pass: a message leaving at index i is at position i + 1
+	 * less those that left before it */
+	for (i = 0; i < l->n; i++) {
+		if (uid_in(uids, n, l->m[i].uid)) {
+			pos[gone] = i + 1 - gone;
+			out[gone++] = l->m[i].uid;
+			continue;
+		}
+		l->m[k++] = l->m[i];
+	}
+	l->n = k;
+	return gone;
 }
 
-uint32_t
-imap_sort_live_insert(struct imap_session *s, struct imap_sort_live *l,
-                      uint32_t seq, postern_pool_t *scratch, uint64_t *cost,
-                      struct postern_storage_err *err)
+/* The keys of message uid of the view into *m (strings in l's pool).
+ * -1 with *err set. */
+static int
+live_keys(struct imap_session *s, struct imap_sort_live *l, uint32_t uid,
+          postern_pool_t *scratch, uint64_t *cost, struct imap_sort_msg *m,
+          struct postern_storage_err *err)
 {
-	struct postern_message_info info = *imap_storage->message(s->mb, seq);
-	struct imap_sort_msg one, *grown;
+	uint32_t seq = imap_storage->seq_of_uid(s->mb, uid);
+	struct postern_message_info info;
 	struct sort_arg a = l->a;
 	struct imap_job j;
-	uint32_t lo = 0, hi = l->n, mid;
 
+	if (seq == 0) {
+		err->code = POSTERN_SE_EXPUNGED;
+		snprintf(err->text, sizeof(err->text), "message gone");
+		return -1;
+	}
+	info = *imap_storage->message(s->mb, seq);
 	/* collect() on a job of this session, one message, its keys in
 	 * the scratch pool, then kept */
 	memset(&j, 0, sizeof(j));
 	j.s = s;
 	j.pool = scratch;
-	a.msgs = &one;
+	a.msgs = m;
 	a.nmsgs = 0;
 	a.keep = scratch;
 	a.key_bytes = 0;
+	imap_host->pool_clear(scratch);
 	if (l->key_bytes > (size_t)imap_cfg.sort_memory ||
 	    collect(&j, &a, seq, &info, cost) < 0 || a.nmsgs == 0) {
 		*err = j.err;
-		if (err->code == POSTERN_SE_OK)
+		if (err->code == POSTERN_SE_OK) {
 			err->code = POSTERN_SE_LIMIT;
-		return 0;
-	}
-	if (l->n + 1 >= l->cap) {
-		if ((grown = realloc(l->m, (size_t)l->cap * 2 *
-		                           sizeof(*l->m))) == NULL) {
-			err->code = POSTERN_SE_LIMIT;
-			return 0;
+			snprintf(err->text, sizeof(err->text), "the sort keys "
+			         "need more than imap.sort_memory");
 		}
-		l->m = grown;
-		l->cap *= 2;
+		return -1;
 	}
-	live_keep(l, &one, &one);
+	live_keep(l, m, m);
+	return 0;
+}
+
+static int
+live_cmp(const void *x, const void *y)
+{
+	return msg_cmp(x, y);
+}
+
+int
+imap_sort_live_add(struct imap_session *s, struct imap_sort_live *l,
+                   const uint32_t *uids, size_t n, postern_pool_t *scratch,
+                   uint64_t *cost, uint32_t *pos, uint32_t *out,
+                   struct postern_storage_err *err)
+{
+	struct imap_sort_msg *add, *all;
+	size_t i, k = 0, x = 0, y = 0;
+	int rc = -1;
+
+	if (n == 0)
+		return 0;
+	add = malloc(n * sizeof(*add));
+	all = malloc((l->n + n + 1) * sizeof(*all));
+	if (add == NULL || all == NULL) {
+		err->code = POSTERN_SE_LIMIT;
+		snprintf(err->text, sizeof(err->text), "out of memory");
+		goto out;
+	}
+	for (i = 0; i < n; i++) {
+		if (*cost > IMAP_UPDATE_SYNC_OCTETS) {
+			err->code = POSTERN_SE_LIMIT;
+			snprintf(err->text, sizeof(err->text), "the changes "
+			         "are too many to follow");
+			goto out;
+		}
+		if (live_keys(s, l, uids[i], scratch, cost, &add[i], err) < 0)
+			goto out;
+	}
+	/* in sort order, then merged: entering one after the other in
+	 * that order, each is at its final place when it enters */
 	sorting = &l->a;
-	while (lo < hi) {
-		mid = lo + (hi - lo) / 2;
-		if (msg_cmp(&l->m[mid], &one) < 0)
-			lo = mid + 1;
-		else
-			hi = mid;
+	qsort(add, n, sizeof(*add), live_cmp);
+	while (x < l->n || y < n) {
+		if (y == n || (x < l->n && msg_cmp(&l->m[x], &add[y]) < 0)) {
+			all[k++] = l->m[x++];
+			continue;
+		}
+		pos[y] = (uint32_t)k + 1;
+		out[y] = add[y].uid;
+		all[k++] = add[y++];
 	}
 	sorting = NULL;
-	memmove(&l->m[lo + 1], &l->m[lo], (l->n - lo) * sizeof(*l->m));
-	l->m[lo] = one;
-	l->n++;
-	return lo + 1;
+	free(l->m);
+	l->m = all;
+	l->n = (uint32_t)k;
+	l->cap = (uint32_t)(l->n + 1);
+	all = NULL;
+	rc = 0;
+out:
+	free(add);
+	free(all);
+	return rc;
 }
 
 static void

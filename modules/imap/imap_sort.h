@@ -109,16 +109,22 @@ void imap_sortcache_free(void);
  * kept updated (imap_context.c).  Job threads, the session's job. */
 struct imap_sort_live;
 void imap_sort_live_free(struct imap_sort_live *l);
-/* The 1-based position of uid in the result, 0 when it is not there. */
-uint32_t imap_sort_live_find(const struct imap_sort_live *l, uint32_t uid);
-/* Takes the message at position pos (from find) out. */
-void imap_sort_live_remove(struct imap_sort_live *l, uint32_t pos);
-/* Makes the keys of message seq of the view and puts it in its place:
- * its 1-based position, or 0 with *err set (unreadable, or the keys
- * kept past sort_memory).  *cost grows by what was read. */
-uint32_t imap_sort_live_insert(struct imap_session *s,
-                               struct imap_sort_live *l, uint32_t seq,
-                               postern_pool_t *scratch, uint64_t *cost,
-                               struct postern_storage_err *err);
+/* Takes the messages of `uids` (ascending, n) out of the result, in
+ * one pass; for each that was there, in sort order, its 1-based
+ * position as it leaves (after those before it left) into pos[] and
+ * its UID into out[].  Returns how many left. */
+size_t imap_sort_live_remove(struct imap_sort_live *l, const uint32_t *uids,
+                             size_t n, uint32_t *pos, uint32_t *out);
+/* Makes the keys of the view's messages `uids` (n) and puts them in
+ * their places; for each, in sort order, its 1-based position as it
+ * enters (after those before it entered) into pos[] and its UID into
+ * out[].  0, or -1 with *err set (unreadable, out of memory, the keys
+ * kept past sort_memory): the result is then as it was.  *cost grows
+ * by what was read.  `scratch` is cleared for each message. */
+int imap_sort_live_add(struct imap_session *s, struct imap_sort_live *l,
+                       const uint32_t *uids, size_t n,
+                       postern_pool_t *scratch, uint64_t *cost,
+                       uint32_t *pos, uint32_t *out,
+                       struct postern_storage_err *err);
 
 #endif /* IMAP_SORT_H */

@@ -352,36 +352,36 @@ imap_sort_live_free(struct imap_sort_live *l)
 	CU_ASSERT_PTR_NULL(l);
 }
 
-uint32_t
-imap_sort_live_find(const struct imap_sort_live *l, uint32_t uid)
+size_t
+imap_sort_live_remove(struct imap_sort_live *l, const uint32_t *uids,
+                      size_t n, uint32_t *pos, uint32_t *out)
 {
 	(void)l;
-	(void)uid;
+	(void)uids;
+	(void)n;
+	(void)pos;
+	(void)out;
 	CU_FAIL("a SORT's order in a SEARCH test");
 	return 0;
 }
 
-void
-imap_sort_live_remove(struct imap_sort_live *l, uint32_t pos)
-{
-	(void)l;
-	(void)pos;
-	CU_FAIL("a SORT's order in a SEARCH test");
-}
-
-uint32_t
-imap_sort_live_insert(struct imap_session *s, struct imap_sort_live *l,
-                      uint32_t seq, postern_pool_t *scratch, uint64_t *cost,
-                      struct postern_storage_err *err)
+int
+imap_sort_live_add(struct imap_session *s, struct imap_sort_live *l,
+                   const uint32_t *uids, size_t n, postern_pool_t *scratch,
+                   uint64_t *cost, uint32_t *pos, uint32_t *out,
+                   struct postern_storage_err *err)
 {
 	(void)s;
 	(void)l;
-	(void)seq;
+	(void)uids;
+	(void)n;
 	(void)scratch;
 	(void)cost;
+	(void)pos;
+	(void)out;
 	(void)err;
 	CU_FAIL("a SORT's order in a SEARCH test");
-	return 0;
+	return -1;
 }
 
 /* ---- running a SEARCH -------------------------------------------------*/
