@@ -152,9 +152,8 @@ imap_updates_free(struct imap_session *s)
 	s->nupdates = 0;
 }
 
-/* 1 when uid is in the ascending array. */
-static int
-has_uid(const uint32_t *a, size_t n, uint32_t uid)
+int
+imap_uid_in(const uint32_t *a, size_t n, uint32_t uid)
 {
 	size_t lo = 0, hi = n, mid;
 
@@ -319,7 +318,7 @@ imap_update_expunges(struct imap_session *s, struct imap_buf *out,
 	for (u = s->updates; u != NULL; u = next) {
 		next = u->next;
 		for (ng = 0, i = 0; i < ch->nexpunged; i++) {
-			if (!has_uid(u->uids, u->n, ex[i]))
+			if (!imap_uid_in(u->uids, u->n, ex[i]))
 				continue;
 			gone[ng] = ex[i];
 			/* its number before the expunges: the view's
@@ -381,7 +380,7 @@ update_eval(struct imap_session *s, struct imap_update *u, uint32_t count,
 			               u->tag, s->user, err.text);
 			return "the search can no longer be kept updated";
 		}
-		in = has_uid(u->uids, u->n, uid);
+		in = imap_uid_in(u->uids, u->n, uid);
 		if (r == 1 && !in) {
 			addn[*na] = u->by_uid ? uid : seq;
 			add[(*na)++] = uid;

@@ -120,6 +120,8 @@ void imap_update_expunges(struct imap_session *s, struct imap_buf *out,
                           postern_pool_t *pool);
 void imap_update_changes(struct imap_session *s, struct imap_buf *out,
                          postern_pool_t *pool);
+/* 1 when uid is in the ascending array a[0..n). */
+int imap_uid_in(const uint32_t *a, size_t n, uint32_t uid);
 /* 1 when the search `tag` is kept updated.  Loop. */
 int imap_update_find(struct imap_session *s, const char *tag);
 /* Forgets every search kept updated (the mailbox is left, or the

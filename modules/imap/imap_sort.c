@@ -532,24 +532,6 @@ live_start(struct imap_job *j, struct sort_arg *a, const struct sortent *e)
 	free(uids);
 }
 
-/* 1 when uid is in the ascending array. */
-static int
-uid_in(const uint32_t *a, size_t n, uint32_t uid)
-{
-	size_t lo = 0, hi = n, mid;
-
-	while (lo < hi) {
-		mid = lo + (hi - lo) / 2;
-		if (a[mid] == uid)
-			return 1;
-		if (a[mid] < uid)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return 0;
-}
-
 size_t
 imap_sort_live_remove(struct imap_sort_live *l, const uint32_t *uids,
                       size_t n, uint32_t *pos, uint32_t *out)
@@ -559,7 +541,7 @@ imap_sort_live_remove(struct imap_sort_live *l, const uint32_t *uids,
 	/* one pass: a message leaving at index i is at position i + 1
 	 * less those that left before it */
 	for (i = 0; i < l->n; i++) {
-		if (uid_in(uids, n, l->m[i].uid)) {
+		if (imap_uid_in(uids, n, l->m[i].uid)) {
 			pos[gone] = i + 1 - gone;
 			out[gone++] = l->m[i].uid;
 			continue;
