@@ -11,8 +11,10 @@
  * Usage is the sum of the lines after the first.  The file is counted
  * again from the directories (every folder's cur/ and new/, the files'
  * sizes on disk) when it is missing, unreadable, names other limits
- * than the configured ones, sums below zero or grew past
- * MD_QUOTA_MAX_FILE; the count replaces it whole (md_replace_file).
+ * than the configured ones or sums below zero; the count replaces it
+ * whole (md_replace_file).  Past MD_QUOTA_MAX_FILE octets its lines are
+ * folded into one, their sum, the same way: a user of 100,000 messages
+ * is not walked again every 200 deliveries.
  * A change is measured in octets on disk, as the count is.
  *
  * Nothing is kept while no limit is configured: no file is read or
@@ -31,9 +33,10 @@
 #include "maildir.h"
 
 #define MD_QUOTA_FILE "maildirsize"
-/* Past this size the change lines are folded into a new count (as
- * Maildir++ says, 5120 octets). */
+/* Past this size the change lines are folded into their sum (Maildir++
+ * says 5120 octets); a file past MD_QUOTA_READ_MAX is counted again. */
 #define MD_QUOTA_MAX_FILE 5120
+#define MD_QUOTA_READ_MAX 65536
 
 uint64_t md_quota_storage_limit;
 uint64_t md_quota_message_limit;
@@ -128,27 +131,48 @@ write_count(FILE *f, const void *arg)
 	               rc->count) < 0 ? -1 : 0;
 }
 
-/* Reads maildirsize: 0 with the sums, -1 when it must be counted
- * again. */
+static int parse_file(char *buf, const char *lim, uint64_t *bytes,
+                      uint64_t *count);
+
+/* Reads maildirsize: 0 with the sums (*big: it is past
+ * MD_QUOTA_MAX_FILE), -1 when it must be counted again. */
 static int
-read_file(const char *path, uint64_t *bytes, uint64_t *count)
+read_file(const char *path, uint64_t *bytes, uint64_t *count, int *big)
 {
-	char buf[MD_QUOTA_MAX_FILE + 1], lim[64], *p, *nl, *end;
-	long long b, c, sb = 0, sc = 0;
+	char *buf, lim[64];
 	ssize_t n;
-	int fd;
+	int fd, rc;
 
 	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
 		return -1;
-	n = read(fd, buf, sizeof(buf));
-	close(fd);
-	if (n <= 0 || n > MD_QUOTA_MAX_FILE)
+	if ((buf = malloc(MD_QUOTA_READ_MAX + 1)) == NULL) {
+		close(fd);
 		return -1;
-	buf[n] = '\0';
+	}
+	n = read(fd, buf, MD_QUOTA_READ_MAX + 1);
+	close(fd);
+	limits_line(lim, sizeof(lim));
+	rc = -1;
+	if (n > 0 && n <= MD_QUOTA_READ_MAX) {
+		buf[n] = '\0';
+		*big = n > MD_QUOTA_MAX_FILE;
+		rc = parse_file(buf, lim, bytes, count);
+	}
+	free(buf);
+	return rc;
+}
+
+/* The text of maildirsize: its limits line must be `lim`; the sums of
+ * the lines after it.  0, or -1 when untrusted. */
+static int
+parse_file(char *buf, const char *lim, uint64_t *bytes, uint64_t *count)
+{
+	long long b, c, sb = 0, sc = 0;
+	char *p, *nl, *end;
+
 	if ((nl = strchr(buf, '\n')) == NULL)
 		return -1;
 	*nl = '\0';
-	limits_line(lim, sizeof(lim));
 	if (strcmp(buf, lim) != 0)
 		return -1;  /* other limits: count under these */
 	for (p = nl + 1; *p != '\0'; p = nl + 1) {
@@ -175,11 +199,17 @@ md_quota_usage(const char *root, uint64_t *bytes, uint64_t *count)
 {
 	char path[4200];
 	struct recount rc;
+	int big = 0;
 
 	snprintf(path, sizeof(path), "%s/%s", root, MD_QUOTA_FILE);
-	if (read_file(path, bytes, count) == 0)
-		return 0;
-	if (count_all(root, &rc.bytes, &rc.count) < 0)
+	if (read_file(path, bytes, count, &big) == 0) {
+		if (!big)
+			return 0;
+		/* folded: a change appended between the read and the
+		 * rename is lost, as with Maildir++'s recount */
+		rc.bytes = *bytes;
+		rc.count = *count;
+	} else if (count_all(root, &rc.bytes, &rc.count) < 0)
 		return -1;
 	if (md_replace_file(path, write_count, &rc) < 0)
 		md_log(POSTERN_LOG_WARNING, "cannot write %s: the quota is "
@@ -218,7 +248,6 @@ void
 md_quota_add(const char *root, int64_t bytes, int64_t count)
 {
 	char path[4200], line[64];
-	struct stat sb;
 	int fd, len;
 
 	if (!md_quota_enabled() || (bytes == 0 && count == 0))
@@ -233,9 +262,6 @@ md_quota_add(const char *root, int64_t bytes, int64_t count)
 	if (write(fd, line, (size_t)len) != len)
 		md_log(POSTERN_LOG_WARNING, "append to %s: %s", path,
 		       strerror(errno));
-	/* grown past what a read takes: the next read counts again */
-	if (fstat(fd, &sb) == 0 && sb.st_size > MD_QUOTA_MAX_FILE)
-		unlink(path);
 	close(fd);
 }
 
