@@ -481,9 +481,13 @@ md_save(postern_store_t *st, const char *name,
 		free(dir);
 		return -1;
 	}
-	/* the message's length as given: what it takes on disk is known
-	 * once written, the limit is checked before */
-	if (md_quota_check(st->root, msg->length, 1, err) < 0) {
+	/* the message's length as given (with the trace fields put
+	 * before it): what it takes on disk is known once written, the
+	 * limit is checked before */
+	if (md_quota_check(st->root, msg->length +
+	                   (POSTERN_SIZED_HAS(msg, offset) ? msg->head_len
+	                                                   : 0),
+	                   1, err) < 0) {
 		free(dir);
 		return -1;
 	}
