@@ -658,7 +658,7 @@ after_delivery(struct smtp_session *s)
 {
 	struct postern_smtp_txn *t = &s->txn;
 	size_t i, ok = 0, temp = 0, perm = 0;
-	const struct smtp_rcpt *first_perm = NULL;
+	const struct smtp_rcpt *first_perm = NULL, *first_temp = NULL;
 
 	for (i = 0; i < t->nrcpts; i++) {
 		const struct smtp_rcpt *r = &t->rcpts[i];
@@ -671,8 +671,11 @@ after_delivery(struct smtp_session *s)
 			perm++;
 			if (first_perm == NULL)
 				first_perm = r;
-		} else
+		} else {
 			temp++;
+			if (first_temp == NULL)
+				first_temp = r;
+		}
 	}
 	log_outcome(t, ok, temp, perm);
 	if (temp == 0 && perm == 0) {
@@ -681,6 +684,10 @@ after_delivery(struct smtp_session *s)
 	}
 	else if (temp == 0 && ok == 0)
 		reply_coded(s, first_perm->result, first_perm->result_text);
+	else if (perm == 0 && ok == 0)
+		/* every recipient deferred: the reason they were given
+		 * ("452 4.2.2 mailbox full", RFC 3463) */
+		reply_coded(s, first_temp->result, first_temp->result_text);
 	else {
 		if (ok > 0)
 			smtp_log_txn(t->logp, POSTERN_LOG_WARNING,

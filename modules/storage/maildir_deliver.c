@@ -224,6 +224,7 @@ struct save {
 	int done, rc;
 	int renamed_into;          /* 0 none, 'n' new/, 'c' cur/ */
 	uint32_t uid, uidvalidity;
+	uint64_t rawsize;          /* on disk, for the quota */
 	struct postern_storage_err err;
 };
 
@@ -282,6 +283,7 @@ save_locked(struct save *sv, struct md_state *s)
 	r->modseq = ++s->highestmodseq;
 	r->rawsize = msg->length;
 	md_file_info(path, final, r);
+	sv->rawsize = r->rawsize;
 	r->hdr_size = sv->hdr;
 	r->tz = msg->internal_tz;
 	free(final);
@@ -479,6 +481,16 @@ md_save(postern_store_t *st, const char *name,
 		free(dir);
 		return -1;
 	}
+	/* the message's length as given (with the trace fields put
+	 * before it): what it takes on disk is known once written, the
+	 * limit is checked before */
+	if (md_quota_check(st->root, msg->length +
+	                   (POSTERN_SIZED_HAS(msg, offset) ? msg->head_len
+	                                                   : 0),
+	                   1, err) < 0) {
+		free(dir);
+		return -1;
+	}
 	if ((sv.sized = write_tmp(dir, msg, &sv.tmp, &sv.hdr)) == NULL) {
 		md_err(err, POSTERN_SE_TEMP, "cannot write the message");
 		free(dir);
@@ -492,6 +504,8 @@ md_save(postern_store_t *st, const char *name,
 		if (sv.renamed_into == 0)
 			unlink(sv.tmp);
 	}
+	if (sv.renamed_into != 0)
+		md_quota_add(st->root, (int64_t)sv.rawsize, 1);
 	free(sv.tmp);
 	free(sv.sized);
 	free(dir);

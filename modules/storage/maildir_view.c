@@ -426,6 +426,10 @@ md_status(postern_mailbox_t *mb, struct postern_mailbox_status *caller)
 	out->recent = mb->nrecent;
 	for (i = 0; i < mb->n; i++) {
 		out->total_size += mb->v[i].r.size;
+		if (mb->v[i].r.flags & POSTERN_MSG_DELETED) {
+			out->deleted++;
+			out->deleted_size += mb->v[i].r.size;
+		}
 		if (mb->v[i].r.flags & POSTERN_MSG_SEEN)
 			continue;
 		out->unseen++;
@@ -846,6 +850,7 @@ expunge_locked(postern_mailbox_t *mb, struct md_state *s,
 	unsigned char *keep = malloc(s->nrec + 1);
 	char path[8192];
 	uint32_t j, gone = 0;
+	uint64_t bytes = 0;
 	int rc = 0;
 
 	if (keep == NULL)
@@ -869,7 +874,9 @@ expunge_locked(postern_mailbox_t *mb, struct md_state *s,
 		}
 		keep[j] = 0;
 		gone++;
+		bytes += s->recs[j].rawsize;
 	}
+	md_quota_add(mb->st->root, -(int64_t)bytes, -(int64_t)gone);
 	if (gone > 0) {
 		md_state_keep(s, keep);
 		s->highestmodseq++; /* an expunge is a change (RFC 7162) */
@@ -939,6 +946,10 @@ state_status(const struct md_state *s, struct postern_mailbox_status *caller)
 	out->readonly = 1;
 	for (i = 0; i < s->nrec; i++) {
 		out->total_size += s->recs[i].size;
+		if (s->recs[i].flags & POSTERN_MSG_DELETED) {
+			out->deleted++;
+			out->deleted_size += s->recs[i].size;
+		}
 		/* \Recent as the next read-write view would see it. */
 		out->recent += s->recs[i].uid >= s->first_recent_uid;
 		if (s->recs[i].flags & POSTERN_MSG_SEEN)
