@@ -142,6 +142,7 @@ struct postern_conn {
 	/* idle timeout: the timer re-checks last_activity when it fires */
 	unsigned idle_ms;
 	uint64_t last_activity;
+	uint64_t accepted_ms;   /* 0: an outgoing connection */
 
 	/* junk commands since the last conn_junk_reset */
 	unsigned junk;
@@ -373,6 +374,7 @@ conn_limits_take(postern_conn_t *c)
 		return -1;
 	}
 	sc->n++;
+	listener_sessions_add(spec, 1);
 	return 0;
 }
 
@@ -381,8 +383,10 @@ conn_limits_put(postern_conn_t *c)
 {
 	struct spec_count *sc = spec_count(c->spec);
 
-	if (sc->n > 0)
+	if (sc->n > 0) {
 		sc->n--;
+		listener_sessions_add(c->spec, -1);
+	}
 	shared_count_put(cs.per_ip, c->ip_ticket);
 	c->ip_ticket = 0;
 }
@@ -500,11 +504,33 @@ conn_run_dead(void *arg)
  * `graceful`, the write side is shut and the socket lingers to drain
  * input; otherwise it is closed at once.
  */
+/* The session's last line, as its first said "connect". */
+static void
+log_disconnect(const postern_conn_t *c, enum postern_close_reason why)
+{
+	static const char *const reasons[] = {
+		[POSTERN_CLOSE_LOCAL] = "closed by the server",
+		[POSTERN_CLOSE_PEER] = "closed by the client",
+		[POSTERN_CLOSE_ERROR] = "error",
+		[POSTERN_CLOSE_TIMEOUT] = "timeout",
+		[POSTERN_CLOSE_SHUTDOWN] = "shutdown",
+	};
+
+	if (c->accepted_ms == 0 || !log_enabled(POSTERN_LOG_INFO))
+		return;
+	log_write(POSTERN_LOG_INFO, c->log_prefix, "disconnect from %s (%s) "
+	          "after %.3f s", c->spec->name,
+	          (unsigned)why < sizeof(reasons) / sizeof(reasons[0])
+	              ? reasons[why] : "?",
+	          (double)(now_ms() - c->accepted_ms) / 1000.0);
+}
+
 static void
 conn_release(postern_conn_t *c, enum postern_close_reason why, int graceful)
 {
 	if (c->dead)
 		return;
+	log_disconnect(c, why);
 	c->dead = 1;
 	c->closing = 1;
 	c->why = why;
@@ -1362,6 +1388,9 @@ conn_accept(int fd, const struct postern_listen_spec *spec)
 	c->timer = loop_timer_add(loop_current, idle_ms(c), conn_timer, c);
 	TAILQ_INSERT_TAIL(&cs.all, c, all_link);
 	cs.count++;
+	c->accepted_ms = c->last_activity;
+	log_write(POSTERN_LOG_INFO, c->log_prefix, "connect to %s%s",
+	          spec->name, spec->tls != NULL ? " (TLS)" : "");
 	spec->ops->on_accept(c, spec->arg);
 	if (c->ops == NULL && !c->dead) {
 		conn_log(c, POSTERN_LOG_ERROR, "listener %s: on_accept did "
@@ -1607,6 +1636,12 @@ uint64_t
 conn_id(postern_conn_t *c)
 {
 	return c->id;
+}
+
+void
+conn_log_prefix(postern_conn_t *c, char *buf, size_t len)
+{
+	snprintf(buf, len, "%s", c->log_prefix);
 }
 
 const char *

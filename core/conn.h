@@ -33,6 +33,8 @@ int conn_starttls(postern_conn_t *c, postern_tls_t *tls);
 void conn_close(postern_conn_t *c);
 void conn_set_idle(postern_conn_t *c, unsigned ms);
 uint64_t conn_id(postern_conn_t *c);
+/* The prefix conn_log writes, copied into buf (host->conn_log_prefix). */
+void conn_log_prefix(postern_conn_t *c, char *buf, size_t len);
 const char *conn_peer(postern_conn_t *c);
 unsigned conn_peer_port(postern_conn_t *c);
 const struct sockaddr *conn_peer_addr(postern_conn_t *c, socklen_t *len);

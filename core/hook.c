@@ -30,9 +30,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "log.h"
 #include "loop.h"
+#include "metrics.h"
 #include "xalloc.h"
 
 #define HOOK_DEFAULT_TIMEOUT_MS 30000
@@ -48,6 +50,7 @@ struct handler {
 	char *hook_name;
 	char *owner;   /* "module" or "module/label" */
 	uint64_t seq; /* registration order: ties keep it */
+	unsigned metric; /* its owner's label in the filter metrics */
 };
 
 struct handler_list {
@@ -88,6 +91,7 @@ struct dispatch {
 	int answered;             /* hook_resume came from inside fn */
 	void *payload;
 	void *call_data;          /* the pending handler's, for cancel */
+	uint64_t call_start_us;   /* when `current` was called */
 	postern_hook_done_fn done;
 	void *arg;
 	/* The latest answer; text and enhanced are our copies. */
@@ -119,6 +123,81 @@ static struct {
 
 static int chain_run(struct dispatch *d);
 static const char *verdict_name(enum postern_verdict_kind kind);
+
+/* ---- metrics ------------------------------------------------------------ */
+
+/* Verdicts by kind, and per handler's module: answers, the time from the
+ * call to the answer, and timeouts.  Registered once every module has
+ * registered its handlers; NULL (counting nothing) before. */
+static struct {
+	postern_metric_t *verdicts, *calls, *time_us, *timeouts;
+} hm;
+
+#define VERDICT_INVALID (POSTERN_VERDICT_QUARANTINE + 1)
+
+static uint64_t
+monotonic_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
+
+/* Gives `hd` its owner's place among `names` (n so far, at most
+ * POSTERN_METRIC_LABELS_MAX; past that its module is not counted). */
+static void
+owner_label(struct handler *hd, const char **names, size_t *n)
+{
+	size_t k;
+
+	for (k = 0; k < *n; k++)
+		if (strcmp(names[k], hd->owner) == 0)
+			break;
+	if (k == *n && *n < POSTERN_METRIC_LABELS_MAX)
+		names[(*n)++] = hd->owner;
+	hd->metric = (unsigned)k;
+}
+
+void
+hook_metrics_register(void)
+{
+	static const char *kinds[] = { "continue", "accept", "reject",
+		"tempfail", "discard", "quarantine", "invalid", NULL };
+	const char *names[POSTERN_METRIC_LABELS_MAX + 1];
+	size_t h, i, n = 0;
+
+	for (h = 0; h < reg.nhooks; h++)
+		for (i = 0; i < reg.hooks[h]->handlers.n; i++)
+			owner_label(reg.hooks[h]->handlers.v[i], names, &n);
+	if (n == 0)
+		return; /* no filter: no filter metrics */
+	names[n] = NULL;
+	hm.verdicts = metrics_register("core", "filter_verdicts", "answers "
+	                               "of hook handlers (filters), by verdict",
+	                               POSTERN_METRIC_COUNTER, "verdict", kinds);
+	hm.calls = metrics_register("core", "filter_calls", "hook handler "
+	                            "calls answered, by module",
+	                            POSTERN_METRIC_COUNTER, "module", names);
+	hm.time_us = metrics_register("core", "filter_microseconds", "time "
+	                              "from a hook handler's call to its "
+	                              "answer, by module",
+	                              POSTERN_METRIC_COUNTER, "module", names);
+	hm.timeouts = metrics_register("core", "filter_timeouts", "hook "
+	                               "handlers that did not answer in "
+	                               "time, by module",
+	                               POSTERN_METRIC_COUNTER, "module", names);
+}
+
+/* One answer of d->current, `kind` (VERDICT_INVALID for a bad one). */
+static void
+answer_count(struct dispatch *d, const struct handler *hd, unsigned kind)
+{
+	metrics_add(hm.verdicts, kind, 1);
+	metrics_add(hm.calls, hd->metric, 1);
+	metrics_add(hm.time_us, hd->metric,
+	            monotonic_us() - d->call_start_us);
+}
 
 /* ---- handles ---------------------------------------------------------- */
 
@@ -417,6 +496,7 @@ verdict_take(struct dispatch *d, const struct handler *hd,
 	d->text = d->enhanced = NULL;
 	d->flags = d->code = 0;
 	if (v == NULL || (unsigned)v->kind > POSTERN_VERDICT_QUARANTINE) {
+		answer_count(d, hd, VERDICT_INVALID);
 		log_error("hook '%s': module '%s' answered with an invalid "
 		          "verdict (%s); treating it as tempfail",
 		          d->hook->name, hd->owner,
@@ -425,6 +505,7 @@ verdict_take(struct dispatch *d, const struct handler *hd,
 		return;
 	}
 	d->kind = v->kind;
+	answer_count(d, hd, (unsigned)v->kind);
 	if (log_enabled(POSTERN_LOG_DEBUG))
 		log_debug("hook '%s': module '%s' (handler %zu of %zu): %s%s%s",
 		          d->hook->name, hd->owner, d->next,
@@ -512,6 +593,7 @@ handler_timeout(struct dispatch *d)
 	d->waiting = 0;
 	d->ticket = 0;
 	slot_free(ticket);
+	metrics_add(hm.timeouts, hd->metric, 1);
 	log_warning("hook '%s': module '%s' did not answer within %u ms; "
 	            "%s", d->hook->name, hd->owner, hd->h.timeout_ms,
 	            verdict_name(v.kind));
@@ -574,6 +656,7 @@ handler_call(struct dispatch *d, struct handler *hd)
 	d->current = hd;
 	d->answered = 0;
 	d->ticket = ticket = slot_alloc(SLOT_HANDLER, d);
+	d->call_start_us = monotonic_us();
 	d->busy++;
 	hd->h.fn(handle_ptr(ticket), d->payload, hd->h.arg, &v);
 	d->busy--;

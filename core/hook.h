@@ -54,6 +54,11 @@ int hook_check(void);
 /* Every hook point and its handlers in running order, as comments (for
  * posternd -n). */
 void hook_print(FILE *f);
+
+/* postern_filter_verdicts_total{verdict}, and calls, time and timeouts
+ * of hook handlers by module: after the modules' init (their handlers
+ * are registered), before the workers fork. */
+void hook_metrics_register(void);
 int hook_has_handlers(postern_hook_t *hook);
 postern_hook_t *hook_find(const char *name);
 

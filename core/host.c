@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "address.h"
 #include "conf.h"
@@ -27,7 +28,7 @@
 #include "log.h"
 #include "loop.h"
 #include "metrics.h"
-#include "mime.h"
+#include "mime/mime.h"
 #include "pool.h"
 #include "sasl.h"
 #include "service.h"
@@ -474,6 +475,22 @@ h_service_find(postern_module_t *m, const char *name, unsigned major,
 	return service_lookup(m->name, name, major, min_minor, 1);
 }
 
+/* Time first, so ids sort by age (36 bits of 1/16 s: until 2106); the
+ * pid and a counter make them unique among processes and threads. */
+static void
+h_unique_id(char *buf, size_t len)
+{
+	static unsigned long counter;
+	unsigned long n = __atomic_add_fetch(&counter, 1, __ATOMIC_RELAXED);
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	snprintf(buf, len, "%09llX%05lX%06lX",
+	         ((unsigned long long)ts.tv_sec * 16 +
+	          (unsigned long long)ts.tv_nsec / 62500000) & 0xfffffffffULL,
+	         (unsigned long)getpid() & 0xfffff, n & 0xffffff);
+}
+
 static const struct postern_host host_table_v = {
 	.size = sizeof(struct postern_host),
 	.abi_major = POSTERN_ABI_MAJOR,
@@ -607,6 +624,8 @@ static const struct postern_host host_table_v = {
 	.metric_register = h_metric_register,
 	.metric_add = metrics_add,
 	.metric_set = metrics_set,
+	.unique_id = h_unique_id,
+	.conn_log_prefix = conn_log_prefix,
 	.mime_encoder_create = mime_encoder_create,
 	.mime_encoder_feed = mime_encoder_feed,
 	.mime_encoder_finish = mime_encoder_finish,

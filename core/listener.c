@@ -50,6 +50,7 @@ struct postern_listener {
 	struct loop_watch *watch;
 	struct loop_timer *pause;
 	unsigned index; /* in ls, the label of its metric */
+	unsigned protocol; /* the label of its owner in `sessions` */
 };
 
 static struct {
@@ -58,31 +59,67 @@ static struct {
 } ls;
 
 static postern_metric_t *accepted;
+static postern_metric_t *sessions;
 
-/* Connections accepted, labelled by listener name: made once every
- * module has added its listeners.  Listeners of one name (a module's
- * unnamed ones take its name) share a label value; past the label's
- * limit a name is not counted. */
+/* Collects the distinct values of one label: the listener's name, or
+ * its owner (the protocol module).  Sets each listener's index to its
+ * value's; past the label's limit a value is not counted.  The count. */
+static size_t
+label_values(const char **names, int by_owner)
+{
+	size_t i, k, n = 0;
+	const char *v;
+
+	for (i = 0; i < ls.n; i++) {
+		v = by_owner ? ls.items[i]->owner : ls.items[i]->name;
+		for (k = 0; k < n; k++)
+			if (strcmp(names[k], v) == 0)
+				break;
+		if (k == n && n < POSTERN_METRIC_LABELS_MAX)
+			names[n++] = v;
+		if (by_owner)
+			ls.items[i]->protocol = (unsigned)k;
+		else
+			ls.items[i]->index = (unsigned)k;
+	}
+	names[n] = NULL;
+	return n;
+}
+
+/* Connections accepted, labelled by listener name, and connections
+ * open, by protocol: made once every module has added its listeners.
+ * Listeners of one name (a module's unnamed ones take its name) share
+ * a label value. */
 void
 listener_metrics_register(void)
 {
 	const char *names[POSTERN_METRIC_LABELS_MAX + 1];
-	size_t i, k, n = 0;
 
-	for (i = 0; i < ls.n; i++) {
-		for (k = 0; k < n; k++)
-			if (strcmp(names[k], ls.items[i]->name) == 0)
-				break;
-		if (k == n && n < POSTERN_METRIC_LABELS_MAX)
-			names[n++] = ls.items[i]->name;
-		ls.items[i]->index = (unsigned)k;
-	}
-	if (n == 0)
+	if (label_values(names, 0) == 0)
 		return;
-	names[n] = NULL;
 	accepted = metrics_register("core", "connections", "connections "
 	                            "accepted, by listener",
 	                            POSTERN_METRIC_COUNTER, "listener", names);
+	label_values(names, 1);
+	sessions = metrics_register("core", "sessions", "connections open "
+	                            "now, by protocol (the listener's module)",
+	                            POSTERN_METRIC_GAUGE, "protocol", names);
+}
+
+/* A connection of listener spec `spec` opened (+1) or closed (-1).
+ * Specs that are no listener's are not counted. */
+void
+listener_sessions_add(const struct postern_listen_spec *spec, int delta)
+{
+	size_t i;
+
+	for (i = 0; i < ls.n; i++)
+		if (&ls.items[i]->spec == spec) {
+			/* Unsigned wrap-around: the endpoint's sum is right. */
+			metrics_add(sessions, ls.items[i]->protocol,
+			            (uint64_t)(int64_t)delta);
+			return;
+		}
 }
 
 /* ---- registration ----------------------------------------------------- */

@@ -50,8 +50,12 @@ unsigned socket_local_port(int fd);
 /* Closes and frees every listener (exit; tests). */
 void listener_reset(void);
 
-/* postern_connections_total{listener}; after the modules' init, before
- * the workers fork. */
+/* postern_connections_total{listener} and postern_sessions{protocol};
+ * after the modules' init, before the workers fork. */
 void listener_metrics_register(void);
+/* Worker: a connection accepted on listener spec `spec` opened (+1) or
+ * closed (-1), for postern_sessions. */
+void listener_sessions_add(const struct postern_listen_spec *spec,
+                           int delta);
 
 #endif /* CORE_LISTENER_H */

@@ -365,6 +365,7 @@ core_metrics_register(void)
 	sasl_metrics_register();
 	job_metrics_register();
 	deliver_metrics_register();
+	hook_metrics_register();
 }
 
 /* A command-line tool (PROCESS_QUIET) says only what went wrong. */
@@ -1252,6 +1253,27 @@ worker_pids(unsigned *n)
 {
 	*n = rt.nworkers;
 	return rt.workers;
+}
+
+int
+process_worker_group(gid_t *gid)
+{
+	struct passwd *pw;
+	struct group *gr;
+
+	/* The same choice as resolve_user, quietly: a tool that cannot
+	 * find the user still does its work, posternd will complain. */
+	if (geteuid() != 0 || rt.set.user == NULL ||
+	    rt.set.user[0] == '\0' || strcmp(rt.set.user, "root") == 0 ||
+	    (pw = getpwnam(rt.set.user)) == NULL || pw->pw_uid == 0)
+		return 0;
+	*gid = pw->pw_gid;
+	if (rt.set.group != NULL && rt.set.group[0] != '\0') {
+		if ((gr = getgrnam(rt.set.group)) == NULL)
+			return 0;
+		*gid = gr->gr_gid;
+	}
+	return 1;
 }
 
 const char *

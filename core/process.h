@@ -12,6 +12,8 @@
 #ifndef CORE_PROCESS_H
 #define CORE_PROCESS_H
 
+#include <sys/types.h>
+
 struct options {
 	const char *config_path; /* -c */
 	int check_only;          /* -t */
@@ -53,5 +55,10 @@ void process_tool_stop(void);
 
 /* metrics_listen of the configuration process_setup read; "" when none. */
 const char *process_metrics_listen(void);
+
+/* After process_setup, when running as root: 1 and the group the
+ * workers will run as, so that files an admin tool makes for them
+ * (the users file, for one) are theirs to read; 0 otherwise. */
+int process_worker_group(gid_t *gid);
 
 #endif /* CORE_PROCESS_H */

@@ -306,8 +306,11 @@ macro_value(struct mconn *mc, const struct postern_smtp_payload *p,
 	if (strcmp(name, "{auth_authen}") == 0)
 		return si->auth_user;
 	if (strcmp(name, "i") == 0) {
-		/* The queue id the SMTP module logs is not in the payload:
-		 * the session and its transaction number stand in. */
+		/* The transaction's id, as SMTP logs it; an older SMTP
+		 * module's envelope has none: the session and its
+		 * transaction number stand in. */
+		if (env != NULL && POSTERN_SIZED_HAS(env, id) && env->id != NULL)
+			return env->id;
 		snprintf(buf, len, "%llX.%u", (unsigned long long)si->id,
 		         mc->ms->txns);
 		return buf;

@@ -14,6 +14,9 @@
  *	imap_commands_selected.c CHECK CLOSE UNSELECT EXPUNGE STORE COPY MOVE
  *	imap_fetch.c            FETCH
  *	imap_search.c           SEARCH (parsing and evaluation), SEARCHRES
+ *	imap_context.c          searches kept updated (RFC 5267 4.3),
+ *	                        CANCELUPDATE
+ *	imap_quota.c            GETQUOTA GETQUOTAROOT SETQUOTA (RFC 9208)
  *	imap_sort.c             SORT, THREAD (imap_sort.h); their keys in
  *	                        imap_sortkey.c, threading in imap_thread.c,
  *	                        the worker's key cache in imap_sortcache.c
@@ -180,6 +183,11 @@ struct imap_session {
 	 * (malloc'd; imap_search.c). */
 	uint32_t *searchres;
 	size_t nsearchres;
+
+	/* Searches kept updated (RFC 5267 4.3, imap_context.c), at most
+	 * IMAP_MAX_UPDATES. */
+	struct imap_update *updates;
+	unsigned nupdates;
 
 	/* The APPEND literal being received (see imap_session.c). */
 	postern_spool_t *spool;
@@ -375,6 +383,9 @@ imap_cmd_fn imap_cmd_check, imap_cmd_close, imap_cmd_unselect,
 	imap_cmd_expunge, imap_cmd_store, imap_cmd_copy, imap_cmd_move;
 imap_cmd_fn imap_cmd_fetch;
 imap_cmd_fn imap_cmd_search;
+imap_cmd_fn imap_cmd_cancelupdate;          /* imap_context.c */
+imap_cmd_fn imap_cmd_getquota, imap_cmd_getquotaroot,
+	imap_cmd_setquota;                  /* imap_quota.c */
 imap_cmd_fn imap_cmd_sort, imap_cmd_thread;  /* imap_sort.c */
 
 /* SEARCHRES (imap_search.c): before a command runs, "$" is made to mean

@@ -99,6 +99,8 @@ pattern_match(const char *pat, const char *name, char delim)
 #define STATUS_UNSEEN 0x10u
 #define STATUS_HIGHESTMODSEQ 0x20u
 #define STATUS_SIZE 0x40u
+#define STATUS_DELETED 0x80u          /* RFC 9208 4.2, with QUOTA */
+#define STATUS_DELETED_STORAGE 0x100u
 
 struct list_arg {
 	char **patterns;       /* UTF-8, reference prepended */
@@ -121,6 +123,8 @@ parse_status_items(struct imap_cmd *c, unsigned *items)
 		{ "UNSEEN", STATUS_UNSEEN },
 		{ "HIGHESTMODSEQ", STATUS_HIGHESTMODSEQ },
 		{ "SIZE", STATUS_SIZE },
+		{ "DELETED", STATUS_DELETED },
+		{ "DELETED-STORAGE", STATUS_DELETED_STORAGE },
 	};
 	size_t i;
 
@@ -133,7 +137,11 @@ parse_status_items(struct imap_cmd *c, unsigned *items)
 		for (i = 0; i < sizeof(names) / sizeof(names[0]); i++)
 			if (imap_str_is(&it, names[i].name))
 				break;
-		if (i == sizeof(names) / sizeof(names[0])) {
+		/* DELETED and DELETED-STORAGE: a backend with quotas
+		 * (storage 1.3) counts the \Deleted messages */
+		if (i == sizeof(names) / sizeof(names[0]) ||
+		    (names[i].bit >= STATUS_DELETED &&
+		     !IMAP_STORAGE_HAS(quota_get))) {
 			c->args.error = "unknown status item";
 			return -1;
 		}
@@ -165,6 +173,10 @@ format_status(struct imap_buf *out, const char *name, unsigned items,
 	     (unsigned long long)(st->highestmodseq > 0 ? st->highestmodseq
 	                                                : 1));
 	ITEM(STATUS_SIZE, "SIZE %llu", (unsigned long long)st->total_size);
+	ITEM(STATUS_DELETED, "DELETED %u", st->deleted);
+	/* in units of 1024 octets, as QUOTA's STORAGE */
+	ITEM(STATUS_DELETED_STORAGE, "DELETED-STORAGE %llu",
+	     (unsigned long long)(st->deleted_size / 1024));
 #undef ITEM
 	imap_buf_str(out, ")\r\n");
 }

@@ -80,6 +80,8 @@ struct skey {
 #define RET_ALL IMAP_RET_ALL
 #define RET_COUNT IMAP_RET_COUNT
 #define RET_SAVE IMAP_RET_SAVE
+#define RET_PARTIAL IMAP_RET_PARTIAL
+#define RET_UPDATE IMAP_RET_UPDATE
 
 /* A parsed search program and where its evaluation stands. */
 struct imap_search_prog {
@@ -94,10 +96,13 @@ struct search_arg {
 	int by_uid;
 	int esearch;
 	unsigned ret;
+	struct imap_partial part;
 	int uses_modseq;
 	uint32_t *hits;       /* sequence numbers (or UIDs) found */
 	size_t nhits;
-	uint32_t *uids;       /* their UIDs, for RETURN (SAVE) */
+	uint32_t *uids;       /* their UIDs, for RETURN (SAVE) and
+	                         (UPDATE) */
+	uint64_t view_modseq; /* the view's when it was searched */
 	int finished;
 	uint64_t max_modseq;  /* of every hit */
 	uint64_t first_modseq, last_modseq; /* of the MIN and MAX hits */
@@ -623,6 +628,119 @@ eval(struct msg_ctx *m, const struct skey *k)
 	return 0;
 }
 
+/* m for message seq of the view; info receives a copy of its index
+ * entry (message() reuses one struct, and the keys may call the store
+ * again), its keywords from j->pool. */
+static void
+msg_start(struct msg_ctx *m, struct imap_job *j,
+          const struct imap_search_prog *p, uint32_t seq, uint32_t count,
+          uint32_t uidmax, const struct postern_mailbox_status *st,
+          struct postern_message_info *info)
+{
+	postern_mailbox_t *mb = j->s->mb;
+
+	memset(m, 0, sizeof(*m));
+	m->j = j;
+	m->a = p;
+	m->seq = seq;
+	m->count = count;
+	m->st = st;
+	m->uidmax = uidmax;
+	*info = *imap_storage->message(mb, seq);
+	info->keywords = imap_host->pool_alloc(
+		j->pool, (info->nkeywords + 1) * sizeof(uint32_t));
+	if (info->nkeywords > 0)
+		memcpy((uint32_t *)info->keywords,
+		       imap_storage->message(mb, seq)->keywords,
+		       info->nkeywords * sizeof(uint32_t));
+	m->mi = info;
+}
+
+int
+imap_search_match(struct imap_session *s, struct imap_search_prog *p,
+                  uint32_t seq, postern_pool_t *pool, uint64_t *cost,
+                  struct postern_storage_err *err)
+{
+	struct postern_mailbox_status st = { .size = sizeof(st) };
+	struct postern_message_info info;
+	uint32_t count = imap_storage->count(s->mb), uidmax;
+	struct imap_job j;
+	struct msg_ctx m;
+	int r;
+
+	/* the evaluation's view of a job: this session, this pool */
+	memset(&j, 0, sizeof(j));
+	j.s = s;
+	j.pool = pool;
+	imap_storage->status(s->mb, &st);
+	uidmax = count > 0 ? imap_storage->message(s->mb, count)->uid : 0;
+	msg_start(&m, &j, p, seq, count, uidmax, &st, &info);
+	if (info.expunged)
+		return 0;
+	if ((r = eval(&m, p->root)) < 0)
+		*err = j.err;
+	*cost += m.header_loaded || m.mime_loaded ? info.size : SEARCH_MSG_COST;
+	return r;
+}
+
+/* ---- copying a program --------------------------------------------------*/
+
+static const char *
+copy_str(const char *str, postern_pool_t *pool)
+{
+	return str != NULL ? imap_host->pool_strndup(pool, str, strlen(str))
+	                   : NULL;
+}
+
+static struct skey *
+copy_key(const struct skey *k, postern_pool_t *pool)
+{
+	struct skey *c, **tail;
+	const struct skey *sub;
+
+	if (k == NULL)
+		return NULL;
+	c = imap_host->pool_alloc(pool, sizeof(*c));
+	*c = *k;
+	c->next = NULL;
+	c->field = copy_str(k->field, pool);
+	c->str = copy_str(k->str, pool);
+	if (k->set.n > 0) {
+		c->set.r = imap_host->pool_alloc(pool, k->set.n *
+		                                       sizeof(*c->set.r));
+		memcpy(c->set.r, k->set.r, k->set.n * sizeof(*c->set.r));
+	}
+	if (k->kind == SK_AND) {
+		tail = &c->a;
+		for (sub = k->a; sub != NULL; sub = sub->next) {
+			*tail = copy_key(sub, pool);
+			tail = &(*tail)->next;
+		}
+		return c;
+	}
+	c->a = copy_key(k->a, pool);
+	c->b = copy_key(k->b, pool);
+	return c;
+}
+
+struct imap_search_prog *
+imap_search_prog_copy(const struct imap_search_prog *p, postern_pool_t *pool)
+{
+	struct imap_search_prog *c = imap_host->pool_alloc(pool, sizeof(*c));
+	size_t i;
+
+	c->root = copy_key(p->root, pool);
+	c->nneedles = p->nneedles;
+	c->needles = imap_host->pool_alloc(pool, (p->nneedles + 1) *
+	                                         sizeof(*c->needles));
+	for (i = 0; i < p->nneedles; i++) {
+		c->needles[i] = p->needles[i];
+		c->needles[i].needle = copy_str(p->needles[i].needle, pool);
+	}
+	c->next_seq = 0;
+	return c;
+}
+
 /* 1 when the client left: no one wants the answer. */
 static int
 left(struct imap_job *j, uint32_t seq, uint32_t count)
@@ -674,23 +792,7 @@ imap_search_step(struct imap_job *j, struct imap_search_prog *p,
 			r = -1;
 			break;
 		}
-		memset(&m, 0, sizeof(m));
-		m.j = j;
-		m.a = p;
-		m.seq = seq;
-		m.count = count;
-		m.st = &st;
-		/* message() reuses one struct: keep a copy, the keys below
-		 * may call the store again. */
-		info = *imap_storage->message(s->mb, seq);
-		info.keywords = imap_host->pool_alloc(
-			j->pool, (info.nkeywords + 1) * sizeof(uint32_t));
-		if (info.nkeywords > 0)
-			memcpy((uint32_t *)info.keywords,
-			       imap_storage->message(s->mb, seq)->keywords,
-			       info.nkeywords * sizeof(uint32_t));
-		m.mi = &info;
-		m.uidmax = uidmax;
+		msg_start(&m, j, p, seq, count, uidmax, &st, &info);
 		if (m.mi->expunged)
 			continue;
 		r = eval(&m, p->root);
@@ -746,10 +848,15 @@ search_work(struct imap_job *j)
 	if (a->hits == NULL) {
 		size_t n = (size_t)imap_storage->count(j->s->mb) + 1;
 
+		struct postern_mailbox_status st = { .size = sizeof(st) };
+
 		a->hits = imap_host->pool_alloc(j->pool, n * sizeof(*a->hits));
-		if (a->ret & RET_SAVE)
+		if (a->ret & (RET_SAVE | RET_UPDATE))
 			a->uids = imap_host->pool_alloc(j->pool,
 			                                n * sizeof(*a->uids));
+		/* the view does not change before the last step's sync */
+		imap_storage->status(j->s->mb, &st);
+		a->view_modseq = st.highestmodseq;
 	}
 	r = imap_search_step(j, a->prog, search_hit, a);
 	if (r == 0) {
@@ -764,6 +871,16 @@ search_work(struct imap_job *j)
 		return;
 	}
 	j->rc = 0;
+	/* Kept before this job's sync formats its changes: they are the
+	 * first updates (RFC 5267 4.3). */
+	if ((a->ret & RET_UPDATE) && (a->ret & RET_PARTIAL))
+		/* a window of the result has no updates to follow that a
+		 * client could apply; RFC 5267 4.3 lets us decline */
+		imap_update_refuse(&j->out, j->tag, "updates of a PARTIAL "
+		                   "result are not kept");
+	else if (a->ret & RET_UPDATE)
+		imap_update_add(j->s, &j->out, j->tag, a->prog, a->by_uid,
+		                a->uids, a->nhits, a->view_modseq, NULL);
 	if (!a->esearch) {
 		size_t i;
 		imap_buf_str(&j->out, "* SEARCH");
@@ -778,17 +895,34 @@ search_work(struct imap_job *j)
 	/* RFC 5182 2.4: SAVE alone answers no ESEARCH */
 	if (a->ret == RET_SAVE)
 		return;
-	imap_esearch_format(&j->out, j->tag, a->by_uid, a->ret, a->hits,
-	                    a->nhits);
+	imap_esearch_format(&j->out, j->tag, a->by_uid, a->ret, &a->part,
+	                    a->hits, a->nhits);
 	if (a->uses_modseq && a->nhits > 0)
 		imap_buf_printf(&j->out, " MODSEQ %llu",
 		                (unsigned long long)esearch_modseq(a));
 	imap_buf_str(&j->out, "\r\n");
 }
 
+/* PARTIAL (RFC 5267 4.4): "(lo:hi set)" of the results at positions
+ * lo..hi, NIL when none is. */
+static void
+partial_format(struct imap_buf *out, const struct imap_partial *part,
+               const uint32_t *nums, size_t n)
+{
+	size_t hi = part->hi < n ? part->hi : n;
+
+	imap_buf_printf(out, " PARTIAL (%u:%u ", part->lo, part->hi);
+	if (part->lo > n)
+		imap_buf_str(out, "NIL");
+	else
+		imap_buf_uidset(out, nums + part->lo - 1, hi - part->lo + 1);
+	imap_buf_str(out, ")");
+}
+
 void
 imap_esearch_format(struct imap_buf *out, const char *tag, int by_uid,
-                    unsigned ret, const uint32_t *nums, size_t n)
+                    unsigned ret, const struct imap_partial *part,
+                    const uint32_t *nums, size_t n)
 {
 	imap_buf_str(out, "* ESEARCH (TAG ");
 	imap_buf_string(out, tag, strlen(tag));
@@ -805,6 +939,8 @@ imap_esearch_format(struct imap_buf *out, const char *tag, int by_uid,
 		imap_buf_str(out, " ALL ");
 		imap_buf_uidset(out, nums, n);
 	}
+	if (ret & IMAP_RET_PARTIAL)
+		partial_format(out, part, nums, n);
 }
 
 void
@@ -848,7 +984,15 @@ searchres_save(struct imap_session *s, const struct search_arg *a, int ok)
 	if ((s->searchres = malloc(2 * sizeof(uint32_t) +
 	                           a->nhits * sizeof(uint32_t))) == NULL)
 		return;
-	if ((a->ret & (RET_MIN | RET_MAX)) &&
+	if (a->ret & RET_PARTIAL) {
+		/* RFC 9394 3.1: the saved result is the partial one */
+		if (a->part.lo <= a->nhits) {
+			n = (a->part.hi < a->nhits ? a->part.hi : a->nhits) -
+			    a->part.lo + 1;
+			memcpy(s->searchres, a->uids + a->part.lo - 1,
+			       n * sizeof(uint32_t));
+		}
+	} else if ((a->ret & (RET_MIN | RET_MAX)) &&
 	    !(a->ret & (RET_ALL | RET_COUNT))) {
 		if (a->ret & RET_MIN)
 			s->searchres[n++] = a->uids[0];
@@ -897,8 +1041,11 @@ imap_searchres_attach(struct imap_cmd *c)
 	size_t i;
 
 	for (i = 0; i < sizeof(resets) / sizeof(resets[0]); i++)
-		if (strcmp(c->name, resets[i]) == 0)
+		if (strcmp(c->name, resets[i]) == 0) {
 			imap_searchres_free(c->s);
+			/* RFC 5267 4.3: they end with the mailbox */
+			imap_updates_free(c->s);
+		}
 	c->args.saved = searchres_resolve;
 	c->args.saved_ctx = c;
 	c->args.seq_uid = c->uid;
@@ -939,11 +1086,43 @@ uses_modseq(const struct skey *k)
 	return uses_modseq(k->a) || uses_modseq(k->b);
 }
 
+/* partial-range = number ":" number, both above 0 (RFC 5267 4.4); a
+ * range given high first means the same. */
+static int
+parse_partial(struct imap_args *a, struct imap_partial *part)
+{
+	struct imap_str w;
+	uint64_t v[2] = { 0, 0 };
+	size_t i, k = 0;
+
+	if (imap_arg_sp(a) < 0 || imap_arg_atom(a, &w) < 0)
+		return -1;
+	for (i = 0; i < w.len; i++) {
+		if (w.s[i] == ':' && k == 0 && i > 0) {
+			k = 1;
+			continue;
+		}
+		if (w.s[i] < '0' || w.s[i] > '9' ||
+		    (v[k] = v[k] * 10 + (uint64_t)(w.s[i] - '0')) >
+		    0xffffffffu)
+			break;
+	}
+	if (i < w.len || k == 0 || v[0] == 0 || v[1] == 0) {
+		a->error = "PARTIAL needs a range n:m of positions above 0";
+		return -1;
+	}
+	part->lo = (uint32_t)(v[0] < v[1] ? v[0] : v[1]);
+	part->hi = (uint32_t)(v[0] < v[1] ? v[1] : v[0]);
+	return 0;
+}
+
 int
-imap_search_parse_return(struct imap_cmd *c, unsigned *ret)
+imap_search_parse_return(struct imap_cmd *c, unsigned *ret,
+                         struct imap_partial *part)
 {
 	struct imap_args *a = &c->args;
 	struct imap_str w;
+	unsigned bit;
 
 	*ret = 0;
 	if (imap_arg_sp(a) < 0 || imap_arg_char(a, '(') < 0)
@@ -955,22 +1134,43 @@ imap_search_parse_return(struct imap_cmd *c, unsigned *ret)
 	do {
 		if (imap_arg_atom(a, &w) < 0)
 			return -1;
+		bit = 0;
 		if (imap_str_is(&w, "MIN"))
-			*ret |= RET_MIN;
+			bit = RET_MIN;
 		else if (imap_str_is(&w, "MAX"))
-			*ret |= RET_MAX;
+			bit = RET_MAX;
 		else if (imap_str_is(&w, "ALL"))
-			*ret |= RET_ALL;
+			bit = RET_ALL;
 		else if (imap_str_is(&w, "COUNT"))
-			*ret |= RET_COUNT;
+			bit = RET_COUNT;
 		else if (imap_str_is(&w, "SAVE"))
-			*ret |= RET_SAVE;
-		else {
+			bit = RET_SAVE;
+		else if (imap_str_is(&w, "UPDATE"))
+			bit = RET_UPDATE;
+		else if (imap_str_is(&w, "PARTIAL")) {
+			bit = RET_PARTIAL;
+			if (!(*ret & bit) && parse_partial(a, part) < 0)
+				return -1;
+		} else if (!imap_str_is(&w, "CONTEXT")) {
 			a->error = "unknown RETURN option";
 			return -1;
 		}
+		if (*ret & bit & (RET_PARTIAL | RET_UPDATE)) {
+			a->error = "RETURN option given twice";
+			return -1;
+		}
+		*ret |= bit;
 	} while (imap_arg_try_char(a, ' '));
-	return imap_arg_char(a, ')');
+	if (imap_arg_char(a, ')') < 0)
+		return -1;
+	/* RFC 5267 4.4: PARTIAL is a part of what ALL would return */
+	if ((*ret & RET_PARTIAL) && (*ret & RET_ALL)) {
+		a->error = "PARTIAL and ALL exclude each other";
+		return -1;
+	}
+	if (*ret == 0 || *ret == RET_UPDATE)
+		*ret |= RET_ALL;
+	return 0;
 }
 
 int
@@ -1026,6 +1226,7 @@ imap_cmd_search(struct imap_cmd *c)
 	struct search_arg *sa;
 	struct imap_job *j;
 	struct imap_str w, cs;
+	struct imap_partial part = { 0, 0 };
 	char *save;
 	unsigned ret = 0;
 	int esearch = 0;
@@ -1034,8 +1235,21 @@ imap_cmd_search(struct imap_cmd *c)
 		goto bad;
 	save = a->p;
 	if (imap_arg_atom(a, &w) == 0 && imap_str_is(&w, "RETURN")) {
-		if (imap_search_parse_return(c, &ret) < 0 || imap_arg_sp(a) < 0)
+		if (imap_search_parse_return(c, &ret, &part) < 0 ||
+		    imap_arg_sp(a) < 0)
 			goto bad;
+		/* "$" would follow two results at once (RFC 5267 4.3
+		 * updates one, RFC 5182 fixes the other) */
+		if ((ret & RET_SAVE) && (ret & RET_UPDATE)) {
+			imap_reply(c->s, c->tag, "BAD", "SEARCH: RETURN "
+			           "(SAVE) and (UPDATE) exclude each other");
+			return;
+		}
+		if ((ret & RET_UPDATE) && imap_update_find(c->s, c->tag)) {
+			imap_reply(c->s, c->tag, "BAD", "SEARCH: the tag of "
+			           "a search kept updated is reused");
+			return;
+		}
 		esearch = 1;
 		save = a->p;
 	}
@@ -1059,6 +1273,7 @@ imap_cmd_search(struct imap_cmd *c)
 	sa->by_uid = c->uid;
 	sa->esearch = esearch;
 	sa->ret = ret;
+	sa->part = part;
 	sa->uses_modseq = imap_search_uses_modseq(prog);
 	j->sync = 1;
 	j->sync_flags = POSTERN_SYNC_NO_EXPUNGE;

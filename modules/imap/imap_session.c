@@ -18,6 +18,7 @@
 #include <strings.h>
 
 #include "imap.h"
+#include "imap_search.h"
 
 /* ---- replies ----------------------------------------------------------*/
 
@@ -142,7 +143,11 @@ imap_capabilities(struct imap_session *s)
 	         "LIST-EXTENDED "
 	         "LIST-STATUS ESEARCH CONDSTORE QRESYNC STATUS=SIZE "
 	         "SORT SORT=DISPLAY ESORT THREAD=ORDEREDSUBJECT "
-	         "THREAD=REFERENCES WITHIN SEARCHRES%s BINARY CATENATE", lit,
+	         "THREAD=REFERENCES WITHIN SEARCHRES CONTEXT=SEARCH "
+	         "CONTEXT=SORT%s%s BINARY CATENATE", lit,
+	         /* RFC 9208: with STATUS DELETED and DELETED-STORAGE */
+	         IMAP_STORAGE_HAS(quota_get)
+	                 ? " QUOTA QUOTA=RES-STORAGE QUOTA=RES-MESSAGE" : "",
 	         IMAP_STORAGE_HAS(append_many) ? " MULTIAPPEND" : "");
 	return buf;
 }
@@ -466,6 +471,8 @@ imap_sync_format(struct imap_session *s, struct imap_buf *out,
 {
 	uint32_t i, *uids;
 
+	/* REMOVEFROM in the numbers the client knows before EXPUNGE */
+	imap_update_expunges(s, out, ch, pool);
 	if (ch->nexpunged > 0 && (s->enabled & IMAP_ENABLED_QRESYNC)) {
 		/* RFC 7162 3.2.10: VANISHED instead of EXPUNGE. */
 		uids = imap_host->pool_alloc(pool, ch->nexpunged *
@@ -500,6 +507,8 @@ imap_sync_format(struct imap_session *s, struct imap_buf *out,
 		imap_buf_printf(out, "* %u EXISTS\r\n", ch->messages);
 		imap_buf_printf(out, "* %u RECENT\r\n", ch->recent);
 	}
+	/* ADDTO of messages the client was told of above */
+	imap_update_changes(s, out, pool);
 }
 
 /* ---- commands ---------------------------------------------------------*/
@@ -539,11 +548,15 @@ static const struct command commands[] = {
 	{ "STATUS", ST_LOGGEDIN, 0, imap_cmd_status },
 	{ "APPEND", ST_LOGGEDIN, 0, imap_cmd_append },
 	{ "IDLE", ST_LOGGEDIN, 0, imap_cmd_idle },
+	{ "GETQUOTA", ST_LOGGEDIN, 0, imap_cmd_getquota },
+	{ "GETQUOTAROOT", ST_LOGGEDIN, 0, imap_cmd_getquotaroot },
+	{ "SETQUOTA", ST_LOGGEDIN, 0, imap_cmd_setquota },
 	{ "CHECK", ST_SELECTED, 0, imap_cmd_check },
 	{ "CLOSE", ST_SELECTED, 0, imap_cmd_close },
 	{ "UNSELECT", ST_SELECTED, 0, imap_cmd_unselect },
 	{ "EXPUNGE", ST_SELECTED, 1, imap_cmd_expunge },
 	{ "SEARCH", ST_SELECTED, 1, imap_cmd_search },
+	{ "CANCELUPDATE", ST_SELECTED, 0, imap_cmd_cancelupdate },
 	{ "SORT", ST_SELECTED, 1, imap_cmd_sort },
 	{ "THREAD", ST_SELECTED, 1, imap_cmd_thread },
 	{ "FETCH", ST_SELECTED, 1, imap_cmd_fetch },
@@ -1064,6 +1077,7 @@ close_done(void *arg, int cancelled)
 	(void)cancelled;
 	job_free(j);
 	imap_searchres_free(s);
+	imap_updates_free(s);
 	free(s->user);
 	free(s);
 }
@@ -1098,6 +1112,7 @@ session_release(struct imap_session *s)
 	s->cmd_pool = NULL;
 	if (s->mb == NULL && s->store == NULL) {
 		imap_searchres_free(s);
+		imap_updates_free(s);
 		free(s->user);
 		free(s);
 		return;

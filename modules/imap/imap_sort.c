@@ -11,7 +11,9 @@
  * from its header (THREAD=REFERENCES always: References is not in the
  * structure), then kept in the key cache.  The keys live in the
  * command's job pool, counted against sort_memory; sorting and
- * threading run after the last step, on the job thread.
+ * threading run after the last step, on the job thread.  A SORT RETURN
+ * (UPDATE) keeps its sorted result and keys (imap_sort_live) for
+ * imap_context.c, which puts each message changed in its place.
  */
 #include <stddef.h>
 #include <stdio.h>
@@ -59,11 +61,13 @@ struct sort_arg {
 	int by_uid;
 	int esort;                  /* RETURN given */
 	unsigned ret;
+	struct imap_partial part;
 	postern_pool_t *keep;       /* the keys' pool (the job's) */
 	size_t key_bytes;           /* what they take, to sort_memory */
 	struct imap_sort_msg *msgs; /* the matches */
 	size_t nmsgs;
 	int finished;
+	uint64_t view_modseq;       /* the view's when it was searched */
 };
 
 /* ---- keys of one match -------------------------------------------------*/
@@ -433,6 +437,224 @@ sort_msgs(struct imap_job *j, struct sort_arg *a, struct sortent *e)
 	sorting = NULL;
 }
 
+/* ---- a SORT kept updated (RFC 5267 4.3, CONTEXT=SORT) ------------------*/
+
+static int
+uid_cmp(const void *x, const void *y)
+{
+	uint32_t a = *(const uint32_t *)x, b = *(const uint32_t *)y;
+
+	return a < b ? -1 : a > b;
+}
+
+/* The result in sort order with each message's keys (strings in
+ * `pool`), the criteria and what making keys needs.  Entries' `seq` is
+ * their UID: ties in the criteria order by UID, which the view's
+ * sequence numbers follow whatever was expunged since. */
+struct imap_sort_live {
+	struct sort_arg a;          /* criteria, need, uidvalidity */
+	postern_pool_t *pool;
+	size_t key_bytes;           /* what the keys took, to sort_memory */
+	struct imap_sort_msg *m;    /* malloc'd, in sort order */
+	uint32_t n, cap;
+};
+
+void
+imap_sort_live_free(struct imap_sort_live *l)
+{
+	if (l == NULL)
+		return;
+	imap_host->pool_destroy(l->pool);
+	free(l->m);
+	free(l);
+}
+
+static const char *
+live_str(struct imap_sort_live *l, const char *s)
+{
+	size_t n = strlen(s);
+	const char *k;
+
+	l->key_bytes += n + 1;
+	k = imap_host->pool_strndup(l->pool, s, n);
+	return k != NULL ? k : "";
+}
+
+/* A message's keys into l's pool. */
+static void
+live_keep(struct imap_sort_live *l, struct imap_sort_msg *to,
+          const struct imap_sort_msg *from)
+{
+	*to = *from;
+	to->seq = from->uid;
+	to->subject = live_str(l, from->subject);
+	to->from = live_str(l, from->from);
+	to->to = live_str(l, from->to);
+	to->cc = live_str(l, from->cc);
+	to->dfrom = live_str(l, from->dfrom);
+	to->dto = live_str(l, from->dto);
+	to->msgid = NULL;
+	to->refs = NULL;
+	to->nrefs = 0;
+}
+
+/* The sorted result of the SORT's last step, kept updated from now. */
+static void
+live_start(struct imap_job *j, struct sort_arg *a, const struct sortent *e)
+{
+	struct imap_sort_live *l;
+	uint32_t *uids;
+	size_t i;
+
+	if ((l = calloc(1, sizeof(*l))) == NULL ||
+	    (l->m = malloc((a->nmsgs + 1) * sizeof(*l->m))) == NULL ||
+	    (uids = malloc((a->nmsgs + 1) * sizeof(*uids))) == NULL) {
+		if (l != NULL)
+			free(l->m);
+		free(l);
+		imap_update_refuse(&j->out, j->tag, "out of memory");
+		return;
+	}
+	l->a = *a;
+	l->a.prog = NULL;
+	l->a.msgs = NULL;
+	l->a.keep = NULL;
+	l->pool = imap_host->pool_create(4096);
+	l->cap = (uint32_t)a->nmsgs + 1;
+	for (i = 0; i < a->nmsgs; i++) {
+		live_keep(l, &l->m[i], e[i].m);
+		uids[i] = e[i].m->uid;
+	}
+	l->n = (uint32_t)a->nmsgs;
+	qsort(uids, a->nmsgs, sizeof(*uids), uid_cmp);
+	imap_update_add(j->s, &j->out, j->tag, a->prog, a->by_uid, uids,
+	                a->nmsgs, a->view_modseq, l);
+	free(uids);
+}
+
+size_t
+imap_sort_live_remove(struct imap_sort_live *l, const uint32_t *uids,
+                      size_t n, uint32_t *pos, uint32_t *out)
+{
+	uint32_t i, k = 0, gone = 0;
+
+	/* one pass: a message leaving at index i is at position i + 1
+	 * less those that left before it */
+	for (i = 0; i < l->n; i++) {
+		if (imap_uid_in(uids, n, l->m[i].uid)) {
+			pos[gone] = i + 1 - gone;
+			out[gone++] = l->m[i].uid;
+			continue;
+		}
+		l->m[k++] = l->m[i];
+	}
+	l->n = k;
+	return gone;
+}
+
+/* The keys of message uid of the view into *m (strings in l's pool).
+ * -1 with *err set. */
+static int
+live_keys(struct imap_session *s, struct imap_sort_live *l, uint32_t uid,
+          postern_pool_t *scratch, uint64_t *cost, struct imap_sort_msg *m,
+          struct postern_storage_err *err)
+{
+	uint32_t seq = imap_storage->seq_of_uid(s->mb, uid);
+	struct postern_message_info info;
+	struct sort_arg a = l->a;
+	struct imap_job j;
+
+	if (seq == 0) {
+		err->code = POSTERN_SE_EXPUNGED;
+		snprintf(err->text, sizeof(err->text), "message gone");
+		return -1;
+	}
+	info = *imap_storage->message(s->mb, seq);
+	/* collect() on a job of this session, one message, its keys in
+	 * the scratch pool, then kept */
+	memset(&j, 0, sizeof(j));
+	j.s = s;
+	j.pool = scratch;
+	a.msgs = m;
+	a.nmsgs = 0;
+	a.keep = scratch;
+	a.key_bytes = 0;
+	imap_host->pool_clear(scratch);
+	if (l->key_bytes > (size_t)imap_cfg.sort_memory ||
+	    collect(&j, &a, seq, &info, cost) < 0 || a.nmsgs == 0) {
+		*err = j.err;
+		if (err->code == POSTERN_SE_OK) {
+			err->code = POSTERN_SE_LIMIT;
+			snprintf(err->text, sizeof(err->text), "the sort keys "
+			         "need more than imap.sort_memory");
+		}
+		return -1;
+	}
+	live_keep(l, m, m);
+	return 0;
+}
+
+static int
+live_cmp(const void *x, const void *y)
+{
+	return msg_cmp(x, y);
+}
+
+int
+imap_sort_live_add(struct imap_session *s, struct imap_sort_live *l,
+                   const uint32_t *uids, size_t n, postern_pool_t *scratch,
+                   uint64_t *cost, uint32_t *pos, uint32_t *out,
+                   struct postern_storage_err *err)
+{
+	struct imap_sort_msg *add, *all;
+	size_t i, k = 0, x = 0, y = 0;
+	int rc = -1;
+
+	if (n == 0)
+		return 0;
+	add = malloc(n * sizeof(*add));
+	all = malloc((l->n + n + 1) * sizeof(*all));
+	if (add == NULL || all == NULL) {
+		err->code = POSTERN_SE_LIMIT;
+		snprintf(err->text, sizeof(err->text), "out of memory");
+		goto out;
+	}
+	for (i = 0; i < n; i++) {
+		if (*cost > IMAP_UPDATE_SYNC_OCTETS) {
+			err->code = POSTERN_SE_LIMIT;
+			snprintf(err->text, sizeof(err->text), "the changes "
+			         "are too many to follow");
+			goto out;
+		}
+		if (live_keys(s, l, uids[i], scratch, cost, &add[i], err) < 0)
+			goto out;
+	}
+	/* in sort order, then merged: entering one after the other in
+	 * that order, each is at its final place when it enters */
+	sorting = &l->a;
+	qsort(add, n, sizeof(*add), live_cmp);
+	while (x < l->n || y < n) {
+		if (y == n || (x < l->n && msg_cmp(&l->m[x], &add[y]) < 0)) {
+			all[k++] = l->m[x++];
+			continue;
+		}
+		pos[y] = (uint32_t)k + 1;
+		out[y] = add[y].uid;
+		all[k++] = add[y++];
+	}
+	sorting = NULL;
+	free(l->m);
+	l->m = all;
+	l->n = (uint32_t)k;
+	l->cap = (uint32_t)(l->n + 1);
+	all = NULL;
+	rc = 0;
+out:
+	free(add);
+	free(all);
+	return rc;
+}
+
 static void
 sort_output(struct imap_job *j, struct sort_arg *a)
 {
@@ -456,8 +678,13 @@ sort_output(struct imap_job *j, struct sort_arg *a)
 	}
 	/* RFC 5267 3.1: MIN and MAX are the first and last in the sort
 	 * order, ALL keeps that order. */
-	imap_esearch_format(&j->out, j->tag, a->by_uid, a->ret, nums,
-	                    a->nmsgs);
+	if ((a->ret & IMAP_RET_UPDATE) && (a->ret & IMAP_RET_PARTIAL))
+		imap_update_refuse(&j->out, j->tag, "updates of a PARTIAL "
+		                   "result are not kept");
+	else if (a->ret & IMAP_RET_UPDATE)
+		live_start(j, a, e);
+	imap_esearch_format(&j->out, j->tag, a->by_uid, a->ret, &a->part,
+	                    nums, a->nmsgs);
 	imap_buf_str(&j->out, "\r\n");
 }
 
@@ -476,6 +703,11 @@ sort_work(struct imap_job *j)
 	}
 	if (a->msgs == NULL) {
 		size_t n = (size_t)imap_storage->count(j->s->mb) + 1;
+		struct postern_mailbox_status st = { .size = sizeof(st) };
+
+		/* the view does not change before the last step's sync */
+		imap_storage->status(j->s->mb, &st);
+		a->view_modseq = st.highestmodseq;
 
 		a->key_bytes = n * sizeof(*a->msgs);
 		if (a->key_bytes > (size_t)imap_cfg.sort_memory) {
@@ -625,7 +857,7 @@ imap_cmd_sort(struct imap_cmd *c)
 		goto bad;
 	save = a->p;
 	if (imap_arg_atom(a, &w) == 0 && imap_str_is(&w, "RETURN")) {
-		if (imap_search_parse_return(c, &sa.ret) < 0 ||
+		if (imap_search_parse_return(c, &sa.ret, &sa.part) < 0 ||
 		    imap_arg_sp(a) < 0)
 			goto bad;
 		if (sa.ret & IMAP_RET_SAVE) {

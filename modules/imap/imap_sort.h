@@ -104,4 +104,27 @@ void imap_sortcache_trim(const char *user, uint32_t uidvalidity,
 /* Frees everything (the worker's end). */
 void imap_sortcache_free(void);
 
+/* A SORT kept updated (RFC 5267 4.3, CONTEXT=SORT; imap_sort.c): its
+ * result in sort order with each message's keys, held by the search
+ * kept updated (imap_context.c).  Job threads, the session's job. */
+struct imap_sort_live;
+void imap_sort_live_free(struct imap_sort_live *l);
+/* Takes the messages of `uids` (ascending, n) out of the result, in
+ * one pass; for each that was there, in sort order, its 1-based
+ * position as it leaves (after those before it left) into pos[] and
+ * its UID into out[].  Returns how many left. */
+size_t imap_sort_live_remove(struct imap_sort_live *l, const uint32_t *uids,
+                             size_t n, uint32_t *pos, uint32_t *out);
+/* Makes the keys of the view's messages `uids` (n) and puts them in
+ * their places; for each, in sort order, its 1-based position as it
+ * enters (after those before it entered) into pos[] and its UID into
+ * out[].  0, or -1 with *err set (unreadable, out of memory, the keys
+ * kept past sort_memory): the result is then as it was.  *cost grows
+ * by what was read.  `scratch` is cleared for each message. */
+int imap_sort_live_add(struct imap_session *s, struct imap_sort_live *l,
+                       const uint32_t *uids, size_t n,
+                       postern_pool_t *scratch, uint64_t *cost,
+                       uint32_t *pos, uint32_t *out,
+                       struct postern_storage_err *err);
+
 #endif /* IMAP_SORT_H */

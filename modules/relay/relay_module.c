@@ -293,6 +293,76 @@ static struct {
 
 static void pump(void);
 
+/* Queues a message under `want` when that is a free id, else under a new
+ * one; `id` (RQ_ID_MAX) gets the name.  0, or -1 with errno and err. */
+static int
+queue_write(const struct postern_relay_envelope *env,
+            const struct postern_relay_message *msg, const char *want,
+            char *id, char *err, size_t errlen)
+{
+	int tries;
+
+	for (tries = 0; tries < 10; tries++) {
+		if (tries == 0 && want != NULL && rq_id_valid(want))
+			snprintf(id, RQ_ID_MAX, "%s", want);
+		else
+			relay_host->unique_id(id, RQ_ID_MAX);
+		if (rq_write(relay_queue_dir, env, msg, id, err, errlen) == 0)
+			return 0;
+		if (errno != EEXIST)
+			return -1;
+	}
+	return -1;
+}
+
+/* ---- metrics ------------------------------------------------------------ */
+
+/* Per-recipient attempt outcomes, as the log lines' status=. */
+enum { ATTEMPT_SENT, ATTEMPT_DEFERRED, ATTEMPT_BOUNCED, ATTEMPT_EXPIRED };
+/* The queue's messages: claimed (by the worker that counts them), and
+ * as worker 0's scheduler sees the rest (every worker scans the whole
+ * queue, so one of them counts it): due now, or waiting for a later
+ * attempt (held ones too: a hold is seen when the message is loaded,
+ * and a message another worker holds is "later" here). */
+enum { QUEUE_ACTIVE, QUEUE_DUE, QUEUE_LATER };
+
+static postern_metric_t *attempts_metric, *queue_metric;
+
+static void
+metrics_register(void)
+{
+	static const char *attempts[] = { "sent", "deferred", "bounced",
+		"expired", NULL };
+	static const char *states[] = { "active", "due", "later", NULL };
+
+	attempts_metric = relay_host->metric_register(relay_self,
+	    "relay_attempts", "delivery attempts per recipient, by outcome "
+	    "(local recipients of reports included)",
+	    POSTERN_METRIC_COUNTER, "status", attempts);
+	queue_metric = relay_host->metric_register(relay_self, "relay_queue",
+	    "queued messages: active (being delivered), due, later "
+	    "(next attempt later, or held)",
+	    POSTERN_METRIC_GAUGE, "state", states);
+}
+
+/* Each tick: this worker's claims; worker 0 also counts the lists. */
+static void
+queue_metrics(void)
+{
+	struct qent *e;
+	uint64_t due = 0, later = 0;
+
+	relay_host->metric_set(queue_metric, QUEUE_ACTIVE, rs.nactive);
+	if (relay_host->worker_id() != 0)
+		return;
+	TAILQ_FOREACH(e, &rs.dueq, link)
+		due++;
+	TAILQ_FOREACH(e, &rs.laterq, link)
+		later++;
+	relay_host->metric_set(queue_metric, QUEUE_DUE, due);
+	relay_host->metric_set(queue_metric, QUEUE_LATER, later);
+}
+
 static int64_t
 wall_ms(void)
 {
@@ -596,8 +666,8 @@ commit_dsn(struct commit *c)
 	msg.fd = -1;
 	msg.data = data;
 	msg.length = len;
-	if (rq_write(relay_queue_dir, &env, &msg, c->dsn_id, c->dsn_err,
-	             sizeof(c->dsn_err)) < 0)
+	if (queue_write(&env, &msg, NULL, c->dsn_id, c->dsn_err,
+	                sizeof(c->dsn_err)) < 0)
 		c->dsn_id[0] = '\0';
 	else
 		fresh_push(c->dsn_id);
@@ -743,6 +813,7 @@ relay_dlv_done(struct relay_dlv *d, const char *relay_name)
 	int64_t now = wall_ms() / 1000, next;
 	uint32_t rnd;
 	const char *status;
+	unsigned outcome;
 	size_t i;
 
 	for (i = 0; i < d->nres; i++) {
@@ -764,9 +835,11 @@ relay_dlv_done(struct relay_dlv *d, const char *relay_name)
 		if (res->code / 100 == 2) {
 			r->state = RQ_SENT;
 			status = "sent";
+			outcome = ATTEMPT_SENT;
 		} else if (res->code / 100 == 5) {
 			r->state = RQ_FAILED;
 			status = "bounced";
+			outcome = ATTEMPT_BOUNCED;
 		} else {
 			r->failures++;
 			if (getrandom(&rnd, sizeof(rnd), GRND_NONBLOCK) < 0)
@@ -777,11 +850,14 @@ relay_dlv_done(struct relay_dlv *d, const char *relay_name)
 				r->state = RQ_FAILED;
 				snprintf(r->dsn, sizeof(r->dsn), "4.4.7");
 				status = "expired";
+				outcome = ATTEMPT_EXPIRED;
 			} else {
 				r->next_try = next;
 				status = "deferred";
+				outcome = ATTEMPT_DEFERRED;
 			}
 		}
+		relay_host->metric_add(attempts_metric, outcome, 1);
 		/* One line per attempt, in Postfix's shape, for grep. */
 		relay_host->log(relay_self, POSTERN_LOG_INFO,
 		                "%s: to=<%s>, relay=%s, delay=%.1f, "
@@ -1136,6 +1212,7 @@ tick(void *arg)
 			qent_schedule(e, e->due);
 	}
 	pump();
+	queue_metrics();
 	return relay_cfg.scan_interval < TICK_MS
 	           ? (unsigned)relay_cfg.scan_interval : TICK_MS;
 }
@@ -1232,7 +1309,8 @@ relay_enqueue(const struct postern_relay_envelope *env,
 		snprintf(err, errlen, "no recipients");
 		return POSTERN_RELAY_REJECT;
 	}
-	if (rq_write(relay_queue_dir, env, msg, id, why, sizeof(why)) < 0) {
+	if (queue_write(env, msg, POSTERN_SIZED_HAS(env, id) ? env->id : NULL,
+	                id, why, sizeof(why)) < 0) {
 		relay_host->log(relay_self, POSTERN_LOG_ERROR, "%s", why);
 		snprintf(err, errlen, errno == ENOSPC || errno == EDQUOT
 		                          ? "queue full: insufficient storage"
@@ -1290,6 +1368,7 @@ relay_init(const struct postern_host *h, postern_module_t *m)
 	}
 	if (load_routes() < 0)
 		return -1;
+	metrics_register();
 	if ((relay_tls_client = h->tls_client_create(m, h->cfg_module(m),
 	                                             relay_cfg.tls_ca)) ==
 	    NULL)

@@ -150,21 +150,6 @@ rq_init(const char *dir, char *err, size_t errlen)
 	return 0;
 }
 
-static void
-make_id(char *id)
-{
-	static unsigned long counter;
-	struct timespec ts;
-	unsigned long n = __atomic_add_fetch(&counter, 1, __ATOMIC_RELAXED);
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	/* Time first, so ids sort by age; pid and counter make it unique
-	 * among processes and threads. */
-	snprintf(id, RQ_ID_MAX, "%09" PRIX64 "%05lX%06lX",
-	         (uint64_t)ts.tv_sec * 16 + (uint64_t)ts.tv_nsec / 62500000,
-	         (unsigned long)getpid() & 0xfffff, n & 0xffffff);
-}
-
 /* The envelope text of a new message. */
 static char *
 envelope_text(const struct postern_relay_envelope *env, uint64_t msg_len,
@@ -291,22 +276,18 @@ write_tmp(const char *path, const struct postern_relay_envelope *env,
 
 int
 rq_write(const char *dir, const struct postern_relay_envelope *env,
-         const struct postern_relay_message *msg, char *id, char *err,
-         size_t errlen)
+         const struct postern_relay_message *msg, const char *id,
+         char *err, size_t errlen)
 {
 	char tmp[4096], dst[4096], log[4096], qdir[4096];
 	const char *what = "write";
-	int fd, saved, tries;
+	int fd, saved;
 
-	for (tries = 0;; tries++) {
-		make_id(id);
-		snprintf(tmp, sizeof(tmp), "%s/tmp/%s", dir, id);
-		snprintf(dst, sizeof(dst), "%s/q/%s", dir, id);
-		snprintf(log, sizeof(log), "%s/q/%s.log", dir, id);
-		fd = open(log, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-		if (fd >= 0 || errno != EEXIST || tries == 10)
-			break;
-	}
+	snprintf(tmp, sizeof(tmp), "%s/tmp/%s", dir, id);
+	snprintf(dst, sizeof(dst), "%s/q/%s", dir, id);
+	snprintf(log, sizeof(log), "%s/q/%s.log", dir, id);
+	/* The log is made first and exclusively: it claims the id. */
+	fd = open(log, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	if (fd < 0) {
 		what = "create";
 		goto fail_nolog;

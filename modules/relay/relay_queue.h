@@ -94,10 +94,11 @@ struct rq_msg {
  * err set. */
 int rq_init(const char *dir, char *err, size_t errlen);
 
-/* Queues a message (see above).  0 with id (RQ_ID_MAX) set, or -1 with
- * errno set and err (for the log, with paths) filled in. */
+/* Queues a message (see above) under `id` (rq_id_valid).  0, or -1 with
+ * errno set and err (for the log, with paths) filled in; errno EEXIST
+ * when the id is taken: choose another. */
 int rq_write(const char *dir, const struct postern_relay_envelope *env,
-             const struct postern_relay_message *msg, char *id,
+             const struct postern_relay_message *msg, const char *id,
              char *err, size_t errlen);
 
 /* Parses the envelope text at the start of a q/ID file of `file_size`

@@ -347,7 +347,7 @@ struct deliver_ctx {
 	size_t head_relay_len;
 	const char *mailbox;         /* NULL: INBOX; "Quarantine" */
 	int relay_held;              /* quarantine: keep off the relay */
-	const char *id;
+	const char *logp;            /* the transaction's log prefix */
 	char queue_id[64];
 	void (*next)(struct smtp_session *s);
 };
@@ -439,9 +439,8 @@ deliver_relay(struct deliver_ctx *d, struct relay_list *l)
 	if (l->n == 0)
 		return;
 	if (d->relay_held) {
-		smtp_host->log(smtp_self, POSTERN_LOG_NOTICE,
-		               "smtp: message %s quarantined: %zu relayed "
-		               "recipient(s) held back", d->id, l->n);
+		smtp_log_txn(d->logp, POSTERN_LOG_NOTICE, "quarantined: %zu "
+		             "relayed recipient(s) held back", l->n);
 		for (i = 0; i < l->n; i++)
 			set_result(&d->rcpts[l->from[i]], 0, NULL);
 		return;
@@ -464,11 +463,9 @@ deliver_relay(struct deliver_ctx *d, struct relay_list *l)
 			set_result(r, 451, "4.3.0 relay queue unavailable");
 	}
 	if (rc != POSTERN_RELAY_OK)
-		smtp_host->log(smtp_self, POSTERN_LOG_ERROR,
-		               "smtp: message %s: relay %s: %s", d->id,
-		               rc == POSTERN_RELAY_REJECT ? "refused it"
-		                                          : "failed",
-		               err);
+		smtp_log_txn(d->logp, POSTERN_LOG_ERROR, "relay %s: %s",
+		             rc == POSTERN_RELAY_REJECT ? "refused it" : "failed",
+		             err);
 }
 
 /* A local recipient: the host delivers to its users; its alias
@@ -574,10 +571,9 @@ smtp_deliver(struct smtp_session *s, void (*next)(struct smtp_session *s))
 		d->spool = t->body_spool;
 		d->offset = 0;
 	} else if (t->body_spool != NULL)
-		smtp_host->log(smtp_self, POSTERN_LOG_WARNING,
-		               "smtp: message %s: a filter's new body is not "
-		               "used: the header changes could not be applied",
-		               t->id);
+		smtp_log_txn(t->logp, POSTERN_LOG_WARNING, "a filter's new body "
+		             "is not used: the header changes could not be "
+		             "applied");
 	d->head_relay = smtp_host->pool_printf(t->pool, "%s%.*s", received,
 	                                       (int)hdr_len,
 	                                       hdr != NULL ? hdr : "");
@@ -593,7 +589,7 @@ smtp_deliver(struct smtp_session *s, void (*next)(struct smtp_session *s))
 		t->rcpts[i].result = 0;
 	d->mailbox = t->outcome == SMTP_OUT_QUARANTINE ? "Quarantine" : NULL;
 	d->relay_held = t->outcome == SMTP_OUT_QUARANTINE;
-	d->id = t->id;
+	d->logp = t->logp;
 	d->next = next;
 	smtp_job_start(s, deliver_work, deliver_done, d, pool);
 }

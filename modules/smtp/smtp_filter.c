@@ -506,11 +506,10 @@ edit_new(postern_smtp_txn_t *t, enum smtp_edit_kind kind, const char *name,
 	if (t->nedits >= SMTP_MAX_EDITS ||
 	    t->edit_bytes + bytes > SMTP_MAX_EDIT_BYTES) {
 		if (!t->edits_over)
-			smtp_host->log(smtp_self, POSTERN_LOG_WARNING,
-			               "smtp: message %s: the filters asked for "
-			               "more than %d changes or %d octets of "
-			               "them; the rest are refused", t->id,
-			               SMTP_MAX_EDITS, SMTP_MAX_EDIT_BYTES);
+			smtp_log_txn(t->logp, POSTERN_LOG_WARNING, "the filters "
+			             "asked for more than %d changes or %d "
+			             "octets of them; the rest are refused",
+			             SMTP_MAX_EDITS, SMTP_MAX_EDIT_BYTES);
 		t->edits_over = 1;
 		return NULL;
 	}
@@ -649,10 +648,9 @@ svc_body_replace(postern_smtp_txn_t *t, const void *data, size_t len)
 		t->body_spool = smtp_host->spool_create(NULL);
 	if (smtp_host->spool_size(t->body_spool) + len >
 	    (uint64_t)smtp_cfg.max_message_size) {
-		smtp_host->log(smtp_self, POSTERN_LOG_WARNING,
-		               "smtp: message %s: a filter's new body passes "
-		               "max_message_size (%lld): the body stays as "
-		               "received", t->id, smtp_cfg.max_message_size);
+		smtp_log_txn(t->logp, POSTERN_LOG_WARNING, "a filter's new body "
+		             "passes max_message_size (%lld): the body stays "
+		             "as received", smtp_cfg.max_message_size);
 		t->body_failed = 1;
 		smtp_host->spool_free(t->body_spool);
 		t->body_spool = NULL;
@@ -788,10 +786,9 @@ smtp_filter_apply_header_edits(struct postern_smtp_txn *t, const char **hdr,
 		return 0;
 	smtp_header_fields(t->header, t->header_len, collect_field, &c);
 	if (c.overflow) {
-		smtp_host->log(smtp_self, POSTERN_LOG_WARNING,
-		               "smtp: message %s has more than %d header "
-		               "fields: the filters' header changes are not "
-		               "applied", t->id, SMTP_MAX_HEADER_FIELDS);
+		smtp_log_txn(t->logp, POSTERN_LOG_WARNING, "more than %d header "
+		             "fields: the filters' header changes are not "
+		             "applied", SMTP_MAX_HEADER_FIELDS);
 		return 0;
 	}
 	fields_text(c.v, c.n, t->header, t->header_len);

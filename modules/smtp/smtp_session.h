@@ -178,8 +178,12 @@ struct postern_smtp_txn {
 	unsigned refuse_code;
 	const char *refuse_enhanced, *refuse_text;
 	int refuse_disconnect;
-	char id[32];                 /* for logs and Received */
+	char id[32];                 /* host->unique_id: logs, Received */
 	char queue_id[64];           /* the relay's, when it took some */
+	/* "conn=N peer=...: smtp: ID", what every line about the
+	 * transaction starts with; in the txn pool, so a delivery job that
+	 * outlives the session still has it. */
+	const char *logp;
 };
 
 /* ---- the session ---------------------------------------------------- */
@@ -297,6 +301,10 @@ void smtp_cmd_bdat(struct smtp_session *s, const struct smtp_command *cmd);
 int smtp_read_message(struct smtp_session *s);
 /* Ends the transaction (runs smtp.reset detached). */
 void smtp_txn_reset(struct smtp_session *s);
+/* Logs a line about the transaction whose prefix (txn->logp) is
+ * `logp`: on the loop or a job thread. */
+void smtp_log_txn(const char *logp, int level, const char *fmt, ...)
+	POSTERN_PRINTF(3, 4);
 void smtp_txn_rebuild_envelope(struct postern_smtp_txn *t);
 
 /* ---- smtp_filter.c -------------------------------------------------- */

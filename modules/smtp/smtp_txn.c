@@ -14,6 +14,7 @@
  * did get it may then get it twice, which beats losing it for the others
  * (RFC 5321 section 6.1: never lose a message after 250).
  */
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -25,6 +26,7 @@ static void
 txn_begin(struct smtp_session *s)
 {
 	struct postern_smtp_txn *t = &s->txn;
+	char prefix[128];
 
 	memset(t, 0, sizeof(*t));
 	t->s = s;
@@ -32,8 +34,24 @@ txn_begin(struct smtp_session *s)
 	t->seq = ++s->ntxn;
 	t->edits_tail = &t->edits;
 	t->outcome = SMTP_OUT_DELIVER;
-	snprintf(t->id, sizeof(t->id), "%llX.%u",
-	         (unsigned long long)smtp_host->conn_id(s->conn), t->seq);
+	smtp_host->unique_id(t->id, sizeof(t->id));
+	smtp_host->conn_log_prefix(s->conn, prefix, sizeof(prefix));
+	t->logp = smtp_host->pool_printf(t->pool, "%s: smtp: %s", prefix,
+	                                 t->id);
+}
+
+void
+smtp_log_txn(const char *logp, int level, const char *fmt, ...)
+{
+	char text[1024];
+	va_list ap;
+
+	if (!smtp_host->log_enabled(level))
+		return;
+	va_start(ap, fmt);
+	vsnprintf(text, sizeof(text), fmt, ap);
+	va_end(ap);
+	smtp_host->log(NULL, level, "%s: %s", logp, text);
 }
 
 void
@@ -166,6 +184,7 @@ smtp_cmd_mail(struct smtp_session *s, const struct smtp_command *cmd)
 	t->env.auth_user = txn_strdup(t, s->auth_user);
 	t->env.client_addr = txn_strdup(t, smtp_host->conn_peer(s->conn));
 	t->env.client_helo = txn_strdup(t, s->helo);
+	t->env.id = txn_strdup(t, t->id);
 	smtp_txn_rebuild_envelope(t);
 	smtp_sender_check(s, run_mail_stage);
 }
@@ -218,10 +237,10 @@ after_resolve(struct smtp_session *s, int status)
 	    status != POSTERN_AUTH_TEMPFAIL) {
 		/* RFC 5321 4.5.1 wants <Postmaster> taken: it is delivered
 		 * to postmaster@domain, which must then exist. */
-		smtp_host->conn_log(s->conn, POSTERN_LOG_WARNING,
-		                    "smtp: <Postmaster> refused: no user or "
-		                    "alias postmaster@%s (nor postmaster@%s)",
-		                    smtp_cfg.domain, smtp_cfg.hostname);
+		smtp_log_txn(s->txn.logp, POSTERN_LOG_WARNING,
+		             "<Postmaster> refused: no user or alias "
+		             "postmaster@%s (nor postmaster@%s)",
+		             smtp_cfg.domain, smtp_cfg.hostname);
 		smtp_reply_error(s, 550, "5.1.1", "mailbox unavailable");
 		smtp_session_resume(s);
 		return;
@@ -237,9 +256,8 @@ after_resolve(struct smtp_session *s, int status)
 	case POSTERN_AUTH_NOT_LOCAL:
 		smtp_address_split(p->r.address, &local_len, &domain);
 		if (!may_relay(s, domain)) {
-			smtp_host->conn_log(s->conn, POSTERN_LOG_NOTICE,
-			                    "smtp: relay to <%s> denied",
-			                    p->r.address);
+			smtp_log_txn(s->txn.logp, POSTERN_LOG_NOTICE,
+			             "relay to <%s> denied", p->r.address);
 			smtp_reply_error(s, 554, "5.7.1",
 			                 "relay access denied");
 			smtp_session_resume(s);
@@ -595,12 +613,52 @@ message_replied(struct smtp_session *s)
 	smtp_session_resume(s);
 }
 
+/* One line per recipient, as Postfix's local(8) and the relay write
+ * them (the relay logs its own deliveries), then the message's. */
+static void
+log_outcome(const struct postern_smtp_txn *t, size_t ok, size_t temp,
+            size_t perm)
+{
+	size_t i;
+
+	for (i = 0; i < t->nrcpts; i++) {
+		const struct smtp_rcpt *r = &t->rcpts[i];
+		int relayed = r->route == SMTP_ROUTE_RELAY;
+
+		if (r->removed)
+			continue;
+		smtp_log_txn(t->logp, POSTERN_LOG_INFO,
+		             "to=<%s>, relay=%s, status=%s (%s)", r->r.address,
+		             relayed ? "queue" : "local",
+		             r->result >= 500 ? "bounced"
+		             : r->result != 0 ? "deferred"
+		             : relayed        ? "queued" : "sent",
+		             r->result != 0 ? r->result_text
+		             : relayed      ? "for the relay"
+		             : t->outcome == SMTP_OUT_QUARANTINE
+		                            ? "2.0.0 quarantined"
+		                            : "2.0.0 delivered");
+	}
+	smtp_log_txn(t->logp, POSTERN_LOG_INFO,
+	             "from=<%s>, size=%llu, nrcpt=%zu: %zu delivered, %zu "
+	             "deferred, %zu failed%s%s%s", t->env.sender,
+	             (unsigned long long)t->size, ok + temp + perm, ok, temp,
+	             perm,
+	             t->outcome == SMTP_OUT_QUARANTINE ? " (quarantined)" : "",
+	             /* The relay names it otherwise only when the id was
+	              * taken (it never is, short of a clock gone back). */
+	             t->queue_id[0] != '\0' && strcmp(t->queue_id, t->id) != 0
+	                 ? ", relay queue id " : "",
+	             t->queue_id[0] != '\0' && strcmp(t->queue_id, t->id) != 0
+	                 ? t->queue_id : "");
+}
+
 static void
 after_delivery(struct smtp_session *s)
 {
 	struct postern_smtp_txn *t = &s->txn;
 	size_t i, ok = 0, temp = 0, perm = 0;
-	const struct smtp_rcpt *first_perm = NULL;
+	const struct smtp_rcpt *first_perm = NULL, *first_temp = NULL;
 
 	for (i = 0; i < t->nrcpts; i++) {
 		const struct smtp_rcpt *r = &t->rcpts[i];
@@ -613,31 +671,29 @@ after_delivery(struct smtp_session *s)
 			perm++;
 			if (first_perm == NULL)
 				first_perm = r;
-		} else
+		} else {
 			temp++;
+			if (first_temp == NULL)
+				first_temp = r;
+		}
 	}
-	smtp_host->conn_log(s->conn, POSTERN_LOG_INFO,
-	                    "smtp: message %s from=<%s> size=%llu: %zu "
-	                    "delivered, %zu deferred, %zu failed%s%s%s",
-	                    t->id, t->env.sender, (unsigned long long)t->size,
-	                    ok, temp, perm,
-	                    t->outcome == SMTP_OUT_QUARANTINE
-	                        ? " (quarantined)" : "",
-	                    t->queue_id[0] != '\0' ? ", relay queue id " : "",
-	                    t->queue_id);
+	log_outcome(t, ok, temp, perm);
 	if (temp == 0 && perm == 0) {
 		smtp_reply(s, 250, "2.0.0", "Ok: queued as %s", t->id);
 		smtp_host->conn_junk_reset(s->conn); /* as Postfix */
 	}
 	else if (temp == 0 && ok == 0)
 		reply_coded(s, first_perm->result, first_perm->result_text);
+	else if (perm == 0 && ok == 0)
+		/* every recipient deferred: the reason they were given
+		 * ("452 4.2.2 mailbox full", RFC 3463) */
+		reply_coded(s, first_temp->result, first_temp->result_text);
 	else {
 		if (ok > 0)
-			smtp_host->conn_log(s->conn, POSTERN_LOG_WARNING,
-			                    "smtp: message %s: %zu recipient(s) "
-			                    "got it but others failed: the "
-			                    "client's retry will reach them "
-			                    "again", t->id, ok);
+			smtp_log_txn(t->logp, POSTERN_LOG_WARNING,
+			             "%zu recipient(s) got it but others "
+			             "failed: the client's retry will reach "
+			             "them again", ok);
 		smtp_reply(s, 451, "4.3.0", "temporary local problem, "
 		           "try again later");
 	}
@@ -658,9 +714,8 @@ after_filters(struct smtp_session *s)
 		message_replied(s);
 		return;
 	case SMTP_OUT_DISCARD:
-		smtp_host->conn_log(s->conn, POSTERN_LOG_NOTICE,
-		                    "smtp: message %s discarded by a filter",
-		                    t->id);
+		smtp_log_txn(t->logp, POSTERN_LOG_NOTICE,
+		             "discarded by a filter");
 		smtp_reply(s, 250, "2.0.0", "Ok: queued as %s", t->id);
 		smtp_host->conn_junk_reset(s->conn);
 		message_replied(s);
@@ -669,10 +724,9 @@ after_filters(struct smtp_session *s)
 		if (smtp_host->conn_peer_gone(s->conn)) {
 			/* No 250 can reach the client, which will send the
 			 * message again: delivering it would make two. */
-			smtp_host->conn_log(s->conn, POSTERN_LOG_NOTICE,
-			                    "smtp: message %s not delivered: the "
-			                    "client left before its reply",
-			                    t->id);
+			smtp_log_txn(t->logp, POSTERN_LOG_NOTICE,
+			             "not delivered: the client left before "
+			             "its reply");
 			smtp_txn_reset(s);
 			smtp_session_close(s);
 			return;
@@ -699,9 +753,8 @@ end_message(struct smtp_session *s)
 	struct postern_smtp_txn *t = &s->txn;
 
 	if (t->reader.errors != 0) {
-		smtp_host->conn_log(s->conn, POSTERN_LOG_NOTICE,
-		                    "smtp: message %s refused: %s", t->id,
-		                    smtp_data_error_text(t->reader.errors));
+		smtp_log_txn(t->logp, POSTERN_LOG_NOTICE, "refused: %s",
+		             smtp_data_error_text(t->reader.errors));
 		smtp_reply_error(s, 550, "5.6.0",
 		                 smtp_data_error_text(t->reader.errors));
 		message_replied(s);

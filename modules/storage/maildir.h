@@ -297,6 +297,25 @@ int md_view_open_file(postern_mailbox_t *mb, uint32_t uid);
 /* Path of the view record's file. */
 void md_view_path(postern_mailbox_t *mb, uint32_t i, char *buf, size_t len);
 
+/* ---- maildir_quota.c ----------------------------------------------- */
+
+/* The configured limits (storage_maildir.c sets them at init); 0: none. */
+extern uint64_t md_quota_storage_limit, md_quota_message_limit;
+int md_quota_enabled(void);
+/* The user's usage from root/maildirsize, counted again from the
+ * folders when needed.  -1 (logged) when the Maildir cannot be read. */
+int md_quota_usage(const char *root, uint64_t *bytes, uint64_t *count);
+/* 0 when `bytes` octets in `count` more messages stay within the limits,
+ * else -1 with err set (POSTERN_SE_OVERQUOTA, or TEMP). */
+int md_quota_check(const char *root, uint64_t bytes, uint64_t count,
+                   struct postern_storage_err *err);
+/* Records a change of the usage (saved, copied, expunged messages). */
+void md_quota_add(const char *root, int64_t bytes, int64_t count);
+/* The usage is to be counted again (a mailbox was deleted whole). */
+void md_quota_forget(const char *root);
+int md_quota_get(postern_store_t *st, struct postern_quota *out,
+                 struct postern_storage_err *err);
+
 /* ---- maildir_cache.c ----------------------------------------------- */
 
 int md_cache_get(postern_mailbox_t *mb, uint32_t uid, const char *field,
@@ -317,6 +336,9 @@ struct md_vrec {
 struct md_vrecs {
 	struct md_vrec *v;
 	uint32_t n, cap;
+	/* The state.gen the records equal (the view's state_gen when it
+	 * held back nothing), or 0: then only a merge can reuse them. */
+	uint64_t gen;
 };
 
 struct md_cache;

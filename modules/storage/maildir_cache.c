@@ -60,6 +60,7 @@ struct md_cache {
 	ino_t ino;        /* of the file read: compaction makes a new one */
 	int fd;           /* kept open for reads */
 	ino_t fd_ino;     /* the file fd is on */
+	off_t check_at;   /* size at which to count the live records again */
 };
 
 static uint32_t
@@ -169,6 +170,7 @@ cache_reset(struct md_cache *c)
 		free(c->e[i].field);
 	c->n = 0;
 	c->end = 0;
+	c->check_at = 0;
 	if (c->slot != NULL)
 		memset(c->slot, 0, c->nslot * sizeof(*c->slot));
 }
@@ -385,7 +387,10 @@ out:
 }
 
 /* Compacts when dead records are most of a big file.  Returns 1 when
- * the file was replaced (the caller's fd is then the old one). */
+ * the file was replaced (the caller's fd is then the old one).
+ * Counting the live records is a pass over all of them, so it is done
+ * again only once the file grew by half: filling the cache of a large
+ * mailbox (a first SEARCH TEXT, one record per message) stays linear. */
 static int
 cache_maybe_compact(postern_mailbox_t *mb, int fd)
 {
@@ -393,8 +398,9 @@ cache_maybe_compact(postern_mailbox_t *mb, int fd)
 	off_t live = sizeof(struct chdr);
 	size_t i;
 
-	if (c->end < (off_t)CACHE_COMPACT_MIN)
+	if (c->end < (off_t)CACHE_COMPACT_MIN || c->end < c->check_at)
 		return 0;
+	c->check_at = c->end + c->end / 2;
 	for (i = 0; i < c->n; i++)
 		if (rec_live(mb, &c->e[i]))
 			live += rec_bytes(&c->e[i]);

@@ -261,6 +261,7 @@ md_copy(postern_mailbox_t *mb, const struct postern_uid_range *uids,
 	struct cp c = { .mb = mb };
 	char path[4200];
 	struct stat sb;
+	uint64_t bytes = 0;
 	size_t i;
 	int rc = -1;
 
@@ -275,13 +276,25 @@ md_copy(postern_mailbox_t *mb, const struct postern_uid_range *uids,
 	snprintf(path, sizeof(path), "%s/cur", c.ddir);
 	if (stat(path, &sb) < 0)
 		md_err(err, POSTERN_SE_NONEXISTENT, "no such mailbox");
-	else if (collect(&c, uids, nranges) < 0 ||
-	         place_all(&c, dest_uidvalidity) < 0)
+	else if (collect(&c, uids, nranges) < 0)
 		md_err(err, c.gone ? POSTERN_SE_EXPUNGED : POSTERN_SE_TEMP,
 		       c.gone ? "some messages no longer exist"
 		              : "cannot copy");
-	else
-		rc = 0;
+	else {
+		for (i = 0; i < c.n; i++)
+			bytes += mb->v[c.it[i].vidx].r.rawsize;
+		/* a move leaves the usage as it was */
+		if (!move && md_quota_check(mb->st->root, bytes, c.n,
+		                            err) < 0)
+			;
+		else if (place_all(&c, dest_uidvalidity) < 0)
+			md_err(err, POSTERN_SE_TEMP, "cannot copy");
+		else {
+			rc = 0;
+			md_quota_add(mb->st->root, (int64_t)bytes,
+			             (int64_t)c.n);
+		}
+	}
 	if (rc == 0) {
 		*src_uids = md_host->pool_alloc(pool, (c.n + 1) * 4);
 		*dest_uids = md_host->pool_alloc(pool, (c.n + 1) * 4);

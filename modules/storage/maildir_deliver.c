@@ -225,6 +225,7 @@ struct save {
 	int renamed_into;          /* 0 none, 'n' new/, 'c' cur/ */
 	char *path;                /* where it was renamed to (malloc'd) */
 	uint32_t uid, uidvalidity;
+	uint64_t rawsize;          /* on disk, for the quota */
 	struct postern_storage_err err;
 };
 
@@ -284,6 +285,7 @@ save_locked(struct save *sv, struct md_state *s)
 	r->modseq = ++s->highestmodseq;
 	r->rawsize = msg->length;
 	md_file_info(path, final, r);
+	sv->rawsize = r->rawsize;
 	r->hdr_size = sv->hdr;
 	r->tz = msg->internal_tz;
 	free(final);
@@ -520,6 +522,16 @@ md_save(postern_store_t *st, const char *name,
 	if ((dir = md_box_dir_existing(st->root, name, err)) == NULL)
 		return -1;
 	sv.dir = dir;
+	/* the message's length as given (with the trace fields put
+	 * before it): what it takes on disk is known once written, the
+	 * limit is checked before */
+	if (md_quota_check(st->root, msg->length +
+	                   (POSTERN_SIZED_HAS(msg, offset) ? msg->head_len
+	                                                   : 0),
+	                   1, err) < 0) {
+		free(dir);
+		return -1;
+	}
 	if ((sv.sized = write_tmp(dir, msg, &sv.tmp, &sv.hdr)) == NULL) {
 		md_err(err, POSTERN_SE_TEMP, "cannot write the message");
 		free(dir);
@@ -533,6 +545,8 @@ md_save(postern_store_t *st, const char *name,
 		if (sv.renamed_into == 0)
 			unlink(sv.tmp);
 	}
+	if (sv.renamed_into != 0)
+		md_quota_add(st->root, (int64_t)sv.rawsize, 1);
 	free(sv.tmp);
 	free(sv.sized);
 	free(sv.path);
@@ -560,6 +574,7 @@ md_append_many(postern_store_t *st, const char *name,
 {
 	struct save *sv;
 	char *dir;
+	uint64_t bytes = 0, stored = 0;
 	size_t i;
 	int rc = -1;
 
@@ -569,6 +584,14 @@ md_append_many(postern_store_t *st, const char *name,
 	}
 	if ((dir = md_box_dir_existing(st->root, name, err)) == NULL)
 		return -1;
+	/* the quota: all of them, before any is written */
+	for (i = 0; i < n; i++)
+		bytes += msgs[i]->length + (POSTERN_SIZED_HAS(msgs[i], offset) ?
+		                            msgs[i]->head_len : 0);
+	if (md_quota_check(st->root, bytes, n, err) < 0) {
+		free(dir);
+		return -1;
+	}
 	if ((sv = calloc(n, sizeof(*sv))) == NULL) {
 		md_err(err, POSTERN_SE_TEMP, "out of memory");
 		free(dir);
@@ -592,8 +615,11 @@ md_append_many(postern_store_t *st, const char *name,
 		*err = sv[i < n ? i : 0].err;
 		goto out;
 	}
-	for (i = 0; i < n; i++)
+	for (i = 0; i < n; i++) {
 		uids[i] = sv[i].uid;
+		stored += sv[i].rawsize;
+	}
+	md_quota_add(st->root, (int64_t)stored, (int64_t)n);
 	*uidvalidity = sv[0].uidvalidity;
 	rc = 0;
 out:

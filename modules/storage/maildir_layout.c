@@ -897,6 +897,9 @@ md_remove(postern_store_t *st, const char *name,
 	} else if (rm_tree(gone) < 0)
 		md_log(POSTERN_LOG_WARNING, "remove %s: %s", gone,
 		       strerror(errno));
+	if (rc == 0)
+		/* its messages left the quota: counted again */
+		md_quota_forget(st->root);
 	free(gone);
 	free(dir);
 	return rc;

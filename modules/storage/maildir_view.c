@@ -255,6 +255,38 @@ view_reuse(postern_mailbox_t *mb, struct md_vrecs *old)
 	return i == s->nrec ? 0 : -1;
 }
 
+/* The parked records are the state's, untouched since they were parked
+ * (nothing replayed or written since): they become the view as they
+ * are, and only the \Recent marks, a suffix of the view in both, are
+ * redone.  No pass over the records: SELECT of a large mailbox that was
+ * open a moment ago costs what a small one does. */
+static int
+view_take_exact(postern_mailbox_t *mb, struct md_vrecs *old,
+                uint32_t recent)
+{
+	const struct md_state *s = &mb->state;
+	uint32_t lo = 0, hi, mid, i;
+
+	if (old->v == NULL || old->gen == 0 || old->gen != s->gen ||
+	    old->n != s->nrec || old->cap < s->nrec + 1)
+		return 0;
+	mb->v = old->v;
+	mb->n = old->n;
+	mb->cap = old->cap;
+	memset(old, 0, sizeof(*old));
+	for (hi = mb->n; lo < hi;) {
+		mid = lo + (hi - lo) / 2;
+		if (mb->v[mid].r.uid < recent)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	mb->nrecent = mb->n - lo;
+	for (i = mb->n; i > 0 && (i > lo || mb->v[i - 1].recent); i--)
+		mb->v[i - 1].recent = i > lo;
+	return 1;
+}
+
 static int
 view_load(postern_mailbox_t *mb, struct md_vrecs *old,
           struct postern_storage_err *err)
@@ -267,7 +299,9 @@ view_load(postern_mailbox_t *mb, struct md_vrecs *old,
 		md_vrecs_free(old);
 		return -1;
 	}
-	if (reusable(old, s)) {
+	if (view_take_exact(mb, old, recent)) {
+		rc = 0;
+	} else if (reusable(old, s)) {
 		rc = view_reuse(mb, old);
 		for (i = 0; i < mb->n; i++) {
 			mb->v[i].recent = s->recs[i].uid >= recent;
@@ -309,7 +343,8 @@ md_close(postern_mailbox_t *mb)
 	if (mb->exclfd >= 0)
 		close(mb->exclfd);
 	if (mb->dir != NULL) {
-		struct md_vrecs recs = { mb->v, mb->n, mb->cap };
+		struct md_vrecs recs = { mb->v, mb->n, mb->cap,
+		                         mb->held ? 0 : mb->state_gen };
 
 		mb->v = NULL;
 		mb->n = mb->cap = 0;
@@ -384,6 +419,10 @@ md_status(postern_mailbox_t *mb, struct postern_mailbox_status *caller)
 	out->recent = mb->nrecent;
 	for (i = 0; i < mb->n; i++) {
 		out->total_size += mb->v[i].r.size;
+		if (mb->v[i].r.flags & POSTERN_MSG_DELETED) {
+			out->deleted++;
+			out->deleted_size += mb->v[i].r.size;
+		}
 		if (mb->v[i].r.flags & POSTERN_MSG_SEEN)
 			continue;
 		out->unseen++;
@@ -804,6 +843,7 @@ expunge_locked(postern_mailbox_t *mb, struct md_state *s,
 	unsigned char *keep = malloc(s->nrec + 1);
 	char path[8192];
 	uint32_t j, gone = 0;
+	uint64_t bytes = 0;
 	int rc = 0;
 
 	if (keep == NULL)
@@ -827,7 +867,9 @@ expunge_locked(postern_mailbox_t *mb, struct md_state *s,
 		}
 		keep[j] = 0;
 		gone++;
+		bytes += s->recs[j].rawsize;
 	}
+	md_quota_add(mb->st->root, -(int64_t)bytes, -(int64_t)gone);
 	if (gone > 0) {
 		md_state_keep(s, keep);
 		s->highestmodseq++; /* an expunge is a change (RFC 7162) */
@@ -897,6 +939,10 @@ state_status(const struct md_state *s, struct postern_mailbox_status *caller)
 	out->readonly = 1;
 	for (i = 0; i < s->nrec; i++) {
 		out->total_size += s->recs[i].size;
+		if (s->recs[i].flags & POSTERN_MSG_DELETED) {
+			out->deleted++;
+			out->deleted_size += s->recs[i].size;
+		}
 		/* \Recent as the next read-write view would see it. */
 		out->recent += s->recs[i].uid >= s->first_recent_uid;
 		if (s->recs[i].flags & POSTERN_MSG_SEEN)

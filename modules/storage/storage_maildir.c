@@ -19,6 +19,8 @@
 
 struct md_settings {
 	const char *location;
+	long long quota_storage;
+	long long quota_messages;
 };
 
 const struct postern_host *md_host;
@@ -29,6 +31,16 @@ static const struct postern_cfg_key md_keys[] = {
 	{ .name = "location", .type = POSTERN_CFG_STRING,
 	  .offset = offsetof(struct md_settings, location), .def = "~/Maildir",
 	  .doc = "Maildir: ~ home, %u user, %d domain, %n local part" },
+	{ .name = "quota_storage", .type = POSTERN_CFG_SIZE,
+	  .offset = offsetof(struct md_settings, quota_storage), .def = "0",
+	  .min = 0, .max = 1LL << 50,
+	  .doc = "every user's limit on the octets of all messages "
+	         "(maildirsize; RFC 9208 STORAGE), 0: none" },
+	{ .name = "quota_messages", .type = POSTERN_CFG_INT,
+	  .offset = offsetof(struct md_settings, quota_messages), .def = "0",
+	  .min = 0, .max = 1LL << 40,
+	  .doc = "every user's limit on the number of messages "
+	         "(RFC 9208 MESSAGE), 0: none" },
 	{ .name = NULL },
 };
 
@@ -173,6 +185,7 @@ static const struct postern_storage md_table = {
 	.deliver = md_deliver,
 	.sync_needed = md_sync_needed,
 	.msg_open_nowait = md_msg_open_nowait,
+	.quota_get = md_quota_get,
 	.append_many = md_append_many,
 };
 
@@ -201,6 +214,8 @@ md_init(const struct postern_host *h, postern_module_t *m)
 		             "location must not be empty");
 		return -1;
 	}
+	md_quota_storage_limit = (uint64_t)settings.quota_storage;
+	md_quota_message_limit = (uint64_t)settings.quota_messages;
 	if (h->worker_ops(m, &md_worker_ops, NULL) < 0)
 		return -1;
 	return h->service_publish(m, POSTERN_STORAGE_SERVICE,

@@ -109,7 +109,7 @@ postern() {
 		echo "$3"
 	} >"$d/etc/postern.conf"
 	: >"$d/etc/users"
-	echo "bench-pw" | "$top_builddir/core/posternctl" \
+	echo "bench-pw" | "$top_builddir/posternctl/posternctl" \
 		-c "$d/etc/postern.conf" user add "rcpt@bench.example" \
 		--password-stdin >/dev/null
 	"$top_builddir/core/posternd" -f -c "$d/etc/postern.conf" \

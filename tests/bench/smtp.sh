@@ -94,7 +94,7 @@ EOF
 : >"$W/etc/aliases"
 # One mailbox per run, so each run starts from an empty one.
 for c in $CONCS; do
-	echo "bench-pw" | "$top_builddir/core/posternctl" \
+	echo "bench-pw" | "$top_builddir/posternctl/posternctl" \
 		-c "$W/etc/postern.conf" user add "c$c@bench.example" \
 		--password-stdin >/dev/null
 done

@@ -23,7 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "mime.h"
+#include "mime/mime.h"
 #include "pool.h"
 
 /* Pool octets allowed per input octet; an address of 3 octets ("",)

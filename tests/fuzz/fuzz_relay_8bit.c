@@ -22,7 +22,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "mime.h"
+#include "mime/mime.h"
 #include "pool.h"
 #include "relay_8bit.h"
 

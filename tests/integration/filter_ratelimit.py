@@ -3,17 +3,21 @@
 domain, recipients per authenticated user and connections per client
 address, each counted over both workers (clients land on either), with
 450 4.7.1 past a message or recipient limit and 421 (and the connection
-closed) past the connection limit; other keys keep their own counts."""
+closed) past the connection limit; other keys keep their own counts.
+The metrics endpoint counts the filter's answers and their time."""
 import smtplib
+import urllib.request
 
 from smtp_common import Raw, ehlo_session, smtp_server, stop_clean, \
     tls_context
-from testlib import Runner
+from testlib import Runner, free_port
 
 R = Runner("filter_ratelimit")
+METRICS = free_port()
 # Windows of a day: no window boundary falls inside the test.
 SRV = smtp_server(R, relay=False, workers=2,
                   extra_modules=["filter_ratelimit"], extra_conf="""
+metrics_listen = "127.0.0.1:%d";
 filter_ratelimit = {
   limits = (
     { name = "mail-per-domain"; count = "messages"; per = "sender_domain";
@@ -24,7 +28,7 @@ filter_ratelimit = {
       max = 8; window = "1d"; }
   );
 };
-""")
+""" % METRICS)
 MX = SRV.port("mx")
 connections = 0
 
@@ -91,8 +95,31 @@ def test_connections_per_client(r):
         o.close()
 
 
+def test_metrics_count_the_filter(r):
+    """Every answer above went through the hook: postern_filter_*."""
+    text = urllib.request.urlopen("http://127.0.0.1:%d/metrics" % METRICS,
+                                  timeout=10).read().decode()
+    samples = {}
+    for line in text.splitlines():
+        if not line.startswith("#"):
+            name, value = line.rsplit(" ", 1)
+            samples[name] = float(value)
+    mod = '{module="filter_ratelimit"}'
+    # Refusals seen above: 1 MAIL, 1 RCPT (450) and connections (421).
+    assert samples['postern_filter_verdicts_total{verdict="tempfail"}'] \
+        >= 3, text
+    assert samples['postern_filter_verdicts_total{verdict="continue"}'] \
+        >= 10, text
+    calls = samples["postern_filter_calls_total" + mod]
+    answers = sum(v for k, v in samples.items()
+                  if k.startswith("postern_filter_verdicts_total"))
+    assert calls == answers, text
+    assert samples["postern_filter_microseconds_total" + mod] > 0, text
+    assert samples["postern_filter_timeouts_total" + mod] == 0, text
+
+
 for t in (test_messages_per_sender_domain, test_recipients_per_user,
-          test_connections_per_client):
+          test_connections_per_client, test_metrics_count_the_filter):
     R.run(t)
 if R.failed:
     print(SRV.log())

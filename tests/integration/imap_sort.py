@@ -148,7 +148,7 @@ def test_errors(R):
     for bad in ("SORT (NAME) UTF-8 ALL", "SORT DATE UTF-8 ALL",
                 "SORT (DATE) ALL", "SORT (REVERSE) UTF-8 ALL",
                 "SORT () UTF-8 ALL", "THREAD SPAGHETTI UTF-8 ALL",
-                "SORT RETURN (PARTIAL 1:5) (DATE) UTF-8 ALL"):
+                "SORT RETURN (PARTIAL 1:*) (DATE) UTF-8 ALL"):
         out = r.cmd("b", bad)
         assert out[-1].startswith("b BAD"), (bad, out)
     out = r.cmd("n", "SORT (%s) UTF-8 ALL" % " ".join(["DATE"] * 1000))

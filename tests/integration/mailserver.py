@@ -11,7 +11,8 @@ self-signed certificate, and whatever protocol modules a test names.
     ... srv.port("smtp"), srv.maildir("alice@example.org") ...
     srv.stop()
 
-`conf` is libconfig text appended to the configuration, with %(NAME)d
+`storage` is libconfig text added inside the storage_maildir group
+(quota limits).  `conf` is libconfig text appended to the configuration, with %(NAME)d
 replaced by the port allocated for each name in `ports` and %(tls)s by
 the group { cert = ...; key = ...; } of the test certificate.  Protocol
 modules are named by their directory under modules/ ("smtp" loads
@@ -29,7 +30,7 @@ from testlib import (AUTH_PASSWD_SO, STORAGE_MAILDIR_SO, Daemon, make_cert,
 
 class MailServer:
     def __init__(self, runner, modules, conf="", ports=(), workers=1,
-                 failure_delay="100ms", name="srv"):
+                 failure_delay="100ms", name="srv", storage=""):
         self.dir = os.path.join(runner.tmp, name)
         os.makedirs(os.path.join(self.dir, "etc"), exist_ok=True)
         os.makedirs(os.path.join(self.dir, "state"), exist_ok=True)
@@ -60,9 +61,9 @@ auth_passwd = {
   argon2_opslimit = 1;
   argon2_memlimit = "8M";
 };
-storage_maildir = { location = "%s/%%d/%%n"; };
+storage_maildir = { location = "%s/%%d/%%n"; %s };
 """ % (", ".join('"%s"' % n for n in names), self.dir, self.dir, workers,
-                self.user, failure_delay, self.mail))
+                self.user, failure_delay, self.mail, storage))
             f.write(conf % values)
         for f in ("users", "aliases"):
             open(os.path.join(self.dir, "etc", f), "a").close()

@@ -1,7 +1,7 @@
 #!/bin/sh
-# The manual pages render with man(1) without a single warning, and
+# The manual pages render with man(1) without a single warning,
 # postern.conf(5), written from the schema, documents the keys of the core
-# and of every bundled module.
+# and of every bundled module, and postern-sdk(3) is the module guide.
 set -u
 : "${top_builddir:?}" "${top_srcdir:?}"
 
@@ -20,7 +20,8 @@ if ! command -v man >/dev/null 2>&1; then
 	exit 77
 fi
 for page in "$top_srcdir/man/posternd.8" "$top_srcdir/man/posternctl.8" \
-    "$top_builddir/man/postern.conf.5"; do
+    "$top_srcdir/man/postern-filter-test.1" \
+    "$top_builddir/man/postern.conf.5" "$top_builddir/man/postern-sdk.3"; do
 	out=$(LC_ALL=C.UTF-8 MANWIDTH=80 man --warnings -l "$page" 2>&1 >/dev/null)
 	[ -z "$out" ] && [ -s "$page" ]
 	check $? "$(basename "$page") renders without warnings${out:+: $out}"
@@ -31,6 +32,13 @@ for key in output_high_water auth_queue_per_ip argon2_memlimit location \
     retry_max; do
 	echo "$conf" | grep -Eq "^ +$key( |$)"
 	check $? "postern.conf(5) documents $key"
+done
+# postern-sdk(3) is the guide: its sections and its code are there.
+sdk=$(LC_ALL=C.UTF-8 MANWIDTH=200 man -l "$top_builddir/man/postern-sdk.3" 2>/dev/null)
+for want in "^THE DESCRIPTOR" "^WRITING AN SMTP FILTER" \
+    "#include <postern/postern.h>" "POSTERN_MODULE\(\.name = \"mymod\""; do
+	echo "$sdk" | grep -Eq "$want"
+	check $? "postern-sdk(3) has $want"
 done
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

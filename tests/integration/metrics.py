@@ -170,6 +170,32 @@ def test_counters_move_with_real_traffic(R):
     assert get(after, "postern_worker_rss_bytes", worker="0") > 1 << 20
 
 
+def test_sessions_gauge_follows_open_connections(R):
+    def level(proto):
+        return get(scrape(), "postern_sessions", protocol=proto)
+
+    def wait_level(want):
+        deadline = time.time() + 10
+        while time.time() < deadline:
+            now = {p: level(p) for p in want}
+            if now == want:
+                return
+            time.sleep(0.05)
+        raise AssertionError("sessions %r, wanted %r" % (now, want))
+    wait_level({"smtp": 0, "imap": 0, "pop3": 0})
+    s = smtplib.SMTP("127.0.0.1", SRV.port("mx"), timeout=10)
+    i1 = imaplib.IMAP4("127.0.0.1", SRV.port("imap"), timeout=10)
+    i2 = imaplib.IMAP4("127.0.0.1", SRV.port("imap"), timeout=10)
+    p = poplib.POP3("127.0.0.1", SRV.port("pop3"), timeout=10)
+    wait_level({"smtp": 1, "imap": 2, "pop3": 1})
+    i1.logout()
+    p.quit()
+    wait_level({"smtp": 1, "imap": 1, "pop3": 0})
+    s.quit()
+    i2.logout()
+    wait_level({"smtp": 0, "imap": 0, "pop3": 0})
+
+
 def test_posternctl_stats(R):
     status, out, err = posternctl("-c", SRV.conf_path, "stats")
     assert status == 0, (status, out, err)
@@ -245,7 +271,8 @@ def test_documented(R):
     assert "metrics_listen" in out and "metrics_allow_remote" in out, out
 
 
-for t in (test_counters_move_with_real_traffic, test_posternctl_stats,
+for t in (test_counters_move_with_real_traffic,
+          test_sessions_gauge_follows_open_connections, test_posternctl_stats,
           test_other_paths_methods_and_sizes,
           test_slow_and_idle_clients_never_block_a_scrape,
           test_remote_address_needs_allow_remote, test_documented):

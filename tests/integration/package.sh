@@ -39,7 +39,7 @@ DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
 getent passwd postern >/dev/null || { echo "FAIL: no postern user"; exit 1; }
 
 ports=$(python3 -c 'import socket
-s=[socket.socket() for _ in range(2)]
+s=[socket.socket() for _ in range(3)]
 [x.bind(("127.0.0.1",0)) for x in s]
 print(" ".join(str(x.getsockname()[1]) for x in s))')
 set -- $ports
@@ -47,16 +47,18 @@ cat >/etc/postern/conf.d/99-package-test.conf <<CONF
 modules = [ "auth_passwd", "storage_maildir", "smtp", "imap" ];
 smtp = { listen = ( { name = "mx"; address = "127.0.0.1"; port = $1; mode = "mx"; } ); };
 imap = { listen = ( { name = "imap"; address = "127.0.0.1"; port = $2; } ); };
+metrics_listen = "127.0.0.1:$3";
 CONF
 /usr/sbin/posternd -t
 echo secret-pw | /usr/sbin/posternctl user add alice@example.org --password-stdin
-# posternctl writes the users file root-only; the workers read it as postern.
-chgrp postern /etc/postern/users && chmod 640 /etc/postern/users
+# posternctl makes the users file for the workers' group to read.
+[ "$(stat -c %G:%a /etc/postern/users)" = postern:640 ] ||
+	{ echo "FAIL: users file is $(stat -c %U:%G:%a /etc/postern/users)"; exit 1; }
 /usr/sbin/posternd -f >"$tmp/posternd.log" 2>&1 &
 pid=$!
-python3 - "$1" "$2" <<'PY'
-import imaplib, smtplib, socket, sys, time
-smtp, imap = int(sys.argv[1]), int(sys.argv[2])
+python3 - "$1" "$2" "$3" <<'PY'
+import imaplib, smtplib, socket, sys, time, urllib.request
+smtp, imap, metrics = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
 end = time.time() + 20
 while True:
     try:
@@ -80,6 +82,14 @@ while True:
     if time.time() > end: sys.exit("FAIL: message not delivered")
     time.sleep(0.3)
 print("delivered and read back")
+text = urllib.request.urlopen("http://127.0.0.1:%d/metrics" % metrics,
+                              timeout=10).read().decode()
+def sample(name):
+    return sum(float(l.split()[-1]) for l in text.splitlines()
+               if l.startswith(name + "{") or l.startswith(name + " "))
+assert sample("postern_local_deliveries_total") >= 1, text
+assert sample("postern_logins_total") >= 1, text
+print("metrics scraped")
 PY
 kill "$pid"; wait "$pid" || true; pid=""
 dpkg --purge postern postern-dev >/dev/null

@@ -4,12 +4,13 @@ listed, changed and removed through the files, passwords only from
 standard input, and the exit status and message of every kind of error.
 """
 import os
+import pwd
 import re
 import stat
 import time
 
 from testlib import (AUTH_PASSWD_SO, STORAGE_MAILDIR_SO, TEST_MODULES,
-                     Daemon, Runner, posternctl, posternd)
+                     Daemon, Runner, Skip, posternctl, posternd)
 
 R = Runner("posternctl")
 
@@ -244,6 +245,38 @@ def test_posternd_workers_read_what_posternctl_wrote(r):
         d.stop()
 
 
+def test_a_new_users_file_is_readable_by_the_workers(r):
+    """Run as root, `user add` on a fresh install makes the users file
+    with the workers' group, so a daemon running as `user` reads it."""
+    if os.geteuid() != 0:
+        raise Skip("not root: no privilege drop to check")
+    etc = os.path.join(R.tmp, "fresh")
+    conf = config(etc)
+    with open(conf, "a") as f:
+        f.write('workers = 1;\nlog_level = "info";\nuser = "nobody";\n')
+    os.chmod(R.tmp, 0o755)
+    os.chmod(etc, 0o755)
+    users = os.path.join(etc, "users")
+    status, out, err = posternctl("-c", conf, "user", "add",
+                                  "erin@example.org", "--password-stdin",
+                                  stdin="pw\n")
+    assert status == 0, err
+    st = os.stat(users)
+    nobody = pwd.getpwnam("nobody")
+    assert st.st_gid == nobody.pw_gid, (st.st_gid, nobody.pw_gid)
+    assert stat.S_IMODE(st.st_mode) == 0o640, oct(st.st_mode)
+    d = Daemon(conf)
+    try:
+        deadline = time.time() + 15
+        want = "%s: 1 user(s), 0 alias(es), 2 local domain(s)" % users
+        while want not in d.read_log() and time.time() < deadline:
+            assert d.proc.poll() is None, d.read_log()
+            time.sleep(0.1)
+        assert want in d.read_log(), d.read_log()
+    finally:
+        d.stop()
+
+
 for case in (test_the_configuration_checks,
              test_user_add_writes_an_argon2id_hash,
              test_user_add_twice_fails,
@@ -258,6 +291,7 @@ for case in (test_the_configuration_checks,
              test_mailbox_list_through_storage,
              test_without_an_auth_module,
              test_a_broken_configuration_names_file_and_line,
-             test_posternd_workers_read_what_posternctl_wrote):
+             test_posternd_workers_read_what_posternctl_wrote,
+             test_a_new_users_file_is_readable_by_the_workers):
     R.run(case)
 R.finish()

@@ -12,6 +12,7 @@ import re
 import subprocess
 import sys
 import time
+import urllib.request
 
 from relay_common import (MSG, NextHop, relay_server, send, strip_received,
                           wait_log, have)
@@ -422,15 +423,45 @@ def grp_name(gid):
     return grp.getgrgid(gid).gr_name
 
 
+def relay_metrics(port):
+    """{sample name with labels: value} of postern_relay_*."""
+    text = urllib.request.urlopen("http://127.0.0.1:%d/metrics" % port,
+                                  timeout=10).read().decode()
+    return {k: float(v) for k, v in (l.rsplit(" ", 1)
+                                     for l in text.splitlines()
+                                     if l.startswith("postern_relay_"))}
+
+
+def wait_metrics(port, want):
+    """The relay metrics once every sample of `want` has its value (the
+    queue gauge follows the scheduler's one-second tick)."""
+    deadline = time.time() + 10
+    while True:
+        got = relay_metrics(port)
+        if all(got.get(k) == v for k, v in want.items()):
+            return got
+        assert time.time() < deadline, (want, got)
+        time.sleep(0.2)
+
+
 def test_posternctl_queue(r):
     port = free_port()
+    metrics = free_port()
     srv = relay_server(r, smarthost(port, 'tls = "none";'), name="ctl",
-                       relay_extra='retry_min = "1h"; retry_max = "2h";')
+                       relay_extra='retry_min = "1h"; retry_max = "2h";',
+                       core_extra='metrics_listen = "127.0.0.1:%d";' %
+                       metrics)
     hop = None
     try:
         for who in ("held", "flushed", "deleted"):
             send(srv, ["%s@remote.example" % who])
         wait_log(srv, r"status=deferred", count=3)
+        wait_metrics(metrics, {
+            'postern_relay_queue{state="later"}': 3,
+            'postern_relay_queue{state="due"}': 0,
+            'postern_relay_queue{state="active"}': 0,
+            'postern_relay_attempts_total{status="deferred"}': 3,
+            'postern_relay_attempts_total{status="sent"}': 0})
         out = srv.ctl("queue", "list")
         assert "3 message(s): 0 due, 3 deferred, 0 held" in out, out
         ids = re.findall(r"^([0-9A-F]{20})  deferred", out, re.M)
@@ -461,6 +492,10 @@ def test_posternctl_queue(r):
         time.sleep(1)
         out = srv.ctl("queue", "list")
         assert "0 message(s)" in out, out
+        wait_metrics(metrics, {
+            'postern_relay_queue{state="later"}': 0,
+            'postern_relay_attempts_total{status="sent"}': 2,
+            'postern_relay_attempts_total{status="bounced"}': 0})
         from testlib import posternctl
         st, _, err = posternctl("-c", srv.conf_path, "queue", "show",
                                 by["deleted"])

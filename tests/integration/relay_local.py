@@ -55,15 +55,18 @@ def test_550_report_in_the_senders_inbox(r):
         submit(srv, ["bob@remote.example"])
         wait_log(srv, r"to=<bob@remote\.example>.*dsn=5\.1\.1, "
                  r"status=bounced")
-        # The session's line names the relay's queue id, which every
-        # relay line about the message starts with: grep leads from one
-        # to the other.
-        m = re.search(r"smtp: message \S+ from=<alice@example\.org> "
-                      r"size=\d+: 1 delivered, 0 deferred, 0 failed, "
-                      r"relay queue id (\w+)", srv.log())
+        # The transaction's id leads every line about the message, the
+        # session's and the relay's (which queued it under that id):
+        # one grep finds them all.
+        m = re.search(r"conn=\d+ peer=\S+: smtp: ([0-9A-F]{20}): "
+                      r"from=<alice@example\.org>, size=\d+, nrcpt=1: 1 "
+                      r"delivered, 0 deferred, 0 failed\n", srv.log())
         assert m, srv.log()[-3000:]
         assert re.search(r"relay: %s: to=<bob@remote\.example>" %
                          m.group(1), srv.log()), srv.log()[-3000:]
+        assert re.search(r"smtp: %s: to=<bob@remote\.example>, "
+                         r"relay=queue, status=queued" % m.group(1),
+                         srv.log()), srv.log()[-3000:]
         msgs = inbox_reports(srv)
         assert len(msgs) == 1, (len(msgs), srv.log()[-3000:])
         m = msgs[0]

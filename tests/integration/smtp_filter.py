@@ -176,7 +176,7 @@ def test_cleanup_stages_exactly_once(r):
     c.close()
     time.sleep(0.5)
     log = SRV.log()
-    m = re.findall(r"conn=(\d+) [^\n]*smtp: message", log)
+    m = re.findall(r"conn=(\d+) [^\n]*smtp: [0-9A-F]{20}: from=", log)
     sid = m[-1]
     resets = re.findall(r"smtp_filter: reset session %s\n" % sid, log)
     disconnects = re.findall(r"smtp_filter: disconnect session %s\n" % sid,

@@ -20,7 +20,7 @@ POSTERND = os.path.join(TOP_BUILDDIR, "core", "posternd")
 TEST_MODULES = os.path.join(TOP_BUILDDIR, "tests", "modules", ".libs")
 HELLO_SO = os.path.join(TOP_BUILDDIR, "sdk", "examples", "hello", ".libs",
                         "hello.so")
-POSTERNCTL = os.path.join(TOP_BUILDDIR, "core", "posternctl")
+POSTERNCTL = os.path.join(TOP_BUILDDIR, "posternctl", "posternctl")
 
 
 def module_so(directory, name):

@@ -2,7 +2,7 @@
  * mime_use.c - the MIME functions of the host table (ABI 1.3) as a module
  * sees them: checks that the host has them, parses a multipart message
  * fed in 7-octet pieces, decodes an RFC 2047 subject, an address list, a
- * date and a base64 body (and encodes it back, ABI 1.9), round-trips
+ * date and a base64 body (and encodes it back, ABI 1.10), round-trips
  * the tree through the serialized form, and logs what it found for
  * test_loader to compare.  Then (ABI 1.4) a message needing more than
  * its pool's budget: the parse degrades within the budget.
@@ -100,7 +100,7 @@ mu_report(postern_module_t *self, postern_pool_t *pool)
 	                     html->end - html->body_start);
 	h->mime_decoder_finish(d);
 	h->mime_decoder_free(d);
-	/* ABI 1.9: and encoded back */
+	/* ABI 1.10: and encoded back */
 	e = h->mime_encoder_create("base64", mu_collect, &b64);
 	h->mime_encoder_feed(e, text.buf, text.len);
 	(void)h->mime_encoder_finish(e);

@@ -15,7 +15,7 @@
 #include <string.h>
 
 #include "unit.h"
-#include "mime.h"
+#include "mime/mime.h"
 #include "pool.h"
 
 static postern_pool_t *pool;

@@ -6,6 +6,7 @@
  * line cut and a damaged line ignored, the lock held by one opener.
  */
 #include <fcntl.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,11 +45,18 @@ write_one(const char *dir, char *id)
 		.head_len = 13, .fd = -1, .data = body,
 		.length = sizeof(body) - 1,
 	};
+	static unsigned serial;
 	char err[512], *path;
 
+	/* Ids are the caller's (the relay takes host->unique_id's). */
+	snprintf(id, RQ_ID_MAX, "%08X%012X", (unsigned)getpid(), ++serial);
 	CU_ASSERT_FATAL(rq_init(dir, err, sizeof(err)) == 0);
 	CU_ASSERT_FATAL(rq_write(dir, &env, &msg, id, err, sizeof(err)) == 0);
 	CU_ASSERT(rq_id_valid(id));
+	/* An id is taken once: the second write says so and leaves the
+	 * first message alone. */
+	CU_ASSERT(rq_write(dir, &env, &msg, id, err, sizeof(err)) == -1 &&
+	          errno == EEXIST);
 	if (asprintf(&path, "%s/q/%s", dir, id) < 0)
 		abort();
 	return path;

@@ -713,7 +713,24 @@ struct postern_host {
 #endif
 
 #if POSTERN_ABI_TARGET_MINOR >= 9
-	/* ---- MIME body encoding (ABI 1.9; postern/mime.h) ------------ */
+	/* ---- Ids and log prefixes (ABI 1.9) --------------------------- */
+
+	/* Writes a new id into buf (at least POSTERN_ID_SIZE octets):
+	 * POSTERN_ID_LEN uppercase hex digits and a NUL.  Ids sort by the
+	 * time they were made (to 1/16 s) and no two are alike among the
+	 * processes and restarts of one machine.  SMTP names each
+	 * transaction with one and the relay queues it under the same, so
+	 * one grep finds every line about a message.  Any thread. */
+	void (*unique_id)(char *buf, size_t len);
+	/* Copies the prefix conn_log writes ("conn=12 peer=192.0.2.7:4711")
+	 * into buf (truncated to len).  A session keeps it for the lines its
+	 * job threads log (`log(NULL, level, "%s: ...", prefix)`), whose
+	 * connection may be gone by then.  Event loop. */
+	void (*conn_log_prefix)(postern_conn_t *c, char *buf, size_t len);
+#endif
+
+#if POSTERN_ABI_TARGET_MINOR >= 10
+	/* ---- MIME body encoding (ABI 1.10; postern/mime.h) ----------- */
 
 	/* A streaming body encoder: gives `encoding` ("base64", the only
 	 * one so far; NULL for any other, or out of memory) to the octets

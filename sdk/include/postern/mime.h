@@ -54,7 +54,7 @@ extern "C" {
 typedef struct postern_mime_parser postern_mime_parser_t;
 /* A streaming body decoder (opaque). */
 typedef struct postern_mime_decoder postern_mime_decoder_t;
-/* A streaming body encoder (opaque; ABI 1.9). */
+/* A streaming body encoder (opaque; ABI 1.10). */
 typedef struct postern_mime_encoder postern_mime_encoder_t;
 
 /* A Content-Type or Content-Disposition parameter. */

@@ -27,7 +27,7 @@ extern "C" {
 
 #define POSTERN_RELAY_SERVICE "relay"
 #define POSTERN_RELAY_MAJOR 1
-#define POSTERN_RELAY_MINOR 0
+#define POSTERN_RELAY_MINOR 1 /* 1.1: postern_relay_envelope.id */
 
 /* DSN NOTIFY (RFC 3461 section 4.1), as bits; 0 means "not given" (the
  * relay then applies the default: FAILURE, and DELAY at its discretion).
@@ -84,6 +84,11 @@ struct postern_relay_envelope {
 	 * argument; either may be NULL for a message made locally. */
 	const char *client_addr;
 	const char *client_helo;
+	/* 1.1: the transaction's id (host->unique_id), or NULL.  The relay
+	 * queues the message under it when it is free, so the lines about
+	 * the message share one id from SMTP's to the last delivery's.
+	 * Check with POSTERN_SIZED_HAS(env, id). */
+	const char *id;
 };
 
 /* The message: `head` (in memory: trace headers, possibly a rewritten

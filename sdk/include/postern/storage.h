@@ -66,7 +66,7 @@ extern "C" {
 
 #define POSTERN_STORAGE_SERVICE "storage"
 #define POSTERN_STORAGE_MAJOR 1
-#define POSTERN_STORAGE_MINOR 3
+#define POSTERN_STORAGE_MINOR 4
 
 struct postern_user; /* postern/auth.h */
 
@@ -150,6 +150,12 @@ struct postern_mailbox_status {
 	const char *const *keywords;
 	uint32_t nkeywords;
 	int keywords_full;         /* no new keyword can be created */
+	/* Storage 1.3 (filled when `size` covers them and the backend is
+	 * 1.3 or later): the messages flagged \Deleted, their number and
+	 * the sum of their sizes (RFC 9208 STATUS DELETED and
+	 * DELETED-STORAGE). */
+	uint32_t deleted;
+	uint64_t deleted_size;
 };
 
 /* One message of a view.  Owned by the view; valid until its next
@@ -186,6 +192,17 @@ struct postern_sync_changes {
 	uint32_t recent;
 	int new_messages;
 	uint64_t highestmodseq;
+};
+
+/* What quota_get reports (storage 1.3).  A limit of 0 means none; with
+ * no limit the usage need not be counted (0). */
+struct postern_quota {
+	size_t size;              /* sizeof(struct postern_quota) */
+	uint64_t storage_used;    /* octets of every message (RFC 9208
+	                             STORAGE, which counts 1024s) */
+	uint64_t storage_limit;
+	uint64_t message_used;    /* messages (RFC 9208 MESSAGE) */
+	uint64_t message_limit;
 };
 
 /* `sync` flags. */
@@ -427,12 +444,25 @@ struct postern_storage {
 
 	/* ---- storage 1.3 ------------------------------------------------ */
 
+	/* The user's quota: one quota root over every mailbox of the store
+	 * (RFC 9208), its usage and limits, into `out` (whose `size` the
+	 * caller sets; a backend fills only what it covers).  While a limit
+	 * is set, append, copy (not a move) and deliver fail with
+	 * POSTERN_SE_OVERQUOTA when the message(s) would take the usage
+	 * past it.  Blocking. */
+	int (*quota_get)(postern_store_t *st, struct postern_quota *out,
+	                 struct postern_storage_err *err);
+
+	/* ---- storage 1.4 ------------------------------------------------ */
+
 	/* Appends the `n` messages msgs[0..n) to the mailbox `name` as one
 	 * (IMAP MULTIAPPEND, RFC 3502): either every one is stored, durable
 	 * (fsynced) and visible to other sessions at once, with consecutive
 	 * UIDs in order in uids[0..n) (caller's array), or none is and the
 	 * call returns -1 with `err` naming the first failure.  The caller
-	 * keeps the messages and the array.  A caller checks the table's
+	 * keeps the messages and the array.  With a quota (storage 1.3) it
+	 * fails with POSTERN_SE_OVERQUOTA, none stored, when all of them
+	 * would take the usage past a limit.  A caller checks the table's
 	 * size (POSTERN_SIZED_HAS) before calling.  Blocking. */
 	int (*append_many)(postern_store_t *st, const char *name,
 	                   const struct postern_append *const *msgs, size_t n,

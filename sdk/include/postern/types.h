@@ -107,6 +107,10 @@ enum postern_log_level {
 #define POSTERN_SIZED_HAS(p, member)                                        \
 	((p)->size >= offsetof(__typeof__(*(p)), member) + sizeof((p)->member))
 
+/* Ids of host->unique_id (ABI 1.9): 20 uppercase hex digits. */
+#define POSTERN_ID_LEN 20
+#define POSTERN_ID_SIZE (POSTERN_ID_LEN + 1)
+
 #if defined(__GNUC__)
 #define POSTERN_PRINTF(fmt, args) __attribute__((format(printf, fmt, args)))
 #else

@@ -756,6 +756,20 @@ find_cmd(const char *group, const char *verb)
 	return NULL;
 }
 
+/* Run as root, files this tool makes (the users file, for one) get the
+ * workers' group, so that they can read what mode 0640 lets them:
+ * a new file takes the effective group of its maker.  Files that exist
+ * keep their owner, group and mode. */
+static void
+worker_group_files(void)
+{
+	gid_t gid;
+
+	if (process_worker_group(&gid) && setegid(gid) < 0)
+		fail("cannot take the workers' group %d for new files: %s",
+		     (int)gid, strerror(errno));
+}
+
 static int
 run(const struct cmd *cmd, struct ctx *c)
 {
@@ -763,6 +777,7 @@ run(const struct cmd *cmd, struct ctx *c)
 
 	log_open(ME, 0, POSTERN_LOG_WARNING);
 	if (process_setup(c->config, PROCESS_QUIET) == 0) {
+		worker_group_files();
 		c->pool = host_table()->pool_create(16384);
 		rc = cmd->run(c);
 		host_table()->pool_destroy(c->pool);
