@@ -450,9 +450,18 @@ job_done(void *arg, int cancelled)
 {
 	struct session_job *j = arg;
 	postern_session_t *s = j->s;
-	int status = cancelled ? POSTERN_ERROR
-	             : s->conn == NULL ? POSTERN_CLOSED : POSTERN_OK;
+	int status = POSTERN_OK;
 
+	/* A paused connection reads nothing, so the host has not seen a
+	 * client that left meanwhile: ask the socket.  (The core takes
+	 * the end of the input as the end of the session, as it does when
+	 * reading.) */
+	if (s->conn != NULL && conn_peer_gone(s->conn))
+		session_close(s);
+	if (cancelled)
+		status = POSTERN_ERROR;
+	else if (s->conn == NULL || s->closing)
+		status = POSTERN_CLOSED;
 	/* Held until done has returned: a job it starts keeps the hold. */
 	j->done(s, s->st, j->arg, status);
 	free(j);

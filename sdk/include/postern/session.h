@@ -96,8 +96,9 @@ typedef void (*postern_session_octets_fn)(postern_session_t *s, void *st,
                                           int last);
 /* A job bound to a session: `work` on a pool thread, `done` on the loop
  * with status POSTERN_OK (the client is there), POSTERN_CLOSED (the client
- * has gone: replies are dropped, free what the job took) or POSTERN_ERROR
- * (the worker is stopping and `work` never ran). */
+ * has gone or sends no more, or the session is closing: replies are
+ * dropped, free what the job took) or POSTERN_ERROR (the worker is
+ * stopping and `work` never ran). */
 typedef void (*postern_session_work_fn)(postern_session_t *s, void *st,
                                         void *arg);
 typedef void (*postern_session_done_fn)(postern_session_t *s, void *st,
