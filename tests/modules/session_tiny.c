@@ -321,38 +321,31 @@ tiny_parse(postern_session_t *s, void *vst, const struct postern_line *l,
            void *vc)
 {
 	struct tiny_command *c = vc;
-	size_t i, n;
-	char *end;
+	char num[24], *end;
+	int i;
 
 	(void)vst;
 	if (l->flags & (POSTERN_LINE_TOOLONG | POSTERN_LINE_NUL)) {
 		host->session_reply(s, "- bad line");
 		return -1;
 	}
-	for (i = 0; i < sizeof(tiny_commands) / sizeof(tiny_commands[0]);
-	     i++) {
-		n = strlen(tiny_commands[i].name);
-		if (l->len < n ||
-		    strncasecmp(l->data, tiny_commands[i].name, n) != 0 ||
-		    (l->len > n && l->data[n] != ' '))
-			continue;
-		c->arg = l->len > n ? l->data + n + 1 : "";
-		c->arg_len = l->len > n ? l->len - n - 1 : 0;
-		if (i == T_SLOW || i == T_LIT) {
-			char num[24];
-
-			if (c->arg_len == 0 || c->arg_len >= sizeof(num))
-				break;
+	i = postern_command_match(tiny_commands, sizeof(tiny_commands) /
+	                          sizeof(tiny_commands[0]), l, &c->arg,
+	                          &c->arg_len);
+	if (i == T_SLOW || i == T_LIT) {
+		if (c->arg_len == 0 || c->arg_len >= sizeof(num))
+			i = -1;
+		else {
 			memcpy(num, c->arg, c->arg_len);
 			num[c->arg_len] = '\0';
 			c->n = strtoul(num, &end, 10);
 			if (*end != '\0' || c->n == 0 || c->n > 1000000)
-				break;
+				i = -1;
 		}
-		return (int)i;
 	}
-	host->session_reply(s, "- unknown command");
-	return -1;
+	if (i < 0)
+		host->session_reply(s, "- unknown command");
+	return i;
 }
 
 static void

@@ -31,7 +31,6 @@
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
-#include <strings.h>
 #include <unistd.h>
 
 #include <postern/postern.h>
@@ -204,7 +203,7 @@ hello_parse(postern_session_t *s, void *st, const struct postern_line *l,
             void *cmd)
 {
 	struct hello_command *c = cmd;
-	size_t i, n;
+	int i;
 
 	(void)st;
 	if (l->flags & POSTERN_LINE_TOOLONG) {
@@ -215,18 +214,11 @@ hello_parse(postern_session_t *s, void *st, const struct postern_line *l,
 		host->session_reply(s, "-ERR NUL byte in command");
 		return -1;
 	}
-	for (i = 0; i < HELLO_NCOMMANDS; i++) {
-		n = strlen(hello_commands[i].name);
-		if (l->len < n ||
-		    strncasecmp(l->data, hello_commands[i].name, n) != 0 ||
-		    (l->len > n && l->data[n] != ' '))
-			continue;
-		c->arg = l->len > n ? l->data + n + 1 : "";
-		c->len = l->len > n ? l->len - n - 1 : 0;
-		return (int)i;
-	}
-	host->session_reply(s, "-ERR unknown command");
-	return -1;
+	i = postern_command_match(hello_commands, HELLO_NCOMMANDS, l, &c->arg,
+	                          &c->len);
+	if (i < 0)
+		host->session_reply(s, "-ERR unknown command");
+	return i;
 }
 
 static void

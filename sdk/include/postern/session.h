@@ -165,6 +165,44 @@ struct postern_protocol {
 	void (*free)(postern_session_t *s, void *st);
 };
 
+/*
+ * For a protocol whose commands are a verb, then optionally one space and
+ * an argument ("ECHO text"): the index in `commands` of the entry whose
+ * name matches the line's verb (ASCII case-insensitive), with *arg and
+ * *arg_len set to the rest of the line ("" and 0 when there is none), or
+ * -1 when none does.  A parser with a grammar of its own (IMAP's tags,
+ * SMTP's "MAIL FROM:") does not need it.  Header only: no ABI.
+ */
+static inline int
+postern_command_match(const struct postern_command *commands, size_t n,
+                      const struct postern_line *l, const char **arg,
+                      size_t *arg_len)
+{
+	size_t i, k;
+	const char *name;
+	char a, b;
+
+	for (i = 0; i < n; i++) {
+		name = commands[i].name;
+		for (k = 0; name[k] != '\0' && k < l->len; k++) {
+			a = name[k];
+			b = l->data[k];
+			if (b >= 'a' && b <= 'z')
+				b = (char)(b - 'a' + 'A');
+			if (a >= 'a' && a <= 'z')
+				a = (char)(a - 'a' + 'A');
+			if (a != b)
+				break;
+		}
+		if (name[k] != '\0' || (k < l->len && l->data[k] != ' '))
+			continue;
+		*arg = k < l->len ? l->data + k + 1 : "";
+		*arg_len = k < l->len ? l->len - k - 1 : 0;
+		return (int)i;
+	}
+	return -1;
+}
+
 #ifdef __cplusplus
 }
 #endif
