@@ -318,6 +318,11 @@ session_pause(postern_session_t *s)
 void
 session_resume(postern_session_t *s)
 {
+	if (s->holds == 0) {
+		conn_log(s->conn, POSTERN_LOG_ERROR, "%s: session_resume "
+		         "without session_pause: ignored", s->p->name);
+		return;
+	}
 	unhold(s);
 }
 
@@ -575,6 +580,8 @@ on_shutdown(postern_conn_t *c, void *arg)
 	postern_session_t *s = arg;
 
 	(void)c;
+	if (s->p->on_shutdown != NULL && !s->p->on_shutdown(s, s->st))
+		return; /* the protocol closes when its transaction is done */
 	if (s->jobs > 0 || s->holds > 0) {
 		s->stopping = 1; /* goodbye when the step is done */
 		return;
@@ -636,7 +643,7 @@ listen_one(const char *owner, const struct postern_protocol *p,
 	sl->p = p;
 	sl->cfg = xcalloc(1, p->listen_size);
 	if (conf_parse(host_conf(), node, owner, p->listen_keys,
-	               sizeof(struct postern_cfg_key), sl->cfg, 0) < 0)
+	               p->listen_key_size, sl->cfg, 0) < 0)
 		goto fail;
 	lc = sl->cfg;
 	if (lc->tls && tls == NULL) {
@@ -662,11 +669,13 @@ session_listen(const char *owner, const struct postern_protocol *p,
 {
 	size_t i, n = list != NULL ? conf_count(list) : 0;
 
-	if (p->listen_keys == NULL ||
+	if (p->size < sizeof(struct postern_protocol) ||
+	    p->listen_keys == NULL || p->listen_key_size == 0 ||
 	    p->listen_size < sizeof(struct postern_listen_cfg) ||
-	    p->parse == NULL) {
+	    p->parse == NULL || p->commands == NULL) {
 		log_write(POSTERN_LOG_ERROR, owner, "session_listen: the "
-		          "protocol has no listener schema or no parser");
+		          "protocol has no size, listener schema, parser or "
+		          "command table");
 		return -1;
 	}
 	for (i = 0; i < n; i++)

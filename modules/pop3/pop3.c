@@ -149,6 +149,7 @@ pop3_init(const struct postern_host *h, postern_module_t *m)
 		return -1;
 	/* The session layer owns listeners, budgets and goodbyes. */
 	pop3_protocol.listen_keys = listen_keys;
+	pop3_protocol.listen_key_size = sizeof(struct postern_cfg_key);
 	pop3_protocol.listen_size = sizeof(struct pop3_listen);
 	pop3_protocol.idle_ms = (unsigned)pop3_set.idle_ms;
 	pop3_protocol.max_errors = (unsigned)pop3_set.max_bad_commands;

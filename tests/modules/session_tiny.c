@@ -374,6 +374,7 @@ static struct postern_protocol tiny_protocol = {
 	.size = sizeof(struct postern_protocol),
 	.name = "tiny",
 	.listen_keys = tiny_listen_keys,
+	.listen_key_size = sizeof(struct postern_cfg_key),
 	.listen_size = sizeof(struct tiny_listen),
 	.max_line = TINY_MAX_LINE,
 	.max_login_failures = 2,

@@ -248,6 +248,7 @@ static struct postern_protocol hello_protocol = {
 	.size = sizeof(struct postern_protocol),
 	.name = "hello",
 	.listen_keys = listen_keys,
+	.listen_key_size = sizeof(struct postern_cfg_key),
 	.listen_size = sizeof(struct hello_listen),
 	.max_line = HELLO_MAX_LINE,
 	.goodbye = "-ERR server shutting down",

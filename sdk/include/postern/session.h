@@ -107,7 +107,8 @@ typedef void (*postern_session_done_fn)(postern_session_t *s, void *st,
 /* What a protocol gives the host.  The module fills it in init (limits
  * from its configuration) and it must outlive the process. */
 struct postern_protocol {
-	size_t size;          /* sizeof(struct postern_protocol) */
+	size_t size;          /* sizeof(struct postern_protocol); the host
+	                         reads no member past it */
 	const char *name;     /* "pop3": logs */
 
 	/* Listeners.  listen_keys: the schema of one element of the
@@ -115,6 +116,7 @@ struct postern_protocol {
 	 * with a struct postern_listen_cfg.  The host keeps each parsed
 	 * element for the process's life: session_listener. */
 	const struct postern_cfg_key *listen_keys;
+	size_t listen_key_size; /* sizeof(struct postern_cfg_key) */
 	size_t listen_size;
 	/* The listeners' idle timeout, ms (0: the host's default). */
 	unsigned idle_ms;
@@ -153,6 +155,12 @@ struct postern_protocol {
 	void (*on_start)(postern_session_t *s, void *st);
 	/* Everything written so far has reached the kernel. */
 	void (*on_drain)(postern_session_t *s, void *st);
+	/* The worker begins a graceful stop.  Return 1 (or leave NULL) for
+	 * the host's goodbye as soon as no step is in flight; 0 to finish
+	 * what the client started (an SMTP transaction) and close the
+	 * session yourself (host->stopping() says the worker stops); the
+	 * shutdown timeout closes it in any case. */
+	int (*on_shutdown)(postern_session_t *s, void *st);
 	/* The connection has gone (once; jobs may still run: they finish
 	 * first).  Replies are dropped from here on. */
 	void (*on_close)(postern_session_t *s, void *st,
