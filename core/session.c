@@ -36,7 +36,11 @@
 struct session_listener {
 	const struct postern_protocol *p;
 	void *cfg; /* the parsed element, p->listen_size octets */
+	struct session_listener *next;
 };
+
+/* Every listener's element, freed by session_reset. */
+static struct session_listener *session_listeners;
 
 struct postern_session {
 	const struct postern_protocol *p;
@@ -656,6 +660,8 @@ listen_one(const char *owner, const struct postern_protocol *p,
 	                         &session_listener_ops, sl);
 	if (listener_add(owner, &spec) == NULL)
 		goto fail;
+	sl->next = session_listeners;
+	session_listeners = sl;
 	return 0;
 fail:
 	free(sl->cfg);
@@ -682,4 +688,16 @@ session_listen(const char *owner, const struct postern_protocol *p,
 		if (listen_one(owner, p, conf_elem(list, i), tls) < 0)
 			return -1;
 	return 0;
+}
+
+void
+session_reset(void)
+{
+	struct session_listener *sl;
+
+	while ((sl = session_listeners) != NULL) {
+		session_listeners = sl->next;
+		free(sl->cfg);
+		free(sl);
+	}
 }

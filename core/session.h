@@ -14,6 +14,9 @@
 int session_listen(const char *owner, const struct postern_protocol *p,
                    postern_cfg_t *list, postern_tls_t *tls);
 
+/* Frees what session_listen kept (with the listeners, at teardown). */
+void session_reset(void);
+
 void *session_state(postern_session_t *s);
 postern_conn_t *session_conn(postern_session_t *s);
 const void *session_listener(postern_session_t *s);
