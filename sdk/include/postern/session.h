@@ -45,7 +45,8 @@
  *
  * A session handle passed to a callback is valid for that call; it stays
  * valid across calls while the protocol holds a reference, a job, or the
- * connection is open (until protocol->free).
+ * connection is open (until protocol->free).  The host owns it; no
+ * session function takes NULL for it.
  */
 #ifndef POSTERN_SESSION_H
 #define POSTERN_SESSION_H
