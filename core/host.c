@@ -32,6 +32,7 @@
 #include "pool.h"
 #include "sasl.h"
 #include "service.h"
+#include "session.h"
 #include "shared_count.h"
 #include "shared_rate.h"
 #include "spool.h"
@@ -427,6 +428,15 @@ h_listen(postern_module_t *m, const struct postern_listen_spec *spec)
 	return listener_add(m->name, spec);
 }
 
+static int
+h_session_listen(postern_module_t *m, const struct postern_protocol *p,
+                 postern_cfg_t *list, postern_tls_t *tls)
+{
+	if (!init_only(m, "session_listen"))
+		return -1;
+	return session_listen(m->name, p, list, tls);
+}
+
 /* ---- hooks and services ----------------------------------------------- */
 
 static postern_hook_t *
@@ -624,6 +634,27 @@ static const struct postern_host host_table_v = {
 	.metric_register = h_metric_register,
 	.metric_add = metrics_add,
 	.metric_set = metrics_set,
+	.session_listen = h_session_listen,
+	.session_state = session_state,
+	.session_conn = session_conn,
+	.session_listener = session_listener,
+	.session_reply = session_reply,
+	.session_write = session_write,
+	.session_close = session_close,
+	.session_closing = session_closing,
+	.session_error = session_error,
+	.session_login_failed = session_login_failed,
+	.session_login_ok = session_login_ok,
+	.session_pause = session_pause,
+	.session_resume = session_resume,
+	.session_take_lines = session_take_lines,
+	.session_read_octets = session_read_octets,
+	.session_read_line = session_read_line,
+	.session_hold_line = session_hold_line,
+	.session_job = session_job,
+	.session_handles = session_handles,
+	.session_ref = session_ref,
+	.session_unref = session_unref,
 	.unique_id = h_unique_id,
 	.conn_log_prefix = conn_log_prefix,
 	.mime_encoder_create = mime_encoder_create,

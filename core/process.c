@@ -68,6 +68,7 @@
 #include "notify.h"
 #include "sasl.h"
 #include "service.h"
+#include "session.h"
 #include "tls.h"
 #include "xalloc.h"
 
@@ -443,6 +444,7 @@ teardown(void)
 	metrics_reset();
 	service_reset();
 	listener_reset();
+	session_reset();
 	tls_free_all();
 	if (rt.conf != NULL)
 		conf_free(rt.conf);

@@ -76,32 +76,6 @@ static const struct postern_cfg_key pop3_keys[] = {
 	{ .name = NULL },
 };
 
-static const struct postern_listener_ops listener_ops = {
-	.size = sizeof(struct postern_listener_ops),
-	.on_accept = pop3_on_accept,
-};
-
-static int
-add_listener(postern_cfg_t *node)
-{
-	struct pop3_listen l;
-	struct postern_listen_spec spec;
-	struct postern_conn_limits limits = { .size = sizeof(limits) };
-
-	if (POSTERN_CFG_PARSE(pop3_host, pop3_self, node, listen_keys, &l) < 0)
-		return -1;
-	if (l.l.tls && pop3_tls == NULL) {
-		pop3_host->cfg_error(pop3_self, node,
-		                     "implicit TLS needs a certificate in "
-		                     "pop3.tls");
-		return -1;
-	}
-	limits.idle_ms = (unsigned)pop3_set.idle_ms;
-	postern_listen_spec_init(&spec, &l.l, pop3_tls, &limits,
-	                         &listener_ops, NULL);
-	return pop3_host->listen(pop3_self, &spec) != NULL ? 0 : -1;
-}
-
 /* EXPIRE (RFC 2449 section 6.7): "NEVER" or a number of days. */
 static int
 check_expire(postern_cfg_t *root)
@@ -151,7 +125,7 @@ static int
 pop3_init(const struct postern_host *h, postern_module_t *m)
 {
 	postern_cfg_t *root;
-	size_t i, n;
+	size_t n;
 
 	pop3_host = h;
 	pop3_self = m;
@@ -173,10 +147,18 @@ pop3_init(const struct postern_host *h, postern_module_t *m)
 	if (pop3_set.tls != NULL &&
 	    (pop3_tls = h->tls_create(m, pop3_set.tls)) == NULL)
 		return -1;
-	n = h->cfg_count(pop3_set.listen);
-	for (i = 0; i < n; i++)
-		if (add_listener(h->cfg_elem(pop3_set.listen, i)) < 0)
-			return -1;
+	/* The session layer owns listeners, budgets and goodbyes. */
+	pop3_protocol.listen_keys = listen_keys;
+	pop3_protocol.listen_key_size = sizeof(struct postern_cfg_key);
+	pop3_protocol.listen_size = sizeof(struct pop3_listen);
+	pop3_protocol.idle_ms = (unsigned)pop3_set.idle_ms;
+	pop3_protocol.max_errors = (unsigned)pop3_set.max_bad_commands;
+	pop3_protocol.max_login_failures =
+		(unsigned)pop3_set.max_failed_logins;
+	if (h->session_listen(m, &pop3_protocol, pop3_set.listen,
+	                      pop3_tls) < 0)
+		return -1;
+	n = pop3_set.listen != NULL ? h->cfg_count(pop3_set.listen) : 0;
 	if (h->worker_ops(m, &worker_ops, NULL) < 0)
 		return -1;
 	h->log(m, POSTERN_LOG_INFO, "ready, %zu listener(s)%s", n,

@@ -2,11 +2,12 @@
  * pop3.h - what the files of the POP3 module share: settings, the
  * session, and the functions each file offers the others.
  *
- *	pop3.c          descriptor, configuration, listeners, worker start
- *	pop3_session.c  connections, command dispatch, AUTHORIZATION state
- *	                (USER/PASS, AUTH, STLS, CAPA), the session's end
+ *	pop3.c          descriptor, configuration, worker start
+ *	pop3_session.c  the protocol on the host's session layer: parser
+ *	                glue, command table, fixed replies, AUTHORIZATION
+ *	                state (USER/PASS, AUTH, STLS, CAPA)
  *	pop3_mailbox.c  jobs on the store: login (open), UPDATE (QUIT),
- *	                teardown; the TRANSACTION commands
+ *	                release; the TRANSACTION commands
  *	pop3_retr.c     RETR and TOP, streamed chunk by chunk from jobs
  *	pop3_parser.c   command lines and states (pure)
  *	pop3_maildrop.c the numbered snapshot and deletion marks (pure)
@@ -67,76 +68,61 @@ struct pop3_update {
 
 typedef void (*pop3_job_done_fn)(struct pop3_session *s);
 
-/* One client.  malloc'd at accept and freed only when the connection has
- * closed AND the store is closed (which may need a job after on_close),
- * so a job's completion can always reach its session. */
+/* One client: the protocol's state in the host's session (postern/
+ * session.h), zeroed at accept and freed by the host once the connection
+ * has closed, the last job has finished and the store is released. */
 struct pop3_session {
-	postern_conn_t *conn;     /* NULL once on_close has run */
+	postern_session_t *ss;    /* the host's session */
+	postern_pool_t *pool;     /* the session's strings */
 	enum pop3_state state;
-	int busy;                 /* a job or a SASL answer is in flight:
-	                             the connection is paused */
-	int closing;              /* conn_close called: read nothing more */
-	int shutting_down;        /* the worker stops: bye after the job */
-	int sasl_reading;         /* AUTH waits for the client's next line */
 	int have_user;            /* USER given, PASS may follow */
 	char user[POP3_MAX_COMMAND + 1];
 	postern_sasl_t *sasl;     /* the login in progress, or NULL */
 	const struct postern_user *userinfo; /* valid while `sasl` is */
 	char *login;              /* canonical login name once logged in */
-	unsigned failed_logins;
-	unsigned bad_commands;
 
 	postern_store_t *store;   /* TRANSACTION: the user's store... */
 	postern_mailbox_t *mbox;  /* ...and INBOX, opened exclusively */
 	struct pop3_maildrop drop;
 	uint32_t retrieved;       /* RETRs answered, for the logout line */
 
-	postern_job_t *job;       /* the one job in flight, or NULL */
+	int job_running;          /* the one job in flight */
+	postern_job_work_fn job_work;
 	pop3_job_done_fn job_done;
 	struct postern_storage_err err; /* the job's error */
 	int job_failed;
 
 	struct pop3_retr *retr;   /* RETR/TOP state while retrieving, or
 	                             holding a read-ahead (pop3_retr.c) */
-	/* A line read while gathering pipelined RETRs that was not one:
-	 * handled first when the batch is done (pop3_resume). */
-	int held;
-	int held_rc;              /* conn_read_line's result for it */
-	struct postern_line held_line; /* data points into held_buf */
-	char *held_buf;           /* malloc'd, POP3_MAX_LINE octets */
 	struct pop3_update *update; /* QUIT's job, or NULL */
 };
 
 /* ---- pop3_session.c ---------------------------------------------------- */
 
-void pop3_on_accept(postern_conn_t *c, void *arg);
-/* Sends a line: the text, then CRLF. */
+/* The protocol for the host's session layer; pop3.c sets its limits and
+ * listener schema from the configuration. */
+extern struct postern_protocol pop3_protocol;
+/* Sends a line: the text (cut at 1 KiB), then CRLF. */
 void pop3_reply(struct pop3_session *s, const char *fmt, ...)
 	POSTERN_PRINTF(2, 3);
 /* Ends the session after what is queued is sent. */
 void pop3_close(struct pop3_session *s);
-/* Keeps a line read ahead (rc and line as conn_read_line gave them) to
- * be handled before anything else once the session resumes; 0, or -1
- * when out of memory (the caller answers it). */
-int pop3_hold_line(struct pop3_session *s, int rc,
-                   const struct postern_line *l);
-/* Stops reading while a job or a SASL answer is in flight, and goes on. */
-void pop3_pause(struct pop3_session *s);
-void pop3_resume(struct pop3_session *s);
 
 /* ---- pop3_mailbox.c ---------------------------------------------------- */
 
-/* Runs `work` on a job thread, then `done` on the loop (not when the
- * connection has closed in between: then the session is torn down). */
+/* Runs `work` (its arg: the session) on a job thread, then `done` on the
+ * loop (not when the client has gone in between: the host then releases
+ * the store and frees the session). */
 void pop3_job_start(struct pop3_session *s, postern_job_work_fn work,
                     pop3_job_done_fn done);
 /* After a successful SASL or USER/PASS: opens INBOX, enters TRANSACTION. */
 void pop3_mailbox_open(struct pop3_session *s);
 /* A TRANSACTION command other than RETR and TOP. */
 void pop3_transaction(struct pop3_session *s, const struct pop3_command *c);
-/* Closes whatever the session holds (a job when the store is open) and
- * frees it.  Called once the connection is gone and no job is running. */
-void pop3_session_teardown(struct pop3_session *s);
+/* protocol->release: closes the open message, the mailbox and the store
+ * (blocking).  protocol->free: frees what the session points to. */
+void pop3_session_release(postern_session_t *ss, void *st);
+void pop3_session_free(postern_session_t *ss, void *st);
 /* "-ERR [code] what: text" for a storage error, into buf (NUL-terminated,
  * cut to fit); returns its length.  Any thread. */
 #define POP3_ERROR_LINE_MAX 320
@@ -153,8 +139,10 @@ void pop3_retr_start(struct pop3_session *s, uint32_t n, int top,
                      uint32_t lines);
 /* The connection drained: stream the next piece if one is waiting. */
 void pop3_retr_on_drain(struct pop3_session *s);
-/* Blocking: closes the open message, if any (teardown's job). */
+/* Blocking: closes the open message, if any (the release job). */
 void pop3_retr_close_msg(struct pop3_session *s);
+/* 1 while a message is open (a RETR between two of its jobs). */
+int pop3_retr_msg_open(const struct pop3_session *s);
 /* Frees the RETR state (after pop3_retr_close_msg). */
 void pop3_retr_free(struct pop3_session *s);
 

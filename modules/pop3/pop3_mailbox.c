@@ -23,36 +23,38 @@
 
 /* ---- jobs ---------------------------------------------------------------- */
 
+/* A job of the session (postern/session.h): the host holds the session
+ * while it runs and tells us when the client has gone. */
 static void
-job_finished(void *arg, int cancelled)
+job_finished(postern_session_t *ss, void *st, void *arg, int status)
 {
-	struct pop3_session *s = arg;
+	struct pop3_session *s = st;
 
-	s->job = NULL;
-	if (s->conn == NULL) {
-		/* The client left while the job ran (or the worker is
-		 * exiting and the job never ran). */
-		if (cancelled) {
-			/* job_pool_destroy: no new job may start; close
-			 * what the session holds right here. */
-			pop3_retr_close_msg(s);
-			if (s->mbox != NULL)
-				S->close(s->mbox);
-			if (s->store != NULL)
-				S->store_close(s->store);
-			s->mbox = NULL;
-			s->store = NULL;
-		}
-		pop3_session_teardown(s);
-		return;
-	}
-	if (cancelled) {
+	(void)arg;
+	s->job_running = 0;
+	/* What the job left open is closed on a job by the host if the
+	 * session ends before we close it. */
+	H->session_handles(ss, s->store != NULL || s->mbox != NULL ||
+	                           pop3_retr_msg_open(s));
+	if (status == POSTERN_CLOSED)
+		return; /* nobody to answer */
+	if (status == POSTERN_ERROR) {
 		/* We never cancel our jobs: only the pool's end does. */
 		s->err.code = POSTERN_SE_TEMP;
 		strcpy(s->err.text, "server shutting down");
 		s->job_failed = 1;
 	}
 	s->job_done(s);
+}
+
+static void
+job_work(postern_session_t *ss, void *st, void *arg)
+{
+	struct pop3_session *s = st;
+
+	(void)ss;
+	(void)arg;
+	s->job_work(s);
 }
 
 void
@@ -62,8 +64,9 @@ pop3_job_start(struct pop3_session *s, postern_job_work_fn work,
 	s->job_failed = 0;
 	memset(&s->err, 0, sizeof(s->err));
 	s->job_done = done;
-	pop3_pause(s);
-	s->job = H->job_submit(work, job_finished, s);
+	s->job_running = 1;
+	s->job_work = work;
+	H->session_job(s->ss, job_work, job_finished, NULL);
 }
 
 size_t
@@ -158,30 +161,29 @@ open_done(struct pop3_session *s)
 	s->sasl = NULL;
 	s->userinfo = NULL;
 	if (s->job_failed) {
-		H->conn_log(s->conn, POSTERN_LOG_NOTICE,
+		H->conn_log(H->session_conn(s->ss), POSTERN_LOG_NOTICE,
 		            "pop3: %s: cannot open INBOX: %s", s->login,
 		            s->err.text);
 		pop3_reply_storage_error(s, "cannot open the mailbox", &s->err);
-		free(s->login);
 		s->login = NULL;
-		pop3_resume(s);
 		return;
 	}
 	if (take_snapshot(s) < 0) {
-		H->conn_log(s->conn, POSTERN_LOG_ERROR,
+		H->conn_log(H->session_conn(s->ss), POSTERN_LOG_ERROR,
 		            "pop3: %s: out of memory for the message list",
 		            s->login);
 		pop3_reply(s, "-ERR [SYS/TEMP] out of memory");
-		pop3_close(s); /* on_close closes the mailbox */
+		pop3_close(s); /* the host releases the mailbox */
 		return;
 	}
 	s->state = POP3_STATE_TRANSACTION;
-	H->conn_log(s->conn, POSTERN_LOG_INFO,
+	/* The junk budget is given back; CAPA stops counting. */
+	H->session_login_ok(s->ss);
+	H->conn_log(H->session_conn(s->ss), POSTERN_LOG_INFO,
 	            "pop3: %s: logged in, %u messages", s->login,
 	            s->drop.count);
 	pop3_reply(s, "+OK maildrop has %u messages (%llu octets)",
 	           s->drop.count, (unsigned long long)s->drop.total_size);
-	pop3_resume(s);
 }
 
 void
@@ -304,14 +306,14 @@ update_done(struct pop3_session *s)
 	if (s->job_failed) {
 		/* RFC 1939 section 6: -ERR when some deleted messages were
 		 * not removed. */
-		H->conn_log(s->conn, POSTERN_LOG_ERROR,
+		H->conn_log(H->session_conn(s->ss), POSTERN_LOG_ERROR,
 		            "pop3: %s: removing %u deleted message(s) "
 		            "failed: %s", s->login, s->drop.ndeleted,
 		            s->err.text);
 		pop3_reply(s, "-ERR [SYS/TEMP] some deleted messages were not "
 		              "removed: %s", s->err.text);
 	} else {
-		H->conn_log(s->conn, POSTERN_LOG_INFO,
+		H->conn_log(H->session_conn(s->ss), POSTERN_LOG_INFO,
 		            "pop3: %s: %u message(s) deleted", s->login,
 		            s->drop.ndeleted);
 		pop3_reply(s, "+OK postern POP3 server signing off (%u "
@@ -341,7 +343,7 @@ do_quit(struct pop3_session *s)
 	if (u == NULL || pop3_maildrop_deleted_ranges(&s->drop, &u->ranges,
 	                                              &u->nranges) < 0) {
 		free(u);
-		H->conn_log(s->conn, POSTERN_LOG_ERROR,
+		H->conn_log(H->session_conn(s->ss), POSTERN_LOG_ERROR,
 		            "pop3: %s: out of memory at QUIT", s->login);
 		pop3_reply(s, "-ERR [SYS/TEMP] out of memory: nothing deleted");
 		pop3_close(s);
@@ -390,11 +392,12 @@ pop3_transaction(struct pop3_session *s, const struct pop3_command *c)
 
 /* ---- the end of a session --------------------------------------------- */
 
-static void
-teardown_work(void *arg)
+void
+pop3_session_release(postern_session_t *ss, void *st)
 {
-	struct pop3_session *s = arg;
+	struct pop3_session *s = st;
 
+	(void)ss;
 	pop3_retr_close_msg(s);
 	if (s->mbox != NULL)
 		S->close(s->mbox);
@@ -404,39 +407,17 @@ teardown_work(void *arg)
 	s->store = NULL;
 }
 
-static void
-session_free(struct pop3_session *s)
+void
+pop3_session_free(postern_session_t *ss, void *st)
 {
+	struct pop3_session *s = st;
+
+	(void)ss;
 	H->sasl_free(s->sasl);
 	pop3_retr_free(s);
 	pop3_maildrop_free(&s->drop);
 	if (s->update != NULL)
 		free(s->update->ranges);
 	free(s->update);
-	free(s->login);
-	free(s->held_buf);
-	free(s);
-}
-
-static void
-teardown_done(void *arg, int cancelled)
-{
-	struct pop3_session *s = arg;
-
-	if (cancelled)
-		teardown_work(s); /* the worker is exiting: close here */
-	session_free(s);
-}
-
-void
-pop3_session_teardown(struct pop3_session *s)
-{
-	if (s->store == NULL && s->mbox == NULL) {
-		session_free(s);
-		return;
-	}
-	/* Closing the mailbox may write its index: a job, and the
-	 * session goes when it is done. */
-	if (H->job_submit(teardown_work, teardown_done, s) == NULL)
-		teardown_done(s, 1);
+	H->pool_destroy(s->pool);
 }

@@ -254,9 +254,9 @@ retr_done(struct pop3_session *s)
 	struct pop3_retr *r = s->retr;
 
 	if (r->out_len > 0)
-		H->conn_write(s->conn, r->out, r->out_len);
+		H->session_write(s->ss, r->out, r->out_len);
 	if (r->fatal || s->job_failed) {
-		H->conn_log(s->conn, POSTERN_LOG_ERROR,
+		H->conn_log(H->session_conn(s->ss), POSTERN_LOG_ERROR,
 		            "pop3: %s: reading message %u (uid %u) failed at "
 		            "octet %llu: %s; closing", s->login,
 		            r->qhead < r->qlen ? r->q[r->qhead].number : 0,
@@ -270,12 +270,12 @@ retr_done(struct pop3_session *s)
 		 * for a message read ahead. */
 		if (!r->ahead)
 			pop3_retr_free(s);
-		pop3_resume(s);
-		return;
+		return; /* the host reads the next command */
 	}
-	if (H->conn_output_pending(s->conn) >= RETR_HIGH_WATER) {
-		/* Stay paused; on_drain starts the next piece. */
+	if (H->conn_output_pending(H->session_conn(s->ss)) >= RETR_HIGH_WATER) {
+		/* Hold the session; on_drain starts the next piece. */
 		r->waiting_drain = 1;
+		H->session_pause(s->ss);
 		return;
 	}
 	next_piece(s);
@@ -284,8 +284,10 @@ retr_done(struct pop3_session *s)
 void
 pop3_retr_on_drain(struct pop3_session *s)
 {
-	if (s->retr != NULL && s->retr->waiting_drain && s->job == NULL)
-		next_piece(s);
+	if (s->retr != NULL && s->retr->waiting_drain && !s->job_running) {
+		next_piece(s); /* the job holds the session now */
+		H->session_resume(s->ss);
+	}
 }
 
 /* Queues message n, or answers -ERR and returns -1. */
@@ -329,25 +331,16 @@ gather_pipelined(struct pop3_session *s)
 	struct postern_line l;
 	struct pop3_command c;
 	const char *why;
-	int rc;
 
-	while (r->qlen < RETR_BATCH) {
-		rc = H->conn_read_line(s->conn, POP3_MAX_LINE, &l);
-		if (rc == POSTERN_AGAIN || rc == POSTERN_CLOSED)
-			return;
-		if (rc == POSTERN_OK && !(l.flags & POSTERN_LINE_NUL) &&
+	while (r->qlen < RETR_BATCH &&
+	       H->session_read_line(s->ss, &l) == POSTERN_OK) {
+		if (!(l.flags & (POSTERN_LINE_NUL | POSTERN_LINE_TOOLONG)) &&
 		    pop3_parse(l.data, l.len, s->state, &c, &why) ==
 		        POP3_PARSE_OK &&
 		    (c.cmd == POP3_CMD_RETR || c.cmd == POP3_CMD_TOP) &&
 		    enqueue(s, c.msg, c.cmd == POP3_CMD_TOP, c.lines, 0) == 0)
 			continue;
-		if (pop3_hold_line(s, rc, &l) < 0) {
-			H->conn_log(s->conn, POSTERN_LOG_ERROR,
-			            "pop3: out of memory for a pipelined "
-			            "command");
-			pop3_reply(s, "-ERR [SYS/TEMP] out of memory");
-			pop3_close(s);
-		}
+		H->session_hold_line(s->ss, &l);
 		return;
 	}
 }
@@ -387,9 +380,9 @@ send_ahead(struct pop3_session *s, uint32_t n)
 	    m->uid != r->ahead_uid)
 		return 0;
 	if (H->log_enabled(POSTERN_LOG_DEBUG))
-		H->conn_log(s->conn, POSTERN_LOG_DEBUG,
+		H->conn_log(H->session_conn(s->ss), POSTERN_LOG_DEBUG,
 		            "pop3: RETR %u answered from the read-ahead", n);
-	H->conn_write(s->conn, r->out + r->ahead_off, r->ahead_len);
+	H->session_write(s->ss, r->out + r->ahead_off, r->ahead_len);
 	m->retrieved = 1;
 	s->retrieved++;
 	r->ahead = 0;
@@ -403,7 +396,7 @@ pop3_retr_start(struct pop3_session *s, uint32_t n, int top, uint32_t lines)
 	int served = !top && send_ahead(s, n);
 
 	if (s->retr == NULL && (s->retr = malloc(sizeof(*s->retr))) == NULL) {
-		H->conn_log(s->conn, POSTERN_LOG_ERROR,
+		H->conn_log(H->session_conn(s->ss), POSTERN_LOG_ERROR,
 		            "pop3: out of memory for RETR");
 		pop3_reply(s, "-ERR [SYS/TEMP] out of memory");
 		return;
@@ -425,8 +418,6 @@ pop3_retr_start(struct pop3_session *s, uint32_t n, int top, uint32_t lines)
 	 * read-ahead hit the job may have nothing else to do; its
 	 * completion still hands over a line gather_pipelined held.) */
 	gather_pipelined(s);
-	if (s->closing)
-		return;
 	if (r->qlen > 0)
 		choose_ahead(s, r->q[r->qlen - 1].number, r->q[r->qlen - 1].top);
 	else
@@ -439,6 +430,12 @@ pop3_retr_close_msg(struct pop3_session *s)
 {
 	if (s->retr != NULL)
 		close_msg(s->retr);
+}
+
+int
+pop3_retr_msg_open(const struct pop3_session *s)
+{
+	return s->retr != NULL && s->retr->msg != NULL;
 }
 
 void

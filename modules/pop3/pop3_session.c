@@ -3,9 +3,13 @@
  * commands, the AUTHORIZATION state (USER/PASS, AUTH, STLS, CAPA, APOP),
  * limits, and the end of the session.
  *
- * Commands are handled in order, one at a time: a command that needs a
- * job or a SASL answer pauses the connection, and pipelined commands
- * (RFC 2449 PIPELINING) wait in the host's input buffer until it is done.
+ * The host's session layer (postern/session.h) owns the rest: the
+ * listeners, reading commands in order one at a time (a command that
+ * needs a job or a SASL answer holds the session, and pipelined commands,
+ * RFC 2449 PIPELINING, wait in the input buffer until it is done), the
+ * budgets of invalid commands, failed logins and junk commands, and the
+ * idle and shutdown goodbyes.  This file is the parser's glue and the
+ * command table.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,62 +26,17 @@ pop3_reply(struct pop3_session *s, const char *fmt, ...)
 	va_list ap;
 	int n;
 
-	if (s->conn == NULL)
-		return;
 	va_start(ap, fmt);
-	n = vsnprintf(buf, sizeof(buf) - 2, fmt, ap);
+	n = vsnprintf(buf, sizeof(buf), fmt, ap);
 	va_end(ap);
-	if (n < 0)
-		return;
-	if ((size_t)n > sizeof(buf) - 3)
-		n = (int)sizeof(buf) - 3;
-	buf[n++] = '\r';
-	buf[n++] = '\n';
-	H->conn_write(s->conn, buf, (size_t)n);
+	if (n >= 0)
+		H->session_reply(s->ss, "%s", buf);
 }
 
 void
 pop3_close(struct pop3_session *s)
 {
-	if (s->conn == NULL || s->closing)
-		return;
-	s->closing = 1;
-	H->conn_close(s->conn);
-}
-
-void
-pop3_pause(struct pop3_session *s)
-{
-	s->busy = 1;
-	if (s->conn != NULL)
-		H->conn_pause(s->conn);
-}
-
-static void handle_input(struct pop3_session *s, int rc,
-                         const struct postern_line *l);
-
-void
-pop3_resume(struct pop3_session *s)
-{
-	s->busy = 0;
-	if (s->conn == NULL || s->closing)
-		return;
-	if (s->shutting_down) {
-		/* The worker is stopping: the step in flight is done, and
-		 * leaving now deletes nothing (no UPDATE state). */
-		pop3_reply(s, "-ERR [SYS/TEMP] server shutting down, try "
-		              "again later");
-		pop3_close(s);
-		return;
-	}
-	if (s->held) {
-		/* The line read ahead while gathering pipelined RETRs. */
-		s->held = 0;
-		handle_input(s, s->held_rc, &s->held_line);
-		if (s->busy || s->closing || s->conn == NULL)
-			return;
-	}
-	H->conn_resume(s->conn);
+	H->session_close(s->ss);
 }
 
 /* An invalid command: counted, and too many end the session. */
@@ -85,21 +44,18 @@ static void
 bad_command(struct pop3_session *s, const char *why)
 {
 	pop3_reply(s, "-ERR %s", why);
-	if (++s->bad_commands >= (unsigned)pop3_set.max_bad_commands) {
-		H->conn_log(s->conn, POSTERN_LOG_NOTICE,
-		            "pop3: %u invalid commands: disconnecting",
-		            s->bad_commands);
-		pop3_reply(s, "-ERR too many invalid commands, closing");
-		pop3_close(s);
-	}
+	H->session_error(s->ss);
 }
 
 static int
 plaintext_ok(struct pop3_session *s)
 {
-	return pop3_plaintext_allowed(pop3_set.plaintext_auth,
-	                              H->conn_tls_active(s->conn),
-	                              H->conn_peer_is_loopback(s->conn));
+	postern_conn_t *c = H->session_conn(s->ss);
+
+	return c != NULL &&
+	       pop3_plaintext_allowed(pop3_set.plaintext_auth,
+	                              H->conn_tls_active(c),
+	                              H->conn_peer_is_loopback(c));
 }
 
 /* ---- CAPA (RFC 2449) --------------------------------------------------- */
@@ -120,7 +76,8 @@ do_capa(struct pop3_session *s)
 		if (*H->sasl_mechanisms() != '\0')
 			pop3_reply(s, "SASL %s", H->sasl_mechanisms());
 	}
-	if (auth && pop3_tls != NULL && !H->conn_tls_active(s->conn))
+	if (auth && pop3_tls != NULL &&
+	    !H->conn_tls_active(H->session_conn(s->ss)))
 		pop3_reply(s, "STLS");
 	if (*pop3_set.expire != '\0')
 		pop3_reply(s, "EXPIRE %s", pop3_set.expire);
@@ -135,6 +92,8 @@ do_capa(struct pop3_session *s)
 /* ---- logins: USER/PASS and AUTH (RFC 1939, RFC 5034) ------------------ */
 
 static void login_done(void *arg, const struct postern_sasl_result *r);
+static void sasl_response(postern_session_t *ss, void *st,
+                          const struct postern_line *l);
 
 static void
 login_failed(struct pop3_session *s, const char *reply)
@@ -142,14 +101,8 @@ login_failed(struct pop3_session *s, const char *reply)
 	H->sasl_free(s->sasl);
 	s->sasl = NULL;
 	pop3_reply(s, "%s", reply);
-	if (++s->failed_logins >= (unsigned)pop3_set.max_failed_logins) {
-		H->conn_log(s->conn, POSTERN_LOG_NOTICE,
-		            "pop3: %u failed logins: disconnecting",
-		            s->failed_logins);
-		pop3_reply(s, "-ERR [AUTH] too many failed logins, closing");
-		pop3_close(s);
-	}
-	pop3_resume(s);
+	H->session_login_failed(s->ss);
+	H->session_resume(s->ss);
 }
 
 /* The host's answer to PASS, to AUTH or to a SASL response line. */
@@ -162,43 +115,34 @@ login_done(void *arg, const struct postern_sasl_result *r)
 	case POSTERN_SASL_CONTINUE:
 		/* RFC 5034 section 4: "+ " and the base64 challenge. */
 		pop3_reply(s, "+ %s", r->challenge);
-		s->sasl_reading = 1;
-		pop3_resume(s);
+		H->session_take_lines(s->ss, sasl_response);
+		H->session_resume(s->ss);
 		return;
 	case POSTERN_SASL_OK:
-		s->sasl_reading = 0;
-		H->conn_junk_reset(s->conn);
 		s->userinfo = r->userinfo;
-		s->login = strdup(r->user);
-		if (s->login == NULL) {
-			login_failed(s, "-ERR [SYS/TEMP] out of memory");
-			return;
-		}
-		/* Stays paused: the mailbox opens on a job. */
+		s->login = H->pool_strndup(s->pool, r->user, strlen(r->user));
+		/* The mailbox opens on a job, which holds the session. */
 		pop3_mailbox_open(s);
+		H->session_resume(s->ss);
 		return;
 	case POSTERN_SASL_FAIL:
-		s->sasl_reading = 0;
 		login_failed(s, "-ERR [AUTH] authentication failed");
 		return;
 	case POSTERN_SASL_MALFORMED:
-		s->sasl_reading = 0;
 		login_failed(s, "-ERR malformed authentication exchange");
 		return;
 	case POSTERN_SASL_CANCELLED:
-		s->sasl_reading = 0;
 		H->sasl_free(s->sasl);
 		s->sasl = NULL;
 		pop3_reply(s, "-ERR authentication cancelled");
-		pop3_resume(s);
+		H->session_resume(s->ss);
 		return;
 	case POSTERN_SASL_TEMPFAIL:
-		s->sasl_reading = 0;
 		H->sasl_free(s->sasl);
 		s->sasl = NULL;
 		pop3_reply(s, "-ERR [SYS/TEMP] authentication service "
 		              "unavailable, try again later");
-		pop3_resume(s);
+		H->session_resume(s->ss);
 		return;
 	}
 }
@@ -229,12 +173,12 @@ do_pass(struct pop3_session *s, const struct pop3_command *c)
 	}
 	/* RFC 1939 section 7: after PASS, good or bad, USER starts over. */
 	s->have_user = 0;
-	pop3_pause(s);
-	s->sasl = H->login(pop3_self, s->conn, s->user, c->arg, c->arg_len,
-	                   login_done, s);
+	H->session_pause(s->ss);
+	s->sasl = H->login(pop3_self, H->session_conn(s->ss), s->user, c->arg,
+	                   c->arg_len, login_done, s);
 	if (s->sasl == NULL) {
 		pop3_reply(s, "-ERR [SYS/TEMP] cannot check passwords now");
-		pop3_resume(s);
+		H->session_resume(s->ss);
 	}
 }
 
@@ -277,11 +221,11 @@ do_auth(struct pop3_session *s, const struct pop3_command *c)
 	memcpy(mech, c->arg, c->arg_len);
 	mech[c->arg_len] = '\0';
 	s->have_user = 0;
-	pop3_pause(s);
-	s->sasl = H->sasl_start(pop3_self, s->conn, mech, c->arg2,
-	                        c->arg2_len, login_done, s);
+	H->session_pause(s->ss);
+	s->sasl = H->sasl_start(pop3_self, H->session_conn(s->ss), mech,
+	                        c->arg2, c->arg2_len, login_done, s);
 	if (s->sasl == NULL) {
-		pop3_resume(s);
+		H->session_resume(s->ss);
 		bad_command(s, "unsupported authentication mechanism");
 	}
 }
@@ -289,10 +233,21 @@ do_auth(struct pop3_session *s, const struct pop3_command *c)
 /* A line while an AUTH exchange waits for the client (RFC 5034: base64,
  * or "*" to cancel). */
 static void
-sasl_response(struct pop3_session *s, const struct postern_line *l)
+sasl_response(postern_session_t *ss, void *st, const struct postern_line *l)
 {
-	s->sasl_reading = 0;
-	pop3_pause(s);
+	struct pop3_session *s = st;
+
+	H->session_take_lines(ss, NULL);
+	if (l->flags & (POSTERN_LINE_TOOLONG | POSTERN_LINE_NUL)) {
+		/* The exchange cannot go on (RFC 5034 section 4: reject
+		 * with -ERR). */
+		H->sasl_free(s->sasl);
+		s->sasl = NULL;
+		bad_command(s, l->flags & POSTERN_LINE_TOOLONG
+		                   ? "line too long" : "NUL byte in command");
+		return;
+	}
+	H->session_pause(ss);
 	H->sasl_step(s->sasl, l->data, l->len);
 }
 
@@ -303,15 +258,15 @@ do_stls(struct pop3_session *s)
 		bad_command(s, "STLS is not available");
 		return;
 	}
-	if (H->conn_tls_active(s->conn)) {
+	if (H->conn_tls_active(H->session_conn(s->ss))) {
 		bad_command(s, "TLS is already active");
 		return;
 	}
 	/* RFC 2595 section 4: everything learnt before is forgotten. */
 	s->have_user = 0;
 	pop3_reply(s, "+OK begin TLS negotiation");
-	if (H->conn_starttls(s->conn, pop3_tls) != POSTERN_OK) {
-		H->conn_log(s->conn, POSTERN_LOG_ERROR,
+	if (H->conn_starttls(H->session_conn(s->ss), pop3_tls) != POSTERN_OK) {
+		H->conn_log(H->session_conn(s->ss), POSTERN_LOG_ERROR,
 		            "pop3: STLS: cannot start TLS");
 		pop3_close(s);
 	}
@@ -324,152 +279,167 @@ do_quit_authorization(struct pop3_session *s)
 	pop3_close(s);
 }
 
-/* ---- dispatch ----------------------------------------------------------- */
+/* ---- the command table ------------------------------------------------- */
 
-/* Before the login, CAPA, USER and AUTH's mechanism list cost the
- * client nothing and are no errors: a flood of them counts against the
- * host's junk-command budget.  0 after the goodbye when it is spent. */
-static int
-junk_allowed(struct pop3_session *s, const struct pop3_command *c)
+/* AUTH without arguments lists the mechanisms: a command of its own in
+ * the table, because it is junk before the login and AUTH is not. */
+#define POP3_CMD_AUTH_LIST (POP3_CMD_UIDL + 1)
+
+static void
+cmd_user(postern_session_t *ss, void *st, void *c)
 {
-	if (s->state != POP3_STATE_AUTHORIZATION ||
-	    (c->cmd != POP3_CMD_CAPA && c->cmd != POP3_CMD_USER &&
-	     !(c->cmd == POP3_CMD_AUTH && c->arg == NULL)))
-		return 1;
-	if (H->conn_junk_command(s->conn) == POSTERN_OK)
-		return 1;
-	pop3_reply(s, "-ERR [SYS/PERM] too many commands before login, "
-	              "closing");
-	pop3_close(s);
-	return 0;
+	(void)ss;
+	do_user(st, c);
 }
 
 static void
-command(struct pop3_session *s, const struct postern_line *l)
+cmd_pass(postern_session_t *ss, void *st, void *c)
 {
-	struct pop3_command c;
+	(void)ss;
+	do_pass(st, c);
+}
+
+static void
+cmd_apop(postern_session_t *ss, void *st, void *c)
+{
+	(void)ss;
+	(void)c;
+	/* Refused at config check: see pop3.c and README.md. */
+	bad_command(st, "APOP is not available, use USER/PASS or AUTH");
+}
+
+static void
+cmd_auth(postern_session_t *ss, void *st, void *c)
+{
+	(void)ss;
+	do_auth(st, c);
+}
+
+static void
+cmd_auth_list(postern_session_t *ss, void *st, void *c)
+{
+	(void)ss;
+	(void)c;
+	list_mechanisms(st);
+}
+
+static void
+cmd_stls(postern_session_t *ss, void *st, void *c)
+{
+	(void)ss;
+	(void)c;
+	do_stls(st);
+}
+
+static void
+cmd_capa(postern_session_t *ss, void *st, void *c)
+{
+	(void)ss;
+	(void)c;
+	do_capa(st);
+}
+
+static void
+cmd_quit(postern_session_t *ss, void *st, void *c)
+{
+	struct pop3_session *s = st;
+
+	(void)ss;
+	if (s->state == POP3_STATE_AUTHORIZATION)
+		do_quit_authorization(s);
+	else
+		pop3_transaction(s, c);
+}
+
+static void
+cmd_retr(postern_session_t *ss, void *st, void *vc)
+{
+	const struct pop3_command *c = vc;
+
+	(void)ss;
+	pop3_retr_start(st, c->msg, c->cmd == POP3_CMD_TOP, c->lines);
+}
+
+static void
+cmd_transaction(postern_session_t *ss, void *st, void *c)
+{
+	(void)ss;
+	pop3_transaction(st, c);
+}
+
+static const struct postern_command pop3_commands[] = {
+	[POP3_CMD_UNKNOWN] = { "?", 0, cmd_transaction },
+	[POP3_CMD_USER] = { "USER", POSTERN_CMD_JUNK_UNTIL_LOGIN, cmd_user },
+	[POP3_CMD_PASS] = { "PASS", 0, cmd_pass },
+	[POP3_CMD_APOP] = { "APOP", 0, cmd_apop },
+	[POP3_CMD_AUTH] = { "AUTH", 0, cmd_auth },
+	[POP3_CMD_STLS] = { "STLS", 0, cmd_stls },
+	[POP3_CMD_CAPA] = { "CAPA", POSTERN_CMD_JUNK_UNTIL_LOGIN, cmd_capa },
+	[POP3_CMD_QUIT] = { "QUIT", 0, cmd_quit },
+	[POP3_CMD_STAT] = { "STAT", 0, cmd_transaction },
+	[POP3_CMD_LIST] = { "LIST", 0, cmd_transaction },
+	[POP3_CMD_RETR] = { "RETR", 0, cmd_retr },
+	[POP3_CMD_DELE] = { "DELE", 0, cmd_transaction },
+	[POP3_CMD_NOOP] = { "NOOP", 0, cmd_transaction },
+	[POP3_CMD_RSET] = { "RSET", 0, cmd_transaction },
+	[POP3_CMD_TOP] = { "TOP", 0, cmd_retr },
+	[POP3_CMD_UIDL] = { "UIDL", 0, cmd_transaction },
+	[POP3_CMD_AUTH_LIST] = { "AUTH", POSTERN_CMD_JUNK_UNTIL_LOGIN,
+	                         cmd_auth_list },
+};
+
+/* A line into a command of the table, or -1 after the -ERR (the host
+ * counts it against max_bad_commands). */
+static int
+pop3_parse_line(postern_session_t *ss, void *st, const struct postern_line *l,
+                void *vc)
+{
+	struct pop3_session *s = st;
+	struct pop3_command *c = vc;
 	const char *why;
 
-	switch (pop3_parse(l->data, l->len, s->state, &c, &why)) {
-	case POP3_PARSE_OK:
-		break;
-	case POP3_PARSE_UNKNOWN:
-	case POP3_PARSE_BAD_ARGS:
-	case POP3_PARSE_WRONG_STATE:
-	case POP3_PARSE_TOO_LONG:
-		bad_command(s, why);
-		return;
-	}
-	if (!junk_allowed(s, &c))
-		return;
-	switch (c.cmd) {
-	case POP3_CMD_USER:
-		do_user(s, &c);
-		break;
-	case POP3_CMD_PASS:
-		do_pass(s, &c);
-		break;
-	case POP3_CMD_APOP:
-		/* Refused at config check: see pop3.c and README.md. */
-		bad_command(s, "APOP is not available, use USER/PASS or AUTH");
-		break;
-	case POP3_CMD_AUTH:
-		do_auth(s, &c);
-		break;
-	case POP3_CMD_STLS:
-		do_stls(s);
-		break;
-	case POP3_CMD_CAPA:
-		do_capa(s);
-		break;
-	case POP3_CMD_QUIT:
-		if (s->state == POP3_STATE_AUTHORIZATION)
-			do_quit_authorization(s);
-		else
-			pop3_transaction(s, &c);
-		break;
-	case POP3_CMD_RETR:
-		pop3_retr_start(s, c.msg, 0, 0);
-		break;
-	case POP3_CMD_TOP:
-		pop3_retr_start(s, c.msg, 1, c.lines);
-		break;
-	default:
-		pop3_transaction(s, &c);
-		break;
-	}
-}
-
-/* ---- connection callbacks ---------------------------------------------- */
-
-/* One result of conn_read_line (POSTERN_OK or POSTERN_TOOLONG). */
-static void
-handle_input(struct pop3_session *s, int rc, const struct postern_line *l)
-{
-	if (rc == POSTERN_TOOLONG || (l->flags & POSTERN_LINE_NUL)) {
-		if (s->sasl_reading) {
-			/* The exchange cannot go on (RFC 5034 section 4:
-			 * reject with -ERR). */
-			s->sasl_reading = 0;
-			H->sasl_free(s->sasl);
-			s->sasl = NULL;
-		}
-		bad_command(s, rc == POSTERN_TOOLONG ? "line too long"
-		                                     : "NUL byte in command");
-		return;
-	}
-	if (s->sasl_reading)
-		sasl_response(s, l);
-	else
-		command(s, l);
-}
-
-static void
-on_read(postern_conn_t *conn, void *arg)
-{
-	struct pop3_session *s = arg;
-	struct postern_line l;
-	int rc;
-
-	while (!s->busy && !s->closing) {
-		rc = H->conn_read_line(conn, POP3_MAX_LINE, &l);
-		if (rc == POSTERN_AGAIN || rc == POSTERN_CLOSED)
-			return;
-		handle_input(s, rc, &l);
-	}
-}
-
-int
-pop3_hold_line(struct pop3_session *s, int rc, const struct postern_line *l)
-{
-	if (s->held_buf == NULL &&
-	    (s->held_buf = malloc(POP3_MAX_LINE)) == NULL)
+	(void)ss;
+	if (l->flags & (POSTERN_LINE_TOOLONG | POSTERN_LINE_NUL)) {
+		pop3_reply(s, "-ERR %s", l->flags & POSTERN_LINE_TOOLONG
+		                             ? "line too long"
+		                             : "NUL byte in command");
 		return -1;
-	s->held = 1;
-	s->held_rc = rc;
-	s->held_line.flags = rc == POSTERN_OK ? l->flags : 0;
-	s->held_line.len = rc == POSTERN_OK ? l->len : 0;
-	if (s->held_line.len > 0)
-		memcpy(s->held_buf, l->data, s->held_line.len);
-	s->held_line.data = s->held_buf;
-	return 0;
+	}
+	if (pop3_parse(l->data, l->len, s->state, c, &why) != POP3_PARSE_OK) {
+		pop3_reply(s, "-ERR %s", why);
+		return -1;
+	}
+	if (c->cmd == POP3_CMD_AUTH && c->arg == NULL)
+		return POP3_CMD_AUTH_LIST;
+	return (int)c->cmd;
+}
+
+/* ---- session callbacks --------------------------------------------------- */
+
+static void
+pop3_on_start(postern_session_t *ss, void *st)
+{
+	struct pop3_session *s = st;
+
+	s->ss = ss;
+	s->pool = H->pool_create(1024);
+	s->state = POP3_STATE_AUTHORIZATION;
 }
 
 static void
-on_drain(postern_conn_t *conn, void *arg)
+pop3_on_drain(postern_session_t *ss, void *st)
 {
-	(void)conn;
-	pop3_retr_on_drain(arg);
+	(void)ss;
+	pop3_retr_on_drain(st);
 }
 
 static void
-on_close(postern_conn_t *conn, void *arg, enum postern_close_reason why)
+pop3_on_close(postern_session_t *ss, void *st, enum postern_close_reason why)
 {
-	struct pop3_session *s = arg;
+	struct pop3_session *s = st;
 
-	(void)conn;
 	if (s->login != NULL)
-		H->conn_log(conn, POSTERN_LOG_INFO,
+		H->conn_log(H->session_conn(ss), POSTERN_LOG_INFO,
 		            "pop3: %s: session ended (%s), %u retrieved",
 		            s->login,
 		            why == POSTERN_CLOSE_LOCAL ? "closed"
@@ -478,67 +448,30 @@ on_close(postern_conn_t *conn, void *arg, enum postern_close_reason why)
 		            : why == POSTERN_CLOSE_SHUTDOWN ? "shutdown"
 		                                            : "error",
 		            s->retrieved);
-	s->conn = NULL;
-	/* A job still running (it may read s->userinfo, which the SASL
-	 * exchange owns) finishes first; its completion tears the session
-	 * down, SASL exchange included. */
-	if (s->job == NULL)
-		pop3_session_teardown(s);
 }
 
-/* RFC 1939 section 3: the autologout timer.  A session ending this way
- * is not in UPDATE: nothing it marked is deleted. */
-static int
-on_timeout(postern_conn_t *conn, void *arg)
-{
-	struct pop3_session *s = arg;
-
-	(void)conn;
-	if (s->job != NULL)
-		return 0; /* a step in flight: let it finish */
-	pop3_reply(s, "-ERR autologout: idle for too long");
-	s->closing = 1;
-	return 1;
-}
-
-static void
-on_shutdown(postern_conn_t *conn, void *arg)
-{
-	struct pop3_session *s = arg;
-
-	(void)conn;
-	if (s->busy) {
-		/* A job or a login in flight: goodbye when it is done. */
-		s->shutting_down = 1;
-		return;
-	}
-	pop3_reply(s, "-ERR [SYS/TEMP] server shutting down, try again "
-	              "later");
-	pop3_close(s);
-}
-
-static const struct postern_conn_ops conn_ops = {
-	.size = sizeof(struct postern_conn_ops),
-	.on_read = on_read,
-	.on_drain = on_drain,
-	.on_close = on_close,
-	.on_timeout = on_timeout,
-	.on_shutdown = on_shutdown,
+/* RFC 1939 section 3: the autologout timer ("timeout" below) ends a
+ * session that is not in UPDATE: nothing it marked is deleted; so does
+ * a worker's graceful stop ("goodbye", after the step in flight). */
+struct postern_protocol pop3_protocol = {
+	.size = sizeof(struct postern_protocol),
+	.name = "pop3",
+	.max_line = POP3_MAX_LINE,
+	.greeting = "+OK postern POP3 server ready",
+	.goodbye = "-ERR [SYS/TEMP] server shutting down, try again later",
+	.timeout = "-ERR autologout: idle for too long",
+	.too_many_errors = "-ERR too many invalid commands, closing",
+	.too_many_logins = "-ERR [AUTH] too many failed logins, closing",
+	.too_many_junk = "-ERR [SYS/PERM] too many commands before login, "
+	                 "closing",
+	.session_size = sizeof(struct pop3_session),
+	.command_size = sizeof(struct pop3_command),
+	.commands = pop3_commands,
+	.ncommands = sizeof(pop3_commands) / sizeof(pop3_commands[0]),
+	.parse = pop3_parse_line,
+	.on_start = pop3_on_start,
+	.on_drain = pop3_on_drain,
+	.on_close = pop3_on_close,
+	.release = pop3_session_release,
+	.free = pop3_session_free,
 };
-
-void
-pop3_on_accept(postern_conn_t *c, void *arg)
-{
-	struct pop3_session *s = calloc(1, sizeof(*s));
-
-	(void)arg;
-	if (s == NULL) {
-		/* Without ops set, the host closes the connection. */
-		H->conn_log(c, POSTERN_LOG_ERROR, "pop3: out of memory");
-		return;
-	}
-	s->conn = c;
-	s->state = POP3_STATE_AUTHORIZATION;
-	H->conn_set_ops(c, &conn_ops, s);
-	pop3_reply(s, "+OK postern POP3 server ready");
-}

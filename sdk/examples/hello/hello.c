@@ -1,11 +1,14 @@
 /*
- * hello.c - a complete, minimal postern module: a line protocol server.
+ * hello.c - a complete, minimal postern module: a line protocol server
+ * on the host's session layer (postern/session.h).
  *
  * It shows every step a protocol module takes: a descriptor, a
- * configuration schema, listeners registered in init, connection
- * callbacks, line reading with a length limit, blocking work moved to a
- * job while the connection is paused, a hook point other modules can
- * filter, and STARTTLS.
+ * configuration schema, a protocol (parser, command table, fixed replies)
+ * whose listeners the host runs, blocking work on a job bound to the
+ * session, a hook point other modules can filter, and STARTTLS.  The host
+ * does the rest: reading commands in order, one at a time (a command in
+ * flight holds the session and pipelined ones wait), the idle and
+ * shutdown goodbyes, and a job's completion after the client left.
  *
  * The protocol:
  *	server: "+OK <greeting>"
@@ -26,9 +29,8 @@
  *	cc -shared $(pkg-config --cflags --libs postern-sdk) -o hello.so hello.c
  */
 #include <stddef.h>
-#include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
-#include <strings.h>
 #include <unistd.h>
 
 #include <postern/postern.h>
@@ -74,244 +76,197 @@ static struct hello_settings settings;
 static postern_tls_t *tls;
 static postern_hook_t *line_hook;
 
-/* One client session, allocated from the connection's pool. */
-struct slow_job;
-
-struct session {
-	postern_conn_t *conn;
-	postern_job_t *job;      /* SLOW in flight, or NULL */
-	struct slow_job *slow;   /* its state */
-	postern_hook_call_t *hook_call;
-	char *pending_text;
+/* One client's state: the host allocates it (zeroed) with the session
+ * and frees it after the last callback. */
+struct hello {
+	postern_session_t *s;
+	postern_hook_call_t *hook_call;  /* ECHO's filter in flight */
+	char text[HELLO_MAX_LINE + 1];   /* ECHO's or SLOW's text */
 };
 
-/* ---- SLOW: blocking work on the pool ---------------------------------- */
-
-struct slow_job {
-	struct session *s;   /* NULL once the session has gone */
-	char text[HELLO_MAX_LINE + 1];
+/* What the parser hands a command: its argument. */
+struct hello_command {
+	const char *arg;
+	size_t len;
 };
+
+/* ---- SLOW: blocking work on a job bound to the session --------------- */
 
 static void
-slow_work(void *arg)
+slow_work(postern_session_t *s, void *st, void *arg)
 {
+	(void)s;
+	(void)st;
 	(void)arg;
 	usleep(50000); /* stands for a password hash or a lookup */
 }
 
+/* On the loop.  The host held the session meanwhile (commands the
+ * client pipelined wait) and reads on after we return. */
 static void
-slow_done(void *arg, int cancelled)
+slow_done(postern_session_t *s, void *st, void *arg, int status)
 {
-	struct slow_job *j = arg;
+	struct hello *h = st;
 
-	if (!cancelled && j->s != NULL) {
-		j->s->job = NULL;
-		j->s->slow = NULL;
-		host->conn_printf(j->s->conn, "+OK %s\r\n", j->text);
-		host->conn_resume(j->s->conn);
-	}
-	free(j);
+	(void)arg;
+	if (status == POSTERN_OK)
+		host->session_reply(s, "+OK %s", h->text);
+	/* POSTERN_CLOSED: the client left; nothing to free here. */
 }
 
 static void
-start_slow(struct session *s, const char *text, size_t len)
+do_slow(postern_session_t *s, void *st, void *cmd)
 {
-	struct slow_job *j = calloc(1, sizeof(*j));
+	struct hello *h = st;
+	const struct hello_command *c = cmd;
 
-	if (j == NULL) {
-		host->conn_printf(s->conn, "-ERR out of memory\r\n");
-		return;
-	}
-	j->s = s;
-	memcpy(j->text, text, len);
-	host->conn_pause(s->conn); /* no further command until it is done */
-	s->slow = j;
-	s->job = host->job_submit(slow_work, slow_done, j);
+	snprintf(h->text, sizeof(h->text), "%.*s", (int)c->len, c->arg);
+	host->session_job(s, slow_work, slow_done, NULL);
 }
 
-/* ---- commands --------------------------------------------------------- */
-
-static int
-is_command(const struct postern_line *l, const char *cmd, size_t *arg)
-{
-	size_t n = strlen(cmd);
-
-	if (l->len < n || strncasecmp(l->data, cmd, n) != 0)
-		return 0;
-	if (l->len == n) {
-		*arg = n;
-		return 1;
-	}
-	if (l->data[n] != ' ')
-		return 0;
-	*arg = n + 1;
-	return 1;
-}
+/* ---- ECHO: through the "hello.line" hook ------------------------------- */
 
 static void
 after_hook(void *arg, const struct postern_verdict *v)
 {
-	struct session *s = arg;
+	struct hello *h = arg;
 
-	s->hook_call = NULL;
+	h->hook_call = NULL;
 	if (v->kind == POSTERN_VERDICT_REJECT ||
 	    v->kind == POSTERN_VERDICT_TEMPFAIL)
-		host->conn_printf(s->conn, "-ERR %s\r\n",
-		                  v->text != NULL ? v->text : "refused");
+		host->session_reply(h->s, "-ERR %s",
+		                    v->text != NULL ? v->text : "refused");
 	else
-		host->conn_printf(s->conn, "+OK %s\r\n", s->pending_text);
+		host->session_reply(h->s, "+OK %s", h->text);
 	if (v->flags & POSTERN_VERDICT_DISCONNECT)
-		host->conn_close(s->conn);
-	else
-		host->conn_resume(s->conn);
+		host->session_close(h->s);
+	host->session_resume(h->s);
 }
 
 static void
-do_echo(struct session *s, const char *text, size_t len)
+do_echo(postern_session_t *s, void *st, void *cmd)
 {
+	struct hello *h = st;
+	const struct hello_command *c = cmd;
+
+	snprintf(h->text, sizeof(h->text), "%.*s", (int)c->len, c->arg);
 	/* Let filters look at the text first (most of the time nobody
 	 * registered, and the check costs nothing). */
-	s->pending_text = host->pool_strndup(host->conn_pool(s->conn), text,
-	                                     len);
 	if (!host->hook_has_handlers(line_hook)) {
-		host->conn_printf(s->conn, "+OK %s\r\n", s->pending_text);
+		host->session_reply(s, "+OK %s", h->text);
 		return;
 	}
-	host->conn_pause(s->conn);
-	s->hook_call = host->hook_run(line_hook, s->pending_text, after_hook,
-	                              s);
+	/* Hold the session: the next command waits for the verdict. */
+	host->session_pause(s);
+	h->hook_call = host->hook_run(line_hook, h->text, after_hook, h);
 }
 
+/* ---- STARTTLS, QUIT ---------------------------------------------------- */
+
 static void
-do_starttls(struct session *s)
+do_starttls(postern_session_t *s, void *st, void *cmd)
 {
-	if (tls == NULL || host->conn_tls_active(s->conn)) {
-		host->conn_printf(s->conn, "-ERR TLS not available\r\n");
+	postern_conn_t *c = host->session_conn(s);
+
+	(void)st;
+	(void)cmd;
+	if (tls == NULL || host->conn_tls_active(c)) {
+		host->session_reply(s, "-ERR TLS not available");
 		return;
 	}
-	host->conn_printf(s->conn, "+OK begin TLS\r\n");
-	host->conn_starttls(s->conn, tls);
+	host->session_reply(s, "+OK begin TLS");
+	host->conn_starttls(c, tls);
 }
 
 static void
-handle_line(struct session *s, const struct postern_line *l)
+do_quit(postern_session_t *s, void *st, void *cmd)
 {
-	size_t arg;
-
-	if (is_command(l, "ECHO", &arg))
-		do_echo(s, l->data + arg, l->len - arg);
-	else if (is_command(l, "SLOW", &arg))
-		start_slow(s, l->data + arg, l->len - arg);
-	else if (is_command(l, "STARTTLS", &arg))
-		do_starttls(s);
-	else if (is_command(l, "QUIT", &arg)) {
-		host->conn_printf(s->conn, "+OK bye\r\n");
-		host->conn_close(s->conn);
-	} else
-		host->conn_printf(s->conn, "-ERR unknown command\r\n");
+	(void)st;
+	(void)cmd;
+	host->session_reply(s, "+OK bye");
+	host->session_close(s);
 }
 
-/* ---- connection callbacks --------------------------------------------- */
+/* ---- the protocol ------------------------------------------------------ */
 
-static void
-on_read(postern_conn_t *c, void *arg)
-{
-	struct session *s = arg;
-	struct postern_line line;
-	int rc;
-
-	/* Stop at the first command that pauses the connection: pipelined
-	 * commands wait for it, in order. */
-	while (s->job == NULL && s->hook_call == NULL) {
-		rc = host->conn_read_line(c, HELLO_MAX_LINE, &line);
-		if (rc == POSTERN_AGAIN || rc == POSTERN_CLOSED)
-			return;
-		if (rc == POSTERN_TOOLONG) {
-			host->conn_printf(c, "-ERR line too long\r\n");
-			continue;
-		}
-		if (line.flags & POSTERN_LINE_NUL) {
-			host->conn_printf(c, "-ERR NUL byte in command\r\n");
-			continue;
-		}
-		handle_line(s, &line);
-	}
-}
-
-static void
-on_close(postern_conn_t *c, void *arg, enum postern_close_reason why)
-{
-	struct session *s = arg;
-
-	(void)c;
-	(void)why;
-	if (s->job != NULL) {
-		/* Its done still runs (and frees it); make it forget us. */
-		s->slow->s = NULL;
-		host->job_cancel(s->job);
-	}
-	if (s->hook_call != NULL)
-		host->hook_cancel(s->hook_call);
-	/* s itself lives in the connection's pool: freed after we return. */
-}
-
-static void
-on_shutdown(postern_conn_t *c, void *arg)
-{
-	(void)arg;
-	host->conn_printf(c, "-ERR server shutting down\r\n");
-	host->conn_close(c);
-}
-
-static const struct postern_conn_ops conn_ops = {
-	.size = sizeof(struct postern_conn_ops),
-	.on_read = on_read,
-	.on_close = on_close,
-	.on_shutdown = on_shutdown,
+static const struct postern_command hello_commands[] = {
+	{ "ECHO", 0, do_echo },
+	{ "SLOW", 0, do_slow },
+	{ "STARTTLS", 0, do_starttls },
+	{ "QUIT", 0, do_quit },
 };
+#define HELLO_NCOMMANDS (sizeof(hello_commands) / sizeof(hello_commands[0]))
 
-static void
-on_accept(postern_conn_t *c, void *arg)
+/* A line into an entry of hello_commands, or -1 after the error reply. */
+static int
+hello_parse(postern_session_t *s, void *st, const struct postern_line *l,
+            void *cmd)
 {
-	struct session *s = host->pool_alloc(host->conn_pool(c), sizeof(*s));
+	struct hello_command *c = cmd;
+	int i;
 
-	(void)arg;
-	s->conn = c;
-	host->conn_set_ops(c, &conn_ops, s);
-	host->conn_printf(c, "+OK %s\r\n", settings.greeting);
+	(void)st;
+	if (l->flags & POSTERN_LINE_TOOLONG) {
+		host->session_reply(s, "-ERR line too long");
+		return -1;
+	}
+	if (l->flags & POSTERN_LINE_NUL) {
+		host->session_reply(s, "-ERR NUL byte in command");
+		return -1;
+	}
+	i = postern_command_match(hello_commands, HELLO_NCOMMANDS, l, &c->arg,
+	                          &c->len);
+	if (i < 0)
+		host->session_reply(s, "-ERR unknown command");
+	return i;
 }
 
-static const struct postern_listener_ops listener_ops = {
-	.size = sizeof(struct postern_listener_ops),
-	.on_accept = on_accept,
+static void
+hello_start(postern_session_t *s, void *st)
+{
+	struct hello *h = st;
+
+	h->s = s;
+	host->session_reply(s, "+OK %s", settings.greeting);
+}
+
+static void
+hello_close(postern_session_t *s, void *st, enum postern_close_reason why)
+{
+	struct hello *h = st;
+
+	(void)s;
+	(void)why;
+	/* A filter still deciding: its answer is not wanted any more. */
+	if (h->hook_call != NULL)
+		host->hook_cancel(h->hook_call);
+}
+
+/* Filled in by init (the idle timeout comes from the configuration);
+ * the host keeps a pointer to it. */
+static struct postern_protocol hello_protocol = {
+	.size = sizeof(struct postern_protocol),
+	.name = "hello",
+	.listen_keys = listen_keys,
+	.listen_key_size = sizeof(struct postern_cfg_key),
+	.listen_size = sizeof(struct hello_listen),
+	.max_line = HELLO_MAX_LINE,
+	.goodbye = "-ERR server shutting down",
+	.timeout = "-ERR idle for too long",
+	.session_size = sizeof(struct hello),
+	.command_size = sizeof(struct hello_command),
+	.commands = hello_commands,
+	.ncommands = HELLO_NCOMMANDS,
+	.parse = hello_parse,
+	.on_start = hello_start,
+	.on_close = hello_close,
 };
 
 /* ---- init ------------------------------------------------------------- */
 
 static int
-add_listener(postern_cfg_t *node)
-{
-	struct hello_listen l;
-	struct postern_listen_spec spec;
-	struct postern_conn_limits limits = { .size = sizeof(limits) };
-
-	if (POSTERN_CFG_PARSE(host, self, node, listen_keys, &l) < 0)
-		return -1;
-	if (l.l.tls && tls == NULL) {
-		host->cfg_error(self, node, "implicit TLS needs hello.tls");
-		return -1;
-	}
-	limits.idle_ms = (unsigned)settings.idle_ms;
-	postern_listen_spec_init(&spec, &l.l, tls, &limits, &listener_ops,
-	                         NULL);
-	return host->listen(self, &spec) != NULL ? 0 : -1;
-}
-
-static int
 hello_init(const struct postern_host *h, postern_module_t *m)
 {
-	size_t i;
-
 	host = h;
 	self = m;
 	if (POSTERN_CFG_PARSE(host, self, host->cfg_module(self), hello_keys,
@@ -325,9 +280,10 @@ hello_init(const struct postern_host *h, postern_module_t *m)
 	line_hook = host->hook_define(self, "hello.line");
 	if (line_hook == NULL)
 		return -1;
-	for (i = 0; i < host->cfg_count(settings.listen); i++)
-		if (add_listener(host->cfg_elem(settings.listen, i)) < 0)
-			return -1;
+	hello_protocol.idle_ms = (unsigned)settings.idle_ms;
+	if (host->session_listen(self, &hello_protocol, settings.listen,
+	                         tls) < 0)
+		return -1;
 	host->log(self, POSTERN_LOG_INFO, "ready, %zu listener(s)",
 	          settings.listen != NULL ? host->cfg_count(settings.listen)
 	                                  : (size_t)0);

@@ -34,6 +34,7 @@
 #include <postern/sasl.h>
 #include <postern/mime.h>
 #include <postern/dns.h>
+#include <postern/session.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -713,6 +714,90 @@ struct postern_host {
 #endif
 
 #if POSTERN_ABI_TARGET_MINOR >= 9
+	/* ---- Sessions (ABI 1.9; postern/session.h says the model) ----- */
+
+	/* Registers one listener per element of `list` (the module's
+	 * `listen` list; NULL: none), each parsed with p->listen_keys, whose
+	 * connections become sessions of `p`.  Implicit TLS (tls = true)
+	 * without `tls` (the module's context, may be NULL) is a
+	 * configuration error naming the element.  `p` must outlive the
+	 * process.  0, or -1 after reporting.  Init only. */
+	int (*session_listen)(postern_module_t *m,
+	                      const struct postern_protocol *p,
+	                      postern_cfg_t *list, postern_tls_t *tls);
+	/* The protocol's state (session_size octets, zeroed at accept). */
+	void *(*session_state)(postern_session_t *s);
+	/* The connection, or NULL once it has gone (replies are dropped
+	 * then).  Host-owned. */
+	postern_conn_t *(*session_conn)(postern_session_t *s);
+	/* The parsed listener element (p->listen_size octets, starting with
+	 * its struct postern_listen_cfg) the client came in on.
+	 * Host-owned, for the process's life. */
+	const void *(*session_listener)(postern_session_t *s);
+	/* Queues the formatted text and CRLF (any length); nothing once the
+	 * session is closing. */
+	void (*session_reply)(postern_session_t *s, const char *fmt, ...)
+		POSTERN_PRINTF(2, 3);
+	/* Queues octets as they are; nothing once the session is closing. */
+	void (*session_write)(postern_session_t *s, const void *data,
+	                      size_t len);
+	/* Ends the session once what is queued is sent; reads nothing
+	 * more.  Again, or after the client left: nothing. */
+	void (*session_close)(postern_session_t *s);
+	/* 1 once session_close was called or the client has gone. */
+	int (*session_closing)(postern_session_t *s);
+	/* Counts an invalid command (the caller has answered it).
+	 * POSTERN_OK within p->max_errors; POSTERN_TOOLONG when this one
+	 * spends it: the host logged it, sent p->too_many_errors and
+	 * closes.  A line protocol->parse refused is counted already. */
+	int (*session_error)(postern_session_t *s);
+	/* The same for a failed login (p->max_login_failures,
+	 * p->too_many_logins); the caller has answered it. */
+	int (*session_login_failed)(postern_session_t *s);
+	/* A login succeeded: the junk budget is given back, and commands
+	 * flagged POSTERN_CMD_JUNK_UNTIL_LOGIN stop counting. */
+	void (*session_login_ok)(postern_session_t *s);
+	/* Holds the session: no command is read until as many
+	 * session_resume calls (a login, a filter in flight).  Jobs hold it
+	 * on their own.  On the last resume a line held back comes first,
+	 * then buffered input; if the worker began stopping meanwhile, the
+	 * session gets p->goodbye instead. */
+	void (*session_pause)(postern_session_t *s);
+	void (*session_resume)(postern_session_t *s);
+	/* Lines go to fn, raw, instead of through parse and the command
+	 * table (SMTP DATA, a SASL response), until called with NULL. */
+	void (*session_take_lines)(postern_session_t *s,
+	                           postern_session_line_fn fn);
+	/* The next `n` octets of input go to fn, piece by piece, then
+	 * lines again (an IMAP literal, an SMTP BDAT chunk).  n > 0. */
+	void (*session_read_octets)(postern_session_t *s, uint64_t n,
+	                            postern_session_octets_fn fn);
+	/* Reads ahead the next buffered line as the parser would get it
+	 * (POSTERN_LINE_TOOLONG included): POSTERN_OK, or POSTERN_AGAIN
+	 * when none is complete (or the session is closing).  To gather
+	 * pipelined commands into one job. */
+	int (*session_read_line)(postern_session_t *s, struct postern_line *l);
+	/* Gives back one line read ahead (copied): it is handled first
+	 * when the session next reads commands.  One at a time. */
+	void (*session_hold_line)(postern_session_t *s,
+	                          const struct postern_line *l);
+	/* Runs work(s, st, arg) on a pool thread, then done(s, st, arg,
+	 * status) on the loop, exactly once, never from inside this call.
+	 * The session is held (no command read) and kept (not freed) from
+	 * here until done has returned; then reading goes on unless done
+	 * started another job, paused or closed.  `arg` is the caller's. */
+	void (*session_job)(postern_session_t *s, postern_session_work_fn work,
+	                    postern_session_done_fn done, void *arg);
+	/* open = 1: the protocol holds handles only blocking calls close;
+	 * protocol->release then runs on a job once the connection has
+	 * gone and no job runs.  open = 0: it closed them itself. */
+	void (*session_handles)(postern_session_t *s, int open);
+	/* Keeps the session past its connection until session_unref (a
+	 * lookup or a filter call holding it); the last unref may free it
+	 * (protocol->free). */
+	void (*session_ref)(postern_session_t *s);
+	void (*session_unref)(postern_session_t *s);
+
 	/* ---- Ids and log prefixes (ABI 1.9) --------------------------- */
 
 	/* Writes a new id into buf (at least POSTERN_ID_SIZE octets):

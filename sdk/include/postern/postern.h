@@ -15,6 +15,7 @@
 #include <postern/config.h>
 #include <postern/conn.h>
 #include <postern/listen.h>
+#include <postern/session.h>
 #include <postern/hook.h>
 #include <postern/host.h>
 #include <postern/sasl.h>
