@@ -133,6 +133,9 @@ struct imap_job;
 
 struct imap_session {
 	postern_conn_t *conn;         /* NULL once the connection closed */
+	/* "conn=N peer=A:P: imap", every line about the session starts
+	 * with it (imap_log), on the loop or a job thread. */
+	char logp[128];
 	struct imap_reader reader;
 	enum imap_state state;
 	postern_pool_t *cmd_pool;     /* the current command's memory */
@@ -269,6 +272,10 @@ void imap_job_run_heavy(struct imap_job *j,
 int imap_job_cancelled(struct imap_job *j);
 
 /* Replies. */
+/* Logs a line about the session: its prefix, then the text.  Any
+ * thread while the session lives. */
+void imap_log(const struct imap_session *s, int level, const char *fmt, ...)
+	POSTERN_PRINTF(3, 4);
 void imap_reply(struct imap_session *s, const char *tag, const char *status,
                 const char *fmt, ...) POSTERN_PRINTF(4, 5);
 /* The tagged NO for a storage error, with its RFC 5530 code. */

@@ -145,9 +145,9 @@ append_spool_ready(struct imap_job *j)
 		return 0;
 	/* The rest of it to the file, then the store reads it from there. */
 	if (!a->spool_failed && imap_host->spool_flush(a->spool) < 0) {
-		imap_host->log(imap_self, POSTERN_LOG_ERROR,
-		               "APPEND: writing the spool in %s: %m",
-		               imap_host->dir(POSTERN_DIR_STATE));
+		imap_log(j->s, POSTERN_LOG_ERROR,
+		         "APPEND: writing the spool in %s: %m",
+		         imap_host->dir(POSTERN_DIR_STATE));
 		a->spool_failed = 1;
 	}
 	if (a->spool_failed) {

@@ -98,10 +98,10 @@ imap_cmd_id(struct imap_cmd *c)
 				goto bad;
 			if (imap_host->log_enabled(POSTERN_LOG_INFO) &&
 			    value.s != NULL)
-				imap_host->conn_log(c->s->conn, POSTERN_LOG_INFO,
-				                    "client ID %.*s=%.*s",
-				                    (int)field.len, field.s,
-				                    (int)value.len, value.s);
+				imap_log(c->s, POSTERN_LOG_INFO,
+				         "client ID %.*s=%.*s",
+				         (int)field.len, field.s,
+				         (int)value.len, value.s);
 		}
 	}
 	if (imap_arg_end(a) < 0)

@@ -56,9 +56,9 @@ login_done(struct imap_job *j)
 	imap_host->sasl_free(s->sasl);
 	s->sasl = NULL;
 	if (j->rc < 0) {
-		imap_host->conn_log(s->conn, POSTERN_LOG_ERROR,
-		                    "login %s: cannot open the mail store: %s",
-		                    a->user, j->err.text);
+		imap_log(s, POSTERN_LOG_ERROR,
+		         "login %s: cannot open the mail store: %s",
+		         a->user, j->err.text);
 		imap_reply(s, j->tag, "NO", "[UNAVAILABLE] Mail store not "
 		                            "available, try later");
 		imap_userip_leave(s);
@@ -71,10 +71,10 @@ login_done(struct imap_job *j)
 	s->state = IMAP_AUTH;
 	imap_host->conn_junk_reset(s->conn);
 	imap_session_limits(s, &s->reader.lim);
-	imap_host->conn_log(s->conn, POSTERN_LOG_DEBUG, "store of %s open%s",
-	                    s->user,
-	                    imap_host->conn_tls_active(s->conn) ? " (TLS)" :
-	                                                          "");
+	imap_log(s, POSTERN_LOG_DEBUG, "store of %s open%s",
+	         s->user,
+	         imap_host->conn_tls_active(s->conn) ? " (TLS)" :
+	                                               "");
 	imap_reply(s, j->tag, "OK", "[CAPABILITY %s] Logged in",
 	           imap_capabilities(s));
 }
@@ -90,10 +90,10 @@ userip_refused(struct imap_job *j)
 
 	imap_host->sasl_free(s->sasl);
 	s->sasl = NULL;
-	imap_host->conn_log(s->conn, POSTERN_LOG_NOTICE,
-	                    "login %s: %lld sessions from this address "
-	                    "already (max_userip_connections): refused",
-	                    a->user, imap_cfg.max_userip_conns);
+	imap_log(s, POSTERN_LOG_NOTICE,
+	         "login %s: %lld sessions from this address "
+	         "already (max_userip_connections): refused",
+	         a->user, imap_cfg.max_userip_conns);
 	imap_reply(s, j->tag, "NO", "[LIMIT] Too many connections of this "
 	                            "user from this address");
 	imap_host->conn_printf(s->conn, "* BYE Too many connections\r\n");
@@ -124,9 +124,9 @@ login_failed(struct imap_session *s, const char *status, const char *text)
 {
 	imap_reply(s, s->sasl_tag, status, "%s", text);
 	if (++s->auth_failures >= (unsigned)imap_cfg.max_auth_failures) {
-		imap_host->conn_log(s->conn, POSTERN_LOG_NOTICE,
-		                    "%u failed logins: disconnecting",
-		                    s->auth_failures);
+		imap_log(s, POSTERN_LOG_NOTICE,
+		         "%u failed logins: disconnecting",
+		         s->auth_failures);
 		imap_host->conn_printf(s->conn, "* BYE Too many failed "
 		                                "logins\r\n");
 		imap_host->conn_close(s->conn);

@@ -175,8 +175,8 @@ static void
 close_done(struct imap_job *j)
 {
 	if (j->rc < 0)
-		imap_host->conn_log(j->s->conn, POSTERN_LOG_WARNING,
-		                    "CLOSE: expunge failed: %s", j->err.text);
+		imap_log(j->s, POSTERN_LOG_WARNING,
+		         "CLOSE: expunge failed: %s", j->err.text);
 	imap_reply(j->s, j->tag, "OK", "%s completed",
 	           j->rc < 0 ? "CLOSE (without expunge)" : "Close");
 }

@@ -364,10 +364,10 @@ update_eval(struct imap_session *s, struct imap_update *u, uint32_t count,
 		imap_host->pool_clear(scratch);
 		memset(&err, 0, sizeof(err));
 		if (*cost > IMAP_UPDATE_SYNC_OCTETS) {
-			imap_host->log(imap_self, POSTERN_LOG_INFO, "search "
-			               "update %s of %s stopped: the changes "
-			               "are too many to follow", u->tag,
-			               s->user);
+			imap_log(s, POSTERN_LOG_INFO, "search "
+			         "update %s of %s stopped: the changes "
+			         "are too many to follow", u->tag,
+			         s->user);
 			return "the changes are too many to follow: search "
 			       "again";
 		}
@@ -375,9 +375,9 @@ update_eval(struct imap_session *s, struct imap_update *u, uint32_t count,
 		if (r < 0 && err.code == POSTERN_SE_EXPUNGED)
 			continue;  /* its EXPUNGE will follow */
 		if (r < 0) {
-			imap_host->log(imap_self, POSTERN_LOG_WARNING,
-			               "search update %s of %s stopped: %s",
-			               u->tag, s->user, err.text);
+			imap_log(s, POSTERN_LOG_WARNING,
+			         "search update %s of %s stopped: %s",
+			         u->tag, s->user, err.text);
 			return "the search can no longer be kept updated";
 		}
 		in = imap_uid_in(u->uids, u->n, uid);
@@ -408,8 +408,8 @@ sort_changes(struct imap_session *s, struct imap_update *u,
 	memset(&err, 0, sizeof(err));
 	if (imap_sort_live_add(s, u->sort, add, na, scratch, cost, pos, moved,
 	                       &err) < 0) {
-		imap_host->log(imap_self, POSTERN_LOG_INFO, "sort update %s "
-		               "of %s stopped: %s", u->tag, s->user, err.text);
+		imap_log(s, POSTERN_LOG_INFO, "sort update %s "
+		         "of %s stopped: %s", u->tag, s->user, err.text);
 		return "the sort keys can no longer be kept";
 	}
 	sort_pairs(out, u, "ADDTO", pos, moved, na, add, addn, na);

@@ -1268,9 +1268,9 @@ set_seen(struct imap_job *j, struct fetch_arg *fa)
 	                               POSTERN_STORE_ADD, POSTERN_MSG_SEEN,
 	                               NULL, 0, 0, j->pool, &failed,
 	                               &nfailed, &err) < 0)
-		imap_host->log(imap_self, POSTERN_LOG_WARNING,
-		               "FETCH: setting \\Seen for %s failed: %s",
-		               s->user, err.text);
+		imap_log(s, POSTERN_LOG_WARNING,
+		         "FETCH: setting \\Seen for %s failed: %s",
+		         s->user, err.text);
 }
 
 /* VANISHED (EARLIER): UIDs of the set that are not in the view. */
@@ -1541,10 +1541,10 @@ fetch_done(struct imap_job *j)
 
 	if (fa->broken) {
 		/* Part of a literal is out: the stream cannot be mended. */
-		imap_host->conn_log(s->conn, POSTERN_LOG_WARNING,
-		                    "FETCH of uid %u failed while it was sent "
-		                    "(%s): disconnecting", fa->cur_uid,
-		                    j->err.text);
+		imap_log(s, POSTERN_LOG_WARNING,
+		         "FETCH of uid %u failed while it was sent "
+		         "(%s): disconnecting", fa->cur_uid,
+		         j->err.text);
 		imap_host->conn_close(s->conn);
 		return;
 	}
@@ -1574,11 +1574,11 @@ fetch_done(struct imap_job *j)
 	    (size_t)imap_cfg.fetch_batch) {
 		/* Not submitted yet (handle NULL): on_close frees it. */
 		if (imap_host->log_enabled(POSTERN_LOG_DEBUG))
-			imap_host->conn_log(s->conn, POSTERN_LOG_DEBUG,
-			                    "FETCH waits for the client to "
-			                    "read %zu octets",
-			                    imap_host->conn_output_pending(
-			                            s->conn));
+			imap_log(s, POSTERN_LOG_DEBUG,
+			         "FETCH waits for the client to "
+			         "read %zu octets",
+			         imap_host->conn_output_pending(
+			                 s->conn));
 		s->on_drain = fetch_next;
 		/* Keep the session busy: no command runs meanwhile. */
 		s->job = next;

@@ -747,9 +747,9 @@ left(struct imap_job *j, uint32_t seq, uint32_t count)
 {
 	if (!imap_job_cancelled(j))
 		return 0;
-	imap_host->log(imap_self, POSTERN_LOG_INFO, "search of %s stopped at "
-	               "message %u of %u: the client left", j->s->user, seq,
-	               count);
+	imap_log(j->s, POSTERN_LOG_INFO, "search of %s stopped at "
+	         "message %u of %u: the client left", j->s->user, seq,
+	         count);
 	return 1;
 }
 

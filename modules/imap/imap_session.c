@@ -11,6 +11,7 @@
  * frees the session in that job's done; a job in flight at close time
  * finishes first and calls session_release() again.
  */
+#include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -234,9 +235,8 @@ job_work(void *arg)
 		                       &err) == 0)
 			imap_sync_format(s, &j->out, &ch, j->pool);
 		else
-			imap_host->log(imap_self, POSTERN_LOG_WARNING,
-			               "sync for %s failed: %s", s->user,
-			               err.text);
+			imap_log(s, POSTERN_LOG_WARNING, "sync for %s "
+			         "failed: %s", s->user, err.text);
 	}
 }
 
@@ -637,10 +637,9 @@ spill_work(struct imap_job *j)
 
 	if (imap_host->spool_flush(sp) < 0) {
 		j->rc = -1;
-		imap_host->log(imap_self, POSTERN_LOG_ERROR,
-		               "APPEND: cannot write the literal to a "
-		               "temporary file in %s: %m",
-		               imap_host->dir(POSTERN_DIR_STATE));
+		imap_log(j->s, POSTERN_LOG_ERROR, "APPEND: cannot write the "
+		         "literal to a temporary file in %s: %m",
+		         imap_host->dir(POSTERN_DIR_STATE));
 	}
 }
 
@@ -837,10 +836,9 @@ imap_cmd_idle(struct imap_cmd *c)
 		imap_watch_selected(s);
 		if (s->watched != 1) {
 			/* The storage said why, once per process. */
-			imap_host->conn_log(s->conn, POSTERN_LOG_DEBUG,
-			                    "IDLE: cannot watch the mailbox "
-			                    "of %s; checking every %lld ms",
-			                    s->user, imap_cfg.idle_poll_ms);
+			imap_log(s, POSTERN_LOG_DEBUG, "IDLE: cannot watch "
+			         "the mailbox of %s; checking every %lld ms",
+			         s->user, imap_cfg.idle_poll_ms);
 			s->idle_poll = imap_host->timer_add(
 				(unsigned)imap_cfg.idle_poll_ms,
 				idle_poll_fired, s);
@@ -951,9 +949,8 @@ too_many_errors(struct imap_session *s)
 {
 	if (s->bad_in_row < (unsigned)imap_cfg.max_bad_commands)
 		return 0;
-	imap_host->conn_log(s->conn, POSTERN_LOG_NOTICE,
-	                    "%u bad commands in a row: disconnecting",
-	                    s->bad_in_row);
+	imap_log(s, POSTERN_LOG_NOTICE, "%u bad commands in a row: "
+	         "disconnecting", s->bad_in_row);
 	imap_host->conn_printf(s->conn, "* BYE Too many invalid commands\r\n");
 	imap_host->conn_close(s->conn);
 	return 1;
@@ -1028,8 +1025,8 @@ on_read(postern_conn_t *c, void *arg)
 				return;
 			break;
 		case IMAP_READ_FATAL:
-			imap_host->conn_log(c, POSTERN_LOG_NOTICE,
-			                    "closing: %s", s->reader.error);
+			imap_log(s, POSTERN_LOG_NOTICE, "closing: %s",
+			         s->reader.error);
 			imap_host->conn_printf(c, "* BYE %s\r\n",
 			                       s->reader.error);
 			imap_host->conn_close(c);
@@ -1222,6 +1219,20 @@ imap_session_limits(struct imap_session *s,
 }
 
 void
+imap_log(const struct imap_session *s, int level, const char *fmt, ...)
+{
+	char text[1024];
+	va_list ap;
+
+	if (!imap_host->log_enabled(level))
+		return;
+	va_start(ap, fmt);
+	vsnprintf(text, sizeof(text), fmt, ap);
+	va_end(ap);
+	imap_host->log(NULL, level, "%s: %s", s->logp, text);
+}
+
+void
 imap_session_accept(postern_conn_t *c, void *arg)
 {
 	struct imap_session *s = calloc(1, sizeof(*s));
@@ -1233,6 +1244,8 @@ imap_session_accept(postern_conn_t *c, void *arg)
 		return;
 	}
 	s->conn = c;
+	imap_host->conn_log_prefix(c, s->logp, sizeof(s->logp) - 6);
+	strcat(s->logp, ": imap");
 	imap_session_limits(s, &lim);
 	imap_reader_init(&s->reader, &lim);
 	s->cmd_pool = imap_host->pool_create(1024);

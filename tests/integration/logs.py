@@ -126,6 +126,9 @@ def test_one_id_from_the_session_to_the_relay(r):
 
 def test_imap_and_pop3_sessions_carry_their_conn(r):
     m = imaplib.IMAP4("127.0.0.1", SRV.port("imap"), timeout=10)
+    imaplib.Commands["ID"] = ("NONAUTH", "AUTH", "SELECTED")
+    typ, _ = m._simple_command("ID", '("name" "logs-test")')
+    assert typ == "OK", typ
     m.login(USER, PASSWORD)
     m.select("INBOX")
     m.logout()
@@ -147,6 +150,13 @@ def test_imap_and_pop3_sessions_carry_their_conn(r):
         mine = session_lines(starts[-1])
         assert re.search(r"disconnect from %s \(closed by the "
                          r"(server|client)\)" % proto, mine[-1]), mine
+    # A module's own line about a session: its prefix, then the protocol.
+    imap_conn = [re.match(r"conn=(\d+) ", t).group(1) for _, t in lines()
+                 if re.search(r"^conn=\d+ peer=\S+: connect to imap$", t)][-1]
+    assert any(re.fullmatch(r"conn=%s peer=\S+: imap: client ID "
+                            r"name=logs-test" % imap_conn, t)
+               for t in session_lines(imap_conn)), \
+        session_lines(imap_conn)
     # The failed login is a line of its session.
     assert any("conn=%s " % starts[-1] in t and
                re.search(r"(?i)fail", t) for _, t in lines()), \

@@ -314,6 +314,14 @@ imap_job_run(struct imap_job *j, void (*work)(struct imap_job *),
 }
 
 void
+imap_log(const struct imap_session *s, int level, const char *fmt, ...)
+{
+	(void)s;
+	(void)level;
+	(void)fmt;
+}
+
+void
 imap_reply(struct imap_session *s, const char *tag, const char *status,
            const char *fmt, ...)
 {
