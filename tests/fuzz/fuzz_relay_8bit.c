@@ -33,6 +33,10 @@ static struct postern_host host = {
 	.mime_parser_create = mime_parser_create,
 	.mime_parser_feed = mime_parser_feed,
 	.mime_parser_finish = mime_parser_finish,
+	.mime_encoder_create = mime_encoder_create,
+	.mime_encoder_feed = mime_encoder_feed,
+	.mime_encoder_finish = mime_encoder_finish,
+	.mime_encoder_free = mime_encoder_free,
 };
 
 struct buf {
