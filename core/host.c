@@ -501,6 +501,12 @@ h_unique_id(char *buf, size_t len)
 	         (unsigned long)getpid() & 0xfffff, n & 0xffffff);
 }
 
+static void
+h_vlog_prefixed(const char *prefix, int level, const char *fmt, va_list ap)
+{
+	log_vwrite(level, prefix, fmt, ap);
+}
+
 static const struct postern_host host_table_v = {
 	.size = sizeof(struct postern_host),
 	.abi_major = POSTERN_ABI_MAJOR,
@@ -661,6 +667,7 @@ static const struct postern_host host_table_v = {
 	.mime_encoder_feed = mime_encoder_feed,
 	.mime_encoder_finish = mime_encoder_finish,
 	.mime_encoder_free = mime_encoder_free,
+	.vlog_prefixed = h_vlog_prefixed,
 };
 
 const struct postern_host *

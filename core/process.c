@@ -479,8 +479,11 @@ process_teardown(void)
 
 /* ---- privileges ------------------------------------------------------- */
 
+/* Whom the workers run as, from `user` and `group`: 1 with *uid and
+ * *gid to switch to, 0 when they stay who started posternd (not root,
+ * or root allowed to stay), -1 with `why`. */
 static int
-resolve_user(void)
+worker_ids(uid_t *uid, gid_t *gid, char *why, size_t len)
 {
 	struct passwd *pw;
 	struct group *gr;
@@ -490,34 +493,44 @@ resolve_user(void)
 	if (rt.set.user[0] == '\0' || strcmp(rt.set.user, "root") == 0) {
 		if (rt.set.allow_root)
 			return 0;
-		log_error("%s: refusing to run workers as root: set `user` "
-		          "(or `allow_root = true`, which is unsafe)",
-		          rt.config_path);
+		snprintf(why, len, "refusing to run workers as root: set "
+		         "`user` (or `allow_root = true`, which is unsafe)");
 		return -1;
 	}
-	pw = getpwnam(rt.set.user);
-	if (pw == NULL) {
-		log_error("%s: user '%s' does not exist (create it, e.g. "
-		          "`useradd --system %s`, or set `user`)",
-		          rt.config_path, rt.set.user, rt.set.user);
+	if ((pw = getpwnam(rt.set.user)) == NULL) {
+		snprintf(why, len, "user '%s' does not exist (create it, e.g. "
+		         "`useradd --system %s`, or set `user`)", rt.set.user,
+		         rt.set.user);
 		return -1;
 	}
-	rt.uid = pw->pw_uid;
-	rt.gid = pw->pw_gid;
+	*uid = pw->pw_uid;
+	*gid = pw->pw_gid;
 	if (rt.set.group[0] != '\0') {
-		gr = getgrnam(rt.set.group);
-		if (gr == NULL) {
-			log_error("%s: group '%s' does not exist",
-			          rt.config_path, rt.set.group);
+		if ((gr = getgrnam(rt.set.group)) == NULL) {
+			snprintf(why, len, "group '%s' does not exist",
+			         rt.set.group);
 			return -1;
 		}
-		rt.gid = gr->gr_gid;
+		*gid = gr->gr_gid;
 	}
-	if (rt.uid == 0 && !rt.set.allow_root) {
-		log_error("%s: user '%s' has uid 0: refusing to run workers "
-		          "as root", rt.config_path, rt.set.user);
+	if (*uid == 0 && !rt.set.allow_root) {
+		snprintf(why, len, "user '%s' has uid 0: refusing to run "
+		         "workers as root", rt.set.user);
 		return -1;
 	}
+	return 1;
+}
+
+static int
+resolve_user(void)
+{
+	char why[512];
+	int rc = worker_ids(&rt.uid, &rt.gid, why, sizeof(why));
+
+	if (rc < 0)
+		log_error("%s: %s", rt.config_path, why);
+	if (rc <= 0)
+		return rc;
 	rt.user = xstrdup(rt.set.user);
 	rt.drop = 1;
 	return 0;
@@ -1260,22 +1273,12 @@ worker_pids(unsigned *n)
 int
 process_worker_group(gid_t *gid)
 {
-	struct passwd *pw;
-	struct group *gr;
+	char why[512];
+	uid_t uid;
 
-	/* The same choice as resolve_user, quietly: a tool that cannot
-	 * find the user still does its work, posternd will complain. */
-	if (geteuid() != 0 || rt.set.user == NULL ||
-	    rt.set.user[0] == '\0' || strcmp(rt.set.user, "root") == 0 ||
-	    (pw = getpwnam(rt.set.user)) == NULL || pw->pw_uid == 0)
-		return 0;
-	*gid = pw->pw_gid;
-	if (rt.set.group != NULL && rt.set.group[0] != '\0') {
-		if ((gr = getgrnam(rt.set.group)) == NULL)
-			return 0;
-		*gid = gr->gr_gid;
-	}
-	return 1;
+	/* Quietly: a tool that cannot find the user still does its work;
+	 * posternd will complain. */
+	return worker_ids(&uid, gid, why, sizeof(why)) == 1;
 }
 
 const char *

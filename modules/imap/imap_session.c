@@ -1221,15 +1221,11 @@ imap_session_limits(struct imap_session *s,
 void
 imap_log(const struct imap_session *s, int level, const char *fmt, ...)
 {
-	char text[1024];
 	va_list ap;
 
-	if (!imap_host->log_enabled(level))
-		return;
 	va_start(ap, fmt);
-	vsnprintf(text, sizeof(text), fmt, ap);
+	imap_host->vlog_prefixed(s->logp, level, fmt, ap);
 	va_end(ap);
-	imap_host->log(NULL, level, "%s: %s", s->logp, text);
 }
 
 void

@@ -43,15 +43,11 @@ txn_begin(struct smtp_session *s)
 void
 smtp_log_txn(const char *logp, int level, const char *fmt, ...)
 {
-	char text[1024];
 	va_list ap;
 
-	if (!smtp_host->log_enabled(level))
-		return;
 	va_start(ap, fmt);
-	vsnprintf(text, sizeof(text), fmt, ap);
+	smtp_host->vlog_prefixed(logp, level, fmt, ap);
 	va_end(ap);
-	smtp_host->log(NULL, level, "%s: %s", logp, text);
 }
 
 void

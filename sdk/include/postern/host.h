@@ -809,8 +809,8 @@ struct postern_host {
 	void (*unique_id)(char *buf, size_t len);
 	/* Copies the prefix conn_log writes ("conn=12 peer=192.0.2.7:4711")
 	 * into buf (truncated to len).  A session keeps it for the lines its
-	 * job threads log (`log(NULL, level, "%s: ...", prefix)`), whose
-	 * connection may be gone by then.  Event loop. */
+	 * job threads log (vlog_prefixed, ABI 1.10), whose connection may
+	 * be gone by then.  Event loop. */
 	void (*conn_log_prefix)(postern_conn_t *c, char *buf, size_t len);
 #endif
 
@@ -832,6 +832,14 @@ struct postern_host {
 	 * empty), else 0. */
 	int (*mime_encoder_finish)(postern_mime_encoder_t *e);
 	void (*mime_encoder_free)(postern_mime_encoder_t *e); /* NULL: no-op */
+
+	/* ---- Logging with a kept prefix (ABI 1.10) --------------------- */
+
+	/* Logs a line starting "prefix: " (a session's conn_log_prefix with
+	 * its protocol, a transaction's id), formatted once, from any
+	 * thread, however long the connection has been gone. */
+	void (*vlog_prefixed)(const char *prefix, int level, const char *fmt,
+	                      va_list ap);
 #endif
 };
 
