@@ -59,7 +59,6 @@
 #include "xalloc.h"
 
 #define CONN_IN_INITIAL 4096
-#define CONN_MAX_INPUT_DEFAULT (64 * 1024)
 #define CONN_IDLE_DEFAULT_MS (5 * 60 * 1000)
 #define CONN_MAX_CONNS_DEFAULT 1024
 #define CONN_OUT_CHUNK 16384
@@ -126,6 +125,10 @@ struct postern_conn {
 	char *in;
 	size_t in_start, in_end, in_cap, in_max, in_scan;
 	int skip_line; /* discarding the rest of an over-long line */
+	int skip_cr;   /* the last octet it discarded was a CR */
+	/* How the last over-long line ended (POSTERN_LINE_CRLF or
+	 * _BARE_LF), once its LF was seen: conn_line_skipped. */
+	unsigned skip_end;
 
 	/* output */
 	struct out_chunk *out_head, *out_tail;
@@ -873,6 +876,30 @@ in_discard_all(postern_conn_t *c)
 {
 	c->in_start = c->in_end = c->in_scan = 0;
 	c->skip_line = 0;
+	c->skip_cr = 0;
+}
+
+/* Drops the rest of an over-long line: 1 once its LF went (skip_end
+ * says how it ended), 0 when the input ran out first. */
+static int
+skip_rest(postern_conn_t *c)
+{
+	const char *p = c->in + c->in_start;
+	size_t have = in_buffered(c);
+	const char *lf = memchr(p, '\n', have);
+
+	if (lf == NULL) {
+		if (have > 0)
+			c->skip_cr = p[have - 1] == '\r';
+		in_drop(c, have);
+		return 0;
+	}
+	c->skip_end = (lf > p ? lf[-1] == '\r' : c->skip_cr)
+	                  ? POSTERN_LINE_CRLF : POSTERN_LINE_BARE_LF;
+	in_drop(c, (size_t)(lf - p) + 1);
+	c->skip_line = 0;
+	c->skip_cr = 0;
+	return 1;
 }
 
 static int
@@ -1421,71 +1448,67 @@ conn_read_line(postern_conn_t *c, size_t max, struct postern_line *line)
 		return POSTERN_CLOSED;
 	if (c->throttled)
 		return POSTERN_AGAIN; /* until the client reads its replies */
-	for (;;) {
-		p = c->in + c->in_start;
-		have = in_buffered(c);
-		lf = memchr(p + c->in_scan, '\n', have - c->in_scan);
-		if (c->skip_line) {
-			if (lf == NULL) {
-				in_drop(c, have);
-				return POSTERN_AGAIN;
-			}
-			in_drop(c, (size_t)(lf - p) + 1);
-			c->skip_line = 0;
-			continue;
-		}
-		if (lf == NULL) {
-			c->in_scan = have;
-			/* Too long already, or the buffer cannot take the
-			 * rest: report once, drop the rest up to its LF. */
-			if (have >= c->in_max ||
-			    (have >= 2 && have - 2 >= max)) {
-				in_drop(c, have);
-				c->skip_line = 1;
-				return POSTERN_TOOLONG;
-			}
-			return POSTERN_AGAIN;
-		}
-		n = (size_t)(lf - p);
-		len = n;
-		flags = POSTERN_LINE_BARE_LF;
-		if (n > 0 && p[n - 1] == '\r') {
-			len--;
-			flags = POSTERN_LINE_CRLF;
-		}
-		in_drop(c, n + 1);
-		if (len > max)
+	if (c->skip_line && !skip_rest(c))
+		return POSTERN_AGAIN;
+	p = c->in + c->in_start;
+	have = in_buffered(c);
+	lf = memchr(p + c->in_scan, '\n', have - c->in_scan);
+	if (lf == NULL) {
+		c->in_scan = have;
+		/* Too long already, or the buffer cannot take the rest:
+		 * report once, drop the rest up to its LF. */
+		if (have >= c->in_max || (have >= 2 && have - 2 >= max)) {
+			c->skip_cr = p[have - 1] == '\r';
+			in_drop(c, have);
+			c->skip_line = 1;
+			c->skip_end = 0;
 			return POSTERN_TOOLONG;
-		if (memchr(p, '\0', len) != NULL)
-			flags |= POSTERN_LINE_NUL;
-		if (memchr(p, '\r', len) != NULL)
-			flags |= POSTERN_LINE_BARE_CR;
-		line->data = p;
-		line->len = len;
-		line->flags = flags;
-		return POSTERN_OK;
+		}
+		return POSTERN_AGAIN;
 	}
+	n = (size_t)(lf - p);
+	len = n;
+	flags = POSTERN_LINE_BARE_LF;
+	if (n > 0 && p[n - 1] == '\r') {
+		len--;
+		flags = POSTERN_LINE_CRLF;
+	}
+	in_drop(c, n + 1);
+	if (len > max) {
+		c->skip_end = flags;
+		return POSTERN_TOOLONG;
+	}
+	if (memchr(p, '\0', len) != NULL)
+		flags |= POSTERN_LINE_NUL;
+	if (memchr(p, '\r', len) != NULL)
+		flags |= POSTERN_LINE_BARE_CR;
+	line->data = p;
+	line->len = len;
+	line->flags = flags;
+	return POSTERN_OK;
+}
+
+int
+conn_line_skipped(postern_conn_t *c, unsigned *end)
+{
+	if (c->closing || c->dead)
+		return POSTERN_CLOSED;
+	if (c->throttled || (c->skip_line && !skip_rest(c)))
+		return POSTERN_AGAIN;
+	*end = c->skip_end;
+	return POSTERN_OK;
 }
 
 int
 conn_peek(postern_conn_t *c, const void **data, size_t *len)
 {
-	const char *lf;
-
 	if (c->closing || c->dead)
 		return POSTERN_CLOSED;
 	if (c->throttled)
 		return POSTERN_AGAIN;
-	if (c->skip_line) {
-		/* The tail of an over-long line is nobody's data. */
-		lf = memchr(c->in + c->in_start, '\n', in_buffered(c));
-		if (lf == NULL) {
-			in_drop(c, in_buffered(c));
-			return POSTERN_AGAIN;
-		}
-		in_drop(c, (size_t)(lf - (c->in + c->in_start)) + 1);
-		c->skip_line = 0;
-	}
+	/* The tail of an over-long line is nobody's data. */
+	if (c->skip_line && !skip_rest(c))
+		return POSTERN_AGAIN;
 	if (in_buffered(c) == 0)
 		return POSTERN_AGAIN;
 	*data = c->in + c->in_start;

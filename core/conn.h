@@ -21,6 +21,14 @@ postern_conn_t *conn_accept(int fd, const struct postern_listen_spec *spec);
 void conn_set_ops(postern_conn_t *c, const struct postern_conn_ops *ops,
                   void *arg);
 int conn_read_line(postern_conn_t *c, size_t max, struct postern_line *line);
+/* After conn_read_line said POSTERN_TOOLONG: drops the rest of that
+ * line and sets *end to how it ended (POSTERN_LINE_CRLF or
+ * POSTERN_LINE_BARE_LF): POSTERN_OK, or POSTERN_AGAIN until its LF has
+ * come.  For raw lines whose terminator means something (the session
+ * layer's take_lines: SMTP's end of DATA). */
+int conn_line_skipped(postern_conn_t *c, unsigned *end);
+/* The largest input buffer a listener gets without asking. */
+#define CONN_MAX_INPUT_DEFAULT (64 * 1024)
 int conn_peek(postern_conn_t *c, const void **data, size_t *len);
 void conn_consume(postern_conn_t *c, size_t n);
 int conn_write(postern_conn_t *c, const void *data, size_t len);

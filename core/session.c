@@ -17,6 +17,7 @@
 #include "session.h"
 
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -56,6 +57,7 @@ struct postern_session {
 	int logged_in;
 	int handles;             /* release is owed */
 	int pump_deferred;       /* a deferred pump is queued */
+	int long_line;           /* a too-long raw line waits for its end */
 	unsigned errors;
 	unsigned login_failures;
 	postern_session_line_fn take_lines;
@@ -137,10 +139,21 @@ max_line(const postern_session_t *s)
 	                          : SESSION_DEFAULT_MAX_LINE;
 }
 
-/* The next line as the protocol sees it: a held one first. */
+static void
+too_long(struct postern_line *l, unsigned end)
+{
+	l->data = "";
+	l->len = 0;
+	l->flags = POSTERN_LINE_TOOLONG | end;
+}
+
+/* The next line as the protocol sees it: a held one first.  A raw line
+ * (take_lines) that is too long comes once its end is known, with the
+ * flag of its terminator: where SMTP's DATA may end depends on it. */
 static int
 next_line(postern_session_t *s, struct postern_line *l)
 {
+	unsigned end;
 	int rc;
 
 	if (s->has_held) {
@@ -148,11 +161,20 @@ next_line(postern_session_t *s, struct postern_line *l)
 		*l = s->held;
 		return POSTERN_OK;
 	}
+	if (s->long_line) {
+		if (conn_line_skipped(s->conn, &end) != POSTERN_OK)
+			return POSTERN_AGAIN;
+		s->long_line = 0;
+		too_long(l, end);
+		return POSTERN_OK;
+	}
 	rc = conn_read_line(s->conn, max_line(s), l);
+	if (rc == POSTERN_TOOLONG && s->take_lines != NULL) {
+		s->long_line = 1;
+		return next_line(s, l);
+	}
 	if (rc == POSTERN_TOOLONG) {
-		l->data = "";
-		l->len = 0;
-		l->flags = POSTERN_LINE_TOOLONG;
+		too_long(l, 0);
 		return POSTERN_OK;
 	}
 	return rc == POSTERN_OK ? POSTERN_OK : POSTERN_AGAIN;
@@ -649,6 +671,10 @@ listen_one(const char *owner, const struct postern_protocol *p,
 	if (conf_parse(host_conf(), node, owner, p->listen_keys,
 	               p->listen_key_size, sl->cfg, 0) < 0)
 		goto fail;
+	if (p->size >= offsetof(struct postern_protocol, listen_check) +
+	                   sizeof(p->listen_check) &&
+	    p->listen_check != NULL && p->listen_check(sl->cfg, node) < 0)
+		goto fail;
 	lc = sl->cfg;
 	if (lc->tls && tls == NULL) {
 		conf_error(host_conf(), node, "implicit TLS needs a "
@@ -656,6 +682,9 @@ listen_one(const char *owner, const struct postern_protocol *p,
 		goto fail;
 	}
 	limits.idle_ms = p->idle_ms;
+	/* The buffer holds a whole line of max_line. */
+	if (p->max_line + 2 > CONN_MAX_INPUT_DEFAULT)
+		limits.max_input = p->max_line + 2;
 	postern_listen_spec_init(&spec, lc, tls, &limits,
 	                         &session_listener_ops, sl);
 	if (listener_add(owner, &spec) == NULL)
@@ -675,7 +704,8 @@ session_listen(const char *owner, const struct postern_protocol *p,
 {
 	size_t i, n = list != NULL ? conf_count(list) : 0;
 
-	if (p->size < sizeof(struct postern_protocol) ||
+	/* A module built for 1.9 or 1.10 has no listen_check. */
+	if (p->size < offsetof(struct postern_protocol, listen_check) ||
 	    p->listen_keys == NULL || p->listen_key_size == 0 ||
 	    p->listen_size < sizeof(struct postern_listen_cfg) ||
 	    p->parse == NULL || p->commands == NULL) {

@@ -6,6 +6,7 @@
  * transaction, once per session, and only over TLS unless the listener
  * says plaintext_auth (538 5.7.11 otherwise).  A failure says 535 5.7.8
  * and never which part was wrong; the host adds the failure delay.
+ * Response lines come raw from the session layer (session_take_lines).
  */
 #include <string.h>
 
@@ -20,6 +21,24 @@ auth_end(struct smtp_session *s)
 	s->phase = SMTP_PHASE_COMMAND;
 }
 
+/* A response line (RFC 4954: base64, or "*" to cancel). */
+static void
+auth_response(postern_session_t *ss, void *st, const struct postern_line *l)
+{
+	struct smtp_session *s = st;
+
+	smtp_host->session_take_lines(ss, NULL);
+	if (l->flags & (POSTERN_LINE_TOOLONG | POSTERN_LINE_NUL)) {
+		smtp_reply_error(s, 500, "5.5.6", "authentication exchange "
+		                 "line too long or malformed");
+		auth_end(s);
+		return;
+	}
+	s->phase = SMTP_PHASE_COMMAND;
+	smtp_session_wait(s, SMTP_WAIT_SASL);
+	smtp_host->sasl_step(s->sasl, l->data, l->len);
+}
+
 static void
 after_auth_hook(struct smtp_session *s, const struct postern_verdict *v)
 {
@@ -31,7 +50,7 @@ after_auth_hook(struct smtp_session *s, const struct postern_verdict *v)
 		s->auth_user = NULL;
 		smtp_reply_verdict(s, v, 535, "5.7.8",
 		                   "authentication refused");
-		s->errors++;
+		smtp_host->session_error(s->ss);
 	} else {
 		smtp_host->conn_log(s->conn, POSTERN_LOG_INFO,
 		                    "smtp: authenticated as %s", s->auth_user);
@@ -49,13 +68,13 @@ on_sasl(void *arg, const struct postern_sasl_result *r)
 	case POSTERN_SASL_CONTINUE:
 		smtp_reply(s, 334, NULL, "%s", r->challenge);
 		s->phase = SMTP_PHASE_AUTH;
+		smtp_host->session_take_lines(s->ss, auth_response);
 		smtp_session_resume(s);
 		return;
 	case POSTERN_SASL_OK:
 		s->auth_user = smtp_host->pool_strndup(s->pool, r->user,
 		                                       strlen(r->user));
 		auth_end(s);
-		s->wait = SMTP_WAIT_NONE;
 		smtp_stage_run(s, POSTERN_SMTP_AUTH, after_auth_hook);
 		return;
 	case POSTERN_SASL_FAIL:
@@ -115,30 +134,12 @@ smtp_cmd_auth(struct smtp_session *s, const struct smtp_command *cmd)
 		smtp_reply_error(s, err.code, err.enhanced, err.text);
 		return;
 	}
+	smtp_session_wait(s, SMTP_WAIT_SASL);
 	s->sasl = smtp_host->sasl_start(smtp_self, s->conn, mech, ir, irlen,
 	                                on_sasl, s);
 	if (s->sasl == NULL) {
+		smtp_session_resume(s);
 		smtp_reply_error(s, 504, "5.5.4",
 		                 "unrecognized authentication type");
-		return;
 	}
-	s->wait = SMTP_WAIT_SASL;
-	smtp_host->conn_pause(s->conn);
-}
-
-/* A response line in the AUTH phase; NULL for a line that was too long
- * or held a NUL (it fails the exchange). */
-void
-smtp_auth_response(struct smtp_session *s, const char *line, size_t len)
-{
-	if (line == NULL) {
-		smtp_reply_error(s, 500, "5.5.6", "authentication exchange "
-		                 "line too long or malformed");
-		auth_end(s);
-		return;
-	}
-	s->phase = SMTP_PHASE_COMMAND;
-	s->wait = SMTP_WAIT_SASL;
-	smtp_host->conn_pause(s->conn);
-	smtp_host->sasl_step(s->sasl, line, len);
 }

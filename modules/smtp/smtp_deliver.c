@@ -3,11 +3,14 @@
  * lookups (auth resolve), spool writes and reads, and the delivery of a
  * finished message to the storage backend and the relay queue.
  *
- * A job reads only what it was given (its own pool, the transaction's
- * pool, the spool), never the session, which may close while the job
- * runs: the job then takes over the transaction's pool and spool and
- * frees them when it is done (smtp_job_orphan).  Outputs default to
- * failure, so a job cancelled before it ran fails safe.
+ * The jobs are the session layer's (host->session_job): the session is
+ * paused while one runs and kept until it is done, however early the
+ * client leaves.  A job's `work` reads only what it was given (its
+ * context, in its own pool; the transaction's pool; the spool), never
+ * the session.  Its `done` frees the context; when the client has gone
+ * (smtp_session_gone) it stops there, and the transaction goes with the
+ * session (on_free).  Outputs default to failure, so a job the stopping
+ * worker never ran fails safe.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,83 +21,33 @@
 
 #include "smtp_session.h"
 
-/* ---- jobs bound to a session ------------------------------------------ */
+/* Every job context here starts with its pool, which done destroys. */
+struct job_ctx {
+	postern_pool_t *pool;
+};
 
-static void
-job_work(void *arg)
-{
-	struct smtp_job *j = arg;
-
-	j->work(j);
-}
-
-static void
-job_done(void *arg, int cancelled)
-{
-	struct smtp_job *j = arg;
-	struct smtp_session *s = j->s;
-
-	j->cancelled = cancelled;
-	if (s != NULL) {
-		s->job = NULL;
-		s->wait = SMTP_WAIT_NONE;
-		j->done(j);
-	}
-	smtp_host->pool_destroy(j->pool);
-	smtp_host->pool_destroy(j->orphan_pool);
-	smtp_host->spool_free(j->orphan_spool);
-	smtp_host->spool_free(j->orphan_body_spool);
-	free(j);
-}
-
-struct smtp_job *
-smtp_job_start(struct smtp_session *s, void (*work)(struct smtp_job *j),
-               void (*done)(struct smtp_job *j), void *ctx,
-               postern_pool_t *pool)
-{
-	struct smtp_job *j = calloc(1, sizeof(*j));
-
-	if (j == NULL)
-		abort(); /* as every allocation in posternd */
-	j->s = s;
-	j->work = work;
-	j->done = done;
-	j->ctx = ctx;
-	/* Set before the submit: the thread may start at once. */
-	j->pool = pool;
-	s->job = j;
-	s->wait = SMTP_WAIT_JOB;
-	smtp_host->conn_pause(s->conn);
-	j->handle = smtp_host->job_submit(job_work, job_done, j);
-	return j;
-}
-
-/* A job with its context allocated from its own pool. */
 static void *
-job_ctx(postern_pool_t **pool, size_t size)
+job_ctx(size_t size)
 {
-	*pool = smtp_host->pool_create(4096);
-	return smtp_host->pool_alloc(*pool, size);
+	postern_pool_t *pool = smtp_host->pool_create(4096);
+	struct job_ctx *c = smtp_host->pool_alloc(pool, size);
+
+	c->pool = pool;
+	return c;
 }
 
-void
-smtp_job_orphan(struct smtp_session *s)
+static void
+job_start(struct smtp_session *s, postern_session_work_fn work,
+          postern_session_done_fn done, void *ctx)
 {
-	struct smtp_job *j = s->job;
-
-	j->s = NULL;
-	j->orphan_pool = s->txn.pool;
-	j->orphan_spool = s->txn.spool;
-	j->orphan_body_spool = s->txn.body_spool;
-	s->txn.pool = NULL;
-	s->txn.spool = NULL;
-	s->txn.body_spool = NULL;
-	s->job = NULL;
+	smtp_session_wait(s, SMTP_WAIT_JOB);
+	smtp_host->session_job(s->ss, work, done, ctx);
 }
 
 /* ---- RCPT: resolve ---------------------------------------------------- */
 
 struct resolve_ctx {
+	postern_pool_t *pool;
 	const char *address;
 	const char *fallback;  /* tried when `address` is not a user */
 	int status;
@@ -104,27 +57,35 @@ struct resolve_ctx {
 };
 
 static void
-resolve_work(struct smtp_job *j)
+resolve_work(postern_session_t *ss, void *st, void *arg)
 {
-	struct resolve_ctx *r = j->ctx;
+	struct resolve_ctx *r = arg;
 
-	r->status = smtp_auth->resolve(r->address, j->pool, &r->targets,
+	(void)ss;
+	(void)st;
+	r->status = smtp_auth->resolve(r->address, r->pool, &r->targets,
 	                               &r->ntargets);
 	if (r->fallback != NULL && (r->status == POSTERN_AUTH_NO ||
 	                            r->status == POSTERN_AUTH_NOT_LOCAL))
-		r->status = smtp_auth->resolve(r->fallback, j->pool,
+		r->status = smtp_auth->resolve(r->fallback, r->pool,
 		                               &r->targets, &r->ntargets);
 }
 
 static void
-resolve_done(struct smtp_job *j)
+resolve_done(postern_session_t *ss, void *st, void *arg, int status)
 {
-	struct resolve_ctx *r = j->ctx;
-	struct smtp_session *s = j->s;
+	struct resolve_ctx *r = arg;
+	struct smtp_session *s = st;
 	struct smtp_rcpt *p = &s->pending_rcpt;
+	postern_pool_t *pool = r->pool;
 	size_t i;
 
-	if (j->cancelled)
+	(void)ss;
+	if (smtp_session_gone(s, status)) {
+		smtp_host->pool_destroy(pool);
+		return;
+	}
+	if (status != POSTERN_OK)
 		r->status = POSTERN_AUTH_TEMPFAIL;
 	p->targets = NULL;
 	p->ntargets = 0;
@@ -137,14 +98,15 @@ resolve_done(struct smtp_job *j)
 		p->ntargets = r->ntargets;
 	}
 	r->next(s, r->status);
+	smtp_host->pool_destroy(pool);
 }
 
 void
 smtp_resolve_rcpt(struct smtp_session *s,
                   void (*next)(struct smtp_session *s, int status))
 {
-	postern_pool_t *pool;
 	struct resolve_ctx *r;
+	postern_pool_t *pool;
 
 	/* No user database (a gateway): nothing is local, and there is
 	 * nothing to wait for. */
@@ -154,7 +116,8 @@ smtp_resolve_rcpt(struct smtp_session *s,
 		next(s, POSTERN_AUTH_NOT_LOCAL);
 		return;
 	}
-	r = job_ctx(&pool, sizeof(*r));
+	r = job_ctx(sizeof(*r));
+	pool = r->pool;
 	/* <Postmaster> without a domain is ours (RFC 5321 4.5.1): the
 	 * primary domain's postmaster, or the host's as before there was
 	 * a primary domain. */
@@ -169,12 +132,13 @@ smtp_resolve_rcpt(struct smtp_session *s,
 		    pool, s->rcpt_args.address, strlen(s->rcpt_args.address));
 	r->status = POSTERN_AUTH_TEMPFAIL;
 	r->next = next;
-	smtp_job_start(s, resolve_work, resolve_done, r, pool);
+	job_start(s, resolve_work, resolve_done, r);
 }
 
 /* ---- spool: write and read -------------------------------------------- */
 
 struct spool_ctx {
+	postern_pool_t *pool;
 	postern_spool_t *spool;
 	int ok;
 	int err;
@@ -187,10 +151,12 @@ struct spool_ctx {
 };
 
 static void
-sync_work(struct smtp_job *j)
+sync_work(postern_session_t *ss, void *st, void *arg)
 {
-	struct spool_ctx *c = j->ctx;
+	struct spool_ctx *c = arg;
 
+	(void)ss;
+	(void)st;
 	c->ok = smtp_host->spool_flush(c->spool) == 0;
 	if (!c->ok)
 		smtp_host->log(smtp_self, POSTERN_LOG_ERROR,
@@ -199,18 +165,21 @@ sync_work(struct smtp_job *j)
 }
 
 static void
-sync_done(struct smtp_job *j)
+sync_done(postern_session_t *ss, void *st, void *arg, int status)
 {
-	struct spool_ctx *c = j->ctx;
+	struct spool_ctx *c = arg;
+	postern_pool_t *pool = c->pool;
 
-	c->next_sync(j->s, c->ok && !j->cancelled);
+	(void)ss;
+	if (!smtp_session_gone(st, status))
+		c->next_sync(st, c->ok && status == POSTERN_OK);
+	smtp_host->pool_destroy(pool);
 }
 
 void
 smtp_spool_sync(struct smtp_session *s, int force,
                 void (*next)(struct smtp_session *s, int ok))
 {
-	postern_pool_t *pool;
 	struct spool_ctx *c;
 	postern_spool_t *sp = s->txn.spool;
 	size_t mem_len = smtp_host->spool_memory(sp, NULL);
@@ -223,22 +192,24 @@ smtp_spool_sync(struct smtp_session *s, int force,
 		next(s, 1);
 		return;
 	}
-	c = job_ctx(&pool, sizeof(*c));
+	c = job_ctx(sizeof(*c));
 	c->spool = sp;
 	c->next_sync = next;
-	smtp_job_start(s, sync_work, sync_done, c, pool);
+	job_start(s, sync_work, sync_done, c);
 }
 
 static void
-read_work(struct smtp_job *j)
+read_work(postern_session_t *ss, void *st, void *arg)
 {
-	struct spool_ctx *c = j->ctx;
+	struct spool_ctx *c = arg;
 	size_t got = 0;
 	ssize_t n;
 
+	(void)ss;
+	(void)st;
 	while (got < c->len) {
-		n = pread(smtp_host->spool_fd(c->spool), c->buf + got, c->len - got,
-		          (off_t)(c->off + got));
+		n = pread(smtp_host->spool_fd(c->spool), c->buf + got,
+		          c->len - got, (off_t)(c->off + got));
 		if (n <= 0)
 			break;
 		got += (size_t)n;
@@ -247,18 +218,21 @@ read_work(struct smtp_job *j)
 }
 
 static void
-read_done(struct smtp_job *j)
+read_done(postern_session_t *ss, void *st, void *arg, int status)
 {
-	struct spool_ctx *c = j->ctx;
+	struct spool_ctx *c = arg;
+	postern_pool_t *pool = c->pool;
 
-	c->next_read(j->s, j->cancelled ? -1 : c->n);
+	(void)ss;
+	if (!smtp_session_gone(st, status))
+		c->next_read(st, status == POSTERN_OK ? c->n : -1);
+	smtp_host->pool_destroy(pool);
 }
 
 void
 smtp_spool_read(struct smtp_session *s, uint64_t off, char *buf, size_t len,
                 void (*next)(struct smtp_session *s, ssize_t n))
 {
-	postern_pool_t *pool;
 	struct spool_ctx *c;
 	postern_spool_t *sp = s->txn.spool;
 	const char *mem;
@@ -269,14 +243,14 @@ smtp_spool_read(struct smtp_session *s, uint64_t off, char *buf, size_t len,
 		next(s, (ssize_t)len);
 		return;
 	}
-	c = job_ctx(&pool, sizeof(*c));
+	c = job_ctx(sizeof(*c));
 	c->spool = sp;
 	c->buf = buf;
 	c->off = off;
 	c->len = len;
 	c->n = -1;
 	c->next_read = next;
-	smtp_job_start(s, read_work, read_done, c, pool);
+	job_start(s, read_work, read_done, c);
 }
 
 /* ---- the Received header ---------------------------------------------- */
@@ -336,6 +310,7 @@ smtp_received_header(struct smtp_session *s)
 /* ---- delivery --------------------------------------------------------- */
 
 struct deliver_ctx {
+	postern_pool_t *pool;
 	struct postern_relay_envelope env;
 	struct smtp_rcpt *rcpts;
 	size_t nrcpts;
@@ -507,22 +482,24 @@ wants_success_report(const struct deliver_ctx *d, const struct smtp_rcpt *r)
 }
 
 static void
-deliver_work(struct smtp_job *j)
+deliver_work(postern_session_t *ss, void *st, void *arg)
 {
-	struct deliver_ctx *d = j->ctx;
+	struct deliver_ctx *d = arg;
 	struct relay_list relay = { 0 };
 	struct postern_local_result res = { .size = sizeof(res) };
 	size_t i, cap = 0;
 
+	(void)ss;
+	(void)st;
 	for (i = 0; i < d->nrcpts; i++)
 		if (d->rcpts[i].added && !d->rcpts[i].removed)
-			route_added(&d->rcpts[i], j->pool);
+			route_added(&d->rcpts[i], d->pool);
 	for (i = 0; i < d->nrcpts; i++)
 		cap += d->rcpts[i].route == SMTP_ROUTE_RELAY
 		           ? 1 : d->rcpts[i].ntargets;
-	relay.v = smtp_host->pool_alloc(j->pool, (cap + 1) *
+	relay.v = smtp_host->pool_alloc(d->pool, (cap + 1) *
 	                                         sizeof(*relay.v));
-	relay.from = smtp_host->pool_alloc(j->pool, (cap + 1) *
+	relay.from = smtp_host->pool_alloc(d->pool, (cap + 1) *
 	                                            sizeof(*relay.from));
 	for (i = 0; i < d->nrcpts; i++) {
 		struct smtp_rcpt *r = &d->rcpts[i];
@@ -532,33 +509,38 @@ deliver_work(struct smtp_job *j)
 		if (r->route == SMTP_ROUTE_RELAY || wants_success_report(d, r))
 			relay_add(&relay, r, i, r->r.address);
 		else if (r->ntargets > 0)
-			deliver_rcpt_local(d, i, &relay, j->pool, &res);
+			deliver_rcpt_local(d, i, &relay, d->pool, &res);
 	}
 	deliver_relay(d, &relay);
 }
 
+/* Also when the client has gone meanwhile: the outcome is logged (the
+ * message may be in mailboxes and the queue by now). */
 static void
-deliver_done(struct smtp_job *j)
+deliver_done(postern_session_t *ss, void *st, void *arg, int status)
 {
-	struct deliver_ctx *d = j->ctx;
+	struct deliver_ctx *d = arg;
+	struct smtp_session *s = st;
+	postern_pool_t *pool = d->pool;
 	size_t i;
 
-	if (j->cancelled)
+	(void)ss;
+	if (status == POSTERN_ERROR)
 		for (i = 0; i < d->nrcpts; i++)
 			set_result(&d->rcpts[i], 451,
 			           "4.3.0 delivery interrupted");
 	/* So that the session's log line leads to the relay's. */
-	snprintf(j->s->txn.queue_id, sizeof(j->s->txn.queue_id), "%s",
-	         j->cancelled ? "" : d->queue_id);
-	d->next(j->s);
+	snprintf(s->txn.queue_id, sizeof(s->txn.queue_id), "%s",
+	         status == POSTERN_ERROR ? "" : d->queue_id);
+	d->next(s);
+	smtp_host->pool_destroy(pool);
 }
 
 void
 smtp_deliver(struct smtp_session *s, void (*next)(struct smtp_session *s))
 {
 	struct postern_smtp_txn *t = &s->txn;
-	postern_pool_t *pool;
-	struct deliver_ctx *d = job_ctx(&pool, sizeof(*d));
+	struct deliver_ctx *d = job_ctx(sizeof(*d));
 	const char *received = smtp_received_header(s), *hdr = NULL;
 	size_t hdr_len = 0, i;
 
@@ -591,5 +573,5 @@ smtp_deliver(struct smtp_session *s, void (*next)(struct smtp_session *s))
 	d->relay_held = t->outcome == SMTP_OUT_QUARANTINE;
 	d->logp = t->logp;
 	d->next = next;
-	smtp_job_start(s, deliver_work, deliver_done, d, pool);
+	job_start(s, deliver_work, deliver_done, d);
 }

@@ -31,7 +31,6 @@ stage_done(void *arg, const struct postern_verdict *v)
 	s->hook_call = NULL;
 	s->hook_next = NULL;
 	s->txn.live = 0;
-	s->wait = SMTP_WAIT_NONE;
 	next(s, v);
 }
 
@@ -60,10 +59,9 @@ smtp_stage_run_with(struct smtp_session *s, enum postern_smtp_stage stage,
 		s->payload.chunk_len = extra->chunk_len;
 		s->payload.message_size = extra->message_size;
 	}
-	s->wait = SMTP_WAIT_HOOK;
+	smtp_session_wait(s, SMTP_WAIT_HOOK);
 	s->hook_next = next;
 	s->txn.live = s->txn.pool != NULL;
-	smtp_host->conn_pause(s->conn);
 	/* NULL: every handler answered and stage_done already ran. */
 	call = smtp_host->hook_run(smtp_hooks[stage], &s->payload, stage_done,
 	                           s);

@@ -1,7 +1,8 @@
 /*
- * smtp_module.c - the SMTP module's descriptor, configuration, listeners,
- * hook points and the services it uses (auth, storage, relay) or offers
- * ("smtp", the filters' edit table).
+ * smtp_module.c - the SMTP module's descriptor, configuration, the
+ * listener schema (the host's session layer makes the listeners from
+ * it), hook points and the services it uses (auth, storage, relay) or
+ * offers ("smtp", the filters' edit table).
  */
 #include <arpa/inet.h>
 #include <stdlib.h>
@@ -184,42 +185,17 @@ load_networks(postern_cfg_t *root)
 
 /* ---- listeners ------------------------------------------------------ */
 
-static const struct postern_listener_ops listener_ops = {
-	.size = sizeof(struct postern_listener_ops),
-	.on_accept = smtp_on_accept,
-};
-
-/* Listener settings outlive the process's listeners; fini frees them. */
-#define SMTP_MAX_LISTENERS 32
-static struct smtp_listener *listeners[SMTP_MAX_LISTENERS];
-static size_t nlisteners;
-
+/* One parsed element of smtp.listen (protocol->listen_check): what one
+ * key says depends on another. */
 static int
-add_listener(postern_cfg_t *node)
+listen_check(void *cfg, postern_cfg_t *node)
 {
-	struct smtp_listener *l;
-	struct postern_listen_spec spec;
-	struct postern_conn_limits limits = { .size = sizeof(limits) };
+	struct smtp_listener *l = cfg;
 
-	if (nlisteners == SMTP_MAX_LISTENERS) {
-		smtp_host->cfg_error(smtp_self, node, "more than %d listeners",
-		                     SMTP_MAX_LISTENERS);
-		return -1;
-	}
-	if ((l = calloc(1, sizeof(*l))) == NULL)
-		return -1;
-	listeners[nlisteners++] = l;
-	if (POSTERN_CFG_PARSE(smtp_host, smtp_self, node, listen_keys, l) < 0)
-		return -1;
 	if (l->mode == SMTP_MODE_SUBMISSIONS && !l->l.tls) {
 		smtp_host->cfg_error(smtp_self, node,
 		                     "mode submissions needs tls = true "
 		                     "(RFC 8314 implicit TLS)");
-		return -1;
-	}
-	if (l->l.tls && smtp_tls == NULL) {
-		smtp_host->cfg_error(smtp_self, node,
-		                     "implicit TLS needs smtp.tls");
 		return -1;
 	}
 	if (l->auth == SMTP_AUTH_AUTO)
@@ -229,14 +205,6 @@ add_listener(postern_cfg_t *node)
 	    l->sender_login_match == SMTP_SENDER_MATCH_ON ||
 	    (l->sender_login_match == SMTP_SENDER_MATCH_AUTO &&
 	     l->mode != SMTP_MODE_MX);
-	/* Lines are read by the session itself; the input buffer must hold
-	 * an AUTH response (12288 octets, RFC 4954) and a BDAT piece. */
-	limits.max_input = 64 * 1024;
-	limits.idle_ms = (unsigned)smtp_cfg.idle_ms;
-	postern_listen_spec_init(&spec, &l->l, smtp_tls, &limits,
-	                         &listener_ops, l);
-	if (smtp_host->listen(smtp_self, &spec) == NULL)
-		return -1;
 	return 0;
 }
 
@@ -341,9 +309,16 @@ smtp_init(const struct postern_host *h, postern_module_t *m)
 	if (h->service_publish(m, POSTERN_SMTP_SERVICE, POSTERN_SMTP_MAJOR,
 	                       POSTERN_SMTP_MINOR, &smtp_service) < 0)
 		return -1;
-	for (i = 0; i < h->cfg_count(smtp_cfg.listen); i++)
-		if (add_listener(h->cfg_elem(smtp_cfg.listen, i)) < 0)
-			return -1;
+	/* The session layer owns listeners, reading, budgets and
+	 * goodbyes. */
+	smtp_protocol.listen_keys = listen_keys;
+	smtp_protocol.listen_key_size = sizeof(struct postern_cfg_key);
+	smtp_protocol.listen_size = sizeof(struct smtp_listener);
+	smtp_protocol.listen_check = listen_check;
+	smtp_protocol_setup();
+	if (h->session_listen(m, &smtp_protocol, smtp_cfg.listen,
+	                      smtp_tls) < 0)
+		return -1;
 	if (h->worker_ops(m, &worker_ops, NULL) < 0)
 		return -1;
 	return 0;
@@ -353,8 +328,6 @@ static void
 smtp_fini(postern_module_t *m)
 {
 	(void)m;
-	while (nlisteners > 0)
-		free(listeners[--nlisteners]);
 	free(smtp_cfg.networks);
 	smtp_cfg.networks = NULL;
 }

@@ -24,6 +24,7 @@
 #include "smtp_session.h"
 
 struct sender_ctx {
+	postern_pool_t *pool;
 	const char *address;
 	const char *login;
 	int status;
@@ -33,11 +34,13 @@ struct sender_ctx {
 };
 
 static void
-sender_work(struct smtp_job *j)
+sender_work(postern_session_t *ss, void *st, void *arg)
 {
-	struct sender_ctx *r = j->ctx;
+	struct sender_ctx *r = arg;
 
-	r->status = smtp_auth->resolve(r->address, j->pool, &r->targets,
+	(void)ss;
+	(void)st;
+	r->status = smtp_auth->resolve(r->address, r->pool, &r->targets,
 	                               &r->ntargets);
 }
 
@@ -57,17 +60,20 @@ sender_owned(const struct sender_ctx *r)
 }
 
 static void
-sender_done(struct smtp_job *j)
+sender_done(postern_session_t *ss, void *st, void *arg, int status)
 {
-	struct sender_ctx *r = j->ctx;
-	struct smtp_session *s = j->s;
+	struct sender_ctx *r = arg;
+	struct smtp_session *s = st;
 	char text[SMTP_PATH_MAX + 160];
 
-	if (j->cancelled)
+	(void)ss;
+	if (smtp_session_gone(s, status))
+		goto out;
+	if (status != POSTERN_OK)
 		r->status = POSTERN_AUTH_TEMPFAIL;
 	if (sender_owned(r)) {
 		r->next(s);
-		return;
+		goto out;
 	}
 	if (r->status == POSTERN_AUTH_TEMPFAIL) {
 		smtp_reply(s, 451, "4.3.0", "Cannot check sender <%s> against "
@@ -83,6 +89,8 @@ sender_done(struct smtp_job *j)
 	}
 	smtp_txn_reset(s);
 	smtp_session_resume(s);
+out:
+	smtp_host->pool_destroy(r->pool);
 }
 
 void
@@ -101,10 +109,12 @@ smtp_sender_check(struct smtp_session *s,
 	}
 	pool = smtp_host->pool_create(1024);
 	r = smtp_host->pool_alloc(pool, sizeof(*r));
+	r->pool = pool;
 	r->address = smtp_host->pool_strndup(pool, sender, strlen(sender));
 	r->login = smtp_host->pool_strndup(pool, s->auth_user,
 	                                   strlen(s->auth_user));
 	r->status = POSTERN_AUTH_TEMPFAIL;
 	r->next = next;
-	smtp_job_start(s, sender_work, sender_done, r, pool);
+	smtp_session_wait(s, SMTP_WAIT_JOB);
+	smtp_host->session_job(s->ss, sender_work, sender_done, r);
 }

@@ -1,13 +1,14 @@
 /*
- * smtp_session.c - one SMTP session: connection callbacks, the command
- * loop, replies, and the commands that are not part of a mail
+ * smtp_session.c - one SMTP session on the host's session layer
+ * (postern/session.h): the protocol it runs (command table, parser glue,
+ * fixed replies), replies, and the commands that are not part of a mail
  * transaction (HELO, EHLO, STARTTLS, RSET, NOOP, QUIT, VRFY, EXPN, HELP).
  * AUTH is in smtp_auth.c, MAIL/RCPT/DATA/BDAT in smtp_txn.c.
  *
  * Pipelining (RFC 2920) needs nothing special: replies are queued and the
  * host sends them once per loop turn, and a command that waits for a job
- * or a filter pauses the connection, so the next pipelined command is
- * read only after the reply before it was queued.
+ * or a filter pauses the session, so the next pipelined command is read
+ * only after the reply before it was queued.
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -15,9 +16,14 @@
 
 #include "smtp_session.h"
 
+#define H smtp_host
+
 /* RFC 4954 section 4: an AUTH response line may be 12288 octets. */
 #define SMTP_AUTH_LINE_MAX 12288
 
+/* Entries of the command table past the verbs: the STARTTLS filter
+ * stage, run before the first command over TLS. */
+#define SMTP_CMD_TLS_STAGE (SMTP_VERB_AUTH + 1)
 
 /* ---- replies -------------------------------------------------------- */
 
@@ -39,19 +45,15 @@ smtp_reply(struct smtp_session *s, unsigned code, const char *enhanced,
 			*p = ' ';
 	/* Enhanced codes are for clients that said EHLO (RFC 2034). */
 	if (enhanced != NULL && !(s->greeted && !s->esmtp))
-		smtp_host->conn_printf(s->conn, "%u %s %s\r\n", code, enhanced,
-		                       text);
+		H->session_reply(s->ss, "%u %s %s", code, enhanced, text);
 	else
-		smtp_host->conn_printf(s->conn, "%u %s\r\n", code, text);
+		H->session_reply(s->ss, "%u %s", code, text);
 }
 
 void
 smtp_session_close(struct smtp_session *s)
 {
-	if (!s->closing) {
-		s->closing = 1;
-		smtp_host->conn_close(s->conn);
-	}
+	H->session_close(s->ss);
 }
 
 void
@@ -59,14 +61,8 @@ smtp_reply_error(struct smtp_session *s, unsigned code, const char *enhanced,
                  const char *text)
 {
 	smtp_reply(s, code, enhanced, "%s", text);
-	if (++s->errors >= (unsigned)smtp_cfg.max_errors) {
-		smtp_host->conn_log(s->conn, POSTERN_LOG_NOTICE,
-		                    "smtp: %u errors, closing the session",
-		                    s->errors);
-		smtp_reply(s, 421, "4.7.0", "%s too many errors, closing",
-		           smtp_cfg.hostname);
-		smtp_session_close(s);
-	}
+	/* Past max_errors the host says too_many_errors and closes. */
+	H->session_error(s->ss);
 }
 
 /* A handler's code is used only when it agrees with its verdict. */
@@ -160,21 +156,42 @@ smtp_session_update_info(struct smtp_session *s)
 	}
 }
 
-void
-smtp_session_resume(struct smtp_session *s)
+/* A step is over: when the worker stops, a session without a
+ * transaction in flight says goodbye now. */
+static void
+after_step(struct smtp_session *s)
 {
-	s->wait = SMTP_WAIT_NONE;
-	if (s->closing)
-		return;
-	/* A stop began while a transaction was in flight: it is over. */
 	if (s->shutting && s->txn.pool == NULL &&
-	    s->phase == SMTP_PHASE_COMMAND) {
+	    (s->phase == SMTP_PHASE_COMMAND || s->phase == SMTP_PHASE_REFUSED)) {
 		smtp_reply(s, 421, "4.3.2", "%s shutting down",
 		           smtp_cfg.hostname);
 		smtp_session_close(s);
-		return;
 	}
-	smtp_host->conn_resume(s->conn);
+}
+
+void
+smtp_session_wait(struct smtp_session *s, enum smtp_wait what)
+{
+	if (s->wait == SMTP_WAIT_NONE)
+		H->session_pause(s->ss);
+	s->wait = what;
+}
+
+void
+smtp_session_resume(struct smtp_session *s)
+{
+	int waited = s->wait != SMTP_WAIT_NONE;
+
+	s->wait = SMTP_WAIT_NONE;
+	after_step(s);
+	if (waited)
+		H->session_resume(s->ss);
+}
+
+int
+smtp_session_gone(struct smtp_session *s, int status)
+{
+	return status == POSTERN_CLOSED || H->session_closing(s->ss);
 }
 
 /* ---- HELO / EHLO ---------------------------------------------------- */
@@ -189,25 +206,22 @@ auth_allowed_now(const struct smtp_session *s)
 static void
 ehlo_reply(struct smtp_session *s)
 {
-	postern_conn_t *c = s->conn;
+	postern_session_t *ss = s->ss;
 
-	smtp_host->conn_printf(c, "250-%s Hello %s [%s]\r\n",
-	                       smtp_cfg.hostname, s->helo,
-	                       smtp_host->conn_peer(c));
-	smtp_host->conn_printf(c, "250-PIPELINING\r\n");
-	smtp_host->conn_printf(c, "250-SIZE %lld\r\n",
-	                       smtp_cfg.max_message_size);
-	smtp_host->conn_printf(c, "250-8BITMIME\r\n");
-	smtp_host->conn_printf(c, "250-ENHANCEDSTATUSCODES\r\n");
-	smtp_host->conn_printf(c, "250-CHUNKING\r\n");
+	H->session_reply(ss, "250-%s Hello %s [%s]", smtp_cfg.hostname,
+	                 s->helo, H->conn_peer(s->conn));
+	H->session_reply(ss, "250-PIPELINING");
+	H->session_reply(ss, "250-SIZE %lld", smtp_cfg.max_message_size);
+	H->session_reply(ss, "250-8BITMIME");
+	H->session_reply(ss, "250-ENHANCEDSTATUSCODES");
+	H->session_reply(ss, "250-CHUNKING");
 	if (smtp_relay != NULL)
-		smtp_host->conn_printf(c, "250-DSN\r\n");
+		H->session_reply(ss, "250-DSN");
 	if (smtp_tls != NULL && !s->tls)
-		smtp_host->conn_printf(c, "250-STARTTLS\r\n");
+		H->session_reply(ss, "250-STARTTLS");
 	if (auth_allowed_now(s))
-		smtp_host->conn_printf(c, "250-AUTH %s\r\n",
-		                       smtp_host->sasl_mechanisms());
-	smtp_host->conn_printf(c, "250 SMTPUTF8\r\n");
+		H->session_reply(ss, "250-AUTH %s", H->sasl_mechanisms());
+	H->session_reply(ss, "250 SMTPUTF8");
 }
 
 static void
@@ -216,7 +230,7 @@ after_helo(struct smtp_session *s, const struct postern_verdict *v)
 	if (smtp_reply_verdict(s, v, 550, "5.7.1", "HELO refused")) {
 		s->greeted = 0;
 		s->esmtp = 0;
-		s->errors++;
+		H->session_error(s->ss);
 	} else if (s->esmtp)
 		ehlo_reply(s);
 	else
@@ -327,8 +341,8 @@ cmd_simple(struct smtp_session *s, const struct smtp_command *cmd)
 		smtp_reply_error(s, 502, "5.5.1", "EXPN not available");
 		return;
 	case SMTP_VERB_HELP:
-		smtp_host->conn_printf(s->conn, "214-2.0.0 postern SMTP, "
-		                       "RFC 5321; commands:\r\n");
+		H->session_reply(s->ss, "214-2.0.0 postern SMTP, RFC 5321; "
+		                 "commands:");
 		smtp_reply(s, 214, "2.0.0", "HELO EHLO MAIL RCPT DATA BDAT "
 		           "RSET NOOP QUIT VRFY HELP STARTTLS AUTH");
 		return;
@@ -338,227 +352,127 @@ cmd_simple(struct smtp_session *s, const struct smtp_command *cmd)
 	}
 }
 
-/* Postfix's junk commands (smtpd_junk_command_limit): they succeed and
- * cost the client nothing, so a flood of them is no error and would go
- * on for ever.  The budget comes back when a message is delivered. */
-static int
-is_junk(enum smtp_verb verb)
-{
-	switch (verb) {
-	case SMTP_VERB_HELO:
-	case SMTP_VERB_EHLO:
-	case SMTP_VERB_RSET:
-	case SMTP_VERB_NOOP:
-	case SMTP_VERB_VRFY:
-	case SMTP_VERB_HELP:
-		return 1;
-	default:
-		return 0;
-	}
-}
-
-/* 0 after the goodbye when the junk budget is spent. */
-static int
-junk_allowed(struct smtp_session *s, enum smtp_verb verb)
-{
-	if (!is_junk(verb) ||
-	    smtp_host->conn_junk_command(s->conn) == POSTERN_OK)
-		return 1;
-	smtp_reply(s, 421, "4.7.0", "%s Error: too many commands, closing",
-	           smtp_cfg.hostname);
-	smtp_session_close(s);
-	return 0;
-}
+/* ---- the command table ------------------------------------------------ */
 
 static void
-handle_command(struct smtp_session *s, const char *line, size_t len)
+run_command(postern_session_t *ss, void *st, void *vc)
 {
-	struct smtp_command cmd;
-	struct smtp_error err;
+	struct smtp_session *s = st;
+	const struct smtp_command *cmd = vc;
 
-	if (smtp_parse_command(line, len, &cmd, &err) < 0) {
-		smtp_reply_error(s, err.code, err.enhanced, err.text);
-		return;
-	}
-	if (!junk_allowed(s, cmd.verb))
-		return;
-	if (s->phase == SMTP_PHASE_REFUSED && cmd.verb != SMTP_VERB_QUIT &&
-	    cmd.verb != SMTP_VERB_NOOP) {
+	(void)ss;
+	if (s->phase == SMTP_PHASE_REFUSED && cmd->verb != SMTP_VERB_QUIT &&
+	    cmd->verb != SMTP_VERB_NOOP) {
 		/* RFC 5321 3.1: after a 554 greeting, 503 until QUIT. */
 		smtp_reply_error(s, 503, "5.7.0", "no service for you");
 		return;
 	}
-	switch (cmd.verb) {
+	switch (cmd->verb) {
 	case SMTP_VERB_HELO:
-		cmd_helo(s, &cmd, 0);
-		return;
+		cmd_helo(s, cmd, 0);
+		break;
 	case SMTP_VERB_EHLO:
-		cmd_helo(s, &cmd, 1);
-		return;
+		cmd_helo(s, cmd, 1);
+		break;
 	case SMTP_VERB_STARTTLS:
-		cmd_starttls(s, &cmd);
-		return;
+		cmd_starttls(s, cmd);
+		break;
 	case SMTP_VERB_AUTH:
-		smtp_cmd_auth(s, &cmd);
-		return;
+		smtp_cmd_auth(s, cmd);
+		break;
 	case SMTP_VERB_MAIL:
-		smtp_cmd_mail(s, &cmd);
-		return;
+		smtp_cmd_mail(s, cmd);
+		break;
 	case SMTP_VERB_RCPT:
-		smtp_cmd_rcpt(s, &cmd);
-		return;
+		smtp_cmd_rcpt(s, cmd);
+		break;
 	case SMTP_VERB_DATA:
-		smtp_cmd_data(s, &cmd);
-		return;
+		smtp_cmd_data(s, cmd);
+		break;
 	case SMTP_VERB_BDAT:
-		smtp_cmd_bdat(s, &cmd);
-		return;
+		smtp_cmd_bdat(s, cmd);
+		break;
 	default:
-		cmd_simple(s, &cmd);
-		return;
+		cmd_simple(s, cmd);
+		break;
 	}
+	if (s->wait == SMTP_WAIT_NONE)
+		after_step(s);
 }
 
-/* ---- connection callbacks ------------------------------------------- */
-
-static int
-read_line(struct smtp_session *s)
-{
-	struct postern_line line;
-	size_t max = s->phase == SMTP_PHASE_AUTH ? SMTP_AUTH_LINE_MAX
-	                                         : SMTP_COMMAND_MAX;
-	int rc = smtp_host->conn_read_line(s->conn, max, &line);
-
-	if (rc == POSTERN_AGAIN || rc == POSTERN_CLOSED)
-		return 0;
-	if (rc == POSTERN_TOOLONG) {
-		if (s->phase == SMTP_PHASE_AUTH) {
-			smtp_auth_response(s, NULL, 0);
-			return 1;
-		}
-		smtp_reply_error(s, 500, "5.5.6", "line too long");
-		return 1;
-	}
-	if (line.flags & POSTERN_LINE_NUL) {
-		if (s->phase == SMTP_PHASE_AUTH)
-			smtp_auth_response(s, NULL, 0);
-		else
-			smtp_reply_error(s, 500, "5.5.2",
-			                 "NUL byte in command");
-		return 1;
-	}
-	if (s->phase == SMTP_PHASE_AUTH)
-		smtp_auth_response(s, line.data, line.len);
-	else
-		handle_command(s, line.data, line.len);
-	return 1;
-}
-
+/* After the handshake, when the filters can see what TLS was agreed (not
+ * on the way out of the STARTTLS command, which would run it before TLS
+ * exists): the line that came is handled after it. */
 static void
-on_read(postern_conn_t *c, void *arg)
+run_tls_stage(postern_session_t *ss, void *st, void *vc)
 {
-	struct smtp_session *s = arg;
+	struct smtp_session *s = st;
 
-	(void)c;
-	while (!s->closing && s->wait == SMTP_WAIT_NONE) {
-		check_tls(s);
-		/* After the handshake, when the filters can see what TLS
-		 * was agreed (not on the way out of the STARTTLS command,
-		 * which would run it before TLS exists). */
-		if (s->tls_hook_due && s->tls) {
-			s->tls_hook_due = 0;
-			smtp_stage_run(s, POSTERN_SMTP_STARTTLS,
-			               after_starttls);
-			continue;
-		}
-		if (s->shutting && s->txn.pool == NULL) {
-			smtp_reply(s, 421, "4.3.2", "%s shutting down",
-			           smtp_cfg.hostname);
-			smtp_session_close(s);
-			return;
-		}
-		if (s->phase == SMTP_PHASE_DATA ||
-		    s->phase == SMTP_PHASE_BDAT) {
-			if (!smtp_read_message(s))
-				return;
-			continue;
-		}
-		if (!read_line(s))
-			return;
-	}
+	(void)ss;
+	(void)vc;
+	s->tls_hook_due = 0;
+	smtp_stage_run(s, POSTERN_SMTP_STARTTLS, after_starttls);
 }
 
-static void
-on_close(postern_conn_t *c, void *arg, enum postern_close_reason why)
-{
-	struct smtp_session *s = arg;
+/* Postfix's junk commands (smtpd_junk_command_limit, the listener's
+ * junk_command_limit): they succeed and cost the client nothing, so a
+ * flood of them is no error and would go on for ever.  The budget comes
+ * back when a message is delivered. */
+#define JUNK POSTERN_CMD_JUNK
 
-	(void)c;
-	s->closing = 1;
-	if (s->hook_call != NULL) {
-		smtp_host->hook_cancel(s->hook_call);
-		s->hook_call = NULL;
-	}
-	if (s->sasl != NULL) {
-		smtp_host->sasl_free(s->sasl);
-		s->sasl = NULL;
-	}
-	if (s->job != NULL) {
-		/* It goes on (a delivery must finish) and frees what the
-		 * transaction held when done; the transaction ends here. */
-		if (s->txn.pool != NULL)
-			smtp_stage_cleanup(s, POSTERN_SMTP_RESET);
-		smtp_job_orphan(s);
-	}
-	if (s->txn.pool != NULL && why != POSTERN_CLOSE_LOCAL)
-		smtp_host->conn_log(c, POSTERN_LOG_INFO,
-		                    "smtp: client left during a transaction");
-	smtp_txn_reset(s);
-	smtp_stage_cleanup(s, POSTERN_SMTP_DISCONNECT);
-}
-
-static int
-on_timeout(postern_conn_t *c, void *arg)
-{
-	struct smtp_session *s = arg;
-
-	/* A session waiting for a filter or a job is not idle. */
-	if (s->wait != SMTP_WAIT_NONE)
-		return 0;
-	smtp_host->conn_log(c, POSTERN_LOG_INFO, "smtp: timeout (%s)",
-	                    s->phase == SMTP_PHASE_DATA ||
-	                            s->phase == SMTP_PHASE_BDAT
-	                        ? "message data"
-	                        : "command");
-	smtp_reply(s, 421, "4.4.2", "%s timeout, closing",
-	           smtp_cfg.hostname);
-	s->closing = 1;
-	return 1;
-}
-
-static void
-on_shutdown(postern_conn_t *c, void *arg)
-{
-	struct smtp_session *s = arg;
-
-	(void)c;
-	/* A transaction in flight may finish (up to shutdown_timeout). */
-	s->shutting = 1;
-	if (s->txn.pool == NULL && s->wait == SMTP_WAIT_NONE &&
-	    s->phase != SMTP_PHASE_AUTH) {
-		smtp_reply(s, 421, "4.3.2", "%s shutting down",
-		           smtp_cfg.hostname);
-		smtp_session_close(s);
-	}
-}
-
-static const struct postern_conn_ops conn_ops = {
-	.size = sizeof(struct postern_conn_ops),
-	.on_read = on_read,
-	.on_close = on_close,
-	.on_timeout = on_timeout,
-	.on_shutdown = on_shutdown,
+static const struct postern_command smtp_commands[] = {
+	[SMTP_VERB_UNKNOWN] = { "?", 0, run_command },
+	[SMTP_VERB_HELO] = { "HELO", JUNK, run_command },
+	[SMTP_VERB_EHLO] = { "EHLO", JUNK, run_command },
+	[SMTP_VERB_MAIL] = { "MAIL", 0, run_command },
+	[SMTP_VERB_RCPT] = { "RCPT", 0, run_command },
+	[SMTP_VERB_DATA] = { "DATA", 0, run_command },
+	[SMTP_VERB_BDAT] = { "BDAT", 0, run_command },
+	[SMTP_VERB_RSET] = { "RSET", JUNK, run_command },
+	[SMTP_VERB_NOOP] = { "NOOP", JUNK, run_command },
+	[SMTP_VERB_QUIT] = { "QUIT", 0, run_command },
+	[SMTP_VERB_VRFY] = { "VRFY", JUNK, run_command },
+	[SMTP_VERB_EXPN] = { "EXPN", 0, run_command },
+	[SMTP_VERB_HELP] = { "HELP", JUNK, run_command },
+	[SMTP_VERB_STARTTLS] = { "STARTTLS", 0, run_command },
+	[SMTP_VERB_AUTH] = { "AUTH", 0, run_command },
+	[SMTP_CMD_TLS_STAGE] = { "(starttls stage)", 0, run_tls_stage },
 };
+
+/* A line into a command of the table, or -1 after the error reply (the
+ * host counts it against max_errors). */
+static int
+parse_line(postern_session_t *ss, void *st, const struct postern_line *l,
+           void *vc)
+{
+	struct smtp_session *s = st;
+	struct smtp_command *cmd = vc;
+	struct smtp_error err;
+
+	/* TLS comes up inside the host (implicit, or after STARTTLS). */
+	check_tls(s);
+	if (s->tls_hook_due && s->tls) {
+		H->session_hold_line(ss, l);
+		return SMTP_CMD_TLS_STAGE;
+	}
+	/* The session reads lines as long as a message line or an AUTH
+	 * response may be: a command has its own bound. */
+	if ((l->flags & POSTERN_LINE_TOOLONG) || l->len > SMTP_COMMAND_MAX) {
+		smtp_reply(s, 500, "5.5.6", "line too long");
+		return -1;
+	}
+	if (l->flags & POSTERN_LINE_NUL) {
+		smtp_reply(s, 500, "5.5.2", "NUL byte in command");
+		return -1;
+	}
+	if (smtp_parse_command(l->data, l->len, cmd, &err) < 0) {
+		smtp_reply(s, err.code, err.enhanced, "%s", err.text);
+		return -1;
+	}
+	return (int)cmd->verb;
+}
+
+/* ---- session callbacks ------------------------------------------------ */
 
 static void
 after_connect(struct smtp_session *s, const struct postern_verdict *v)
@@ -580,17 +494,119 @@ after_connect(struct smtp_session *s, const struct postern_verdict *v)
 	smtp_session_resume(s);
 }
 
-void
-smtp_on_accept(postern_conn_t *c, void *arg)
+static void
+on_start(postern_session_t *ss, void *st)
 {
-	postern_pool_t *pool = smtp_host->conn_pool(c);
-	struct smtp_session *s = smtp_host->pool_alloc(pool, sizeof(*s));
+	struct smtp_session *s = st;
 
-	s->conn = c;
-	s->pool = pool;
-	s->lst = arg;
+	s->ss = ss;
+	s->conn = H->session_conn(ss);
+	s->pool = H->pool_create(1024);
+	s->lst = H->session_listener(ss);
 	s->txn.s = s;
-	s->trusted = smtp_peer_trusted(c);
-	smtp_host->conn_set_ops(c, &conn_ops, s);
+	s->trusted = smtp_peer_trusted(s->conn);
 	smtp_stage_run(s, POSTERN_SMTP_CONNECT, after_connect);
+}
+
+/* The worker stops: an idle session gets the host's goodbye (after the
+ * step in flight); a transaction in flight, an AUTH exchange or a chunk
+ * being read may finish first (up to shutdown_timeout), then the
+ * session says it (after_step). */
+static int
+on_shutdown(postern_session_t *ss, void *st)
+{
+	struct smtp_session *s = st;
+
+	(void)ss;
+	if (s->txn.pool == NULL && (s->phase == SMTP_PHASE_COMMAND ||
+	                            s->phase == SMTP_PHASE_REFUSED))
+		return 1;
+	s->shutting = 1;
+	return 0;
+}
+
+static void
+on_close(postern_session_t *ss, void *st, enum postern_close_reason why)
+{
+	struct smtp_session *s = st;
+
+	(void)ss;
+	if (s->hook_call != NULL) {
+		H->hook_cancel(s->hook_call);
+		s->hook_call = NULL;
+	}
+	if (s->sasl != NULL) {
+		H->sasl_free(s->sasl);
+		s->sasl = NULL;
+	}
+	if (why == POSTERN_CLOSE_TIMEOUT)
+		H->conn_log(s->conn, POSTERN_LOG_INFO, "smtp: timeout (%s)",
+		            s->phase == SMTP_PHASE_DATA ||
+		                    s->phase == SMTP_PHASE_BDAT
+		                ? "message data" : "command");
+	if (s->txn.pool != NULL && why != POSTERN_CLOSE_LOCAL)
+		H->conn_log(s->conn, POSTERN_LOG_INFO,
+		            "smtp: client left during a transaction");
+	/* The transaction ends here; what it holds goes in on_free, after
+	 * a job still using it (a delivery must finish). */
+	if (s->txn.pool != NULL)
+		smtp_stage_cleanup(s, POSTERN_SMTP_RESET);
+	smtp_stage_cleanup(s, POSTERN_SMTP_DISCONNECT);
+	s->conn = NULL;
+}
+
+static void
+on_free(postern_session_t *ss, void *st)
+{
+	struct smtp_session *s = st;
+
+	(void)ss;
+	smtp_txn_free(s);
+	H->sasl_free(s->sasl);
+	H->pool_destroy(s->pool);
+}
+
+/* Fixed replies with the host name in them (smtp_protocol_setup). */
+static char goodbye[300], timeout[300], too_many_errors[300], too_many_junk[300];
+
+struct postern_protocol smtp_protocol = {
+	.size = sizeof(struct postern_protocol),
+	.name = "smtp",
+	.goodbye = goodbye,
+	.timeout = timeout,
+	.too_many_errors = too_many_errors,
+	.too_many_junk = too_many_junk,
+	.session_size = sizeof(struct smtp_session),
+	.command_size = sizeof(struct smtp_command),
+	.commands = smtp_commands,
+	.ncommands = sizeof(smtp_commands) / sizeof(smtp_commands[0]),
+	.parse = parse_line,
+	.on_start = on_start,
+	.on_shutdown = on_shutdown,
+	.on_close = on_close,
+	.free = on_free,
+};
+
+void
+smtp_protocol_setup(void)
+{
+	size_t max = (size_t)smtp_cfg.max_line;
+
+	/* Lines are as long as a message line or an AUTH response may be
+	 * (commands have their bound in parse_line); a longer message line
+	 * fails the message, which the reader finds as it does a line
+	 * longer than max_line_length. */
+	smtp_protocol.max_line = max > SMTP_AUTH_LINE_MAX ? max
+	                                                  : SMTP_AUTH_LINE_MAX;
+	smtp_protocol.idle_ms = (unsigned)smtp_cfg.idle_ms;
+	smtp_protocol.max_errors = (unsigned)smtp_cfg.max_errors;
+	snprintf(goodbye, sizeof(goodbye), "421 4.3.2 %s shutting down",
+	         smtp_cfg.hostname);
+	snprintf(timeout, sizeof(timeout), "421 4.4.2 %s timeout, closing",
+	         smtp_cfg.hostname);
+	snprintf(too_many_errors, sizeof(too_many_errors),
+	         "421 4.7.0 %s too many errors, closing", smtp_cfg.hostname);
+	snprintf(too_many_junk, sizeof(too_many_junk),
+	         "421 4.7.0 %s Error: too many commands, closing",
+	         smtp_cfg.hostname);
 }

@@ -2,18 +2,25 @@
  * smtp_session.h - what the SMTP module's files share: settings,
  * listeners, the session and its transaction.
  *
- * Ownership.  A session lives in its connection's pool (freed after
- * on_close).  Its transaction struct too, reused from one MAIL to the
- * next; what a transaction accumulates (envelope strings, recipients,
- * header edits) lives in the transaction's own pool, and the message in
- * its spool (host->spool_*: memory, then an unlinked file).  Both are
- * released when the transaction ends, except while a job still uses them: if the
- * client goes away then, the job takes them over and frees them when it
- * is done (smtp_job_*).
+ * The host's session layer (postern/session.h) owns the connection's
+ * life: listeners, reading and dispatching commands through the table in
+ * smtp_session.c, raw lines for DATA and AUTH responses, counted octets
+ * for BDAT chunks, jobs bound to the session, the error and junk
+ * budgets, and the idle and shutdown goodbyes.
+ *
+ * Ownership.  The session state (struct smtp_session) is the host's,
+ * alive until protocol->free, which comes after the connection closed
+ * and the last job finished; what it allocates lives in its own pool.
+ * Its transaction struct is reused from one MAIL to the next; what a
+ * transaction accumulates (envelope strings, recipients, header edits)
+ * lives in the transaction's own pool, and the message in its spool
+ * (host->spool_*: memory, then an unlinked file), released when the
+ * transaction ends or, once the client has gone, in protocol->free: a
+ * job still using them has finished by then.
  *
  * One async step at a time per session: a hook dispatch, a job or a SASL
- * exchange (s->wait).  The connection is paused while it runs, so
- * pipelined commands wait their turn.
+ * exchange (s->wait), with the session paused, so pipelined commands
+ * wait their turn in the input buffer.
  */
 #ifndef SMTP_SESSION_H
 #define SMTP_SESSION_H
@@ -203,8 +210,6 @@ enum smtp_phase {
 	SMTP_PHASE_REFUSED,  /* connect refused: only QUIT/NOOP/RSET */
 };
 
-struct smtp_job;
-
 /* One header field of the received message (for the header stage). */
 struct smtp_hfield {
 	const char *text;    /* the whole field with its CRLF */
@@ -218,18 +223,17 @@ typedef void (*smtp_stage_next)(struct smtp_session *s,
                                 const struct postern_verdict *v);
 
 struct smtp_session {
-	postern_conn_t *conn;
-	postern_pool_t *pool;        /* the connection's */
+	postern_session_t *ss;
+	postern_conn_t *conn;        /* NULL once the client has gone */
+	postern_pool_t *pool;        /* the session's own */
 	const struct smtp_listener *lst;
 	enum smtp_phase phase;
-	enum smtp_wait wait;
-	int closing;                 /* conn_close called or on_close ran */
-	int shutting;                /* worker stopping: 421 when idle */
+	enum smtp_wait wait;         /* the session is paused for it */
+	int shutting;                /* worker stopping: 421 when the
+	                                transaction is over */
 	postern_hook_call_t *hook_call;
 	smtp_stage_next hook_next;
-	struct smtp_job *job;
 	postern_sasl_t *sasl;
-	unsigned errors;
 	unsigned last_code;          /* of the last reply, for the metrics */
 	char helo[SMTP_DOMAIN_MAX + 3];
 	int esmtp;                   /* EHLO (not HELO) */
@@ -247,7 +251,7 @@ struct smtp_session {
 	struct postern_smtp_txn txn;  /* txn.pool NULL: no transaction */
 	unsigned ntxn;
 	/* BDAT in progress */
-	uint64_t bdat_left;
+	uint64_t bdat_size;
 	int bdat_last;
 	struct smtp_error bdat_refusal; /* code 0: chunk accepted */
 	/* the end-of-message chain */
@@ -263,7 +267,11 @@ struct smtp_session {
 
 /* ---- smtp_session.c ------------------------------------------------- */
 
-void smtp_on_accept(postern_conn_t *c, void *arg);
+/* The protocol the host's session layer runs (its fixed replies and
+ * limits are set from the configuration in init). */
+extern struct postern_protocol smtp_protocol;
+/* Sets smtp_protocol's limits and fixed replies from smtp_cfg. */
+void smtp_protocol_setup(void);
 /* Queues a reply.  `enhanced` may be NULL; it is left out after HELO. */
 void smtp_reply(struct smtp_session *s, unsigned code, const char *enhanced,
                 const char *fmt, ...) POSTERN_PRINTF(4, 5);
@@ -277,17 +285,19 @@ int smtp_reply_verdict(struct smtp_session *s,
                        const struct postern_verdict *v, unsigned def5,
                        const char *def5x, const char *deftext);
 void smtp_session_close(struct smtp_session *s);
+/* An async step begins: the session is paused until
+ * smtp_session_resume. */
+void smtp_session_wait(struct smtp_session *s, enum smtp_wait what);
 /* The async step is over: read commands again. */
 void smtp_session_resume(struct smtp_session *s);
+/* 1 when a job's done must stop: the client has gone (free what the
+ * job took, reply nothing). */
+int smtp_session_gone(struct smtp_session *s, int status);
 void smtp_session_update_info(struct smtp_session *s);
 
 /* ---- smtp_auth.c ---------------------------------------------------- */
 
 void smtp_cmd_auth(struct smtp_session *s, const struct smtp_command *cmd);
-/* A response line in the AUTH phase; NULL for a line that was too long
- * or held a NUL (it fails the exchange). */
-void smtp_auth_response(struct smtp_session *s, const char *line,
-                        size_t len);
 
 /* ---- smtp_txn.c ----------------------------------------------------- */
 
@@ -295,12 +305,11 @@ void smtp_cmd_mail(struct smtp_session *s, const struct smtp_command *cmd);
 void smtp_cmd_rcpt(struct smtp_session *s, const struct smtp_command *cmd);
 void smtp_cmd_data(struct smtp_session *s, const struct smtp_command *cmd);
 void smtp_cmd_bdat(struct smtp_session *s, const struct smtp_command *cmd);
-/* Reads message octets in the DATA or BDAT phase; returns 1 when the
- * phase went on (more to read or an async step started), 0 when it
- * is waiting for input. */
-int smtp_read_message(struct smtp_session *s);
 /* Ends the transaction (runs smtp.reset detached). */
 void smtp_txn_reset(struct smtp_session *s);
+/* Frees what the transaction holds, no filter told (the client has
+ * gone and smtp.reset ran then). */
+void smtp_txn_free(struct smtp_session *s);
 /* Logs a line about the transaction whose prefix (txn->logp) is
  * `logp`: on the loop or a job thread. */
 void smtp_log_txn(const char *logp, int level, const char *fmt, ...)
@@ -339,28 +348,6 @@ void smtp_header_fields(const char *hdr, size_t len,
                         void *arg);
 
 /* ---- smtp_deliver.c ------------------------------------------------- */
-
-/* A job bound to a session (see the ownership note above). */
-struct smtp_job {
-	struct smtp_session *s;      /* NULL once the session is gone */
-	postern_job_t *handle;
-	void (*work)(struct smtp_job *j);
-	void (*done)(struct smtp_job *j);  /* on the loop, session alive */
-	postern_pool_t *pool;        /* the job's own */
-	/* taken over from a transaction whose session went away */
-	postern_pool_t *orphan_pool;
-	postern_spool_t *orphan_spool;
-	postern_spool_t *orphan_body_spool;
-	int cancelled;               /* work never ran */
-	void *ctx;                   /* the job kind's own, in `pool` */
-};
-
-struct smtp_job *smtp_job_start(struct smtp_session *s,
-                                void (*work)(struct smtp_job *j),
-                                void (*done)(struct smtp_job *j),
-                                void *ctx, postern_pool_t *pool);
-/* on_close: the job outlives the session and owns its transaction. */
-void smtp_job_orphan(struct smtp_session *s);
 
 /* RCPT: resolve pending_rcpt's address, then next(s, status). */
 void smtp_resolve_rcpt(struct smtp_session *s,

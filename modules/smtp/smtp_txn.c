@@ -51,14 +51,11 @@ smtp_log_txn(const char *logp, int level, const char *fmt, ...)
 }
 
 void
-smtp_txn_reset(struct smtp_session *s)
+smtp_txn_free(struct smtp_session *s)
 {
 	struct postern_smtp_txn *t = &s->txn;
 
-	if (t->pool != NULL) {
-		smtp_stage_cleanup(s, POSTERN_SMTP_RESET);
-		smtp_host->pool_destroy(t->pool);
-	}
+	smtp_host->pool_destroy(t->pool);
 	smtp_host->spool_free(t->spool);
 	smtp_host->spool_free(t->body_spool);
 	memset(t, 0, sizeof(*t));
@@ -66,6 +63,15 @@ smtp_txn_reset(struct smtp_session *s)
 	s->hfields = NULL;
 	s->nhfields = 0;
 	s->body_buf = NULL;
+}
+
+void
+smtp_txn_reset(struct smtp_session *s)
+{
+	/* Once the client has gone, on_close told the filters. */
+	if (s->txn.pool != NULL && s->conn != NULL)
+		smtp_stage_cleanup(s, POSTERN_SMTP_RESET);
+	smtp_txn_free(s);
 }
 
 static char *
@@ -361,6 +367,7 @@ keep_header(struct postern_smtp_txn *t)
 }
 
 static void end_message(struct smtp_session *s);
+static void spill_if_needed(struct smtp_session *s);
 
 static void
 after_sync(struct smtp_session *s, int ok)
@@ -397,46 +404,59 @@ leave_data_phase(struct smtp_session *s)
 	smtp_host->conn_set_idle(s->conn, 0);
 }
 
+/* A line after DATA, raw from the session layer, fed to the reader with
+ * its terminator as it came: where the data ends depends on it. */
+static void
+data_line(postern_session_t *ss, void *st, const struct postern_line *l)
+{
+	struct smtp_session *s = st;
+	struct postern_smtp_txn *t = &s->txn;
+	const char *end = (l->flags & POSTERN_LINE_CRLF) ? "\r\n" : "\n";
+
+	if (l->flags & POSTERN_LINE_TOOLONG)
+		/* Longer than any line the message may have: its octets
+		 * are gone, the message fails. */
+		t->reader.errors |= SMTP_DATA_ERR_LONG_LINE;
+	else
+		smtp_data_feed(&t->reader, l->data, l->len);
+	smtp_data_feed(&t->reader, end, strlen(end));
+	if (t->reader.done) {
+		smtp_host->session_take_lines(ss, NULL);
+		leave_data_phase(s);
+		end_message(s);
+		return;
+	}
+	spill_if_needed(s);
+}
+
 static void bdat_chunk_end(struct smtp_session *s);
 
-int
-smtp_read_message(struct smtp_session *s)
+/* A piece of a BDAT chunk, counted by the session layer. */
+static void
+bdat_octets(postern_session_t *ss, void *st, const void *data, size_t len,
+            int last)
 {
-	struct postern_smtp_txn *t = &s->txn;
-	const void *data;
-	size_t len, used;
+	struct smtp_session *s = st;
 
-	if (smtp_host->conn_peek(s->conn, &data, &len) != POSTERN_OK) {
-		if (s->phase == SMTP_PHASE_BDAT && s->bdat_left == 0) {
-			bdat_chunk_end(s);
-			return 1;
-		}
-		return 0;
-	}
-	if (s->phase == SMTP_PHASE_DATA) {
-		used = smtp_data_feed(&t->reader, data, len);
-		smtp_host->conn_consume(s->conn, used);
-		if (t->reader.done) {
-			leave_data_phase(s);
-			end_message(s);
-			return 1;
-		}
-		spill_if_needed(s);
-		return 1;
-	}
-	used = len < s->bdat_left ? len : (size_t)s->bdat_left;
+	(void)ss;
 	/* A refused chunk is read and dropped: it is not commands. */
 	if (s->bdat_refusal.code == 0)
-		smtp_data_feed(&t->reader, data, used);
-	smtp_host->conn_consume(s->conn, used);
-	s->bdat_left -= used;
-	if (s->bdat_left == 0) {
+		smtp_data_feed(&s->txn.reader, data, len);
+	if (last)
 		bdat_chunk_end(s);
-		return 1;
-	}
-	if (s->bdat_refusal.code == 0)
+	else if (s->bdat_refusal.code == 0)
 		spill_if_needed(s);
-	return 1;
+}
+
+/* Reads the chunk the BDAT command announced. */
+static void
+bdat_read(struct smtp_session *s)
+{
+	if (s->bdat_size == 0)
+		bdat_chunk_end(s);
+	else
+		smtp_host->session_read_octets(s->ss, s->bdat_size,
+		                               bdat_octets);
 }
 
 /* ---- DATA ------------------------------------------------------------- */
@@ -449,6 +469,7 @@ after_data(struct smtp_session *s, const struct postern_verdict *v)
 		smtp_reply(s, 354, NULL, "End data with <CR><LF>.<CR><LF>");
 		s->phase = SMTP_PHASE_DATA;
 		smtp_host->conn_set_idle(s->conn, (unsigned)smtp_cfg.data_ms);
+		smtp_host->session_take_lines(s->ss, data_line);
 	}
 	smtp_session_resume(s);
 }
@@ -528,9 +549,8 @@ after_bdat_data(struct smtp_session *s, const struct postern_verdict *v)
 		begin_message(s, SMTP_DATA_CHUNK);
 		t->bdat = 1;
 	}
-	s->phase = SMTP_PHASE_BDAT;
-	smtp_host->conn_set_idle(s->conn, (unsigned)smtp_cfg.data_ms);
 	smtp_session_resume(s);
+	bdat_read(s);
 }
 
 void
@@ -539,7 +559,7 @@ smtp_cmd_bdat(struct smtp_session *s, const struct smtp_command *cmd)
 	struct postern_smtp_txn *t = &s->txn;
 	struct smtp_error err;
 
-	if (smtp_parse_bdat(cmd->arg, cmd->arg_len, &s->bdat_left,
+	if (smtp_parse_bdat(cmd->arg, cmd->arg_len, &s->bdat_size,
 	                    &s->bdat_last, &err) < 0) {
 		/* Without a size the chunk cannot be skipped: whatever
 		 * follows is read as commands, and errors add up. */
@@ -549,18 +569,15 @@ smtp_cmd_bdat(struct smtp_session *s, const struct smtp_command *cmd)
 	s->bdat_refusal.code = 0;
 	s->phase = SMTP_PHASE_BDAT;
 	smtp_host->conn_set_idle(s->conn, (unsigned)smtp_cfg.data_ms);
-	if (!message_allowed(s, &err)) {
+	if (!message_allowed(s, &err))
 		refuse_chunk(s, err.code, err.enhanced, err.text);
-		return;
-	}
-	if (t->bdat_failed) {
+	else if (t->bdat_failed)
 		refuse_chunk(s, 503, "5.5.1", "an earlier chunk failed; RSET");
-		return;
-	}
-	if (!t->data_started) {
+	else if (!t->data_started) {
 		smtp_stage_run(s, POSTERN_SMTP_DATA, after_bdat_data);
 		return;
 	}
+	bdat_read(s);
 }
 
 static void
@@ -674,6 +691,10 @@ after_delivery(struct smtp_session *s)
 		}
 	}
 	log_outcome(t, ok, temp, perm);
+	/* The client left during the delivery: no reply reaches it, and
+	 * the transaction goes with the session. */
+	if (smtp_host->session_closing(s->ss))
+		return;
 	if (temp == 0 && perm == 0) {
 		smtp_reply(s, 250, "2.0.0", "Ok: queued as %s", t->id);
 		smtp_host->conn_junk_reset(s->conn); /* as Postfix */
@@ -706,7 +727,7 @@ after_filters(struct smtp_session *s)
 		smtp_reply(s, t->refuse_code, t->refuse_enhanced, "%s",
 		           t->refuse_text);
 		if (t->refuse_code >= 500)
-			s->errors++;
+			smtp_host->session_error(s->ss);
 		message_replied(s);
 		return;
 	case SMTP_OUT_DISCARD:

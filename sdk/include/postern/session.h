@@ -65,7 +65,11 @@ extern "C" {
 typedef struct postern_session postern_session_t;
 
 /* A line's flag, with those of postern/conn.h: the client sent a line
- * longer than protocol->max_line; its octets were discarded (len 0). */
+ * longer than protocol->max_line; its octets were discarded (len 0).  A
+ * raw line (session_take_lines) comes once its end has arrived, with
+ * the flag of its terminator (POSTERN_LINE_CRLF or POSTERN_LINE_BARE_LF:
+ * where SMTP's DATA may end depends on it); a command line as soon as
+ * it is too long, without one. */
 #define POSTERN_LINE_TOOLONG 0x100u
 
 /* Command flags (struct postern_command). */
@@ -109,7 +113,9 @@ typedef void (*postern_session_done_fn)(postern_session_t *s, void *st,
  * from its configuration) and it must outlive the process. */
 struct postern_protocol {
 	size_t size;          /* sizeof(struct postern_protocol); the host
-	                         reads no member past it */
+	                         reads no member past it (a module built
+	                         for 1.9 or 1.10 stops before
+	                         listen_check) */
 	const char *name;     /* "pop3": logs */
 
 	/* Listeners.  listen_keys: the schema of one element of the
@@ -123,7 +129,8 @@ struct postern_protocol {
 	unsigned idle_ms;
 
 	/* Input. */
-	size_t max_line;      /* longest line, terminator excluded */
+	size_t max_line;      /* longest line, terminator excluded (the
+	                         input buffer holds one, 64 KiB at least) */
 	unsigned max_errors;  /* invalid commands before goodbye (0: none) */
 	unsigned max_login_failures; /* (0: no limit) */
 	/* Commands dispatched in one read callback before the session
@@ -172,6 +179,15 @@ struct postern_protocol {
 	void (*release)(postern_session_t *s, void *st);
 	/* Last call: free what `st` points to (not `st` itself). */
 	void (*free)(postern_session_t *s, void *st);
+
+#if POSTERN_ABI_TARGET_MINOR >= 11
+	/* ABI 1.11, may be NULL.  Init, in session_listen: checks one
+	 * parsed element of the `listen` list (listen_size octets, which
+	 * it may complete: a default that depends on another key) before
+	 * its listener is added.  0, or -1 after reporting the problem
+	 * with host->cfg_error on `node` (the element). */
+	int (*listen_check)(void *cfg, postern_cfg_t *node);
+#endif
 };
 
 /*
