@@ -1,7 +1,7 @@
 /*
- * smtp_deliver.c - everything a session does on job threads: recipient
- * lookups (auth resolve), spool writes and reads, and the delivery of a
- * finished message to the storage backend and the relay queue.
+ * smtp_deliver.c - recipient lookups (auth resolve) on job threads, and
+ * the delivery of a finished message to the storage backend and the
+ * relay queue (spool I/O is in smtp_spool.c).
  *
  * The jobs are the session layer's (host->session_job): the session is
  * paused while one runs and kept until it is done, however early the
@@ -20,29 +20,6 @@
 #include <unistd.h>
 
 #include "smtp_session.h"
-
-/* Every job context here starts with its pool, which done destroys. */
-struct job_ctx {
-	postern_pool_t *pool;
-};
-
-static void *
-job_ctx(size_t size)
-{
-	postern_pool_t *pool = smtp_host->pool_create(4096);
-	struct job_ctx *c = smtp_host->pool_alloc(pool, size);
-
-	c->pool = pool;
-	return c;
-}
-
-static void
-job_start(struct smtp_session *s, postern_session_work_fn work,
-          postern_session_done_fn done, void *ctx)
-{
-	smtp_session_wait(s, SMTP_WAIT_JOB);
-	smtp_host->session_job(s->ss, work, done, ctx);
-}
 
 /* ---- RCPT: resolve ---------------------------------------------------- */
 
@@ -116,7 +93,7 @@ smtp_resolve_rcpt(struct smtp_session *s,
 		next(s, POSTERN_AUTH_NOT_LOCAL);
 		return;
 	}
-	r = job_ctx(sizeof(*r));
+	r = smtp_job_ctx(sizeof(*r));
 	pool = r->pool;
 	/* <Postmaster> without a domain is ours (RFC 5321 4.5.1): the
 	 * primary domain's postmaster, or the host's as before there was
@@ -132,125 +109,7 @@ smtp_resolve_rcpt(struct smtp_session *s,
 		    pool, s->rcpt_args.address, strlen(s->rcpt_args.address));
 	r->status = POSTERN_AUTH_TEMPFAIL;
 	r->next = next;
-	job_start(s, resolve_work, resolve_done, r);
-}
-
-/* ---- spool: write and read -------------------------------------------- */
-
-struct spool_ctx {
-	postern_pool_t *pool;
-	postern_spool_t *spool;
-	int ok;
-	int err;
-	char *buf;
-	uint64_t off;
-	size_t len;
-	ssize_t n;
-	void (*next_sync)(struct smtp_session *s, int ok);
-	void (*next_read)(struct smtp_session *s, ssize_t n);
-};
-
-static void
-sync_work(postern_session_t *ss, void *st, void *arg)
-{
-	struct spool_ctx *c = arg;
-
-	(void)ss;
-	(void)st;
-	c->ok = smtp_host->spool_flush(c->spool) == 0;
-	if (!c->ok)
-		smtp_host->log(smtp_self, POSTERN_LOG_ERROR,
-		               "smtp: cannot write the spool file in %s: %m",
-		               smtp_host->dir(POSTERN_DIR_STATE));
-}
-
-static void
-sync_done(postern_session_t *ss, void *st, void *arg, int status)
-{
-	struct spool_ctx *c = arg;
-	postern_pool_t *pool = c->pool;
-
-	(void)ss;
-	if (!smtp_session_gone(st, status))
-		c->next_sync(st, c->ok && status == POSTERN_OK);
-	smtp_host->pool_destroy(pool);
-}
-
-void
-smtp_spool_sync(struct smtp_session *s, int force,
-                void (*next)(struct smtp_session *s, int ok))
-{
-	struct spool_ctx *c;
-	postern_spool_t *sp = s->txn.spool;
-	size_t mem_len = smtp_host->spool_memory(sp, NULL);
-
-	/* Small messages stay in memory; a message that went to a file
-	 * goes there whole at the end (force), so it is in one place. */
-	if (mem_len == 0 ||
-	    (mem_len < (size_t)smtp_cfg.spool_memory &&
-	     !(force && smtp_host->spool_fd(sp) >= 0))) {
-		next(s, 1);
-		return;
-	}
-	c = job_ctx(sizeof(*c));
-	c->spool = sp;
-	c->next_sync = next;
-	job_start(s, sync_work, sync_done, c);
-}
-
-static void
-read_work(postern_session_t *ss, void *st, void *arg)
-{
-	struct spool_ctx *c = arg;
-	size_t got = 0;
-	ssize_t n;
-
-	(void)ss;
-	(void)st;
-	while (got < c->len) {
-		n = pread(smtp_host->spool_fd(c->spool), c->buf + got,
-		          c->len - got, (off_t)(c->off + got));
-		if (n <= 0)
-			break;
-		got += (size_t)n;
-	}
-	c->n = got == c->len ? (ssize_t)got : -1;
-}
-
-static void
-read_done(postern_session_t *ss, void *st, void *arg, int status)
-{
-	struct spool_ctx *c = arg;
-	postern_pool_t *pool = c->pool;
-
-	(void)ss;
-	if (!smtp_session_gone(st, status))
-		c->next_read(st, status == POSTERN_OK ? c->n : -1);
-	smtp_host->pool_destroy(pool);
-}
-
-void
-smtp_spool_read(struct smtp_session *s, uint64_t off, char *buf, size_t len,
-                void (*next)(struct smtp_session *s, ssize_t n))
-{
-	struct spool_ctx *c;
-	postern_spool_t *sp = s->txn.spool;
-	const char *mem;
-
-	if (smtp_host->spool_fd(sp) < 0) {
-		smtp_host->spool_memory(sp, &mem);
-		memcpy(buf, mem + off, len);
-		next(s, (ssize_t)len);
-		return;
-	}
-	c = job_ctx(sizeof(*c));
-	c->spool = sp;
-	c->buf = buf;
-	c->off = off;
-	c->len = len;
-	c->n = -1;
-	c->next_read = next;
-	job_start(s, read_work, read_done, c);
+	smtp_job_start(s, resolve_work, resolve_done, r);
 }
 
 /* ---- the Received header ---------------------------------------------- */
@@ -540,7 +399,7 @@ void
 smtp_deliver(struct smtp_session *s, void (*next)(struct smtp_session *s))
 {
 	struct postern_smtp_txn *t = &s->txn;
-	struct deliver_ctx *d = job_ctx(sizeof(*d));
+	struct deliver_ctx *d = smtp_job_ctx(sizeof(*d));
 	const char *received = smtp_received_header(s), *hdr = NULL;
 	size_t hdr_len = 0, i;
 
@@ -573,5 +432,5 @@ smtp_deliver(struct smtp_session *s, void (*next)(struct smtp_session *s))
 	d->relay_held = t->outcome == SMTP_OUT_QUARANTINE;
 	d->logp = t->logp;
 	d->next = next;
-	job_start(s, deliver_work, deliver_done, d);
+	smtp_job_start(s, deliver_work, deliver_done, d);
 }

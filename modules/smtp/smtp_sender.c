@@ -107,14 +107,12 @@ smtp_sender_check(struct smtp_session *s,
 		next(s);
 		return;
 	}
-	pool = smtp_host->pool_create(1024);
-	r = smtp_host->pool_alloc(pool, sizeof(*r));
-	r->pool = pool;
+	r = smtp_job_ctx(sizeof(*r));
+	pool = r->pool;
 	r->address = smtp_host->pool_strndup(pool, sender, strlen(sender));
 	r->login = smtp_host->pool_strndup(pool, s->auth_user,
 	                                   strlen(s->auth_user));
 	r->status = POSTERN_AUTH_TEMPFAIL;
 	r->next = next;
-	smtp_session_wait(s, SMTP_WAIT_JOB);
-	smtp_host->session_job(s->ss, sender_work, sender_done, r);
+	smtp_job_start(s, sender_work, sender_done, r);
 }

@@ -194,6 +194,30 @@ smtp_session_gone(struct smtp_session *s, int status)
 	return status == POSTERN_CLOSED || H->session_closing(s->ss);
 }
 
+/* ---- jobs ------------------------------------------------------------ */
+
+struct job_ctx {
+	postern_pool_t *pool;
+};
+
+void *
+smtp_job_ctx(size_t size)
+{
+	postern_pool_t *pool = smtp_host->pool_create(4096);
+	struct job_ctx *c = smtp_host->pool_alloc(pool, size);
+
+	c->pool = pool;
+	return c;
+}
+
+void
+smtp_job_start(struct smtp_session *s, postern_session_work_fn work,
+               postern_session_done_fn done, void *ctx)
+{
+	smtp_session_wait(s, SMTP_WAIT_JOB);
+	smtp_host->session_job(s->ss, work, done, ctx);
+}
+
 /* ---- HELO / EHLO ---------------------------------------------------- */
 
 static int

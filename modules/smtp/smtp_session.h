@@ -294,6 +294,13 @@ void smtp_session_resume(struct smtp_session *s);
  * job took, reply nothing). */
 int smtp_session_gone(struct smtp_session *s, int status);
 void smtp_session_update_info(struct smtp_session *s);
+/* A job context of `size` octets, zeroed, whose first member is the
+ * postern_pool_t * it lives in: the job's done destroys that pool. */
+void *smtp_job_ctx(size_t size);
+/* A session job (host->session_job) with the session waiting for it;
+ * done ends with smtp_session_resume, or stops when smtp_session_gone. */
+void smtp_job_start(struct smtp_session *s, postern_session_work_fn work,
+                    postern_session_done_fn done, void *ctx);
 
 /* ---- smtp_auth.c ---------------------------------------------------- */
 
@@ -352,6 +359,14 @@ void smtp_header_fields(const char *hdr, size_t len,
 /* RCPT: resolve pending_rcpt's address, then next(s, status). */
 void smtp_resolve_rcpt(struct smtp_session *s,
                        void (*next)(struct smtp_session *s, int status));
+/* Delivers the finished message to every recipient, then next(s). */
+void smtp_deliver(struct smtp_session *s,
+                  void (*next)(struct smtp_session *s));
+/* The Received header for the transaction (txn pool). */
+char *smtp_received_header(struct smtp_session *s);
+
+/* ---- smtp_spool.c --------------------------------------------------- */
+
 /* Writes the spool's memory part to its file if it outgrew the limit
  * (or `force`), then next(s, ok). */
 void smtp_spool_sync(struct smtp_session *s, int force,
@@ -361,11 +376,6 @@ void smtp_spool_sync(struct smtp_session *s, int force,
 void smtp_spool_read(struct smtp_session *s, uint64_t off, char *buf,
                      size_t len, void (*next)(struct smtp_session *s,
                                               ssize_t n));
-/* Delivers the finished message to every recipient, then next(s). */
-void smtp_deliver(struct smtp_session *s,
-                  void (*next)(struct smtp_session *s));
-/* The Received header for the transaction (txn pool). */
-char *smtp_received_header(struct smtp_session *s);
 
 /* ---- smtp_sender.c -------------------------------------------------- */
 

@@ -90,6 +90,24 @@ def test_wrong_type_and_range_are_reported_together(r):
     assert "hello.listen.[0].port" in out and "out of range" in out, out
 
 
+def test_listener_check_of_a_protocol(r):
+    """The session layer asks the protocol about each parsed listener
+    (protocol->listen_check): smtp refuses implicit-TLS submission
+    without tls = true, naming the element."""
+    smtp_so = os.path.join(TOP_BUILDDIR, "modules", "smtp", ".libs",
+                           "smtp.so")
+    text = config(modules='"%s"' % smtp_so, extra="""
+smtp = {
+  listen = ( { port = %d; mode = "submissions"; } );
+};
+""" % free_port())
+    path = r.write("listen_check/postern.conf", text)
+    status, out = posternd("-t", "-c", path)
+    assert status == 1, out
+    assert "smtp.listen.[0]" in out, out
+    assert "mode submissions needs tls = true" in out, out
+
+
 def test_confd_overrides_main_file(r):
     main = r.write("override/postern.conf", config())
     r.write("override/conf.d/10-greeting.conf",
@@ -431,6 +449,7 @@ for case in [test_version,
              test_syntax_error_names_file_and_line,
              test_unknown_key_in_confd_names_that_file,
              test_wrong_type_and_range_are_reported_together,
+             test_listener_check_of_a_protocol,
              test_confd_overrides_main_file,
              test_effective_config_has_defaults_and_parses_back,
              test_effective_config_without_a_flag_shows_what_differs,

@@ -133,6 +133,35 @@ def test_smuggling_rejected(r):
     assert len(SRV.messages("bob@example.org")) == bob
 
 
+def test_long_lines_and_their_ends(r):
+    """Message lines longer than the session's 64 KiB input buffer are
+    read whole when max_line_length allows them; a line over the limit
+    ends where its real terminator is: after a bare LF, "." CRLF does
+    not end the data (smuggling behind an over-long line)."""
+    srv = smtp_server(R, name="longlines", relay=False,
+                      smtp_extra='max_line_length = "128K";')
+    try:
+        c = Raw(srv.port("mx"))
+        c.reply()
+        c.cmd("EHLO client.example")
+        code, _ = smuggle(c, "Subject: wide\r\n\r\n" + "w" * 100000 +
+                          "\r\n.\r\n")
+        assert code == 250, code
+        msgs = wait_messages(srv, "alice@example.org", 1)
+        assert b"w" * 100000 + b"\r\n" in msgs[0]
+        code, text = smuggle(c, "Subject: long\r\n\r\n" + "y" * 200000 +
+                             "\n.\r\n" + SMUGGLED)
+        assert code == 550 and text[0].startswith("5.6.0"), (code, text)
+        # The next reply is the NOOP's, not one to a smuggled command.
+        code, text = c.cmd("NOOP")
+        assert code == 250 and text[0] == "2.0.0 OK", (code, text)
+        c.close()
+        time.sleep(0.3)
+        assert srv.messages("bob@example.org") == []
+    finally:
+        stop_clean(srv)
+
+
 def test_smuggling_normalised(r):
     srv = smtp_server(R, name="normalise", relay=False,
                       smtp_extra='bare_newline = "normalise";')
@@ -372,7 +401,8 @@ def test_junk_commands_limited(r):
 
 for t in (test_open_relay_refused, test_no_relay_module_refuses_foreign,
           test_auth_before_tls_refused, test_wrong_password,
-          test_smuggling_rejected, test_smuggling_normalised,
+          test_smuggling_rejected, test_long_lines_and_their_ends,
+          test_smuggling_normalised,
           test_starttls_injection, test_command_limits,
           test_too_many_recipients, test_too_many_errors, test_timeouts,
           test_shutdown_says_421, test_rapid_connects,

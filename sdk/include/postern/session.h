@@ -5,7 +5,8 @@
  * postern_protocol; the host owns the rest:
  *
  *   - listeners, from the protocol's listener schema (which starts with
- *     POSTERN_LISTEN_KEYS, postern/listen.h), TLS and per-IP limits
+ *     POSTERN_LISTEN_KEYS, postern/listen.h) and its check of each
+ *     element (protocol->listen_check, ABI 1.11), TLS and per-IP limits
  *     included: host->session_listen();
  *   - the session, bound to its connection and counted: it outlives the
  *     connection while a job or a session_ref holds it, and is freed once
