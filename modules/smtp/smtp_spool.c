@@ -37,16 +37,22 @@ sync_work(postern_session_t *ss, void *st, void *arg)
 		               smtp_host->dir(POSTERN_DIR_STATE));
 }
 
+/* The end of a write or a read: its next step, unless the client has
+ * gone. */
 static void
-sync_done(postern_session_t *ss, void *st, void *arg, int status)
+spool_done(postern_session_t *ss, void *st, void *arg, int status)
 {
 	struct spool_ctx *c = arg;
-	postern_pool_t *pool = c->pool;
+	int ran = status == POSTERN_OK;
 
 	(void)ss;
-	if (!smtp_session_gone(st, status))
-		c->next_sync(st, c->ok && status == POSTERN_OK);
-	smtp_host->pool_destroy(pool);
+	if (!smtp_session_gone(st, status)) {
+		if (c->next_sync != NULL)
+			c->next_sync(st, c->ok && ran);
+		else
+			c->next_read(st, ran ? c->n : -1);
+	}
+	smtp_host->pool_destroy(c->pool);
 }
 
 void
@@ -68,7 +74,7 @@ smtp_spool_sync(struct smtp_session *s, int force,
 	c = smtp_job_ctx(sizeof(*c));
 	c->spool = sp;
 	c->next_sync = next;
-	smtp_job_start(s, sync_work, sync_done, c);
+	smtp_job_start(s, sync_work, spool_done, c);
 }
 
 static void
@@ -88,18 +94,6 @@ read_work(postern_session_t *ss, void *st, void *arg)
 		got += (size_t)n;
 	}
 	c->n = got == c->len ? (ssize_t)got : -1;
-}
-
-static void
-read_done(postern_session_t *ss, void *st, void *arg, int status)
-{
-	struct spool_ctx *c = arg;
-	postern_pool_t *pool = c->pool;
-
-	(void)ss;
-	if (!smtp_session_gone(st, status))
-		c->next_read(st, status == POSTERN_OK ? c->n : -1);
-	smtp_host->pool_destroy(pool);
 }
 
 void
@@ -123,6 +117,6 @@ smtp_spool_read(struct smtp_session *s, uint64_t off, char *buf, size_t len,
 	c->len = len;
 	c->n = -1;
 	c->next_read = next;
-	smtp_job_start(s, read_work, read_done, c);
+	smtp_job_start(s, read_work, spool_done, c);
 }
 

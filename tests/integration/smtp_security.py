@@ -141,9 +141,7 @@ def test_long_lines_and_their_ends(r):
     srv = smtp_server(R, name="longlines", relay=False,
                       smtp_extra='max_line_length = "128K";')
     try:
-        c = Raw(srv.port("mx"))
-        c.reply()
-        c.cmd("EHLO client.example")
+        c = session(srv.port("mx"))
         code, _ = smuggle(c, "Subject: wide\r\n\r\n" + "w" * 100000 +
                           "\r\n.\r\n")
         assert code == 250, code
