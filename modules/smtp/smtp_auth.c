@@ -28,7 +28,9 @@ auth_response(postern_session_t *ss, void *st, const struct postern_line *l)
 	struct smtp_session *s = st;
 
 	smtp_host->session_take_lines(ss, NULL);
-	if (l->flags & (POSTERN_LINE_TOOLONG | POSTERN_LINE_NUL)) {
+	/* The session's lines may be as long as a message line. */
+	if ((l->flags & (POSTERN_LINE_TOOLONG | POSTERN_LINE_NUL)) ||
+	    l->len > SMTP_AUTH_LINE_MAX) {
 		smtp_reply_error(s, 500, "5.5.6", "authentication exchange "
 		                 "line too long or malformed");
 		auth_end(s);

@@ -18,9 +18,6 @@
 
 #define H smtp_host
 
-/* RFC 4954 section 4: an AUTH response line may be 12288 octets. */
-#define SMTP_AUTH_LINE_MAX 12288
-
 /* Entries of the command table past the verbs: the STARTTLS filter
  * stage, run before the first command over TLS. */
 #define SMTP_CMD_TLS_STAGE (SMTP_VERB_AUTH + 1)

@@ -34,6 +34,9 @@
 #include "smtp_data.h"
 #include "smtp_parser.h"
 
+/* RFC 4954 section 4: an AUTH response line may be 12288 octets. */
+#define SMTP_AUTH_LINE_MAX 12288
+
 /* ---- settings ------------------------------------------------------- */
 
 enum smtp_mode {

@@ -137,7 +137,8 @@ def test_long_lines_and_their_ends(r):
     """Message lines longer than the session's 64 KiB input buffer are
     read whole when max_line_length allows them; a line over the limit
     ends where its real terminator is: after a bare LF, "." CRLF does
-    not end the data (smuggling behind an over-long line)."""
+    not end the data (smuggling behind an over-long line); AUTH
+    responses stay within 12288 octets however long lines may be."""
     srv = smtp_server(R, name="longlines", relay=False,
                       smtp_extra='max_line_length = "128K";')
     try:
@@ -156,6 +157,15 @@ def test_long_lines_and_their_ends(r):
         c.close()
         time.sleep(0.3)
         assert srv.messages("bob@example.org") == []
+        # An AUTH response keeps its own bound (RFC 4954: 12288 octets).
+        c = session(srv.port("sub"))
+        assert c.cmd("STARTTLS")[0] == 220
+        c.starttls()
+        assert c.cmd("EHLO client.example")[0] == 250
+        assert c.cmd("AUTH PLAIN")[0] == 334
+        code, text = c.cmd("A" * 13000)
+        assert code == 500 and text[0].startswith("5.5.6"), (code, text)
+        c.close()
     finally:
         stop_clean(srv)
 
