@@ -483,6 +483,45 @@ test_toolong_split(void)
 	teardown();
 }
 
+/* How an over-long line ended, for raw lines whose terminator means
+ * something (the session layer's take_lines: SMTP's end of DATA): a CR
+ * dropped with one read and its LF in the next make CRLF. */
+static void
+test_toolong_end(void)
+{
+	struct postern_line l;
+	unsigned end = 0;
+	int fd;
+
+	SETUP(.max_input = 0);
+	S.mode = M_HOLD;
+	fd = client_connect();
+	client_sends(fd, "AAAAAAAAAAAAAAAAAAAAAAAA");
+	PUMP_UNTIL(S.reads >= 1, 2000);
+	CU_ASSERT_EQUAL_FATAL(conn_read_line(S.c, 16, &l), POSTERN_TOOLONG);
+	CU_ASSERT_EQUAL(conn_line_skipped(S.c, &end), POSTERN_AGAIN);
+	client_sends(fd, "BBBB\r");
+	PUMP_UNTIL(S.reads >= 2, 2000);
+	CU_ASSERT_EQUAL(conn_line_skipped(S.c, &end), POSTERN_AGAIN);
+	client_sends(fd, "\nnext\n");
+	PUMP_UNTIL(S.reads >= 3, 2000);
+	CU_ASSERT_EQUAL(conn_line_skipped(S.c, &end), POSTERN_OK);
+	CU_ASSERT_EQUAL(end, POSTERN_LINE_CRLF);
+	CU_ASSERT_EQUAL_FATAL(conn_read_line(S.c, 16, &l), POSTERN_OK);
+	CU_ASSERT(l.len == 4 && memcmp(l.data, "next", 4) == 0);
+	/* Whole in the buffer, ended by a bare LF. */
+	client_sends(fd, "0123456789abcdefXYZ\nafter\r\n");
+	PUMP_UNTIL(S.reads >= 4, 2000);
+	CU_ASSERT_EQUAL_FATAL(conn_read_line(S.c, 16, &l), POSTERN_TOOLONG);
+	CU_ASSERT_EQUAL(conn_line_skipped(S.c, &end), POSTERN_OK);
+	CU_ASSERT_EQUAL(end, POSTERN_LINE_BARE_LF);
+	CU_ASSERT_EQUAL_FATAL(conn_read_line(S.c, 16, &l), POSTERN_OK);
+	CU_ASSERT(l.len == 5 && memcmp(l.data, "after", 5) == 0);
+	CU_ASSERT_EQUAL(l.flags, POSTERN_LINE_CRLF);
+	close(fd);
+	teardown();
+}
+
 static void
 test_toolong_buffer_full(void)
 {
@@ -1357,6 +1396,7 @@ static CU_TestInfo conn_tests[] = {
 	{ "over-long line: TOOLONG once, next line fine", test_toolong_once },
 	{ "over-long line across reads", test_toolong_split },
 	{ "line filling the buffer is TOOLONG", test_toolong_buffer_full },
+	{ "over-long line: how it ended", test_toolong_end },
 	{ "max_input under 4 bytes still reads", test_tiny_max_input },
 	{ "CR LF split across reads", test_crlf_split },
 	{ "NUL, bare LF, bare CR flagged", test_line_flags },
