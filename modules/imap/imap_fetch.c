@@ -1042,7 +1042,12 @@ fetch_plan(struct imap_job *j, struct fetch_arg *fa, uint32_t seq,
 		return j->err.code == POSTERN_SE_EXPUNGED ? 1 : -1;
 	}
 	if (fa->needs_mime) {
-		m = imap_mime_load(imap_storage, s->mb, mi->uid, j->pool,
+		/* the message open for its sections is parsed, not a
+		 * second open of it */
+		struct imap_msg_ref ref = { .msg = msg };
+
+		m = imap_mime_load(imap_storage, s->mb, mi->uid,
+		                   msg != NULL ? &ref : NULL, j->pool,
 		                   &j->err);
 		if (m == NULL) {
 			rc = j->err.code == POSTERN_SE_EXPUNGED ? 1 : -1;

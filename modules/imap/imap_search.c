@@ -441,6 +441,7 @@ struct msg_ctx {
 	int header_loaded;
 	const struct imap_mime *mime;
 	int mime_loaded;
+	struct imap_msg_ref msg; /* opened once for all the keys: msg_end */
 	const struct imap_search_prog *a;
 	struct imap_mime_needle *texts; /* the needles' answers */
 	int texts_loaded;
@@ -460,7 +461,8 @@ load_texts(struct msg_ctx *m)
 	                                             sizeof(*m->texts));
 	memcpy(m->texts, m->a->needles, m->a->nneedles * sizeof(*m->texts));
 	if (imap_mime_search_texts(imap_storage, m->j->s->mb, m->mi->uid,
-	                           m->mime, m->texts, m->a->nneedles,
+	                           m->mime, &m->msg, m->texts,
+	                           m->a->nneedles,
 	                           &m->j->cancelled, m->j->pool,
 	                           &m->j->err) < 0) {
 		m->texts = NULL;
@@ -474,18 +476,19 @@ load_header(struct msg_ctx *m)
 {
 	struct imap_job *j = m->j;
 	postern_msg_t *msg;
-	struct postern_msg_size sz;
 	uint64_t got = 0, want;
 	ssize_t n;
 
 	if (m->header_loaded)
 		return m->header != NULL ? 0 : -1;
 	m->header_loaded = 1;
-	if (imap_storage->msg_open(j->s->mb, m->mi->uid, &msg, &sz,
-	                           &j->err) < 0)
+	if (m->msg.msg == NULL &&
+	    imap_storage->msg_open(j->s->mb, m->mi->uid, &m->msg.msg,
+	                           &m->msg.sizes, &j->err) < 0)
 		return -1;
-	want = sz.header_size < SEARCH_MAX_HEADER ? sz.header_size
-	                                          : SEARCH_MAX_HEADER;
+	msg = m->msg.msg;
+	want = m->msg.sizes.header_size < SEARCH_MAX_HEADER ?
+	       m->msg.sizes.header_size : SEARCH_MAX_HEADER;
 	m->header = imap_host->pool_alloc(j->pool, want + 1);
 	while (got < want) {
 		n = imap_storage->msg_read(msg, got, m->header + got,
@@ -494,7 +497,6 @@ load_header(struct msg_ctx *m)
 			break;
 		got += (uint64_t)n;
 	}
-	imap_storage->msg_close(msg);
 	if (got < want) {
 		m->header = NULL;
 		return -1;
@@ -509,7 +511,7 @@ load_mime(struct msg_ctx *m)
 	if (!m->mime_loaded) {
 		m->mime_loaded = 1;
 		m->mime = imap_mime_load(imap_storage, m->j->s->mb, m->mi->uid,
-		                         m->j->pool, &m->j->err);
+		                         &m->msg, m->j->pool, &m->j->err);
 	}
 	return m->mime;
 }
@@ -656,6 +658,15 @@ msg_start(struct msg_ctx *m, struct imap_job *j,
 	m->mi = info;
 }
 
+/* Closes what the keys opened of the message. */
+static void
+msg_end(struct msg_ctx *m)
+{
+	if (m->msg.msg != NULL)
+		imap_storage->msg_close(m->msg.msg);
+	m->msg.msg = NULL;
+}
+
 int
 imap_search_match(struct imap_session *s, struct imap_search_prog *p,
                   uint32_t seq, postern_pool_t *pool, uint64_t *cost,
@@ -679,6 +690,7 @@ imap_search_match(struct imap_session *s, struct imap_search_prog *p,
 		return 0;
 	if ((r = eval(&m, p->root)) < 0)
 		*err = j.err;
+	msg_end(&m);
 	*cost += m.header_loaded || m.mime_loaded ? info.size : SEARCH_MSG_COST;
 	return r;
 }
@@ -796,6 +808,7 @@ imap_search_step(struct imap_job *j, struct imap_search_prog *p,
 		if (m.mi->expunged)
 			continue;
 		r = eval(&m, p->root);
+		msg_end(&m);
 		cost += m.header_loaded || m.mime_loaded ? m.mi->size
 		                                         : SEARCH_MSG_COST;
 		if (left(j, seq, count)) {
