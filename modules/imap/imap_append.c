@@ -336,7 +336,8 @@ bad:
 
 /* CATENATE's list after "CATENATE" (RFC 4469):
  * SP "(" cat-part *(SP cat-part) ")", cat-part TEXT SP literal,
- * URL SP astring or UTF8 SP "(" literal8 ")" (RFC 6855 4).  -1 with the reply sent. */
+ * URL SP astring or UTF8 SP "(" literal8 ")" (RFC 6855 4).  -1 with
+ * the reply sent. */
 static int
 append_cat_list(struct imap_cmd *c, struct append_arg *a,
                 struct append_msg *am)

@@ -1,8 +1,9 @@
 /*
  * imap_commands_any.c - commands valid in more than one state:
  * CAPABILITY, NOOP, LOGOUT (RFC 3501 6.1), ID (RFC 2971), ENABLE
- * (RFC 5161; UTF8=ACCEPT and IMAP4rev2 too), NAMESPACE (RFC 2342), and CHECK (6.4.1), which is a NOOP
- * for a store that is always durable.
+ * (RFC 5161; UTF8=ACCEPT and IMAP4rev2 too), NAMESPACE (RFC 2342),
+ * and CHECK (6.4.1), which is a NOOP for a store that is always
+ * durable.
  */
 #include <stdio.h>
 #include <string.h>
