@@ -205,8 +205,13 @@ def test_utf8_accept(R):
            UTF8_MSG + b")\r\n")
     out = r.until("a")
     assert out[-1].startswith("a OK"), out
+    # and as a CATENATE part
+    r.send(b"a APPEND Intl CATENATE (UTF8 (~{%d+}\r\n" % len(UTF8_MSG) +
+           UTF8_MSG + b") TEXT {6+}\r\nmore\r\n)\r\n")
+    out = r.until("a")
+    assert out[-1].startswith("a OK"), out
     # a quoted UTF-8 string finds it; a CHARSET is refused (RFC 6855 3)
-    assert ok(r, 'SEARCH SUBJECT "Grüße"') == ["* SEARCH 1 2"]
+    assert ok(r, 'SEARCH SUBJECT "Grüße"') == ["* SEARCH 1 2 3"]
     bad(r, 'SEARCH CHARSET UTF-8 SUBJECT "Grüße"')
     # the header as it is, no downgrade
     out = ok(r, "FETCH 1 BODY.PEEK[HEADER.FIELDS (SUBJECT)]")
@@ -218,9 +223,13 @@ def test_utf8_accept(R):
         r = raw(enable)
         out = r.cmd("a", b"APPEND Intl UTF8 (~{5+}\r\nab\r\n\r\n)")
         assert out[-1].startswith("a BAD"), out
+        out = r.cmd("a", b"APPEND Intl CATENATE "
+                    b"(UTF8 (~{5+}\r\nab\r\n\r\n))")
+        assert out[-1].startswith("a BAD"), out
         ok(r, "SELECT Intl")
         out = ok(r, 'SEARCH CHARSET UTF-8 SUBJECT "Grüße"')
-        assert out[0] in ("* SEARCH 1 2", '* ESEARCH (TAG "t") ALL 1:2'), out
+        assert out[0] in ("* SEARCH 1 2 3", '* ESEARCH (TAG "t") ALL 1:3'), \
+            out
         r.close()
 
 
