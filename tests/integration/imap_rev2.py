@@ -205,6 +205,20 @@ def test_utf8_accept(R):
            UTF8_MSG + b")\r\n")
     out = r.until("a")
     assert out[-1].startswith("a OK"), out
+    # two over literal_memory (256K) in one MULTIAPPEND: spooled
+    big = UTF8_MSG + b"y" * 300000 + b"\r\n"
+    part = b"UTF8 (~{%d+}\r\n" % len(big) + big + b")"
+    r.send(b"m APPEND Big " + part + b" " + part + b"\r\n")
+    out = r.until("m")
+    assert out[-1].startswith("m NO [TRYCREATE]"), out
+    ok(r, "CREATE Big")
+    r.send(b"m APPEND Big " + part + b" " + part + b"\r\n")
+    out = r.until("m")
+    assert out[-1].startswith("m OK [APPENDUID"), out
+    out = ok(r, 'STATUS Big (MESSAGES SIZE)')
+    assert out == ['* STATUS "Big" (MESSAGES 2 SIZE %d)' % (2 * len(big))], \
+        out
+    ok(r, "DELETE Big")
     # and as a CATENATE part
     r.send(b"a APPEND Intl CATENATE (UTF8 (~{%d+}\r\n" % len(UTF8_MSG) +
            UTF8_MSG + b") TEXT {6+}\r\nmore\r\n)\r\n")
