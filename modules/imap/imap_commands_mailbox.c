@@ -888,7 +888,7 @@ format_vanished(struct imap_session *s, struct imap_buf *out,
 /* RFC 9051 6.3.2: IMAP4rev2's SELECT says EXISTS and the mailbox's
  * LIST (its name as the server has it), no RECENT nor [UNSEEN n]. */
 static void
-select_rev2(struct imap_session *s, struct imap_buf *out, const char *name,
+select_rev2(struct imap_buf *out, const char *name,
             const struct postern_mailbox_status *st)
 {
 	char delim = imap_storage->delimiter;
@@ -930,7 +930,7 @@ select_work(struct imap_job *j)
 		imap_sync_format(s, &j->out, &none, j->pool);
 	}
 	if (IMAP_REV2(s))
-		select_rev2(s, &j->out, a->name, &st);
+		select_rev2(&j->out, a->name, &st);
 	else {
 		imap_buf_printf(&j->out, "* %u EXISTS\r\n* %u RECENT\r\n",
 		                st.messages, st.recent);
