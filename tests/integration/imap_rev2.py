@@ -84,6 +84,11 @@ def test_rev2_select_no_recent(R):
     deliver(srv, USER, message("rev2 three"))
     out = ok(r, "NOOP")
     assert out == ["* 3 EXISTS"], out
+    # the view is current and watched now: FETCH of FLAGS is answered
+    # on the loop (imap_fastpath.py), without \Recent too
+    assert ok(r, "FETCH 3 FLAGS") == ["* 3 FETCH (FLAGS ())"]
+    out = ok(r, "UID FETCH 1:* FLAGS")
+    assert len(out) == 3 and all("(FLAGS () UID " in l for l in out), out
     # a rev1 session on the same mailbox still has RECENT
     r1 = raw()
     out = ok(r1, "SELECT INBOX")
