@@ -317,6 +317,16 @@ parse_key(struct sparse *ps, struct skey **out, int depth)
 		return -1;
 	for (i = 0; i < sizeof(simple_keys) / sizeof(simple_keys[0]); i++)
 		if (imap_str_is(&w, simple_keys[i].name)) {
+			/* RFC 9051 E: IMAP4rev2 has no \Recent, and its
+			 * grammar no RECENT, NEW or OLD */
+			if (IMAP_REV2(c->s) &&
+			    (simple_keys[i].flag == POSTERN_MSG_RECENT ||
+			     simple_keys[i].kind == SK_NEW ||
+			     simple_keys[i].kind == SK_OLD)) {
+				a->error = "RECENT, NEW and OLD are not "
+				           "IMAP4rev2 search keys";
+				return -1;
+			}
 			k = key_new(c, simple_keys[i].kind);
 			k->flag = simple_keys[i].flag;
 			*out = k;
@@ -1265,6 +1275,10 @@ imap_cmd_search(struct imap_cmd *c)
 		}
 		esearch = 1;
 		save = a->p;
+	} else if (IMAP_REV2(c->s)) {
+		/* RFC 9051 6.4.4: IMAP4rev2 answers with ESEARCH (ALL) */
+		esearch = 1;
+		ret = RET_ALL;
 	}
 	a->p = save;
 	a->error = NULL;
@@ -1272,6 +1286,12 @@ imap_cmd_search(struct imap_cmd *c)
 		if (imap_arg_sp(a) < 0 || imap_arg_astring(a, &cs) < 0 ||
 		    imap_arg_sp(a) < 0)
 			goto bad;
+		/* RFC 6855 3: after UTF8=ACCEPT strings are UTF-8, a
+		 * charset would contradict that */
+		if (c->s->enabled & IMAP_ENABLED_UTF8) {
+			a->error = "no CHARSET after ENABLE UTF8=ACCEPT";
+			goto bad;
+		}
 		if (imap_search_charset(c, &cs) < 0)
 			goto failed;
 	} else {
