@@ -25,6 +25,10 @@
  * short lingering drain, watch removed, limits uncounted), then
  * "finalized" from the dead list: on_close, then free.  Its timer is
  * only ever cancelled at finalize, never from its own callback.
+ *
+ * Beside it: TLS goes through tls.c (tls_io_*: this file calls no
+ * OpenSSL function), and a client is admitted under its listener's
+ * max_conns and max_per_ip by listener.c (listener_admit).
  */
 #include "conn.h"
 
@@ -47,12 +51,8 @@
 #include <sys/uio.h>
 #include <sys/un.h>
 
-#include <openssl/err.h>
-#include <openssl/ssl.h>
-
 #include "listener.h"
 #include "log.h"
-#include "shared_count.h"
 #include "loop.h"
 #include "pool.h"
 #include "tls.h"
@@ -60,7 +60,6 @@
 
 #define CONN_IN_INITIAL 4096
 #define CONN_IDLE_DEFAULT_MS (5 * 60 * 1000)
-#define CONN_MAX_CONNS_DEFAULT 1024
 #define CONN_OUT_CHUNK 16384
 #define CONN_IOV_MAX 64
 #define CONN_POOL_BLOCK 4096
@@ -84,7 +83,7 @@
 enum conn_state {
 	CS_PLAIN = 0,
 	CS_STARTTLS,  /* sending the plaintext go-ahead; not reading */
-	CS_HANDSHAKE, /* SSL_accept in progress */
+	CS_HANDSHAKE, /* the TLS handshake in progress */
 	CS_TLS,
 	CS_CONNECTING, /* outbound: connect() in progress */
 };
@@ -93,11 +92,6 @@ struct out_chunk {
 	struct out_chunk *next;
 	size_t start, end, cap;
 	char data[];
-};
-
-struct spec_count {
-	const struct postern_listen_spec *spec;
-	unsigned n;
 };
 
 struct postern_conn {
@@ -118,7 +112,7 @@ struct postern_conn {
 	char peer_text[INET6_ADDRSTRLEN];
 	unsigned peer_port, local_port;
 	char log_prefix[96];
-	unsigned ip_ticket;     /* shared_count_take's, for max_per_ip */
+	unsigned ticket;        /* listener_admit's */
 
 	/* input: [in_start, in_end) is buffered; in_scan bytes of it are
 	 * known to hold no LF */
@@ -139,8 +133,8 @@ struct postern_conn {
 	/* TLS */
 	SSL *ssl;
 	int hs_want_write;     /* handshake waits for writability */
-	int read_want_write;   /* SSL_read waits for writability */
-	int write_want_read;   /* SSL_write waits for readability */
+	int read_want_write;   /* a TLS read waits for writability */
+	int write_want_read;   /* a TLS write waits for readability */
 
 	/* idle timeout: the timer re-checks last_activity when it fires */
 	unsigned idle_ms;
@@ -192,9 +186,6 @@ static struct {
 	size_t nready;
 	int ready_scheduled, dead_scheduled;
 	struct drain_list lingers;
-	struct postern_counts *per_ip; /* max_per_ip, over all workers */
-	struct spec_count *specs;
-	size_t nspecs;
 	size_t out_high; /* output high-water mark; the low is half */
 } cs = {
 	.next_id = 1,
@@ -267,131 +258,6 @@ unmark_ready(postern_conn_t *c)
 	c->on_ready = 0;
 	cs.nready--;
 	TAILQ_REMOVE(&cs.ready, c, ready_link);
-}
-
-/* The OpenSSL error behind a failed call, for log lines; clears the
- * queue. */
-static const char *
-ssl_reason(char *buf, size_t len, int sslerr)
-{
-	unsigned long e = ERR_peek_error();
-
-	if (e != 0)
-		ERR_error_string_n(e, buf, len);
-	else if (sslerr == SSL_ERROR_SYSCALL && errno != 0)
-		snprintf(buf, len, "%s", strerror(errno));
-	else if (sslerr == SSL_ERROR_SYSCALL || sslerr == SSL_ERROR_ZERO_RETURN)
-		snprintf(buf, len, "connection closed by peer");
-	else
-		snprintf(buf, len, "SSL error %d", sslerr);
-	ERR_clear_error();
-	return buf;
-}
-
-/* ---- per-listener and per-address counts ------------------------------ */
-
-static struct spec_count *
-spec_count(const struct postern_listen_spec *spec)
-{
-	size_t i;
-
-	for (i = 0; i < cs.nspecs; i++)
-		if (cs.specs[i].spec == spec)
-			return &cs.specs[i];
-	cs.specs = xreallocarray(cs.specs, cs.nspecs + 1, sizeof(*cs.specs));
-	cs.specs[cs.nspecs].spec = spec;
-	cs.specs[cs.nspecs].n = 0;
-	return &cs.specs[cs.nspecs++];
-}
-
-/* The address a client is counted under: IPv4-mapped IPv6 counts as the
- * IPv4 address, so a dual-stack listener cannot be used to double the
- * limit, and IPv6 counts by its /64 (one customer's network: whoever
- * has one has 2^64 addresses).  0 for unix sockets (not counted). */
-static int
-ip_key(const postern_conn_t *c, unsigned char addr[16])
-{
-	const struct sockaddr_in *sin;
-	const struct sockaddr_in6 *sin6;
-
-	memset(addr, 0, 16);
-	switch (c->peer.ss_family) {
-	case AF_INET:
-		sin = (const struct sockaddr_in *)&c->peer;
-		memcpy(addr, &sin->sin_addr, 4);
-		return AF_INET;
-	case AF_INET6:
-		sin6 = (const struct sockaddr_in6 *)&c->peer;
-		if (IN6_IS_ADDR_V4MAPPED(&sin6->sin6_addr)) {
-			memcpy(addr, &sin6->sin6_addr.s6_addr[12], 4);
-			return AF_INET;
-		}
-		memcpy(addr, &sin6->sin6_addr, 8);
-		return AF_INET6;
-	default:
-		return 0;
-	}
-}
-
-/* Takes a place for `c` under its listener's max_per_ip, counted over
- * every worker.  0, or -1 with *held (how many the address has) set. */
-static int
-ip_take(postern_conn_t *c, unsigned *held)
-{
-	struct {
-		const struct postern_listen_spec *spec;
-		int family;
-		unsigned char addr[16];
-	} key;
-
-	memset(&key, 0, sizeof(key));
-	key.spec = c->spec;
-	key.family = ip_key(c, key.addr);
-	if (key.family == 0 || cs.per_ip == NULL)
-		return 0;
-	return shared_count_take(cs.per_ip, &key, sizeof(key),
-	                         c->spec->max_per_ip, &c->ip_ticket, held);
-}
-
-/* Counts `c` against its listener's limits; -1 (logged) when over. */
-static int
-conn_limits_take(postern_conn_t *c)
-{
-	const struct postern_listen_spec *spec = c->spec;
-	unsigned max = spec->max_conns ? spec->max_conns
-	                               : CONN_MAX_CONNS_DEFAULT;
-	struct spec_count *sc = spec_count(spec);
-	unsigned held = 0;
-
-	if (sc->n >= max) {
-		log_notice("listener %s: %u connections (max_conns), "
-		           "refusing %s port %u (fd %d)", spec->name, sc->n,
-		           c->peer_text, c->peer_port, c->fd);
-		return -1;
-	}
-	/* Addresses are only counted where a limit applies. */
-	if (spec->max_per_ip > 0 && ip_take(c, &held) < 0) {
-		log_notice("listener %s: %u connections from %s (max_per_ip, "
-		           "all workers), refusing port %u (fd %d)", spec->name,
-		           held, c->peer_text, c->peer_port, c->fd);
-		return -1;
-	}
-	sc->n++;
-	listener_sessions_add(spec, 1);
-	return 0;
-}
-
-static void
-conn_limits_put(postern_conn_t *c)
-{
-	struct spec_count *sc = spec_count(c->spec);
-
-	if (sc->n > 0) {
-		sc->n--;
-		listener_sessions_add(c->spec, -1);
-	}
-	shared_count_put(cs.per_ip, c->ip_ticket);
-	c->ip_ticket = 0;
 }
 
 /* ---- lingering close -------------------------------------------------- */
@@ -542,12 +408,7 @@ conn_release(postern_conn_t *c, enum postern_close_reason why, int graceful)
 	loop_watch_remove(loop_current, c->watch);
 	c->watch = NULL;
 	if (c->ssl != NULL) {
-		if (graceful && c->state == CS_TLS) {
-			ERR_clear_error();
-			SSL_shutdown(c->ssl); /* close_notify, best effort */
-			ERR_clear_error();
-		}
-		SSL_free(c->ssl);
+		tls_io_free(c->ssl, graceful && c->state == CS_TLS);
 		c->ssl = NULL;
 	}
 	if (graceful && shutdown(c->fd, SHUT_WR) == 0)
@@ -555,7 +416,8 @@ conn_release(postern_conn_t *c, enum postern_close_reason why, int graceful)
 	else
 		close(c->fd);
 	c->fd = -1;
-	conn_limits_put(c);
+	listener_leave(c->spec, c->ticket);
+	c->ticket = 0;
 	out_free(c);
 	TAILQ_INSERT_TAIL(&cs.dead, c, pending_link);
 	if (!cs.dead_scheduled) {
@@ -633,7 +495,7 @@ out_check_low(postern_conn_t *c)
 	c->throttled = 0;
 	/* Input buffered meanwhile raises no event: deliver it. */
 	if (in_buffered(c) > 0 ||
-	    (c->state == CS_TLS && SSL_pending(c->ssl) > 0))
+	    (c->state == CS_TLS && tls_io_pending(c->ssl) > 0))
 		mark_ready(c);
 	mark_pending(c);
 }
@@ -740,44 +602,37 @@ static int
 send_tls(postern_conn_t *c)
 {
 	char reason[256];
-	int n, err;
+	size_t sent;
 
 	while (c->out_head != NULL) {
 		struct out_chunk *ch = c->out_head;
-		size_t len = ch->end - ch->start;
 
 		/* A retry after WANT_* must not be shorter than the first
 		 * try: the head chunk only ever grows, so it is not. */
-		if (len > INT_MAX / 2)
-			len = INT_MAX / 2;
-		ERR_clear_error();
-		errno = 0;
-		n = SSL_write(c->ssl, ch->data + ch->start, (int)len);
-		if (n > 0) {
+		switch (tls_io_write(c->ssl, ch->data + ch->start,
+		                     ch->end - ch->start, &sent, reason,
+		                     sizeof(reason))) {
+		case TLS_IO_OK:
 			c->write_want_read = 0;
-			out_advance(c, (size_t)n);
+			out_advance(c, sent);
 			c->last_activity = now_ms();
 			continue;
-		}
-		err = SSL_get_error(c->ssl, n);
-		if (err == SSL_ERROR_WANT_WRITE) {
+		case TLS_IO_WANT_WRITE:
 			c->write_want_read = 0;
 			return 0;
-		}
-		if (err == SSL_ERROR_WANT_READ) {
+		case TLS_IO_WANT_READ:
 			c->write_want_read = 1;
 			return 0;
+		default:
+			conn_fail(c, "TLS write", reason);
+			return -1;
 		}
-		conn_fail(c, "TLS write",
-		          ssl_reason(reason, sizeof(reason), err));
-		return -1;
 	}
 	return 1;
 }
 
 static void conn_start_handshake(postern_conn_t *c);
 static void conn_connected(postern_conn_t *c);
-static void conn_tls_failed(postern_conn_t *c, const char *reason);
 
 /*
  * Sends what is queued until the socket blocks, calling on_drain each
@@ -950,42 +805,35 @@ static void
 read_tls(postern_conn_t *c)
 {
 	char reason[256];
-	size_t room;
-	int n, err = SSL_ERROR_NONE, got = 0;
+	enum tls_io_result r = TLS_IO_OK;
+	size_t room, n;
+	int got = 0;
 
 	/* Drain OpenSSL while there is room: decrypted bytes it holds are
 	 * invisible to epoll and would be stranded otherwise. */
 	while ((room = in_room(c)) > 0) {
-		if (room > INT_MAX)
-			room = INT_MAX;
-		ERR_clear_error();
-		errno = 0;
-		n = SSL_read(c->ssl, c->in + c->in_end, (int)room);
-		if (n > 0) {
-			c->in_end += (size_t)n;
-			got = 1;
-			continue;
-		}
-		err = SSL_get_error(c->ssl, n);
-		break;
+		r = tls_io_read(c->ssl, c->in + c->in_end, room, &n, reason,
+		                sizeof(reason));
+		if (r != TLS_IO_OK)
+			break;
+		c->in_end += n;
+		got = 1;
 	}
-	c->read_want_write = err == SSL_ERROR_WANT_WRITE;
+	c->read_want_write = r == TLS_IO_WANT_WRITE;
 	if (got) {
 		c->last_activity = now_ms();
 		conn_deliver(c);
 	}
-	if (c->dead || err == SSL_ERROR_NONE || err == SSL_ERROR_WANT_READ ||
-	    err == SSL_ERROR_WANT_WRITE)
+	if (c->dead || r == TLS_IO_OK || r == TLS_IO_WANT_READ ||
+	    r == TLS_IO_WANT_WRITE)
 		return;
-	if (err == SSL_ERROR_ZERO_RETURN ||
-	    (err == SSL_ERROR_SYSCALL && ERR_peek_error() == 0 && errno == 0)) {
-		ERR_clear_error();
+	if (r == TLS_IO_EOF) {
 		c->read_eof = 1;
 		if (!c->closing)
 			conn_abort(c, POSTERN_CLOSE_PEER);
 		return;
 	}
-	conn_fail(c, "TLS read", ssl_reason(reason, sizeof(reason), err));
+	conn_fail(c, "TLS read", reason);
 }
 
 static void
@@ -1005,34 +853,33 @@ static void
 conn_handshake(postern_conn_t *c)
 {
 	char reason[256];
-	int r, err;
+	const char *what;
 
-	ERR_clear_error();
-	errno = 0;
-	r = SSL_is_server(c->ssl) ? SSL_accept(c->ssl) : SSL_connect(c->ssl);
-	if (r == 1) {
-		const SSL_CIPHER *cipher = SSL_get_current_cipher(c->ssl);
+	switch (tls_io_handshake(c->ssl, &what, reason, sizeof(reason))) {
+	case TLS_IO_OK:
 		c->state = CS_TLS;
 		c->hs_want_write = 0;
 		c->last_activity = now_ms();
-		conn_log(c, POSTERN_LOG_DEBUG, "TLS established: %s %s",
-		         SSL_get_version(c->ssl),
-		         cipher != NULL ? SSL_CIPHER_get_name(cipher) : "?");
+		conn_log(c, POSTERN_LOG_DEBUG, "TLS established: %s",
+		         tls_io_describe(c->ssl));
 		/* Output queued meanwhile (an implicit-TLS greeting, a
 		 * reply queued after conn_starttls) can go now. */
 		mark_pending(c);
 		conn_read_input(c);
 		return;
+	case TLS_IO_WANT_READ:
+		c->hs_want_write = 0;
+		break;
+	case TLS_IO_WANT_WRITE:
+		c->hs_want_write = 1;
+		break;
+	default:
+		conn_set_error(c, what, reason);
+		conn_log(c, POSTERN_LOG_INFO, "TLS handshake failed: %s",
+		         c->error);
+		conn_abort(c, POSTERN_CLOSE_ERROR);
+		break;
 	}
-	err = SSL_get_error(c->ssl, r);
-	if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) {
-		c->hs_want_write = err == SSL_ERROR_WANT_WRITE;
-		return;
-	}
-	conn_tls_failed(c, ssl_reason(reason, sizeof(reason), err));
-	conn_log(c, POSTERN_LOG_INFO, "TLS handshake failed: %s",
-	         c->error);
-	conn_abort(c, POSTERN_CLOSE_ERROR);
 }
 
 static int
@@ -1040,14 +887,11 @@ conn_ssl_new(postern_conn_t *c, postern_tls_t *tls)
 {
 	char reason[256];
 
-	ERR_clear_error();
-	c->ssl = SSL_new(tls->ctx);
-	if (c->ssl == NULL || SSL_set_fd(c->ssl, c->fd) != 1) {
+	if ((c->ssl = tls_io_new(tls, c->fd, reason, sizeof(reason))) ==
+	    NULL) {
 		conn_log(c, POSTERN_LOG_ERROR, "TLS setup (cert %s): %s",
-		         tls->cert_file,
-		         ssl_reason(reason, sizeof(reason), SSL_ERROR_SSL));
-		SSL_free(c->ssl);
-		c->ssl = NULL;
+		         tls->cert_file, reason);
+		conn_set_error(c, "TLS setup", reason);
 		return -1;
 	}
 	c->state = CS_HANDSHAKE;
@@ -1092,7 +936,7 @@ conn_update_watch(postern_conn_t *c)
 			          : LOOP_WRITE;
 		/* Decrypted input waiting in OpenSSL raises no event. */
 		if (c->state == CS_TLS && want_input(c) &&
-		    SSL_pending(c->ssl) > 0)
+		    tls_io_pending(c->ssl) > 0)
 			mark_ready(c);
 	}
 	if (ev != c->watch_events &&
@@ -1179,7 +1023,7 @@ conn_run_ready(void *arg)
 	while (n-- > 0 && (c = TAILQ_FIRST(&cs.ready)) != NULL) {
 		unmark_ready(c);
 		if (c->state == CS_TLS && want_input(c) &&
-		    SSL_pending(c->ssl) > 0)
+		    tls_io_pending(c->ssl) > 0)
 			conn_read_input(c); /* delivers */
 		else if (in_buffered(c) > 0)
 			conn_deliver(c);
@@ -1275,20 +1119,12 @@ conn_timer(void *arg)
 
 /* ---- setup ------------------------------------------------------------ */
 
-int
-conn_share_setup(void)
-{
-	if (cs.per_ip == NULL)
-		cs.per_ip = shared_count_create();
-	return cs.per_ip != NULL ? 0 : -1;
-}
-
 void
 conn_init(struct loop *l)
 {
-	/* Made before the workers fork (conn_share_setup); a single
+	/* Made before the workers fork (listener_share_setup); a single
 	 * process (tests) makes its own. */
-	conn_share_setup();
+	listener_share_setup();
 	signal(SIGPIPE, SIG_IGN);
 	cs.loop = l;
 	/* Deferred calls scheduled on a previous loop died with it. */
@@ -1303,9 +1139,7 @@ conn_fini(void)
 	conn_close_all();
 	while (!TAILQ_EMPTY(&cs.lingers))
 		linger_free(TAILQ_FIRST(&cs.lingers));
-	free(cs.specs);
-	cs.specs = NULL;
-	cs.nspecs = 0;
+	listener_admit_reset();
 	if (cs.loop != NULL && cs.loop == loop_current)
 		loop_set_before_wait(cs.loop, NULL, NULL);
 	cs.loop = NULL;
@@ -1374,7 +1208,8 @@ conn_setup_socket(postern_conn_t *c)
 	/* Replies are batched here; Nagle would only delay them. */
 	if (c->peer.ss_family != AF_UNIX)
 		setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	return conn_limits_take(c);
+	return listener_admit(c->spec, &c->peer, c->peer_text, c->peer_port,
+	                      c->fd, &c->ticket);
 }
 
 postern_conn_t *
@@ -1405,7 +1240,7 @@ conn_accept(int fd, const struct postern_listen_spec *spec)
 	                         conn_ssl_new(c, spec->tls) < 0)) {
 		if (c->watch != NULL)
 			loop_watch_remove(loop_current, c->watch);
-		conn_limits_put(c);
+		listener_leave(c->spec, c->ticket);
 		close(fd);
 		free(c->in);
 		pool_destroy(c->pool);
@@ -1587,7 +1422,7 @@ conn_resume(postern_conn_t *c)
 		return;
 	c->paused = 0;
 	if (!c->throttled && (in_buffered(c) > 0 ||
-	                      (c->state == CS_TLS && SSL_pending(c->ssl) > 0)))
+	                      (c->state == CS_TLS && tls_io_pending(c->ssl) > 0)))
 		mark_ready(c);
 	mark_pending(c);
 }
@@ -1746,31 +1581,12 @@ conn_tls_active(postern_conn_t *c)
 	return c->state == CS_TLS && c->ssl != NULL;
 }
 
-/* True when `info` (of the caller's size) has room for `field`. */
-#define INFO_HAS(info, field)                                              \
-	((info)->size >= offsetof(struct postern_tls_info, field) +        \
-	                     sizeof((info)->field))
-
 int
 conn_tls_info(postern_conn_t *c, struct postern_tls_info *info)
 {
-	const SSL_CIPHER *cipher;
-
 	if (!conn_tls_active(c))
 		return POSTERN_ERROR;
-	cipher = SSL_get_current_cipher(c->ssl);
-	if (INFO_HAS(info, version))
-		info->version = SSL_get_version(c->ssl);
-	if (INFO_HAS(info, cipher))
-		info->cipher = cipher != NULL ? SSL_CIPHER_get_name(cipher)
-		                              : "";
-	if (INFO_HAS(info, bits))
-		info->bits = cipher != NULL ? SSL_CIPHER_get_bits(cipher, NULL)
-		                            : 0;
-	if (INFO_HAS(info, peer_cert_verified))
-		info->peer_cert_verified =
-			SSL_get0_peer_certificate(c->ssl) != NULL &&
-			SSL_get_verify_result(c->ssl) == X509_V_OK;
+	tls_io_info(c->ssl, info);
 	return POSTERN_OK;
 }
 
@@ -1860,7 +1676,7 @@ conn_close_all(void)
 
 /* Every outbound connection shares this spec: it carries no limits (the
  * module that connects counts its own connections), so it is never
- * counted in conn_limits_take. */
+ * counted by listener_admit. */
 static const struct postern_listen_spec conn_out_spec = {
 	.size = sizeof(struct postern_listen_spec),
 	.name = "outbound",
@@ -1875,21 +1691,6 @@ conn_set_error(postern_conn_t *c, const char *what, const char *reason)
 		return; /* the first cause is the one worth telling */
 	if (asprintf(&c->error, "%s: %s", what, reason) < 0)
 		c->error = NULL;
-}
-
-/* A failed handshake: a certificate that did not verify says why. */
-static void
-conn_tls_failed(postern_conn_t *c, const char *reason)
-{
-	long v;
-
-	if (!SSL_is_server(c->ssl) &&
-	    (v = SSL_get_verify_result(c->ssl)) != X509_V_OK) {
-		conn_set_error(c, "TLS certificate verification",
-		               X509_verify_cert_error_string(v));
-		return;
-	}
-	conn_set_error(c, "TLS handshake", reason);
 }
 
 /* The socket became writable: the connect finished, one way or the
@@ -2034,8 +1835,6 @@ int
 conn_starttls_client(postern_conn_t *c, postern_tls_t *tls,
                      const char *verify_name)
 {
-	char reason[256];
-
 	if (c->closing || c->dead)
 		return POSTERN_CLOSED;
 	if (c->spec != &conn_out_spec || c->state != CS_PLAIN || tls == NULL)
@@ -2044,30 +1843,13 @@ conn_starttls_client(postern_conn_t *c, postern_tls_t *tls,
 	in_discard_all(c);
 	unmark_ready(c);
 	if (conn_ssl_new(c, tls) < 0) {
-		conn_set_error(c, "TLS setup",
-		               ssl_reason(reason, sizeof(reason),
-		                          SSL_ERROR_SSL));
 		conn_abort(c, POSTERN_CLOSE_ERROR);
 		return POSTERN_OK;
 	}
-	SSL_set_connect_state(c->ssl);
-	if (verify_name != NULL) {
-		struct in6_addr ip;
-		int numeric = inet_pton(AF_INET, verify_name, &ip) == 1 ||
-		              inet_pton(AF_INET6, verify_name, &ip) == 1;
-
-		SSL_set_verify(c->ssl, SSL_VERIFY_PEER, NULL);
-		if (numeric)
-			X509_VERIFY_PARAM_set1_ip_asc(
-				SSL_get0_param(c->ssl), verify_name);
-		else if (SSL_set1_host(c->ssl, verify_name) != 1 ||
-		         SSL_set_tlsext_host_name(c->ssl, verify_name) != 1) {
-			conn_set_error(c, "TLS setup", "bad host name");
-			conn_abort(c, POSTERN_CLOSE_ERROR);
-			return POSTERN_OK;
-		}
-	} else {
-		SSL_set_verify(c->ssl, SSL_VERIFY_NONE, NULL);
+	if (tls_io_client(c->ssl, verify_name) < 0) {
+		conn_set_error(c, "TLS setup", "bad host name");
+		conn_abort(c, POSTERN_CLOSE_ERROR);
+		return POSTERN_OK;
 	}
 	conn_handshake(c);
 	if (!c->dead)

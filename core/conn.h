@@ -73,10 +73,6 @@ const char *conn_error(postern_conn_t *c);
  * that resets must not kill the worker).  conn_accept calls it itself
  * when loop_current changed. */
 void conn_init(struct loop *l);
-/* Makes the table that counts max_per_ip over every worker: in the
- * master, before the workers fork (conn_init makes it in a process that
- * did not).  0, or -1 (logged). */
-int conn_share_setup(void);
 /* Closes every connection (conn_close_all) and every socket still
  * lingering after a close; detaches from the loop.  Before loop_destroy. */
 void conn_fini(void);

@@ -25,6 +25,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "loop.h"
+#include "shared_count.h"
 #include "xalloc.h"
 
 #define LISTEN_BACKLOG 511
@@ -35,6 +36,8 @@
 /* Out of file descriptors: stop accepting this long instead of spinning
  * on a listening socket that stays readable. */
 #define ACCEPT_PAUSE_MS 100
+/* max_conns when a listener does not say. */
+#define MAX_CONNS_DEFAULT 1024
 
 struct postern_listener {
 	struct postern_listen_spec spec; /* private copy; strings below */
@@ -590,4 +593,140 @@ listener_reset(void)
 	free(ls.items);
 	ls.items = NULL;
 	ls.n = 0;
+}
+
+/* ---- admission: max_conns and max_per_ip ----------------------------- */
+
+/* Connections open per listener spec in this worker. */
+struct spec_count {
+	const struct postern_listen_spec *spec;
+	unsigned n;
+};
+
+static struct {
+	struct postern_counts *per_ip; /* max_per_ip, over all workers */
+	struct spec_count *specs;
+	size_t nspecs;
+} adm;
+
+int
+listener_share_setup(void)
+{
+	if (adm.per_ip == NULL)
+		adm.per_ip = shared_count_create();
+	return adm.per_ip != NULL ? 0 : -1;
+}
+
+static struct spec_count *
+spec_count(const struct postern_listen_spec *spec)
+{
+	size_t i;
+
+	for (i = 0; i < adm.nspecs; i++)
+		if (adm.specs[i].spec == spec)
+			return &adm.specs[i];
+	adm.specs = xreallocarray(adm.specs, adm.nspecs + 1,
+	                          sizeof(*adm.specs));
+	adm.specs[adm.nspecs].spec = spec;
+	adm.specs[adm.nspecs].n = 0;
+	return &adm.specs[adm.nspecs++];
+}
+
+/* The address a client is counted under: IPv4-mapped IPv6 counts as the
+ * IPv4 address, so a dual-stack listener cannot be used to double the
+ * limit, and IPv6 counts by its /64 (one customer's network: whoever
+ * has one has 2^64 addresses).  0 for unix sockets (not counted). */
+static int
+ip_key(const struct sockaddr_storage *peer, unsigned char addr[16])
+{
+	const struct sockaddr_in *sin;
+	const struct sockaddr_in6 *sin6;
+
+	memset(addr, 0, 16);
+	switch (peer->ss_family) {
+	case AF_INET:
+		sin = (const struct sockaddr_in *)peer;
+		memcpy(addr, &sin->sin_addr, 4);
+		return AF_INET;
+	case AF_INET6:
+		sin6 = (const struct sockaddr_in6 *)peer;
+		if (IN6_IS_ADDR_V4MAPPED(&sin6->sin6_addr)) {
+			memcpy(addr, &sin6->sin6_addr.s6_addr[12], 4);
+			return AF_INET;
+		}
+		memcpy(addr, &sin6->sin6_addr, 8);
+		return AF_INET6;
+	default:
+		return 0;
+	}
+}
+
+/* Takes a place for `peer` under the listener's max_per_ip, counted over
+ * every worker.  0, or -1 with *held (how many the address has) set. */
+static int
+ip_take(const struct postern_listen_spec *spec,
+        const struct sockaddr_storage *peer, unsigned *ticket,
+        unsigned *held)
+{
+	struct {
+		const struct postern_listen_spec *spec;
+		int family;
+		unsigned char addr[16];
+	} key;
+
+	memset(&key, 0, sizeof(key));
+	key.spec = spec;
+	key.family = ip_key(peer, key.addr);
+	if (key.family == 0 || adm.per_ip == NULL)
+		return 0;
+	return shared_count_take(adm.per_ip, &key, sizeof(key),
+	                         spec->max_per_ip, ticket, held);
+}
+
+int
+listener_admit(const struct postern_listen_spec *spec,
+               const struct sockaddr_storage *peer, const char *peer_text,
+               unsigned peer_port, int fd, unsigned *ticket)
+{
+	unsigned max = spec->max_conns ? spec->max_conns : MAX_CONNS_DEFAULT;
+	struct spec_count *sc = spec_count(spec);
+	unsigned held = 0;
+
+	*ticket = 0;
+	if (sc->n >= max) {
+		log_notice("listener %s: %u connections (max_conns), "
+		           "refusing %s port %u (fd %d)", spec->name, sc->n,
+		           peer_text, peer_port, fd);
+		return -1;
+	}
+	/* Addresses are only counted where a limit applies. */
+	if (spec->max_per_ip > 0 && ip_take(spec, peer, ticket, &held) < 0) {
+		log_notice("listener %s: %u connections from %s (max_per_ip, "
+		           "all workers), refusing port %u (fd %d)", spec->name,
+		           held, peer_text, peer_port, fd);
+		return -1;
+	}
+	sc->n++;
+	listener_sessions_add(spec, 1);
+	return 0;
+}
+
+void
+listener_leave(const struct postern_listen_spec *spec, unsigned ticket)
+{
+	struct spec_count *sc = spec_count(spec);
+
+	if (sc->n > 0) {
+		sc->n--;
+		listener_sessions_add(spec, -1);
+	}
+	shared_count_put(adm.per_ip, ticket);
+}
+
+void
+listener_admit_reset(void)
+{
+	free(adm.specs);
+	adm.specs = NULL;
+	adm.nspecs = 0;
 }

@@ -10,6 +10,8 @@
 #ifndef CORE_LISTENER_H
 #define CORE_LISTENER_H
 
+#include <sys/socket.h>
+
 #include <postern/host.h>
 
 struct loop;
@@ -57,5 +59,28 @@ void listener_metrics_register(void);
  * closed (-1), for postern_sessions. */
 void listener_sessions_add(const struct postern_listen_spec *spec,
                            int delta);
+
+/*
+ * Admission: every connection a worker accepts is counted against its
+ * listener's max_conns (in this worker) and max_per_ip (over every
+ * worker, in memory shared since before the fork).
+ */
+/* Master, before the workers fork: the table of per-address counts
+ * (a process that did not, a test, makes its own at its first
+ * conn_init).  0, or -1 (logged). */
+int listener_share_setup(void);
+/* Worker: admits a client of listener spec `spec` from `peer`
+ * (`peer_text` and `peer_port` and `fd` for the log line of a
+ * refusal).  0 with *ticket set for listener_leave, or -1 after logging
+ * the refusal. */
+int listener_admit(const struct postern_listen_spec *spec,
+                   const struct sockaddr_storage *peer,
+                   const char *peer_text, unsigned peer_port, int fd,
+                   unsigned *ticket);
+/* Worker: the client admitted with `ticket` has gone. */
+void listener_leave(const struct postern_listen_spec *spec,
+                    unsigned ticket);
+/* Forgets this worker's counts (conn_fini). */
+void listener_admit_reset(void);
 
 #endif /* CORE_LISTENER_H */

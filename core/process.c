@@ -1316,7 +1316,7 @@ master_run(void)
 	loop_signal(rt.loop, SIGINT, master_on_stop, NULL);
 	loop_signal(rt.loop, SIGHUP, master_on_reload, NULL);
 	signal(SIGPIPE, SIG_IGN);
-	if (penalty_start() < 0 || conn_share_setup() < 0)
+	if (penalty_start() < 0 || listener_share_setup() < 0)
 		return 1;
 	rt.nworkers = worker_count();
 	rt.workers = xcalloc(rt.nworkers, sizeof(*rt.workers));

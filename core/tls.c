@@ -1,5 +1,5 @@
 /*
- * tls.c - server TLS contexts (see tls.h).
+ * tls.c - TLS contexts (see tls.h; a connection's TLS I/O is tls_io.c).
  *
  * Building a context is split from reading the configuration so it can be
  * tested, and reused, without a configuration: tls_create_ctx takes plain

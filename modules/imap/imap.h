@@ -99,10 +99,14 @@ void imap_buf_printf(struct imap_buf *b, const char *fmt, ...)
 void imap_buf_uint(struct imap_buf *b, uint32_t v);
 /* An IMAP string: quoted when it can be, else a literal. */
 void imap_buf_string(struct imap_buf *b, const char *s, size_t len);
+/* An IMAP string for a session with IMAP_UTF8_NAMES: UTF-8 without
+ * controls quoted, anything else as imap_buf_string. */
+void imap_buf_utf8_string(struct imap_buf *b, const char *s, size_t len);
 /* NIL for NULL. */
 void imap_buf_nstring(struct imap_buf *b, const char *s);
-/* A mailbox name (UTF-8) in modified UTF-7, as an IMAP string. */
-void imap_buf_mailbox(struct imap_buf *b, const char *name);
+/* A mailbox name (UTF-8) as an IMAP string: in modified UTF-7, or as
+ * it is when `utf8` (the session's IMAP_UTF8_NAMES). */
+void imap_buf_mailbox(struct imap_buf *b, const char *name, int utf8);
 /* Message flags and keywords as a parenthesised list. */
 void imap_buf_flags(struct imap_buf *b, uint32_t flags,
                     const uint32_t *kw, uint32_t nkw,
@@ -115,6 +119,9 @@ void imap_buf_free(struct imap_buf *b);
 char *imap_utf7_encode(const char *utf8);
 /* modified UTF-7 -> UTF-8, malloc'd (NULL when not valid mUTF-7). */
 char *imap_utf7_decode(const char *s, size_t len);
+/* 1 when s[0..len) is UTF-8 (no overlong forms, no surrogates) without
+ * NUL or control characters, as a mailbox name sent in UTF-8 must be. */
+int imap_utf8_name_ok(const char *s, size_t len);
 
 /* ---- the session ------------------------------------------------------*/
 
@@ -127,7 +134,18 @@ enum imap_state {
 
 #define IMAP_ENABLED_CONDSTORE 0x1u
 #define IMAP_ENABLED_QRESYNC 0x2u
-#define IMAP_ENABLED_UTF8 0x4u
+#define IMAP_ENABLED_UTF8 0x4u       /* UTF8=ACCEPT (RFC 6855) */
+#define IMAP_ENABLED_REV2 0x8u       /* IMAP4rev2 (RFC 9051) */
+
+/* IMAP4rev2 semantics (no \Recent, ESEARCH for SEARCH, LIST in SELECT). */
+#define IMAP_REV2(s) (((s)->enabled & IMAP_ENABLED_REV2) != 0)
+/* Mailbox names and quoted strings in UTF-8 rather than modified UTF-7:
+ * after ENABLE UTF8=ACCEPT or IMAP4rev2 (RFC 6855 3, RFC 9051 5.1). */
+#define IMAP_UTF8_NAMES(s) \
+	(((s)->enabled & (IMAP_ENABLED_UTF8 | IMAP_ENABLED_REV2)) != 0)
+/* The flags a FETCH shows: IMAP4rev2 has no \Recent (RFC 9051 E). */
+#define IMAP_SHOWN_FLAGS(s, f) \
+	(IMAP_REV2(s) ? (f) & ~(uint32_t)POSTERN_MSG_RECENT : (f))
 
 struct imap_job;
 
@@ -357,7 +375,7 @@ void imap_session_login(struct imap_session *s, const char *tag,
                         const char *user,
                         const struct postern_user *userinfo,
                         postern_sasl_t *sasl);
-/* Resolves a mailbox argument (modified UTF-7 unless UTF8=ACCEPT) to a
+/* Resolves a mailbox argument (modified UTF-7 unless IMAP_UTF8_NAMES) to a
  * UTF-8 name in the command's pool; INBOX is case-insensitive.  NULL
  * with a BAD already sent when invalid. */
 char *imap_mailbox_arg(struct imap_cmd *c, const struct imap_str *arg);

@@ -308,9 +308,36 @@ append_literal(struct imap_cmd *c, struct append_arg *a,
 	return 0;
 }
 
+/* RFC 6855 4: "UTF8" SP "(" literal8 ")", a message whose header may
+ * hold UTF-8, from a session that enabled UTF8=ACCEPT; called after
+ * "UTF8 ".  -1 with the reply sent. */
+static int
+append_utf8(struct imap_cmd *c, struct append_arg *a, struct imap_str *data,
+            int *nul8)
+{
+	struct imap_args *ar = &c->args;
+
+	if (!(c->s->enabled & IMAP_ENABLED_UTF8)) {
+		imap_reply(c->s, c->tag, "BAD", "APPEND: UTF8 needs ENABLE "
+		           "UTF8=ACCEPT first");
+		return -1;
+	}
+	if (imap_arg_char(ar, '(') < 0)
+		goto bad;
+	if (append_literal(c, a, data, nul8) < 0)
+		return -1;
+	if (imap_arg_char(ar, ')') < 0)
+		goto bad;
+	return 0;
+bad:
+	imap_reply(c->s, c->tag, "BAD", "APPEND: UTF8: %s", ar->error);
+	return -1;
+}
+
 /* CATENATE's list after "CATENATE" (RFC 4469):
- * SP "(" cat-part *(SP cat-part) ")", cat-part TEXT SP literal or
- * URL SP astring.  -1 with the reply sent. */
+ * SP "(" cat-part *(SP cat-part) ")", cat-part TEXT SP literal,
+ * URL SP astring or UTF8 SP "(" literal8 ")" (RFC 6855 4).  -1 with
+ * the reply sent. */
 static int
 append_cat_list(struct imap_cmd *c, struct append_arg *a,
                 struct append_msg *am)
@@ -340,8 +367,10 @@ append_cat_list(struct imap_cmd *c, struct append_arg *a,
 		}
 		p = &am->cat[am->ncat];
 		memset(p, 0, sizeof(*p));
-		if (imap_str_is(&w, "TEXT")) {
-			if (append_literal(c, a, &v, &am->convert) < 0)
+		if (imap_str_is(&w, "TEXT") || imap_str_is(&w, "UTF8")) {
+			if (imap_str_is(&w, "TEXT")
+			    ? append_literal(c, a, &v, &am->convert) < 0
+			    : append_utf8(c, a, &v, &am->convert) < 0)
 				return -1;
 			p->data = v.s;
 			p->len = v.len;
@@ -414,7 +443,15 @@ append_message(struct imap_cmd *c, struct append_arg *a)
 		if (append_cat_list(c, a, am) < 0)
 			return -1;
 	} else {
-		if (append_literal(c, a, &data, &am->convert) < 0)
+		if (imap_arg_peek(ar) == 'U' || imap_arg_peek(ar) == 'u') {
+			if (imap_arg_atom(ar, &w) < 0 ||
+			    !imap_str_is(&w, "UTF8") || imap_arg_sp(ar) < 0) {
+				ar->error = "expected a literal or UTF8";
+				goto bad;
+			}
+			if (append_utf8(c, a, &data, &am->convert) < 0)
+				return -1;
+		} else if (append_literal(c, a, &data, &am->convert) < 0)
 			return -1;
 		if (data.len == 0) {
 			imap_reply(c->s, c->tag, "NO", "APPEND of an empty "

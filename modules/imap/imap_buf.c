@@ -91,6 +91,23 @@ imap_buf_printf(struct imap_buf *b, const char *fmt, ...)
 	b->len += (size_t)n;
 }
 
+/* "s" with " and \\ escaped (the caller checked it may be quoted). */
+static void
+buf_quoted(struct imap_buf *b, const char *s, size_t len)
+{
+	size_t i;
+
+	buf_reserve(b, len * 2 + 2);
+	b->p[b->len++] = '"';
+	for (i = 0; i < len; i++) {
+		if (s[i] == '"' || s[i] == '\\')
+			b->p[b->len++] = '\\';
+		b->p[b->len++] = s[i];
+	}
+	b->p[b->len++] = '"';
+	b->p[b->len] = '\0';
+}
+
 void
 imap_buf_string(struct imap_buf *b, const char *s, size_t len)
 {
@@ -107,15 +124,18 @@ imap_buf_string(struct imap_buf *b, const char *s, size_t len)
 		imap_buf_add(b, s, len);
 		return;
 	}
-	buf_reserve(b, len * 2 + 2);
-	b->p[b->len++] = '"';
-	for (i = 0; i < len; i++) {
-		if (s[i] == '"' || s[i] == '\\')
-			b->p[b->len++] = '\\';
-		b->p[b->len++] = s[i];
-	}
-	b->p[b->len++] = '"';
-	b->p[b->len] = '\0';
+	buf_quoted(b, s, len);
+}
+
+void
+imap_buf_utf8_string(struct imap_buf *b, const char *s, size_t len)
+{
+	/* RFC 6855 3.1, RFC 9051 4.3: a quoted string may hold UTF-8 for
+	 * a client that enabled it; anything else goes as a literal */
+	if (len < 1024 && imap_utf8_name_ok(s, len))
+		buf_quoted(b, s, len);
+	else
+		imap_buf_string(b, s, len);
 }
 
 void
@@ -128,11 +148,15 @@ imap_buf_nstring(struct imap_buf *b, const char *s)
 }
 
 void
-imap_buf_mailbox(struct imap_buf *b, const char *name)
+imap_buf_mailbox(struct imap_buf *b, const char *name, int utf8)
 {
-	char *enc = imap_utf7_encode(name);
+	char *enc;
 
-	if (enc == NULL) {
+	if (utf8) {
+		imap_buf_utf8_string(b, name, strlen(name));
+		return;
+	}
+	if ((enc = imap_utf7_encode(name)) == NULL) {
 		/* The store gave a name that is not UTF-8: show it as is
 		 * rather than drop it from a listing. */
 		imap_buf_string(b, name, strlen(name));

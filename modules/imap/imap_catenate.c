@@ -130,7 +130,7 @@ cat_range(struct cat *c, postern_mailbox_t *mb, const struct imap_url *u,
 				return cat_err(c, POSTERN_SE_TEMP,
 				               "out of memory");
 			c->mime = imap_mime_load(imap_storage, mb, u->uid,
-			                         c->mime_pool, c->err);
+			                         NULL, c->mime_pool, c->err);
 			if (c->mime == NULL)
 				return -1;
 			c->mime_mb = mb;

@@ -1,8 +1,9 @@
 /*
  * imap_commands_any.c - commands valid in more than one state:
  * CAPABILITY, NOOP, LOGOUT (RFC 3501 6.1), ID (RFC 2971), ENABLE
- * (RFC 5161), NAMESPACE (RFC 2342), and CHECK (6.4.1), which is a NOOP
- * for a store that is always durable.
+ * (RFC 5161; UTF8=ACCEPT and IMAP4rev2 too), NAMESPACE (RFC 2342),
+ * and CHECK (6.4.1), which is a NOOP for a store that is always
+ * durable.
  */
 #include <stdio.h>
 #include <string.h>
@@ -115,13 +116,26 @@ bad:
 	           a->error != NULL ? a->error : "invalid arguments");
 }
 
+/* What ENABLE knows (RFC 5161 4): CONDSTORE and QRESYNC (RFC 7162),
+ * UTF8=ACCEPT (RFC 6855), IMAP4rev2 (RFC 9051). */
+static const struct {
+	const char *name;
+	unsigned bit, implies;
+} enable_caps[] = {
+	{ "CONDSTORE", IMAP_ENABLED_CONDSTORE, 0 },
+	{ "QRESYNC", IMAP_ENABLED_QRESYNC, IMAP_ENABLED_CONDSTORE },
+	{ "UTF8=ACCEPT", IMAP_ENABLED_UTF8, 0 },
+	{ "IMAP4rev2", IMAP_ENABLED_REV2, 0 },
+};
+
 void
 imap_cmd_enable(struct imap_cmd *c)
 {
 	struct imap_args *a = &c->args;
 	struct imap_str cap;
 	unsigned now = 0;
-	char list[64] = "";
+	char list[80] = "";
+	size_t i;
 
 	if (imap_arg_at_end(a)) {
 		imap_reply(c->s, c->tag, "BAD", "ENABLE needs a capability");
@@ -132,17 +146,29 @@ imap_cmd_enable(struct imap_cmd *c)
 			imap_reply(c->s, c->tag, "BAD", "ENABLE: %s", a->error);
 			return;
 		}
-		if (imap_str_is(&cap, "CONDSTORE"))
-			now |= IMAP_ENABLED_CONDSTORE;
-		else if (imap_str_is(&cap, "QRESYNC"))
-			now |= IMAP_ENABLED_QRESYNC | IMAP_ENABLED_CONDSTORE;
 		/* Unknown capabilities are ignored (RFC 5161 3.1). */
+		for (i = 0; i < sizeof(enable_caps) / sizeof(enable_caps[0]);
+		     i++)
+			if (imap_str_is(&cap, enable_caps[i].name))
+				now |= enable_caps[i].bit |
+				       enable_caps[i].implies;
+	}
+	/* ENABLE belongs to the authenticated state (RFC 5161 3.1, RFC
+	 * 9051 6.3.1).  What changes how names and messages are shown
+	 * cannot start under a mailbox the client was shown otherwise:
+	 * its FLAGS, \Recent and SEARCH forms are already in use. */
+	if (c->s->state == IMAP_SELECTED &&
+	    (now & ~c->s->enabled & (IMAP_ENABLED_UTF8 | IMAP_ENABLED_REV2))) {
+		imap_reply(c->s, c->tag, "BAD", "ENABLE of UTF8=ACCEPT or "
+		           "IMAP4rev2 only before a mailbox is selected");
+		return;
 	}
 	now &= ~c->s->enabled;
-	if (now & IMAP_ENABLED_CONDSTORE)
-		strcat(list, " CONDSTORE");
-	if (now & IMAP_ENABLED_QRESYNC)
-		strcat(list, " QRESYNC");
+	for (i = 0; i < sizeof(enable_caps) / sizeof(enable_caps[0]); i++)
+		if (now & enable_caps[i].bit) {
+			strcat(list, " ");
+			strcat(list, enable_caps[i].name);
+		}
 	c->s->enabled |= now;
 	if (now & IMAP_ENABLED_CONDSTORE)
 		c->s->condstore = 1;

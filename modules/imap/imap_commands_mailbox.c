@@ -15,6 +15,24 @@
 
 /* ---- mailbox names ----------------------------------------------------*/
 
+/* A name or pattern as the client sent it to UTF-8, malloc'd: modified
+ * UTF-7 decoded, or UTF-8 checked and copied for a session that enabled
+ * UTF-8 names (RFC 6855 3, RFC 9051 5.1: "&" is itself then).  NULL
+ * when invalid. */
+static char *
+name_decode(const struct imap_session *s, const char *p, size_t len)
+{
+	char *out;
+
+	if (!IMAP_UTF8_NAMES(s))
+		return imap_utf7_decode(p, len);
+	if (!imap_utf8_name_ok(p, len) || (out = malloc(len + 1)) == NULL)
+		return NULL;
+	memcpy(out, p, len);
+	out[len] = '\0';
+	return out;
+}
+
 char *
 imap_mailbox_arg(struct imap_cmd *c, const struct imap_str *arg)
 {
@@ -26,10 +44,10 @@ imap_mailbox_arg(struct imap_cmd *c, const struct imap_str *arg)
 		imap_reply(c->s, c->tag, "NO", "[CANNOT] Invalid mailbox name");
 		return NULL;
 	}
-	utf8 = imap_utf7_decode(arg->s, arg->len);
-	if (utf8 == NULL) {
+	if ((utf8 = name_decode(c->s, arg->s, arg->len)) == NULL) {
 		imap_reply(c->s, c->tag, "NO", "[CANNOT] Mailbox name is not "
-		                               "valid modified UTF-7");
+		           "valid %s", IMAP_UTF8_NAMES(c->s) ? "UTF-8"
+		                                             : "modified UTF-7");
 		return NULL;
 	}
 	name = imap_host->pool_strndup(c->pool, utf8, strlen(utf8));
@@ -145,19 +163,26 @@ parse_status_items(struct imap_cmd *c, unsigned *items)
 			c->args.error = "unknown status item";
 			return -1;
 		}
+		/* RFC 9051 E: no \Recent in IMAP4rev2 */
+		if (names[i].bit == STATUS_RECENT && IMAP_REV2(c->s)) {
+			c->args.error = "RECENT is not an IMAP4rev2 status "
+			                "item";
+			return -1;
+		}
 		*items |= names[i].bit;
 	} while (imap_arg_try_char(&c->args, ' '));
 	return imap_arg_char(&c->args, ')');
 }
 
 static void
-format_status(struct imap_buf *out, const char *name, unsigned items,
+format_status(const struct imap_session *s, struct imap_buf *out,
+              const char *name, unsigned items,
               const struct postern_mailbox_status *st)
 {
 	const char *sep = "";
 
 	imap_buf_str(out, "* STATUS ");
-	imap_buf_mailbox(out, name);
+	imap_buf_mailbox(out, name, IMAP_UTF8_NAMES(s));
 	imap_buf_str(out, " (");
 #define ITEM(bit, fmt, val)                                             \
 	if (items & (bit)) {                                            \
@@ -305,17 +330,16 @@ list_one(struct imap_job *j, struct list_arg *a,
 	format_attrs(&j->out, shown);
 	imap_buf_printf(&j->out, " \"%s%c\" ", delim == '\\' ? "\\" : "",
 	                delim);
-	imap_buf_mailbox(&j->out, e[i].name);
+	imap_buf_mailbox(&j->out, e[i].name, IMAP_UTF8_NAMES(s));
 	if (childinfo)
 		imap_buf_str(&j->out, " (\"CHILDINFO\" (\"SUBSCRIBED\"))");
 	imap_buf_str(&j->out, "\r\n");
-	(void)s;
 	if ((a->opts & LRET_STATUS) &&
 	    !(attrs & (POSTERN_MBOX_NOSELECT | POSTERN_MBOX_NONEXISTENT))) {
 		memset(&err, 0, sizeof(err));
 		if (imap_storage->status_by_name(j->s->store, e[i].name, &st,
 		                                 &err) == 0)
-			format_status(&j->out, e[i].name, a->status_items,
+			format_status(s, &j->out, e[i].name, a->status_items,
 			              &st);
 	}
 }
@@ -366,7 +390,8 @@ lsub_parents(struct imap_job *j, struct list_arg *a,
 				j->pool, parent, strlen(parent));
 			imap_buf_printf(&j->out, "* LSUB (\\Noselect) \"%s%c\" ",
 			                delim == '\\' ? "\\" : "", delim);
-			imap_buf_mailbox(&j->out, parent);
+			imap_buf_mailbox(&j->out, parent,
+			                 IMAP_UTF8_NAMES(j->s));
 			imap_buf_str(&j->out, "\r\n");
 		}
 	}
@@ -466,14 +491,14 @@ list_options(struct imap_cmd *c, unsigned *opts, int selection,
 	return 0;
 }
 
-/* reference + pattern, decoded from modified UTF-7; NULL when either
- * is not valid modified UTF-7. */
+/* reference + pattern, decoded from modified UTF-7 (or UTF-8); NULL
+ * when either is not valid. */
 static char *
 list_pattern(struct imap_cmd *c, const struct imap_str *ref,
              const struct imap_str *pat)
 {
-	char *r = imap_utf7_decode(ref->s, ref->len);
-	char *p = imap_utf7_decode(pat->s, pat->len);
+	char *r = name_decode(c->s, ref->s, ref->len);
+	char *p = name_decode(c->s, pat->s, pat->len);
 	char *out = NULL;
 
 	if (r != NULL && p != NULL) {
@@ -592,7 +617,7 @@ status_work(struct imap_job *j)
 	j->rc = imap_storage->status_by_name(j->s->store, a->name, &a->st,
 	                                     &j->err);
 	if (j->rc == 0)
-		format_status(&j->out, a->name, a->items, &a->st);
+		format_status(j->s, &j->out, a->name, a->items, &a->st);
 }
 
 static void
@@ -860,6 +885,20 @@ format_vanished(struct imap_session *s, struct imap_buf *out,
 	free(gone);
 }
 
+/* RFC 9051 6.3.2: IMAP4rev2's SELECT says EXISTS and the mailbox's
+ * LIST (its name as the server has it), no RECENT nor [UNSEEN n]. */
+static void
+select_rev2(struct imap_buf *out, const char *name,
+            const struct postern_mailbox_status *st)
+{
+	char delim = imap_storage->delimiter;
+
+	imap_buf_printf(out, "* %u EXISTS\r\n* LIST () \"%s%c\" ",
+	                st->messages, delim == '\\' ? "\\" : "", delim);
+	imap_buf_mailbox(out, name, 1);
+	imap_buf_str(out, "\r\n");
+}
+
 static void
 select_work(struct imap_job *j)
 {
@@ -890,11 +929,15 @@ select_work(struct imap_job *j)
 		none.messages = st.messages;
 		imap_sync_format(s, &j->out, &none, j->pool);
 	}
-	imap_buf_printf(&j->out, "* %u EXISTS\r\n* %u RECENT\r\n",
-	                st.messages, st.recent);
-	if (st.first_unseen_seq != 0)
-		imap_buf_printf(&j->out, "* OK [UNSEEN %u] First unseen\r\n",
-		                st.first_unseen_seq);
+	if (IMAP_REV2(s))
+		select_rev2(&j->out, a->name, &st);
+	else {
+		imap_buf_printf(&j->out, "* %u EXISTS\r\n* %u RECENT\r\n",
+		                st.messages, st.recent);
+		if (st.first_unseen_seq != 0)
+			imap_buf_printf(&j->out, "* OK [UNSEEN %u] First "
+			                "unseen\r\n", st.first_unseen_seq);
+	}
 	imap_buf_printf(&j->out, "* OK [UIDVALIDITY %u] UIDs valid\r\n"
 	                         "* OK [UIDNEXT %u] Predicted next UID\r\n",
 	                st.uidvalidity, st.uidnext);

@@ -1042,7 +1042,12 @@ fetch_plan(struct imap_job *j, struct fetch_arg *fa, uint32_t seq,
 		return j->err.code == POSTERN_SE_EXPUNGED ? 1 : -1;
 	}
 	if (fa->needs_mime) {
-		m = imap_mime_load(imap_storage, s->mb, mi->uid, j->pool,
+		/* the message open for its sections is parsed, not a
+		 * second open of it */
+		struct imap_msg_ref ref = { .msg = msg };
+
+		m = imap_mime_load(imap_storage, s->mb, mi->uid,
+		                   msg != NULL ? &ref : NULL, j->pool,
 		                   &j->err);
 		if (m == NULL) {
 			rc = j->err.code == POSTERN_SE_EXPUNGED ? 1 : -1;
@@ -1064,9 +1069,9 @@ fetch_plan(struct imap_job *j, struct fetch_arg *fa, uint32_t seq,
 				continue;
 			SEP();
 			imap_buf_str(out, "FLAGS ");
-			imap_buf_flags(out, mi->flags, mi->keywords,
-			               mi->nkeywords, st.keywords,
-			               st.nkeywords);
+			imap_buf_flags(out, IMAP_SHOWN_FLAGS(s, mi->flags),
+			               mi->keywords, mi->nkeywords,
+			               st.keywords, st.nkeywords);
 			break;
 		case FI_INTERNALDATE:
 			SEP();
@@ -1125,8 +1130,9 @@ fetch_plan(struct imap_job *j, struct fetch_arg *fa, uint32_t seq,
 	    fa->was_unseen[seq - 1]) {
 		SEP();
 		imap_buf_str(out, "FLAGS ");
-		imap_buf_flags(out, mi->flags, mi->keywords,
-		               mi->nkeywords, st.keywords, st.nkeywords);
+		imap_buf_flags(out, IMAP_SHOWN_FLAGS(s, mi->flags),
+		               mi->keywords, mi->nkeywords, st.keywords,
+		               st.nkeywords);
 	}
 #undef SEP
 	imap_buf_str(out, ")\r\n");
@@ -1331,8 +1337,9 @@ fetch_index_only(struct imap_job *j, struct fetch_arg *fa, uint32_t seq,
 		imap_buf_printf(out, "%sUID %u", n++ ? " " : "", mi->uid);
 	if (flags) {
 		imap_buf_str(out, n++ ? " FLAGS " : "FLAGS ");
-		imap_buf_flags(out, mi->flags, mi->keywords, mi->nkeywords,
-		               st->keywords, st->nkeywords);
+		imap_buf_flags(out, IMAP_SHOWN_FLAGS(j->s, mi->flags),
+		               mi->keywords, mi->nkeywords, st->keywords,
+		               st->nkeywords);
 	}
 	for (it = fa->items; it != NULL; it = it->next) {
 		if (it->kind == FI_INTERNALDATE) {

@@ -52,8 +52,9 @@ struct out {
 	size_t len, cap;
 };
 
-static void
-out_add(struct out *o, const char *s, size_t n)
+/* Room for n more octets (and the NUL out_add keeps after them). */
+static char *
+out_reserve(struct out *o, size_t n)
 {
 	if (o->cap - o->len < n + 1) {
 		while (o->cap - o->len < n + 1)
@@ -61,7 +62,13 @@ out_add(struct out *o, const char *s, size_t n)
 		if ((o->data = realloc(o->data, o->cap)) == NULL)
 			abort();   /* as every allocation in postern */
 	}
-	memcpy(o->data + o->len, s, n);
+	return o->data + o->len;
+}
+
+static void
+out_add(struct out *o, const char *s, size_t n)
+{
+	memcpy(out_reserve(o, n), s, n);
 	o->len += n;
 	o->data[o->len] = '\0';
 }
@@ -557,15 +564,26 @@ imap_mime_load_cached(const struct postern_storage *st, postern_mailbox_t *mb,
 	return m;
 }
 
+/* ref->msg open, or opened into it (the caller closes it). */
+static int
+msg_borrow(const struct postern_storage *st, postern_mailbox_t *mb,
+           uint32_t uid, struct imap_msg_ref *ref,
+           struct postern_storage_err *err)
+{
+	if (ref->msg != NULL)
+		return 0;
+	return st->msg_open(mb, uid, &ref->msg, &ref->sizes, err);
+}
+
 const struct imap_mime *
 imap_mime_load(const struct postern_storage *st, postern_mailbox_t *mb,
-               uint32_t uid, postern_pool_t *pool,
+               uint32_t uid, struct imap_msg_ref *ref, postern_pool_t *pool,
                struct postern_storage_err *err)
 {
 	struct imap_mime *m;
 	postern_mime_parser_t *parser;
-	postern_msg_t *msg;
-	struct postern_msg_size sizes;
+	struct imap_msg_ref own = { .msg = NULL };
+	struct imap_msg_ref *r = ref != NULL ? ref : &own;
 	const void *data;
 	void *ser;
 	size_t len;
@@ -583,17 +601,18 @@ imap_mime_load(const struct postern_storage *st, postern_mailbox_t *mb,
 	    st->cache_get(mb, uid, CACHE_FIELD, pool, &data, &len) == 1 &&
 	    (m->root = host->mime_deserialize(data, len, pool)) != NULL)
 		return m;
-	if (st->msg_open(mb, uid, &msg, &sizes, err) < 0)
+	if (msg_borrow(st, mb, uid, r, err) < 0)
 		return NULL;
 	parser = host->mime_parser_create(pool, NULL);
 	if ((buf = malloc(READ_BLOCK)) == NULL)
 		abort();
-	while ((n = st->msg_read(msg, off, buf, READ_BLOCK, err)) > 0) {
+	while ((n = st->msg_read(r->msg, off, buf, READ_BLOCK, err)) > 0) {
 		host->mime_parser_feed(parser, buf, (size_t)n);
 		off += (uint64_t)n;
 	}
 	free(buf);
-	st->msg_close(msg);
+	if (own.msg != NULL)
+		st->msg_close(own.msg);
 	if (n < 0) {
 		host->log(module, POSTERN_LOG_WARNING,
 		          "imap_mime: reading message uid %u failed at "
@@ -657,21 +676,26 @@ fold_char(uint32_t c)
 }
 
 /* Appends the fold of UTF-8 in[0..len) to o; an incomplete sequence at
- * the end is left: returns how many octets were used. */
+ * the end is left: returns how many octets were used.  A folded
+ * character never takes more octets than the original (fold_char maps
+ * only within the 1- and 2-octet ranges), so the room is made once and
+ * the text, mostly ASCII, is written without a call per character. */
 static size_t
 fold_utf8(struct out *o, const unsigned char *in, size_t len)
 {
-	size_t i = 0, n;
+	unsigned char *w = (unsigned char *)out_reserve(o, len);
+	size_t i = 0, n, k;
 	uint32_t c;
-	char enc[4];
 
 	while (i < len) {
 		unsigned char b = in[i];
 
 		if (b < 0x80) {
-			c = b;
-			n = 1;
-		} else if ((b & 0xe0) == 0xc0) {
+			*w++ = b >= 'A' && b <= 'Z' ? b + 32 : b;
+			i++;
+			continue;
+		}
+		if ((b & 0xe0) == 0xc0) {
 			c = b & 0x1f;
 			n = 2;
 		} else if ((b & 0xf0) == 0xe0) {
@@ -681,40 +705,33 @@ fold_utf8(struct out *o, const unsigned char *in, size_t len)
 			c = b & 0x07;
 			n = 4;
 		} else {
-			out_add(o, (const char *)in + i, 1);  /* invalid */
+			*w++ = b;   /* invalid: as it is */
 			i++;
 			continue;
 		}
 		if (i + n > len)
 			break;   /* the rest comes with the next piece */
-		{
-			size_t k;
-			int ok = 1;
-
-			for (k = 1; k < n; k++) {
-				if ((in[i + k] & 0xc0) != 0x80)
-					ok = 0;
-				c = c << 6 | (in[i + k] & 0x3f);
-			}
-			if (!ok) {
-				out_add(o, (const char *)in + i, 1);
-				i++;
-				continue;
-			}
+		for (k = 1; k < n && (in[i + k] & 0xc0) == 0x80; k++)
+			c = c << 6 | (in[i + k] & 0x3f);
+		if (k < n) {
+			*w++ = b;   /* a broken sequence: its first octet */
+			i++;
+			continue;
 		}
 		c = fold_char(c);
 		if (c < 0x80) {
-			enc[0] = (char)c;
-			out_add(o, enc, 1);
+			*w++ = (unsigned char)c;
 		} else if (c < 0x800) {
-			enc[0] = (char)(0xc0 | c >> 6);
-			enc[1] = (char)(0x80 | (c & 0x3f));
-			out_add(o, enc, 2);
+			*w++ = (unsigned char)(0xc0 | c >> 6);
+			*w++ = (unsigned char)(0x80 | (c & 0x3f));
 		} else {
-			out_add(o, (const char *)in + i, n);
+			memcpy(w, in + i, n);
+			w += n;
 		}
 		i += n;
 	}
+	o->len = (size_t)((char *)w - o->data);
+	o->data[o->len] = '\0';
 	return i;
 }
 
@@ -1058,19 +1075,21 @@ search_part(struct search *s, const struct postern_mime_part *p, int root)
 int
 imap_mime_search_texts(const struct postern_storage *st,
                        postern_mailbox_t *mb, uint32_t uid,
-                       const struct imap_mime *m,
+                       const struct imap_mime *m, struct imap_msg_ref *ref,
                        struct imap_mime_needle *needles, size_t n,
                        const int *cancel, postern_pool_t *pool,
                        struct postern_storage_err *err)
 {
 	struct search s;
-	struct postern_msg_size sizes;
+	struct imap_msg_ref own = { .msg = NULL };
+	struct imap_msg_ref *r = ref != NULL ? ref : &own;
 	size_t i;
 	int rc;
 
 	memset(&s, 0, sizeof(s));
-	if (st->msg_open(mb, uid, &s.msg, &sizes, err) < 0)
+	if (msg_borrow(st, mb, uid, r, err) < 0)
 		return -1;
+	s.msg = r->msg;
 	s.st = st;
 	s.pool = pool;
 	s.err = err;
@@ -1105,7 +1124,8 @@ imap_mime_search_texts(const struct postern_storage *st,
 		free(s.mt.fneedle[i]);
 	free(s.mt.fneedle);
 	free(s.mt.nlen);
-	st->msg_close(s.msg);
+	if (own.msg != NULL)
+		st->msg_close(own.msg);
 	if (rc < 0) {
 		host->log(module, POSTERN_LOG_WARNING,
 		          "imap_mime: reading message uid %u for SEARCH "
@@ -1124,7 +1144,7 @@ imap_mime_search_text(const struct postern_storage *st,
 {
 	struct imap_mime_needle n = { needle, with_header, 0 };
 
-	if (imap_mime_search_texts(st, mb, uid, m, &n, 1, NULL, pool,
+	if (imap_mime_search_texts(st, mb, uid, m, NULL, &n, 1, NULL, pool,
 	                           err) < 0)
 		return -1;
 	return n.found;

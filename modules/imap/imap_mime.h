@@ -24,9 +24,21 @@ void imap_mime_init(const struct postern_host *host,
 
 /* The structure of message `uid` of the view: from the storage cache, or
  * by reading and parsing the message (then cached).  NULL with *err set
- * when the message cannot be read.  Blocking. */
+ * when the message cannot be read.  Blocking.
+ *
+ * `ref` lets a caller that reads the message again (SEARCH: the
+ * header, the structure, then the text) open it once: NULL, and the
+ * message is opened and closed here; otherwise ref->msg is used when
+ * set, and when it is NULL a message opened here is left in it, with
+ * its sizes, for the caller to close (msg_close).  The same holds for
+ * imap_mime_search_texts. */
+struct imap_msg_ref {
+	postern_msg_t *msg;
+	struct postern_msg_size sizes;
+};
 const struct imap_mime *imap_mime_load(const struct postern_storage *st,
                                        postern_mailbox_t *mb, uint32_t uid,
+                                       struct imap_msg_ref *ref,
                                        postern_pool_t *pool,
                                        struct postern_storage_err *err);
 
@@ -115,6 +127,7 @@ struct imap_mime_needle {
 int imap_mime_search_texts(const struct postern_storage *st,
                            postern_mailbox_t *mb, uint32_t uid,
                            const struct imap_mime *m,
+                           struct imap_msg_ref *ref,
                            struct imap_mime_needle *needles, size_t n,
                            const int *cancel, postern_pool_t *pool,
                            struct postern_storage_err *err);

@@ -72,7 +72,7 @@ quota_work(struct imap_job *j)
 		return;
 	if (a->mailbox != NULL) {
 		imap_buf_str(&j->out, "* QUOTAROOT ");
-		imap_buf_mailbox(&j->out, a->mailbox);
+		imap_buf_mailbox(&j->out, a->mailbox, IMAP_UTF8_NAMES(j->s));
 		if (has_root(&a->q))
 			imap_buf_str(&j->out, " \"" QUOTA_ROOT "\"");
 		imap_buf_str(&j->out, "\r\n");

@@ -317,6 +317,16 @@ parse_key(struct sparse *ps, struct skey **out, int depth)
 		return -1;
 	for (i = 0; i < sizeof(simple_keys) / sizeof(simple_keys[0]); i++)
 		if (imap_str_is(&w, simple_keys[i].name)) {
+			/* RFC 9051 E: IMAP4rev2 has no \Recent, and its
+			 * grammar no RECENT, NEW or OLD */
+			if (IMAP_REV2(c->s) &&
+			    (simple_keys[i].flag == POSTERN_MSG_RECENT ||
+			     simple_keys[i].kind == SK_NEW ||
+			     simple_keys[i].kind == SK_OLD)) {
+				a->error = "RECENT, NEW and OLD are not "
+				           "IMAP4rev2 search keys";
+				return -1;
+			}
 			k = key_new(c, simple_keys[i].kind);
 			k->flag = simple_keys[i].flag;
 			*out = k;
@@ -441,6 +451,7 @@ struct msg_ctx {
 	int header_loaded;
 	const struct imap_mime *mime;
 	int mime_loaded;
+	struct imap_msg_ref msg; /* opened once for all the keys: msg_end */
 	const struct imap_search_prog *a;
 	struct imap_mime_needle *texts; /* the needles' answers */
 	int texts_loaded;
@@ -460,7 +471,8 @@ load_texts(struct msg_ctx *m)
 	                                             sizeof(*m->texts));
 	memcpy(m->texts, m->a->needles, m->a->nneedles * sizeof(*m->texts));
 	if (imap_mime_search_texts(imap_storage, m->j->s->mb, m->mi->uid,
-	                           m->mime, m->texts, m->a->nneedles,
+	                           m->mime, &m->msg, m->texts,
+	                           m->a->nneedles,
 	                           &m->j->cancelled, m->j->pool,
 	                           &m->j->err) < 0) {
 		m->texts = NULL;
@@ -474,18 +486,19 @@ load_header(struct msg_ctx *m)
 {
 	struct imap_job *j = m->j;
 	postern_msg_t *msg;
-	struct postern_msg_size sz;
 	uint64_t got = 0, want;
 	ssize_t n;
 
 	if (m->header_loaded)
 		return m->header != NULL ? 0 : -1;
 	m->header_loaded = 1;
-	if (imap_storage->msg_open(j->s->mb, m->mi->uid, &msg, &sz,
-	                           &j->err) < 0)
+	if (m->msg.msg == NULL &&
+	    imap_storage->msg_open(j->s->mb, m->mi->uid, &m->msg.msg,
+	                           &m->msg.sizes, &j->err) < 0)
 		return -1;
-	want = sz.header_size < SEARCH_MAX_HEADER ? sz.header_size
-	                                          : SEARCH_MAX_HEADER;
+	msg = m->msg.msg;
+	want = m->msg.sizes.header_size < SEARCH_MAX_HEADER ?
+	       m->msg.sizes.header_size : SEARCH_MAX_HEADER;
 	m->header = imap_host->pool_alloc(j->pool, want + 1);
 	while (got < want) {
 		n = imap_storage->msg_read(msg, got, m->header + got,
@@ -494,7 +507,6 @@ load_header(struct msg_ctx *m)
 			break;
 		got += (uint64_t)n;
 	}
-	imap_storage->msg_close(msg);
 	if (got < want) {
 		m->header = NULL;
 		return -1;
@@ -509,7 +521,7 @@ load_mime(struct msg_ctx *m)
 	if (!m->mime_loaded) {
 		m->mime_loaded = 1;
 		m->mime = imap_mime_load(imap_storage, m->j->s->mb, m->mi->uid,
-		                         m->j->pool, &m->j->err);
+		                         &m->msg, m->j->pool, &m->j->err);
 	}
 	return m->mime;
 }
@@ -656,6 +668,15 @@ msg_start(struct msg_ctx *m, struct imap_job *j,
 	m->mi = info;
 }
 
+/* Closes what the keys opened of the message. */
+static void
+msg_end(struct msg_ctx *m)
+{
+	if (m->msg.msg != NULL)
+		imap_storage->msg_close(m->msg.msg);
+	m->msg.msg = NULL;
+}
+
 int
 imap_search_match(struct imap_session *s, struct imap_search_prog *p,
                   uint32_t seq, postern_pool_t *pool, uint64_t *cost,
@@ -679,6 +700,7 @@ imap_search_match(struct imap_session *s, struct imap_search_prog *p,
 		return 0;
 	if ((r = eval(&m, p->root)) < 0)
 		*err = j.err;
+	msg_end(&m);
 	*cost += m.header_loaded || m.mime_loaded ? info.size : SEARCH_MSG_COST;
 	return r;
 }
@@ -796,6 +818,7 @@ imap_search_step(struct imap_job *j, struct imap_search_prog *p,
 		if (m.mi->expunged)
 			continue;
 		r = eval(&m, p->root);
+		msg_end(&m);
 		cost += m.header_loaded || m.mime_loaded ? m.mi->size
 		                                         : SEARCH_MSG_COST;
 		if (left(j, seq, count)) {
@@ -1252,6 +1275,10 @@ imap_cmd_search(struct imap_cmd *c)
 		}
 		esearch = 1;
 		save = a->p;
+	} else if (IMAP_REV2(c->s)) {
+		/* RFC 9051 6.4.4: IMAP4rev2 answers with ESEARCH (ALL) */
+		esearch = 1;
+		ret = RET_ALL;
 	}
 	a->p = save;
 	a->error = NULL;
@@ -1259,6 +1286,12 @@ imap_cmd_search(struct imap_cmd *c)
 		if (imap_arg_sp(a) < 0 || imap_arg_astring(a, &cs) < 0 ||
 		    imap_arg_sp(a) < 0)
 			goto bad;
+		/* RFC 6855 3: after UTF8=ACCEPT strings are UTF-8, a
+		 * charset would contradict that */
+		if (c->s->enabled & IMAP_ENABLED_UTF8) {
+			a->error = "no CHARSET after ENABLE UTF8=ACCEPT";
+			goto bad;
+		}
 		if (imap_search_charset(c, &cs) < 0)
 			goto failed;
 	} else {

@@ -133,19 +133,20 @@ imap_capabilities(struct imap_session *s)
 			}
 		}
 		snprintf(buf, sizeof(buf),
-		         "IMAP4rev1 SASL-IR ID ENABLE IDLE %s%s%s%s", lit,
+		         "IMAP4rev1 IMAP4rev2 SASL-IR ID ENABLE IDLE %s%s%s%s",
+		         lit,
 		         tls_offer ? " STARTTLS" : "",
 		         plain ? "" : " LOGINDISABLED", mechs);
 		return buf;
 	}
 	snprintf(buf, sizeof(buf),
-	         "IMAP4rev1 SASL-IR ID ENABLE IDLE %s NAMESPACE UIDPLUS "
-	         "MOVE UNSELECT CHILDREN SPECIAL-USE CREATE-SPECIAL-USE "
-	         "LIST-EXTENDED "
+	         "IMAP4rev1 IMAP4rev2 SASL-IR ID ENABLE IDLE %s NAMESPACE "
+	         "UIDPLUS MOVE UNSELECT CHILDREN SPECIAL-USE "
+	         "CREATE-SPECIAL-USE LIST-EXTENDED "
 	         "LIST-STATUS ESEARCH CONDSTORE QRESYNC STATUS=SIZE "
 	         "SORT SORT=DISPLAY ESORT THREAD=ORDEREDSUBJECT "
 	         "THREAD=REFERENCES WITHIN SEARCHRES CONTEXT=SEARCH "
-	         "CONTEXT=SORT%s%s BINARY CATENATE", lit,
+	         "CONTEXT=SORT%s%s BINARY CATENATE UTF8=ACCEPT", lit,
 	         /* RFC 9208: with STATUS DELETED and DELETED-STORAGE */
 	         IMAP_STORAGE_HAS(quota_get)
 	                 ? " QUOTA QUOTA=RES-STORAGE QUOTA=RES-MESSAGE" : "",
@@ -428,8 +429,8 @@ imap_format_flags_fetch(struct imap_session *s, struct imap_buf *out,
 	if (with_uid || (s->enabled & IMAP_ENABLED_QRESYNC))
 		imap_buf_printf(out, "UID %u ", mi->uid);
 	imap_buf_str(out, "FLAGS ");
-	imap_buf_flags(out, mi->flags, mi->keywords, mi->nkeywords,
-	               st.keywords, st.nkeywords);
+	imap_buf_flags(out, IMAP_SHOWN_FLAGS(s, mi->flags), mi->keywords,
+	               mi->nkeywords, st.keywords, st.nkeywords);
 	if (s->condstore && st.modseq_supported)
 		imap_buf_printf(out, " MODSEQ (%llu)",
 		                (unsigned long long)mi->modseq);
@@ -505,7 +506,9 @@ imap_sync_format(struct imap_session *s, struct imap_buf *out,
 	}
 	if (ch->new_messages || ch->nexpunged > 0) {
 		imap_buf_printf(out, "* %u EXISTS\r\n", ch->messages);
-		imap_buf_printf(out, "* %u RECENT\r\n", ch->recent);
+		if (!IMAP_REV2(s)) /* RFC 9051 E: no RECENT */
+			imap_buf_printf(out, "* %u RECENT\r\n",
+			                ch->recent);
 	}
 	/* ADDTO of messages the client was told of above */
 	imap_update_changes(s, out, pool);

@@ -11,9 +11,9 @@
 static const char b64[] =
 	"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+,";
 
-/* Reads one UTF-8 code point; -1 when invalid. */
+/* Reads one UTF-8 code point of those before `end`; -1 when invalid. */
 static long
-utf8_next(const unsigned char **pp)
+utf8_next(const unsigned char **pp, const unsigned char *end)
 {
 	const unsigned char *p = *pp;
 	long cp;
@@ -35,7 +35,7 @@ utf8_next(const unsigned char **pp)
 	} else
 		return -1;
 	for (i = 1; i <= n; i++) {
-		if ((p[i] & 0xc0) != 0x80)
+		if (p + i >= end || (p[i] & 0xc0) != 0x80)
 			return -1;
 		cp = (cp << 6) | (p[i] & 0x3f);
 	}
@@ -51,6 +51,7 @@ char *
 imap_utf7_encode(const char *utf8)
 {
 	const unsigned char *p = (const unsigned char *)utf8;
+	const unsigned char *end = p + strlen(utf8);
 	size_t cap = strlen(utf8) * 4 + 8, len = 0;
 	char *out = malloc(cap);
 	unsigned bits = 0, nbits = 0;
@@ -75,7 +76,7 @@ imap_utf7_encode(const char *utf8)
 			p++;
 			continue;
 		}
-		if ((cp = utf8_next(&p)) < 0) {
+		if ((cp = utf8_next(&p, end)) < 0) {
 			free(out);
 			return NULL;
 		}
@@ -114,6 +115,22 @@ imap_utf7_encode(const char *utf8)
 	}
 	out[len] = '\0';
 	return out;
+}
+
+int
+imap_utf8_name_ok(const char *s, size_t len)
+{
+	const unsigned char *p = (const unsigned char *)s, *end = p + len;
+	long cp;
+
+	while (p < end) {
+		/* C0 and C1 controls and DEL: not in a name (RFC 9051 5.1
+		 * leaves them out; they could not be quoted either) */
+		if ((cp = utf8_next(&p, end)) < 0 || cp < 0x20 ||
+		    (cp >= 0x7f && cp < 0xa0))
+			return 0;
+	}
+	return 1;
 }
 
 static int

@@ -18,6 +18,7 @@
  */
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 
 #include <errno.h>
 #include <fcntl.h>
@@ -175,17 +176,17 @@ cache_reset(struct md_cache *c)
 		memset(c->slot, 0, c->nslot * sizeof(*c->slot));
 }
 
-/* Reads records from c->end on; stops at the first torn one. */
+/* Reads records from c->end on, in the file fd is open on (`sb` its
+ * fstat); stops at the first torn one. */
 static int
-cache_scan(postern_mailbox_t *mb, struct md_cache *c, int fd)
+cache_scan_stat(postern_mailbox_t *mb, struct md_cache *c, int fd,
+                const struct stat *sbp)
 {
 	char field[MAX_FIELD + 1];
 	struct chdr h;
 	struct crec r;
-	struct stat sb;
+	struct stat sb = *sbp;
 
-	if (fstat(fd, &sb) < 0)
-		return -1;
 	if (sb.st_ino != c->ino || sb.st_size < c->end) {
 		/* Compacted, or emptied by a new UIDVALIDITY. */
 		cache_reset(c);
@@ -210,6 +211,16 @@ cache_scan(postern_mailbox_t *mb, struct md_cache *c, int fd)
 		c->end += sizeof(r) + r.flen + r.dlen;
 	}
 	return 0;
+}
+
+static int
+cache_scan(postern_mailbox_t *mb, struct md_cache *c, int fd)
+{
+	struct stat sb;
+
+	if (fstat(fd, &sb) < 0)
+		return -1;
+	return cache_scan_stat(mb, c, fd, &sb);
 }
 
 static int
@@ -269,7 +280,9 @@ cache_find_fresh(postern_mailbox_t *mb, uint32_t uid, const char *field)
 		c->fd = -1;
 		if (cache_read_fd(mb) < 0)
 			return NULL;
-	} else if (cache_scan(mb, c, c->fd) < 0)
+	} else if (sb.st_size == c->end) {
+		return NULL;   /* nothing appended since */
+	} else if (cache_scan_stat(mb, c, c->fd, &sb) < 0)
 		return NULL;
 	return cfind(c, uid, field);
 }
@@ -298,9 +311,12 @@ md_cache_get(postern_mailbox_t *mb, uint32_t uid, const char *field,
 	return 1;
 }
 
-/* Under the file's flock: a header for this UIDVALIDITY, no torn tail. */
+/* Under the file's flock (`sb`: fd's fstat when it was taken): a header
+ * for this UIDVALIDITY, every record read, no torn tail.  The tail is
+ * cut only when there is one: a truncate to the same size still costs
+ * an inode update. */
 static int
-cache_prepare(postern_mailbox_t *mb, int fd)
+cache_prepare(postern_mailbox_t *mb, int fd, struct stat *sb)
 {
 	struct chdr h = { CACHE_MAGIC, 1, 0, 0 };
 	struct chdr old;
@@ -310,11 +326,14 @@ cache_prepare(postern_mailbox_t *mb, int fd)
 	    old.magic != CACHE_MAGIC || old.uidvalidity != mb->uidvalidity) {
 		cache_reset(mb->cache);
 		if (ftruncate(fd, 0) < 0 ||
-		    pwrite(fd, &h, sizeof(h), 0) != sizeof(h))
+		    pwrite(fd, &h, sizeof(h), 0) != sizeof(h) ||
+		    fstat(fd, sb) < 0)
 			return -1;
 	}
-	if (cache_scan(mb, mb->cache, fd) < 0)
+	if (cache_scan_stat(mb, mb->cache, fd, sb) < 0)
 		return -1;
+	if (sb->st_size == mb->cache->end)
+		return 0;
 	return ftruncate(fd, mb->cache->end);
 }
 
@@ -414,10 +433,10 @@ cache_maybe_compact(postern_mailbox_t *mb, int fd)
 /* Opens the cache for writing with its flock held, on the file that is
  * current once locked (compaction may have replaced the one opened). */
 static int
-cache_lock(postern_mailbox_t *mb)
+cache_lock(postern_mailbox_t *mb, struct stat *a)
 {
 	char path[4200];
-	struct stat a, b;
+	struct stat b;
 	int fd, tries;
 
 	snprintf(path, sizeof(path), "%s/%s", mb->dir, MD_CACHE);
@@ -428,8 +447,8 @@ cache_lock(postern_mailbox_t *mb)
 			close(fd);
 			return -1;
 		}
-		if (fstat(fd, &a) == 0 && stat(path, &b) == 0 &&
-		    a.st_ino == b.st_ino)
+		if (fstat(fd, a) == 0 && stat(path, &b) == 0 &&
+		    a->st_ino == b.st_ino)
 			return fd;
 		close(fd);
 	}
@@ -437,38 +456,61 @@ cache_lock(postern_mailbox_t *mb)
 	return -1;
 }
 
+/* Opens the cache for writing with its flock held, every record read
+ * and no torn tail: the caller appends at mb->cache->end. */
+static int
+cache_lock_prepared(postern_mailbox_t *mb)
+{
+	struct stat sb;
+	int fd;
+
+	if ((fd = cache_lock(mb, &sb)) < 0)
+		return -1;
+	if (cache_prepare(mb, fd, &sb) < 0) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/* One record appended with one write, entered in the table as written
+ * (the flock is held: nothing else was appended meanwhile). */
 int
 md_cache_set(postern_mailbox_t *mb, uint32_t uid, const char *field,
              const void *data, size_t len)
 {
 	struct crec r = { REC_MAGIC, uid, 0, 0, 0 };
 	size_t flen = strlen(field);
+	struct iovec iov[3];
+	ssize_t want;
 	off_t at;
 	int fd, rc = -1;
 
 	if (flen == 0 || flen > MAX_FIELD || len > MAX_DATA ||
 	    md_seq_of_uid(mb, uid) == 0)
 		return -1;
-	if ((fd = cache_lock(mb)) < 0) {
-		md_log(POSTERN_LOG_WARNING, "%s/%s: cannot lock: %s", mb->dir,
-		       MD_CACHE, strerror(errno));
-		return -1;
-	}
+	if ((fd = cache_lock_prepared(mb)) < 0)
+		goto out;
 	r.flen = flen;
 	r.dlen = len;
-	if (cache_prepare(mb, fd) < 0)
-		goto out;
 	if (cache_maybe_compact(mb, fd) == 1) {
 		/* Append to the new file, under its own lock. */
 		close(fd);
-		if ((fd = cache_lock(mb)) < 0 || cache_prepare(mb, fd) < 0)
+		if ((fd = cache_lock_prepared(mb)) < 0)
 			goto out;
 	}
 	at = mb->cache->end;
-	if (pwrite(fd, &r, sizeof(r), at) == sizeof(r) &&
-	    pwrite(fd, field, flen, at + sizeof(r)) == (ssize_t)flen &&
-	    pwrite(fd, data, len, at + sizeof(r) + flen) == (ssize_t)len)
-		rc = cache_scan(mb, mb->cache, fd);
+	iov[0].iov_base = &r;
+	iov[0].iov_len = sizeof(r);
+	iov[1].iov_base = (void *)field;
+	iov[1].iov_len = flen;
+	iov[2].iov_base = (void *)data;
+	iov[2].iov_len = len;
+	want = (ssize_t)(sizeof(r) + flen + len);
+	if (pwritev(fd, iov, 3, at) == want &&
+	    (rc = cadd(mb->cache, uid, field, at + (off_t)(sizeof(r) + flen),
+	               (uint32_t)len)) == 0)
+		mb->cache->end = at + want;
 out:
 	if (rc < 0)
 		md_log(POSTERN_LOG_WARNING, "%s/%s: cannot write: %s", mb->dir,

@@ -223,5 +223,15 @@ md_init(const struct postern_host *h, postern_module_t *m)
 	                          &md_table);
 }
 
+/* Unloaded: a process that never ran a worker loop (a test, a tool)
+ * gets no worker exit, and its parked views go here. */
+static void
+md_fini(postern_module_t *m)
+{
+	(void)m;
+	md_state_parked_free();
+}
+
 POSTERN_MODULE(.name = "storage_maildir", .version = "0.1",
-               .kind = POSTERN_KIND_STORAGE, .init = md_init);
+               .kind = POSTERN_KIND_STORAGE, .init = md_init,
+               .fini = md_fini);

@@ -200,8 +200,9 @@ time_verify_us(const char *name, const char *pw)
 	clock_gettime(CLOCK_MONOTONIC, &a);
 	(void)verify(name, pw);
 	clock_gettime(CLOCK_MONOTONIC, &b);
-	return (uint64_t)(b.tv_sec - a.tv_sec) * 1000000 +
-	       (uint64_t)(b.tv_nsec - a.tv_nsec) / 1000;
+	/* signed: the nanoseconds alone go back when a second turned */
+	return (uint64_t)((int64_t)(b.tv_sec - a.tv_sec) * 1000000 +
+	                  ((int64_t)b.tv_nsec - (int64_t)a.tv_nsec) / 1000);
 }
 
 static int

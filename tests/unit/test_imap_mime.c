@@ -124,7 +124,8 @@ static const struct imap_mime *
 load(uint32_t uid)
 {
 	struct postern_storage_err err = { 0 };
-	const struct imap_mime *m = imap_mime_load(S, inbox, uid, pool, &err);
+	const struct imap_mime *m = imap_mime_load(S, inbox, uid, NULL, pool,
+	                                           &err);
 
 	CU_ASSERT_PTR_NOT_NULL(m);
 	return m;
@@ -612,7 +613,7 @@ test_cache(void)
 	{
 		struct postern_storage_err err = { 0 };
 
-		CU_ASSERT_PTR_NULL(imap_mime_load(S, inbox, 99999, pool,
+		CU_ASSERT_PTR_NULL(imap_mime_load(S, inbox, 99999, NULL, pool,
 		                                  &err));
 		CU_ASSERT_NOT_EQUAL(err.code, POSTERN_SE_OK);
 	}

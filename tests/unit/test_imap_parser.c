@@ -410,6 +410,44 @@ test_utf7(void)
 	CU_ASSERT_PTR_NULL(imap_utf7_encode("\xff"));
 }
 
+/* UTF-8 names (RFC 6855, RFC 9051): what a session that enabled them
+ * may send, and how names are written for it and for others. */
+static void
+test_utf8_names(void)
+{
+	struct imap_buf b = { 0 };
+
+	CU_ASSERT(imap_utf8_name_ok("Entw\xc3\xbcrfe", 9));
+	CU_ASSERT(imap_utf8_name_ok("a&b/x&APw-", 10));
+	CU_ASSERT(imap_utf8_name_ok("\xf0\x9f\x93\xa7", 4));
+	CU_ASSERT(imap_utf8_name_ok("", 0));
+	CU_ASSERT(!imap_utf8_name_ok("bad\xff", 4));
+	CU_ASSERT(!imap_utf8_name_ok("cut\xc3", 4));      /* truncated */
+	/* a sequence that would run past len, though the octet after it
+	 * continues it */
+	CU_ASSERT(!imap_utf8_name_ok("\xe2\x82\xac", 2));
+	CU_ASSERT(!imap_utf8_name_ok("\xc0\xaf", 2));     /* overlong "/" */
+	CU_ASSERT(!imap_utf8_name_ok("\xed\xa0\x80", 3)); /* surrogate */
+	CU_ASSERT(!imap_utf8_name_ok("a\tb", 3));
+	CU_ASSERT(!imap_utf8_name_ok("a\x7f", 2));
+	CU_ASSERT(!imap_utf8_name_ok("a\xc2\x85", 3));    /* C1 NEL */
+	CU_ASSERT(!imap_utf8_name_ok("a\0b", 3));
+
+	imap_buf_mailbox(&b, "Entw\xc3\xbcrfe \"&\"", 0);
+	CU_ASSERT_STRING_EQUAL(b.p, "\"Entw&APw-rfe \\\"&-\\\"\"");
+	b.len = 0;
+	imap_buf_mailbox(&b, "Entw\xc3\xbcrfe \"&\"", 1);
+	CU_ASSERT_STRING_EQUAL(b.p, "\"Entw\xc3\xbcrfe \\\"&\\\"\"");
+	b.len = 0;
+	/* not UTF-8 (a store's name from elsewhere): a literal */
+	imap_buf_mailbox(&b, "x\xff", 1);
+	CU_ASSERT_STRING_EQUAL(b.p, "{2}\r\nx\xff");
+	b.len = 0;
+	imap_buf_utf8_string(&b, "Gr\xc3\xbc\xc3\x9f""e", 7);
+	CU_ASSERT_STRING_EQUAL(b.p, "\"Gr\xc3\xbc\xc3\x9f""e\"");
+	imap_buf_free(&b);
+}
+
 static void
 test_buf_forms(void)
 {
@@ -604,6 +642,7 @@ static CU_TestInfo scanner_tests[] = {
 
 static CU_TestInfo form_tests[] = {
 	{ "modified UTF-7", test_utf7 },
+	{ "UTF-8 mailbox names", test_utf8_names },
 	{ "strings, flags, UID sets", test_buf_forms },
 	CU_TEST_INFO_NULL,
 };

@@ -188,7 +188,7 @@ imap_mime_init(const struct postern_host *host, postern_module_t *self)
 
 const struct imap_mime *
 imap_mime_load(const struct postern_storage *st, postern_mailbox_t *mb,
-               uint32_t uid, postern_pool_t *pool,
+               uint32_t uid, struct imap_msg_ref *msg, postern_pool_t *pool,
                struct postern_storage_err *err)
 {
 	struct imap_mime *x;
@@ -196,6 +196,7 @@ imap_mime_load(const struct postern_storage *st, postern_mailbox_t *mb,
 
 	(void)st;
 	(void)mb;
+	(void)msg;
 	for (i = 0; i < NMSGS; i++)
 		if (msgs[i].uid == uid) {
 			x = imap_host->pool_alloc(pool, sizeof(*x));
@@ -247,13 +248,14 @@ static unsigned text_decodings;
 int
 imap_mime_search_texts(const struct postern_storage *st,
                        postern_mailbox_t *mb, uint32_t uid,
-                       const struct imap_mime *m,
+                       const struct imap_mime *m, struct imap_msg_ref *msg,
                        struct imap_mime_needle *needles, size_t n,
                        const int *cancel, postern_pool_t *pool,
                        struct postern_storage_err *err)
 {
 	size_t i;
 
+	(void)msg;
 	(void)cancel;
 	(void)st;
 	(void)mb;
