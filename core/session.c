@@ -170,6 +170,12 @@ session_read_line(postern_session_t *s, struct postern_line *l)
 void
 session_hold_line(postern_session_t *s, const struct postern_line *l)
 {
+	if (l->data == s->held_buf) {
+		/* The held line, given back again (IMAP's rate limit). */
+		s->held = *l;
+		s->has_held = 1;
+		return;
+	}
 	if (s->held_cap < l->len + 1) {
 		free(s->held_buf);
 		s->held_cap = l->len + 1;
