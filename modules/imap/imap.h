@@ -243,7 +243,8 @@ struct imap_job {
  * of `argsize` octets (zeroed). */
 struct imap_job *imap_job_new(struct imap_session *s, const char *tag,
                               size_t argsize);
-/* Runs it: the connection pauses until its done. */
+/* Runs it on the session's job (session_job): the session is held until
+ * its done. */
 /* Runs a job whose work makes only loop calls to the store (no sync, no
  * blocking call) at once, on the loop: no thread hop. */
 void imap_job_run_here(struct imap_job *j, void (*work)(struct imap_job *),
@@ -267,8 +268,9 @@ void imap_job_run_heavy(struct imap_job *j,
                         void (*done)(struct imap_job *));
 
 /* 1 once the session of a running job closed: a long `work` checks it
- * between messages and stops (job_cancel does not stop a job that has
- * started).  Job threads. */
+ * between messages and stops (a job that has started is not stopped
+ * otherwise; one still waiting for a thread skips its work).  Job
+ * threads. */
 int imap_job_cancelled(struct imap_job *j);
 
 /* Replies. */
