@@ -1,6 +1,7 @@
 /*
  * postern/session.h - the session layer every protocol module shares
- * (ABI 1.9), on the model of nginx's mail core: a protocol supplies its
+ * (ABI 1.9, grown in 1.11), on the model of nginx's mail core: a
+ * protocol supplies its
  * parser, its command table and its fixed replies in a struct
  * postern_protocol; the host owns the rest:
  *
@@ -67,6 +68,11 @@ typedef struct postern_session postern_session_t;
 /* A line's flag, with those of postern/conn.h: the client sent a line
  * longer than protocol->max_line; its octets were discarded (len 0). */
 #define POSTERN_LINE_TOOLONG 0x100u
+
+/* What protocol->parse returns (ABI 1.11) when it took the line but
+ * there is no command to run and no invalid one to count: a line an
+ * IMAP literal continues, a line it answered itself. */
+#define POSTERN_PARSE_NONE (-2)
 
 /* Command flags (struct postern_command). */
 #define POSTERN_CMD_JUNK 0x1u  /* costs nothing, is no error (NOOP, HELP,
@@ -146,8 +152,9 @@ struct postern_protocol {
 	const struct postern_command *commands;
 	size_t ncommands;
 	/* Parses a line (POSTERN_LINE_TOOLONG and POSTERN_LINE_NUL lines
-	 * too) into cmd: the index of its entry in `commands`, or -1 after
-	 * replying the error (counted as an invalid command). */
+	 * too) into cmd: the index of its entry in `commands`, -1 after
+	 * replying the error (counted as an invalid command), or
+	 * POSTERN_PARSE_NONE (nothing to run, nothing counted). */
 	int (*parse)(postern_session_t *s, void *st,
 	             const struct postern_line *l, void *cmd);
 
@@ -172,6 +179,14 @@ struct postern_protocol {
 	void (*release)(postern_session_t *s, void *st);
 	/* Last call: free what `st` points to (not `st` itself). */
 	void (*free)(postern_session_t *s, void *st);
+
+	/* ABI 1.11 (read only when `size` covers it). */
+	/* The connection's input buffer, octets (0: the host's default,
+	 * 64 KiB): a line longer than it arrives as POSTERN_LINE_TOOLONG
+	 * whatever max_line says.  A protocol whose parser applies its
+	 * own line limit sets max_line to this and sees every line that
+	 * fits (IMAP answers an over-long command BAD with its tag). */
+	size_t max_input;
 };
 
 /*
