@@ -59,6 +59,7 @@
 #include "xalloc.h"
 
 #define CONN_IN_INITIAL 4096
+#define CONN_MAX_INPUT_DEFAULT (64 * 1024)
 #define CONN_IDLE_DEFAULT_MS (5 * 60 * 1000)
 #define CONN_OUT_CHUNK 16384
 #define CONN_IOV_MAX 64

@@ -27,8 +27,6 @@ int conn_read_line(postern_conn_t *c, size_t max, struct postern_line *line);
  * come.  For raw lines whose terminator means something (the session
  * layer's take_lines: SMTP's end of DATA). */
 int conn_line_skipped(postern_conn_t *c, unsigned *end);
-/* The largest input buffer a listener gets without asking. */
-#define CONN_MAX_INPUT_DEFAULT (64 * 1024)
 int conn_peek(postern_conn_t *c, const void **data, size_t *len);
 void conn_consume(postern_conn_t *c, size_t n);
 int conn_write(postern_conn_t *c, const void *data, size_t len);

@@ -668,6 +668,7 @@ static const struct postern_host host_table_v = {
 	.mime_encoder_finish = mime_encoder_finish,
 	.mime_encoder_free = mime_encoder_free,
 	.vlog_prefixed = h_vlog_prefixed,
+	.session_error_reset = session_error_reset,
 };
 
 const struct postern_host *

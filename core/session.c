@@ -191,6 +191,12 @@ session_read_line(postern_session_t *s, struct postern_line *l)
 void
 session_hold_line(postern_session_t *s, const struct postern_line *l)
 {
+	if (l->data == s->held_buf) {
+		/* The held line, given back again (IMAP's rate limit). */
+		s->held = *l;
+		s->has_held = 1;
+		return;
+	}
 	if (s->held_cap < l->len + 1) {
 		free(s->held_buf);
 		s->held_cap = l->len + 1;
@@ -251,6 +257,8 @@ dispatch(postern_session_t *s, const struct postern_line *l)
 	if (s->p->command_size > 0)
 		memset(s->cmd, 0, s->p->command_size);
 	i = s->p->parse(s, s->st, l, s->cmd);
+	if (i == POSTERN_PARSE_NONE)
+		return;
 	if (i < 0 || (size_t)i >= s->p->ncommands) {
 		session_error(s);
 		return;
@@ -442,6 +450,12 @@ session_error(postern_session_t *s)
 {
 	return spend(s, &s->errors, s->p->max_errors, "invalid commands",
 	             s->p->too_many_errors);
+}
+
+void
+session_error_reset(postern_session_t *s)
+{
+	s->errors = 0;
 }
 
 int
@@ -682,9 +696,9 @@ listen_one(const char *owner, const struct postern_protocol *p,
 		goto fail;
 	}
 	limits.idle_ms = p->idle_ms;
-	/* The buffer holds a whole line of max_line. */
-	if (p->max_line + 2 > CONN_MAX_INPUT_DEFAULT)
-		limits.max_input = p->max_line + 2;
+	if (p->size >= offsetof(struct postern_protocol, max_input) +
+	               sizeof(p->max_input))
+		limits.max_input = p->max_input;
 	postern_listen_spec_init(&spec, lc, tls, &limits,
 	                         &session_listener_ops, sl);
 	if (listener_add(owner, &spec) == NULL)
@@ -704,8 +718,7 @@ session_listen(const char *owner, const struct postern_protocol *p,
 {
 	size_t i, n = list != NULL ? conf_count(list) : 0;
 
-	/* A module built for 1.9 or 1.10 has no listen_check. */
-	if (p->size < offsetof(struct postern_protocol, listen_check) ||
+	if (p->size < offsetof(struct postern_protocol, max_input) ||
 	    p->listen_keys == NULL || p->listen_key_size == 0 ||
 	    p->listen_size < sizeof(struct postern_listen_cfg) ||
 	    p->parse == NULL || p->commands == NULL) {

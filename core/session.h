@@ -26,6 +26,7 @@ void session_write(postern_session_t *s, const void *data, size_t len);
 void session_close(postern_session_t *s);
 int session_closing(postern_session_t *s);
 int session_error(postern_session_t *s);
+void session_error_reset(postern_session_t *s);
 int session_login_failed(postern_session_t *s);
 void session_login_ok(postern_session_t *s);
 void session_pause(postern_session_t *s);

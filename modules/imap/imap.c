@@ -1,5 +1,6 @@
 /*
- * imap.c - the IMAP module: configuration, listeners, and the storage
+ * imap.c - the IMAP module: configuration, the listeners (the host's
+ * session layer makes them from the schema below), and the storage
  * service every session reads mail through.  Sessions live in
  * imap_session.c; see imap.h for the map of the module.
  */
@@ -127,32 +128,26 @@ static const struct postern_cfg_key imap_keys[] = {
 	{ .name = NULL },
 };
 
-static const struct postern_listener_ops listener_ops = {
-	.size = sizeof(struct postern_listener_ops),
-	.on_accept = imap_session_accept,
-};
-
-static int
-add_listener(postern_cfg_t *node)
+/* The protocol's limits from the configuration. */
+static void
+protocol_setup(void)
 {
-	struct imap_listen l;
-	struct postern_listen_spec spec;
-	struct postern_conn_limits limits = { .size = sizeof(limits) };
+	struct postern_protocol *p = &imap_protocol;
 
-	if (POSTERN_CFG_PARSE(imap_host, imap_self, node, listen_keys, &l) < 0)
-		return -1;
-	if (l.l.tls && imap_tls == NULL) {
-		imap_host->cfg_error(imap_self, node,
-		                     "implicit TLS needs imap.tls");
-		return -1;
-	}
-	limits.idle_ms = (unsigned)imap_cfg.idle_ms;
-	limits.max_input = (size_t)imap_cfg.max_line + 4096;
-	if (limits.max_input < 65536)
-		limits.max_input = 65536;
-	postern_listen_spec_init(&spec, &l.l, imap_tls, &limits,
-	                         &listener_ops, NULL);
-	return imap_host->listen(imap_self, &spec) != NULL ? 0 : -1;
+	imap_protocol_init();
+	p->listen_keys = listen_keys;
+	p->listen_key_size = sizeof(struct postern_cfg_key);
+	p->listen_size = sizeof(struct imap_listen);
+	p->idle_ms = (unsigned)imap_cfg.idle_ms;
+	/* A command line is cut by the reader (imap_parser.c), which
+	 * answers one over max_line_length BAD with its tag: the host
+	 * hands over every line its input buffer holds. */
+	p->max_input = (size_t)imap_cfg.max_line + 4096;
+	if (p->max_input < 65536)
+		p->max_input = 65536;
+	p->max_line = p->max_input;
+	p->max_errors = (unsigned)imap_cfg.max_bad_commands;
+	p->max_login_failures = (unsigned)imap_cfg.max_auth_failures;
 }
 
 /* Services are all published before the workers fork. */
@@ -189,8 +184,6 @@ static const struct postern_worker_ops worker_ops = {
 static int
 imap_init(const struct postern_host *h, postern_module_t *m)
 {
-	size_t i;
-
 	imap_host = h;
 	imap_self = m;
 	if (POSTERN_CFG_PARSE(h, m, h->cfg_module(m), imap_keys, &imap_cfg) < 0)
@@ -201,9 +194,10 @@ imap_init(const struct postern_host *h, postern_module_t *m)
 	imap_mime_init(h, m);
 	if (imap_userip_init() < 0)
 		return -1;
-	for (i = 0; i < h->cfg_count(imap_cfg.listen); i++)
-		if (add_listener(h->cfg_elem(imap_cfg.listen, i)) < 0)
-			return -1;
+	protocol_setup();
+	if (h->session_listen(m, &imap_protocol, imap_cfg.listen,
+	                      imap_tls) < 0)
+		return -1;
 	return h->worker_ops(m, &worker_ops, NULL);
 }
 

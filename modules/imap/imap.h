@@ -5,8 +5,10 @@
  * Files:
  *	imap.c                  module init, configuration, listeners
  *	imap_parser.c           the command reader and argument scanner
- *	imap_session.c          connections, states, command dispatch, jobs,
- *	                        untagged updates (sync), IDLE
+ *	imap_session.c          the protocol on the host's session layer
+ *	                        (postern/session.h): reading commands and
+ *	                        literals, states, dispatch, jobs, untagged
+ *	                        updates (sync), IDLE
  *	imap_commands_any.c     CAPABILITY NOOP LOGOUT ID ENABLE NAMESPACE
  *	imap_commands_auth.c    STARTTLS LOGIN AUTHENTICATE
  *	imap_commands_mailbox.c CREATE DELETE RENAME (UN)SUBSCRIBE LIST LSUB
@@ -32,6 +34,7 @@
 #include <stddef.h>
 
 #include <postern/postern.h>
+#include <postern/session.h>
 #include <postern/storage.h>
 
 #include "imap_parser.h"
@@ -150,6 +153,7 @@ enum imap_state {
 struct imap_job;
 
 struct imap_session {
+	postern_session_t *ss;        /* the host's session */
 	postern_conn_t *conn;         /* NULL once the connection closed */
 	/* "conn=N peer=A:P: imap", every line about the session starts
 	 * with it (imap_log), on the loop or a job thread. */
@@ -157,19 +161,15 @@ struct imap_session {
 	struct imap_reader reader;
 	enum imap_state state;
 	postern_pool_t *cmd_pool;     /* the current command's memory */
-	struct imap_job *job;         /* the one job in flight, or NULL */
+	struct imap_job *job;         /* the one job in flight (or one
+	                                 waiting for a heavy slot or for
+	                                 the output to drain), or NULL */
 	int closed;                   /* on_close ran */
-	int stopping;                 /* the worker stops: BYE after the
-	                                 job in flight */
 	int in_command;               /* a command is being answered */
 
 	/* Logging in. */
 	postern_sasl_t *sasl;
-	int sasl_wait_line;           /* a "+" was sent: next line is
-	                                 the client's SASL response */
 	char sasl_tag[IMAP_TAG_MAX];
-	unsigned auth_failures;
-	unsigned bad_in_row;
 
 	/* Authenticated. */
 	char *user;                   /* malloc'd */
@@ -236,8 +236,8 @@ struct imap_cmd {
  * there), after `out` was sent, and answers the command (or starts the
  * next job of it). */
 struct imap_job {
-	struct imap_session *s;      /* NULL once detached (session gone) */
-	postern_job_t *handle;
+	struct imap_session *s;
+	int submitted;               /* on the session's job API */
 	postern_pool_t *pool;        /* the job's own memory */
 	char tag[IMAP_TAG_MAX];
 	struct imap_buf out;
@@ -261,7 +261,8 @@ struct imap_job {
  * of `argsize` octets (zeroed). */
 struct imap_job *imap_job_new(struct imap_session *s, const char *tag,
                               size_t argsize);
-/* Runs it: the connection pauses until its done. */
+/* Runs it on the session's job (session_job): the session is held until
+ * its done. */
 /* Runs a job whose work makes only loop calls to the store (no sync, no
  * blocking call) at once, on the loop: no thread hop. */
 void imap_job_run_here(struct imap_job *j, void (*work)(struct imap_job *),
@@ -285,8 +286,9 @@ void imap_job_run_heavy(struct imap_job *j,
                         void (*done)(struct imap_job *));
 
 /* 1 once the session of a running job closed: a long `work` checks it
- * between messages and stops (job_cancel does not stop a job that has
- * started).  Job threads. */
+ * between messages and stops (a job that has started is not stopped
+ * otherwise; one still waiting for a thread skips its work).  Job
+ * threads. */
 int imap_job_cancelled(struct imap_job *j);
 
 /* Replies. */
@@ -328,8 +330,10 @@ void imap_format_flags_fetch(struct imap_session *s, struct imap_buf *out,
 /* A set of UIDs as "1:3,7". */
 void imap_buf_uidset(struct imap_buf *b, const uint32_t *uids, size_t n);
 
-/* The listener's on_accept. */
-void imap_session_accept(postern_conn_t *c, void *arg);
+/* The protocol the host's session layer runs (imap_session.c); imap.c
+ * fills in its limits and listener schema at init. */
+extern struct postern_protocol imap_protocol;
+void imap_protocol_init(void);
 /* The reader's limits for the session's state: literals before login
  * are at most IMAP_PREAUTH_LITERAL octets. */
 #define IMAP_PREAUTH_LITERAL 8192
@@ -419,7 +423,5 @@ imap_cmd_fn imap_cmd_sort, imap_cmd_thread;  /* imap_sort.c */
 void imap_searchres_attach(struct imap_cmd *c);
 void imap_searchres_free(struct imap_session *s);
 
-/* SASL response line while AUTHENTICATE waits for one. */
-void imap_auth_line(struct imap_session *s, const char *line, size_t len);
 
 #endif /* IMAP_H */

@@ -73,7 +73,7 @@ imap_cmd_logout(struct imap_cmd *c)
 	imap_untagged(c->s, "BYE Logging out");
 	imap_reply(c->s, c->tag, "OK", "Logout completed");
 	c->s->state = IMAP_LOGOUT;
-	imap_host->conn_close(c->s->conn);
+	imap_host->session_close(c->s->ss);
 }
 
 void

@@ -28,7 +28,7 @@ imap_cmd_starttls(struct imap_cmd *c)
 	/* The host discards whatever the client pipelined after the
 	 * command (RFC 3501 6.2.1 and CVE-2011-0411). */
 	if (imap_host->conn_starttls(s->conn, imap_tls) != POSTERN_OK)
-		imap_host->conn_close(s->conn);
+		imap_host->session_close(s->ss);
 }
 
 /* ---- after the password check ----------------------------------------*/
@@ -69,7 +69,9 @@ login_done(struct imap_job *j)
 	if (s->user == NULL)
 		abort();
 	s->state = IMAP_AUTH;
-	imap_host->conn_junk_reset(s->conn);
+	/* The store is closed by imap_release, on a job. */
+	imap_host->session_handles(s->ss, 1);
+	imap_host->session_login_ok(s->ss);
 	imap_session_limits(s, &s->reader.lim);
 	imap_log(s, POSTERN_LOG_DEBUG, "store of %s open%s",
 	         s->user,
@@ -96,8 +98,8 @@ userip_refused(struct imap_job *j)
 	         a->user, imap_cfg.max_userip_conns);
 	imap_reply(s, j->tag, "NO", "[LIMIT] Too many connections of this "
 	                            "user from this address");
-	imap_host->conn_printf(s->conn, "* BYE Too many connections\r\n");
-	imap_host->conn_close(s->conn);
+	imap_host->session_reply(s->ss, "* BYE Too many connections");
+	imap_host->session_close(s->ss);
 }
 
 void
@@ -118,20 +120,17 @@ imap_session_login(struct imap_session *s, const char *tag, const char *user,
 	imap_job_run(j, login_work, login_done);
 }
 
-/* A failed login; too many end the session. */
+/* A failed login; too many end the session (the host's budget,
+ * max_auth_failures). */
 static void
 login_failed(struct imap_session *s, const char *status, const char *text)
 {
 	imap_reply(s, s->sasl_tag, status, "%s", text);
-	if (++s->auth_failures >= (unsigned)imap_cfg.max_auth_failures) {
-		imap_log(s, POSTERN_LOG_NOTICE,
-		         "%u failed logins: disconnecting",
-		         s->auth_failures);
-		imap_host->conn_printf(s->conn, "* BYE Too many failed "
-		                                "logins\r\n");
-		imap_host->conn_close(s->conn);
-	}
+	imap_host->session_login_failed(s->ss);
 }
+
+static void auth_line(postern_session_t *ss, void *st,
+                      const struct postern_line *l);
 
 static void
 sasl_result(void *arg, const struct postern_sasl_result *r)
@@ -143,16 +142,18 @@ sasl_result(void *arg, const struct postern_sasl_result *r)
 		return;
 	switch (r->status) {
 	case POSTERN_SASL_OK:
+		/* The store opens on a job, which holds the session. */
 		imap_session_login(s, s->sasl_tag, r->user, r->userinfo,
 		                   s->sasl);
+		imap_host->session_resume(s->ss);
 		return;
 	case POSTERN_SASL_CONTINUE:
 		imap_buf_printf(&b, "+ %s\r\n", r->challenge);
 		imap_write_buf(s, &b);
 		imap_buf_free(&b);
-		s->sasl_wait_line = 1;
 		imap_command_finish(s); /* next comes the response line */
-		imap_host->conn_resume(s->conn);
+		imap_host->session_take_lines(s->ss, auth_line);
+		imap_host->session_resume(s->ss);
 		return;
 	case POSTERN_SASL_FAIL:
 		login_failed(s, "NO", "[AUTHENTICATIONFAILED] Authentication "
@@ -171,19 +172,26 @@ sasl_result(void *arg, const struct postern_sasl_result *r)
 	}
 	imap_host->sasl_free(s->sasl);
 	s->sasl = NULL;
-	s->sasl_wait_line = 0;
 	if (s->conn == NULL)
 		return;
 	imap_command_finish(s);
-	imap_host->conn_resume(s->conn);
+	imap_host->session_resume(s->ss);
 }
 
-void
-imap_auth_line(struct imap_session *s, const char *line, size_t len)
+/* The client's response to a "+" challenge.  One that cannot be read
+ * (too long, a NUL) cancels the exchange, as "*" would. */
+static void
+auth_line(postern_session_t *ss, void *st, const struct postern_line *l)
 {
-	s->sasl_wait_line = 0;
-	imap_host->conn_pause(s->conn);
-	imap_host->sasl_step(s->sasl, line, len);
+	struct imap_session *s = st;
+
+	imap_host->session_take_lines(ss, NULL);
+	imap_host->session_pause(ss);
+	if (l->flags & (POSTERN_LINE_TOOLONG | POSTERN_LINE_NUL) ||
+	    l->len > (size_t)imap_cfg.max_line)
+		imap_host->sasl_step(s->sasl, "*", 1);
+	else
+		imap_host->sasl_step(s->sasl, l->data, l->len);
 }
 
 void
@@ -211,11 +219,11 @@ imap_cmd_login(struct imap_cmd *c)
 	}
 	u = imap_host->pool_strndup(c->pool, user.s, user.len);
 	snprintf(s->sasl_tag, sizeof(s->sasl_tag), "%s", c->tag);
-	imap_host->conn_pause(s->conn);
+	imap_host->session_pause(s->ss);
 	s->sasl = imap_host->login(imap_self, s->conn, u, pass.s, pass.len,
 	                           sasl_result, s);
 	if (s->sasl == NULL) {
-		imap_host->conn_resume(s->conn);
+		imap_host->session_resume(s->ss);
 		imap_reply(s, c->tag, "NO", "[UNAVAILABLE] Login not possible "
 		                            "now");
 	}
@@ -247,11 +255,11 @@ imap_cmd_authenticate(struct imap_cmd *c)
 		return;
 	}
 	snprintf(s->sasl_tag, sizeof(s->sasl_tag), "%s", c->tag);
-	imap_host->conn_pause(s->conn);
+	imap_host->session_pause(s->ss);
 	s->sasl = imap_host->sasl_start(imap_self, s->conn, m,
 	                                ir.s, ir.len, sasl_result, s);
 	if (s->sasl == NULL) {
-		imap_host->conn_resume(s->conn);
+		imap_host->session_resume(s->ss);
 		imap_reply(s, c->tag, "NO", "Unsupported authentication "
 		                            "mechanism");
 	}

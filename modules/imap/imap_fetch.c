@@ -1552,7 +1552,7 @@ fetch_done(struct imap_job *j)
 		         "FETCH of uid %u failed while it was sent "
 		         "(%s): disconnecting", fa->cur_uid,
 		         j->err.text);
-		imap_host->conn_close(s->conn);
+		imap_host->session_close(s->ss);
 		return;
 	}
 	if (fa->finished) {
@@ -1579,7 +1579,7 @@ fetch_done(struct imap_job *j)
 	}
 	if (imap_host->conn_output_pending(s->conn) >
 	    (size_t)imap_cfg.fetch_batch) {
-		/* Not submitted yet (handle NULL): on_close frees it. */
+		/* Not submitted yet: on_close frees it. */
 		if (imap_host->log_enabled(POSTERN_LOG_DEBUG))
 			imap_log(s, POSTERN_LOG_DEBUG,
 			         "FETCH waits for the client to "
@@ -1589,7 +1589,7 @@ fetch_done(struct imap_job *j)
 		s->on_drain = fetch_next;
 		/* Keep the session busy: no command runs meanwhile. */
 		s->job = next;
-		imap_host->conn_pause(s->conn);
+		imap_host->session_pause(s->ss);
 		return;
 	}
 	imap_job_run_heavy(next, fetch_work, fetch_done);
@@ -1601,9 +1601,10 @@ fetch_next(struct imap_session *s)
 	struct imap_job *j = s->job;
 
 	/* The step fetch_done left waiting in s->job. */
-	if (j == NULL || s->closed || j->handle != NULL)
+	if (j == NULL || s->closed || j->submitted)
 		return;
 	imap_job_run_heavy(j, fetch_work, fetch_done);
+	imap_host->session_resume(s->ss); /* the hold it waited with */
 }
 
 /* A FETCH on the loop touches at most this many messages: enough for

@@ -13,6 +13,8 @@
 
 /* ---- the reader -------------------------------------------------------*/
 
+static void reader_save_tag(struct imap_reader *r);
+
 void
 imap_reader_init(struct imap_reader *r, const struct imap_reader_limits *lim)
 {
@@ -56,6 +58,17 @@ imap_reader_reset(struct imap_reader *r)
 	r->nspills = 0;
 	r->spill_total = 0;
 	r->spill_len = 0;
+}
+
+enum imap_read
+imap_reader_abort(struct imap_reader *r, const char *error)
+{
+	reader_save_tag(r);
+	r->code = NULL;
+	r->error = error;
+	imap_reader_reset(r);
+	r->skipping = 0;
+	return IMAP_READ_BAD;
 }
 
 int

@@ -103,6 +103,10 @@ void imap_reader_reset(struct imap_reader *r);
  * returns at the first event.  Call again with the rest. */
 enum imap_read imap_reader_feed(struct imap_reader *r, const char *data,
                                 size_t len, size_t *used);
+/* Drops the command so far, as one whose line was too long to be
+ * read (the caller discarded it): IMAP_READ_BAD with `error` and the
+ * command's tag when its first line was read, else "*". */
+enum imap_read imap_reader_abort(struct imap_reader *r, const char *error);
 /* 1 while the reader is inside a command (a line or literal has
  * started): the session is not idle. */
 int imap_reader_busy(const struct imap_reader *r);

@@ -1,15 +1,18 @@
 /*
- * imap_session.c - one IMAP connection: reading commands, the states of
- * RFC 3501 section 3, dispatch, the one job a session may have in
- * flight, untagged updates, IDLE, limits, and the end of a session.
+ * imap_session.c - IMAP on the host's session layer (postern/session.h):
+ * the parser that cuts commands and their literals, the states of RFC
+ * 3501 section 3, the command table, the one job a session may have in
+ * flight, untagged updates, IDLE, and what a session frees.
  *
- * Ownership.  A session is malloc'd at accept and outlives its
- * connection when it must: storage handles may only be closed on a job
- * thread, and a job in flight still uses them.  on_close marks the
- * session closed and calls session_release(), which frees it at once
- * when nothing is open, else closes the mailbox and store on a job and
- * frees the session in that job's done; a job in flight at close time
- * finishes first and calls session_release() again.
+ * The host owns the listeners, the session's lifetime (it outlives the
+ * connection while a job runs), reading lines in order, the budgets
+ * (BAD replies in a row, failed logins, junk commands before login),
+ * the idle and shutdown goodbyes.  A command line goes to
+ * imap_parse(); when it announces a literal, the octets come through
+ * session_read_octets (after a "+" for a synchronising one) and the
+ * command's next line through imap_parse again, until the reader holds
+ * the whole command.  The store and mailbox are closed in
+ * imap_release(), on a job after the connection closed.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -27,7 +30,7 @@ void
 imap_write_buf(struct imap_session *s, const struct imap_buf *b)
 {
 	if (s->conn != NULL && b->len > 0)
-		imap_host->conn_write(s->conn, b->p, b->len);
+		imap_host->session_write(s->ss, b->p, b->len);
 }
 
 void
@@ -46,10 +49,11 @@ imap_reply(struct imap_session *s, const char *tag, const char *status,
 	imap_buf_printf(&b, "%s %s %s\r\n", tag, status, text);
 	imap_write_buf(s, &b);
 	imap_buf_free(&b);
+	/* max_bad_commands counts BAD replies in a row. */
 	if (strcmp(status, "BAD") == 0)
-		s->bad_in_row++;
+		imap_host->session_error(s->ss);
 	else
-		s->bad_in_row = 0;
+		imap_host->session_error_reset(s->ss);
 }
 
 void
@@ -156,9 +160,6 @@ imap_capabilities(struct imap_session *s)
 
 /* ---- jobs -------------------------------------------------------------*/
 
-static void session_release(struct imap_session *s);
-static void on_read(postern_conn_t *c, void *arg);
-
 struct imap_job *
 imap_job_new(struct imap_session *s, const char *tag, size_t argsize)
 {
@@ -226,6 +227,8 @@ job_work(void *arg)
 	struct postern_sync_changes ch;
 	struct postern_storage_err err;
 
+	if (imap_job_cancelled(j))
+		return; /* the client left while it waited for a thread */
 	if (s->condstore_announce)
 		condstore_announce(s, &j->out);
 	if (j->work != NULL)
@@ -245,7 +248,7 @@ job_work(void *arg)
 static struct imap_job *heavy_head, **heavy_tail = &heavy_head;
 static unsigned heavy_running;
 
-static void job_done(void *arg, int cancelled);
+static void job_submit(struct imap_job *j);
 
 static void
 heavy_unlink(struct imap_job *j)
@@ -274,7 +277,9 @@ heavy_release(void)
 		return;
 	heavy_unlink(j);
 	heavy_running++;
-	j->handle = imap_host->job_submit(job_work, job_done, j);
+	job_submit(j);
+	/* The hold it waited with: the job holds the session now. */
+	imap_host->session_resume(j->s->ss);
 }
 
 void
@@ -287,30 +292,48 @@ imap_job_run_heavy(struct imap_job *j, void (*work)(struct imap_job *),
 	j->done = done;
 	j->heavy = 1;
 	s->job = j;
-	imap_host->conn_pause(s->conn);
 	if (heavy_running < (unsigned)imap_cfg.heavy_jobs) {
 		heavy_running++;
-		j->handle = imap_host->job_submit(job_work, job_done, j);
+		job_submit(j);
 		return;
 	}
-	/* Not submitted (handle NULL): on_close frees it. */
+	/* Not submitted: the session waits held, and on_close frees it. */
+	imap_host->session_pause(s->ss);
 	*heavy_tail = j;
 	heavy_tail = &j->heavy_next;
 }
 
+static void closed_cleanup(struct imap_session *s);
+
 static void
-job_done(void *arg, int cancelled)
+session_job_work(postern_session_t *ss, void *st, void *arg)
+{
+	(void)ss;
+	(void)st;
+	job_work(arg);
+}
+
+/* On the loop, once: the job's output goes out, then its done. */
+static void
+session_job_done(postern_session_t *ss, void *st, void *arg, int status)
 {
 	struct imap_job *j = arg;
-	struct imap_session *s = j->s;
+	struct imap_session *s = st;
 
-	(void)cancelled;
+	(void)ss;
 	if (j->heavy)
 		heavy_release();
 	s->job = NULL;
-	if (s->closed) {
+	if (status == POSTERN_ERROR && !s->closed) {
+		/* The worker is stopping and the job never ran. */
+		imap_reply(s, j->tag, "NO", "[UNAVAILABLE] Server shutting "
+		                            "down");
+		imap_host->session_close(s->ss);
+	}
+	if (status != POSTERN_OK) {
 		job_free(j);
-		session_release(s);
+		if (s->closed)
+			closed_cleanup(s);
 		return;
 	}
 	imap_write_buf(s, &j->out);
@@ -318,30 +341,29 @@ job_done(void *arg, int cancelled)
 	if (j->done != NULL)
 		j->done(j);
 	job_free(j);
-	if (s->job != NULL || s->closed || s->conn == NULL)
+	if (s->job != NULL || s->closed)
 		return;
+	/* Reading goes on (the host resumes) with the next command. */
 	if (s->in_command && s->sasl == NULL)
 		imap_command_finish(s);
-	if (s->stopping) {
-		imap_host->conn_printf(s->conn, "* BYE Server shutting "
-		                                "down\r\n");
-		imap_host->conn_close(s->conn);
-		return;
-	}
-	imap_host->conn_resume(s->conn);
+}
+
+static void
+job_submit(struct imap_job *j)
+{
+	j->submitted = 1;
+	imap_host->session_job(j->s->ss, session_job_work, session_job_done,
+	                       j);
 }
 
 void
 imap_job_run(struct imap_job *j, void (*work)(struct imap_job *),
              void (*done)(struct imap_job *))
 {
-	struct imap_session *s = j->s;
-
 	j->work = work;
 	j->done = done;
-	s->job = j;
-	imap_host->conn_pause(s->conn);
-	j->handle = imap_host->job_submit(job_work, job_done, j);
+	j->s->job = j;
+	job_submit(j);
 }
 
 void
@@ -686,25 +708,18 @@ state_text(enum imap_state st)
 	       st == IMAP_AUTH ? "authenticated" : "selected";
 }
 
-/* Before the login, CAPABILITY, NOOP and ID cost the client nothing and
- * are no errors (bad_in_row misses a flood of them): they count against
- * the host's junk-command budget.  0 after the BYE when it is spent. */
-static int
-junk_allowed(struct imap_session *s, const struct command *cmd)
-{
-	if (s->state != IMAP_NOTAUTH ||
-	    (cmd->fn != imap_cmd_capability && cmd->fn != imap_cmd_noop &&
-	     cmd->fn != imap_cmd_id) ||
-	    imap_host->conn_junk_command(s->conn) == POSTERN_OK)
-		return 1;
-	imap_host->conn_printf(s->conn, "* BYE Too many commands before "
-	                                "login\r\n");
-	imap_host->conn_close(s->conn);
-	return 0;
-}
+/* What imap_parse leaves the host's dispatch: the command and its
+ * entry in the table. */
+struct imap_dispatch {
+	struct imap_cmd *c;
+	const struct command *cmd;
+};
 
-static void
-command_run(struct imap_session *s)
+/* A whole command is in the reader: its tag and name checked against
+ * the table and the state.  The index of its entry, or
+ * POSTERN_PARSE_NONE after a BAD (counted by imap_reply). */
+static int
+command_parse(struct imap_session *s, struct imap_dispatch *d)
 {
 	struct imap_cmd *c = imap_host->pool_alloc(s->cmd_pool, sizeof(*c));
 	struct imap_str tag, name;
@@ -717,21 +732,21 @@ command_run(struct imap_session *s)
 	imap_args_spills(&c->args, &s->reader);
 	if (imap_arg_tag(&c->args, &tag) < 0 || tag.len >= IMAP_TAG_MAX) {
 		imap_reply(s, "*", "BAD", "Missing or invalid tag");
-		return;
+		return POSTERN_PARSE_NONE;
 	}
 	memcpy(c->tag, tag.s, tag.len);
 	c->tag[tag.len] = '\0';
 	if (imap_arg_sp(&c->args) < 0 ||
 	    imap_arg_atom(&c->args, &name) < 0) {
 		imap_reply(s, c->tag, "BAD", "Missing command");
-		return;
+		return POSTERN_PARSE_NONE;
 	}
 	if (imap_str_is(&name, "UID")) {
 		c->uid = 1;
 		if (imap_arg_sp(&c->args) < 0 ||
 		    imap_arg_atom(&c->args, &name) < 0) {
 			imap_reply(s, c->tag, "BAD", "UID needs a command");
-			return;
+			return POSTERN_PARSE_NONE;
 		}
 	}
 	cmd = command_find(&name);
@@ -739,23 +754,38 @@ command_run(struct imap_session *s)
 		imap_reply(s, c->tag, "BAD", "Unknown command %s%.*s",
 		           c->uid ? "UID " : "",
 		           (int)(name.len > 40 ? 40 : name.len), name.s);
-		return;
+		return POSTERN_PARSE_NONE;
 	}
 	if (!(cmd->states & (1u << s->state))) {
 		imap_reply(s, c->tag, "BAD", "%s is not valid in the %s state",
 		           cmd->name, state_text(s->state));
-		return;
+		return POSTERN_PARSE_NONE;
 	}
-	if (!junk_allowed(s, cmd))
-		return;
 	c->name = cmd->name;
-	imap_searchres_attach(c);
-	cmd->fn(c);
+	d->c = c;
+	d->cmd = cmd;
+	return (int)(cmd - commands);
+}
+
+/* The host's dispatch: every entry of host_commands runs this. */
+static void
+command_run(postern_session_t *ss, void *st, void *arg)
+{
+	struct imap_session *s = st;
+	struct imap_dispatch *d = arg;
+
+	(void)ss;
+	imap_searchres_attach(d->c);
+	d->cmd->fn(d->c);
+	if (s->in_command && s->job == NULL && s->sasl == NULL)
+		imap_command_finish(s);
 }
 
 /* ---- IDLE (RFC 2177) --------------------------------------------------*/
 
 static void idle_sync(struct imap_session *s);
+static void idle_line(postern_session_t *ss, void *st,
+                      const struct postern_line *l);
 
 static void
 idle_sync_done(struct imap_job *j)
@@ -827,6 +857,7 @@ imap_cmd_idle(struct imap_cmd *c)
 	snprintf(s->idle_tag, sizeof(s->idle_tag), "%s", c->tag);
 	/* From here on the input is lines ("DONE"), not this command. */
 	imap_command_finish(s);
+	imap_host->session_take_lines(s->ss, idle_line);
 	s->idling = 1;
 	s->idle_dirty = 0;
 	/* RFC 2177: at least 29 minutes before a server may log out an
@@ -834,7 +865,7 @@ imap_cmd_idle(struct imap_cmd *c)
 	if (ms < 30 * 60 * 1000)
 		ms = 30 * 60 * 1000;
 	imap_host->conn_set_idle(s->conn, ms);
-	imap_host->conn_printf(s->conn, "+ idling\r\n");
+	imap_host->session_reply(s->ss, "+ idling");
 	if (s->mb != NULL) {
 		imap_watch_selected(s);
 		if (s->watched != 1) {
@@ -857,16 +888,19 @@ idle_end_done(struct imap_job *j)
 	imap_reply(j->s, j->tag, "OK", "IDLE terminated");
 }
 
-/* The line after IDLE: DONE ends it, anything else is an error. */
+/* The line after IDLE: DONE ends it, anything else (a line too long
+ * or with a NUL too) is an error. */
 static void
-idle_line(struct imap_session *s, const char *line, size_t len)
+idle_line(postern_session_t *ss, void *st, const struct postern_line *l)
 {
+	struct imap_session *s = st;
 	struct imap_job *j;
 
+	imap_host->session_take_lines(ss, NULL);
 	s->idling = 0;
 	idle_stop_poll(s);
 	imap_host->conn_set_idle(s->conn, (unsigned)imap_cfg.idle_ms);
-	if (len != 4 || strncasecmp(line, "DONE", 4) != 0) {
+	if (l->len != 4 || strncasecmp(l->data, "DONE", 4) != 0) {
 		imap_reply(s, s->idle_tag, "BAD", "Expected DONE");
 		return;
 	}
@@ -881,30 +915,21 @@ idle_line(struct imap_session *s, const char *line, size_t len)
 
 /* ---- reading ----------------------------------------------------------*/
 
-/* A plain line arrived where the session waits for one that is not a
- * command (SASL response, IDLE's DONE). */
-static void
-special_line(struct imap_session *s)
+/* The command rate: a token bucket of commands_per_sec, bursts of four
+ * seconds' worth.  When it is empty, the session is held until a timer
+ * (the line that found it empty is given back to the host). */
+static unsigned
+throttle_fired(void *arg)
 {
-	const char *line = s->reader.buf != NULL ? s->reader.buf : "";
-	size_t len = s->reader.len;
+	struct imap_session *s = arg;
 
-	s->in_command = 1;
-	if (s->idling)
-		idle_line(s, line, len);
-	else
-		imap_auth_line(s, line, len);
-	if (s->in_command && s->job == NULL &&
-	    (s->sasl == NULL || s->sasl_wait_line))
-		imap_command_finish(s);
+	s->throttle = NULL;
+	imap_host->session_resume(s->ss);
+	return 0;
 }
 
-/* The command rate: a token bucket of commands_per_sec, bursts of four
- * seconds' worth.  When it is empty, reading pauses until a timer. */
-static unsigned throttle_fired(void *arg);
-
 static int
-rate_ok(struct imap_session *s)
+rate_ok(struct imap_session *s, const struct postern_line *l)
 {
 	uint64_t now = imap_host->now_ms();
 	double rate = (double)imap_cfg.commands_per_sec;
@@ -917,185 +942,145 @@ rate_ok(struct imap_session *s)
 	s->tokens_ms = now;
 	if (s->tokens >= 1)
 		return 1;
-	imap_host->conn_pause(s->conn);
+	imap_host->session_hold_line(s->ss, l);
+	imap_host->session_pause(s->ss);
 	s->throttle = imap_host->timer_add((unsigned)(1000.0 / rate) + 1,
 	                                   throttle_fired, s);
 	return 0;
 }
 
-static unsigned
-throttle_fired(void *arg)
+/* What the reader found, other than a whole command. */
+static int
+reader_event(struct imap_session *s, enum imap_read ev)
 {
-	struct imap_session *s = arg;
+	struct imap_reader *r = &s->reader;
 
-	s->throttle = NULL;
-	if (s->conn != NULL && s->job == NULL)
-		imap_host->conn_resume(s->conn);
+	switch (ev) {
+	case IMAP_READ_CONTINUE:
+		imap_host->session_reply(s->ss, "+ Ready for literal data");
+		break;
+	case IMAP_READ_BAD:
+		imap_reply(s, r->tag, "BAD", "%s%s%s%s",
+		           r->code ? "[" : "", r->code ? r->code : "",
+		           r->code ? "] " : "", r->error);
+		return -1;
+	case IMAP_READ_FATAL:
+		imap_log(s, POSTERN_LOG_NOTICE, "closing: %s", r->error);
+		imap_host->session_reply(s->ss, "* BYE %s", r->error);
+		imap_host->session_close(s->ss);
+		return -1;
+	case IMAP_READ_AGAIN:
+	case IMAP_READ_COMMAND:
+	case IMAP_READ_SPILL:
+		break;
+	}
 	return 0;
 }
 
-/* Commands answered on the loop (imap_job_run_here) take no thread hop
- * that would let other sessions in between: after this many in one read
- * callback the session waits a loop turn, so a client pipelining
- * thousands of FETCH FLAGS cannot hold the worker. */
-#define COMMANDS_PER_TURN 4
+static void literal_octets(postern_session_t *ss, void *st,
+                           const void *data, size_t len, int last);
 
-static void
-yield_turn(struct imap_session *s)
-{
-	imap_host->conn_pause(s->conn);
-	s->throttle = imap_host->timer_add(0, throttle_fired, s);
-}
-
+/* protocol->parse: a line of a command.  The reader takes it (with
+ * its LF: lines reach us without their terminator); a literal it
+ * announces comes through session_read_octets, the line after it here
+ * again; a whole command is checked and handed to the host's dispatch. */
 static int
-too_many_errors(struct imap_session *s)
+imap_parse(postern_session_t *ss, void *st, const struct postern_line *l,
+           void *cmd)
 {
-	if (s->bad_in_row < (unsigned)imap_cfg.max_bad_commands)
-		return 0;
-	imap_log(s, POSTERN_LOG_NOTICE, "%u bad commands in a row: "
-	         "disconnecting", s->bad_in_row);
-	imap_host->conn_printf(s->conn, "* BYE Too many invalid commands\r\n");
-	imap_host->conn_close(s->conn);
-	return 1;
-}
-
-/* A whole command (or special line) is in the reader. */
-static void
-handle_command(struct imap_session *s)
-{
-	if (s->idling || s->sasl_wait_line) {
-		special_line(s);
-		return;
-	}
-	s->in_command = 1;
-	command_run(s);
-	if (s->in_command && s->job == NULL && s->sasl == NULL)
-		imap_command_finish(s);
-}
-
-static void
-on_read(postern_conn_t *c, void *arg)
-{
-	struct imap_session *s = arg;
-	const void *data;
-	size_t len, used;
+	struct imap_session *s = st;
+	struct imap_reader *r = &s->reader;
 	enum imap_read ev;
-	unsigned turn = 0;
+	size_t used;
+	int i;
 
-	while (s->job == NULL && s->throttle == NULL && s->conn != NULL &&
-	       (s->sasl == NULL || s->sasl_wait_line) &&
-	       s->state != IMAP_LOGOUT) {
-		if (!rate_ok(s))
-			return;
-		if (imap_host->conn_peek(c, &data, &len) != POSTERN_OK)
-			return;
-		ev = imap_reader_feed(&s->reader, data, len, &used);
+	if (!imap_reader_busy(r)) {
+		if (s->state == IMAP_LOGOUT)
+			return POSTERN_PARSE_NONE;
+		if (!rate_ok(s, l))
+			return POSTERN_PARSE_NONE;
+	}
+	if (l->flags & POSTERN_LINE_TOOLONG) {
+		/* Longer than the input buffer: the host dropped it. */
+		ev = imap_reader_abort(r, "command line too long");
+	} else {
+		ev = imap_reader_feed(r, l->data, l->len, &used);
+		if (ev == IMAP_READ_AGAIN)
+			ev = imap_reader_feed(r, "\n", 1, &used);
+	}
+	if (ev != IMAP_READ_COMMAND) {
+		if (reader_event(s, ev) == 0 && r->literal_left > 0)
+			imap_host->session_read_octets(ss, r->literal_left,
+			                               literal_octets);
+		return POSTERN_PARSE_NONE;
+	}
+	s->tokens -= 1;
+	s->in_command = 1;
+	i = command_parse(s, cmd);
+	if (i == POSTERN_PARSE_NONE)
+		imap_command_finish(s);
+	return i;
+}
+
+/* A literal's octets, as they arrive: into the reader, or (an APPEND's
+ * message over literal_memory) into the session's spool. */
+static void
+literal_octets(postern_session_t *ss, void *st, const void *data,
+               size_t len, int last)
+{
+	struct imap_session *s = st;
+	const char *p = data;
+	enum imap_read ev;
+	size_t used;
+
+	(void)ss;
+	(void)last;
+	while (len > 0) {
+		ev = imap_reader_feed(&s->reader, p, len, &used);
 		if (ev == IMAP_READ_SPILL)
 			spill_append(s);
-		imap_host->conn_consume(c, used);
-		switch (ev) {
-		case IMAP_READ_AGAIN:
-			break;
-		case IMAP_READ_SPILL:
-			spill_flush_if_needed(s);
-			break;
-		case IMAP_READ_CONTINUE:
-			imap_host->conn_printf(c, "+ Ready for literal "
-			                          "data\r\n");
-			break;
-		case IMAP_READ_BAD:
-			if (s->sasl_wait_line) {
-				/* An unreadable SASL response (too long, NUL):
-				 * cancel the exchange, as "*" would. */
-				s->reader.len = 0;
-				imap_reader_reset(&s->reader);
-				(void)imap_reader_feed(&s->reader, "*\n", 2,
-				                       &used);
-				special_line(s);
-				break;
-			}
-			if (s->idling) {
-				/* Not DONE: IDLE ends with a BAD. */
-				special_line(s);
-				break;
-			}
-			imap_reply(s, s->reader.tag, "BAD", "%s%s%s%s",
-			           s->reader.code ? "[" : "",
-			           s->reader.code ? s->reader.code : "",
-			           s->reader.code ? "] " : "",
-			           s->reader.error);
-			if (too_many_errors(s))
-				return;
-			break;
-		case IMAP_READ_FATAL:
-			imap_log(s, POSTERN_LOG_NOTICE, "closing: %s",
-			         s->reader.error);
-			imap_host->conn_printf(c, "* BYE %s\r\n",
-			                       s->reader.error);
-			imap_host->conn_close(c);
+		p += used;
+		len -= used;
+		if (ev == IMAP_READ_FATAL) {
+			(void)reader_event(s, ev);
 			return;
-		case IMAP_READ_COMMAND:
-			s->tokens -= 1;
-			handle_command(s);
-			if (too_many_errors(s))
-				return;
-			if (++turn >= COMMANDS_PER_TURN && s->job == NULL &&
-			    s->throttle == NULL && s->conn != NULL &&
-			    s->state != IMAP_LOGOUT) {
-				yield_turn(s);
-				return;
-			}
-			break;
 		}
 	}
+	spill_flush_if_needed(s);
 }
 
 /* ---- end of session ---------------------------------------------------*/
 
-struct close_arg {
-	postern_mailbox_t *mb;
-	postern_store_t *store;
-};
-
 static void
-close_work(struct imap_job *j)
+imap_on_close(postern_session_t *ss, void *st, enum postern_close_reason why)
 {
-	struct close_arg *a = j->arg;
+	struct imap_session *s = st;
 
-	if (a->mb != NULL)
-		imap_storage->close(a->mb);
-	if (a->store != NULL)
-		imap_storage->store_close(a->store);
+	(void)ss;
+	(void)why;
+	s->closed = 1;
+	s->conn = NULL;
+	s->on_drain = NULL;
+	if (s->job != NULL && !s->job->submitted) {
+		/* A FETCH step waiting for on_drain, or a step waiting for
+		 * a heavy slot: never submitted. */
+		heavy_unlink(s->job);
+		job_free(s->job);
+		s->job = NULL;
+	} else if (s->job != NULL) {
+		/* Waiting for a thread: it will not run its work.  Running:
+		 * it sees the flag between messages and stops early. */
+		__atomic_store_n(&s->job->cancelled, 1, __ATOMIC_RELAXED);
+		return; /* its done cleans up */
+	}
+	closed_cleanup(s);
 }
 
+/* The connection has gone and no job runs: what lives on the loop
+ * goes (the store and mailbox are closed by imap_release). */
 static void
-close_done(void *arg, int cancelled)
+closed_cleanup(struct imap_session *s)
 {
-	struct imap_job *j = arg;
-	struct imap_session *s = j->s;
-
-	(void)cancelled;
-	job_free(j);
-	imap_searchres_free(s);
-	imap_updates_free(s);
-	free(s->user);
-	free(s);
-}
-
-static void
-close_job_work(void *arg)
-{
-	close_work(arg);
-}
-
-static void
-session_release(struct imap_session *s)
-{
-	struct imap_job *j;
-	struct close_arg *a;
-
-	if (s->job != NULL)
-		return; /* its done calls us again */
 	if (s->sasl != NULL) {
 		imap_host->sasl_free(s->sasl);
 		s->sasl = NULL;
@@ -1110,92 +1095,48 @@ session_release(struct imap_session *s)
 	imap_reader_free(&s->reader);
 	imap_host->pool_destroy(s->cmd_pool);
 	s->cmd_pool = NULL;
-	if (s->mb == NULL && s->store == NULL) {
-		imap_searchres_free(s);
-		imap_updates_free(s);
-		free(s->user);
-		free(s);
-		return;
-	}
+	/* The watch lives on the loop. */
 	imap_unwatch_selected(s);
-	j = imap_job_new(s, "*", sizeof(*a));
-	a = j->arg;
-	a->mb = s->mb;
-	a->store = s->store;
+}
+
+/* protocol->release, on a pool thread: closing may write indexes. */
+static void
+imap_release(postern_session_t *ss, void *st)
+{
+	struct imap_session *s = st;
+
+	(void)ss;
+	if (s->mb != NULL)
+		imap_storage->close(s->mb);
+	if (s->store != NULL)
+		imap_storage->store_close(s->store);
 	s->mb = NULL;
 	s->store = NULL;
-	j->handle = imap_host->job_submit(close_job_work, close_done, j);
 }
 
 static void
-on_close(postern_conn_t *c, void *arg, enum postern_close_reason why)
+imap_free(postern_session_t *ss, void *st)
 {
-	struct imap_session *s = arg;
+	struct imap_session *s = st;
 
-	(void)c;
-	(void)why;
-	s->closed = 1;
-	s->conn = NULL;
-	s->on_drain = NULL;
-	if (s->job != NULL && s->job->handle == NULL) {
-		/* A FETCH step waiting for on_drain, or a step waiting for
-		 * a heavy slot: never submitted. */
-		heavy_unlink(s->job);
-		job_free(s->job);
-		s->job = NULL;
-	} else if (s->job != NULL) {
-		/* Queued: it will not run.  Running: it sees the flag
-		 * between messages and stops early. */
-		__atomic_store_n(&s->job->cancelled, 1, __ATOMIC_RELAXED);
-		imap_host->job_cancel(s->job->handle);
-	}
-	session_release(s);
-}
-
-static int
-on_timeout(postern_conn_t *c, void *arg)
-{
-	(void)arg;
-	imap_host->conn_printf(c, "* BYE Autologout; idle for too long\r\n");
-	return 1;
+	(void)ss;
+	imap_searchres_free(s);
+	imap_updates_free(s);
+	free(s->user);
 }
 
 static void
-on_shutdown(postern_conn_t *c, void *arg)
+imap_on_drain(postern_session_t *ss, void *st)
 {
-	struct imap_session *s = arg;
-
-	if (s->job != NULL) {
-		/* Let it finish and answer; BYE follows (job_done).  The
-		 * shutdown timeout bounds the wait. */
-		s->stopping = 1;
-		return;
-	}
-	imap_host->conn_printf(c, "* BYE Server shutting down\r\n");
-	imap_host->conn_close(c);
-}
-
-static void
-on_drain(postern_conn_t *c, void *arg)
-{
-	struct imap_session *s = arg;
+	struct imap_session *s = st;
 	void (*fn)(struct imap_session *) = s->on_drain;
 
-	(void)c;
+	(void)ss;
 	if (fn != NULL) {
 		s->on_drain = NULL;
 		fn(s);
 	}
 }
-
-static const struct postern_conn_ops conn_ops = {
-	.size = sizeof(struct postern_conn_ops),
-	.on_read = on_read,
-	.on_drain = on_drain,
-	.on_close = on_close,
-	.on_timeout = on_timeout,
-	.on_shutdown = on_shutdown,
-};
 
 void
 imap_session_limits(struct imap_session *s,
@@ -1231,26 +1172,71 @@ imap_log(const struct imap_session *s, int level, const char *fmt, ...)
 	va_end(ap);
 }
 
-void
-imap_session_accept(postern_conn_t *c, void *arg)
+/* protocol->on_start: the greeting names the capabilities of the
+ * connection (STARTTLS, LOGINDISABLED), so it is no fixed reply. */
+static void
+imap_on_start(postern_session_t *ss, void *st)
 {
-	struct imap_session *s = calloc(1, sizeof(*s));
+	struct imap_session *s = st;
 	struct imap_reader_limits lim;
 
-	(void)arg;
-	if (s == NULL) {
-		imap_host->conn_close(c);
-		return;
-	}
-	s->conn = c;
-	imap_host->conn_log_prefix(c, s->logp, sizeof(s->logp) - 6);
+	s->ss = ss;
+	s->conn = imap_host->session_conn(ss);
+	imap_host->conn_log_prefix(s->conn, s->logp, sizeof(s->logp) - 6);
 	strcat(s->logp, ": imap");
 	imap_session_limits(s, &lim);
 	imap_reader_init(&s->reader, &lim);
 	s->cmd_pool = imap_host->pool_create(1024);
 	s->tokens = (double)imap_cfg.commands_per_sec * 4;
 	s->tokens_ms = imap_host->now_ms();
-	imap_host->conn_set_ops(c, &conn_ops, s);
-	imap_host->conn_printf(c, "* OK [CAPABILITY %s] postern IMAP ready\r\n",
-	                       imap_capabilities(s));
+	imap_host->session_reply(ss, "* OK [CAPABILITY %s] postern IMAP ready",
+	                         imap_capabilities(s));
+}
+
+/* The host's command table: the entries of `commands`, in order, all
+ * run by command_run.  CAPABILITY, NOOP and ID cost nothing and are no
+ * errors before the login: they count against the listener's
+ * junk_command_limit. */
+static struct postern_command host_commands[sizeof(commands) /
+                                            sizeof(commands[0])];
+
+struct postern_protocol imap_protocol = {
+	.size = sizeof(struct postern_protocol),
+	.name = "imap",
+	/* Commands answered on the loop (imap_job_run_here) take no
+	 * thread hop that would let other sessions in between: after this
+	 * many lines in one read callback the session waits a loop turn,
+	 * so a client pipelining thousands of FETCH FLAGS cannot hold the
+	 * worker. */
+	.max_commands_per_read = 4,
+	.goodbye = "* BYE Server shutting down",
+	.timeout = "* BYE Autologout; idle for too long",
+	.too_many_errors = "* BYE Too many invalid commands",
+	.too_many_logins = "* BYE Too many failed logins",
+	.too_many_junk = "* BYE Too many commands before login",
+	.session_size = sizeof(struct imap_session),
+	.command_size = sizeof(struct imap_dispatch),
+	.commands = host_commands,
+	.ncommands = sizeof(host_commands) / sizeof(host_commands[0]),
+	.parse = imap_parse,
+	.on_start = imap_on_start,
+	.on_drain = imap_on_drain,
+	.on_close = imap_on_close,
+	.release = imap_release,
+	.free = imap_free,
+};
+
+void
+imap_protocol_init(void)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
+		host_commands[i].name = commands[i].name;
+		host_commands[i].run = command_run;
+		if (commands[i].fn == imap_cmd_capability ||
+		    commands[i].fn == imap_cmd_noop ||
+		    commands[i].fn == imap_cmd_id)
+			host_commands[i].flags = POSTERN_CMD_JUNK_UNTIL_LOGIN;
+	}
 }

@@ -619,6 +619,11 @@ smtp_protocol_setup(void)
 	 * longer than max_line_length. */
 	smtp_protocol.max_line = max > SMTP_AUTH_LINE_MAX ? max
 	                                                  : SMTP_AUTH_LINE_MAX;
+	/* The input buffer holds such a line, and a BDAT piece or a
+	 * pipelined burst of 64 KiB at least. */
+	smtp_protocol.max_input = smtp_protocol.max_line + 2 > 64 * 1024
+	                              ? smtp_protocol.max_line + 2
+	                              : 64 * 1024;
 	smtp_protocol.idle_ms = (unsigned)smtp_cfg.idle_ms;
 	smtp_protocol.max_errors = (unsigned)smtp_cfg.max_errors;
 	snprintf(goodbye, sizeof(goodbye), "421 4.3.2 %s shutting down",

@@ -7,7 +7,9 @@
  * and whether LITERAL+ or LITERAL- limits apply, and whether an APPEND
  * literal over 500 octets is spilled (handed out, not buffered; the
  * scanner then meets it as a literal whose octets are elsewhere, taken
- * or refused by turns).  Every whole command
+ * or refused by turns).  An octet 0x01 where a line may start stands
+ * for a line the host dropped as too long (imap_reader_abort).  Every
+ * whole command
  * the reader returns is then scanned the way the command handlers do:
  * tag, command, and a mix of astrings, lists, numbers and sequence
  * sets, until the scanner reports an error or the command ends.  The
@@ -119,6 +121,16 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	lim.spill_literal = (data[0] & 128) ? 500 : 0;
 	imap_reader_init(&r, &lim);
 	while (off < size) {
+		if (data[off] == 0x01 && r.literal_left == 0) {
+			/* The host dropped a line longer than its input
+			 * buffer (imap_parse): the command so far goes. */
+			CHECK(imap_reader_abort(&r, "too long") ==
+			      IMAP_READ_BAD);
+			CHECK(r.len == 0 && !imap_reader_busy(&r));
+			CHECK(r.tag[0] != '\0');
+			off++;
+			continue;
+		}
 		fed = size - off < piece ? size - off : piece;
 		ev = imap_reader_feed(&r, (const char *)data + off, fed, &used);
 		CHECK(used <= fed);

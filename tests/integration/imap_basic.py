@@ -552,6 +552,19 @@ def test_pipelined_commands(R):
     r.close()
 
 
+def test_line_over_max_line_tagged(R):
+    # max_line_length is 64K: a line past it and past 64 KiB is still
+    # in the session's input buffer (max_line_length + 4K), so the BAD
+    # names its tag; the connection goes on.
+    r = Raw(srv.port("imap"))
+    r.send(b"t1 NOOP " + b"x" * 66000 + b"\r\n")
+    line = r.line()
+    assert line.startswith("t1 BAD") and "too long" in line, line
+    out = r.cmd("t2", "NOOP")
+    assert out[-1].startswith("t2 OK"), out
+    r.close()
+
+
 for t in (test_capability_before_and_after_login,
           test_wrong_password_then_right,
           test_authenticate_plain_with_initial_response,
@@ -563,6 +576,6 @@ for t in (test_capability_before_and_after_login,
           test_idle_sees_flags_and_expunge_from_another_session,
           test_noop_check_namespace_id_enable,
           test_large_fetch_in_steps_slow_reader, test_login_with_literals,
-          test_pipelined_commands):
+          test_pipelined_commands, test_line_over_max_line_tagged):
     R.run(t)
 finish(R, srv)

@@ -200,6 +200,9 @@ def test_bad_syntax_keeps_connection(R):
     assert out[-1].startswith("ok OK"), out
     r.send(b"\r\n")              # no tag at all
     assert r.line().startswith("* BAD"), "untagged BAD expected"
+    # five BADs on the connection, but not in a row: it goes on
+    out = r.cmd("ok2", "NOOP")
+    assert out[-1].startswith("ok2 OK"), out
     r.close()
 
 

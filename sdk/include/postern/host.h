@@ -841,6 +841,15 @@ struct postern_host {
 	void (*vlog_prefixed)(const char *prefix, int level, const char *fmt,
 	                      va_list ap);
 #endif
+
+#if POSTERN_ABI_TARGET_MINOR >= 11
+	/* ---- Sessions: errors in a row (ABI 1.11) ---------------------- */
+
+	/* A command succeeded: the invalid commands session_error counted
+	 * so far are forgiven, for a protocol whose max_errors counts them
+	 * in a row (IMAP's max_bad_commands).  Event loop. */
+	void (*session_error_reset)(postern_session_t *s);
+#endif
 };
 
 #ifdef __cplusplus

@@ -1,6 +1,7 @@
 /*
  * postern/session.h - the session layer every protocol module shares
- * (ABI 1.9), on the model of nginx's mail core: a protocol supplies its
+ * (ABI 1.9, grown in 1.11), on the model of nginx's mail core: a
+ * protocol supplies its
  * parser, its command table and its fixed replies in a struct
  * postern_protocol; the host owns the rest:
  *
@@ -73,6 +74,11 @@ typedef struct postern_session postern_session_t;
  * it is too long, without one. */
 #define POSTERN_LINE_TOOLONG 0x100u
 
+/* What protocol->parse returns (ABI 1.11) when it took the line but
+ * there is no command to run and no invalid one to count: a line an
+ * IMAP literal continues, a line it answered itself. */
+#define POSTERN_PARSE_NONE (-2)
+
 /* Command flags (struct postern_command). */
 #define POSTERN_CMD_JUNK 0x1u  /* costs nothing, is no error (NOOP, HELP,
                                   RSET, VRFY): counts against the
@@ -115,8 +121,7 @@ typedef void (*postern_session_done_fn)(postern_session_t *s, void *st,
 struct postern_protocol {
 	size_t size;          /* sizeof(struct postern_protocol); the host
 	                         reads no member past it (a module built
-	                         for 1.9 or 1.10 stops before
-	                         listen_check) */
+	                         for 1.9 or 1.10 stops before max_input) */
 	const char *name;     /* "pop3": logs */
 
 	/* Listeners.  listen_keys: the schema of one element of the
@@ -130,8 +135,7 @@ struct postern_protocol {
 	unsigned idle_ms;
 
 	/* Input. */
-	size_t max_line;      /* longest line, terminator excluded (the
-	                         input buffer holds one, 64 KiB at least) */
+	size_t max_line;      /* longest line, terminator excluded */
 	unsigned max_errors;  /* invalid commands before goodbye (0: none) */
 	unsigned max_login_failures; /* (0: no limit) */
 	/* Commands dispatched in one read callback before the session
@@ -154,8 +158,9 @@ struct postern_protocol {
 	const struct postern_command *commands;
 	size_t ncommands;
 	/* Parses a line (POSTERN_LINE_TOOLONG and POSTERN_LINE_NUL lines
-	 * too) into cmd: the index of its entry in `commands`, or -1 after
-	 * replying the error (counted as an invalid command). */
+	 * too) into cmd: the index of its entry in `commands`, -1 after
+	 * replying the error (counted as an invalid command), or
+	 * POSTERN_PARSE_NONE (nothing to run, nothing counted). */
 	int (*parse)(postern_session_t *s, void *st,
 	             const struct postern_line *l, void *cmd);
 
@@ -181,14 +186,19 @@ struct postern_protocol {
 	/* Last call: free what `st` points to (not `st` itself). */
 	void (*free)(postern_session_t *s, void *st);
 
-#if POSTERN_ABI_TARGET_MINOR >= 11
+	/* ABI 1.11 (read only when `size` covers it). */
+	/* The connection's input buffer, octets (0: the host's default,
+	 * 64 KiB): a line longer than it arrives as POSTERN_LINE_TOOLONG
+	 * whatever max_line says.  A protocol whose parser applies its
+	 * own line limit sets max_line to this and sees every line that
+	 * fits (IMAP answers an over-long command BAD with its tag). */
+	size_t max_input;
 	/* ABI 1.11, may be NULL.  Init, in session_listen: checks one
 	 * parsed element of the `listen` list (listen_size octets, which
 	 * it may complete: a default that depends on another key) before
 	 * its listener is added.  0, or -1 after reporting the problem
 	 * with host->cfg_error on `node` (the element). */
 	int (*listen_check)(void *cfg, postern_cfg_t *node);
-#endif
 };
 
 /*
