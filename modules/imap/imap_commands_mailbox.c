@@ -3,7 +3,8 @@
  * SELECT and EXAMINE (with CONDSTORE / QRESYNC, RFC 7162), CREATE,
  * DELETE, RENAME, SUBSCRIBE, UNSUBSCRIBE, LIST (LIST-EXTENDED RFC 5258,
  * SPECIAL-USE RFC 6154, CHILDREN RFC 3348, LIST-STATUS RFC 5819), LSUB,
- * STATUS (APPEND: imap_append.c).  Every storage call runs on a job.
+ * STATUS (APPEND: imap_append.c).  Every storage call runs on a job,
+ * but STATUS of a mailbox the store shows unchanged (status_nowait).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -595,6 +596,27 @@ status_work(struct imap_job *j)
 		format_status(&j->out, a->name, a->items, &a->st);
 }
 
+/* The status came from status_nowait: formatted on the loop. */
+static void
+status_format(struct imap_job *j)
+{
+	struct status_arg *a = j->arg;
+
+	j->rc = 0;
+	format_status(&j->out, a->name, a->items, &a->st);
+}
+
+/* Whether the store answers at once (storage 1.5): a mailbox polled
+ * with nothing new takes no thread hop. */
+static int
+status_nowait(struct imap_session *s, struct status_arg *a)
+{
+	if (!IMAP_STORAGE_HAS(status_nowait))
+		return 0;
+	a->st.size = sizeof(a->st);
+	return imap_storage->status_nowait(s->store, a->name, &a->st) == 0;
+}
+
 static void
 status_done(struct imap_job *j)
 {
@@ -627,7 +649,10 @@ imap_cmd_status(struct imap_cmd *c)
 	a = j->arg;
 	a->name = imap_host->pool_strndup(j->pool, name, strlen(name));
 	a->items = items;
-	imap_job_run(j, status_work, status_done);
+	if (status_nowait(c->s, a))
+		imap_job_run_here(j, status_format, status_done);
+	else
+		imap_job_run(j, status_work, status_done);
 }
 
 /* ---- CREATE DELETE RENAME SUBSCRIBE UNSUBSCRIBE -----------------------*/

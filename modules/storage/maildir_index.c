@@ -23,6 +23,7 @@
  */
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 
 #include <dirent.h>
 #include <errno.h>
@@ -1826,16 +1827,19 @@ uidlist_size(const char *dir, uint64_t *size)
 	return 0;
 }
 
-/* Moves new/ files into cur/ ("first seen"), as a read-write view does. */
-static void
+/* Moves new/ files into cur/ ("first seen"), as a read-write view does.
+ * Returns 1 when no record is left in new/. */
+static int
 move_new(const char *dir, struct md_state *s)
 {
 	char from[8192], to[8192], *name;
 	uint32_t i;
+	int none = 1;
 
 	for (i = 0; i < s->nrec; i++) {
 		if (!(s->recs[i].flags & MD_REC_NEW))
 			continue;
+		none = 0;
 		name = md_name_make(s->names[i], s->recs[i].flags,
 		                    s->recs[i].kw);
 		if (name == NULL)
@@ -1851,6 +1855,7 @@ move_new(const char *dir, struct md_state *s)
 		} else
 			free(name);
 	}
+	return none;
 }
 
 static int
@@ -1858,7 +1863,7 @@ refresh(const char *dir, struct md_state *s, unsigned how)
 {
 	int64_t nm, cm;
 	uint64_t ulsize;
-	int irc, rc = 0, ulrc;
+	int irc, rc = 0, ulrc, nonew = 0;
 	int light = !!(how & MD_REFRESH_LIGHT);
 
 	irc = index_read(dir, s);
@@ -1902,11 +1907,100 @@ refresh(const char *dir, struct md_state *s, unsigned how)
 		s->cur_mtime = cm;
 		s->dirty = 1;
 	}
-	if (how & MD_REFRESH_RW)
-		move_new(dir, s);
+	/* Records reach new/ only by being read, replayed or written,
+	 * each of which gives the state a new gen: with the gen at which
+	 * none was left, the pass over every record is skipped. */
+	if ((how & MD_REFRESH_RW) && (s->nonew_gen == 0 ||
+	                              s->nonew_gen != s->gen))
+		nonew = move_new(dir, s);
 	if (s->dirty && md_index_write(dir, s) < 0)
 		return -1;
+	if (nonew)
+		s->nonew_gen = s->gen;
 	return 0;
+}
+
+/* ---- the cheap check: has anything changed? ---------------------------- */
+
+/* pread that gives up (-1) instead of waiting for the disk. */
+static int
+pread_nowait(int fd, void *buf, size_t len, uint64_t off)
+{
+	struct iovec iov = { buf, len };
+
+	return preadv2(fd, &iov, 1, (off_t)off, RWF_NOWAIT) == (ssize_t)len
+	       ? 0 : -1;
+}
+
+/* The index is the file the state read or wrote last (index_same's
+ * test, without waiting). */
+static int
+index_unchanged(const char *dir, const struct md_state *s)
+{
+	char path[4096];
+	struct md_ihdr h;
+	struct stat sb;
+	int fd, same;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, MD_INDEX);
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)) < 0)
+		return 0;
+	same = fstat(fd, &sb) == 0 && (uint64_t)sb.st_dev == s->idx_dev &&
+	       (uint64_t)sb.st_ino == s->idx_ino &&
+	       (uint64_t)sb.st_size == s->idx_size &&
+	       pread_nowait(fd, &h, sizeof(h), 0) == 0 &&
+	       h.magic == MD_INDEX_MAGIC && h.version == MD_INDEX_VERSION &&
+	       h.checksum == s->idx_sum && h.uidvalidity == s->uidvalidity;
+	close(fd);
+	return same;
+}
+
+/* The log is the one the state followed, ending where it stopped: same
+ * inode and length, its header naming the index, the COMMIT read last
+ * still at its end (log_replay's tests; a longer log has news). */
+static int
+log_unchanged(const char *dir, const struct md_state *s)
+{
+	unsigned char last[MD_LOG_COMMIT_LEN];
+	char path[4096];
+	struct md_lhdr h;
+	struct stat sb;
+	int fd, same;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, MD_INDEX_LOG);
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)) < 0)
+		return errno == ENOENT && s->log_size == 0;
+	same = s->log_size >= sizeof(h) && fstat(fd, &sb) == 0 &&
+	       (uint64_t)sb.st_ino == s->log_ino &&
+	       (uint64_t)sb.st_size == s->log_size &&
+	       pread_nowait(fd, &h, sizeof(h), 0) == 0 &&
+	       h.magic == MD_LOG_MAGIC && h.version == MD_LOG_VERSION &&
+	       h.idx_sum == s->idx_sum && h.idx_size == s->idx_size &&
+	       (s->log_size == sizeof(h) ||
+	        (s->log_size >= sizeof(h) + sizeof(last) &&
+	         pread_nowait(fd, last, sizeof(last),
+	                      s->log_size - sizeof(last)) == 0 &&
+	         log_commit_at(last, sizeof(last), s->log_last_sum)));
+	close(fd);
+	return same;
+}
+
+/* What refresh() would find, less the keywords file (names only: no
+ * record changes with it).  The directories' mtimes are compared as
+ * stored, so one changed less than two seconds before the last refresh
+ * (stored 0, untrusted) always counts as changed. */
+int
+md_state_unchanged(const char *dir, const struct md_state *s)
+{
+	uint64_t ulsize;
+
+	if (!s->loaded || s->dirty || s->gen == 0 || s->new_mtime <= 0 ||
+	    s->cur_mtime <= 0)
+		return 0;
+	return mtime_ns(dir, "new") == s->new_mtime &&
+	       mtime_ns(dir, "cur") == s->cur_mtime &&
+	       uidlist_size(dir, &ulsize) == 0 && ulsize == s->uidlist_size &&
+	       index_unchanged(dir, s) && log_unchanged(dir, s);
 }
 
 int

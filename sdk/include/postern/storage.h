@@ -27,9 +27,11 @@
  *  - "Loop": watch, sync_needed and msg_open_nowait, and only while no
  *    job uses the mailbox: they touch the process's change
  *    notifications, which live on the loop, and never wait.
+ *    status_nowait likewise, while no job uses the store handle.
  * A protocol answers a command on the loop, with no job, only through
  * "memory" and "loop" calls (IMAP: NOOP with nothing new, FETCH of
- * index items, FETCH of one small message the page cache holds).
+ * index items, FETCH of one small message the page cache holds, STATUS
+ * of a mailbox unchanged since its last STATUS).
  *
  * Views.  An open mailbox is a view: a numbered list of messages
  * (sequence number = index + 1) that changes only when the session asks:
@@ -66,7 +68,7 @@ extern "C" {
 
 #define POSTERN_STORAGE_SERVICE "storage"
 #define POSTERN_STORAGE_MAJOR 1
-#define POSTERN_STORAGE_MINOR 4
+#define POSTERN_STORAGE_MINOR 5
 
 struct postern_user; /* postern/auth.h */
 
@@ -468,6 +470,21 @@ struct postern_storage {
 	                   const struct postern_append *const *msgs, size_t n,
 	                   uint32_t *uids, uint32_t *uidvalidity,
 	                   struct postern_storage_err *err);
+
+	/* ---- storage 1.5 ------------------------------------------------ */
+
+	/* status_by_name without waiting: 0 with `out` filled (as
+	 * status_by_name fills it; the caller sets out->size) when the
+	 * store handle holds the mailbox's status from an earlier call and
+	 * can show, without waiting on a disk or a network, that nothing
+	 * changed it since (in any process); 1 when it cannot (never
+	 * asked, changed, or cannot tell): the caller then calls
+	 * status_by_name on a job.  A change completed before the call is
+	 * seen.  Called on the loop while no job uses the store handle; a
+	 * caller checks the table's size (POSTERN_SIZED_HAS) first.
+	 * Loop. */
+	int (*status_nowait)(postern_store_t *st, const char *name,
+	                     struct postern_mailbox_status *out);
 };
 
 #ifdef __cplusplus
