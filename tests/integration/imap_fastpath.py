@@ -170,10 +170,70 @@ def test_pipelined_burst_all_answered(runner):
     c.cmd("L", "LOGOUT")
 
 
+def backdate(folder_dir, ago):
+    """new/ and cur/ changed `ago` seconds back: a directory changed
+    less than two seconds ago is read again, never trusted."""
+    t = __import__("time").time() - ago
+    for sub in ("new", "cur"):
+        os.utime(os.path.join(folder_dir, sub), (t, t))
+
+
+def status(c, tag, folder):
+    r = c.cmd(tag, "STATUS %s (MESSAGES UNSEEN UIDNEXT)" % folder)
+    assert r[-1].startswith("%s OK" % tag), r
+    line = [x for x in r if x.startswith("* STATUS")][0]
+    f = line[line.index("(") + 1:line.rindex(")")].split()
+    return dict(zip(f[0::2], map(int, f[1::2])))
+
+
+def test_status_of_unchanged_mailbox_no_job(runner):
+    """STATUS of a mailbox nothing changed since its last STATUS is
+    answered on the loop (storage 1.5 status_nowait); a change by
+    another process (a delivery, a message read by a mail reader) is
+    reported by the very next STATUS."""
+    for i in range(3):
+        deliver(srv, USER, message("polled %d" % i), folder="Polled")
+    box = os.path.join(srv.maildir(USER), ".Polled")
+    backdate(box, 10)
+    c = Raw(srv.port("imap"))
+    c.login()
+    first = status(c, "T0", "Polled")
+    assert first["MESSAGES"] == 3 and first["UNSEEN"] == 3, first
+    pid = srv.daemon.workers()[0]
+    before = job_wakeups(pid)
+    for i in range(100):
+        assert status(c, "T%d" % (i + 1), "Polled") == first
+    woke = job_wakeups(pid) - before
+    assert woke < 10, "job threads woke %d times for 100 STATUS" % woke
+    # Another program delivers (tmp/, then a rename into new/).
+    tmp = os.path.join(box, "tmp", "1700000000.P9Q9.other")
+    with open(tmp, "wb") as f:
+        f.write(message("from elsewhere"))
+    os.rename(tmp, os.path.join(box, "new", "1700000000.P9Q9.other"))
+    st = status(c, "D1", "Polled")
+    assert st["MESSAGES"] == 4 and st["UIDNEXT"] == first["UIDNEXT"] + 1, st
+    # postern's own delivery, in another process's session of its own.
+    deliver(srv, USER, message("polled 4"), folder="Polled")
+    st = status(c, "D2", "Polled")
+    assert st["MESSAGES"] == 5 and st["UNSEEN"] == 5, st
+    # Settled again (the fast path back), then a flag renamed on disk.
+    backdate(box, 9)
+    status(c, "D3", "Polled")
+    assert status(c, "D4", "Polled")["MESSAGES"] == 5
+    new = os.path.join(box, "new")
+    name = sorted(os.listdir(new))[0]
+    os.rename(os.path.join(new, name),
+              os.path.join(box, "cur", name + ":2,S"))
+    st = status(c, "D5", "Polled")
+    assert st["UNSEEN"] == 4, st
+    c.cmd("Z", "LOGOUT")
+
+
 R.run(test_no_job_for_current_view)
 R.run(test_pipelined_burst_all_answered)
 R.run(test_delivery_seen_by_next_command)
 R.run(test_flag_change_on_disk_seen_by_fetch)
 R.run(test_other_session_store_and_expunge)
 R.run(test_loop_content_is_the_message)
+R.run(test_status_of_unchanged_mailbox_no_job)
 finish(R, srv)
