@@ -4,7 +4,8 @@
  * DELETE, RENAME, SUBSCRIBE, UNSUBSCRIBE, LIST (LIST-EXTENDED RFC 5258,
  * SPECIAL-USE RFC 6154, CHILDREN RFC 3348, LIST-STATUS RFC 5819), LSUB,
  * STATUS (APPEND: imap_append.c).  Every storage call runs on a job,
- * but STATUS of a mailbox the store shows unchanged (status_nowait).
+ * but STATUS and SELECT of a mailbox the store shows unchanged
+ * (status_nowait, open_nowait).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -885,21 +886,16 @@ format_vanished(struct imap_session *s, struct imap_buf *out,
 	free(gone);
 }
 
+/* The untagged responses of SELECT for the view a->mb. */
 static void
-select_work(struct imap_job *j)
+select_show(struct imap_job *j)
 {
 	struct select_arg *a = j->arg;
 	struct imap_session *s = j->s;
 	struct postern_mailbox_status st = { .size = sizeof(st) };
 	uint32_t i, count;
 
-	if (a->old != NULL)
-		imap_storage->close(a->old);
-	j->rc = imap_storage->open(s->store, a->name,
-	                           a->readonly ? POSTERN_OPEN_READONLY : 0,
-	                           &a->mb, &j->err);
-	if (j->rc < 0)
-		return;
+	j->rc = 0;
 	/* The session's view from here on (the loop waits for us). */
 	s->mb = a->mb;
 	s->readonly = a->readonly;
@@ -946,6 +942,32 @@ select_work(struct imap_job *j)
 		     imap_seqset_contains(&a->known, mi->uid, st.uidnext)))
 			imap_format_flags_fetch(s, &j->out, i, 1, &st);
 	}
+}
+
+static void
+select_work(struct imap_job *j)
+{
+	struct select_arg *a = j->arg;
+
+	if (a->old != NULL)
+		imap_storage->close(a->old);
+	j->rc = imap_storage->open(j->s->store, a->name,
+	                           a->readonly ? POSTERN_OPEN_READONLY : 0,
+	                           &a->mb, &j->err);
+	if (j->rc == 0)
+		select_show(j);
+}
+
+/* With no mailbox to close first, the store may open the view at once
+ * (storage 1.5): SELECT of a mailbox left untouched takes no job. */
+static int
+select_nowait(struct imap_session *s, struct select_arg *a)
+{
+	if (a->old != NULL || !IMAP_STORAGE_HAS(open_nowait))
+		return 0;
+	return imap_storage->open_nowait(s->store, a->name,
+	                                 a->readonly ? POSTERN_OPEN_READONLY
+	                                             : 0, &a->mb) == 0;
 }
 
 static void
@@ -1054,7 +1076,10 @@ select_command(struct imap_cmd *c, int readonly)
 	a->had_mailbox = s->mb != NULL;
 	s->mb = NULL;
 	s->state = IMAP_AUTH;
-	imap_job_run(j, select_work, select_done);
+	if (select_nowait(s, a))
+		imap_job_run_here(j, select_show, select_done);
+	else
+		imap_job_run(j, select_work, select_done);
 }
 
 void

@@ -221,6 +221,13 @@ struct md_vrecs;
 void md_vrecs_free(struct md_vrecs *r);
 void md_state_park(const char *dir, struct md_state *s, struct md_vrecs *r);
 void md_state_adopt(const char *dir, struct md_state *s, struct md_vrecs *r);
+/* md_state_adopt only when ready(dir, parked state, parked records,
+ * arg) says 1 (called under the park's mutex); 1 when adopted. */
+int md_state_adopt_if(const char *dir, struct md_state *s,
+                      struct md_vrecs *r,
+                      int (*ready)(const char *, const struct md_state *,
+                                   const struct md_vrecs *, void *),
+                      void *arg);
 void md_state_parked_free(void);
 /* A number no state had before (process-wide, never reused). */
 uint64_t md_state_gen(void);
@@ -303,6 +310,8 @@ int md_status_by_name(postern_store_t *st, const char *name,
                       struct postern_storage_err *err);
 int md_status_nowait(postern_store_t *st, const char *name,
                      struct postern_mailbox_status *out);
+int md_open_nowait(postern_store_t *st, const char *name, unsigned mode,
+                   postern_mailbox_t **out);
 
 /* ---- maildir_read.c ------------------------------------------------ */
 

@@ -348,11 +348,14 @@ md_state_park(const char *dir, struct md_state *s, struct md_vrecs *r)
 	memset(r, 0, sizeof(*r));
 }
 
-void
-md_state_adopt(const char *dir, struct md_state *s, struct md_vrecs *r)
+int
+md_state_adopt_if(const char *dir, struct md_state *s, struct md_vrecs *r,
+                  int (*ready)(const char *, const struct md_state *,
+                               const struct md_vrecs *, void *),
+                  void *arg)
 {
 	int64_t ctime = index_ctime(dir);
-	int i;
+	int i, rc = 0;
 
 	pthread_mutex_lock(&park.mu);
 	for (i = 0; i < PARK_MAX; i++) {
@@ -362,6 +365,9 @@ md_state_adopt(const char *dir, struct md_state *s, struct md_vrecs *r)
 			park_drop(i);
 			break;
 		}
+		if (ready != NULL &&
+		    !ready(dir, &park.e[i].s, &park.e[i].r, arg))
+			break;
 		*s = park.e[i].s;
 		*r = park.e[i].r;
 		park.recs -= s->nrec + r->n;
@@ -369,9 +375,17 @@ md_state_adopt(const char *dir, struct md_state *s, struct md_vrecs *r)
 		memset(&park.e[i].r, 0, sizeof(park.e[i].r));
 		free(park.e[i].dir);
 		park.e[i].dir = NULL;
+		rc = 1;
 		break;
 	}
 	pthread_mutex_unlock(&park.mu);
+	return rc;
+}
+
+void
+md_state_adopt(const char *dir, struct md_state *s, struct md_vrecs *r)
+{
+	md_state_adopt_if(dir, s, r, NULL, NULL);
 }
 
 void

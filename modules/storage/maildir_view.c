@@ -109,9 +109,14 @@ view_refresh(postern_mailbox_t *mb, struct md_state *s, uint32_t *recent)
 		 * mailbox's state, \Recent included). */
 		*recent = s->first_recent_uid;
 		if (rw) {
+			/* Writing moves no file into new/. */
+			int nonew = s->nonew_gen == s->gen;
+
 			s->first_recent_uid = s->nextuid;
 			if (md_index_write(mb->dir, s) < 0)
 				return -1;
+			if (nonew)
+				s->nonew_gen = s->gen;
 		}
 	}
 	mb->uidvalidity = s->uidvalidity;
@@ -387,6 +392,68 @@ md_open(postern_store_t *st, const char *name, unsigned mode,
 fail:
 	md_close(mb);
 	return -1;
+}
+
+/* The parked state and records can become a view with no refresh and
+ * no write: nothing changed on disk since (md_state_unchanged), the
+ * records are the state's (view_take_exact's test), and a read-write
+ * open has no \Recent to take and nothing to move out of new/. */
+static int
+open_ready(const char *dir, const struct md_state *s,
+           const struct md_vrecs *r, void *arg)
+{
+	unsigned mode = *(const unsigned *)arg;
+
+	if (r->v == NULL || r->gen == 0 || r->gen != s->gen ||
+	    r->n != s->nrec || r->cap < s->nrec + 1)
+		return 0;
+	if (!(mode & POSTERN_OPEN_READONLY) &&
+	    (s->first_recent_uid < s->nextuid || s->nonew_gen != s->gen))
+		return 0;
+	return md_state_unchanged(dir, s);
+}
+
+/* SELECT of a mailbox this process had open a moment ago, untouched
+ * since: the parked view taken back on the loop, no lock, no job. */
+int
+md_open_nowait(postern_store_t *st, const char *name, unsigned mode,
+               postern_mailbox_t **out)
+{
+	struct postern_storage_err err;
+	struct md_vrecs old = { 0 };
+	postern_mailbox_t *mb;
+	struct md_state *s;
+	uint32_t recent;
+
+	*out = NULL;
+	if ((mode & POSTERN_OPEN_EXCLUSIVE) ||
+	    (mb = calloc(1, sizeof(*mb))) == NULL)
+		return 1;
+	mb->st = st;
+	mb->mode = mode;
+	mb->exclfd = -1;
+	s = &mb->state;
+	if ((mb->dir = md_box_dir(st->root, name, &err)) == NULL ||
+	    !md_state_adopt_if(mb->dir, s, &old, open_ready, &mode)) {
+		md_close(mb);
+		return 1;
+	}
+	/* Keyword names are not in the check: read as a refresh would. */
+	if (md_keywords_read(mb->dir, s) < 0) {
+		md_vrecs_free(&old);
+		md_close(mb);
+		return 1;
+	}
+	recent = s->first_recent_uid < s->nextuid ? s->first_recent_uid
+	                                          : UINT32_MAX;
+	mb->uidvalidity = s->uidvalidity;
+	mb->nextuid = s->nextuid;
+	mb->highestmodseq = s->highestmodseq;
+	view_set_keywords(mb, s);
+	view_take_exact(mb, &old, recent);
+	mb->state_gen = s->gen;
+	*out = mb;
+	return 0;
 }
 
 /* ---- what the view shows ---------------------------------------------- */

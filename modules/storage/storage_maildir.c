@@ -199,6 +199,7 @@ static const struct postern_storage md_table = {
 	.quota_get = md_quota_get,
 	.append_many = md_append_many,
 	.status_nowait = md_status_nowait,
+	.open_nowait = md_open_nowait,
 };
 
 /* The loop has ended: no job opens or closes a view any more. */

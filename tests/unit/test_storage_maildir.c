@@ -2819,6 +2819,96 @@ test_view_counts(void)
 	S->store_close(st);
 }
 
+/* A view closed at least a second after the index was last written
+ * (a younger index is not trusted by its ctime, so not parked). */
+static void
+close_parked(postern_mailbox_t *mb)
+{
+	sleep(1);
+	usleep(100000);
+	S->close(mb);
+}
+
+static void
+test_open_nowait(void)
+{
+	struct postern_mailbox_status ms = { .size = sizeof(ms) };
+	postern_mailbox_t *mb;
+	postern_store_t *st, *st2;
+	struct tuser t;
+	char dir[1024];
+
+	make_user(&t, "opennowait");
+	st = open_store(&t);
+	st2 = open_store(&t);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(st);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(st2);
+	CU_ASSERT_FATAL(POSTERN_SIZED_HAS(S, open_nowait));
+	append(st2, "INBOX", "Subject: 1\r\n\r\nx\r\n", 0, NULL, 0, 0);
+	append(st2, "INBOX", "Subject: 2\r\n\r\nx\r\n", POSTERN_MSG_SEEN,
+	       NULL, 0, 0);
+	backdate(t.maildir, 10);
+	/* Never open in this process: no view without a job. */
+	CU_ASSERT_EQUAL(S->open_nowait(st, "INBOX", 0, &mb), 1);
+	CU_ASSERT_PTR_NULL(mb);
+	mb = open_box(st, "INBOX", 0);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(mb);
+	close_parked(mb);
+	/* Untouched since: the parked view, read-write and read-only. */
+	CU_ASSERT_EQUAL_FATAL(S->open_nowait(st, "INBOX", 0, &mb), 0);
+	CU_ASSERT_EQUAL(S->count(mb), 2);
+	S->status(mb, &ms);
+	CU_ASSERT_EQUAL(ms.unseen, 1);
+	CU_ASSERT_EQUAL(ms.recent, 0);
+	CU_ASSERT_EQUAL(ms.uidnext, 3);
+	CU_ASSERT_EQUAL(flags_of(mb, 2), POSTERN_MSG_SEEN);
+	S->close(mb);
+	CU_ASSERT_EQUAL_FATAL(S->open_nowait(st, "INBOX",
+	                                     POSTERN_OPEN_READONLY, &mb), 0);
+	CU_ASSERT_EQUAL(S->count(mb), 2);
+	S->close(mb);
+	CU_ASSERT_EQUAL(S->open_nowait(st, "INBOX", POSTERN_OPEN_EXCLUSIVE,
+	                               &mb), 1);
+	/* Another handle appends: the log moved. */
+	append(st2, "INBOX", "Subject: 3\r\n\r\nx\r\n", 0, NULL, 0, 0);
+	backdate(t.maildir, 9);
+	CU_ASSERT_EQUAL(S->open_nowait(st, "INBOX", 0, &mb), 1);
+	mb = open_box(st, "INBOX", 0);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(mb);
+	CU_ASSERT_EQUAL(S->count(mb), 3);
+	close_parked(mb);
+	CU_ASSERT_EQUAL_FATAL(S->open_nowait(st, "INBOX", 0, &mb), 0);
+	CU_ASSERT_EQUAL(S->count(mb), 3);
+	S->close(mb);
+	/* Another program delivers into new/; an EXAMINE sees it and
+	 * leaves it there, \Recent: a read-write open has work to do, a
+	 * read-only one does not. */
+	path_of(dir, sizeof(dir), t.maildir, "new");
+	free(unit_write_file(dir, "1700000000.P1Q1.other", "4\n"));
+	backdate(t.maildir, 8);
+	CU_ASSERT_EQUAL(S->open_nowait(st, "INBOX", POSTERN_OPEN_READONLY,
+	                               &mb), 1);
+	mb = open_box(st, "INBOX", POSTERN_OPEN_READONLY);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(mb);
+	CU_ASSERT_EQUAL(S->count(mb), 4);
+	close_parked(mb);
+	CU_ASSERT_EQUAL(S->open_nowait(st, "INBOX", 0, &mb), 1);
+	CU_ASSERT_EQUAL_FATAL(S->open_nowait(st, "INBOX",
+	                                     POSTERN_OPEN_READONLY, &mb), 0);
+	CU_ASSERT_EQUAL(S->count(mb), 4);
+	CU_ASSERT(flags_of(mb, 4) & POSTERN_MSG_RECENT);
+	S->status(mb, &ms);
+	CU_ASSERT_EQUAL(ms.recent, 1);
+	S->close(mb);
+	mb = open_box(st, "INBOX", 0);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(mb);
+	CU_ASSERT(flags_of(mb, 4) & POSTERN_MSG_RECENT);
+	S->close(mb);
+	CU_ASSERT_EQUAL(count_files(dir), 0);
+	S->store_close(st2);
+	S->store_close(st);
+}
+
 static CU_TestInfo maildir_tests[] = {
 	{ "deliver, open, message info", test_deliver_open },
 	{ "deliver a head and content from a spool offset",
@@ -2868,6 +2958,7 @@ static CU_TestInfo maildir_tests[] = {
 	{ "status_nowait: only while nothing changed", test_status_nowait },
 	{ "view counts follow stores, syncs and parking",
 	  test_view_counts },
+	{ "open_nowait: only an untouched parked view", test_open_nowait },
 	CU_TEST_INFO_NULL,
 };
 

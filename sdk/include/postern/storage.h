@@ -27,11 +27,13 @@
  *  - "Loop": watch, sync_needed and msg_open_nowait, and only while no
  *    job uses the mailbox: they touch the process's change
  *    notifications, which live on the loop, and never wait.
- *    status_nowait likewise, while no job uses the store handle.
+ *    status_nowait and open_nowait likewise, while no job uses the
+ *    store handle.
  * A protocol answers a command on the loop, with no job, only through
  * "memory" and "loop" calls (IMAP: NOOP with nothing new, FETCH of
  * index items, FETCH of one small message the page cache holds, STATUS
- * of a mailbox unchanged since its last STATUS).
+ * of a mailbox unchanged since its last STATUS, SELECT of one unchanged
+ * since this process last had it open).
  *
  * Views.  An open mailbox is a view: a numbered list of messages
  * (sequence number = index + 1) that changes only when the session asks:
@@ -485,6 +487,15 @@ struct postern_storage {
 	 * Loop. */
 	int (*status_nowait)(postern_store_t *st, const char *name,
 	                     struct postern_mailbox_status *out);
+	/* open without waiting: 0 with *out a view (freed by close, as
+	 * one from open) when the store can make it from memory and show,
+	 * without waiting, that nothing changed the mailbox since (in any
+	 * process) and that opening it has nothing to write (a read-write
+	 * open takes \Recent and moves new mail: none may be there); 1
+	 * when it cannot, and the caller calls open on a job.  Never for
+	 * POSTERN_OPEN_EXCLUSIVE.  Loop. */
+	int (*open_nowait)(postern_store_t *st, const char *name,
+	                   unsigned mode, postern_mailbox_t **out);
 };
 
 #ifdef __cplusplus
