@@ -624,11 +624,22 @@ read_whole(const char *path, size_t *len, struct stat *sb)
 	return buf;
 }
 
+/* pread of all `len` octets, or -1; with `nowait`, -1 rather than
+ * waiting for the disk. */
+static int
+pread_all(int fd, void *buf, size_t len, uint64_t off, int nowait)
+{
+	struct iovec iov = { buf, len };
+
+	return preadv2(fd, &iov, 1, (off_t)off, nowait ? RWF_NOWAIT : 0) ==
+	       (ssize_t)len ? 0 : -1;
+}
+
 /* Whether the index is still the file the state was read from or wrote
  * last: same inode, same size, same checksum in its header.  Replacing
  * it is the only way the index changes (write a new file, rename). */
 static int
-index_same(const char *dir, const struct md_state *s)
+index_same(const char *dir, const struct md_state *s, int nowait)
 {
 	char path[4096];
 	struct md_ihdr h;
@@ -636,12 +647,13 @@ index_same(const char *dir, const struct md_state *s)
 	int fd, same;
 
 	snprintf(path, sizeof(path), "%s/%s", dir, MD_INDEX);
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC |
+	                     (nowait ? O_NONBLOCK : 0))) < 0)
 		return 0;
 	same = fstat(fd, &sb) == 0 && (uint64_t)sb.st_dev == s->idx_dev &&
 	       (uint64_t)sb.st_ino == s->idx_ino &&
 	       (uint64_t)sb.st_size == s->idx_size &&
-	       pread(fd, &h, sizeof(h), 0) == (ssize_t)sizeof(h) &&
+	       pread_all(fd, &h, sizeof(h), 0, nowait) == 0 &&
 	       h.magic == MD_INDEX_MAGIC && h.version == MD_INDEX_VERSION &&
 	       h.checksum == s->idx_sum && h.uidvalidity == s->uidvalidity;
 	close(fd);
@@ -1220,7 +1232,7 @@ index_read(const char *dir, struct md_state *s)
 	size_t len;
 	int rc = 0;
 
-	if (s->loaded && !s->dirty && index_same(dir, s)) {
+	if (s->loaded && !s->dirty && index_same(dir, s, 0)) {
 		s->full = 0;
 		s->ngone = 0;
 		if (log_replay(dir, s) == 0)
@@ -1936,39 +1948,6 @@ refresh(const char *dir, struct md_state *s, unsigned how)
 
 /* ---- the cheap check: has anything changed? ---------------------------- */
 
-/* pread that gives up (-1) instead of waiting for the disk. */
-static int
-pread_nowait(int fd, void *buf, size_t len, uint64_t off)
-{
-	struct iovec iov = { buf, len };
-
-	return preadv2(fd, &iov, 1, (off_t)off, RWF_NOWAIT) == (ssize_t)len
-	       ? 0 : -1;
-}
-
-/* The index is the file the state read or wrote last (index_same's
- * test, without waiting). */
-static int
-index_unchanged(const char *dir, const struct md_state *s)
-{
-	char path[4096];
-	struct md_ihdr h;
-	struct stat sb;
-	int fd, same;
-
-	snprintf(path, sizeof(path), "%s/%s", dir, MD_INDEX);
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)) < 0)
-		return 0;
-	same = fstat(fd, &sb) == 0 && (uint64_t)sb.st_dev == s->idx_dev &&
-	       (uint64_t)sb.st_ino == s->idx_ino &&
-	       (uint64_t)sb.st_size == s->idx_size &&
-	       pread_nowait(fd, &h, sizeof(h), 0) == 0 &&
-	       h.magic == MD_INDEX_MAGIC && h.version == MD_INDEX_VERSION &&
-	       h.checksum == s->idx_sum && h.uidvalidity == s->uidvalidity;
-	close(fd);
-	return same;
-}
-
 /* The log is the one the state followed, ending where it stopped: same
  * inode and length, its header naming the index, the COMMIT read last
  * still at its end (log_replay's tests; a longer log has news). */
@@ -1987,13 +1966,13 @@ log_unchanged(const char *dir, const struct md_state *s)
 	same = s->log_size >= sizeof(h) && fstat(fd, &sb) == 0 &&
 	       (uint64_t)sb.st_ino == s->log_ino &&
 	       (uint64_t)sb.st_size == s->log_size &&
-	       pread_nowait(fd, &h, sizeof(h), 0) == 0 &&
+	       pread_all(fd, &h, sizeof(h), 0, 1) == 0 &&
 	       h.magic == MD_LOG_MAGIC && h.version == MD_LOG_VERSION &&
 	       h.idx_sum == s->idx_sum && h.idx_size == s->idx_size &&
 	       (s->log_size == sizeof(h) ||
 	        (s->log_size >= sizeof(h) + sizeof(last) &&
-	         pread_nowait(fd, last, sizeof(last),
-	                      s->log_size - sizeof(last)) == 0 &&
+	         pread_all(fd, last, sizeof(last),
+	                   s->log_size - sizeof(last), 1) == 0 &&
 	         log_commit_at(last, sizeof(last), s->log_last_sum)));
 	close(fd);
 	return same;
@@ -2014,7 +1993,7 @@ md_state_unchanged(const char *dir, const struct md_state *s)
 	return mtime_ns(dir, "new") == s->new_mtime &&
 	       mtime_ns(dir, "cur") == s->cur_mtime &&
 	       uidlist_size(dir, &ulsize) == 0 && ulsize == s->uidlist_size &&
-	       index_unchanged(dir, s) && log_unchanged(dir, s);
+	       index_same(dir, s, 1) && log_unchanged(dir, s);
 }
 
 int

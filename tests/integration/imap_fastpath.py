@@ -179,6 +179,14 @@ def backdate(folder_dir, ago):
         os.utime(os.path.join(folder_dir, sub), (t, t))
 
 
+def drop_in_new(box, name):
+    """A delivery by another program: tmp/, then a rename into new/."""
+    tmp = os.path.join(box, "tmp", name)
+    with open(tmp, "wb") as f:
+        f.write(message("from elsewhere"))
+    os.rename(tmp, os.path.join(box, "new", name))
+
+
 def status(c, tag, folder):
     r = c.cmd(tag, "STATUS %s (MESSAGES UNSEEN UIDNEXT)" % folder)
     assert r[-1].startswith("%s OK" % tag), r
@@ -206,11 +214,8 @@ def test_status_of_unchanged_mailbox_no_job(runner):
         assert status(c, "T%d" % (i + 1), "Polled") == first
     woke = job_wakeups(pid) - before
     assert woke < 10, "job threads woke %d times for 100 STATUS" % woke
-    # Another program delivers (tmp/, then a rename into new/).
-    tmp = os.path.join(box, "tmp", "1700000000.P9Q9.other")
-    with open(tmp, "wb") as f:
-        f.write(message("from elsewhere"))
-    os.rename(tmp, os.path.join(box, "new", "1700000000.P9Q9.other"))
+    # Another program delivers.
+    drop_in_new(box, "1700000000.P9Q9.other")
     st = status(c, "D1", "Polled")
     assert st["MESSAGES"] == 4 and st["UIDNEXT"] == first["UIDNEXT"] + 1, st
     # postern's own delivery, in another process's session of its own.
@@ -265,10 +270,7 @@ def test_select_of_untouched_mailbox_no_job(runner):
     # lock): 50 UNSELECT jobs about 100 times, 50 SELECT jobs as many
     # again.
     assert woke < 150, "job threads woke %d times for 50 SELECT" % woke
-    tmp = os.path.join(box, "tmp", "1700000000.P8Q8.other")
-    with open(tmp, "wb") as f:
-        f.write(message("from elsewhere"))
-    os.rename(tmp, os.path.join(box, "new", "1700000000.P8Q8.other"))
+    drop_in_new(box, "1700000000.P8Q8.other")
     r = c.cmd("S", "SELECT Again")
     assert exists_of(r) == 4 and "* 1 RECENT" in r, r
     c.cmd("Z", "LOGOUT")
