@@ -85,6 +85,15 @@ suite_init(void)
 static int
 suite_clean(void)
 {
+	size_t i;
+
+	/* As a worker leaves: the store frees the views it kept parked. */
+	for (i = 0; i < loader_count(ld); i++) {
+		postern_module_t *m = loader_module(ld, i);
+
+		if (m->has_worker_ops && m->worker_ops.exit != NULL)
+			m->worker_ops.exit(m->worker_arg);
+	}
 	pool_destroy(pool);
 	hook_reset();
 	service_reset();
