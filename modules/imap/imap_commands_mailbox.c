@@ -3,7 +3,9 @@
  * SELECT and EXAMINE (with CONDSTORE / QRESYNC, RFC 7162), CREATE,
  * DELETE, RENAME, SUBSCRIBE, UNSUBSCRIBE, LIST (LIST-EXTENDED RFC 5258,
  * SPECIAL-USE RFC 6154, CHILDREN RFC 3348, LIST-STATUS RFC 5819), LSUB,
- * STATUS (APPEND: imap_append.c).  Every storage call runs on a job.
+ * STATUS (APPEND: imap_append.c).  Every storage call runs on a job,
+ * but STATUS and SELECT of a mailbox the store shows unchanged
+ * (status_nowait, open_nowait).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -620,6 +622,27 @@ status_work(struct imap_job *j)
 		format_status(j->s, &j->out, a->name, a->items, &a->st);
 }
 
+/* The status came from status_nowait: formatted on the loop. */
+static void
+status_format(struct imap_job *j)
+{
+	struct status_arg *a = j->arg;
+
+	j->rc = 0;
+	format_status(j->s, &j->out, a->name, a->items, &a->st);
+}
+
+/* Whether the store answers at once (storage 1.5): a mailbox polled
+ * with nothing new takes no thread hop. */
+static int
+status_nowait(struct imap_session *s, struct status_arg *a)
+{
+	if (!IMAP_STORAGE_HAS(status_nowait))
+		return 0;
+	a->st.size = sizeof(a->st);
+	return imap_storage->status_nowait(s->store, a->name, &a->st) == 0;
+}
+
 static void
 status_done(struct imap_job *j)
 {
@@ -652,7 +675,10 @@ imap_cmd_status(struct imap_cmd *c)
 	a = j->arg;
 	a->name = imap_host->pool_strndup(j->pool, name, strlen(name));
 	a->items = items;
-	imap_job_run(j, status_work, status_done);
+	if (status_nowait(c->s, a))
+		imap_job_run_here(j, status_format, status_done);
+	else
+		imap_job_run(j, status_work, status_done);
 }
 
 /* ---- CREATE DELETE RENAME SUBSCRIBE UNSUBSCRIBE -----------------------*/
@@ -899,21 +925,16 @@ select_rev2(struct imap_buf *out, const char *name,
 	imap_buf_str(out, "\r\n");
 }
 
+/* The untagged responses of SELECT for the view a->mb. */
 static void
-select_work(struct imap_job *j)
+select_show(struct imap_job *j)
 {
 	struct select_arg *a = j->arg;
 	struct imap_session *s = j->s;
 	struct postern_mailbox_status st = { .size = sizeof(st) };
 	uint32_t i, count;
 
-	if (a->old != NULL)
-		imap_storage->close(a->old);
-	j->rc = imap_storage->open(s->store, a->name,
-	                           a->readonly ? POSTERN_OPEN_READONLY : 0,
-	                           &a->mb, &j->err);
-	if (j->rc < 0)
-		return;
+	j->rc = 0;
 	/* The session's view from here on (the loop waits for us). */
 	s->mb = a->mb;
 	s->readonly = a->readonly;
@@ -964,6 +985,32 @@ select_work(struct imap_job *j)
 		     imap_seqset_contains(&a->known, mi->uid, st.uidnext)))
 			imap_format_flags_fetch(s, &j->out, i, 1, &st);
 	}
+}
+
+static void
+select_work(struct imap_job *j)
+{
+	struct select_arg *a = j->arg;
+
+	if (a->old != NULL)
+		imap_storage->close(a->old);
+	j->rc = imap_storage->open(j->s->store, a->name,
+	                           a->readonly ? POSTERN_OPEN_READONLY : 0,
+	                           &a->mb, &j->err);
+	if (j->rc == 0)
+		select_show(j);
+}
+
+/* With no mailbox to close first, the store may open the view at once
+ * (storage 1.5): SELECT of a mailbox left untouched takes no job. */
+static int
+select_nowait(struct imap_session *s, struct select_arg *a)
+{
+	if (a->old != NULL || !IMAP_STORAGE_HAS(open_nowait))
+		return 0;
+	return imap_storage->open_nowait(s->store, a->name,
+	                                 a->readonly ? POSTERN_OPEN_READONLY
+	                                             : 0, &a->mb) == 0;
 }
 
 static void
@@ -1072,7 +1119,10 @@ select_command(struct imap_cmd *c, int readonly)
 	a->had_mailbox = s->mb != NULL;
 	s->mb = NULL;
 	s->state = IMAP_AUTH;
-	imap_job_run(j, select_work, select_done);
+	if (select_nowait(s, a))
+		imap_job_run_here(j, select_show, select_done);
+	else
+		imap_job_run(j, select_work, select_done);
 }
 
 void

@@ -47,6 +47,14 @@ struct md_rec {
 #define MD_MARK_CHANGED 0x1u /* added or changed since the state was read */
 #define MD_MARK_GONE 0x2u    /* expunged by a log entry being replayed */
 
+/* What STATUS and SELECT count over the records, kept with them so
+ * that records unchanged since are not counted again. */
+struct md_counts {
+	uint64_t gen;          /* what they were counted at; 0: not yet */
+	uint64_t total_size, deleted_size;
+	uint32_t messages, recent, unseen, first_unseen_seq, deleted;
+};
+
 /* A mailbox's state as the index holds it, loaded under the lock. */
 struct md_state {
 	uint32_t uidvalidity;
@@ -73,6 +81,9 @@ struct md_state {
 	uint32_t log_last_sum; /* checksum of the COMMIT ending log_size */
 	uint64_t gen;         /* new (md_state_gen) whenever the records may
 	                         have changed: read, replayed or written */
+	uint64_t nonew_gen;   /* the gen at which no record was in new/
+	                         (move_new has nothing to do) */
+	struct md_counts counts; /* state_status's, at counts.gen */
 	uint32_t *gone;       /* UIDs expunged since the state was read */
 	uint32_t ngone, capgone;
 	char *kwnames[MD_MAX_KEYWORDS];
@@ -107,6 +118,9 @@ struct postern_store {
 struct md_state *md_store_state_get(postern_store_t *st, const char *dir);
 /* Gives it back; after a failure (rc < 0) it is dropped. */
 void md_store_state_put(postern_store_t *st, int rc);
+/* The kept state only when it is `dir`'s and no thread uses it (then
+ * given back with md_store_state_put(st, 0)); else NULL. */
+struct md_state *md_store_state_peek(postern_store_t *st, const char *dir);
 /* The Maildir of `user`, or NULL with *err set (malloc'd). */
 char *md_location(const char *def, const struct postern_user *user,
                   struct postern_storage_err *err);
@@ -185,6 +199,13 @@ void md_unlock(int fd);
                                 a full refresh later finds what others
                                 added or removed */
 int md_refresh(const char *dir, struct md_state *s, unsigned how);
+/* 1 when a refresh of `s` now would read and change nothing: the index
+ * and its log are the files the state followed, new/ and cur/ have the
+ * (trusted) mtimes it recorded, the uid list its size.  0 otherwise, or
+ * when telling would wait on the disk.  Without the lock: each file is
+ * checked as it is now, so a change completed before the call is seen.
+ * Any thread; reads `s` only. */
+int md_state_unchanged(const char *dir, const struct md_state *s);
 /* Records what changed since the state was read: appended to the change
  * log, or the index rewritten whole (and the log emptied) when the log
  * grew too large or the state was rebuilt. */
@@ -200,6 +221,13 @@ struct md_vrecs;
 void md_vrecs_free(struct md_vrecs *r);
 void md_state_park(const char *dir, struct md_state *s, struct md_vrecs *r);
 void md_state_adopt(const char *dir, struct md_state *s, struct md_vrecs *r);
+/* md_state_adopt only when ready(dir, parked state, parked records,
+ * arg) says 1 (called under the park's mutex); 1 when adopted. */
+int md_state_adopt_if(const char *dir, struct md_state *s,
+                      struct md_vrecs *r,
+                      int (*ready)(const char *, const struct md_state *,
+                                   const struct md_vrecs *, void *),
+                      void *arg);
 void md_state_parked_free(void);
 /* A number no state had before (process-wide, never reused). */
 uint64_t md_state_gen(void);
@@ -280,6 +308,10 @@ int md_msg_open_nowait(postern_mailbox_t *mb, uint32_t uid,
 int md_status_by_name(postern_store_t *st, const char *name,
                       struct postern_mailbox_status *out,
                       struct postern_storage_err *err);
+int md_status_nowait(postern_store_t *st, const char *name,
+                     struct postern_mailbox_status *out);
+int md_open_nowait(postern_store_t *st, const char *name, unsigned mode,
+                   postern_mailbox_t **out);
 
 /* ---- maildir_read.c ------------------------------------------------ */
 
@@ -339,6 +371,7 @@ struct md_vrecs {
 	/* The state.gen the records equal (the view's state_gen when it
 	 * held back nothing), or 0: then only a merge can reuse them. */
 	uint64_t gen;
+	struct md_counts counts; /* the view's, when counts.gen != 0 */
 };
 
 struct md_cache;
@@ -360,6 +393,9 @@ struct postern_mailbox {
 	struct md_state state;
 	uint64_t state_gen; /* state.gen the records were last compared at */
 	int held;           /* records kept, marked expunged (NO_EXPUNGE) */
+	/* md_status's counts over the records (recent aside); counts.gen
+	 * is 0 once the records changed, and they are counted again. */
+	struct md_counts counts;
 	struct md_cache *cache; /* maildir_cache.c, loaded on first use */
 	char *kwnames[MD_MAX_KEYWORDS];
 	uint32_t nkw;

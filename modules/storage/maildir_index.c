@@ -23,6 +23,7 @@
  */
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 
 #include <dirent.h>
 #include <errno.h>
@@ -347,11 +348,14 @@ md_state_park(const char *dir, struct md_state *s, struct md_vrecs *r)
 	memset(r, 0, sizeof(*r));
 }
 
-void
-md_state_adopt(const char *dir, struct md_state *s, struct md_vrecs *r)
+int
+md_state_adopt_if(const char *dir, struct md_state *s, struct md_vrecs *r,
+                  int (*ready)(const char *, const struct md_state *,
+                               const struct md_vrecs *, void *),
+                  void *arg)
 {
 	int64_t ctime = index_ctime(dir);
-	int i;
+	int i, rc = 0;
 
 	pthread_mutex_lock(&park.mu);
 	for (i = 0; i < PARK_MAX; i++) {
@@ -361,6 +365,9 @@ md_state_adopt(const char *dir, struct md_state *s, struct md_vrecs *r)
 			park_drop(i);
 			break;
 		}
+		if (ready != NULL &&
+		    !ready(dir, &park.e[i].s, &park.e[i].r, arg))
+			break;
 		*s = park.e[i].s;
 		*r = park.e[i].r;
 		park.recs -= s->nrec + r->n;
@@ -368,9 +375,17 @@ md_state_adopt(const char *dir, struct md_state *s, struct md_vrecs *r)
 		memset(&park.e[i].r, 0, sizeof(park.e[i].r));
 		free(park.e[i].dir);
 		park.e[i].dir = NULL;
+		rc = 1;
 		break;
 	}
 	pthread_mutex_unlock(&park.mu);
+	return rc;
+}
+
+void
+md_state_adopt(const char *dir, struct md_state *s, struct md_vrecs *r)
+{
+	md_state_adopt_if(dir, s, r, NULL, NULL);
 }
 
 void
@@ -609,11 +624,22 @@ read_whole(const char *path, size_t *len, struct stat *sb)
 	return buf;
 }
 
+/* pread of all `len` octets, or -1; with `nowait`, -1 rather than
+ * waiting for the disk. */
+static int
+pread_all(int fd, void *buf, size_t len, uint64_t off, int nowait)
+{
+	struct iovec iov = { buf, len };
+
+	return preadv2(fd, &iov, 1, (off_t)off, nowait ? RWF_NOWAIT : 0) ==
+	       (ssize_t)len ? 0 : -1;
+}
+
 /* Whether the index is still the file the state was read from or wrote
  * last: same inode, same size, same checksum in its header.  Replacing
  * it is the only way the index changes (write a new file, rename). */
 static int
-index_same(const char *dir, const struct md_state *s)
+index_same(const char *dir, const struct md_state *s, int nowait)
 {
 	char path[4096];
 	struct md_ihdr h;
@@ -621,12 +647,13 @@ index_same(const char *dir, const struct md_state *s)
 	int fd, same;
 
 	snprintf(path, sizeof(path), "%s/%s", dir, MD_INDEX);
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC |
+	                     (nowait ? O_NONBLOCK : 0))) < 0)
 		return 0;
 	same = fstat(fd, &sb) == 0 && (uint64_t)sb.st_dev == s->idx_dev &&
 	       (uint64_t)sb.st_ino == s->idx_ino &&
 	       (uint64_t)sb.st_size == s->idx_size &&
-	       pread(fd, &h, sizeof(h), 0) == (ssize_t)sizeof(h) &&
+	       pread_all(fd, &h, sizeof(h), 0, nowait) == 0 &&
 	       h.magic == MD_INDEX_MAGIC && h.version == MD_INDEX_VERSION &&
 	       h.checksum == s->idx_sum && h.uidvalidity == s->uidvalidity;
 	close(fd);
@@ -1205,7 +1232,7 @@ index_read(const char *dir, struct md_state *s)
 	size_t len;
 	int rc = 0;
 
-	if (s->loaded && !s->dirty && index_same(dir, s)) {
+	if (s->loaded && !s->dirty && index_same(dir, s, 0)) {
 		s->full = 0;
 		s->ngone = 0;
 		if (log_replay(dir, s) == 0)
@@ -1826,16 +1853,19 @@ uidlist_size(const char *dir, uint64_t *size)
 	return 0;
 }
 
-/* Moves new/ files into cur/ ("first seen"), as a read-write view does. */
-static void
+/* Moves new/ files into cur/ ("first seen"), as a read-write view does.
+ * Returns 1 when no record is left in new/. */
+static int
 move_new(const char *dir, struct md_state *s)
 {
 	char from[8192], to[8192], *name;
 	uint32_t i;
+	int none = 1;
 
 	for (i = 0; i < s->nrec; i++) {
 		if (!(s->recs[i].flags & MD_REC_NEW))
 			continue;
+		none = 0;
 		name = md_name_make(s->names[i], s->recs[i].flags,
 		                    s->recs[i].kw);
 		if (name == NULL)
@@ -1851,6 +1881,7 @@ move_new(const char *dir, struct md_state *s)
 		} else
 			free(name);
 	}
+	return none;
 }
 
 static int
@@ -1858,7 +1889,7 @@ refresh(const char *dir, struct md_state *s, unsigned how)
 {
 	int64_t nm, cm;
 	uint64_t ulsize;
-	int irc, rc = 0, ulrc;
+	int irc, rc = 0, ulrc, nonew = 0;
 	int light = !!(how & MD_REFRESH_LIGHT);
 
 	irc = index_read(dir, s);
@@ -1902,11 +1933,67 @@ refresh(const char *dir, struct md_state *s, unsigned how)
 		s->cur_mtime = cm;
 		s->dirty = 1;
 	}
-	if (how & MD_REFRESH_RW)
-		move_new(dir, s);
+	/* Records reach new/ only by being read, replayed or written,
+	 * each of which gives the state a new gen: with the gen at which
+	 * none was left, the pass over every record is skipped. */
+	if ((how & MD_REFRESH_RW) && (s->nonew_gen == 0 ||
+	                              s->nonew_gen != s->gen))
+		nonew = move_new(dir, s);
 	if (s->dirty && md_index_write(dir, s) < 0)
 		return -1;
+	if (nonew)
+		s->nonew_gen = s->gen;
 	return 0;
+}
+
+/* ---- the cheap check: has anything changed? ---------------------------- */
+
+/* The log is the one the state followed, ending where it stopped: same
+ * inode and length, its header naming the index, the COMMIT read last
+ * still at its end (log_replay's tests; a longer log has news). */
+static int
+log_unchanged(const char *dir, const struct md_state *s)
+{
+	unsigned char last[MD_LOG_COMMIT_LEN];
+	char path[4096];
+	struct md_lhdr h;
+	struct stat sb;
+	int fd, same;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, MD_INDEX_LOG);
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)) < 0)
+		return errno == ENOENT && s->log_size == 0;
+	same = s->log_size >= sizeof(h) && fstat(fd, &sb) == 0 &&
+	       (uint64_t)sb.st_ino == s->log_ino &&
+	       (uint64_t)sb.st_size == s->log_size &&
+	       pread_all(fd, &h, sizeof(h), 0, 1) == 0 &&
+	       h.magic == MD_LOG_MAGIC && h.version == MD_LOG_VERSION &&
+	       h.idx_sum == s->idx_sum && h.idx_size == s->idx_size &&
+	       (s->log_size == sizeof(h) ||
+	        (s->log_size >= sizeof(h) + sizeof(last) &&
+	         pread_all(fd, last, sizeof(last),
+	                   s->log_size - sizeof(last), 1) == 0 &&
+	         log_commit_at(last, sizeof(last), s->log_last_sum)));
+	close(fd);
+	return same;
+}
+
+/* What refresh() would find, less the keywords file (names only: no
+ * record changes with it).  The directories' mtimes are compared as
+ * stored, so one changed less than two seconds before the last refresh
+ * (stored 0, untrusted) always counts as changed. */
+int
+md_state_unchanged(const char *dir, const struct md_state *s)
+{
+	uint64_t ulsize;
+
+	if (!s->loaded || s->dirty || s->gen == 0 || s->new_mtime <= 0 ||
+	    s->cur_mtime <= 0)
+		return 0;
+	return mtime_ns(dir, "new") == s->new_mtime &&
+	       mtime_ns(dir, "cur") == s->cur_mtime &&
+	       uidlist_size(dir, &ulsize) == 0 && ulsize == s->uidlist_size &&
+	       index_same(dir, s, 1) && log_unchanged(dir, s);
 }
 
 int

@@ -109,9 +109,14 @@ view_refresh(postern_mailbox_t *mb, struct md_state *s, uint32_t *recent)
 		 * mailbox's state, \Recent included). */
 		*recent = s->first_recent_uid;
 		if (rw) {
+			/* Writing moves no file into new/. */
+			int nonew = s->nonew_gen == s->gen;
+
 			s->first_recent_uid = s->nextuid;
 			if (md_index_write(mb->dir, s) < 0)
 				return -1;
+			if (nonew)
+				s->nonew_gen = s->gen;
 		}
 	}
 	mb->uidvalidity = s->uidvalidity;
@@ -273,6 +278,7 @@ view_take_exact(postern_mailbox_t *mb, struct md_vrecs *old,
 	mb->v = old->v;
 	mb->n = old->n;
 	mb->cap = old->cap;
+	mb->counts = old->counts; /* the same records: the same counts */
 	memset(old, 0, sizeof(*old));
 	for (hi = mb->n; lo < hi;) {
 		mid = lo + (hi - lo) / 2;
@@ -344,7 +350,8 @@ md_close(postern_mailbox_t *mb)
 		close(mb->exclfd);
 	if (mb->dir != NULL) {
 		struct md_vrecs recs = { mb->v, mb->n, mb->cap,
-		                         mb->held ? 0 : mb->state_gen };
+		                         mb->held ? 0 : mb->state_gen,
+		                         mb->counts };
 
 		mb->v = NULL;
 		mb->n = mb->cap = 0;
@@ -387,6 +394,68 @@ fail:
 	return -1;
 }
 
+/* The parked state and records can become a view with no refresh and
+ * no write: nothing changed on disk since (md_state_unchanged), the
+ * records are the state's (view_take_exact's test), and a read-write
+ * open has no \Recent to take and nothing to move out of new/. */
+static int
+open_ready(const char *dir, const struct md_state *s,
+           const struct md_vrecs *r, void *arg)
+{
+	unsigned mode = *(const unsigned *)arg;
+
+	if (r->v == NULL || r->gen == 0 || r->gen != s->gen ||
+	    r->n != s->nrec || r->cap < s->nrec + 1)
+		return 0;
+	if (!(mode & POSTERN_OPEN_READONLY) &&
+	    (s->first_recent_uid < s->nextuid || s->nonew_gen != s->gen))
+		return 0;
+	return md_state_unchanged(dir, s);
+}
+
+/* SELECT of a mailbox this process had open a moment ago, untouched
+ * since: the parked view taken back on the loop, no lock, no job. */
+int
+md_open_nowait(postern_store_t *st, const char *name, unsigned mode,
+               postern_mailbox_t **out)
+{
+	struct postern_storage_err err;
+	struct md_vrecs old = { 0 };
+	postern_mailbox_t *mb;
+	struct md_state *s;
+	uint32_t recent;
+
+	*out = NULL;
+	if ((mode & POSTERN_OPEN_EXCLUSIVE) ||
+	    (mb = calloc(1, sizeof(*mb))) == NULL)
+		return 1;
+	mb->st = st;
+	mb->mode = mode;
+	mb->exclfd = -1;
+	s = &mb->state;
+	if ((mb->dir = md_box_dir(st->root, name, &err)) == NULL ||
+	    !md_state_adopt_if(mb->dir, s, &old, open_ready, &mode)) {
+		md_close(mb);
+		return 1;
+	}
+	/* Keyword names are not in the check: read as a refresh would. */
+	if (md_keywords_read(mb->dir, s) < 0) {
+		md_vrecs_free(&old);
+		md_close(mb);
+		return 1;
+	}
+	recent = s->first_recent_uid < s->nextuid ? s->first_recent_uid
+	                                          : UINT32_MAX;
+	mb->uidvalidity = s->uidvalidity;
+	mb->nextuid = s->nextuid;
+	mb->highestmodseq = s->highestmodseq;
+	view_set_keywords(mb, s);
+	view_take_exact(mb, &old, recent);
+	mb->state_gen = s->gen;
+	*out = mb;
+	return 0;
+}
+
 /* ---- what the view shows ---------------------------------------------- */
 
 /* The caller's struct may come from an older SDK and be shorter than
@@ -406,29 +475,62 @@ md_status_copy(struct postern_mailbox_status *caller,
 	       size - sizeof(caller->size));
 }
 
+/* Counts records r[0..n) (of `stride` octets, an md_rec first), the
+ * \Recent ones as those from UID `recent` on. */
+static void
+count_recs(const void *recs, size_t stride, uint32_t n, uint32_t recent,
+           struct md_counts *c)
+{
+	const struct md_rec *r;
+	uint32_t i;
+
+	memset(c, 0, sizeof(*c));
+	c->messages = n;
+	for (i = 0; i < n; i++) {
+		r = (const struct md_rec *)((const char *)recs + i * stride);
+		c->total_size += r->size;
+		if (r->flags & POSTERN_MSG_DELETED) {
+			c->deleted++;
+			c->deleted_size += r->size;
+		}
+		c->recent += r->uid >= recent;
+		if (r->flags & POSTERN_MSG_SEEN)
+			continue;
+		c->unseen++;
+		if (c->first_unseen_seq == 0)
+			c->first_unseen_seq = i + 1;
+	}
+}
+
+static void
+counts_out(const struct md_counts *c, struct postern_mailbox_status *out)
+{
+	out->messages = c->messages;
+	out->recent = c->recent;
+	out->total_size = c->total_size;
+	out->deleted = c->deleted;
+	out->deleted_size = c->deleted_size;
+	out->unseen = c->unseen;
+	out->first_unseen_seq = c->first_unseen_seq;
+}
+
+/* The view's counts, counted once per change of its records (SELECT of
+ * a large mailbox reopened untouched counts nothing). */
 void
 md_status(postern_mailbox_t *mb, struct postern_mailbox_status *caller)
 {
 	struct postern_mailbox_status st = { .size = sizeof(st) }, *out = &st;
-	uint32_t i;
 
+	if (mb->counts.gen == 0 || mb->counts.messages != mb->n) {
+		count_recs(mb->v, sizeof(*mb->v), mb->n, UINT32_MAX,
+		           &mb->counts);
+		mb->counts.gen = 1;
+	}
+	counts_out(&mb->counts, out);
 	out->uidvalidity = mb->uidvalidity;
 	out->uidnext = mb->nextuid;
 	out->highestmodseq = mb->highestmodseq;
-	out->messages = mb->n;
 	out->recent = mb->nrecent;
-	for (i = 0; i < mb->n; i++) {
-		out->total_size += mb->v[i].r.size;
-		if (mb->v[i].r.flags & POSTERN_MSG_DELETED) {
-			out->deleted++;
-			out->deleted_size += mb->v[i].r.size;
-		}
-		if (mb->v[i].r.flags & POSTERN_MSG_SEEN)
-			continue;
-		out->unseen++;
-		if (out->first_unseen_seq == 0)
-			out->first_unseen_seq = i + 1;
-	}
 	out->readonly = !!(mb->mode & POSTERN_OPEN_READONLY);
 	out->modseq_supported = 1;
 	out->keywords = (const char *const *)mb->kwnames;
@@ -563,6 +665,7 @@ view_diff(postern_mailbox_t *mb, const struct md_state *s, uint32_t recent,
 	mb->v = nv;
 	mb->n = k;
 	mb->cap = mb->n + s->nrec + 1;
+	mb->counts.gen = 0;
 	if (mb->nrecent > oldrecent)
 		d->grew = 1;
 	return 0;
@@ -780,6 +883,7 @@ store_locked(postern_mailbox_t *mb, struct md_state *s,
 
 	*failed = fl;
 	*nfailed = 0;
+	mb->counts.gen = 0;
 	for (i = 0; rc == 0 && i < mb->n; i++)
 		if (!mb->v[i].expunged &&
 		    postern_uid_ranges_have(uids, nranges, mb->v[i].r.uid))
@@ -925,32 +1029,25 @@ md_expunge_uids(postern_mailbox_t *mb, const struct postern_uid_range *uids,
 
 /* ---- status_by_name --------------------------------------------------- */
 
+/* The state's status, its records counted once per gen (\Recent as the
+ * next read-write view would see it).  An up-to-date state (refreshed,
+ * nothing unwritten). */
 static void
-state_status(const struct md_state *s, struct postern_mailbox_status *caller)
+state_status(struct md_state *s, struct postern_mailbox_status *caller)
 {
 	struct postern_mailbox_status st = { .size = sizeof(st) }, *out = &st;
-	uint32_t i;
 
+	if (s->counts.gen != s->gen || s->gen == 0) {
+		count_recs(s->recs, sizeof(*s->recs), s->nrec,
+		           s->first_recent_uid, &s->counts);
+		s->counts.gen = s->gen;
+	}
+	counts_out(&s->counts, out);
 	out->uidvalidity = s->uidvalidity;
 	out->uidnext = s->nextuid;
 	out->highestmodseq = s->highestmodseq;
-	out->messages = s->nrec;
 	out->modseq_supported = 1;
 	out->readonly = 1;
-	for (i = 0; i < s->nrec; i++) {
-		out->total_size += s->recs[i].size;
-		if (s->recs[i].flags & POSTERN_MSG_DELETED) {
-			out->deleted++;
-			out->deleted_size += s->recs[i].size;
-		}
-		/* \Recent as the next read-write view would see it. */
-		out->recent += s->recs[i].uid >= s->first_recent_uid;
-		if (s->recs[i].flags & POSTERN_MSG_SEEN)
-			continue;
-		out->unseen++;
-		if (out->first_unseen_seq == 0)
-			out->first_unseen_seq = i + 1;
-	}
 	md_status_copy(caller, &st);
 }
 
@@ -985,6 +1082,32 @@ md_status_by_name(postern_store_t *st, const char *name,
 		md_state_free(&own);
 	else
 		md_store_state_put(st, rc);
+	free(dir);
+	return rc;
+}
+
+/* From the store handle's kept state, when it is this mailbox's, was
+ * counted, and the files show nothing changed since: a client polling
+ * STATUS of an idle mailbox costs a few stat()s, no lock, no job. */
+int
+md_status_nowait(postern_store_t *st, const char *name,
+                 struct postern_mailbox_status *out)
+{
+	struct postern_storage_err err;
+	struct md_state *s;
+	char *dir;
+	int rc = 1;
+
+	if ((dir = md_box_dir(st->root, name, &err)) == NULL)
+		return 1;
+	if ((s = md_store_state_peek(st, dir)) != NULL) {
+		if (s->gen != 0 && s->counts.gen == s->gen &&
+		    md_state_unchanged(dir, s)) {
+			state_status(s, out);
+			rc = 0;
+		}
+		md_store_state_put(st, 0);
+	}
 	free(dir);
 	return rc;
 }

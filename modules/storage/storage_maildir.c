@@ -114,6 +114,17 @@ md_store_state_get(postern_store_t *st, const char *dir)
 	return &st->save_state;
 }
 
+struct md_state *
+md_store_state_peek(postern_store_t *st, const char *dir)
+{
+	if (pthread_mutex_trylock(&st->saving) != 0)
+		return NULL;
+	if (st->save_dir != NULL && strcmp(st->save_dir, dir) == 0)
+		return &st->save_state;
+	pthread_mutex_unlock(&st->saving);
+	return NULL;
+}
+
 void
 md_store_state_put(postern_store_t *st, int rc)
 {
@@ -187,6 +198,8 @@ static const struct postern_storage md_table = {
 	.msg_open_nowait = md_msg_open_nowait,
 	.quota_get = md_quota_get,
 	.append_many = md_append_many,
+	.status_nowait = md_status_nowait,
+	.open_nowait = md_open_nowait,
 };
 
 /* The loop has ended: no job opens or closes a view any more. */

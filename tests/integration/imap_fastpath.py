@@ -8,6 +8,7 @@ reported by that very command, held-back expunges come with the next
 NOOP, and the content read on the loop is the message, CRLF and all.
 """
 import os
+import time
 
 from imaptest import Raw, deliver, finish, login, message, start_server
 from testlib import Runner
@@ -170,10 +171,117 @@ def test_pipelined_burst_all_answered(runner):
     c.cmd("L", "LOGOUT")
 
 
+def backdate(folder_dir, ago):
+    """new/ and cur/ changed `ago` seconds back: a directory changed
+    less than two seconds ago is read again, never trusted."""
+    t = __import__("time").time() - ago
+    for sub in ("new", "cur"):
+        os.utime(os.path.join(folder_dir, sub), (t, t))
+
+
+def drop_in_new(box, name):
+    """A delivery by another program: tmp/, then a rename into new/."""
+    tmp = os.path.join(box, "tmp", name)
+    with open(tmp, "wb") as f:
+        f.write(message("from elsewhere"))
+    os.rename(tmp, os.path.join(box, "new", name))
+
+
+def status(c, tag, folder):
+    r = c.cmd(tag, "STATUS %s (MESSAGES UNSEEN UIDNEXT)" % folder)
+    assert r[-1].startswith("%s OK" % tag), r
+    line = [x for x in r if x.startswith("* STATUS")][0]
+    f = line[line.index("(") + 1:line.rindex(")")].split()
+    return dict(zip(f[0::2], map(int, f[1::2])))
+
+
+def test_status_of_unchanged_mailbox_no_job(runner):
+    """STATUS of a mailbox nothing changed since its last STATUS is
+    answered on the loop (storage 1.5 status_nowait); a change by
+    another process (a delivery, a message read by a mail reader) is
+    reported by the very next STATUS."""
+    for i in range(3):
+        deliver(srv, USER, message("polled %d" % i), folder="Polled")
+    box = os.path.join(srv.maildir(USER), ".Polled")
+    backdate(box, 10)
+    c = Raw(srv.port("imap"))
+    c.login()
+    first = status(c, "T0", "Polled")
+    assert first["MESSAGES"] == 3 and first["UNSEEN"] == 3, first
+    pid = srv.daemon.workers()[0]
+    before = job_wakeups(pid)
+    for i in range(100):
+        assert status(c, "T%d" % (i + 1), "Polled") == first
+    woke = job_wakeups(pid) - before
+    assert woke < 10, "job threads woke %d times for 100 STATUS" % woke
+    # Another program delivers.
+    drop_in_new(box, "1700000000.P9Q9.other")
+    st = status(c, "D1", "Polled")
+    assert st["MESSAGES"] == 4 and st["UIDNEXT"] == first["UIDNEXT"] + 1, st
+    # postern's own delivery, in another process's session of its own.
+    deliver(srv, USER, message("polled 4"), folder="Polled")
+    st = status(c, "D2", "Polled")
+    assert st["MESSAGES"] == 5 and st["UNSEEN"] == 5, st
+    # Settled again (the fast path back), then a flag renamed on disk.
+    backdate(box, 9)
+    status(c, "D3", "Polled")
+    assert status(c, "D4", "Polled")["MESSAGES"] == 5
+    new = os.path.join(box, "new")
+    name = sorted(os.listdir(new))[0]
+    os.rename(os.path.join(new, name),
+              os.path.join(box, "cur", name + ":2,S"))
+    st = status(c, "D5", "Polled")
+    assert st["UNSEEN"] == 4, st
+    c.cmd("Z", "LOGOUT")
+
+
+def exists_of(r):
+    return int([x for x in r if x.endswith(" EXISTS")][0].split()[1])
+
+
+def test_select_of_untouched_mailbox_no_job(runner):
+    """SELECT of a mailbox the worker had open a moment ago, nothing
+    changed since, takes the kept view back on the loop (storage 1.5
+    open_nowait); UNSELECT still closes on a job.  A delivery by
+    another program between two SELECTs is in the second."""
+    for i in range(3):
+        deliver(srv, USER, message("again %d" % i), folder="Again")
+    box = os.path.join(srv.maildir(USER), ".Again")
+    c = Raw(srv.port("imap"))
+    c.login()
+    r = c.cmd("S0", "SELECT Again")     # takes \Recent, moves new/
+    assert exists_of(r) == 3, r
+    backdate(box, 10)
+    time.sleep(1.2)                     # an index this young is not kept
+    c.cmd("U0", "UNSELECT")
+    r = c.cmd("S1", "SELECT Again")     # settles the trusted mtimes
+    c.cmd("U1", "UNSELECT")
+    pid = srv.daemon.workers()[0]
+    before = job_wakeups(pid)
+    for i in range(50):
+        r = c.cmd("S%d" % (i + 2), "SELECT Again")
+        assert r[-1].startswith("S%d OK [READ-WRITE]" % (i + 2)), r
+        assert exists_of(r) == 3 and "* 0 RECENT" in r, r
+        assert "* OK [UNSEEN 1] First unseen" in r, r
+        assert c.cmd("U%d" % (i + 2), "UNSELECT")[-1].startswith(
+            "U%d OK" % (i + 2))
+    woke = job_wakeups(pid) - before
+    # A job wakes its thread about twice (for the work, for the pool's
+    # lock): 50 UNSELECT jobs about 100 times, 50 SELECT jobs as many
+    # again.
+    assert woke < 150, "job threads woke %d times for 50 SELECT" % woke
+    drop_in_new(box, "1700000000.P8Q8.other")
+    r = c.cmd("S", "SELECT Again")
+    assert exists_of(r) == 4 and "* 1 RECENT" in r, r
+    c.cmd("Z", "LOGOUT")
+
+
 R.run(test_no_job_for_current_view)
 R.run(test_pipelined_burst_all_answered)
 R.run(test_delivery_seen_by_next_command)
 R.run(test_flag_change_on_disk_seen_by_fetch)
 R.run(test_other_session_store_and_expunge)
 R.run(test_loop_content_is_the_message)
+R.run(test_status_of_unchanged_mailbox_no_job)
+R.run(test_select_of_untouched_mailbox_no_job)
 finish(R, srv)

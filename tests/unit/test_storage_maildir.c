@@ -85,6 +85,15 @@ suite_init(void)
 static int
 suite_clean(void)
 {
+	size_t i;
+
+	/* As a worker leaves: the store frees the views it kept parked. */
+	for (i = 0; i < loader_count(ld); i++) {
+		postern_module_t *m = loader_module(ld, i);
+
+		if (m->has_worker_ops && m->worker_ops.exit != NULL)
+			m->worker_ops.exit(m->worker_arg);
+	}
 	pool_destroy(pool);
 	hook_reset();
 	service_reset();
@@ -2602,6 +2611,313 @@ test_view_index_replaced(void)
 	S->store_close(st);
 }
 
+/* ---- status_nowait, counts kept with the records ---------------------- */
+
+/* Sets the mtimes of new/ and cur/ `ago` seconds back, so that a
+ * refresh trusts them (a directory changed less than two seconds ago
+ * is read again next time). */
+static void
+backdate(const char *maildir, int ago)
+{
+	struct timespec ts[2];
+	char path[1024];
+
+	clock_gettime(CLOCK_REALTIME, &ts[0]);
+	ts[0].tv_sec -= ago;
+	ts[1] = ts[0];
+	path_of(path, sizeof(path), maildir, "new");
+	CU_ASSERT_EQUAL(utimensat(AT_FDCWD, path, ts, 0), 0);
+	path_of(path, sizeof(path), maildir, "cur");
+	CU_ASSERT_EQUAL(utimensat(AT_FDCWD, path, ts, 0), 0);
+}
+
+/* Renames one file of cur/ without flags to carry \Seen, as another
+ * maildir program would. */
+static int
+mark_one_seen(const char *maildir)
+{
+	char cur[1024], from[2048], to[2048];
+	struct dirent *de;
+	size_t len;
+	DIR *d;
+	int rc = -1;
+
+	path_of(cur, sizeof(cur), maildir, "cur");
+	if ((d = opendir(cur)) == NULL)
+		return -1;
+	while (rc < 0 && (de = readdir(d)) != NULL) {
+		len = strlen(de->d_name);
+		if (len < 3 || strcmp(de->d_name + len - 3, ":2,") != 0)
+			continue;
+		snprintf(from, sizeof(from), "%s/%s", cur, de->d_name);
+		snprintf(to, sizeof(to), "%s/%sS", cur, de->d_name);
+		rc = rename(from, to);
+	}
+	closedir(d);
+	return rc;
+}
+
+/* status_by_name's figures: messages, unseen, uidnext, recent; -1 on
+ * failure. */
+static int
+status_of(postern_store_t *st, int nowait, uint32_t *v)
+{
+	struct postern_mailbox_status ms = { .size = sizeof(ms) };
+	struct postern_storage_err err;
+	int rc;
+
+	rc = nowait ? S->status_nowait(st, "INBOX", &ms)
+	            : S->status_by_name(st, "INBOX", &ms, &err);
+	v[0] = ms.messages;
+	v[1] = ms.unseen;
+	v[2] = ms.uidnext;
+	v[3] = ms.recent;
+	return rc;
+}
+
+static void
+test_status_nowait(void)
+{
+	const char *kw[] = { "$Work" };
+	postern_store_t *st, *st2;
+	postern_mailbox_t *other;
+	struct tuser t;
+	uint32_t v[4], w[4];
+	char dir[1024];
+
+	make_user(&t, "statusnowait");
+	st = open_store(&t);
+	st2 = open_store(&t);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(st);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(st2);
+	CU_ASSERT_FATAL(POSTERN_SIZED_HAS(S, status_nowait));
+	append(st2, "INBOX", "Subject: 1\r\n\r\nx\r\n", 0, NULL, 0, 0);
+	append(st2, "INBOX", "Subject: 2\r\n\r\nx\r\n", POSTERN_MSG_SEEN,
+	       NULL, 0, 0);
+	append(st2, "INBOX", "Subject: 3\r\n\r\nx\r\n", 0, NULL, 0, 0);
+	backdate(t.maildir, 10);
+	/* Never asked: no answer without a job. */
+	CU_ASSERT_EQUAL(status_of(st, 1, v), 1);
+	CU_ASSERT_EQUAL_FATAL(status_of(st, 0, v), 0);
+	CU_ASSERT_EQUAL(v[0], 3);
+	CU_ASSERT_EQUAL(v[1], 2);
+	CU_ASSERT_EQUAL(v[2], 4);
+	/* Nothing changed: the same answer on the spot, again and again. */
+	CU_ASSERT_EQUAL(status_of(st, 1, w), 0);
+	CU_ASSERT_EQUAL(memcmp(v, w, sizeof(v)), 0);
+	CU_ASSERT_EQUAL(status_of(st, 1, w), 0);
+	CU_ASSERT_EQUAL(memcmp(v, w, sizeof(v)), 0);
+	/* Another handle (another session or process) appends. */
+	append(st2, "INBOX", "Subject: 4\r\n\r\nx\r\n", 0, NULL, 0, 0);
+	CU_ASSERT_EQUAL(status_of(st, 1, w), 1);
+	CU_ASSERT_EQUAL(status_of(st, 0, w), 0);
+	CU_ASSERT_EQUAL(w[0], 4);
+	CU_ASSERT_EQUAL(w[2], 5);
+	/* cur/ changed just now: its mtime is not trusted, no answer on
+	 * the spot until a refresh sees it settled. */
+	CU_ASSERT_EQUAL(status_of(st, 1, w), 1);
+	backdate(t.maildir, 9);
+	CU_ASSERT_EQUAL(status_of(st, 0, v), 0);
+	CU_ASSERT_EQUAL(status_of(st, 1, w), 0);
+	CU_ASSERT_EQUAL(memcmp(v, w, sizeof(v)), 0);
+	/* Another program marks a message seen (a rename in cur/). */
+	CU_ASSERT_EQUAL_FATAL(mark_one_seen(t.maildir), 0);
+	backdate(t.maildir, 8);
+	CU_ASSERT_EQUAL(status_of(st, 1, w), 1);
+	CU_ASSERT_EQUAL(status_of(st, 0, w), 0);
+	CU_ASSERT_EQUAL(w[1], v[1] - 1);
+	CU_ASSERT_EQUAL(status_of(st, 1, v), 0);
+	CU_ASSERT_EQUAL(memcmp(v, w, sizeof(v)), 0);
+	/* A view of another handle takes \Recent: the index and its log
+	 * change, no directory does. */
+	CU_ASSERT_EQUAL(v[3], 4);
+	other = open_box(st2, "INBOX", 0);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(other);
+	CU_ASSERT_EQUAL(status_of(st, 1, w), 1);
+	CU_ASSERT_EQUAL(status_of(st, 0, w), 0);
+	CU_ASSERT_EQUAL(w[3], 0);
+	CU_ASSERT_EQUAL(status_of(st, 1, v), 0);
+	CU_ASSERT_EQUAL(memcmp(v, w, sizeof(v)), 0);
+	/* Another program delivers into new/. */
+	path_of(dir, sizeof(dir), t.maildir, "new");
+	free(unit_write_file(dir, "1700000000.P1Q1.other", "5\n"));
+	backdate(t.maildir, 7);
+	CU_ASSERT_EQUAL(status_of(st, 1, w), 1);
+	CU_ASSERT_EQUAL(status_of(st, 0, w), 0);
+	CU_ASSERT_EQUAL(w[0], 5);
+	CU_ASSERT_EQUAL(w[3], 1); /* no read-write view took it yet */
+	CU_ASSERT_EQUAL(status_of(st, 1, v), 0);
+	CU_ASSERT_EQUAL(memcmp(v, w, sizeof(v)), 0);
+	/* The other view sets a keyword (the log and a rename). */
+	CU_ASSERT_EQUAL(store(other, 1, 1, POSTERN_STORE_ADD, 0, kw, 1, 0,
+	                      NULL), 0);
+	backdate(t.maildir, 5);
+	CU_ASSERT_EQUAL(status_of(st, 1, w), 1);
+	S->close(other);
+	S->store_close(st2);
+	S->store_close(st);
+}
+
+static void
+test_view_counts(void)
+{
+	struct postern_mailbox_status ms = { .size = sizeof(ms) };
+	struct postern_sync_changes ch;
+	struct postern_storage_err err;
+	postern_mailbox_t *mb, *other;
+	postern_store_t *st;
+	struct tuser t;
+
+	/* The view's counts follow its own STOREs and what a sync brings,
+	 * and a view made from parked records shows theirs. */
+	make_user(&t, "viewcounts");
+	st = open_store(&t);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(st);
+	append(st, "INBOX", "Subject: 1\r\n\r\nx\r\n", 0, NULL, 0, 0);
+	append(st, "INBOX", "Subject: 2\r\n\r\nx\r\n", 0, NULL, 0, 0);
+	mb = open_box(st, "INBOX", 0);
+	other = open_box(st, "INBOX", 0);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(mb);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(other);
+	S->status(mb, &ms);
+	CU_ASSERT_EQUAL(ms.unseen, 2);
+	CU_ASSERT_EQUAL(ms.first_unseen_seq, 1);
+	CU_ASSERT_EQUAL(store(mb, 1, 1, POSTERN_STORE_ADD, POSTERN_MSG_SEEN,
+	                      NULL, 0, 0, NULL), 0);
+	S->status(mb, &ms);
+	CU_ASSERT_EQUAL(ms.unseen, 1);
+	CU_ASSERT_EQUAL(ms.first_unseen_seq, 2);
+	CU_ASSERT_EQUAL(ms.deleted, 0);
+	CU_ASSERT_EQUAL(store(other, 2, 2, POSTERN_STORE_ADD,
+	                      POSTERN_MSG_SEEN | POSTERN_MSG_DELETED, NULL, 0,
+	                      0, NULL), 0);
+	S->status(mb, &ms);
+	CU_ASSERT_EQUAL(ms.unseen, 1); /* not synced yet */
+	CU_ASSERT_EQUAL_FATAL(S->sync(mb, 0, pool, &ch, &err), 0);
+	S->status(mb, &ms);
+	CU_ASSERT_EQUAL(ms.unseen, 0);
+	CU_ASSERT_EQUAL(ms.first_unseen_seq, 0);
+	CU_ASSERT_EQUAL(ms.deleted, 1);
+	S->close(other);
+	sleep(1);
+	usleep(100000);
+	S->close(mb);
+	mb = open_box(st, "INBOX", POSTERN_OPEN_READONLY);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(mb);
+	S->status(mb, &ms);
+	CU_ASSERT_EQUAL(ms.messages, 2);
+	CU_ASSERT_EQUAL(ms.unseen, 0);
+	CU_ASSERT_EQUAL(ms.deleted, 1);
+	S->close(mb);
+	/* A delivery after a read-write view moved new/ empty: the next
+	 * read-write open moves the new file too. */
+	deliver(&t, "3\r\n");
+	mb = open_box(st, "INBOX", 0);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(mb);
+	S->status(mb, &ms);
+	CU_ASSERT_EQUAL(ms.messages, 3);
+	CU_ASSERT_EQUAL(ms.unseen, 1);
+	CU_ASSERT_EQUAL(ms.first_unseen_seq, 3);
+	S->close(mb);
+	{
+		char dir[1024];
+
+		path_of(dir, sizeof(dir), t.maildir, "new");
+		CU_ASSERT_EQUAL(count_files(dir), 0);
+	}
+	S->store_close(st);
+}
+
+/* A view closed at least a second after the index was last written
+ * (a younger index is not trusted by its ctime, so not parked). */
+static void
+close_parked(postern_mailbox_t *mb)
+{
+	sleep(1);
+	usleep(100000);
+	S->close(mb);
+}
+
+static void
+test_open_nowait(void)
+{
+	struct postern_mailbox_status ms = { .size = sizeof(ms) };
+	postern_mailbox_t *mb;
+	postern_store_t *st, *st2;
+	struct tuser t;
+	char dir[1024];
+
+	make_user(&t, "opennowait");
+	st = open_store(&t);
+	st2 = open_store(&t);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(st);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(st2);
+	CU_ASSERT_FATAL(POSTERN_SIZED_HAS(S, open_nowait));
+	append(st2, "INBOX", "Subject: 1\r\n\r\nx\r\n", 0, NULL, 0, 0);
+	append(st2, "INBOX", "Subject: 2\r\n\r\nx\r\n", POSTERN_MSG_SEEN,
+	       NULL, 0, 0);
+	backdate(t.maildir, 10);
+	/* Never open in this process: no view without a job. */
+	CU_ASSERT_EQUAL(S->open_nowait(st, "INBOX", 0, &mb), 1);
+	CU_ASSERT_PTR_NULL(mb);
+	mb = open_box(st, "INBOX", 0);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(mb);
+	close_parked(mb);
+	/* Untouched since: the parked view, read-write and read-only. */
+	CU_ASSERT_EQUAL_FATAL(S->open_nowait(st, "INBOX", 0, &mb), 0);
+	CU_ASSERT_EQUAL(S->count(mb), 2);
+	S->status(mb, &ms);
+	CU_ASSERT_EQUAL(ms.unseen, 1);
+	CU_ASSERT_EQUAL(ms.recent, 0);
+	CU_ASSERT_EQUAL(ms.uidnext, 3);
+	CU_ASSERT_EQUAL(flags_of(mb, 2), POSTERN_MSG_SEEN);
+	S->close(mb);
+	CU_ASSERT_EQUAL_FATAL(S->open_nowait(st, "INBOX",
+	                                     POSTERN_OPEN_READONLY, &mb), 0);
+	CU_ASSERT_EQUAL(S->count(mb), 2);
+	S->close(mb);
+	CU_ASSERT_EQUAL(S->open_nowait(st, "INBOX", POSTERN_OPEN_EXCLUSIVE,
+	                               &mb), 1);
+	/* Another handle appends: the log moved. */
+	append(st2, "INBOX", "Subject: 3\r\n\r\nx\r\n", 0, NULL, 0, 0);
+	backdate(t.maildir, 9);
+	CU_ASSERT_EQUAL(S->open_nowait(st, "INBOX", 0, &mb), 1);
+	mb = open_box(st, "INBOX", 0);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(mb);
+	CU_ASSERT_EQUAL(S->count(mb), 3);
+	close_parked(mb);
+	CU_ASSERT_EQUAL_FATAL(S->open_nowait(st, "INBOX", 0, &mb), 0);
+	CU_ASSERT_EQUAL(S->count(mb), 3);
+	S->close(mb);
+	/* Another program delivers into new/; an EXAMINE sees it and
+	 * leaves it there, \Recent: a read-write open has work to do, a
+	 * read-only one does not. */
+	path_of(dir, sizeof(dir), t.maildir, "new");
+	free(unit_write_file(dir, "1700000000.P1Q1.other", "4\n"));
+	backdate(t.maildir, 8);
+	CU_ASSERT_EQUAL(S->open_nowait(st, "INBOX", POSTERN_OPEN_READONLY,
+	                               &mb), 1);
+	mb = open_box(st, "INBOX", POSTERN_OPEN_READONLY);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(mb);
+	CU_ASSERT_EQUAL(S->count(mb), 4);
+	close_parked(mb);
+	CU_ASSERT_EQUAL(S->open_nowait(st, "INBOX", 0, &mb), 1);
+	CU_ASSERT_EQUAL_FATAL(S->open_nowait(st, "INBOX",
+	                                     POSTERN_OPEN_READONLY, &mb), 0);
+	CU_ASSERT_EQUAL(S->count(mb), 4);
+	CU_ASSERT(flags_of(mb, 4) & POSTERN_MSG_RECENT);
+	S->status(mb, &ms);
+	CU_ASSERT_EQUAL(ms.recent, 1);
+	S->close(mb);
+	mb = open_box(st, "INBOX", 0);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(mb);
+	CU_ASSERT(flags_of(mb, 4) & POSTERN_MSG_RECENT);
+	S->close(mb);
+	CU_ASSERT_EQUAL(count_files(dir), 0);
+	S->store_close(st2);
+	S->store_close(st);
+}
+
 static CU_TestInfo maildir_tests[] = {
 	{ "deliver, open, message info", test_deliver_open },
 	{ "deliver a head and content from a spool offset",
@@ -2648,6 +2964,10 @@ static CU_TestInfo maildir_tests[] = {
 	  test_store_kept_state },
 	{ "view: the index replaced, no log after it",
 	  test_view_index_replaced },
+	{ "status_nowait: only while nothing changed", test_status_nowait },
+	{ "view counts follow stores, syncs and parking",
+	  test_view_counts },
+	{ "open_nowait: only an untouched parked view", test_open_nowait },
 	CU_TEST_INFO_NULL,
 };
 

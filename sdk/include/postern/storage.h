@@ -27,9 +27,13 @@
  *  - "Loop": watch, sync_needed and msg_open_nowait, and only while no
  *    job uses the mailbox: they touch the process's change
  *    notifications, which live on the loop, and never wait.
+ *    status_nowait and open_nowait likewise, while no job uses the
+ *    store handle.
  * A protocol answers a command on the loop, with no job, only through
  * "memory" and "loop" calls (IMAP: NOOP with nothing new, FETCH of
- * index items, FETCH of one small message the page cache holds).
+ * index items, FETCH of one small message the page cache holds, STATUS
+ * of a mailbox unchanged since its last STATUS, SELECT of one unchanged
+ * since this process last had it open).
  *
  * Views.  An open mailbox is a view: a numbered list of messages
  * (sequence number = index + 1) that changes only when the session asks:
@@ -66,7 +70,7 @@ extern "C" {
 
 #define POSTERN_STORAGE_SERVICE "storage"
 #define POSTERN_STORAGE_MAJOR 1
-#define POSTERN_STORAGE_MINOR 4
+#define POSTERN_STORAGE_MINOR 5
 
 struct postern_user; /* postern/auth.h */
 
@@ -468,6 +472,30 @@ struct postern_storage {
 	                   const struct postern_append *const *msgs, size_t n,
 	                   uint32_t *uids, uint32_t *uidvalidity,
 	                   struct postern_storage_err *err);
+
+	/* ---- storage 1.5 ------------------------------------------------ */
+
+	/* status_by_name without waiting: 0 with `out` filled (as
+	 * status_by_name fills it; the caller sets out->size) when the
+	 * store handle holds the mailbox's status from an earlier call and
+	 * can show, without waiting on a disk or a network, that nothing
+	 * changed it since (in any process); 1 when it cannot (never
+	 * asked, changed, or cannot tell): the caller then calls
+	 * status_by_name on a job.  A change completed before the call is
+	 * seen.  Called on the loop while no job uses the store handle; a
+	 * caller checks the table's size (POSTERN_SIZED_HAS) first.
+	 * Loop. */
+	int (*status_nowait)(postern_store_t *st, const char *name,
+	                     struct postern_mailbox_status *out);
+	/* open without waiting: 0 with *out a view (freed by close, as
+	 * one from open) when the store can make it from memory and show,
+	 * without waiting, that nothing changed the mailbox since (in any
+	 * process) and that opening it has nothing to write (a read-write
+	 * open takes \Recent and moves new mail: none may be there); 1
+	 * when it cannot, and the caller calls open on a job.  Never for
+	 * POSTERN_OPEN_EXCLUSIVE.  Loop. */
+	int (*open_nowait)(postern_store_t *st, const char *name,
+	                   unsigned mode, postern_mailbox_t **out);
 };
 
 #ifdef __cplusplus
