@@ -31,13 +31,9 @@ import imaplib
 import hostile
 from hostile import Neighbour, WorkerMemory
 from mailserver import MailServer
-from testlib import POSTERND, LineClient, Runner
+from testlib import SANITIZED, LineClient, Runner
 
 R = Runner("hostile_auth")
-# posternd built with --enable-sanitizers links libasan.
-SANITIZED = "libasan" in subprocess.run(["ldd", POSTERND],
-                                        capture_output=True,
-                                        text=True).stdout
 ATTACKERS = 60
 FLOOD_SECONDS = 5.0
 NEIGHBOUR, NEIGHBOUR_PW = "neighbour@example.org", "neighbour-pw"

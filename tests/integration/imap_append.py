@@ -26,7 +26,7 @@ import re
 from hostile import WorkerMemory
 from imaptest import (PASSWORDS, Raw, deliver, finish, login, message,
                       start_server)
-from testlib import Runner
+from testlib import SANITIZED, Runner
 
 MIB = 1 << 20
 LITERAL_MEMORY = 64 * 1024
@@ -373,10 +373,11 @@ def test_fetch_binary_large_part(R):
     print("  peak RSS growth %.1f MiB for a 20 MiB part" % (growth / MIB))
     assert got["BINARY.SIZE[1]"] == len(payload)
     assert got["BINARY[1]"] == payload
-    # Holding the part would cost it whole: 5 MiB here, 9 MiB in a
-    # sanitizer build (as BODY.PEEK[1] of it).
-    assert growth < len(payload) // 2, "peak grew by %.1f MiB" % (
-        growth / MIB)
+    # Holding the part would cost it whole (20 MiB): about 5 MiB here;
+    # 9 to 11 MiB in a sanitizer build, whose quarantine keeps the
+    # freed step buffers (as BODY.PEEK[1] of it).
+    bound = len(payload) * 3 // 4 if SANITIZED else len(payload) // 2
+    assert growth < bound, "peak grew by %.1f MiB" % (growth / MIB)
     got, _ = fetch_parts(m, "1", "BINARY.PEEK[1]<%d.%d>" % (7 * MIB, 300))
     assert got["BINARY[1]<%d>" % (7 * MIB)] == payload[7 * MIB:7 * MIB + 300]
     # BINARY.SIZE of several large parts: the steps end after 8 MiB

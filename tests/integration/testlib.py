@@ -17,6 +17,11 @@ import traceback
 TOP_BUILDDIR = os.environ.get("top_builddir", os.getcwd())
 TOP_SRCDIR = os.environ.get("top_srcdir", TOP_BUILDDIR)
 POSTERND = os.path.join(TOP_BUILDDIR, "core", "posternd")
+# posternd built with --enable-sanitizers links libasan: memory peaks
+# include ASan's quarantine of freed blocks.
+SANITIZED = "libasan" in subprocess.run(["ldd", POSTERND],
+                                        capture_output=True,
+                                        text=True).stdout
 TEST_MODULES = os.path.join(TOP_BUILDDIR, "tests", "modules", ".libs")
 HELLO_SO = os.path.join(TOP_BUILDDIR, "sdk", "examples", "hello", ".libs",
                         "hello.so")
