@@ -46,6 +46,14 @@ struct imap_update {
 	size_t n;
 	uint64_t modseq;               /* changes up to it are evaluated */
 	struct imap_sort_live *sort;   /* a SORT's order, else NULL */
+	/* What RETURN asked (IMAP_RET_MIN, MAX, COUNT, ALL): ADDTO and
+	 * REMOVEFROM follow ALL; MIN, MAX and COUNT are sent again, as
+	 * "* ESEARCH (TAG t) MIN a MAX b COUNT n", whenever one of them
+	 * changes (RFC 5267 4.3), from the values last sent (MIN and MAX
+	 * as UIDs, 0 for none). */
+	unsigned ret;
+	uint32_t sent_min, sent_max;
+	size_t sent_count;
 };
 
 static void
@@ -79,11 +87,58 @@ imap_update_refuse(struct imap_buf *out, const char *tag, const char *why)
 	imap_buf_printf(out, "] %s\r\n", why);
 }
 
+/* The UIDs of u's MIN and MAX: the lowest and highest UID of a
+ * SEARCH's result (so its lowest and highest number), the first and
+ * last of a SORT's order; 0 when it is empty. */
+static void
+update_ends(const struct imap_update *u, uint32_t *min, uint32_t *max)
+{
+	if (u->sort != NULL) {
+		imap_sort_live_ends(u->sort, min, max);
+		return;
+	}
+	*min = u->n > 0 ? u->uids[0] : 0;
+	*max = u->n > 0 ? u->uids[u->n - 1] : 0;
+}
+
+/* MIN, MAX and COUNT of a search kept updated, again when one of them
+ * changed since they were last sent, in the numbers the client knows
+ * after this sync's EXPUNGE and EXISTS. */
+static void
+update_mmc(struct imap_session *s, struct imap_update *u,
+           struct imap_buf *out)
+{
+	uint32_t min, max;
+
+	if (!(u->ret & (IMAP_RET_MIN | IMAP_RET_MAX | IMAP_RET_COUNT)))
+		return;
+	update_ends(u, &min, &max);
+	if (!((u->ret & IMAP_RET_MIN) && min != u->sent_min) &&
+	    !((u->ret & IMAP_RET_MAX) && max != u->sent_max) &&
+	    !((u->ret & IMAP_RET_COUNT) && u->n != u->sent_count))
+		return;
+	u->sent_min = min;
+	u->sent_max = max;
+	u->sent_count = u->n;
+	imap_buf_str(out, "* ESEARCH (TAG ");
+	imap_buf_string(out, u->tag, strlen(u->tag));
+	imap_buf_printf(out, ")%s", u->by_uid ? " UID" : "");
+	if ((u->ret & IMAP_RET_MIN) && min != 0)
+		imap_buf_printf(out, " MIN %u", u->by_uid ? min :
+		                imap_storage->seq_of_uid(s->mb, min));
+	if ((u->ret & IMAP_RET_MAX) && max != 0)
+		imap_buf_printf(out, " MAX %u", u->by_uid ? max :
+		                imap_storage->seq_of_uid(s->mb, max));
+	if (u->ret & IMAP_RET_COUNT)
+		imap_buf_printf(out, " COUNT %zu", u->n);
+	imap_buf_str(out, "\r\n");
+}
+
 void
 imap_update_add(struct imap_session *s, struct imap_buf *out,
                 const char *tag, const struct imap_search_prog *p,
                 int by_uid, const uint32_t *uids, size_t n, uint64_t modseq,
-                struct imap_sort_live *sort)
+                struct imap_sort_live *sort, unsigned ret)
 {
 	struct postern_mailbox_status st = { .size = sizeof(st) };
 	struct imap_update *u, **pp;
@@ -117,6 +172,10 @@ imap_update_add(struct imap_session *s, struct imap_buf *out,
 		memcpy(u->uids, uids, n * sizeof(*uids));
 	u->n = n;
 	u->modseq = modseq;
+	u->ret = ret & (IMAP_RET_MIN | IMAP_RET_MAX | IMAP_RET_COUNT |
+	                IMAP_RET_ALL);
+	update_ends(u, &u->sent_min, &u->sent_max);
+	u->sent_count = n;
 	for (pp = &s->updates; *pp != NULL; pp = &(*pp)->next)
 		;
 	*pp = u;
@@ -221,7 +280,7 @@ update_pairs(struct imap_buf *out, const struct imap_update *u,
 {
 	size_t i;
 
-	if (n == 0)
+	if (n == 0 || out == NULL)
 		return;
 	imap_buf_str(out, "* ESEARCH (TAG ");
 	imap_buf_string(out, u->tag, strlen(u->tag));
@@ -331,8 +390,9 @@ imap_update_expunges(struct imap_session *s, struct imap_buf *out,
 		if (ng == 0)
 			continue;
 		if (u->sort != NULL)
-			sort_remove(out, u, gone, nums, ng, pos, moved);
-		else
+			sort_remove(u->ret & IMAP_RET_ALL ? out : NULL, u,
+			            gone, nums, ng, pos, moved);
+		else if (u->ret & IMAP_RET_ALL)
 			update_line(out, u, "REMOVEFROM", nums, ng);
 		if (update_apply(u, gone, ng, NULL, 0) < 0) {
 			imap_update_refuse(out, u->tag, "out of memory");
@@ -460,17 +520,20 @@ imap_update_changes(struct imap_session *s, struct imap_buf *out,
 		if (u->sort != NULL &&
 		    (why = sort_changes(s, u, scratch, &cost, add, addn, na,
 		                        gone, gonen, ng, pos, moved,
-		                        out)) != NULL) {
+		                        u->ret & IMAP_RET_ALL ? out
+		                                              : NULL)) != NULL) {
 			imap_update_refuse(out, u->tag, why);
 			update_unlink(s, u);
 			continue;
 		}
-		if (u->sort != NULL)
+		if (u->sort != NULL || !(u->ret & IMAP_RET_ALL))
 			continue;
 		update_line(out, u, "REMOVEFROM", gonen, ng);
 		update_line(out, u, "ADDTO", addn, na);
 	}
 	imap_host->pool_destroy(scratch);
+	for (u = s->updates; u != NULL; u = u->next)
+		update_mmc(s, u, out);
 }
 
 /* CANCELUPDATE 1*(SP quoted) (RFC 5267 4.3): every tag must name a

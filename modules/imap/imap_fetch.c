@@ -841,6 +841,39 @@ decoded_measure(struct imap_job *j, struct fetch_arg *fa,
 	return rc;
 }
 
+/* Whether the window `it` takes of [start, start + len) of the message,
+ * sent as it is, holds a NUL octet: it then goes as a literal8 (RFC
+ * 3516 4.3).  One read of the window, counted as a decoding is. */
+static int
+window_has_nul(struct imap_job *j, struct fetch_arg *fa,
+               const struct fetch_item *it, postern_msg_t *msg,
+               uint64_t start, uint64_t len, int *nul)
+{
+	char buf[16384];
+	uint64_t off;
+	ssize_t n;
+
+	apply_partial(it, &start, &len);
+	*nul = 0;
+	for (off = 0; off < len && !*nul; off += (uint64_t)n) {
+		n = imap_storage->msg_read(msg, start + off, buf,
+		                           len - off < sizeof(buf) ?
+		                           (size_t)(len - off) : sizeof(buf),
+		                           &j->err);
+		if (n <= 0) {
+			if (n == 0) {
+				j->err.code = POSTERN_SE_CORRUPT;
+				snprintf(j->err.text, sizeof(j->err.text),
+				         "message shorter than its size");
+			}
+			return -1;
+		}
+		*nul = memchr(buf, '\0', (size_t)n) != NULL;
+	}
+	fa->step_decoded += off;
+	return 0;
+}
+
 /* BINARY[part]<partial> or BINARY.SIZE[part]: the part's content with
  * its transfer encoding undone.  Base64 and quoted-printable are decoded
  * twice, once for the length, once when sent (resumable across steps),
@@ -848,15 +881,17 @@ decoded_measure(struct imap_job *j, struct fetch_arg *fa,
 static int
 plan_binary(struct imap_job *j, struct fetch_arg *fa,
             const struct fetch_item *it, postern_msg_t *msg,
-            const struct imap_mime *m)
+            const struct postern_msg_size *sz, const struct imap_mime *m)
 {
-	uint64_t start, plen, len;
-	const char *enc;
+	uint64_t start = 0, plen = sz->size, len;
+	const char *enc = "7bit";
 	struct fetch_seg *seg;
 	int decodes, nul = 0;
 
-	if (m == NULL || imap_mime_part_content(m, it->parts, it->nparts,
-	                                        &enc, &start, &plen) < 0) {
+	/* BINARY[] is the message whatever its structure says. */
+	if (it->nparts > 0 &&
+	    (m == NULL || imap_mime_part_content(m, it->parts, it->nparts,
+	                                         &enc, &start, &plen) < 0)) {
 		/* No such part: empty, as BODY[] says it. */
 		imap_buf_printf(&fa->acc, "%s %s", it->label,
 		                it->binary == 2 ? "0" : "\"\"");
@@ -877,8 +912,15 @@ plan_binary(struct imap_job *j, struct fetch_arg *fa,
 		if (decoded_measure(j, fa, msg, enc, start, plen, from, to,
 		                    &len, &nul) < 0)
 			return -1;
-	} else {
-		nul = strcmp(enc, "binary") == 0;
+	} else if (strcmp(enc, "binary") == 0) {
+		nul = 1;
+	} else if (it->binary == 1 &&
+	           window_has_nul(j, fa, it, msg, start, plen, &nul) < 0) {
+		/* BINARY[] (the whole message, RFC 3516 4.2: not decoded),
+		 * a multipart or a 7bit/8bit part: sent as stored, in a
+		 * literal8 when it holds a NUL (a message delivered by
+		 * SMTP may). */
+		return -1;
 	}
 	imap_buf_str(&fa->acc, it->label);
 	if (it->binary == 2) {
@@ -959,7 +1001,7 @@ plan_section(struct imap_job *j, struct fetch_arg *fa,
 	struct fields_walk w = { 0 };
 
 	if (it->binary)
-		return plan_binary(j, fa, it, msg, m);
+		return plan_binary(j, fa, it, msg, sz, m);
 	imap_buf_str(&fa->acc, it->label);
 	imap_buf_str(&fa->acc, " ");
 	if (it->nparts > 0 || it->what == IMAP_SECTION_MIME) {

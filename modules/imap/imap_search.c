@@ -903,7 +903,8 @@ search_work(struct imap_job *j)
 		                   "result are not kept");
 	else if (a->ret & RET_UPDATE)
 		imap_update_add(j->s, &j->out, j->tag, a->prog, a->by_uid,
-		                a->uids, a->nhits, a->view_modseq, NULL);
+		                a->uids, a->nhits, a->view_modseq, NULL,
+		                a->ret);
 	if (!a->esearch) {
 		size_t i;
 		imap_buf_str(&j->out, "* SEARCH");

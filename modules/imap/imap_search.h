@@ -100,14 +100,17 @@ void imap_esearch_format(struct imap_buf *out, const char *tag, int by_uid,
 /* On the command's job (which owns the session): keeps the search `tag`
  * with its result `uids` (ascending, n) updated from changes past
  * `modseq`; a SORT's also with its sorted result `sort` (imap_sort.h),
- * which this takes (NULL for a SEARCH).  Writes "* NO [NOUPDATE ...]"
+ * which this takes (NULL for a SEARCH); `ret` the RETURN options
+ * (IMAP_RET_*: ALL follows ADDTO/REMOVEFROM, MIN MAX COUNT their new
+ * values).  Writes "* NO [NOUPDATE ...]"
  * to out instead when the session keeps IMAP_MAX_UPDATES already, the
  * mailbox has no mod-sequences or memory is short. */
 struct imap_sort_live;
 void imap_update_add(struct imap_session *s, struct imap_buf *out,
                      const char *tag, const struct imap_search_prog *p,
                      int by_uid, const uint32_t *uids, size_t n,
-                     uint64_t modseq, struct imap_sort_live *sort);
+                     uint64_t modseq, struct imap_sort_live *sort,
+                     unsigned ret);
 /* "* NO [NOUPDATE "tag"] why": the search `tag` is not kept updated. */
 void imap_update_refuse(struct imap_buf *out, const char *tag,
                         const char *why);

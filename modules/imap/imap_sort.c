@@ -460,6 +460,14 @@ struct imap_sort_live {
 };
 
 void
+imap_sort_live_ends(const struct imap_sort_live *l, uint32_t *first,
+                    uint32_t *last)
+{
+	*first = l->n > 0 ? l->m[0].uid : 0;
+	*last = l->n > 0 ? l->m[l->n - 1].uid : 0;
+}
+
+void
 imap_sort_live_free(struct imap_sort_live *l)
 {
 	if (l == NULL)
@@ -528,7 +536,7 @@ live_start(struct imap_job *j, struct sort_arg *a, const struct sortent *e)
 	l->n = (uint32_t)a->nmsgs;
 	qsort(uids, a->nmsgs, sizeof(*uids), uid_cmp);
 	imap_update_add(j->s, &j->out, j->tag, a->prog, a->by_uid, uids,
-	                a->nmsgs, a->view_modseq, l);
+	                a->nmsgs, a->view_modseq, l, a->ret);
 	free(uids);
 }
 

@@ -126,5 +126,9 @@ int imap_sort_live_add(struct imap_session *s, struct imap_sort_live *l,
                        postern_pool_t *scratch, uint64_t *cost,
                        uint32_t *pos, uint32_t *out,
                        struct postern_storage_err *err);
+/* The UIDs of the first and last message in sort order (ESORT's MIN
+ * and MAX, RFC 5267 3.1); 0 when the result is empty. */
+void imap_sort_live_ends(const struct imap_sort_live *l, uint32_t *first,
+                         uint32_t *last);
 
 #endif /* IMAP_SORT_H */
