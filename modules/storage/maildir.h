@@ -302,6 +302,11 @@ int md_copy(postern_mailbox_t *mb, const struct postern_uid_range *uids,
 int md_watch(postern_mailbox_t *mb, void (*changed)(void *arg), void *arg);
 /* Directories watched now (for tests and logs). */
 size_t md_watch_dirs(void);
+/* storage 1.6: a mailbox's directory or the store's list, watched by
+ * name (maildir_watch.c). */
+postern_mbwatch_t *md_watch_name(postern_store_t *st, const char *name,
+                                 void (*changed)(void *arg), void *arg);
+void md_unwatch_name(postern_mbwatch_t *w);
 int md_sync_needed(postern_mailbox_t *mb);
 int md_msg_open_nowait(postern_mailbox_t *mb, uint32_t uid,
                        postern_msg_t **out, struct postern_msg_size *sizes);

@@ -13,6 +13,15 @@
  * the mailbox through the same instance at once: nothing polls while
  * inotify works.
  *
+ * Watches by name (storage 1.6, IMAP NOTIFY) join the same directories
+ * without a view: a mailbox's three watches, or, for the list of
+ * mailboxes, one watch on the Maildir's root for folders made, removed
+ * or renamed and the subscriptions file replaced.  The root is also
+ * INBOX's directory, so every watch is added with IN_MASK_ADD: the
+ * kernel gives both the same descriptor, and neither may narrow the
+ * other's mask (INBOX's views then wake on folder changes too, which a
+ * watch may do).
+ *
  * When the instance cannot be made or the watch limit is reached, md_watch
  * fails; the caller then polls (IMAP's idle_poll_interval).  Either is
  * logged once per process, naming the limit to raise.
@@ -30,12 +39,24 @@
 #define WD_BUCKETS 4096     /* power of two */
 #define DIR_BUCKETS 4096
 
-/* One watched mailbox directory and the views that watch it. */
+/* A watch by name (storage 1.6). */
+struct postern_mbwatch {
+	struct md_wdir *d;            /* NULL once removed */
+	void (*changed)(void *arg);
+	void *arg;
+	struct postern_mbwatch *dead_next; /* removed while dispatching */
+};
+
+/* One watched mailbox directory (or a store's list) and the views and
+ * watches by name on it. */
 struct md_wdir {
 	char *dir;
+	int list;                     /* the root's folders, not a mailbox */
 	int wd[3];                    /* new/, cur/, the directory */
 	postern_mailbox_t **views;
 	size_t nviews, capviews;
+	struct postern_mbwatch **named;
+	size_t nnamed, capnamed;
 	int fired;
 	struct md_wdir *fired_next;
 	struct md_wdir *dead_next;    /* left while dispatching */
@@ -59,6 +80,7 @@ static struct {
 	struct md_wdir *fired;
 	int dispatching;              /* inside the views' callbacks */
 	struct md_wdir *dead;         /* left while dispatching */
+	struct postern_mbwatch *dead_named; /* removed while dispatching */
 	int init_logged, limit_logged;
 } W = { .fd = -1 };
 
@@ -73,12 +95,12 @@ dir_hash(const char *s)
 }
 
 static struct md_wdir *
-dir_find(const char *dir)
+dir_find(const char *dir, int list)
 {
 	struct md_wdir *d;
 
 	for (d = W.by_dir[dir_hash(dir)]; d != NULL; d = d->dir_next)
-		if (strcmp(d->dir, dir) == 0)
+		if (d->list == list && strcmp(d->dir, dir) == 0)
 			return d;
 	return NULL;
 }
@@ -176,8 +198,9 @@ static void
 dispatch(void)
 {
 	postern_mailbox_t **snap = NULL;
+	struct postern_mbwatch **nsnap = NULL, *w;
 	struct md_wdir *d;
-	size_t i, n, cap = 0;
+	size_t i, n, cap = 0, ncap = 0;
 
 	W.dispatching = 1;
 	while ((d = W.fired) != NULL) {
@@ -199,12 +222,30 @@ dispatch(void)
 		for (i = 0; i < n; i++)
 			if (snap[i]->wdir == d && snap[i]->changed != NULL)
 				snap[i]->changed(snap[i]->changed_arg);
+		/* Watches by name removed meanwhile are freed only after
+		 * the dispatch: their d is NULL then. */
+		n = d->nnamed;
+		if (n > ncap) {
+			free(nsnap);
+			if ((nsnap = malloc(n * sizeof(*nsnap))) == NULL)
+				abort();
+			ncap = n;
+		}
+		memcpy(nsnap, d->named, n * sizeof(*nsnap));
+		for (i = 0; i < n; i++)
+			if (nsnap[i]->d == d)
+				nsnap[i]->changed(nsnap[i]->arg);
 	}
 	free(snap);
+	free(nsnap);
 	W.dispatching = 0;
 	while ((d = W.dead) != NULL) {
 		W.dead = d->dead_next;
 		dir_free(d);
+	}
+	while ((w = W.dead_named) != NULL) {
+		W.dead_named = w->dead_next;
+		free(w);
 	}
 }
 
@@ -285,6 +326,7 @@ dir_free(struct md_wdir *d)
 		if (d->wd[i] >= 0 && !wd_unlink(d->wd[i], d) && W.fd >= 0)
 			inotify_rm_watch(W.fd, d->wd[i]);
 	free(d->views);
+	free(d->named);
 	free(d->dir);
 	free(d);
 	watcher_close();
@@ -304,10 +346,13 @@ dir_unlink(struct md_wdir *d)
 /* Watches new/, cur/ and the directory; NULL (logged once) when the
  * kernel refuses. */
 static struct md_wdir *
-dir_add(const char *dir)
+dir_add(const char *dir, int list)
 {
 	static const uint32_t ev = IN_CREATE | IN_DELETE | IN_MOVED_FROM |
 	                           IN_MOVED_TO | IN_ATTRIB;
+	/* Folders made, removed, renamed; subscriptions replaced. */
+	static const uint32_t list_ev = IN_CREATE | IN_DELETE |
+	                                IN_MOVED_FROM | IN_MOVED_TO;
 	static const char *const sub[3] = { "/new", "/cur", "" };
 	char path[4200];
 	struct md_wdir *d;
@@ -317,15 +362,17 @@ dir_add(const char *dir)
 	if ((d = calloc(1, sizeof(*d))) == NULL ||
 	    (d->dir = strdup(dir)) == NULL)
 		abort();
+	d->list = list;
 	d->wd[0] = d->wd[1] = d->wd[2] = -1;
-	for (i = 0; i < 3; i++) {
+	for (i = list ? 2 : 0; i < 3; i++) {
 		snprintf(path, sizeof(path), "%s%s", dir, sub[i]);
 		/* The index is replaced by rename: moves into the
 		 * directory.  Its change log is not watched: what it
 		 * records that other views show comes with a rename or
 		 * unlink in new/ or cur/. */
-		d->wd[i] = inotify_add_watch(W.fd, path,
-		                             i < 2 ? ev : IN_MOVED_TO);
+		d->wd[i] = inotify_add_watch(W.fd, path, IN_MASK_ADD |
+		                             (list ? list_ev :
+		                              i < 2 ? ev : IN_MOVED_TO));
 		if (d->wd[i] < 0)
 			goto fail;
 		wd_link(d->wd[i], d);
@@ -342,7 +389,7 @@ fail:
 		       "fs.inotify.max_user_watches): sessions on more "
 		       "mailboxes poll for changes instead", W.ndirs);
 		W.limit_logged = 1;
-	} else if (errno != ENOSPC) {
+	} else if (errno != ENOSPC && errno != ENOENT) {
 		md_log(POSTERN_LOG_ERROR, "inotify_add_watch %s: %s", path,
 		       strerror(errno));
 	}
@@ -352,6 +399,8 @@ fail:
 }
 
 /* ---- views --------------------------------------------------------------- */
+
+static void dir_release(struct md_wdir *d);
 
 static void
 view_leave(postern_mailbox_t *mb)
@@ -365,7 +414,14 @@ view_leave(postern_mailbox_t *mb)
 			break;
 	if (i < d->nviews)
 		d->views[i] = d->views[--d->nviews];
-	if (d->nviews > 0)
+	dir_release(d);
+}
+
+/* A directory no view or watch by name uses any more goes. */
+static void
+dir_release(struct md_wdir *d)
+{
+	if (d->nviews > 0 || d->nnamed > 0)
 		return;
 	dir_unlink(d);
 	if (W.dispatching) {
@@ -384,7 +440,8 @@ view_join(postern_mailbox_t *mb)
 
 	if (watcher_open() < 0)
 		return -1;
-	if ((d = dir_find(mb->dir)) == NULL && (d = dir_add(mb->dir)) == NULL)
+	if ((d = dir_find(mb->dir, 0)) == NULL &&
+	    (d = dir_add(mb->dir, 0)) == NULL)
 		return -1;
 	if (d->nviews == d->capviews) {
 		cap = d->capviews > 0 ? d->capviews * 2 : 2;
@@ -433,4 +490,74 @@ md_sync_needed(postern_mailbox_t *mb)
 	if (mb->wdir == NULL || mb->held)
 		return 1;
 	return __atomic_load_n(&mb->stale, __ATOMIC_SEQ_CST);
+}
+
+/* ---- watches by name (storage 1.6) -------------------------------------- */
+
+postern_mbwatch_t *
+md_watch_name(postern_store_t *st, const char *name,
+              void (*changed)(void *arg), void *arg)
+{
+	struct postern_storage_err err;
+	struct postern_mbwatch *w;
+	struct md_wdir *d;
+	char *dir;
+	int list = name == NULL;
+
+	if (changed == NULL || watcher_open() < 0)
+		return NULL;
+	if (list)
+		dir = strdup(st->root);
+	else
+		dir = md_box_dir(st->root, name, &err);
+	if (dir == NULL)
+		return NULL;
+	/* A mailbox that does not exist has no new/ to watch: dir_add
+	 * fails (ENOENT, not logged as an error below). */
+	d = dir_find(dir, list);
+	if (d == NULL)
+		d = dir_add(dir, list);
+	free(dir);
+	if (d == NULL) {
+		watcher_close();
+		return NULL;
+	}
+	if ((w = calloc(1, sizeof(*w))) == NULL)
+		abort();
+	w->d = d;
+	w->changed = changed;
+	w->arg = arg;
+	if (d->nnamed == d->capnamed) {
+		size_t cap = d->capnamed > 0 ? d->capnamed * 2 : 2;
+
+		d->named = realloc(d->named, cap * sizeof(*d->named));
+		if (d->named == NULL)
+			abort();
+		d->capnamed = cap;
+	}
+	d->named[d->nnamed++] = w;
+	return w;
+}
+
+void
+md_unwatch_name(postern_mbwatch_t *w)
+{
+	struct md_wdir *d;
+	size_t i;
+
+	if (w == NULL || (d = w->d) == NULL)
+		return;
+	w->d = NULL;
+	for (i = 0; i < d->nnamed; i++)
+		if (d->named[i] == w)
+			break;
+	if (i < d->nnamed)
+		d->named[i] = d->named[--d->nnamed];
+	dir_release(d);
+	if (W.dispatching) {
+		w->dead_next = W.dead_named;
+		W.dead_named = w;
+		return;
+	}
+	free(w);
 }

@@ -200,6 +200,8 @@ static const struct postern_storage md_table = {
 	.append_many = md_append_many,
 	.status_nowait = md_status_nowait,
 	.open_nowait = md_open_nowait,
+	.watch_name = md_watch_name,
+	.unwatch_name = md_unwatch_name,
 };
 
 /* The loop has ended: no job opens or closes a view any more. */

@@ -70,7 +70,7 @@ extern "C" {
 
 #define POSTERN_STORAGE_SERVICE "storage"
 #define POSTERN_STORAGE_MAJOR 1
-#define POSTERN_STORAGE_MINOR 5
+#define POSTERN_STORAGE_MINOR 6
 
 struct postern_user; /* postern/auth.h */
 
@@ -80,6 +80,8 @@ typedef struct postern_store postern_store_t;
 typedef struct postern_mailbox postern_mailbox_t;
 /* An open message, for reading. */
 typedef struct postern_msg postern_msg_t;
+/* A watch of a mailbox by name, or of the mailbox list (storage 1.6). */
+typedef struct postern_mbwatch postern_mbwatch_t;
 
 /* ---- errors -------------------------------------------------------------
  * Codes follow IMAP's response codes (RFC 5530) so a protocol can say
@@ -496,6 +498,27 @@ struct postern_storage {
 	 * POSTERN_OPEN_EXCLUSIVE.  Loop. */
 	int (*open_nowait)(postern_store_t *st, const char *name,
 	                   unsigned mode, postern_mailbox_t **out);
+
+	/* ---- storage 1.6 ------------------------------------------------ */
+
+	/* Watches the mailbox `name` of the store without a view (IMAP
+	 * NOTIFY: the STATUS of mailboxes that are not selected), or,
+	 * with `name` NULL, the list of mailboxes and the subscriptions:
+	 * changed(arg) is called on the loop when a change, by any
+	 * process, may have happened (spurious calls are allowed; the
+	 * caller then asks status_by_name or list on a job).  NULL when
+	 * the store cannot watch it (no such mailbox, or the store's
+	 * watch limit: the backend logs the limit once); the caller
+	 * then learns of changes only when it asks.  A watch costs no
+	 * polling and no thread.  Removed with unwatch_name (on the
+	 * loop, also from within a `changed` call), before the store is
+	 * closed.  A caller checks the table's size (POSTERN_SIZED_HAS)
+	 * first.  Loop. */
+	postern_mbwatch_t *(*watch_name)(postern_store_t *st,
+	                                 const char *name,
+	                                 void (*changed)(void *arg),
+	                                 void *arg);
+	void (*unwatch_name)(postern_mbwatch_t *w);
 };
 
 #ifdef __cplusplus
