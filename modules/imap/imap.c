@@ -120,6 +120,11 @@ static const struct postern_cfg_key imap_keys[] = {
 	  .def = "64M", .min = 0, .max = 17179869184LL,
 	  .doc = "sort keys kept per worker for the next SORT or THREAD "
 	         "of any session, 0: none" },
+	{ .name = "notify_max_mailboxes", .type = POSTERN_CFG_INT,
+	  .offset = offsetof(struct imap_settings, notify_max_mailboxes),
+	  .def = "256", .min = 1, .max = 100000,
+	  .doc = "mailboxes one NOTIFY watches (more: NO or * OK "
+	         "[NOTIFICATIONOVERFLOW])" },
 	{ .name = "max_userip_connections", .type = POSTERN_CFG_INT,
 	  .offset = offsetof(struct imap_settings, max_userip_conns),
 	  .def = "10", .min = 0, .max = 100000,

@@ -19,6 +19,7 @@
  *	imap_context.c          searches kept updated (RFC 5267 4.3),
  *	                        CANCELUPDATE
  *	imap_quota.c            GETQUOTA GETQUOTAROOT SETQUOTA (RFC 9208)
+ *	imap_notify.c           NOTIFY (RFC 5465)
  *	imap_sort.c             SORT, THREAD (imap_sort.h); their keys in
  *	                        imap_sortkey.c, threading in imap_thread.c,
  *	                        the worker's key cache in imap_sortcache.c
@@ -70,6 +71,7 @@ struct imap_settings {
 	                                once, per worker */
 	long long sort_memory;       /* the keys one SORT/THREAD holds */
 	long long sort_cache;        /* sort keys kept per worker */
+	long long notify_max_mailboxes; /* mailboxes one NOTIFY watches */
 };
 
 extern const struct postern_host *imap_host;
@@ -115,6 +117,11 @@ void imap_buf_flags(struct imap_buf *b, uint32_t flags,
                     const uint32_t *kw, uint32_t nkw,
                     const char *const *keywords, uint32_t nkeywords);
 void imap_buf_free(struct imap_buf *b);
+/* A LIST response's attributes "(\\HasNoChildren \\Subscribed)" from
+ * POSTERN_MBOX_* bits (imap_commands_mailbox.c). */
+void imap_buf_mbox_attrs(struct imap_buf *out, unsigned attrs);
+/* "INTERNALDATE \"17-Jul-1996 02:44:25 -0700\"" (imap_fetch.c). */
+void imap_buf_internaldate(struct imap_buf *out, int64_t when, int tz);
 
 /* ---- modified UTF-7 ----------------------------------------------------*/
 
@@ -180,6 +187,8 @@ struct imap_session {
 
 	/* Selected. */
 	postern_mailbox_t *mb;
+	char *mbname;                 /* its name (malloc'd; stale when mb
+	                                 is NULL) */
 	int readonly;
 	uint32_t nkeywords_sent;      /* keywords announced in FLAGS */
 
@@ -216,6 +225,9 @@ struct imap_session {
 
 	/* A long reply waits for the output queue to drain. */
 	void (*on_drain)(struct imap_session *s);
+
+	/* NOTIFY (RFC 5465, imap_notify.c), or NULL. */
+	struct imap_notify *notify;
 };
 
 /* One command being run: what the handlers get. */
@@ -416,6 +428,19 @@ imap_cmd_fn imap_cmd_cancelupdate;          /* imap_context.c */
 imap_cmd_fn imap_cmd_getquota, imap_cmd_getquotaroot,
 	imap_cmd_setquota;                  /* imap_quota.c */
 imap_cmd_fn imap_cmd_sort, imap_cmd_thread;  /* imap_sort.c */
+imap_cmd_fn imap_cmd_notify;                 /* imap_notify.c */
+
+/* NOTIFY (imap_notify.c), on the loop.  kick: the session may be
+ * between commands now, send what is pending (after a short delay, on
+ * a job); free: the session's NOTIFY ends (watches removed);
+ * selected_changed: the selected mailbox's watch fired outside IDLE, 1
+ * when NOTIFY takes it; wants_selected: NOTIFY asked for the selected
+ * mailbox's events; box_changed: a watch's callback. */
+void imap_notify_kick(struct imap_session *s);
+void imap_notify_free(struct imap_session *s);
+int imap_notify_selected_changed(struct imap_session *s);
+int imap_notify_wants_selected(const struct imap_session *s);
+void imap_notify_box_changed(void *arg);
 
 /* SEARCHRES (imap_search.c): before a command runs, "$" is made to mean
  * the saved result (and SELECT, EXAMINE, CLOSE, UNSELECT forget it);

@@ -253,8 +253,8 @@ has_unlisted_subscribed_child(const struct list_arg *a,
 	return 0;
 }
 
-static void
-format_attrs(struct imap_buf *out, unsigned attrs)
+void
+imap_buf_mbox_attrs(struct imap_buf *out, unsigned attrs)
 {
 	static const struct {
 		unsigned bit;
@@ -329,7 +329,7 @@ list_one(struct imap_job *j, struct list_arg *a,
 	    !(attrs & POSTERN_MBOX_SPECIAL_USE_MASK))
 		return;
 	imap_buf_str(&j->out, (a->opts & L_LSUB) ? "* LSUB " : "* LIST ");
-	format_attrs(&j->out, shown);
+	imap_buf_mbox_attrs(&j->out, shown);
 	imap_buf_printf(&j->out, " \"%s%c\" ", delim == '\\' ? "\\" : "",
 	                delim);
 	imap_buf_mailbox(&j->out, e[i].name, IMAP_UTF8_NAMES(s));
@@ -937,6 +937,9 @@ select_show(struct imap_job *j)
 	j->rc = 0;
 	/* The session's view from here on (the loop waits for us). */
 	s->mb = a->mb;
+	free(s->mbname);
+	if ((s->mbname = strdup(a->name)) == NULL)
+		abort();
 	s->readonly = a->readonly;
 	imap_storage->status(a->mb, &st);
 	if (st.readonly)

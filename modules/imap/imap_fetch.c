@@ -484,8 +484,8 @@ parse_modifiers(struct imap_cmd *c, struct fetch_arg *fa)
 
 /* ---- formatting -------------------------------------------------------*/
 
-static void
-format_internaldate(struct imap_buf *out, int64_t when, int tz)
+void
+imap_buf_internaldate(struct imap_buf *out, int64_t when, int tz)
 {
 	static const char *const months[] = { "Jan", "Feb", "Mar", "Apr",
 		"May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec" };
@@ -1117,7 +1117,7 @@ fetch_plan(struct imap_job *j, struct fetch_arg *fa, uint32_t seq,
 			break;
 		case FI_INTERNALDATE:
 			SEP();
-			format_internaldate(out, mi->internal_date,
+			imap_buf_internaldate(out, mi->internal_date,
 			                    mi->internal_tz);
 			break;
 		case FI_SIZE:
@@ -1387,7 +1387,7 @@ fetch_index_only(struct imap_job *j, struct fetch_arg *fa, uint32_t seq,
 		if (it->kind == FI_INTERNALDATE) {
 			if (n++)
 				imap_buf_str(out, " ");
-			format_internaldate(out, mi->internal_date,
+			imap_buf_internaldate(out, mi->internal_date,
 			                    mi->internal_tz);
 		} else if (it->kind == FI_SIZE) {
 			imap_buf_printf(out, "%sRFC822.SIZE %llu",

@@ -150,11 +150,12 @@ imap_capabilities(struct imap_session *s)
 	         "LIST-STATUS ESEARCH CONDSTORE QRESYNC STATUS=SIZE "
 	         "SORT SORT=DISPLAY ESORT THREAD=ORDEREDSUBJECT "
 	         "THREAD=REFERENCES WITHIN SEARCHRES CONTEXT=SEARCH "
-	         "CONTEXT=SORT%s%s BINARY CATENATE UTF8=ACCEPT", lit,
+	         "CONTEXT=SORT%s%s BINARY CATENATE UTF8=ACCEPT%s", lit,
 	         /* RFC 9208: with STATUS DELETED and DELETED-STORAGE */
 	         IMAP_STORAGE_HAS(quota_get)
 	                 ? " QUOTA QUOTA=RES-STORAGE QUOTA=RES-MESSAGE" : "",
-	         IMAP_STORAGE_HAS(append_many) ? " MULTIAPPEND" : "");
+	         IMAP_STORAGE_HAS(append_many) ? " MULTIAPPEND" : "",
+	         IMAP_STORAGE_HAS(watch_name) ? " NOTIFY" : "");
 	return buf;
 }
 
@@ -346,6 +347,8 @@ session_job_done(postern_session_t *ss, void *st, void *arg, int status)
 	/* Reading goes on (the host resumes) with the next command. */
 	if (s->in_command && s->sasl == NULL)
 		imap_command_finish(s);
+	else
+		imap_notify_kick(s);
 }
 
 static void
@@ -573,6 +576,7 @@ static const struct command commands[] = {
 	{ "STATUS", ST_LOGGEDIN, 0, imap_cmd_status },
 	{ "APPEND", ST_LOGGEDIN, 0, imap_cmd_append },
 	{ "IDLE", ST_LOGGEDIN, 0, imap_cmd_idle },
+	{ "NOTIFY", ST_LOGGEDIN, 0, imap_cmd_notify },
 	{ "GETQUOTA", ST_LOGGEDIN, 0, imap_cmd_getquota },
 	{ "GETQUOTAROOT", ST_LOGGEDIN, 0, imap_cmd_getquotaroot },
 	{ "SETQUOTA", ST_LOGGEDIN, 0, imap_cmd_setquota },
@@ -699,6 +703,7 @@ imap_command_finish(struct imap_session *s)
 	s->in_command = 0;
 	imap_reader_reset(&s->reader);
 	imap_host->pool_clear(s->cmd_pool);
+	imap_notify_kick(s);
 }
 
 static const char *
@@ -812,8 +817,13 @@ idle_changed(void *arg)
 {
 	struct imap_session *s = arg;
 
-	if (!s->idling || s->closed)
+	if (s->closed)
 		return;
+	if (!s->idling) {
+		/* Between commands: NOTIFY's, if it asked (RFC 5465). */
+		(void)imap_notify_selected_changed(s);
+		return;
+	}
 	if (s->job != NULL) {
 		s->idle_dirty = 1;
 		return;
@@ -1090,6 +1100,7 @@ closed_cleanup(struct imap_session *s)
 		s->throttle = NULL;
 	}
 	idle_stop_poll(s);
+	imap_notify_free(s);
 	imap_userip_leave(s);
 	spool_drop(s);
 	imap_reader_free(&s->reader);
@@ -1122,6 +1133,7 @@ imap_free(postern_session_t *ss, void *st)
 	(void)ss;
 	imap_searchres_free(s);
 	imap_updates_free(s);
+	free(s->mbname);
 	free(s->user);
 }
 
