@@ -343,6 +343,34 @@ def test_fetch_binary_decodes(R):
     m.logout()
 
 
+def test_fetch_binary_whole_message(R):
+    # RFC 3516: BINARY[] is the message, not decoded (its base64 part
+    # stays base64); BINARY.SIZE[] its size; a literal8 only when the
+    # window holds a NUL.
+    m = binary_select("BinWhole")
+    got, text = fetch_parts(m, "1", "BINARY.PEEK[] BINARY.SIZE[]")
+    assert got["BINARY[]"] == BIN_MSG, got["BINARY[]"][:80]
+    assert got["BINARY.SIZE[]"] == len(BIN_MSG), got
+    assert b"BINARY[] {%d}" % len(BIN_MSG) in text, text[:200]
+    # a message with a NUL in its body, as a program may deliver it
+    nul = (b"From: carol@example.net\r\nSubject: nul\r\n\r\n"
+           b"before\x00after\r\n")
+    deliver(srv, "alice@example.org", nul, "BinWhole")
+    m.noop()
+    got, text = fetch_parts(m, "2", "BINARY.PEEK[] BINARY.SIZE[]")
+    assert got["BINARY[]"] == nul, got
+    assert got["BINARY.SIZE[]"] == len(nul), got
+    assert b"BINARY[] ~{%d}" % len(nul) in text, text[:200]
+    # windows with and without the NUL
+    at = nul.index(b"\x00")
+    got, text = fetch_parts(m, "2", "BINARY.PEEK[]<0.%d>" % at)
+    assert got["BINARY[]<0>"] == nul[:at] and b"~{" not in text, text
+    got, text = fetch_parts(m, "2", "BINARY.PEEK[]<%d.3>" % at)
+    assert got["BINARY[]<%d>" % at] == nul[at:at + 3], got
+    assert b"~{3}" in text, text
+    m.logout()
+
+
 def test_fetch_binary_unknown_cte(R):
     m = login(srv)
     m.select("Binary")
@@ -644,6 +672,7 @@ R.run(test_message_count_limit)
 R.run(test_memory_while_sending_large_messages)
 R.run(test_binary_capability)
 R.run(test_fetch_binary_decodes)
+R.run(test_fetch_binary_whole_message)
 R.run(test_fetch_binary_unknown_cte)
 R.run(test_fetch_binary_large_part)
 R.run(test_append_literal8)

@@ -300,6 +300,55 @@ def test_update_cost_bound(R):
     b.cmd("z", "LOGOUT")
 
 
+
+def test_update_min_max_count(R):
+    # RFC 5267 4.3: with MIN, MAX or COUNT (and no ALL) the updates are
+    # those values again when they change, not ADDTO / REMOVEFROM
+    m = login(srv)
+    m.create("Mmc")
+    for i in range(1, 4):
+        m.append("Mmc", None, None, (MSG % (i, i)).encode())
+    c = raw_select("Mmc")
+    out = ok("SEARCH RETURN (UPDATE MIN MAX COUNT) ALL", "u1", conn=c)
+    assert esearch(out, "u1") == \
+        ['* ESEARCH (TAG "u1") MIN 1 MAX 3 COUNT 3'], out
+    out = ok("UID SEARCH RETURN (UPDATE COUNT) UNSEEN", "u2", conn=c)
+    assert esearch(out, "u2") == ['* ESEARCH (TAG "u2") UID COUNT 3'], out
+    m.append("Mmc", None, None, (MSG % (4, 4)).encode())
+    out = ok("NOOP", "n1", conn=c)
+    assert esearch(out, "u1") == \
+        ['* ESEARCH (TAG "u1") MIN 1 MAX 4 COUNT 4'], out
+    assert esearch(out, "u2") == ['* ESEARCH (TAG "u2") UID COUNT 4'], out
+    assert not [x for x in out if "ADDTO" in x], out
+    # a change that leaves the values alone says nothing
+    m.select("Mmc")
+    m.store("2", "+FLAGS", "(\\Flagged)")
+    out = ok("NOOP", "n2", conn=c)
+    assert esearch(out, "u1") == [] and esearch(out, "u2") == [], out
+    # one seen: u2's count falls
+    m.store("3", "+FLAGS", "(\\Seen)")
+    out = ok("NOOP", "n3", conn=c)
+    assert esearch(out, "u2") == ['* ESEARCH (TAG "u2") UID COUNT 3'], out
+    assert esearch(out, "u1") == [], out
+    # the first expunged: MIN and MAX in the numbers after EXPUNGE
+    m.store("1", "+FLAGS", "(\\Deleted)")
+    m.expunge()
+    out = ok("NOOP", "n4", conn=c)
+    assert "* 1 EXPUNGE" in out, out
+    assert esearch(out, "u1") == \
+        ['* ESEARCH (TAG "u1") MIN 1 MAX 3 COUNT 3'], out
+    assert not [x for x in out if "REMOVEFROM" in x], out
+    # ALL beside them: both
+    out = ok("SEARCH RETURN (UPDATE ALL COUNT) ALL", "u3", conn=c)
+    m.append("Mmc", None, None, (MSG % (5, 5)).encode())
+    out = ok("NOOP", "n5", conn=c)
+    got = esearch(out, "u3")
+    assert '* ESEARCH (TAG "u3") ADDTO (0 4)' in got, out
+    assert '* ESEARCH (TAG "u3") COUNT 4' in got, out
+    c.cmd("z", "LOGOUT")
+    m.logout()
+
+
 R.run(test_capability)
 R.run(test_search_partial)
 R.run(test_imaplib_partial)
@@ -314,5 +363,6 @@ R.run(test_sort_update)
 R.run(test_sort_update_bound)
 R.run(test_update_limit)
 R.run(test_update_cost_bound)
+R.run(test_update_min_max_count)
 r.cmd("z", "LOGOUT")
 finish(R, srv)
