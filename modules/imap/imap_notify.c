@@ -322,7 +322,7 @@ struct notify_run {
 	size_t nnames;
 	int names_read;
 	int overflow;
-	uint32_t sel_count;         /* messages before the sync */
+	uint32_t sel_uidmax;        /* the last UID before the sync */
 };
 
 static struct nf_box *
@@ -496,14 +496,15 @@ notify_work(struct imap_job *j)
 			box_look(j, r, r->boxes[i]);
 	for (i = 0; i < r->npending; i++)
 		box_look(j, r, r->pending[i]);
-	if (s->mb != NULL)
-		r->sel_count = imap_storage->count(s->mb);
+	if (s->mb != NULL && imap_storage->count(s->mb) > 0)
+		r->sel_uidmax = imap_storage->message(
+			s->mb, imap_storage->count(s->mb))->uid;
 }
 
-/* MessageNew's fetch-att for the messages past `from` (RFC 5465 5.2):
- * the index items, from the view on the loop. */
+/* MessageNew's fetch-att for the messages with a UID past `uidmax`
+ * (RFC 5465 5.2): the index items, from the view on the loop. */
 static void
-fetch_new(struct imap_session *s, uint32_t from)
+fetch_new(struct imap_session *s, uint32_t uidmax)
 {
 	struct imap_notify *n = s->notify;
 	struct postern_mailbox_status st = { .size = sizeof(st) };
@@ -516,7 +517,11 @@ fetch_new(struct imap_session *s, uint32_t from)
 		return;
 	imap_storage->status(s->mb, &st);
 	count = imap_storage->count(s->mb);
-	for (seq = from + 1; seq <= count; seq++) {
+	/* new messages are last: look back from the end */
+	for (seq = count; seq > 0; seq--)
+		if (imap_storage->message(s->mb, seq)->uid <= uidmax)
+			break;
+	for (seq++; seq <= count; seq++) {
 		if ((mi = imap_storage->message(s->mb, seq)) == NULL ||
 		    mi->expunged)
 			continue;
@@ -656,7 +661,7 @@ sel_done(struct imap_job *j)
 	struct notify_run *r = j->arg;
 
 	if (j->s->notify != NULL && j->s->notify == r->n)
-		fetch_new(j->s, r->sel_count);
+		fetch_new(j->s, r->sel_uidmax);
 	round_done(j);
 }
 
@@ -760,6 +765,10 @@ notify_kick(struct imap_session *s)
 void
 imap_notify_kick(struct imap_session *s)
 {
+	/* A mailbox selected since NOTIFY SET is watched from now on. */
+	if (imap_notify_wants_selected(s) && s->mb != NULL &&
+	    s->watched == 0 && s->job == NULL && !s->closed)
+		imap_watch_selected(s);
 	notify_kick(s);
 }
 

@@ -305,6 +305,7 @@ imap_job_run_heavy(struct imap_job *j, void (*work)(struct imap_job *),
 }
 
 static void closed_cleanup(struct imap_session *s);
+static void idle_resume(struct imap_session *s);
 
 static void
 session_job_work(postern_session_t *ss, void *st, void *arg)
@@ -345,10 +346,24 @@ session_job_done(postern_session_t *ss, void *st, void *arg, int status)
 	if (s->job != NULL || s->closed)
 		return;
 	/* Reading goes on (the host resumes) with the next command. */
-	if (s->in_command && s->sasl == NULL)
+	if (s->in_command && s->sasl == NULL) {
 		imap_command_finish(s);
-	else
-		imap_notify_kick(s);
+		return;
+	}
+	/* A change that came during another job (NOTIFY's) in IDLE. */
+	idle_resume(s);
+	imap_notify_kick(s);
+}
+
+static void idle_sync(struct imap_session *s);
+
+static void
+idle_resume(struct imap_session *s)
+{
+	if (s->idling && s->idle_dirty && s->job == NULL && !s->closed) {
+		s->idle_dirty = 0;
+		idle_sync(s);
+	}
 }
 
 static void
@@ -788,7 +803,6 @@ command_run(postern_session_t *ss, void *st, void *arg)
 
 /* ---- IDLE (RFC 2177) --------------------------------------------------*/
 
-static void idle_sync(struct imap_session *s);
 static void idle_line(postern_session_t *ss, void *st,
                       const struct postern_line *l);
 

@@ -195,6 +195,18 @@ def test_selected_delayed(R):
     a.close()
 
 
+def test_select_after_set(R):
+    # NOTIFY first, SELECT later: the mailbox selected then is followed
+    a = session()
+    ok(a, "NOTIFY SET (selected (MessageNew (UID) MessageExpunge))")
+    ok(a, "EXAMINE Other")
+    n = int(b.select("Other")[1][0])
+    b.append("Other", None, None, message("later"))
+    got = wait_for(a, lambda x: x.startswith("* %d FETCH (UID" % (n + 1)))
+    assert "* %d EXISTS" % (n + 1) in got, got
+    a.close()
+
+
 def test_mailbox_names(R):
     a = session()
     ok(a, "NOTIFY SET (personal (MailboxName SubscriptionChange))")
@@ -278,6 +290,7 @@ R.run(test_other_mailbox)
 R.run(test_delivery_inbox)
 R.run(test_selected)
 R.run(test_selected_delayed)
+R.run(test_select_after_set)
 R.run(test_mailbox_names)
 R.run(test_overflow)
 R.run(test_memory_personal)
