@@ -771,6 +771,22 @@ decode_out(void *arg, const char *data, size_t len)
 	dw->out = b;
 }
 
+/* Reads octets of the message at `off`: their count (> 0), or -1 with
+ * j->err set (a read error, or the message shorter than its size). */
+static ssize_t
+read_some(struct imap_job *j, postern_msg_t *msg, uint64_t off, char *buf,
+          size_t want)
+{
+	ssize_t n = imap_storage->msg_read(msg, off, buf, want, &j->err);
+
+	if (n == 0) {
+		j->err.code = POSTERN_SE_CORRUPT;
+		snprintf(j->err.text, sizeof(j->err.text),
+		         "message shorter than its size");
+	}
+	return n > 0 ? n : -1;
+}
+
 /* Feeds the part [start, start + plen) on from dw->in until the result
  * reaches `until` or the part ends (then the decoder is finished).
  * 0, or -1 on a read error (j->err set). */
@@ -785,16 +801,8 @@ decode_walk(struct imap_job *j, postern_msg_t *msg, struct decode_walk *dw,
 	while (dw->out < until && dw->in < plen) {
 		want = plen - dw->in < sizeof(buf) ? (size_t)(plen - dw->in)
 		                                   : sizeof(buf);
-		n = imap_storage->msg_read(msg, start + dw->in, buf, want,
-		                           &j->err);
-		if (n <= 0) {
-			if (n == 0) {
-				j->err.code = POSTERN_SE_CORRUPT;
-				snprintf(j->err.text, sizeof(j->err.text),
-				         "message shorter than its size");
-			}
+		if ((n = read_some(j, msg, start + dw->in, buf, want)) < 0)
 			return -1;
-		}
 		dw->in += (uint64_t)n;
 		imap_host->mime_decoder_feed(dw->dec, buf, (size_t)n);
 		if (dw->in == plen)
@@ -856,18 +864,11 @@ window_has_nul(struct imap_job *j, struct fetch_arg *fa,
 	apply_partial(it, &start, &len);
 	*nul = 0;
 	for (off = 0; off < len && !*nul; off += (uint64_t)n) {
-		n = imap_storage->msg_read(msg, start + off, buf,
-		                           len - off < sizeof(buf) ?
-		                           (size_t)(len - off) : sizeof(buf),
-		                           &j->err);
-		if (n <= 0) {
-			if (n == 0) {
-				j->err.code = POSTERN_SE_CORRUPT;
-				snprintf(j->err.text, sizeof(j->err.text),
-				         "message shorter than its size");
-			}
+		n = read_some(j, msg, start + off, buf,
+		              len - off < sizeof(buf) ? (size_t)(len - off)
+		                                      : sizeof(buf));
+		if (n < 0)
 			return -1;
-		}
 		*nul = memchr(buf, '\0', (size_t)n) != NULL;
 	}
 	fa->step_decoded += off;
