@@ -423,6 +423,17 @@ imap_cmd_fn imap_cmd_create, imap_cmd_delete, imap_cmd_rename,
 imap_cmd_fn imap_cmd_check, imap_cmd_close, imap_cmd_unselect,
 	imap_cmd_expunge, imap_cmd_store, imap_cmd_copy, imap_cmd_move;
 imap_cmd_fn imap_cmd_fetch;
+/* NOTIFY's MessageNew fetch-att (RFC 5465 5.2, imap_fetch.c).  check:
+ * parses a fetch-att list (or one item) at the command's position, as
+ * FETCH takes it, -1 with args.error set.  untagged: FETCH `items` (that
+ * text) of the selected mailbox's messages with a UID above `uidmax`,
+ * untagged, then done(s); in steps on heavy jobs like any FETCH, the
+ * session held until done; -1 when the items do not parse.  Loop, no
+ * job of the session in flight. */
+int imap_fetch_check_items(struct imap_cmd *c);
+int imap_fetch_untagged(struct imap_session *s, const char *items,
+                        uint32_t uidmax,
+                        void (*done)(struct imap_session *s));
 imap_cmd_fn imap_cmd_search;
 imap_cmd_fn imap_cmd_cancelupdate;          /* imap_context.c */
 imap_cmd_fn imap_cmd_getquota, imap_cmd_getquotaroot,

@@ -96,6 +96,9 @@ struct fetch_arg {
 	uint64_t cur_off;           /* octets of cur already sent */
 	uint32_t cur_uid;
 	int broken;                 /* failed in the middle of a message */
+	/* NOTIFY's MessageNew FETCH (imap_fetch_untagged): no tagged
+	 * reply; this runs at the end instead. */
+	void (*untagged_done)(struct imap_session *s);
 	int unknown_cte;            /* BINARY of a part we cannot decode */
 	uint64_t step_decoded;      /* octets measured in this step */
 	size_t nitems;              /* items as the client wrote them */
@@ -1598,6 +1601,13 @@ fetch_done(struct imap_job *j)
 		imap_host->session_close(s->ss);
 		return;
 	}
+	if (fa->finished && fa->untagged_done != NULL) {
+		if (j->rc < 0)
+			imap_log(s, POSTERN_LOG_INFO, "NOTIFY's FETCH of new "
+			         "messages of %s: %s", s->user, j->err.text);
+		fa->untagged_done(s);
+		return;
+	}
 	if (fa->finished) {
 		if (j->rc < 0 && fa->unknown_cte)
 			imap_reply(s, j->tag, "NO", "[UNKNOWN-CTE] %s",
@@ -1765,4 +1775,65 @@ imap_cmd_fetch(struct imap_cmd *c)
 		return;
 	}
 	imap_job_run_heavy(j, fetch_work, fetch_done);
+}
+
+/* ---- NOTIFY's MessageNew (RFC 5465 5.2) -------------------------------*/
+
+static void *
+pool_alloc_cb(void *ctx, size_t n)
+{
+	return imap_host->pool_alloc(ctx, n);
+}
+
+int
+imap_fetch_check_items(struct imap_cmd *c)
+{
+	struct fetch_arg tmp = { 0 };
+
+	if (parse_items(c, &tmp) < 0) {
+		if (tmp.nitems > (size_t)imap_cfg.max_fetch_items)
+			c->args.error = "too many fetch attributes";
+		return -1;
+	}
+	return 0;
+}
+
+int
+imap_fetch_untagged(struct imap_session *s, const char *items,
+                    uint32_t uidmax,
+                    void (*done)(struct imap_session *s))
+{
+	struct fetch_arg tmp = { 0 }, *fa;
+	struct imap_cmd *c;
+	struct imap_job *j;
+	char *buf;
+
+	/* The items live in the command pool, unused between commands,
+	 * as a FETCH's do until it is finished; done clears it. */
+	c = imap_host->pool_alloc(s->cmd_pool, sizeof(*c));
+	memset(c, 0, sizeof(*c));
+	c->s = s;
+	c->pool = s->cmd_pool;
+	snprintf(c->tag, sizeof(c->tag), "*");
+	c->name = "FETCH";
+	buf = imap_host->pool_strndup(s->cmd_pool, items, strlen(items));
+	imap_args_init(&c->args, buf, strlen(buf), pool_alloc_cb,
+	               s->cmd_pool);
+	if (parse_items(c, &tmp) < 0)
+		return -1;
+	for (struct fetch_item *it = tmp.items; it != NULL; it = it->next)
+		if (it->sets_seen)
+			tmp.sets_seen = 1;
+	j = imap_job_new(s, "*", sizeof(*fa));
+	fa = j->arg;
+	*fa = tmp;
+	fa->uids = imap_host->pool_alloc(j->pool, sizeof(*fa->uids));
+	fa->uids[0].first = uidmax + 1;
+	fa->uids[0].last = UINT32_MAX;
+	fa->nuids = 1;
+	fa->msg_pool = imap_host->pool_create(4096);
+	fa->untagged_done = done;
+	j->cleanup = fetch_cleanup;
+	imap_job_run_heavy(j, fetch_work, fetch_done);
+	return 0;
 }

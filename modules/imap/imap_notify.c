@@ -96,7 +96,8 @@ struct imap_notify {
 	int sel_set;                /* selected or selected-delayed given */
 	int sel_delayed;
 	unsigned sel_events;
-	unsigned fetch_items;       /* MessageNew's fetch-att (FA_*) */
+	char *fetch_text;           /* MessageNew's fetch-att, as sent
+	                               (malloc'd), or NULL */
 	struct nf_filter *filters;
 	size_t nfilters;
 	unsigned events;            /* of every filter but the selected */
@@ -110,12 +111,6 @@ struct imap_notify {
 	postern_timer_t *timer;
 	int running;                /* a notify job is out */
 };
-
-#define FA_UID 0x1u
-#define FA_FLAGS 0x2u
-#define FA_INTERNALDATE 0x4u
-#define FA_SIZE 0x8u
-#define FA_MODSEQ 0x10u
 
 /* ---- freeing ------------------------------------------------------------*/
 
@@ -161,6 +156,7 @@ notify_free(struct imap_notify *n)
 	}
 	free(n->filters);
 	names_free(n->names, n->nnames);
+	free(n->fetch_text);
 	free(n);
 }
 
@@ -501,63 +497,6 @@ notify_work(struct imap_job *j)
 			s->mb, imap_storage->count(s->mb))->uid;
 }
 
-/* MessageNew's fetch-att for the messages with a UID past `uidmax`
- * (RFC 5465 5.2): the index items, from the view on the loop. */
-static void
-fetch_new(struct imap_session *s, uint32_t uidmax)
-{
-	struct imap_notify *n = s->notify;
-	struct postern_mailbox_status st = { .size = sizeof(st) };
-	const struct postern_message_info *mi;
-	struct imap_buf out = { 0 };
-	uint32_t seq, count;
-	const char *sep;
-
-	if (n == NULL || n->fetch_items == 0 || s->mb == NULL)
-		return;
-	imap_storage->status(s->mb, &st);
-	count = imap_storage->count(s->mb);
-	/* new messages are last: look back from the end */
-	for (seq = count; seq > 0; seq--)
-		if (imap_storage->message(s->mb, seq)->uid <= uidmax)
-			break;
-	for (seq++; seq <= count; seq++) {
-		if ((mi = imap_storage->message(s->mb, seq)) == NULL ||
-		    mi->expunged)
-			continue;
-		imap_buf_printf(&out, "* %u FETCH (", seq);
-		sep = "";
-		if (n->fetch_items & FA_UID) {
-			imap_buf_printf(&out, "UID %u", mi->uid);
-			sep = " ";
-		}
-		if (n->fetch_items & FA_FLAGS) {
-			imap_buf_printf(&out, "%sFLAGS ", sep);
-			imap_buf_flags(&out, IMAP_SHOWN_FLAGS(s, mi->flags),
-			               mi->keywords, mi->nkeywords,
-			               st.keywords, st.nkeywords);
-			sep = " ";
-		}
-		if (n->fetch_items & FA_SIZE) {
-			imap_buf_printf(&out, "%sRFC822.SIZE %llu", sep,
-			                (unsigned long long)mi->size);
-			sep = " ";
-		}
-		if (n->fetch_items & FA_INTERNALDATE) {
-			imap_buf_str(&out, sep);
-			imap_buf_internaldate(&out, mi->internal_date,
-			                      mi->internal_tz);
-			sep = " ";
-		}
-		if ((n->fetch_items & FA_MODSEQ) && st.modseq_supported)
-			imap_buf_printf(&out, "%sMODSEQ (%llu)", sep,
-			                (unsigned long long)mi->modseq);
-		imap_buf_str(&out, ")\r\n");
-	}
-	imap_write_buf(s, &out);
-	imap_buf_free(&out);
-}
-
 static void notify_kick(struct imap_session *s);
 
 /* Swaps in what a list read found: boxes left out unwatched and freed,
@@ -652,17 +591,38 @@ round_done(struct imap_job *j)
 	notify_kick(s);
 }
 
+/* The end of NOTIFY's FETCH of new messages: its items were in the
+ * command pool, which no command uses meanwhile. */
+static void
+fetch_new_done(struct imap_session *s)
+{
+	if (!s->in_command)
+		imap_host->pool_clear(s->cmd_pool);
+}
+
 /* The selected mailbox's part: the sync (RFC 5465 5.2, 5.3: EXPUNGE
- * at once for "selected", held back for "selected-delayed") and
- * MessageNew's fetch-att after its EXISTS. */
+ * at once for "selected", held back for "selected-delayed"), then
+ * MessageNew's fetch-att, a FETCH of the messages past the last UID
+ * before the sync (told after their EXISTS). */
 static void
 sel_done(struct imap_job *j)
 {
 	struct notify_run *r = j->arg;
+	struct imap_session *s = j->s;
+	uint32_t uidmax = r->sel_uidmax, count;
+	struct imap_notify *n;
 
-	if (j->s->notify != NULL && j->s->notify == r->n)
-		fetch_new(j->s, r->sel_uidmax);
 	round_done(j);
+	if ((n = s->notify) == NULL || n != r->n || n->fetch_text == NULL ||
+	    s->mb == NULL || s->closed)
+		return;
+	count = imap_storage->count(s->mb);
+	if (count == 0 || imap_storage->message(s->mb, count)->uid <= uidmax)
+		return;
+	if (imap_fetch_untagged(s, n->fetch_text, uidmax,
+	                        fetch_new_done) < 0)
+		imap_log(s, POSTERN_LOG_WARNING, "NOTIFY: fetch-att %s "
+		         "no longer parses", n->fetch_text);
 }
 
 static void
@@ -844,37 +804,26 @@ parse_events(struct imap_cmd *c, struct imap_notify *n, unsigned *ev,
 		*ev |= 1u << i;
 		if (i == 0 && imap_arg_peek(a) == ' ' &&
 		    a->p + 1 < a->end && a->p[1] == '(') {
-			/* MessageNew's fetch-att: the selected mailbox's */
-			struct imap_str it;
+			/* MessageNew's fetch-att: the selected mailbox's,
+			 * checked as FETCH parses them, kept as sent */
+			char *from;
 
-			a->p += 2;
+			a->p++;
+			from = a->p;
 			if (!selected) {
 				a->error = "fetch attributes are for the "
 				           "selected mailbox only";
 				return -1;
 			}
-			do {
-				if (imap_arg_fetch_atom(a, &it) < 0)
-					return -1;
-				if (imap_str_is(&it, "UID"))
-					n->fetch_items |= FA_UID;
-				else if (imap_str_is(&it, "FLAGS"))
-					n->fetch_items |= FA_FLAGS;
-				else if (imap_str_is(&it, "INTERNALDATE"))
-					n->fetch_items |= FA_INTERNALDATE;
-				else if (imap_str_is(&it, "RFC822.SIZE"))
-					n->fetch_items |= FA_SIZE;
-				else if (imap_str_is(&it, "MODSEQ"))
-					n->fetch_items |= FA_MODSEQ;
-				else {
-					a->error = "MessageNew takes UID FLAGS "
-					           "INTERNALDATE RFC822.SIZE "
-					           "MODSEQ here";
-					return -1;
-				}
-			} while (imap_arg_try_char(a, ' '));
-			if (imap_arg_char(a, ')') < 0)
+			if (n->fetch_text != NULL) {
+				a->error = "fetch attributes given twice";
 				return -1;
+			}
+			if (imap_fetch_check_items(c) < 0)
+				return -1;
+			n->fetch_text = strndup(from, (size_t)(a->p - from));
+			if (n->fetch_text == NULL)
+				abort();
 		}
 	} while (imap_arg_try_char(a, ' '));
 	if (imap_arg_char(a, ')') < 0)

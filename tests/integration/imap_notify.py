@@ -156,12 +156,19 @@ def test_selected(R):
     a = session()
     ok(a, "SELECT INBOX")
     n = int(b.select("INBOX")[1][0])
-    ok(a, "NOTIFY SET (selected (MessageNew (UID FLAGS) MessageExpunge "
-       "FlagChange)) (mailboxes Other (MessageNew MessageExpunge))")
+    # the RFC's example: fetch-att with a header section
+    ok(a, "NOTIFY SET (selected (MessageNew (UID FLAGS "
+       "BODY.PEEK[HEADER.FIELDS (Subject)]) MessageExpunge FlagChange)) "
+       "(mailboxes Other (MessageNew MessageExpunge))")
     b.append("INBOX", None, None, message("sel1"))
     got = wait_for(a, lambda x: x.startswith("* %d FETCH" % (n + 1)))
     assert "* %d EXISTS" % (n + 1) in got, got
     assert "UID" in got[-1] and "FLAGS" in got[-1], got
+    assert "HEADER.FIELDS (SUBJECT)" in got[-1].upper(), got
+    got = wait_for(a, lambda x: x.startswith("Subject: sel1"))
+    # \Seen not set by the PEEK; the session takes commands again
+    out = ok(a, "FETCH %d (FLAGS)" % (n + 1), "f")
+    assert "\\Seen" not in out[-1], out
     b.select("INBOX")
     b.store(str(n + 1), "+FLAGS", "(\\Flagged)")
     got = wait_for(a, lambda x: "FETCH" in x and "\\Flagged" in x)
