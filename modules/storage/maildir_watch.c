@@ -216,7 +216,8 @@ dispatch(void)
 				abort();
 			cap = n;
 		}
-		memcpy(snap, d->views, n * sizeof(*snap));
+		if (n > 0) /* a directory watched by name only has none */
+			memcpy(snap, d->views, n * sizeof(*snap));
 		for (i = 0; i < n; i++)
 			__atomic_store_n(&snap[i]->stale, 1, __ATOMIC_SEQ_CST);
 		for (i = 0; i < n; i++)
@@ -231,7 +232,8 @@ dispatch(void)
 				abort();
 			ncap = n;
 		}
-		memcpy(nsnap, d->named, n * sizeof(*nsnap));
+		if (n > 0)
+			memcpy(nsnap, d->named, n * sizeof(*nsnap));
 		for (i = 0; i < n; i++)
 			if (nsnap[i]->d == d)
 				nsnap[i]->changed(nsnap[i]->arg);

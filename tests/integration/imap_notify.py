@@ -14,7 +14,7 @@ import time
 
 from hostile import WorkerMemory
 from imaptest import Raw, deliver, finish, login, message, start_server
-from testlib import Runner
+from testlib import SANITIZED, Runner
 
 R = Runner("imap_notify")
 srv = start_server(R, imap_conf="notify_max_mailboxes = 40;")
@@ -277,7 +277,8 @@ def test_memory_personal(R):
     for a in sessions:
         got = wait_for(a, lambda x: x.startswith("* STATUS") and
                        "F150" in x)
-    growth = mem.assert_growth_below(16 << 20)
+    # ASan's quarantine keeps what every job freed (34.6 MiB seen)
+    growth = mem.assert_growth_below((64 if SANITIZED else 16) << 20)
     print("  5 sessions x 201 mailboxes: worker peak grew %.1f MiB" %
           (growth / 1048576))
     for a in sessions:
