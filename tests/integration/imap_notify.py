@@ -257,6 +257,65 @@ def test_overflow(R):
     a.close()
 
 
+FLIPS = 40
+
+
+def test_client_not_reading(R):
+    # A sets NOTIFY on a selected mailbox of 3000 messages and reads
+    # nothing, with a small receive buffer; B flips a flag on all of
+    # them 40 times (3000 FETCH lines, ~150 KB, each time).  The
+    # worker makes one round's output and then waits for the client
+    # to drain: its memory stays bounded, a neighbour is answered, and
+    # once A reads, the flags' last state reaches it.
+    for i in range(3000):
+        deliver(srv, "alice@example.org", message("flood %d" % i), "Flood")
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.connect(("127.0.0.1", srv.port("imap")))
+    sock.settimeout(20)
+    a = Raw.__new__(Raw)
+    a.sock, a.buf = sock, b""
+    a.greeting = a.line()
+    a.login()
+    out = ok(a, "SELECT Flood", "s")
+    assert "* 3000 EXISTS" in out, out[:5]
+    ok(a, "NOTIFY SET (selected (MessageNew MessageExpunge FlagChange))")
+    mem = WorkerMemory(srv.daemon)
+    b.select("Flood")
+    for k in range(FLIPS):
+        b.store("1:*", "+FLAGS" if k % 2 == 0 else "-FLAGS",
+                "(\\Flagged)")
+        time.sleep(0.1)
+    b.store("1:*", "+FLAGS", "(\\Answered)")
+    t0 = time.time()
+    b.noop()
+    assert time.time() - t0 < 2, "the neighbour waited"
+    # unbounded, FLIPS x 150 KB would wait in the worker (6 MB)
+    growth = mem.assert_growth_below((64 if SANITIZED else 5) << 20)
+    print("  a client not reading %d x 3000 FETCH: worker peak grew "
+          "%.1f MiB" % (FLIPS, growth / 1048576))
+    # A reads now: every message's last flags come (\Answered, not
+    # \Flagged after the last flip), then its own command's reply
+    last = {}
+    a.send(b"z NOOP\r\n")
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        line = a.line()
+        if line.startswith("* ") and " FETCH " in line:
+            last[int(line.split()[1])] = line
+        if line.startswith("z "):
+            if len(last) == 3000 and all(
+                    "\\Answered" in x for x in last.values()):
+                break
+            a.send(b"z NOOP\r\n")
+            time.sleep(0.2)
+    assert len(last) == 3000, len(last)
+    assert all("\\Answered" in x and "\\Flagged" not in x
+               for x in last.values()), list(last.values())[:3]
+    a.close()
+    b.close()
+
+
 def test_memory_personal(R):
     # a server of its own, default limit (256): 200 mailboxes watched
     # by five sessions each through "personal"
@@ -301,6 +360,7 @@ R.run(test_selected_delayed)
 R.run(test_select_after_set)
 R.run(test_mailbox_names)
 R.run(test_overflow)
+R.run(test_client_not_reading)
 R.run(test_memory_personal)
 b.logout()
 finish(R, srv)
