@@ -25,7 +25,7 @@
 
 /* Entries of the command table past the verbs: the STARTTLS filter
  * stage, run before the first command over TLS. */
-#define SMTP_CMD_TLS_STAGE (SMTP_VERB_AUTH + 1)
+#define SMTP_CMD_TLS_STAGE SMTP_VERB_COUNT
 
 /* ---- replies -------------------------------------------------------- */
 
