@@ -7,6 +7,7 @@ transaction, BDAT after DATA, DATA and RCPT after BDAT, a chunk after a
 refused one, AUTH before EHLO, commands pipelined after DATA's 354 (they
 are message text) and after a refused DATA (they are commands).  The
 daemon logs its state changes at debug level, and never an illegal one."""
+import signal
 import smtplib
 
 from smtp_common import Raw, smtp_server, stop_clean, strip_trace, \
@@ -281,5 +282,38 @@ def test_server_stops_cleanly(r):
     stop_clean(SRV)
 
 
+def test_stop_between_chunks(r):
+    """A graceful stop between BDAT chunks (CHUNKED) lets the transaction
+    finish; an AUTH-less session that only said EHLO goes at once."""
+    srv = smtp_server(R, name="chunkstop", relay=False)
+    try:
+        idle = Raw(srv.port("mx"))
+        assert idle.reply()[0] == 220
+        assert idle.cmd("EHLO client.example")[0] == 250
+        busy = Raw(srv.port("mx"))
+        busy.reply()
+        busy.cmd("EHLO client.example")
+        assert busy.cmd("MAIL FROM:<a@remote.example>")[0] == 250
+        assert busy.cmd("RCPT TO:<%s>" % USER)[0] == 250
+        part = b"Subject: stop\r\n\r\n"
+        busy.send(b"BDAT %d\r\n" % len(part) + part)
+        assert busy.reply()[0] == 250
+        srv.daemon.signal(signal.SIGTERM)
+        code, text = idle.reply()
+        assert code == 421 and text[0].startswith("4.3.2"), (code, text)
+        busy.send(b"BDAT 6 LAST\r\nlast\r\n")
+        code, text = busy.reply()
+        assert code == 250 and "queued" in text[0], (code, text)
+        code, text = busy.reply()
+        assert code == 421 and text[0].startswith("4.3.2"), (code, text)
+        msgs = wait_messages(srv, USER, 1)
+        assert strip_trace(msgs[0]) == b"Subject: stop\r\n\r\nlast\r\n"
+        busy.close()
+        srv.daemon.proc.wait(15)
+    finally:
+        stop_clean(srv)
+
+
 R.run(test_server_stops_cleanly)
+R.run(test_stop_between_chunks)
 R.finish()
