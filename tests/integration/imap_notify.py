@@ -290,8 +290,11 @@ def test_client_not_reading(R):
     t0 = time.time()
     b.noop()
     assert time.time() - t0 < 2, "the neighbour waited"
-    # unbounded, FLIPS x 150 KB would wait in the worker (6 MB)
-    growth = mem.assert_growth_below((64 if SANITIZED else 5) << 20)
+    # unbounded, FLIPS x 150 KB would wait in the worker (6 MB).  Under
+    # ASan the peak is the quarantine of what B's 40 STOREs freed (up
+    # to its 256 MiB; 197 MiB seen): only the plain build bounds it.
+    growth = (mem.growth() if SANITIZED
+              else mem.assert_growth_below(5 << 20))
     print("  a client not reading %d x 3000 FETCH: worker peak grew "
           "%.1f MiB" % (FLIPS, growth / 1048576))
     # A reads now: every message's last flags come (\Answered, not
