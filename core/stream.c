@@ -99,6 +99,11 @@ report_deferred(void *arg)
 	struct postern_stream *st = arg;
 
 	st->deferred = 0;
+	if (st->finished) {
+		/* The connection went first and reported it. */
+		maybe_free(st);
+		return;
+	}
 	report(st, st->deferred_status);
 }
 
