@@ -107,6 +107,7 @@ retr_send(struct pop3_session *s)
 		.top = r->top,
 		.lines = r->lines,
 	};
+	int rc;
 
 	if (r->top)
 		pop3_reply(s, "+OK top of message follows");
@@ -117,9 +118,11 @@ retr_send(struct pop3_session *s)
 	H->session_pause(s->ss);
 	H->session_ref(s->ss);
 	r->streaming = 1;
-	if (H->stream_start(H->session_conn(s->ss), &src, &spec,
-	                    retr_streamed, s) != POSTERN_OK)
-		retr_streamed(s, POSTERN_ERROR);
+	/* Not started: CLOSED (the client is going) or ERROR (logged). */
+	rc = H->stream_start(H->session_conn(s->ss), &src, &spec,
+	                     retr_streamed, s);
+	if (rc != POSTERN_OK)
+		retr_streamed(s, rc);
 }
 
 /* ---- the job: open (and mark \Seen) ------------------------------------ */

@@ -432,11 +432,14 @@ body_stream(struct relay_sess *s, uint64_t len,
 		.transform = how,
 	};
 
+	int rc;
+
 	s->streaming = 1;
-	if (relay_host->stream_start(s->c, &src, &spec, done, s) ==
-	    POSTERN_OK)
+	/* Not started: CLOSED (on_close follows) or ERROR (logged). */
+	rc = relay_host->stream_start(s->c, &src, &spec, done, s);
+	if (rc == POSTERN_OK)
 		return 0;
-	body_streamed(s, POSTERN_ERROR);
+	body_streamed(s, rc);
 	return -1;
 }
 
