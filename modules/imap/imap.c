@@ -18,6 +18,7 @@ postern_module_t *imap_self;
 struct imap_settings imap_cfg;
 const struct postern_storage *imap_storage;
 postern_tls_t *imap_tls;
+const struct postern_auth *imap_auth;
 
 struct imap_listen {
 	struct postern_listen_cfg l;
@@ -164,6 +165,9 @@ worker_start(void *arg)
 		               "(storage_maildir)");
 		return -1;
 	}
+	/* Optional: URLFETCH of another user's URL needs it. */
+	imap_auth = imap_host->service_find(imap_self, POSTERN_AUTH_SERVICE,
+	                                    POSTERN_AUTH_MAJOR, 0);
 	return 0;
 }
 

@@ -19,6 +19,8 @@
  *	imap_context.c          searches kept updated (RFC 5267 4.3),
  *	                        CANCELUPDATE
  *	imap_quota.c            GETQUOTA GETQUOTAROOT SETQUOTA (RFC 9208)
+ *	imap_urlauth.c          RESETKEY GENURLAUTH URLFETCH (RFC 4467);
+ *	                        its tokens in imap_urlauth_token.c
  *	imap_sort.c             SORT, THREAD (imap_sort.h); their keys in
  *	                        imap_sortkey.c, threading in imap_thread.c,
  *	                        the worker's key cache in imap_sortcache.c
@@ -82,6 +84,9 @@ extern const struct postern_storage *imap_storage;
 	(imap_storage->size > offsetof(struct postern_storage, f) && \
 	 imap_storage->f != NULL)
 extern postern_tls_t *imap_tls;
+/* The auth service (URLFETCH of another user's URL opens that user's
+ * store), or NULL without one. */
+extern const struct postern_auth *imap_auth;
 
 /* ---- output buffers ----------------------------------------------------*/
 
@@ -416,6 +421,8 @@ imap_cmd_fn imap_cmd_cancelupdate;          /* imap_context.c */
 imap_cmd_fn imap_cmd_getquota, imap_cmd_getquotaroot,
 	imap_cmd_setquota;                  /* imap_quota.c */
 imap_cmd_fn imap_cmd_sort, imap_cmd_thread;  /* imap_sort.c */
+imap_cmd_fn imap_cmd_resetkey, imap_cmd_genurlauth,
+	imap_cmd_urlfetch;                  /* imap_urlauth.c */
 
 /* SEARCHRES (imap_search.c): before a command runs, "$" is made to mean
  * the saved result (and SELECT, EXAMINE, CLOSE, UNSELECT forget it);

@@ -150,11 +150,13 @@ imap_capabilities(struct imap_session *s)
 	         "LIST-STATUS ESEARCH CONDSTORE QRESYNC STATUS=SIZE "
 	         "SORT SORT=DISPLAY ESORT THREAD=ORDEREDSUBJECT "
 	         "THREAD=REFERENCES WITHIN SEARCHRES CONTEXT=SEARCH "
-	         "CONTEXT=SORT%s%s BINARY CATENATE UTF8=ACCEPT", lit,
+	         "CONTEXT=SORT%s%s BINARY CATENATE UTF8=ACCEPT%s", lit,
 	         /* RFC 9208: with STATUS DELETED and DELETED-STORAGE */
 	         IMAP_STORAGE_HAS(quota_get)
 	                 ? " QUOTA QUOTA=RES-STORAGE QUOTA=RES-MESSAGE" : "",
-	         IMAP_STORAGE_HAS(append_many) ? " MULTIAPPEND" : "");
+	         IMAP_STORAGE_HAS(append_many) ? " MULTIAPPEND" : "",
+	         /* RFC 4467, with the store's access keys (storage 1.6) */
+	         IMAP_STORAGE_HAS(access_key) ? " URLAUTH" : "");
 	return buf;
 }
 
@@ -576,6 +578,9 @@ static const struct command commands[] = {
 	{ "GETQUOTA", ST_LOGGEDIN, 0, imap_cmd_getquota },
 	{ "GETQUOTAROOT", ST_LOGGEDIN, 0, imap_cmd_getquotaroot },
 	{ "SETQUOTA", ST_LOGGEDIN, 0, imap_cmd_setquota },
+	{ "RESETKEY", ST_LOGGEDIN, 0, imap_cmd_resetkey },
+	{ "GENURLAUTH", ST_LOGGEDIN, 0, imap_cmd_genurlauth },
+	{ "URLFETCH", ST_LOGGEDIN, 0, imap_cmd_urlfetch },
 	{ "CHECK", ST_SELECTED, 0, imap_cmd_check },
 	{ "CLOSE", ST_SELECTED, 0, imap_cmd_close },
 	{ "UNSELECT", ST_SELECTED, 0, imap_cmd_unselect },

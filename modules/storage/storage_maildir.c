@@ -200,6 +200,7 @@ static const struct postern_storage md_table = {
 	.append_many = md_append_many,
 	.status_nowait = md_status_nowait,
 	.open_nowait = md_open_nowait,
+	.access_key = md_access_key,
 };
 
 /* The loop has ended: no job opens or closes a view any more. */

@@ -1,0 +1,536 @@
+/*
+ * imap_urlauth.c - URLAUTH (RFC 4467): RESETKEY, GENURLAUTH and URLFETCH
+ * with the INTERNAL mechanism.
+ *
+ * A URLAUTH URL ("imap://fred@host/INBOX;UIDVALIDITY=7/;UID=20/
+ * ;SECTION=1.2;EXPIRE=...;URLAUTH=user+joe:INTERNAL:<token>") carries
+ * its own authorisation: the token (imap_urlauth_token.c) is an HMAC of
+ * the "rump" (the URL up to the access identifier) under the mailbox
+ * access key, which the store keeps per user and mailbox (storage 1.6
+ * access_key).  GENURLAUTH makes tokens for the session's own URLs;
+ * RESETKEY forgets keys, so every URL made with them is void; URLFETCH
+ * gives any logged-in user what a URL names when its token, expiry and
+ * access identifier allow that user, and NIL otherwise: whatever is
+ * wrong (syntax, token, key reset, expiry, access, no such message),
+ * the client sees the same NIL, so it cannot probe which.
+ *
+ * "submit+name" URLs are for a submission server (BURL, RFC 4468); no
+ * IMAP session is one, so URLFETCH gives NIL for them.
+ *
+ * URLFETCH runs in steps like FETCH: each sends about fetch_batch
+ * octets, the next starts when the output drains; a large part is read
+ * from the store in chunks and never held whole.  Between steps nothing
+ * is kept open: a literal half sent is resumed by reopening the
+ * message by name and UID.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include <postern/auth.h>
+
+#include "imap.h"
+#include "imap_url.h"
+
+/* Octets of one URL (RFC 4467 sets none; a URL of a part with
+ * HEADER.FIELDS and an expiry fits well within it). */
+#define URLAUTH_MAX_URL 2048
+/* URLs in one GENURLAUTH or URLFETCH. */
+#define URLAUTH_MAX_URLS 64
+#define URLAUTH_CHUNK (64 * 1024)
+
+
+static int
+storage_has_keys(void)
+{
+	return IMAP_STORAGE_HAS(access_key);
+}
+
+/* ---- RESETKEY ---------------------------------------------------------*/
+
+struct resetkey_arg {
+	char *mailbox;           /* NULL: every mailbox */
+};
+
+static void
+resetkey_work(struct imap_job *j)
+{
+	struct resetkey_arg *a = j->arg;
+
+	j->rc = imap_storage->access_key(j->s->store, a->mailbox,
+	                                 POSTERN_ACCESS_KEY_RESET, NULL,
+	                                 &j->err);
+}
+
+static void
+resetkey_done(struct imap_job *j)
+{
+	struct resetkey_arg *a = j->arg;
+
+	if (j->rc < 0)
+		imap_reply_storage_err(j->s, j->tag, &j->err);
+	else if (a->mailbox != NULL)
+		imap_reply(j->s, j->tag, "OK", "[URLMECH " IMAP_URLAUTH_MECH
+		           "] RESETKEY completed");
+	else
+		imap_reply(j->s, j->tag, "OK", "RESETKEY completed: every "
+		           "key removed");
+}
+
+/* RESETKEY [mailbox *(SP mechanism)] */
+void
+imap_cmd_resetkey(struct imap_cmd *c)
+{
+	struct imap_args *a = &c->args;
+	struct imap_str mbox, mech;
+	struct resetkey_arg *ra;
+	struct imap_job *j;
+	char *name = NULL;
+	int n = 0;
+
+	if (!storage_has_keys()) {
+		imap_reply(c->s, c->tag, "BAD", "RESETKEY: the store keeps "
+		           "no access keys");
+		return;
+	}
+	if (imap_arg_try_char(a, ' ')) {
+		if (imap_arg_astring(a, &mbox) < 0)
+			goto bad;
+		while (imap_arg_try_char(a, ' ')) {
+			if (++n > 16 || imap_arg_atom(a, &mech) < 0)
+				goto bad;
+			if (!imap_str_is(&mech, IMAP_URLAUTH_MECH)) {
+				imap_reply(c->s, c->tag, "NO", "RESETKEY: "
+				           "mechanism not supported (only "
+				           IMAP_URLAUTH_MECH ")");
+				return;
+			}
+		}
+		if (imap_arg_end(a) < 0)
+			goto bad;
+		if ((name = imap_mailbox_arg(c, &mbox)) == NULL)
+			return;
+	} else if (imap_arg_end(a) < 0) {
+		goto bad;
+	}
+	j = imap_job_new(c->s, c->tag, sizeof(*ra));
+	ra = j->arg;
+	if (name != NULL)
+		ra->mailbox = imap_host->pool_strndup(j->pool, name,
+		                                      strlen(name));
+	imap_job_run(j, resetkey_work, resetkey_done);
+	return;
+bad:
+	imap_reply(c->s, c->tag, "BAD", "RESETKEY: %s",
+	           a->error != NULL ? a->error : "invalid arguments");
+}
+
+/* ---- GENURLAUTH -------------------------------------------------------*/
+
+struct url_arg {
+	char **urls;             /* NUL-terminated copies, in the
+	                            command's pool (it lives until the
+	                            command is answered, after its last
+	                            step) */
+	size_t *lens;
+	size_t n;
+};
+
+/* The URL arguments of GENURLAUTH (each followed by a mechanism, when
+ * `mechs`) or URLFETCH.  -1 with a reply sent. */
+static int
+url_args(struct imap_cmd *c, struct url_arg *ua, int mechs)
+{
+	struct imap_args *a = &c->args;
+	struct imap_str url, mech;
+
+	memset(ua, 0, sizeof(*ua));
+	ua->urls = imap_host->pool_alloc(c->pool, URLAUTH_MAX_URLS *
+	                                 sizeof(*ua->urls));
+	ua->lens = imap_host->pool_alloc(c->pool, URLAUTH_MAX_URLS *
+	                                 sizeof(*ua->lens));
+	do {
+		if (imap_arg_sp(a) < 0 || imap_arg_astring(a, &url) < 0 ||
+		    (mechs && (imap_arg_sp(a) < 0 ||
+		               imap_arg_atom(a, &mech) < 0))) {
+			imap_reply(c->s, c->tag, "BAD", "%s: %s", c->name,
+			           a->error != NULL ? a->error :
+			           "invalid arguments");
+			return -1;
+		}
+		if (ua->n == URLAUTH_MAX_URLS) {
+			imap_reply(c->s, c->tag, "NO", "[LIMIT] %s: more than "
+			           "%d URLs", c->name, URLAUTH_MAX_URLS);
+			return -1;
+		}
+		if (mechs && !imap_str_is(&mech, IMAP_URLAUTH_MECH)) {
+			imap_reply(c->s, c->tag, "NO", "GENURLAUTH: mechanism "
+			           "not supported (only " IMAP_URLAUTH_MECH ")");
+			return -1;
+		}
+		if (mechs && url.len > URLAUTH_MAX_URL) {
+			imap_reply(c->s, c->tag, "NO", "[LIMIT] GENURLAUTH: a "
+			           "URL longer than %d octets",
+			           URLAUTH_MAX_URL);
+			return -1;
+		}
+		ua->urls[ua->n] = imap_host->pool_strndup(c->pool, url.s,
+		                                          url.len);
+		ua->lens[ua->n++] = url.len;
+	} while (!imap_arg_at_end(a));
+	return 0;
+}
+
+static void
+genurlauth_work(struct imap_job *j)
+{
+	struct url_arg *ua = j->arg;
+	unsigned char key[POSTERN_ACCESS_KEY_LEN];
+	char token[IMAP_URLAUTH_TOKEN_HEX + 1];
+	struct imap_buf out = { 0 };
+	struct imap_url u;
+	struct imap_buf full = { 0 };
+	size_t i;
+
+	imap_buf_str(&out, "* GENURLAUTH");
+	for (i = 0; i < ua->n; i++) {
+		j->rc = -1;
+		if (imap_url_parse_auth(&u, ua->urls[i], ua->lens[i],
+		                        j->pool) < 0 || u.mech != NULL) {
+			j->err.code = POSTERN_SE_CANNOT;
+			snprintf(j->err.text, sizeof(j->err.text), "not a "
+			         "URLAUTH rump URL: %s", u.mech != NULL ?
+			         "it has a token already" : u.error);
+			break;
+		}
+		if (strcmp(u.owner, j->s->user) != 0) {
+			j->err.code = POSTERN_SE_NOPERM;
+			snprintf(j->err.text, sizeof(j->err.text), "the URL "
+			         "names another user");
+			break;
+		}
+		if (imap_storage->access_key(j->s->store, u.mailbox,
+		                             POSTERN_ACCESS_KEY_CREATE, key,
+		                             &j->err) != 0)
+			break;
+		if (imap_urlauth_token(key, sizeof(key), ua->urls[i],
+		                       u.rump_len, token) < 0) {
+			j->err.code = POSTERN_SE_TEMP;
+			snprintf(j->err.text, sizeof(j->err.text), "cannot "
+			         "make the token");
+			break;
+		}
+		full.len = 0;
+		imap_buf_add(&full, ua->urls[i], ua->lens[i]);
+		imap_buf_printf(&full, ":" IMAP_URLAUTH_MECH ":%s", token);
+		imap_buf_str(&out, " ");
+		imap_buf_string(&out, full.p, full.len);
+		j->rc = 0;
+	}
+	explicit_bzero(key, sizeof(key));
+	if (j->rc == 0) {
+		imap_buf_str(&out, "\r\n");
+		imap_buf_add(&j->out, out.p, out.len);
+	}
+	imap_buf_free(&full);
+	imap_buf_free(&out);
+}
+
+static void
+genurlauth_done(struct imap_job *j)
+{
+	if (j->rc < 0)
+		imap_reply_storage_err(j->s, j->tag, &j->err);
+	else
+		imap_reply(j->s, j->tag, "OK", "GENURLAUTH completed");
+}
+
+/* GENURLAUTH 1*(SP url SP mechanism) */
+void
+imap_cmd_genurlauth(struct imap_cmd *c)
+{
+	struct url_arg ua;
+	struct imap_job *j;
+
+	if (!storage_has_keys()) {
+		imap_reply(c->s, c->tag, "BAD", "GENURLAUTH: the store keeps "
+		           "no access keys");
+		return;
+	}
+	if (url_args(c, &ua, 1) < 0)
+		return;
+	j = imap_job_new(c->s, c->tag, sizeof(ua));
+	memcpy(j->arg, &ua, sizeof(ua));
+	imap_job_run(j, genurlauth_work, genurlauth_done);
+}
+
+/* ---- URLFETCH ---------------------------------------------------------*/
+
+struct urlfetch_arg {
+	struct url_arg ua;
+	size_t next;             /* the URL to answer next */
+	/* The literal being sent: what its URL resolved to. */
+	int in_literal;
+	char *owner, *mailbox;   /* job pools, handed over between steps */
+	uint32_t uid;
+	uint64_t start, len, sent;
+	int broken;              /* failed inside a literal */
+	int finished;
+};
+
+/* What one step has open, closed at its end. */
+struct uf_open {
+	postern_store_t *store;  /* the owner's, or the session's */
+	int own_store;           /* opened here */
+	postern_mailbox_t *mb;
+	postern_msg_t *msg;
+	struct postern_msg_size sz;
+	struct imap_url_mime mime;
+};
+
+static void
+uf_close(struct uf_open *o)
+{
+	if (o->msg != NULL)
+		imap_storage->msg_close(o->msg);
+	imap_url_mime_free(&o->mime);
+	if (o->mb != NULL)
+		imap_storage->close(o->mb);
+	if (o->own_store && o->store != NULL)
+		imap_storage->store_close(o->store);
+	memset(o, 0, sizeof(*o));
+}
+
+/* The store of `owner`: the session's own, or opened for the step. */
+static int
+uf_store(struct imap_job *j, const char *owner, struct uf_open *o)
+{
+	struct postern_user user = { .size = sizeof(user) };
+	struct postern_storage_err err;
+
+	if (strcmp(owner, j->s->user) == 0) {
+		o->store = j->s->store;
+		return 0;
+	}
+	if (imap_auth == NULL ||
+	    imap_auth->lookup(owner, j->pool, &user) != POSTERN_AUTH_YES ||
+	    imap_storage->store_open(&user, &o->store, &err) < 0)
+		return -1;
+	o->own_store = 1;
+	return 0;
+}
+
+/* Opens the message (and view) of `mailbox` and `uid`. */
+static int
+uf_message(struct uf_open *o, const char *mailbox, uint32_t uid,
+           uint32_t uidvalidity)
+{
+	struct postern_mailbox_status st = { .size = sizeof(st) };
+	struct postern_storage_err err;
+	uint32_t seq;
+
+	if (imap_storage->open(o->store, mailbox, POSTERN_OPEN_READONLY,
+	                       &o->mb, &err) < 0) {
+		o->mb = NULL;
+		return -1;
+	}
+	imap_storage->status(o->mb, &st);
+	if ((uidvalidity != 0 && uidvalidity != st.uidvalidity) ||
+	    (seq = imap_storage->seq_of_uid(o->mb, uid)) == 0 ||
+	    imap_storage->message(o->mb, seq)->expunged)
+		return -1;
+	if (imap_storage->msg_open(o->mb, uid, &o->msg, &o->sz, &err) < 0) {
+		o->msg = NULL;
+		return -1;
+	}
+	return 0;
+}
+
+/* May the session use the URL: its access identifier and expiry. */
+static int
+uf_allowed(struct imap_session *s, const struct imap_url *u)
+{
+	if (u->expire != 0 && (int64_t)time(NULL) >= u->expire)
+		return 0;
+	switch (u->access) {
+	case IMAP_URL_ACCESS_ANONYMOUS:
+	case IMAP_URL_ACCESS_AUTHUSER:
+		return 1;             /* every URLFETCH is logged in */
+	case IMAP_URL_ACCESS_USER:
+		return strcmp(u->access_user, s->user) == 0;
+	default:
+		return 0;             /* submit+: a submission server's */
+	}
+}
+
+/* A URL to what it names, verified: 0 with the message open in `o` and
+ * a->owner, mailbox, uid, start, len set; -1 for NIL. */
+static int
+uf_resolve(struct imap_job *j, struct urlfetch_arg *a, const char *url,
+           size_t len, struct uf_open *o)
+{
+	unsigned char key[POSTERN_ACCESS_KEY_LEN];
+	struct postern_storage_err err;
+	struct imap_url u;
+	int ok;
+
+	if (len > URLAUTH_MAX_URL ||
+	    imap_url_parse_auth(&u, url, len, j->pool) < 0 ||
+	    u.mech == NULL || strcasecmp(u.mech, IMAP_URLAUTH_MECH) != 0 ||
+	    !uf_allowed(j->s, &u) || uf_store(j, u.owner, o) < 0)
+		return -1;
+	/* The token before anything of the mailbox is looked at. */
+	if (imap_storage->access_key(o->store, u.mailbox,
+	                             POSTERN_ACCESS_KEY_GET, key, &err) != 0)
+		return -1;
+	ok = imap_urlauth_verify(key, sizeof(key), url, u.rump_len, u.token,
+	                         strlen(u.token));
+	explicit_bzero(key, sizeof(key));
+	if (!ok || uf_message(o, u.mailbox, u.uid, u.uidvalidity) < 0 ||
+	    imap_url_range(&o->mime, o->mb, &u, &o->sz, &a->start, &a->len,
+	                   &err) < 0)
+		return -1;
+	a->owner = u.owner;
+	a->mailbox = u.mailbox;
+	a->uid = u.uid;
+	return 0;
+}
+
+/* Sends the literal's octets from a->sent while the step has room. */
+static int
+uf_copy(struct imap_job *j, struct urlfetch_arg *a, struct uf_open *o)
+{
+	char *room;
+	size_t n;
+	ssize_t r;
+
+	while (a->sent < a->len &&
+	       j->out.len < (size_t)imap_cfg.fetch_batch) {
+		n = a->len - a->sent < URLAUTH_CHUNK ?
+		    (size_t)(a->len - a->sent) : URLAUTH_CHUNK;
+		room = imap_buf_room(&j->out, n);
+		if ((r = imap_storage->msg_read(o->msg, a->start + a->sent,
+		                                room, n, &j->err)) <= 0)
+			return -1;
+		imap_buf_commit(&j->out, (size_t)r);
+		a->sent += (uint64_t)r;
+	}
+	if (a->sent == a->len) {
+		imap_buf_str(&j->out, "\r\n");
+		a->in_literal = 0;
+		a->next++;
+	}
+	return 0;
+}
+
+static void
+urlfetch_work(struct imap_job *j)
+{
+	struct urlfetch_arg *a = j->arg;
+	struct uf_open o = { 0 };
+	const char *url;
+
+	/* A literal half sent: its message again, by name and UID. */
+	if (a->in_literal &&
+	    (uf_store(j, a->owner, &o) < 0 ||
+	     uf_message(&o, a->mailbox, a->uid, 0) < 0 ||
+	     uf_copy(j, a, &o) < 0)) {
+		a->broken = 1;
+		goto out;
+	}
+	while (!a->in_literal && a->next < a->ua.n &&
+	       j->out.len < (size_t)imap_cfg.fetch_batch &&
+	       !imap_job_cancelled(j)) {
+		url = a->ua.urls[a->next];
+		imap_buf_str(&j->out, "* URLFETCH ");
+		imap_buf_string(&j->out, url, a->ua.lens[a->next]);
+		uf_close(&o);
+		if (uf_resolve(j, a, url, a->ua.lens[a->next], &o) < 0) {
+			imap_buf_str(&j->out, " NIL\r\n");
+			a->next++;
+			continue;
+		}
+		imap_buf_printf(&j->out, " {%llu}\r\n",
+		                (unsigned long long)a->len);
+		a->in_literal = 1;
+		a->sent = 0;
+		if (uf_copy(j, a, &o) < 0) {
+			a->broken = 1;
+			goto out;
+		}
+	}
+	a->finished = !a->in_literal && a->next == a->ua.n;
+out:
+	uf_close(&o);
+}
+
+static void urlfetch_next(struct imap_session *s);
+
+static void
+urlfetch_done(struct imap_job *j)
+{
+	struct urlfetch_arg *a = j->arg;
+	struct imap_session *s = j->s;
+	struct imap_job *next;
+	postern_pool_t *p;
+
+	if (a->broken) {
+		/* Part of a literal is out: the stream cannot be mended. */
+		imap_log(s, POSTERN_LOG_WARNING, "URLFETCH of uid %u failed "
+		         "while it was sent: disconnecting", a->uid);
+		imap_host->session_close(s->ss);
+		return;
+	}
+	if (a->finished) {
+		imap_reply(s, j->tag, "OK", "URLFETCH completed");
+		return;
+	}
+	/* Another step: a new job takes over the state and its pool. */
+	next = imap_job_new(s, j->tag, 0);
+	next->arg = a;
+	p = next->pool;
+	next->pool = j->pool;
+	j->pool = p;
+	if (imap_host->conn_output_pending(s->conn) >
+	    (size_t)imap_cfg.fetch_batch) {
+		s->on_drain = urlfetch_next;
+		s->job = next;        /* not submitted: on_close frees it */
+		imap_host->session_pause(s->ss);
+		return;
+	}
+	imap_job_run_heavy(next, urlfetch_work, urlfetch_done);
+}
+
+static void
+urlfetch_next(struct imap_session *s)
+{
+	struct imap_job *j = s->job;
+
+	if (j == NULL || s->closed || j->submitted)
+		return;
+	imap_job_run_heavy(j, urlfetch_work, urlfetch_done);
+	imap_host->session_resume(s->ss); /* the hold it waited with */
+}
+
+/* URLFETCH 1*(SP url) */
+void
+imap_cmd_urlfetch(struct imap_cmd *c)
+{
+	struct urlfetch_arg *a;
+	struct url_arg ua;
+	struct imap_job *j;
+
+	if (!storage_has_keys()) {
+		imap_reply(c->s, c->tag, "BAD", "URLFETCH: the store keeps "
+		           "no access keys");
+		return;
+	}
+	if (url_args(c, &ua, 0) < 0)
+		return;
+	j = imap_job_new(c->s, c->tag, sizeof(*a));
+	a = j->arg;
+	a->ua = ua;
+	imap_job_run_heavy(j, urlfetch_work, urlfetch_done);
+}
