@@ -202,6 +202,12 @@ imap_init(const struct postern_host *h, postern_module_t *m)
 	if (h->session_listen(m, &imap_protocol, imap_cfg.listen,
 	                      imap_tls) < 0)
 		return -1;
+	/* URLAUTH URLs for a submission server (BURL, RFC 4468): resolved
+	 * here, by the code URLFETCH uses. */
+	if (h->service_publish(m, POSTERN_URLAUTH_SERVICE,
+	                       POSTERN_URLAUTH_MAJOR, POSTERN_URLAUTH_MINOR,
+	                       &imap_urlauth_service) < 0)
+		return -1;
 	return h->worker_ops(m, &worker_ops, NULL);
 }
 

@@ -423,6 +423,9 @@ imap_cmd_fn imap_cmd_getquota, imap_cmd_getquotaroot,
 imap_cmd_fn imap_cmd_sort, imap_cmd_thread;  /* imap_sort.c */
 imap_cmd_fn imap_cmd_resetkey, imap_cmd_genurlauth,
 	imap_cmd_urlfetch;                  /* imap_urlauth.c */
+/* The urlauth service (postern/urlauth.h) imap_urlauth.c implements
+ * for SMTP's BURL; published at init. */
+extern const struct postern_urlauth imap_urlauth_service;
 
 /* SEARCHRES (imap_search.c): before a command runs, "$" is made to mean
  * the saved result (and SELECT, EXAMINE, CLOSE, UNSELECT forget it);

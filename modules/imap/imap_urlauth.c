@@ -268,14 +268,31 @@ imap_cmd_genurlauth(struct imap_cmd *c)
 
 /* ---- URLFETCH ---------------------------------------------------------*/
 
+
+/* Who asks: an IMAP session (URLFETCH) or a submission server for its
+ * user (BURL, through the urlauth service). */
+struct uf_who {
+	postern_pool_t *pool;    /* for what resolving allocates */
+	const char *user;        /* IMAP: the session's user */
+	postern_store_t *store;  /* ... and its store; NULL for BURL */
+	const char *submitter;   /* BURL: the SMTP login; NULL for IMAP */
+};
+
+/* What a URL resolved to. */
+struct uf_target {
+	char *owner, *mailbox;   /* who->pool */
+	uint32_t uid;
+	uint64_t start, len;
+};
+
 struct urlfetch_arg {
 	struct url_arg ua;
 	size_t next;             /* the URL to answer next */
 	/* The literal being sent: what its URL resolved to. */
 	int in_literal;
-	char *owner, *mailbox;   /* job pools, handed over between steps */
-	uint32_t uid;
-	uint64_t start, len, sent;
+	struct uf_target t;      /* strings in the job's pool, handed
+	                            over between steps */
+	uint64_t sent;
 	int broken;              /* failed inside a literal */
 	int finished;
 };
@@ -303,19 +320,19 @@ uf_close(struct uf_open *o)
 	memset(o, 0, sizeof(*o));
 }
 
-/* The store of `owner`: the session's own, or opened for the step. */
+/* The store of `owner`: the session's own, or opened here. */
 static int
-uf_store(struct imap_job *j, const char *owner, struct uf_open *o)
+uf_store(const struct uf_who *w, const char *owner, struct uf_open *o)
 {
 	struct postern_user user = { .size = sizeof(user) };
 	struct postern_storage_err err;
 
-	if (strcmp(owner, j->s->user) == 0) {
-		o->store = j->s->store;
+	if (w->store != NULL && strcmp(owner, w->user) == 0) {
+		o->store = w->store;
 		return 0;
 	}
 	if (imap_auth == NULL ||
-	    imap_auth->lookup(owner, j->pool, &user) != POSTERN_AUTH_YES ||
+	    imap_auth->lookup(owner, w->pool, &user) != POSTERN_AUTH_YES ||
 	    imap_storage->store_open(&user, &o->store, &err) < 0)
 		return -1;
 	o->own_store = 1;
@@ -348,28 +365,34 @@ uf_message(struct uf_open *o, const char *mailbox, uint32_t uid,
 	return 0;
 }
 
-/* May the session use the URL: its access identifier and expiry. */
+/* May `w` use the URL: its access identifier (RFC 4467 3) and expiry.
+ * An IMAP session is never a submission server; a submission server
+ * is no IMAP user. */
 static int
-uf_allowed(struct imap_session *s, const struct imap_url *u)
+uf_allowed(const struct uf_who *w, const struct imap_url *u)
 {
 	if (u->expire != 0 && (int64_t)time(NULL) >= u->expire)
 		return 0;
 	switch (u->access) {
 	case IMAP_URL_ACCESS_ANONYMOUS:
 	case IMAP_URL_ACCESS_AUTHUSER:
-		return 1;             /* every URLFETCH is logged in */
+		return 1;             /* both are logged in */
 	case IMAP_URL_ACCESS_USER:
-		return strcmp(u->access_user, s->user) == 0;
+		return w->submitter == NULL &&
+		       strcmp(u->access_user, w->user) == 0;
+	case IMAP_URL_ACCESS_SUBMIT:
+		return w->submitter != NULL &&
+		       strcmp(u->access_user, w->submitter) == 0;
 	default:
-		return 0;             /* submit+: a submission server's */
+		return 0;
 	}
 }
 
 /* A URL to what it names, verified: 0 with the message open in `o` and
- * a->owner, mailbox, uid, start, len set; -1 for NIL. */
+ * `t` set; -1 for NIL. */
 static int
-uf_resolve(struct imap_job *j, struct urlfetch_arg *a, const char *url,
-           size_t len, struct uf_open *o)
+uf_resolve(const struct uf_who *w, const char *url, size_t len,
+           struct uf_open *o, struct uf_target *t)
 {
 	unsigned char key[POSTERN_ACCESS_KEY_LEN];
 	struct postern_storage_err err;
@@ -377,9 +400,9 @@ uf_resolve(struct imap_job *j, struct urlfetch_arg *a, const char *url,
 	int ok;
 
 	if (len > URLAUTH_MAX_URL ||
-	    imap_url_parse_auth(&u, url, len, j->pool) < 0 ||
+	    imap_url_parse_auth(&u, url, len, w->pool) < 0 ||
 	    u.mech == NULL || strcasecmp(u.mech, IMAP_URLAUTH_MECH) != 0 ||
-	    !uf_allowed(j->s, &u) || uf_store(j, u.owner, o) < 0)
+	    !uf_allowed(w, &u) || uf_store(w, u.owner, o) < 0)
 		return -1;
 	/* The token before anything of the mailbox is looked at. */
 	if (imap_storage->access_key(o->store, u.mailbox,
@@ -389,13 +412,23 @@ uf_resolve(struct imap_job *j, struct urlfetch_arg *a, const char *url,
 	                         strlen(u.token));
 	explicit_bzero(key, sizeof(key));
 	if (!ok || uf_message(o, u.mailbox, u.uid, u.uidvalidity) < 0 ||
-	    imap_url_range(&o->mime, o->mb, &u, &o->sz, &a->start, &a->len,
+	    imap_url_range(&o->mime, o->mb, &u, &o->sz, &t->start, &t->len,
 	                   &err) < 0)
 		return -1;
-	a->owner = u.owner;
-	a->mailbox = u.mailbox;
-	a->uid = u.uid;
+	t->owner = u.owner;
+	t->mailbox = u.mailbox;
+	t->uid = u.uid;
 	return 0;
+}
+
+/* The session as the one who asks. */
+static void
+uf_session(struct imap_job *j, struct uf_who *w)
+{
+	w->pool = j->pool;
+	w->user = j->s->user;
+	w->store = j->s->store;
+	w->submitter = NULL;
 }
 
 /* Sends the literal's octets from a->sent while the step has room. */
@@ -406,18 +439,18 @@ uf_copy(struct imap_job *j, struct urlfetch_arg *a, struct uf_open *o)
 	size_t n;
 	ssize_t r;
 
-	while (a->sent < a->len &&
+	while (a->sent < a->t.len &&
 	       j->out.len < (size_t)imap_cfg.fetch_batch) {
-		n = a->len - a->sent < URLAUTH_CHUNK ?
-		    (size_t)(a->len - a->sent) : URLAUTH_CHUNK;
+		n = a->t.len - a->sent < URLAUTH_CHUNK ?
+		    (size_t)(a->t.len - a->sent) : URLAUTH_CHUNK;
 		room = imap_buf_room(&j->out, n);
-		if ((r = imap_storage->msg_read(o->msg, a->start + a->sent,
+		if ((r = imap_storage->msg_read(o->msg, a->t.start + a->sent,
 		                                room, n, &j->err)) <= 0)
 			return -1;
 		imap_buf_commit(&j->out, (size_t)r);
 		a->sent += (uint64_t)r;
 	}
-	if (a->sent == a->len) {
+	if (a->sent == a->t.len) {
 		imap_buf_str(&j->out, "\r\n");
 		a->in_literal = 0;
 		a->next++;
@@ -430,12 +463,14 @@ urlfetch_work(struct imap_job *j)
 {
 	struct urlfetch_arg *a = j->arg;
 	struct uf_open o = { 0 };
+	struct uf_who w;
 	const char *url;
 
+	uf_session(j, &w);
 	/* A literal half sent: its message again, by name and UID. */
 	if (a->in_literal &&
-	    (uf_store(j, a->owner, &o) < 0 ||
-	     uf_message(&o, a->mailbox, a->uid, 0) < 0 ||
+	    (uf_store(&w, a->t.owner, &o) < 0 ||
+	     uf_message(&o, a->t.mailbox, a->t.uid, 0) < 0 ||
 	     uf_copy(j, a, &o) < 0)) {
 		a->broken = 1;
 		goto out;
@@ -447,13 +482,13 @@ urlfetch_work(struct imap_job *j)
 		imap_buf_str(&j->out, "* URLFETCH ");
 		imap_buf_string(&j->out, url, a->ua.lens[a->next]);
 		uf_close(&o);
-		if (uf_resolve(j, a, url, a->ua.lens[a->next], &o) < 0) {
+		if (uf_resolve(&w, url, a->ua.lens[a->next], &o, &a->t) < 0) {
 			imap_buf_str(&j->out, " NIL\r\n");
 			a->next++;
 			continue;
 		}
 		imap_buf_printf(&j->out, " {%llu}\r\n",
-		                (unsigned long long)a->len);
+		                (unsigned long long)a->t.len);
 		a->in_literal = 1;
 		a->sent = 0;
 		if (uf_copy(j, a, &o) < 0) {
@@ -479,7 +514,7 @@ urlfetch_done(struct imap_job *j)
 	if (a->broken) {
 		/* Part of a literal is out: the stream cannot be mended. */
 		imap_log(s, POSTERN_LOG_WARNING, "URLFETCH of uid %u failed "
-		         "while it was sent: disconnecting", a->uid);
+		         "while it was sent: disconnecting", a->t.uid);
 		imap_host->session_close(s->ss);
 		return;
 	}
@@ -534,3 +569,54 @@ imap_cmd_urlfetch(struct imap_cmd *c)
 	a->ua = ua;
 	imap_job_run_heavy(j, urlfetch_work, urlfetch_done);
 }
+
+/* ---- the urlauth service (postern/urlauth.h): BURL's side -------------*/
+
+static enum postern_urlauth_status
+service_fetch(const char *url, size_t len, const char *submitter,
+              uint64_t max, postern_urlauth_out_fn out, void *arg,
+              uint64_t *total)
+{
+	struct uf_who w = { .submitter = submitter };
+	struct uf_open o = { 0 };
+	struct uf_target t;
+	struct postern_storage_err err;
+	enum postern_urlauth_status rc = POSTERN_URLAUTH_OK;
+	char *buf = NULL;
+	uint64_t off;
+	ssize_t r;
+	size_t n;
+
+	*total = 0;
+	if (imap_storage == NULL || !storage_has_keys() || submitter == NULL)
+		return POSTERN_URLAUTH_INVALID;
+	w.pool = imap_host->pool_create(4096);
+	w.user = submitter;
+	if (uf_resolve(&w, url, len, &o, &t) < 0)
+		rc = POSTERN_URLAUTH_INVALID;
+	else if (t.len > max)
+		rc = POSTERN_URLAUTH_TOOBIG;
+	else if ((buf = malloc(URLAUTH_CHUNK)) == NULL)
+		rc = POSTERN_URLAUTH_TEMP;
+	for (off = 0; rc == POSTERN_URLAUTH_OK && off < t.len;
+	     off += (uint64_t)r) {
+		n = t.len - off < URLAUTH_CHUNK ? (size_t)(t.len - off)
+		                                : URLAUTH_CHUNK;
+		if ((r = imap_storage->msg_read(o.msg, t.start + off, buf, n,
+		                                &err)) <= 0 ||
+		    out(arg, buf, (size_t)r) < 0) {
+			rc = POSTERN_URLAUTH_TEMP;
+			break;
+		}
+		*total += (uint64_t)r;
+	}
+	free(buf);
+	uf_close(&o);
+	imap_host->pool_destroy(w.pool);
+	return rc;
+}
+
+const struct postern_urlauth imap_urlauth_service = {
+	.size = sizeof(struct postern_urlauth),
+	.fetch = service_fetch,
+};
