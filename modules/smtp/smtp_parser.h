@@ -42,6 +42,7 @@ enum smtp_verb {
 	SMTP_VERB_HELP,
 	SMTP_VERB_STARTTLS,
 	SMTP_VERB_AUTH,
+	SMTP_VERB_BURL,       /* RFC 4468 (smtp_burl.c) */
 };
 
 /* A reply for a syntax problem: static strings. */

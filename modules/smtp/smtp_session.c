@@ -20,7 +20,7 @@
 
 /* Entries of the command table past the verbs: the STARTTLS filter
  * stage, run before the first command over TLS. */
-#define SMTP_CMD_TLS_STAGE (SMTP_VERB_AUTH + 1)
+#define SMTP_CMD_TLS_STAGE (SMTP_VERB_BURL + 1)
 
 /* ---- replies -------------------------------------------------------- */
 
@@ -242,6 +242,8 @@ ehlo_reply(struct smtp_session *s)
 		H->session_reply(ss, "250-STARTTLS");
 	if (auth_allowed_now(s))
 		H->session_reply(ss, "250-AUTH %s", H->sasl_mechanisms());
+	if (smtp_burl_offered(s))
+		H->session_reply(ss, "250-BURL imap");
 	H->session_reply(ss, "250 SMTPUTF8");
 }
 
@@ -413,6 +415,9 @@ run_command(postern_session_t *ss, void *st, void *vc)
 	case SMTP_VERB_BDAT:
 		smtp_cmd_bdat(s, cmd);
 		break;
+	case SMTP_VERB_BURL:
+		smtp_cmd_burl(s, cmd);
+		break;
 	default:
 		cmd_simple(s, cmd);
 		break;
@@ -457,6 +462,7 @@ static const struct postern_command smtp_commands[] = {
 	[SMTP_VERB_HELP] = { "HELP", JUNK, run_command },
 	[SMTP_VERB_STARTTLS] = { "STARTTLS", 0, run_command },
 	[SMTP_VERB_AUTH] = { "AUTH", 0, run_command },
+	[SMTP_VERB_BURL] = { "BURL", 0, run_command },
 	[SMTP_CMD_TLS_STAGE] = { "(starttls stage)", 0, run_tls_stage },
 };
 

@@ -100,6 +100,7 @@ extern postern_hook_t *smtp_hooks[POSTERN_SMTP_DISCONNECT + 1];
 extern const struct postern_auth *smtp_auth;
 extern const struct postern_storage *smtp_storage;
 extern const struct postern_relay *smtp_relay;
+extern const struct postern_urlauth *smtp_urlauth;
 extern const struct postern_smtp_service smtp_service;
 
 /* ---- the transaction ------------------------------------------------ */
@@ -257,6 +258,11 @@ struct smtp_session {
 	uint64_t bdat_size;
 	int bdat_last;
 	struct smtp_error bdat_refusal; /* code 0: chunk accepted */
+	/* Where the chunk's octets come from: NULL, the client (BDAT); or
+	 * this, which ends with smtp_chunk_end (BURL's URL, smtp_burl.c) */
+	void (*chunk_read)(struct smtp_session *s);
+	const char *burl_url;         /* BURL's URL (txn pool) */
+	size_t burl_len;
 	/* the end-of-message chain */
 	void (*msg_done)(struct smtp_session *s);
 	struct smtp_hfield *hfields;  /* txn pool */
@@ -315,6 +321,26 @@ void smtp_cmd_mail(struct smtp_session *s, const struct smtp_command *cmd);
 void smtp_cmd_rcpt(struct smtp_session *s, const struct smtp_command *cmd);
 void smtp_cmd_data(struct smtp_session *s, const struct smtp_command *cmd);
 void smtp_cmd_bdat(struct smtp_session *s, const struct smtp_command *cmd);
+/* A chunk (BDAT's or BURL's) announced, s->bdat_last set: checks the
+ * transaction, runs the data stage before the first, then reads the
+ * chunk (s->chunk_read, or the client's octets). */
+void smtp_chunk_start(struct smtp_session *s);
+/* The chunk is in (or refused: s->bdat_refusal.code): the reply, and
+ * the end of the message after the last one. */
+void smtp_chunk_end(struct smtp_session *s);
+/* Adds chunk octets to the message on the job that holds the paused
+ * session (BURL), writing the spool's memory to its file as it grows.
+ * 0, or -1 when the file cannot be written.  Job thread. */
+int smtp_chunk_feed_job(struct postern_smtp_txn *t, const void *data,
+                        size_t len);
+
+/* ---- smtp_burl.c ---------------------------------------------------- */
+
+/* BURL imap-url [LAST] (RFC 4468). */
+void smtp_cmd_burl(struct smtp_session *s, const struct smtp_command *cmd);
+/* 1 when EHLO announces "BURL imap": a submission listener, after AUTH,
+ * with the urlauth service there. */
+int smtp_burl_offered(const struct smtp_session *s);
 /* Ends the transaction (runs smtp.reset detached). */
 void smtp_txn_reset(struct smtp_session *s);
 /* Frees what the transaction holds, no filter told (the client has

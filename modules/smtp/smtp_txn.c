@@ -448,11 +448,13 @@ bdat_octets(postern_session_t *ss, void *st, const void *data, size_t len,
 		spill_if_needed(s);
 }
 
-/* Reads the chunk the BDAT command announced. */
+/* Reads the chunk the BDAT command announced, or has BURL fetch it. */
 static void
 bdat_read(struct smtp_session *s)
 {
-	if (s->bdat_size == 0)
+	if (s->chunk_read != NULL)
+		s->chunk_read(s);
+	else if (s->bdat_size == 0)
 		bdat_chunk_end(s);
 	else
 		smtp_host->session_read_octets(s->ss, s->bdat_size,
@@ -556,7 +558,6 @@ after_bdat_data(struct smtp_session *s, const struct postern_verdict *v)
 void
 smtp_cmd_bdat(struct smtp_session *s, const struct smtp_command *cmd)
 {
-	struct postern_smtp_txn *t = &s->txn;
 	struct smtp_error err;
 
 	if (smtp_parse_bdat(cmd->arg, cmd->arg_len, &s->bdat_size,
@@ -566,6 +567,16 @@ smtp_cmd_bdat(struct smtp_session *s, const struct smtp_command *cmd)
 		smtp_reply_error(s, err.code, err.enhanced, err.text);
 		return;
 	}
+	s->chunk_read = NULL;
+	smtp_chunk_start(s);
+}
+
+void
+smtp_chunk_start(struct smtp_session *s)
+{
+	struct postern_smtp_txn *t = &s->txn;
+	struct smtp_error err;
+
 	s->bdat_refusal.code = 0;
 	s->phase = SMTP_PHASE_BDAT;
 	smtp_host->conn_set_idle(s->conn, (unsigned)smtp_cfg.data_ms);
@@ -580,11 +591,32 @@ smtp_cmd_bdat(struct smtp_session *s, const struct smtp_command *cmd)
 	bdat_read(s);
 }
 
+void
+smtp_chunk_end(struct smtp_session *s)
+{
+	bdat_chunk_end(s);
+}
+
+int
+smtp_chunk_feed_job(struct postern_smtp_txn *t, const void *data,
+                    size_t len)
+{
+	smtp_data_feed(&t->reader, data, len);
+	if (t->too_big || t->outcome == SMTP_OUT_REFUSE ||
+	    smtp_host->spool_memory(t->spool, NULL) <
+	    (size_t)smtp_cfg.spool_memory)
+		return 0;
+	/* What spill_if_needed does with a job, on the job we are on. */
+	keep_header(t);
+	return smtp_host->spool_flush(t->spool);
+}
+
 static void
 bdat_chunk_end(struct smtp_session *s)
 {
 	struct postern_smtp_txn *t = &s->txn;
 
+	s->chunk_read = NULL;
 	leave_data_phase(s);
 	if (s->bdat_refusal.code != 0) {
 		smtp_reply_error(s, s->bdat_refusal.code,
