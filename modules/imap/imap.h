@@ -290,6 +290,12 @@ void imap_job_run_heavy(struct imap_job *j,
                         void (*work)(struct imap_job *),
                         void (*done)(struct imap_job *));
 
+/* From a heavy job's done: the next step of the same command, with the
+ * job's state (arg, its pool and cleanup) handed over, run at once
+ * when the client keeps up, or when the output has drained past
+ * fetch_batch (FETCH, URLFETCH).  Loop. */
+void imap_job_next_output_step(struct imap_job *j);
+
 /* 1 once the session of a running job closed: a long `work` checks it
  * between messages and stops (a job that has started is not stopped
  * otherwise; one still waiting for a thread skips its work).  Job

@@ -501,15 +501,11 @@ out:
 	uf_close(&o);
 }
 
-static void urlfetch_next(struct imap_session *s);
-
 static void
 urlfetch_done(struct imap_job *j)
 {
 	struct urlfetch_arg *a = j->arg;
 	struct imap_session *s = j->s;
-	struct imap_job *next;
-	postern_pool_t *p;
 
 	if (a->broken) {
 		/* Part of a literal is out: the stream cannot be mended. */
@@ -522,31 +518,8 @@ urlfetch_done(struct imap_job *j)
 		imap_reply(s, j->tag, "OK", "URLFETCH completed");
 		return;
 	}
-	/* Another step: a new job takes over the state and its pool. */
-	next = imap_job_new(s, j->tag, 0);
-	next->arg = a;
-	p = next->pool;
-	next->pool = j->pool;
-	j->pool = p;
-	if (imap_host->conn_output_pending(s->conn) >
-	    (size_t)imap_cfg.fetch_batch) {
-		s->on_drain = urlfetch_next;
-		s->job = next;        /* not submitted: on_close frees it */
-		imap_host->session_pause(s->ss);
-		return;
-	}
-	imap_job_run_heavy(next, urlfetch_work, urlfetch_done);
-}
-
-static void
-urlfetch_next(struct imap_session *s)
-{
-	struct imap_job *j = s->job;
-
-	if (j == NULL || s->closed || j->submitted)
-		return;
-	imap_job_run_heavy(j, urlfetch_work, urlfetch_done);
-	imap_host->session_resume(s->ss); /* the hold it waited with */
+	/* Another step, with the state. */
+	imap_job_next_output_step(j);
 }
 
 /* URLFETCH 1*(SP url) */

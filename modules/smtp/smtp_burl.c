@@ -71,9 +71,7 @@ static void
 refuse(struct smtp_session *s, unsigned code, const char *enhanced,
        const char *text)
 {
-	s->bdat_refusal.code = code;
-	s->bdat_refusal.enhanced = enhanced;
-	s->bdat_refusal.text = text;
+	smtp_chunk_refuse(s, code, enhanced, text);
 	/* Octets may be in already: the message cannot be mended. */
 	s->txn.bdat_failed = 1;
 }

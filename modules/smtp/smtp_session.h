@@ -325,6 +325,9 @@ void smtp_cmd_bdat(struct smtp_session *s, const struct smtp_command *cmd);
  * transaction, runs the data stage before the first, then reads the
  * chunk (s->chunk_read, or the client's octets). */
 void smtp_chunk_start(struct smtp_session *s);
+/* The chunk will be refused with that reply when it ends. */
+void smtp_chunk_refuse(struct smtp_session *s, unsigned code,
+                       const char *enhanced, const char *text);
 /* The chunk is in (or refused: s->bdat_refusal.code): the reply, and
  * the end of the message after the last one. */
 void smtp_chunk_end(struct smtp_session *s);

@@ -519,9 +519,9 @@ smtp_cmd_data(struct smtp_session *s, const struct smtp_command *cmd)
 
 /* ---- BDAT (RFC 3030) -------------------------------------------------- */
 
-static void
-refuse_chunk(struct smtp_session *s, unsigned code, const char *enhanced,
-             const char *text)
+void
+smtp_chunk_refuse(struct smtp_session *s, unsigned code,
+                  const char *enhanced, const char *text)
 {
 	s->bdat_refusal.code = code;
 	s->bdat_refusal.enhanced = enhanced;
@@ -541,7 +541,7 @@ after_bdat_data(struct smtp_session *s, const struct postern_verdict *v)
 		if (temp ? (code < 400 || code > 499)
 		         : (code < 500 || code > 599))
 			code = temp ? 451 : 554;
-		refuse_chunk(s, code, temp ? "4.7.1" : "5.7.1",
+		smtp_chunk_refuse(s, code, temp ? "4.7.1" : "5.7.1",
 		             v->text != NULL
 		                 ? smtp_host->pool_strndup(t->pool, v->text,
 		                                           strlen(v->text))
@@ -581,9 +581,9 @@ smtp_chunk_start(struct smtp_session *s)
 	s->phase = SMTP_PHASE_BDAT;
 	smtp_host->conn_set_idle(s->conn, (unsigned)smtp_cfg.data_ms);
 	if (!message_allowed(s, &err))
-		refuse_chunk(s, err.code, err.enhanced, err.text);
+		smtp_chunk_refuse(s, err.code, err.enhanced, err.text);
 	else if (t->bdat_failed)
-		refuse_chunk(s, 503, "5.5.1", "an earlier chunk failed; RSET");
+		smtp_chunk_refuse(s, 503, "5.5.1", "an earlier chunk failed; RSET");
 	else if (!t->data_started) {
 		smtp_stage_run(s, POSTERN_SMTP_DATA, after_bdat_data);
 		return;

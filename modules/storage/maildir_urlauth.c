@@ -55,14 +55,14 @@ keys_free(struct key_set *ks)
 	memset(ks, 0, sizeof(*ks));
 }
 
+/* The value of a lower-case hex digit (as keys_fill writes them). */
 static int
-hexval(int c)
+hex_digit(int c)
 {
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	return -1;
+	static const char digits[] = "0123456789abcdef";
+	const char *p = c != '\0' ? strchr(digits, c) : NULL;
+
+	return p != NULL ? (int)(p - digits) : -1;
 }
 
 /* Appends a line taking `name` (malloc'd, freed on failure). */
@@ -105,8 +105,8 @@ keys_add_line(struct key_set *ks, const char *path, const char *line)
 		goto bad;
 	p = end + 1;
 	for (i = 0; i < POSTERN_ACCESS_KEY_LEN; i++) {
-		if ((hi = hexval(p[2 * i])) < 0 ||
-		    (lo = hexval(p[2 * i + 1])) < 0)
+		if ((hi = hex_digit(p[2 * i])) < 0 ||
+		    (lo = hex_digit(p[2 * i + 1])) < 0)
 			goto bad;
 		key[i] = (unsigned char)(hi * 16 + lo);
 	}
