@@ -28,7 +28,7 @@
 
 /* Criteria in one SORT: there are nine keys, each may be reversed;
  * more than this is a client gone wrong. */
-#define SORT_MAX_CRITERIA 32
+#define SORT_MAX_CRITERIA IMAP_SORT_SIG_MAX
 /* A match whose keys come from the cached structure costs this much
  * of a search step (as if that many octets were read). */
 #define SORT_KEY_COST 4096u
@@ -68,6 +68,10 @@ struct sort_arg {
 	size_t nmsgs;
 	int finished;
 	uint64_t view_modseq;       /* the view's when it was searched */
+	int rankable;               /* a SORT that may keep and use ranks */
+	int by_rank;                /* every match so far came by rank */
+	uint32_t rank_gen;          /* of those ranks (0: none yet) */
+	unsigned char sig[IMAP_SORT_SIG_MAX];  /* the criteria, for ranks */
 };
 
 /* ---- keys of one match -------------------------------------------------*/
@@ -220,15 +224,61 @@ too_large(struct imap_job *j, const struct sort_arg *a)
 	return -1;
 }
 
-/* imap_search_hit_fn: the keys of a match, from the worker's key cache
- * or made and kept there. */
+/* Message m's keys, from the worker's key cache or made and kept
+ * there: 0, 1 when the message was expunged by another session
+ * meanwhile (left out, as SEARCH leaves it), -1 on error. */
+static int
+take_keys(struct sort_arg *a, struct imap_job *j, struct imap_sort_msg *m,
+          const struct postern_message_info *mi, uint64_t *cost)
+{
+	struct fields f;
+
+	if (a->key_bytes > (size_t)imap_cfg.sort_memory)
+		return too_large(j, a);
+	if (imap_sortcache_get(j->s->user, a->uidvalidity, mi, a->need, m,
+	                       a->keep, &a->key_bytes))
+		return 0;
+	if (load_fields(a, j, mi->uid, &f, cost) < 0)
+		return j->err.code == POSTERN_SE_EXPUNGED ? 1 : -1;
+	make_keys(a, j, m, &f);
+	/* kept with the keys made: the References only when asked */
+	imap_sortcache_put(j->s->user, a->uidvalidity, m, a->need);
+	return 0;
+}
+
+/* A match without a rank after matches taken by rank: the keys of
+ * those too, after all. */
+static int
+leave_ranks(struct sort_arg *a, struct imap_job *j, uint64_t *cost)
+{
+	struct postern_message_info mi;
+	size_t i, k = 0;
+	int r;
+
+	a->by_rank = 0;
+	for (i = 0; i < a->nmsgs; i++) {
+		memset(&mi, 0, sizeof(mi));
+		mi.uid = a->msgs[i].uid;
+		mi.size = a->msgs[i].size;
+		mi.internal_date = a->msgs[i].arrival;
+		a->msgs[k] = a->msgs[i];
+		if ((r = take_keys(a, j, &a->msgs[k], &mi, cost)) < 0)
+			return -1;
+		k += r == 0;
+	}
+	a->nmsgs = k;
+	return 0;
+}
+
+/* imap_search_hit_fn: a match, with its rank when every match so far
+ * has one (nothing else is needed to sort them), else with its keys. */
 static int
 collect(struct imap_job *j, void *arg, uint32_t seq,
         const struct postern_message_info *mi, uint64_t *cost)
 {
 	struct sort_arg *a = arg;
 	struct imap_sort_msg *m = &a->msgs[a->nmsgs];
-	struct fields f;
+	int r;
 
 	memset(m, 0, sizeof(*m));
 	m->seq = seq;
@@ -241,22 +291,20 @@ collect(struct imap_job *j, void *arg, uint32_t seq,
 		a->nmsgs++;
 		return 0;
 	}
-	if (a->key_bytes > (size_t)imap_cfg.sort_memory)
-		return too_large(j, a);
-	if (imap_sortcache_get(j->s->user, a->uidvalidity, mi, a->need, m,
-	                       a->keep, &a->key_bytes)) {
-		a->nmsgs++;
-		return 0;
+	if (a->by_rank) {
+		if (imap_sortcache_rank(j->s->user, a->uidvalidity, mi,
+		                        a->sig, a->ncrit, &a->rank_gen,
+		                        &m->rank)) {
+			a->nmsgs++;
+			return 0;
+		}
+		if (leave_ranks(a, j, cost) < 0)
+			return -1;
+		m = &a->msgs[a->nmsgs];
 	}
-	if (load_fields(a, j, mi->uid, &f, cost) < 0) {
-		/* expunged by another session meanwhile: left out, as
-		 * SEARCH leaves it */
-		return j->err.code == POSTERN_SE_EXPUNGED ? 0 : -1;
-	}
-	make_keys(a, j, m, &f);
-	/* kept with the keys made: the References only when asked */
-	imap_sortcache_put(j->s->user, a->uidvalidity, m, a->need);
-	a->nmsgs++;
+	if ((r = take_keys(a, j, m, mi, cost)) < 0)
+		return -1;
+	a->nmsgs += r == 0;
 	return 0;
 }
 
@@ -421,12 +469,17 @@ sort_msgs(struct imap_job *j, struct sort_arg *a, struct sortent *e)
 
 	for (i = 0; i < a->nmsgs; i++) {
 		e[i].m = &a->msgs[i];
-		first_key(&e[i], &a->crit[0]);
+		if (a->by_rank)
+			e[i].k = a->msgs[i].rank;  /* unique: no ties */
+		else
+			first_key(&e[i], &a->crit[0]);
 	}
 	if (a->nmsgs < 2)
 		return;
 	tmp = imap_host->pool_alloc(j->pool, a->nmsgs * sizeof(*tmp));
 	radix_sort(e, tmp, a->nmsgs);
+	if (a->by_rank)
+		return;
 	sorting = a;
 	for (i = 0; i < a->nmsgs; i = k) {
 		for (k = i + 1; k < a->nmsgs && e[k].k == e[i].k; k++)
@@ -665,6 +718,12 @@ sort_output(struct imap_job *j, struct sort_arg *a)
 	e = imap_host->pool_alloc(j->pool, (a->nmsgs + 1) * sizeof(*e));
 	sort_msgs(j, a, e);
 	nums = imap_host->pool_alloc(j->pool, (a->nmsgs + 1) * sizeof(*nums));
+	if (a->rankable && !a->by_rank) {
+		for (i = 0; i < a->nmsgs; i++)
+			nums[i] = e[i].m->uid;
+		imap_sortcache_set_ranks(j->s->user, a->uidvalidity, a->sig,
+		                         a->ncrit, nums, a->nmsgs);
+	}
 	for (i = 0; i < a->nmsgs; i++)
 		nums[i] = a->by_uid ? e[i].m->uid : e[i].m->seq;
 	if (!a->esort) {
@@ -809,6 +868,7 @@ parse_criteria(struct imap_cmd *c, struct sort_arg *sa, const char **limit)
 		}
 		sa->crit[sa->ncrit].key = (enum sort_key)i;
 		sa->crit[sa->ncrit].reverse = reverse;
+		sa->sig[sa->ncrit] = (unsigned char)(i << 1 | reverse);
 		sa->ncrit++;
 		if (i != KEY_ARRIVAL && i != KEY_SIZE)
 			sa->need |= IMAP_SORT_FIELDS;
@@ -878,6 +938,9 @@ imap_cmd_sort(struct imap_cmd *c)
 		}
 		goto bad;
 	}
+	/* a result kept updated needs every message's keys */
+	sa.rankable = sa.need != 0 && !(sa.ret & IMAP_RET_UPDATE);
+	sa.by_rank = sa.rankable;
 	run(c, &sa);
 	return;
 bad:

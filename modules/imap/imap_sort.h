@@ -40,6 +40,8 @@ struct imap_sort_msg {
 	const char *msgid;            /* "<id>", or NULL */
 	const char **refs;            /* parents, oldest first */
 	size_t nrefs;
+	uint32_t rank;         /* SORT by rank: its place in the last
+	                          result made from keys (imap_sortcache) */
 };
 
 /* The base subject of RFC 5256 2.1 of the raw Subject field value (NULL:
@@ -97,6 +99,31 @@ int imap_sortcache_get(const char *user, uint32_t uidvalidity,
  * was kept for its UID. */
 void imap_sortcache_put(const char *user, uint32_t uidvalidity,
                         const struct imap_sort_msg *m, unsigned have);
+/*
+ * Ranks: a SORT whose keys were all made or copied keeps, with each
+ * message's keys, its place in the result (`sig` names the criteria,
+ * at most IMAP_SORT_SIG_MAX octets).  The keys of a UID never change,
+ * and the last tie-break (the sequence number) orders any two messages
+ * as their UIDs do in every view, so the same criteria order any
+ * subset of those messages as their ranks do: a repeated SORT (webmail
+ * sorting the same mailbox for every page) sorts ranks, not strings.
+ * The criteria a mailbox was last sorted by (a few) have ranks.
+ */
+#define IMAP_SORT_SIG_MAX 32
+/* 1 with *rank when message mi has one under `sig` of generation
+ * *gen (0: any, then set): ranks of one generation are comparable; a
+ * SORT that ran in steps may meet a newer one.  0 when not. */
+int imap_sortcache_rank(const char *user, uint32_t uidvalidity,
+                        const struct postern_message_info *mi,
+                        const unsigned char *sig, size_t siglen,
+                        uint32_t *gen, uint32_t *rank);
+/* The messages uids[0..n), in sort order under `sig`, get ranks 0..n-1
+ * (those whose keys are not kept get none); every earlier rank under
+ * `sig` is forgotten, and those of the criteria used least recently
+ * when there is no room. */
+void imap_sortcache_set_ranks(const char *user, uint32_t uidvalidity,
+                              const unsigned char *sig, size_t siglen,
+                              const uint32_t *uids, size_t n);
 /* After a command over a view of `count` messages: a mailbox whose
  * entries are mostly of expunged messages is forgotten. */
 void imap_sortcache_trim(const char *user, uint32_t uidvalidity,

@@ -10,6 +10,12 @@
  * mailbox whose entries outnumber its messages twice over, and the
  * memory cap forgets the mailbox used least recently.  One mutex: a
  * lookup is a hash probe and a copy.
+ *
+ * Ranks (imap_sort.h) are kept for the RANK_SLOTS criteria of the
+ * mailbox sorted by most recently: webmail users switch between a few
+ * columns.  An entry's rank[k] is its place in the last SORT by slot
+ * k's criteria made from keys; it holds while its rank_gen[k] is the
+ * slot's generation.
  */
 #include <pthread.h>
 #include <stdlib.h>
@@ -17,6 +23,8 @@
 
 #include "imap.h"
 #include "imap_sort.h"
+
+#define RANK_SLOTS 4
 
 enum { S_SUBJECT, S_FROM, S_TO, S_CC, S_DFROM, S_DTO, S_MSGID, S_N };
 
@@ -32,6 +40,15 @@ struct entry {
 	char *blob;
 	size_t blob_len;
 	size_t fields_len;          /* the blob up to the message IDs */
+	uint32_t rank[RANK_SLOTS];
+	uint32_t rank_gen[RANK_SLOTS];  /* 0: no rank */
+};
+
+struct rank_slot {
+	unsigned char sig[IMAP_SORT_SIG_MAX];
+	size_t siglen;              /* 0: slot unused */
+	uint32_t gen;
+	uint64_t used;
 };
 
 struct box {
@@ -41,6 +58,8 @@ struct box {
 	size_t cap, n;
 	size_t bytes;
 	uint64_t used;
+	struct rank_slot ranks[RANK_SLOTS];
+	uint32_t rank_gens;         /* generations given out */
 	struct box *next;
 };
 
@@ -107,6 +126,26 @@ slot(struct box *b, uint32_t uid)
 	return &b->tab[i];
 }
 
+/* Message mi's entry of the mailbox, when it is mi's (same size and
+ * INTERNALDATE); under the lock. */
+static struct entry *
+entry_of(const char *user, uint32_t uidvalidity,
+         const struct postern_message_info *mi, struct box **bp)
+{
+	struct box *b;
+	struct entry *e;
+
+	if ((b = box_find(user, uidvalidity)) == NULL || b->cap == 0)
+		return NULL;
+	b->used = ++clock_;
+	e = *slot(b, mi->uid);
+	if (e == NULL || e->size != mi->size ||
+	    e->arrival != mi->internal_date)
+		return NULL;
+	*bp = b;
+	return e;
+}
+
 int
 imap_sortcache_get(const char *user, uint32_t uidvalidity,
                    const struct postern_message_info *mi, unsigned need,
@@ -121,12 +160,8 @@ imap_sortcache_get(const char *user, uint32_t uidvalidity,
 	int hit = 0, with_refs = (need & IMAP_SORT_REFS) != 0;
 
 	pthread_mutex_lock(&lock);
-	if ((b = box_find(user, uidvalidity)) == NULL || b->cap == 0)
-		goto out;
-	b->used = ++clock_;
-	e = *slot(b, mi->uid);
-	if (e == NULL || e->size != mi->size ||
-	    e->arrival != mi->internal_date || (e->have & need) != need)
+	if ((e = entry_of(user, uidvalidity, mi, &b)) == NULL ||
+	    (e->have & need) != need)
 		goto out;
 	/* SORT copies the fields, THREAD=REFERENCES the IDs too */
 	len = with_refs ? e->blob_len : e->fields_len;
@@ -157,6 +192,86 @@ imap_sortcache_get(const char *user, uint32_t uidvalidity,
 out:
 	pthread_mutex_unlock(&lock);
 	return hit;
+}
+
+/* The rank slot of criteria `sig`, or NULL. */
+static struct rank_slot *
+rank_slot(struct box *b, const unsigned char *sig, size_t siglen)
+{
+	size_t k;
+
+	for (k = 0; k < RANK_SLOTS; k++)
+		if (b->ranks[k].siglen == siglen &&
+		    memcmp(b->ranks[k].sig, sig, siglen) == 0)
+			return &b->ranks[k];
+	return NULL;
+}
+
+int
+imap_sortcache_rank(const char *user, uint32_t uidvalidity,
+                    const struct postern_message_info *mi,
+                    const unsigned char *sig, size_t siglen,
+                    uint32_t *gen, uint32_t *rank)
+{
+	struct box *b;
+	struct entry *e;
+	struct rank_slot *r;
+	size_t k;
+	int hit = 0;
+
+	pthread_mutex_lock(&lock);
+	if ((e = entry_of(user, uidvalidity, mi, &b)) == NULL ||
+	    siglen == 0 || (r = rank_slot(b, sig, siglen)) == NULL)
+		goto out;
+	k = (size_t)(r - b->ranks);
+	if (e->rank_gen[k] == r->gen && (*gen == 0 || *gen == r->gen)) {
+		r->used = clock_;
+		*gen = r->gen;
+		*rank = e->rank[k];
+		hit = 1;
+	}
+out:
+	pthread_mutex_unlock(&lock);
+	return hit;
+}
+
+void
+imap_sortcache_set_ranks(const char *user, uint32_t uidvalidity,
+                         const unsigned char *sig, size_t siglen,
+                         const uint32_t *uids, size_t n)
+{
+	struct box *b;
+	struct entry *e;
+	struct rank_slot *r;
+	size_t i, k;
+
+	if (siglen == 0 || siglen > IMAP_SORT_SIG_MAX)
+		return;
+	pthread_mutex_lock(&lock);
+	if ((b = box_find(user, uidvalidity)) == NULL || b->cap == 0)
+		goto out;
+	if ((r = rank_slot(b, sig, siglen)) == NULL) {
+		r = &b->ranks[0];
+		for (k = 1; k < RANK_SLOTS; k++)
+			if (b->ranks[k].used < r->used)
+				r = &b->ranks[k];
+	}
+	/* a new generation forgets the slot's earlier ranks at once (0
+	 * is "none", skipped when the counter wraps) */
+	if (++b->rank_gens == 0)
+		b->rank_gens = 1;
+	memcpy(r->sig, sig, siglen);
+	r->siglen = siglen;
+	r->gen = b->rank_gens;
+	r->used = ++clock_;
+	k = (size_t)(r - b->ranks);
+	for (i = 0; i < n; i++)
+		if ((e = *slot(b, uids[i])) != NULL) {
+			e->rank[k] = (uint32_t)i;
+			e->rank_gen[k] = r->gen;
+		}
+out:
+	pthread_mutex_unlock(&lock);
 }
 
 static struct entry *

@@ -250,6 +250,85 @@ def test_within(R):
     assert out[-1].startswith("b BAD"), out
 
 
+def test_repeated_sorts_by_rank(R):
+    """A repeated SORT sorts the ranks its criteria's last result left
+    (imap_sortcache.c): for five criteria (more than the four kept),
+    over subsets, after messages arrive and after expunges, every answer
+    is the one a model of RFC 5256 gives."""
+    import calendar
+    import functools
+
+    m = login(srv)
+    m.create("Ranks")
+
+    def one(i):
+        day, hour = 1 + (i * 11) % 28, (i * 5) % 24
+        data = msg([("From", "u%d@x.org" % ((i * 13) % 17)),
+                    ("Subject", "%sw%03d" % ("Re: " * (i % 2),
+                                             (i * 37) % 50)),
+                    ("Date", "Mon, %d Jan 2024 %02d:00:00 +0000"
+                     % (day, hour))], (i * 7) % 23)
+        keys = {"SUBJECT": "W%03d" % ((i * 37) % 50),
+                "FROM": "U%d" % ((i * 13) % 17),
+                "DATE": calendar.timegm((2024, 1, day, hour, 0, 0)),
+                "SIZE": len(data), "UID": i + 1}
+        m.append("Ranks", None, None, data)
+        return keys
+
+    box = [one(i) for i in range(120)]
+    c = Raw(srv.port("imap"))
+    c.login()
+    assert c.cmd("s", "SELECT Ranks")[-1].startswith("s OK")
+
+    def model(crit, pick):
+        words = crit.split()
+        spec, rev = [], False
+        for w in words:
+            if w == "REVERSE":
+                rev = True
+                continue
+            spec.append((w, rev))
+            rev = False
+
+        def cmp(a, b):
+            for key, rev in spec:
+                x, y = box[a - 1][key], box[b - 1][key]
+                if x != y:
+                    return (-1 if x < y else 1) * (-1 if rev else 1)
+            return -1 if a < b else a > b
+        seqs = [i + 1 for i, k in enumerate(box) if pick(k)]
+        return " ".join(map(str, sorted(seqs, key=functools.cmp_to_key(cmp))))
+
+    subsets = (("ALL", lambda k: True),
+               ("UID 30:90", lambda k: 30 <= k["UID"] <= 90),
+               ('NOT FROM "u3@"', lambda k: k["FROM"] != "U3"))
+    crits = ("SUBJECT", "REVERSE SUBJECT", "FROM SUBJECT", "DATE",
+             "REVERSE FROM REVERSE DATE")
+
+    def check(when):
+        for _ in range(2):
+            for crit in crits:
+                for text, pick in subsets:
+                    out = c.cmd("r", "SORT (%s) UTF-8 %s" % (crit, text))
+                    assert out[-1].startswith("r OK"), out[-1]
+                    got = [x for x in out if x.startswith("* SORT")]
+                    got = got[0][len("* SORT"):].strip()
+                    assert got == model(crit, pick), (when, crit, text)
+
+    check("first")
+    box.extend(one(i) for i in range(120, 140))
+    assert c.cmd("n", "NOOP")[-1].startswith("n OK")
+    check("after new messages")
+    gone = ",".join(str(i + 1) for i in range(0, len(box), 7))
+    out = c.cmd("d", "STORE %s +FLAGS.SILENT (\\Deleted)" % gone)
+    assert out[-1].startswith("d OK"), out[-1]
+    assert c.cmd("x", "EXPUNGE")[-1].startswith("x OK")
+    box = [k for i, k in enumerate(box) if i % 7 != 0]
+    check("after expunges")
+    c.cmd("z", "LOGOUT")
+    m.logout()
+
+
 def test_large_sort_leaves_neighbours_alone(R):
     """3,000 messages in another user's INBOX: SORT and THREAD run on
     the job pool in steps; bob's NOOP stays prompt."""
@@ -334,7 +413,7 @@ def test_sort_memory_limit(R):
 for t in (test_capability, test_sort_keys, test_reverse_and_ties,
           test_uid_sort_and_search_keys, test_esort, test_thread,
           test_errors, test_searchres, test_searchres_expunge,
-          test_within,
+          test_within, test_repeated_sorts_by_rank,
           test_large_sort_leaves_neighbours_alone,
           test_sort_memory_limit):
     R.run(t)
