@@ -127,8 +127,29 @@ url_section(struct imap_url *u, const char *s)
 	return 0;
 }
 
+/* "user@domain", lower-casing the domain (from the pool). */
+static char *
+url_join(const char *user, const char *domain, postern_pool_t *pool)
+{
+	size_t ul = strlen(user), dl = strlen(domain), i;
+	char *s = imap_host->pool_alloc(pool, ul + dl + 2);
+
+	memcpy(s, user, ul);
+	s[ul] = '@';
+	for (i = 0; i < dl; i++)
+		s[ul + 1 + i] = (char)(domain[i] >= 'A' && domain[i] <= 'Z' ?
+		                       domain[i] - 'A' + 'a' : domain[i]);
+	s[ul + 1 + dl] = '\0';
+	return s;
+}
+
 /* "imap://" iserver "/": its user (";AUTH=" ignored) into u->owner,
- * NULL when none; the host must be this one. */
+ * NULL when none.  The host must be this one (its name, or a loopback
+ * name), or, under a user without a domain, the user's mail domain:
+ * "imap://alice@example.org/" names the login "alice@example.org", as
+ * Dovecot and imaptest write URLs for such logins; whether that user
+ * is one of ours is the caller's check (the session's own user, or
+ * the auth service's lookup), as for any user a URL names. */
 static int
 url_server(struct imap_url *u, const char **pp, const char *end,
            postern_pool_t *pool)
@@ -158,8 +179,12 @@ url_server(struct imap_url *u, const char **pp, const char *end,
 		me[0] = '\0';
 	me[sizeof(me) - 1] = '\0';
 	if (strcasecmp(host, me) != 0 && strcasecmp(host, "localhost") != 0 &&
-	    strcmp(host, "127.0.0.1") != 0 && strcmp(host, "[::1]") != 0)
-		return url_fail(u, "the URL names another server");
+	    strcmp(host, "127.0.0.1") != 0 && strcmp(host, "[::1]") != 0) {
+		if (u->owner == NULL || strchr(u->owner, '@') != NULL ||
+		    colon != NULL)
+			return url_fail(u, "the URL names another server");
+		u->owner = url_join(u->owner, host, pool);
+	}
 	*pp = slash;
 	return 0;
 }

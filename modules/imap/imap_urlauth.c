@@ -268,7 +268,6 @@ imap_cmd_genurlauth(struct imap_cmd *c)
 
 /* ---- URLFETCH ---------------------------------------------------------*/
 
-
 /* Who asks: an IMAP session (URLFETCH) or a submission server for its
  * user (BURL, through the urlauth service). */
 struct uf_who {

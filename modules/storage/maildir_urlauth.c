@@ -258,8 +258,10 @@ md_access_key(postern_store_t *st, const char *name, unsigned op,
 	char path[4200], lpath[4200];
 	int lk, rc = -1, dirty = 0;
 
+	/* A name is a line's end in the file: no line break in it. */
 	if (op > POSTERN_ACCESS_KEY_RESET ||
-	    (name == NULL && op != POSTERN_ACCESS_KEY_RESET)) {
+	    (name == NULL && op != POSTERN_ACCESS_KEY_RESET) ||
+	    (name != NULL && (name[0] == '\0' || strpbrk(name, "\r\n")))) {
 		md_err(err, POSTERN_SE_CANNOT, "bad access_key call");
 		return -1;
 	}

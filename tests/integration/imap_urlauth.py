@@ -181,6 +181,13 @@ def test_access(R):
 
 def test_genurlauth_refused(R):
     rump = BASE + "/INBOX/;UID=1;URLAUTH=anonymous"
+    # alice's URL in the user@domain form imaptest and Dovecot write
+    url, = genurlauth(a, "imap://alice@example.org/INBOX/;UID=2;"
+                      "URLAUTH=authuser")
+    assert fetch_one(b, url) == b"Subject: two\r\n\r\nsecond message\r\n"
+    typ, data = genurlauth(a, "imap://bob@example.org/INBOX/;UID=2;"
+                           "URLAUTH=authuser")
+    assert typ == "NO", (typ, data)
     # another user's URL, a URL with a token, another mechanism
     other = "imap://bob%40example.org@localhost/INBOX/;UID=1;" \
             "URLAUTH=anonymous"

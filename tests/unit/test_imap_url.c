@@ -189,6 +189,18 @@ test_auth_forms(void)
 	                           "anonymous"), 0);
 	CU_ASSERT_EQUAL(u.expire, 1796518923);
 
+	/* a user without a domain at the user's mail domain (Dovecot's
+	 * and imaptest's form) */
+	CU_ASSERT_EQUAL(parse_auth(&u, "imap://joe@Example.ORG/INBOX/;UID=1;"
+	                           "URLAUTH=authuser"), 0);
+	CU_ASSERT_STRING_EQUAL(u.owner, "joe@example.org");
+	CU_ASSERT_EQUAL(imap_url_parse(&u, "imap://alice@example.org/INBOX/"
+	                               ";UID=1", 37, "alice@example.org", 0,
+	                               pool), 0);
+	CU_ASSERT_EQUAL(imap_url_parse(&u, "imap://bob@example.org/INBOX/"
+	                               ";UID=1", 35, "alice@example.org", 0,
+	                               pool), -1);
+
 	/* what CATENATE takes is not a URLAUTH URL, and the reverse */
 	CU_ASSERT_EQUAL(parse_auth(&u, "imap://a@localhost/Box/;UID=3"), -1);
 	CU_ASSERT_EQUAL(parse(&u, rump, 0), -1);
@@ -200,7 +212,9 @@ test_auth_refused(void)
 	static const char *const bad[] = {
 		"/INBOX/;UID=1;URLAUTH=anonymous",           /* relative */
 		"imap://localhost/INBOX/;UID=1;URLAUTH=anonymous", /* no user */
-		"imap://a@mail.example.com/INBOX/;UID=1;URLAUTH=anonymous",
+		"imap://a%40b.org@mail.example.com/INBOX/;UID=1;URLAUTH="
+		"anonymous",
+		"imap://a@mail.example.com:143/INBOX/;UID=1;URLAUTH=anonymous",
 		"imap://a@localhost/INBOX/;UID=1;URLAUTH=",
 		"imap://a@localhost/INBOX/;UID=1;URLAUTH=everyone",
 		"imap://a@localhost/INBOX/;UID=1;URLAUTH=user+",
