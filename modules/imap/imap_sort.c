@@ -153,12 +153,30 @@ keep_str(struct sort_arg *a, const char *s)
 	return k != NULL ? k : "";
 }
 
+/* The message's own ID (*msgid, NULL when none) and its parents' into
+ * ids[IMAP_SORT_MAX_REFS], from `pool`; returns how many parents.  RFC
+ * 5256 3 step 1: In-Reply-To's first ID stands for a missing or empty
+ * References. */
+static size_t
+thread_ids(const struct fields *f, const char **msgid, const char **ids,
+           postern_pool_t *pool)
+{
+	size_t n;
+
+	*msgid = imap_sort_msgids(f->e.message_id, ids, 1, pool) == 1
+	                 ? ids[0] : NULL;
+	n = imap_sort_msgids(f->references, ids, IMAP_SORT_MAX_REFS, pool);
+	if (n == 0)
+		n = imap_sort_msgids(f->e.in_reply_to, ids, 1, pool);
+	return n;
+}
+
 static void
 make_keys(struct sort_arg *a, struct imap_job *j, struct imap_sort_msg *m,
           const struct fields *f)
 {
 	const struct postern_mime_envelope *e = &f->e;
-	const char *ids[IMAP_SORT_MAX_REFS];
+	const char *ids[IMAP_SORT_MAX_REFS], *msgid;
 	size_t i;
 
 	m->date = imap_sort_sent_date(e->date, m->arrival);
@@ -172,14 +190,9 @@ make_keys(struct sort_arg *a, struct imap_job *j, struct imap_sort_msg *m,
 	m->dto = keep_str(a, imap_sort_address(e->to, 1, j->pool));
 	if (!(a->need & IMAP_SORT_REFS))
 		return;
-	if (imap_sort_msgids(e->message_id, ids, 1, j->pool) == 1)
-		m->msgid = keep_str(a, ids[0]);
-	/* RFC 5256 3 step 1: In-Reply-To's first ID stands for a missing
-	 * or empty References. */
-	m->nrefs = imap_sort_msgids(f->references, ids, IMAP_SORT_MAX_REFS,
-	                            j->pool);
-	if (m->nrefs == 0)
-		m->nrefs = imap_sort_msgids(e->in_reply_to, ids, 1, j->pool);
+	m->nrefs = thread_ids(f, &msgid, ids, j->pool);
+	if (msgid != NULL)
+		m->msgid = keep_str(a, msgid);
 	if (m->nrefs == 0)
 		return;
 	a->key_bytes += m->nrefs * sizeof(*m->refs);
@@ -193,10 +206,11 @@ make_keys(struct sort_arg *a, struct imap_job *j, struct imap_sort_msg *m,
 }
 
 /* The header fields of a match: from the cached MIME structure when it
- * is there (References are not in it), else from the header. */
+ * is there (References are not in it), else from the header (then
+ * *from_header is set). */
 static int
 load_fields(struct sort_arg *a, struct imap_job *j, uint32_t uid,
-            struct fields *f, uint64_t *cost)
+            struct fields *f, uint64_t *cost, int *from_header)
 {
 	const struct imap_mime *mime;
 	const struct postern_mime_envelope *e;
@@ -210,6 +224,7 @@ load_fields(struct sort_arg *a, struct imap_job *j, uint32_t uid,
 		*cost += SORT_KEY_COST;
 		return 0;
 	}
+	*from_header = 1;
 	return header_fields(j, uid, f, cost);
 }
 
@@ -231,18 +246,31 @@ static int
 take_keys(struct sort_arg *a, struct imap_job *j, struct imap_sort_msg *m,
           const struct postern_message_info *mi, uint64_t *cost)
 {
+	const char *ids[IMAP_SORT_MAX_REFS];
+	struct imap_sort_msg kept;
 	struct fields f;
+	int from_header = 0;
 
 	if (a->key_bytes > (size_t)imap_cfg.sort_memory)
 		return too_large(j, a);
 	if (imap_sortcache_get(j->s->user, a->uidvalidity, mi, a->need, m,
 	                       a->keep, &a->key_bytes))
 		return 0;
-	if (load_fields(a, j, mi->uid, &f, cost) < 0)
+	if (load_fields(a, j, mi->uid, &f, cost, &from_header) < 0)
 		return j->err.code == POSTERN_SE_EXPUNGED ? 1 : -1;
 	make_keys(a, j, m, &f);
-	/* kept with the keys made: the References only when asked */
-	imap_sortcache_put(j->s->user, a->uidvalidity, m, a->need);
+	if (!from_header || (a->need & IMAP_SORT_REFS)) {
+		imap_sortcache_put(j->s->user, a->uidvalidity, m, a->need);
+		return 0;
+	}
+	/* A SORT that read the header keeps its thread IDs too (in the
+	 * cache only, from the scratch pool): a THREAD=REFERENCES after
+	 * it, as webmail's threaded view does, reads no header again. */
+	kept = *m;
+	kept.nrefs = thread_ids(&f, &kept.msgid, ids, j->pool);
+	kept.refs = ids;
+	imap_sortcache_put(j->s->user, a->uidvalidity, &kept,
+	                   a->need | IMAP_SORT_REFS);
 	return 0;
 }
 

@@ -2,8 +2,11 @@
  * smtp_auth.c - AUTH (RFC 4954) through the host's shared SASL (PLAIN,
  * LOGIN; initial responses), then the smtp.auth filter stage.
  *
+ * States: AUTH_STEP (a step is checked), AUTH_LINE (334 said, the
+ * response line expected), AUTH_HOOK (the auth stage), then READY.
+ *
  * Policy: AUTH only on listeners that allow it, only outside a
- * transaction, once per session, and only over TLS unless the listener
+ * transaction (the machine's rule: READY only), once per session, and only over TLS unless the listener
  * says plaintext_auth (538 5.7.11 otherwise).  A failure says 535 5.7.8
  * and never which part was wrong; the host adds the failure delay.
  * Response lines come raw from the session layer (session_take_lines).
@@ -18,7 +21,7 @@ auth_end(struct smtp_session *s)
 {
 	smtp_host->sasl_free(s->sasl);
 	s->sasl = NULL;
-	s->phase = SMTP_PHASE_COMMAND;
+	smtp_enter(s, SMTP_ST_READY);
 }
 
 /* A response line (RFC 4954: base64, or "*" to cancel). */
@@ -36,14 +39,17 @@ auth_response(postern_session_t *ss, void *st, const struct postern_line *l)
 		auth_end(s);
 		return;
 	}
-	s->phase = SMTP_PHASE_COMMAND;
+	smtp_enter(s, SMTP_ST_AUTH_STEP);
 	smtp_session_wait(s, SMTP_WAIT_SASL);
 	smtp_host->sasl_step(s->sasl, l->data, l->len);
 }
 
-static void
-after_auth_hook(struct smtp_session *s, const struct postern_verdict *v)
+void
+smtp_on_auth_verdict(struct smtp_session *s, const struct smtp_event *ev)
 {
+	const struct postern_verdict *v = ev->verdict;
+
+	smtp_enter(s, SMTP_ST_READY);
 	if (v->kind == POSTERN_VERDICT_REJECT ||
 	    v->kind == POSTERN_VERDICT_TEMPFAIL) {
 		smtp_host->conn_log(s->conn, POSTERN_LOG_NOTICE,
@@ -62,22 +68,32 @@ after_auth_hook(struct smtp_session *s, const struct postern_verdict *v)
 }
 
 static void
-on_sasl(void *arg, const struct postern_sasl_result *r)
+sasl_done(void *arg, const struct postern_sasl_result *r)
 {
-	struct smtp_session *s = arg;
+	struct smtp_event ev = { .kind = SMTP_EV_SASL, .sasl = r };
+
+	smtp_event(arg, &ev);
+}
+
+void
+smtp_on_sasl(struct smtp_session *s, const struct smtp_event *ev)
+{
+	const struct postern_sasl_result *r = ev->sasl;
 
 	switch (r->status) {
 	case POSTERN_SASL_CONTINUE:
 		smtp_reply(s, 334, NULL, "%s", r->challenge);
-		s->phase = SMTP_PHASE_AUTH;
+		smtp_enter(s, SMTP_ST_AUTH_LINE);
 		smtp_host->session_take_lines(s->ss, auth_response);
 		smtp_session_resume(s);
 		return;
 	case POSTERN_SASL_OK:
 		s->auth_user = smtp_host->pool_strndup(s->pool, r->user,
 		                                       strlen(r->user));
-		auth_end(s);
-		smtp_stage_run(s, POSTERN_SMTP_AUTH, after_auth_hook);
+		smtp_host->sasl_free(s->sasl);
+		s->sasl = NULL;
+		smtp_enter(s, SMTP_ST_AUTH_HOOK);
+		smtp_stage_run(s, POSTERN_SMTP_AUTH);
 		return;
 	case POSTERN_SASL_FAIL:
 		smtp_host->conn_log(s->conn, POSTERN_LOG_NOTICE,
@@ -109,21 +125,17 @@ smtp_cmd_auth(struct smtp_session *s, const struct smtp_command *cmd)
 	const char *ir;
 	size_t irlen;
 
+	/* Before EHLO and in a transaction the machine refused it. */
 	if (s->lst->auth == SMTP_AUTH_OFF) {
 		smtp_reply_error(s, 503, "5.5.1", "AUTH not available here");
 		return;
 	}
-	if (!s->greeted || !s->esmtp) {
+	if (!s->esmtp) {
 		smtp_reply_error(s, 503, "5.5.1", "send EHLO first");
 		return;
 	}
 	if (s->auth_user != NULL) {
 		smtp_reply_error(s, 503, "5.5.1", "already authenticated");
-		return;
-	}
-	if (s->txn.pool != NULL) {
-		smtp_reply_error(s, 503, "5.5.1",
-		                 "AUTH not allowed during a transaction");
 		return;
 	}
 	if (!s->tls && !s->lst->plaintext_auth) {
@@ -136,10 +148,13 @@ smtp_cmd_auth(struct smtp_session *s, const struct smtp_command *cmd)
 		smtp_reply_error(s, err.code, err.enhanced, err.text);
 		return;
 	}
+	smtp_enter(s, SMTP_ST_AUTH_STEP);
 	smtp_session_wait(s, SMTP_WAIT_SASL);
+	/* The host never calls back inside sasl_start. */
 	s->sasl = smtp_host->sasl_start(smtp_self, s->conn, mech, ir, irlen,
-	                                on_sasl, s);
+	                                sasl_done, s);
 	if (s->sasl == NULL) {
+		smtp_enter(s, SMTP_ST_READY);
 		smtp_session_resume(s);
 		smtp_reply_error(s, 504, "5.5.4",
 		                 "unrecognized authentication type");

@@ -30,7 +30,6 @@ struct resolve_ctx {
 	int status;
 	const char **targets;
 	size_t ntargets;
-	void (*next)(struct smtp_session *s, int status);
 };
 
 static void
@@ -55,6 +54,7 @@ resolve_done(postern_session_t *ss, void *st, void *arg, int status)
 	struct smtp_session *s = st;
 	struct smtp_rcpt *p = &s->pending_rcpt;
 	postern_pool_t *pool = r->pool;
+	struct smtp_event ev = { .kind = SMTP_EV_RESOLVED };
 	size_t i;
 
 	(void)ss;
@@ -74,14 +74,17 @@ resolve_done(postern_session_t *ss, void *st, void *arg, int status)
 			    s->txn.pool, r->targets[i], strlen(r->targets[i]));
 		p->ntargets = r->ntargets;
 	}
-	r->next(s, r->status);
+	ev.status = r->status;
+	smtp_event(s, &ev);
 	smtp_host->pool_destroy(pool);
 }
 
 void
-smtp_resolve_rcpt(struct smtp_session *s,
-                  void (*next)(struct smtp_session *s, int status))
+smtp_resolve_rcpt(struct smtp_session *s)
 {
+	struct smtp_event ev = {
+		.kind = SMTP_EV_RESOLVED, .status = POSTERN_AUTH_NOT_LOCAL,
+	};
 	struct resolve_ctx *r;
 	postern_pool_t *pool;
 
@@ -90,7 +93,7 @@ smtp_resolve_rcpt(struct smtp_session *s,
 	if (smtp_auth == NULL) {
 		s->pending_rcpt.targets = NULL;
 		s->pending_rcpt.ntargets = 0;
-		next(s, POSTERN_AUTH_NOT_LOCAL);
+		smtp_event(s, &ev);
 		return;
 	}
 	r = smtp_job_ctx(sizeof(*r));
@@ -108,7 +111,6 @@ smtp_resolve_rcpt(struct smtp_session *s,
 		r->address = smtp_host->pool_strndup(
 		    pool, s->rcpt_args.address, strlen(s->rcpt_args.address));
 	r->status = POSTERN_AUTH_TEMPFAIL;
-	r->next = next;
 	smtp_job_start(s, resolve_work, resolve_done, r);
 }
 
@@ -183,7 +185,6 @@ struct deliver_ctx {
 	int relay_held;              /* quarantine: keep off the relay */
 	const char *logp;            /* the transaction's log prefix */
 	char queue_id[64];
-	void (*next)(struct smtp_session *s);
 };
 
 static void
@@ -381,6 +382,7 @@ deliver_done(postern_session_t *ss, void *st, void *arg, int status)
 	struct deliver_ctx *d = arg;
 	struct smtp_session *s = st;
 	postern_pool_t *pool = d->pool;
+	struct smtp_event ev = { .kind = SMTP_EV_DELIVERED, .status = status };
 	size_t i;
 
 	(void)ss;
@@ -391,12 +393,12 @@ deliver_done(postern_session_t *ss, void *st, void *arg, int status)
 	/* So that the session's log line leads to the relay's. */
 	snprintf(s->txn.queue_id, sizeof(s->txn.queue_id), "%s",
 	         status == POSTERN_ERROR ? "" : d->queue_id);
-	d->next(s);
+	smtp_event(s, &ev);
 	smtp_host->pool_destroy(pool);
 }
 
 void
-smtp_deliver(struct smtp_session *s, void (*next)(struct smtp_session *s))
+smtp_deliver(struct smtp_session *s)
 {
 	struct postern_smtp_txn *t = &s->txn;
 	struct deliver_ctx *d = smtp_job_ctx(sizeof(*d));
@@ -431,6 +433,5 @@ smtp_deliver(struct smtp_session *s, void (*next)(struct smtp_session *s))
 	d->mailbox = t->outcome == SMTP_OUT_QUARANTINE ? "Quarantine" : NULL;
 	d->relay_held = t->outcome == SMTP_OUT_QUARANTINE;
 	d->logp = t->logp;
-	d->next = next;
 	smtp_job_start(s, deliver_work, deliver_done, d);
 }

@@ -26,26 +26,25 @@ static void
 stage_done(void *arg, const struct postern_verdict *v)
 {
 	struct smtp_session *s = arg;
-	smtp_stage_next next = s->hook_next;
+	struct smtp_event ev = { .kind = SMTP_EV_VERDICT, .verdict = v };
 
 	s->hook_call = NULL;
-	s->hook_next = NULL;
 	s->txn.live = 0;
-	next(s, v);
+	smtp_event(s, &ev);
 }
 
 void
 smtp_stage_run_with(struct smtp_session *s, enum postern_smtp_stage stage,
-                    const struct postern_smtp_payload *extra,
-                    smtp_stage_next next)
+                    const struct postern_smtp_payload *extra)
 {
 	static const struct postern_verdict cont = {
 		.kind = POSTERN_VERDICT_CONTINUE,
 	};
+	struct smtp_event ev = { .kind = SMTP_EV_VERDICT, .verdict = &cont };
 	postern_hook_call_t *call;
 
 	if (!smtp_host->hook_has_handlers(smtp_hooks[stage])) {
-		next(s, &cont);
+		smtp_event(s, &ev);
 		return;
 	}
 	smtp_session_update_info(s);
@@ -60,7 +59,6 @@ smtp_stage_run_with(struct smtp_session *s, enum postern_smtp_stage stage,
 		s->payload.message_size = extra->message_size;
 	}
 	smtp_session_wait(s, SMTP_WAIT_HOOK);
-	s->hook_next = next;
 	s->txn.live = s->txn.pool != NULL;
 	/* NULL: every handler answered and stage_done already ran. */
 	call = smtp_host->hook_run(smtp_hooks[stage], &s->payload, stage_done,
@@ -70,10 +68,9 @@ smtp_stage_run_with(struct smtp_session *s, enum postern_smtp_stage stage,
 }
 
 void
-smtp_stage_run(struct smtp_session *s, enum postern_smtp_stage stage,
-               smtp_stage_next next)
+smtp_stage_run(struct smtp_session *s, enum postern_smtp_stage stage)
 {
-	smtp_stage_run_with(s, stage, NULL, next);
+	smtp_stage_run_with(s, stage, NULL);
 }
 
 /* ---- cleanup stages, detached ---------------------------------------- */
@@ -242,8 +239,13 @@ fields_text(struct smtp_hfield *v, size_t n, const char *hdr, size_t len)
 
 /* ---- the end-of-message chain ---------------------------------------- */
 
-static void message_body(struct smtp_session *s);
-static void message_eod(struct smtp_session *s);
+/*
+ * From SYNC: EOM_HEADER (one stage run per field, when header handlers
+ * exist), EOM_EOH, EOM_BODY (a chunk read, then the stage on it, while
+ * body handlers exist), EOM_EOD; a verdict that decides the message
+ * (reject, tempfail, discard, quarantine) ends the chain early.  Then
+ * smtp_message_filtered replies or delivers.
+ */
 
 /* Records a message-stage verdict.  Returns 1 when the chain stops. */
 static int
@@ -298,21 +300,8 @@ message_verdict(struct smtp_session *s, const struct postern_verdict *v)
 	return 1;
 }
 
-static void
-message_end(struct smtp_session *s)
-{
-	void (*done)(struct smtp_session *) = s->msg_done;
-
-	s->msg_done = NULL;
-	done(s);
-}
-
-static void
-after_eod(struct smtp_session *s, const struct postern_verdict *v)
-{
-	message_verdict(s, v);
-	message_end(s);
-}
+static void message_header(struct smtp_session *s);
+static void message_body(struct smtp_session *s);
 
 static void
 message_eod(struct smtp_session *s)
@@ -321,28 +310,36 @@ message_eod(struct smtp_session *s)
 		.message_size = s->txn.size,
 	};
 
-	smtp_stage_run_with(s, POSTERN_SMTP_EOD, &extra, after_eod);
+	smtp_enter(s, SMTP_ST_EOM_EOD);
+	smtp_stage_run_with(s, POSTERN_SMTP_EOD, &extra);
 }
 
-static void
-after_body(struct smtp_session *s, const struct postern_verdict *v)
+void
+smtp_on_eod_verdict(struct smtp_session *s, const struct smtp_event *ev)
 {
-	if (message_verdict(s, v)) {
-		message_end(s);
+	message_verdict(s, ev->verdict);
+	smtp_message_filtered(s);
+}
+
+void
+smtp_on_body_verdict(struct smtp_session *s, const struct smtp_event *ev)
+{
+	if (message_verdict(s, ev->verdict)) {
+		smtp_message_filtered(s);
 		return;
 	}
 	/* ACCEPT ends the body stage. */
-	if (v->kind == POSTERN_VERDICT_ACCEPT)
+	if (ev->verdict->kind == POSTERN_VERDICT_ACCEPT)
 		s->body_off = s->txn.size;
 	message_body(s);
 }
 
-static void
-body_chunk_read(struct smtp_session *s, ssize_t n)
+void
+smtp_on_body_read(struct smtp_session *s, const struct smtp_event *ev)
 {
 	struct postern_smtp_payload extra = { 0 };
 
-	if (n <= 0) {
+	if (ev->n <= 0) {
 		smtp_host->conn_log(s->conn, POSTERN_LOG_ERROR,
 		                    "smtp: cannot read the spooled message "
 		                    "for the body filters");
@@ -350,13 +347,13 @@ body_chunk_read(struct smtp_session *s, ssize_t n)
 		s->txn.refuse_code = 451;
 		s->txn.refuse_enhanced = "4.3.0";
 		s->txn.refuse_text = "local error reading the message";
-		message_end(s);
+		smtp_message_filtered(s);
 		return;
 	}
 	extra.chunk = s->body_buf;
-	extra.chunk_len = (size_t)n;
-	s->body_off += (uint64_t)n;
-	smtp_stage_run_with(s, POSTERN_SMTP_BODY, &extra, after_body);
+	extra.chunk_len = (size_t)ev->n;
+	s->body_off += (uint64_t)ev->n;
+	smtp_stage_run_with(s, POSTERN_SMTP_BODY, &extra);
 }
 
 static void
@@ -373,30 +370,29 @@ message_body(struct smtp_session *s)
 	if (s->body_buf == NULL)
 		s->body_buf = smtp_host->pool_alloc(s->txn.pool,
 		                                    SMTP_BODY_CHUNK);
-	smtp_spool_read(s, s->body_off, s->body_buf, n, body_chunk_read);
+	smtp_enter(s, SMTP_ST_EOM_BODY);
+	smtp_spool_read(s, s->body_off, s->body_buf, n);
 }
 
-static void
-after_eoh(struct smtp_session *s, const struct postern_verdict *v)
+void
+smtp_on_eoh_verdict(struct smtp_session *s, const struct smtp_event *ev)
 {
-	if (message_verdict(s, v)) {
-		message_end(s);
+	if (message_verdict(s, ev->verdict)) {
+		smtp_message_filtered(s);
 		return;
 	}
 	s->body_off = s->txn.header_len;
 	message_body(s);
 }
 
-static void message_header(struct smtp_session *s);
-
-static void
-after_header(struct smtp_session *s, const struct postern_verdict *v)
+void
+smtp_on_header_verdict(struct smtp_session *s, const struct smtp_event *ev)
 {
-	if (message_verdict(s, v)) {
-		message_end(s);
+	if (message_verdict(s, ev->verdict)) {
+		smtp_message_filtered(s);
 		return;
 	}
-	if (v->kind == POSTERN_VERDICT_ACCEPT)
+	if (ev->verdict->kind == POSTERN_VERDICT_ACCEPT)
 		s->hfield_next = s->nhfields;
 	message_header(s);
 }
@@ -408,23 +404,23 @@ message_header(struct smtp_session *s)
 	struct smtp_hfield *f;
 
 	if (s->hfield_next >= s->nhfields) {
-		smtp_stage_run(s, POSTERN_SMTP_EOH, after_eoh);
+		smtp_enter(s, SMTP_ST_EOM_EOH);
+		smtp_stage_run(s, POSTERN_SMTP_EOH);
 		return;
 	}
 	f = &s->hfields[s->hfield_next++];
 	extra.header_name = f->name;
 	extra.header_value = f->value;
 	extra.header_index = f->index;
-	smtp_stage_run_with(s, POSTERN_SMTP_HEADER, &extra, after_header);
+	smtp_enter(s, SMTP_ST_EOM_HEADER);
+	smtp_stage_run_with(s, POSTERN_SMTP_HEADER, &extra);
 }
 
 void
-smtp_filter_message(struct smtp_session *s,
-                    void (*done)(struct smtp_session *s))
+smtp_filter_message(struct smtp_session *s)
 {
 	struct collect c = { .t = &s->txn };
 
-	s->msg_done = done;
 	s->hfields = NULL;
 	s->nhfields = s->hfield_next = 0;
 	s->body_off = 0;
@@ -439,7 +435,7 @@ smtp_filter_message(struct smtp_session *s,
 			s->txn.refuse_code = 552;
 			s->txn.refuse_enhanced = "5.3.4";
 			s->txn.refuse_text = "too many header fields";
-			message_end(s);
+			smtp_message_filtered(s);
 			return;
 		}
 	}

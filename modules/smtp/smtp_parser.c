@@ -30,7 +30,6 @@ static const struct {
 	{ "QUIT", SMTP_VERB_QUIT }, { "VRFY", SMTP_VERB_VRFY },
 	{ "EXPN", SMTP_VERB_EXPN }, { "HELP", SMTP_VERB_HELP },
 	{ "STARTTLS", SMTP_VERB_STARTTLS }, { "AUTH", SMTP_VERB_AUTH },
-	{ "BURL", SMTP_VERB_BURL },
 };
 
 int

@@ -42,7 +42,10 @@ enum smtp_verb {
 	SMTP_VERB_HELP,
 	SMTP_VERB_STARTTLS,
 	SMTP_VERB_AUTH,
-	SMTP_VERB_BURL,       /* RFC 4468 (smtp_burl.c) */
+	/* New verbs go above: smtp_state.c sizes its table by it, and a
+	 * verb it does not list runs wherever commands are read (a row's
+	 * default), so list it where it is out of sequence. */
+	SMTP_VERB_COUNT
 };
 
 /* A reply for a syntax problem: static strings. */

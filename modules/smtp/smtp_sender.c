@@ -30,7 +30,6 @@ struct sender_ctx {
 	int status;
 	const char **targets;
 	size_t ntargets;
-	void (*next)(struct smtp_session *s);
 };
 
 static void
@@ -64,6 +63,7 @@ sender_done(postern_session_t *ss, void *st, void *arg, int status)
 {
 	struct sender_ctx *r = arg;
 	struct smtp_session *s = st;
+	struct smtp_event ev = { .kind = SMTP_EV_SENDER, .status = 1 };
 	char text[SMTP_PATH_MAX + 160];
 
 	(void)ss;
@@ -72,7 +72,7 @@ sender_done(postern_session_t *ss, void *st, void *arg, int status)
 	if (status != POSTERN_OK)
 		r->status = POSTERN_AUTH_TEMPFAIL;
 	if (sender_owned(r)) {
-		r->next(s);
+		smtp_event(s, &ev);
 		goto out;
 	}
 	if (r->status == POSTERN_AUTH_TEMPFAIL) {
@@ -87,16 +87,16 @@ sender_done(postern_session_t *ss, void *st, void *arg, int status)
 		         r->login);
 		smtp_reply_error(s, 553, "5.7.1", text);
 	}
-	smtp_txn_reset(s);
-	smtp_session_resume(s);
+	ev.status = 0;
+	smtp_event(s, &ev);
 out:
 	smtp_host->pool_destroy(r->pool);
 }
 
 void
-smtp_sender_check(struct smtp_session *s,
-                  void (*next)(struct smtp_session *s))
+smtp_sender_check(struct smtp_session *s)
 {
+	struct smtp_event ok = { .kind = SMTP_EV_SENDER, .status = 1 };
 	const char *sender = s->txn.env.sender;
 	postern_pool_t *pool;
 	struct sender_ctx *r;
@@ -104,7 +104,7 @@ smtp_sender_check(struct smtp_session *s,
 	if (!s->lst->sender_login_match || s->auth_user == NULL ||
 	    smtp_auth == NULL || sender[0] == '\0' ||
 	    strcasecmp(sender, s->auth_user) == 0) {
-		next(s);
+		smtp_event(s, &ok);
 		return;
 	}
 	r = smtp_job_ctx(sizeof(*r));
@@ -113,6 +113,5 @@ smtp_sender_check(struct smtp_session *s,
 	r->login = smtp_host->pool_strndup(pool, s->auth_user,
 	                                   strlen(s->auth_user));
 	r->status = POSTERN_AUTH_TEMPFAIL;
-	r->next = next;
 	smtp_job_start(s, sender_work, sender_done, r);
 }

@@ -5,6 +5,11 @@
  * transaction (HELO, EHLO, STARTTLS, RSET, NOOP, QUIT, VRFY, EXPN, HELP).
  * AUTH is in smtp_auth.c, MAIL/RCPT/DATA/BDAT in smtp_txn.c.
  *
+ * Every command passes the state machine's rule for the session's state
+ * (smtp_state.c) before its handler runs: a command out of sequence gets
+ * its 503 (or 554) there, counted against max_errors, and the session
+ * goes on.
+ *
  * Pipelining (RFC 2920) needs nothing special: replies are queued and the
  * host sends them once per loop turn, and a command that waits for a job
  * or a filter pauses the session, so the next pipelined command is read
@@ -20,7 +25,7 @@
 
 /* Entries of the command table past the verbs: the STARTTLS filter
  * stage, run before the first command over TLS. */
-#define SMTP_CMD_TLS_STAGE (SMTP_VERB_BURL + 1)
+#define SMTP_CMD_TLS_STAGE SMTP_VERB_COUNT
 
 /* ---- replies -------------------------------------------------------- */
 
@@ -50,6 +55,7 @@ smtp_reply(struct smtp_session *s, unsigned code, const char *enhanced,
 void
 smtp_session_close(struct smtp_session *s)
 {
+	smtp_enter(s, SMTP_ST_CLOSED);
 	H->session_close(s->ss);
 }
 
@@ -156,10 +162,9 @@ smtp_session_update_info(struct smtp_session *s)
 /* A step is over: when the worker stops, a session without a
  * transaction in flight says goodbye now. */
 static void
-after_step(struct smtp_session *s)
+goodbye_if_stopping(struct smtp_session *s)
 {
-	if (s->shutting && s->txn.pool == NULL &&
-	    (s->phase == SMTP_PHASE_COMMAND || s->phase == SMTP_PHASE_REFUSED)) {
+	if (s->shutting && smtp_state_idle(s->state)) {
 		smtp_reply(s, 421, "4.3.2", "%s shutting down",
 		           smtp_cfg.hostname);
 		smtp_session_close(s);
@@ -180,7 +185,7 @@ smtp_session_resume(struct smtp_session *s)
 	int waited = s->wait != SMTP_WAIT_NONE;
 
 	s->wait = SMTP_WAIT_NONE;
-	after_step(s);
+	goodbye_if_stopping(s);
 	if (waited)
 		H->session_resume(s->ss);
 }
@@ -242,15 +247,14 @@ ehlo_reply(struct smtp_session *s)
 		H->session_reply(ss, "250-STARTTLS");
 	if (auth_allowed_now(s))
 		H->session_reply(ss, "250-AUTH %s", H->sasl_mechanisms());
-	if (smtp_burl_offered(s))
-		H->session_reply(ss, "250-BURL imap");
 	H->session_reply(ss, "250 SMTPUTF8");
 }
 
-static void
-after_helo(struct smtp_session *s, const struct postern_verdict *v)
+void
+smtp_on_helo_verdict(struct smtp_session *s, const struct smtp_event *ev)
 {
-	if (smtp_reply_verdict(s, v, 550, "5.7.1", "HELO refused")) {
+	if (smtp_reply_verdict(s, ev->verdict, 550, "5.7.1",
+	                       "HELO refused")) {
 		s->greeted = 0;
 		s->esmtp = 0;
 		H->session_error(s->ss);
@@ -258,6 +262,7 @@ after_helo(struct smtp_session *s, const struct postern_verdict *v)
 		ehlo_reply(s);
 	else
 		smtp_reply(s, 250, NULL, "%s", smtp_cfg.hostname);
+	smtp_enter(s, smtp_rest_state(s));
 	smtp_session_resume(s);
 }
 
@@ -275,7 +280,8 @@ cmd_helo(struct smtp_session *s, const struct smtp_command *cmd, int esmtp)
 	smtp_txn_reset(s);
 	s->greeted = 1;
 	s->esmtp = esmtp;
-	smtp_stage_run(s, POSTERN_SMTP_HELO, after_helo);
+	smtp_enter(s, SMTP_ST_HELO_HOOK);
+	smtp_stage_run(s, POSTERN_SMTP_HELO);
 }
 
 /* ---- STARTTLS ------------------------------------------------------- */
@@ -309,16 +315,21 @@ cmd_starttls(struct smtp_session *s, const struct smtp_command *cmd)
 		smtp_session_close(s);
 		return;
 	}
-	s->tls_hook_due = 1;
+	/* The first line over TLS runs the starttls stage (parse_line). */
+	smtp_enter(s, SMTP_ST_TLS_HANDSHAKE);
 }
 
-static void
-after_starttls(struct smtp_session *s, const struct postern_verdict *v)
+void
+smtp_on_tls_verdict(struct smtp_session *s, const struct smtp_event *ev)
 {
-	if (v->kind == POSTERN_VERDICT_REJECT ||
-	    v->kind == POSTERN_VERDICT_TEMPFAIL) {
+	const struct postern_verdict *v = ev->verdict;
+
+	if (v->kind != POSTERN_VERDICT_REJECT &&
+	    v->kind != POSTERN_VERDICT_TEMPFAIL)
+		smtp_enter(s, SMTP_ST_HELO);
+	else {
 		/* No reply is due now: refuse every command that follows. */
-		s->phase = SMTP_PHASE_REFUSED;
+		smtp_enter(s, SMTP_ST_REFUSED);
 		if (v->flags & POSTERN_VERDICT_DISCONNECT) {
 			smtp_reply(s, 421, "4.7.0", "%s closing",
 			           smtp_cfg.hostname);
@@ -341,6 +352,7 @@ cmd_simple(struct smtp_session *s, const struct smtp_command *cmd)
 			return;
 		}
 		smtp_txn_reset(s);
+		smtp_enter(s, smtp_rest_state(s));
 		smtp_reply(s, 250, "2.0.0", "OK");
 		return;
 	case SMTP_VERB_NOOP:
@@ -377,18 +389,38 @@ cmd_simple(struct smtp_session *s, const struct smtp_command *cmd)
 
 /* ---- the command table ------------------------------------------------ */
 
+static const struct postern_command smtp_commands[SMTP_CMD_TLS_STAGE + 1];
+
 static void
 run_command(postern_session_t *ss, void *st, void *vc)
 {
 	struct smtp_session *s = st;
 	const struct smtp_command *cmd = vc;
+	const struct smtp_rule *rule = smtp_state_rule(s->state, cmd->verb);
 
 	(void)ss;
-	if (s->phase == SMTP_PHASE_REFUSED && cmd->verb != SMTP_VERB_QUIT &&
-	    cmd->verb != SMTP_VERB_NOOP) {
-		/* RFC 5321 3.1: after a 554 greeting, 503 until QUIT. */
-		smtp_reply_error(s, 503, "5.7.0", "no service for you");
+	switch (rule->kind) {
+	case SMTP_RULE_NOT_READ:
+		/* The host dispatches nothing while the session waits, and
+		 * takes DATA and AUTH lines raw: a bug if it comes here. */
+		H->conn_log(s->conn, POSTERN_LOG_ERROR, "smtp: %s in state %s",
+		            smtp_commands[cmd->verb].name,
+		            smtp_state_name(s->state));
+		smtp_reply_error(s, 503, "5.5.1", "bad sequence of commands");
 		return;
+	case SMTP_RULE_REFUSE:
+		smtp_reply_error(s, rule->code, rule->enhanced, rule->text);
+		return;
+	case SMTP_RULE_REFUSE_CHUNK:
+		/* BDAT's handler reads the chunk before the refusal. */
+		if (cmd->verb != SMTP_VERB_BDAT) {
+			smtp_reply_error(s, rule->code, rule->enhanced,
+			                 rule->text);
+			return;
+		}
+		break;
+	default:
+		break;
 	}
 	switch (cmd->verb) {
 	case SMTP_VERB_HELO:
@@ -413,17 +445,14 @@ run_command(postern_session_t *ss, void *st, void *vc)
 		smtp_cmd_data(s, cmd);
 		break;
 	case SMTP_VERB_BDAT:
-		smtp_cmd_bdat(s, cmd);
-		break;
-	case SMTP_VERB_BURL:
-		smtp_cmd_burl(s, cmd);
+		smtp_cmd_bdat(s, cmd, rule);
 		break;
 	default:
 		cmd_simple(s, cmd);
 		break;
 	}
 	if (s->wait == SMTP_WAIT_NONE)
-		after_step(s);
+		goodbye_if_stopping(s);
 }
 
 /* After the handshake, when the filters can see what TLS was agreed (not
@@ -436,8 +465,8 @@ run_tls_stage(postern_session_t *ss, void *st, void *vc)
 
 	(void)ss;
 	(void)vc;
-	s->tls_hook_due = 0;
-	smtp_stage_run(s, POSTERN_SMTP_STARTTLS, after_starttls);
+	smtp_enter(s, SMTP_ST_TLS_HOOK);
+	smtp_stage_run(s, POSTERN_SMTP_STARTTLS);
 }
 
 /* Postfix's junk commands (smtpd_junk_command_limit, the listener's
@@ -446,7 +475,7 @@ run_tls_stage(postern_session_t *ss, void *st, void *vc)
  * back when a message is delivered. */
 #define JUNK POSTERN_CMD_JUNK
 
-static const struct postern_command smtp_commands[] = {
+static const struct postern_command smtp_commands[SMTP_CMD_TLS_STAGE + 1] = {
 	[SMTP_VERB_UNKNOWN] = { "?", 0, run_command },
 	[SMTP_VERB_HELO] = { "HELO", JUNK, run_command },
 	[SMTP_VERB_EHLO] = { "EHLO", JUNK, run_command },
@@ -462,7 +491,6 @@ static const struct postern_command smtp_commands[] = {
 	[SMTP_VERB_HELP] = { "HELP", JUNK, run_command },
 	[SMTP_VERB_STARTTLS] = { "STARTTLS", 0, run_command },
 	[SMTP_VERB_AUTH] = { "AUTH", 0, run_command },
-	[SMTP_VERB_BURL] = { "BURL", 0, run_command },
 	[SMTP_CMD_TLS_STAGE] = { "(starttls stage)", 0, run_tls_stage },
 };
 
@@ -478,7 +506,7 @@ parse_line(postern_session_t *ss, void *st, const struct postern_line *l,
 
 	/* TLS comes up inside the host (implicit, or after STARTTLS). */
 	check_tls(s);
-	if (s->tls_hook_due && s->tls) {
+	if (s->state == SMTP_ST_TLS_HANDSHAKE && s->tls) {
 		H->session_hold_line(ss, l);
 		return SMTP_CMD_TLS_STAGE;
 	}
@@ -501,14 +529,16 @@ parse_line(postern_session_t *ss, void *st, const struct postern_line *l,
 
 /* ---- session callbacks ------------------------------------------------ */
 
-static void
-after_connect(struct smtp_session *s, const struct postern_verdict *v)
+void
+smtp_on_connect_verdict(struct smtp_session *s, const struct smtp_event *ev)
 {
+	const struct postern_verdict *v = ev->verdict;
+
 	if (v->kind == POSTERN_VERDICT_REJECT) {
 		/* RFC 5321 3.1: 554 greeting, then 503 until QUIT. */
 		smtp_reply(s, 554, NULL, "%s %s", smtp_cfg.hostname,
 		           v->text != NULL ? v->text : "no SMTP service here");
-		s->phase = SMTP_PHASE_REFUSED;
+		smtp_enter(s, SMTP_ST_REFUSED);
 		if (v->flags & POSTERN_VERDICT_DISCONNECT)
 			smtp_session_close(s);
 	} else if (v->kind == POSTERN_VERDICT_TEMPFAIL) {
@@ -516,8 +546,10 @@ after_connect(struct smtp_session *s, const struct postern_verdict *v)
 		           v->text != NULL ? v->text
 		                           : "service not available");
 		smtp_session_close(s);
-	} else
+	} else {
 		smtp_reply(s, 220, NULL, "%s ESMTP postern", smtp_cfg.hostname);
+		smtp_enter(s, SMTP_ST_HELO);
+	}
 	smtp_session_resume(s);
 }
 
@@ -532,21 +564,21 @@ on_start(postern_session_t *ss, void *st)
 	s->lst = H->session_listener(ss);
 	s->txn.s = s;
 	s->trusted = smtp_peer_trusted(s->conn);
-	smtp_stage_run(s, POSTERN_SMTP_CONNECT, after_connect);
+	s->state = SMTP_ST_CONNECT;
+	smtp_stage_run(s, POSTERN_SMTP_CONNECT);
 }
 
 /* The worker stops: an idle session gets the host's goodbye (after the
  * step in flight); a transaction in flight, an AUTH exchange or a chunk
  * being read may finish first (up to shutdown_timeout), then the
- * session says it (after_step). */
+ * session says it (goodbye_if_stopping). */
 static int
 on_shutdown(postern_session_t *ss, void *st)
 {
 	struct smtp_session *s = st;
 
 	(void)ss;
-	if (s->txn.pool == NULL && (s->phase == SMTP_PHASE_COMMAND ||
-	                            s->phase == SMTP_PHASE_REFUSED))
+	if (smtp_state_idle(s->state))
 		return 1;
 	s->shutting = 1;
 	return 0;
@@ -568,8 +600,8 @@ on_close(postern_session_t *ss, void *st, enum postern_close_reason why)
 	}
 	if (why == POSTERN_CLOSE_TIMEOUT)
 		H->conn_log(s->conn, POSTERN_LOG_INFO, "smtp: timeout (%s)",
-		            s->phase == SMTP_PHASE_DATA ||
-		                    s->phase == SMTP_PHASE_BDAT
+		            s->state == SMTP_ST_DATA ||
+		                    s->state == SMTP_ST_BDAT
 		                ? "message data" : "command");
 	if (s->txn.pool != NULL && why != POSTERN_CLOSE_LOCAL)
 		H->conn_log(s->conn, POSTERN_LOG_INFO,
@@ -579,6 +611,7 @@ on_close(postern_session_t *ss, void *st, enum postern_close_reason why)
 	if (s->txn.pool != NULL)
 		smtp_stage_cleanup(s, POSTERN_SMTP_RESET);
 	smtp_stage_cleanup(s, POSTERN_SMTP_DISCONNECT);
+	smtp_enter(s, SMTP_ST_CLOSED);
 	s->conn = NULL;
 }
 

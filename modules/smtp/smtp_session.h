@@ -20,7 +20,10 @@
  *
  * One async step at a time per session: a hook dispatch, a job or a SASL
  * exchange (s->wait), with the session paused, so pipelined commands
- * wait their turn in the input buffer.
+ * wait their turn in the input buffer.  Which phase the session is in,
+ * which commands it takes there and what an async step's report means
+ * is the state machine's (smtp_state.h, s->state): a step reports
+ * through smtp_event(), never through a continuation of its own.
  */
 #ifndef SMTP_SESSION_H
 #define SMTP_SESSION_H
@@ -33,6 +36,7 @@
 
 #include "smtp_data.h"
 #include "smtp_parser.h"
+#include "smtp_state.h"
 
 /* RFC 4954 section 4: an AUTH response line may be 12288 octets. */
 #define SMTP_AUTH_LINE_MAX 12288
@@ -100,7 +104,6 @@ extern postern_hook_t *smtp_hooks[POSTERN_SMTP_DISCONNECT + 1];
 extern const struct postern_auth *smtp_auth;
 extern const struct postern_storage *smtp_storage;
 extern const struct postern_relay *smtp_relay;
-extern const struct postern_urlauth *smtp_urlauth;
 extern const struct postern_smtp_service smtp_service;
 
 /* ---- the transaction ------------------------------------------------ */
@@ -206,12 +209,13 @@ enum smtp_wait {
 	SMTP_WAIT_SASL,
 };
 
-enum smtp_phase {
-	SMTP_PHASE_COMMAND = 0,
-	SMTP_PHASE_AUTH,     /* a SASL response line is expected */
-	SMTP_PHASE_DATA,     /* reading DATA */
-	SMTP_PHASE_BDAT,     /* reading a BDAT chunk */
-	SMTP_PHASE_REFUSED,  /* connect refused: only QUIT/NOOP/RSET */
+/* What an async step reports (smtp_event). */
+struct smtp_event {
+	enum smtp_event_kind kind;
+	const struct postern_verdict *verdict;  /* SMTP_EV_VERDICT */
+	const struct postern_sasl_result *sasl; /* SMTP_EV_SASL */
+	int status;      /* SENDER, RESOLVED, SPOOLED: see smtp_state.h */
+	ssize_t n;       /* SMTP_EV_READ */
 };
 
 /* One header field of the received message (for the header stage). */
@@ -223,28 +227,22 @@ struct smtp_hfield {
 	size_t index;        /* 1-based among fields of that name */
 };
 
-typedef void (*smtp_stage_next)(struct smtp_session *s,
-                                const struct postern_verdict *v);
-
 struct smtp_session {
 	postern_session_t *ss;
 	postern_conn_t *conn;        /* NULL once the client has gone */
 	postern_pool_t *pool;        /* the session's own */
 	const struct smtp_listener *lst;
-	enum smtp_phase phase;
+	enum smtp_state state;       /* smtp_enter() changes it */
 	enum smtp_wait wait;         /* the session is paused for it */
 	int shutting;                /* worker stopping: 421 when the
 	                                transaction is over */
 	postern_hook_call_t *hook_call;
-	smtp_stage_next hook_next;
 	postern_sasl_t *sasl;
 	unsigned last_code;          /* of the last reply, for the metrics */
 	char helo[SMTP_DOMAIN_MAX + 3];
 	int esmtp;                   /* EHLO (not HELO) */
 	int greeted;                 /* HELO or EHLO done */
 	int tls;                     /* TLS active */
-	int tls_hook_due;            /* run smtp.starttls before the next
-	                                command */
 	char tls_version[32], tls_cipher[96];
 	int tls_bits;
 	char *auth_user;             /* session pool */
@@ -258,13 +256,7 @@ struct smtp_session {
 	uint64_t bdat_size;
 	int bdat_last;
 	struct smtp_error bdat_refusal; /* code 0: chunk accepted */
-	/* Where the chunk's octets come from: NULL, the client (BDAT); or
-	 * this, which ends with smtp_chunk_end (BURL's URL, smtp_burl.c) */
-	void (*chunk_read)(struct smtp_session *s);
-	const char *burl_url;         /* BURL's URL (txn pool) */
-	size_t burl_len;
 	/* the end-of-message chain */
-	void (*msg_done)(struct smtp_session *s);
 	struct smtp_hfield *hfields;  /* txn pool */
 	size_t nhfields, hfield_next;
 	uint64_t body_off;            /* body stage: next chunk */
@@ -311,44 +303,80 @@ void *smtp_job_ctx(size_t size);
 void smtp_job_start(struct smtp_session *s, postern_session_work_fn work,
                     postern_session_done_fn done, void *ctx);
 
+/* ---- smtp_machine.c: the state machine ---------------------------- */
+
+/* Every phase change: checked against smtp_state_can (an illegal one is
+ * logged, and aborts a sanitizer build), logged at debug level.  From
+ * SMTP_ST_CLOSED nothing moves. */
+void smtp_enter(struct smtp_session *s, enum smtp_state to);
+/* The rest state the session's data says it is in (READY or HELO
+ * without a transaction; MAIL, RCPT, CHUNKED, CHUNK_FAILED in one). */
+enum smtp_state smtp_rest_state(const struct smtp_session *s);
+/* An async step reports: the current state's handler runs. */
+void smtp_event(struct smtp_session *s, const struct smtp_event *ev);
+
+/* The handlers smtp_event calls (state: event). */
+/* smtp_session.c: CONNECT, HELO_HOOK, TLS_HOOK: VERDICT */
+void smtp_on_connect_verdict(struct smtp_session *s,
+                             const struct smtp_event *ev);
+void smtp_on_helo_verdict(struct smtp_session *s,
+                          const struct smtp_event *ev);
+void smtp_on_tls_verdict(struct smtp_session *s,
+                         const struct smtp_event *ev);
+/* smtp_auth.c: AUTH_STEP: SASL; AUTH_HOOK: VERDICT */
+void smtp_on_sasl(struct smtp_session *s, const struct smtp_event *ev);
+void smtp_on_auth_verdict(struct smtp_session *s,
+                          const struct smtp_event *ev);
+/* smtp_txn.c */
+void smtp_on_sender_checked(struct smtp_session *s,
+                            const struct smtp_event *ev);
+void smtp_on_mail_verdict(struct smtp_session *s,
+                          const struct smtp_event *ev);
+void smtp_on_rcpt_resolved(struct smtp_session *s,
+                           const struct smtp_event *ev);
+void smtp_on_rcpt_verdict(struct smtp_session *s,
+                          const struct smtp_event *ev);
+void smtp_on_data_verdict(struct smtp_session *s,
+                          const struct smtp_event *ev);
+void smtp_on_bdat_verdict(struct smtp_session *s,
+                          const struct smtp_event *ev);
+void smtp_on_spilled(struct smtp_session *s, const struct smtp_event *ev);
+void smtp_on_synced(struct smtp_session *s, const struct smtp_event *ev);
+void smtp_on_delivered(struct smtp_session *s, const struct smtp_event *ev);
+/* smtp_filter.c: the end-of-message stages */
+void smtp_on_header_verdict(struct smtp_session *s,
+                            const struct smtp_event *ev);
+void smtp_on_eoh_verdict(struct smtp_session *s,
+                         const struct smtp_event *ev);
+void smtp_on_body_read(struct smtp_session *s, const struct smtp_event *ev);
+void smtp_on_body_verdict(struct smtp_session *s,
+                          const struct smtp_event *ev);
+void smtp_on_eod_verdict(struct smtp_session *s,
+                         const struct smtp_event *ev);
+
 /* ---- smtp_auth.c ---------------------------------------------------- */
 
+/* AUTH (the machine's rule let it run: READY). */
 void smtp_cmd_auth(struct smtp_session *s, const struct smtp_command *cmd);
 
 /* ---- smtp_txn.c ----------------------------------------------------- */
 
+/* The commands, once the machine's rule let them run; BDAT gets the
+ * rule, which may refuse the chunk after it is read. */
 void smtp_cmd_mail(struct smtp_session *s, const struct smtp_command *cmd);
 void smtp_cmd_rcpt(struct smtp_session *s, const struct smtp_command *cmd);
 void smtp_cmd_data(struct smtp_session *s, const struct smtp_command *cmd);
-void smtp_cmd_bdat(struct smtp_session *s, const struct smtp_command *cmd);
-/* A chunk (BDAT's or BURL's) announced, s->bdat_last set: checks the
- * transaction, runs the data stage before the first, then reads the
- * chunk (s->chunk_read, or the client's octets). */
-void smtp_chunk_start(struct smtp_session *s);
-/* The chunk will be refused with that reply when it ends. */
-void smtp_chunk_refuse(struct smtp_session *s, unsigned code,
-                       const char *enhanced, const char *text);
-/* The chunk is in (or refused: s->bdat_refusal.code): the reply, and
- * the end of the message after the last one. */
-void smtp_chunk_end(struct smtp_session *s);
-/* Adds chunk octets to the message on the job that holds the paused
- * session (BURL), writing the spool's memory to its file as it grows.
- * 0, or -1 when the file cannot be written.  Job thread. */
-int smtp_chunk_feed_job(struct postern_smtp_txn *t, const void *data,
-                        size_t len);
-
-/* ---- smtp_burl.c ---------------------------------------------------- */
-
-/* BURL imap-url [LAST] (RFC 4468). */
-void smtp_cmd_burl(struct smtp_session *s, const struct smtp_command *cmd);
-/* 1 when EHLO announces "BURL imap": a submission listener, after AUTH,
- * with the urlauth service there. */
-int smtp_burl_offered(const struct smtp_session *s);
-/* Ends the transaction (runs smtp.reset detached). */
+void smtp_cmd_bdat(struct smtp_session *s, const struct smtp_command *cmd,
+                   const struct smtp_rule *rule);
+/* Ends the transaction (runs smtp.reset detached).  The caller enters
+ * the state that follows. */
 void smtp_txn_reset(struct smtp_session *s);
 /* Frees what the transaction holds, no filter told (the client has
  * gone and smtp.reset ran then). */
 void smtp_txn_free(struct smtp_session *s);
+/* The end-of-message stages are over (s->txn.outcome says what they
+ * decided): reply, or deliver. */
+void smtp_message_filtered(struct smtp_session *s);
 /* Logs a line about the transaction whose prefix (txn->logp) is
  * `logp`: on the loop or a job thread. */
 void smtp_log_txn(const char *logp, int level, const char *fmt, ...)
@@ -357,22 +385,20 @@ void smtp_txn_rebuild_envelope(struct postern_smtp_txn *t);
 
 /* ---- smtp_filter.c -------------------------------------------------- */
 
-/* Runs a stage's chain over s->payload and calls next(s, verdict),
- * now or later; the session waits meanwhile. */
-void smtp_stage_run(struct smtp_session *s, enum postern_smtp_stage stage,
-                    smtp_stage_next next);
+/* Runs a stage's chain over s->payload; its verdict comes as an
+ * SMTP_EV_VERDICT event, now or later (the session waits meanwhile). */
+void smtp_stage_run(struct smtp_session *s, enum postern_smtp_stage stage);
 /* The same, with the stage's own payload fields (rcpt, header, chunk,
  * message_size) taken from `extra`. */
 void smtp_stage_run_with(struct smtp_session *s,
                          enum postern_smtp_stage stage,
-                         const struct postern_smtp_payload *extra,
-                         smtp_stage_next next);
+                         const struct postern_smtp_payload *extra);
 /* Runs reset or disconnect detached: the session does not wait. */
 void smtp_stage_cleanup(struct smtp_session *s,
                         enum postern_smtp_stage stage);
-/* The end-of-message chain: header, eoh, body, eod; then done(s). */
-void smtp_filter_message(struct smtp_session *s,
-                         void (*done)(struct smtp_session *s));
+/* The end-of-message stages (from SYNC): header, eoh, body, eod, each
+ * in its state; then smtp_message_filtered. */
+void smtp_filter_message(struct smtp_session *s);
 /* The header section after the filters' edits (txn pool); 1 if it
  * changed or a new body follows it, 0 if not (then *hdr is untouched). */
 int smtp_filter_apply_header_edits(struct postern_smtp_txn *t,
@@ -388,34 +414,31 @@ void smtp_header_fields(const char *hdr, size_t len,
 
 /* ---- smtp_deliver.c ------------------------------------------------- */
 
-/* RCPT: resolve pending_rcpt's address, then next(s, status). */
-void smtp_resolve_rcpt(struct smtp_session *s,
-                       void (*next)(struct smtp_session *s, int status));
-/* Delivers the finished message to every recipient, then next(s). */
-void smtp_deliver(struct smtp_session *s,
-                  void (*next)(struct smtp_session *s));
+/* RCPT (RCPT_LOOKUP): resolves pending_rcpt's address; reports
+ * SMTP_EV_RESOLVED. */
+void smtp_resolve_rcpt(struct smtp_session *s);
+/* Delivers the finished message to every recipient (DELIVER); reports
+ * SMTP_EV_DELIVERED. */
+void smtp_deliver(struct smtp_session *s);
 /* The Received header for the transaction (txn pool). */
 char *smtp_received_header(struct smtp_session *s);
 
 /* ---- smtp_spool.c --------------------------------------------------- */
 
 /* Writes the spool's memory part to its file if it outgrew the limit
- * (or `force`), then next(s, ok). */
-void smtp_spool_sync(struct smtp_session *s, int force,
-                     void (*next)(struct smtp_session *s, int ok));
+ * (or `force`); reports SMTP_EV_SPOOLED (status: ok). */
+void smtp_spool_sync(struct smtp_session *s, int force);
 /* Reads body[off..off+len) of the spooled message into buf (for the
- * body stage), then next(s, n). */
+ * body stage); reports SMTP_EV_READ (n). */
 void smtp_spool_read(struct smtp_session *s, uint64_t off, char *buf,
-                     size_t len, void (*next)(struct smtp_session *s,
-                                              ssize_t n));
+                     size_t len);
 
 /* ---- smtp_sender.c -------------------------------------------------- */
 
-/* MAIL: when the listener asks for it, refuses (553 5.7.1, transaction
- * reset) a sender that is not an address of the authenticated login;
- * otherwise next(s), at once or after a job. */
-void smtp_sender_check(struct smtp_session *s,
-                       void (*next)(struct smtp_session *s));
+/* MAIL (MAIL_CHECK): when the listener asks for it, refuses (553 5.7.1)
+ * a sender that is not an address of the authenticated login; reports
+ * SMTP_EV_SENDER, at once or after a job. */
+void smtp_sender_check(struct smtp_session *s);
 
 /* ---- smtp_module.c -------------------------------------------------- */
 

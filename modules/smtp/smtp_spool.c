@@ -3,7 +3,9 @@
  * layer's, smtp_job_start): writing what outgrew spool_memory to the
  * spool file, making the file whole at the end of the data, and reading
  * the body back for the body filter stage.  The message's octets go into
- * the spool on the loop (host->spool_append, smtp_txn.c).
+ * the spool on the loop (host->spool_append, smtp_txn.c).  Each reports
+ * to the state machine: SMTP_EV_SPOOLED (in DATA or BDAT: memory spilled
+ * to the file; in SYNC: the message durable), SMTP_EV_READ (EOM_BODY).
  */
 #include <string.h>
 #include <unistd.h>
@@ -19,8 +21,7 @@ struct spool_ctx {
 	uint64_t off;
 	size_t len;
 	ssize_t n;
-	void (*next_sync)(struct smtp_session *s, int ok);
-	void (*next_read)(struct smtp_session *s, ssize_t n);
+	int read;            /* a read (SMTP_EV_READ), not a write */
 };
 
 static void
@@ -44,21 +45,22 @@ spool_done(postern_session_t *ss, void *st, void *arg, int status)
 {
 	struct spool_ctx *c = arg;
 	int ran = status == POSTERN_OK;
+	struct smtp_event ev = {
+		.kind = c->read ? SMTP_EV_READ : SMTP_EV_SPOOLED,
+		.status = c->ok && ran,
+		.n = ran ? c->n : -1,
+	};
 
 	(void)ss;
-	if (!smtp_session_gone(st, status)) {
-		if (c->next_sync != NULL)
-			c->next_sync(st, c->ok && ran);
-		else
-			c->next_read(st, ran ? c->n : -1);
-	}
+	if (!smtp_session_gone(st, status))
+		smtp_event(st, &ev);
 	smtp_host->pool_destroy(c->pool);
 }
 
 void
-smtp_spool_sync(struct smtp_session *s, int force,
-                void (*next)(struct smtp_session *s, int ok))
+smtp_spool_sync(struct smtp_session *s, int force)
 {
+	struct smtp_event done = { .kind = SMTP_EV_SPOOLED, .status = 1 };
 	struct spool_ctx *c;
 	postern_spool_t *sp = s->txn.spool;
 	size_t mem_len = smtp_host->spool_memory(sp, NULL);
@@ -68,12 +70,11 @@ smtp_spool_sync(struct smtp_session *s, int force,
 	if (mem_len == 0 ||
 	    (mem_len < (size_t)smtp_cfg.spool_memory &&
 	     !(force && smtp_host->spool_fd(sp) >= 0))) {
-		next(s, 1);
+		smtp_event(s, &done);
 		return;
 	}
 	c = smtp_job_ctx(sizeof(*c));
 	c->spool = sp;
-	c->next_sync = next;
 	smtp_job_start(s, sync_work, spool_done, c);
 }
 
@@ -97,9 +98,9 @@ read_work(postern_session_t *ss, void *st, void *arg)
 }
 
 void
-smtp_spool_read(struct smtp_session *s, uint64_t off, char *buf, size_t len,
-                void (*next)(struct smtp_session *s, ssize_t n))
+smtp_spool_read(struct smtp_session *s, uint64_t off, char *buf, size_t len)
 {
+	struct smtp_event done = { .kind = SMTP_EV_READ, .n = (ssize_t)len };
 	struct spool_ctx *c;
 	postern_spool_t *sp = s->txn.spool;
 	const char *mem;
@@ -107,7 +108,7 @@ smtp_spool_read(struct smtp_session *s, uint64_t off, char *buf, size_t len,
 	if (smtp_host->spool_fd(sp) < 0) {
 		smtp_host->spool_memory(sp, &mem);
 		memcpy(buf, mem + off, len);
-		next(s, (ssize_t)len);
+		smtp_event(s, &done);
 		return;
 	}
 	c = smtp_job_ctx(sizeof(*c));
@@ -116,7 +117,7 @@ smtp_spool_read(struct smtp_session *s, uint64_t off, char *buf, size_t len,
 	c->off = off;
 	c->len = len;
 	c->n = -1;
-	c->next_read = next;
+	c->read = 1;
 	smtp_job_start(s, read_work, spool_done, c);
 }
 

@@ -13,6 +13,13 @@
  * failed for good; otherwise 451, so the client retries: recipients that
  * did get it may then get it twice, which beats losing it for the others
  * (RFC 5321 section 6.1: never lose a message after 250).
+ *
+ * The phases (smtp_state.h): MAIL_CHECK, MAIL_HOOK, then MAIL; each RCPT
+ * through RCPT_LOOKUP and RCPT_HOOK, then RCPT; DATA_HOOK, DATA; or
+ * BDAT_HOOK, BDAT and CHUNKED (CHUNK_FAILED) between chunks; at the end
+ * SYNC, the end-of-message stages (smtp_filter.c), DELIVER, and READY
+ * with the reply.  The commands reach their handlers only in the phases
+ * the machine's rules let them (a RCPT before MAIL is refused there).
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -128,20 +135,31 @@ param_policy(void)
 	return p;
 }
 
-static void
-after_mail(struct smtp_session *s, const struct postern_verdict *v)
+void
+smtp_on_mail_verdict(struct smtp_session *s, const struct smtp_event *ev)
 {
-	if (smtp_reply_verdict(s, v, 550, "5.7.1", "sender refused"))
+	if (smtp_reply_verdict(s, ev->verdict, 550, "5.7.1",
+	                       "sender refused"))
 		smtp_txn_reset(s);
 	else
 		smtp_reply(s, 250, "2.1.0", "Sender <%s> OK", s->txn.env.sender);
+	smtp_enter(s, smtp_rest_state(s));
 	smtp_session_resume(s);
 }
 
-static void
-run_mail_stage(struct smtp_session *s)
+/* The sender check (smtp_sender.c) refused it (and replied), or the mail
+ * stage runs. */
+void
+smtp_on_sender_checked(struct smtp_session *s, const struct smtp_event *ev)
 {
-	smtp_stage_run(s, POSTERN_SMTP_MAIL, after_mail);
+	if (!ev->status) {
+		smtp_txn_reset(s);
+		smtp_enter(s, smtp_rest_state(s));
+		smtp_session_resume(s);
+		return;
+	}
+	smtp_enter(s, SMTP_ST_MAIL_HOOK);
+	smtp_stage_run(s, POSTERN_SMTP_MAIL);
 }
 
 void
@@ -152,14 +170,6 @@ smtp_cmd_mail(struct smtp_session *s, const struct smtp_command *cmd)
 	struct smtp_error err;
 	struct postern_smtp_txn *t = &s->txn;
 
-	if (!s->greeted) {
-		smtp_reply_error(s, 503, "5.5.1", "send HELO or EHLO first");
-		return;
-	}
-	if (t->pool != NULL) {
-		smtp_reply_error(s, 503, "5.5.1", "nested MAIL command");
-		return;
-	}
 	if (s->lst->auth == SMTP_AUTH_REQUIRED && s->auth_user == NULL) {
 		smtp_reply_error(s, 530, "5.7.0", "authentication required");
 		return;
@@ -188,18 +198,28 @@ smtp_cmd_mail(struct smtp_session *s, const struct smtp_command *cmd)
 	t->env.client_helo = txn_strdup(t, s->helo);
 	t->env.id = txn_strdup(t, t->id);
 	smtp_txn_rebuild_envelope(t);
-	smtp_sender_check(s, run_mail_stage);
+	smtp_enter(s, SMTP_ST_MAIL_CHECK);
+	smtp_sender_check(s);
 }
 
 /* ---- RCPT ------------------------------------------------------------- */
 
+/* The recipient is refused (and replied): back to MAIL or RCPT. */
 static void
-after_rcpt_hook(struct smtp_session *s, const struct postern_verdict *v)
+rcpt_refused(struct smtp_session *s)
+{
+	smtp_enter(s, smtp_rest_state(s));
+	smtp_session_resume(s);
+}
+
+void
+smtp_on_rcpt_verdict(struct smtp_session *s, const struct smtp_event *ev)
 {
 	struct postern_smtp_txn *t = &s->txn;
 
-	if (smtp_reply_verdict(s, v, 550, "5.7.1", "recipient refused")) {
-		smtp_session_resume(s);
+	if (smtp_reply_verdict(s, ev->verdict, 550, "5.7.1",
+	                       "recipient refused")) {
+		rcpt_refused(s);
 		return;
 	}
 	if (t->nrcpts == t->caprcpts) {
@@ -216,6 +236,7 @@ after_rcpt_hook(struct smtp_session *s, const struct postern_verdict *v)
 	smtp_txn_rebuild_envelope(t);
 	smtp_reply(s, 250, "2.1.5", "Recipient <%s> OK",
 	           s->pending_rcpt.r.address);
+	smtp_enter(s, SMTP_ST_RCPT);
 	smtp_session_resume(s);
 }
 
@@ -227,9 +248,10 @@ may_relay(const struct smtp_session *s, const char *domain)
 	       smtp_domain_relayable(domain);
 }
 
-static void
-after_resolve(struct smtp_session *s, int status)
+void
+smtp_on_rcpt_resolved(struct smtp_session *s, const struct smtp_event *ev)
 {
+	int status = ev->status;
 	struct smtp_rcpt *p = &s->pending_rcpt;
 	struct postern_smtp_payload extra = { 0 };
 	const char *domain;
@@ -244,7 +266,7 @@ after_resolve(struct smtp_session *s, int status)
 		             "postmaster@%s (nor postmaster@%s)",
 		             smtp_cfg.domain, smtp_cfg.hostname);
 		smtp_reply_error(s, 550, "5.1.1", "mailbox unavailable");
-		smtp_session_resume(s);
+		rcpt_refused(s);
 		return;
 	}
 	switch (status) {
@@ -253,7 +275,7 @@ after_resolve(struct smtp_session *s, int status)
 		break;
 	case POSTERN_AUTH_NO:
 		smtp_reply_error(s, 550, "5.1.1", "mailbox unavailable");
-		smtp_session_resume(s);
+		rcpt_refused(s);
 		return;
 	case POSTERN_AUTH_NOT_LOCAL:
 		smtp_address_split(p->r.address, &local_len, &domain);
@@ -262,13 +284,13 @@ after_resolve(struct smtp_session *s, int status)
 			             "relay to <%s> denied", p->r.address);
 			smtp_reply_error(s, 554, "5.7.1",
 			                 "relay access denied");
-			smtp_session_resume(s);
+			rcpt_refused(s);
 			return;
 		}
 		if (smtp_relay == NULL) {
 			smtp_reply_error(s, 550, "5.7.1", "relaying not "
 			                 "available: no relay configured");
-			smtp_session_resume(s);
+			rcpt_refused(s);
 			return;
 		}
 		p->route = SMTP_ROUTE_RELAY;
@@ -276,11 +298,12 @@ after_resolve(struct smtp_session *s, int status)
 	default:
 		smtp_reply(s, 451, "4.3.0",
 		           "temporary recipient lookup failure");
-		smtp_session_resume(s);
+		rcpt_refused(s);
 		return;
 	}
 	extra.rcpt = &p->r;
-	smtp_stage_run_with(s, POSTERN_SMTP_RCPT, &extra, after_rcpt_hook);
+	smtp_enter(s, SMTP_ST_RCPT_HOOK);
+	smtp_stage_run_with(s, POSTERN_SMTP_RCPT, &extra);
 }
 
 void
@@ -292,14 +315,6 @@ smtp_cmd_rcpt(struct smtp_session *s, const struct smtp_command *cmd)
 	struct smtp_rcpt *p = &s->pending_rcpt;
 	struct smtp_error err;
 
-	if (t->pool == NULL) {
-		smtp_reply_error(s, 503, "5.5.1", "need MAIL first");
-		return;
-	}
-	if (t->data_started) {
-		smtp_reply_error(s, 503, "5.5.1", "RCPT after message data");
-		return;
-	}
 	if (t->nrcpts >= (size_t)smtp_cfg.max_recipients) {
 		/* RFC 5321 4.5.3.1.10: 452, and no error counted. */
 		smtp_reply(s, 452, "4.5.3", "too many recipients");
@@ -315,7 +330,8 @@ smtp_cmd_rcpt(struct smtp_session *s, const struct smtp_command *cmd)
 	p->r.address = txn_strdup(t, a->address);
 	p->r.notify = a->notify;
 	p->r.orcpt = a->has_orcpt ? txn_strdup(t, a->orcpt) : NULL;
-	smtp_resolve_rcpt(s, after_resolve);
+	smtp_enter(s, SMTP_ST_RCPT_LOOKUP);
+	smtp_resolve_rcpt(s);
 }
 
 /* ---- reading the message ---------------------------------------------- */
@@ -367,14 +383,14 @@ keep_header(struct postern_smtp_txn *t)
 }
 
 static void end_message(struct smtp_session *s);
-static void spill_if_needed(struct smtp_session *s);
 
-static void
-after_sync(struct smtp_session *s, int ok)
+/* DATA or BDAT: memory went to the spool file. */
+void
+smtp_on_spilled(struct smtp_session *s, const struct smtp_event *ev)
 {
 	/* A write error is reported when the message ends; until then the
 	 * data is read and dropped. */
-	if (!ok) {
+	if (!ev->status) {
 		s->txn.outcome = SMTP_OUT_REFUSE;
 		s->txn.refuse_code = 451;
 		s->txn.refuse_enhanced = "4.3.0";
@@ -394,13 +410,14 @@ spill_if_needed(struct smtp_session *s)
 	    (size_t)smtp_cfg.spool_memory)
 		return;
 	keep_header(t);
-	smtp_spool_sync(s, 0, after_sync);
+	smtp_spool_sync(s, 0);
 }
 
+/* The message data is over (its end, or a chunk's): commands again,
+ * with their idle timeout. */
 static void
 leave_data_phase(struct smtp_session *s)
 {
-	s->phase = SMTP_PHASE_COMMAND;
 	smtp_host->conn_set_idle(s->conn, 0);
 }
 
@@ -448,13 +465,11 @@ bdat_octets(postern_session_t *ss, void *st, const void *data, size_t len,
 		spill_if_needed(s);
 }
 
-/* Reads the chunk the BDAT command announced, or has BURL fetch it. */
+/* Reads the chunk the BDAT command announced. */
 static void
 bdat_read(struct smtp_session *s)
 {
-	if (s->chunk_read != NULL)
-		s->chunk_read(s);
-	else if (s->bdat_size == 0)
+	if (s->bdat_size == 0)
 		bdat_chunk_end(s);
 	else
 		smtp_host->session_read_octets(s->ss, s->bdat_size,
@@ -463,74 +478,49 @@ bdat_read(struct smtp_session *s)
 
 /* ---- DATA ------------------------------------------------------------- */
 
-static void
-after_data(struct smtp_session *s, const struct postern_verdict *v)
+void
+smtp_on_data_verdict(struct smtp_session *s, const struct smtp_event *ev)
 {
-	if (!smtp_reply_verdict(s, v, 554, "5.7.1", "message refused")) {
+	if (!smtp_reply_verdict(s, ev->verdict, 554, "5.7.1",
+	                        "message refused")) {
 		begin_message(s, SMTP_DATA_DOT);
 		smtp_reply(s, 354, NULL, "End data with <CR><LF>.<CR><LF>");
-		s->phase = SMTP_PHASE_DATA;
+		smtp_enter(s, SMTP_ST_DATA);
 		smtp_host->conn_set_idle(s->conn, (unsigned)smtp_cfg.data_ms);
 		smtp_host->session_take_lines(s->ss, data_line);
-	}
+	} else
+		smtp_enter(s, smtp_rest_state(s));
 	smtp_session_resume(s);
 }
 
-/* Checks common to DATA and BDAT; 0 or an error reply's parts. */
-static int
-message_allowed(struct smtp_session *s, struct smtp_error *err)
-{
-	struct postern_smtp_txn *t = &s->txn;
-
-	if (t->pool == NULL) {
-		err->code = 503;
-		err->enhanced = "5.5.1";
-		err->text = "need MAIL first";
-		return 0;
-	}
-	if (t->nrcpts == 0) {
-		err->code = 554;
-		err->enhanced = "5.5.1";
-		err->text = "no valid recipients";
-		return 0;
-	}
-	return 1;
-}
-
+/* RCPT only (the machine's rules: 503 before MAIL, 554 without a
+ * recipient, 503 after BDAT). */
 void
 smtp_cmd_data(struct smtp_session *s, const struct smtp_command *cmd)
 {
-	struct smtp_error err;
-
 	if (cmd->arg_len > 0) {
 		smtp_reply_error(s, 501, "5.5.4", "DATA takes no argument");
 		return;
 	}
-	if (!message_allowed(s, &err)) {
-		smtp_reply_error(s, err.code, err.enhanced, err.text);
-		return;
-	}
-	if (s->txn.bdat) {
-		smtp_reply_error(s, 503, "5.5.1", "DATA after BDAT");
-		return;
-	}
-	smtp_stage_run(s, POSTERN_SMTP_DATA, after_data);
+	smtp_enter(s, SMTP_ST_DATA_HOOK);
+	smtp_stage_run(s, POSTERN_SMTP_DATA);
 }
 
 /* ---- BDAT (RFC 3030) -------------------------------------------------- */
 
-void
-smtp_chunk_refuse(struct smtp_session *s, unsigned code,
-                  const char *enhanced, const char *text)
+static void
+refuse_chunk(struct smtp_session *s, unsigned code, const char *enhanced,
+             const char *text)
 {
 	s->bdat_refusal.code = code;
 	s->bdat_refusal.enhanced = enhanced;
 	s->bdat_refusal.text = text;
 }
 
-static void
-after_bdat_data(struct smtp_session *s, const struct postern_verdict *v)
+void
+smtp_on_bdat_verdict(struct smtp_session *s, const struct smtp_event *ev)
 {
+	const struct postern_verdict *v = ev->verdict;
 	struct postern_smtp_txn *t = &s->txn;
 
 	if (v->kind == POSTERN_VERDICT_REJECT ||
@@ -541,23 +531,30 @@ after_bdat_data(struct smtp_session *s, const struct postern_verdict *v)
 		if (temp ? (code < 400 || code > 499)
 		         : (code < 500 || code > 599))
 			code = temp ? 451 : 554;
-		smtp_chunk_refuse(s, code, temp ? "4.7.1" : "5.7.1",
+		refuse_chunk(s, code, temp ? "4.7.1" : "5.7.1",
 		             v->text != NULL
 		                 ? smtp_host->pool_strndup(t->pool, v->text,
 		                                           strlen(v->text))
 		                 : "message refused");
 		t->bdat_failed = 1;
-	} else {
+	} else
 		begin_message(s, SMTP_DATA_CHUNK);
-		t->bdat = 1;
-	}
+	/* Refused or not, this transaction is BDAT's now: no DATA, no
+	 * more RCPT (RFC 3030 2). */
+	t->bdat = 1;
+	smtp_enter(s, SMTP_ST_BDAT);
 	smtp_session_resume(s);
 	bdat_read(s);
 }
 
+/* In any state that reads commands but REFUSED: a chunk out of
+ * sequence (the machine's rule says REFUSE_CHUNK) is read, then
+ * refused. */
 void
-smtp_cmd_bdat(struct smtp_session *s, const struct smtp_command *cmd)
+smtp_cmd_bdat(struct smtp_session *s, const struct smtp_command *cmd,
+              const struct smtp_rule *rule)
 {
+	struct postern_smtp_txn *t = &s->txn;
 	struct smtp_error err;
 
 	if (smtp_parse_bdat(cmd->arg, cmd->arg_len, &s->bdat_size,
@@ -567,48 +564,17 @@ smtp_cmd_bdat(struct smtp_session *s, const struct smtp_command *cmd)
 		smtp_reply_error(s, err.code, err.enhanced, err.text);
 		return;
 	}
-	s->chunk_read = NULL;
-	smtp_chunk_start(s);
-}
-
-void
-smtp_chunk_start(struct smtp_session *s)
-{
-	struct postern_smtp_txn *t = &s->txn;
-	struct smtp_error err;
-
 	s->bdat_refusal.code = 0;
-	s->phase = SMTP_PHASE_BDAT;
 	smtp_host->conn_set_idle(s->conn, (unsigned)smtp_cfg.data_ms);
-	if (!message_allowed(s, &err))
-		smtp_chunk_refuse(s, err.code, err.enhanced, err.text);
-	else if (t->bdat_failed)
-		smtp_chunk_refuse(s, 503, "5.5.1", "an earlier chunk failed; RSET");
+	if (rule->kind == SMTP_RULE_REFUSE_CHUNK)
+		refuse_chunk(s, rule->code, rule->enhanced, rule->text);
 	else if (!t->data_started) {
-		smtp_stage_run(s, POSTERN_SMTP_DATA, after_bdat_data);
+		smtp_enter(s, SMTP_ST_BDAT_HOOK);
+		smtp_stage_run(s, POSTERN_SMTP_DATA);
 		return;
 	}
+	smtp_enter(s, SMTP_ST_BDAT);
 	bdat_read(s);
-}
-
-void
-smtp_chunk_end(struct smtp_session *s)
-{
-	bdat_chunk_end(s);
-}
-
-int
-smtp_chunk_feed_job(struct postern_smtp_txn *t, const void *data,
-                    size_t len)
-{
-	smtp_data_feed(&t->reader, data, len);
-	if (t->too_big || t->outcome == SMTP_OUT_REFUSE ||
-	    smtp_host->spool_memory(t->spool, NULL) <
-	    (size_t)smtp_cfg.spool_memory)
-		return 0;
-	/* What spill_if_needed does with a job, on the job we are on. */
-	keep_header(t);
-	return smtp_host->spool_flush(t->spool);
 }
 
 static void
@@ -616,7 +582,6 @@ bdat_chunk_end(struct smtp_session *s)
 {
 	struct postern_smtp_txn *t = &s->txn;
 
-	s->chunk_read = NULL;
 	leave_data_phase(s);
 	if (s->bdat_refusal.code != 0) {
 		smtp_reply_error(s, s->bdat_refusal.code,
@@ -625,6 +590,7 @@ bdat_chunk_end(struct smtp_session *s)
 		/* The last chunk ends the transaction either way. */
 		if (s->bdat_last && t->pool != NULL)
 			smtp_txn_reset(s);
+		smtp_enter(s, smtp_rest_state(s));
 		return;
 	}
 	if (s->bdat_last) {
@@ -636,10 +602,12 @@ bdat_chunk_end(struct smtp_session *s)
 		t->bdat_failed = 1;
 		smtp_reply_error(s, 552, "5.3.4", "message exceeds fixed "
 		                 "maximum message size");
+		smtp_enter(s, SMTP_ST_CHUNK_FAILED);
 		return;
 	}
 	smtp_reply(s, 250, "2.0.0", "%llu octets received",
 	           (unsigned long long)t->size);
+	smtp_enter(s, SMTP_ST_CHUNKED);
 }
 
 /* ---- the end of the message ------------------------------------------- */
@@ -653,6 +621,7 @@ message_replied(struct smtp_session *s)
 		smtp_host->metric_add(smtp_transactions,
 		                      s->last_code / 100 - 2, 1);
 	smtp_txn_reset(s);
+	smtp_enter(s, smtp_rest_state(s));
 	if (disconnect)
 		smtp_session_close(s);
 	smtp_session_resume(s);
@@ -698,8 +667,9 @@ log_outcome(const struct postern_smtp_txn *t, size_t ok, size_t temp,
 	                 ? t->queue_id : "");
 }
 
-static void
-after_delivery(struct smtp_session *s)
+/* Also once the client has gone (CLOSED): the outcome is logged. */
+void
+smtp_on_delivered(struct smtp_session *s, const struct smtp_event *ev)
 {
 	struct postern_smtp_txn *t = &s->txn;
 	size_t i, ok = 0, temp = 0, perm = 0;
@@ -722,6 +692,7 @@ after_delivery(struct smtp_session *s)
 				first_temp = r;
 		}
 	}
+	(void)ev;
 	log_outcome(t, ok, temp, perm);
 	/* The client left during the delivery: no reply reaches it, and
 	 * the transaction goes with the session. */
@@ -749,8 +720,8 @@ after_delivery(struct smtp_session *s)
 	message_replied(s);
 }
 
-static void
-after_filters(struct smtp_session *s)
+void
+smtp_message_filtered(struct smtp_session *s)
 {
 	struct postern_smtp_txn *t = &s->txn;
 
@@ -780,20 +751,22 @@ after_filters(struct smtp_session *s)
 			smtp_session_close(s);
 			return;
 		}
-		smtp_deliver(s, after_delivery);
+		smtp_enter(s, SMTP_ST_DELIVER);
+		smtp_deliver(s);
 		return;
 	}
 }
 
-static void
-after_final_sync(struct smtp_session *s, int ok)
+/* The message is durable (SYNC): the end-of-message stages. */
+void
+smtp_on_synced(struct smtp_session *s, const struct smtp_event *ev)
 {
-	if (!ok || s->txn.outcome == SMTP_OUT_REFUSE) {
+	if (!ev->status || s->txn.outcome == SMTP_OUT_REFUSE) {
 		smtp_reply(s, 451, "4.3.0", "local error writing the message");
 		message_replied(s);
 		return;
 	}
-	smtp_filter_message(s, after_filters);
+	smtp_filter_message(s);
 }
 
 static void
@@ -832,5 +805,6 @@ end_message(struct smtp_session *s)
 		message_replied(s);
 		return;
 	}
-	smtp_spool_sync(s, 1, after_final_sync);
+	smtp_enter(s, SMTP_ST_SYNC);
+	smtp_spool_sync(s, 1);
 }

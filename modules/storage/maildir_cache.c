@@ -61,6 +61,9 @@ struct md_cache {
 	ino_t ino;        /* of the file read: compaction makes a new one */
 	int fd;           /* kept open for reads */
 	ino_t fd_ino;     /* the file fd is on */
+	int wfd;          /* kept open for writes (flock'd only while one
+	                     runs): filling the cache of a mailbox, a
+	                     first SEARCH TEXT, writes once per message */
 	off_t check_at;   /* size at which to count the live records again */
 };
 
@@ -156,6 +159,8 @@ md_cache_free(postern_mailbox_t *mb)
 		free(c->e[i].field);
 	if (c->fd >= 0)
 		close(c->fd);
+	if (c->wfd >= 0)
+		close(c->wfd);
 	free(c->e);
 	free(c->slot);
 	free(c);
@@ -226,15 +231,13 @@ cache_scan(postern_mailbox_t *mb, struct md_cache *c, int fd)
 static int
 cache_open(postern_mailbox_t *mb, int flags)
 {
-	char path[4200];
-
 	if (mb->cache == NULL) {
 		if ((mb->cache = calloc(1, sizeof(*mb->cache))) == NULL)
 			return -1;
 		mb->cache->fd = -1;
+		mb->cache->wfd = -1;
 	}
-	snprintf(path, sizeof(path), "%s/%s", mb->dir, MD_CACHE);
-	return open(path, flags | O_CLOEXEC, 0600);
+	return md_openat(mb, MD_CACHE, flags, 0600);
 }
 
 /* The read descriptor, on the file the table describes: a FETCH of many
@@ -269,11 +272,9 @@ static struct centry *
 cache_find_fresh(postern_mailbox_t *mb, uint32_t uid, const char *field)
 {
 	struct md_cache *c = mb->cache;
-	char path[4200];
 	struct stat sb;
 
-	snprintf(path, sizeof(path), "%s/%s", mb->dir, MD_CACHE);
-	if (stat(path, &sb) < 0)
+	if (md_statat(mb, MD_CACHE, &sb) < 0)
 		return NULL;
 	if (sb.st_ino != c->ino) {
 		close(c->fd);
@@ -430,27 +431,48 @@ cache_maybe_compact(postern_mailbox_t *mb, int fd)
 	return 1;
 }
 
-/* Opens the cache for writing with its flock held, on the file that is
+/* Drops the write descriptor's flock (cache_unlock) or the descriptor
+ * itself (cache_drop: it is on a file compaction replaced, or broken). */
+static void
+cache_drop_wfd(struct md_cache *c)
+{
+	if (c->wfd >= 0)
+		close(c->wfd);
+	c->wfd = -1;
+}
+
+static void
+cache_unlock(struct md_cache *c)
+{
+	if (flock(c->wfd, LOCK_UN) < 0)
+		cache_drop_wfd(c);
+}
+
+/* The kept write descriptor with its flock held, on the file that is
  * current once locked (compaction may have replaced the one opened). */
 static int
 cache_lock(postern_mailbox_t *mb, struct stat *a)
 {
-	char path[4200];
+	struct md_cache *c;
 	struct stat b;
 	int fd, tries;
 
-	snprintf(path, sizeof(path), "%s/%s", mb->dir, MD_CACHE);
 	for (tries = 0; tries < 10; tries++) {
-		if ((fd = cache_open(mb, O_RDWR | O_CREAT)) < 0)
-			return -1;
-		if (flock(fd, LOCK_EX) < 0) {
-			close(fd);
+		c = mb->cache;
+		if (c == NULL || c->wfd < 0) {
+			if ((fd = cache_open(mb, O_RDWR | O_CREAT)) < 0)
+				return -1;
+			c = mb->cache;
+			c->wfd = fd;
+		}
+		if (flock(c->wfd, LOCK_EX) < 0) {
+			cache_drop_wfd(c);
 			return -1;
 		}
-		if (fstat(fd, a) == 0 && stat(path, &b) == 0 &&
+		if (fstat(c->wfd, a) == 0 && md_statat(mb, MD_CACHE, &b) == 0 &&
 		    a->st_ino == b.st_ino)
-			return fd;
-		close(fd);
+			return c->wfd;
+		cache_drop_wfd(c);
 	}
 	errno = EAGAIN;
 	return -1;
@@ -467,7 +489,7 @@ cache_lock_prepared(postern_mailbox_t *mb)
 	if ((fd = cache_lock(mb, &sb)) < 0)
 		return -1;
 	if (cache_prepare(mb, fd, &sb) < 0) {
-		close(fd);
+		cache_unlock(mb->cache);
 		return -1;
 	}
 	return fd;
@@ -495,7 +517,7 @@ md_cache_set(postern_mailbox_t *mb, uint32_t uid, const char *field,
 	r.dlen = len;
 	if (cache_maybe_compact(mb, fd) == 1) {
 		/* Append to the new file, under its own lock. */
-		close(fd);
+		cache_drop_wfd(mb->cache);
 		if ((fd = cache_lock_prepared(mb)) < 0)
 			goto out;
 	}
@@ -516,6 +538,6 @@ out:
 		md_log(POSTERN_LOG_WARNING, "%s/%s: cannot write: %s", mb->dir,
 		       MD_CACHE, strerror(errno));
 	if (fd >= 0)
-		close(fd); /* drops the flock */
+		cache_unlock(mb->cache);
 	return rc;
 }

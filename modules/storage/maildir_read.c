@@ -165,15 +165,13 @@ md_msg_open_nowait(postern_mailbox_t *mb, uint32_t uid, postern_msg_t **out,
 	struct postern_msg *m;
 	struct iovec iov;
 	struct stat sb;
-	char path[8192];
 	int fd;
 
 	*out = NULL;
 	if (seq == 0 || mb->v[seq - 1].expunged ||
 	    mb->v[seq - 1].r.rawsize > MSG_READ_WHOLE)
 		return 1;
-	md_view_path(mb, seq - 1, path, sizeof(path));
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)) < 0)
+	if ((fd = md_view_openat(mb, seq - 1, O_RDONLY | O_NONBLOCK)) < 0)
 		return 1;       /* renamed meanwhile: the job looks for it */
 	if (fstat(fd, &sb) < 0 || sb.st_size == 0 ||
 	    (size_t)sb.st_size > MSG_READ_WHOLE ||

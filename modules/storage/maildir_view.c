@@ -348,6 +348,8 @@ md_close(postern_mailbox_t *mb)
 	md_cache_free(mb);
 	if (mb->exclfd >= 0)
 		close(mb->exclfd);
+	if (mb->dirfd >= 0)
+		close(mb->dirfd);
 	if (mb->dir != NULL) {
 		struct md_vrecs recs = { mb->v, mb->n, mb->cap,
 		                         mb->held ? 0 : mb->state_gen,
@@ -380,6 +382,7 @@ md_open(postern_store_t *st, const char *name, unsigned mode,
 	mb->st = st;
 	mb->mode = mode;
 	mb->exclfd = -1;
+	mb->dirfd = -1;
 	if ((mb->dir = md_box_dir_existing(st->root, name, err)) == NULL)
 		goto fail;
 	if ((mode & POSTERN_OPEN_EXCLUSIVE) && excl_lock(mb, err) < 0)
@@ -432,6 +435,7 @@ md_open_nowait(postern_store_t *st, const char *name, unsigned mode,
 	mb->st = st;
 	mb->mode = mode;
 	mb->exclfd = -1;
+	mb->dirfd = -1;
 	s = &mb->state;
 	if ((mb->dir = md_box_dir(st->root, name, &err)) == NULL ||
 	    !md_state_adopt_if(mb->dir, s, &old, open_ready, &mode)) {
@@ -1122,6 +1126,56 @@ md_view_path(postern_mailbox_t *mb, uint32_t i, char *buf, size_t len)
 	         mb->v[i].name);
 }
 
+/* "cur/name" or "new/name" of the view record's file. */
+static void
+view_relpath(postern_mailbox_t *mb, uint32_t i, char *buf, size_t len)
+{
+	snprintf(buf, len, "%s/%s",
+	         (mb->v[i].r.flags & MD_REC_NEW) ? "new" : "cur",
+	         mb->v[i].name);
+}
+
+int
+md_dirfd(postern_mailbox_t *mb)
+{
+	if (mb->dirfd < 0)
+		mb->dirfd = open(mb->dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	return mb->dirfd;
+}
+
+int
+md_openat(postern_mailbox_t *mb, const char *rel, int flags, mode_t mode)
+{
+	char path[8192];
+	int dfd = md_dirfd(mb);
+
+	if (dfd >= 0)
+		return openat(dfd, rel, flags | O_CLOEXEC, mode);
+	snprintf(path, sizeof(path), "%s/%s", mb->dir, rel);
+	return open(path, flags | O_CLOEXEC, mode);
+}
+
+int
+md_statat(postern_mailbox_t *mb, const char *rel, struct stat *sb)
+{
+	char path[8192];
+	int dfd = md_dirfd(mb);
+
+	if (dfd >= 0)
+		return fstatat(dfd, rel, sb, 0);
+	snprintf(path, sizeof(path), "%s/%s", mb->dir, rel);
+	return stat(path, sb);
+}
+
+int
+md_view_openat(postern_mailbox_t *mb, uint32_t i, int flags)
+{
+	char rel[4096];
+
+	view_relpath(mb, i, rel, sizeof(rel));
+	return md_openat(mb, rel, flags, 0);
+}
+
 /* Takes the current file names from the disk without changing what the
  * view shows (flag changes are for sync to announce). */
 static int
@@ -1157,10 +1211,10 @@ md_view_open_file(postern_mailbox_t *mb, uint32_t uid)
 	int fd, tries;
 
 	for (tries = 0; seq != 0 && tries < 2; tries++) {
-		md_view_path(mb, seq - 1, path, sizeof(path));
-		if ((fd = open(path, O_RDONLY | O_CLOEXEC)) >= 0)
+		if ((fd = md_view_openat(mb, seq - 1, O_RDONLY)) >= 0)
 			return fd;
 		if (errno != ENOENT) {
+			md_view_path(mb, seq - 1, path, sizeof(path));
 			md_log(POSTERN_LOG_ERROR, "open %s: %s", path,
 			       strerror(errno));
 			return -1;

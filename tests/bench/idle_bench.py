@@ -17,14 +17,12 @@ Dovecot's {PLAIN}: logins are not what is measured.  Never a pass or a
 failure on a time.
 """
 import os
-import pwd
 import random
 import select
 import shutil
 import signal
 import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -34,6 +32,7 @@ sys.path.insert(0, os.path.join(HERE, "..", "integration"))
 os.environ.setdefault("top_builddir", os.getcwd())
 
 import testlib                                   # noqa: E402
+from dovecot_peer import PERFORMANCE, Dovecot    # noqa: E402
 from mailserver import MailServer                # noqa: E402
 
 SIZES = [int(a) for a in sys.argv[1:]] or [100, 1000, 5000]
@@ -156,77 +155,10 @@ def wakeups(idlers, maildir_of):
 
 
 def start_dovecot(tmp, port):
-    dv = os.path.join(tmp, "dovecot")
-    for d in ("run", "state", "home"):
-        os.makedirs(os.path.join(dv, d), exist_ok=True)
-    muser = "nobody" if os.geteuid() == 0 else pwd.getpwuid(os.getuid())[0]
-    pw = pwd.getpwnam(muser)
-    with open(os.path.join(dv, "passwd"), "w") as f:
-        for u in range(USERS):
-            f.write("%s:{PLAIN}pw%d::::::\n" % (user(u), u))
-    conf = os.path.join(dv, "dovecot.conf")
-    with open(conf, "w") as f:
-        f.write("""\
-base_dir = %(dv)s/run
-state_dir = %(dv)s/state
-log_path = %(dv)s/dovecot.log
-ssl = no
-protocols = imap
-listen = 127.0.0.1
-disable_plaintext_auth = no
-auth_mechanisms = plain login
-mail_location = maildir:%(dv)s/home/%%u/Maildir
-first_valid_uid = 0
-mail_max_userip_connections = 100000
-passdb {
-  driver = passwd-file
-  args = scheme=PLAIN username_format=%%u %(dv)s/passwd
-}
-userdb {
-  driver = static
-  args = uid=%(uid)d gid=%(gid)d home=%(dv)s/home/%%u
-}
-service imap-login {
-  inet_listener imap {
-    address = 127.0.0.1
-    port = %(port)d
-  }
-  inet_listener imaps {
-    port = 0
-  }
-  chroot =
-  service_count = 0
-  process_min_avail = 2
-  client_limit = 20000
-}
-service imap {
-  service_count = 0
-  client_limit = 100
-  vsz_limit = 1G
-}
-service anvil {
-  chroot =
-}
-default_client_limit = 40000
-default_process_limit = 1000
-""" % {"dv": dv, "uid": pw.pw_uid, "gid": pw.pw_gid, "port": port})
-    for u in range(USERS):
-        md = os.path.join(dv, "home", user(u), "Maildir")
-        for sub in ("cur", "new", "tmp"):
-            os.makedirs(os.path.join(md, sub), exist_ok=True)
-    subprocess.run(["chown", "-R", "%d:%d" % (pw.pw_uid, pw.pw_gid),
-                    os.path.join(dv, "home")], check=True)
-    os.chmod(tmp, 0o755)
-    subprocess.run(["dovecot", "-c", conf], check=True)
-    deadline = time.time() + 15
-    while time.time() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), 1).close()
-            pid = int(open(os.path.join(dv, "run", "master.pid")).read())
-            return conf, pid, dv
-        except OSError:
-            time.sleep(0.1)
-    raise RuntimeError("dovecot did not listen")
+    """Dovecot in its high-performance setup, a Maildir for each user."""
+    return Dovecot(tmp, port, [(user(u), "{PLAIN}pw%d" % u)
+                               for u in range(USERS)],
+                   tuning=PERFORMANCE).start()
 
 
 def report(name, n, times, before, after, elapsed):
@@ -275,7 +207,8 @@ imap = {
         srv.start()
         worker = srv.daemon.workers()[0]
         dport = testlib.free_port()
-        dconf, dpid, dv = start_dovecot(R.tmp, dport)
+        dconf = start_dovecot(R.tmp, dport)
+        dpid = dconf.master_pid()
         print("IDLE at scale: %d users; clients spread over them; one "
               "postern worker; Dovecot in high-performance mode" % USERS)
         for n in SIZES:
@@ -283,26 +216,24 @@ imap = {
                 lambda u: "pw%d" % u, srv.maildir)
             run("dovecot", dport, lambda: tree_rss_kib(dpid), n,
                 lambda u: "pw%d" % u,
-                lambda name: os.path.join(dv, "home", name, "Maildir"))
+                dconf.maildir)
         log = srv.log()
         print("postern polled: %s" % ("yes" if "poll for changes" in log
                                       else "no"))
-        with open(os.path.join(dv, "dovecot.log")) as f:
-            dlog = f.read()
+        dlog = dconf.log()
         if "notify" in dlog.lower() or "inotify" in dlog.lower():
             print("dovecot log: %s" % [line for line in dlog.splitlines()
                                        if "notify" in line.lower()][:2])
     except Exception:
         if dconf is not None:
-            with open(os.path.join(dv, "dovecot.log")) as f:
-                print("dovecot log:\n" + "".join(f.readlines()[-15:]))
+            print("dovecot log:\n" + "\n".join(
+                dconf.log().splitlines()[-15:]))
         raise
     finally:
         if srv is not None:
             srv.stop()
         if dconf is not None:
-            subprocess.run(["doveadm", "-c", dconf, "stop"],
-                           capture_output=True)
+            dconf.stop()
         shutil.rmtree(R.tmp, ignore_errors=True)
 
 

@@ -12,13 +12,11 @@ SEARCH TEXT need imap_mime.c) is shown as "n/a" with its answer.
 Never a pass or a failure on a time.
 """
 import os
-import pwd
 import random
 import shutil
 import signal
 import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -28,6 +26,7 @@ sys.path.insert(0, os.path.join(HERE, "..", "integration"))
 os.environ.setdefault("top_builddir", os.getcwd())
 
 import testlib                                   # noqa: E402
+from dovecot_peer import Dovecot                 # noqa: E402
 from mailserver import MailServer                # noqa: E402
 
 N = int(sys.argv[1]) if len(sys.argv) > 1 else 10000
@@ -174,68 +173,13 @@ def idle_connections(srv, port, conns):
 
 
 def start_dovecot(tmp, maildir, port):
-    dv = os.path.join(tmp, "dovecot")
-    for d in ("run", "state", "home"):
-        os.makedirs(os.path.join(dv, d), exist_ok=True)
-    muser = "nobody" if os.geteuid() == 0 else pwd.getpwuid(os.getuid())[0]
-    pw = pwd.getpwnam(muser)
-    with open(os.path.join(dv, "passwd"), "w") as f:
-        f.write("%s:{PLAIN}%s::::::\n" % (USER, PASSWORD))
-    conf = os.path.join(dv, "dovecot.conf")
-    with open(conf, "w") as f:
-        f.write("""\
-base_dir = %(dv)s/run
-state_dir = %(dv)s/state
-log_path = %(dv)s/dovecot.log
-ssl = no
-protocols = imap
-listen = 127.0.0.1
-disable_plaintext_auth = no
-auth_mechanisms = plain login
-mail_location = maildir:%(md)s
-first_valid_uid = 0
-mail_max_userip_connections = 100000
-passdb {
-  driver = passwd-file
-  args = scheme=PLAIN username_format=%%u %(dv)s/passwd
-}
-userdb {
-  driver = static
-  args = uid=%(uid)d gid=%(gid)d home=%(dv)s/home
-}
-service imap-login {
-  inet_listener imap {
-    address = 127.0.0.1
-    port = %(port)d
-  }
-  inet_listener imaps {
-    port = 0
-  }
-}
-service anvil {
-  chroot =
-}
-service imap-login {
-  chroot =
-}
-""" % {"dv": dv, "md": maildir, "uid": pw.pw_uid, "gid": pw.pw_gid,
-       "port": port})
-    subprocess.run(["chown", "-R", "%d:%d" % (pw.pw_uid, pw.pw_gid),
-                    maildir, os.path.join(dv, "home")], check=True)
-    os.chmod(tmp, 0o755)
-    subprocess.run(["dovecot", "-c", conf], check=True)
-    deadline = time.time() + 15
-    while time.time() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), 1).close()
-            return conf
-        except OSError:
-            time.sleep(0.1)
-    raise RuntimeError("dovecot did not listen")
+    """Dovecot serving USER from `maildir` (a copy of postern's)."""
+    return Dovecot(tmp, port, [(USER, "{PLAIN}" + PASSWORD)],
+                   mail=maildir).start()
 
 
-def stop_dovecot(conf):
-    subprocess.run(["doveadm", "-c", conf, "stop"], capture_output=True)
+def stop_dovecot(dovecot):
+    dovecot.stop()
 
 
 def main():

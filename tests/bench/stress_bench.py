@@ -10,7 +10,6 @@ a session whose messages another expunges must not see errors).
 Never a pass or a failure on a time.
 """
 import os
-import re
 import shutil
 import signal
 import subprocess
@@ -22,6 +21,7 @@ sys.path.insert(0, os.path.join(HERE, "..", "integration"))
 os.environ.setdefault("top_builddir", os.getcwd())
 
 import testlib                                   # noqa: E402
+from dovecot_peer import PERFORMANCE, Dovecot    # noqa: E402
 from mailserver import MailServer                # noqa: E402
 
 IMAPTEST = sys.argv[1]
@@ -44,71 +44,16 @@ def make_mbox(path, n=200):
                      % (i, i, i, i, i % 60, i, body)).encode())
 
 
-PERFORMANCE = """
-service imap-login {
-  service_count = 0
-  process_min_avail = 2
-  client_limit = 10000
-}
-service imap {
-  service_count = 0
-  client_limit = 1000
-}
-"""
-
-
 def start_dovecot(tmp, port, users_file, mode):
     """Dovecot with postern's own argon2id hashes (the same cost for
     both); mode "performance" is the manual's high-performance setup."""
-    dv = os.path.join(tmp, "dovecot-" + mode)
-    for d in ("run", "state", "mail"):
-        os.makedirs(os.path.join(dv, d), exist_ok=True)
-    with open(users_file) as f, open(os.path.join(dv, "passwd"), "w") as o:
-        for line in f:
-            o.write(line.rstrip("\n") + "::::::\n")
-    conf = os.path.join(dv, "dovecot.conf")
-    with open(conf, "w") as f:
-        f.write("""\
-base_dir = %(dv)s/run
-state_dir = %(dv)s/state
-log_path = %(dv)s/dovecot.log
-ssl = no
-protocols = imap
-listen = 127.0.0.1
-disable_plaintext_auth = no
-auth_mechanisms = plain login
-mail_location = maildir:%(dv)s/mail/%%u
-first_valid_uid = 0
-mail_max_userip_connections = 100000
-passdb {
-  driver = passwd-file
-  args = username_format=%%u %(dv)s/passwd
-}
-userdb {
-  driver = static
-  args = uid=nobody gid=nogroup home=%(dv)s/mail/%%u
-}
-service imap-login {
-  inet_listener imap {
-    address = 127.0.0.1
-    port = %(port)d
-  }
-  inet_listener imaps {
-    port = 0
-  }
-  chroot =
-}
-service anvil {
-  chroot =
-}
-""" % {"dv": dv, "port": port})
-        if mode == "performance":
-            f.write(PERFORMANCE)
-    subprocess.run(["chown", "-R", "nobody:nogroup",
-                    os.path.join(dv, "mail")], check=True)
-    os.chmod(tmp, 0o755)
-    subprocess.run(["dovecot", "-c", conf], check=True)
-    return conf
+    with open(users_file) as f:
+        users = [line.rstrip("\n").split(":", 1) for line in f
+                 if ":" in line]
+    return Dovecot(tmp, port, users, name="dovecot-" + mode,
+                   mail=os.path.join(tmp, "dovecot-" + mode, "mail", "%u"),
+                   tuning=PERFORMANCE if mode == "performance" else
+                   "").start()
 
 
 def run_imaptest(port, mbox):
@@ -173,8 +118,7 @@ imap = {
             dport = testlib.free_port()
             dconf = start_dovecot(R.tmp, dport, users, mode)
             d = summarise("dovecot " + mode, run_imaptest(dport, mbox))
-            subprocess.run(["doveadm", "-c", dconf, "stop"],
-                           capture_output=True)
+            dconf.stop()
             dconf = None
             if d:
                 print("    throughput postern/dovecot %s: %.2fx"
@@ -183,8 +127,7 @@ imap = {
         if srv is not None:
             srv.stop()
         if dconf is not None:
-            subprocess.run(["doveadm", "-c", dconf, "stop"],
-                           capture_output=True)
+            dconf.stop()
         shutil.rmtree(R.tmp, ignore_errors=True)
 
 

@@ -117,15 +117,18 @@ def get(samples, name, **labels):
 
 def settled():
     """A scrape once the start's probes of the ports (wait_listening)
-    have all been accepted: two in a row agree."""
+    have all been accepted: the counters unchanged for a second (a
+    sanitizer build on a busy machine can take longer than a tenth of
+    one to accept the last probe)."""
     def conns(samples):
         return {k: v for k, v in samples.items()
                 if k[0] == "postern_connections_total"}
-    last = scrape()
-    for _ in range(50):
+    last, same = scrape(), 0
+    for _ in range(150):
         time.sleep(0.1)
         now = scrape()
-        if conns(now) == conns(last):
+        same = same + 1 if conns(now) == conns(last) else 0
+        if same == 10:
             return now
         last = now
     raise AssertionError("the counters never settle")

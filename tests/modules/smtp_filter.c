@@ -28,6 +28,8 @@
  *	                                       # "X-Slot: <it>" and a log
  *	                                       # line through svc->log
  *	  disconnect_sender = "bye@x.org";     # mail: 421 and close
+ *	  reject_data_sender = "nodata@x.org"; # data (DATA, first BDAT):
+ *	                                       # 554 for this sender
  *	};
  *
  * It logs "smtp_filter: <stage> ..." lines (reset and disconnect with the
@@ -60,6 +62,7 @@ struct filter_settings {
 	const char *new_sender;
 	const char *new_body;
 	const char *slot_sender;
+	const char *reject_data_sender;
 };
 
 #define KEY(n) { .name = #n, .type = POSTERN_CFG_STRING,                  \
@@ -74,7 +77,7 @@ static const struct postern_cfg_key keys[] = {
 	KEY(reject_body), KEY(add_header), KEY(change_subject),
 	KEY(remove_header), KEY(add_rcpt), KEY(remove_rcpt), KEY(edit_sender),
 	KEY(disconnect_sender), KEY(insert_header), KEY(new_sender),
-	KEY(new_body), KEY(slot_sender),
+	KEY(new_body), KEY(slot_sender), KEY(reject_data_sender),
 	{ .name = NULL },
 };
 
@@ -197,6 +200,13 @@ decide(const struct postern_smtp_payload *p, struct postern_verdict *v)
 			        "filter: goodbye");
 			v->flags = POSTERN_VERDICT_DISCONNECT;
 		}
+		break;
+	case POSTERN_SMTP_DATA:
+		if (set(cfg.reject_data_sender) &&
+		    strcasecmp(p->envelope->sender,
+		               cfg.reject_data_sender) == 0)
+			verdict(v, POSTERN_VERDICT_REJECT, 554, "5.7.1",
+			        "filter: data refused");
 		break;
 	case POSTERN_SMTP_RCPT:
 		if (set(cfg.reject_rcpt) &&

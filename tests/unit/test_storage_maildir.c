@@ -1763,7 +1763,7 @@ test_cache_compaction(void)
 	const void *data;
 	size_t len;
 	struct tuser t;
-	struct stat sb;
+	struct stat sb, st2;
 	char path[1024], *buf;
 	int i, last;
 
@@ -1782,6 +1782,8 @@ test_cache_compaction(void)
 	modlog[0] = '\0';
 	CU_ASSERT_EQUAL(S->cache_set(a, 2, "big", buf, BIG), 0);
 	CU_ASSERT_EQUAL(S->cache_get(b, 2, "big", pool, &data, &len), 1);
+	/* b keeps its write descriptor on the file compaction replaces */
+	CU_ASSERT_EQUAL(S->cache_set(b, 2, "small", "s1", 2), 0);
 	/* New versions for uid 1 until a set finds dead records most of
 	 * the file (it looks once the file passed 1 MB, then each time it
 	 * grew by half; 600 KB stay live) and compacts before appending. */
@@ -1806,6 +1808,14 @@ test_cache_compaction(void)
 		                                   &len), 1);
 		CU_ASSERT_EQUAL(((const char *)data)[0], 'u');
 	}
+	/* ... and writes into the new file, where a finds it */
+	CU_ASSERT_EQUAL(S->cache_set(b, 2, "later", "s2", 2), 0);
+	CU_ASSERT_EQUAL_FATAL(S->cache_get(a, 2, "later", pool, &data, &len),
+	                      1);
+	CU_ASSERT(len == 2 && memcmp(data, "s2", 2) == 0);
+	CU_ASSERT_EQUAL_FATAL(stat(path, &st2), 0);
+	CU_ASSERT_EQUAL(st2.st_ino, sb.st_ino);
+	CU_ASSERT(st2.st_size > sb.st_size);
 	free(buf);
 	S->close(a);
 	S->close(b);
