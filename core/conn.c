@@ -55,6 +55,7 @@
 #include "log.h"
 #include "loop.h"
 #include "pool.h"
+#include "stream.h"
 #include "tls.h"
 #include "xalloc.h"
 
@@ -130,6 +131,8 @@ struct postern_conn {
 	size_t out_len;
 	size_t plain_left; /* CS_STARTTLS: bytes still to go in plaintext */
 	postern_tls_t *starttls;
+	/* A stream writing to it (stream.c): it takes the drains. */
+	struct postern_stream *stream;
 
 	/* TLS */
 	SSL *ssl;
@@ -351,6 +354,10 @@ conn_finalize(postern_conn_t *c)
 	TAILQ_REMOVE(&cs.dead, c, pending_link);
 	TAILQ_REMOVE(&cs.all, c, all_link);
 	cs.count--;
+	/* A stream reports the end before the module hears of it. */
+	if (c->stream != NULL)
+		stream_conn_gone(c->stream);
+	c->stream = NULL;
 	if (c->ops != NULL)
 		c->ops->on_close(c, c->arg, c->why);
 	conn_free(c);
@@ -675,7 +682,9 @@ conn_flush(postern_conn_t *c)
 		if (!c->drain_due || c->out_len > 0)
 			return;
 		c->drain_due = 0;
-		if (c->ops != NULL && c->ops->on_drain != NULL)
+		if (c->stream != NULL)
+			stream_on_drain(c->stream);
+		else if (c->ops != NULL && c->ops->on_drain != NULL)
 			c->ops->on_drain(c, c->arg);
 		if (c->out_len == 0)
 			return;
@@ -1374,6 +1383,24 @@ conn_write(postern_conn_t *c, const void *data, size_t len)
 	mark_pending(c);
 	out_check_high(c);
 	return POSTERN_OK;
+}
+
+int
+conn_closing(postern_conn_t *c)
+{
+	return c->closing || c->dead;
+}
+
+struct postern_stream *
+conn_stream(postern_conn_t *c)
+{
+	return c->stream;
+}
+
+void
+conn_set_stream(postern_conn_t *c, struct postern_stream *st)
+{
+	c->stream = st;
 }
 
 int

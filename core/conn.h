@@ -33,6 +33,13 @@ int conn_write(postern_conn_t *c, const void *data, size_t len);
 int conn_printf(postern_conn_t *c, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 size_t conn_output_pending(postern_conn_t *c);
+/* 1 once closing began (conn_close, a timeout) or the socket went. */
+int conn_closing(postern_conn_t *c);
+/* The stream attached to the connection (stream.c), or NULL.  While one
+ * is, the connection's drains go to it instead of ops->on_drain, and it
+ * hears of the connection going (stream_conn_gone) before on_close. */
+struct postern_stream *conn_stream(postern_conn_t *c);
+void conn_set_stream(postern_conn_t *c, struct postern_stream *st);
 void conn_pause(postern_conn_t *c);
 void conn_resume(postern_conn_t *c);
 int conn_starttls(postern_conn_t *c, postern_tls_t *tls);

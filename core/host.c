@@ -33,6 +33,7 @@
 #include "sasl.h"
 #include "service.h"
 #include "session.h"
+#include "stream.h"
 #include "shared_count.h"
 #include "shared_rate.h"
 #include "spool.h"
@@ -669,6 +670,7 @@ static const struct postern_host host_table_v = {
 	.mime_encoder_free = mime_encoder_free,
 	.vlog_prefixed = h_vlog_prefixed,
 	.session_error_reset = session_error_reset,
+	.stream_start = stream_start,
 };
 
 const struct postern_host *

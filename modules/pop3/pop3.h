@@ -8,10 +8,10 @@
  *	                state (USER/PASS, AUTH, STLS, CAPA)
  *	pop3_mailbox.c  jobs on the store: login (open), UPDATE (QUIT),
  *	                release; the TRANSACTION commands
- *	pop3_retr.c     RETR and TOP, streamed chunk by chunk from jobs
+ *	pop3_retr.c     RETR and TOP: the message opened, then streamed by
+ *	                the host (postern/stream.h)
  *	pop3_parser.c   command lines and states (pure)
  *	pop3_maildrop.c the numbered snapshot and deletion marks (pure)
- *	pop3_stuff.c    byte-stuffing and TOP's line counting (pure)
  *
  * Threads: everything runs on the worker's event loop except the `work`
  * functions of jobs, which touch only the store, the mailbox and the
@@ -28,7 +28,6 @@
 
 #include "pop3_maildrop.h"
 #include "pop3_parser.h"
-#include "pop3_stuff.h"
 
 /* Longest line read at all (an AUTH initial response or a SASL reply
  * can pass POP3_MAX_COMMAND); longer ones are refused and discarded. */
@@ -92,8 +91,7 @@ struct pop3_session {
 	struct postern_storage_err err; /* the job's error */
 	int job_failed;
 
-	struct pop3_retr *retr;   /* RETR/TOP state while retrieving, or
-	                             holding a read-ahead (pop3_retr.c) */
+	struct pop3_retr *retr;   /* RETR/TOP state (pop3_retr.c), or NULL */
 	struct pop3_update *update; /* QUIT's job, or NULL */
 };
 
@@ -137,11 +135,10 @@ void pop3_reply_storage_error(struct pop3_session *s, const char *what,
 /* RETR n (top = 0) or TOP n lines. */
 void pop3_retr_start(struct pop3_session *s, uint32_t n, int top,
                      uint32_t lines);
-/* The connection drained: stream the next piece if one is waiting. */
-void pop3_retr_on_drain(struct pop3_session *s);
 /* Blocking: closes the open message, if any (the release job). */
 void pop3_retr_close_msg(struct pop3_session *s);
-/* 1 while a message is open (a RETR between two of its jobs). */
+/* 1 while a message opened on a job is open (being sent, or sent and
+ * not closed yet). */
 int pop3_retr_msg_open(const struct pop3_session *s);
 /* Frees the RETR state (after pop3_retr_close_msg). */
 void pop3_retr_free(struct pop3_session *s);

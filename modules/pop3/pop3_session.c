@@ -427,13 +427,6 @@ pop3_on_start(postern_session_t *ss, void *st)
 }
 
 static void
-pop3_on_drain(postern_session_t *ss, void *st)
-{
-	(void)ss;
-	pop3_retr_on_drain(st);
-}
-
-static void
 pop3_on_close(postern_session_t *ss, void *st, enum postern_close_reason why)
 {
 	struct pop3_session *s = st;
@@ -470,7 +463,6 @@ struct postern_protocol pop3_protocol = {
 	.ncommands = sizeof(pop3_commands) / sizeof(pop3_commands[0]),
 	.parse = pop3_parse_line,
 	.on_start = pop3_on_start,
-	.on_drain = pop3_on_drain,
 	.on_close = pop3_on_close,
 	.release = pop3_session_release,
 	.free = pop3_session_free,

@@ -34,9 +34,6 @@
 #define REPLY_TEXT_MAX 1000
 #define REPLY_LINE_MAX 4096
 #define TEXT_MAX 2048
-#define BODY_CHUNK 65536
-/* Body output queued at most: more is produced on drain. */
-#define BODY_HIGH_WATER (256 * 1024)
 
 #define CAP_PIPELINING 0x01u
 #define CAP_SIZE 0x02u
@@ -123,13 +120,14 @@ struct relay_sess {
 	int conv_fd;         /* the downgrade's output (owned), or -1 */
 	int converted;       /* body_fd is the 7-bit form: no BODY= */
 	struct relay_conv *conv;
-	uint64_t body_done;
-	int bol;             /* the last octet sent ended a line */
-	int body_ended;
+	uint64_t body_done;  /* octets of body_fd sent */
+	int streaming;       /* the host's stream sends the body */
+	int body_ended;      /* BDAT: the LAST chunk is out */
 	int chunking;        /* this transaction sends BDAT */
 	uint64_t body_total; /* BDAT: octets to send, the CRLF added */
-	uint64_t chunk_left; /* BDAT: octets of the current chunk to go */
-	char *buf;
+	uint64_t body_sent;  /* BDAT: octets of body_total announced */
+	uint64_t chunk_file; /* BDAT: the chunk's octets from body_fd */
+	int chunk_crlf;      /* ...followed by the CRLF the message lacked */
 
 	TAILQ_ENTRY(relay_sess) link; /* dest->idle */
 	int on_idle;
@@ -149,7 +147,6 @@ static void sess_next(struct relay_sess *s);
 static int connect_next(struct relay_sess *s);
 static void txn_send(struct relay_sess *s);
 static void txn_reset(struct relay_sess *s);
-static ssize_t body_read(struct relay_sess *s, size_t want);
 
 void
 relay_result_set(struct relay_result *r, int code, const char *dsn,
@@ -329,7 +326,6 @@ sess_free(struct relay_sess *s)
 		TAILQ_REMOVE(&s->dest->idle, s, link);
 	relay_dest_sess_gone(s->dest);
 	body_release(s);
-	free(s->buf);
 	free(s);
 }
 
@@ -390,123 +386,117 @@ on_shutdown(postern_conn_t *c, void *arg)
 
 /* ---- the body ---------------------------------------------------------- */
 
-/* Writes `len` octets of message, doubling a dot that starts a line. */
-static void
-body_put(struct relay_sess *s, const char *p, size_t len)
-{
-	const char *end = p + len, *start = p, *nl;
+/* The message goes out through the host's stream (postern/stream.h):
+ * read from the queue file without blocking the loop, dot-stuffed for
+ * DATA (with the CRLF a message lacking one needs, and the final dot),
+ * as it is for BDAT, and produced only while the next hop keeps up. */
 
-	while (p < end) {
-		if (s->bol && *p == '.') {
-			relay_host->conn_write(s->c, start, (size_t)(p - start));
-			relay_host->conn_write(s->c, ".", 1);
-			start = p;
-		}
-		nl = memchr(p, '\n', (size_t)(end - p));
-		if (nl == NULL) {
-			s->bol = 0;
-			break;
-		}
-		p = nl + 1;
-		s->bol = 1;
-	}
-	relay_host->conn_write(s->c, start, (size_t)(end - start));
-	if (len > 0)
-		s->bol = end[-1] == '\n';
-}
+static void bdat_chunk(struct relay_sess *s);
 
-/* Sends message octets until the output is full or the message ends. */
-static void
-body_pump(struct relay_sess *s)
-{
-	uint64_t left;
-	size_t want;
-	ssize_t n;
-
-	while (!s->body_ended &&
-	       relay_host->conn_output_pending(s->c) < BODY_HIGH_WATER) {
-		left = s->body_len - s->body_done;
-		if (left == 0) {
-			/* The stored message ends with CRLF; a message
-			 * that does not gets one before the dot. */
-			if (!s->bol)
-				relay_host->conn_write(s->c, "\r\n", 2);
-			relay_host->conn_write(s->c, ".\r\n", 3);
-			s->body_ended = 1;
-			s->phase = P_DOT;
-			relay_host->conn_set_idle(s->c,
-			        (unsigned)relay_cfg.data_done_timeout);
-			return;
-		}
-		want = left > BODY_CHUNK ? BODY_CHUNK : (size_t)left;
-		if ((n = body_read(s, want)) < 0)
-			return;
-		body_put(s, s->buf, (size_t)n);
-		s->body_done += (uint64_t)n;
-	}
-}
-
-/* Reads up to `want` octets of the body at body_done into s->buf; the
- * count, or -1 after failing the session (the peer has part of the
- * message: it must not take it as complete, so the connection drops). */
-static ssize_t
-body_read(struct relay_sess *s, size_t want)
+/* A piece of the body is out (or not): status from the stream. */
+static int
+body_streamed(struct relay_sess *s, int status)
 {
 	char text[TEXT_MAX];
-	ssize_t n;
 
-	n = pread(s->body_fd, s->buf, want, s->body_off + (off_t)s->body_done);
-	if (n > 0)
-		return n;
-	snprintf(text, sizeof(text), "cannot read queue file %s: %s",
-	         s->dlv->q->id, n < 0 ? strerror(errno) : "short file");
+	s->streaming = 0;
+	if (status == POSTERN_CLOSED)
+		return -1; /* on_close says what was lost */
+	if (status == POSTERN_OK)
+		return 0;
+	/* The peer has part of the message: it must not take it as
+	 * complete, so the connection drops. */
+	snprintf(text, sizeof(text), "cannot read queue file %s",
+	         s->dlv != NULL ? s->dlv->q->id : "?");
 	relay_host->log(relay_self, POSTERN_LOG_ERROR, "%s", text);
 	sess_fail(s, 451, "4.3.0", text);
 	relay_host->conn_close(s->c);
 	return -1;
 }
 
-/* BDAT: the next chunk's command, then its octets as they are (no
- * dot-stuffing), until the output is full or the chunk is sent. */
-static void
-bdat_pump(struct relay_sess *s)
+/* Streams `len` octets of the body from body_done, transformed; done
+ * follows.  0, or -1 after failing the session. */
+static int
+body_stream(struct relay_sess *s, uint64_t len,
+            enum postern_stream_transform how,
+            postern_stream_done_fn done)
 {
-	uint64_t left;
-	size_t want;
-	ssize_t n;
+	struct postern_stream_source src = {
+		.size = sizeof(src),
+		.fd = s->body_fd,
+		.offset = (uint64_t)s->body_off + s->body_done,
+		.length = len,
+	};
+	struct postern_stream_spec spec = {
+		.size = sizeof(spec),
+		.transform = how,
+	};
 
-	if (s->chunk_left == 0) {
-		left = s->body_total - s->body_done;
-		s->chunk_left = left > BDAT_CHUNK_MAX ? BDAT_CHUNK_MAX : left;
-		relay_host->conn_printf(s->c, "BDAT %" PRIu64 "%s\r\n",
-		                        s->chunk_left,
-		                        s->chunk_left == left ? " LAST" : "");
-		s->body_ended = s->chunk_left == left;
-	}
-	while (s->chunk_left > 0 &&
-	       relay_host->conn_output_pending(s->c) < BODY_HIGH_WATER) {
-		if (s->body_done == s->body_len) {
-			/* Past the stored octets: the CRLF the message
-			 * lacked (RFC 5321 section 4.1.1.4). */
-			relay_host->conn_write(s->c, "\r\n", 2);
-			s->chunk_left = 0;
-			break;
-		}
-		left = s->body_len - s->body_done;
-		if (left > s->chunk_left)
-			left = s->chunk_left;
-		want = left > BODY_CHUNK ? BODY_CHUNK : (size_t)left;
-		if ((n = body_read(s, want)) < 0)
-			return;
-		relay_host->conn_write(s->c, s->buf, (size_t)n);
-		s->body_done += (uint64_t)n;
-		s->chunk_left -= (uint64_t)n;
-	}
-	if (s->chunk_left > 0)
+	int rc;
+
+	s->streaming = 1;
+	/* Not started: CLOSED (on_close follows) or ERROR (logged). */
+	rc = relay_host->stream_start(s->c, &src, &spec, done, s);
+	if (rc == POSTERN_OK)
+		return 0;
+	body_streamed(s, rc);
+	return -1;
+}
+
+/* DATA: the whole message, then its dot. */
+static void
+data_done(void *arg, int status)
+{
+	struct relay_sess *s = arg;
+
+	if (body_streamed(s, status) < 0)
 		return;
+	s->body_done = s->body_len;
+	s->phase = P_DOT;
+	relay_host->conn_set_idle(s->c, (unsigned)relay_cfg.data_done_timeout);
+}
+
+static void
+body_send(struct relay_sess *s)
+{
+	body_stream(s, s->body_len, POSTERN_STREAM_DOTSTUFF, data_done);
+}
+
+/* BDAT: a chunk's octets are out. */
+static void
+bdat_done(void *arg, int status)
+{
+	struct relay_sess *s = arg;
+
+	if (body_streamed(s, status) < 0)
+		return;
+	s->body_done += s->chunk_file;
+	if (s->chunk_crlf)
+		/* Past the stored octets: the CRLF the message lacked
+		 * (RFC 5321 section 4.1.1.4). */
+		relay_host->conn_write(s->c, "\r\n", 2);
 	s->phase = s->body_ended ? P_DOT : P_BDAT;
 	relay_host->conn_set_idle(s->c, (unsigned)(s->body_ended
 	        ? relay_cfg.data_done_timeout : relay_cfg.data_block_timeout));
+}
+
+/* BDAT: the next chunk's command, then its octets as they are (no
+ * dot-stuffing). */
+static void
+bdat_chunk(struct relay_sess *s)
+{
+	uint64_t left = s->body_total - s->body_sent, size;
+
+	size = left > BDAT_CHUNK_MAX ? BDAT_CHUNK_MAX : left;
+	s->body_ended = size == left;
+	relay_host->conn_printf(s->c, "BDAT %" PRIu64 "%s\r\n", size,
+	                        s->body_ended ? " LAST" : "");
+	s->body_sent += size;
+	/* The added CRLF is the last 2 octets of the last chunk. */
+	s->chunk_file = s->body_len - s->body_done < size
+	                        ? s->body_len - s->body_done : size;
+	s->chunk_crlf = s->chunk_file < size;
+	body_stream(s, s->chunk_file, POSTERN_STREAM_RAW, bdat_done);
 }
 
 /* BDAT after the RCPT replies: the size to send is the message's, and
@@ -517,15 +507,15 @@ bdat_start(struct relay_sess *s)
 	char last[2];
 
 	s->body_total = s->body_len;
+	s->body_sent = 0;
 	if (s->body_len < 2 ||
 	    pread(s->body_fd, last, 2, s->body_off +
 	          (off_t)(s->body_len - 2)) != 2 ||
 	    memcmp(last, "\r\n", 2) != 0)
 		s->body_total += 2;
-	s->chunk_left = 0;
 	s->phase = P_BODY;
 	relay_host->conn_set_idle(s->c, (unsigned)relay_cfg.data_block_timeout);
-	bdat_pump(s);
+	bdat_chunk(s);
 }
 
 /* The reply to a BDAT chunk but the last: on with the next, or the
@@ -539,7 +529,7 @@ bdat_reply(struct relay_sess *s)
 		s->phase = P_BODY;
 		relay_host->conn_set_idle(s->c,
 		        (unsigned)relay_cfg.data_block_timeout);
-		bdat_pump(s);
+		bdat_chunk(s);
 		return;
 	}
 	reply_dsn(s, dsn, sizeof(dsn));
@@ -547,18 +537,6 @@ bdat_reply(struct relay_sess *s)
 	         s->name, s->rcode, s->rtext);
 	dlv_fill(s->dlv, s->rcode, dsn, text);
 	txn_reset(s);
-}
-
-static void
-on_drain(postern_conn_t *c, void *arg)
-{
-	struct relay_sess *s = arg;
-
-	(void)c;
-	if (s->phase == P_BODY && s->chunking)
-		bdat_pump(s);
-	else if (s->phase == P_BODY)
-		body_pump(s);
 }
 
 /* ---- the transaction --------------------------------------------------- */
@@ -714,7 +692,6 @@ txn_begin(struct relay_sess *s)
 	s->data_ok = 0;
 	s->body_done = 0;
 	s->body_ended = 0;
-	s->bol = 1;
 	s->msgs++;
 	relay_host->conn_set_idle(s->c, (unsigned)relay_cfg.command_timeout);
 	txn_send(s);
@@ -852,7 +829,7 @@ txn_reply(struct relay_sess *s)
 			s->phase = P_BODY;
 			relay_host->conn_set_idle(s->c,
 			        (unsigned)relay_cfg.data_block_timeout);
-			body_pump(s);
+			body_send(s);
 			return;
 		}
 		if (s->rcode == 354) {
@@ -1254,7 +1231,6 @@ on_read(postern_conn_t *c, void *arg)
 static const struct postern_conn_ops client_ops = {
 	.size = sizeof(struct postern_conn_ops),
 	.on_read = on_read,
-	.on_drain = on_drain,
 	.on_close = on_close,
 	.on_timeout = on_timeout,
 	.on_shutdown = on_shutdown,
@@ -1512,7 +1488,7 @@ relay_client_start(struct relay_dest *dest, struct relay_dlv *first)
 	struct relay_sess *s;
 
 	s = calloc(1, sizeof(*s));
-	if (s == NULL || (s->buf = malloc(BODY_CHUNK)) == NULL)
+	if (s == NULL)
 		abort(); /* as every allocation in posternd */
 	s->dest = dest;
 	s->dlv = first;

@@ -3,10 +3,11 @@
  * pure code: every input line is parsed in both states (as a session
  * would), the parsed message numbers drive the snapshot (DELE, RSET,
  * lookups, the expunge ranges), and the whole input goes through the
- * byte-stuffer as a message, for RETR and for TOP, in chunks whose sizes
- * come from the input itself.  Checks: the stuffer never writes past
- * POP3_STUFF_OUT_MAX, RETR's output undoes to the input (plus the final
- * CRLF), and parsed arguments lie inside the line.
+ * core's byte-stuffer (core/dotstuff.c, which RETR's stream uses) as a
+ * message, for RETR and for TOP, in chunks whose sizes come from the
+ * input itself.  Checks: the stuffer never writes past DOTSTUFF_OUT_MAX,
+ * RETR's output undoes to the input with CRLF line ends, and parsed
+ * arguments lie inside the line.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -14,7 +15,7 @@
 
 #include "pop3_maildrop.h"
 #include "pop3_parser.h"
-#include "pop3_stuff.h"
+#include "dotstuff.h"
 
 static void
 check_inside(const char *p, size_t len, const char *line, size_t line_len)
@@ -60,17 +61,28 @@ parse_lines(const uint8_t *data, size_t size, struct pop3_maildrop *d)
 }
 
 /* Undoes byte-stuffing of RETR's output (without its ".\r\n") and
- * compares with the input, plus the CRLF added after a last line that
- * had none. */
+ * compares with the input as the stuffer must make it: every bare LF a
+ * CR LF, and a last line without its line end completed. */
 static void
 check_unstuffed(const char *out, size_t w, const uint8_t *in, size_t len)
 {
-	char *u = malloc(w + 1);
-	size_t o, n = 0;
-	int bol = 1, add_crlf = len > 0 && in[len - 1] != '\n';
+	char *u = malloc(w + 1), *canon = malloc(2 * len + 2);
+	size_t o, n = 0, k = 0, i;
+	int bol = 1;
 
-	if (u == NULL)
-		return;
+	if (u == NULL || canon == NULL)
+		abort();
+	for (i = 0; i < len; i++) {
+		if (in[i] == '\n' && (i == 0 || in[i - 1] != '\r'))
+			canon[k++] = '\r';
+		canon[k++] = (char)in[i];
+	}
+	if (k > 0 && canon[k - 1] == '\r')
+		canon[k++] = '\n';
+	else if (k > 0 && canon[k - 1] != '\n') {
+		canon[k++] = '\r';
+		canon[k++] = '\n';
+	}
 	for (o = 0; o + 3 < w; o++) {
 		if (bol && out[o] == '.') {
 			bol = 0; /* the dot we added: drop it */
@@ -79,31 +91,31 @@ check_unstuffed(const char *out, size_t w, const uint8_t *in, size_t len)
 		u[n++] = out[o];
 		bol = out[o] == '\n';
 	}
-	if (n != len + (add_crlf ? 2 : 0) || memcmp(u, in, len) != 0 ||
-	    (add_crlf && memcmp(u + len, "\r\n", 2) != 0))
+	if (n != k || memcmp(u, canon, k) != 0)
 		abort();
 	free(u);
+	free(canon);
 }
 
 static void
 stuff(const uint8_t *data, size_t size, int top, uint32_t lines)
 {
-	struct pop3_stuffer st;
-	char *out = malloc(POP3_STUFF_OUT_MAX(size) + POP3_STUFF_TAIL_MAX + 1);
+	struct dotstuff st;
+	char *out = malloc(DOTSTUFF_OUT_MAX(size) + DOTSTUFF_TAIL_MAX + 1);
 	size_t off = 0, w = 0, chunk, n;
 
 	if (out == NULL)
 		return;
-	pop3_stuffer_init(&st, top, lines);
+	dotstuff_init(&st, top, lines);
 	chunk = size > 0 ? (size_t)data[0] % 17 + 1 : 1;
 	while (off < size && !st.done) {
 		n = size - off < chunk ? size - off : chunk;
-		w += pop3_stuff(&st, (const char *)data + off, n, out + w);
-		if (w > POP3_STUFF_OUT_MAX(off + n))
+		w += dotstuff_feed(&st, (const char *)data + off, n, out + w);
+		if (w > DOTSTUFF_OUT_MAX(off + n))
 			abort();
 		off += n;
 	}
-	w += pop3_stuff_finish(&st, out + w);
+	w += dotstuff_finish(&st, out + w);
 	if (w < 3 || memcmp(out + w - 3, ".\r\n", 3) != 0)
 		abort();
 	if (!top)

@@ -134,6 +134,50 @@ def test_raw_octets_and_lines(r, d):
     c.close()
 
 
+def pattern(n):
+    unit = b"0123456789abcdef\r\n"
+    return (unit * (n // len(unit) + 1))[:n]
+
+
+def read_exact(c, n):
+    """n octets after what LineClient buffered (bounded by its timeout)."""
+    while len(c.buf) < n:
+        chunk = c.sock.recv(1 << 20)
+        if not chunk:
+            raise EOFError("closed after %d of %d octets" % (len(c.buf), n))
+        c.buf += chunk
+    data, c.buf = c.buf[:n], c.buf[n:]
+    return data
+
+
+@with_daemon()
+def test_stream_to_the_client(r, d):
+    """host->stream_start (ABI 1.12) from a module: a literal of 3 MiB from
+    a reader on job threads, pipelined commands answered after it in
+    order; then a client that leaves in the middle of 48 MiB."""
+    c = client()
+    n = 3 * 1024 * 1024 + 5
+    c.send(b"SEND %d\r\nECHO after\r\nSEND 7\r\n" % n)
+    assert c.line() == "{%d}" % n
+    assert read_exact(c, n) == pattern(n)
+    assert c.line() == "+ sent"
+    assert c.line() == "+ after"
+    assert c.line() == "{7}"
+    assert read_exact(c, 7) == pattern(7)
+    assert c.line() == "+ sent"
+    c.send(b"SEND 50000000\r\n")
+    assert c.line() == "{50000000}"
+    read_exact(c, 100000)
+    c.close()
+    # The session ends (its stream told, its hold and reference given
+    # back) and the worker serves the next client.
+    wait_for(d, "tiny: connection closed")
+    c = client()
+    c.send(b"ECHO still here\r\n")
+    assert c.line() == "+ still here"
+    c.close()
+
+
 @with_daemon()
 def test_error_budget_ends_the_session(r, d):
     c = client()
@@ -236,6 +280,7 @@ def test_shutdown_goodbye_after_the_step_in_flight(r, d):
 for t in (test_commands_pipelined_answer_in_order,
           test_read_ahead_and_held_line,
           test_raw_octets_and_lines,
+          test_stream_to_the_client,
           test_error_budget_ends_the_session,
           test_login_and_junk_budgets,
           test_job_whose_client_left_is_told_and_handles_close,

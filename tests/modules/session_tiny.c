@@ -1,6 +1,7 @@
 /*
  * session_tiny.c - a tiny line protocol on postern/session.h alone (ABI
- * 1.9): the conformance module of the session layer, driven by
+ * 1.9; SEND: postern/stream.h, 1.12): the conformance module of the
+ * session layer, driven by
  * tests/integration/session_layer.py.
  *
  *	server: "* tiny ready"
@@ -17,6 +18,10 @@
  *	                 back the first other line
  *	LIT n         -> the next n octets raw: "+ n octets, sum S"
  *	DATA          -> raw lines up to ".": "+ n lines"
+ *	SEND n        -> (ABI 1.12) n octets of "0123456789abcdef\r\n"
+ *	                 repeated, streamed by the host as a literal
+ *	                 ("{n}\r\n" first) from a reader on job threads,
+ *	                 then "+ sent" (or "- send failed")
  *	QUIT          -> "+ bye", close
  *	other         -> "- unknown command" (budgeted)
  */
@@ -68,7 +73,7 @@ static postern_module_t *self;
 static struct tiny_settings settings;
 
 enum tiny_cmd { T_NOOP, T_ECHO, T_LOGIN, T_OPEN, T_SLOW, T_BATCH, T_LIT,
-                T_DATA, T_QUIT };
+                T_DATA, T_QUIT, T_SEND };
 
 /* What parse hands a handler. */
 struct tiny_command {
@@ -199,6 +204,57 @@ data_line(postern_session_t *s, void *vst, const struct postern_line *l)
 	t->data_lines++;
 }
 
+/* ---- SEND: the host's stream ------------------------------------------ */
+
+static const char send_pattern[] = "0123456789abcdef\r\n";
+
+/* The stream's reader, on a job thread: the pattern from `offset`. */
+static ssize_t
+send_read(void *arg, uint64_t offset, void *buf, size_t len)
+{
+	char *p = buf;
+	size_t i;
+
+	(void)arg;
+	for (i = 0; i < len; i++)
+		p[i] = send_pattern[(offset + i) % (sizeof(send_pattern) - 1)];
+	return (ssize_t)len;
+}
+
+static void
+send_done(void *arg, int status)
+{
+	postern_session_t *s = arg;
+
+	if (status == POSTERN_OK)
+		host->session_reply(s, "+ sent");
+	else if (status == POSTERN_ERROR)
+		host->session_reply(s, "- send failed");
+	host->session_resume(s);
+	host->session_unref(s);
+}
+
+static void
+do_send(postern_session_t *s, void *vst, void *vc)
+{
+	struct tiny_command *c = vc;
+	struct postern_stream_source src = {
+		.size = sizeof(src), .fd = -1, .length = c->n,
+		.read = send_read,
+	};
+	struct postern_stream_spec spec = {
+		.size = sizeof(spec), .transform = POSTERN_STREAM_LITERAL,
+	};
+
+	(void)vst;
+	/* Held (no command read) and kept until done. */
+	host->session_pause(s);
+	host->session_ref(s);
+	if (host->stream_start(host->session_conn(s), &src, &spec,
+	                       send_done, s) != POSTERN_OK)
+		send_done(s, POSTERN_ERROR);
+}
+
 /* ---- commands ------------------------------------------------------------ */
 
 static void
@@ -314,6 +370,7 @@ static const struct postern_command tiny_commands[] = {
 	[T_LIT] = { "LIT", 0, do_lit },
 	[T_DATA] = { "DATA", 0, do_data },
 	[T_QUIT] = { "QUIT", 0, do_quit },
+	[T_SEND] = { "SEND", 0, do_send },
 };
 
 static int
@@ -332,14 +389,15 @@ tiny_parse(postern_session_t *s, void *vst, const struct postern_line *l,
 	i = postern_command_match(tiny_commands, sizeof(tiny_commands) /
 	                          sizeof(tiny_commands[0]), l, &c->arg,
 	                          &c->arg_len);
-	if (i == T_SLOW || i == T_LIT) {
+	if (i == T_SLOW || i == T_LIT || i == T_SEND) {
 		if (c->arg_len == 0 || c->arg_len >= sizeof(num))
 			i = -1;
 		else {
 			memcpy(num, c->arg, c->arg_len);
 			num[c->arg_len] = '\0';
 			c->n = strtoul(num, &end, 10);
-			if (*end != '\0' || c->n == 0 || c->n > 1000000)
+			if (*end != '\0' || c->n == 0 ||
+			    c->n > (i == T_SEND ? 64000000ul : 1000000ul))
 				i = -1;
 		}
 	}

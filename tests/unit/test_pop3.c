@@ -1,9 +1,8 @@
 /*
  * test_pop3.c - the POP3 module's pure parts: the command parser and the
  * state table (modules/pop3/pop3_parser.c), the snapshot with its
- * deletion marks and unique-ids (pop3_maildrop.c), and byte-stuffing
- * with TOP's line counting over arbitrary chunk boundaries
- * (pop3_stuff.c).
+ * deletion marks and unique-ids (pop3_maildrop.c).  Byte-stuffing is
+ * the core's: test_dotstuff.c.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,7 +11,6 @@
 #include "unit.h"
 #include "pop3_maildrop.h"
 #include "pop3_parser.h"
-#include "pop3_stuff.h"
 
 #define AUTHZ POP3_STATE_AUTHORIZATION
 #define TRANS POP3_STATE_TRANSACTION
@@ -350,74 +348,6 @@ test_uidl(void)
 	CU_ASSERT_STRING_EQUAL(a, longg);
 }
 
-/* ---- byte-stuffing -------------------------------------------------------- */
-
-/* Runs the stuffer over `msg` cut into pieces of `chunk` octets and
- * compares the whole response with `want`. */
-static int
-stuff_all(const char *msg, size_t chunk, int top, uint32_t lines,
-          const char *want)
-{
-	struct pop3_stuffer st;
-	size_t len = strlen(msg), off = 0, w = 0, n;
-	char *out = malloc(POP3_STUFF_OUT_MAX(len) + POP3_STUFF_TAIL_MAX + 1);
-	int ok;
-
-	pop3_stuffer_init(&st, top, lines);
-	while (off < len && !st.done) {
-		n = len - off < chunk ? len - off : chunk;
-		w += pop3_stuff(&st, msg + off, n, out + w);
-		off += n;
-	}
-	w += pop3_stuff_finish(&st, out + w);
-	out[w] = '\0';
-	ok = strcmp(out, want) == 0;
-	if (!ok)
-		printf("\nchunk %zu: got [%s] want [%s]\n", chunk, out, want);
-	free(out);
-	return ok;
-}
-
-static void
-test_stuff_dots(void)
-{
-	const char *msg = "Subject: x\r\n\r\n.\r\n..two\r\nmid.dle\r\n.end";
-	const char *want = "Subject: x\r\n\r\n..\r\n...two\r\nmid.dle\r\n"
-	                   "..end\r\n.\r\n";
-	size_t chunk;
-
-	for (chunk = 1; chunk <= strlen(msg); chunk++)
-		CU_ASSERT(stuff_all(msg, chunk, 0, 0, want));
-	CU_ASSERT(stuff_all(".first\r\n", 3, 0, 0, "..first\r\n.\r\n"));
-	CU_ASSERT(stuff_all("", 1, 0, 0, ".\r\n"));
-	CU_ASSERT(stuff_all("a\r\n", 1, 0, 0, "a\r\n.\r\n"));
-}
-
-static void
-test_stuff_top(void)
-{
-	const char *msg = "A: 1\r\nB: 2\r\n\r\nl1\r\n.l2\r\nl3\r\n";
-	size_t chunk;
-
-	for (chunk = 1; chunk <= strlen(msg); chunk++) {
-		CU_ASSERT(stuff_all(msg, chunk, 1, 0,
-		                    "A: 1\r\nB: 2\r\n\r\n.\r\n"));
-		CU_ASSERT(stuff_all(msg, chunk, 1, 2,
-		                    "A: 1\r\nB: 2\r\n\r\nl1\r\n..l2\r\n.\r\n"));
-		CU_ASSERT(stuff_all(msg, chunk, 1, 100,
-		                    "A: 1\r\nB: 2\r\n\r\nl1\r\n..l2\r\nl3\r\n"
-		                    ".\r\n"));
-	}
-	/* A header without a body: everything, with or without TOP. */
-	CU_ASSERT(stuff_all("A: 1\r\nB: 2", 4, 1, 5,
-	                    "A: 1\r\nB: 2\r\n.\r\n"));
-	/* A line of only CR is not the end of the header... */
-	CU_ASSERT(stuff_all("A: 1\r\n\r\r\nB\r\n\r\nbody\r\n", 1, 1, 0,
-	                    "A: 1\r\n\r\r\nB\r\n\r\n.\r\n"));
-	/* ...but a bare LF empty line is (storage gives CRLF anyway). */
-	CU_ASSERT(stuff_all("A: 1\n\nbody\n", 2, 1, 0, "A: 1\n\n.\r\n"));
-}
-
 static CU_TestInfo parser_tests[] = {
 	{ "keywords are case-insensitive", test_keywords_case_insensitive },
 	{ "unknown commands", test_unknown },
@@ -439,16 +369,9 @@ static CU_TestInfo maildrop_tests[] = {
 	CU_TEST_INFO_NULL,
 };
 
-static CU_TestInfo stuff_tests[] = {
-	{ "dots at line starts across chunks", test_stuff_dots },
-	{ "TOP counts body lines across chunks", test_stuff_top },
-	CU_TEST_INFO_NULL,
-};
-
 static CU_SuiteInfo suites[] = {
 	{ "pop3 parser", NULL, NULL, NULL, NULL, parser_tests },
 	{ "pop3 maildrop", NULL, NULL, NULL, NULL, maildrop_tests },
-	{ "pop3 stuffing", NULL, NULL, NULL, NULL, stuff_tests },
 	CU_SUITE_INFO_NULL,
 };
 

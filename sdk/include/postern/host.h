@@ -35,6 +35,7 @@
 #include <postern/mime.h>
 #include <postern/dns.h>
 #include <postern/session.h>
+#include <postern/stream.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -849,6 +850,24 @@ struct postern_host {
 	 * so far are forgiven, for a protocol whose max_errors counts them
 	 * in a row (IMAP's max_bad_commands).  Event loop. */
 	void (*session_error_reset)(postern_session_t *s);
+#endif
+
+#if POSTERN_ABI_TARGET_MINOR >= 12
+	/* ---- Streams (ABI 1.12; postern/stream.h says the model) ------- */
+
+	/* Streams `src` through `spec`'s transform to `c`, with
+	 * back-pressure, and calls done(arg, status) once at the end (never
+	 * from inside this call).  One stream per connection at a time;
+	 * while it runs, the connection's drains go to the stream (the
+	 * module's on_drain is not called) and the module writes nothing
+	 * to the connection.  POSTERN_OK (done will follow),
+	 * POSTERN_CLOSED (the connection is closing: no done), or
+	 * POSTERN_ERROR (a bad spec, a stream already running, no
+	 * descriptor left; logged; no done).  Event loop. */
+	int (*stream_start)(postern_conn_t *c,
+	                    const struct postern_stream_source *src,
+	                    const struct postern_stream_spec *spec,
+	                    postern_stream_done_fn done, void *arg);
 #endif
 };
 

@@ -44,7 +44,7 @@ extern "C" {
 
 /* The ABI this SDK describes. */
 #define POSTERN_ABI_MAJOR 1
-#define POSTERN_ABI_MINOR 11
+#define POSTERN_ABI_MINOR 12
 
 #ifndef POSTERN_ABI_TARGET_MINOR
 #define POSTERN_ABI_TARGET_MINOR POSTERN_ABI_MINOR

@@ -16,6 +16,7 @@
 #include <postern/conn.h>
 #include <postern/listen.h>
 #include <postern/session.h>
+#include <postern/stream.h>
 #include <postern/hook.h>
 #include <postern/host.h>
 #include <postern/sasl.h>
