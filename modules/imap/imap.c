@@ -18,6 +18,7 @@ postern_module_t *imap_self;
 struct imap_settings imap_cfg;
 const struct postern_storage *imap_storage;
 postern_tls_t *imap_tls;
+const struct postern_auth *imap_auth;
 
 struct imap_listen {
 	struct postern_listen_cfg l;
@@ -169,6 +170,9 @@ worker_start(void *arg)
 		               "(storage_maildir)");
 		return -1;
 	}
+	/* Optional: URLFETCH of another user's URL needs it. */
+	imap_auth = imap_host->service_find(imap_self, POSTERN_AUTH_SERVICE,
+	                                    POSTERN_AUTH_MAJOR, 0);
 	return 0;
 }
 
@@ -202,6 +206,12 @@ imap_init(const struct postern_host *h, postern_module_t *m)
 	protocol_setup();
 	if (h->session_listen(m, &imap_protocol, imap_cfg.listen,
 	                      imap_tls) < 0)
+		return -1;
+	/* URLAUTH URLs for a submission server (BURL, RFC 4468): resolved
+	 * here, by the code URLFETCH uses. */
+	if (h->service_publish(m, POSTERN_URLAUTH_SERVICE,
+	                       POSTERN_URLAUTH_MAJOR, POSTERN_URLAUTH_MINOR,
+	                       &imap_urlauth_service) < 0)
 		return -1;
 	return h->worker_ops(m, &worker_ops, NULL);
 }

@@ -20,6 +20,8 @@
  *	                        CANCELUPDATE
  *	imap_quota.c            GETQUOTA GETQUOTAROOT SETQUOTA (RFC 9208)
  *	imap_notify.c           NOTIFY (RFC 5465)
+ *	imap_urlauth.c          RESETKEY GENURLAUTH URLFETCH (RFC 4467);
+ *	                        its tokens in imap_urlauth_token.c
  *	imap_sort.c             SORT, THREAD (imap_sort.h); their keys in
  *	                        imap_sortkey.c, threading in imap_thread.c,
  *	                        the worker's key cache in imap_sortcache.c
@@ -84,6 +86,9 @@ extern const struct postern_storage *imap_storage;
 	(imap_storage->size > offsetof(struct postern_storage, f) && \
 	 imap_storage->f != NULL)
 extern postern_tls_t *imap_tls;
+/* The auth service (URLFETCH of another user's URL opens that user's
+ * store), or NULL without one. */
+extern const struct postern_auth *imap_auth;
 
 /* ---- output buffers ----------------------------------------------------*/
 
@@ -297,6 +302,12 @@ void imap_job_run_heavy(struct imap_job *j,
                         void (*work)(struct imap_job *),
                         void (*done)(struct imap_job *));
 
+/* From a heavy job's done: the next step of the same command, with the
+ * job's state (arg, its pool and cleanup) handed over, run at once
+ * when the client keeps up, or when the output has drained past
+ * fetch_batch (FETCH, URLFETCH).  Loop. */
+void imap_job_next_output_step(struct imap_job *j);
+
 /* 1 once the session of a running job closed: a long `work` checks it
  * between messages and stops (a job that has started is not stopped
  * otherwise; one still waiting for a thread skips its work).  Job
@@ -452,6 +463,11 @@ void imap_notify_free(struct imap_session *s);
 int imap_notify_selected_changed(struct imap_session *s);
 int imap_notify_wants_selected(const struct imap_session *s);
 void imap_notify_box_changed(void *arg);
+imap_cmd_fn imap_cmd_resetkey, imap_cmd_genurlauth,
+	imap_cmd_urlfetch;                  /* imap_urlauth.c */
+/* The urlauth service (postern/urlauth.h) imap_urlauth.c implements
+ * for SMTP's BURL; published at init. */
+extern const struct postern_urlauth imap_urlauth_service;
 
 /* SEARCHRES (imap_search.c): before a command runs, "$" is made to mean
  * the saved result (and SELECT, EXAMINE, CLOSE, UNSELECT forget it);

@@ -30,10 +30,7 @@ struct cat {
 	/* The MIME structure of the message a URL named last: the next
 	 * URL of the same message does not load it again (a structure too
 	 * large to cache would be parsed again each time). */
-	postern_pool_t *mime_pool; /* limited to message_memory */
-	const struct imap_mime *mime;
-	postern_mailbox_t *mime_mb;
-	uint32_t mime_uid;
+	struct imap_url_mime mime;
 	char buf[CAT_CHUNK];
 };
 
@@ -100,7 +97,7 @@ cat_view(struct cat *c, const struct imap_url *u)
 	if (c->mb != NULL)
 		imap_storage->close(c->mb);
 	c->mb = NULL;
-	c->mime = NULL;            /* its view goes */
+	c->mime.mime = NULL;       /* its view goes */
 	free(c->mb_name);
 	if ((c->mb_name = strdup(u->mailbox)) == NULL)
 		return NULL;
@@ -112,34 +109,40 @@ cat_view(struct cat *c, const struct imap_url *u)
 	return c->mb;
 }
 
-/* Where in the message the URL points: [*start, *start + *len). */
-static int
-cat_range(struct cat *c, postern_mailbox_t *mb, const struct imap_url *u,
-          const struct postern_msg_size *sz, uint64_t *start, uint64_t *len)
+int
+imap_url_range(struct imap_url_mime *m, postern_mailbox_t *mb,
+               const struct imap_url *u, const struct postern_msg_size *sz,
+               uint64_t *start, uint64_t *len,
+               struct postern_storage_err *err)
 {
 	*start = 0;
 	*len = sz->size;
 	if (u->has_section) {
-		if (c->mime == NULL || c->mime_mb != mb ||
-		    c->mime_uid != u->uid) {
-			imap_host->pool_destroy(c->mime_pool);
-			c->mime = NULL;
-			c->mime_pool = imap_host->pool_create_limited(
+		if (m->mime == NULL || m->mb != mb || m->uid != u->uid) {
+			imap_host->pool_destroy(m->pool);
+			m->mime = NULL;
+			m->pool = imap_host->pool_create_limited(
 				16384, (size_t)imap_cfg.message_memory);
-			if (c->mime_pool == NULL)
-				return cat_err(c, POSTERN_SE_TEMP,
-				               "out of memory");
-			c->mime = imap_mime_load(imap_storage, mb, u->uid,
-			                         NULL, c->mime_pool, c->err);
-			if (c->mime == NULL)
+			if (m->pool == NULL) {
+				err->code = POSTERN_SE_TEMP;
+				snprintf(err->text, sizeof(err->text),
+				         "out of memory");
 				return -1;
-			c->mime_mb = mb;
-			c->mime_uid = u->uid;
+			}
+			m->mime = imap_mime_load(imap_storage, mb, u->uid,
+			                         NULL, m->pool, err);
+			if (m->mime == NULL)
+				return -1;
+			m->mb = mb;
+			m->uid = u->uid;
 		}
-		if (imap_mime_section(c->mime, u->parts, u->nparts, u->what,
-		                      start, len) < 0)
-			return cat_err(c, POSTERN_SE_NONEXISTENT, "no such "
-			               "section in the message");
+		if (imap_mime_section(m->mime, u->parts, u->nparts, u->what,
+		                      start, len) < 0) {
+			err->code = POSTERN_SE_NONEXISTENT;
+			snprintf(err->text, sizeof(err->text), "no such "
+			         "section in the message");
+			return -1;
+		}
 	}
 	if (u->partial) {
 		if (u->pstart >= *len) {
@@ -152,6 +155,13 @@ cat_range(struct cat *c, postern_mailbox_t *mb, const struct imap_url *u,
 		}
 	}
 	return 0;
+}
+
+void
+imap_url_mime_free(struct imap_url_mime *m)
+{
+	imap_host->pool_destroy(m->pool);
+	memset(m, 0, sizeof(*m));
 }
 
 static int
@@ -216,7 +226,8 @@ cat_url(struct cat *c, const struct imap_cat_part *p, int *bad)
 		*bad = c->err->code != POSTERN_SE_TEMP;
 		goto out;
 	}
-	if (cat_range(c, mb, &u, &sz, &start, &len) < 0) {
+	if (imap_url_range(&c->mime, mb, &u, &sz, &start, &len,
+	                   c->err) < 0) {
 		*bad = c->err->code != POSTERN_SE_TEMP;
 		goto out;
 	}
@@ -277,7 +288,7 @@ imap_catenate(struct imap_session *s, const struct imap_cat_part *parts,
 out:
 	if (c->mb != NULL)
 		imap_storage->close(c->mb);
-	imap_host->pool_destroy(c->mime_pool);
+	imap_url_mime_free(&c->mime);
 	free(c->mb_name);
 	imap_host->spool_free(c->out);
 	free(c);

@@ -1582,7 +1582,6 @@ fetch_cleanup(struct imap_job *j)
 	fa->ready = NULL;
 }
 
-static void fetch_next(struct imap_session *s);
 
 
 static void
@@ -1590,7 +1589,6 @@ fetch_done(struct imap_job *j)
 {
 	struct fetch_arg *fa = j->arg;
 	struct imap_session *s = j->s;
-	struct imap_job *next;
 
 	if (fa->broken) {
 		/* Part of a literal is out: the stream cannot be mended. */
@@ -1620,44 +1618,7 @@ fetch_done(struct imap_job *j)
 	}
 	/* Another step: a new job that takes over the state. */
 	fa->on_loop = 0;
-	next = imap_job_new(s, j->tag, 0);
-	next->arg = fa;
-	next->cleanup = fetch_cleanup;
-	j->cleanup = NULL;
-	/* The state lives in j's pool: hand the pool over. */
-	{
-		postern_pool_t *p = next->pool;
-		next->pool = j->pool;
-		j->pool = p;
-	}
-	if (imap_host->conn_output_pending(s->conn) >
-	    (size_t)imap_cfg.fetch_batch) {
-		/* Not submitted yet: on_close frees it. */
-		if (imap_host->log_enabled(POSTERN_LOG_DEBUG))
-			imap_log(s, POSTERN_LOG_DEBUG,
-			         "FETCH waits for the client to "
-			         "read %zu octets",
-			         imap_host->conn_output_pending(
-			                 s->conn));
-		s->on_drain = fetch_next;
-		/* Keep the session busy: no command runs meanwhile. */
-		s->job = next;
-		imap_host->session_pause(s->ss);
-		return;
-	}
-	imap_job_run_heavy(next, fetch_work, fetch_done);
-}
-
-static void
-fetch_next(struct imap_session *s)
-{
-	struct imap_job *j = s->job;
-
-	/* The step fetch_done left waiting in s->job. */
-	if (j == NULL || s->closed || j->submitted)
-		return;
-	imap_job_run_heavy(j, fetch_work, fetch_done);
-	imap_host->session_resume(s->ss); /* the hold it waited with */
+	imap_job_next_output_step(j);
 }
 
 /* A FETCH on the loop touches at most this many messages: enough for

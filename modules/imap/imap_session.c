@@ -150,12 +150,14 @@ imap_capabilities(struct imap_session *s)
 	         "LIST-STATUS ESEARCH CONDSTORE QRESYNC STATUS=SIZE "
 	         "SORT SORT=DISPLAY ESORT THREAD=ORDEREDSUBJECT "
 	         "THREAD=REFERENCES WITHIN SEARCHRES CONTEXT=SEARCH "
-	         "CONTEXT=SORT%s%s BINARY CATENATE UTF8=ACCEPT%s", lit,
+	         "CONTEXT=SORT%s%s BINARY CATENATE UTF8=ACCEPT%s%s", lit,
 	         /* RFC 9208: with STATUS DELETED and DELETED-STORAGE */
 	         IMAP_STORAGE_HAS(quota_get)
 	                 ? " QUOTA QUOTA=RES-STORAGE QUOTA=RES-MESSAGE" : "",
 	         IMAP_STORAGE_HAS(append_many) ? " MULTIAPPEND" : "",
-	         IMAP_STORAGE_HAS(watch_name) ? " NOTIFY" : "");
+	         IMAP_STORAGE_HAS(watch_name) ? " NOTIFY" : "",
+	         /* RFC 4467, with the store's access keys (storage 1.7) */
+	         IMAP_STORAGE_HAS(access_key) ? " URLAUTH" : "");
 	return buf;
 }
 
@@ -384,6 +386,50 @@ imap_job_run(struct imap_job *j, void (*work)(struct imap_job *),
 	job_submit(j);
 }
 
+/* The step imap_job_next_output_step left waiting in s->job, once
+ * the output has drained. */
+static void
+job_step_drained(struct imap_session *s)
+{
+	struct imap_job *j = s->job;
+
+	if (j == NULL || s->closed || j->submitted)
+		return;
+	imap_job_run_heavy(j, j->work, j->done);
+	imap_host->session_resume(s->ss); /* the hold it waited with */
+}
+
+void
+imap_job_next_output_step(struct imap_job *j)
+{
+	struct imap_session *s = j->s;
+	struct imap_job *next = imap_job_new(s, j->tag, 0);
+	postern_pool_t *p = next->pool;
+
+	/* The state (arg) lives in j's pool: both go to the next step. */
+	next->arg = j->arg;
+	next->cleanup = j->cleanup;
+	j->cleanup = NULL;
+	next->pool = j->pool;
+	j->pool = p;
+	next->work = j->work;
+	next->done = j->done;
+	if (imap_host->conn_output_pending(s->conn) >
+	    (size_t)imap_cfg.fetch_batch) {
+		if (imap_host->log_enabled(POSTERN_LOG_DEBUG))
+			imap_log(s, POSTERN_LOG_DEBUG, "%s waits for the "
+			         "client to read %zu octets", j->tag,
+			         imap_host->conn_output_pending(s->conn));
+		s->on_drain = job_step_drained;
+		/* Not submitted: on_close frees it.  The session stays
+		 * busy: no command runs meanwhile. */
+		s->job = next;
+		imap_host->session_pause(s->ss);
+		return;
+	}
+	imap_job_run_heavy(next, next->work, next->done);
+}
+
 void
 imap_job_run_here(struct imap_job *j, void (*work)(struct imap_job *),
                   void (*done)(struct imap_job *))
@@ -595,6 +641,9 @@ static const struct command commands[] = {
 	{ "GETQUOTA", ST_LOGGEDIN, 0, imap_cmd_getquota },
 	{ "GETQUOTAROOT", ST_LOGGEDIN, 0, imap_cmd_getquotaroot },
 	{ "SETQUOTA", ST_LOGGEDIN, 0, imap_cmd_setquota },
+	{ "RESETKEY", ST_LOGGEDIN, 0, imap_cmd_resetkey },
+	{ "GENURLAUTH", ST_LOGGEDIN, 0, imap_cmd_genurlauth },
+	{ "URLFETCH", ST_LOGGEDIN, 0, imap_cmd_urlfetch },
 	{ "CHECK", ST_SELECTED, 0, imap_cmd_check },
 	{ "CLOSE", ST_SELECTED, 0, imap_cmd_close },
 	{ "UNSELECT", ST_SELECTED, 0, imap_cmd_unselect },

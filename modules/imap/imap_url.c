@@ -4,14 +4,17 @@
  * ("imap://user@host/INBOX;UIDVALIDITY=7/;UID=20/;SECTION=1.TEXT"),
  * relative to the server ("/INBOX/;UID=20") or to the selected mailbox
  * ("/;UID=20" is not a form RFC 5092 has; ";UID=20" is).  Percent
- * escapes are undone; keywords are case-insensitive.  URLAUTH, a
- * message list (";TYPE=LIST", a search) or a server and user other than
- * the session's are refused: they name nothing this command may read.
+ * escapes are undone; keywords are case-insensitive.  For CATENATE
+ * URLAUTH, a message list (";TYPE=LIST", a search) or a server and user
+ * other than the session's are refused: they name nothing this command
+ * may read.  imap_url_parse_auth takes the URLAUTH form (RFC 4467) of
+ * any user of this server, for GENURLAUTH and URLFETCH.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "imap.h"
@@ -124,51 +127,230 @@ url_section(struct imap_url *u, const char *s)
 	return 0;
 }
 
-/* "imap://" iserver "/": the session's user (";AUTH=" ignored) on this
- * host. */
+/* "user@domain", lower-casing the domain (from the pool). */
+static char *
+url_join(const char *user, const char *domain, postern_pool_t *pool)
+{
+	size_t ul = strlen(user), dl = strlen(domain), i;
+	char *s = imap_host->pool_alloc(pool, ul + dl + 2);
+
+	memcpy(s, user, ul);
+	s[ul] = '@';
+	for (i = 0; i < dl; i++)
+		s[ul + 1 + i] = (char)(domain[i] >= 'A' && domain[i] <= 'Z' ?
+		                       domain[i] - 'A' + 'a' : domain[i]);
+	s[ul + 1 + dl] = '\0';
+	return s;
+}
+
+/* "imap://" iserver "/": its user (";AUTH=" ignored) into u->owner,
+ * NULL when none.  The host must be this one (its name, or a loopback
+ * name), or, under a user without a domain, the user's mail domain:
+ * "imap://alice@example.org/" names the login "alice@example.org", as
+ * Dovecot and imaptest write URLs for such logins; whether that user
+ * is one of ours is the caller's check (the session's own user, or
+ * the auth service's lookup), as for any user a URL names. */
 static int
 url_server(struct imap_url *u, const char **pp, const char *end,
-           const char *user, postern_pool_t *pool)
+           postern_pool_t *pool)
 {
-	const char *p = *pp, *slash, *at, *semi;
-	char host[256], *name;
+	const char *p = *pp, *slash, *at, *semi, *colon;
+	char host[256], me[256];
+	size_t hl;
 
 	if ((slash = memchr(p, '/', (size_t)(end - p))) == NULL)
 		return url_fail(u, "no mailbox in the URL");
 	if ((at = memchr(p, '@', (size_t)(slash - p))) != NULL) {
 		semi = memchr(p, ';', (size_t)(at - p));
-		name = pct_decode(p, (size_t)((semi != NULL ? semi : at) - p),
-		                  pool);
-		if (name == NULL || strcmp(name, user) != 0)
-			return url_fail(u, "the URL names another user");
+		u->owner = pct_decode(p, (size_t)((semi != NULL ? semi : at) -
+		                                  p), pool);
+		if (u->owner == NULL || u->owner[0] == '\0')
+			return url_fail(u, "bad user in the URL");
 		p = at + 1;
 	}
 	/* The host must be this one: its name, or a loopback name. */
-	{
-		const char *colon = memchr(p, ':', (size_t)(slash - p));
-		size_t hl = (size_t)((colon != NULL ? colon : slash) - p);
-		char me[256];
-
-		if (hl == 0 || hl >= sizeof(host))
-			return url_fail(u, "bad host in the URL");
-		memcpy(host, p, hl);
-		host[hl] = '\0';
-		if (gethostname(me, sizeof(me)) < 0)
-			me[0] = '\0';
-		me[sizeof(me) - 1] = '\0';
-		if (strcasecmp(host, me) != 0 &&
-		    strcasecmp(host, "localhost") != 0 &&
-		    strcmp(host, "127.0.0.1") != 0 &&
-		    strcmp(host, "[::1]") != 0)
+	colon = memchr(p, ':', (size_t)(slash - p));
+	hl = (size_t)((colon != NULL ? colon : slash) - p);
+	if (hl == 0 || hl >= sizeof(host))
+		return url_fail(u, "bad host in the URL");
+	memcpy(host, p, hl);
+	host[hl] = '\0';
+	if (gethostname(me, sizeof(me)) < 0)
+		me[0] = '\0';
+	me[sizeof(me) - 1] = '\0';
+	if (strcasecmp(host, me) != 0 && strcasecmp(host, "localhost") != 0 &&
+	    strcmp(host, "127.0.0.1") != 0 && strcmp(host, "[::1]") != 0) {
+		if (u->owner == NULL || strchr(u->owner, '@') != NULL ||
+		    colon != NULL)
 			return url_fail(u, "the URL names another server");
+		u->owner = url_join(u->owner, host, pool);
 	}
 	*pp = slash;
 	return 0;
 }
 
+/* Two digits at s; -1 when not. */
+static int
+two_digits(const char *s)
+{
+	if (s[0] < '0' || s[0] > '9' || s[1] < '0' || s[1] > '9')
+		return -1;
+	return (s[0] - '0') * 10 + (s[1] - '0');
+}
+
+int
+imap_url_datetime(const char *s, size_t len, int64_t *out)
+{
+	char buf[64];
+	struct tm tm = { 0 };
+	const char *p;
+	int year, off = 0, sign, oh, om;
+	time_t t;
+
+	if (len < 20 || len >= sizeof(buf))
+		return -1;
+	memcpy(buf, s, len);
+	buf[len] = '\0';
+	p = buf;
+	if (two_digits(p) < 0 || two_digits(p + 2) < 0 || p[4] != '-' ||
+	    p[7] != '-' || (p[10] != 'T' && p[10] != 't') || p[13] != ':' ||
+	    p[16] != ':')
+		return -1;
+	year = two_digits(p) * 100 + two_digits(p + 2);
+	tm.tm_year = year - 1900;
+	tm.tm_mon = two_digits(p + 5) - 1;
+	tm.tm_mday = two_digits(p + 8);
+	tm.tm_hour = two_digits(p + 11);
+	tm.tm_min = two_digits(p + 14);
+	tm.tm_sec = two_digits(p + 17);
+	if (tm.tm_mon < 0 || tm.tm_mon > 11 || tm.tm_mday < 1 ||
+	    tm.tm_mday > 31 || tm.tm_hour < 0 || tm.tm_hour > 23 ||
+	    tm.tm_min < 0 || tm.tm_min > 59 || tm.tm_sec < 0 ||
+	    tm.tm_sec > 60)
+		return -1;
+	p += 19;
+	if (*p == '.') {         /* time-secfrac: ignored */
+		if (p[1] < '0' || p[1] > '9')
+			return -1;
+		for (p++; *p >= '0' && *p <= '9'; p++)
+			;
+	}
+	if ((*p == 'Z' || *p == 'z') && p[1] == '\0') {
+		off = 0;
+	} else if ((*p == '+' || *p == '-') && (oh = two_digits(p + 1)) >= 0 &&
+	           p[3] == ':' && (om = two_digits(p + 4)) >= 0 &&
+	           p[6] == '\0' && oh < 24 && om < 60) {
+		sign = *p == '-' ? -1 : 1;
+		off = sign * (oh * 3600 + om * 60);
+	} else {
+		return -1;
+	}
+	if ((t = timegm(&tm)) == (time_t)-1)
+		return -1;
+	*out = (int64_t)t - off;
+	return 0;
+}
+
+/* The access identifier (RFC 4467 3, RFC 5092 access) a[0..len). */
+static int
+url_access(struct imap_url *u, const char *a, size_t len,
+           postern_pool_t *pool)
+{
+	if (len == 9 && strncasecmp(a, "anonymous", 9) == 0) {
+		u->access = IMAP_URL_ACCESS_ANONYMOUS;
+		return 0;
+	}
+	if (len == 8 && strncasecmp(a, "authuser", 8) == 0) {
+		u->access = IMAP_URL_ACCESS_AUTHUSER;
+		return 0;
+	}
+	if (len > 5 && strncasecmp(a, "user+", 5) == 0) {
+		u->access = IMAP_URL_ACCESS_USER;
+		a += 5;
+		len -= 5;
+	} else if (len > 7 && strncasecmp(a, "submit+", 7) == 0) {
+		u->access = IMAP_URL_ACCESS_SUBMIT;
+		a += 7;
+		len -= 7;
+	} else {
+		return url_fail(u, "bad access identifier");
+	}
+	if ((u->access_user = pct_decode(a, len, pool)) == NULL)
+		return url_fail(u, "bad access identifier");
+	return 0;
+}
+
+/* [";EXPIRE=" date-time] ";URLAUTH=" access [":" mech ":" token] to
+ * the end. */
+static int
+url_urlauth(struct imap_url *u, const char *url, const char *p,
+            const char *end, postern_pool_t *pool)
+{
+	const char *val, *q, *t;
+	size_t i;
+
+	if (p < end && *p == ';' && url_key(p + 1, end, "EXPIRE", &val)) {
+		for (q = val; q < end && *q != ';'; q++)
+			;
+		if (imap_url_datetime(val, (size_t)(q - val), &u->expire) < 0 ||
+		    u->expire <= 0)
+			return url_fail(u, "bad EXPIRE");
+		p = q;
+	}
+	if (p >= end || *p != ';' || !url_key(p + 1, end, "URLAUTH", &val))
+		return url_fail(u, "not a URLAUTH URL (;URLAUTH=)");
+	for (q = val; q < end && *q != ':'; q++)
+		;
+	if (url_access(u, val, (size_t)(q - val), pool) < 0)
+		return -1;
+	u->rump_len = (size_t)(q - url);
+	if (q == end)
+		return 0;
+	/* ":" uauth-mechanism ":" enc-urlauth */
+	val = q + 1;
+	if ((t = memchr(val, ':', (size_t)(end - val))) == NULL || t == val)
+		return url_fail(u, "bad URLAUTH verifier");
+	for (q = val; q < t; q++)
+		if (!((*q >= 'A' && *q <= 'Z') || (*q >= 'a' && *q <= 'z') ||
+		      (*q >= '0' && *q <= '9') || *q == '-' || *q == '.'))
+			return url_fail(u, "bad URLAUTH mechanism");
+	t++;
+	if (end - t < 32)
+		return url_fail(u, "URLAUTH token too short");
+	for (i = 0; t + i < end; i++)
+		if (hexval(t[i]) < 0)
+			return url_fail(u, "bad URLAUTH token");
+	u->mech = imap_host->pool_strndup(pool, val, (size_t)(t - 1 - val));
+	u->token = imap_host->pool_strndup(pool, t, (size_t)(end - t));
+	return 0;
+}
+
+#define URL_AUTH 0x1  /* the URLAUTH form */
+
+static int url_parse(struct imap_url *u, const char *url, size_t len,
+                     const char *user, int selected, unsigned flags,
+                     postern_pool_t *pool);
+
 int
 imap_url_parse(struct imap_url *u, const char *url, size_t len,
                const char *user, int selected, postern_pool_t *pool)
+{
+	return url_parse(u, url, len, user, selected, 0, pool);
+}
+
+int
+imap_url_parse_auth(struct imap_url *u, const char *url, size_t len,
+                    postern_pool_t *pool)
+{
+	return url_parse(u, url, len, NULL, 0, URL_AUTH, pool);
+}
+
+/* Either form: `user` (CATENATE's) must own an absolute URL; with
+ * URL_AUTH the URL must be absolute with a user and end in URLAUTH. */
+static int
+url_parse(struct imap_url *u, const char *url, size_t len,
+          const char *user, int selected, unsigned flags,
+          postern_pool_t *pool)
 {
 	const char *p = url, *end = url + len, *q, *val;
 	char *dec;
@@ -178,9 +360,15 @@ imap_url_parse(struct imap_url *u, const char *url, size_t len,
 		return url_fail(u, "NUL in the URL");
 	if (len > 7 && strncasecmp(p, "imap://", 7) == 0) {
 		p += 7;
-		if (url_server(u, &p, end, user, pool) < 0)
+		if (url_server(u, &p, end, pool) < 0)
 			return -1;
+		if (user != NULL && u->owner != NULL &&
+		    strcmp(u->owner, user) != 0)
+			return url_fail(u, "the URL names another user");
 	}
+	if ((flags & URL_AUTH) && u->owner == NULL)
+		return url_fail(u, "a URLAUTH URL is absolute and names its "
+		                   "user");
 	if (p < end && *p == '/') {
 		/* enc-mailbox [";UIDVALIDITY=" n] "/" */
 		p++;
@@ -212,7 +400,7 @@ imap_url_parse(struct imap_url *u, const char *url, size_t len,
 	p = val;
 	if (p + 1 < end && *p == '/' && p[1] == ';' &&
 	    url_key(p + 2, end, "SECTION", &val)) {
-		for (q = val; q < end && *q != '/'; q++)
+		for (q = val; q < end && *q != '/' && *q != ';'; q++)
 			;
 		if ((dec = pct_decode(val, (size_t)(q - val), pool)) == NULL ||
 		    url_section(u, dec) < 0)
@@ -232,6 +420,8 @@ imap_url_parse(struct imap_url *u, const char *url, size_t len,
 		u->partial = 1;
 		p = val;
 	}
+	if (flags & URL_AUTH)
+		return url_urlauth(u, url, p, end, pool);
 	if (p < end)
 		return url_fail(u, "URL form not supported (URLAUTH, "
 		                   "expiry, or text after the message)");

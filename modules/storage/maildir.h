@@ -321,6 +321,11 @@ int md_status_nowait(postern_store_t *st, const char *name,
 int md_open_nowait(postern_store_t *st, const char *name, unsigned mode,
                    postern_mailbox_t **out);
 
+/* ---- maildir_urlauth.c: URLAUTH mailbox access keys (storage 1.7) -- */
+
+int md_access_key(postern_store_t *st, const char *name, unsigned op,
+                  unsigned char *key, struct postern_storage_err *err);
+
 /* ---- maildir_read.c ------------------------------------------------ */
 
 int md_msg_open(postern_mailbox_t *mb, uint32_t uid, postern_msg_t **out,

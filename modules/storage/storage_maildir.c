@@ -202,6 +202,7 @@ static const struct postern_storage md_table = {
 	.open_nowait = md_open_nowait,
 	.watch_name = md_watch_name,
 	.unwatch_name = md_unwatch_name,
+	.access_key = md_access_key,
 };
 
 /* The loop has ended: no job opens or closes a view any more. */

@@ -2,7 +2,9 @@
  * test_imap_url.c - IMAP URLs as CATENATE takes them (imap_url.c, RFC
  * 5092): every form, percent escapes, keywords in any case, and what
  * must be refused (other users and hosts, URLAUTH, broken escapes, NUL,
- * numbers out of range, sections a URL may not name here).
+ * numbers out of range, sections a URL may not name here); the
+ * URLAUTH form (RFC 4467, RFC 5092 authimapurl) and its INTERNAL
+ * tokens (imap_urlauth_token.c) against RFC 2202's HMAC-SHA1 vectors.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -135,10 +137,177 @@ test_refused(void)
 	                               "alice@example.org", 0, pool), -1);
 }
 
+static int
+parse_auth(struct imap_url *u, const char *url)
+{
+	return imap_url_parse_auth(u, url, strlen(url), pool);
+}
+
+static void
+test_auth_forms(void)
+{
+	static const char rump[] = "imap://joe@localhost/INBOX;UIDVALIDITY="
+	                           "385759045/;UID=20/;SECTION=1.2;EXPIRE="
+	                           "2026-12-06T01:02:03Z;URLAUTH=user+fred";
+	char url[512];
+	struct imap_url u;
+
+	CU_ASSERT_EQUAL(parse_auth(&u, rump), 0);
+	CU_ASSERT_STRING_EQUAL(u.owner, "joe");
+	CU_ASSERT_STRING_EQUAL(u.mailbox, "INBOX");
+	CU_ASSERT_EQUAL(u.uidvalidity, 385759045);
+	CU_ASSERT_EQUAL(u.uid, 20);
+	CU_ASSERT(u.has_section && u.nparts == 2 && u.parts[1] == 2);
+	CU_ASSERT_EQUAL(u.expire, 1796518923); /* date -d ... +%s */
+	CU_ASSERT_EQUAL(u.access, IMAP_URL_ACCESS_USER);
+	CU_ASSERT_STRING_EQUAL(u.access_user, "fred");
+	CU_ASSERT_EQUAL(u.rump_len, strlen(rump));
+	CU_ASSERT_PTR_NULL(u.mech);
+
+	snprintf(url, sizeof(url), "%s:INTERNAL:"
+	         "91354a473744909de610943775f92038", rump);
+	CU_ASSERT_EQUAL(parse_auth(&u, url), 0);
+	CU_ASSERT_EQUAL(u.rump_len, strlen(rump));
+	CU_ASSERT_STRING_EQUAL(u.mech, "INTERNAL");
+	CU_ASSERT_STRING_EQUAL(u.token, "91354a473744909de610943775f92038");
+
+	CU_ASSERT_EQUAL(parse_auth(&u, "imap://a%40b.org@localhost/Box/;uid=3"
+	                           "/;partial=5.10;urlauth=ANONYMOUS"), 0);
+	CU_ASSERT_STRING_EQUAL(u.owner, "a@b.org");
+	CU_ASSERT(u.partial && u.pstart == 5 && u.plen == 10);
+	CU_ASSERT_EQUAL(u.access, IMAP_URL_ACCESS_ANONYMOUS);
+	CU_ASSERT_EQUAL(parse_auth(&u, "imap://a@localhost/Box/;UID=3;"
+	                           "URLAUTH=authuser"), 0);
+	CU_ASSERT_EQUAL(u.access, IMAP_URL_ACCESS_AUTHUSER);
+	CU_ASSERT_EQUAL(parse_auth(&u, "imap://a@localhost/Box/;UID=3;"
+	                           "URLAUTH=submit+a%40b.org"), 0);
+	CU_ASSERT_EQUAL(u.access, IMAP_URL_ACCESS_SUBMIT);
+	CU_ASSERT_STRING_EQUAL(u.access_user, "a@b.org");
+	/* an offset in the expiry */
+	CU_ASSERT_EQUAL(parse_auth(&u, "imap://a@localhost/Box/;UID=3;EXPIRE="
+	                           "2026-12-06T03:02:03.5+02:00;URLAUTH="
+	                           "anonymous"), 0);
+	CU_ASSERT_EQUAL(u.expire, 1796518923);
+
+	/* a user without a domain at the user's mail domain (Dovecot's
+	 * and imaptest's form) */
+	CU_ASSERT_EQUAL(parse_auth(&u, "imap://joe@Example.ORG/INBOX/;UID=1;"
+	                           "URLAUTH=authuser"), 0);
+	CU_ASSERT_STRING_EQUAL(u.owner, "joe@example.org");
+	CU_ASSERT_EQUAL(imap_url_parse(&u, "imap://alice@example.org/INBOX/"
+	                               ";UID=1", 37, "alice@example.org", 0,
+	                               pool), 0);
+	CU_ASSERT_EQUAL(imap_url_parse(&u, "imap://bob@example.org/INBOX/"
+	                               ";UID=1", 35, "alice@example.org", 0,
+	                               pool), -1);
+
+	/* what CATENATE takes is not a URLAUTH URL, and the reverse */
+	CU_ASSERT_EQUAL(parse_auth(&u, "imap://a@localhost/Box/;UID=3"), -1);
+	CU_ASSERT_EQUAL(parse(&u, rump, 0), -1);
+}
+
+static void
+test_auth_refused(void)
+{
+	static const char *const bad[] = {
+		"/INBOX/;UID=1;URLAUTH=anonymous",           /* relative */
+		"imap://localhost/INBOX/;UID=1;URLAUTH=anonymous", /* no user */
+		"imap://a%40b.org@mail.example.com/INBOX/;UID=1;URLAUTH="
+		"anonymous",
+		"imap://a@mail.example.com:143/INBOX/;UID=1;URLAUTH=anonymous",
+		"imap://a@localhost/INBOX/;UID=1;URLAUTH=",
+		"imap://a@localhost/INBOX/;UID=1;URLAUTH=everyone",
+		"imap://a@localhost/INBOX/;UID=1;URLAUTH=user+",
+		"imap://a@localhost/INBOX/;UID=1;URLAUTH=user+%00x",
+		"imap://a@localhost/INBOX/;UID=1;EXPIRE=tomorrow;"
+		"URLAUTH=anonymous",
+		"imap://a@localhost/INBOX/;UID=1;EXPIRE=2026-13-01T00:00:00Z;"
+		"URLAUTH=anonymous",
+		"imap://a@localhost/INBOX/;UID=1;EXPIRE=2026-12-01T00:00:00;"
+		"URLAUTH=anonymous",
+		"imap://a@localhost/INBOX/;UID=1;URLAUTH=anonymous:INTERNAL",
+		"imap://a@localhost/INBOX/;UID=1;URLAUTH=anonymous:INTERNAL:",
+		"imap://a@localhost/INBOX/;UID=1;URLAUTH=anonymous:INTERNAL:"
+		"1234",                                      /* < 128 bits */
+		"imap://a@localhost/INBOX/;UID=1;URLAUTH=anonymous:INTERNAL:"
+		"91354a473744909de610943775f9203g",
+		"imap://a@localhost/INBOX/;UID=1;URLAUTH=anonymous::"
+		"91354a473744909de610943775f92038",
+		"imap://a@localhost/INBOX/;UID=1;URLAUTH=anonymous:IN/T:"
+		"91354a473744909de610943775f92038",
+		"imap://a@localhost/INBOX/;UID=1;URLAUTH=anonymous;x",
+	};
+	struct imap_url u;
+	size_t i;
+
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		u.error = NULL;
+		if (parse_auth(&u, bad[i]) != -1 || u.error == NULL)
+			printf("\n  accepted: %s\n", bad[i]);
+		CU_ASSERT_EQUAL(parse_auth(&u, bad[i]), -1);
+		CU_ASSERT_PTR_NOT_NULL(u.error);
+	}
+}
+
+/* RFC 2202 test cases 1 and 2 (HMAC-SHA1), then what verify takes. */
+static void
+test_tokens(void)
+{
+	unsigned char key1[20];
+	char out[IMAP_URLAUTH_TOKEN_HEX + 1];
+	static const char want2[] = "effcdf6ae5eb2fa2d27416d5f184df9c259a7c79";
+	static const char data2[] = "what do ya want for nothing?";
+	char tampered[IMAP_URLAUTH_TOKEN_HEX + 1];
+
+	memset(key1, 0x0b, sizeof(key1));
+	CU_ASSERT_EQUAL(imap_urlauth_token(key1, sizeof(key1), "Hi There", 8,
+	                                   out), 0);
+	CU_ASSERT_STRING_EQUAL(out, "b617318655057264e28bc0b6fb378c8ef146be00");
+	CU_ASSERT_EQUAL(imap_urlauth_token((const unsigned char *)"Jefe", 4,
+	                                   data2, strlen(data2), out), 0);
+	CU_ASSERT_STRING_EQUAL(out, want2);
+
+	CU_ASSERT_EQUAL(imap_urlauth_verify((const unsigned char *)"Jefe", 4,
+	                                    data2, strlen(data2), want2, 40), 1);
+	CU_ASSERT_EQUAL(imap_urlauth_verify((const unsigned char *)"Jefe", 4,
+	                                    data2, strlen(data2),
+	                                    "EFFCDF6AE5EB2FA2D27416D5F184DF9C"
+	                                    "259A7C79", 40), 1);
+	memcpy(tampered, want2, sizeof(tampered));
+	tampered[39] = '8';
+	CU_ASSERT_EQUAL(imap_urlauth_verify((const unsigned char *)"Jefe", 4,
+	                                    data2, strlen(data2), tampered,
+	                                    40), 0);
+	/* another rump, another key, a short or long token */
+	CU_ASSERT_EQUAL(imap_urlauth_verify((const unsigned char *)"Jefe", 4,
+	                                    data2, strlen(data2) - 1, want2,
+	                                    40), 0);
+	CU_ASSERT_EQUAL(imap_urlauth_verify((const unsigned char *)"Jeff", 4,
+	                                    data2, strlen(data2), want2, 40),
+	                0);
+	CU_ASSERT_EQUAL(imap_urlauth_verify((const unsigned char *)"Jefe", 4,
+	                                    data2, strlen(data2), want2, 39),
+	                0);
+	CU_ASSERT_EQUAL(imap_urlauth_verify((const unsigned char *)"Jefe", 4,
+	                                    data2, strlen(data2), "effcdf6ae5"
+	                                    "eb2fa2d27416d5f184df9c259a7c79"
+	                                    "00", 42), 0);
+	/* a non-hex octet that lower-cases to a digit's neighbour */
+	memcpy(tampered, want2, sizeof(tampered));
+	tampered[0] = 'E' + 26; /* not hex */
+	CU_ASSERT_EQUAL(imap_urlauth_verify((const unsigned char *)"Jefe", 4,
+	                                    data2, strlen(data2), tampered,
+	                                    40), 0);
+}
+
 static CU_TestInfo tests[] = {
 	{ "every form, escapes, keywords in any case", test_forms },
 	{ "other users and hosts, URLAUTH, bad escapes and numbers",
 	  test_refused },
+	{ "URLAUTH URLs: rump, verifier, access, expiry", test_auth_forms },
+	{ "URLAUTH URLs refused", test_auth_refused },
+	{ "INTERNAL tokens: RFC 2202 vectors, constant-time verify",
+	  test_tokens },
 	CU_TEST_INFO_NULL,
 };
 

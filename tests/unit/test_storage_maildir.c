@@ -2928,6 +2928,78 @@ test_open_nowait(void)
 	S->store_close(st);
 }
 
+/* URLAUTH mailbox access keys (storage 1.7, maildir_urlauth.c). */
+static void
+test_access_keys(void)
+{
+	unsigned char k1[POSTERN_ACCESS_KEY_LEN], k2[POSTERN_ACCESS_KEY_LEN],
+		k3[POSTERN_ACCESS_KEY_LEN], zero[POSTERN_ACCESS_KEY_LEN] = { 0 };
+	struct postern_storage_err err = { 0 };
+	struct postern_storage_err err2 = { 0 };
+	char path[700];
+	struct stat sb;
+	struct tuser t;
+	postern_store_t *st, *st2;
+
+	CU_ASSERT_FATAL(POSTERN_SIZED_HAS(S, access_key) &&
+	                S->access_key != NULL);
+	make_user(&t, "keys");
+	st = open_store(&t);
+	CU_ASSERT_EQUAL(S->create(st, "Box", 0, &err), 0);
+	/* none until made; made once, the same after */
+	CU_ASSERT_EQUAL(S->access_key(st, "INBOX", POSTERN_ACCESS_KEY_GET, k1,
+	                              &err), 1);
+	CU_ASSERT_EQUAL(S->access_key(st, "INBOX",
+	                              POSTERN_ACCESS_KEY_CREATE, k1, &err), 0);
+	CU_ASSERT(memcmp(k1, zero, sizeof(k1)) != 0);
+	CU_ASSERT_EQUAL(S->access_key(st, "inbox", POSTERN_ACCESS_KEY_GET, k2,
+	                              &err), 0);
+	CU_ASSERT_EQUAL(memcmp(k1, k2, sizeof(k1)), 0);
+	CU_ASSERT_EQUAL(S->access_key(st, "Box", POSTERN_ACCESS_KEY_CREATE,
+	                              k3, &err), 0);
+	CU_ASSERT(memcmp(k1, k3, sizeof(k1)) != 0);
+	/* another handle (another process) reads the file: 0600 */
+	snprintf(path, sizeof(path), "%s/postern-urlauth-keys", t.maildir);
+	CU_ASSERT_EQUAL(stat(path, &sb), 0);
+	CU_ASSERT_EQUAL(sb.st_mode & 0777, 0600);
+	st2 = open_store(&t);
+	CU_ASSERT_EQUAL(S->access_key(st2, "Box", POSTERN_ACCESS_KEY_GET, k2,
+	                              &err2), 0);
+	CU_ASSERT_EQUAL(memcmp(k2, k3, sizeof(k2)), 0);
+	/* no such mailbox, a bad name */
+	CU_ASSERT_EQUAL(S->access_key(st, "Nosuch",
+	                              POSTERN_ACCESS_KEY_CREATE, k2, &err), -1);
+	CU_ASSERT_EQUAL(err.code, POSTERN_SE_NONEXISTENT);
+	CU_ASSERT_EQUAL(S->access_key(st, "a\nb", POSTERN_ACCESS_KEY_CREATE,
+	                              k2, &err), -1);
+	/* one mailbox's reset leaves the other's */
+	CU_ASSERT_EQUAL(S->access_key(st, "INBOX", POSTERN_ACCESS_KEY_RESET,
+	                              NULL, &err), 0);
+	CU_ASSERT_EQUAL(S->access_key(st, "INBOX", POSTERN_ACCESS_KEY_GET, k2,
+	                              &err), 1);
+	CU_ASSERT_EQUAL(S->access_key(st, "Box", POSTERN_ACCESS_KEY_GET, k2,
+	                              &err), 0);
+	CU_ASSERT_EQUAL(S->access_key(st, "INBOX",
+	                              POSTERN_ACCESS_KEY_CREATE, k2, &err), 0);
+	CU_ASSERT(memcmp(k1, k2, sizeof(k1)) != 0);
+	/* deleted and created again: another UIDVALIDITY, no key */
+	CU_ASSERT_EQUAL(S->remove(st, "Box", &err), 0);
+	CU_ASSERT_EQUAL(S->access_key(st, "Box", POSTERN_ACCESS_KEY_GET, k2,
+	                              &err), -1);
+	CU_ASSERT_EQUAL(S->create(st, "Box", 0, &err), 0);
+	CU_ASSERT_EQUAL(S->access_key(st, "Box", POSTERN_ACCESS_KEY_GET, k2,
+	                              &err), 1);
+	/* every key of the user */
+	CU_ASSERT_EQUAL(S->access_key(st, NULL, POSTERN_ACCESS_KEY_RESET,
+	                              NULL, &err), 0);
+	CU_ASSERT_EQUAL(S->access_key(st2, "INBOX", POSTERN_ACCESS_KEY_GET,
+	                              k2, &err2), 1);
+	CU_ASSERT_EQUAL(S->access_key(st, NULL, POSTERN_ACCESS_KEY_GET, k2,
+	                              &err), -1);
+	S->store_close(st2);
+	S->store_close(st);
+}
+
 static CU_TestInfo maildir_tests[] = {
 	{ "deliver, open, message info", test_deliver_open },
 	{ "deliver a head and content from a spool offset",
@@ -2978,6 +3050,8 @@ static CU_TestInfo maildir_tests[] = {
 	{ "view counts follow stores, syncs and parking",
 	  test_view_counts },
 	{ "open_nowait: only an untouched parked view", test_open_nowait },
+	{ "URLAUTH access keys: made, kept, reset, per incarnation",
+	  test_access_keys },
 	CU_TEST_INFO_NULL,
 };
 

@@ -22,6 +22,7 @@
 #include <postern/sasl.h>
 #include <postern/auth.h>
 #include <postern/storage.h>
+#include <postern/urlauth.h>
 #include <postern/mime.h>
 #include <postern/dns.h>
 #include <postern/relay.h>

@@ -70,7 +70,7 @@ extern "C" {
 
 #define POSTERN_STORAGE_SERVICE "storage"
 #define POSTERN_STORAGE_MAJOR 1
-#define POSTERN_STORAGE_MINOR 6
+#define POSTERN_STORAGE_MINOR 7
 
 struct postern_user; /* postern/auth.h */
 
@@ -253,6 +253,14 @@ enum postern_store_op {
 	POSTERN_STORE_ADD,     /* +FLAGS */
 	POSTERN_STORE_REMOVE,  /* -FLAGS */
 };
+
+/* access_key (storage 1.7): the length of a mailbox access key, and
+ * what the call does. */
+#define POSTERN_ACCESS_KEY_LEN 32
+#define POSTERN_ACCESS_KEY_GET 0    /* the key; 1 when there is none */
+#define POSTERN_ACCESS_KEY_CREATE 1 /* the key, made now when none */
+#define POSTERN_ACCESS_KEY_RESET 2  /* forget it (`name` NULL: every
+                                       mailbox's key of the user) */
 
 /* A set of UIDs as ascending, non-overlapping inclusive ranges. */
 struct postern_uid_range {
@@ -519,6 +527,27 @@ struct postern_storage {
 	                                 void (*changed)(void *arg),
 	                                 void *arg);
 	void (*unwatch_name)(postern_mbwatch_t *w);
+
+	/* ---- storage 1.7 ------------------------------------------------ */
+
+	/* The mailbox access key of URLAUTH (RFC 4467) of mailbox `name`
+	 * in the store, by `op` (POSTERN_ACCESS_KEY_*): GET copies it into
+	 * key[] and returns 0, or returns 1 when the mailbox has none;
+	 * CREATE does the same but makes a key first when there is none
+	 * (POSTERN_ACCESS_KEY_LEN random octets from the kernel's CSPRNG);
+	 * RESET forgets the key of `name`, or with `name` NULL every key
+	 * of the user (RFC 4467 RESETKEY), and returns 0 (`key` may then
+	 * be NULL).  A key belongs to one incarnation of the mailbox: a
+	 * mailbox deleted and created again (another UIDVALIDITY), or
+	 * renamed, has none.  Keys persist across restarts, readable by
+	 * the mail owner only, and change atomically (a reader sees the
+	 * old set or the new).  -1 with `err` set: NONEXISTENT for a
+	 * mailbox that does not exist, TEMP when the keys cannot be read
+	 * or written.  A caller checks the table's size
+	 * (POSTERN_SIZED_HAS) first.  Blocking. */
+	int (*access_key)(postern_store_t *st, const char *name, unsigned op,
+	                  unsigned char *key,
+	                  struct postern_storage_err *err);
 };
 
 #ifdef __cplusplus
