@@ -326,9 +326,13 @@ collect(struct imap_job *j, void *arg, uint32_t seq,
 			a->nmsgs++;
 			return 0;
 		}
+		struct imap_sort_msg cur = *m;
+
 		if (leave_ranks(a, j, cost) < 0)
 			return -1;
+		/* matches expunged meanwhile left: this one's slot moved */
 		m = &a->msgs[a->nmsgs];
+		*m = cur;
 	}
 	if ((r = take_keys(a, j, m, mi, cost)) < 0)
 		return -1;
