@@ -240,7 +240,7 @@ class NextHop:
                     continue
                 send("354 go ahead")
                 await writer.drain()
-                data = b""
+                data = bytearray()   # bytes += would be quadratic
                 while True:
                     chunk = await reader.readline()
                     if not chunk:
@@ -250,7 +250,7 @@ class NextHop:
                     if chunk.startswith(b"."):
                         chunk = chunk[1:]
                     data += chunk
-                await finish(data)
+                await finish(bytes(data))
                 mail, rcpts = None, []
             elif verb == "BDAT" and self.chunking:
                 m = re.match(r"BDAT (\d+)( LAST)?$", line, re.I)
