@@ -6,7 +6,8 @@
  *
  * The handlers live with what they handle (smtp_session.c: greeting,
  * HELO, STARTTLS; smtp_auth.c: AUTH; smtp_txn.c: MAIL to the reply after
- * the data; smtp_filter.c: the end-of-message stages).  A step is started
+ * the data; smtp_burl.c: BURL's fetch; smtp_filter.c: the end-of-message
+ * stages).  A step is started
  * after its state is entered, as it may report at once (a stage without
  * handlers, a lookup without an auth service, a spool that needs no
  * write).
@@ -72,6 +73,7 @@ static const smtp_event_fn handlers[SMTP_ST_COUNT][SMTP_EV_COUNT] = {
 	[SMTP_ST_DATA][SMTP_EV_SPOOLED] = smtp_on_spilled,
 	[SMTP_ST_BDAT_HOOK][SMTP_EV_VERDICT] = smtp_on_bdat_verdict,
 	[SMTP_ST_BDAT][SMTP_EV_SPOOLED] = smtp_on_spilled,
+	[SMTP_ST_BURL][SMTP_EV_FETCHED] = smtp_on_burl_fetched,
 	[SMTP_ST_SYNC][SMTP_EV_SPOOLED] = smtp_on_synced,
 	[SMTP_ST_EOM_HEADER][SMTP_EV_VERDICT] = smtp_on_header_verdict,
 	[SMTP_ST_EOM_EOH][SMTP_EV_VERDICT] = smtp_on_eoh_verdict,

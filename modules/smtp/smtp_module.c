@@ -21,6 +21,7 @@ postern_hook_t *smtp_hooks[POSTERN_SMTP_DISCONNECT + 1];
 const struct postern_auth *smtp_auth;
 const struct postern_storage *smtp_storage;
 const struct postern_relay *smtp_relay;
+const struct postern_urlauth *smtp_urlauth;
 
 static const char *const mode_names[] = {
 	"mx", "submission", "submissions", NULL,
@@ -224,6 +225,10 @@ worker_start(void *arg)
 	                                       POSTERN_STORAGE_MAJOR, 1);
 	smtp_relay = smtp_host->service_find(smtp_self, POSTERN_RELAY_SERVICE,
 	                                     POSTERN_RELAY_MAJOR, 0);
+	/* BURL (RFC 4468): URLAUTH URLs resolved by the imap module. */
+	smtp_urlauth = smtp_host->service_find(smtp_self,
+	                                       POSTERN_URLAUTH_SERVICE,
+	                                       POSTERN_URLAUTH_MAJOR, 0);
 	if (smtp_relay == NULL)
 		smtp_host->log(smtp_self, POSTERN_LOG_INFO,
 		               "no relay service: recipients in other domains "

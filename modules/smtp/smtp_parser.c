@@ -30,6 +30,7 @@ static const struct {
 	{ "QUIT", SMTP_VERB_QUIT }, { "VRFY", SMTP_VERB_VRFY },
 	{ "EXPN", SMTP_VERB_EXPN }, { "HELP", SMTP_VERB_HELP },
 	{ "STARTTLS", SMTP_VERB_STARTTLS }, { "AUTH", SMTP_VERB_AUTH },
+	{ "BURL", SMTP_VERB_BURL },
 };
 
 int
@@ -749,6 +750,50 @@ smtp_parse_bdat(const char *arg, size_t len, uint64_t *size, int *last,
 	return 0;
 syntax:
 	ERR(err, 501, "5.5.4", "syntax: BDAT size [LAST]");
+	return -1;
+}
+
+/* absolute-URI = scheme ":" hier-part [ "?" query ]; scheme = ALPHA
+ * *( ALPHA / DIGIT / "+" / "-" / "." ).  The rest is only checked for
+ * octets no URI has (controls, spaces, 8-bit): the resolver parses it. */
+static int
+absolute_uri(const char *s, size_t len)
+{
+	size_t i;
+
+	if (len == 0 || !isalpha((unsigned char)s[0]))
+		return 0;
+	for (i = 1; i < len && s[i] != ':'; i++)
+		if (!isalnum((unsigned char)s[i]) && s[i] != '+' &&
+		    s[i] != '-' && s[i] != '.')
+			return 0;
+	if (i == len)
+		return 0;
+	for (; i < len; i++)
+		if ((unsigned char)s[i] <= 0x20 || (unsigned char)s[i] >= 0x7f)
+			return 0;
+	return 1;
+}
+
+int
+smtp_parse_burl(const char *arg, size_t len, size_t *url_len, int *last,
+                struct smtp_error *err)
+{
+	const char *sp = memchr(arg, ' ', len);
+	size_t n = sp != NULL ? (size_t)(sp - arg) : len;
+
+	*last = 0;
+	if (!absolute_uri(arg, n))
+		goto syntax;
+	if (sp != NULL) {
+		if (len - n - 1 != 4 || strncasecmp(sp + 1, "LAST", 4) != 0)
+			goto syntax;
+		*last = 1;
+	}
+	*url_len = n;
+	return 0;
+syntax:
+	ERR(err, 501, "5.5.4", "syntax: BURL absolute-URI [LAST]");
 	return -1;
 }
 

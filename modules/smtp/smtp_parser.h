@@ -6,7 +6,7 @@
  * Grammar: RFC 5321 section 4.1 (commands, paths), RFC 1870 (SIZE),
  * RFC 6152 (BODY=8BITMIME), RFC 3461 (NOTIFY, ORCPT, RET, ENVID, xtext),
  * RFC 4954 (AUTH=), RFC 6531 (SMTPUTF8: UTF-8 in addresses), RFC 3030
- * (BDAT).
+ * (BDAT), RFC 4468 (BURL).
  */
 #ifndef SMTP_PARSER_H
 #define SMTP_PARSER_H
@@ -42,6 +42,7 @@ enum smtp_verb {
 	SMTP_VERB_HELP,
 	SMTP_VERB_STARTTLS,
 	SMTP_VERB_AUTH,
+	SMTP_VERB_BURL,       /* RFC 4468 (smtp_burl.c) */
 	/* New verbs go above: smtp_state.c sizes its table by it, and a
 	 * verb it does not list runs wherever commands are read (a row's
 	 * default), so list it where it is out of sequence. */
@@ -109,6 +110,13 @@ int smtp_parse_rcpt(const char *arg, size_t len,
 
 /* "size [LAST]" after BDAT.  Returns 0 or -1. */
 int smtp_parse_bdat(const char *arg, size_t len, uint64_t *size, int *last,
+                    struct smtp_error *err);
+
+/* "absolute-URI [LAST]" after BURL (RFC 4468 3.5): the URL is
+ * arg[0..*url_len), a scheme (RFC 3986 3.1), ':' and printable US-ASCII
+ * without spaces.  Returns 0 or -1 (501 5.5.4).  Whether the URL names
+ * anything is the resolver's to say. */
+int smtp_parse_burl(const char *arg, size_t len, size_t *url_len, int *last,
                     struct smtp_error *err);
 
 /* "mechanism [initial-response]" after AUTH.  mech gets the upper-cased

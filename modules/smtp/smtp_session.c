@@ -3,12 +3,14 @@
  * (postern/session.h): the protocol it runs (command table, parser glue,
  * fixed replies), replies, and the commands that are not part of a mail
  * transaction (HELO, EHLO, STARTTLS, RSET, NOOP, QUIT, VRFY, EXPN, HELP).
- * AUTH is in smtp_auth.c, MAIL/RCPT/DATA/BDAT in smtp_txn.c.
+ * AUTH is in smtp_auth.c, MAIL/RCPT/DATA/BDAT in smtp_txn.c, BURL in
+ * smtp_burl.c.
  *
  * Every command passes the state machine's rule for the session's state
  * (smtp_state.c) before its handler runs: a command out of sequence gets
  * its 503 (or 554) there, counted against max_errors, and the session
- * goes on.
+ * goes on.  A command the listener does not offer (BURL on an MX) is
+ * not implemented there (502), whatever the state.
  *
  * Pipelining (RFC 2920) needs nothing special: replies are queued and the
  * host sends them once per loop turn, and a command that waits for a job
@@ -233,6 +235,7 @@ static void
 ehlo_reply(struct smtp_session *s)
 {
 	postern_session_t *ss = s->ss;
+	const char *burl;
 
 	H->session_reply(ss, "250-%s Hello %s [%s]", smtp_cfg.hostname,
 	                 s->helo, H->conn_peer(s->conn));
@@ -247,6 +250,8 @@ ehlo_reply(struct smtp_session *s)
 		H->session_reply(ss, "250-STARTTLS");
 	if (auth_allowed_now(s))
 		H->session_reply(ss, "250-AUTH %s", H->sasl_mechanisms());
+	if ((burl = smtp_burl_keyword(s)) != NULL)
+		H->session_reply(ss, "250-%s", burl);
 	H->session_reply(ss, "250 SMTPUTF8");
 }
 
@@ -379,7 +384,8 @@ cmd_simple(struct smtp_session *s, const struct smtp_command *cmd)
 		H->session_reply(s->ss, "214-2.0.0 postern SMTP, RFC 5321; "
 		                 "commands:");
 		smtp_reply(s, 214, "2.0.0", "HELO EHLO MAIL RCPT DATA BDAT "
-		           "RSET NOOP QUIT VRFY HELP STARTTLS AUTH");
+		           "RSET NOOP QUIT VRFY HELP STARTTLS AUTH%s",
+		           smtp_burl_offered(s) ? " BURL" : "");
 		return;
 	default:
 		smtp_reply_error(s, 500, "5.5.1", "command not recognized");
@@ -391,6 +397,14 @@ cmd_simple(struct smtp_session *s, const struct smtp_command *cmd)
 
 static const struct postern_command smtp_commands[SMTP_CMD_TLS_STAGE + 1];
 
+/* 0 for a command this listener does not implement at all: one whose
+ * extension it does not offer (RFC 4468 3.1: no BURL on an MX). */
+static int
+verb_offered(const struct smtp_session *s, enum smtp_verb verb)
+{
+	return verb != SMTP_VERB_BURL || smtp_burl_offered(s);
+}
+
 static void
 run_command(postern_session_t *ss, void *st, void *vc)
 {
@@ -399,6 +413,14 @@ run_command(postern_session_t *ss, void *st, void *vc)
 	const struct smtp_rule *rule = smtp_state_rule(s->state, cmd->verb);
 
 	(void)ss;
+	/* RFC 5321 4.2.4: 502 in any state (but after a refused
+	 * greeting, where everything but QUIT and NOOP is 503). */
+	if (rule->kind != SMTP_RULE_NOT_READ && s->state != SMTP_ST_REFUSED &&
+	    !verb_offered(s, cmd->verb)) {
+		smtp_reply_error(s, 502, "5.5.1", "command not implemented "
+		                 "here");
+		return;
+	}
 	switch (rule->kind) {
 	case SMTP_RULE_NOT_READ:
 		/* The host dispatches nothing while the session waits, and
@@ -447,6 +469,9 @@ run_command(postern_session_t *ss, void *st, void *vc)
 	case SMTP_VERB_BDAT:
 		smtp_cmd_bdat(s, cmd, rule);
 		break;
+	case SMTP_VERB_BURL:
+		smtp_cmd_burl(s, cmd);
+		break;
 	default:
 		cmd_simple(s, cmd);
 		break;
@@ -491,6 +516,7 @@ static const struct postern_command smtp_commands[SMTP_CMD_TLS_STAGE + 1] = {
 	[SMTP_VERB_HELP] = { "HELP", JUNK, run_command },
 	[SMTP_VERB_STARTTLS] = { "STARTTLS", 0, run_command },
 	[SMTP_VERB_AUTH] = { "AUTH", 0, run_command },
+	[SMTP_VERB_BURL] = { "BURL", 0, run_command },
 	[SMTP_CMD_TLS_STAGE] = { "(starttls stage)", 0, run_tls_stage },
 };
 

@@ -33,6 +33,7 @@
 #include <postern/postern.h>
 #include <postern/relay.h>
 #include <postern/smtp.h>
+#include <postern/urlauth.h>
 
 #include "smtp_data.h"
 #include "smtp_parser.h"
@@ -104,6 +105,7 @@ extern postern_hook_t *smtp_hooks[POSTERN_SMTP_DISCONNECT + 1];
 extern const struct postern_auth *smtp_auth;
 extern const struct postern_storage *smtp_storage;
 extern const struct postern_relay *smtp_relay;
+extern const struct postern_urlauth *smtp_urlauth; /* BURL's resolver */
 extern const struct postern_smtp_service smtp_service;
 
 /* ---- the transaction ------------------------------------------------ */
@@ -214,8 +216,9 @@ struct smtp_event {
 	enum smtp_event_kind kind;
 	const struct postern_verdict *verdict;  /* SMTP_EV_VERDICT */
 	const struct postern_sasl_result *sasl; /* SMTP_EV_SASL */
-	int status;      /* SENDER, RESOLVED, SPOOLED: see smtp_state.h */
-	ssize_t n;       /* SMTP_EV_READ */
+	int status;      /* SENDER, RESOLVED, SPOOLED, FETCHED: see
+	                    smtp_state.h */
+	ssize_t n;       /* SMTP_EV_READ, SMTP_EV_FETCHED */
 };
 
 /* One header field of the received message (for the header stage). */
@@ -252,10 +255,13 @@ struct smtp_session {
 	struct smtp_slot slots[SMTP_SLOTS]; /* filters' session_slot */
 	struct postern_smtp_txn txn;  /* txn.pool NULL: no transaction */
 	unsigned ntxn;
-	/* BDAT in progress */
+	/* a chunk in progress, BDAT's or BURL's */
 	uint64_t bdat_size;
 	int bdat_last;
 	struct smtp_error bdat_refusal; /* code 0: chunk accepted */
+	const char *burl_url;         /* BURL's URL (txn pool); NULL: the
+	                                 chunk's octets are the client's */
+	size_t burl_len;
 	/* the end-of-message chain */
 	struct smtp_hfield *hfields;  /* txn pool */
 	size_t nhfields, hfield_next;
@@ -343,6 +349,9 @@ void smtp_on_bdat_verdict(struct smtp_session *s,
 void smtp_on_spilled(struct smtp_session *s, const struct smtp_event *ev);
 void smtp_on_synced(struct smtp_session *s, const struct smtp_event *ev);
 void smtp_on_delivered(struct smtp_session *s, const struct smtp_event *ev);
+/* smtp_burl.c: BURL: FETCHED */
+void smtp_on_burl_fetched(struct smtp_session *s,
+                          const struct smtp_event *ev);
 /* smtp_filter.c: the end-of-message stages */
 void smtp_on_header_verdict(struct smtp_session *s,
                             const struct smtp_event *ev);
@@ -368,6 +377,25 @@ void smtp_cmd_rcpt(struct smtp_session *s, const struct smtp_command *cmd);
 void smtp_cmd_data(struct smtp_session *s, const struct smtp_command *cmd);
 void smtp_cmd_bdat(struct smtp_session *s, const struct smtp_command *cmd,
                    const struct smtp_rule *rule);
+/* A chunk in sequence (RCPT, CHUNKED), BDAT's or BURL's (s->burl_url),
+ * announced (s->bdat_last set, s->bdat_refusal clear): the data stage
+ * before the first one (BDAT_HOOK), then the chunk is read (BDAT) or
+ * fetched (BURL). */
+void smtp_chunk_begin(struct smtp_session *s);
+/* The chunk will be refused with that reply when it ends (static
+ * strings, or the txn pool's). */
+void smtp_chunk_refuse(struct smtp_session *s, unsigned code,
+                       const char *enhanced, const char *text);
+/* The chunk is in, or refused: its reply, and after the last one the
+ * end of the message (SYNC) or of the transaction. */
+void smtp_chunk_end(struct smtp_session *s);
+/* Adds octets to the chunk from the job that holds the paused session
+ * (BURL's fetch), moving the spool's memory to its file as it grows, so
+ * the message is never whole in memory.  0, or -1 when the file cannot
+ * be written.  Job thread: the loop touches neither the reader, the
+ * spool nor the txn pool while the job runs. */
+int smtp_chunk_feed_job(struct postern_smtp_txn *t, const void *data,
+                        size_t len);
 /* Ends the transaction (runs smtp.reset detached).  The caller enters
  * the state that follows. */
 void smtp_txn_reset(struct smtp_session *s);
@@ -432,6 +460,22 @@ void smtp_spool_sync(struct smtp_session *s, int force);
  * body stage); reports SMTP_EV_READ (n). */
 void smtp_spool_read(struct smtp_session *s, uint64_t off, char *buf,
                      size_t len);
+
+/* ---- smtp_burl.c ---------------------------------------------------- */
+
+/* 1 when this listener offers BURL (RFC 4468 3.1: submission only, with
+ * AUTH, and the imap module's urlauth service there); elsewhere BURL is
+ * not implemented (502). */
+int smtp_burl_offered(const struct smtp_session *s);
+/* The EHLO keyword: "BURL imap" after AUTH, "BURL" before it
+ * (authentication required to use it), NULL where not offered. */
+const char *smtp_burl_keyword(const struct smtp_session *s);
+/* BURL imap-url [LAST], once the machine's rule let it run (RCPT,
+ * CHUNKED) on a listener that offers it. */
+void smtp_cmd_burl(struct smtp_session *s, const struct smtp_command *cmd);
+/* BURL: resolves the URL on a job, into the message; reports
+ * SMTP_EV_FETCHED (a chunk refused by the data stage ends at once). */
+void smtp_burl_fetch(struct smtp_session *s);
 
 /* ---- smtp_sender.c -------------------------------------------------- */
 

@@ -4,9 +4,9 @@
  * how it refuses the others, and which state may follow which.  Pure:
  * the session's code is in smtp_machine.c and the handlers' files.
  *
- * To add a command (BURL, RFC 4468): its verb in smtp_parser.h, its
- * handler in the session's switch, and here its refusal in each rest
- * state where it is out of sequence (elsewhere it runs).
+ * To add a command: its verb in smtp_parser.h, its handler in the
+ * session's switch, and here its refusal in each rest state where it is
+ * out of sequence (elsewhere it runs), as BURL's (RFC 4468) are.
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -76,16 +76,22 @@ static const struct state_info states[SMTP_ST_COUNT] = {
 	                        B(SMTP_ST_DATA) | B(SMTP_ST_RCPT) },
 	[SMTP_ST_DATA] = { "data", SMTP_IN_RAW, 0, 1,
 	                   B(SMTP_ST_SYNC) | B(SMTP_ST_READY) },
+	/* The first chunk, BDAT's or BURL's, runs the data stage. */
 	[SMTP_ST_BDAT_HOOK] = { "bdat-hook", SMTP_IN_PAUSED, 0, 1,
-	                        B(SMTP_ST_BDAT) },
+	                        B(SMTP_ST_BDAT) | B(SMTP_ST_BURL) },
 	/* A chunk out of sequence is read too, so BDAT may hold no
 	 * transaction, and go back to where it came from. */
 	[SMTP_ST_BDAT] = { "bdat", SMTP_IN_RAW, 0, 0,
 	                   B(SMTP_ST_CHUNKED) | B(SMTP_ST_CHUNK_FAILED) |
 	                   B(SMTP_ST_SYNC) | B(SMTP_ST_READY) |
 	                   B(SMTP_ST_HELO) | B(SMTP_ST_MAIL) },
+	/* BURL is a chunk like BDAT's (RFC 4468 3.2), but only in
+	 * sequence: out of it there are no octets to skip. */
+	[SMTP_ST_BURL] = { "burl", SMTP_IN_PAUSED, 0, 1,
+	                   B(SMTP_ST_CHUNKED) | B(SMTP_ST_CHUNK_FAILED) |
+	                   B(SMTP_ST_SYNC) | B(SMTP_ST_READY) },
 	[SMTP_ST_CHUNKED] = { "chunked", SMTP_IN_COMMANDS, 0, 1,
-	                      REST_CMDS },
+	                      REST_CMDS | B(SMTP_ST_BURL) },
 	[SMTP_ST_CHUNK_FAILED] = { "chunk-failed", SMTP_IN_COMMANDS, 0, 1,
 	                           REST_CMDS },
 	[SMTP_ST_SYNC] = { "sync", SMTP_IN_PAUSED, 0, 1,
@@ -118,6 +124,8 @@ static const struct state_info states[SMTP_ST_COUNT] = {
 #define NO_RCPT REFUSE(554, "5.5.1", "no valid recipients")
 #define AFTER_DATA REFUSE(503, "5.5.1", "RCPT after message data")
 #define DATA_AFTER_BDAT REFUSE(503, "5.5.1", "DATA after BDAT")
+#define EARLIER_CHUNK_FAILED REFUSE(503, "5.5.1", \
+                                    "an earlier chunk failed; RSET")
 
 struct state_rules {
 	struct smtp_rule dflt;   /* verbs the row does not name */
@@ -142,6 +150,7 @@ static const struct state_rules rules[SMTP_ST_COUNT] = {
 			                                "need MAIL first"),
 			[SMTP_VERB_AUTH] = REFUSE(503, "5.5.1",
 			                          "send EHLO first"),
+			[SMTP_VERB_BURL] = NEED_MAIL,
 		},
 	},
 	[SMTP_ST_READY] = {
@@ -151,10 +160,12 @@ static const struct state_rules rules[SMTP_ST_COUNT] = {
 			[SMTP_VERB_DATA] = NEED_MAIL,
 			[SMTP_VERB_BDAT] = REFUSE_CHUNK(503, "5.5.1",
 			                                "need MAIL first"),
+			[SMTP_VERB_BURL] = NEED_MAIL,
 		},
 	},
 	/* RFC 5321 3.3: DATA without a recipient is 554 ("no valid
-	 * recipients"), or 503. */
+	 * recipients"), or 503; RFC 4468 3.1 and 6: BURL too, and its URL
+	 * is not resolved. */
 	[SMTP_ST_MAIL] = {
 		.dflt = RUN,
 		.verb = {
@@ -163,6 +174,7 @@ static const struct state_rules rules[SMTP_ST_COUNT] = {
 			[SMTP_VERB_BDAT] = REFUSE_CHUNK(554, "5.5.1",
 			                                "no valid recipients"),
 			[SMTP_VERB_AUTH] = AUTH_IN_TXN,
+			[SMTP_VERB_BURL] = NO_RCPT,
 		},
 	},
 	[SMTP_ST_RCPT] = {
@@ -173,7 +185,8 @@ static const struct state_rules rules[SMTP_ST_COUNT] = {
 		},
 	},
 	/* RFC 3030 2: DATA and BDAT are not mixed in a transaction, and
-	 * the recipients are all known before the first chunk. */
+	 * the recipients are all known before the first chunk.  RFC 4468
+	 * 3.2: BDAT and BURL chunks mix. */
 	[SMTP_ST_CHUNKED] = {
 		.dflt = RUN,
 		.verb = {
@@ -195,6 +208,7 @@ static const struct state_rules rules[SMTP_ST_COUNT] = {
 			                                "an earlier chunk "
 			                                "failed; RSET"),
 			[SMTP_VERB_AUTH] = AUTH_IN_TXN,
+			[SMTP_VERB_BURL] = EARLIER_CHUNK_FAILED,
 		},
 	},
 };
@@ -234,6 +248,7 @@ smtp_event_name(enum smtp_event_kind ev)
 		[SMTP_EV_SPOOLED] = "spooled",
 		[SMTP_EV_READ] = "spool-read",
 		[SMTP_EV_DELIVERED] = "delivered",
+		[SMTP_EV_FETCHED] = "url-fetched",
 	};
 
 	return (unsigned)ev < SMTP_EV_COUNT ? names[ev] : "?";

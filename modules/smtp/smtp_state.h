@@ -10,7 +10,8 @@
  *     not commands (DATA lines, BDAT octets, an AUTH response);
  *   - smtp_state_rule() says, for a rest state and a command, whether the
  *     command runs or which reply refuses it (RFC 5321 4.1.4 and 3.1,
- *     RFC 3030, RFC 4954): the session dispatches every command through
+ *     RFC 3030, RFC 4954, RFC 4468): the session dispatches every
+ *     command through
  *     it (smtp_session.c) before its handler;
  *   - smtp_state_can() says which phase may follow which: smtp_enter()
  *     (smtp_machine.c) goes through it for every change, logs the change
@@ -53,6 +54,8 @@ enum smtp_state {
 	SMTP_ST_DATA,          /* reading DATA lines (raw) */
 	SMTP_ST_BDAT_HOOK,     /* data stage running for a first chunk */
 	SMTP_ST_BDAT,          /* reading a BDAT chunk (octets) */
+	SMTP_ST_BURL,          /* a BURL chunk fetched from its URL into
+	                          the message (a job, RFC 4468) */
 	SMTP_ST_CHUNKED,       /* between BDAT chunks */
 	SMTP_ST_CHUNK_FAILED,  /* a chunk was refused: RSET (or the LAST
 	                          chunk) ends the transaction */
@@ -102,6 +105,10 @@ enum smtp_event_kind {
 	                          -1 on failure */
 	SMTP_EV_DELIVERED,     /* the delivery job finished (also once the
 	                          client has gone: the outcome is logged) */
+	SMTP_EV_FETCHED,       /* a BURL chunk's URL was resolved into the
+	                          message: status POSTERN_URLAUTH_*; n the
+	                          octets taken, -1 if the spool file could
+	                          not be written */
 	SMTP_EV_COUNT
 };
 

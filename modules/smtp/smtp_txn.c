@@ -16,7 +16,8 @@
  *
  * The phases (smtp_state.h): MAIL_CHECK, MAIL_HOOK, then MAIL; each RCPT
  * through RCPT_LOOKUP and RCPT_HOOK, then RCPT; DATA_HOOK, DATA; or
- * BDAT_HOOK, BDAT and CHUNKED (CHUNK_FAILED) between chunks; at the end
+ * BDAT_HOOK, BDAT (or BURL, smtp_burl.c) and CHUNKED (CHUNK_FAILED)
+ * between chunks; at the end
  * SYNC, the end-of-message stages (smtp_filter.c), DELIVER, and READY
  * with the reply.  The commands reach their handlers only in the phases
  * the machine's rules let them (a RCPT before MAIL is refused there).
@@ -399,18 +400,35 @@ smtp_on_spilled(struct smtp_session *s, const struct smtp_event *ev)
 	smtp_session_resume(s);
 }
 
+/* 1 when the spool's memory should go to its file now (the header
+ * section kept first): spool_memory is reached, and the octets are
+ * still wanted. */
+static int
+spill_due(struct postern_smtp_txn *t)
+{
+	if (t->too_big || t->outcome == SMTP_OUT_REFUSE ||
+	    smtp_host->spool_memory(t->spool, NULL) <
+	    (size_t)smtp_cfg.spool_memory)
+		return 0;
+	keep_header(t);
+	return 1;
+}
+
 /* After a piece of message data: spill memory to the file if needed. */
 static void
 spill_if_needed(struct smtp_session *s)
 {
-	struct postern_smtp_txn *t = &s->txn;
+	if (spill_due(&s->txn))
+		smtp_spool_sync(s, 0);
+}
 
-	if (t->too_big || t->outcome == SMTP_OUT_REFUSE ||
-	    smtp_host->spool_memory(t->spool, NULL) <
-	    (size_t)smtp_cfg.spool_memory)
-		return;
-	keep_header(t);
-	smtp_spool_sync(s, 0);
+int
+smtp_chunk_feed_job(struct postern_smtp_txn *t, const void *data,
+                    size_t len)
+{
+	smtp_data_feed(&t->reader, data, len);
+	/* What spill_if_needed has a job do, on the job we are on. */
+	return spill_due(t) ? smtp_host->spool_flush(t->spool) : 0;
 }
 
 /* The message data is over (its end, or a chunk's): commands again,
@@ -446,8 +464,6 @@ data_line(postern_session_t *ss, void *st, const struct postern_line *l)
 	spill_if_needed(s);
 }
 
-static void bdat_chunk_end(struct smtp_session *s);
-
 /* A piece of a BDAT chunk, counted by the session layer. */
 static void
 bdat_octets(postern_session_t *ss, void *st, const void *data, size_t len,
@@ -460,7 +476,7 @@ bdat_octets(postern_session_t *ss, void *st, const void *data, size_t len,
 	if (s->bdat_refusal.code == 0)
 		smtp_data_feed(&s->txn.reader, data, len);
 	if (last)
-		bdat_chunk_end(s);
+		smtp_chunk_end(s);
 	else if (s->bdat_refusal.code == 0)
 		spill_if_needed(s);
 }
@@ -469,11 +485,24 @@ bdat_octets(postern_session_t *ss, void *st, const void *data, size_t len,
 static void
 bdat_read(struct smtp_session *s)
 {
+	smtp_enter(s, SMTP_ST_BDAT);
 	if (s->bdat_size == 0)
-		bdat_chunk_end(s);
+		smtp_chunk_end(s);
 	else
 		smtp_host->session_read_octets(s->ss, s->bdat_size,
 		                               bdat_octets);
+}
+
+/* The chunk's octets: the client's (BDAT), or its URL's (BURL). */
+static void
+chunk_read(struct smtp_session *s)
+{
+	if (s->burl_url == NULL) {
+		bdat_read(s);
+		return;
+	}
+	smtp_enter(s, SMTP_ST_BURL);
+	smtp_burl_fetch(s);
 }
 
 /* ---- DATA ------------------------------------------------------------- */
@@ -508,9 +537,9 @@ smtp_cmd_data(struct smtp_session *s, const struct smtp_command *cmd)
 
 /* ---- BDAT (RFC 3030) -------------------------------------------------- */
 
-static void
-refuse_chunk(struct smtp_session *s, unsigned code, const char *enhanced,
-             const char *text)
+void
+smtp_chunk_refuse(struct smtp_session *s, unsigned code,
+                  const char *enhanced, const char *text)
 {
 	s->bdat_refusal.code = code;
 	s->bdat_refusal.enhanced = enhanced;
@@ -531,20 +560,30 @@ smtp_on_bdat_verdict(struct smtp_session *s, const struct smtp_event *ev)
 		if (temp ? (code < 400 || code > 499)
 		         : (code < 500 || code > 599))
 			code = temp ? 451 : 554;
-		refuse_chunk(s, code, temp ? "4.7.1" : "5.7.1",
-		             v->text != NULL
-		                 ? smtp_host->pool_strndup(t->pool, v->text,
-		                                           strlen(v->text))
-		                 : "message refused");
+		smtp_chunk_refuse(s, code, temp ? "4.7.1" : "5.7.1",
+		                  v->text != NULL
+		                      ? smtp_host->pool_strndup(t->pool, v->text,
+		                                                strlen(v->text))
+		                      : "message refused");
 		t->bdat_failed = 1;
 	} else
 		begin_message(s, SMTP_DATA_CHUNK);
 	/* Refused or not, this transaction is BDAT's now: no DATA, no
 	 * more RCPT (RFC 3030 2). */
 	t->bdat = 1;
-	smtp_enter(s, SMTP_ST_BDAT);
 	smtp_session_resume(s);
-	bdat_read(s);
+	chunk_read(s);
+}
+
+void
+smtp_chunk_begin(struct smtp_session *s)
+{
+	if (!s->txn.data_started) {
+		smtp_enter(s, SMTP_ST_BDAT_HOOK);
+		smtp_stage_run(s, POSTERN_SMTP_DATA);
+		return;
+	}
+	chunk_read(s);
 }
 
 /* In any state that reads commands but REFUSED: a chunk out of
@@ -554,7 +593,6 @@ void
 smtp_cmd_bdat(struct smtp_session *s, const struct smtp_command *cmd,
               const struct smtp_rule *rule)
 {
-	struct postern_smtp_txn *t = &s->txn;
 	struct smtp_error err;
 
 	if (smtp_parse_bdat(cmd->arg, cmd->arg_len, &s->bdat_size,
@@ -565,23 +603,22 @@ smtp_cmd_bdat(struct smtp_session *s, const struct smtp_command *cmd,
 		return;
 	}
 	s->bdat_refusal.code = 0;
+	s->burl_url = NULL;
 	smtp_host->conn_set_idle(s->conn, (unsigned)smtp_cfg.data_ms);
-	if (rule->kind == SMTP_RULE_REFUSE_CHUNK)
-		refuse_chunk(s, rule->code, rule->enhanced, rule->text);
-	else if (!t->data_started) {
-		smtp_enter(s, SMTP_ST_BDAT_HOOK);
-		smtp_stage_run(s, POSTERN_SMTP_DATA);
+	if (rule->kind == SMTP_RULE_REFUSE_CHUNK) {
+		smtp_chunk_refuse(s, rule->code, rule->enhanced, rule->text);
+		bdat_read(s);
 		return;
 	}
-	smtp_enter(s, SMTP_ST_BDAT);
-	bdat_read(s);
+	smtp_chunk_begin(s);
 }
 
-static void
-bdat_chunk_end(struct smtp_session *s)
+void
+smtp_chunk_end(struct smtp_session *s)
 {
 	struct postern_smtp_txn *t = &s->txn;
 
+	s->burl_url = NULL;  /* in the txn pool, which LAST ends */
 	leave_data_phase(s);
 	if (s->bdat_refusal.code != 0) {
 		smtp_reply_error(s, s->bdat_refusal.code,

@@ -259,6 +259,53 @@ test_xtext(void)
 	CU_ASSERT_EQUAL(smtp_xtext_decode("a+80b", 5, out, sizeof(out)), -1);
 }
 
+/* RFC 4468 3.5: "BURL" SP absolute-URI [SP end-marker]. */
+static void
+test_burl_args(void)
+{
+	static const char *const bad[] = {
+		"", " LAST", "LAST", "imap", "1map://x", "im_ap://x", ":x",
+		"imap://x LAST LAST", "imap://x last2", "imap://x  LAST",
+		"imap://x\x01", "imap://\xc3\xa7", "imap://x NOTLAST",
+	};
+	struct smtp_error e;
+	struct smtp_command c;
+	size_t n, i;
+	int last;
+	const char *url = "imap://alice@h/Drafts;UID=3;URLAUTH=submit+alice"
+	                  ":INTERNAL:0123456789abcdef0123456789abcdef01234567";
+	char line[256];
+
+	CU_ASSERT_EQUAL(smtp_parse_burl(url, strlen(url), &n, &last, &e), 0);
+	CU_ASSERT_EQUAL(n, strlen(url));
+	CU_ASSERT_EQUAL(last, 0);
+	snprintf(line, sizeof(line), "%s last", url);
+	CU_ASSERT_EQUAL(smtp_parse_burl(line, strlen(line), &n, &last, &e), 0);
+	CU_ASSERT_EQUAL(n, strlen(url));
+	CU_ASSERT_EQUAL(last, 1);
+	/* Any scheme parses: what does not resolve gets 554 later. */
+	CU_ASSERT_EQUAL(smtp_parse_burl("http://example.com/", 19, &n, &last,
+	                                &e), 0);
+	CU_ASSERT_EQUAL(smtp_parse_burl("x+1.-y:z LAST", 13, &n, &last, &e),
+	                0);
+	CU_ASSERT_EQUAL(n, 8);
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		int rc = smtp_parse_burl(bad[i], strlen(bad[i]), &n, &last,
+		                         &e);
+
+		if (rc != -1)
+			fprintf(stderr, "BURL %s parsed\n", bad[i]);
+		CU_ASSERT_EQUAL(rc, -1);
+		CU_ASSERT_EQUAL(e.code, 501);
+	}
+	/* NUL inside the URL */
+	CU_ASSERT_EQUAL(smtp_parse_burl("imap://a\0b", 10, &n, &last, &e), -1);
+	CU_ASSERT_EQUAL(smtp_parse_command("burl imap://x LAST", 18, &c, &e),
+	                0);
+	CU_ASSERT_EQUAL(c.verb, SMTP_VERB_BURL);
+	CU_ASSERT_EQUAL(c.arg_len, 13);
+}
+
 static void
 test_helo_bdat_auth(void)
 {
@@ -284,6 +331,7 @@ test_helo_bdat_auth(void)
 	CU_ASSERT_EQUAL(last, 0);
 	CU_ASSERT_EQUAL(smtp_parse_bdat("x", 1, &size, &last, &e), -1);
 	CU_ASSERT_EQUAL(smtp_parse_bdat("10 FIRST", 8, &size, &last, &e), -1);
+	test_burl_args();
 	CU_ASSERT_EQUAL(smtp_parse_auth("plain AHVAcA==", 14, mech,
 	                                sizeof(mech), &ir, &irlen, &e), 0);
 	CU_ASSERT_STRING_EQUAL(mech, "PLAIN");

@@ -1,7 +1,8 @@
 /*
  * test_smtp_state.c - the SMTP state machine's tables
  * (modules/smtp/smtp_state.c): every state against every command (runs,
- * or the RFC 5321 4.1.4 / RFC 3030 / RFC 4954 reply that refuses it),
+ * or the RFC 5321 4.1.4 / RFC 3030 / RFC 4954 / RFC 4468 reply that
+ * refuses it),
  * the transitions a session makes and some it must never make, and that
  * every state can be reached and left.
  */
@@ -14,29 +15,31 @@
 
 /* What each state does with each verb, in enum smtp_verb order:
  * UNKNOWN HELO EHLO MAIL RCPT DATA BDAT RSET NOOP QUIT VRFY EXPN HELP
- * STARTTLS AUTH.  "ok": runs; "503": refused with 503; "c503": BDAT's
- * chunk read, then 503; "-": no command is read in that state.  Written
- * from the RFCs, not from the table. */
+ * STARTTLS AUTH BURL.  "ok": runs; "503": refused with 503; "c503":
+ * BDAT's chunk read, then 503; "-": no command is read in that state.
+ * Written from the RFCs, not from the table.  BURL (RFC 4468 3.1, 3.2):
+ * a chunk like BDAT's, only after a recipient was taken, mixed with
+ * BDAT; refused as BDAT is, but at once (it has no octets to skip). */
 static const char *const expected[SMTP_ST_COUNT] = {
 	[SMTP_ST_REFUSED] =
-	    "503 503 503 503 503 503 503 503 ok ok 503 503 503 503 503",
+	    "503 503 503 503 503 503 503 503 ok ok 503 503 503 503 503 503",
 	[SMTP_ST_HELO] =
-	    "ok ok ok 503 503 503 c503 ok ok ok ok ok ok ok 503",
+	    "ok ok ok 503 503 503 c503 ok ok ok ok ok ok ok 503 503",
 	[SMTP_ST_READY] =
-	    "ok ok ok ok 503 503 c503 ok ok ok ok ok ok ok ok",
+	    "ok ok ok ok 503 503 c503 ok ok ok ok ok ok ok ok 503",
 	[SMTP_ST_MAIL] =
-	    "ok ok ok 503 ok 554 c554 ok ok ok ok ok ok ok 503",
+	    "ok ok ok 503 ok 554 c554 ok ok ok ok ok ok ok 503 554",
 	[SMTP_ST_RCPT] =
-	    "ok ok ok 503 ok ok ok ok ok ok ok ok ok ok 503",
+	    "ok ok ok 503 ok ok ok ok ok ok ok ok ok ok 503 ok",
 	[SMTP_ST_CHUNKED] =
-	    "ok ok ok 503 503 503 ok ok ok ok ok ok ok ok 503",
+	    "ok ok ok 503 503 503 ok ok ok ok ok ok ok ok 503 ok",
 	[SMTP_ST_CHUNK_FAILED] =
-	    "ok ok ok 503 503 503 c503 ok ok ok ok ok ok ok 503",
+	    "ok ok ok 503 503 503 c503 ok ok ok ok ok ok ok 503 503",
 };
 
 static const char *const verb_names[] = {
 	"UNKNOWN", "HELO", "EHLO", "MAIL", "RCPT", "DATA", "BDAT", "RSET",
-	"NOOP", "QUIT", "VRFY", "EXPN", "HELP", "STARTTLS", "AUTH",
+	"NOOP", "QUIT", "VRFY", "EXPN", "HELP", "STARTTLS", "AUTH", "BURL",
 };
 
 static void
@@ -134,6 +137,17 @@ static const enum smtp_state paths[][24] = {
 	  SMTP_ST_BDAT, SMTP_ST_HELO, SMTP_ST_COUNT },
 	{ SMTP_ST_CHUNKED, SMTP_ST_BDAT, SMTP_ST_SYNC, SMTP_ST_EOM_EOH,
 	  SMTP_ST_EOM_EOD, SMTP_ST_READY, SMTP_ST_COUNT },
+	/* BURL: a first chunk, BDAT and BURL mixed, a failed fetch, the
+	 * last one; a refused first chunk ending the transaction */
+	{ SMTP_ST_RCPT, SMTP_ST_BDAT_HOOK, SMTP_ST_BURL, SMTP_ST_CHUNKED,
+	  SMTP_ST_BDAT, SMTP_ST_CHUNKED, SMTP_ST_BURL, SMTP_ST_CHUNKED,
+	  SMTP_ST_BURL, SMTP_ST_SYNC, SMTP_ST_EOM_HEADER, SMTP_ST_DELIVER,
+	  SMTP_ST_READY, SMTP_ST_COUNT },
+	{ SMTP_ST_CHUNKED, SMTP_ST_BURL, SMTP_ST_CHUNK_FAILED, SMTP_ST_READY,
+	  SMTP_ST_COUNT },
+	{ SMTP_ST_RCPT, SMTP_ST_BDAT_HOOK, SMTP_ST_BURL, SMTP_ST_READY,
+	  SMTP_ST_COUNT },
+	{ SMTP_ST_BURL, SMTP_ST_CLOSED, SMTP_ST_COUNT },
 	/* STARTTLS, AUTH over two lines */
 	{ SMTP_ST_HELO, SMTP_ST_TLS_HANDSHAKE, SMTP_ST_TLS_HOOK, SMTP_ST_HELO,
 	  SMTP_ST_HELO_HOOK, SMTP_ST_READY, SMTP_ST_AUTH_STEP,
@@ -190,6 +204,15 @@ test_illegal(void)
 		{ SMTP_ST_REFUSED, SMTP_ST_HELO_HOOK },
 		{ SMTP_ST_AUTH_LINE, SMTP_ST_MAIL_CHECK },
 		{ SMTP_ST_TLS_HANDSHAKE, SMTP_ST_READY }, /* HELO again */
+		/* BURL: after a recipient, through the data stage */
+		{ SMTP_ST_READY, SMTP_ST_BURL },
+		{ SMTP_ST_MAIL, SMTP_ST_BURL },
+		{ SMTP_ST_RCPT, SMTP_ST_BURL },
+		{ SMTP_ST_CHUNK_FAILED, SMTP_ST_BURL },
+		{ SMTP_ST_DATA, SMTP_ST_BURL },
+		{ SMTP_ST_BURL, SMTP_ST_BDAT },        /* one chunk at a time */
+		{ SMTP_ST_BURL, SMTP_ST_RCPT },
+		{ SMTP_ST_BURL, SMTP_ST_DELIVER },     /* filters first */
 		{ SMTP_ST_CLOSED, SMTP_ST_READY },     /* nothing after */
 		{ SMTP_ST_CLOSED, SMTP_ST_CLOSED },
 	};
@@ -274,6 +297,8 @@ test_attributes(void)
 	CU_ASSERT(smtp_state_idle(SMTP_ST_REFUSED));
 	CU_ASSERT(!smtp_state_idle(SMTP_ST_AUTH_LINE)); /* finishes first */
 	CU_ASSERT(!smtp_state_idle(SMTP_ST_BDAT));      /* the chunk too */
+	CU_ASSERT(!smtp_state_idle(SMTP_ST_BURL));
+	CU_ASSERT(smtp_state_in_txn(SMTP_ST_BURL));
 	CU_ASSERT(!smtp_state_idle(SMTP_ST_DATA));
 	CU_ASSERT(!smtp_state_idle(SMTP_ST_CLOSED));
 	CU_ASSERT(smtp_state_in_txn(SMTP_ST_CHUNKED));
@@ -282,6 +307,8 @@ test_attributes(void)
 	CU_ASSERT_EQUAL(smtp_state_input(SMTP_ST_BDAT), SMTP_IN_RAW);
 	CU_ASSERT_EQUAL(smtp_state_input(SMTP_ST_AUTH_LINE), SMTP_IN_RAW);
 	CU_ASSERT_EQUAL(smtp_state_input(SMTP_ST_DELIVER), SMTP_IN_PAUSED);
+	/* the fetch is a job: the session reads nothing meanwhile */
+	CU_ASSERT_EQUAL(smtp_state_input(SMTP_ST_BURL), SMTP_IN_PAUSED);
 	for (k = 0; k < SMTP_EV_COUNT; k++)
 		CU_ASSERT_STRING_NOT_EQUAL(smtp_event_name(k), "?");
 	CU_ASSERT_STRING_EQUAL(smtp_state_name(SMTP_ST_COUNT), "?");
