@@ -98,6 +98,12 @@ burl_done(postern_session_t *ss, void *st, void *arg, int status)
 	(void)ss;
 	if (!smtp_session_gone(st, status))
 		smtp_event(st, &ev);
+	else
+		/* The transaction goes with the session (protocol->free
+		 * comes after this job): nothing to deliver, no reply. */
+		smtp_log_txn(c->t->logp, POSTERN_LOG_INFO, "BURL: the client "
+		             "left during the fetch (%llu octets not kept)",
+		             (unsigned long long)c->total);
 	smtp_host->pool_destroy(c->pool);
 }
 
@@ -155,19 +161,14 @@ smtp_on_burl_fetched(struct smtp_session *s, const struct smtp_event *ev)
 /* ---- the command -------------------------------------------------------- */
 
 void
-smtp_cmd_burl(struct smtp_session *s, const struct smtp_command *cmd)
+smtp_cmd_burl(struct smtp_session *s, const struct smtp_command *cmd,
+              const struct smtp_rule *rule)
 {
 	struct postern_smtp_txn *t = &s->txn;
 	struct smtp_error err;
 	size_t n;
 	int last;
 
-	/* RFC 4954 6: the command needs a login (a submission listener
-	 * with auth = optional may have taken MAIL and RCPT without). */
-	if (s->auth_user == NULL) {
-		smtp_reply_error(s, 530, "5.7.0", "authentication required");
-		return;
-	}
 	if (smtp_parse_burl(cmd->arg, cmd->arg_len, &n, &last, &err) < 0) {
 		smtp_reply_error(s, err.code, err.enhanced, err.text);
 		return;
@@ -175,6 +176,20 @@ smtp_cmd_burl(struct smtp_session *s, const struct smtp_command *cmd)
 	s->bdat_last = last;
 	s->bdat_size = 0;
 	s->bdat_refusal.code = 0;
+	s->burl_url = NULL;
+	if (rule->kind == SMTP_RULE_REFUSE_CHUNK) {
+		/* RFC 4468 3.2: without a recipient the URL is not
+		 * resolved. */
+		smtp_chunk_refuse(s, rule->code, rule->enhanced, rule->text);
+		smtp_chunk_end(s);
+		return;
+	}
+	/* RFC 4954 6: the command needs a login (a submission listener
+	 * with auth = optional may have taken MAIL and RCPT without). */
+	if (s->auth_user == NULL) {
+		smtp_reply_error(s, 530, "5.7.0", "authentication required");
+		return;
+	}
 	s->burl_url = smtp_host->pool_strndup(t->pool, cmd->arg, n);
 	s->burl_len = n;
 	smtp_chunk_begin(s);

@@ -434,8 +434,9 @@ run_command(postern_session_t *ss, void *st, void *vc)
 		smtp_reply_error(s, rule->code, rule->enhanced, rule->text);
 		return;
 	case SMTP_RULE_REFUSE_CHUNK:
-		/* BDAT's handler reads the chunk before the refusal. */
-		if (cmd->verb != SMTP_VERB_BDAT) {
+		/* A chunk's handler takes it before the refusal. */
+		if (cmd->verb != SMTP_VERB_BDAT &&
+		    cmd->verb != SMTP_VERB_BURL) {
 			smtp_reply_error(s, rule->code, rule->enhanced,
 			                 rule->text);
 			return;
@@ -470,7 +471,7 @@ run_command(postern_session_t *ss, void *st, void *vc)
 		smtp_cmd_bdat(s, cmd, rule);
 		break;
 	case SMTP_VERB_BURL:
-		smtp_cmd_burl(s, cmd);
+		smtp_cmd_burl(s, cmd, rule);
 		break;
 	default:
 		cmd_simple(s, cmd);

@@ -470,9 +470,12 @@ int smtp_burl_offered(const struct smtp_session *s);
 /* The EHLO keyword: "BURL imap" after AUTH, "BURL" before it
  * (authentication required to use it), NULL where not offered. */
 const char *smtp_burl_keyword(const struct smtp_session *s);
-/* BURL imap-url [LAST], once the machine's rule let it run (RCPT,
- * CHUNKED) on a listener that offers it. */
-void smtp_cmd_burl(struct smtp_session *s, const struct smtp_command *cmd);
+/* BURL imap-url [LAST] on a listener that offers it, in any state that
+ * reads commands but REFUSED: the rule runs it (RCPT, CHUNKED) or
+ * refuses the chunk (REFUSE_CHUNK: not resolved, LAST ends the
+ * transaction). */
+void smtp_cmd_burl(struct smtp_session *s, const struct smtp_command *cmd,
+                   const struct smtp_rule *rule);
 /* BURL: resolves the URL on a job, into the message; reports
  * SMTP_EV_FETCHED (a chunk refused by the data stage ends at once). */
 void smtp_burl_fetch(struct smtp_session *s);

@@ -6,7 +6,8 @@
  *
  * To add a command: its verb in smtp_parser.h, its handler in the
  * session's switch, and here its refusal in each rest state where it is
- * out of sequence (elsewhere it runs), as BURL's (RFC 4468) are.
+ * out of sequence (elsewhere it runs), as BURL's (RFC 4468) are: BDAT's,
+ * in every state.
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -124,8 +125,11 @@ static const struct state_info states[SMTP_ST_COUNT] = {
 #define NO_RCPT REFUSE(554, "5.5.1", "no valid recipients")
 #define AFTER_DATA REFUSE(503, "5.5.1", "RCPT after message data")
 #define DATA_AFTER_BDAT REFUSE(503, "5.5.1", "DATA after BDAT")
-#define EARLIER_CHUNK_FAILED REFUSE(503, "5.5.1", \
-                                    "an earlier chunk failed; RSET")
+/* A chunk's, BDAT's or BURL's (REFUSE_CHUNK) */
+#define CHUNK_NEED_MAIL REFUSE_CHUNK(503, "5.5.1", "need MAIL first")
+#define CHUNK_NO_RCPT REFUSE_CHUNK(554, "5.5.1", "no valid recipients")
+#define CHUNK_AFTER_FAILED REFUSE_CHUNK(503, "5.5.1", \
+                                        "an earlier chunk failed; RSET")
 
 struct state_rules {
 	struct smtp_rule dflt;   /* verbs the row does not name */
@@ -139,18 +143,20 @@ static const struct state_rules rules[SMTP_ST_COUNT] = {
 		.verb = { [SMTP_VERB_QUIT] = RUN, [SMTP_VERB_NOOP] = RUN },
 	},
 	/* RFC 5321 4.1.4: MAIL after HELO/EHLO; RFC 4954: AUTH after
-	 * EHLO.  A chunk out of sequence is read, then refused. */
+	 * EHLO.  A chunk out of sequence is read (BDAT's octets; BURL's
+	 * URL is not resolved), then refused; its LAST ends the
+	 * transaction, as an accepted one would.  RFC 4468 3.1: BURL
+	 * goes where BDAT goes. */
 	[SMTP_ST_HELO] = {
 		.dflt = RUN,
 		.verb = {
 			[SMTP_VERB_MAIL] = NEED_HELO,
 			[SMTP_VERB_RCPT] = NEED_MAIL,
 			[SMTP_VERB_DATA] = NEED_MAIL,
-			[SMTP_VERB_BDAT] = REFUSE_CHUNK(503, "5.5.1",
-			                                "need MAIL first"),
+			[SMTP_VERB_BDAT] = CHUNK_NEED_MAIL,
 			[SMTP_VERB_AUTH] = REFUSE(503, "5.5.1",
 			                          "send EHLO first"),
-			[SMTP_VERB_BURL] = NEED_MAIL,
+			[SMTP_VERB_BURL] = CHUNK_NEED_MAIL,
 		},
 	},
 	[SMTP_ST_READY] = {
@@ -158,9 +164,8 @@ static const struct state_rules rules[SMTP_ST_COUNT] = {
 		.verb = {
 			[SMTP_VERB_RCPT] = NEED_MAIL,
 			[SMTP_VERB_DATA] = NEED_MAIL,
-			[SMTP_VERB_BDAT] = REFUSE_CHUNK(503, "5.5.1",
-			                                "need MAIL first"),
-			[SMTP_VERB_BURL] = NEED_MAIL,
+			[SMTP_VERB_BDAT] = CHUNK_NEED_MAIL,
+			[SMTP_VERB_BURL] = CHUNK_NEED_MAIL,
 		},
 	},
 	/* RFC 5321 3.3: DATA without a recipient is 554 ("no valid
@@ -171,10 +176,9 @@ static const struct state_rules rules[SMTP_ST_COUNT] = {
 		.verb = {
 			[SMTP_VERB_MAIL] = NESTED_MAIL,
 			[SMTP_VERB_DATA] = NO_RCPT,
-			[SMTP_VERB_BDAT] = REFUSE_CHUNK(554, "5.5.1",
-			                                "no valid recipients"),
+			[SMTP_VERB_BDAT] = CHUNK_NO_RCPT,
 			[SMTP_VERB_AUTH] = AUTH_IN_TXN,
-			[SMTP_VERB_BURL] = NO_RCPT,
+			[SMTP_VERB_BURL] = CHUNK_NO_RCPT,
 		},
 	},
 	[SMTP_ST_RCPT] = {
@@ -204,11 +208,9 @@ static const struct state_rules rules[SMTP_ST_COUNT] = {
 			[SMTP_VERB_MAIL] = NESTED_MAIL,
 			[SMTP_VERB_RCPT] = AFTER_DATA,
 			[SMTP_VERB_DATA] = DATA_AFTER_BDAT,
-			[SMTP_VERB_BDAT] = REFUSE_CHUNK(503, "5.5.1",
-			                                "an earlier chunk "
-			                                "failed; RSET"),
+			[SMTP_VERB_BDAT] = CHUNK_AFTER_FAILED,
 			[SMTP_VERB_AUTH] = AUTH_IN_TXN,
-			[SMTP_VERB_BURL] = EARLIER_CHUNK_FAILED,
+			[SMTP_VERB_BURL] = CHUNK_AFTER_FAILED,
 		},
 	},
 };

@@ -80,9 +80,12 @@ enum smtp_rule_kind {
 	SMTP_RULE_DEFAULT = 0, /* (in the table: the row's default) */
 	SMTP_RULE_RUN,         /* the command's handler runs */
 	SMTP_RULE_REFUSE,      /* the reply below, counted as an error */
-	SMTP_RULE_REFUSE_CHUNK, /* BDAT: the handler reads the chunk (its
-	                           size is the only way to skip it), then
-	                           replies the reply below */
+	SMTP_RULE_REFUSE_CHUNK, /* a chunk: the handler takes it, then
+	                           replies the reply below, and its LAST
+	                           ends the transaction (BDAT: the octets
+	                           are read, their size is the only way to
+	                           skip them; BURL: the URL is not
+	                           resolved) */
 	SMTP_RULE_NOT_READ,    /* no command is read in this state */
 };
 

@@ -19,22 +19,23 @@
  * BDAT's chunk read, then 503; "-": no command is read in that state.
  * Written from the RFCs, not from the table.  BURL (RFC 4468 3.1, 3.2):
  * a chunk like BDAT's, only after a recipient was taken, mixed with
- * BDAT; refused as BDAT is, but at once (it has no octets to skip). */
+ * BDAT; refused as BDAT is ("c": its LAST ends the transaction; its URL
+ * is not resolved). */
 static const char *const expected[SMTP_ST_COUNT] = {
 	[SMTP_ST_REFUSED] =
 	    "503 503 503 503 503 503 503 503 ok ok 503 503 503 503 503 503",
 	[SMTP_ST_HELO] =
-	    "ok ok ok 503 503 503 c503 ok ok ok ok ok ok ok 503 503",
+	    "ok ok ok 503 503 503 c503 ok ok ok ok ok ok ok 503 c503",
 	[SMTP_ST_READY] =
-	    "ok ok ok ok 503 503 c503 ok ok ok ok ok ok ok ok 503",
+	    "ok ok ok ok 503 503 c503 ok ok ok ok ok ok ok ok c503",
 	[SMTP_ST_MAIL] =
-	    "ok ok ok 503 ok 554 c554 ok ok ok ok ok ok ok 503 554",
+	    "ok ok ok 503 ok 554 c554 ok ok ok ok ok ok ok 503 c554",
 	[SMTP_ST_RCPT] =
 	    "ok ok ok 503 ok ok ok ok ok ok ok ok ok ok 503 ok",
 	[SMTP_ST_CHUNKED] =
 	    "ok ok ok 503 503 503 ok ok ok ok ok ok ok ok 503 ok",
 	[SMTP_ST_CHUNK_FAILED] =
-	    "ok ok ok 503 503 503 c503 ok ok ok ok ok ok ok 503 503",
+	    "ok ok ok 503 503 503 c503 ok ok ok ok ok ok ok 503 c503",
 };
 
 static const char *const verb_names[] = {
@@ -107,6 +108,11 @@ test_rules(void)
 			tok = strtok_r(NULL, " ", &save);
 		}
 		CU_ASSERT_PTR_NULL(tok);
+		/* RFC 4468 3.1: BURL goes where BDAT goes, refused alike. */
+		CU_ASSERT_EQUAL(smtp_state_rule(st, SMTP_VERB_BURL)->kind,
+		                smtp_state_rule(st, SMTP_VERB_BDAT)->kind);
+		CU_ASSERT_EQUAL(smtp_state_rule(st, SMTP_VERB_BURL)->code,
+		                smtp_state_rule(st, SMTP_VERB_BDAT)->code);
 	}
 	/* Out of range: nothing runs. */
 	CU_ASSERT_EQUAL(smtp_state_rule(SMTP_ST_COUNT, SMTP_VERB_NOOP)->kind,
