@@ -5,8 +5,10 @@ sequence gets its exact reply, counts toward max_errors, and the session
 goes on to deliver.  RCPT before MAIL, DATA without RCPT, MAIL inside a
 transaction, BDAT after DATA, DATA and RCPT after BDAT, a chunk after a
 refused one, AUTH before EHLO, commands pipelined after DATA's 354 (they
-are message text) and after a refused DATA (they are commands).  The
-daemon logs its state changes at debug level, and never an illegal one."""
+are message text) and after a refused DATA (they are commands), BURL
+where it is not offered (502 in every state; its sequence on submission
+is in smtp_burl.py).  The daemon logs its state changes at debug level,
+and never an illegal one."""
 import signal
 import smtplib
 
@@ -232,6 +234,34 @@ def test_pipelined_after_refused_data(r):
     c.close()
 
 
+def test_burl_not_offered(r):
+    """RFC 4468 3.1: no BURL on an MX (nor without the imap module):
+    not announced, and 502 in whatever state, without touching the
+    transaction."""
+    before = len(SRV.messages(USER))
+    burl = "BURL imap://a@h/INBOX;UID=1;URLAUTH=anonymous LAST"
+    c = session()
+    expect(c, burl, 502, "5.5.1 command not implemented here")   # HELO
+    code, lines = c.cmd("EHLO client.example")
+    assert code == 250 and not [x for x in lines if "BURL" in x], lines
+    code, lines = c.cmd("HELP")
+    assert code == 214 and "BURL" not in lines[-1], lines
+    expect(c, burl, 502, "5.5.1 command not implemented here")   # READY
+    assert c.cmd("MAIL FROM:<a@remote.example>")[0] == 250
+    expect(c, burl, 502, "5.5.1 command not implemented here")   # MAIL
+    assert c.cmd("RCPT TO:<%s>" % USER)[0] == 250
+    part = b"Subject: no burl\r\n\r\n"
+    c.send(b"BDAT %d\r\n" % len(part) + part)
+    assert c.reply()[0] == 250
+    expect(c, burl, 502, "5.5.1 command not implemented here")   # CHUNKED
+    c.send(b"BDAT 3 LAST\r\nx\r\n")
+    code, text = c.reply()
+    assert code == 250 and "queued" in text[0], (code, text)
+    c.close()
+    msgs = wait_messages(SRV, USER, before + 1)
+    assert strip_trace(msgs[-1]) == b"Subject: no burl\r\n\r\nx\r\n"
+
+
 def test_smtplib_sequence(r):
     """Python's smtplib sees the same replies."""
     with smtplib.SMTP("127.0.0.1", MX, timeout=10) as s:
@@ -272,7 +302,8 @@ for t in (test_rcpt_before_mail, test_before_helo, test_data_without_rcpt,
           test_mail_during_transaction, test_bdat_after_data,
           test_data_and_rcpt_after_bdat, test_refused_chunk,
           test_pipelined_after_354, test_pipelined_after_refused_data,
-          test_smtplib_sequence, test_errors_count, test_log):
+          test_burl_not_offered, test_smtplib_sequence, test_errors_count,
+          test_log):
     R.run(t)
 if R.failed:
     print(SRV.log())
