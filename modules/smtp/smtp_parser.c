@@ -732,25 +732,32 @@ smtp_parse_helo(const char *arg, size_t len, char *out, size_t outlen,
 	return 0;
 }
 
+/* A chunk's arguments, BDAT's and BURL's: "first [LAST]" (RFC 3030 3,
+ * RFC 4468 3.5).  The first one's length in *n; 0, or -1 when anything
+ * but " LAST" follows it. */
+static int
+split_last(const char *arg, size_t len, size_t *n, int *last)
+{
+	const char *sp = memchr(arg, ' ', len);
+
+	*n = sp != NULL ? (size_t)(sp - arg) : len;
+	*last = sp != NULL;
+	return sp == NULL || (len - *n - 1 == 4 &&
+	                      strncasecmp(sp + 1, "LAST", 4) == 0) ? 0 : -1;
+}
+
 int
 smtp_parse_bdat(const char *arg, size_t len, uint64_t *size, int *last,
                 struct smtp_error *err)
 {
-	const char *sp = memchr(arg, ' ', len);
-	size_t n = sp != NULL ? (size_t)(sp - arg) : len;
+	size_t n;
 
-	*last = 0;
-	if (parse_number(arg, n, size) < 0)
-		goto syntax;
-	if (sp != NULL) {
-		if (len - n - 1 != 4 || strncasecmp(sp + 1, "LAST", 4) != 0)
-			goto syntax;
-		*last = 1;
+	if (split_last(arg, len, &n, last) < 0 ||
+	    parse_number(arg, n, size) < 0) {
+		ERR(err, 501, "5.5.4", "syntax: BDAT size [LAST]");
+		return -1;
 	}
 	return 0;
-syntax:
-	ERR(err, 501, "5.5.4", "syntax: BDAT size [LAST]");
-	return -1;
 }
 
 /* absolute-URI = scheme ":" hier-part [ "?" query ]; scheme = ALPHA
@@ -779,22 +786,12 @@ int
 smtp_parse_burl(const char *arg, size_t len, size_t *url_len, int *last,
                 struct smtp_error *err)
 {
-	const char *sp = memchr(arg, ' ', len);
-	size_t n = sp != NULL ? (size_t)(sp - arg) : len;
-
-	*last = 0;
-	if (!absolute_uri(arg, n))
-		goto syntax;
-	if (sp != NULL) {
-		if (len - n - 1 != 4 || strncasecmp(sp + 1, "LAST", 4) != 0)
-			goto syntax;
-		*last = 1;
+	if (split_last(arg, len, url_len, last) < 0 ||
+	    !absolute_uri(arg, *url_len)) {
+		ERR(err, 501, "5.5.4", "syntax: BURL absolute-URI [LAST]");
+		return -1;
 	}
-	*url_len = n;
 	return 0;
-syntax:
-	ERR(err, 501, "5.5.4", "syntax: BURL absolute-URI [LAST]");
-	return -1;
 }
 
 int

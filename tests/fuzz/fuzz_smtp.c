@@ -84,6 +84,12 @@ drive_command(const char *line, size_t len, unsigned flags)
 	case SMTP_VERB_BDAT:
 		smtp_parse_bdat(cmd.arg, cmd.arg_len, &size, &last, &err);
 		break;
+	case SMTP_VERB_BURL:
+		/* The URL is a prefix of the argument. */
+		if (smtp_parse_burl(cmd.arg, cmd.arg_len, &irlen, &last,
+		                    &err) == 0 && irlen > cmd.arg_len)
+			abort();
+		break;
 	case SMTP_VERB_AUTH:
 		smtp_parse_auth(cmd.arg, cmd.arg_len, mech, sizeof(mech), &ir,
 		                &irlen, &err);
