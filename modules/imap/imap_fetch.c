@@ -1640,7 +1640,9 @@ fetch_streamed(struct imap_job *next, int status)
 }
 
 /* The rest of the current range goes through the host's stream, then
- * the next step goes on with the message. */
+ * the next step goes on with the message.  The stream reads the file
+ * itself when the store says the message is one (storage 1.8), else
+ * through msg_read. */
 static void
 fetch_stream(struct imap_job *j)
 {
@@ -1652,9 +1654,24 @@ fetch_stream(struct imap_job *j)
 		.read = stream_read,
 		.read_arg = fa,
 	};
+	uint64_t at = 0;
+	int fd = -1;
 
 	fa->stream_from = fa->cur->start + fa->cur_off;
 	memset(&fa->stream_err, 0, sizeof(fa->stream_err));
+	switch (IMAP_STORAGE_HAS(msg_source)
+	                ? imap_storage->msg_source(fa->stream_msg, &fd, &at)
+	                : POSTERN_MSG_SOURCE_READER) {
+	case POSTERN_MSG_SOURCE_FILE:
+		src.fd = fd;
+		src.offset = at + fa->stream_from;
+		src.read = NULL;
+		src.read_arg = NULL;
+		break;
+	case POSTERN_MSG_SOURCE_IN_MEMORY:
+		src.flags = POSTERN_STREAM_IN_MEMORY;
+		break;
+	}
 	if (imap_host->log_enabled(POSTERN_LOG_DEBUG))
 		imap_log(j->s, POSTERN_LOG_DEBUG, "%s streams %llu octets of "
 		         "uid %u from %llu", j->tag,
