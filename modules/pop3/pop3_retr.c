@@ -8,8 +8,10 @@
  * reads it there too: a RETR of a cached message costs no thread hop at
  * all, so pipelined RETRs need no batching into one job (the reason
  * this file used to batch and read ahead).  Otherwise, and when RETR
- * must set \Seen (a blocking store), a job opens it, and the stream
- * reads it on job threads, a chunk at a time, while the client keeps up.
+ * must set \Seen (a blocking store), a job opens it.  A large file with
+ * CRLF line ends the stream then reads itself (storage 1.8 msg_source),
+ * on the loop while the page cache has it; any other on job threads, a
+ * chunk at a time through msg_read, while the client keeps up.
  *
  * The session is held (no command read) and referenced while the stream
  * runs: the reader may still run on a job after the connection went, and
@@ -107,7 +109,24 @@ retr_send(struct pop3_session *s)
 		.top = r->top,
 		.lines = r->lines,
 	};
-	int rc;
+	uint64_t at = 0;
+	int rc, fd = -1;
+
+	/* A file the stream can read itself (storage 1.8): on the loop
+	 * while the page cache has it, no copy through the store. */
+	switch (POSTERN_SIZED_HAS(S, msg_source) && S->msg_source != NULL
+	                ? S->msg_source(r->msg, &fd, &at)
+	                : POSTERN_MSG_SOURCE_READER) {
+	case POSTERN_MSG_SOURCE_FILE:
+		src.fd = fd;
+		src.offset = at;
+		src.read = NULL;
+		src.read_arg = NULL;
+		break;
+	case POSTERN_MSG_SOURCE_IN_MEMORY:
+		src.flags = POSTERN_STREAM_IN_MEMORY;
+		break;
+	}
 
 	if (r->top)
 		pop3_reply(s, "+OK top of message follows");

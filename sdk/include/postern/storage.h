@@ -70,7 +70,7 @@ extern "C" {
 
 #define POSTERN_STORAGE_SERVICE "storage"
 #define POSTERN_STORAGE_MAJOR 1
-#define POSTERN_STORAGE_MINOR 7
+#define POSTERN_STORAGE_MINOR 8
 
 struct postern_user; /* postern/auth.h */
 
@@ -548,6 +548,25 @@ struct postern_storage {
 	int (*access_key)(postern_store_t *st, const char *name, unsigned op,
 	                  unsigned char *key,
 	                  struct postern_storage_err *err);
+
+	/* ---- storage 1.8 ------------------------------------------------ */
+
+	/* How the host's stream (postern/stream.h) may read an open
+	 * message (POSTERN_MSG_SOURCE_*): FILE when the message's CRLF form
+	 * is a file's octets as they are, from *offset on: *fd is the
+	 * message's (open until msg_close; the stream reads its own
+	 * duplicate, on the loop while the page cache holds the octets);
+	 * IN_MEMORY when msg_read never blocks (the loop may call it);
+	 * READER otherwise (msg_read on a job, as always).  Never blocks;
+	 * any thread. */
+	int (*msg_source)(postern_msg_t *msg, int *fd, uint64_t *offset);
+};
+
+/* msg_source's answers (storage 1.8). */
+enum postern_msg_source {
+	POSTERN_MSG_SOURCE_READER = 0,
+	POSTERN_MSG_SOURCE_IN_MEMORY,
+	POSTERN_MSG_SOURCE_FILE,
 };
 
 #ifdef __cplusplus
