@@ -1647,31 +1647,14 @@ static void
 fetch_stream(struct imap_job *j)
 {
 	struct fetch_arg *fa = j->arg;
-	struct postern_stream_source src = {
-		.size = sizeof(src),
-		.fd = -1,
-		.length = fa->cur->len - fa->cur_off,
-		.read = stream_read,
-		.read_arg = fa,
-	};
-	uint64_t at = 0;
-	int fd = -1;
+	struct postern_stream_source src;
 
 	fa->stream_from = fa->cur->start + fa->cur_off;
 	memset(&fa->stream_err, 0, sizeof(fa->stream_err));
-	switch (IMAP_STORAGE_HAS(msg_source)
-	                ? imap_storage->msg_source(fa->stream_msg, &fd, &at)
-	                : POSTERN_MSG_SOURCE_READER) {
-	case POSTERN_MSG_SOURCE_FILE:
-		src.fd = fd;
-		src.offset = at + fa->stream_from;
-		src.read = NULL;
-		src.read_arg = NULL;
-		break;
-	case POSTERN_MSG_SOURCE_IN_MEMORY:
-		src.flags = POSTERN_STREAM_IN_MEMORY;
-		break;
-	}
+	postern_msg_stream_source(imap_storage, fa->stream_msg,
+	                          fa->stream_from,
+	                          fa->cur->len - fa->cur_off, stream_read, fa,
+	                          &src);
 	if (imap_host->log_enabled(POSTERN_LOG_DEBUG))
 		imap_log(j->s, POSTERN_LOG_DEBUG, "%s streams %llu octets of "
 		         "uid %u from %llu", j->tag,

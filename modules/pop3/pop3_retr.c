@@ -95,39 +95,21 @@ static void
 retr_send(struct pop3_session *s)
 {
 	struct pop3_retr *r = s->retr;
-	struct postern_stream_source src = {
-		.size = sizeof(src),
-		.fd = -1,
-		.length = r->sizes.size,
-		.read = retr_read,
-		.read_arg = r,
-		.flags = r->msg_nowait ? POSTERN_STREAM_IN_MEMORY : 0,
-	};
+	struct postern_stream_source src;
 	struct postern_stream_spec spec = {
 		.size = sizeof(spec),
 		.transform = POSTERN_STREAM_DOTSTUFF,
 		.top = r->top,
 		.lines = r->lines,
 	};
-	uint64_t at = 0;
-	int rc, fd = -1;
+	int rc;
 
 	/* A file the stream can read itself (storage 1.8): on the loop
 	 * while the page cache has it, no copy through the store. */
-	switch (POSTERN_SIZED_HAS(S, msg_source) && S->msg_source != NULL
-	                ? S->msg_source(r->msg, &fd, &at)
-	                : POSTERN_MSG_SOURCE_READER) {
-	case POSTERN_MSG_SOURCE_FILE:
-		src.fd = fd;
-		src.offset = at;
-		src.read = NULL;
-		src.read_arg = NULL;
-		break;
-	case POSTERN_MSG_SOURCE_IN_MEMORY:
-		src.flags = POSTERN_STREAM_IN_MEMORY;
-		break;
-	}
-
+	postern_msg_stream_source(S, r->msg, 0, r->sizes.size, retr_read, r,
+	                          &src);
+	if (r->msg_nowait && src.read != NULL)
+		src.flags |= POSTERN_STREAM_IN_MEMORY;
 	if (r->top)
 		pop3_reply(s, "+OK top of message follows");
 	else

@@ -63,6 +63,7 @@
 #define POSTERN_STORAGE_H
 
 #include <postern/types.h>
+#include <postern/stream.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -568,6 +569,40 @@ enum postern_msg_source {
 	POSTERN_MSG_SOURCE_IN_MEMORY,
 	POSTERN_MSG_SOURCE_FILE,
 };
+
+/* The stream source (postern/stream.h) for `length` octets of the open
+ * message `msg` from octet `from` of its CRLF form: the file itself
+ * when the store says the message is one (msg_source, storage 1.8),
+ * else `read` (which reads `msg` through msg_read, adding `from` to its
+ * offsets), flagged in memory when msg_read never blocks.  Any
+ * thread. */
+static inline void
+postern_msg_stream_source(const struct postern_storage *S,
+                          postern_msg_t *msg, uint64_t from,
+                          uint64_t length, postern_stream_read_fn read,
+                          void *read_arg, struct postern_stream_source *src)
+{
+	uint64_t at = 0;
+	int fd = -1, kind = POSTERN_MSG_SOURCE_READER;
+
+	if (POSTERN_SIZED_HAS(S, msg_source) && S->msg_source != NULL)
+		kind = S->msg_source(msg, &fd, &at);
+	src->size = sizeof(*src);
+	src->fd = -1;
+	src->offset = 0;
+	src->length = length;
+	src->read = read;
+	src->read_arg = read_arg;
+	src->flags = 0;
+	if (kind == POSTERN_MSG_SOURCE_FILE) {
+		src->fd = fd;
+		src->offset = at + from;
+		src->read = NULL;
+		src->read_arg = NULL;
+	} else if (kind == POSTERN_MSG_SOURCE_IN_MEMORY) {
+		src->flags = POSTERN_STREAM_IN_MEMORY;
+	}
+}
 
 #ifdef __cplusplus
 }
