@@ -4,7 +4,9 @@
  * ("imap://user@host/INBOX;UIDVALIDITY=7/;UID=20/;SECTION=1.TEXT"),
  * relative to the server ("/INBOX/;UID=20") or to the selected mailbox
  * ("/;UID=20" is not a form RFC 5092 has; ";UID=20" is).  Percent
- * escapes are undone; keywords are case-insensitive.  For CATENATE
+ * escapes are undone; keywords are case-insensitive.  A section is any
+ * of RFC 3501 (RFC 5092 isection), HEADER.FIELDS (.NOT) lists too,
+ * with at most IMAP_FIELDS_MAX names as FETCH takes.  For CATENATE
  * URLAUTH, a message list (";TYPE=LIST", a search) or a server and user
  * other than the session's are refused: they name nothing this command
  * may read.  imap_url_parse_auth takes the URLAUTH form (RFC 4467) of
