@@ -6,7 +6,8 @@ the same work on both paths).  Prints figures; never a pass or a
 failure on a time (tests/integration/imap_urlauth.py checks that the
 answers are the same).
 
-    top_builddir=build/plain tests/bench/urlauth_timing.py [N [ROUNDS]]
+    top_builddir=build/plain tests/bench/urlauth_timing.py \
+        [N [ROUNDS [asker-key]]]
 
 Each round sends N URLFETCH commands of each kind, interleaved (ABAB...)
 on one connection, and takes each kind's median; the figures are the
@@ -14,7 +15,9 @@ medians over ROUNDS rounds (defaults 400 and 5), in microseconds, with
 the median of each round's difference between the wrong-token path
 and the unknown user's (paired, as the kinds are interleaved).  Also measured:
 an existing user's mailbox that has no key, and (for scale) a URL of a
-user that exists with the right token.
+user that exists with the right token.  With "asker-key" the asking
+user has access keys of his own (a key file in his store, which the
+unknown user's path reads in place of the owner's).
 """
 import imaplib
 import os
@@ -33,6 +36,7 @@ from testlib import Runner                              # noqa: E402
 imaplib.Commands["GENURLAUTH"] = ("AUTH", "SELECTED")
 N = int(sys.argv[1]) if len(sys.argv) > 1 else 400
 ROUNDS = int(sys.argv[2]) if len(sys.argv) > 2 else 5
+ASKER_KEY = len(sys.argv) > 3 and sys.argv[3] == "asker-key"
 BASE = "imap://alice%40example.org@localhost"
 
 
@@ -59,6 +63,11 @@ def main():
     }
     r = Raw(srv.port("imap"))
     r.login("bob@example.org")
+    if ASKER_KEY:
+        # the asker has access keys of his own (a key file to read)
+        out = r.cmd("g", 'GENURLAUTH "imap://bob%40example.org@localhost'
+                    '/INBOX/;UID=1;URLAUTH=authuser" INTERNAL')
+        assert out[-1].startswith("g OK"), out
     cmds = {k: b'u URLFETCH "%s"\r\n' % u.encode() for k, u in kinds.items()}
     # warm up: caches, the decoy key, the auth table
     for k in kinds:
