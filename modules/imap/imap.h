@@ -177,6 +177,10 @@ struct imap_session {
 	                                 waiting for a heavy slot or for
 	                                 the output to drain), or NULL */
 	int closed;                   /* on_close ran */
+	/* A message a FETCH step held open when the session went (its
+	 * stream ended with the client): closed by protocol->release on a
+	 * pool thread, before the mailbox, as msg_close may block. */
+	postern_msg_t *orphan_msg;
 	int in_command;               /* a command is being answered */
 
 	/* Logging in. */
@@ -272,6 +276,10 @@ struct imap_job {
 	                                loop, read by work (atomic) */
 	int heavy;                   /* counted in heavy_jobs */
 	struct imap_job *heavy_next; /* waiting for a heavy slot */
+	/* A held step while the host streams for it (imap_job_stream_step):
+	 * told how the stream ended, before the step runs. */
+	int streaming;
+	void (*streamed)(struct imap_job *next, int status);
 };
 
 /* A job for the command `tag`, with its own pool; arg from that pool
@@ -307,6 +315,24 @@ void imap_job_run_heavy(struct imap_job *j,
  * when the client keeps up, or when the output has drained past
  * fetch_batch (FETCH, URLFETCH).  Loop. */
 void imap_job_next_output_step(struct imap_job *j);
+/* The two halves of it: the next step made and held (in s->job, not
+ * submitted, the session paused), then run (at once, or when the
+ * output has drained). */
+struct imap_job *imap_job_hold_step(struct imap_job *j);
+void imap_job_step_go(struct imap_job *next);
+/* From a heavy job's done, after its output: the host streams `src` to
+ * the client as it is (postern/stream.h: a file region or a reader,
+ * with back-pressure, reads off the loop) while the command's state
+ * waits in its held next step.  When the stream has ended,
+ * streamed(next, status) runs on the loop (status as the stream's
+ * done); then on POSTERN_OK the next step goes on (imap_job_step_go),
+ * otherwise the command ends with the session (ERROR closes it: part
+ * of a literal is out).  The reader may run on a job thread until
+ * then: what it reads stays valid until `streamed`.  Loop. */
+void imap_job_stream_step(struct imap_job *j,
+                          const struct postern_stream_source *src,
+                          void (*streamed)(struct imap_job *next,
+                                           int status));
 
 /* 1 once the session of a running job closed: a long `work` checks it
  * between messages and stops (a job that has started is not stopped

@@ -30,6 +30,12 @@
  * steps end after 8 MiB read: a FETCH 1:* BINARY.SIZE[1] makes little
  * output, so the output alone would not end its steps. */
 #define FETCH_STEP_DECODE (8u << 20)
+/* A range of the message at least this long (a BODY[] of a large
+ * message, a big attachment's part) goes out through the host's stream
+ * (postern/stream.h) rather than through the step's output buffer: it
+ * is not copied into a step, and a step's job is not held per
+ * fetch_batch of it. */
+#define FETCH_STREAM_MIN (128u * 1024)
 
 enum fetch_kind {
 	FI_UID,
@@ -91,6 +97,11 @@ struct fetch_arg {
 	int unknown_cte;            /* BINARY of a part we cannot decode */
 	uint64_t step_decoded;      /* octets measured in this step */
 	size_t nitems;              /* items as the client wrote them */
+	/* The range of fa->cur streamed by the host (fetch_stream): the
+	 * message stays open for it and for the step after it. */
+	postern_msg_t *stream_msg;
+	uint64_t stream_from;
+	struct postern_storage_err stream_err;
 };
 
 /* ---- parsing ----------------------------------------------------------*/
@@ -1054,8 +1065,9 @@ out:
 }
 
 /* Sends what is left of the planned message until the step's output is
- * full: 0 when the message is done, 1 when the step is full, -1 when
- * the message could not be read (j->err set; part of it may be sent). */
+ * full: 0 when the message is done, 1 when the step is full, 2 when the
+ * step ends for a long range the host streams, -1 when the message
+ * could not be read (j->err set; part of it may be sent). */
 static int
 fetch_emit(struct imap_job *j, struct fetch_arg *fa, postern_msg_t *msg)
 {
@@ -1078,6 +1090,8 @@ fetch_emit(struct imap_job *j, struct fetch_arg *fa, postern_msg_t *msg)
 			fa->cur_off = seg->len;
 			break;
 		case SEG_RANGE:
+			if (!fa->on_loop && left >= FETCH_STREAM_MIN)
+				return 2; /* the host streams it (fetch_stream) */
 			/* Straight into the output buffer, no more than the
 			 * step has room for (at least 16 KiB a read). */
 			want = batch - j->out.len;
@@ -1377,9 +1391,13 @@ fetch_work(struct imap_job *j)
 	for (;;) {
 		if (fa->cur != NULL) {
 			/* A message planned in this step or an earlier one. */
-			if (msg == NULL && fa->needs_msg &&
-			    imap_storage->msg_open(s->mb, fa->cur_uid, &msg,
-			                           &sz, &j->err) < 0) {
+			if (msg == NULL && fa->stream_msg != NULL) {
+				msg = fa->stream_msg; /* streamed from */
+				fa->stream_msg = NULL;
+			} else if (msg == NULL && fa->needs_msg &&
+			           imap_storage->msg_open(s->mb, fa->cur_uid,
+			                                  &msg, &sz,
+			                                  &j->err) < 0) {
 				fa->broken = 1;
 				break;
 			}
@@ -1387,6 +1405,10 @@ fetch_work(struct imap_job *j)
 			if (rc < 0) {
 				fa->broken = 1;
 				break;
+			}
+			if (rc == 2) {
+				fa->stream_msg = msg;
+				msg = NULL;
 			}
 			if (rc > 0)
 				break;
@@ -1447,6 +1469,66 @@ fetch_cleanup(struct imap_job *j)
 	if (fa->ready != NULL)
 		imap_storage->msg_close(fa->ready);
 	fa->ready = NULL;
+	if (fa->stream_msg != NULL) {
+		/* The session went with it: closed off the loop, by
+		 * protocol->release (one FETCH per session holds one). */
+		j->s->orphan_msg = fa->stream_msg;
+		fa->stream_msg = NULL;
+	}
+}
+
+/* The host's stream reads the range from the open message (a job
+ * thread). */
+static ssize_t
+stream_read(void *arg, uint64_t offset, void *buf, size_t len)
+{
+	struct fetch_arg *fa = arg;
+
+	return imap_storage->msg_read(fa->stream_msg, fa->stream_from + offset,
+	                              buf, len, &fa->stream_err);
+}
+
+static void
+fetch_streamed(struct imap_job *next, int status)
+{
+	struct fetch_arg *fa = next->arg;
+
+	if (status == POSTERN_OK) {
+		/* The segment is out; the next step sends the rest. */
+		fa->cur = fa->cur->next;
+		fa->cur_off = 0;
+	} else if (status == POSTERN_ERROR) {
+		imap_log(next->s, POSTERN_LOG_WARNING,
+		         "FETCH of uid %u failed while it was sent (%s): "
+		         "disconnecting", fa->cur_uid,
+		         fa->stream_err.text[0] != '\0' ? fa->stream_err.text
+		                                         : "see above");
+	}
+}
+
+/* The rest of the current range goes through the host's stream, then
+ * the next step goes on with the message. */
+static void
+fetch_stream(struct imap_job *j)
+{
+	struct fetch_arg *fa = j->arg;
+	struct postern_stream_source src = {
+		.size = sizeof(src),
+		.fd = -1,
+		.length = fa->cur->len - fa->cur_off,
+		.read = stream_read,
+		.read_arg = fa,
+	};
+
+	fa->stream_from = fa->cur->start + fa->cur_off;
+	memset(&fa->stream_err, 0, sizeof(fa->stream_err));
+	if (imap_host->log_enabled(POSTERN_LOG_DEBUG))
+		imap_log(j->s, POSTERN_LOG_DEBUG, "%s streams %llu octets of "
+		         "uid %u from %llu", j->tag,
+		         (unsigned long long)src.length, fa->cur_uid,
+		         (unsigned long long)fa->stream_from);
+	fa->on_loop = 0;
+	imap_job_stream_step(j, &src, fetch_streamed);
 }
 
 
@@ -1481,6 +1563,10 @@ fetch_done(struct imap_job *j)
 			imap_reply_storage_err(s, j->tag, &j->err);
 		else
 			imap_reply(s, j->tag, "OK", "Fetch completed");
+		return;
+	}
+	if (fa->stream_msg != NULL) {
+		fetch_stream(j);
 		return;
 	}
 	/* Another step: a new job that takes over the state. */

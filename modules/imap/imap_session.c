@@ -386,8 +386,8 @@ imap_job_run(struct imap_job *j, void (*work)(struct imap_job *),
 	job_submit(j);
 }
 
-/* The step imap_job_next_output_step left waiting in s->job, once
- * the output has drained. */
+/* The step imap_job_step_go left waiting in s->job, once the output
+ * has drained. */
 static void
 job_step_drained(struct imap_session *s)
 {
@@ -399,8 +399,8 @@ job_step_drained(struct imap_session *s)
 	imap_host->session_resume(s->ss); /* the hold it waited with */
 }
 
-void
-imap_job_next_output_step(struct imap_job *j)
+struct imap_job *
+imap_job_hold_step(struct imap_job *j)
 {
 	struct imap_session *s = j->s;
 	struct imap_job *next = imap_job_new(s, j->tag, 0);
@@ -414,20 +414,84 @@ imap_job_next_output_step(struct imap_job *j)
 	j->pool = p;
 	next->work = j->work;
 	next->done = j->done;
+	/* Not submitted: on_close frees it (unless a stream runs for it).
+	 * The session stays busy: no command runs meanwhile. */
+	s->job = next;
+	imap_host->session_pause(s->ss);
+	return next;
+}
+
+void
+imap_job_step_go(struct imap_job *next)
+{
+	struct imap_session *s = next->s;
+
 	if (imap_host->conn_output_pending(s->conn) >
 	    (size_t)imap_cfg.fetch_batch) {
 		if (imap_host->log_enabled(POSTERN_LOG_DEBUG))
 			imap_log(s, POSTERN_LOG_DEBUG, "%s waits for the "
-			         "client to read %zu octets", j->tag,
+			         "client to read %zu octets", next->tag,
 			         imap_host->conn_output_pending(s->conn));
 		s->on_drain = job_step_drained;
-		/* Not submitted: on_close frees it.  The session stays
-		 * busy: no command runs meanwhile. */
-		s->job = next;
-		imap_host->session_pause(s->ss);
 		return;
 	}
 	imap_job_run_heavy(next, next->work, next->done);
+	imap_host->session_resume(s->ss); /* the hold it waited with */
+}
+
+void
+imap_job_next_output_step(struct imap_job *j)
+{
+	imap_job_step_go(imap_job_hold_step(j));
+}
+
+/* The host's stream for a held step ended (on the loop). */
+static void
+job_streamed(void *arg, int status)
+{
+	struct imap_job *next = arg;
+	struct imap_session *s = next->s;
+
+	next->streaming = 0;
+	next->streamed(next, status);
+	if (status == POSTERN_OK && !s->closed) {
+		imap_job_step_go(next);
+		imap_host->session_unref(s->ss);
+		return;
+	}
+	/* The command ends here: the client has gone or is sent away
+	 * (part of a literal is out).  If on_close came first it left the
+	 * step to us. */
+	s->job = NULL;
+	job_free(next);
+	if (s->closed)
+		closed_cleanup(s);
+	else if (status == POSTERN_ERROR)
+		imap_host->session_close(s->ss);
+	imap_host->session_resume(s->ss);
+	imap_host->session_unref(s->ss);
+}
+
+void
+imap_job_stream_step(struct imap_job *j,
+                     const struct postern_stream_source *src,
+                     void (*streamed)(struct imap_job *next, int status))
+{
+	struct imap_session *s = j->s;
+	struct imap_job *next = imap_job_hold_step(j);
+	struct postern_stream_spec spec = {
+		.size = sizeof(spec),
+		.transform = POSTERN_STREAM_RAW,
+	};
+	int rc;
+
+	next->streamed = streamed;
+	next->streaming = 1;
+	imap_host->session_ref(s->ss);
+	rc = s->conn == NULL ? POSTERN_CLOSED :
+	     imap_host->stream_start(s->conn, src, &spec, job_streamed, next);
+	if (rc != POSTERN_OK)
+		job_streamed(next, rc);
 }
 
 void
@@ -1134,7 +1198,11 @@ imap_on_close(postern_session_t *ss, void *st, enum postern_close_reason why)
 	s->closed = 1;
 	s->conn = NULL;
 	s->on_drain = NULL;
-	if (s->job != NULL && !s->job->submitted) {
+	if (s->job != NULL && s->job->streaming) {
+		/* The host's stream for a FETCH step: its done comes (now or
+		 * once its reader returned) and cleans up. */
+		return;
+	} else if (s->job != NULL && !s->job->submitted) {
 		/* A FETCH step waiting for on_drain, or a step waiting for
 		 * a heavy slot: never submitted. */
 		heavy_unlink(s->job);
@@ -1180,6 +1248,9 @@ imap_release(postern_session_t *ss, void *st)
 	struct imap_session *s = st;
 
 	(void)ss;
+	if (s->orphan_msg != NULL)
+		imap_storage->msg_close(s->orphan_msg);
+	s->orphan_msg = NULL;
 	if (s->mb != NULL)
 		imap_storage->close(s->mb);
 	if (s->store != NULL)

@@ -14,7 +14,17 @@ back-pressure.
            the maildrop's lock is released (the next login works)
     relay  a 6 MiB message with dot lines to the next hop, by DATA and
            by BDAT (two chunks), byte-exact
+    IMAP   FETCH BODY[], BODY[TEXT] and a partial of the 6 MiB message
+           (the long ranges go through the stream) byte-exact through
+           imaplib, with small messages and other items around them in
+           one FETCH; \\Seen set and said
+    IMAP   a client that stops reading during a 48 MiB BODY[]: peak RSS
+           bounded, a neighbour answered, the literal whole afterwards
+           and the command's tagged OK after it
+    IMAP   a client that goes away mid-literal: the worker lives on,
+           no error logged, the next session fetches
 """
+import imaplib
 import poplib
 import socket
 import time
@@ -51,9 +61,11 @@ HEADER = (b"From: carol@example.net\r\nTo: alice@example.org\r\n"
 BIG = HEADER + big_body(6 << 20) + b".last line without CRLF"
 HUGE = HEADER + big_body(48 << 20)
 
-SRV = MailServer(R, ["pop3"], workers=1, conf="""
+SRV = MailServer(R, ["pop3", "imap"], workers=1, conf="""
+log_level = "debug";
 pop3 = { listen = ( { port = %(pop3)d; } ); };
-""", ports=["pop3"])
+imap = { listen = ( { port = %(imap)d; } ); };
+""", ports=["pop3", "imap"])
 SRV.add_user(USER, PASSWORD)
 SRV.add_user(NEIGHBOUR, NEIGHBOUR_PW)
 deliver(SRV, USER, BIG)
@@ -252,10 +264,166 @@ def test_relay_bdat_big(r):
     assert len(hop.bdats) == 2 and hop.bdats[-1][1], hop.bdats
 
 
+# ---- IMAP FETCH --------------------------------------------------------
+
+def imap_login(user=USER, password=PASSWORD):
+    m = imaplib.IMAP4("127.0.0.1", SRV.port("imap"), timeout=60)
+    m.login(user, password)
+    return m
+
+
+def imap_numbers(m):
+    """Sequence numbers of the big, huge and two small messages."""
+    typ, data = m.fetch("1:*", "(RFC822.SIZE)")
+    seqs = {}
+    for line in data:
+        n, _, rest = line.partition(b" ")
+        size = int(rest.split(b"RFC822.SIZE ")[1].rstrip(b")"))
+        if size == len(BIG):
+            seqs["big"] = int(n)
+        elif size == len(HUGE):
+            seqs["huge"] = int(n)
+        else:
+            seqs.setdefault("small", []).append(int(n))
+    return seqs
+
+
+def test_imap_fetch_big(r):
+    m = imap_login()
+    m.select("INBOX")
+    seqs = imap_numbers(m)
+    big, small = seqs["big"], seqs["small"][0]
+    text = BIG.split(b"\r\n\r\n", 1)[1]
+    typ, data = m.fetch("%d,%d" % (small, big),
+                        "(UID BODY[] BODY.PEEK[TEXT] BODY.PEEK[]<1000.3000000> "
+                        "RFC822.SIZE BODY.PEEK[]<5.10>)")
+    assert typ == "OK", data
+    # Each message's items come in one response, its literals in order:
+    # imaplib gives a tuple per literal, the first one's text names the
+    # message.
+    msgs, cur = {}, None
+    for item in data:
+        if not isinstance(item, tuple):
+            continue
+        if item[0][:1].isdigit():
+            cur = msgs.setdefault(int(item[0].split()[0]), [])
+        cur.append(item[1])
+    assert sorted(msgs) == sorted([big, small]), msgs.keys()
+    mine, theirs = msgs[big], msgs[small]
+    assert len(mine) == 4, len(mine)
+    assert mine[0] == BIG, "BODY[] differs (%d octets, want %d)" % (
+        len(mine[0]), len(BIG))
+    assert mine[1] == text, "BODY[TEXT] differs"
+    assert mine[2] == BIG[1000:3001000], "partial differs"
+    assert mine[3] == BIG[5:15], mine[3]
+    assert len(theirs) == 4 and theirs[0].startswith(HEADER), theirs
+    assert theirs[2] == b"" and theirs[3] == theirs[0][5:15], theirs
+    # BODY[] set \Seen, and the response said so.
+    typ, data = m.fetch(str(big), "(FLAGS)")
+    assert b"\\Seen" in data[0], data
+    # The long ranges went through the host's stream, the short ones not.
+    log = SRV.log()
+    for length, start in ((len(BIG), 0), (len(text), len(HEADER)),
+                          (3000000, 1000)):
+        assert "streams %d octets of uid " % length in log and \
+            " from %d" % start in log, (length, log[-2000:])
+    assert "streams 10 octets" not in log
+    m.store(str(big), "-FLAGS", "(\\Seen)")
+    assert m.noop()[0] == "OK"
+    m.logout()
+
+
+def imap_read_literal(f, n):
+    got, left = [], n
+    while left > 0:
+        chunk = f.read(min(left, 1 << 20))
+        assert chunk, "EOF in the middle of the literal"
+        got.append(chunk)
+        left -= len(chunk)
+    return b"".join(got)
+
+
+def test_imap_stalled_reader(r):
+    nb = imap_login(NEIGHBOUR, NEIGHBOUR_PW)
+    nb.select("INBOX")
+
+    def probe():
+        assert nb.noop()[0] == "OK"
+    m = imap_login()
+    m.select("INBOX")
+    huge = imap_numbers(m)["huge"]
+    m.logout()
+    mem = WorkerMemory(SRV.daemon)
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
+    s.settimeout(30)
+    s.connect(("127.0.0.1", SRV.port("imap")))
+    f = s.makefile("rb")
+    f.readline()
+    s.sendall(b"a LOGIN %s %s\r\nb SELECT INBOX\r\n"
+              b"c FETCH %d (BODY.PEEK[])\r\nd NOOP\r\n" %
+              (USER.encode(), PASSWORD.encode(), huge))
+    with Neighbour(probe) as n:
+        time.sleep(3.0)    # reads nothing meanwhile
+    growth = mem.growth()
+    while True:
+        line = f.readline()
+        assert line, "EOF before the FETCH"
+        if line.startswith(b"* %d FETCH" % huge):
+            break
+    assert line.endswith(b"BODY[] {%d}\r\n" % len(HUGE)), line
+    got = imap_read_literal(f, len(HUGE))
+    assert got == HUGE, "the literal differs"
+    assert f.readline() == b")\r\n"
+    assert f.readline().startswith(b"c OK"), "FETCH's tagged reply"
+    while True:
+        line = f.readline()
+        assert line, "EOF before NOOP's reply"
+        if line.startswith(b"d "):
+            break
+    assert line.startswith(b"d OK"), line
+    f.close()
+    s.close()
+    nb.logout()
+    print("  48 MiB FETCH BODY[] stalled 3 s: worker peak +%.1f MiB, "
+          "neighbour worst %.0f ms" % (growth / 1048576, n.worst * 1000))
+    assert growth < (16 << 20), "worker grew by %.1f MiB" % (
+        growth / 1048576)
+    n.assert_worst_below(LATENCY)
+
+
+def test_imap_client_leaves_mid_stream(r):
+    m = imap_login()
+    m.select("INBOX")
+    huge = imap_numbers(m)["huge"]
+    m.logout()
+    for round in range(3):
+        s = socket.create_connection(("127.0.0.1", SRV.port("imap")),
+                                     timeout=30)
+        f = s.makefile("rb")
+        f.readline()
+        s.sendall(b"a LOGIN %s %s\r\nb SELECT INBOX\r\n"
+                  b"c FETCH %d (BODY.PEEK[] BODY.PEEK[TEXT])\r\n" %
+                  (USER.encode(), PASSWORD.encode(), huge))
+        f.read(300000 * (round + 1))
+        f.close()
+        s.close()
+    m = imap_login()
+    m.select("INBOX")
+    typ, data = m.fetch(str(huge), "(BODY.PEEK[]<0.200>)")
+    assert typ == "OK" and data[0][1] == HUGE[:200], data
+    m.logout()
+    assert ": error: " not in SRV.log(), SRV.log()[-3000:]
+    assert SRV.daemon.workers(), "the worker died"
+
+
 R.run(test_pop3_retr_big)
 R.run(test_pop3_pipelined_small)
 R.run(test_pop3_stalled_reader)
 R.run(test_pop3_client_leaves_mid_stream)
+R.run(test_imap_fetch_big)
+R.run(test_imap_stalled_reader)
+R.run(test_imap_client_leaves_mid_stream)
 R.run(test_relay_data_big)
 R.run(test_relay_bdat_big)
 if R.failed:
