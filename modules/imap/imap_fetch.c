@@ -24,7 +24,7 @@
 #include "imap_mime.h"
 
 #define FETCH_MAX_PARTS 32
-#define FETCH_MAX_FIELDS 128
+#define FETCH_MAX_FIELDS IMAP_FIELDS_MAX   /* as IMAP URLs take */
 /* Octets of parts a step decodes to measure them (BINARY.SIZE, the
  * length of BINARY[]) before it ends after its message, as SEARCH's
  * steps end after 8 MiB read: a FETCH 1:* BINARY.SIZE[1] makes little

@@ -1,7 +1,8 @@
 /*
  * imap_mime.c - a message's MIME structure as IMAP shows it: ENVELOPE and
  * BODYSTRUCTURE / BODY (RFC 3501 7.4.2, with RFC 9051's clarifications),
- * body sections by part number (RFC 3501 6.4.5), and the decoded text
+ * body sections by part number (RFC 3501 6.4.5), HEADER.FIELDS (.NOT)
+ * filtered as a stream (FETCH's and IMAP URLs'), and the decoded text
  * and headers SEARCH looks in.  The parsing is the host's (postern/mime.h);
  * the parsed tree is kept in the storage cache as "mime.v1".
  *
