@@ -1507,21 +1507,21 @@ fetch_streamed(struct imap_job *next, int status)
 }
 
 /* The rest of the current range goes through the host's stream, then
- * the next step goes on with the message. */
+ * the next step goes on with the message.  The stream reads the file
+ * itself when the store says the message is one (storage 1.8), else
+ * through msg_read. */
 static void
 fetch_stream(struct imap_job *j)
 {
 	struct fetch_arg *fa = j->arg;
-	struct postern_stream_source src = {
-		.size = sizeof(src),
-		.fd = -1,
-		.length = fa->cur->len - fa->cur_off,
-		.read = stream_read,
-		.read_arg = fa,
-	};
+	struct postern_stream_source src;
 
 	fa->stream_from = fa->cur->start + fa->cur_off;
 	memset(&fa->stream_err, 0, sizeof(fa->stream_err));
+	postern_msg_stream_source(imap_storage, fa->stream_msg,
+	                          fa->stream_from,
+	                          fa->cur->len - fa->cur_off, stream_read, fa,
+	                          &src);
 	if (imap_host->log_enabled(POSTERN_LOG_DEBUG))
 		imap_log(j->s, POSTERN_LOG_DEBUG, "%s streams %llu octets of "
 		         "uid %u from %llu", j->tag,

@@ -8,8 +8,10 @@
  * reads it there too: a RETR of a cached message costs no thread hop at
  * all, so pipelined RETRs need no batching into one job (the reason
  * this file used to batch and read ahead).  Otherwise, and when RETR
- * must set \Seen (a blocking store), a job opens it, and the stream
- * reads it on job threads, a chunk at a time, while the client keeps up.
+ * must set \Seen (a blocking store), a job opens it.  A large file with
+ * CRLF line ends the stream then reads itself (storage 1.8 msg_source),
+ * on the loop while the page cache has it; any other on job threads, a
+ * chunk at a time through msg_read, while the client keeps up.
  *
  * The session is held (no command read) and referenced while the stream
  * runs: the reader may still run on a job after the connection went, and
@@ -93,14 +95,7 @@ static void
 retr_send(struct pop3_session *s)
 {
 	struct pop3_retr *r = s->retr;
-	struct postern_stream_source src = {
-		.size = sizeof(src),
-		.fd = -1,
-		.length = r->sizes.size,
-		.read = retr_read,
-		.read_arg = r,
-		.flags = r->msg_nowait ? POSTERN_STREAM_IN_MEMORY : 0,
-	};
+	struct postern_stream_source src;
 	struct postern_stream_spec spec = {
 		.size = sizeof(spec),
 		.transform = POSTERN_STREAM_DOTSTUFF,
@@ -109,6 +104,12 @@ retr_send(struct pop3_session *s)
 	};
 	int rc;
 
+	/* A file the stream can read itself (storage 1.8): on the loop
+	 * while the page cache has it, no copy through the store. */
+	postern_msg_stream_source(S, r->msg, 0, r->sizes.size, retr_read, r,
+	                          &src);
+	if (r->msg_nowait && src.read != NULL)
+		src.flags |= POSTERN_STREAM_IN_MEMORY;
 	if (r->top)
 		pop3_reply(s, "+OK top of message follows");
 	else

@@ -334,6 +334,7 @@ int md_msg_open(postern_mailbox_t *mb, uint32_t uid, postern_msg_t **out,
 ssize_t md_msg_read(postern_msg_t *msg, uint64_t offset, void *buf,
                     size_t len, struct postern_storage_err *err);
 void md_msg_close(postern_msg_t *msg);
+int md_msg_source(postern_msg_t *msg, int *fd, uint64_t *offset);
 /* CRLF header size of the raw bytes. */
 uint64_t md_header_size(const unsigned char *p, size_t len);
 /* Opens the file of `uid` in the view (O_RDONLY), refreshing the view's

@@ -35,6 +35,7 @@
 struct postern_msg {
 	unsigned char *map;    /* the file's bytes, mapped or read */
 	int mapped;
+	int fd;                /* a mapped file's, for msg_source; or -1 */
 	size_t rawlen;
 	uint64_t size;
 	int exact;             /* no bare LF: read the bytes as they are */
@@ -180,6 +181,7 @@ md_msg_open_nowait(postern_mailbox_t *mb, uint32_t uid, postern_msg_t **out,
 		return 1;
 	}
 	m->rawlen = (size_t)sb.st_size;
+	m->fd = -1;
 	if ((m->map = malloc(m->rawlen)) == NULL) {
 		free(m);
 		close(fd);
@@ -221,7 +223,12 @@ md_msg_open(postern_mailbox_t *mb, uint32_t uid, postern_msg_t **out,
 		free(m);
 		return -1;
 	}
-	close(fd);
+	/* A mapped file stays open: a stream may read it itself. */
+	m->fd = -1;
+	if (m->mapped)
+		m->fd = fd;
+	else
+		close(fd);
 	msg_sizes(mb, seq, m, sizes);
 	*out = m;
 	return 0;
@@ -315,6 +322,22 @@ md_msg_read(postern_msg_t *msg, uint64_t offset, void *buf, size_t len,
 	return (ssize_t)len;
 }
 
+/* A file with CRLF line ends is read by the stream itself (no copy
+ * through the mapping, and on the loop when cached); one read whole is
+ * in memory; a mapped one with bare LFs goes through msg_read's
+ * conversion on a job. */
+int
+md_msg_source(postern_msg_t *msg, int *fd, uint64_t *offset)
+{
+	if (!msg->mapped)
+		return POSTERN_MSG_SOURCE_IN_MEMORY;
+	if (!msg->exact || msg->fd < 0)
+		return POSTERN_MSG_SOURCE_READER;
+	*fd = msg->fd;
+	*offset = 0;
+	return POSTERN_MSG_SOURCE_FILE;
+}
+
 void
 md_msg_close(postern_msg_t *msg)
 {
@@ -324,5 +347,7 @@ md_msg_close(postern_msg_t *msg)
 		munmap(msg->map, msg->rawlen);
 	else
 		free(msg->map);
+	if (msg->fd >= 0)
+		close(msg->fd);
 	free(msg);
 }

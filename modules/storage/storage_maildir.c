@@ -203,6 +203,7 @@ static const struct postern_storage md_table = {
 	.watch_name = md_watch_name,
 	.unwatch_name = md_unwatch_name,
 	.access_key = md_access_key,
+	.msg_source = md_msg_source,
 };
 
 /* The loop has ended: no job opens or closes a view any more. */

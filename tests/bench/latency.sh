@@ -1,10 +1,10 @@
 #!/bin/sh
 #
 # latency.sh - one client's round trip per IMAP command (NOOP, FETCH
-# FLAGS, FETCH BODY.PEEK[] of 4 KiB, STATUS, SELECT of 10,000 messages,
-# per-message UID FETCH over 2,000) against Dovecot's imapd in the same
-# run, medians of interleaved rounds.  Prints figures and ratios; never a
-# pass or a failure on a time.
+# FLAGS, FETCH BODY.PEEK[] of 4 KiB, 1 MiB and 16 MiB, STATUS, SELECT of
+# 10,000 messages, per-message UID FETCH over 2,000) against Dovecot's
+# imapd in the same run, medians of interleaved rounds.  Prints figures
+# and ratios; never a pass or a failure on a time.
 #
 #	tests/bench/latency.sh [K [ROUNDS [top_builddir]]]
 #

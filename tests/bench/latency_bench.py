@@ -4,7 +4,9 @@ copies of one Maildir, on loopback, the same raw-socket client for both.
 
     tests/bench/latency_bench.py [K [ROUNDS]]     (run by latency.sh)
 
-INBOX holds 2,000 messages of 4 KiB, the folder Big 10,000.  Each round
+INBOX holds 2,000 messages of 4 KiB, the folder Big 10,000, the folder
+Large one message of 1 MiB and one of 16 MiB (CRLF line ends, as an MTA
+delivers them: both servers send the file's octets as they are).  Each round
 runs every command K times (default 1000; SELECT and the per-message
 pass fewer) on postern, then on Dovecot; a command's figure is the
 median of its per-round medians over ROUNDS rounds (default 3).  Prints
@@ -57,6 +59,21 @@ def make_folder(path, n, first):
         os.utime(p, (first + i, first + i))
 
 
+def make_large(path, sizes, first):
+    """One message of each size (octets, CRLF form) in cur/."""
+    for sub in ("cur", "new", "tmp"):
+        os.makedirs(os.path.join(path, sub), exist_ok=True)
+    for i, size in enumerate(sizes):
+        head = ("From: Sender <sender@example.net>\r\nTo: Bench <%s>\r\n"
+                "Subject: large message %d\r\n\r\n" % (USER, i)).encode()
+        line = b"z" * 76 + b"\r\n"
+        msg = head + line * ((size - len(head)) // len(line))
+        name = "%d.M%dP1.large,S=%d,W=%d:2,S" % (first + i, i, len(msg),
+                                                 len(msg))
+        with open(os.path.join(path, "cur", name), "wb") as f:
+            f.write(msg)
+
+
 def ok(st, what):
     if " OK" not in st:
         raise RuntimeError("%s: %s" % (what, st))
@@ -83,6 +100,12 @@ def one_round(port):
     out["FETCH 1 (UID FLAGS)"] = sample(c, "FETCH 1 (UID FLAGS)", K)
     out["FETCH 1 BODY.PEEK[] (4 KiB)"] = sample(c, "FETCH 1 BODY.PEEK[]", K)
     out["STATUS Big"] = sample(c, "STATUS Big (MESSAGES UNSEEN UIDNEXT)", K)
+    ok(c.cmd("EXAMINE Large")[0], "EXAMINE Large")
+    out["FETCH BODY.PEEK[] (1 MiB)"] = sample(c, "FETCH 1 BODY.PEEK[]",
+                                              max(5, K // 10))
+    out["FETCH BODY.PEEK[] (16 MiB)"] = sample(c, "FETCH 2 BODY.PEEK[]",
+                                               max(3, K // 100))
+    ok(c.cmd("SELECT INBOX")[0], "SELECT")
     t0 = time.perf_counter()
     for u in range(1, PER_MESSAGE + 1):
         ok(c.cmd("UID FETCH %d (FLAGS BODY.PEEK[])" % u)[0], "UID FETCH")
@@ -119,6 +142,8 @@ imap = {
         print("== making %d + %d messages" % (INBOX_N, BIG_N), flush=True)
         make_folder(md, INBOX_N, 1700000000)
         make_folder(os.path.join(md, ".Big"), BIG_N, 1710000000)
+        make_large(os.path.join(md, ".Large"), (1 << 20, 16 << 20),
+                   1720000000)
         dmd = os.path.join(R.tmp, "dovecot-Maildir")
         shutil.copytree(md, dmd)
         srv.start()

@@ -1,9 +1,11 @@
 #!/usr/bin/env python3
 """imaptest's stress mode against postern and Dovecot in one run: CLIENTS
 clients over 50 users for SECS seconds each, the same mbox of messages
-to APPEND, on loopback.  Prints commands per second, imaptest's own
-latency figure when it gives one, and the errors it reported (RFC 2180:
-a session whose messages another expunges must not see errors).
+to APPEND, on loopback.  Prints commands per second, the mean latency
+per command from imaptest's reports (each period weighted by its
+count; LOGIN apart, as the password hash dominates it), and the errors
+imaptest reported (RFC 2180: a session whose messages another expunges
+must not see errors).
 
     tests/bench/stress_bench.py IMAPTEST [CLIENTS [SECS]]  (stress.sh)
 
@@ -67,6 +69,32 @@ def run_imaptest(port, mbox):
     return p.stdout + p.stderr
 
 
+def latencies(lines):
+    """Mean latency per command over the whole run: imaptest prints,
+    every few seconds, rows of counts and then a row of mean ms per
+    command for that period; each period's mean is weighted by its
+    count.  Returns {command: (count, mean ms)}."""
+    names, sums, counts, period = None, {}, {}, None
+    for x in lines:
+        v = x.split()
+        if x.startswith("Totals:"):
+            break
+        if v and v[0] == "Logi":
+            names = v
+            period = [0] * len(names)
+        elif names and "ms/cmd" in x:
+            for i, name in enumerate(names):
+                if i < len(v) and v[i].isdigit() and period[i]:
+                    sums[name] = sums.get(name, 0) + int(v[i]) * period[i]
+                    counts[name] = counts.get(name, 0) + period[i]
+            period = [0] * len(names)
+        elif names and len(v) >= len(names) and \
+                all(t.isdigit() for t in v[:len(names)]):
+            for i in range(len(names)):
+                period[i] += int(v[i])
+    return {n: (counts[n], sums[n] / counts[n]) for n in counts}
+
+
 def summarise(name, out):
     lines = out.splitlines()
     errors = [x for x in lines if x.startswith("Error:")]
@@ -80,12 +108,20 @@ def summarise(name, out):
                 totals = v
                 break
     cmds = sum(int(v) for v in totals)
-    # imaptest's last "ms/cmd avg" row: mean latency per command.
-    lat = [x for x in lines if "ms/cmd avg" in x]
+    lat = latencies(lines)
+    rest = [(c, ms) for n, (c, ms) in lat.items() if n != "Logi"]
+    n_rest = sum(c for c, _ in rest)
+    mean_rest = sum(c * ms for c, ms in rest) / n_rest if n_rest else 0
     if os.environ.get("STRESS_SHOW"):
         print(out[-2500:])
-    print("%-20s %9.0f cmd/s  %5d errors  %s" % (
-        name, cmds / SECS, len(errors), lat[-1].strip() if lat else ""))
+    print("%-20s %9.0f cmd/s  %5d errors  mean latency %.1f ms "
+          "(LOGIN %.0f ms, every other command %.1f ms)" % (
+              name, cmds / SECS, len(errors),
+              sum(c * ms for c, ms in lat.values()) /
+              max(1, sum(c for c, _ in lat.values())),
+              lat.get("Logi", (0, 0))[1], mean_rest))
+    print("    ms per command: " + "  ".join(
+        "%s %.0f" % (n, ms) for n, (c, ms) in lat.items()))
     for e in errors[:5]:
         print("    " + e[:160])
     return cmds

@@ -17,7 +17,8 @@ back-pressure.
     IMAP   FETCH BODY[], BODY[TEXT] and a partial of the 6 MiB message
            (the long ranges go through the stream) byte-exact through
            imaplib, with small messages and other items around them in
-           one FETCH; \\Seen set and said
+           one FETCH; \\Seen set and said; the same of a file with
+           bare LFs (read through the store's conversion)
     IMAP   a client that stops reading during a 48 MiB BODY[]: peak RSS
            bounded, a neighbour answered, the literal whole afterwards
            and the command's tagged OK after it
@@ -73,6 +74,9 @@ deliver(SRV, USER, HUGE)
 for k in range(20):
     deliver(SRV, USER, HEADER + b".%d\r\nsmall %d\r\n" % (k, k))
 deliver(SRV, NEIGHBOUR, HEADER + b"hello\r\n")
+# Stored with bare LFs, as Dovecot and Postfix write: read through the
+# store's conversion, not as a file.
+deliver(SRV, USER, BIG.replace(b"\r\n", b"\n"), folder="Lf")
 SRV.start()
 # Message numbers follow the store's order: found by size.
 NUM = {}
@@ -330,6 +334,11 @@ def test_imap_fetch_big(r):
     assert "streams 10 octets" not in log
     m.store(str(big), "-FLAGS", "(\\Seen)")
     assert m.noop()[0] == "OK"
+    m.select("Lf")
+    typ, data = m.fetch("1", "(BODY.PEEK[] BODY.PEEK[]<7.2000000>)")
+    assert typ == "OK" and data[0][1] == BIG, "BODY[] of the LF file"
+    assert data[1][1] == BIG[7:2000007], "partial of the LF file"
+    assert "streams 2000000 octets of uid 1 from 7" in SRV.log()
     m.logout()
 
 

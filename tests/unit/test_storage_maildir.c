@@ -1180,6 +1180,71 @@ test_read_lf_big(void)
 	S->store_close(st);
 }
 
+/* msg_source (storage 1.8): a large CRLF file is handed out as a file
+ * whose octets from the offset are the message; an LF file needs the
+ * reader; a small one is in memory. */
+static void
+test_msg_source(void)
+{
+	struct postern_storage_err err = { 0 };
+	struct postern_msg_size sz;
+	postern_mailbox_t *mb;
+	postern_store_t *st;
+	postern_msg_t *m;
+	size_t big = 400 * 1000, i;
+	char *crlf = malloc(big + 1), *lf = malloc(big + 1);
+	char *buf = malloc(2 * big), *via = malloc(2 * big);
+	uint32_t uids[3];
+	int want[3] = { POSTERN_MSG_SOURCE_FILE, POSTERN_MSG_SOURCE_READER,
+	                POSTERN_MSG_SOURCE_IN_MEMORY };
+	uint64_t off;
+	struct tuser t;
+	ssize_t n;
+	int k, fd;
+
+	CU_ASSERT_FATAL(crlf != NULL && lf != NULL && buf != NULL &&
+	                via != NULL);
+	for (i = 0; i + 2 <= big; i += 50) {
+		memset(crlf + i, 'a' + (int)(i % 26), 48);
+		memcpy(crlf + i + 48, "\r\n", 2);
+		memset(lf + i, 'a' + (int)(i % 26), 49);
+		lf[i + 49] = '\n';
+	}
+	crlf[i] = lf[i] = '\0';
+	make_user(&t, "msgsource");
+	st = open_store(&t);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(st);
+	uids[0] = deliver(&t, crlf);
+	uids[1] = deliver(&t, lf);
+	uids[2] = deliver(&t, "Subject: small\r\n\r\nhello\r\n");
+	mb = open_box(st, "INBOX", 0);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(mb);
+	CU_ASSERT_FATAL(POSTERN_SIZED_HAS(S, msg_source));
+	for (k = 0; k < 3; k++) {
+		CU_ASSERT_EQUAL_FATAL(S->msg_open(mb, uids[k], &m, &sz, &err),
+		                      0);
+		fd = -1;
+		off = 0;
+		CU_ASSERT_EQUAL(S->msg_source(m, &fd, &off), want[k]);
+		if (want[k] == POSTERN_MSG_SOURCE_FILE) {
+			/* The file's octets are what msg_read gives. */
+			CU_ASSERT(fd >= 0);
+			n = pread(fd, buf, sz.size + 1, (off_t)off);
+			CU_ASSERT_EQUAL(n, (ssize_t)sz.size);
+			CU_ASSERT_EQUAL(S->msg_read(m, 0, via, sz.size, &err),
+			                (ssize_t)sz.size);
+			CU_ASSERT(n > 0 && memcmp(buf, via, sz.size) == 0);
+		}
+		S->msg_close(m);
+	}
+	S->close(mb);
+	S->store_close(st);
+	free(crlf);
+	free(lf);
+	free(buf);
+	free(via);
+}
+
 static void
 test_read_renamed(void)
 {
@@ -3017,6 +3082,8 @@ static CU_TestInfo maildir_tests[] = {
 	{ "LF files read as CRLF", test_read_lf },
 	{ "big LF files read as CRLF in pieces of any size",
 	  test_read_lf_big },
+	{ "msg_source: a CRLF file, an LF file, a small message",
+	  test_msg_source },
 	{ "reading a file renamed by another view", test_read_renamed },
 	{ "two processes appending and flagging", test_two_processes },
 	{ "crash leftovers: tmp, short index, torn list",

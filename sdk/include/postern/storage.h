@@ -63,6 +63,7 @@
 #define POSTERN_STORAGE_H
 
 #include <postern/types.h>
+#include <postern/stream.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -70,7 +71,7 @@ extern "C" {
 
 #define POSTERN_STORAGE_SERVICE "storage"
 #define POSTERN_STORAGE_MAJOR 1
-#define POSTERN_STORAGE_MINOR 7
+#define POSTERN_STORAGE_MINOR 8
 
 struct postern_user; /* postern/auth.h */
 
@@ -548,7 +549,60 @@ struct postern_storage {
 	int (*access_key)(postern_store_t *st, const char *name, unsigned op,
 	                  unsigned char *key,
 	                  struct postern_storage_err *err);
+
+	/* ---- storage 1.8 ------------------------------------------------ */
+
+	/* How the host's stream (postern/stream.h) may read an open
+	 * message (POSTERN_MSG_SOURCE_*): FILE when the message's CRLF form
+	 * is a file's octets as they are, from *offset on: *fd is the
+	 * message's (open until msg_close; the stream reads its own
+	 * duplicate, on the loop while the page cache holds the octets);
+	 * IN_MEMORY when msg_read never blocks (the loop may call it);
+	 * READER otherwise (msg_read on a job, as always).  Never blocks;
+	 * any thread. */
+	int (*msg_source)(postern_msg_t *msg, int *fd, uint64_t *offset);
 };
+
+/* msg_source's answers (storage 1.8). */
+enum postern_msg_source {
+	POSTERN_MSG_SOURCE_READER = 0,
+	POSTERN_MSG_SOURCE_IN_MEMORY,
+	POSTERN_MSG_SOURCE_FILE,
+};
+
+/* The stream source (postern/stream.h) for `length` octets of the open
+ * message `msg` from octet `from` of its CRLF form: the file itself
+ * when the store says the message is one (msg_source, storage 1.8),
+ * else `read` (which reads `msg` through msg_read, adding `from` to its
+ * offsets), flagged in memory when msg_read never blocks.  Any
+ * thread. */
+static inline void
+postern_msg_stream_source(const struct postern_storage *S,
+                          postern_msg_t *msg, uint64_t from,
+                          uint64_t length, postern_stream_read_fn read,
+                          void *read_arg, struct postern_stream_source *src)
+{
+	uint64_t at = 0;
+	int fd = -1, kind = POSTERN_MSG_SOURCE_READER;
+
+	if (POSTERN_SIZED_HAS(S, msg_source) && S->msg_source != NULL)
+		kind = S->msg_source(msg, &fd, &at);
+	src->size = sizeof(*src);
+	src->fd = -1;
+	src->offset = 0;
+	src->length = length;
+	src->read = read;
+	src->read_arg = read_arg;
+	src->flags = 0;
+	if (kind == POSTERN_MSG_SOURCE_FILE) {
+		src->fd = fd;
+		src->offset = at + from;
+		src->read = NULL;
+		src->read_arg = NULL;
+	} else if (kind == POSTERN_MSG_SOURCE_IN_MEMORY) {
+		src->flags = POSTERN_STREAM_IN_MEMORY;
+	}
+}
 
 #ifdef __cplusplus
 }
