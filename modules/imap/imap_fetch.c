@@ -24,8 +24,7 @@
 #include "imap_mime.h"
 
 #define FETCH_MAX_PARTS 32
-#define FETCH_MAX_FIELDS 128
-#define FETCH_MAX_NAME 256   /* a longer field name is nobody's */
+#define FETCH_MAX_FIELDS IMAP_FIELDS_MAX   /* as IMAP URLs take */
 /* Octets of parts a step decodes to measure them (BINARY.SIZE, the
  * length of BINARY[]) before it ends after its message, as SEARCH's
  * steps end after 8 MiB read: a FETCH 1:* BINARY.SIZE[1] makes little
@@ -65,16 +64,6 @@ struct fetch_item {
 	int binary;          /* BINARY (RFC 3516): 1 BINARY[], 2 .SIZE */
 	char *label;         /* what the response calls it */
 	struct fetch_item *next;
-};
-
-/* Where a HEADER.FIELDS walk is (see fields_walk). */
-struct fields_walk {
-	uint64_t pos;        /* next octet of the message */
-	uint64_t out;        /* octets of the result before pos */
-	int keep;            /* the current field is kept */
-	int in_line;         /* pos is inside a line already decided */
-	int ending;          /* the final CRLF: 1 before its CR, 2 before
-	                        its LF, 3 done */
 };
 
 struct fetch_arg {
@@ -550,154 +539,19 @@ struct fetch_seg {
 	uint64_t start, len;
 	uint64_t hlen, skip;
 	const struct fetch_item *it;
-	struct fields_walk walk;     /* SEG_FIELDS: where sending is */
+	struct imap_fields_walk walk; /* SEG_FIELDS: where sending is */
 	struct decode_walk dw;       /* SEG_DECODED */
 	struct fetch_seg *next;
 };
 
-static int
-field_listed(const struct fetch_item *it, const char *name, size_t len)
+/* The HEADER.FIELDS (.NOT) list of a section item, for imap_mime.h's
+ * walk (imap_fields_walk), which CATENATE and URLFETCH share. */
+static struct imap_fields
+item_fields(const struct fetch_item *it)
 {
-	size_t i;
+	struct imap_fields f = { it->fields, it->names, it->nnames };
 
-	for (i = 0; i < it->nnames; i++)
-		if (strlen(it->names[i]) == len &&
-		    strncasecmp(it->names[i], name, len) == 0)
-			return 1;
-	return 0;
-}
-
-/*
- * HEADER.FIELDS (.NOT), streamed: the header range is walked a line at a
- * time through a small buffer, never held.  A line is a field's first
- * line (its name ends at the first colon, trailing blanks dropped),
- * a continuation (it begins with a blank: kept with its field), or the
- * empty line that ends the header; the result is the kept lines, then
- * an empty line.  The walk is resumable (struct fields_walk), so a step
- * may end in the middle of the result, and the next goes on from there.
- */
-struct hbuf {
-	struct imap_job *j;
-	postern_msg_t *msg;
-	uint64_t end;            /* end of the header range */
-	uint64_t at;             /* buf holds [at, at + len) */
-	size_t len;
-	char buf[16384];
-};
-
-/* The octet at `pos`: 0..255, -1 past the range, -2 on a read error
- * (j->err set). */
-static int
-hbyte(struct hbuf *h, uint64_t pos)
-{
-	size_t want;
-	ssize_t n;
-
-	if (pos >= h->end)
-		return -1;
-	if (pos < h->at || pos >= h->at + h->len) {
-		want = h->end - pos < sizeof(h->buf) ? (size_t)(h->end - pos)
-		                                     : sizeof(h->buf);
-		n = imap_storage->msg_read(h->msg, pos, h->buf, want,
-		                           &h->j->err);
-		if (n <= 0) {
-			if (n == 0) {
-				h->j->err.code = POSTERN_SE_CORRUPT;
-				snprintf(h->j->err.text,
-				         sizeof(h->j->err.text),
-				         "message shorter than its size");
-			}
-			return -2;
-		}
-		h->at = pos;
-		h->len = (size_t)n;
-	}
-	return (unsigned char)h->buf[pos - h->at];
-}
-
-/* One octet of the result: added to `out` when it falls in [from, to). */
-static void
-fields_put(struct fields_walk *w, int c, struct imap_buf *out,
-           uint64_t from)
-{
-	char ch = (char)c;
-
-	if (out != NULL && w->out >= from)
-		imap_buf_add(out, &ch, 1);
-	w->out++;
-}
-
-/* At a field's first line: is it kept?  -1 on a read error. */
-static int
-fields_decide(struct hbuf *h, const struct fetch_item *it, uint64_t pos)
-{
-	uint64_t q, name_end = pos;
-	char name[FETCH_MAX_NAME];
-	int b;
-
-	for (q = pos;; q++) {
-		if ((b = hbyte(h, q)) == -2)
-			return -1;
-		if (b == -1 || b == '\n')
-			return 0;          /* no colon: not a field */
-		if (b == ':')
-			break;
-		if (b != ' ' && b != '\t')
-			name_end = q + 1;
-	}
-	if (name_end - pos > sizeof(name))
-		return it->fields == 2;    /* longer than any listed name */
-	for (q = pos; q < name_end; q++)
-		name[q - pos] = (char)hbyte(h, q);
-	return field_listed(it, name, (size_t)(name_end - pos)) ==
-	       (it->fields == 1);
-}
-
-/* Walks on until the result reaches `to` or ends, adding what falls in
- * [from, to) to `out` (NULL: only counting).  0, or -1 on a read error. */
-static int
-fields_walk(struct hbuf *h, const struct fetch_item *it,
-            struct fields_walk *w, struct imap_buf *out, uint64_t from,
-            uint64_t to)
-{
-	int c, c1, c2, r;
-
-	while (w->ending < 3 && w->out < to) {
-		if (w->ending) {
-			fields_put(w, w->ending++ == 1 ? '\r' : '\n', out, from);
-			continue;
-		}
-		if ((c = hbyte(h, w->pos)) == -2)
-			return -1;
-		if (w->in_line) {
-			if (c == -1 || c == '\n')
-				w->in_line = 0;
-			if (c >= 0) {
-				if (w->keep)
-					fields_put(w, c, out, from);
-				w->pos++;
-			}
-			continue;
-		}
-		if ((c1 = hbyte(h, w->pos + 1)) == -2 ||
-		    (c2 = hbyte(h, w->pos + 2)) == -2)
-			return -1;
-		/* The end, or the empty line (a line of at most two octets
-		 * that starts with CR or LF). */
-		if (c == -1 || ((c == '\r' || c == '\n') &&
-		                (c == '\n' || c1 == -1 || c1 == '\n' ||
-		                 c2 == -1))) {
-			w->ending = 1;
-			continue;
-		}
-		if (c != ' ' && c != '\t') {
-			if ((r = fields_decide(h, it, w->pos)) < 0)
-				return -1;
-			w->keep = r;
-		}
-		w->in_line = 1;
-	}
-	return 0;
+	return f;
 }
 
 /* Applies a partial <start.len> to a section of `len` octets. */
@@ -1012,8 +866,9 @@ plan_section(struct imap_job *j, struct fetch_arg *fa,
 {
 	uint64_t start = 0, len = sz->size;
 	struct fetch_seg *seg;
-	struct hbuf hb, *h = &hb;
-	struct fields_walk w = { 0 };
+	struct imap_hbuf hb, *h = &hb;
+	struct imap_fields_walk w = { 0 };
+	struct imap_fields f = item_fields(it);
 
 	if (it->binary)
 		return plan_binary(j, fa, it, msg, sz, m);
@@ -1037,12 +892,14 @@ plan_section(struct imap_job *j, struct fetch_arg *fa,
 	if (it->fields) {
 		/* Its length is needed now, its octets when they are sent:
 		 * walked twice rather than held. */
-		h->j = j;
+		h->st = imap_storage;
 		h->msg = msg;
+		h->err = &j->err;
 		h->end = start + len;
 		h->at = h->len = 0;
 		w.pos = start;
-		if (fields_walk(h, it, &w, NULL, 0, UINT64_MAX) < 0)
+		if (imap_fields_walk(h, &f, &w, NULL, NULL, 0,
+		                     UINT64_MAX) < 0)
 			return -1;
 		seg->kind = SEG_FIELDS;
 		seg->start = start;
@@ -1216,9 +1073,11 @@ fetch_emit(struct imap_job *j, struct fetch_arg *fa, postern_msg_t *msg)
 {
 	size_t batch = (size_t)imap_cfg.fetch_batch, want;
 	struct fetch_seg *seg;
-	struct hbuf hb, *h = &hb;   /* 16 KiB: job threads have room */
-	uint64_t left, to;
+	struct imap_hbuf hb, *h = &hb; /* 16 KiB: job threads have room */
+	struct imap_fields f;
+	uint64_t left, to, done;
 	ssize_t n;
+	size_t nw;
 
 	while ((seg = fa->cur) != NULL) {
 		if (j->out.len >= batch)
@@ -1257,8 +1116,9 @@ fetch_emit(struct imap_job *j, struct fetch_arg *fa, postern_msg_t *msg)
 			fa->cur_off += (uint64_t)n;
 			break;
 		case SEG_FIELDS:
-			h->j = j;
+			h->st = imap_storage;
 			h->msg = msg;
+			h->err = &j->err;
 			h->end = seg->start + seg->hlen;
 			h->at = h->len = 0;
 			want = batch - j->out.len;
@@ -1266,9 +1126,16 @@ fetch_emit(struct imap_job *j, struct fetch_arg *fa, postern_msg_t *msg)
 				want = 16384;
 			to = seg->skip + fa->cur_off +
 			     (want < left ? want : left);
-			if (fields_walk(h, seg->it, &seg->walk, &j->out,
-			                seg->skip, to) < 0)
+			f = item_fields(seg->it);
+			done = seg->walk.out > seg->skip ? seg->walk.out
+			                                 : seg->skip;
+			nw = 0;
+			if (imap_fields_walk(h, &f, &seg->walk,
+			                     imap_buf_room(&j->out,
+			                                   (size_t)(to - done)),
+			                     &nw, seg->skip, to) < 0)
 				return -1;
+			imap_buf_commit(&j->out, nw);
 			if (seg->walk.out < to) {
 				j->err.code = POSTERN_SE_CORRUPT;
 				snprintf(j->err.text, sizeof(j->err.text),

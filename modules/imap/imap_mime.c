@@ -1,7 +1,8 @@
 /*
  * imap_mime.c - a message's MIME structure as IMAP shows it: ENVELOPE and
  * BODYSTRUCTURE / BODY (RFC 3501 7.4.2, with RFC 9051's clarifications),
- * body sections by part number (RFC 3501 6.4.5), and the decoded text
+ * body sections by part number (RFC 3501 6.4.5), HEADER.FIELDS (.NOT)
+ * filtered as a stream (FETCH's and IMAP URLs'), and the decoded text
  * and headers SEARCH looks in.  The parsing is the host's (postern/mime.h);
  * the parsed tree is kept in the storage cache as "mime.v1".
  *
@@ -498,6 +499,141 @@ imap_mime_section(const struct imap_mime *m, const uint32_t *parts,
 		return 0;
 	}
 	return -1;
+}
+
+/* ---- HEADER.FIELDS (.NOT) ---------------------------------------------- */
+
+/*
+ * The header range is walked a line at a time through a small buffer,
+ * never held.  A line is a field's first line, a continuation (it
+ * begins with a blank: kept with its field), or the empty line that
+ * ends the header.
+ */
+
+/* The octet at `pos`: 0..255, -1 past the range, -2 on a read error
+ * (h->err set). */
+static int
+hbyte(struct imap_hbuf *h, uint64_t pos)
+{
+	size_t want;
+	ssize_t n;
+
+	if (pos >= h->end)
+		return -1;
+	if (pos < h->at || pos >= h->at + h->len) {
+		want = h->end - pos < sizeof(h->buf) ? (size_t)(h->end - pos)
+		                                     : sizeof(h->buf);
+		n = h->st->msg_read(h->msg, pos, h->buf, want, h->err);
+		if (n <= 0) {
+			if (n == 0) {
+				h->err->code = POSTERN_SE_CORRUPT;
+				snprintf(h->err->text, sizeof(h->err->text),
+				         "message shorter than its size");
+			}
+			return -2;
+		}
+		h->at = pos;
+		h->len = (size_t)n;
+	}
+	return (unsigned char)h->buf[pos - h->at];
+}
+
+static int
+field_listed(const struct imap_fields *f, const char *name, size_t len)
+{
+	size_t i;
+
+	for (i = 0; i < f->nnames; i++)
+		if (strlen(f->names[i]) == len &&
+		    strncasecmp(f->names[i], name, len) == 0)
+			return 1;
+	return 0;
+}
+
+/* One octet of the result: written when it falls in [from, ...). */
+static void
+fields_put(struct imap_fields_walk *w, int c, char *dst, size_t *ndst,
+           uint64_t from)
+{
+	if (dst != NULL && w->out >= from)
+		dst[(*ndst)++] = (char)c;
+	w->out++;
+}
+
+/* At a field's first line: is it kept?  -1 on a read error. */
+static int
+fields_decide(struct imap_hbuf *h, const struct imap_fields *f,
+              uint64_t pos)
+{
+	uint64_t q, name_end = pos;
+	char name[IMAP_FIELDS_MAX_NAME];
+	int b;
+
+	for (q = pos;; q++) {
+		if ((b = hbyte(h, q)) == -2)
+			return -1;
+		if (b == -1 || b == '\n')
+			return 0;          /* no colon: not a field */
+		if (b == ':')
+			break;
+		if (b != ' ' && b != '\t')
+			name_end = q + 1;
+	}
+	if (name_end - pos > sizeof(name))
+		return f->which == 2;      /* longer than any listed name */
+	for (q = pos; q < name_end; q++)
+		name[q - pos] = (char)hbyte(h, q);
+	return field_listed(f, name, (size_t)(name_end - pos)) ==
+	       (f->which == 1);
+}
+
+int
+imap_fields_walk(struct imap_hbuf *h, const struct imap_fields *f,
+                 struct imap_fields_walk *w, char *dst, size_t *ndst,
+                 uint64_t from, uint64_t to)
+{
+	size_t scratch = 0;
+	int c, c1, c2, r;
+
+	if (ndst == NULL)
+		ndst = &scratch;
+	while (w->ending < 3 && w->out < to) {
+		if (w->ending) {
+			fields_put(w, w->ending++ == 1 ? '\r' : '\n', dst, ndst,
+			           from);
+			continue;
+		}
+		if ((c = hbyte(h, w->pos)) == -2)
+			return -1;
+		if (w->in_line) {
+			if (c == -1 || c == '\n')
+				w->in_line = 0;
+			if (c >= 0) {
+				if (w->keep)
+					fields_put(w, c, dst, ndst, from);
+				w->pos++;
+			}
+			continue;
+		}
+		if ((c1 = hbyte(h, w->pos + 1)) == -2 ||
+		    (c2 = hbyte(h, w->pos + 2)) == -2)
+			return -1;
+		/* The end, or the empty line (a line of at most two octets
+		 * that starts with CR or LF). */
+		if (c == -1 || ((c == '\r' || c == '\n') &&
+		                (c == '\n' || c1 == -1 || c1 == '\n' ||
+		                 c2 == -1))) {
+			w->ending = 1;
+			continue;
+		}
+		if (c != ' ' && c != '\t') {
+			if ((r = fields_decide(h, f, w->pos)) < 0)
+				return -1;
+			w->keep = r;
+		}
+		w->in_line = 1;
+	}
+	return 0;
 }
 
 int

@@ -76,6 +76,53 @@ int imap_mime_section(const struct imap_mime *m, const uint32_t *parts,
                       size_t nparts, enum imap_section_what what,
                       uint64_t *start, uint64_t *len);
 
+/* HEADER.FIELDS (names) and HEADER.FIELDS.NOT (names) of a header
+ * range (RFC 3501 6.4.5), as FETCH and IMAP URLs (CATENATE, URLFETCH)
+ * send them: the fields kept, each with its continuation lines, then an
+ * empty line.  A field's name ends at its first colon, trailing blanks
+ * dropped; names are compared without regard to case. */
+#define IMAP_FIELDS_MAX 128       /* names in one list */
+#define IMAP_FIELDS_MAX_NAME 256  /* a longer field name is nobody's */
+struct imap_fields {
+	int which;               /* 0: none, 1: HEADER.FIELDS,
+	                            2: HEADER.FIELDS.NOT */
+	char *const *names;      /* the caller's */
+	size_t nnames;
+};
+
+/* The header range [start, end) of an open message, read through a
+ * small buffer (16 KiB: put it where there is room, a job thread's
+ * stack or the heap).  Set st, msg, err and end; at = len = 0. */
+struct imap_hbuf {
+	const struct postern_storage *st;
+	postern_msg_t *msg;
+	struct postern_storage_err *err;
+	uint64_t end;            /* end of the header range */
+	uint64_t at;             /* buf holds [at, at + len) */
+	size_t len;
+	char buf[16384];
+};
+
+/* Where a walk is: resumable, so a result can be sent in steps without
+ * being held.  Start with { .pos = start of the header range }. */
+struct imap_fields_walk {
+	uint64_t pos;            /* next octet of the message */
+	uint64_t out;            /* octets of the result before pos */
+	int keep;                /* the current field is kept */
+	int in_line;             /* pos is inside a line already decided */
+	int ending;              /* the final CRLF: 1 before its CR, 2 before
+	                            its LF, 3 done */
+};
+
+/* Walks on until the result reaches `to` or ends; the octets of the
+ * result at offsets in [from, to) are written to dst in order and
+ * counted in *ndst (dst NULL: only counting; then ndst may be NULL).
+ * dst needs room for to - max(from, w->out) octets.  0, or -1 on a
+ * read error (h->err set).  Blocking. */
+int imap_fields_walk(struct imap_hbuf *h, const struct imap_fields *f,
+                     struct imap_fields_walk *w, char *dst, size_t *ndst,
+                     uint64_t from, uint64_t to);
+
 /* BINARY (RFC 3516): the content of the part `parts` (nparts 0: the
  * whole message) as imap_mime_section(IMAP_SECTION_ALL) gives it, and
  * its Content-Transfer-Encoding (lower case; "7bit" for the whole

@@ -4,7 +4,9 @@
  * ("imap://user@host/INBOX;UIDVALIDITY=7/;UID=20/;SECTION=1.TEXT"),
  * relative to the server ("/INBOX/;UID=20") or to the selected mailbox
  * ("/;UID=20" is not a form RFC 5092 has; ";UID=20" is).  Percent
- * escapes are undone; keywords are case-insensitive.  For CATENATE
+ * escapes are undone; keywords are case-insensitive.  A section is any
+ * of RFC 3501 (RFC 5092 isection), HEADER.FIELDS (.NOT) lists too,
+ * with at most IMAP_FIELDS_MAX names as FETCH takes.  For CATENATE
  * URLAUTH, a message list (";TYPE=LIST", a search) or a server and user
  * other than the session's are refused: they name nothing this command
  * may read.  imap_url_parse_auth takes the URLAUTH form (RFC 4467) of
@@ -96,10 +98,77 @@ url_number(const char **pp, const char *end, uint32_t *out, int zero_ok)
 	return 0;
 }
 
-/* The section of ";SECTION=": part numbers, then HEADER, TEXT or
- * MIME (after numbers); HEADER.FIELDS is not taken. */
+/* One header-fld-name (RFC 3501: an astring, here an atom or a quoted
+ * string: a URL holds no literal) at *pp, into the pool; NULL when
+ * there is none. */
+static char *
+url_field_name(const char **pp, postern_pool_t *pool)
+{
+	const char *p = *pp;
+	char *name, *w;
+
+	if (*p == '"') {
+		/* Quoted: at most as long as what is left. */
+		name = w = imap_host->pool_alloc(pool, strlen(p));
+		for (p++; *p != '"'; p++) {
+			if (*p == '\\' && (p[1] == '"' || p[1] == '\\'))
+				p++;
+			else if (*p == '\\' || *p == '\0' || *p == '\r' ||
+			         *p == '\n' || (unsigned char)*p >= 0x80)
+				return NULL;
+			*w++ = *p;
+		}
+		*w = '\0';
+		*pp = p + 1;
+		return w == name ? NULL : name;
+	}
+	/* An atom; "]" is an astring's too. */
+	while ((unsigned char)*p > 0x20 && (unsigned char)*p < 0x7f &&
+	       strchr("(){%*\"\\", *p) == NULL)
+		p++;
+	if (p == *pp)
+		return NULL;
+	name = imap_host->pool_strndup(pool, *pp, (size_t)(p - *pp));
+	*pp = p;
+	return name;
+}
+
+/* " (" header-fld-name *(SP header-fld-name) ")" at p, to the end of
+ * the section: the list of HEADER.FIELDS (.NOT), at most
+ * IMAP_FIELDS_MAX names as FETCH takes. */
 static int
-url_section(struct imap_url *u, const char *s)
+url_fields(struct imap_url *u, const char *p, postern_pool_t *pool)
+{
+	char **names;
+	size_t n = 0;
+
+	if (p[0] != ' ' || p[1] != '(')
+		return url_fail(u, "bad HEADER.FIELDS list");
+	p += 2;
+	names = imap_host->pool_alloc(pool, IMAP_FIELDS_MAX * sizeof(*names));
+	for (;;) {
+		if (n == IMAP_FIELDS_MAX)
+			return url_fail(u, "too many names in a HEADER.FIELDS "
+			                   "list");
+		if ((names[n++] = url_field_name(&p, pool)) == NULL)
+			return url_fail(u, "bad HEADER.FIELDS list");
+		if (*p == ')')
+			break;
+		if (*p++ != ' ')
+			return url_fail(u, "bad HEADER.FIELDS list");
+	}
+	if (p[1] != '\0')
+		return url_fail(u, "text after the HEADER.FIELDS list");
+	u->fields.names = names;
+	u->fields.nnames = n;
+	return 0;
+}
+
+/* The section of ";SECTION=" (RFC 5092 isection: RFC 3501's section,
+ * percent-decoded): part numbers, then HEADER, TEXT, MIME (after
+ * numbers) or HEADER.FIELDS (.NOT) with its list, as FETCH takes them. */
+static int
+url_section(struct imap_url *u, const char *s, postern_pool_t *pool)
 {
 	const char *p = s;
 	uint32_t n;
@@ -122,7 +191,15 @@ url_section(struct imap_url *u, const char *s)
 		u->what = IMAP_SECTION_TEXT;
 	else if (strcasecmp(p, "MIME") == 0 && u->nparts > 0)
 		u->what = IMAP_SECTION_MIME;
-	else
+	else if (strncasecmp(p, "HEADER.FIELDS.NOT", 17) == 0) {
+		u->what = IMAP_SECTION_HEADER;
+		u->fields.which = 2;
+		return url_fields(u, p + 17, pool);
+	} else if (strncasecmp(p, "HEADER.FIELDS", 13) == 0) {
+		u->what = IMAP_SECTION_HEADER;
+		u->fields.which = 1;
+		return url_fields(u, p + 13, pool);
+	} else
 		return url_fail(u, "section not supported in a URL");
 	return 0;
 }
@@ -400,10 +477,13 @@ url_parse(struct imap_url *u, const char *url, size_t len,
 	p = val;
 	if (p + 1 < end && *p == '/' && p[1] == ';' &&
 	    url_key(p + 2, end, "SECTION", &val)) {
-		for (q = val; q < end && *q != '/' && *q != ';'; q++)
+		/* It ends at ";" (EXPIRE, URLAUTH) or "/;" (PARTIAL): a
+		 * "/" is a bchar, and may be in a field name. */
+		for (q = val; q < end && *q != ';' &&
+		              !(*q == '/' && q + 1 < end && q[1] == ';'); q++)
 			;
 		if ((dec = pct_decode(val, (size_t)(q - val), pool)) == NULL ||
-		    url_section(u, dec) < 0)
+		    url_section(u, dec, pool) < 0)
 			return url_fail(u, u->error != NULL ? u->error :
 			                "bad section");
 		u->has_section = 1;

@@ -30,6 +30,8 @@ struct imap_url {
 	uint32_t parts[IMAP_URL_MAX_PARTS];
 	size_t nparts;
 	enum imap_section_what what;
+	struct imap_fields fields; /* HEADER.FIELDS (.NOT): what = HEADER,
+	                              names from the pool */
 	int partial;
 	uint32_t pstart, plen;
 	const char *error;       /* after -1: what is wrong (static) */
@@ -103,14 +105,35 @@ struct imap_url_mime {
 	uint32_t uid;
 };
 
-/* Where in the message (open, of `sz`) of view `mb` the URL points:
- * [*start, *start + *len), as FETCH BODY[section]<partial> would send
- * it.  0, or -1 with err set (NONEXISTENT: no such section).
- * Blocking: job threads. */
+/* What a URL names in its message, as imap_url_read reads it: a range
+ * of the message, or the HEADER.FIELDS (.NOT) result of a header range
+ * (not a range of the message: walked as FETCH walks it). */
+struct imap_url_span {
+	uint64_t len;            /* octets of what the URL names */
+	uint64_t start;          /* where they begin: in the message, or
+	                            with fields in the filtered result */
+	uint64_t hstart, hlen;   /* fields: the header range */
+	struct imap_fields fields; /* which 0: a plain range; names are
+	                              the URL's (its pool) */
+	struct imap_fields_walk walk; /* fields: where reading is */
+};
+
+/* What the URL names in message `msg` (open, of `sz`) of view `mb`,
+ * into *sp: the octets FETCH BODY[section]<partial> would send.  0, or
+ * -1 with err set (NONEXISTENT: no such section).  Blocking: job
+ * threads. */
 int imap_url_range(struct imap_url_mime *m, postern_mailbox_t *mb,
-                   const struct imap_url *u,
-                   const struct postern_msg_size *sz, uint64_t *start,
-                   uint64_t *len, struct postern_storage_err *err);
+                   postern_msg_t *msg, const struct imap_url *u,
+                   const struct postern_msg_size *sz,
+                   struct imap_url_span *sp,
+                   struct postern_storage_err *err);
+/* Up to n octets of what *sp names, from offset `off` of it (reads in
+ * increasing order are cheapest: a HEADER.FIELDS walk goes on where it
+ * stopped) into buf.  The count read (0 at the end), or -1 with err
+ * set.  Blocking: job threads. */
+ssize_t imap_url_read(struct imap_url_span *sp, postern_msg_t *msg,
+                      uint64_t off, char *buf, size_t n,
+                      struct postern_storage_err *err);
 void imap_url_mime_free(struct imap_url_mime *m);
 
 /* ---- URLAUTH's INTERNAL mechanism (imap_urlauth_token.c) ---------------*/
@@ -128,5 +151,11 @@ int imap_urlauth_token(const unsigned char *key, size_t keylen,
 int imap_urlauth_verify(const unsigned char *key, size_t keylen,
                         const char *rump, size_t len, const char *token,
                         size_t tlen);
+
+/* A key no store holds, random per process, POSTERN_ACCESS_KEY_LEN
+ * octets: verifying against it costs what verifying against a real key
+ * costs, so a URL whose owner or key does not exist is not answered
+ * sooner (the answer is then ignored: such a URL is NIL). */
+const unsigned char *imap_urlauth_dummy_key(void);
 
 #endif /* IMAP_URL_H */

@@ -281,7 +281,8 @@ struct uf_who {
 struct uf_target {
 	char *owner, *mailbox;   /* who->pool */
 	uint32_t uid;
-	uint64_t start, len;
+	struct imap_url_span span; /* its HEADER.FIELDS names in
+	                              who->pool too */
 };
 
 struct urlfetch_arg {
@@ -387,8 +388,39 @@ uf_allowed(const struct uf_who *w, const struct imap_url *u)
 	}
 }
 
+/* For a URL whose owner is no user here: the storage work the path of
+ * an existing owner does before its token is checked (a user looked
+ * up, a store opened, the mailbox's key looked up), done on the
+ * asker's own store; GET creates no key.  Nothing of it is used: it
+ * only makes NIL take as long whether the owner exists or not. */
+static void
+uf_decoy(const struct uf_who *w, const struct imap_url *u)
+{
+	struct postern_user user = { .size = sizeof(user) };
+	struct postern_storage_err err;
+	unsigned char key[POSTERN_ACCESS_KEY_LEN];
+	postern_store_t *st = NULL;
+
+	if (imap_auth == NULL ||
+	    imap_auth->lookup(w->user, w->pool, &user) != POSTERN_AUTH_YES ||
+	    imap_storage->store_open(&user, &st, &err) < 0)
+		return;
+	(void)imap_storage->access_key(st, u->mailbox,
+	                               POSTERN_ACCESS_KEY_GET, key, &err);
+	explicit_bzero(key, sizeof(key));
+	imap_storage->store_close(st);
+}
+
 /* A URL to what it names, verified: 0 with the message open in `o` and
- * `t` set; -1 for NIL. */
+ * `t` set; -1 for NIL.
+ *
+ * The token is checked before anything of the mailbox is looked at,
+ * and every URL that gets that far costs the same work whatever is
+ * wrong with it: an owner that is no user does its store's work on
+ * the asker's store (uf_decoy), and a missing owner or key is
+ * replaced by the decoy key, so the HMAC is always computed and
+ * compared (in constant time).  Neither the answer (NIL) nor its
+ * timing tells whether the user, or the key, exists. */
 static int
 uf_resolve(const struct uf_who *w, const char *url, size_t len,
            struct uf_open *o, struct uf_target *t)
@@ -396,22 +428,26 @@ uf_resolve(const struct uf_who *w, const char *url, size_t len,
 	unsigned char key[POSTERN_ACCESS_KEY_LEN];
 	struct postern_storage_err err;
 	struct imap_url u;
-	int ok;
+	int ok, have_key = 0;
 
 	if (len > URLAUTH_MAX_URL ||
 	    imap_url_parse_auth(&u, url, len, w->pool) < 0 ||
 	    u.mech == NULL || strcasecmp(u.mech, IMAP_URLAUTH_MECH) != 0 ||
-	    !uf_allowed(w, &u) || uf_store(w, u.owner, o) < 0)
+	    !uf_allowed(w, &u))
 		return -1;
-	/* The token before anything of the mailbox is looked at. */
-	if (imap_storage->access_key(o->store, u.mailbox,
-	                             POSTERN_ACCESS_KEY_GET, key, &err) != 0)
-		return -1;
+	if (uf_store(w, u.owner, o) < 0)
+		uf_decoy(w, &u);
+	else if (imap_storage->access_key(o->store, u.mailbox,
+	                                  POSTERN_ACCESS_KEY_GET, key,
+	                                  &err) == 0)
+		have_key = 1;
+	if (!have_key)
+		memcpy(key, imap_urlauth_dummy_key(), sizeof(key));
 	ok = imap_urlauth_verify(key, sizeof(key), url, u.rump_len, u.token,
-	                         strlen(u.token));
+	                         strlen(u.token)) && have_key;
 	explicit_bzero(key, sizeof(key));
 	if (!ok || uf_message(o, u.mailbox, u.uid, u.uidvalidity) < 0 ||
-	    imap_url_range(&o->mime, o->mb, &u, &o->sz, &t->start, &t->len,
+	    imap_url_range(&o->mime, o->mb, o->msg, &u, &o->sz, &t->span,
 	                   &err) < 0)
 		return -1;
 	t->owner = u.owner;
@@ -438,18 +474,18 @@ uf_copy(struct imap_job *j, struct urlfetch_arg *a, struct uf_open *o)
 	size_t n;
 	ssize_t r;
 
-	while (a->sent < a->t.len &&
+	while (a->sent < a->t.span.len &&
 	       j->out.len < (size_t)imap_cfg.fetch_batch) {
-		n = a->t.len - a->sent < URLAUTH_CHUNK ?
-		    (size_t)(a->t.len - a->sent) : URLAUTH_CHUNK;
+		n = a->t.span.len - a->sent < URLAUTH_CHUNK ?
+		    (size_t)(a->t.span.len - a->sent) : URLAUTH_CHUNK;
 		room = imap_buf_room(&j->out, n);
-		if ((r = imap_storage->msg_read(o->msg, a->t.start + a->sent,
-		                                room, n, &j->err)) <= 0)
+		if ((r = imap_url_read(&a->t.span, o->msg, a->sent, room, n,
+		                       &j->err)) <= 0)
 			return -1;
 		imap_buf_commit(&j->out, (size_t)r);
 		a->sent += (uint64_t)r;
 	}
-	if (a->sent == a->t.len) {
+	if (a->sent == a->t.span.len) {
 		imap_buf_str(&j->out, "\r\n");
 		a->in_literal = 0;
 		a->next++;
@@ -487,7 +523,7 @@ urlfetch_work(struct imap_job *j)
 			continue;
 		}
 		imap_buf_printf(&j->out, " {%llu}\r\n",
-		                (unsigned long long)a->t.len);
+		                (unsigned long long)a->t.span.len);
 		a->in_literal = 1;
 		a->sent = 0;
 		if (uf_copy(j, a, &o) < 0) {
@@ -566,16 +602,16 @@ service_fetch(const char *url, size_t len, const char *submitter,
 	w.user = submitter;
 	if (uf_resolve(&w, url, len, &o, &t) < 0)
 		rc = POSTERN_URLAUTH_INVALID;
-	else if (t.len > max)
+	else if (t.span.len > max)
 		rc = POSTERN_URLAUTH_TOOBIG;
 	else if ((buf = malloc(URLAUTH_CHUNK)) == NULL)
 		rc = POSTERN_URLAUTH_TEMP;
-	for (off = 0; rc == POSTERN_URLAUTH_OK && off < t.len;
+	for (off = 0; rc == POSTERN_URLAUTH_OK && off < t.span.len;
 	     off += (uint64_t)r) {
-		n = t.len - off < URLAUTH_CHUNK ? (size_t)(t.len - off)
-		                                : URLAUTH_CHUNK;
-		if ((r = imap_storage->msg_read(o.msg, t.start + off, buf, n,
-		                                &err)) <= 0 ||
+		n = t.span.len - off < URLAUTH_CHUNK ?
+		    (size_t)(t.span.len - off) : URLAUTH_CHUNK;
+		if ((r = imap_url_read(&t.span, o.msg, off, buf, n,
+		                       &err)) <= 0 ||
 		    out(arg, buf, (size_t)r) < 0) {
 			rc = POSTERN_URLAUTH_TEMP;
 			break;

@@ -6,11 +6,13 @@
  * RFC 4467 leaves the algorithm to the server and recommends HMAC-SHA1;
  * SHA-1's collisions do not touch HMAC's use as a MAC.
  */
+#include <pthread.h>
 #include <string.h>
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
+#include <openssl/rand.h>
 
 #include "imap_url.h"
 
@@ -56,4 +58,24 @@ imap_urlauth_verify(const unsigned char *key, size_t keylen,
 	ok = CRYPTO_memcmp(want, got, IMAP_URLAUTH_TOKEN_HEX) == 0;
 	OPENSSL_cleanse(want, sizeof(want));
 	return ok;
+}
+
+/* The decoy key: made once per process, on whichever job thread asks
+ * first.  Were RAND_bytes to fail it stays zero: a token made for it
+ * is never accepted anyway (the caller ignores the answer). */
+static unsigned char dummy_key[POSTERN_ACCESS_KEY_LEN];
+static pthread_once_t dummy_once = PTHREAD_ONCE_INIT;
+
+static void
+dummy_make(void)
+{
+	if (RAND_bytes(dummy_key, sizeof(dummy_key)) != 1)
+		memset(dummy_key, 0, sizeof(dummy_key));
+}
+
+const unsigned char *
+imap_urlauth_dummy_key(void)
+{
+	pthread_once(&dummy_once, dummy_make);
+	return dummy_key;
 }

@@ -588,7 +588,12 @@ def test_catenate_badurl(R):
            "/CatSrc/;UID=%d" % (uid + 100),
            "/NoSuchBox/;UID=1",
            "/CatSrc/;UID=%d/;SECTION=7" % uid,
-           "/CatSrc/;UID=%d/;SECTION=HEADER.FIELDS%%20(From)" % uid,
+           "/CatSrc/;UID=%d/;SECTION=HEADER.FIELDS%%20(From" % uid,
+           "/CatSrc/;UID=%d/;SECTION=HEADER.FIELDS%%20From)" % uid,
+           "/CatSrc/;UID=%d/;SECTION=HEADER.FIELDS%%20()" % uid,
+           "/CatSrc/;UID=%d/;SECTION=HEADER.FIELDS%%20(%s)" % (
+               uid, "%20".join(["X"] * 129)),
+           "/CatSrc/;UID=%d/;SECTION=1.HEADER.FIELDS%%20(From)" % uid,
            "/CatSrc/;UID=%d;URLAUTH=anonymous" % uid,
            "imap://bob%40example.org@localhost/INBOX/;UID=1",
            "imap://alice%%40example.org@mail.example.com/CatSrc/;UID=%d" %
@@ -612,6 +617,70 @@ def test_catenate_badurl(R):
     assert out[-1].startswith("n OK"), out
     r.close()
     assert last_message("CatDst")[0] == before
+
+
+def test_catenate_header_fields(R):
+    """HEADER.FIELDS (.NOT) sections and MIME, HEADER, TEXT of parts
+    (RFC 5092 isection is RFC 3501's section): the octets FETCH
+    BODY.PEEK[section]<partial> gives for the same message."""
+    inner = (b"From: inner@example.net\r\nSubject: inside\r\n"
+             b"X-Folded: one\r\n two\r\n\r\ninner body\r\n")
+    src = (b"From: src@example.net\r\nSubject: nested\r\n"
+           b"X-Folded: a\r\n\tb\r\nTo: dst@example.org\r\n"
+           b"MIME-Version: 1.0\r\n"
+           b"Content-Type: multipart/mixed; boundary=\"qq\"\r\n\r\n"
+           b"--qq\r\nContent-Type: text/plain\r\n\r\nfirst\r\n"
+           b"--qq\r\nContent-Type: message/rfc822\r\n\r\n" + inner +
+           b"--qq--\r\n")
+    m = login(srv)
+    m.create("CatFields")
+    m.create("CatDst")
+    typ, d = m.append("CatFields", None, None, src)
+    _, uids = appenduid(d[0].decode())
+    uid = uids[0]
+    m.select("CatFields", readonly=True)
+    cases = [  # (URL section, URL partial, FETCH section, FETCH partial)
+        ("HEADER.FIELDS%20(SUBJECT%20FROM)", None,
+         "HEADER.FIELDS (SUBJECT FROM)", ""),
+        ("header.fields%20(x-folded)", None, "HEADER.FIELDS (X-Folded)", ""),
+        ("HEADER.FIELDS.NOT%20(Subject%20To)", None,
+         "HEADER.FIELDS.NOT (Subject To)", ""),
+        ("HEADER.FIELDS%20(%22Subject%22%20nosuch)", None,
+         "HEADER.FIELDS (Subject nosuch)", ""),
+        ("HEADER.FIELDS%20(nosuch)", None, "HEADER.FIELDS (nosuch)", ""),
+        ("HEADER.FIELDS (From)", None, "HEADER.FIELDS (From)", ""),
+        ("HEADER.FIELDS%20(Subject%20X-Folded)", "5.12",
+         "HEADER.FIELDS (Subject X-Folded)", "<5.12>"),
+        ("HEADER.FIELDS.NOT%20(From)", "9999", "HEADER.FIELDS.NOT (From)",
+         "<9999.10>"),
+        ("2.HEADER.FIELDS%20(Subject)", None, "2.HEADER.FIELDS (Subject)",
+         ""),
+        ("2.HEADER.FIELDS.NOT%20(subject)", None,
+         "2.HEADER.FIELDS.NOT (subject)", ""),
+        ("2.HEADER", None, "2.HEADER", ""),
+        ("2.TEXT", None, "2.TEXT", ""),
+        ("2.MIME", None, "2.MIME", ""),
+        ("1.MIME", None, "1.MIME", ""),
+        ("2.1", None, "2.1", ""),
+    ]
+    r = raw()
+    for i, (sect, part, fsect, fpart) in enumerate(cases):
+        url = "/CatFields/;UID=%d/;SECTION=%s" % (uid, sect)
+        if part:
+            url += "/;PARTIAL=" + part
+        typ, d = m.uid("FETCH", str(uid), "(BODY.PEEK[%s]%s)" %
+                       (fsect, fpart))
+        want = d[0][1] if isinstance(d[0], tuple) else b""
+        assert want or part, (fsect, d)
+        out = catenate(r, "h%d" % i, "CatDst", [("TEXT", b"X-Cat: 1\r\n"),
+                                               ("URL", url),
+                                               ("TEXT", b"\r\nbody\r\n")])
+        assert out[-1].startswith("h%d OK [APPENDUID" % i), (url, out)
+        n, got = last_message("CatDst")
+        assert got == b"X-Cat: 1\r\n" + want + b"\r\nbody\r\n", \
+            (url, got, want)
+    r.close()
+    m.logout()
 
 
 def test_catenate_multiappend_all_or_none(R):
@@ -681,6 +750,7 @@ R.run(test_literal8_elsewhere_refused)
 R.run(test_catenate_capability)
 R.run(test_catenate_text_and_urls)
 R.run(test_catenate_badurl)
+R.run(test_catenate_header_fields)
 R.run(test_catenate_multiappend_all_or_none)
 R.run(test_catenate_limits)
 finish(R, srv)

@@ -141,6 +141,92 @@ def test_sections_and_partials(R):
     assert fetch_one(a, url) is None
 
 
+NESTED = (b"From: src@example.net\r\nSubject: nested\r\n"
+          b"X-Folded: a\r\n\tb\r\nMIME-Version: 1.0\r\n"
+          b"Content-Type: multipart/mixed; boundary=\"qq\"\r\n\r\n"
+          b"--qq\r\nContent-Type: text/plain\r\n\r\nfirst\r\n"
+          b"--qq\r\nContent-Type: message/rfc822\r\n\r\n"
+          b"From: inner@example.net\r\nSubject: inside\r\n"
+          b"X-Folded: one\r\n two\r\n\r\ninner body\r\n--qq--\r\n")
+
+
+def test_header_fields(R):
+    """RFC 5092 isection is RFC 3501's section: HEADER.FIELDS (.NOT)
+    lists, percent-encoded or not, any case, and HEADER, TEXT, MIME of
+    parts, as FETCH BODY.PEEK gives them; broken lists refused."""
+    typ, d = a.append("INBOX", None, None, NESTED)
+    uid = int(re.search(rb"APPENDUID \d+ (\d+)", d[0]).group(1))
+    for section, partial, item in (
+            ("HEADER.FIELDS%20(SUBJECT%20FROM)", None,
+             "HEADER.FIELDS (SUBJECT FROM)]"),
+            ("HEADER.FIELDS (Subject From)", None,
+             "HEADER.FIELDS (Subject From)]"),
+            ("header.fields.not%20(x-folded)", None,
+             "HEADER.FIELDS.NOT (X-Folded)]"),
+            ("HEADER.FIELDS%20(%22X-Folded%22%20To)", None,
+             "HEADER.FIELDS (X-Folded To)]"),
+            ("HEADER.FIELDS%20(nosuch)", None, "HEADER.FIELDS (nosuch)]"),
+            ("HEADER.FIELDS%20(Subject%20X-Folded)", "4.9",
+             "HEADER.FIELDS (Subject X-Folded)]<4.9>"),
+            ("2.HEADER.FIELDS%20(Subject%20X-Folded)", None,
+             "2.HEADER.FIELDS (Subject X-Folded)]"),
+            ("2.HEADER.FIELDS.NOT%20(Subject)", "3",
+             "2.HEADER.FIELDS.NOT (Subject)]<3.99999>"),
+            ("2.HEADER", None, "2.HEADER]"), ("2.TEXT", None, "2.TEXT]"),
+            ("2.MIME", None, "2.MIME]"), ("1.MIME", None, "1.MIME]"),
+            ("2.1", None, "2.1]")):
+        rump = BASE + "/INBOX/;UID=%d/;SECTION=%s" % (uid, section)
+        if partial:
+            rump += "/;PARTIAL=" + partial
+        rump += ";URLAUTH=authuser"
+        url, = genurlauth(a, rump)
+        got = fetch_one(b, url)
+        typ, data = a.uid("FETCH", str(uid), "(BODY.PEEK[%s)" % item)
+        want = data[0][1] if isinstance(data[0], tuple) else b""
+        assert got == want, (rump, got, want)
+        assert want or partial, (item, data)
+    # broken or over-long lists: GENURLAUTH refuses them, URLFETCH NIL
+    for section in ("HEADER.FIELDS%20(From", "HEADER.FIELDS%20From)",
+                    "HEADER.FIELDS%20()", "HEADER.FIELDS%20(From%20)",
+                    "HEADER.FIELDS%20((From))", "HEADER.FIELDS(From)",
+                    "HEADER.FIELDS%20(From)x", "HEADER.FIELDS%20(%22From)",
+                    "HEADER.FIELDS%20(" + "%20".join(["X"] * 129) + ")",
+                    "MIME"):
+        rump = BASE + "/INBOX/;UID=%d/;SECTION=%s;URLAUTH=authuser" % (
+            uid, section)
+        typ, data = genurlauth(a, rump)
+        assert typ == "NO", (section, typ, data)
+        assert fetch_one(b, rump + ":INTERNAL:" + "0" * 40) is None
+    # 128 names is FETCH's limit too
+    rump = BASE + "/INBOX/;UID=%d/;SECTION=HEADER.FIELDS%%20(%s)" \
+        ";URLAUTH=authuser" % (uid, "%20".join(["X"] * 127 + ["From"]))
+    url, = genurlauth(a, rump)
+    assert fetch_one(b, url) == b"From: src@example.net\r\n\r\n"
+
+
+def test_unknown_user_same_answer(R):
+    """A URL of a user that does not exist and one of an existing user
+    with a wrong token get the same NIL and the same tagged answer (the
+    timing is measured by tests/bench/urlauth_timing.py)."""
+    url, = genurlauth(a, BASE + "/INBOX/;UID=2;URLAUTH=authuser")
+    token = url.split(":")[-1]
+    wrong = url[:-len(token)] + ("1" if token[0] == "0" else "0") + \
+        token[1:]
+    ghost = url.replace("alice%40example.org", "nobody%40example.org")
+    nodomain = url.replace("alice%40example.org@localhost",
+                           "ghost@example.org")
+    r = Raw(srv.port("imap"))
+    r.login(BOB)
+    answers = []
+    for u in (wrong, ghost, nodomain):
+        out = r.cmd("f", 'URLFETCH "%s"' % u)
+        answers.append([line.replace(u, "URL") for line in out])
+    assert answers[0] == ['* URLFETCH "URL" NIL', answers[0][1]], answers
+    assert answers[0][1].startswith("f OK"), answers
+    assert answers[1] == answers[0] and answers[2] == answers[0], answers
+    r.cmd("z", "LOGOUT")
+
+
 def test_tampered(R):
     url, = genurlauth(a, BASE + "/INBOX/;UID=1;URLAUTH=anonymous")
     token = url.split(":")[-1]
@@ -333,6 +419,8 @@ def test_restart_keeps_keys(R):
 R.run(test_capability)
 R.run(test_whole_message)
 R.run(test_sections_and_partials)
+R.run(test_header_fields)
+R.run(test_unknown_user_same_answer)
 R.run(test_tampered)
 R.run(test_access)
 R.run(test_genurlauth_refused)
