@@ -30,7 +30,8 @@ from testlib import (AUTH_PASSWD_SO, STORAGE_MAILDIR_SO, Daemon, make_cert,
 
 class MailServer:
     def __init__(self, runner, modules, conf="", ports=(), workers=1,
-                 failure_delay="100ms", name="srv", storage=""):
+                 failure_delay="100ms", name="srv", storage="",
+                 argon2_memlimit="8M"):
         self.dir = os.path.join(runner.tmp, name)
         os.makedirs(os.path.join(self.dir, "etc"), exist_ok=True)
         os.makedirs(os.path.join(self.dir, "state"), exist_ok=True)
@@ -59,11 +60,12 @@ shutdown_timeout = "5s";
 auth_failure_delay = "%s";
 auth_passwd = {
   argon2_opslimit = 1;
-  argon2_memlimit = "8M";
+  argon2_memlimit = "%s";
 };
 storage_maildir = { location = "%s/%%d/%%n"; %s };
 """ % (", ".join('"%s"' % n for n in names), self.dir, self.dir, workers,
-                self.user, failure_delay, self.mail, storage))
+                self.user, failure_delay, argon2_memlimit, self.mail,
+                storage))
             f.write(conf % values)
         for f in ("users", "aliases"):
             open(os.path.join(self.dir, "etc", f), "a").close()
