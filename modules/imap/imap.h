@@ -315,17 +315,12 @@ void imap_job_run_heavy(struct imap_job *j,
  * when the client keeps up, or when the output has drained past
  * fetch_batch (FETCH, URLFETCH).  Loop. */
 void imap_job_next_output_step(struct imap_job *j);
-/* The two halves of it: the next step made and held (in s->job, not
- * submitted, the session paused), then run (at once, or when the
- * output has drained). */
-struct imap_job *imap_job_hold_step(struct imap_job *j);
-void imap_job_step_go(struct imap_job *next);
 /* From a heavy job's done, after its output: the host streams `src` to
  * the client as it is (postern/stream.h: a file region or a reader,
  * with back-pressure, reads off the loop) while the command's state
  * waits in its held next step.  When the stream has ended,
  * streamed(next, status) runs on the loop (status as the stream's
- * done); then on POSTERN_OK the next step goes on (imap_job_step_go),
+ * done); then on POSTERN_OK the next step goes on as above,
  * otherwise the command ends with the session (ERROR closes it: part
  * of a literal is out).  The reader may run on a job thread until
  * then: what it reads stays valid until `streamed`.  Loop. */

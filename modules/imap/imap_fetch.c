@@ -1527,7 +1527,6 @@ fetch_stream(struct imap_job *j)
 		         "uid %u from %llu", j->tag,
 		         (unsigned long long)src.length, fa->cur_uid,
 		         (unsigned long long)fa->stream_from);
-	fa->on_loop = 0;
 	imap_job_stream_step(j, &src, fetch_streamed);
 }
 

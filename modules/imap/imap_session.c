@@ -386,7 +386,7 @@ imap_job_run(struct imap_job *j, void (*work)(struct imap_job *),
 	job_submit(j);
 }
 
-/* The step imap_job_step_go left waiting in s->job, once the output
+/* The step job_step_go left waiting in s->job, once the output
  * has drained. */
 static void
 job_step_drained(struct imap_session *s)
@@ -399,8 +399,10 @@ job_step_drained(struct imap_session *s)
 	imap_host->session_resume(s->ss); /* the hold it waited with */
 }
 
-struct imap_job *
-imap_job_hold_step(struct imap_job *j)
+/* The next step of a heavy job's command made and held: in s->job, not
+ * submitted, the session paused. */
+static struct imap_job *
+job_hold_step(struct imap_job *j)
 {
 	struct imap_session *s = j->s;
 	struct imap_job *next = imap_job_new(s, j->tag, 0);
@@ -421,8 +423,9 @@ imap_job_hold_step(struct imap_job *j)
 	return next;
 }
 
-void
-imap_job_step_go(struct imap_job *next)
+/* A held step runs: at once, or when the output has drained. */
+static void
+job_step_go(struct imap_job *next)
 {
 	struct imap_session *s = next->s;
 
@@ -442,7 +445,7 @@ imap_job_step_go(struct imap_job *next)
 void
 imap_job_next_output_step(struct imap_job *j)
 {
-	imap_job_step_go(imap_job_hold_step(j));
+	job_step_go(job_hold_step(j));
 }
 
 /* The host's stream for a held step ended (on the loop). */
@@ -455,7 +458,7 @@ job_streamed(void *arg, int status)
 	next->streaming = 0;
 	next->streamed(next, status);
 	if (status == POSTERN_OK && !s->closed) {
-		imap_job_step_go(next);
+		job_step_go(next);
 		imap_host->session_unref(s->ss);
 		return;
 	}
@@ -478,7 +481,7 @@ imap_job_stream_step(struct imap_job *j,
                      void (*streamed)(struct imap_job *next, int status))
 {
 	struct imap_session *s = j->s;
-	struct imap_job *next = imap_job_hold_step(j);
+	struct imap_job *next = job_hold_step(j);
 	struct postern_stream_spec spec = {
 		.size = sizeof(spec),
 		.transform = POSTERN_STREAM_RAW,

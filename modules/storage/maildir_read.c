@@ -35,7 +35,8 @@
 struct postern_msg {
 	unsigned char *map;    /* the file's bytes, mapped or read */
 	int mapped;
-	int fd;                /* a mapped file's, for msg_source; or -1 */
+	int fd;                /* a mapped CRLF file's, for msg_source;
+	                          or -1 */
 	size_t rawlen;
 	uint64_t size;
 	int exact;             /* no bare LF: read the bytes as they are */
@@ -223,13 +224,14 @@ md_msg_open(postern_mailbox_t *mb, uint32_t uid, postern_msg_t **out,
 		free(m);
 		return -1;
 	}
-	/* A mapped file stays open: a stream may read it itself. */
+	msg_sizes(mb, seq, m, sizes);
+	/* A mapped file with CRLF line ends stays open: a stream reads it
+	 * itself (md_msg_source). */
 	m->fd = -1;
-	if (m->mapped)
+	if (m->mapped && m->exact)
 		m->fd = fd;
 	else
 		close(fd);
-	msg_sizes(mb, seq, m, sizes);
 	*out = m;
 	return 0;
 }
@@ -331,7 +333,7 @@ md_msg_source(postern_msg_t *msg, int *fd, uint64_t *offset)
 {
 	if (!msg->mapped)
 		return POSTERN_MSG_SOURCE_IN_MEMORY;
-	if (!msg->exact || msg->fd < 0)
+	if (msg->fd < 0)
 		return POSTERN_MSG_SOURCE_READER;
 	*fd = msg->fd;
 	*offset = 0;

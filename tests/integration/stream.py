@@ -109,6 +109,18 @@ def login(user=USER, password=PASSWORD):
     return p
 
 
+def small_window_client(service):
+    """A raw client with a 64 KiB receive buffer (so that not reading
+    soon stops the server's output), past the greeting."""
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
+    s.settimeout(30)
+    s.connect(("127.0.0.1", SRV.port(service)))
+    f = s.makefile("rb")
+    f.readline()
+    return s, f
+
+
 def test_pop3_retr_big(r):
     p = login()
     resp, lines, octets = p.retr(NUM["big"])
@@ -162,12 +174,7 @@ def test_pop3_stalled_reader(r):
     def probe():
         assert nb.noop().startswith(b"+OK")
     mem = WorkerMemory(SRV.daemon)
-    s = socket.socket()
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
-    s.settimeout(30)
-    s.connect(("127.0.0.1", SRV.port("pop3")))
-    f = s.makefile("rb")
-    f.readline()
+    s, f = small_window_client("pop3")
     s.sendall(b"USER %s\r\nPASS %s\r\nRETR %d\r\nNOOP\r\n" %
               (USER.encode(), PASSWORD.encode(), NUM["huge"]))
     with Neighbour(probe) as n:
@@ -363,12 +370,7 @@ def test_imap_stalled_reader(r):
     huge = imap_numbers(m)["huge"]
     m.logout()
     mem = WorkerMemory(SRV.daemon)
-    s = socket.socket()
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
-    s.settimeout(30)
-    s.connect(("127.0.0.1", SRV.port("imap")))
-    f = s.makefile("rb")
-    f.readline()
+    s, f = small_window_client("imap")
     s.sendall(b"a LOGIN %s %s\r\nb SELECT INBOX\r\n"
               b"c FETCH %d (BODY.PEEK[])\r\nd NOOP\r\n" %
               (USER.encode(), PASSWORD.encode(), huge))
